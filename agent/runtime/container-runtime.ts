@@ -1,0 +1,74 @@
+/**
+ * The agent's view of a container engine. The Docker implementation is the real one; the
+ * simulated one runs fleets of thousands of agents in one process for scheduler tests and
+ * benchmarks (never as proof that Docker works).
+ */
+import type { ContainerSpec } from '../../shared/container-spec.js';
+import type { RegistryAuth } from '../../shared/spec.js';
+
+/** Labels on every container the agent creates: its whole picture is rebuilt from them. */
+export const LABELS = {
+  managed: 'io.tether.managed',
+  nodeId: 'io.tether.node-id',
+  service: 'io.tether.service',
+  replicaId: 'io.tether.replica-id',
+  specHash: 'io.tether.spec-hash',
+} as const;
+
+export type EngineState = 'created' | 'running' | 'restarting' | 'paused' | 'exited' | 'dead' | 'removing';
+
+/** One managed container as the engine reports it. */
+export interface ObservedContainer {
+  id: string;
+  name: string;
+  replicaId: string;
+  service: string;
+  specHash: string;
+  state: EngineState;
+  /** Exit code of the last run; null while it never exited. */
+  exitCode: number | null;
+  /** The engine's own restart count (restart policy). */
+  restartCount: number;
+  /** The engine's error text for the last start, if any (e.g. "port is already allocated"). */
+  error: string | null;
+}
+
+export interface CreateContainerRequest {
+  nodeId: string;
+  replicaId: string;
+  service: string;
+  specHash: string;
+  /** Unique in the engine (several agents may share one engine). */
+  name: string;
+  spec: ContainerSpec;
+  /** Address host ports are bound to; null binds all interfaces. */
+  publishAddress: string | null;
+}
+
+export interface RuntimeEvent {
+  containerId: string;
+  /** Docker's action: create, start, die, stop, destroy, ... */
+  action: string;
+}
+
+export interface ContainerRuntime {
+  /** Engine name and version, reported as a node fact (e.g. "docker 20.10.24"). */
+  version(): Promise<string>;
+  /** Every container labelled with this node id, in any state. */
+  listContainers(nodeId: string): Promise<ObservedContainer[]>;
+  hasImage(image: string): Promise<boolean>;
+  /** Pulls an image; rejects with a readable message when the registry refuses or is unreachable. */
+  pullImage(image: string, auth: RegistryAuth | null, signal?: AbortSignal): Promise<void>;
+  /** Creates (not starts) a container carrying the LABELS; returns its id. */
+  createContainer(req: CreateContainerRequest): Promise<string>;
+  startContainer(id: string): Promise<void>;
+  /** Stops with SIGTERM, then SIGKILL after timeoutS; a stopped or missing container is fine. */
+  stopContainer(id: string, timeoutS: number): Promise<void>;
+  /** Removes (forcibly); a missing container is fine. */
+  removeContainer(id: string): Promise<void>;
+  /**
+   * Calls onEvent for lifecycle events of this node's containers until the returned function is
+   * called. Reconnects by itself if the engine's event stream breaks.
+   */
+  watchEvents(nodeId: string, onEvent: (event: RuntimeEvent) => void): () => void;
+}

@@ -1,0 +1,180 @@
+/**
+ * The hub <-> agent protocol over one WebSocket per node. Defined once here; both ends validate
+ * every frame with these schemas.
+ *
+ *   agent                         hub
+ *   (upgrade, Authorization: Bearer <node credential>)
+ *   hello {version, facts, ...} ->
+ *                               <- welcome {nodeId, heartbeatIntervalMs}
+ *                               <- target {generation, replicas}   (whole desired state)
+ *   ack {generation}            ->
+ *   status {replicas (diff)}    ->
+ *   heartbeat                   ->
+ *
+ * A target always carries the node's whole desired state, so a lost or reordered target can
+ * never leave the agent half-updated; a newer generation supersedes any older one.
+ */
+import Type, { type Static } from 'typebox';
+import { PortSchema, RegistryAuthSchema } from './spec.js';
+
+export const PROTOCOL_VERSION = 1;
+
+export const PROTOCOL_LIMITS = {
+  /** Largest frame the hub accepts from an agent (a hello listing a few thousand replicas). */
+  maxAgentFrameBytes: 1024 * 1024,
+  /** Largest frame an agent accepts from the hub (a target for a busy node). */
+  maxHubFrameBytes: 32 * 1024 * 1024,
+  /** Replica entries one status or hello frame may carry. */
+  maxReportedReplicas: 5000,
+  /** Time an agent has to send hello after the upgrade. */
+  helloTimeoutMs: 10_000,
+} as const;
+
+/** WebSocket close codes (4000-4999 is the application range). */
+export const CloseCode = {
+  goingAway: 1001,
+  badFrame: 4000,
+  unauthorized: 4001,
+  versionMismatch: 4002,
+  helloTimeout: 4003,
+  replaced: 4004,
+  nodeRemoved: 4005,
+} as const;
+
+export const REPLICA_STATES = ['pending', 'starting', 'running', 'failed', 'stopped'] as const;
+export type ReplicaState = (typeof REPLICA_STATES)[number];
+
+const Id = Type.String({ minLength: 1, maxLength: 128 });
+const Generation = Type.Integer({ minimum: 0 });
+const ShortText = (maxLength: number) => Type.String({ maxLength });
+
+export const NodeFactsSchema = Type.Object(
+  {
+    hostname: ShortText(255),
+    os: ShortText(64),
+    osRelease: ShortText(128),
+    arch: ShortText(32),
+    cpus: Type.Integer({ minimum: 0 }),
+    memoryBytes: Type.Integer({ minimum: 0 }),
+    diskBytes: Type.Integer({ minimum: 0 }),
+    diskFreeBytes: Type.Integer({ minimum: 0 }),
+    agentVersion: ShortText(64),
+    runtime: ShortText(128),
+  },
+  { additionalProperties: false },
+);
+export type NodeFacts = Static<typeof NodeFactsSchema>;
+
+/** What an agent observes of one replica. `removed` means its container is gone for good. */
+export const ReplicaReportSchema = Type.Object(
+  {
+    replicaId: Id,
+    service: Id,
+    state: Type.Union([...REPLICA_STATES, 'removed' as const].map((s) => Type.Literal(s))),
+    specHash: ShortText(64),
+    containerId: Type.Union([Type.String({ maxLength: 128 }), Type.Null()]),
+    error: Type.Union([Type.String({ maxLength: 2048 }), Type.Null()]),
+    restarts: Type.Integer({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+export type ReplicaReport = Static<typeof ReplicaReportSchema>;
+
+const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.String({ maxLength: 1024 }), { maxProperties: 64 });
+
+export const HelloSchema = Type.Object(
+  {
+    type: Type.Literal('hello'),
+    protocolVersion: Type.Integer(),
+    name: Type.String({ minLength: 1, maxLength: 128 }),
+    labels: Labels,
+    advertiseAddress: Type.Union([Type.String({ maxLength: 64 }), Type.Null()]),
+    facts: NodeFactsSchema,
+    /** The last target generation this agent applied (0 if none), so the hub can tell a stale agent. */
+    appliedGeneration: Generation,
+    /** Every replica the agent runs now, read from the engine: the hub's picture starts from this. */
+    replicas: Type.Array(ReplicaReportSchema, { maxItems: PROTOCOL_LIMITS.maxReportedReplicas }),
+  },
+  { additionalProperties: false },
+);
+
+export const HeartbeatSchema = Type.Object({ type: Type.Literal('heartbeat') }, { additionalProperties: false });
+
+export const AckSchema = Type.Object({ type: Type.Literal('ack'), generation: Generation }, { additionalProperties: false });
+
+/** Replicas whose observed state changed since the last report. */
+export const StatusSchema = Type.Object(
+  {
+    type: Type.Literal('status'),
+    replicas: Type.Array(ReplicaReportSchema, { minItems: 1, maxItems: PROTOCOL_LIMITS.maxReportedReplicas }),
+  },
+  { additionalProperties: false },
+);
+
+export const ContainerSpecSchema = Type.Object(
+  {
+    image: Type.String({ minLength: 1 }),
+    command: Type.Union([Type.Array(Type.String()), Type.Null()]),
+    env: Type.Record(Type.String(), Type.String()),
+    ports: Type.Array(
+      Type.Object(
+        {
+          containerPort: PortSchema.properties.containerPort,
+          hostPort: Type.Union([PortSchema.properties.containerPort, Type.Null()]),
+          protocol: Type.Union([Type.Literal('tcp'), Type.Literal('udp')]),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    resources: Type.Object(
+      { cpus: Type.Union([Type.Number(), Type.Null()]), memoryMB: Type.Union([Type.Integer(), Type.Null()]) },
+      { additionalProperties: false },
+    ),
+    labels: Type.Record(Type.String(), Type.String()),
+    registryAuth: Type.Union([RegistryAuthSchema, Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+
+export const AssignedReplicaSchema = Type.Object(
+  {
+    replicaId: Id,
+    service: Id,
+    specHash: ShortText(64),
+    container: ContainerSpecSchema,
+  },
+  { additionalProperties: false },
+);
+export type AssignedReplica = Static<typeof AssignedReplicaSchema>;
+
+export const WelcomeSchema = Type.Object(
+  {
+    type: Type.Literal('welcome'),
+    protocolVersion: Type.Integer(),
+    nodeId: Id,
+    heartbeatIntervalMs: Type.Integer({ minimum: 100 }),
+  },
+  { additionalProperties: false },
+);
+
+export const TargetSchema = Type.Object(
+  {
+    type: Type.Literal('target'),
+    generation: Generation,
+    replicas: Type.Array(AssignedReplicaSchema),
+  },
+  { additionalProperties: false },
+);
+
+export type HelloFrame = Static<typeof HelloSchema>;
+export type HeartbeatFrame = Static<typeof HeartbeatSchema>;
+export type AckFrame = Static<typeof AckSchema>;
+export type StatusFrame = Static<typeof StatusSchema>;
+export type WelcomeFrame = Static<typeof WelcomeSchema>;
+export type TargetFrame = Static<typeof TargetSchema>;
+
+export type AgentFrame = HelloFrame | HeartbeatFrame | AckFrame | StatusFrame;
+export type HubFrame = WelcomeFrame | TargetFrame;
+
+export const AGENT_FRAME_SCHEMAS = { hello: HelloSchema, heartbeat: HeartbeatSchema, ack: AckSchema, status: StatusSchema } as const;
+export const HUB_FRAME_SCHEMAS = { welcome: WelcomeSchema, target: TargetSchema } as const;

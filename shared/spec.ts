@@ -1,0 +1,147 @@
+import Type, { type Static } from 'typebox';
+import { parseConstraint, type Constraint } from './constraints.js';
+import { Validator, type FieldError, type Validated } from './validation.js';
+
+/** Limits on a spec, so that one service cannot make every target frame huge. */
+export const SPEC_LIMITS = {
+  maxReplicas: 100_000,
+  maxPorts: 64,
+  maxEnv: 256,
+  maxLabels: 64,
+  maxCommandArgs: 256,
+  maxConstraints: 32,
+  maxStringLength: 4096,
+} as const;
+
+export const SERVICE_NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+const Str = (opts: { minLength?: number; maxLength?: number } = {}) =>
+  Type.String({ maxLength: SPEC_LIMITS.maxStringLength, ...opts });
+
+export const PortSchema = Type.Object(
+  {
+    containerPort: Type.Integer({ minimum: 1, maximum: 65535 }),
+    hostPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    protocol: Type.Optional(Type.Union([Type.Literal('tcp'), Type.Literal('udp')])),
+  },
+  { additionalProperties: false },
+);
+
+export const RegistryAuthSchema = Type.Object(
+  {
+    username: Str({ minLength: 1 }),
+    password: Str({ minLength: 1 }),
+    serveraddress: Type.Optional(Str()),
+  },
+  { additionalProperties: false },
+);
+
+export const ServiceSpecSchema = Type.Object(
+  {
+    image: Str({ minLength: 1, maxLength: 512 }),
+    command: Type.Optional(Type.Array(Str(), { maxItems: SPEC_LIMITS.maxCommandArgs })),
+    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Str(), { maxProperties: SPEC_LIMITS.maxEnv })),
+    mode: Type.Optional(Type.Union([Type.Literal('replicated'), Type.Literal('global')])),
+    replicas: Type.Optional(Type.Integer({ minimum: 0, maximum: SPEC_LIMITS.maxReplicas })),
+    ports: Type.Optional(Type.Array(PortSchema, { maxItems: SPEC_LIMITS.maxPorts })),
+    resources: Type.Optional(
+      Type.Object(
+        {
+          cpus: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1024 })),
+          memoryMB: Type.Optional(Type.Integer({ minimum: 6, maximum: 4_194_304 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    constraints: Type.Optional(Type.Array(Str({ minLength: 1, maxLength: 512 }), { maxItems: SPEC_LIMITS.maxConstraints })),
+    labels: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Str(), { maxProperties: SPEC_LIMITS.maxLabels })),
+    registryAuth: Type.Optional(RegistryAuthSchema),
+  },
+  { additionalProperties: false },
+);
+
+/** A spec as an operator writes it. */
+export type ServiceSpec = Static<typeof ServiceSpecSchema>;
+export type PortMapping = Static<typeof PortSchema>;
+export type RegistryAuth = Static<typeof RegistryAuthSchema>;
+
+/** A spec with every default filled in: what the hub stores and the scheduler reads. */
+export interface NormalizedSpec {
+  image: string;
+  command: string[] | null;
+  env: Record<string, string>;
+  mode: 'replicated' | 'global';
+  replicas: number;
+  ports: Array<{ containerPort: number; hostPort: number | null; protocol: 'tcp' | 'udp' }>;
+  resources: { cpus: number | null; memoryMB: number | null };
+  constraints: string[];
+  labels: Record<string, string>;
+  registryAuth: RegistryAuth | null;
+}
+
+const specValidator = new Validator(ServiceSpecSchema);
+
+export function validateServiceName(name: string): FieldError | null {
+  return SERVICE_NAME_RE.test(name)
+    ? null
+    : { path: 'name', message: 'must be 1-63 lower-case letters, digits or "-", starting and ending with a letter or digit' };
+}
+
+/**
+ * Checks a spec beyond its shape (constraints parse, no host port twice, no replicas in global
+ * mode) and fills in defaults. Pure: the same input always gives the same answer.
+ */
+export function validateServiceSpec(input: unknown): Validated<NormalizedSpec> {
+  const shaped = specValidator.validate(input);
+  if (!shaped.ok) return shaped;
+  const spec = shaped.value;
+  const errors: FieldError[] = [];
+
+  const mode = spec.mode ?? 'replicated';
+  if (mode === 'global' && spec.replicas !== undefined) {
+    errors.push({ path: 'replicas', message: 'not allowed with mode "global" (it runs one replica on every matching node)' });
+  }
+  (spec.constraints ?? []).forEach((text, i) => {
+    const parsed = parseConstraint(text);
+    if ('error' in parsed) errors.push({ path: `constraints[${i}]`, message: parsed.error });
+  });
+  const hostPorts = new Map<string, number>();
+  (spec.ports ?? []).forEach((p, i) => {
+    if (p.hostPort === undefined) return;
+    const key = `${p.protocol ?? 'tcp'}/${p.hostPort}`;
+    const first = hostPorts.get(key);
+    if (first !== undefined) errors.push({ path: `ports[${i}].hostPort`, message: `${key} is already used by ports[${first}]` });
+    else hostPorts.set(key, i);
+  });
+  if (errors.length > 0) return { ok: false, errors };
+
+  return {
+    ok: true,
+    value: {
+      image: spec.image,
+      command: spec.command ?? null,
+      env: spec.env ?? {},
+      mode,
+      replicas: mode === 'global' ? 0 : (spec.replicas ?? 1),
+      ports: (spec.ports ?? []).map((p) => ({ containerPort: p.containerPort, hostPort: p.hostPort ?? null, protocol: p.protocol ?? 'tcp' })),
+      resources: { cpus: spec.resources?.cpus ?? null, memoryMB: spec.resources?.memoryMB ?? null },
+      constraints: spec.constraints ?? [],
+      labels: spec.labels ?? {},
+      registryAuth: spec.registryAuth ?? null,
+    },
+  };
+}
+
+/** Constraints of a spec that already passed validation. */
+export function parsedConstraints(spec: NormalizedSpec): Constraint[] {
+  return spec.constraints.map((text) => {
+    const c = parseConstraint(text);
+    if ('error' in c) throw new Error(`invariant: stored constraint does not parse: ${c.error}`);
+    return c;
+  });
+}
+
+/** The spec as an API reader sees it: credentials never leave the hub except to agents. */
+export function redactSpec(spec: NormalizedSpec): NormalizedSpec {
+  return spec.registryAuth ? { ...spec, registryAuth: { ...spec.registryAuth, password: '(redacted)' } } : spec;
+}
