@@ -1,0 +1,190 @@
+import WebSocket from 'ws';
+import { Backoff } from '../shared/backoff.js';
+import { decodeHubFrame, encodeFrame } from '../shared/codec.js';
+import { CloseCode, PROTOCOL_LIMITS, type AgentFrame, type HelloFrame, type TargetFrame } from '../shared/protocol.js';
+
+export const AGENT_PATH = '/v1/agent/connect';
+
+export interface LinkLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface HubLinkOptions {
+  /** The hub's base URL, http(s)://host:port. */
+  hubUrl: string;
+  credential: string;
+  logger: LinkLogger;
+  /** Built afresh for every connection, so it carries the agent's current picture. */
+  hello: () => HelloFrame;
+  onTarget: (target: TargetFrame) => void;
+  onConnectionChange?: (connected: boolean) => void;
+  /** Reconnect delays: full jitter from about baseMs, capped at capMs. */
+  reconnectBaseMs?: number;
+  reconnectCapMs?: number;
+  /** Missed heartbeat intervals without any sign of the hub before the link is judged dead. */
+  staleAfterIntervals?: number;
+}
+
+/**
+ * The agent's persistent connection to the hub. Reconnects forever with jittered backoff; detects
+ * a dead link by unanswered pings, since a hub behind a broken network may never send a close.
+ */
+export class HubLink {
+  private ws: WebSocket | null = null;
+  private ready = false;
+  private stopped = false;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private lastHubActivityMs = 0;
+  private readonly backoff: Backoff;
+  /** The last close reason logged, so a hub refusing us every few seconds is logged once. */
+  private lastProblem = '';
+  connects = 0;
+
+  constructor(private readonly opts: HubLinkOptions) {
+    this.backoff = new Backoff({ baseMs: opts.reconnectBaseMs ?? 500, capMs: opts.reconnectCapMs ?? 30_000 });
+  }
+
+  get connected(): boolean {
+    return this.ready;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.stopHeartbeat();
+    const ws = this.ws;
+    if (!ws || ws.readyState === WebSocket.CLOSED) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        ws.terminate();
+        resolve();
+      }, 2000);
+      ws.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      ws.close(CloseCode.goingAway, 'agent stopping');
+    });
+  }
+
+  /** Sends a frame if the link is up; frames while down are dropped (hello resends the picture). */
+  send(frame: AgentFrame): boolean {
+    if (!this.ready || !this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(encodeFrame(frame));
+    return true;
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const url = new URL(AGENT_PATH, this.opts.hubUrl);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    const ws = new WebSocket(url, {
+      headers: { authorization: `Bearer ${this.opts.credential}` },
+      maxPayload: PROTOCOL_LIMITS.maxHubFrameBytes,
+      perMessageDeflate: false,
+      handshakeTimeout: 15_000,
+    });
+    this.ws = ws;
+    let refused = false;
+
+    ws.on('open', () => {
+      this.lastHubActivityMs = performance.now();
+      ws.send(encodeFrame(this.opts.hello()));
+    });
+    ws.on('message', (data: WebSocket.RawData) => {
+      this.lastHubActivityMs = performance.now();
+      const decoded = decodeHubFrame(Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer));
+      if (!decoded.ok) {
+        this.opts.logger.error({ reason: decoded.reason }, 'bad frame from the hub; reconnecting');
+        ws.close(CloseCode.badFrame, decoded.reason.slice(0, 120));
+        return;
+      }
+      const frame = decoded.frame;
+      if (frame.type === 'welcome') {
+        this.ready = true;
+        this.connects++;
+        this.backoff.reset();
+        if (this.lastProblem) this.opts.logger.info({ nodeId: frame.nodeId }, 'connected to the hub again');
+        else this.opts.logger.info({ nodeId: frame.nodeId }, 'connected to the hub');
+        this.lastProblem = '';
+        this.startHeartbeat(frame.heartbeatIntervalMs);
+        this.opts.onConnectionChange?.(true);
+      } else if (this.ready) {
+        this.opts.onTarget(frame);
+      }
+    });
+    ws.on('pong', () => {
+      this.lastHubActivityMs = performance.now();
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      const problem = `hub refused the connection: HTTP ${res.statusCode}${res.statusCode === 401 ? ' (node credential unknown or revoked: the node may have been removed; join again with a new join token)' : ''}`;
+      refused = true;
+      this.report(problem);
+      res.resume();
+      ws.terminate();
+    });
+    ws.on('error', (error: Error) => {
+      // After a refused upgrade the abort also surfaces as an error; the refusal was reported.
+      if (!refused) this.report(`cannot reach the hub: ${error.message}`);
+    });
+    ws.on('close', (code: number, reason: Buffer) => {
+      if (this.ws === ws) this.ws = null;
+      const wasReady = this.ready;
+      this.ready = false;
+      this.stopHeartbeat();
+      if (wasReady) this.opts.onConnectionChange?.(false);
+      if (code === CloseCode.versionMismatch || code === CloseCode.unauthorized || code === CloseCode.nodeRemoved || code === CloseCode.badFrame) {
+        this.report(`hub closed the connection (${code}): ${reason.toString() || 'no reason'}`);
+      } else if (wasReady && !this.stopped) {
+        this.opts.logger.warn({ code, reason: reason.toString() }, 'lost the connection to the hub; running on from the last target');
+        this.lastProblem = 'disconnected';
+      }
+      this.scheduleReconnect();
+    });
+  }
+
+  private report(problem: string): void {
+    if (problem === this.lastProblem) return;
+    this.lastProblem = problem;
+    this.opts.logger.warn({}, problem);
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped || this.reconnectTimer) return;
+    const delayMs = this.backoff.nextDelayMs();
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      this.connect();
+    }, delayMs);
+  }
+
+  private startHeartbeat(intervalMs: number): void {
+    this.stopHeartbeat();
+    const staleMs = intervalMs * (this.opts.staleAfterIntervals ?? 3);
+    this.heartbeatTimer = setInterval(() => {
+      const ws = this.ws;
+      if (!ws) return;
+      if (performance.now() - this.lastHubActivityMs > staleMs) {
+        this.opts.logger.warn({ staleMs }, 'hub silent; dropping the connection and reconnecting');
+        ws.terminate();
+        return;
+      }
+      ws.send(encodeFrame({ type: 'heartbeat' }));
+      // The hub answers pings by itself; a pong is proof the path works both ways.
+      ws.ping();
+    }, intervalMs);
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = null;
+  }
+}

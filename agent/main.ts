@@ -1,0 +1,178 @@
+#!/usr/bin/env node
+/** `tether-agent`: the daemon on every edge device. The only place that exits the process. */
+import { mkdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { Backoff } from '../shared/backoff.js';
+import { TETHER_VERSION } from '../shared/version.js';
+import { Agent } from './agent.js';
+import { defaultAdvertiseAddress, readDeviceFacts } from './device-facts.js';
+import { joinHub, JoinRefusedError, loadIdentity, saveIdentity, type NodeIdentity } from './node-identity.js';
+import { DockerRuntime } from './runtime/docker-runtime.js';
+import { TargetCache } from './target-cache.js';
+
+const HELP = `Usage: tether-agent --data-dir DIR [--hub URL --join-token TOKEN] [options]
+
+Runs the Tether agent: joins a hub, runs the containers the hub assigns to this device through
+the Docker engine, and keeps running them while the hub is unreachable.
+
+Options:
+  --hub URL                  the hub, e.g. http://hub.example:7070 (needed to join)
+  --join-token TOKEN         a join token from the hub (needed once, at the first start)
+  --data-dir DIR             where the node credential and the cached target live
+                             (default /var/lib/tether-agent)
+  --name NAME                node name (default: the host name)
+  --label key=value          a node label, used by placement constraints (repeatable)
+  --advertise-address IP     the address other machines reach this node on (default: first
+                             non-loopback IPv4 address)
+  --publish-address IP       the address host ports are published on (default: all interfaces)
+  --docker-socket PATH       the Docker engine socket (default /var/run/docker.sock)
+  --log-level LEVEL          fatal, error, warn, info, debug (default info)
+  -h, --help                 show this help
+  -v, --version              show the version
+`;
+
+function fail(message: string): never {
+  process.stderr.write(`tether-agent: ${message}\n`);
+  process.exit(2);
+}
+
+function parseLabels(items: string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) fail(`--label must be key=value, got "${item}"`);
+    labels[item.slice(0, eq)] = item.slice(eq + 1);
+  }
+  return labels;
+}
+
+function checkUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    fail(`--hub must be a URL like http://hub.example:7070, got "${text}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') fail(`--hub must start with http:// or https://, got "${text}"`);
+  return url.origin;
+}
+
+async function main(): Promise<void> {
+  let args;
+  try {
+    args = parseArgs({
+      options: {
+        hub: { type: 'string' },
+        'join-token': { type: 'string' },
+        'data-dir': { type: 'string' },
+        name: { type: 'string' },
+        label: { type: 'string', multiple: true },
+        'advertise-address': { type: 'string' },
+        'publish-address': { type: 'string' },
+        'docker-socket': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (error) {
+    fail(`${(error as Error).message}\n(see tether-agent --help)`);
+  }
+  if (args.help) return void process.stdout.write(HELP);
+  if (args.version) return void process.stdout.write(`${TETHER_VERSION}\n`);
+
+  const level = args['log-level'] ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(level)) fail(`unknown --log-level "${level}"`);
+  const logger = pino({ level, name: 'tether-agent' });
+  const dataDir = path.resolve(args['data-dir'] ?? '/var/lib/tether-agent');
+  const name = args.name ?? os.hostname();
+  const labels = parseLabels(args.label ?? []);
+  const hubUrl = args.hub ? checkUrl(args.hub) : null;
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+
+  let identity: NodeIdentity | null;
+  try {
+    identity = await loadIdentity(dataDir);
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  if (identity && hubUrl && hubUrl !== identity.hubUrl) {
+    logger.warn({ stored: identity.hubUrl, given: hubUrl }, 'this node joined another hub URL; using the given one');
+    identity = { ...identity, hubUrl };
+    await saveIdentity(dataDir, identity);
+  }
+  if (!identity) {
+    if (!hubUrl || !args['join-token']) fail(`this node has not joined a hub yet: pass --hub URL and --join-token TOKEN (data dir ${dataDir})`);
+    identity = await joinWithRetry(hubUrl, args['join-token'], name, labels, logger);
+    await saveIdentity(dataDir, identity);
+    logger.info({ nodeId: identity.nodeId, hub: hubUrl }, 'joined the hub; the node credential is stored in the data dir');
+  }
+
+  const runtime = new DockerRuntime({ socketPath: args['docker-socket'], logger });
+  let runtimeVersion: string;
+  try {
+    runtimeVersion = await runtime.version();
+  } catch (error) {
+    fail(`cannot reach the Docker engine at ${args['docker-socket'] ?? '/var/run/docker.sock'}: ${(error as Error).message}`);
+  }
+  const agent = new Agent({
+    identity,
+    name,
+    labels,
+    advertiseAddress: args['advertise-address'] ?? defaultAdvertiseAddress(),
+    publishAddress: args['publish-address'] ?? null,
+    runtime,
+    targetCache: new TargetCache(dataDir),
+    facts: await readDeviceFacts(runtimeVersion),
+    logger,
+  });
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping (containers keep running)');
+    const force = setTimeout(() => process.exit(1), 15_000);
+    force.unref();
+    agent.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+
+  await agent.start();
+  logger.info({ nodeId: identity.nodeId, hub: identity.hubUrl, version: TETHER_VERSION }, 'agent started');
+}
+
+/** The hub may not be up yet (a device provisioned first): retry until it answers yes or no. */
+async function joinWithRetry(
+  hubUrl: string,
+  joinToken: string,
+  name: string,
+  labels: Record<string, string>,
+  logger: { warn(o: object, m: string): void },
+): Promise<NodeIdentity> {
+  const backoff = new Backoff({ baseMs: 1000, capMs: 30_000 });
+  for (;;) {
+    try {
+      return await joinHub(hubUrl, joinToken, name, labels);
+    } catch (error) {
+      if (error instanceof JoinRefusedError) fail(error.message);
+      const delayMs = Math.max(500, backoff.nextDelayMs());
+      logger.warn({ hub: hubUrl, err: (error as Error).message, retryInMs: delayMs }, 'cannot reach the hub to join; retrying');
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`tether-agent: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,227 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import type { Clock } from '../../shared/clock.js';
+import { decodeAgentFrame, encodeFrame } from '../../shared/codec.js';
+import {
+  CloseCode,
+  PROTOCOL_LIMITS,
+  PROTOCOL_VERSION,
+  type HelloFrame,
+  type HubFrame,
+  type ReplicaReport,
+} from '../../shared/protocol.js';
+import { bearerToken, parseNodeCredential, sameDigest } from '../auth/secrets.js';
+import type { FailureDetector, NodeLiveness } from '../failure-detector.js';
+import type { Store } from '../store/store.js';
+
+export const AGENT_PATH = '/v1/agent/connect';
+
+export interface GatewayLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/** What the hub does with a node's frames; the gateway only handles transport, auth and framing. */
+export interface GatewayHandlers {
+  onHello(nodeId: string, hello: HelloFrame): void;
+  onStatus(nodeId: string, reports: ReplicaReport[]): void;
+  onDisconnect(nodeId: string): void;
+}
+
+export interface GatewayOptions {
+  store: Store;
+  clock: Clock;
+  detector: FailureDetector;
+  logger: GatewayLogger;
+  handlers: GatewayHandlers;
+  heartbeatIntervalMs: number;
+}
+
+/** One agent connection. Kept small: the hub holds tens of thousands of them. */
+class Session {
+  helloTimer: NodeJS.Timeout | null = null;
+  liveness: NodeLiveness | null = null;
+  appliedGeneration = 0;
+  closed = false;
+  constructor(
+    readonly nodeId: string,
+    readonly ws: WebSocket,
+  ) {}
+}
+
+/** The 123-byte limit of a WebSocket close reason. */
+function closeReason(text: string): string {
+  const buf = Buffer.from(text);
+  return buf.length <= 123 ? text : `${buf.subarray(0, 120).toString('utf8').replace(/\uFFFD$/, '')}...`;
+}
+
+/**
+ * The WebSocket endpoint agents keep open. Authenticates the node credential at the upgrade (a
+ * bad credential never gets a socket), expects hello first, validates every frame, and keeps one
+ * session per node (a new connection replaces the old one).
+ */
+export class AgentGateway {
+  private readonly wss: WebSocketServer;
+  private readonly sessions = new Map<string, Session>();
+
+  constructor(private readonly opts: GatewayOptions) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: PROTOCOL_LIMITS.maxAgentFrameBytes,
+      // Frames are small JSON; compression would cost memory per connection for little gain.
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+  }
+
+  attach(server: Server): void {
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(req, socket, head));
+  }
+
+  get connectedCount(): number {
+    return this.sessions.size;
+  }
+
+  appliedGeneration(nodeId: string): number | null {
+    return this.sessions.get(nodeId)?.appliedGeneration ?? null;
+  }
+
+  /** Sends to a node that has said hello; false if it has no live session. */
+  send(nodeId: string, frame: HubFrame): boolean {
+    const session = this.sessions.get(nodeId);
+    if (!session || session.closed || session.liveness === null) return false;
+    session.ws.send(encodeFrame(frame));
+    return true;
+  }
+
+  /** Drops a node's connection (silent node, removed node). */
+  disconnect(nodeId: string, code: number, reason: string): void {
+    const session = this.sessions.get(nodeId);
+    if (!session) {
+      this.opts.detector.disconnected(nodeId);
+      return;
+    }
+    if (code === CloseCode.goingAway || code >= 4000) session.ws.close(code, closeReason(reason));
+    // A silent peer will not answer a close handshake; terminate so the socket is freed now.
+    setTimeout(() => session.ws.terminate(), 1000).unref();
+    this.endSession(session);
+  }
+
+  async close(): Promise<void> {
+    for (const session of [...this.sessions.values()]) {
+      session.ws.close(CloseCode.goingAway, 'hub shutting down');
+      this.endSession(session);
+    }
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+
+  private handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = req.url ?? '';
+    if (url.split('?')[0] !== AGENT_PATH) return this.refuse(socket, 404, 'Not Found', `no WebSocket endpoint at ${url.slice(0, 100)}`);
+    const credential = bearerToken(req.headers.authorization);
+    const parsed = credential ? parseNodeCredential(credential) : null;
+    const node = parsed ? this.opts.store.getNode(parsed.nodeId) : undefined;
+    if (!parsed || !node || !sameDigest(node.credentialHash, parsed.secretHash)) {
+      this.opts.logger.warn({ remote: req.socket.remoteAddress }, 'agent connection refused: unknown or invalid node credential');
+      return this.refuse(socket, 401, 'Unauthorized', 'unknown or invalid node credential');
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, node.id));
+  }
+
+  private refuse(socket: Duplex, status: number, statusText: string, message: string): void {
+    const body = JSON.stringify({ error: { code: status === 401 ? 'unauthorized' : 'not_found', message } });
+    socket.end(
+      `HTTP/1.1 ${status} ${statusText}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+
+  private onConnection(ws: WebSocket, nodeId: string): void {
+    const previous = this.sessions.get(nodeId);
+    if (previous) {
+      this.opts.logger.info({ nodeId }, 'node connected again; closing its previous connection');
+      previous.ws.close(CloseCode.replaced, 'replaced by a newer connection of the same node');
+      this.endSession(previous);
+    }
+    const session = new Session(nodeId, ws);
+    this.sessions.set(nodeId, session);
+    session.helloTimer = setTimeout(() => {
+      this.reject(session, CloseCode.helloTimeout, `no hello within ${PROTOCOL_LIMITS.helloTimeoutMs} ms`);
+    }, PROTOCOL_LIMITS.helloTimeoutMs);
+    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(session, data, isBinary));
+    ws.on('close', () => this.endSession(session));
+    ws.on('error', (error: Error & { code?: string }) => {
+      // ws closes the socket itself after an error such as an oversized frame (1009).
+      this.opts.logger.warn({ nodeId, code: error.code, err: error.message }, 'agent connection error');
+    });
+  }
+
+  private onMessage(session: Session, data: RawData, isBinary: boolean): void {
+    if (session.closed) return;
+    if (isBinary) return this.reject(session, CloseCode.badFrame, 'binary frames are not part of the protocol');
+    const decoded = decodeAgentFrame(Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer));
+    if (!decoded.ok) return this.reject(session, CloseCode.badFrame, decoded.reason);
+    const frame = decoded.frame;
+
+    if (session.liveness === null) {
+      if (frame.type !== 'hello') return this.reject(session, CloseCode.badFrame, `expected hello first, got ${frame.type}`);
+      if (frame.protocolVersion !== PROTOCOL_VERSION) {
+        return this.reject(
+          session,
+          CloseCode.versionMismatch,
+          `protocol version ${frame.protocolVersion} is not supported: this hub speaks version ${PROTOCOL_VERSION}`,
+        );
+      }
+      if (session.helloTimer) clearTimeout(session.helloTimer);
+      session.helloTimer = null;
+      session.appliedGeneration = frame.appliedGeneration;
+      session.liveness = this.opts.detector.connected(session.nodeId);
+      session.ws.send(
+        encodeFrame({
+          type: 'welcome',
+          protocolVersion: PROTOCOL_VERSION,
+          nodeId: session.nodeId,
+          heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
+        }),
+      );
+      this.opts.handlers.onHello(session.nodeId, frame);
+      return;
+    }
+
+    this.opts.detector.seen(session.liveness);
+    switch (frame.type) {
+      case 'heartbeat':
+        return;
+      case 'ack':
+        session.appliedGeneration = frame.generation;
+        return;
+      case 'status':
+        this.opts.handlers.onStatus(session.nodeId, frame.replicas);
+        return;
+      case 'hello':
+        return this.reject(session, CloseCode.badFrame, 'hello sent twice on one connection');
+    }
+  }
+
+  /** Closes one connection over a bad frame, logged once; everyone else is unaffected. */
+  private reject(session: Session, code: number, reason: string): void {
+    if (session.closed) return;
+    this.opts.logger.warn({ nodeId: session.nodeId, closeCode: code, reason }, 'agent connection closed: protocol violation');
+    session.ws.close(code, closeReason(reason));
+    setTimeout(() => session.ws.terminate(), 1000).unref();
+    this.endSession(session);
+  }
+
+  private endSession(session: Session): void {
+    if (session.closed) return;
+    session.closed = true;
+    if (session.helloTimer) clearTimeout(session.helloTimer);
+    if (this.sessions.get(session.nodeId) === session) {
+      this.sessions.delete(session.nodeId);
+      if (session.liveness !== null) {
+        this.opts.detector.disconnected(session.nodeId);
+        this.opts.handlers.onDisconnect(session.nodeId);
+      }
+    }
+  }
+}

@@ -1,0 +1,47 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { systemClock, type Clock } from '../shared/clock.js';
+import { TETHER_VERSION } from '../shared/version.js';
+import { requireAdmin } from './http/admin-auth.js';
+import { registerErrorHandling } from './http/errors.js';
+import { joinRoutes } from './http/join.js';
+import { nodeRoutes } from './http/nodes.js';
+import { serviceRoutes } from './http/services.js';
+import { DEFAULT_HUB_CONFIG, Hub, type HubConfig } from './hub.js';
+import type { Store } from './store/store.js';
+
+export interface BuildHubOptions {
+  store: Store;
+  adminToken: string;
+  config?: Partial<HubConfig>;
+  clock?: Clock;
+  /** fastify logger option: false in tests, pino options in main. */
+  logger?: boolean | object;
+}
+
+/**
+ * Builds the hub without listening, so tests can use app.inject() or listen on port 0. The store
+ * must be open. The agent gateway attaches to the HTTP server once it listens.
+ */
+export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyInstance; hub: Hub }> {
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    disableRequestLogging: true,
+    bodyLimit: 1024 * 1024,
+    // The hub holds tens of thousands of agent sockets; HTTP keep-alive sockets are for operators.
+    keepAliveTimeout: 10_000,
+  });
+  const hub = new Hub(opts.store, { ...DEFAULT_HUB_CONFIG, ...opts.config }, opts.clock ?? systemClock, app.log);
+  hub.gateway.attach(app.server);
+  registerErrorHandling(app);
+
+  app.get('/healthz', async () => ({ status: 'ok', version: TETHER_VERSION, connectedNodes: hub.gateway.connectedCount }));
+  await app.register(joinRoutes, { hub, adminToken: opts.adminToken });
+  await app.register(async (api) => {
+    requireAdmin(api, opts.adminToken);
+    await api.register(nodeRoutes, { hub });
+    await api.register(serviceRoutes, { hub });
+  });
+  app.addHook('onClose', async () => hub.close());
+  hub.start();
+  return { app, hub };
+}

@@ -1,0 +1,133 @@
+import { createHash } from 'node:crypto';
+import { containerSpecHash, containerSpecOf, type ContainerSpec } from '../shared/container-spec.js';
+import type { AssignedReplica, TargetFrame } from '../shared/protocol.js';
+import type { ServiceRecord, Store } from './store/store.js';
+
+interface ServiceContainer {
+  container: ContainerSpec;
+  specHash: string;
+}
+
+/** Sends a target to a connected node; false when the node has no live session. */
+export type SendTarget = (nodeId: string, frame: TargetFrame) => boolean;
+
+/**
+ * Turns placements into per-node targets and sends each node its whole target, with a generation
+ * that grows whenever the target's content changes. It keeps an index node -> replicas so that a
+ * change costs in proportion to the nodes it touches, not to the fleet.
+ */
+export class Dispatcher {
+  /** nodeId -> replicaId -> service name */
+  private readonly byNode = new Map<string, Map<string, string>>();
+  private readonly services = new Map<string, ServiceContainer>();
+  /** Nodes whose target may have changed since the last publish. */
+  private readonly dirtyNodes = new Set<string>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly send: SendTarget,
+  ) {}
+
+  /** Builds the index from the store at start. */
+  load(): void {
+    for (const service of this.store.listServices()) this.serviceChanged(undefined, service);
+    this.dirtyNodes.clear();
+    for (const node of this.store.listNodes()) this.dirtyNodes.add(node.id);
+  }
+
+  specHashOf(service: string): string | undefined {
+    return this.services.get(service)?.specHash;
+  }
+
+  /** Called for every change of a service record (spec or placements), and for its deletion. */
+  serviceChanged(before: ServiceRecord | undefined, after: ServiceRecord | undefined): void {
+    const name = (before ?? after)!.name;
+    const specChanged = !before || !after || before.spec !== after.spec;
+    if (after) {
+      const container = containerSpecOf(after.spec);
+      this.services.set(name, { container, specHash: containerSpecHash(container) });
+    } else {
+      this.services.delete(name);
+    }
+    const beforeNodes = new Map<string, string>();
+    for (const p of before?.placements ?? []) if (p.nodeId && p.pendingReason === null) beforeNodes.set(p.replicaId, p.nodeId);
+    const afterNodes = new Map<string, string>();
+    for (const p of after?.placements ?? []) if (p.nodeId && p.pendingReason === null) afterNodes.set(p.replicaId, p.nodeId);
+
+    for (const [replicaId, nodeId] of beforeNodes) {
+      if (afterNodes.get(replicaId) === nodeId && !specChanged) continue;
+      this.byNode.get(nodeId)?.delete(replicaId);
+      this.dirtyNodes.add(nodeId);
+    }
+    for (const [replicaId, nodeId] of afterNodes) {
+      if (beforeNodes.get(replicaId) === nodeId && !specChanged) continue;
+      let replicas = this.byNode.get(nodeId);
+      if (!replicas) this.byNode.set(nodeId, (replicas = new Map()));
+      replicas.set(replicaId, name);
+      this.dirtyNodes.add(nodeId);
+    }
+  }
+
+  /** The node's whole desired state, in a stable order. */
+  targetOf(nodeId: string): { replicas: AssignedReplica[]; hash: string } {
+    const replicas: AssignedReplica[] = [];
+    for (const [replicaId, service] of this.byNode.get(nodeId) ?? []) {
+      const info = this.services.get(service);
+      if (!info) continue;
+      replicas.push({ replicaId, service, specHash: info.specHash, container: info.container });
+    }
+    replicas.sort((a, b) => (a.replicaId < b.replicaId ? -1 : a.replicaId > b.replicaId ? 1 : 0));
+    const h = createHash('sha256');
+    for (const r of replicas) {
+      h.update(`${r.replicaId}\0${r.specHash}\0`);
+      // Credentials are outside the spec hash but must still reach the agent when they change.
+      if (r.container.registryAuth) h.update(JSON.stringify(r.container.registryAuth));
+    }
+    return { replicas, hash: h.digest('hex').slice(0, 32) };
+  }
+
+  /**
+   * For every node whose target changed: bumps its generation, makes that durable, then sends.
+   * Durable first, so that a hub restarted after a crash never hands out an older generation.
+   */
+  async publish(): Promise<number> {
+    if (this.dirtyNodes.size === 0) return 0;
+    const nodes = [...this.dirtyNodes];
+    this.dirtyNodes.clear();
+    const changed: Array<{ nodeId: string; frame: TargetFrame }> = [];
+    const writes: Array<Promise<void>> = [];
+    for (const nodeId of nodes) {
+      const node = this.store.getNode(nodeId);
+      if (!node) continue;
+      const { replicas, hash } = this.targetOf(nodeId);
+      if (hash === node.targetHash) continue;
+      const generation = node.generation + 1;
+      writes.push(this.store.putNode({ ...node, generation, targetHash: hash }));
+      changed.push({ nodeId, frame: { type: 'target', generation, replicas } });
+    }
+    await Promise.all(writes);
+    for (const { nodeId, frame } of changed) this.send(nodeId, frame);
+    return changed.length;
+  }
+
+  /** The current target of one node (sent after its hello). */
+  currentTarget(nodeId: string): TargetFrame | null {
+    const node = this.store.getNode(nodeId);
+    if (!node) return null;
+    const { replicas, hash } = this.targetOf(nodeId);
+    // A target that changed but is not yet published is sent by publish(), with its new generation.
+    if (hash !== node.targetHash) {
+      this.dirtyNodes.add(nodeId);
+      return null;
+    }
+    return { type: 'target', generation: node.generation, replicas };
+  }
+
+  markNodeDirty(nodeId: string): void {
+    this.dirtyNodes.add(nodeId);
+  }
+
+  get pendingNodes(): number {
+    return this.dirtyNodes.size;
+  }
+}

@@ -1,0 +1,44 @@
+import type { FastifyInstance } from 'fastify';
+import Type from 'typebox';
+import { Validator } from '../../shared/validation.js';
+import type { Hub } from '../hub.js';
+import { requireAdmin } from './admin-auth.js';
+import { ApiError, invalid } from './errors.js';
+
+const DAY_S = 24 * 60 * 60;
+
+const JoinTokenRequest = new Validator(
+  Type.Object({ ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 365 * DAY_S })) }, { additionalProperties: false }),
+);
+
+/** The device side of joining; the labels and name rules match the agent's hello. */
+const JoinRequest = new Validator(
+  Type.Object(
+    {
+      joinToken: Type.String({ minLength: 1, maxLength: 256 }),
+      name: Type.String({ minLength: 1, maxLength: 128 }),
+      labels: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.String({ maxLength: 1024 }), { maxProperties: 64 })),
+    },
+    { additionalProperties: false },
+  ),
+);
+
+/** Join tokens (admin) and the join call itself (authenticated by the join token). */
+export async function joinRoutes(app: FastifyInstance, { hub, adminToken }: { hub: Hub; adminToken: string }): Promise<void> {
+  await app.register(async (admin) => {
+    requireAdmin(admin, adminToken);
+    admin.post('/v1/join-tokens', async (request, reply) => {
+      const checked = JoinTokenRequest.validate(request.body ?? {});
+      if (!checked.ok) throw invalid('invalid_request', checked.errors);
+      return reply.status(201).send(await hub.createJoinToken(checked.value.ttlSeconds ?? DAY_S));
+    });
+  });
+
+  app.post('/v1/join', async (request, reply) => {
+    const checked = JoinRequest.validate(request.body);
+    if (!checked.ok) throw invalid('invalid_request', checked.errors);
+    const joined = await hub.join(checked.value.joinToken, checked.value.name, checked.value.labels ?? {});
+    if (!joined) throw new ApiError(401, 'invalid_join_token', 'join token is unknown or expired: ask the hub operator for a new one (POST /v1/join-tokens)');
+    return reply.status(201).send(joined);
+  });
+}

@@ -1,0 +1,216 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '../shared/clock.js';
+import { canonicalJson } from '../shared/container-spec.js';
+import { CloseCode, type HelloFrame, type NodeFacts, type ReplicaReport } from '../shared/protocol.js';
+import type { NormalizedSpec } from '../shared/spec.js';
+import { AgentGateway, type GatewayLogger } from './agents/gateway.js';
+import { makeNodeCredential, newSecret, sameDigest, sha256 } from './auth/secrets.js';
+import { Dispatcher } from './dispatcher.js';
+import { FailureDetector } from './failure-detector.js';
+import { ObservedState } from './observed-state.js';
+import { HubReconcileLoop } from './reconcile-loop.js';
+import type { SchedNode } from './scheduler/types.js';
+import type { NodeRecord, ServiceRecord, Store } from './store/store.js';
+import { nodeView, serviceView } from './views.js';
+
+export interface HubConfig {
+  heartbeatIntervalMs: number;
+  /** Silence after which a connected node is declared down. */
+  heartbeatGraceMs: number;
+  resyncIntervalMs: number;
+}
+
+export const DEFAULT_HUB_CONFIG: HubConfig = {
+  heartbeatIntervalMs: 5_000,
+  heartbeatGraceMs: 15_000,
+  resyncIntervalMs: 30_000,
+};
+
+export interface HubLogger extends GatewayLogger {
+  error(obj: object, msg: string): void;
+}
+
+export type PutServiceResult = { outcome: 'created' | 'updated' | 'unchanged'; record: ServiceRecord };
+
+/**
+ * The hub's core, without HTTP: durable state (store), soft state (liveness, observed replicas),
+ * the reconcile loop and the agent gateway. HTTP routes call its methods.
+ */
+export class Hub {
+  readonly observed = new ObservedState();
+  readonly detector: FailureDetector;
+  readonly dispatcher: Dispatcher;
+  readonly loop: HubReconcileLoop;
+  readonly gateway: AgentGateway;
+  private sweepTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly store: Store,
+    readonly config: HubConfig,
+    private readonly clock: Clock,
+    private readonly logger: HubLogger,
+  ) {
+    this.detector = new FailureDetector({
+      clock,
+      heartbeatGraceMs: config.heartbeatGraceMs,
+      onStateChange: (nodeId, state) => {
+        logger.info({ nodeId, state }, `node ${state}`);
+        this.loop.markDirty();
+      },
+    });
+    this.dispatcher = new Dispatcher(store, (nodeId, frame) => this.gateway.send(nodeId, frame));
+    this.loop = new HubReconcileLoop({
+      store,
+      dispatcher: this.dispatcher,
+      schedNodes: () => this.schedNodes(),
+      logger,
+      resyncIntervalMs: config.resyncIntervalMs,
+    });
+    this.gateway = new AgentGateway({
+      store,
+      clock,
+      detector: this.detector,
+      logger,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      handlers: {
+        onHello: (nodeId, hello) => this.onHello(nodeId, hello),
+        onStatus: (nodeId, reports) => this.onStatus(nodeId, reports),
+        onDisconnect: () => undefined,
+      },
+    });
+  }
+
+  start(): void {
+    this.dispatcher.load();
+    this.loop.start();
+    // Checking silence once a second is O(nodes) per second, never per message.
+    this.sweepTimer = setInterval(() => {
+      for (const nodeId of this.detector.silentNodes()) {
+        this.logger.warn({ nodeId, graceMs: this.config.heartbeatGraceMs }, 'node silent past its grace period; dropping its connection');
+        this.gateway.disconnect(nodeId, CloseCode.helloTimeout, 'no heartbeat within the grace period');
+      }
+    }, 1000);
+    this.sweepTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    await this.gateway.close();
+    await this.loop.stop();
+    await this.store.close();
+  }
+
+  // ---- nodes -------------------------------------------------------------------------------
+
+  private schedNodes(): SchedNode[] {
+    const out: SchedNode[] = [];
+    for (const node of this.store.listNodes()) {
+      out.push({
+        id: node.id,
+        name: node.name,
+        labels: node.labels,
+        facts: node.facts,
+        schedulable: this.detector.state(node.id) === 'ready' && node.facts !== null,
+      });
+    }
+    return out;
+  }
+
+  nodeView(node: NodeRecord) {
+    return nodeView(node, this.detector, this.gateway.appliedGeneration(node.id));
+  }
+
+  async createJoinToken(ttlSeconds: number): Promise<{ token: string; expiresAt: string }> {
+    const token = newSecret('tjt_');
+    const now = Date.now();
+    const expiresAt = new Date(now + ttlSeconds * 1000).toISOString();
+    await this.store.putJoinToken({ tokenHash: sha256(token), createdAt: new Date(now).toISOString(), expiresAt });
+    return { token, expiresAt };
+  }
+
+  /** Trades a join token for a new node and its credential; null if the token is unknown or expired. */
+  async join(joinToken: string, name: string, labels: Record<string, string>): Promise<{ nodeId: string; credential: string } | null> {
+    const hash = sha256(joinToken);
+    const record = this.store.getJoinToken(hash);
+    if (!record || !sameDigest(record.tokenHash, hash) || Date.parse(record.expiresAt) <= Date.now()) return null;
+    const nodeId = randomUUID();
+    const { credential, hash: credentialHash } = makeNodeCredential(nodeId);
+    await this.store.putNode({
+      id: nodeId,
+      name,
+      labels,
+      credentialHash,
+      advertiseAddress: null,
+      facts: null,
+      generation: 0,
+      targetHash: '',
+      joinedAt: new Date().toISOString(),
+    });
+    this.logger.info({ nodeId, name }, 'node joined');
+    return { nodeId, credential };
+  }
+
+  private onHello(nodeId: string, hello: HelloFrame): void {
+    const node = this.store.getNode(nodeId);
+    if (!node) return this.gateway.disconnect(nodeId, CloseCode.nodeRemoved, 'node no longer exists');
+    this.observed.replaceNode(nodeId, hello.replicas, this.clock.nowMs());
+    // The device's configuration is the truth for its name, labels and facts. Write only when they
+    // changed: a reconnect storm must not turn into a storm of store writes.
+    if (
+      node.name !== hello.name ||
+      node.advertiseAddress !== hello.advertiseAddress ||
+      !sameRecord(node.labels, hello.labels) ||
+      !sameFacts(node.facts, hello.facts)
+    ) {
+      const updated: NodeRecord = { ...node, name: hello.name, labels: hello.labels, advertiseAddress: hello.advertiseAddress, facts: hello.facts };
+      void this.store.putNode(updated).catch((err: unknown) => this.logger.error({ err, nodeId }, 'could not store node facts'));
+    }
+    const target = this.dispatcher.currentTarget(nodeId);
+    if (target) this.gateway.send(nodeId, target);
+    this.loop.markDirty();
+  }
+
+  private onStatus(nodeId: string, reports: ReplicaReport[]): void {
+    this.observed.apply(nodeId, reports, this.clock.nowMs());
+  }
+
+  // ---- services ----------------------------------------------------------------------------
+
+  serviceView(record: ServiceRecord) {
+    return serviceView(record, this.observed, this.dispatcher.specHashOf(record.name));
+  }
+
+  /** Creates or replaces a service. The same spec again changes nothing and restarts nothing. */
+  async putService(name: string, spec: NormalizedSpec): Promise<PutServiceResult> {
+    const before = this.store.getService(name);
+    if (before && sameRecord(before.spec, spec)) return { outcome: 'unchanged', record: before };
+    const now = new Date().toISOString();
+    const record: ServiceRecord = before
+      ? { ...before, spec, revision: before.revision + 1, updatedAt: now }
+      : { name, spec, revision: 1, createdAt: now, updatedAt: now, placements: [] };
+    const written = this.store.putService(record);
+    this.dispatcher.serviceChanged(before, record);
+    await written;
+    this.loop.markDirty();
+    return { outcome: before ? 'updated' : 'created', record };
+  }
+
+  async deleteService(name: string): Promise<boolean> {
+    const before = this.store.getService(name);
+    if (!before) return false;
+    const written = this.store.deleteService(name);
+    this.dispatcher.serviceChanged(before, undefined);
+    await written;
+    this.loop.markDirty();
+    return true;
+  }
+}
+
+function sameRecord(a: unknown, b: unknown): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+/** Free disk space changes all the time; it is reported, but is no reason for a store write. */
+function sameFacts(a: NodeFacts | null, b: NodeFacts): boolean {
+  return a !== null && sameRecord({ ...a, diskFreeBytes: 0 }, { ...b, diskFreeBytes: 0 });
+}

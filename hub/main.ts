@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+/** `tether-hub`: the hub process. The only place that exits the process. */
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { TETHER_VERSION } from '../shared/version.js';
+import { buildHub } from './app.js';
+import { loadOrCreateAdminToken } from './auth/secrets.js';
+import { DEFAULT_HUB_CONFIG } from './hub.js';
+import { LowdbStore } from './store/lowdb-store.js';
+
+const HELP = `Usage: tether-hub [options]
+
+Runs the Tether hub: the HTTP API for operators and the WebSocket endpoint agents connect to.
+
+Options:
+  --port N                    port to listen on (default 7070)
+  --host ADDR                 address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
+  --data-dir DIR              where the store and the admin token live (default ./.tether/hub)
+  --heartbeat-interval-ms N   how often agents send a heartbeat (default ${DEFAULT_HUB_CONFIG.heartbeatIntervalMs})
+  --heartbeat-grace-ms N      silence after which a node is down (default ${DEFAULT_HUB_CONFIG.heartbeatGraceMs})
+  --log-level LEVEL           fatal, error, warn, info, debug (default info)
+  -h, --help                  show this help
+  -v, --version               show the version
+`;
+
+function fail(message: string): never {
+  process.stderr.write(`tether-hub: ${message}\n(see tether-hub --help)\n`);
+  process.exit(2);
+}
+
+function positiveInt(name: string, text: string | undefined, fallback: number, min = 1): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min) fail(`--${name} must be an integer >= ${min}, got "${text}"`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  let args;
+  try {
+    args = parseArgs({
+      options: {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'data-dir': { type: 'string' },
+        'heartbeat-interval-ms': { type: 'string' },
+        'heartbeat-grace-ms': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  if (args.help) return void process.stdout.write(HELP);
+  if (args.version) return void process.stdout.write(`${TETHER_VERSION}\n`);
+
+  const port = positiveInt('port', args.port, 7070, 0);
+  if (port > 65535) fail(`--port must be at most 65535, got ${port}`);
+  const host = args.host ?? '127.0.0.1';
+  const dataDir = path.resolve(args['data-dir'] ?? '.tether/hub');
+  const heartbeatIntervalMs = positiveInt('heartbeat-interval-ms', args['heartbeat-interval-ms'], DEFAULT_HUB_CONFIG.heartbeatIntervalMs, 100);
+  const heartbeatGraceMs = positiveInt('heartbeat-grace-ms', args['heartbeat-grace-ms'], DEFAULT_HUB_CONFIG.heartbeatGraceMs, 1);
+  if (heartbeatGraceMs <= heartbeatIntervalMs) fail('--heartbeat-grace-ms must be longer than --heartbeat-interval-ms');
+  const level = args['log-level'] ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(level)) fail(`unknown --log-level "${level}"`);
+
+  const { token: adminToken, file: adminTokenFile } = await loadOrCreateAdminToken(dataDir);
+  const store = new LowdbStore({ dir: path.join(dataDir, 'store') });
+  await store.open();
+  const { app, hub } = await buildHub({
+    store,
+    adminToken,
+    config: { heartbeatIntervalMs, heartbeatGraceMs },
+    logger: { level },
+  });
+
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    app.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        app.log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+
+  try {
+    await app.listen({ port, host });
+  } catch (error) {
+    fail(`cannot listen on ${host}:${port}: ${(error as Error).message}`);
+  }
+  const address = app.server.address();
+  const actualPort = typeof address === 'object' && address ? address.port : port;
+  const shownHost = host === '0.0.0.0' || host === '::' ? '<this-machine-address>' : host.includes(':') ? `[${host}]` : host;
+  const url = `http://${shownHost}:${actualPort}`;
+  const join = await hub.createJoinToken(24 * 60 * 60);
+  process.stdout.write(
+    [
+      '',
+      `Tether hub ${TETHER_VERSION} is listening on ${url}`,
+      `  data dir:     ${dataDir}`,
+      `  admin token:  ${adminToken}`,
+      `                (kept in ${adminTokenFile}; send it as "Authorization: Bearer <token>")`,
+      `  try:          curl -H "Authorization: Bearer ${adminToken}" ${url}/v1/nodes`,
+      '  join another machine (token valid 24 h):',
+      `    tether-agent --hub ${url} --join-token ${join.token} --data-dir /var/lib/tether-agent`,
+      '',
+      '',
+    ].join('\n'),
+  );
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`tether-hub: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});

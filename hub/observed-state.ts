@@ -1,0 +1,49 @@
+import type { ReplicaReport } from '../shared/protocol.js';
+
+export interface ObservedReplica {
+  nodeId: string;
+  report: ReplicaReport;
+  updatedAtMs: number;
+}
+
+/**
+ * What agents last reported about their replicas. Soft state: held in memory only, rebuilt from
+ * each agent's hello after a hub restart, never written to the store. Work per report is O(1).
+ */
+export class ObservedState {
+  private readonly byReplica = new Map<string, ObservedReplica>();
+  private readonly byNode = new Map<string, Set<string>>();
+
+  get(replicaId: string): ObservedReplica | undefined {
+    return this.byReplica.get(replicaId);
+  }
+
+  /** A hello carries the node's whole picture: whatever it no longer mentions is gone. */
+  replaceNode(nodeId: string, reports: readonly ReplicaReport[], nowMs: number): void {
+    const old = this.byNode.get(nodeId);
+    if (old) for (const id of old) this.byReplica.delete(id);
+    this.byNode.delete(nodeId);
+    this.apply(nodeId, reports, nowMs);
+  }
+
+  /** A status frame carries changes only. */
+  apply(nodeId: string, reports: readonly ReplicaReport[], nowMs: number): void {
+    for (const report of reports) {
+      const previous = this.byReplica.get(report.replicaId);
+      if (report.state === 'removed') {
+        // Only the node that holds the replica may remove it (a moved replica's old node may
+        // report its old container gone after the new node reported the new one).
+        if (previous?.nodeId === nodeId) {
+          this.byReplica.delete(report.replicaId);
+          this.byNode.get(nodeId)?.delete(report.replicaId);
+        }
+        continue;
+      }
+      if (previous && previous.nodeId !== nodeId) this.byNode.get(previous.nodeId)?.delete(report.replicaId);
+      this.byReplica.set(report.replicaId, { nodeId, report, updatedAtMs: nowMs });
+      let set = this.byNode.get(nodeId);
+      if (!set) this.byNode.set(nodeId, (set = new Set()));
+      set.add(report.replicaId);
+    }
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The hub's durable state behind one interface, so that a distributed backend can replace the
+ * embedded one later. Reads are synchronous from memory; each write updates memory at once and
+ * returns a promise that resolves when the change is on disk, so "2xx" can mean "durable".
+ *
+ * Only durable state lives here (nodes' identity, services, placements, join tokens). Heartbeats
+ * and observed container status are soft state kept in memory by the hub and never written.
+ */
+import type { NodeFacts } from '../../shared/protocol.js';
+import type { NormalizedSpec } from '../../shared/spec.js';
+import type { Placement } from '../scheduler/types.js';
+
+export interface NodeRecord {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  /** sha256 of the node's secret; the secret itself is only ever on the device. */
+  credentialHash: string;
+  advertiseAddress: string | null;
+  /** Null until the node's agent has said hello once. */
+  facts: NodeFacts | null;
+  /** Generation of the last target computed for this node; it only ever grows. */
+  generation: number;
+  /** Hash of that target's content, so an unchanged target keeps its generation across restarts. */
+  targetHash: string;
+  joinedAt: string;
+}
+
+export interface ServiceRecord {
+  name: string;
+  spec: NormalizedSpec;
+  /** Grows by one on every accepted spec change. */
+  revision: number;
+  createdAt: string;
+  updatedAt: string;
+  placements: Placement[];
+}
+
+export interface JoinTokenRecord {
+  /** sha256 of the token. */
+  tokenHash: string;
+  createdAt: string;
+  expiresAt: string;
+}
+
+export interface Store {
+  open(): Promise<void>;
+  /** Writes whatever is pending and releases the files. */
+  close(): Promise<void>;
+
+  getNode(id: string): NodeRecord | undefined;
+  listNodes(): Iterable<NodeRecord>;
+  putNode(node: NodeRecord): Promise<void>;
+  deleteNode(id: string): Promise<void>;
+
+  getService(name: string): ServiceRecord | undefined;
+  listServices(): Iterable<ServiceRecord>;
+  putService(service: ServiceRecord): Promise<void>;
+  deleteService(name: string): Promise<void>;
+
+  getJoinToken(tokenHash: string): JoinTokenRecord | undefined;
+  putJoinToken(token: JoinTokenRecord): Promise<void>;
+  deleteJoinToken(tokenHash: string): Promise<void>;
+
+  /** Counters for benchmarks and metrics. */
+  stats(): { writes: number; bytesWritten: number };
+}
