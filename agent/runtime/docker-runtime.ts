@@ -1,0 +1,544 @@
+/**
+ * The real container runtime: a Docker engine reached over its API socket with dockerode.
+ */
+import type { Readable } from 'node:stream';
+import Docker from 'dockerode';
+import { Backoff } from '../../shared/backoff.js';
+import type { RegistryAuth } from '../../shared/spec.js';
+import {
+  LABELS,
+  type ContainerRuntime,
+  type CreateContainerRequest,
+  type EngineState,
+  type ObservedContainer,
+  type RuntimeEvent,
+} from './container-runtime.js';
+
+export interface DockerRuntimeLogger {
+  warn(obj: object, msg: string): void;
+}
+
+export interface DockerRuntimeOptions {
+  socketPath?: string;
+  logger?: DockerRuntimeLogger;
+}
+
+/** A pull of a few hundred MB over a slow edge uplink fits; a registry that hangs does not block forever. */
+const PULL_TIMEOUT_MS = 10 * 60_000;
+/** Reconnect delays of the event stream: quick after a blip, at most this slow while the engine is down. */
+const EVENTS_BACKOFF = { baseMs: 250, capMs: 10_000 } as const;
+/** A stream that stayed up this long was healthy: its end starts the backoff over. */
+const EVENTS_HEALTHY_AFTER_MS = 30_000;
+/** How long a running container's inspected restart count is trusted (see listContainers). */
+const RUNNING_INSPECT_TTL_MS = 30_000;
+/** Inspects in flight at once: a node with hundreds of exited containers must not open hundreds of sockets. */
+const INSPECT_CONCURRENCY = 8;
+
+const ENGINE_STATES: ReadonlySet<string> = new Set<EngineState>(['created', 'running', 'restarting', 'paused', 'exited', 'dead', 'removing']);
+
+/** An engine refusal with its HTTP status, so callers can tell "missing" from "broken". */
+export class DockerEngineError extends Error {
+  constructor(
+    message: string,
+    readonly statusCode: number | null,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'DockerEngineError';
+  }
+}
+
+interface DockerodeError {
+  statusCode?: number;
+  json?: unknown;
+  message?: string;
+}
+
+function statusCodeOf(err: unknown): number | null {
+  const code = (err as DockerodeError | null)?.statusCode;
+  return typeof code === 'number' ? code : null;
+}
+
+/**
+ * The engine's own words for a failure. dockerode puts them in `json.message` for plain calls, but
+ * for streaming calls (pull, events) only into its message, behind "(HTTP code 404) unexpected - ".
+ */
+export function engineMessage(err: unknown): string {
+  const e = err as DockerodeError | null;
+  const json = e?.json;
+  if (json && typeof json === 'object' && typeof (json as { message?: unknown }).message === 'string') {
+    return (json as { message: string }).message.trim();
+  }
+  if (typeof json === 'string' && json.trim() !== '') return json.trim();
+  const text = typeof e?.message === 'string' ? e.message : String(err);
+  return text.replace(/^\(HTTP code \d+\) [^-]*- /, '').trim();
+}
+
+function engineError(what: string, err: unknown): DockerEngineError {
+  return new DockerEngineError(`${what}: ${engineMessage(err)}`, statusCodeOf(err), { cause: err });
+}
+
+/**
+ * Splits a stream of newline-delimited JSON (events, pull progress) into values. Chunks may end
+ * mid-line or carry several lines; a line that does not parse is reported, not thrown, so one bad
+ * line cannot kill the stream handler.
+ */
+export class JsonLineReader {
+  private buffered = '';
+
+  push(chunk: string, onValue: (value: unknown) => void, onBadLine: (line: string) => void): void {
+    this.buffered += chunk;
+    let newline: number;
+    while ((newline = this.buffered.indexOf('\n')) >= 0) {
+      const line = this.buffered.slice(0, newline).trim();
+      this.buffered = this.buffered.slice(newline + 1);
+      if (line === '') continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch {
+        onBadLine(line);
+        continue;
+      }
+      onValue(value);
+    }
+  }
+
+  /** Whatever arrived after the last newline (a stream should not end with one pending). */
+  get pending(): string {
+    return this.buffered;
+  }
+}
+
+/** Registry host of an image reference, as the engine resolves it (Docker Hub when none is named). */
+export function registryHostOf(image: string): string {
+  const slash = image.indexOf('/');
+  if (slash < 0) return 'docker.io';
+  const first = image.slice(0, slash);
+  return first.includes('.') || first.includes(':') || first === 'localhost' ? first : 'docker.io';
+}
+
+function serverAddressFor(image: string): string {
+  const host = registryHostOf(image);
+  // The engine keys Docker Hub credentials by this legacy URL, not by the host name.
+  return host === 'docker.io' ? 'https://index.docker.io/v1/' : host;
+}
+
+/** "Exited (3) 5 seconds ago" / "Restarting (3) Less than a second ago" -> 3. */
+function exitCodeFromStatus(status: string): number | null {
+  const match = /^(?:Exited|Restarting) \((-?\d+)\)/.exec(status);
+  return match ? Number(match[1]) : null;
+}
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+function isNotFound(err: unknown): boolean {
+  return statusCodeOf(err) === 404;
+}
+
+interface InspectedState {
+  state: EngineState;
+  exitCode: number | null;
+  restartCount: number;
+  error: string | null;
+  atMs: number;
+}
+
+function toEngineState(text: string | undefined): EngineState {
+  return text !== undefined && ENGINE_STATES.has(text) ? (text as EngineState) : 'dead';
+}
+
+export class DockerRuntime implements ContainerRuntime {
+  private readonly docker: Docker;
+  private readonly logger: DockerRuntimeLogger | undefined;
+  /** Last inspect result per node id and container id: spares re-inspecting healthy running containers. */
+  private readonly inspectedByNode = new Map<string, Map<string, InspectedState>>();
+
+  constructor(opts: DockerRuntimeOptions = {}) {
+    this.docker = new Docker({ socketPath: opts.socketPath ?? '/var/run/docker.sock' });
+    this.logger = opts.logger;
+  }
+
+  async version(): Promise<string> {
+    try {
+      const v = await this.docker.version();
+      return `docker ${v.Version}`.slice(0, 128);
+    } catch (err) {
+      throw engineError('docker version', err);
+    }
+  }
+
+  /**
+   * The list call has only State and a Status text; exit code, restart count and start error need
+   * an inspect per container. Inspecting every container on every list would cost one engine
+   * round trip per replica each time the agent looks, so:
+   * - containers that are not running (created, exited, restarting, dead...) are always inspected:
+   *   they are few on a healthy node, and their exit code and error are what the agent acts on;
+   * - running ones are inspected when first seen and then at most every RUNNING_INSPECT_TTL_MS,
+   *   since only their restart count can change (a crash loop is caught while it is restarting).
+   * The engine resets ExitCode to 0 when it restarts a container, so a running container reports
+   * the exit code last seen for it here (null if it never exited while we looked).
+   */
+  async listContainers(nodeId: string): Promise<ObservedContainer[]> {
+    let infos: Docker.ContainerInfo[];
+    try {
+      infos = await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.nodeId}=${nodeId}`] } });
+    } catch (err) {
+      throw engineError('list containers', err);
+    }
+    const nowMs = Date.now();
+    const previous = this.inspectedByNode.get(nodeId) ?? new Map<string, InspectedState>();
+    const inspected = new Map<string, InspectedState>();
+    const results = await mapLimit(infos, INSPECT_CONCURRENCY, async (info): Promise<ObservedContainer | null> => {
+      const labels = info.Labels ?? {};
+      const service = labels[LABELS.service];
+      const replicaId = labels[LABELS.replicaId];
+      const specHash = labels[LABELS.specHash];
+      if (labels[LABELS.managed] === undefined || labels[LABELS.nodeId] !== nodeId) return null;
+      if (service === undefined || replicaId === undefined || specHash === undefined) return null;
+      const listedState = toEngineState(info.State);
+      const cached = previous.get(info.Id);
+      const cacheFresh = cached !== undefined && cached.state === 'running' && nowMs - cached.atMs < RUNNING_INSPECT_TTL_MS;
+      const observed = listedState === 'running' && cacheFresh ? cached : await this.inspectState(info.Id, cached);
+      if (observed === null) return null; // removed between list and inspect
+      inspected.set(info.Id, observed);
+      return {
+        id: info.Id,
+        name: (info.Names?.[0] ?? info.Id).replace(/^\//, ''),
+        replicaId,
+        service,
+        specHash,
+        state: observed.state,
+        exitCode: observed.exitCode,
+        restartCount: observed.restartCount,
+        error: observed.error,
+      };
+    });
+    // Replaced, not merged: containers that are gone drop out of the cache.
+    this.inspectedByNode.set(nodeId, inspected);
+    return results.filter((c): c is ObservedContainer => c !== null);
+  }
+
+  private async inspectState(id: string, previous: InspectedState | undefined): Promise<InspectedState | null> {
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await this.docker.getContainer(id).inspect();
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw engineError(`inspect container ${id.slice(0, 12)}`, err);
+    }
+    const state = toEngineState(info.State?.Status);
+    const engineExitCode = info.State?.ExitCode ?? null;
+    const exitCode =
+      state === 'running' || state === 'paused'
+        ? (previous?.exitCode ?? null) // the engine zeroes ExitCode on every (re)start
+        : state === 'created' && engineExitCode === 0
+          ? null // never ran
+          : engineExitCode;
+    const result: InspectedState = {
+      state,
+      exitCode,
+      restartCount: info.RestartCount ?? 0,
+      error: info.State?.Error ? info.State.Error : null,
+      atMs: Date.now(),
+    };
+    return result;
+  }
+
+  async hasImage(image: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(image).inspect();
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw engineError(`inspect image ${image}`, err);
+    }
+  }
+
+  async pullImage(image: string, auth: RegistryAuth | null, signal?: AbortSignal): Promise<void> {
+    const what = `pull ${image}`;
+    if (signal?.aborted) throw new Error(`${what} aborted`);
+    // One controller for the caller's signal and our timeout: aborting it destroys the request
+    // and the progress stream alike.
+    const controller = new AbortController();
+    const onCallerAbort = (): void => controller.abort(new Error(`${what} aborted`));
+    signal?.addEventListener('abort', onCallerAbort, { once: true });
+    const timer = setTimeout(() => controller.abort(new Error(`${what} timed out after ${PULL_TIMEOUT_MS / 1000} s`)), PULL_TIMEOUT_MS);
+    const abortReason = (): Error => (controller.signal.reason instanceof Error ? controller.signal.reason : new Error(`${what} aborted`));
+    try {
+      const opts: Record<string, unknown> = { abortSignal: controller.signal };
+      if (auth) {
+        opts.authconfig = { username: auth.username, password: auth.password, serveraddress: auth.serveraddress ?? serverAddressFor(image) };
+      }
+      let stream: Readable;
+      try {
+        stream = (await this.docker.pull(image, opts)) as Readable;
+      } catch (err) {
+        if (controller.signal.aborted) throw abortReason();
+        throw new DockerEngineError(`${what} failed: ${engineMessage(err)}`, statusCodeOf(err), { cause: err });
+      }
+      await this.followPull(what, stream, controller.signal, abortReason);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onCallerAbort);
+    }
+  }
+
+  /**
+   * Reads the pull's progress to its end. The engine answers 200 as soon as the pull starts, so a
+   * registry failure after that (unknown layer, auth refused mid-way) arrives only as an `error`
+   * line. Our own reader instead of modem.followProgress: that one throws from inside the data
+   * handler on a bad line and reports success when the connection closes early.
+   */
+  private followPull(what: string, stream: Readable, signal: AbortSignal, abortReason: () => Error): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const reader = new JsonLineReader();
+      let failure: string | null = null;
+      let settled = false;
+      const finish = (err: Error | null): void => {
+        if (settled) return;
+        settled = true;
+        signal.removeEventListener('abort', onAbort);
+        stream.destroy();
+        if (err) reject(err);
+        else resolve();
+      };
+      const onAbort = (): void => finish(abortReason());
+      signal.addEventListener('abort', onAbort, { once: true });
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) =>
+        reader.push(
+          chunk,
+          (value) => {
+            const v = value as { error?: unknown; errorDetail?: { message?: unknown } };
+            if (failure === null && (v.error !== undefined || v.errorDetail !== undefined)) {
+              failure = String(v.errorDetail?.message ?? v.error);
+            }
+          },
+          (line) => this.logger?.warn({ operation: what, line: line.slice(0, 200) }, 'unparseable pull progress line'),
+        ),
+      );
+      const failed = (reason: string): Error => new Error(`${what} failed: ${reason}`);
+      stream.on('end', () => finish(failure !== null ? failed(failure) : null));
+      stream.on('error', (err) => finish(signal.aborted ? abortReason() : failed(engineMessage(err))));
+      // 'close' without 'end': the connection broke mid-pull, which is no success.
+      stream.on('close', () => finish(failed(failure ?? 'the engine closed the connection before the pull finished')));
+      if (signal.aborted) onAbort();
+    });
+  }
+
+  async createContainer(req: CreateContainerRequest): Promise<string> {
+    const { spec } = req;
+    const exposedPorts: Record<string, object> = {};
+    const portBindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
+    for (const port of spec.ports) {
+      const key = `${port.containerPort}/${port.protocol}`;
+      exposedPorts[key] = {};
+      if (port.hostPort === null) continue; // exposed only: reachable from other containers, not from the host
+      (portBindings[key] ??= []).push({ HostIp: req.publishAddress ?? '', HostPort: String(port.hostPort) });
+    }
+    const hostConfig: Docker.HostConfig = {
+      PortBindings: portBindings,
+      // The engine restarts crashed containers even while the agent is down; the agent starts
+      // the ones that were stopped. Not "always": a stop by the agent must stay a stop.
+      RestartPolicy: { Name: 'unless-stopped' },
+      // A tiny init as PID 1 forwards SIGTERM, so `sh`/`sleep` commands stop without the kill timeout.
+      Init: true,
+    };
+    if (spec.resources.cpus !== null) hostConfig.NanoCpus = Math.round(spec.resources.cpus * 1e9);
+    if (spec.resources.memoryMB !== null) hostConfig.Memory = spec.resources.memoryMB * 1024 * 1024;
+
+    const options: Docker.ContainerCreateOptions = {
+      name: req.name,
+      Image: spec.image,
+      Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
+      // Ours last: a spec label must never fake which node, service or replica a container is.
+      Labels: {
+        ...spec.labels,
+        [LABELS.managed]: 'true',
+        [LABELS.nodeId]: req.nodeId,
+        [LABELS.service]: req.service,
+        [LABELS.replicaId]: req.replicaId,
+        [LABELS.specHash]: req.specHash,
+      },
+      ExposedPorts: exposedPorts,
+      HostConfig: hostConfig,
+    };
+    if (spec.command !== null) options.Cmd = spec.command;
+
+    try {
+      const container = await this.docker.createContainer(options);
+      return container.id;
+    } catch (err) {
+      if (statusCodeOf(err) === 409) {
+        const message = `create container ${req.name}: a container with that name already exists (${engineMessage(err)})`;
+        throw new DockerEngineError(message, 409, { cause: err });
+      }
+      throw engineError(`create container ${req.name}`, err);
+    }
+  }
+
+  async startContainer(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).start();
+    } catch (err) {
+      if (statusCodeOf(err) === 304) return; // already running
+      throw engineError(`start container ${id.slice(0, 12)}`, err);
+    }
+  }
+
+  async stopContainer(id: string, timeoutS: number): Promise<void> {
+    try {
+      await this.docker.getContainer(id).stop({ t: Math.max(0, Math.round(timeoutS)) });
+    } catch (err) {
+      const code = statusCodeOf(err);
+      if (code === 304 || code === 404) return; // already stopped, or gone
+      throw engineError(`stop container ${id.slice(0, 12)}`, err);
+    }
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    try {
+      // v: anonymous volumes from the image's VOLUME lines would otherwise pile up on the disk.
+      await this.docker.getContainer(id).remove({ force: true, v: true });
+    } catch (err) {
+      if (isNotFound(err)) return;
+      // "removal already in progress": the engine finishes it; nothing more to do here.
+      if (statusCodeOf(err) === 409 && /already in progress/i.test(engineMessage(err))) return;
+      throw engineError(`remove container ${id.slice(0, 12)}`, err);
+    }
+  }
+
+  /**
+   * Follows the engine's event stream for this node's containers. When the stream breaks it
+   * reconnects with backoff and asks for events `since` the last one seen, so events that happened
+   * while disconnected are replayed (from the engine's in-memory log); ones already delivered are
+   * skipped.
+   */
+  watchEvents(nodeId: string, onEvent: (event: RuntimeEvent) => void): () => void {
+    const backoff = new Backoff(EVENTS_BACKOFF);
+    let stopped = false;
+    let timer: NodeJS.Timeout | null = null;
+    let controller: AbortController | null = null;
+    let stream: Readable | null = null;
+    // Engine time (whole seconds) to resume from, and the events already delivered in that second.
+    let resumeFromS: number | null = null;
+    let deliveredInResumeSecond = new Set<string>();
+
+    const scheduleReconnect = (): void => {
+      if (stopped || timer !== null) return;
+      timer = setTimeout(() => {
+        timer = null;
+        void connect();
+      }, backoff.nextDelayMs());
+    };
+
+    const handle = (value: unknown): void => {
+      const e = value as {
+        Type?: unknown;
+        Action?: unknown;
+        status?: unknown;
+        id?: unknown;
+        Actor?: { ID?: unknown };
+        time?: unknown;
+        timeNano?: unknown;
+      };
+      if (e.Type !== undefined && e.Type !== 'container') return;
+      const containerId = typeof e.Actor?.ID === 'string' ? e.Actor.ID : typeof e.id === 'string' ? e.id : null;
+      const rawAction = typeof e.Action === 'string' ? e.Action : typeof e.status === 'string' ? e.status : null;
+      if (containerId === null || rawAction === null) return;
+      const timeS = typeof e.time === 'number' ? e.time : null;
+      if (timeS !== null) {
+        const key = `${String(e.timeNano)}|${containerId}|${rawAction}`;
+        if (resumeFromS !== null && timeS < resumeFromS) return; // older than what we already had
+        if (resumeFromS === timeS && deliveredInResumeSecond.has(key)) return; // replayed after a reconnect
+        if (resumeFromS === null || timeS > resumeFromS) {
+          resumeFromS = timeS;
+          deliveredInResumeSecond = new Set();
+        }
+        deliveredInResumeSecond.add(key);
+      }
+      // "exec_start: sh -c ..." and "health_status: healthy" carry details after the colon; the
+      // action alone is the lifecycle fact (and a command line may hold secrets).
+      const action = rawAction.split(':')[0]!.trim();
+      backoff.reset(); // the stream delivers: the next break starts from a short delay again
+      try {
+        onEvent({ containerId, action });
+      } catch (err) {
+        this.logger?.warn({ err, nodeId }, 'container event handler threw');
+      }
+    };
+
+    const connect = async (): Promise<void> => {
+      if (stopped) return;
+      const myController = new AbortController();
+      controller = myController;
+      const opts: Docker.GetEventsOptions = {
+        filters: { type: ['container'], label: [`${LABELS.nodeId}=${nodeId}`] },
+        abortSignal: myController.signal,
+      };
+      if (resumeFromS !== null) opts.since = resumeFromS;
+      let s: Readable;
+      try {
+        s = (await this.docker.getEvents(opts)) as Readable;
+      } catch (err) {
+        if (stopped) return;
+        this.logger?.warn({ err: engineMessage(err), nodeId }, 'docker event stream: connect failed, retrying');
+        scheduleReconnect();
+        return;
+      }
+      if (stopped) {
+        s.destroy();
+        return;
+      }
+      stream = s;
+      // Without a `since`, a reconnect would miss whatever happened in between: from now on we
+      // always have a point to resume from (engine and agent share a clock, being on one host).
+      if (resumeFromS === null) resumeFromS = Math.floor(Date.now() / 1000);
+      const connectedAtMs = Date.now();
+      const reader = new JsonLineReader();
+      let ended = false;
+      const onEnd = (err?: Error): void => {
+        if (ended) return;
+        ended = true;
+        s.destroy();
+        if (stream === s) stream = null;
+        if (stopped) return;
+        if (Date.now() - connectedAtMs >= EVENTS_HEALTHY_AFTER_MS) backoff.reset();
+        this.logger?.warn({ err: err ? engineMessage(err) : undefined, nodeId }, 'docker event stream ended, reconnecting');
+        scheduleReconnect();
+      };
+      s.setEncoding('utf8');
+      s.on('data', (chunk: string) => {
+        if (stopped) return;
+        reader.push(chunk, handle, (line) => this.logger?.warn({ nodeId, line: line.slice(0, 200) }, 'unparseable docker event'));
+      });
+      s.on('error', (err) => onEnd(err));
+      s.on('end', () => onEnd());
+      s.on('close', () => onEnd());
+    };
+
+    void connect();
+
+    return () => {
+      if (stopped) return;
+      stopped = true;
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+      controller?.abort();
+      stream?.destroy();
+      stream = null;
+    };
+  }
+}
