@@ -15,7 +15,7 @@
  * never leave the agent half-updated; a newer generation supersedes any older one.
  */
 import Type, { type Static } from 'typebox';
-import { PortSchema, RegistryAuthSchema } from './spec.js';
+import { PortSchema, RegistryAuthSchema, StringRecord } from './spec.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -70,7 +70,14 @@ export const ReplicaReportSchema = Type.Object(
   {
     replicaId: Id,
     service: Id,
-    state: Type.Union([...REPLICA_STATES, 'removed' as const].map((s) => Type.Literal(s))),
+    state: Type.Union([
+      Type.Literal('pending'),
+      Type.Literal('starting'),
+      Type.Literal('running'),
+      Type.Literal('failed'),
+      Type.Literal('stopped'),
+      Type.Literal('removed'),
+    ]),
     specHash: ShortText(64),
     containerId: Type.Union([Type.String({ maxLength: 128 }), Type.Null()]),
     error: Type.Union([Type.String({ maxLength: 2048 }), Type.Null()]),
@@ -80,7 +87,7 @@ export const ReplicaReportSchema = Type.Object(
 );
 export type ReplicaReport = Static<typeof ReplicaReportSchema>;
 
-const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.String({ maxLength: 1024 }), { maxProperties: 64 });
+const Labels = StringRecord({ minLength: 1, maxLength: 256 }, Type.String({ maxLength: 1024 }), { maxProperties: 64 });
 
 export const HelloSchema = Type.Object(
   {

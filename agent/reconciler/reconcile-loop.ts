@@ -1,0 +1,468 @@
+/**
+ * The agent's apply loop, level-triggered: every pass lists the containers from the engine
+ * (never from memory), plans with the pure planSteps and applies the steps. Runtime events, new
+ * targets, retry timers and the resync timer only mark the loop dirty; triggers that arrive
+ * during a pass collapse into one more pass.
+ *
+ * A failing step never throws out of the loop: its replica records the error and backs off
+ * (exponential, jittered) so the passes in between leave it alone; a success clears it.
+ *
+ * Pulls run detached from passes: a pass starts them and goes on, and the end of a pull triggers
+ * a pass. A pull can take minutes; were the pass to wait, a newer target would wait as well, and
+ * aborting the pull for every new generation would restart a download the new target still wants.
+ */
+import { Backoff } from '../../shared/backoff.js';
+import { systemClock, type Clock } from '../../shared/clock.js';
+import type { AssignedReplica, ReplicaReport, ReplicaState } from '../../shared/protocol.js';
+import type { ContainerRuntime, ObservedContainer } from '../runtime/container-runtime.js';
+import { bestContainer, planSteps, type Step } from './plan-steps.js';
+
+export interface ReconcileLoopLogger {
+  info(o: object, m: string): void;
+  warn(o: object, m: string): void;
+  error(o: object, m: string): void;
+}
+
+export interface ReconcileLoopOptions {
+  nodeId: string;
+  runtime: ContainerRuntime;
+  /** Address host ports are bound to; null binds all interfaces. */
+  publishAddress: string | null;
+  logger: ReconcileLoopLogger;
+  /** Replicas whose report changed since the last call; a replica gone for good is sent once as 'removed'. */
+  onReport: (changed: ReplicaReport[]) => void;
+  /** A pass completed for this generation (called once per generation). */
+  onApplied: (generation: number) => void;
+  clock?: Clock;
+  resyncIntervalMs?: number;
+  maxConcurrentSteps?: number;
+  retryBaseMs?: number;
+  retryCapMs?: number;
+  stopTimeoutS?: number;
+}
+
+/** The protocol's limit on a report's error text. */
+const MAX_ERROR_LENGTH = 2048;
+
+/** Docker's container name charset is [a-zA-Z0-9][a-zA-Z0-9_.-]*; the "tether-" prefix supplies the first character. */
+export function containerName(nodeId: string, replicaId: string): string {
+  return `tether-${nodeId.slice(0, 12)}-${replicaId}`.replace(/[^a-zA-Z0-9_.-]/g, '-');
+}
+
+interface Failure {
+  error: string;
+  backoff: Backoff;
+  retryAtMs: number;
+}
+
+interface Target {
+  generation: number;
+  replicas: AssignedReplica[];
+}
+
+export class ReconcileLoop {
+  private readonly nodeId: string;
+  private readonly runtime: ContainerRuntime;
+  private readonly logger: ReconcileLoopLogger;
+  private readonly clock: Clock;
+  private readonly resyncIntervalMs: number;
+  private readonly maxConcurrentSteps: number;
+  private readonly retryBaseMs: number;
+  private readonly retryCapMs: number;
+  private readonly stopTimeoutS: number;
+
+  /** Null until the first setTarget: without a target nothing is removed. */
+  private target: Target | null = null;
+  private lastAppliedGeneration: number | null = null;
+  private readonly failures = new Map<string, Failure>();
+  /** Pulls in flight by image. */
+  private readonly pulls = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  /** Last report sent per replica: what onReport diffs against and snapshot() returns. */
+  private reported = new Map<string, ReplicaReport>();
+
+  private active = false;
+  private stopped = false;
+  private dirty = false;
+  private pumping: Promise<void> | null = null;
+  private passAbort: AbortController | null = null;
+  /** Retry delay for whole passes that fail (engine unreachable). */
+  private readonly passBackoff: Backoff;
+  private passRetryAtMs: number | null = null;
+  private unwatch: (() => void) | null = null;
+  private resyncTimer: NodeJS.Timeout | null = null;
+  private wakeTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly opts: ReconcileLoopOptions) {
+    this.nodeId = opts.nodeId;
+    this.runtime = opts.runtime;
+    this.logger = opts.logger;
+    this.clock = opts.clock ?? systemClock;
+    this.resyncIntervalMs = opts.resyncIntervalMs ?? 10_000;
+    this.maxConcurrentSteps = opts.maxConcurrentSteps ?? 4;
+    this.retryBaseMs = opts.retryBaseMs ?? 1_000;
+    this.retryCapMs = opts.retryCapMs ?? 60_000;
+    this.stopTimeoutS = opts.stopTimeoutS ?? 10;
+    if (this.maxConcurrentSteps < 1) throw new Error('invariant: maxConcurrentSteps must be at least 1');
+    this.passBackoff = new Backoff({ baseMs: this.retryBaseMs, capMs: this.retryCapMs });
+  }
+
+  get appliedGeneration(): number {
+    return this.lastAppliedGeneration ?? 0;
+  }
+
+  /** Subscribes to engine events and resolves after the first pass. */
+  async start(): Promise<void> {
+    if (this.active || this.stopped) throw new Error('invariant: a ReconcileLoop starts once; make a new one after stop()');
+    this.active = true;
+    this.unwatch = this.runtime.watchEvents(this.nodeId, () => this.requestPass());
+    this.resyncTimer = setInterval(() => this.requestPass(), this.resyncIntervalMs);
+    this.resyncTimer.unref();
+    await this.runOnce();
+  }
+
+  /** Unsubscribes, aborts and waits for the pass and the pulls in flight. Containers are left as they are. */
+  async stop(): Promise<void> {
+    this.active = false;
+    this.stopped = true;
+    this.unwatch?.();
+    this.unwatch = null;
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.resyncTimer = this.wakeTimer = null;
+    this.passAbort?.abort();
+    for (const pull of this.pulls.values()) pull.abort.abort();
+    await this.pumping;
+    await Promise.all([...this.pulls.values()].map((p) => p.done));
+  }
+
+  /** The whole desired state; an older generation is ignored, a newer one aborts the pass in flight. */
+  setTarget(generation: number, replicas: AssignedReplica[]): void {
+    const previous = this.target;
+    if (previous && generation < previous.generation) {
+      this.logger.warn({ generation, current: previous.generation }, 'ignoring an older target');
+      return;
+    }
+    this.target = { generation, replicas };
+    if (!previous || generation > previous.generation) {
+      this.passAbort?.abort();
+      // Pulls the new target still wants go on: their progress would otherwise be thrown away.
+      const wantedImages = new Set(replicas.map((r) => r.container.image));
+      for (const [image, pull] of this.pulls) if (!wantedImages.has(image)) pull.abort.abort();
+    }
+    this.requestPass();
+  }
+
+  /** Every replica's current report: the assigned ones, plus unassigned containers still present. */
+  snapshot(): ReplicaReport[] {
+    return [...this.reported.values()];
+  }
+
+  /** One pass now, after the one in flight (tests; start()). */
+  async runOnce(): Promise<void> {
+    while (this.pumping) await this.pumping;
+    this.dirty = false;
+    // Claimed before the pass begins, so a trigger meanwhile queues behind it instead of racing it.
+    this.pumping = Promise.resolve()
+      .then(() => this.pass())
+      .finally(() => {
+        this.pumping = null;
+        if (this.dirty) this.requestPass();
+      });
+    await this.pumping;
+  }
+
+  private requestPass(): void {
+    this.dirty = true;
+    if (!this.active || this.pumping) return;
+    this.pumping = Promise.resolve()
+      .then(async () => {
+        while (this.dirty && this.active) {
+          this.dirty = false;
+          await this.pass();
+        }
+      })
+      .finally(() => {
+        this.pumping = null;
+        // A trigger between the loop's last check and here found pumping set and only marked dirty.
+        if (this.dirty) this.requestPass();
+      });
+  }
+
+  private async pass(): Promise<void> {
+    const target = this.target;
+    const abort = new AbortController();
+    this.passAbort = abort;
+    const planAtMs = this.clock.nowMs();
+    try {
+      let current = await this.runtime.listContainers(this.nodeId);
+      if (target) {
+        const steps = planSteps({
+          target: target.replicas,
+          current,
+          images: await this.presentImages(target.replicas),
+          backingOff: this.backingOffIds(planAtMs),
+        });
+        if (steps.length > 0) {
+          await this.apply(steps, abort.signal);
+          // The reports describe what the steps left, not what the pass started from.
+          current = await this.runtime.listContainers(this.nodeId);
+        }
+      }
+      this.publishReports(current);
+      this.passBackoff.reset();
+      this.passRetryAtMs = null;
+      // Applied means acted on: replicas that failed are reported as failed, but a pull still
+      // running means the generation's containers are yet to be made.
+      if (target && !abort.signal.aborted && this.pulls.size === 0 && target.generation !== this.lastAppliedGeneration) {
+        this.lastAppliedGeneration = target.generation;
+        this.notify('onApplied', () => this.opts.onApplied(target.generation));
+      }
+    } catch (err) {
+      const retryInMs = this.passBackoff.nextDelayMs();
+      this.passRetryAtMs = this.clock.nowMs() + retryInMs;
+      this.logger.error({ nodeId: this.nodeId, err: messageOf(err), retryInMs }, 'reconcile pass failed');
+    } finally {
+      if (this.passAbort === abort) this.passAbort = null;
+      this.armWakeTimer(planAtMs);
+    }
+  }
+
+  private async presentImages(replicas: readonly AssignedReplica[]): Promise<Set<string>> {
+    const distinct = [...new Set(replicas.map((r) => r.container.image))];
+    const present = new Set<string>();
+    await this.bounded(distinct, async (image) => {
+      if (await this.runtime.hasImage(image)) present.add(image);
+    });
+    return present;
+  }
+
+  private backingOffIds(nowMs: number): Set<string> {
+    const ids = new Set<string>();
+    for (const [id, f] of this.failures) if (f.retryAtMs > nowMs) ids.add(id);
+    return ids;
+  }
+
+  /** Removes all finish before any create or start, so a replacement can take the same host port and name. */
+  private async apply(steps: Step[], signal: AbortSignal): Promise<void> {
+    const removes = steps.filter((s) => s.kind === 'remove');
+    await this.bounded(removes, (s) => this.runStep(s), signal);
+    if (signal.aborted) return;
+    for (const s of steps) if (s.kind === 'pull') this.startPull(s);
+    const makes = steps.filter((s) => s.kind === 'create' || s.kind === 'start');
+    await this.bounded(makes, (s) => this.runStep(s), signal);
+  }
+
+  /** Runs fn over items, at most maxConcurrentSteps at a time; stops taking new items once signal aborts. */
+  private async bounded<T>(items: readonly T[], fn: (item: T) => Promise<void>, signal?: AbortSignal): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < items.length && !signal?.aborted) await fn(items[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(this.maxConcurrentSteps, items.length) }, worker));
+  }
+
+  private async runStep(step: Exclude<Step, { kind: 'pull' }>): Promise<void> {
+    const replicaId = step.kind === 'create' ? step.replica.replicaId : step.replicaId;
+    let action: string = step.kind;
+    try {
+      switch (step.kind) {
+        case 'remove':
+          await this.runtime.stopContainer(step.containerId, this.stopTimeoutS);
+          await this.runtime.removeContainer(step.containerId);
+          this.logger.info({ replicaId, containerId: step.containerId, reason: step.reason }, 'removed container');
+          return;
+        case 'create': {
+          const r = step.replica;
+          const containerId = await this.runtime.createContainer({
+            nodeId: this.nodeId,
+            replicaId,
+            service: r.service,
+            specHash: r.specHash,
+            name: containerName(this.nodeId, replicaId),
+            spec: r.container,
+            publishAddress: this.opts.publishAddress,
+          });
+          action = 'start';
+          await this.runtime.startContainer(containerId);
+          this.failures.delete(replicaId);
+          this.logger.info({ replicaId, containerId, service: r.service, specHash: r.specHash }, 'created container');
+          return;
+        }
+        case 'start':
+          await this.runtime.startContainer(step.containerId);
+          this.failures.delete(replicaId);
+          this.logger.info({ replicaId, containerId: step.containerId }, 'started container');
+          return;
+      }
+    } catch (err) {
+      this.fail(replicaId, `${action} failed: ${messageOf(err)}`);
+    }
+  }
+
+  /** At most maxConcurrentSteps pulls at a time; a pull planned beyond that waits for a later pass. */
+  private startPull(step: Extract<Step, { kind: 'pull' }>): void {
+    if (this.stopped || this.pulls.has(step.image) || this.pulls.size >= this.maxConcurrentSteps) return;
+    const abort = new AbortController();
+    const done = this.runtime
+      .pullImage(step.image, step.auth, abort.signal)
+      .then(
+        () => {
+          for (const id of step.replicaIds) this.failures.delete(id);
+          this.logger.info({ image: step.image }, 'pulled image');
+        },
+        (err: unknown) => {
+          if (abort.signal.aborted) return;
+          for (const id of step.replicaIds) this.fail(id, `pull failed: ${messageOf(err)}`);
+        },
+      )
+      .finally(() => {
+        this.pulls.delete(step.image);
+        this.requestPass();
+      });
+    this.pulls.set(step.image, { abort, done });
+  }
+
+  private fail(replicaId: string, error: string): void {
+    const backoff = this.failures.get(replicaId)?.backoff ?? new Backoff({ baseMs: this.retryBaseMs, capMs: this.retryCapMs });
+    const retryInMs = backoff.nextDelayMs();
+    this.failures.set(replicaId, { error: error.slice(0, MAX_ERROR_LENGTH), backoff, retryAtMs: this.clock.nowMs() + retryInMs });
+    this.logger.warn({ nodeId: this.nodeId, replicaId, err: error, retryInMs }, 'step failed');
+  }
+
+  /**
+   * One timer for the earliest retry, rather than one per failing replica. Only retries due from
+   * the time the pass planned count: one due earlier was planned by that pass or has nothing to retry.
+   */
+  private armWakeTimer(planAtMs: number): void {
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimer = null;
+    if (!this.active) return;
+    let earliestMs = this.passRetryAtMs ?? Infinity;
+    for (const f of this.failures.values()) if (f.retryAtMs >= planAtMs && f.retryAtMs < earliestMs) earliestMs = f.retryAtMs;
+    if (earliestMs === Infinity) return;
+    const nowMs = this.clock.nowMs();
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = null;
+      this.requestPass();
+    }, Math.max(0, earliestMs - nowMs));
+    this.wakeTimer.unref();
+  }
+
+  private publishReports(current: readonly ObservedContainer[]): void {
+    const assigned = this.target?.replicas ?? [];
+    const containersOf = new Map<string, ObservedContainer[]>();
+    for (const c of current) {
+      const list = containersOf.get(c.replicaId);
+      if (list) list.push(c);
+      else containersOf.set(c.replicaId, [c]);
+    }
+
+    const next = new Map<string, ReplicaReport>();
+    for (const r of assigned) {
+      const containers = containersOf.get(r.replicaId) ?? [];
+      const chosen = bestContainer(containers.filter((c) => c.specHash === r.specHash)) ?? bestContainer(containers);
+      // Running with the right spec is success however it came about (say the engine's restart
+      // policy), so an older step error no longer describes the replica.
+      if (chosen?.state === 'running' && chosen.specHash === r.specHash) this.failures.delete(r.replicaId);
+      next.set(r.replicaId, reportOf(r.replicaId, r.service, r.specHash, chosen, this.failures.get(r.replicaId)?.error ?? null));
+    }
+    for (const [replicaId, containers] of containersOf) {
+      if (next.has(replicaId)) continue;
+      const chosen = bestContainer(containers)!;
+      next.set(replicaId, reportOf(replicaId, chosen.service, chosen.specHash, chosen, this.failures.get(replicaId)?.error ?? null));
+    }
+    // Forget failures of replicas that are neither assigned nor present: nothing will retry them.
+    for (const id of this.failures.keys()) if (!next.has(id)) this.failures.delete(id);
+
+    const changed: ReplicaReport[] = [];
+    for (const [id, report] of next) if (!sameReport(this.reported.get(id), report)) changed.push(report);
+    for (const [id, last] of this.reported) {
+      if (!next.has(id)) changed.push({ ...last, state: 'removed', containerId: null, error: null });
+    }
+    this.reported = next;
+    if (changed.length > 0) this.notify('onReport', () => this.opts.onReport(changed));
+  }
+
+  /** A callback that throws is the caller's bug; it must not count as a failed pass and delay the next. */
+  private notify(name: string, call: () => void): void {
+    try {
+      call();
+    } catch (err) {
+      this.logger.error({ nodeId: this.nodeId, err: messageOf(err) }, `${name} threw`);
+    }
+  }
+}
+
+/** A replica's state as the hub reads it, from the container that counts and the last step error. */
+function reportOf(
+  replicaId: string,
+  service: string,
+  specHash: string,
+  c: ObservedContainer | undefined,
+  stepError: string | null,
+): ReplicaReport {
+  if (!c) {
+    return { replicaId, service, state: stepError ? 'failed' : 'pending', specHash, containerId: null, error: stepError, restarts: 0 };
+  }
+  let state: ReplicaState;
+  let error: string | null;
+  switch (c.state) {
+    case 'running':
+      // An error here is an update that failed while the old container goes on serving: the
+      // report carries that container's spec hash, so the hub sees which version runs.
+      state = 'running';
+      error = stepError;
+      break;
+    case 'created':
+      error = stepError ?? c.error;
+      state = error ? 'failed' : 'starting';
+      break;
+    case 'restarting':
+      state = 'failed';
+      error = stepError ?? exitText(c);
+      break;
+    case 'exited':
+      error = stepError ?? c.error ?? (c.exitCode !== null && c.exitCode !== 0 ? exitText(c) : null);
+      state = error ? 'failed' : 'stopped';
+      break;
+    case 'dead':
+      state = 'failed';
+      error = stepError ?? c.error ?? 'container is dead';
+      break;
+    case 'paused':
+    case 'removing':
+      state = 'stopped';
+      error = stepError;
+      break;
+  }
+  return {
+    replicaId,
+    service,
+    state: state,
+    specHash: c.specHash,
+    containerId: c.id,
+    error: error === null ? null : error.slice(0, MAX_ERROR_LENGTH),
+    restarts: c.restartCount,
+  };
+}
+
+function exitText(c: ObservedContainer): string {
+  const restarts = c.restartCount > 0 ? ` (restarted ${c.restartCount} times)` : '';
+  return `exited with code ${c.exitCode ?? 'unknown'}${restarts}`;
+}
+
+function sameReport(a: ReplicaReport | undefined, b: ReplicaReport): boolean {
+  return (
+    a !== undefined &&
+    a.state === b.state &&
+    a.specHash === b.specHash &&
+    a.containerId === b.containerId &&
+    a.error === b.error &&
+    a.restarts === b.restarts &&
+    a.service === b.service
+  );
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

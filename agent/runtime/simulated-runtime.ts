@@ -1,0 +1,364 @@
+/**
+ * An in-memory container engine for scheduler and fleet tests and benchmarks: thousands of agents
+ * share one process, so there are no timers per container and every operation is O(1) except the
+ * listings. Like one Docker engine, one instance may serve several agents (different node ids).
+ *
+ * What is emulated: names unique in the engine, images that must be present to create, host port
+ * allocation between running containers, the restart policy `unless-stopped` (a crashed container
+ * restarts, one stopped by a user does not), and asynchronous lifecycle events. What is not:
+ * resources, networks, logs, health checks. It proves nothing about Docker itself.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { RegistryAuth } from '../../shared/spec.js';
+import {
+  LABELS,
+  type ContainerRuntime,
+  type CreateContainerRequest,
+  type ObservedContainer,
+  type RuntimeEvent,
+} from './container-runtime.js';
+
+export interface SimulatedRuntimeOptions {
+  /** Images present when the engine starts. */
+  images?: string[];
+  /** Images a pull can fetch; a function is asked on every pull, so a test can change its mind. Default: all. */
+  pullableImages?: string[] | ((image: string) => boolean);
+  /** Time one pull takes (a real timer per pull, not per container). Default 0. */
+  pullDelayMs?: number;
+  /** The engine's error text when a container of this image fails to start, or null to start. */
+  startFails?: (image: string) => string | null;
+}
+
+/** One container as a test inspects it: the observed fields plus what the engine was asked for. */
+export interface SimulatedContainer extends ObservedContainer {
+  nodeId: string;
+  image: string;
+  labels: Readonly<Record<string, string>>;
+  publishAddress: string | null;
+  hostPorts: ReadonlyArray<{ hostPort: number; protocol: 'tcp' | 'udp' }>;
+}
+
+type MutableContainer = {
+  -readonly [K in keyof SimulatedContainer]: SimulatedContainer[K];
+};
+
+/** Engine calls made so far, for benchmarks and for tests that assert nothing was redone. */
+export interface SimulatedRuntimeCalls {
+  listContainers: number;
+  hasImage: number;
+  pullImage: number;
+  createContainer: number;
+  startContainer: number;
+  stopContainer: number;
+  removeContainer: number;
+}
+
+/** Key for the port index: a wildcard address (null) collides with every address on that port. */
+const ANY_ADDRESS = '*';
+
+export class SimulatedRuntime implements ContainerRuntime {
+  readonly calls: SimulatedRuntimeCalls = {
+    listContainers: 0,
+    hasImage: 0,
+    pullImage: 0,
+    createContainer: 0,
+    startContainer: 0,
+    stopContainer: 0,
+    removeContainer: 0,
+  };
+
+  private readonly images: Set<string>;
+  private readonly isPullable: (image: string) => boolean;
+  private readonly pullDelayMs: number;
+  private readonly startFails: (image: string) => string | null;
+
+  private readonly byId = new Map<string, MutableContainer>();
+  private readonly idByName = new Map<string, string>();
+  private readonly idsByNode = new Map<string, Set<string>>();
+  /** `protocol/hostPort` -> publish address (or ANY_ADDRESS) -> id of the running container holding it. */
+  private readonly portOwners = new Map<string, Map<string, string>>();
+  /** Containers the restart policy will bring back on the next tick(). */
+  private readonly restarting = new Set<string>();
+  private readonly watchers = new Map<string, Set<(event: RuntimeEvent) => void>>();
+  private idSequence = 0;
+
+  constructor(opts: SimulatedRuntimeOptions = {}) {
+    this.images = new Set(opts.images ?? []);
+    const pullable = opts.pullableImages;
+    if (pullable === undefined) this.isPullable = () => true;
+    else if (typeof pullable === 'function') this.isPullable = pullable;
+    else {
+      const allowed = new Set(pullable);
+      this.isPullable = (image) => allowed.has(image);
+    }
+    this.pullDelayMs = opts.pullDelayMs ?? 0;
+    this.startFails = opts.startFails ?? (() => null);
+  }
+
+  async version(): Promise<string> {
+    return 'simulated 1.0';
+  }
+
+  async listContainers(nodeId: string): Promise<ObservedContainer[]> {
+    this.calls.listContainers++;
+    const ids = this.idsByNode.get(nodeId);
+    if (!ids) return [];
+    return [...ids].map((id) => observed(this.byId.get(id)!));
+  }
+
+  async hasImage(image: string): Promise<boolean> {
+    this.calls.hasImage++;
+    return this.images.has(image);
+  }
+
+  async pullImage(image: string, _auth: RegistryAuth | null, signal?: AbortSignal): Promise<void> {
+    this.calls.pullImage++;
+    signal?.throwIfAborted();
+    // A registry refuses before any layer is downloaded, so a refusal does not wait for the delay.
+    if (!this.isPullable(image)) {
+      await Promise.resolve();
+      throw new Error(`pull access denied for ${image}, repository does not exist or may require 'docker login'`);
+    }
+    if (this.pullDelayMs > 0) await sleep(this.pullDelayMs, undefined, signal ? { signal } : {});
+    else await Promise.resolve();
+    signal?.throwIfAborted();
+    this.images.add(image);
+  }
+
+  async createContainer(req: CreateContainerRequest): Promise<string> {
+    this.calls.createContainer++;
+    const holder = this.idByName.get(req.name);
+    if (holder !== undefined) {
+      throw new Error(
+        `Conflict. The container name "/${req.name}" is already in use by container "${holder}". ` +
+          'You have to remove (or rename) that container to be able to reuse that name.',
+      );
+    }
+    if (!this.images.has(req.spec.image)) throw new Error(`No such image: ${req.spec.image}`);
+
+    // Docker ids are 64 hex digits; a counter keeps runs reproducible from a seed.
+    const id = (++this.idSequence).toString(16).padStart(64, '0');
+    const container: MutableContainer = {
+      id,
+      name: req.name,
+      replicaId: req.replicaId,
+      service: req.service,
+      specHash: req.specHash,
+      state: 'created',
+      exitCode: null,
+      restartCount: 0,
+      error: null,
+      nodeId: req.nodeId,
+      image: req.spec.image,
+      labels: {
+        ...req.spec.labels,
+        [LABELS.managed]: 'true',
+        [LABELS.nodeId]: req.nodeId,
+        [LABELS.service]: req.service,
+        [LABELS.replicaId]: req.replicaId,
+        [LABELS.specHash]: req.specHash,
+      },
+      publishAddress: req.publishAddress,
+      hostPorts: req.spec.ports.flatMap((p) => (p.hostPort === null ? [] : [{ hostPort: p.hostPort, protocol: p.protocol }])),
+    };
+    this.byId.set(id, container);
+    this.idByName.set(req.name, id);
+    let nodeIds = this.idsByNode.get(req.nodeId);
+    if (!nodeIds) this.idsByNode.set(req.nodeId, (nodeIds = new Set()));
+    nodeIds.add(id);
+    this.emit(container, 'create');
+    return id;
+  }
+
+  async startContainer(id: string): Promise<void> {
+    this.calls.startContainer++;
+    const c = this.mustGet(id);
+    // Docker answers "304 not modified" for a running container; restarting is the engine's job.
+    if (c.state === 'running' || c.state === 'restarting') return;
+    if (c.state === 'removing' || c.state === 'dead') throw new Error('container is marked for removal and cannot be started');
+    if (c.state === 'paused') throw new Error('cannot start a paused container, try unpause instead');
+    const failure = this.tryRun(c);
+    if (failure !== null) throw new Error(failure);
+  }
+
+  async stopContainer(id: string, _timeoutS: number): Promise<void> {
+    this.calls.stopContainer++;
+    const c = this.byId.get(id);
+    if (c) this.stop(c);
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    this.calls.removeContainer++;
+    const c = this.byId.get(id);
+    if (c) this.remove(c);
+  }
+
+  watchEvents(nodeId: string, onEvent: (event: RuntimeEvent) => void): () => void {
+    let set = this.watchers.get(nodeId);
+    if (!set) this.watchers.set(nodeId, (set = new Set()));
+    set.add(onEvent);
+    return () => {
+      set.delete(onEvent);
+      if (set.size === 0 && this.watchers.get(nodeId) === set) this.watchers.delete(nodeId);
+    };
+  }
+
+  // ---- Fault injection and inspection (tests only) ----
+
+  /**
+   * The container's process dies with exitCode. Our containers run with restart policy
+   * `unless-stopped`, so the engine restarts it: it stays 'restarting' (the engine's back-off
+   * wait) until the next tick(), which starts it again.
+   */
+  crash(id: string, exitCode: number): void {
+    const c = this.mustGet(id);
+    if (c.state !== 'running') throw new Error(`simulated: cannot crash container ${id} in state ${c.state}`);
+    this.releasePorts(c);
+    c.state = 'restarting';
+    c.exitCode = exitCode;
+    c.restartCount++;
+    this.restarting.add(id);
+    this.emit(c, 'die');
+  }
+
+  /**
+   * One step of the engine's restart policy: every 'restarting' container starts again. A
+   * restart that fails (port taken, start error) leaves it exited, as Docker gives up on a policy
+   * restart whose start fails. Returns how many containers were restarted.
+   */
+  tick(): number {
+    let restarted = 0;
+    for (const id of this.restarting) {
+      this.restarting.delete(id);
+      const c = this.byId.get(id);
+      if (!c || c.state !== 'restarting') continue;
+      c.state = 'exited';
+      if (this.tryRun(c) === null) restarted++;
+    }
+    return restarted;
+  }
+
+  /** Like `docker stop` by an operator: exited, and the restart policy leaves it stopped. */
+  stopExternally(id: string): void {
+    this.stop(this.mustGet(id));
+  }
+
+  /** Like `docker rm -f` by an operator. */
+  removeExternally(id: string): void {
+    this.remove(this.mustGet(id));
+  }
+
+  /** Every container in the engine, all node ids, as copies. */
+  containers(): SimulatedContainer[] {
+    return [...this.byId.values()].map((c) => ({ ...c, labels: { ...c.labels }, hostPorts: [...c.hostPorts] }));
+  }
+
+  // ---- Internals ----
+
+  private mustGet(id: string): MutableContainer {
+    const c = this.byId.get(id);
+    if (!c) throw new Error(`No such container: ${id}`);
+    return c;
+  }
+
+  /** Starts c unless its image fails or a port is taken; returns the engine's error text or null. */
+  private tryRun(c: MutableContainer): string | null {
+    const failure = this.startFails(c.image) ?? this.portConflict(c);
+    if (failure !== null) {
+      // Docker records the error and exit code 128 on the container and leaves its state alone.
+      c.error = failure;
+      c.exitCode = 128;
+      return failure;
+    }
+    this.claimPorts(c);
+    c.state = 'running';
+    c.error = null;
+    this.emit(c, 'start');
+    return null;
+  }
+
+  private stop(c: MutableContainer): void {
+    this.restarting.delete(c.id);
+    if (c.state !== 'running' && c.state !== 'restarting' && c.state !== 'paused') return;
+    const wasRunning = c.state !== 'restarting';
+    this.releasePorts(c);
+    c.state = 'exited';
+    // Our images (busybox httpd) exit 0 on SIGTERM within the stop timeout, never reaching SIGKILL (137).
+    if (wasRunning) c.exitCode = 0;
+    if (wasRunning) this.emit(c, 'die');
+    this.emit(c, 'stop');
+  }
+
+  private remove(c: MutableContainer): void {
+    const wasRunning = c.state === 'running' || c.state === 'paused';
+    this.releasePorts(c);
+    this.restarting.delete(c.id);
+    this.byId.delete(c.id);
+    this.idByName.delete(c.name);
+    const nodeIds = this.idsByNode.get(c.nodeId);
+    nodeIds?.delete(c.id);
+    if (nodeIds?.size === 0) this.idsByNode.delete(c.nodeId);
+    if (wasRunning) this.emit(c, 'die');
+    this.emit(c, 'destroy');
+  }
+
+  private portConflict(c: MutableContainer): string | null {
+    const address = c.publishAddress ?? ANY_ADDRESS;
+    for (const p of c.hostPorts) {
+      const owners = this.portOwners.get(`${p.protocol}/${p.hostPort}`);
+      if (!owners) continue;
+      const taken = address === ANY_ADDRESS ? owners.size > 0 : owners.has(address) || owners.has(ANY_ADDRESS);
+      if (taken) {
+        const shown = c.publishAddress ?? '0.0.0.0';
+        return `driver failed programming external connectivity on endpoint ${c.name} (${c.id}): Bind for ${shown}:${p.hostPort} failed: port is already allocated`;
+      }
+    }
+    return null;
+  }
+
+  private claimPorts(c: MutableContainer): void {
+    const address = c.publishAddress ?? ANY_ADDRESS;
+    for (const p of c.hostPorts) {
+      const key = `${p.protocol}/${p.hostPort}`;
+      let owners = this.portOwners.get(key);
+      if (!owners) this.portOwners.set(key, (owners = new Map()));
+      owners.set(address, c.id);
+    }
+  }
+
+  private releasePorts(c: MutableContainer): void {
+    const address = c.publishAddress ?? ANY_ADDRESS;
+    for (const p of c.hostPorts) {
+      const key = `${p.protocol}/${p.hostPort}`;
+      const owners = this.portOwners.get(key);
+      if (owners?.get(address) !== c.id) continue;
+      owners.delete(address);
+      if (owners.size === 0) this.portOwners.delete(key);
+    }
+  }
+
+  /** Delivered on a microtask, like events arriving on Docker's stream after the call returned. */
+  private emit(c: MutableContainer, action: string): void {
+    const set = this.watchers.get(c.nodeId);
+    if (!set || set.size === 0) return;
+    const event: RuntimeEvent = { containerId: c.id, action };
+    queueMicrotask(() => {
+      // Read the set at delivery time, so a watcher that unsubscribed meanwhile gets nothing.
+      for (const onEvent of set) onEvent(event);
+    });
+  }
+}
+
+function observed(c: MutableContainer): ObservedContainer {
+  return {
+    id: c.id,
+    name: c.name,
+    replicaId: c.replicaId,
+    service: c.service,
+    specHash: c.specHash,
+    state: c.state,
+    exitCode: c.exitCode,
+    restartCount: c.restartCount,
+    error: c.error,
+  };
+}

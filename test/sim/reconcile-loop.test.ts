@@ -1,0 +1,284 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ReconcileLoop, containerName, type ReconcileLoopOptions } from '../../agent/reconciler/reconcile-loop.js';
+import { SimulatedRuntime } from '../../agent/runtime/simulated-runtime.js';
+import { containerSpecHash, type ContainerSpec } from '../../shared/container-spec.js';
+import type { AssignedReplica, ReplicaReport } from '../../shared/protocol.js';
+
+function replica(replicaId: string, overrides: Partial<ContainerSpec> = {}, service = 'web'): AssignedReplica {
+  const container: ContainerSpec = {
+    image: 'httpd:1',
+    command: null,
+    env: {},
+    ports: [],
+    resources: { cpus: null, memoryMB: null },
+    labels: {},
+    registryAuth: null,
+    ...overrides,
+  };
+  return { replicaId, service, specHash: containerSpecHash(container), container };
+}
+
+interface Agent {
+  loop: ReconcileLoop;
+  /** The latest report per replica, as the hub would hold it. */
+  reports: Map<string, ReplicaReport>;
+  applied: number[];
+}
+
+const loops: ReconcileLoop[] = [];
+afterEach(async () => {
+  await Promise.all(loops.splice(0).map((l) => l.stop()));
+});
+
+const quiet = { info() {}, warn() {}, error() {} };
+
+async function startAgent(runtime: SimulatedRuntime, nodeId: string, opts: Partial<ReconcileLoopOptions> = {}): Promise<Agent> {
+  const reports = new Map<string, ReplicaReport>();
+  const applied: number[] = [];
+  const loop = new ReconcileLoop({
+    nodeId,
+    runtime,
+    publishAddress: null,
+    logger: quiet,
+    onReport: (changed) => changed.forEach((r) => reports.set(r.replicaId, r)),
+    onApplied: (generation) => applied.push(generation),
+    // Short delays keep retries quick; nothing below asserts on time, it polls for outcomes.
+    retryBaseMs: 5,
+    retryCapMs: 40,
+    ...opts,
+  });
+  loops.push(loop);
+  await loop.start();
+  return { loop, reports, applied };
+}
+
+function containersOf(runtime: SimulatedRuntime, nodeId: string) {
+  return runtime.containers().filter((c) => c.nodeId === nodeId);
+}
+
+function states(agent: Agent): Record<string, string> {
+  return Object.fromEntries([...agent.reports].map(([id, r]) => [id, r.state]));
+}
+
+const eventually = (check: () => void) => vi.waitFor(check, { timeout: 5_000, interval: 5 });
+
+describe('ReconcileLoop on the simulated runtime', () => {
+  it('brings a target of 3 replicas to 3 running containers, reports them and acks the generation', async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
+    const a = await startAgent(runtime, 'node-a');
+    const target = [replica('r1'), replica('r2'), replica('r3')];
+    a.loop.setTarget(1, target);
+
+    await eventually(() => {
+      expect(states(a)).toEqual({ r1: 'running', r2: 'running', r3: 'running' });
+      expect(a.applied).toEqual([1]);
+    });
+    const containers = containersOf(runtime, 'node-a');
+    expect(containers.map((c) => [c.name, c.state, c.specHash]).sort()).toEqual(
+      target.map((r) => [containerName('node-a', r.replicaId), 'running', r.specHash]).sort(),
+    );
+    expect(a.loop.appliedGeneration).toBe(1);
+    expect(a.loop.snapshot().map((r) => r.containerId).sort()).toEqual(containers.map((c) => c.id).sort());
+  });
+
+  it('replaces a container whose spec hash changed, even on the same host port', async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
+    const a = await startAgent(runtime, 'node-a');
+    const ports = [{ containerPort: 80, hostPort: 8080, protocol: 'tcp' as const }];
+    a.loop.setTarget(1, [replica('r1', { ports })]);
+    await eventually(() => expect(a.reports.get('r1')?.state).toBe('running'));
+    const oldId = a.reports.get('r1')!.containerId;
+
+    const changed = replica('r1', { ports, env: { GREETING: 'hello' } });
+    a.loop.setTarget(2, [changed]);
+    await eventually(() => {
+      expect(a.reports.get('r1')).toMatchObject({ state: 'running', specHash: changed.specHash, error: null });
+      expect(a.applied).toEqual([1, 2]);
+    });
+    const containers = containersOf(runtime, 'node-a');
+    expect(containers).toHaveLength(1);
+    expect(containers[0]!.id).not.toBe(oldId);
+    expect(containers[0]!.specHash).toBe(changed.specHash);
+  });
+
+  it("removes a replica taken out of the target and reports it 'removed' once", async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
+    const removedReports: ReplicaReport[] = [];
+    const a = await startAgent(runtime, 'node-a', {
+      onReport: (changed) => removedReports.push(...changed.filter((r) => r.state === 'removed')),
+    });
+    a.loop.setTarget(1, [replica('r1'), replica('r2')]);
+    await eventually(() => expect(containersOf(runtime, 'node-a').filter((c) => c.state === 'running')).toHaveLength(2));
+
+    a.loop.setTarget(2, [replica('r1')]);
+    await eventually(() => {
+      expect(containersOf(runtime, 'node-a').map((c) => c.replicaId)).toEqual(['r1']);
+      expect(removedReports.map((r) => r.replicaId)).toEqual(['r2']);
+    });
+    await a.loop.runOnce();
+    expect(removedReports).toHaveLength(1);
+    expect(removedReports[0]).toMatchObject({ state: 'removed', containerId: null });
+    expect(a.loop.snapshot().map((r) => r.replicaId)).toEqual(['r1']);
+  });
+
+  it("reports a pull failure as 'failed', retries with backoff and succeeds once the image can be pulled", async () => {
+    const pullable = new Set<string>();
+    const runtime = new SimulatedRuntime({ pullableImages: (image) => pullable.has(image) });
+    const a = await startAgent(runtime, 'node-a');
+    a.loop.setTarget(1, [replica('r1', { image: 'registry.local/app:2' })]);
+
+    await eventually(() => {
+      expect(a.reports.get('r1')).toMatchObject({ state: 'failed', containerId: null });
+      expect(a.reports.get('r1')!.error).toMatch(/^pull failed: pull access denied for registry\.local\/app:2/);
+      // Retried by itself, without a new target or event.
+      expect(runtime.calls.pullImage).toBeGreaterThanOrEqual(3);
+    });
+    // A failing replica still counts as acted on: the hub learns of the failure from the report.
+    expect(a.applied).toEqual([1]);
+
+    pullable.add('registry.local/app:2');
+    await eventually(() => expect(a.reports.get('r1')).toMatchObject({ state: 'running', error: null }));
+  });
+
+  it('comes back to running after a crash (engine restart policy) and after an external stop', async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
+    const a = await startAgent(runtime, 'node-a');
+    a.loop.setTarget(1, [replica('r1')]);
+    await eventually(() => expect(a.reports.get('r1')?.state).toBe('running'));
+    const id = a.reports.get('r1')!.containerId!;
+
+    runtime.crash(id, 3);
+    await eventually(() =>
+      expect(a.reports.get('r1')).toMatchObject({ state: 'failed', error: 'exited with code 3 (restarted 1 times)', restarts: 1 }),
+    );
+    expect(runtime.tick()).toBe(1);
+    await eventually(() => expect(a.reports.get('r1')).toMatchObject({ state: 'running', containerId: id, error: null }));
+
+    runtime.stopExternally(id);
+    await eventually(() => {
+      expect(a.reports.get('r1')).toMatchObject({ state: 'running', containerId: id });
+      expect(containersOf(runtime, 'node-a')[0]!.state).toBe('running');
+    });
+  });
+
+  it('recreates a container removed behind its back', async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
+    const a = await startAgent(runtime, 'node-a');
+    a.loop.setTarget(1, [replica('r1')]);
+    await eventually(() => expect(a.reports.get('r1')?.state).toBe('running'));
+    const id = a.reports.get('r1')!.containerId!;
+
+    runtime.removeExternally(id);
+    await eventually(() => {
+      expect(a.reports.get('r1')?.state).toBe('running');
+      expect(a.reports.get('r1')?.containerId).not.toBe(id);
+    });
+  });
+
+  it('a new loop on the same engine with the same target (agent restart) restarts nothing', async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
+    const target = [replica('r1'), replica('r2'), replica('r3')];
+    const first = await startAgent(runtime, 'node-a');
+    first.loop.setTarget(7, target);
+    await eventually(() => expect(first.applied).toEqual([7]));
+    const before = containersOf(runtime, 'node-a').map((c) => c.id).sort();
+    await first.loop.stop();
+    const callsBefore = { ...runtime.calls };
+
+    const second = await startAgent(runtime, 'node-a');
+    expect(second.loop.snapshot().map((r) => r.state)).toEqual(['running', 'running', 'running']);
+    second.loop.setTarget(7, target);
+    await eventually(() => expect(second.applied).toEqual([7]));
+
+    expect(containersOf(runtime, 'node-a').map((c) => c.id).sort()).toEqual(before);
+    for (const op of ['createContainer', 'startContainer', 'stopContainer', 'removeContainer', 'pullImage'] as const) {
+      expect(runtime.calls[op], op).toBe(callsBefore[op]);
+    }
+  });
+
+  it('removes nothing and starts nothing before the first target, only reports what it sees', async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
+    const first = await startAgent(runtime, 'node-a');
+    first.loop.setTarget(1, [replica('r1'), replica('r2')]);
+    await eventually(() => expect(first.applied).toEqual([1]));
+    await first.loop.stop();
+    const stoppedId = containersOf(runtime, 'node-a').find((c) => c.replicaId === 'r2')!.id;
+    runtime.stopExternally(stoppedId);
+    const callsBefore = { ...runtime.calls };
+
+    const second = await startAgent(runtime, 'node-a');
+    await second.loop.runOnce();
+    expect(Object.fromEntries(second.loop.snapshot().map((r) => [r.replicaId, r.state]))).toEqual({ r1: 'running', r2: 'stopped' });
+    expect(states(second)).toEqual({ r1: 'running', r2: 'stopped' });
+    expect(containersOf(runtime, 'node-a')).toHaveLength(2);
+    for (const op of ['createContainer', 'startContainer', 'stopContainer', 'removeContainer'] as const) {
+      expect(runtime.calls[op], op).toBe(callsBefore[op]);
+    }
+    expect(second.applied).toEqual([]);
+    expect(second.loop.appliedGeneration).toBe(0);
+  });
+
+  it('ignores an older generation', async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
+    const a = await startAgent(runtime, 'node-a');
+    a.loop.setTarget(5, [replica('r1')]);
+    await eventually(() => expect(a.applied).toEqual([5]));
+    a.loop.setTarget(4, []);
+    await a.loop.runOnce();
+    expect(containersOf(runtime, 'node-a')).toHaveLength(1);
+    expect(a.applied).toEqual([5]);
+  });
+
+  it('a newer target is acted on without waiting for a pull the new target no longer wants', async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'], pullDelayMs: 60_000 });
+    const a = await startAgent(runtime, 'node-a');
+    a.loop.setTarget(1, [replica('r1', { image: 'huge:1' })]);
+    await eventually(() => expect(runtime.calls.pullImage).toBe(1));
+
+    a.loop.setTarget(2, [replica('r2')]);
+    await eventually(() => {
+      expect(a.reports.get('r2')?.state).toBe('running');
+      expect(a.applied).toEqual([2]);
+    });
+    expect(a.reports.get('r1')?.state).toBe('removed');
+  });
+
+  it('two node ids on one engine never touch each other’s containers', async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
+    const a = await startAgent(runtime, 'node-a');
+    const b = await startAgent(runtime, 'node-b');
+    a.loop.setTarget(1, [replica('a1'), replica('a2')]);
+    b.loop.setTarget(1, [replica('b1')]);
+    await eventually(() => {
+      expect(states(a)).toEqual({ a1: 'running', a2: 'running' });
+      expect(states(b)).toEqual({ b1: 'running' });
+    });
+    const aIds = containersOf(runtime, 'node-a').map((c) => c.id).sort();
+
+    b.loop.setTarget(2, []);
+    await eventually(() => expect(containersOf(runtime, 'node-b')).toHaveLength(0));
+    await a.loop.runOnce();
+    expect(containersOf(runtime, 'node-a').map((c) => c.id).sort()).toEqual(aIds);
+    expect(states(a)).toEqual({ a1: 'running', a2: 'running' });
+  });
+
+  it('reports a host port conflict and starts the replica once the port is free', async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
+    const a = await startAgent(runtime, 'node-a');
+    const ports = [{ containerPort: 80, hostPort: 8080, protocol: 'tcp' as const }];
+    a.loop.setTarget(1, [replica('first', { ports }, 'one')]);
+    await eventually(() => expect(a.reports.get('first')?.state).toBe('running'));
+
+    a.loop.setTarget(2, [replica('first', { ports }, 'one'), replica('second', { ports }, 'two')]);
+    await eventually(() => {
+      expect(a.reports.get('second')?.state).toBe('failed');
+      expect(a.reports.get('second')?.error).toMatch(/^start failed: .*port is already allocated/);
+    });
+
+    a.loop.setTarget(3, [replica('second', { ports }, 'two')]);
+    await eventually(() => {
+      expect(a.reports.get('second')).toMatchObject({ state: 'running', error: null });
+      expect(a.reports.get('first')?.state).toBe('removed');
+    });
+  });
+});
