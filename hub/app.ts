@@ -25,7 +25,6 @@ export interface BuildHubOptions {
 export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyInstance; hub: Hub }> {
   const app = Fastify({
     logger: opts.logger ?? false,
-    disableRequestLogging: true,
     bodyLimit: 1024 * 1024,
     // The hub holds tens of thousands of agent sockets; HTTP keep-alive sockets are for operators.
     keepAliveTimeout: 10_000,
@@ -41,7 +40,8 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
     await api.register(nodeRoutes, { hub });
     await api.register(serviceRoutes, { hub });
   });
-  app.addHook('onClose', async () => hub.close());
+  // preClose: agent sockets are upgraded connections the HTTP server would otherwise wait for.
+  app.addHook('preClose', async () => hub.close());
   hub.start();
   return { app, hub };
 }

@@ -1,0 +1,123 @@
+/**
+ * A hub in this process on a real port, and agents in this process on simulated container
+ * runtimes: the real hub, the real agent code and the real protocol over real WebSockets, with
+ * only the container engine simulated. For scheduler and fleet behaviour, never as proof that
+ * Docker works.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { Agent } from '../../agent/agent.js';
+import { SimulatedRuntime } from '../../agent/runtime/simulated-runtime.js';
+import { buildHub } from '../../hub/app.js';
+import type { Hub, HubConfig } from '../../hub/hub.js';
+import { LowdbStore } from '../../hub/store/lowdb-store.js';
+import type { NodeFacts } from '../../shared/protocol.js';
+import { TETHER_VERSION } from '../../shared/version.js';
+import { silentLogger } from './silent-logger.js';
+
+export const ADMIN_TOKEN = 'tat_test-admin-token';
+
+export function simFacts(overrides: Partial<NodeFacts> = {}): NodeFacts {
+  return {
+    hostname: 'sim',
+    os: 'linux',
+    osRelease: 'sim',
+    arch: 'x64',
+    cpus: 4,
+    memoryBytes: 8 * 1024 ** 3,
+    diskBytes: 64 * 1024 ** 3,
+    diskFreeBytes: 32 * 1024 ** 3,
+    agentVersion: TETHER_VERSION,
+    runtime: 'simulated',
+    ...overrides,
+  };
+}
+
+export interface SimAgentOptions {
+  name?: string;
+  labels?: Record<string, string>;
+  facts?: Partial<NodeFacts>;
+  runtime?: SimulatedRuntime;
+}
+
+export class SimFleet {
+  app!: FastifyInstance;
+  hub!: Hub;
+  url = '';
+  dataDir = '';
+  readonly agents: Agent[] = [];
+  readonly runtime = new SimulatedRuntime();
+
+  static async start(config: Partial<HubConfig> = {}): Promise<SimFleet> {
+    const fleet = new SimFleet();
+    fleet.dataDir = await mkdtemp(path.join(os.tmpdir(), 'tether-sim-'));
+    await fleet.startHub(config);
+    return fleet;
+  }
+
+  async startHub(config: Partial<HubConfig> = {}): Promise<void> {
+    const store = new LowdbStore({ dir: path.join(this.dataDir, 'store'), nodeShards: 4, serviceShards: 4 });
+    await store.open();
+    const built = await buildHub({ store, adminToken: ADMIN_TOKEN, config: { heartbeatIntervalMs: 200, heartbeatGraceMs: 2000, ...config } });
+    this.app = built.app;
+    this.hub = built.hub;
+    const port = this.url ? Number(new URL(this.url).port) : 0;
+    await this.app.listen({ host: '127.0.0.1', port });
+    const address = this.app.server.address();
+    if (typeof address !== 'object' || !address) throw new Error('hub did not listen');
+    this.url = `http://127.0.0.1:${address.port}`;
+  }
+
+  async stopHub(): Promise<void> {
+    await this.app.close();
+  }
+
+  async addAgent(opts: SimAgentOptions = {}): Promise<Agent> {
+    const { token } = await this.hub.createJoinToken(600);
+    const name = opts.name ?? `sim-${this.agents.length + 1}`;
+    const joined = await this.hub.join(token, name, opts.labels ?? {});
+    if (!joined) throw new Error('join refused');
+    const agent = new Agent({
+      identity: { hubUrl: this.url, nodeId: joined.nodeId, credential: joined.credential },
+      name,
+      labels: opts.labels ?? {},
+      advertiseAddress: null,
+      // Each agent publishes on its own loopback address, as agents sharing one engine must.
+      publishAddress: `127.0.0.${this.agents.length + 2}`,
+      runtime: opts.runtime ?? this.runtime,
+      targetCache: null,
+      facts: simFacts({ hostname: name, ...opts.facts }),
+      logger: silentLogger,
+      resyncIntervalMs: 1000,
+      reconnectBaseMs: 50,
+      reconnectCapMs: 500,
+      retryBaseMs: 50,
+    });
+    this.agents.push(agent);
+    await agent.start();
+    return agent;
+  }
+
+  async stopAgent(agent: Agent): Promise<void> {
+    await agent.stop();
+    this.agents.splice(this.agents.indexOf(agent), 1);
+  }
+
+  async api<T = any>(method: string, url: string, body?: unknown): Promise<{ status: number; body: T }> {
+    const res = await this.app.inject({
+      method: method as 'GET',
+      url,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      ...(body === undefined ? {} : { payload: body as object }),
+    });
+    return { status: res.statusCode, body: res.body ? (JSON.parse(res.body) as T) : (undefined as T) };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.agents.map((a) => a.stop()));
+    await this.app.close().catch(() => undefined);
+    await rm(this.dataDir, { recursive: true, force: true });
+  }
+}
