@@ -18,7 +18,8 @@ export interface ConstraintSubject {
   facts: { hostname: string; arch: string; os: string } | null;
 }
 
-const CONSTRAINT_RE = /^\s*node\.([A-Za-z0-9_.\-/]+?)\s*(==|!=)\s*(\S(?:.*\S)?)\s*$/;
+// The value may not start with "=": `node.labels.zone === eu` is a typo, not the value "= eu".
+const CONSTRAINT_RE = /^\s*node\.([A-Za-z0-9_.\-/]+?)\s*(==|!=)\s*([^\s=](?:.*\S)?)\s*$/;
 
 export function parseConstraint(text: string): Constraint | { error: string } {
   const m = CONSTRAINT_RE.exec(text);

@@ -1,4 +1,4 @@
-import Type, { type Static } from 'typebox';
+import Type, { type Static, type TSchema } from 'typebox';
 import { parseConstraint, type Constraint } from './constraints.js';
 import { Validator, type FieldError, type Validated } from './validation.js';
 
@@ -17,6 +17,19 @@ export const SERVICE_NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 const Str = (opts: { minLength?: number; maxLength?: number } = {}) =>
   Type.String({ maxLength: SPEC_LIMITS.maxStringLength, ...opts });
+
+/**
+ * A record of strings whose keys are checked too. TypeBox turns a Record's key schema into a
+ * `patternProperties` pattern and nothing else: it drops minLength/maxLength, and a key the
+ * pattern does not match is let through with its value unchecked (`{ "A-B": 1 }` passed a
+ * `^[A-Za-z_]...$` key pattern). So keys are checked with `propertyNames`, and a key that escapes
+ * the `^.*$` pattern (one with a line break) is refused rather than left unchecked.
+ */
+export const StringRecord = <V extends TSchema>(
+  key: { pattern?: string; minLength?: number; maxLength?: number },
+  value: V,
+  opts: { maxProperties?: number } = {},
+) => Type.Record(Type.String(), value, { ...opts, propertyNames: Type.String(key), additionalProperties: false });
 
 export const PortSchema = Type.Object(
   {
@@ -40,7 +53,7 @@ export const ServiceSpecSchema = Type.Object(
   {
     image: Str({ minLength: 1, maxLength: 512 }),
     command: Type.Optional(Type.Array(Str(), { maxItems: SPEC_LIMITS.maxCommandArgs })),
-    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Str(), { maxProperties: SPEC_LIMITS.maxEnv })),
+    env: Type.Optional(StringRecord({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, Str(), { maxProperties: SPEC_LIMITS.maxEnv })),
     mode: Type.Optional(Type.Union([Type.Literal('replicated'), Type.Literal('global')])),
     replicas: Type.Optional(Type.Integer({ minimum: 0, maximum: SPEC_LIMITS.maxReplicas })),
     ports: Type.Optional(Type.Array(PortSchema, { maxItems: SPEC_LIMITS.maxPorts })),
@@ -54,7 +67,7 @@ export const ServiceSpecSchema = Type.Object(
       ),
     ),
     constraints: Type.Optional(Type.Array(Str({ minLength: 1, maxLength: 512 }), { maxItems: SPEC_LIMITS.maxConstraints })),
-    labels: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Str(), { maxProperties: SPEC_LIMITS.maxLabels })),
+    labels: Type.Optional(StringRecord({ minLength: 1, maxLength: 256 }, Str(), { maxProperties: SPEC_LIMITS.maxLabels })),
     registryAuth: Type.Optional(RegistryAuthSchema),
   },
   { additionalProperties: false },

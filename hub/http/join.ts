@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
+import { StringRecord } from '../../shared/spec.js';
 import { Validator } from '../../shared/validation.js';
 import type { Hub } from '../hub.js';
 import { requireAdmin } from './admin-auth.js';
@@ -17,7 +18,7 @@ const JoinRequest = new Validator(
     {
       joinToken: Type.String({ minLength: 1, maxLength: 256 }),
       name: Type.String({ minLength: 1, maxLength: 128 }),
-      labels: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.String({ maxLength: 1024 }), { maxProperties: 64 })),
+      labels: Type.Optional(StringRecord({ minLength: 1, maxLength: 256 }, Type.String({ maxLength: 1024 }), { maxProperties: 64 })),
     },
     { additionalProperties: false },
   ),

@@ -132,6 +132,12 @@ export class ShardedCollection<T> {
       for (const w of waiters) w.resolve();
     } catch (error) {
       for (const w of waiters) w.reject(error);
+      // Memory already holds the change: keep the shard dirty and try again, so that what the hub
+      // shows reaches the disk once the disk works again (a full disk, say).
+      this.dirty.add(shard);
+      setTimeout(() => {
+        if (this.dirty.has(shard)) this.enqueueWrite(shard);
+      }, 1000).unref();
     }
   }
 }
