@@ -15,14 +15,24 @@ import { nodeView, serviceView } from './views.js';
 
 export interface HubConfig {
   heartbeatIntervalMs: number;
-  /** Silence after which a connected node is declared down. */
+  /** Silence after which a connected node is unreachable. */
   heartbeatGraceMs: number;
+  /** Time away after which a node is lost and its replicas move (services may set their own). */
+  lostAfterMs: number;
+  /** After a hub start, time nodes get to reconnect before their absence starts to count. */
+  startupGraceMs: number;
+  /** Agent handshakes (upgrade to hello) in progress at once; more are told to come back later. */
+  maxPendingHandshakes: number;
   resyncIntervalMs: number;
 }
 
 export const DEFAULT_HUB_CONFIG: HubConfig = {
   heartbeatIntervalMs: 5_000,
   heartbeatGraceMs: 15_000,
+  lostAfterMs: 60_000,
+  // The agents' reconnect backoff is capped near 30 s: by then every live agent has tried again.
+  startupGraceMs: 30_000,
+  maxPendingHandshakes: 256,
   resyncIntervalMs: 30_000,
 };
 
@@ -53,8 +63,11 @@ export class Hub {
     this.detector = new FailureDetector({
       clock,
       heartbeatGraceMs: config.heartbeatGraceMs,
+      lostAfterMs: config.lostAfterMs,
+      startupGraceMs: config.startupGraceMs,
       onStateChange: (nodeId, state) => {
-        logger.info({ nodeId, state }, `node ${state}`);
+        if (state === 'ready') logger.info({ nodeId }, 'node ready');
+        else logger.warn({ nodeId }, `node ${state}`);
         this.loop.markDirty();
       },
     });
@@ -63,6 +76,9 @@ export class Hub {
       store,
       dispatcher: this.dispatcher,
       schedNodes: () => this.schedNodes(),
+      defaultLostAfterMs: config.lostAfterMs,
+      isRunning: (replicaId) => this.isRunning(replicaId),
+      afterPass: (services) => this.trackHandovers(services),
       logger,
       resyncIntervalMs: config.resyncIntervalMs,
     });
@@ -72,6 +88,7 @@ export class Hub {
       detector: this.detector,
       logger,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
+      maxPendingHandshakes: config.maxPendingHandshakes,
       handlers: {
         onHello: (nodeId, hello) => this.onHello(nodeId, hello),
         onStatus: (nodeId, reports) => this.onStatus(nodeId, reports),
@@ -83,13 +100,8 @@ export class Hub {
   start(): void {
     this.dispatcher.load();
     this.loop.start();
-    // Checking silence once a second is O(nodes) per second, never per message.
-    this.sweepTimer = setInterval(() => {
-      for (const nodeId of this.detector.silentNodes()) {
-        this.logger.warn({ nodeId, graceMs: this.config.heartbeatGraceMs }, 'node silent past its grace period; dropping its connection');
-        this.gateway.disconnect(nodeId, CloseCode.helloTimeout, 'no heartbeat within the grace period');
-      }
-    }, 1000);
+    // Judging liveness once a second is O(nodes) per second, never work per message.
+    this.sweepTimer = setInterval(() => this.sweep(), 1000);
     this.sweepTimer.unref();
   }
 
@@ -102,22 +114,60 @@ export class Hub {
 
   // ---- nodes -------------------------------------------------------------------------------
 
+  /** Drops silent connections, and runs the scheduler when a node crosses a lost threshold. */
+  sweep(): void {
+    const thresholds = new Set([this.config.lostAfterMs]);
+    for (const s of this.store.listServices()) if (s.spec.lostAfterMs !== null) thresholds.add(s.spec.lostAfterMs);
+    const nodeIds = (function* (nodes: Iterable<NodeRecord>) {
+      for (const n of nodes) yield n.id;
+    })(this.store.listNodes());
+    const { silent, crossedThreshold } = this.detector.sweep(nodeIds, [...thresholds]);
+    for (const nodeId of silent) {
+      this.logger.warn({ nodeId, graceMs: this.config.heartbeatGraceMs }, 'node silent past its grace period; dropping its connection');
+      this.gateway.disconnect(nodeId, CloseCode.helloTimeout, 'no heartbeat within the grace period');
+    }
+    if (crossedThreshold) this.loop.markDirty();
+  }
+
   private schedNodes(): SchedNode[] {
+    const now = this.clock.nowMs();
     const out: SchedNode[] = [];
     for (const node of this.store.listNodes()) {
+      const downForMs = this.detector.downForMs(node.id, now);
       out.push({
         id: node.id,
         name: node.name,
         labels: node.labels,
         facts: node.facts,
-        schedulable: this.detector.state(node.id) === 'ready' && node.facts !== null,
+        schedulable: downForMs === null && node.facts !== null,
+        downForMs,
       });
     }
     return out;
   }
 
+  /** Whether the replica's agent reports it running its service's current spec. */
+  private isRunning(replicaId: string): boolean {
+    const seen = this.observed.get(replicaId);
+    return (
+      seen !== undefined &&
+      seen.report.state === 'running' &&
+      seen.report.specHash === this.dispatcher.specHashOf(seen.report.service) &&
+      this.detector.state(seen.nodeId) === 'ready'
+    );
+  }
+
+  /** Replacements whose predecessors wait for them: their first `running` report ends a hand-over. */
+  private handoverReplacements = new Set<string>();
+
+  private trackHandovers(services: Iterable<ServiceRecord>): void {
+    const waiting = new Set<string>();
+    for (const s of services) for (const p of s.placements) if (p.replacedBy) waiting.add(p.replacedBy);
+    this.handoverReplacements = waiting;
+  }
+
   nodeView(node: NodeRecord) {
-    return nodeView(node, this.detector, this.gateway.appliedGeneration(node.id));
+    return nodeView(node, this.detector, this.gateway.appliedGeneration(node.id), this.clock.nowMs());
   }
 
   async createJoinToken(ttlSeconds: number): Promise<{ token: string; expiresAt: string }> {
@@ -172,12 +222,19 @@ export class Hub {
 
   private onStatus(nodeId: string, reports: ReplicaReport[]): void {
     this.observed.apply(nodeId, reports, this.clock.nowMs());
+    if (this.handoverReplacements.size === 0) return;
+    for (const r of reports) {
+      if (r.state === 'running' && this.handoverReplacements.has(r.replicaId)) {
+        this.loop.markDirty();
+        return;
+      }
+    }
   }
 
   // ---- services ----------------------------------------------------------------------------
 
   serviceView(record: ServiceRecord) {
-    return serviceView(record, this.observed, this.dispatcher.specHashOf(record.name));
+    return serviceView(record, this.observed, this.dispatcher.specHashOf(record.name), (nodeId) => this.detector.state(nodeId));
   }
 
   /** Creates or replaces a service. The same spec again changes nothing and restarts nothing. */

@@ -17,7 +17,13 @@ Options:
   --host ADDR                 address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
   --data-dir DIR              where the store and the admin token live (default ./.tether/hub)
   --heartbeat-interval-ms N   how often agents send a heartbeat (default ${DEFAULT_HUB_CONFIG.heartbeatIntervalMs})
-  --heartbeat-grace-ms N      silence after which a node is down (default ${DEFAULT_HUB_CONFIG.heartbeatGraceMs})
+  --heartbeat-grace-ms N      silence after which a node is unreachable (default ${DEFAULT_HUB_CONFIG.heartbeatGraceMs})
+  --lost-after-ms N           time unreachable after which a node is lost and its replicas move
+                              elsewhere (default ${DEFAULT_HUB_CONFIG.lostAfterMs}; a service may set its own)
+  --startup-grace-ms N        after the hub starts, time agents get to reconnect before their
+                              absence counts (default ${DEFAULT_HUB_CONFIG.startupGraceMs})
+  --max-pending-handshakes N  agent handshakes processed at once; more are told to retry
+                              (default ${DEFAULT_HUB_CONFIG.maxPendingHandshakes})
   --log-level LEVEL           fatal, error, warn, info, debug (default info)
   -h, --help                  show this help
   -v, --version               show the version
@@ -45,6 +51,9 @@ async function main(): Promise<void> {
         'data-dir': { type: 'string' },
         'heartbeat-interval-ms': { type: 'string' },
         'heartbeat-grace-ms': { type: 'string' },
+        'lost-after-ms': { type: 'string' },
+        'startup-grace-ms': { type: 'string' },
+        'max-pending-handshakes': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
@@ -65,6 +74,9 @@ async function main(): Promise<void> {
   const heartbeatIntervalMs = positiveInt('heartbeat-interval-ms', args['heartbeat-interval-ms'], DEFAULT_HUB_CONFIG.heartbeatIntervalMs, 100);
   const heartbeatGraceMs = positiveInt('heartbeat-grace-ms', args['heartbeat-grace-ms'], DEFAULT_HUB_CONFIG.heartbeatGraceMs, 1);
   if (heartbeatGraceMs <= heartbeatIntervalMs) fail('--heartbeat-grace-ms must be longer than --heartbeat-interval-ms');
+  const lostAfterMs = positiveInt('lost-after-ms', args['lost-after-ms'], DEFAULT_HUB_CONFIG.lostAfterMs, 1000);
+  const startupGraceMs = positiveInt('startup-grace-ms', args['startup-grace-ms'], DEFAULT_HUB_CONFIG.startupGraceMs, 0);
+  const maxPendingHandshakes = positiveInt('max-pending-handshakes', args['max-pending-handshakes'], DEFAULT_HUB_CONFIG.maxPendingHandshakes, 1);
   const level = args['log-level'] ?? 'info';
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(level)) fail(`unknown --log-level "${level}"`);
 
@@ -74,7 +86,7 @@ async function main(): Promise<void> {
   const { app, hub } = await buildHub({
     store,
     adminToken,
-    config: { heartbeatIntervalMs, heartbeatGraceMs },
+    config: { heartbeatIntervalMs, heartbeatGraceMs, lostAfterMs, startupGraceMs, maxPendingHandshakes },
     logger: { level },
   });
 

@@ -14,6 +14,11 @@ export interface HubReconcileLoopOptions {
   dispatcher: Dispatcher;
   /** The nodes as the scheduler should see them now (liveness decides schedulable). */
   schedNodes: () => SchedNode[];
+  defaultLostAfterMs: number;
+  /** Whether a replica runs its current spec (ends the hand-over from a lost node). */
+  isRunning: (replicaId: string) => boolean;
+  /** Sees the services as committed after each pass. */
+  afterPass?: (services: Iterable<ServiceRecord>) => void;
   logger: LoopLogger;
   /** A full pass even without triggers, so nothing depends on a trigger never being missed. */
   resyncIntervalMs?: number;
@@ -84,7 +89,11 @@ export class HubReconcileLoop {
       snapshot.set(record.name, record);
       services.push({ name: record.name, spec: record.spec, placements: record.placements });
     }
-    const changes = planPlacements(services, this.opts.schedNodes(), { newReplicaId });
+    const changes = planPlacements(services, this.opts.schedNodes(), {
+      newReplicaId,
+      defaultLostAfterMs: this.opts.defaultLostAfterMs,
+      isRunning: this.opts.isRunning,
+    });
 
     const writes: Array<Promise<void>> = [];
     for (const change of changes) {
@@ -101,6 +110,7 @@ export class HubReconcileLoop {
     }
     // Placements are durable before any agent hears of them, so a hub restart never moves them.
     await Promise.all(writes);
+    this.opts.afterPass?.(store.listServices());
     await dispatcher.publish();
   }
 }

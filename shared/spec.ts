@@ -69,6 +69,8 @@ export const ServiceSpecSchema = Type.Object(
     constraints: Type.Optional(Type.Array(Str({ minLength: 1, maxLength: 512 }), { maxItems: SPEC_LIMITS.maxConstraints })),
     labels: Type.Optional(StringRecord({ minLength: 1, maxLength: 256 }, Str(), { maxProperties: SPEC_LIMITS.maxLabels })),
     registryAuth: Type.Optional(RegistryAuthSchema),
+    onNodeLost: Type.Optional(Type.Union([Type.Literal('reschedule'), Type.Literal('wait')])),
+    lostAfterMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 30 * 24 * 3600 * 1000 })),
   },
   { additionalProperties: false },
 );
@@ -90,6 +92,10 @@ export interface NormalizedSpec {
   constraints: string[];
   labels: Record<string, string>;
   registryAuth: RegistryAuth | null;
+  /** What happens to replicas of a lost node: placed elsewhere, or kept for the node's return. */
+  onNodeLost: 'reschedule' | 'wait';
+  /** This service's own patience with an unreachable node; null uses the hub's. */
+  lostAfterMs: number | null;
 }
 
 const specValidator = new Validator(ServiceSpecSchema);
@@ -141,6 +147,8 @@ export function validateServiceSpec(input: unknown): Validated<NormalizedSpec> {
       constraints: spec.constraints ?? [],
       labels: spec.labels ?? {},
       registryAuth: spec.registryAuth ?? null,
+      onNodeLost: spec.onNodeLost ?? 'reschedule',
+      lostAfterMs: spec.lostAfterMs ?? null,
     },
   };
 }

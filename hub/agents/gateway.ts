@@ -36,11 +36,15 @@ export interface GatewayOptions {
   logger: GatewayLogger;
   handlers: GatewayHandlers;
   heartbeatIntervalMs: number;
+  /** Handshakes (upgrade to hello) in progress at once; beyond it agents get 503 and back off. */
+  maxPendingHandshakes: number;
 }
 
 /** One agent connection. Kept small: the hub holds tens of thousands of them. */
 class Session {
   helloTimer: NodeJS.Timeout | null = null;
+  /** Releases this connection's slot among the pending handshakes (after hello, or on close). */
+  handshakeDone: (() => void) | null = null;
   liveness: NodeLiveness | null = null;
   appliedGeneration = 0;
   closed = false;
@@ -64,6 +68,8 @@ function closeReason(text: string): string {
 export class AgentGateway {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Map<string, Session>();
+  private pendingHandshakes = 0;
+  refusedBusy = 0;
 
   constructor(private readonly opts: GatewayOptions) {
     this.wss = new WebSocketServer({
@@ -119,6 +125,12 @@ export class AgentGateway {
   private handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = req.url ?? '';
     if (url.split('?')[0] !== AGENT_PATH) return this.refuse(socket, 404, 'Not Found', `no WebSocket endpoint at ${url.slice(0, 100)}`);
+    // A reconnect storm (every agent after a hub restart) is admitted a slice at a time; the
+    // rest back off with jitter and come again, instead of all handshakes starving each other.
+    if (this.pendingHandshakes >= this.opts.maxPendingHandshakes) {
+      this.refusedBusy++;
+      return this.refuse(socket, 503, 'Service Unavailable', 'hub busy with other agents connecting; retry later');
+    }
     const credential = bearerToken(req.headers.authorization);
     const parsed = credential ? parseNodeCredential(credential) : null;
     const node = parsed ? this.opts.store.getNode(parsed.nodeId) : undefined;
@@ -126,17 +138,25 @@ export class AgentGateway {
       this.opts.logger.warn({ remote: req.socket.remoteAddress }, 'agent connection refused: unknown or invalid node credential');
       return this.refuse(socket, 401, 'Unauthorized', 'unknown or invalid node credential');
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, node.id));
+    this.pendingHandshakes++;
+    let counted = true;
+    const settle = () => {
+      if (counted) this.pendingHandshakes--;
+      counted = false;
+    };
+    socket.once('close', settle);
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, node.id, settle));
   }
 
   private refuse(socket: Duplex, status: number, statusText: string, message: string): void {
-    const body = JSON.stringify({ error: { code: status === 401 ? 'unauthorized' : 'not_found', message } });
+    const code = status === 401 ? 'unauthorized' : status === 503 ? 'busy' : 'not_found';
+    const body = JSON.stringify({ error: { code, message } });
     socket.end(
       `HTTP/1.1 ${status} ${statusText}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
   }
 
-  private onConnection(ws: WebSocket, nodeId: string): void {
+  private onConnection(ws: WebSocket, nodeId: string, handshakeDone: () => void): void {
     const previous = this.sessions.get(nodeId);
     if (previous) {
       this.opts.logger.info({ nodeId }, 'node connected again; closing its previous connection');
@@ -144,6 +164,7 @@ export class AgentGateway {
       this.endSession(previous);
     }
     const session = new Session(nodeId, ws);
+    session.handshakeDone = handshakeDone;
     this.sessions.set(nodeId, session);
     session.helloTimer = setTimeout(() => {
       this.reject(session, CloseCode.helloTimeout, `no hello within ${PROTOCOL_LIMITS.helloTimeoutMs} ms`);
@@ -174,6 +195,8 @@ export class AgentGateway {
       }
       if (session.helloTimer) clearTimeout(session.helloTimer);
       session.helloTimer = null;
+      session.handshakeDone?.();
+      session.handshakeDone = null;
       session.appliedGeneration = frame.appliedGeneration;
       session.liveness = this.opts.detector.connected(session.nodeId);
       session.ws.send(

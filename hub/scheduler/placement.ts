@@ -10,6 +10,19 @@ import type { Placement, SchedNode, SchedService, ServicePlacementChange } from 
 
 export interface PlacementOptions {
   newReplicaId: (service: string) => string;
+  /** How long a node may be unreachable before its replicas move (a service may set its own). */
+  defaultLostAfterMs?: number;
+  /** Whether the replica's agent reports it running its current spec: ends a hand-over. */
+  isRunning?: (replicaId: string) => boolean;
+}
+
+/** What keeping a replicated service's placements needs beyond the service itself. */
+interface KeepContext {
+  statesById: Map<string, NodeState>;
+  seenReplicaIds: Set<string>;
+  newId: (service: string) => string;
+  defaultLostAfterMs: number;
+  isRunning: (replicaId: string) => boolean;
 }
 
 const BYTES_PER_MB = 1024 * 1024;
@@ -66,6 +79,8 @@ interface ServicePlan {
   toPlace: Placement[];
   /** Entries of `placements` that this pass judged and could not place; reasons are written last. */
   unplaced: Placement[];
+  /** Replicas of lost nodes waiting for their replacements; listed after `placements`. */
+  draining: Placement[];
 }
 
 const compareStrings = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -83,12 +98,27 @@ export function planPlacements(
   // is known up front. Every replica id met counts as seen, kept or not: a duplicate is dropped, and
   // a new id must not reuse one whose container may still be running somewhere.
   const seenReplicaIds = new Set<string>();
+  const existingIds = new Set<string>();
+  for (const plan of plans) for (const p of plan.service.placements) existingIds.add(p.replicaId);
+  const newId = (service: string): string => {
+    const id = opts.newReplicaId(service);
+    if (existingIds.has(id)) throw new Error(`invariant: newReplicaId returned "${id}", which is already in use`);
+    existingIds.add(id);
+    return id;
+  };
+  const keep: KeepContext = {
+    statesById,
+    seenReplicaIds,
+    newId,
+    defaultLostAfterMs: opts.defaultLostAfterMs ?? Number.POSITIVE_INFINITY,
+    isRunning: opts.isRunning ?? (() => false),
+  };
   for (const plan of plans) {
     if (plan.spec.mode === 'global') keepGlobal(plan, statesById, seenReplicaIds);
-    else keepReplicated(plan, statesById, seenReplicaIds);
+    else keepReplicated(plan, keep);
   }
   for (const plan of plans) {
-    for (const p of plan.placements) {
+    for (const p of [...plan.placements, ...plan.draining]) {
       if (p.nodeId === null) continue;
       const state = statesById.get(p.nodeId) as NodeState;
       reserve(state, plan.demand);
@@ -96,12 +126,6 @@ export function planPlacements(
     }
   }
 
-  const newId = (service: string): string => {
-    const id = opts.newReplicaId(service);
-    if (seenReplicaIds.has(id)) throw new Error(`invariant: newReplicaId returned "${id}", which is already in use`);
-    seenReplicaIds.add(id);
-    return id;
-  };
   // Name order, so that competition for resources and ports is decided the same way every time.
   for (const plan of plans) {
     if (plan.spec.mode === 'global') placeGlobal(plan, states, statesById, newId);
@@ -127,8 +151,9 @@ export function planPlacements(
 
   const changes: ServicePlacementChange[] = [];
   for (const plan of plans) {
-    if (!samePlacements(plan.service.placements, plan.placements)) {
-      changes.push({ service: plan.service.name, placements: plan.placements });
+    const placements = plan.draining.length === 0 ? plan.placements : [...plan.placements, ...plan.draining];
+    if (!samePlacements(plan.service.placements, placements)) {
+      changes.push({ service: plan.service.name, placements });
     }
   }
   return changes;
@@ -167,37 +192,94 @@ function newPlan(service: SchedService): ServicePlan {
     countByNodeId: new Map(),
     toPlace: [],
     unplaced: [],
+    draining: [],
   };
 }
 
 // ---------------------------------------------------------------------------------------------
 // What stays
 
-function keepReplicated(plan: ServicePlan, statesById: Map<string, NodeState>, seenReplicaIds: Set<string>): void {
+function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
+  const { statesById } = ctx;
+  const lostAfterMs = plan.spec.lostAfterMs ?? ctx.defaultLostAfterMs;
+  const reschedule = plan.spec.onNodeLost === 'reschedule';
+  const olds: Placement[] = [];
+  for (const old of plan.service.placements) {
+    if (ctx.seenReplicaIds.has(old.replicaId)) continue;
+    ctx.seenReplicaIds.add(old.replicaId);
+    olds.push(old);
+  }
+  const byId = new Map(olds.map((p) => [p.replicaId, p]));
+  const onUsableNode = (p: Placement): NodeState | undefined => {
+    const state = p.nodeId === null ? undefined : statesById.get(p.nodeId);
+    return state && matchesAll(state.node, plan.constraints) ? state : undefined;
+  };
+
+  // Replicas of lost nodes that have a replacement: hand over, call the move off, or wait.
+  const draining: Placement[] = [];
+  const restored = new Set<Placement>();
+  const cancelled = new Set<string>();
+  for (const old of olds) {
+    if (!old.replacedBy) continue;
+    const state = onUsableNode(old);
+    if (!state) continue;
+    const replacement = byId.get(old.replacedBy);
+    // The replacement runs: the old one may go (its node stops it when it comes back).
+    if (replacement && ctx.isRunning(replacement.replicaId)) continue;
+    if (state.node.schedulable) {
+      // The node came back before its replacement ran: keep what already runs there.
+      if (replacement) cancelled.add(replacement.replicaId);
+      restored.add(old);
+      continue;
+    }
+    if (replacement) draining.push(copyPlacement(old));
+  }
+
   const kept: Placement[] = [];
   let pendingCount = 0;
-  for (const old of plan.service.placements) {
-    if (seenReplicaIds.has(old.replicaId)) continue;
-    seenReplicaIds.add(old.replicaId);
+  for (const old of olds) {
+    if ((old.replacedBy && !restored.has(old)) || cancelled.has(old.replicaId)) continue;
+    const copy = copyPlacement(old);
+    delete copy.replacedBy;
     if (old.nodeId === null || old.pendingReason !== null) {
       // A replicated replica that is pending has no node (one may be left from global mode).
-      kept.push({ replicaId: old.replicaId, nodeId: null, pendingReason: old.pendingReason });
+      kept.push({ ...copy, nodeId: null });
       pendingCount++;
       continue;
     }
-    const state = statesById.get(old.nodeId);
-    if (state === undefined || !matchesAll(state.node, plan.constraints)) continue;
-    kept.push({ replicaId: old.replicaId, nodeId: old.nodeId, pendingReason: null });
+    const state = onUsableNode(old);
+    if (!state) continue;
+    const downForMs = state.node.downForMs;
+    if (reschedule && downForMs !== null && downForMs >= lostAfterMs) {
+      // Lost: a replacement goes elsewhere; the original stays in its node's target meanwhile.
+      const replacement: Placement = { replicaId: ctx.newId(plan.service.name), nodeId: null, pendingReason: null, movedFrom: old.nodeId };
+      draining.push({ ...copyPlacement(old), replacedBy: replacement.replicaId });
+      kept.push(replacement);
+      pendingCount++;
+      continue;
+    }
+    kept.push(copy);
   }
 
   const excess = kept.length - plan.spec.replicas;
   const removed = excess > 0 ? chooseRemovals(kept, pendingCount, excess, statesById) : null;
+  const removedIds = new Set([...(removed ?? [])].map((p) => p.replicaId));
   for (const p of kept) {
     if (removed?.has(p)) continue;
     plan.placements.push(p);
     if (p.nodeId === null) plan.toPlace.push(p);
     else plan.countByNodeId.set(p.nodeId, (plan.countByNodeId.get(p.nodeId) ?? 0) + 1);
   }
+  // A replacement scaled away leaves nothing to hand over to.
+  for (const p of draining) if (!removedIds.has(p.replacedBy as string)) plan.draining.push(p);
+}
+
+/** A fresh copy, without optional fields that are unset (so equal placements compare equal). */
+function copyPlacement(p: Placement): Placement {
+  const out: Placement = { replicaId: p.replicaId, nodeId: p.nodeId, pendingReason: p.pendingReason };
+  if (p.movedFrom) out.movedFrom = p.movedFrom;
+  if (p.replacedBy) out.replacedBy = p.replacedBy;
+  return out;
 }
 
 /** Scale-down: pending replicas first, then those on nodes that are down, then spread evenly. */
@@ -499,6 +581,7 @@ function samePlacements(before: readonly Placement[], after: readonly Placement[
     const a = before[i] as Placement;
     const b = after[i] as Placement;
     if (a.replicaId !== b.replicaId || a.nodeId !== b.nodeId || a.pendingReason !== b.pendingReason) return false;
+    if ((a.movedFrom ?? null) !== (b.movedFrom ?? null) || (a.replacedBy ?? null) !== (b.replacedBy ?? null)) return false;
   }
   return true;
 }

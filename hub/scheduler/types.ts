@@ -9,6 +9,11 @@ export interface SchedNode {
   facts: { hostname: string; arch: string; os: string; cpus: number; memoryBytes: number } | null;
   /** True when new replicas may be placed here (the node is connected and ready). */
   schedulable: boolean;
+  /**
+   * How long the node has been unreachable by the hub's clock; null while connected. Its
+   * replicas move once this passes the service's lostAfterMs.
+   */
+  downForMs: number | null;
 }
 
 /**
@@ -20,6 +25,13 @@ export interface Placement {
   replicaId: string;
   nodeId: string | null;
   pendingReason: string | null;
+  /** The lost node this replica replaces a replica of. */
+  movedFrom?: string | null;
+  /**
+   * Set on a replica of a lost node once a replacement exists: it stays in its node's target (a
+   * returning node keeps serving) until the replacement runs, and no longer counts as a replica.
+   */
+  replacedBy?: string | null;
 }
 
 export interface SchedService {

@@ -105,7 +105,7 @@ describe('HTTP API', () => {
     expect(joined.statusCode).toBe(201);
     expect(joined.json().credential).toMatch(/^tnc_/);
     const node = await inject('GET', `/v1/nodes/${joined.json().nodeId}`);
-    expect(node.json()).toMatchObject({ name: 'dev-1', state: 'down', labels: { zone: 'eu-1' } });
+    expect(node.json()).toMatchObject({ name: 'dev-1', state: 'unreachable', labels: { zone: 'eu-1' } });
 
     const unknown = await inject('POST', '/v1/join', { token: null, body: { joinToken: 'tjt_nope', name: 'x' } });
     expect(unknown.statusCode).toBe(401);

@@ -176,7 +176,7 @@ describe('hub and agents on a simulated runtime', () => {
     const list = await fleet.api<any>('GET', '/v1/nodes');
     expect(list.body.nodes.map((n: { id: string }) => n.id)).toEqual([agent.nodeId]);
     await fleet.stopAgent(agent);
-    await vi.waitFor(async () => expect((await fleet.api<any>('GET', `/v1/nodes/${agent.nodeId}`)).body.state).toBe('down'));
+    await vi.waitFor(async () => expect((await fleet.api<any>('GET', `/v1/nodes/${agent.nodeId}`)).body.state).toBe('unreachable'));
   });
 
   it('survives a hub restart: placements kept, nothing restarted', async () => {

@@ -19,6 +19,8 @@ interface NodeOpts {
   /** No facts reported yet. */
   unknown?: boolean;
   schedulable?: boolean;
+  /** Unreachable for this long (not schedulable then). */
+  downForMs?: number;
 }
 
 function node(id: string, o: NodeOpts = {}): SchedNode {
@@ -29,7 +31,8 @@ function node(id: string, o: NodeOpts = {}): SchedNode {
     facts: o.unknown
       ? null
       : { hostname: `host-${id}`, arch: o.arch ?? 'amd64', os: 'linux', cpus: o.cpus ?? 4, memoryBytes: o.memoryBytes ?? 8 * GB },
-    schedulable: o.schedulable ?? true,
+    schedulable: o.downForMs === undefined ? (o.schedulable ?? true) : false,
+    downForMs: o.downForMs ?? null,
   };
 }
 

@@ -71,6 +71,8 @@ describe('validateServiceSpec: valid specs', () => {
         constraints: ['node.labels.zone == eu-1', 'node.arch != arm'],
         labels: { team: 'edge', 'com.example/tier': 'frontend' },
         registryAuth: { username: 'robot', password: 's3cret', serveraddress: 'registry.example.com' },
+        onNodeLost: 'reschedule',
+        lostAfterMs: null,
       } satisfies NormalizedSpec,
     });
   });
@@ -87,6 +89,8 @@ describe('validateServiceSpec: valid specs', () => {
       constraints: [],
       labels: {},
       registryAuth: null,
+      onNodeLost: 'reschedule',
+      lostAfterMs: null,
     } satisfies NormalizedSpec);
   });
 
