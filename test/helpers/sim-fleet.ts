@@ -40,6 +40,8 @@ export interface SimAgentOptions {
   labels?: Record<string, string>;
   facts?: Partial<NodeFacts>;
   runtime?: SimulatedRuntime;
+  /** Where the agent connects (a fault proxy in front of the hub); the hub itself by default. */
+  hubUrl?: string;
 }
 
 export class SimFleet {
@@ -80,7 +82,7 @@ export class SimFleet {
     const joined = await this.hub.join(token, name, opts.labels ?? {});
     if (!joined) throw new Error('join refused');
     const agent = new Agent({
-      identity: { hubUrl: this.url, nodeId: joined.nodeId, credential: joined.credential },
+      identity: { hubUrl: opts.hubUrl ?? this.url, nodeId: joined.nodeId, credential: joined.credential },
       name,
       labels: opts.labels ?? {},
       advertiseAddress: null,
@@ -97,6 +99,12 @@ export class SimFleet {
     });
     this.agents.push(agent);
     await agent.start();
+    // Ready means the hub has its hello (and facts), so placement sees the node.
+    const deadline = Date.now() + 10_000;
+    while (!agent.link.connected) {
+      if (Date.now() > deadline) throw new Error(`agent ${name} did not connect within 10 s`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
     return agent;
   }
 
