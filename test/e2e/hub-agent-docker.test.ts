@@ -46,7 +46,8 @@ describeDocker('hub + agents + Docker, end to end', () => {
 
     hub = startProgram('hub', ['--port', String(hubPort), '--data-dir', path.join(dir, 'hub'), '--heartbeat-interval-ms', '500', '--heartbeat-grace-ms', '3000']);
     await waitForHealthy(url);
-    expect(hub.output()).toContain('admin token:');
+    // The banner follows the first healthy answer by a moment.
+    await vi.waitFor(() => expect(hub!.output()).toContain('admin token:'), { timeout: 10_000 });
     api = await hubClient(url, path.join(dir, 'hub'));
 
     const { body } = await api<{ token: string }>('POST', '/v1/join-tokens', {});
