@@ -10,6 +10,7 @@ import { TETHER_VERSION } from '../shared/version.js';
 import { Agent } from './agent.js';
 import { defaultAdvertiseAddress, readDeviceFacts } from './device-facts.js';
 import { joinHub, JoinRefusedError, loadIdentity, saveIdentity, type NodeIdentity } from './node-identity.js';
+import { loadRegistryAuthFile, type RegistryAuthMap } from './registry-auth-file.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
 import { TargetCache } from './target-cache.js';
 
@@ -29,6 +30,9 @@ Options:
                              non-loopback IPv4 address)
   --publish-address IP       the address host ports are published on (default: all interfaces)
   --docker-socket PATH       the Docker engine socket (default /var/run/docker.sock)
+  --registry-auth-file PATH  registry credentials for pulls whose service spec has no
+                             registryAuth: a JSON file keyed by registry host[:port], e.g.
+                             { "127.0.0.1:5001": { "username": "u", "password": "p" } }
   --log-level LEVEL          fatal, error, warn, info, debug (default info)
   -h, --help                 show this help
   -v, --version              show the version
@@ -73,6 +77,7 @@ async function main(): Promise<void> {
         'advertise-address': { type: 'string' },
         'publish-address': { type: 'string' },
         'docker-socket': { type: 'string' },
+        'registry-auth-file': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
@@ -93,6 +98,14 @@ async function main(): Promise<void> {
   const name = args.name ?? os.hostname();
   const labels = parseLabels(args.label ?? []);
   const hubUrl = args.hub ? checkUrl(args.hub) : null;
+  let registryAuth: RegistryAuthMap | undefined;
+  if (args['registry-auth-file'] !== undefined) {
+    try {
+      registryAuth = await loadRegistryAuthFile(path.resolve(args['registry-auth-file']));
+    } catch (error) {
+      fail(`--registry-auth-file: ${(error as Error).message}`);
+    }
+  }
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
 
   let identity: NodeIdentity | null;
@@ -113,7 +126,7 @@ async function main(): Promise<void> {
     logger.info({ nodeId: identity.nodeId, hub: hubUrl }, 'joined the hub; the node credential is stored in the data dir');
   }
 
-  const runtime = new DockerRuntime({ socketPath: args['docker-socket'], logger });
+  const runtime = new DockerRuntime({ socketPath: args['docker-socket'], logger, registryAuth });
   let runtimeVersion: string;
   try {
     runtimeVersion = await runtime.version();

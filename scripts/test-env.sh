@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Brings up the real parts the end-to-end tests use: a Docker engine, a private registry on
-# 127.0.0.1:5000 and the test images. Idempotent: whatever is already there is left alone.
-# Needs root and Debian's packages (docker.io, busybox-static, docker-registry).
+# 127.0.0.1:5000, a second one on 127.0.0.1:5001 that needs credentials (tether / s3cret), and
+# the test images. Idempotent: whatever is already there is left alone.
+# Needs root and Debian's packages (docker.io, busybox-static, docker-registry, apache2-utils).
 set -euo pipefail
 
 REGISTRY=127.0.0.1:5000
+AUTH_REGISTRY=127.0.0.1:5001
+AUTH_USER=tether
+AUTH_PASSWORD=s3cret
 STATE_DIR=${TETHER_TEST_ENV_DIR:-/tmp/tether-test-env}
 mkdir -p "$STATE_DIR"
 
@@ -12,6 +16,7 @@ need_pkgs=()
 command -v dockerd >/dev/null || need_pkgs+=(docker.io)
 [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx httpd || need_pkgs+=(busybox-static)
 command -v docker-registry >/dev/null || need_pkgs+=(docker-registry)
+command -v htpasswd >/dev/null || need_pkgs+=(apache2-utils)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "test-env: installing ${need_pkgs[*]}"
   apt-get update -qq
@@ -61,4 +66,53 @@ for v in 1 2; do
     docker push -q "$REGISTRY/busybox:$v" >/dev/null
   fi
 done
-echo "test-env: docker engine, registry $REGISTRY and test images are ready"
+
+# The registry with basic auth. Its password file exists before it starts: docker-registry would
+# otherwise make one with a random password of its own.
+HTPASSWD="$STATE_DIR/registry-auth.htpasswd"
+if ! htpasswd -vb "$HTPASSWD" "$AUTH_USER" "$AUTH_PASSWORD" >/dev/null 2>&1; then
+  htpasswd -Bbn "$AUTH_USER" "$AUTH_PASSWORD" >"$HTPASSWD.new" && mv "$HTPASSWD.new" "$HTPASSWD"
+fi
+anonymous_status() { curl -sS -o /dev/null -w '%{http_code}' "http://$AUTH_REGISTRY/v2/" 2>/dev/null || true; }
+status=$(anonymous_status)
+if [ "$status" = 000 ]; then
+  echo "test-env: starting the registry with credentials on $AUTH_REGISTRY"
+  cat >"$STATE_DIR/registry-auth.yml" <<YML
+version: 0.1
+storage: { filesystem: { rootdirectory: $STATE_DIR/registry-auth-data }, delete: { enabled: true } }
+http: { addr: $AUTH_REGISTRY }
+auth: { htpasswd: { realm: tether-test, path: $HTPASSWD } }
+YML
+  nohup docker-registry serve "$STATE_DIR/registry-auth.yml" >"$STATE_DIR/registry-auth.log" 2>&1 &
+  wait_for 30 curl -sS -o /dev/null "http://$AUTH_REGISTRY/v2/" || { echo "test-env: registry $AUTH_REGISTRY did not start"; tail -20 "$STATE_DIR/registry-auth.log"; exit 1; }
+  status=$(anonymous_status)
+fi
+if [ "$status" != 401 ]; then
+  echo "test-env: $AUTH_REGISTRY answers anonymous requests with HTTP $status, not 401: it must be a registry that needs credentials"
+  exit 1
+fi
+
+# The push logs in with a throwaway client config, so no credential is ever written to
+# ~/.docker/config.json; the engine itself never keeps any, so it can pull from $AUTH_REGISTRY
+# only when given credentials.
+if ! curl -fsS -o /dev/null -u "$AUTH_USER:$AUTH_PASSWORD" "http://$AUTH_REGISTRY/v2/busybox/manifests/1" 2>/dev/null; then
+  push_config=$(mktemp -d)
+  trap 'DOCKER_CONFIG="$push_config" docker logout "$AUTH_REGISTRY" >/dev/null 2>&1 || true; rm -rf "$push_config"' EXIT
+  # (2>&1: the login's warning about unencrypted credentials concerns only this throwaway file)
+  login_out=$(printf '%s' "$AUTH_PASSWORD" | DOCKER_CONFIG="$push_config" docker login -u "$AUTH_USER" --password-stdin "$AUTH_REGISTRY" 2>&1) ||
+    { echo "test-env: docker login $AUTH_REGISTRY failed: $login_out"; exit 1; }
+  docker tag tether-test/busybox:1 "$AUTH_REGISTRY/busybox:1"
+  DOCKER_CONFIG="$push_config" docker push -q "$AUTH_REGISTRY/busybox:1" >/dev/null
+  DOCKER_CONFIG="$push_config" docker logout "$AUTH_REGISTRY" >/dev/null
+  rm -rf "$push_config"
+  trap - EXIT
+  docker rmi "$AUTH_REGISTRY/busybox:1" >/dev/null # only the tag: tether-test/busybox:1 keeps the image
+fi
+# A login made by hand earlier would let the docker CLI pull without being given credentials.
+if grep -qF "$AUTH_REGISTRY" "${DOCKER_CONFIG:-$HOME/.docker}/config.json" 2>/dev/null; then
+  docker logout "$AUTH_REGISTRY" >/dev/null
+fi
+status=$(anonymous_status)
+[ "$status" = 401 ] || { echo "test-env: anonymous access to $AUTH_REGISTRY got HTTP $status, expected 401"; exit 1; }
+
+echo "test-env: docker engine, registries $REGISTRY and $AUTH_REGISTRY (with credentials) and test images are ready"

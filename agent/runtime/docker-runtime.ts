@@ -21,6 +21,11 @@ export interface DockerRuntimeLogger {
 export interface DockerRuntimeOptions {
   socketPath?: string;
   logger?: DockerRuntimeLogger;
+  /**
+   * The agent's own credentials, keyed by registry host[:port] as in an image reference
+   * (`127.0.0.1:5001`, `registry.example.com`, `docker.io`): used for a pull whose spec carries none.
+   */
+  registryAuth?: Record<string, { username: string; password: string }>;
 }
 
 /** A pull of a few hundred MB over a slow edge uplink fits; a registry that hangs does not block forever. */
@@ -162,12 +167,17 @@ function toEngineState(text: string | undefined): EngineState {
 export class DockerRuntime implements ContainerRuntime {
   private readonly docker: Docker;
   private readonly logger: DockerRuntimeLogger | undefined;
+  /** Host -> credentials, in a Map so that a host named like an Object property finds nothing. */
+  private readonly registryAuth: ReadonlyMap<string, { username: string; password: string }>;
   /** Last inspect result per node id and container id: spares re-inspecting healthy running containers. */
   private readonly inspectedByNode = new Map<string, Map<string, InspectedState>>();
 
   constructor(opts: DockerRuntimeOptions = {}) {
     this.docker = new Docker({ socketPath: opts.socketPath ?? '/var/run/docker.sock' });
     this.logger = opts.logger;
+    this.registryAuth = new Map(
+      Object.entries(opts.registryAuth ?? {}).map(([host, c]) => [host, { username: c.username, password: c.password }]),
+    );
   }
 
   async version(): Promise<string> {
@@ -278,8 +288,11 @@ export class DockerRuntime implements ContainerRuntime {
     const abortReason = (): Error => (controller.signal.reason instanceof Error ? controller.signal.reason : new Error(`${what} aborted`));
     try {
       const opts: Record<string, unknown> = { abortSignal: controller.signal };
-      if (auth) {
-        opts.authconfig = { username: auth.username, password: auth.password, serveraddress: auth.serveraddress ?? serverAddressFor(image) };
+      // The spec's credentials win; without them, the agent's own for the image's registry.
+      const credentials = auth ?? this.registryAuth.get(registryHostOf(image)) ?? null;
+      if (credentials) {
+        const serveraddress = auth?.serveraddress ?? serverAddressFor(image);
+        opts.authconfig = { username: credentials.username, password: credentials.password, serveraddress };
       }
       let stream: Readable;
       try {
