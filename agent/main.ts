@@ -3,9 +3,9 @@
 import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { Backoff } from '../shared/backoff.js';
+import { parseCommandLine } from '../shared/command-line.js';
 import { TETHER_VERSION } from '../shared/version.js';
 import { Agent } from './agent.js';
 import { defaultAdvertiseAddress, readDeviceFacts } from './device-facts.js';
@@ -65,34 +65,19 @@ function checkUrl(text: string): string {
 }
 
 async function main(): Promise<void> {
-  let args;
-  try {
-    args = parseArgs({
-      options: {
-        hub: { type: 'string' },
-        'join-token': { type: 'string' },
-        'data-dir': { type: 'string' },
-        name: { type: 'string' },
-        label: { type: 'string', multiple: true },
-        'advertise-address': { type: 'string' },
-        'publish-address': { type: 'string' },
-        'docker-socket': { type: 'string' },
-        'registry-auth-file': { type: 'string' },
-        'log-level': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (error) {
-    fail(`${(error as Error).message}\n(see tether-agent --help)`);
-  }
-  if (args.help) return void process.stdout.write(HELP);
-  if (args.version) return void process.stdout.write(`${TETHER_VERSION}\n`);
-
-  const level = args['log-level'] ?? 'info';
-  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(level)) fail(`unknown --log-level "${level}"`);
+  const parsed = parseCommandLine('tether-agent', HELP, {
+    hub: { type: 'string' },
+    'join-token': { type: 'string' },
+    'data-dir': { type: 'string' },
+    name: { type: 'string' },
+    label: { type: 'string', multiple: true },
+    'advertise-address': { type: 'string' },
+    'publish-address': { type: 'string' },
+    'docker-socket': { type: 'string' },
+    'registry-auth-file': { type: 'string' },
+  });
+  if (!parsed) return;
+  const { values: args, logLevel: level } = parsed;
   const logger = pino({ level, name: 'tether-agent' });
   const dataDir = path.resolve(args['data-dir'] ?? '/var/lib/tether-agent');
   const name = args.name ?? os.hostname();

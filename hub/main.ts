@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** `tether-hub`: the hub process. The only place that exits the process. */
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCommandLine, usageError } from '../shared/command-line.js';
 import { TETHER_VERSION } from '../shared/version.js';
 import { buildHub } from './app.js';
 import { loadOrCreateAdminToken } from './auth/secrets.js';
@@ -29,10 +29,7 @@ Options:
   -v, --version               show the version
 `;
 
-function fail(message: string): never {
-  process.stderr.write(`tether-hub: ${message}\n(see tether-hub --help)\n`);
-  process.exit(2);
-}
+const fail = (message: string): never => usageError('tether-hub', message);
 
 function positiveInt(name: string, text: string | undefined, fallback: number, min = 1): number {
   if (text === undefined) return fallback;
@@ -42,30 +39,18 @@ function positiveInt(name: string, text: string | undefined, fallback: number, m
 }
 
 async function main(): Promise<void> {
-  let args;
-  try {
-    args = parseArgs({
-      options: {
-        port: { type: 'string' },
-        host: { type: 'string' },
-        'data-dir': { type: 'string' },
-        'heartbeat-interval-ms': { type: 'string' },
-        'heartbeat-grace-ms': { type: 'string' },
-        'lost-after-ms': { type: 'string' },
-        'startup-grace-ms': { type: 'string' },
-        'max-pending-handshakes': { type: 'string' },
-        'log-level': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (error) {
-    fail((error as Error).message);
-  }
-  if (args.help) return void process.stdout.write(HELP);
-  if (args.version) return void process.stdout.write(`${TETHER_VERSION}\n`);
+  const parsed = parseCommandLine('tether-hub', HELP, {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    'data-dir': { type: 'string' },
+    'heartbeat-interval-ms': { type: 'string' },
+    'heartbeat-grace-ms': { type: 'string' },
+    'lost-after-ms': { type: 'string' },
+    'startup-grace-ms': { type: 'string' },
+    'max-pending-handshakes': { type: 'string' },
+  });
+  if (!parsed) return;
+  const { values: args, logLevel: level } = parsed;
 
   const port = positiveInt('port', args.port, 7070, 0);
   if (port > 65535) fail(`--port must be at most 65535, got ${port}`);
@@ -77,8 +62,6 @@ async function main(): Promise<void> {
   const lostAfterMs = positiveInt('lost-after-ms', args['lost-after-ms'], DEFAULT_HUB_CONFIG.lostAfterMs, 1000);
   const startupGraceMs = positiveInt('startup-grace-ms', args['startup-grace-ms'], DEFAULT_HUB_CONFIG.startupGraceMs, 0);
   const maxPendingHandshakes = positiveInt('max-pending-handshakes', args['max-pending-handshakes'], DEFAULT_HUB_CONFIG.maxPendingHandshakes, 1);
-  const level = args['log-level'] ?? 'info';
-  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(level)) fail(`unknown --log-level "${level}"`);
 
   const { token: adminToken, file: adminTokenFile } = await loadOrCreateAdminToken(dataDir);
   const store = new LowdbStore({ dir: path.join(dataDir, 'store') });

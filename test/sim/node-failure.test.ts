@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { SimFleet } from '../helpers/sim-fleet.js';
+import { prng } from '../helpers/prng.js';
 
 const FAST = { heartbeatIntervalMs: 200, heartbeatGraceMs: 800, lostAfterMs: 1500, startupGraceMs: 1000 };
 const spec = { image: 'tether-test/busybox:1', command: ['/bin/httpd', '-f', '-p', '8080'] };
@@ -177,22 +178,11 @@ describe('node failures', () => {
   });
 });
 
-/** A small seeded PRNG, so a failing run replays from its seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('seeded random faults always converge', () => {
   const seeds = (process.env.TETHER_FAULT_SEEDS ?? '1,2,3').split(',').map(Number);
   it.each(seeds)('seed %i', async (seed) => {
-    const random = mulberry32(seed);
+    const random = prng(seed);
     fleet = await SimFleet.start(FAST);
     const links: Array<{ agent: Agent; proxy: FaultProxy }> = [];
     for (let i = 0; i < 4; i++) links.push(await agentBehindProxy());

@@ -4,6 +4,7 @@ import { MinHeap } from '../../hub/scheduler/min-heap.js';
 import type { Placement, SchedNode, SchedService, ServicePlacementChange } from '../../hub/scheduler/types.js';
 import { matchesAll } from '../../shared/constraints.js';
 import { parsedConstraints, validateServiceSpec, type NormalizedSpec } from '../../shared/spec.js';
+import { prng } from '../helpers/prng.js';
 
 const MB = 1024 * 1024;
 const GB = 1024 * MB;
@@ -481,17 +482,6 @@ describe('planPlacements: determinism and no-ops', () => {
 // ---------------------------------------------------------------------------------------------
 // Property-style: random fleets and services through several rounds of change
 
-/** mulberry32: small, seeded, good enough to pick test cases. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function checkInvariants(services: readonly SchedService[], nodes: readonly SchedNode[], ampleCapacity: boolean): void {
   const nodesById = new Map(nodes.map((n) => [n.id, n]));

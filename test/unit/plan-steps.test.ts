@@ -3,6 +3,7 @@ import { planSteps, type PlanInput, type Step } from '../../agent/reconciler/pla
 import type { EngineState, ObservedContainer } from '../../agent/runtime/container-runtime.js';
 import type { AssignedReplica } from '../../shared/protocol.js';
 import type { RegistryAuth } from '../../shared/spec.js';
+import { prng } from '../helpers/prng.js';
 
 function replica(replicaId: string, specHash: string, image = 'img:1', registryAuth: RegistryAuth | null = null): AssignedReplica {
   return {
@@ -155,17 +156,6 @@ describe('planSteps rules', () => {
   });
 });
 
-/** mulberry32: a small seeded PRNG, so a failing case replays from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ALL_STATES: EngineState[] = ['created', 'running', 'restarting', 'paused', 'exited', 'dead', 'removing'];
 
