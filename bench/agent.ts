@@ -1,0 +1,262 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench:agent`: the footprint of one real agent (node dist/agent/main.js) on the real
+ * Docker engine, idle with a few containers, next to a bare Node process holding one `ws`
+ * connection (bench/bare-ws-client.ts) measured over the same window. Needs the engine and the
+ * registry of scripts/test-env.sh. Measures, never asserts; appends to docs/benchmarks.md.
+ *
+ * Everything it starts is killed by pid at the end, and the agent's containers (label
+ * io.tether.node-id=<node id>) are removed.
+ */
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import Docker from 'dockerode';
+import { LABELS } from '../agent/runtime/container-runtime.js';
+import { DOC_HEADER, machineLine } from './fleet-report.js';
+import { distDir, killAll, repoRoot, startBaseline, startHub, startProgram, terminate, type NodeProc } from './processes.js';
+import { CpuWindow, gitState, machineFacts, rssBytes } from './proc-stats.js';
+
+const HELP = `Usage: npm run bench:agent -- [options]
+
+  --containers N     containers the agent runs (default 5)
+  --image IMAGE      (default 127.0.0.1:5000/busybox:1, from scripts/test-env.sh)
+  --window-s S       the idle window measured (default 30)
+  --settle-s S       wait after the containers run, before the window (default 10)
+  --json FILE        also write the figures as JSON
+  --doc FILE         the report is appended here (default docs/benchmarks.md)
+  --no-doc           do not append to the doc
+`;
+
+const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const log = (text: string) => process.stderr.write(`[bench:agent ${new Date().toISOString().slice(11, 19)}] ${text}\n`);
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+interface Sampled {
+  meanMiB: number;
+  maxMiB: number;
+  cpuPct: number;
+}
+
+interface AgentFigures {
+  date: string;
+  command: string;
+  git: string;
+  machine: ReturnType<typeof machineFacts>;
+  loadAvgEnd: number[];
+  containers: number;
+  image: string;
+  windowS: number;
+  agent: Sampled | null;
+  bare: Sampled | null;
+  othersPct: number | null;
+  errors: string[];
+}
+
+async function main(): Promise<void> {
+  const { values: v } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      containers: { type: 'string' },
+      image: { type: 'string' },
+      'window-s': { type: 'string' },
+      'settle-s': { type: 'string' },
+      json: { type: 'string' },
+      doc: { type: 'string' },
+      'no-doc': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (v.help) return void process.stdout.write(HELP);
+  const containers = Number(v.containers ?? 5);
+  const image = v.image ?? '127.0.0.1:5000/busybox:1';
+  const windowS = Number(v['window-s'] ?? 30);
+  const settleS = Number(v['settle-s'] ?? 10);
+  const doc = v['no-doc'] ? null : path.resolve(v.doc ?? path.join(repoRoot, 'docs', 'benchmarks.md'));
+
+  const figures: AgentFigures = {
+    date: new Date().toISOString(),
+    command: `npm run bench:agent${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    git: gitState(repoRoot),
+    machine: machineFacts(),
+    loadAvgEnd: [],
+    containers,
+    image,
+    windowS,
+    agent: null,
+    bare: null,
+    othersPct: null,
+    errors: [],
+  };
+
+  const docker = new Docker({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
+  try {
+    await Promise.race([docker.ping(), sleep(3000).then(() => Promise.reject(new Error('timeout')))]);
+  } catch {
+    process.stderr.write('bench:agent: no Docker engine at /var/run/docker.sock: run scripts/test-env.sh (as root) first\n');
+    process.exit(2);
+  }
+  const registry = image.split('/')[0]!;
+  try {
+    const [name, tag] = image.slice(registry.length + 1).split(':');
+    const res = await fetch(`http://${registry}/v2/${name}/manifests/${tag ?? 'latest'}`, {
+      method: 'HEAD',
+      headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+      signal: AbortSignal.timeout(3000),
+    });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  } catch (error) {
+    process.stderr.write(`bench:agent: ${image} is not in the registry ${registry} (${(error as Error).message}): run scripts/test-env.sh first\n`);
+    process.exit(2);
+  }
+  if (!existsSync(path.join(distDir, 'agent', 'main.js'))) throw new Error('dist/ is missing: run npm run build first');
+
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'tether-bench-agent-'));
+  let nodeId: string | null = null;
+  let hub: NodeProc | null = null;
+  let agent: NodeProc | null = null;
+  const cleanup = async () => {
+    await terminate(agent, 15_000).catch(() => undefined);
+    if (nodeId) {
+      const list = await docker.listContainers({ all: true, filters: { label: [`${LABELS.nodeId}=${nodeId}`] } }).catch(() => []);
+      await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
+      log(`removed ${list.length} containers labelled ${LABELS.nodeId}=${nodeId}`);
+    }
+    await terminate(hub, 5000).catch(() => undefined);
+    killAll();
+    rmSync(tmp, { recursive: true, force: true });
+  };
+  process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
+  process.on('SIGTERM', () => void cleanup().then(() => process.exit(143)));
+  const watchdog = setTimeout(() => {
+    figures.errors.push('the run took longer than its deadline');
+    void cleanup().then(() => process.exit(3));
+  }, (settleS + windowS + 300) * 1000);
+  watchdog.unref();
+
+  try {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const hubDir = path.join(tmp, 'hub');
+    hub = await startHub(url, { args: ['--port', String(port), '--data-dir', hubDir, '--log-level', 'warn'], logFile: path.join(tmp, 'hub.log'), inspect: false });
+    const token = readFileSync(path.join(hubDir, 'admin-token'), 'utf8').trim();
+    const api = async (method: string, route: string, body?: unknown) => {
+      const res = await fetch(`${url}${route}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(30_000),
+      });
+      return { status: res.status, body: (await res.json()) as any };
+    };
+    const join = await api('POST', '/v1/join-tokens', {});
+    const name = `bench-agent-${process.pid}`;
+    agent = startProgram(
+      'agent/main.js',
+      ['--hub', url, '--join-token', join.body.token, '--data-dir', path.join(tmp, 'agent'), '--name', name, '--publish-address', '127.0.0.1', '--log-level', 'warn'],
+      path.join(tmp, 'agent.log'),
+    );
+    const deadline = Date.now() + 60_000;
+    while (!nodeId) {
+      const nodes = (await api('GET', '/v1/nodes')).body.nodes as Array<{ id: string; name: string; state: string }>;
+      nodeId = nodes.find((n) => n.name === name && n.state === 'ready')?.id ?? null;
+      if (!nodeId) {
+        if (Date.now() > deadline) throw new Error(`the agent did not connect:\n${readFileSync(path.join(tmp, 'agent.log'), 'utf8').slice(-2000)}`);
+        await sleep(200);
+      }
+    }
+    log(`agent ${nodeId} connected; deploying ${containers} containers of ${image}`);
+    const service = `bench-agent-${process.pid}`;
+    const put = await api('PUT', `/v1/services/${service}`, { image, command: ['/bin/sleep', '3600'], replicas: containers });
+    if (put.status >= 300) throw new Error(`PUT: HTTP ${put.status} ${JSON.stringify(put.body)}`);
+    const runDeadline = Date.now() + 120_000;
+    for (;;) {
+      const view = (await api('GET', `/v1/services/${service}`)).body as { status: { running: number } };
+      if (view.status.running === containers) break;
+      if (Date.now() > runDeadline) throw new Error(`${view.status.running} of ${containers} running after 120 s`);
+      await sleep(250);
+    }
+    log(`${containers} containers running; starting the bare ws reference`);
+    const baseline = await startBaseline(false);
+    const bare = startProgram('bench/bare-ws-client.js', ['--url', `ws://127.0.0.1:${baseline.port}/`, '--heartbeat-ms', '5000'], path.join(tmp, 'bare.log'));
+    log(`settling ${settleS} s, then measuring ${windowS} s`);
+    await sleep(settleS * 1000);
+
+    const window = new CpuWindow([agent.pid, bare.pid]);
+    const samples = { agent: [] as number[], bare: [] as number[] };
+    for (let i = 0; i < windowS; i++) {
+      await sleep(1000);
+      samples.agent.push(rssBytes(agent.pid) ?? NaN);
+      samples.bare.push(rssBytes(bare.pid) ?? NaN);
+    }
+    const cpu = window.finish();
+    const sampled = (xs: number[], pid: number): Sampled => ({
+      meanMiB: round(xs.reduce((a, b) => a + b, 0) / xs.length / 1024 / 1024),
+      maxMiB: round(Math.max(...xs) / 1024 / 1024),
+      cpuPct: round(cpu.pct.get(pid) ?? NaN, 3),
+    });
+    figures.agent = sampled(samples.agent, agent.pid);
+    figures.bare = sampled(samples.bare, bare.pid);
+    figures.othersPct = round(cpu.othersPct, 1);
+    await api('DELETE', `/v1/services/${service}`).catch(() => undefined);
+  } catch (error) {
+    figures.errors.push((error as Error).message);
+  } finally {
+    clearTimeout(watchdog);
+    await cleanup();
+  }
+  figures.loadAvgEnd = os.loadavg().map((x) => round(x));
+
+  const report = formatAgentReport(figures);
+  process.stdout.write(`\n${report}\n`);
+  if (v.json) writeFileSync(path.resolve(v.json), `${JSON.stringify(figures, null, 2)}\n`);
+  if (doc) {
+    mkdirSync(path.dirname(doc), { recursive: true });
+    if (!existsSync(doc)) writeFileSync(doc, DOC_HEADER);
+    appendFileSync(doc, `\n${report}\n`);
+  }
+  process.exitCode = figures.errors.length ? 1 : 0;
+}
+
+function formatAgentReport(f: AgentFigures): string {
+  const a = f.agent;
+  const b = f.bare;
+  const ratio = a && b ? a.meanMiB / b.meanMiB : null;
+  const rows = [
+    ['idle RSS (mean over the window)', a ? `${a.meanMiB} MiB (max ${a.maxMiB})` : 'n/a', b ? `${b.meanMiB} MiB (max ${b.maxMiB})` : 'n/a', ratio !== null ? `${round(ratio)}x` : 'n/a', '<= 1.25x', ratio === null ? 'not measured' : ratio <= 1.25 ? 'met' : 'missed'],
+    ['idle CPU', a ? `${a.cpuPct} % of a core` : 'n/a', b ? `${b.cpuPct} % of a core` : 'n/a', '', '< 1 % of a core', a ? (a.cpuPct < 1 ? 'met' : 'missed') : 'not measured'],
+  ];
+  return [
+    `## One agent on Docker: ${f.containers} containers, idle ${f.windowS} s (${f.date.slice(0, 16).replace('T', ' ')} UTC)`,
+    '',
+    `- command: \`${f.command}\``,
+    `- machine: ${machineLine(f.machine, f.loadAvgEnd)}`,
+    `- commit: ${f.git}`,
+    `- setup: a hub process and \`node dist/agent/main.js\` (log level warn) with ${f.containers} x \`${f.image}\` running \`/bin/sleep 3600\`; reference: bench/bare-ws-client.ts, one ws connection to bench/baseline-server.ts with a heartbeat frame and a ping every 5 s; RSS from /proc/<pid>/status each second, CPU from /proc/<pid>/stat over the window; others used ${f.othersPct ?? 'n/a'} % of a core meanwhile`,
+    '',
+    '| figure | agent | bare node + ws | agent / bare | target | verdict |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+    ...(f.errors.length ? ['', ...f.errors.map((e) => `- error: ${e.split('\n')[0]}`)] : []),
+  ].join('\n');
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench:agent: ${(error as Error).stack ?? String(error)}\n`);
+  killAll();
+  process.exit(1);
+});
