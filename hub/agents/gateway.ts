@@ -157,15 +157,10 @@ export class AgentGateway {
   }
 
   private onConnection(ws: WebSocket, nodeId: string, handshakeDone: () => void): void {
-    const previous = this.sessions.get(nodeId);
-    if (previous) {
-      this.opts.logger.info({ nodeId }, 'node connected again; closing its previous connection');
-      previous.ws.close(CloseCode.replaced, 'replaced by a newer connection of the same node');
-      this.endSession(previous);
-    }
+    // The session joins the node's slot only at its hello: an upgrade its agent already gave up
+    // on (stuck in a busy hub's queue) must never displace the node's live session.
     const session = new Session(nodeId, ws);
     session.handshakeDone = handshakeDone;
-    this.sessions.set(nodeId, session);
     session.helloTimer = setTimeout(() => {
       this.reject(session, CloseCode.helloTimeout, `no hello within ${PROTOCOL_LIMITS.helloTimeoutMs} ms`);
     }, PROTOCOL_LIMITS.helloTimeoutMs);
@@ -197,6 +192,18 @@ export class AgentGateway {
       session.helloTimer = null;
       session.handshakeDone?.();
       session.handshakeDone = null;
+      const previous = this.sessions.get(session.nodeId);
+      if (previous) {
+        // The node is connected twice (a new connection before the old one was noticed dead):
+        // the newer one wins; the node stays ready throughout.
+        this.opts.logger.info({ nodeId: session.nodeId }, 'node connected again; closing its previous connection');
+        this.sessions.delete(session.nodeId);
+        previous.closed = true;
+        if (previous.helloTimer) clearTimeout(previous.helloTimer);
+        previous.ws.close(CloseCode.replaced, 'replaced by a newer connection of the same node');
+        setTimeout(() => previous.ws.terminate(), 1000).unref();
+      }
+      this.sessions.set(session.nodeId, session);
       session.appliedGeneration = frame.appliedGeneration;
       session.liveness = this.opts.detector.connected(session.nodeId);
       session.ws.send(
