@@ -11,9 +11,7 @@ import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { Agent } from '../agent/agent.js';
 import { joinHub, JoinRefusedError, type NodeIdentity } from '../agent/node-identity.js';
-import { SimulatedRuntime } from '../agent/runtime/simulated-runtime.js';
-import type { NodeFacts } from '../shared/protocol.js';
-import { TETHER_VERSION } from '../shared/version.js';
+import { SimulatedRuntime, simulatedFacts } from '../agent/runtime/simulated-runtime.js';
 import {
   BENCH_IMAGE,
   HEARTBEAT_FRAME,
@@ -62,21 +60,6 @@ const logger = {
     keep('error', `${msg} ${JSON.stringify(obj).slice(0, 120)}`);
   },
 };
-
-function facts(name: string): NodeFacts {
-  return {
-    hostname: name,
-    os: 'linux',
-    osRelease: 'sim',
-    arch: 'x64',
-    cpus: 4,
-    memoryBytes: 8 * 1024 ** 3,
-    diskBytes: 64 * 1024 ** 3,
-    diskFreeBytes: 32 * 1024 ** 3,
-    agentVersion: TETHER_VERSION,
-    runtime: 'simulated',
-  };
-}
 
 /** A distinct loopback address per agent (127.0.0.0/8), as agents sharing one machine publish on. */
 function publishAddress(globalIndex: number): string {
@@ -144,7 +127,7 @@ async function start(): Promise<{ started: number }> {
           publishAddress: publishAddress(a.globalIndex),
           runtime: new SimulatedRuntime({ images: [BENCH_IMAGE] }),
           targetCache: null,
-          facts: facts(a.name),
+          facts: simulatedFacts(a.name),
           logger,
         });
         await a.agent.start();

@@ -10,6 +10,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RegistryAuth } from '../../shared/spec.js';
+import type { NodeFacts } from '../../shared/protocol.js';
+import { TETHER_VERSION } from '../../shared/version.js';
 import {
   LABELS,
   type ContainerRuntime,
@@ -360,5 +362,22 @@ function observed(c: MutableContainer): ObservedContainer {
     exitCode: c.exitCode,
     restartCount: c.restartCount,
     error: c.error,
+  };
+}
+
+/** Device facts for a simulated node: a modest 4-core, 8 GiB edge box. */
+export function simulatedFacts(hostname: string, overrides: Partial<NodeFacts> = {}): NodeFacts {
+  return {
+    hostname,
+    os: 'linux',
+    osRelease: 'sim',
+    arch: 'x64',
+    cpus: 4,
+    memoryBytes: 8 * 1024 ** 3,
+    diskBytes: 64 * 1024 ** 3,
+    diskFreeBytes: 32 * 1024 ** 3,
+    agentVersion: TETHER_VERSION,
+    runtime: 'simulated',
+    ...overrides,
   };
 }

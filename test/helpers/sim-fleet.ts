@@ -9,30 +9,17 @@ import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Agent } from '../../agent/agent.js';
-import { SimulatedRuntime } from '../../agent/runtime/simulated-runtime.js';
+import { SimulatedRuntime, simulatedFacts } from '../../agent/runtime/simulated-runtime.js';
 import { buildHub } from '../../hub/app.js';
 import type { Hub, HubConfig } from '../../hub/hub.js';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import type { NodeFacts } from '../../shared/protocol.js';
-import { TETHER_VERSION } from '../../shared/version.js';
 import { silentLogger } from './silent-logger.js';
 
 export const ADMIN_TOKEN = 'tat_test-admin-token';
 
 export function simFacts(overrides: Partial<NodeFacts> = {}): NodeFacts {
-  return {
-    hostname: 'sim',
-    os: 'linux',
-    osRelease: 'sim',
-    arch: 'x64',
-    cpus: 4,
-    memoryBytes: 8 * 1024 ** 3,
-    diskBytes: 64 * 1024 ** 3,
-    diskFreeBytes: 32 * 1024 ** 3,
-    agentVersion: TETHER_VERSION,
-    runtime: 'simulated',
-    ...overrides,
-  };
+  return simulatedFacts('sim', overrides);
 }
 
 export interface SimAgentOptions {
