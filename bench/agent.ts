@@ -9,14 +9,13 @@
  * io.tether.node-id=<node id>) are removed.
  */
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
 import { LABELS } from '../agent/runtime/container-runtime.js';
 import { DOC_HEADER, machineLine } from './fleet-report.js';
-import { distDir, killAll, repoRoot, startBaseline, startHub, startProgram, terminate, type NodeProc } from './processes.js';
+import { distDir, freePort, killAll, repoRoot, startBaseline, startHub, startProgram, terminate, type NodeProc } from './processes.js';
 import { CpuWindow, gitState, machineFacts, rssBytes } from './proc-stats.js';
 
 const HELP = `Usage: npm run bench:agent -- [options]
@@ -33,17 +32,6 @@ const HELP = `Usage: npm run bench:agent -- [options]
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (text: string) => process.stderr.write(`[bench:agent ${new Date().toISOString().slice(11, 19)}] ${text}\n`);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface Sampled {
   meanMiB: number;

@@ -13,7 +13,6 @@
  */
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -21,7 +20,7 @@ import { BENCH_IMAGE, type AgentStatus, type BurstResult, type CutResult, type J
 import type { BurstFigures, CpuFigures, FleetFigures, Latency } from './fleet-figures.js';
 import { DOC_HEADER, formatReport } from './fleet-report.js';
 import { collectGarbage, PhaseProfiler, topSelfTime } from './inspector.js';
-import { baselineStats, distDir, kill, killAll, repoRoot, startBaseline, startHub, Worker, type NodeProc } from './processes.js';
+import { baselineStats, distDir, kill, freePort, killAll, repoRoot, startBaseline, startHub, Worker, type NodeProc } from './processes.js';
 import { CpuWindow, gitState, ioCounters, machineFacts, rssBytes } from './proc-stats.js';
 import { StoreWatch } from './store-watch.js';
 
@@ -215,17 +214,6 @@ class Curve {
   result(): Record<string, number | null> {
     return Object.fromEntries(this.fractions.map((f) => [`${f * 100}%`, this.marks.get(f) ?? null]));
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 class HubApi {

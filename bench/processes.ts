@@ -4,6 +4,7 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inspectorUrlIn } from './inspector.js';
@@ -19,6 +20,18 @@ export const distDir = path.join(repoRoot, 'dist');
 const live = new Set<ChildProcess>();
 
 /** Kills every child still running (SIGKILL, by pid). Safe to call from an 'exit' handler. */
+/** A loopback port free right now (the OS picks it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 export function killAll(): void {
   for (const child of live) {
     if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
