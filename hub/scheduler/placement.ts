@@ -9,11 +9,21 @@ import { MinHeap } from './min-heap.js';
 import type { Placement, SchedNode, SchedService, ServicePlacementChange } from './types.js';
 
 export interface PlacementOptions {
+  /**
+   * A new replica id no other service can hold (the hub's start with the service's name); the
+   * planner checks it against the service's own ids.
+   */
   newReplicaId: (service: string) => string;
   /** How long a node may be unreachable before its replicas move (a service may set its own). */
   defaultLostAfterMs?: number;
   /** Whether the replica's agent reports it running its current spec: ends a hand-over. */
   isRunning?: (replicaId: string) => boolean;
+  /**
+   * False judges settled services in full too. The answer is the same (the tests check it) as long
+   * as no replica id appears twice, which holds for the planner's own output; judging everything
+   * also drops such duplicates (a hand-edited store), so the hub does that once after it starts.
+   */
+  skipSettled?: boolean;
 }
 
 /** What keeping a replicated service's placements needs beyond the service itself. */
@@ -44,7 +54,8 @@ interface NodeState {
   capacity: { cpuMillis: number; memoryBytes: number } | null;
   usedCpuMillis: number;
   usedMemoryBytes: number;
-  hostPortUses: Map<string, number>;
+  /** Null until a replica with host ports is counted here (most nodes never need the map). */
+  hostPortUses: Map<string, number> | null;
   /** Placements of any service with this node, pending ones included. */
   placementCount: number;
   /**
@@ -54,7 +65,7 @@ interface NodeState {
    */
   unsettledCpuMillis: number;
   unsettledMemoryBytes: number;
-  unsettledHostPorts: Map<string, number>;
+  unsettledHostPorts: Map<string, number> | null;
 }
 
 /**
@@ -81,6 +92,8 @@ interface ServicePlan {
   unplaced: Placement[];
   /** Replicas of lost nodes waiting for their replacements; listed after `placements`. */
   draining: Placement[];
+  /** Nothing to decide (see isSettled): its placements are only counted, and stay as they are. */
+  settled: boolean;
 }
 
 const compareStrings = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -98,12 +111,19 @@ export function planPlacements(
   // is known up front. Every replica id met counts as seen, kept or not: a duplicate is dropped, and
   // a new id must not reuse one whose container may still be running somewhere.
   const seenReplicaIds = new Set<string>();
-  const existingIds = new Set<string>();
-  for (const plan of plans) for (const p of plan.service.placements) existingIds.add(p.replicaId);
+  // A service's ids are gathered at its first new id: most passes create none, and a large service
+  // has many ids.
+  const existingIds = new Map<string, Set<string>>();
+  const plansByName = new Map(plans.map((plan) => [plan.service.name, plan]));
   const newId = (service: string): string => {
+    let ids = existingIds.get(service);
+    if (!ids) {
+      ids = new Set((plansByName.get(service)?.service.placements ?? []).map((p) => p.replicaId));
+      existingIds.set(service, ids);
+    }
     const id = opts.newReplicaId(service);
-    if (existingIds.has(id)) throw new Error(`invariant: newReplicaId returned "${id}", which is already in use`);
-    existingIds.add(id);
+    if (ids.has(id)) throw new Error(`invariant: newReplicaId returned "${id}", which is already in use`);
+    ids.add(id);
     return id;
   };
   const keep: KeepContext = {
@@ -115,19 +135,23 @@ export function planPlacements(
   };
   for (const plan of plans) {
     if (plan.spec.mode === 'global') keepGlobal(plan, statesById, seenReplicaIds);
+    else if (opts.skipSettled !== false && isSettled(plan, keep)) plan.settled = true;
     else keepReplicated(plan, keep);
   }
   for (const plan of plans) {
-    for (const p of [...plan.placements, ...plan.draining]) {
-      if (p.nodeId === null) continue;
-      const state = statesById.get(p.nodeId) as NodeState;
-      reserve(state, plan.demand);
-      if (p.pendingReason !== null) addUnsettled(state, plan.demand, 1);
+    for (const list of plan.settled ? [plan.service.placements] : [plan.placements, plan.draining]) {
+      for (const p of list) {
+        if (p.nodeId === null) continue;
+        const state = statesById.get(p.nodeId) as NodeState;
+        reserve(state, plan.demand);
+        if (p.pendingReason !== null) addUnsettled(state, plan.demand, 1);
+      }
     }
   }
 
   // Name order, so that competition for resources and ports is decided the same way every time.
   for (const plan of plans) {
+    if (plan.settled) continue;
     if (plan.spec.mode === 'global') placeGlobal(plan, states, statesById, newId);
     else placeReplicated(plan, states, newId);
   }
@@ -151,6 +175,7 @@ export function planPlacements(
 
   const changes: ServicePlacementChange[] = [];
   for (const plan of plans) {
+    if (plan.settled) continue;
     const placements = plan.draining.length === 0 ? plan.placements : [...plan.placements, ...plan.draining];
     if (!samePlacements(plan.service.placements, placements)) {
       changes.push({ service: plan.service.name, placements });
@@ -167,11 +192,11 @@ function newNodeState(node: SchedNode): NodeState {
       : null,
     usedCpuMillis: 0,
     usedMemoryBytes: 0,
-    hostPortUses: new Map(),
+    hostPortUses: null,
     placementCount: 0,
     unsettledCpuMillis: 0,
     unsettledMemoryBytes: 0,
-    unsettledHostPorts: new Map(),
+    unsettledHostPorts: null,
   };
 }
 
@@ -193,6 +218,7 @@ function newPlan(service: SchedService): ServicePlan {
     toPlace: [],
     unplaced: [],
     draining: [],
+    settled: false,
   };
 }
 
@@ -272,6 +298,28 @@ function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
   }
   // A replacement scaled away leaves nothing to hand over to.
   for (const p of draining) if (!removedIds.has(p.replacedBy as string)) plan.draining.push(p);
+}
+
+/**
+ * Whether a replicated service has nothing to decide: exactly its replicas, each on a node that
+ * exists, still matches and is not lost, none pending or handing over. Keeping such a service
+ * would copy it unchanged, so the pass only counts its reservations: most services are like this
+ * most of the time, and that keeps a pass over a large fleet cheap.
+ */
+function isSettled(plan: ServicePlan, ctx: KeepContext): boolean {
+  const placements = plan.service.placements;
+  if (placements.length !== plan.spec.replicas) return false;
+  const lostAfterMs = plan.spec.lostAfterMs ?? ctx.defaultLostAfterMs;
+  const reschedule = plan.spec.onNodeLost === 'reschedule';
+  const constrained = plan.constraints.length > 0;
+  for (const p of placements) {
+    if (p.nodeId === null || p.pendingReason !== null || p.replacedBy) return false;
+    const state = ctx.statesById.get(p.nodeId);
+    if (!state || (constrained && !matchesAll(state.node, plan.constraints))) return false;
+    const downForMs = state.node.downForMs;
+    if (reschedule && downForMs !== null && downForMs >= lostAfterMs) return false;
+  }
+  return true;
 }
 
 /** A fresh copy, without optional fields that are unset (so equal placements compare equal). */
@@ -444,7 +492,10 @@ function placeGlobal(
 function reserve(state: NodeState, demand: Demand): void {
   state.usedCpuMillis += demand.cpuMillis;
   state.usedMemoryBytes += demand.memoryBytes;
-  for (const key of demand.hostPorts) state.hostPortUses.set(key, (state.hostPortUses.get(key) ?? 0) + 1);
+  if (demand.hostPorts.length > 0) {
+    const uses = (state.hostPortUses ??= new Map());
+    for (const key of demand.hostPorts) uses.set(key, (uses.get(key) ?? 0) + 1);
+  }
   state.placementCount++;
 }
 
@@ -452,9 +503,9 @@ function reserve(state: NodeState, demand: Demand): void {
 function addUnsettled(state: NodeState, demand: Demand, sign: 1 | -1): void {
   state.unsettledCpuMillis += sign * demand.cpuMillis;
   state.unsettledMemoryBytes += sign * demand.memoryBytes;
-  for (const key of demand.hostPorts) {
-    state.unsettledHostPorts.set(key, (state.unsettledHostPorts.get(key) ?? 0) + sign);
-  }
+  if (demand.hostPorts.length === 0) return;
+  const uses = (state.unsettledHostPorts ??= new Map());
+  for (const key of demand.hostPorts) uses.set(key, (uses.get(key) ?? 0) + sign);
 }
 
 /**
@@ -493,7 +544,7 @@ function checkFit(state: NodeState, demand: Demand, view: UsageView, misfits?: M
   }
   for (const key of demand.hostPorts) {
     const uses =
-      (state.hostPortUses.get(key) ?? 0) - (settled ? (state.unsettledHostPorts.get(key) ?? 0) : 0) - (own ? 1 : 0);
+      (state.hostPortUses?.get(key) ?? 0) - (settled ? (state.unsettledHostPorts?.get(key) ?? 0) : 0) - (own ? 1 : 0);
     if (uses > 0) {
       if (!misfits) return false;
       misfits.push({ kind: 'host-port', key });
