@@ -100,8 +100,10 @@ export class Hub {
   start(): void {
     this.dispatcher.load();
     this.loop.start();
-    // Judging liveness once a second is O(nodes) per second, never work per message.
-    this.sweepTimer = setInterval(() => this.sweep(), 1000);
+    // Judging liveness on a timer is O(nodes) per sweep, never work per message. A quarter of the
+    // grace (at most a second) keeps the delay in noticing a silent node small next to the grace.
+    const sweepIntervalMs = Math.max(50, Math.min(1000, Math.floor(this.config.heartbeatGraceMs / 4)));
+    this.sweepTimer = setInterval(() => this.sweep(), sweepIntervalMs);
     this.sweepTimer.unref();
   }
 
@@ -157,13 +159,20 @@ export class Hub {
     );
   }
 
-  /** Replacements whose predecessors wait for them: their first `running` report ends a hand-over. */
-  private handoverReplacements = new Set<string>();
+  /**
+   * Per service, the replacements whose predecessors wait for them: their first `running` report
+   * ends a hand-over. Updated from the services a pass changed, so a pass costs nothing here for
+   * the services it left alone.
+   */
+  private readonly handoverReplacements = new Map<string, Set<string>>();
 
-  private trackHandovers(services: Iterable<ServiceRecord>): void {
-    const waiting = new Set<string>();
-    for (const s of services) for (const p of s.placements) if (p.replacedBy) waiting.add(p.replacedBy);
-    this.handoverReplacements = waiting;
+  private trackHandovers(changed: readonly ServiceRecord[]): void {
+    for (const s of changed) {
+      const waiting = new Set<string>();
+      for (const p of s.placements) if (p.replacedBy) waiting.add(p.replacedBy);
+      if (waiting.size > 0) this.handoverReplacements.set(s.name, waiting);
+      else this.handoverReplacements.delete(s.name);
+    }
   }
 
   nodeView(node: NodeRecord) {
@@ -214,17 +223,21 @@ export class Hub {
     ) {
       const updated: NodeRecord = { ...node, name: hello.name, labels: hello.labels, advertiseAddress: hello.advertiseAddress, facts: hello.facts };
       void this.store.putNode(updated).catch((err: unknown) => this.logger.error({ err, nodeId }, 'could not store node facts'));
+      // New labels or capacity may change where replicas belong. (A node that just became ready
+      // has already asked for a pass through the failure detector.)
+      this.loop.markDirty();
     }
     const target = this.dispatcher.currentTarget(nodeId);
     if (target) this.gateway.send(nodeId, target);
-    this.loop.markDirty();
+    // Its target changed and is not yet published: the next pass sends it with a new generation.
+    else this.loop.markDirty();
   }
 
   private onStatus(nodeId: string, reports: ReplicaReport[]): void {
     this.observed.apply(nodeId, reports, this.clock.nowMs());
     if (this.handoverReplacements.size === 0) return;
     for (const r of reports) {
-      if (r.state === 'running' && this.handoverReplacements.has(r.replicaId)) {
+      if (r.state === 'running' && this.handoverReplacements.get(r.service)?.has(r.replicaId)) {
         this.loop.markDirty();
         return;
       }
@@ -257,6 +270,7 @@ export class Hub {
     if (!before) return false;
     const written = this.store.deleteService(name);
     this.dispatcher.serviceChanged(before, undefined);
+    this.handoverReplacements.delete(name);
     await written;
     this.loop.markDirty();
     return true;

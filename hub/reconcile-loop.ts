@@ -17,13 +17,20 @@ export interface HubReconcileLoopOptions {
   defaultLostAfterMs: number;
   /** Whether a replica runs its current spec (ends the hand-over from a lost node). */
   isRunning: (replicaId: string) => boolean;
-  /** Sees the services as committed after each pass. */
-  afterPass?: (services: Iterable<ServiceRecord>) => void;
+  /** Sees the service records a pass changed, once they are committed. */
+  afterPass?: (changed: readonly ServiceRecord[]) => void;
   logger: LoopLogger;
-  /** A full pass even without triggers, so nothing depends on a trigger never being missed. */
+  /** A pass even without triggers, so nothing depends on a trigger never being missed. */
   resyncIntervalMs?: number;
   retryDelayMs?: number;
+  /**
+   * Least time from the end of one pass to the start of the next: a burst of triggers (thousands
+   * of agents saying hello after a hub restart) costs a few passes, not one per trigger.
+   */
+  minPassGapMs?: number;
 }
+
+export const DEFAULT_MIN_PASS_GAP_MS = 200;
 
 export function newReplicaId(service: string): string {
   return `${service}.${randomBytes(5).toString('hex')}`;
@@ -31,15 +38,26 @@ export function newReplicaId(service: string): string {
 
 /**
  * The hub's level-triggered loop: store snapshot -> pure placement -> commit -> publish targets.
- * Triggers (API writes, nodes coming and going, the resync timer) only mark it dirty; triggers
- * that arrive during a pass collapse into one more pass.
+ * Triggers (API writes, nodes coming and going, the resync timer) only mark it dirty; a pass runs
+ * from a timer, at most one at a time and spaced by minPassGapMs, so triggers that arrive during
+ * a pass or the gap after it collapse into one more pass.
  */
 export class HubReconcileLoop {
   private dirty = false;
   private running: Promise<void> | null = null;
+  private passTimer: NodeJS.Timeout | null = null;
+  private lastPassEndMs = Number.NEGATIVE_INFINITY;
   private resyncTimer: NodeJS.Timeout | null = null;
   private stopped = false;
+  /** The last pass threw: the next one waits retryDelayMs rather than minPassGapMs. */
+  private failed = false;
+  /**
+   * Judge every service, settled or not: at start (which also drops duplicate replica ids a
+   * hand-edited store may hold) and after a failed pass. Otherwise settled services are counted only.
+   */
+  private judgeAll = true;
   passes = 0;
+  passMsTotal = 0;
 
   constructor(private readonly opts: HubReconcileLoopOptions) {}
 
@@ -52,36 +70,57 @@ export class HubReconcileLoop {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.resyncTimer) clearInterval(this.resyncTimer);
+    if (this.passTimer) clearTimeout(this.passTimer);
+    this.passTimer = null;
     await this.running;
   }
 
   markDirty(): void {
     if (this.stopped) return;
     this.dirty = true;
-    if (!this.running) this.running = this.run().finally(() => (this.running = null));
+    this.schedule(this.opts.minPassGapMs ?? DEFAULT_MIN_PASS_GAP_MS);
   }
 
   /** Resolves when no pass is running or wanted (tests and benchmarks). */
   async idle(): Promise<void> {
-    while (this.running) await this.running;
+    while (this.running || this.passTimer) {
+      if (this.running) await this.running;
+      else await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  private schedule(gapMs: number): void {
+    if (this.running || this.passTimer || this.stopped) return;
+    const waitMs = Math.max(0, this.lastPassEndMs + gapMs - performance.now());
+    this.passTimer = setTimeout(() => {
+      this.passTimer = null;
+      this.running = this.run().finally(() => {
+        this.running = null;
+        this.lastPassEndMs = performance.now();
+        if (this.dirty) this.schedule(this.failed ? (this.opts.retryDelayMs ?? 1000) : (this.opts.minPassGapMs ?? DEFAULT_MIN_PASS_GAP_MS));
+      });
+    }, waitMs);
   }
 
   private async run(): Promise<void> {
-    while (this.dirty && !this.stopped) {
-      this.dirty = false;
-      try {
-        await this.pass();
-      } catch (error) {
-        // A pass never takes the hub down: log, wait, try the whole thing again.
-        this.opts.logger.error({ err: error }, 'hub reconcile pass failed; retrying');
-        await new Promise((r) => setTimeout(r, this.opts.retryDelayMs ?? 1000));
-        this.dirty = true;
-      }
+    this.dirty = false;
+    this.failed = false;
+    try {
+      await this.pass();
+    } catch (error) {
+      // A pass never takes the hub down: log, wait, try the whole thing again.
+      this.opts.logger.error({ err: error }, 'hub reconcile pass failed; retrying');
+      this.failed = true;
+      this.judgeAll = true;
+      this.dirty = true;
     }
   }
 
   private async pass(): Promise<void> {
     this.passes++;
+    const startedMs = performance.now();
+    const judgeAll = this.judgeAll;
+    this.judgeAll = false;
     const { store, dispatcher } = this.opts;
     const snapshot = new Map<string, ServiceRecord>();
     const services: SchedService[] = [];
@@ -93,9 +132,12 @@ export class HubReconcileLoop {
       newReplicaId,
       defaultLostAfterMs: this.opts.defaultLostAfterMs,
       isRunning: this.opts.isRunning,
+      skipSettled: !judgeAll,
     });
+    this.passMsTotal += performance.now() - startedMs;
 
     const writes: Array<Promise<void>> = [];
+    const committed: ServiceRecord[] = [];
     for (const change of changes) {
       const before = store.getService(change.service);
       // Optimistic concurrency: the API changed or deleted this service while we planned; the
@@ -107,10 +149,11 @@ export class HubReconcileLoop {
       const after: ServiceRecord = { ...before, placements: change.placements };
       writes.push(store.putService(after));
       dispatcher.serviceChanged(before, after);
+      committed.push(after);
     }
     // Placements are durable before any agent hears of them, so a hub restart never moves them.
     await Promise.all(writes);
-    this.opts.afterPass?.(store.listServices());
+    this.opts.afterPass?.(committed);
     await dispatcher.publish();
   }
 }
