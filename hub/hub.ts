@@ -11,7 +11,7 @@ import { ObservedState } from './observed-state.js';
 import { HubReconcileLoop } from './reconcile-loop.js';
 import type { SchedNode } from './scheduler/types.js';
 import type { NodeRecord, ServiceRecord, Store } from './store/store.js';
-import { nodeView, serviceView } from './views.js';
+import { nodeView, serviceView, type ReplicaPage } from './views.js';
 
 export interface HubConfig {
   heartbeatIntervalMs: number;
@@ -246,8 +246,9 @@ export class Hub {
 
   // ---- services ----------------------------------------------------------------------------
 
-  serviceView(record: ServiceRecord) {
-    return serviceView(record, this.observed, this.dispatcher.specHashOf(record.name), (nodeId) => this.detector.state(nodeId));
+  serviceView(record: ServiceRecord, page: ReplicaPage) {
+    const nowMs = this.clock.nowMs();
+    return serviceView(record, this.observed, this.dispatcher.specHashOf(record.name), (nodeId) => this.detector.state(nodeId, nowMs), page);
   }
 
   /** Creates or replaces a service. The same spec again changes nothing and restarts nothing. */

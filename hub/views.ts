@@ -2,6 +2,7 @@ import type { ReplicaState } from '../shared/protocol.js';
 import { redactSpec, type NormalizedSpec } from '../shared/spec.js';
 import type { FailureDetector, NodeState } from './failure-detector.js';
 import type { ObservedState } from './observed-state.js';
+import type { Placement } from './scheduler/types.js';
 import type { NodeRecord, ServiceRecord } from './store/store.js';
 
 export interface ReplicaView {
@@ -26,45 +27,76 @@ export interface ServiceView {
   createdAt: string;
   updatedAt: string;
   spec: NormalizedSpec;
-  status: { desired: number; running: number; replicas: ReplicaView[] };
+  status: ServiceStatus;
+}
+
+export interface ServiceStatus {
+  desired: number;
+  /** Reported running, on a connected node, with the current spec. */
+  running: number;
+  /** Replicas per state; replicas handing over to a replacement are not counted here. */
+  states: Partial<Record<ReplicaState, number>>;
+  /** Replicas (not handing over) whose node is unreachable or lost: they show what their agent last said. */
+  onDownNodes: number;
+  /** Replicas of lost nodes that wait for their replacements to run. */
+  handingOver: number;
+  /** One page of the replica list, in placement order; `replicaPage.total` counts them all. */
+  replicas: ReplicaView[];
+  replicaPage: { offset: number; limit: number; total: number };
+}
+
+/** Which replicas a view lists; the counts always cover every replica. */
+export interface ReplicaPage {
+  offset: number;
+  limit: number;
 }
 
 const iso = (ms: number | null | undefined) => (ms == null ? null : new Date(ms).toISOString());
 
+/**
+ * A service's spec and status. Counting walks every placement without building anything; only
+ * the replicas of the requested page become objects, so that a summary of a service with
+ * 100,000 replicas costs milliseconds and never holds up the agents' frames.
+ */
 export function serviceView(
   record: ServiceRecord,
   observed: ObservedState,
   specHash: string | undefined,
   nodeState: (nodeId: string) => NodeState,
+  page: ReplicaPage,
 ): ServiceView {
-  const replicas = record.placements.map((p): ReplicaView => {
-    const base = {
+  const placements = record.placements;
+  const states: Partial<Record<ReplicaState, number>> = {};
+  let running = 0;
+  let active = 0;
+  let onDownNodes = 0;
+  let handingOver = 0;
+  for (const p of placements) {
+    if (p.replacedBy) {
+      handingOver++;
+      continue;
+    }
+    active++;
+    const ofNode = p.nodeId === null ? null : nodeState(p.nodeId);
+    const { state } = replicaStatus(p, observed, specHash);
+    states[state] = (states[state] ?? 0) + 1;
+    if (ofNode !== null && ofNode !== 'ready') onDownNodes++;
+    else if (state === 'running' && ofNode === 'ready') running++;
+  }
+  const replicas = placements.slice(page.offset, page.offset + page.limit).map((p): ReplicaView => {
+    const { state, containerId, error, restarts } = replicaStatus(p, observed, specHash);
+    return {
       replicaId: p.replicaId,
       nodeId: p.nodeId,
+      state,
+      containerId,
+      error,
+      restarts,
       nodeState: p.nodeId === null ? null : nodeState(p.nodeId),
       movedFrom: p.movedFrom ?? null,
       replacedBy: p.replacedBy ?? null,
     };
-    if (p.pendingReason !== null || p.nodeId === null) {
-      return { ...base, state: 'pending', containerId: null, error: p.pendingReason, restarts: 0 };
-    }
-    const seen = observed.get(p.replicaId);
-    if (!seen || seen.nodeId !== p.nodeId) {
-      return { ...base, state: 'pending', containerId: null, error: null, restarts: 0 };
-    }
-    const r = seen.report;
-    if (r.state === 'removed') throw new Error('invariant: removed reports are not kept');
-    // A report of an older spec means the agent is still replacing the container.
-    const current = r.specHash === specHash;
-    return {
-      ...base,
-      state: current ? r.state : 'starting',
-      containerId: current ? r.containerId : null,
-      error: r.error,
-      restarts: r.restarts,
-    };
   });
-  const active = replicas.filter((r) => r.replacedBy === null);
   return {
     name: record.name,
     revision: record.revision,
@@ -72,12 +104,28 @@ export function serviceView(
     updatedAt: record.updatedAt,
     spec: redactSpec(record.spec),
     status: {
-      desired: record.spec.mode === 'global' ? active.length : record.spec.replicas,
-      // Running as far as the hub knows: reported running by a node that is connected now.
-      running: active.filter((r) => r.state === 'running' && r.nodeState === 'ready').length,
+      desired: record.spec.mode === 'global' ? active : record.spec.replicas,
+      running,
+      states,
+      onDownNodes,
+      handingOver,
       replicas,
+      replicaPage: { offset: page.offset, limit: page.limit, total: placements.length },
     },
   };
+}
+
+type ReplicaStatus = Pick<ReplicaView, 'state' | 'containerId' | 'error' | 'restarts'>;
+
+function replicaStatus(p: Placement, observed: ObservedState, specHash: string | undefined): ReplicaStatus {
+  if (p.pendingReason !== null || p.nodeId === null) return { state: 'pending', containerId: null, error: p.pendingReason, restarts: 0 };
+  const seen = observed.get(p.replicaId);
+  if (!seen || seen.nodeId !== p.nodeId) return { state: 'pending', containerId: null, error: null, restarts: 0 };
+  const r = seen.report;
+  if (r.state === 'removed') throw new Error('invariant: removed reports are not kept');
+  // A report of an older spec means the agent is still replacing the container.
+  const current = r.specHash === specHash;
+  return { state: current ? r.state : 'starting', containerId: current ? r.containerId : null, error: r.error, restarts: r.restarts };
 }
 
 export function nodeView(node: NodeRecord, detector: FailureDetector, appliedGeneration: number | null, nowMs: number) {

@@ -1,7 +1,32 @@
 import type { FastifyInstance } from 'fastify';
 import { validateServiceName, validateServiceSpec } from '../../shared/spec.js';
 import type { Hub } from '../hub.js';
+import type { ReplicaPage } from '../views.js';
 import { ApiError, invalid } from './errors.js';
+
+/** Replicas listed per service view unless asked otherwise; counts always cover them all. */
+export const DEFAULT_REPLICA_LIMIT = 1000;
+export const MAX_REPLICA_LIMIT = 10_000;
+
+type PageQuery = { Querystring: { offset?: string; limit?: string } };
+
+function nonNegativeInt(query: Record<string, string | undefined>, field: 'offset' | 'limit', fallback: number, max: number): number {
+  const text = query[field];
+  if (text === undefined) return fallback;
+  const n = /^\d{1,9}$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isInteger(n) || n > max) {
+    throw invalid('invalid_query', [{ path: field, message: `must be a whole number from 0 to ${max}, got "${text.slice(0, 40)}"` }]);
+  }
+  return n;
+}
+
+/** `?offset=&limit=` of the replica list; `limit=0` gives the counts alone. */
+function replicaPage(query: Record<string, string | undefined>, defaultLimit: number): ReplicaPage {
+  return {
+    offset: nonNegativeInt(query, 'offset', 0, Number.MAX_SAFE_INTEGER),
+    limit: nonNegativeInt(query, 'limit', defaultLimit, MAX_REPLICA_LIMIT),
+  };
+}
 
 export async function serviceRoutes(app: FastifyInstance, { hub }: { hub: Hub }): Promise<void> {
   const find = (name: string) => {
@@ -10,11 +35,18 @@ export async function serviceRoutes(app: FastifyInstance, { hub }: { hub: Hub })
     return record;
   };
 
-  app.get('/v1/services', async () => ({
-    services: [...hub.store.listServices()].sort((a, b) => a.name.localeCompare(b.name)).map((s) => hub.serviceView(s)),
-  }));
+  // The list shows each service's counts; its replicas only when a limit asks for them.
+  app.get<PageQuery>('/v1/services', async (request) => {
+    const page = replicaPage(request.query, 0);
+    return {
+      services: [...hub.store.listServices()].sort((a, b) => a.name.localeCompare(b.name)).map((s) => hub.serviceView(s, page)),
+    };
+  });
 
-  app.get<{ Params: { name: string } }>('/v1/services/:name', async (request) => hub.serviceView(find(request.params.name)));
+  app.get<PageQuery & { Params: { name: string } }>('/v1/services/:name', async (request) => {
+    const page = replicaPage(request.query, DEFAULT_REPLICA_LIMIT);
+    return hub.serviceView(find(request.params.name), page);
+  });
 
   app.put<{ Params: { name: string } }>('/v1/services/:name', async (request, reply) => {
     const nameError = validateServiceName(request.params.name);
@@ -22,7 +54,8 @@ export async function serviceRoutes(app: FastifyInstance, { hub }: { hub: Hub })
     const checked = validateServiceSpec(request.body);
     if (!checked.ok) throw invalid('invalid_spec', checked.errors);
     const { outcome, record } = await hub.putService(request.params.name, checked.value);
-    return reply.status(outcome === 'created' ? 201 : 200).send({ ...hub.serviceView(record), outcome });
+    const view = hub.serviceView(record, { offset: 0, limit: DEFAULT_REPLICA_LIMIT });
+    return reply.status(outcome === 'created' ? 201 : 200).send({ ...view, outcome });
   });
 
   app.delete<{ Params: { name: string } }>('/v1/services/:name', async (request) => {

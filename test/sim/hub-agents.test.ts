@@ -81,6 +81,31 @@ describe('hub and agents on a simulated runtime', () => {
     await vi.waitFor(() => expect(fleet.runtime.containers().filter((c) => c.service === 'web')).toHaveLength(0));
   });
 
+  it('counts every replica but lists one page of them; a bad page is a 400 naming the field', async () => {
+    await Promise.all([fleet.addAgent(), fleet.addAgent()]);
+    await fleet.api('PUT', '/v1/services/web', { ...busybox, replicas: 5 });
+    const all = await waitRunning('web', 5);
+    type Paged = ServiceView & {
+      status: { states: Record<string, number>; onDownNodes: number; handingOver: number; replicaPage: { offset: number; limit: number; total: number } };
+    };
+    const page = (await fleet.api<Paged>('GET', '/v1/services/web?offset=1&limit=2')).body.status;
+    expect(page.replicas.map((r) => r.replicaId)).toEqual(all.status.replicas.slice(1, 3).map((r) => r.replicaId));
+    expect(page.replicaPage).toEqual({ offset: 1, limit: 2, total: 5 });
+    expect(page).toMatchObject({ desired: 5, running: 5, states: { running: 5 }, onDownNodes: 0, handingOver: 0 });
+    const summary = (await fleet.api<Paged>('GET', '/v1/services/web?limit=0')).body.status;
+    expect(summary.replicas).toEqual([]);
+    expect(summary.running).toBe(5);
+    // The list gives counts only, unless a limit asks for replicas.
+    const list = await fleet.api<{ services: Paged[] }>('GET', '/v1/services');
+    expect(list.body.services[0]!.status).toMatchObject({ running: 5, replicas: [], replicaPage: { total: 5 } });
+    for (const [query, field] of [['limit=10001', 'limit'], ['limit=-1', 'limit'], ['offset=x', 'offset']] as const) {
+      const bad = await fleet.api<{ error: { code: string; details: Array<{ path: string }> } }>('GET', `/v1/services/web?${query}`);
+      expect(bad.status).toBe(400);
+      expect(bad.body.error.code).toBe('invalid_query');
+      expect(bad.body.error.details[0]!.path).toBe(field);
+    }
+  });
+
   it('the same spec again changes nothing and restarts nothing; a new command replaces containers', async () => {
     await fleet.addAgent();
     await fleet.addAgent();
