@@ -41,6 +41,8 @@ export class HubLink {
   private readonly backoff: Backoff;
   /** The last close reason logged, so a hub refusing us every few seconds is logged once. */
   private lastProblem = '';
+  /** Set by a busy hub's Retry-After: the next reconnect waits this long instead of backing off. */
+  private retryAfterMs: number | null = null;
   connects = 0;
 
   constructor(private readonly opts: HubLinkOptions) {
@@ -128,6 +130,10 @@ export class HubLink {
       const problem = `hub refused the connection: HTTP ${res.statusCode}${res.statusCode === 401 ? ' (node credential unknown or revoked: the node may have been removed; join again with a new join token)' : ''}`;
       refused = true;
       this.report(problem);
+      // A busy hub says when to come back: that is a wait, not a failure, so the backoff stays
+      // where it was. Jitter spreads the agents it turned away over the window.
+      const retryAfterS = res.statusCode === 503 ? Number(res.headers['retry-after']) : Number.NaN;
+      if (Number.isInteger(retryAfterS) && retryAfterS > 0) this.retryAfterMs = Math.min(retryAfterS, 300) * 1000 * (0.5 + Math.random());
       res.resume();
       ws.terminate();
     });
@@ -159,7 +165,8 @@ export class HubLink {
 
   private scheduleReconnect(): void {
     if (this.stopped || this.reconnectTimer) return;
-    const delayMs = this.backoff.nextDelayMs();
+    const delayMs = this.retryAfterMs ?? this.backoff.nextDelayMs();
+    this.retryAfterMs = null;
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       this.connect();

@@ -92,7 +92,9 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
 
   try {
-    await app.listen({ port, host });
+    // A hub restart sees every agent of the fleet reconnect within seconds: a deeper accept queue
+    // than Node's 511 keeps their connections waiting instead of reset (the kernel caps it at somaxconn).
+    await app.listen({ port, host, backlog: 4096 });
   } catch (error) {
     fail(`cannot listen on ${host}:${port}: ${(error as Error).message}`);
   }

@@ -70,6 +70,8 @@ export class AgentGateway {
   private readonly sessions = new Map<string, Session>();
   private pendingHandshakes = 0;
   refusedBusy = 0;
+  /** Busy refusals and admitted handshakes in the current and the last second: sizes Retry-After. */
+  private loadWindow = { startMs: 0, refused: 0, admitted: 0, lastRefused: 0, lastAdmitted: 0 };
 
   constructor(private readonly opts: GatewayOptions) {
     this.wss = new WebSocketServer({
@@ -129,7 +131,8 @@ export class AgentGateway {
     // rest back off with jitter and come again, instead of all handshakes starving each other.
     if (this.pendingHandshakes >= this.opts.maxPendingHandshakes) {
       this.refusedBusy++;
-      return this.refuse(socket, 503, 'Service Unavailable', 'hub busy with other agents connecting; retry later');
+      this.countLoad('refused');
+      return this.refuse(socket, 503, 'Service Unavailable', 'hub busy with other agents connecting; retry later', this.retryAfterS());
     }
     const credential = bearerToken(req.headers.authorization);
     const parsed = credential ? parseNodeCredential(credential) : null;
@@ -139,6 +142,7 @@ export class AgentGateway {
       return this.refuse(socket, 401, 'Unauthorized', 'unknown or invalid node credential');
     }
     this.pendingHandshakes++;
+    this.countLoad('admitted');
     let counted = true;
     const settle = () => {
       if (counted) this.pendingHandshakes--;
@@ -148,12 +152,40 @@ export class AgentGateway {
     this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, node.id, settle));
   }
 
-  private refuse(socket: Duplex, status: number, statusText: string, message: string): void {
+  private refuse(socket: Duplex, status: number, statusText: string, message: string, retryAfterS?: number): void {
     const code = status === 401 ? 'unauthorized' : status === 503 ? 'busy' : 'not_found';
     const body = JSON.stringify({ error: { code, message } });
+    const retryAfter = retryAfterS === undefined ? '' : `Retry-After: ${retryAfterS}\r\n`;
     socket.end(
-      `HTTP/1.1 ${status} ${statusText}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${statusText}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retryAfter}Connection: close\r\n\r\n${body}`,
     );
+  }
+
+  private countLoad(what: 'refused' | 'admitted'): void {
+    const w = this.loadWindow;
+    const now = performance.now();
+    if (now - w.startMs >= 1000) {
+      // A window more than a second old says nothing about now.
+      const fresh = now - w.startMs < 2000;
+      w.lastRefused = fresh ? w.refused : 0;
+      w.lastAdmitted = fresh ? w.admitted : 0;
+      w.startMs = now;
+      w.refused = 0;
+      w.admitted = 0;
+    }
+    w[what]++;
+  }
+
+  /**
+   * Seconds a refused agent should wait: about the time the agents turned away in the last second
+   * need to get in at the rate handshakes were admitted, so that retries arrive spread at roughly
+   * the rate the hub takes them instead of hammering it every second.
+   */
+  private retryAfterS(): number {
+    const w = this.loadWindow;
+    const refused = Math.max(w.refused, w.lastRefused);
+    const admittedPerS = Math.max(100, w.lastAdmitted, w.admitted);
+    return Math.min(30, Math.max(1, Math.ceil(refused / admittedPerS)));
   }
 
   private onConnection(ws: WebSocket, nodeId: string, handshakeDone: () => void): void {

@@ -293,4 +293,28 @@ describe('the agent endpoint refuses bad peers and keeps serving the rest', () =
     ws.on('error', () => undefined);
     ws.terminate();
   });
+
+  it('turns agents away with 503 and a Retry-After while its handshake slots are full, and lets them in later', async () => {
+    await fleet.close();
+    fleet = await SimFleet.start({ maxPendingHandshakes: 1 });
+    // A connection that never says hello holds the only slot.
+    const blocker = await rawConnection(await credentialFor('blocker'));
+    const refused = new WebSocket(`${fleet.url.replace('http', 'ws')}/v1/agent/connect`, {
+      headers: { authorization: `Bearer ${await credentialFor('second')}` },
+    });
+    refused.on('error', () => undefined);
+    const res = await new Promise<{ status: number; retryAfter: string | undefined }>((resolve) =>
+      refused.once('unexpected-response', (_req, r) => resolve({ status: r.statusCode ?? 0, retryAfter: r.headers['retry-after'] as string | undefined })),
+    );
+    refused.terminate();
+    expect(res.status).toBe(503);
+    expect(Number(res.retryAfter)).toBeGreaterThanOrEqual(1);
+    expect(fleet.hub.gateway.refusedBusy).toBe(1);
+
+    const agent = fleet.addAgent();
+    await vi.waitFor(() => expect(fleet.hub.gateway.refusedBusy).toBeGreaterThanOrEqual(2), { timeout: 5_000, interval: 20 });
+    blocker.terminate();
+    // Retry-After is 1 s here; the agent comes back within 0.5-1.5 s of its refusal.
+    expect((await agent).link.connected).toBe(true);
+  });
 });
