@@ -222,7 +222,8 @@ export class Hub {
       !sameFacts(node.facts, hello.facts)
     ) {
       const updated: NodeRecord = { ...node, name: hello.name, labels: hello.labels, advertiseAddress: hello.advertiseAddress, facts: hello.facts };
-      void this.store.putNode(updated).catch((err: unknown) => this.logger.error({ err, nodeId }, 'could not store node facts'));
+      // Lazily: the agent sends its facts again at its next hello should the hub lose them.
+      void this.store.putNode(updated, { lazy: true }).catch((err: unknown) => this.logger.error({ err, nodeId }, 'could not store node facts'));
       // New labels or capacity may change where replicas belong. (A node that just became ready
       // has already asked for a pass through the failure detector.)
       this.loop.markDirty();

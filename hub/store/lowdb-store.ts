@@ -35,8 +35,8 @@ export class LowdbStore implements Store {
   listNodes() {
     return this.nodes.values();
   }
-  putNode(node: NodeRecord) {
-    return this.nodes.put(node.id, node);
+  putNode(node: NodeRecord, opts: { lazy?: boolean } = {}) {
+    return this.nodes.put(node.id, node, opts.lazy === true);
   }
   deleteNode(id: string) {
     return this.nodes.delete(id);

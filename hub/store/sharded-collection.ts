@@ -17,6 +17,9 @@ export class ShardedCollection<T> {
   private readonly shards: Array<Low<Record<string, T>>> = [];
   private readonly records = new Map<string, T>();
   private readonly dirty = new Set<number>();
+  /** Shards changed only by puts that may wait for the next lazy flush. */
+  private readonly lazyDirty = new Set<number>();
+  private lazyTimer: NodeJS.Timeout | null = null;
   private readonly waiting = new Map<number, Waiter[]>();
   /** Per shard, the tail of its chain of writes: a shard is never written twice at once. */
   private readonly chains = new Map<number, Promise<void>>();
@@ -28,6 +31,8 @@ export class ShardedCollection<T> {
     private readonly dir: string,
     private readonly name: string,
     private readonly shardCount: number,
+    /** How long a lazy put may wait for its write, gathering others to the same shard meanwhile. */
+    private readonly lazyFlushMs = 1000,
   ) {}
 
   async open(): Promise<void> {
@@ -63,11 +68,16 @@ export class ShardedCollection<T> {
     return this.records.size;
   }
 
-  put(key: string, value: T): Promise<void> {
+  /**
+   * Changes the record in memory at once; resolves when it is on disk. `lazy` puts (things that are
+   * re-sent anyway, such as a node's facts at every hello) are written within lazyFlushMs, so a
+   * burst of them costs one write per shard rather than one per record.
+   */
+  put(key: string, value: T, lazy = false): Promise<void> {
     this.records.set(key, value);
     const shard = this.shardOf(key);
     this.shards[shard]!.data[key] = value;
-    return this.markDirty(shard);
+    return lazy ? this.markLazy(shard) : this.markDirty(shard);
   }
 
   delete(key: string): Promise<void> {
@@ -79,7 +89,9 @@ export class ShardedCollection<T> {
 
   /** Resolves once every change made so far is on disk. */
   async flush(): Promise<void> {
-    const pending = [...this.dirty].map((s) => this.markDirty(s));
+    if (this.lazyTimer) clearTimeout(this.lazyTimer);
+    this.lazyTimer = null;
+    const pending = [...new Set([...this.dirty, ...this.lazyDirty])].map((s) => this.markDirty(s));
     await Promise.all([...pending, ...this.chains.values()]);
   }
 
@@ -93,13 +105,30 @@ export class ShardedCollection<T> {
     return (h >>> 0) % this.shardCount;
   }
 
-  private markDirty(shard: number): Promise<void> {
-    this.dirty.add(shard);
-    const done = new Promise<void>((resolve, reject) => {
+  private waitFor(shard: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
       const list = this.waiting.get(shard);
       if (list) list.push({ resolve, reject });
       else this.waiting.set(shard, [{ resolve, reject }]);
     });
+  }
+
+  private markLazy(shard: number): Promise<void> {
+    // Already due for a write in this turn: ride along.
+    if (this.dirty.has(shard)) return this.waitFor(shard);
+    this.lazyDirty.add(shard);
+    this.lazyTimer ??= setTimeout(() => {
+      this.lazyTimer = null;
+      for (const s of this.lazyDirty) this.markDirty(s).catch(() => undefined);
+    }, this.lazyFlushMs);
+    // Lazy changes are ones the hub can lose at an abrupt exit (close() writes them).
+    this.lazyTimer.unref();
+    return this.waitFor(shard);
+  }
+
+  private markDirty(shard: number): Promise<void> {
+    this.dirty.add(shard);
+    const done = this.waitFor(shard);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       // Everything changed in this turn of the event loop goes out in one write per shard.
@@ -123,6 +152,8 @@ export class ShardedCollection<T> {
     // An earlier queued write may already have taken these changes.
     if (!this.dirty.has(shard)) return;
     this.dirty.delete(shard);
+    // The write takes whatever memory holds, lazy changes included.
+    this.lazyDirty.delete(shard);
     const waiters = this.waiting.get(shard) ?? [];
     this.waiting.delete(shard);
     try {

@@ -50,7 +50,11 @@ export interface Store {
 
   getNode(id: string): NodeRecord | undefined;
   listNodes(): Iterable<NodeRecord>;
-  putNode(node: NodeRecord): Promise<void>;
+  /**
+   * `lazy`: the write may wait up to about a second to share a file write with others (facts that
+   * every hello re-sends); memory changes at once either way.
+   */
+  putNode(node: NodeRecord, opts?: { lazy?: boolean }): Promise<void>;
   deleteNode(id: string): Promise<void>;
 
   getService(name: string): ServiceRecord | undefined;

@@ -272,6 +272,35 @@ describe('LowdbStore: coalescing and sharding', () => {
     expect(reopened.getNode('n-999')).toEqual(node('n-999'));
   });
 
+  it('gathers lazy puts spread over time into one write per shard, and resolves them once written', async () => {
+    const store = await openStore({ nodeShards: 4 });
+    const puts: Promise<void>[] = [];
+    // Spread over many turns of the event loop, where eager puts would each cost a write.
+    for (let i = 0; i < 200; i++) {
+      puts.push(store.putNode(node(`n-${i}`), { lazy: true }));
+      if (i % 10 === 0) await nextTurn();
+    }
+    expect(store.getNode('n-199')).toEqual(node('n-199'));
+    expect(store.stats().writes).toBe(0);
+    await Promise.all(puts);
+    expect(store.stats().writes).toBeLessThanOrEqual(4);
+    expect(Object.keys(await onDisk('nodes', 'nodes'))).toHaveLength(200);
+  });
+
+  it('writes a lazy put with an eager one to the same shard, and close() writes lazy ones', async () => {
+    const store = await openStore({ nodeShards: 1 });
+    let lazyDone = false;
+    const lazy = store.putNode(node('n-lazy'), { lazy: true }).then(() => (lazyDone = true));
+    await store.putNode(node('n-eager'));
+    await lazy;
+    expect(lazyDone).toBe(true);
+    expect(store.stats().writes).toBe(1);
+
+    void store.putNode(node('n-late'), { lazy: true });
+    await store.close();
+    expect((await onDisk('nodes', 'nodes'))['n-late']).toEqual(node('n-late'));
+  });
+
   it('spreads records over several shard files, each record in exactly one and no file holding everything', async () => {
     const store = await openStore({ serviceShards: 8 });
     const names = Array.from({ length: 64 }, (_, i) => `svc-${i}`);
