@@ -1,7 +1,11 @@
 import { createHash } from 'node:crypto';
 import { containerSpecHash, containerSpecOf, type ContainerSpec } from '../shared/container-spec.js';
 import type { AssignedReplica, TargetFrame } from '../shared/protocol.js';
+import type { Placement } from './scheduler/types.js';
 import type { ServiceRecord, Store } from './store/store.js';
+
+/** Placed: a node that should run it now (pending replicas, even with a node, run nowhere). */
+const placedOn = (p: Placement): boolean => p.nodeId !== null && p.pendingReason === null;
 
 interface ServiceContainer {
   container: ContainerSpec;
@@ -43,29 +47,54 @@ export class Dispatcher {
   serviceChanged(before: ServiceRecord | undefined, after: ServiceRecord | undefined): void {
     const name = (before ?? after)!.name;
     const specChanged = !before || !after || before.spec !== after.spec;
-    if (after) {
+    if (after && (specChanged || !this.services.has(name))) {
       const container = containerSpecOf(after.spec);
       this.services.set(name, { container, specHash: containerSpecHash(container) });
-    } else {
+    } else if (!after) {
       this.services.delete(name);
     }
-    const beforeNodes = new Map<string, string>();
-    for (const p of before?.placements ?? []) if (p.nodeId && p.pendingReason === null) beforeNodes.set(p.replicaId, p.nodeId);
-    const afterNodes = new Map<string, string>();
-    for (const p of after?.placements ?? []) if (p.nodeId && p.pendingReason === null) afterNodes.set(p.replicaId, p.nodeId);
+    const olds = before?.placements ?? [];
+    const news = after?.placements ?? [];
+    if (specChanged) {
+      // Every replica's container changes: all of its nodes get a new target.
+      for (const p of olds) if (placedOn(p)) this.unassign(p.replicaId, p.nodeId as string);
+      for (const p of news) if (placedOn(p)) this.assign(p.replicaId, p.nodeId as string, name);
+      return;
+    }
+    // Same spec: only replicas that came, went or moved matter. A pass keeps placements in their
+    // order (kept ones where they were, new ones appended), so compare position by position and
+    // look up only what differs: a failover in a 100,000-replica service costs a walk, not two maps.
+    const gone = new Map<string, string>();
+    const come = new Map<string, string>();
+    for (let i = 0; i < Math.max(olds.length, news.length); i++) {
+      const a = olds[i];
+      const b = news[i];
+      const aNode = a && placedOn(a) ? a.nodeId : null;
+      const bNode = b && placedOn(b) ? b.nodeId : null;
+      if (a && b && a.replicaId === b.replicaId && aNode === bNode) continue;
+      if (a && aNode) gone.set(a.replicaId, aNode);
+      if (b && bNode) come.set(b.replicaId, bNode);
+    }
+    for (const [replicaId, nodeId] of gone) {
+      if (come.get(replicaId) === nodeId) come.delete(replicaId);
+      else this.unassign(replicaId, nodeId);
+    }
+    for (const [replicaId, nodeId] of come) this.assign(replicaId, nodeId, name);
+  }
 
-    for (const [replicaId, nodeId] of beforeNodes) {
-      if (afterNodes.get(replicaId) === nodeId && !specChanged) continue;
-      this.byNode.get(nodeId)?.delete(replicaId);
-      this.dirtyNodes.add(nodeId);
-    }
-    for (const [replicaId, nodeId] of afterNodes) {
-      if (beforeNodes.get(replicaId) === nodeId && !specChanged) continue;
-      let replicas = this.byNode.get(nodeId);
-      if (!replicas) this.byNode.set(nodeId, (replicas = new Map()));
-      replicas.set(replicaId, name);
-      this.dirtyNodes.add(nodeId);
-    }
+  private assign(replicaId: string, nodeId: string, service: string): void {
+    let replicas = this.byNode.get(nodeId);
+    if (!replicas) this.byNode.set(nodeId, (replicas = new Map()));
+    replicas.set(replicaId, service);
+    this.dirtyNodes.add(nodeId);
+  }
+
+  private unassign(replicaId: string, nodeId: string): void {
+    const replicas = this.byNode.get(nodeId);
+    replicas?.delete(replicaId);
+    // An empty map per node would cost memory on every idle node of a large fleet.
+    if (replicas?.size === 0) this.byNode.delete(nodeId);
+    this.dirtyNodes.add(nodeId);
   }
 
   /** The node's whole desired state, in a stable order. */

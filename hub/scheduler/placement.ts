@@ -82,7 +82,10 @@ interface ServicePlan {
   spec: NormalizedSpec;
   constraints: readonly Constraint[];
   demand: Demand;
-  /** The new list: kept placements in their old order, new ones appended. All fresh objects. */
+  /**
+   * The new list: kept placements in their old order, new ones appended. Placed replicas kept
+   * unchanged are the input's objects (never mutated); everything else is fresh.
+   */
   placements: Placement[];
   /** Replicated: this service's replicas per node id. */
   countByNodeId: Map<string, number>;
@@ -111,19 +114,12 @@ export function planPlacements(
   // is known up front. Every replica id met counts as seen, kept or not: a duplicate is dropped, and
   // a new id must not reuse one whose container may still be running somewhere.
   const seenReplicaIds = new Set<string>();
-  // A service's ids are gathered at its first new id: most passes create none, and a large service
-  // has many ids.
-  const existingIds = new Map<string, Set<string>>();
-  const plansByName = new Map(plans.map((plan) => [plan.service.name, plan]));
+  // New ids are only made for services this pass judges, whose ids are all seen by the time it
+  // places them; ids of other services cannot collide (see newReplicaId).
   const newId = (service: string): string => {
-    let ids = existingIds.get(service);
-    if (!ids) {
-      ids = new Set((plansByName.get(service)?.service.placements ?? []).map((p) => p.replicaId));
-      existingIds.set(service, ids);
-    }
     const id = opts.newReplicaId(service);
-    if (ids.has(id)) throw new Error(`invariant: newReplicaId returned "${id}", which is already in use`);
-    ids.add(id);
+    if (seenReplicaIds.has(id)) throw new Error(`invariant: newReplicaId returned "${id}", which is already in use`);
+    seenReplicaIds.add(id);
     return id;
   };
   const keep: KeepContext = {
@@ -235,7 +231,8 @@ function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
     ctx.seenReplicaIds.add(old.replicaId);
     olds.push(old);
   }
-  const byId = new Map(olds.map((p) => [p.replicaId, p]));
+  // Only hand-overs look replicas up by id; most passes have none.
+  const byId = olds.some((p) => p.replacedBy) ? new Map(olds.map((p) => [p.replicaId, p])) : new Map<string, Placement>();
   const onUsableNode = (p: Placement): NodeState | undefined => {
     const state = p.nodeId === null ? undefined : statesById.get(p.nodeId);
     return state && matchesAll(state.node, plan.constraints) ? state : undefined;
@@ -265,10 +262,10 @@ function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
   let pendingCount = 0;
   for (const old of olds) {
     if ((old.replacedBy && !restored.has(old)) || cancelled.has(old.replicaId)) continue;
-    const copy = copyPlacement(old);
-    delete copy.replacedBy;
     if (old.nodeId === null || old.pendingReason !== null) {
       // A replicated replica that is pending has no node (one may be left from global mode).
+      const copy = copyPlacement(old);
+      delete copy.replacedBy;
       kept.push({ ...copy, nodeId: null });
       pendingCount++;
       continue;
@@ -284,6 +281,14 @@ function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
       pendingCount++;
       continue;
     }
+    // A placed replica that stays as it was is kept as the same object: nothing mutates placed
+    // replicas during a pass, and a large service would otherwise be copied whole on every change.
+    if (old.replacedBy === undefined && old.movedFrom !== null) {
+      kept.push(old);
+      continue;
+    }
+    const copy = copyPlacement(old);
+    delete copy.replacedBy;
     kept.push(copy);
   }
 

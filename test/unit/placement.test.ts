@@ -569,7 +569,10 @@ function randomRun(seed: number, ampleCapacity: boolean): void {
     // Settled services are skipped, not judged: the answer must be the one judging everything gives.
     let n = 0;
     const sameIds = (): PlacementOptions => ({ newReplicaId: (s) => `${s}-r${round}-${++n}`, defaultLostAfterMs: 60_000 });
+    const input = structuredClone(services);
     const shortcut = planPlacements(services, nodes, sameIds());
+    // The answer may share the input's placement objects, so the input must never change.
+    expect(services, `seed ${seed} round ${round}: the input changed`).toEqual(input);
     n = 0;
     expect(shortcut, `seed ${seed} round ${round}: skipping settled services changed the answer`).toEqual(
       planPlacements(services, nodes, { ...sameIds(), skipSettled: false }),

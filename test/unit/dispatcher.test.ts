@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { Dispatcher } from '../../hub/dispatcher.js';
+import type { Placement } from '../../hub/scheduler/types.js';
+import type { NodeRecord, ServiceRecord, Store } from '../../hub/store/store.js';
+import { validateServiceSpec, type NormalizedSpec } from '../../shared/spec.js';
+import { prng } from '../helpers/prng.js';
+
+const NODES = ['n1', 'n2', 'n3', 'n4'];
+
+function spec(command: string): NormalizedSpec {
+  const v = validateServiceSpec({ image: 'nginx:1', command: [command] });
+  if (!v.ok) throw new Error(JSON.stringify(v.errors));
+  return v.value;
+}
+
+/** Only what the dispatcher reads when nothing is published. */
+const noStore = { listServices: () => [], listNodes: () => [], getNode: () => undefined } as unknown as Store;
+
+const record = (name: string, s: NormalizedSpec, placements: Placement[]): ServiceRecord => ({
+  name,
+  spec: s,
+  placements,
+  revision: 1,
+  createdAt: '',
+  updatedAt: '',
+});
+
+/** Every node's target, as replica id -> spec hash. */
+function targets(d: Dispatcher): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {};
+  for (const n of NODES) out[n] = Object.fromEntries(d.targetOf(n).replicas.map((r) => [r.replicaId, r.specHash]));
+  return out;
+}
+
+describe('Dispatcher: changes of a service', () => {
+  it('ends with the targets a fresh index of the last records gives, over random changes', () => {
+    const rand = prng(7);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
+    const specs = [spec('a'), spec('b')];
+    for (let run = 0; run < 200; run++) {
+      const live = new Dispatcher(noStore, () => true);
+      let current: ServiceRecord | undefined;
+      let seq = 0;
+      for (let step = 0; step < 12; step++) {
+        // Like a pass: keep most placements in order, move, pend or drop some, append new ones.
+        let placements: Placement[] = (current?.placements ?? []).flatMap((p): Placement[] => {
+          const r = rand();
+          if (r < 0.1) return [];
+          if (r < 0.2) return [{ ...p, nodeId: pick(NODES) }];
+          if (r < 0.25) return [{ ...p, pendingReason: 'no node fits' }];
+          if (r < 0.3) return [{ ...p, pendingReason: null, nodeId: pick(NODES) }];
+          return [p];
+        });
+        for (let k = Math.floor(rand() * 3); k > 0; k--) placements.push({ replicaId: `r${++seq}`, nodeId: pick(NODES), pendingReason: null });
+        if (rand() < 0.1) placements = [...placements].reverse();
+        const next = rand() < 0.1 ? undefined : record('web', rand() < 0.2 ? pick(specs) : (current?.spec ?? specs[0]!), placements);
+        if (current || next) live.serviceChanged(current, next);
+        current = next;
+
+        const fresh = new Dispatcher(noStore, () => true);
+        if (current) fresh.serviceChanged(undefined, current);
+        expect(targets(live), `run ${run} step ${step}`).toEqual(targets(fresh));
+      }
+    }
+  });
+});
