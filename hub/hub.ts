@@ -68,7 +68,8 @@ export class Hub {
       onStateChange: (nodeId, state) => {
         if (state === 'ready') logger.info({ nodeId }, 'node ready');
         else logger.warn({ nodeId }, `node ${state}`);
-        this.loop.markDirty();
+        if (state === 'lost') this.loop.markDirty();
+        else this.loop.nodesChanged();
       },
     });
     this.dispatcher = new Dispatcher(store, (nodeId, frame) => this.gateway.send(nodeId, frame));

@@ -51,13 +51,18 @@ export class HubReconcileLoop {
   private stopped = false;
   /** The last pass threw: the next one waits retryDelayMs rather than minPassGapMs. */
   private failed = false;
+  /** Nodes became ready or unreachable since the last pass (see nodesChanged). */
+  private nodesDirty = false;
+  /** The last pass left every service settled (see everyServiceSettled); false until one ran. */
+  private settled = false;
   /**
    * Judge every service, settled or not: at start (which also drops duplicate replica ids a
    * hand-edited store may hold) and after a failed pass. Otherwise settled services are counted only.
    */
   private judgeAll = true;
   passes = 0;
-  passMsTotal = 0;
+  /** Told how long each pass spent planning (metrics). */
+  onPlanned: ((ms: number) => void) | null = null;
 
   constructor(private readonly opts: HubReconcileLoopOptions) {}
 
@@ -79,6 +84,17 @@ export class HubReconcileLoop {
     if (this.stopped) return;
     this.dirty = true;
     this.schedule(this.opts.minPassGapMs ?? DEFAULT_MIN_PASS_GAP_MS);
+  }
+
+  /**
+   * A node became ready or unreachable. That can only move replicas that are pending, handing
+   * over, or global, so when the last pass left none of those the trigger costs nothing: a
+   * reconnect storm of a settled fleet runs no passes at all.
+   */
+  nodesChanged(): void {
+    if (this.stopped) return;
+    this.nodesDirty = true;
+    if (!this.settled) this.markDirty();
   }
 
   /** Resolves when no pass is running or wanted (tests and benchmarks). */
@@ -104,6 +120,7 @@ export class HubReconcileLoop {
 
   private async run(): Promise<void> {
     this.dirty = false;
+    this.nodesDirty = false;
     this.failed = false;
     try {
       await this.pass();
@@ -134,7 +151,7 @@ export class HubReconcileLoop {
       isRunning: this.opts.isRunning,
       skipSettled: !judgeAll,
     });
-    this.passMsTotal += performance.now() - startedMs;
+    this.onPlanned?.(performance.now() - startedMs);
 
     const writes: Array<Promise<void>> = [];
     const committed: ServiceRecord[] = [];
@@ -154,6 +171,22 @@ export class HubReconcileLoop {
     // Placements are durable before any agent hears of them, so a hub restart never moves them.
     await Promise.all(writes);
     this.opts.afterPass?.(committed);
+    this.settled = everyServiceSettled(store.listServices());
+    // Node changes seen while this pass ran were judged against the old answer: look again.
+    if (this.nodesDirty && !this.settled) this.dirty = true;
     await dispatcher.publish();
   }
+}
+
+/**
+ * Whether every service is replicated with exactly its replicas placed, none pending or handing
+ * over: then nodes coming and going move nothing until one is lost. One walk over the placements,
+ * nothing allocated.
+ */
+function everyServiceSettled(services: Iterable<ServiceRecord>): boolean {
+  for (const s of services) {
+    if (s.spec.mode !== 'replicated' || s.placements.length !== s.spec.replicas) return false;
+    for (const p of s.placements) if (p.nodeId === null || p.pendingReason !== null || p.replacedBy) return false;
+  }
+  return true;
 }

@@ -70,6 +70,7 @@ export class AgentGateway {
   private readonly sessions = new Map<string, Session>();
   private pendingHandshakes = 0;
   refusedBusy = 0;
+  sessionsReplaced = 0;
   /** Busy refusals and admitted handshakes in the current and the last second: sizes Retry-After. */
   private loadWindow = { startMs: 0, refused: 0, admitted: 0, lastRefused: 0, lastAdmitted: 0 };
 
@@ -87,8 +88,13 @@ export class AgentGateway {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(req, socket, head));
   }
 
+  /** Sessions past their hello. */
   get connectedCount(): number {
     return this.sessions.size;
+  }
+
+  get pendingHandshakeCount(): number {
+    return this.pendingHandshakes;
   }
 
   appliedGeneration(nodeId: string): number | null {
@@ -230,6 +236,7 @@ export class AgentGateway {
         // the newer one wins; the node stays ready throughout.
         this.opts.logger.info({ nodeId: session.nodeId }, 'node connected again; closing its previous connection');
         this.sessions.delete(session.nodeId);
+        this.sessionsReplaced++;
         previous.closed = true;
         if (previous.helloTimer) clearTimeout(previous.helloTimer);
         previous.ws.close(CloseCode.replaced, 'replaced by a newer connection of the same node');
