@@ -47,6 +47,7 @@ export class HubReconcileLoop {
   private running: Promise<void> | null = null;
   private passTimer: NodeJS.Timeout | null = null;
   private lastPassEndMs = Number.NEGATIVE_INFINITY;
+  private passDueMs = 0;
   private resyncTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   /** The last pass threw: the next one waits retryDelayMs rather than minPassGapMs. */
@@ -80,10 +81,14 @@ export class HubReconcileLoop {
     await this.running;
   }
 
-  markDirty(): void {
+  /**
+   * Asks for a pass. `withinMs` lets a trigger that is not urgent wait that long, gathering others
+   * (hand-overs finishing one by one during a failover) into one pass.
+   */
+  markDirty(withinMs = 0): void {
     if (this.stopped) return;
     this.dirty = true;
-    this.schedule(this.opts.minPassGapMs ?? DEFAULT_MIN_PASS_GAP_MS);
+    this.schedule(this.opts.minPassGapMs ?? DEFAULT_MIN_PASS_GAP_MS, withinMs);
   }
 
   /**
@@ -105,9 +110,14 @@ export class HubReconcileLoop {
     }
   }
 
-  private schedule(gapMs: number): void {
-    if (this.running || this.passTimer || this.stopped) return;
-    const waitMs = Math.max(0, this.lastPassEndMs + gapMs - performance.now());
+  private schedule(gapMs: number, delayMs = 0): void {
+    if (this.running || this.stopped) return;
+    const nowMs = performance.now();
+    const dueMs = Math.max(this.lastPassEndMs + gapMs, nowMs + delayMs);
+    // A pass already due sooner takes this trigger along; a more urgent trigger brings it forward.
+    if (this.passTimer && this.passDueMs <= dueMs) return;
+    if (this.passTimer) clearTimeout(this.passTimer);
+    this.passDueMs = dueMs;
     this.passTimer = setTimeout(() => {
       this.passTimer = null;
       this.running = this.run().finally(() => {
@@ -115,7 +125,7 @@ export class HubReconcileLoop {
         this.lastPassEndMs = performance.now();
         if (this.dirty) this.schedule(this.failed ? (this.opts.retryDelayMs ?? 1000) : (this.opts.minPassGapMs ?? DEFAULT_MIN_PASS_GAP_MS));
       });
-    }, waitMs);
+    }, dueMs - nowMs);
   }
 
   private async run(): Promise<void> {
