@@ -12,8 +12,8 @@ import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSyn
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import Docker from 'dockerode';
 import { LABELS } from '../agent/runtime/container-runtime.js';
+import { DockerRuntime } from '../agent/runtime/docker-runtime.js';
 import { DOC_HEADER, machineLine } from './fleet-report.js';
 import { distDir, freePort, killAll, repoRoot, startBaseline, startHub, startProgram, terminate, type NodeProc } from './processes.js';
 import { CpuWindow, gitState, machineFacts, rssBytes } from './proc-stats.js';
@@ -91,9 +91,9 @@ async function main(): Promise<void> {
     errors: [],
   };
 
-  const docker = new Docker({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
+  const docker = new DockerRuntime({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
   try {
-    await Promise.race([docker.ping(), sleep(3000).then(() => Promise.reject(new Error('timeout')))]);
+    await Promise.race([docker.version(), sleep(3000).then(() => Promise.reject(new Error('timeout')))]);
   } catch {
     process.stderr.write('bench:agent: no Docker engine at /var/run/docker.sock: run scripts/test-env.sh (as root) first\n');
     process.exit(2);
@@ -120,8 +120,9 @@ async function main(): Promise<void> {
   const cleanup = async () => {
     await terminate(agent, 15_000).catch(() => undefined);
     if (nodeId) {
-      const list = await docker.listContainers({ all: true, filters: { label: [`${LABELS.nodeId}=${nodeId}`] } }).catch(() => []);
-      await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true, v: true }).catch(() => undefined)));
+      // Every container the agent creates carries all its labels, so the runtime's own list finds them.
+      const list = await docker.listContainers(nodeId).catch(() => []);
+      await Promise.all(list.map((c) => docker.removeContainer(c.id).catch(() => undefined)));
       log(`removed ${list.length} containers labelled ${LABELS.nodeId}=${nodeId}`);
     }
     await terminate(hub, 5000).catch(() => undefined);

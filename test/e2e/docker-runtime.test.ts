@@ -65,7 +65,7 @@ describe('docker runtime helpers', () => {
     expect(registryHostOf('busybox:1')).toBe('docker.io');
   });
 
-  it('extracts the engine message from dockerode errors', () => {
+  it('extracts the engine message from docker-modem errors', () => {
     expect(engineMessage({ statusCode: 409, json: { message: 'Conflict. The name is in use' }, message: '(HTTP code 409) unexpected - x' })).toBe(
       'Conflict. The name is in use',
     );
@@ -120,7 +120,7 @@ describeDocker('DockerRuntime on the real engine', () => {
       { timeout: 10_000, interval: 100 },
     );
 
-    const info = await docker.getContainer(id).inspect();
+    const info = await docker.inspectContainer(id);
     expect(info.Name).toBe(`/tether-${nodeId}-web`);
     expect(info.HostConfig.NanoCpus).toBe(500_000_000);
     expect(info.HostConfig.Memory).toBe(64 * 1024 * 1024);
@@ -140,7 +140,7 @@ describeDocker('DockerRuntime on the real engine', () => {
     const createdOnly = await runtime.createContainer(request(nodeId, 'b', spec()));
     await runtime.createContainer(request(otherNode, 'a', spec()));
     // Carries our node id but not the other labels: not ours to manage.
-    await docker.createContainer({ name: `tether-${nodeId}-stray`, Image: IMAGE_V1, Cmd: ['/bin/true'], Labels: { [LABELS.nodeId]: nodeId } });
+    await docker.createContainer(`tether-${nodeId}-stray`, { Image: IMAGE_V1, Cmd: ['/bin/true'], Labels: { [LABELS.nodeId]: nodeId } });
 
     const list = await runtime.listContainers(nodeId);
     expect(list.map((c) => c.id).sort()).toEqual([id, createdOnly].sort());
@@ -291,7 +291,7 @@ describeDocker('DockerRuntime on the real engine', () => {
   });
 
   it('pulls an image from the registry, with and without credentials', async () => {
-    await docker.getImage(IMAGE_V2).remove({ force: true });
+    await docker.removeImage(IMAGE_V2, { force: true });
     expect(await runtime.hasImage(IMAGE_V2)).toBe(false);
     // The test registry does not ask for credentials; sending them must not get in the way.
     await runtime.pullImage(IMAGE_V2, { username: 'tether', password: 'secret' });

@@ -5,14 +5,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import Docker from 'dockerode';
 import { afterEach, expect, it, vi } from 'vitest';
 import { LABELS } from '../../agent/runtime/container-runtime.js';
-import { cleanupNode, describeDocker } from '../helpers/docker.js';
+import { cleanupNode, describeDocker, docker } from '../helpers/docker.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { hubClient, randomPort, startProgram, stopProgram, waitForHealthy, type Proc } from '../helpers/processes.js';
 
-const docker = new Docker();
 const IMAGE = '127.0.0.1:5000/busybox:1';
 const HTTPD = ['/bin/httpd', '-f', '-p', '8080', '-h', '/www'];
 
@@ -92,11 +90,11 @@ afterEach(async () => {
 
 async function containers(nodeId: string, service?: string) {
   const label = [`${LABELS.nodeId}=${nodeId}`, ...(service ? [`${LABELS.service}=${service}`] : [])];
-  return docker.listContainers({ all: true, filters: { label } });
+  return docker.listContainers(label);
 }
 
 async function startedAt(ids: string[]): Promise<string[]> {
-  return Promise.all(ids.map(async (id) => (await docker.getContainer(id).inspect()).State.StartedAt));
+  return Promise.all(ids.map(async (id) => (await docker.inspectContainer(id)).State.StartedAt));
 }
 
 const waitRunning = (c: Cluster, service: string, n: number, timeout = 60_000) =>
@@ -149,8 +147,8 @@ describeDocker('failure handling on real Docker', () => {
     await stopProgram(agent.proc);
     // The reboot: one container is gone altogether, the other is stopped.
     const [gone, stopped] = await containers(agent.nodeId!, 'offline');
-    await docker.getContainer(gone!.Id).remove({ force: true });
-    await docker.getContainer(stopped!.Id).stop({ t: 1 });
+    await docker.removeContainer(gone!.Id);
+    await docker.stopContainer(stopped!.Id, 1);
 
     startAgent(c, agent);
     await vi.waitFor(

@@ -6,13 +6,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { LABELS } from '../../agent/runtime/container-runtime.js';
-import { cleanupNode, describeDocker } from '../helpers/docker.js';
+import { cleanupNode, describeDocker, docker } from '../helpers/docker.js';
 import { hubClient, randomPort, startProgram, stopProgram, waitForHealthy, type Proc } from '../helpers/processes.js';
 
-const docker = new Docker();
 const REGISTRY = '127.0.0.1:5000';
 
 describeDocker('hub + agents + Docker, end to end', () => {
@@ -27,8 +25,7 @@ describeDocker('hub + agents + Docker, end to end', () => {
   const agents: Array<{ proc?: Proc; dataDir: string; address: string; nodeId?: string }> = [];
   let api: Awaited<ReturnType<typeof hubClient>>;
 
-  const containersOf = async (nodeId: string) =>
-    docker.listContainers({ all: true, filters: { label: [`${LABELS.nodeId}=${nodeId}`] } });
+  const containersOf = async (nodeId: string) => docker.listContainers([`${LABELS.nodeId}=${nodeId}`]);
 
   const startAgent = (a: (typeof agents)[number], extra: string[] = []) => {
     a.proc = startProgram('agent', [
@@ -105,7 +102,7 @@ describeDocker('hub + agents + Docker, end to end', () => {
       expect(containers).toHaveLength(1);
       expect(containers[0]!.State).toBe('running');
       expect(containers[0]!.Labels).toMatchObject({ [LABELS.service]: service, team: 'edge' });
-      const inspect = await docker.getContainer(containers[0]!.Id).inspect();
+      const inspect = await docker.inspectContainer(containers[0]!.Id);
       expect(inspect.HostConfig.NanoCpus).toBe(250_000_000);
       expect(inspect.HostConfig.Memory).toBe(64 * 1024 * 1024);
       await vi.waitFor(async () => expect(await answer(a.address, hostPort)).toBe('v1'), { timeout: 10_000, interval: 200 });
@@ -115,7 +112,7 @@ describeDocker('hub + agents + Docker, end to end', () => {
   it('restarting an agent restarts no container', async () => {
     const a = agents[0]!;
     const [before] = await containersOf(a.nodeId!);
-    const startedAt = (await docker.getContainer(before!.Id).inspect()).State.StartedAt;
+    const startedAt = (await docker.inspectContainer(before!.Id)).State.StartedAt;
     await stopProgram(a.proc);
     startAgent(a);
     await vi.waitFor(
@@ -130,7 +127,7 @@ describeDocker('hub + agents + Docker, end to end', () => {
     await new Promise((r) => setTimeout(r, 3000));
     const after = await containersOf(a.nodeId!);
     expect(after.map((c) => c.Id)).toEqual([before!.Id]);
-    expect((await docker.getContainer(before!.Id).inspect()).State.StartedAt).toBe(startedAt);
+    expect((await docker.inspectContainer(before!.Id)).State.StartedAt).toBe(startedAt);
     expect((await api('GET', `/v1/services/${service}`)).body.status.running).toBe(2);
   });
 

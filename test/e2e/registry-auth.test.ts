@@ -28,7 +28,7 @@ const AUTH_REFUSED = /unauthorized|authentication required|no basic auth credent
 async function removeLocalTag(): Promise<void> {
   try {
     // Only the tag: tether-test/busybox:1 keeps the image and its layers.
-    await docker.getImage(IMAGE).remove();
+    await docker.removeImage(IMAGE);
   } catch (err) {
     if ((err as { statusCode?: number }).statusCode !== 404) throw err;
   }
@@ -36,7 +36,7 @@ async function removeLocalTag(): Promise<void> {
 
 async function localImageExists(): Promise<boolean> {
   try {
-    await docker.getImage(IMAGE).inspect();
+    await docker.inspectImage(IMAGE);
     return true;
   } catch (err) {
     if ((err as { statusCode?: number }).statusCode === 404) return false;
@@ -55,7 +55,7 @@ describeDocker('registry credentials against a real registry that needs them', (
     const config = await mkdtemp(path.join(os.tmpdir(), 'tether-docker-config-'));
     const env = { ...process.env, DOCKER_CONFIG: config };
     try {
-      await docker.getImage(SOURCE_IMAGE).tag({ repo: IMAGE.slice(0, IMAGE.lastIndexOf(':')), tag: IMAGE.slice(IMAGE.lastIndexOf(':') + 1) });
+      await docker.tagImage(SOURCE_IMAGE, IMAGE.slice(0, IMAGE.lastIndexOf(':')), IMAGE.slice(IMAGE.lastIndexOf(':') + 1));
       const login = execFile('docker', ['login', '-u', GOOD.username, '--password-stdin', REGISTRY], { env });
       login.stdin?.end(GOOD.password);
       await new Promise<void>((resolve, reject) => {
