@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { writeFileAtomic } from './atomic-file.js';
 
@@ -10,6 +12,9 @@ export interface NodeIdentity {
 }
 
 const FILE = 'node.json';
+const JOIN_TIMEOUT_MS = 15_000;
+/** The hub answers a join with a small JSON object: anything longer is not an answer to read. */
+const JOIN_RESPONSE_MAX_BYTES = 64 * 1024;
 
 export async function loadIdentity(dataDir: string): Promise<NodeIdentity | null> {
   let text: string;
@@ -39,16 +44,50 @@ export class JoinRefusedError extends Error {
  * final and thrown as JoinRefusedError; a hub that cannot be reached is a plain Error to retry.
  */
 export async function joinHub(hubUrl: string, joinToken: string, name: string, labels: Record<string, string>): Promise<NodeIdentity> {
-  const response = await fetch(new URL('/v1/join', hubUrl), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ joinToken, name, labels }),
-    signal: AbortSignal.timeout(15_000),
-  });
-  const body = (await response.json().catch(() => ({}))) as { nodeId?: string; credential?: string; error?: { message?: string } };
+  const response = await postJson(new URL('/v1/join', hubUrl), JSON.stringify({ joinToken, name, labels }));
+  let parsed: unknown = null;
+  try {
+    parsed = JSON.parse(response.body);
+  } catch {
+    // no JSON: judged by the status alone
+  }
+  const body = (parsed !== null && typeof parsed === 'object' ? parsed : {}) as { nodeId?: string; credential?: string; error?: { message?: string } };
+  // The agent's WebSocket to the same URL would get the redirect too, and does not follow it.
+  if (response.status >= 300 && response.status < 400) {
+    throw new JoinRefusedError(`${hubUrl} redirects (HTTP ${response.status}) to ${response.location ?? 'nowhere'}: pass the hub's final address as --hub`);
+  }
   if (response.status >= 400 && response.status < 500) {
     throw new JoinRefusedError(`the hub refused to join this node (HTTP ${response.status}): ${body.error?.message ?? 'no reason given'}`);
   }
-  if (!response.ok || !body.nodeId || !body.credential) throw new Error(`join failed: HTTP ${response.status}`);
+  if (response.status < 200 || response.status >= 300 || !body.nodeId || !body.credential) throw new Error(`join failed: HTTP ${response.status}`);
   return { hubUrl, nodeId: body.nodeId, credential: body.credential };
+}
+
+/**
+ * One POST with node:http(s), which `ws` has loaded already. Not fetch: its first call loads undici,
+ * which stays in a freshly joined agent's memory for good (about 1.5 MiB of live heap, several MiB of RSS).
+ */
+function postJson(url: URL, payload: string): Promise<{ status: number; location: string | undefined; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = (url.protocol === 'https:' ? https : http).request(
+      url,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+        signal: AbortSignal.timeout(JOIN_TIMEOUT_MS),
+      },
+      (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => {
+          body += chunk;
+          if (body.length > JOIN_RESPONSE_MAX_BYTES) request.destroy(new Error(`join failed: the hub's answer is over ${JOIN_RESPONSE_MAX_BYTES} bytes`));
+        });
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, location: response.headers.location, body }));
+        response.on('error', reject);
+      },
+    );
+    request.on('error', reject);
+    request.end(payload);
+  });
 }
