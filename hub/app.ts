@@ -7,6 +7,7 @@ import { joinRoutes } from './http/join.js';
 import { nodeRoutes } from './http/nodes.js';
 import { serviceRoutes } from './http/services.js';
 import { DEFAULT_HUB_CONFIG, Hub, type HubConfig } from './hub.js';
+import { hubMetrics } from './metrics.js';
 import type { Store } from './store/store.js';
 
 export interface BuildHubOptions {
@@ -35,10 +36,13 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
 
   app.get('/healthz', async () => ({ status: 'ok', version: TETHER_VERSION, connectedNodes: hub.gateway.connectedCount }));
   await app.register(joinRoutes, { hub, adminToken: opts.adminToken });
+  const metrics = hubMetrics(hub);
   await app.register(async (api) => {
     requireAdmin(api, opts.adminToken);
     await api.register(nodeRoutes, { hub });
     await api.register(serviceRoutes, { hub });
+    // Behind the admin token like the rest: node names and counts are the operator's business.
+    api.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
   });
   // preClose: agent sockets are upgraded connections the HTTP server would otherwise wait for.
   app.addHook('preClose', async () => hub.close());

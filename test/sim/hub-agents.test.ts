@@ -2,7 +2,7 @@ import WebSocket from 'ws';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SimulatedRuntime } from '../../agent/runtime/simulated-runtime.js';
 import { CloseCode, PROTOCOL_VERSION } from '../../shared/protocol.js';
-import { SimFleet, simFacts } from '../helpers/sim-fleet.js';
+import { ADMIN_TOKEN, SimFleet, simFacts } from '../helpers/sim-fleet.js';
 
 const busybox = { image: 'tether-test/busybox:1', command: ['/bin/httpd', '-f', '-p', '8080'] };
 
@@ -104,6 +104,32 @@ describe('hub and agents on a simulated runtime', () => {
       expect(bad.body.error.code).toBe('invalid_query');
       expect(bad.body.error.details[0]!.path).toBe(field);
     }
+  });
+
+  it('exposes Prometheus metrics behind the admin token: nodes by state, sessions, passes, store writes', async () => {
+    await fleet.addAgent();
+    await fleet.api('PUT', '/v1/services/web', { ...busybox, replicas: 1 });
+    await waitRunning('web', 1);
+    expect((await fleet.app.inject({ url: '/metrics' })).statusCode).toBe(401);
+    const res = await fleet.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain/);
+    const value = (series: string): number => {
+      const line = res.body.split('\n').find((l) => l.startsWith(`${series} `));
+      if (!line) throw new Error(`no ${series} in the metrics`);
+      return Number(line.slice(series.length + 1));
+    };
+    expect(value('tether_nodes{state="ready"}')).toBe(1);
+    expect(value('tether_nodes{state="lost"}')).toBe(0);
+    expect(value('tether_agent_sessions')).toBe(1);
+    expect(value('tether_services')).toBe(1);
+    expect(value('tether_scheduler_passes_total')).toBeGreaterThanOrEqual(1);
+    expect(value('tether_scheduler_plan_seconds_count')).toBe(value('tether_scheduler_passes_total'));
+    expect(value('tether_store_writes_total')).toBeGreaterThanOrEqual(2);
+    expect(value('tether_store_written_bytes_total')).toBeGreaterThan(0);
+    expect(value('tether_agent_busy_refusals_total')).toBe(0);
+    expect(value('process_resident_memory_bytes')).toBeGreaterThan(0);
+    expect(res.body).toMatch(/^nodejs_eventloop_lag_p99_seconds /m);
   });
 
   it('the same spec again changes nothing and restarts nothing; a new command replaces containers', async () => {

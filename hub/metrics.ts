@@ -1,0 +1,80 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { NodeState } from './failure-detector.js';
+import type { Hub } from './hub.js';
+
+/**
+ * The hub's Prometheus metrics. Counters the hub keeps anyway (store writes, passes, refusals) are
+ * read at scrape time, so nothing here costs anything per agent frame; node states are counted
+ * at scrape, O(nodes).
+ */
+export function hubMetrics(hub: Hub): Registry {
+  const registry = new Registry();
+  // Process CPU, memory, heap, event-loop delay and GC, under the usual names.
+  collectDefaultMetrics({ register: registry });
+
+  new Gauge({
+    name: 'tether_nodes',
+    help: 'Nodes by state',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const counts: Record<NodeState, number> = { ready: 0, unreachable: 0, lost: 0 };
+      const nowMs = Date.now();
+      for (const node of hub.store.listNodes()) counts[hub.detector.state(node.id, nowMs)]++;
+      for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+    },
+  });
+  new Gauge({
+    name: 'tether_agent_sessions',
+    help: 'Agent connections past their hello',
+    registers: [registry],
+    collect() {
+      this.set(hub.gateway.connectedCount);
+    },
+  });
+  new Gauge({
+    name: 'tether_agent_handshakes_pending',
+    help: 'Agent connections between the upgrade and their hello',
+    registers: [registry],
+    collect() {
+      this.set(hub.gateway.pendingHandshakeCount);
+    },
+  });
+  counterFrom(registry, 'tether_agent_busy_refusals_total', 'Agent upgrades turned away with 503 while the handshake slots were full', () => hub.gateway.refusedBusy);
+  counterFrom(registry, 'tether_agent_sessions_replaced_total', 'Agent sessions closed because the same node said hello on a newer connection', () => hub.gateway.sessionsReplaced);
+  counterFrom(registry, 'tether_scheduler_passes_total', 'Scheduling passes run', () => hub.loop.passes);
+  counterFrom(registry, 'tether_store_writes_total', 'Store file writes', () => hub.store.stats().writes);
+  counterFrom(registry, 'tether_store_written_bytes_total', 'Bytes of store files written', () => hub.store.stats().bytesWritten);
+  new Gauge({
+    name: 'tether_services',
+    help: 'Services defined',
+    registers: [registry],
+    collect() {
+      let n = 0;
+      for (const _ of hub.store.listServices()) n++;
+      this.set(n);
+    },
+  });
+
+  const planSeconds = new Histogram({
+    name: 'tether_scheduler_plan_seconds',
+    help: 'Time a scheduling pass spends planning (the hub handles no frame meanwhile)',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  hub.loop.onPlanned = (ms) => planSeconds.observe(ms / 1000);
+  return registry;
+}
+
+/** A counter whose value is a total the hub already keeps. */
+function counterFrom(registry: Registry, name: string, help: string, read: () => number): void {
+  new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
+  });
+}
