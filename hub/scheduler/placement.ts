@@ -135,7 +135,14 @@ export function planPlacements(
     else keepReplicated(plan, keep);
   }
   for (const plan of plans) {
-    for (const list of plan.settled ? [plan.service.placements] : [plan.placements, plan.draining]) {
+    if (plan.settled) {
+      // Per node, not per replica: a settled service of 100,000 replicas costs one step per node.
+      for (const [nodeId, count] of summaryOf(plan.service.placements).countByNodeId) {
+        reserve(statesById.get(nodeId) as NodeState, plan.demand, count);
+      }
+      continue;
+    }
+    for (const list of [plan.placements, plan.draining]) {
       for (const p of list) {
         if (p.nodeId === null) continue;
         const state = statesById.get(p.nodeId) as NodeState;
@@ -314,17 +321,47 @@ function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
 function isSettled(plan: ServicePlan, ctx: KeepContext): boolean {
   const placements = plan.service.placements;
   if (placements.length !== plan.spec.replicas) return false;
+  const summary = summaryOf(placements);
+  if (!summary.allPlaced) return false;
   const lostAfterMs = plan.spec.lostAfterMs ?? ctx.defaultLostAfterMs;
   const reschedule = plan.spec.onNodeLost === 'reschedule';
   const constrained = plan.constraints.length > 0;
-  for (const p of placements) {
-    if (p.nodeId === null || p.pendingReason !== null || p.replacedBy) return false;
-    const state = ctx.statesById.get(p.nodeId);
+  for (const nodeId of summary.countByNodeId.keys()) {
+    const state = ctx.statesById.get(nodeId);
     if (!state || (constrained && !matchesAll(state.node, plan.constraints))) return false;
     const downForMs = state.node.downForMs;
     if (reschedule && downForMs !== null && downForMs >= lostAfterMs) return false;
   }
   return true;
+}
+
+/** What a list of placements says without any node: whether all are placed, and how many per node. */
+interface PlacementSummary {
+  /** Every one has a node and is neither pending nor handing over. */
+  allPlaced: boolean;
+  countByNodeId: Map<string, number>;
+}
+
+/**
+ * Remembered per placements array: the hub replaces a service's record (and its array) on every
+ * change and never edits one in place, so an unchanged service's summary is computed once, not
+ * once per pass. The planner never mutates its input either.
+ */
+const summaries = new WeakMap<readonly Placement[], PlacementSummary>();
+
+function summaryOf(placements: readonly Placement[]): PlacementSummary {
+  let summary = summaries.get(placements);
+  if (summary) return summary;
+  summary = { allPlaced: true, countByNodeId: new Map() };
+  for (const p of placements) {
+    if (p.nodeId === null || p.pendingReason !== null || p.replacedBy) {
+      summary.allPlaced = false;
+      continue;
+    }
+    summary.countByNodeId.set(p.nodeId, (summary.countByNodeId.get(p.nodeId) ?? 0) + 1);
+  }
+  summaries.set(placements, summary);
+  return summary;
 }
 
 /** A fresh copy, without optional fields that are unset (so equal placements compare equal). */
@@ -494,14 +531,14 @@ function placeGlobal(
 // ---------------------------------------------------------------------------------------------
 // Reservations
 
-function reserve(state: NodeState, demand: Demand): void {
-  state.usedCpuMillis += demand.cpuMillis;
-  state.usedMemoryBytes += demand.memoryBytes;
+function reserve(state: NodeState, demand: Demand, count = 1): void {
+  state.usedCpuMillis += demand.cpuMillis * count;
+  state.usedMemoryBytes += demand.memoryBytes * count;
   if (demand.hostPorts.length > 0) {
     const uses = (state.hostPortUses ??= new Map());
-    for (const key of demand.hostPorts) uses.set(key, (uses.get(key) ?? 0) + 1);
+    for (const key of demand.hostPorts) uses.set(key, (uses.get(key) ?? 0) + count);
   }
-  state.placementCount++;
+  state.placementCount += count;
 }
 
 /** `sign` 1 marks a pending global claim as not yet judged in this pass, -1 settles it. */
