@@ -29,6 +29,8 @@ const HELP = `Usage: npm run bench:agent -- [options]
   --no-doc           do not append to the doc
 `;
 
+/** The node flags install.sh's systemd unit runs the agent with: the agent is measured as installed. */
+const AGENT_EXEC_ARGV = ['--max-semi-space-size=1'];
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (text: string) => process.stderr.write(`[bench:agent ${new Date().toISOString().slice(11, 19)}] ${text}\n`);
@@ -158,6 +160,7 @@ async function main(): Promise<void> {
       'agent/main.js',
       ['--hub', url, '--join-token', join.body.token, '--data-dir', path.join(tmp, 'agent'), '--name', name, '--publish-address', '127.0.0.1', '--log-level', 'warn'],
       path.join(tmp, 'agent.log'),
+      AGENT_EXEC_ARGV,
     );
     const deadline = Date.now() + 60_000;
     while (!nodeId) {
@@ -235,7 +238,7 @@ function formatAgentReport(f: AgentFigures): string {
     `- command: \`${f.command}\``,
     `- machine: ${machineLine(f.machine, f.loadAvgEnd)}`,
     `- commit: ${f.git}`,
-    `- setup: a hub process and \`node dist/agent/main.js\` (log level warn) with ${f.containers} x \`${f.image}\` running \`/bin/sleep 3600\`; reference: bench/bare-ws-client.ts, one ws connection to bench/baseline-server.ts with a heartbeat frame and a ping every 5 s; RSS from /proc/<pid>/status each second, CPU from /proc/<pid>/stat over the window; others used ${f.othersPct ?? 'n/a'} % of a core meanwhile`,
+    `- setup: a hub process and \`node ${AGENT_EXEC_ARGV.join(' ')} dist/agent/main.js\` (log level warn; the node flags install.sh's unit uses) with ${f.containers} x \`${f.image}\` running \`/bin/sleep 3600\`; reference: bench/bare-ws-client.ts, one ws connection to bench/baseline-server.ts with a heartbeat frame and a ping every 5 s; RSS from /proc/<pid>/status each second, CPU from /proc/<pid>/stat over the window; others used ${f.othersPct ?? 'n/a'} % of a core meanwhile`,
     '',
     '| figure | agent | bare node + ws | agent / bare | target | verdict |',
     '| --- | --- | --- | --- | --- | --- |',

@@ -122,9 +122,9 @@ export async function startHub(url: string, opts: HubStartOptions, timeoutMs = 6
 }
 
 /** Starts one of the project's compiled programs (`dist/<script>`), output to a log file. */
-export function startProgram(script: string, args: string[], logFile: string): NodeProc {
+export function startProgram(script: string, args: string[], logFile: string, execArgv: string[] = []): NodeProc {
   const fd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [path.join(distDir, script), ...args], { stdio: ['ignore', fd, fd] });
+  const child = spawn(process.execPath, [...execArgv, path.join(distDir, script), ...args], { stdio: ['ignore', fd, fd] });
   closeSync(fd);
   const exited = track(child);
   return { child, pid: child.pid!, output: () => '', exited, inspectorUrl: null };
