@@ -23,7 +23,7 @@ function nonNegativeInt(query: Record<string, string | undefined>, field: 'offse
 /** `?offset=&limit=` of the replica list; `limit=0` gives the counts alone. */
 function replicaPage(query: Record<string, string | undefined>, defaultLimit: number): ReplicaPage {
   return {
-    offset: nonNegativeInt(query, 'offset', 0, Number.MAX_SAFE_INTEGER),
+    offset: nonNegativeInt(query, 'offset', 0, 999_999_999),
     limit: nonNegativeInt(query, 'limit', defaultLimit, MAX_REPLICA_LIMIT),
   };
 }
