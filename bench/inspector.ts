@@ -5,6 +5,7 @@
  * calls: each use opens a session, does its work and closes it again.
  */
 import WebSocket from 'ws';
+import { PendingCalls } from './pending-calls.js';
 
 const LISTENING_RE = /Debugger listening on (ws:\/\/\S+)/;
 
@@ -21,23 +22,15 @@ export interface CpuProfile {
 }
 
 export class InspectorSession {
-  private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
+  private readonly pending = new PendingCalls();
 
   private constructor(private readonly ws: WebSocket) {
     ws.on('message', (data) => {
       const msg = JSON.parse(data.toString()) as { id?: number; result?: unknown; error?: { message: string } };
       if (msg.id === undefined) return;
-      const waiter = this.pending.get(msg.id);
-      if (!waiter) return;
-      this.pending.delete(msg.id);
-      if (msg.error) waiter.reject(new Error(msg.error.message));
-      else waiter.resolve(msg.result);
+      this.pending.settle(msg.id, msg.error ? { error: new Error(msg.error.message) } : { value: msg.result });
     });
-    ws.on('close', () => {
-      for (const w of this.pending.values()) w.reject(new Error('inspector session closed'));
-      this.pending.clear();
-    });
+    ws.on('close', () => this.pending.rejectAll(new Error('inspector session closed')));
   }
 
   static async open(url: string, timeoutMs = 10_000): Promise<InspectorSession> {
@@ -50,24 +43,7 @@ export class InspectorSession {
   }
 
   call<T = any>(method: string, params: object = {}, timeoutMs = 60_000): Promise<T> {
-    const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new Error(`inspector call ${method} timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(id, {
-        resolve: (v) => {
-          clearTimeout(timer);
-          resolve(v as T);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      this.ws.send(JSON.stringify({ id, method, params }));
-    });
+    return this.pending.call<T>((id) => this.ws.send(JSON.stringify({ id, method, params })), timeoutMs, `inspector call ${method}`);
   }
 
   async evaluate<T>(expression: string): Promise<T> {

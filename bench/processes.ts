@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inspectorUrlIn } from './inspector.js';
 import type { WorkerCommand, WorkerReply } from './fleet-messages.js';
+import { PendingCalls } from './pending-calls.js';
 
 /** The repository root, from dist/bench/ (compiled) or bench/ (run from source by a test). */
 export const repoRoot = (() => {
@@ -178,8 +179,7 @@ export function baselineStats(proc: NodeProc): Promise<{ connections: number; fr
 
 /** One agent process of the fleet (bench/fleet-worker.ts), driven over IPC. */
 export class Worker {
-  private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly pending = new PendingCalls();
   readonly ready: Promise<void>;
   readonly exited: Promise<void>;
   readonly output: () => string;
@@ -194,15 +194,10 @@ export class Worker {
     this.ready = new Promise((r) => (markReady = r));
     child.on('message', (m: WorkerReply) => {
       if (m.id === 0) return markReady();
-      const waiter = this.pending.get(m.id);
-      if (!waiter) return;
-      this.pending.delete(m.id);
-      if (m.ok) waiter.resolve(m.result);
-      else waiter.reject(new Error(`agent process ${index}: ${m.error}`));
+      this.pending.settle(m.id, m.ok ? { value: m.result } : { error: new Error(`agent process ${index}: ${m.error}`) });
     });
     child.once('exit', (code, signal) => {
-      for (const w of this.pending.values()) w.reject(new Error(`agent process ${index} exited (${code ?? signal}):\n${this.output().slice(-2000)}`));
-      this.pending.clear();
+      this.pending.rejectAll(new Error(`agent process ${index} exited (${code ?? signal}):\n${this.output().slice(-2000)}`));
     });
   }
 
@@ -219,24 +214,7 @@ export class Worker {
   }
 
   call<T>(command: WorkerCommand, timeoutMs: number): Promise<T> {
-    const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new Error(`agent process ${this.index}: ${command.cmd} timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(id, {
-        resolve: (v) => {
-          clearTimeout(timer);
-          resolve(v as T);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      this.child.send({ ...command, id });
-    });
+    return this.pending.call<T>((id) => this.child.send({ ...command, id }), timeoutMs, `agent process ${this.index}: ${command.cmd}`);
   }
 }
 
