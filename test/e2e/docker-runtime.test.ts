@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LABELS, type CreateContainerRequest, type RuntimeEvent } from '../../agent/runtime/container-runtime.js';
 import { DockerRuntime, JsonLineReader, engineMessage, registryHostOf } from '../../agent/runtime/docker-runtime.js';
 import type { ContainerSpec } from '../../shared/container-spec.js';
-import { DOCKER_SOCKET, cleanupNode, describeDocker, docker } from '../helpers/docker.js';
+import { DOCKER_SOCKET, cleanupNode, describeDocker, docker, sleeperSpec } from '../helpers/docker.js';
 
 const IMAGE_V1 = '127.0.0.1:5000/busybox:1';
 const IMAGE_V2 = '127.0.0.1:5000/busybox:2';
@@ -20,16 +20,7 @@ const PUBLISH_ADDRESS = '127.0.0.5';
 const newNodeId = (): string => `rt-${randomUUID().slice(0, 8)}`;
 
 function spec(overrides: Partial<ContainerSpec> = {}): ContainerSpec {
-  return {
-    image: IMAGE_V1,
-    command: ['/bin/sleep', '300'],
-    env: {},
-    ports: [],
-    resources: { cpus: null, memoryMB: null },
-    labels: {},
-    registryAuth: null,
-    ...overrides,
-  };
+  return sleeperSpec(IMAGE_V1, overrides);
 }
 
 function request(nodeId: string, suffix: string, containerSpec: ContainerSpec): CreateContainerRequest {

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
-import { cleanupNode, describeDocker, docker } from '../helpers/docker.js';
+import { cleanupNode, describeDocker, docker, sleeperSpec } from '../helpers/docker.js';
 
 const run = promisify(execFile);
 
@@ -120,15 +120,7 @@ describeDocker('registry credentials against a real registry that needs them', (
       service: 'private',
       specHash: 'abcdef0123456789',
       name: `tether-${NODE_ID}-0`,
-      spec: {
-        image: IMAGE,
-        command: ['/bin/sleep', '300'],
-        env: {},
-        ports: [],
-        resources: { cpus: null, memoryMB: null },
-        labels: {},
-        registryAuth: null,
-      },
+      spec: sleeperSpec(IMAGE),
       publishAddress: null,
     });
     await runtime.startContainer(id);
