@@ -19,8 +19,7 @@ export function hubMetrics(hub: Hub): Registry {
     registers: [registry],
     collect() {
       const counts: Record<NodeState, number> = { ready: 0, unreachable: 0, lost: 0 };
-      const nowMs = Date.now();
-      for (const node of hub.store.listNodes()) counts[hub.detector.state(node.id, nowMs)]++;
+      for (const node of hub.store.listNodes()) counts[hub.detector.state(node.id)]++;
       for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
     },
   });

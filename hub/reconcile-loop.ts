@@ -23,14 +23,13 @@ export interface HubReconcileLoopOptions {
   /** A pass even without triggers, so nothing depends on a trigger never being missed. */
   resyncIntervalMs?: number;
   retryDelayMs?: number;
-  /**
-   * Least time from the end of one pass to the start of the next: a burst of triggers (thousands
-   * of agents saying hello after a hub restart) costs a few passes, not one per trigger.
-   */
-  minPassGapMs?: number;
 }
 
-export const DEFAULT_MIN_PASS_GAP_MS = 200;
+/**
+ * Least time from the end of one pass to the start of the next: a burst of triggers (thousands of
+ * agents saying hello after a hub restart) costs a few passes, not one per trigger.
+ */
+const MIN_PASS_GAP_MS = 200;
 
 export function newReplicaId(service: string): string {
   return `${service}.${randomBytes(5).toString('hex')}`;
@@ -39,7 +38,7 @@ export function newReplicaId(service: string): string {
 /**
  * The hub's level-triggered loop: store snapshot -> pure placement -> commit -> publish targets.
  * Triggers (API writes, nodes coming and going, the resync timer) only mark it dirty; a pass runs
- * from a timer, at most one at a time and spaced by minPassGapMs, so triggers that arrive during
+ * from a timer, at most one at a time and spaced by MIN_PASS_GAP_MS, so triggers that arrive during
  * a pass or the gap after it collapse into one more pass.
  */
 export class HubReconcileLoop {
@@ -50,7 +49,7 @@ export class HubReconcileLoop {
   private passDueMs = 0;
   private resyncTimer: NodeJS.Timeout | null = null;
   private stopped = false;
-  /** The last pass threw: the next one waits retryDelayMs rather than minPassGapMs. */
+  /** The last pass threw: the next one waits retryDelayMs rather than MIN_PASS_GAP_MS. */
   private failed = false;
   /** Nodes became ready or unreachable since the last pass (see nodesChanged). */
   private nodesDirty = false;
@@ -88,7 +87,7 @@ export class HubReconcileLoop {
   markDirty(withinMs = 0): void {
     if (this.stopped) return;
     this.dirty = true;
-    this.schedule(this.opts.minPassGapMs ?? DEFAULT_MIN_PASS_GAP_MS, withinMs);
+    this.schedule(MIN_PASS_GAP_MS, withinMs);
   }
 
   /**
@@ -123,7 +122,7 @@ export class HubReconcileLoop {
       this.running = this.run().finally(() => {
         this.running = null;
         this.lastPassEndMs = performance.now();
-        if (this.dirty) this.schedule(this.failed ? (this.opts.retryDelayMs ?? 1000) : (this.opts.minPassGapMs ?? DEFAULT_MIN_PASS_GAP_MS));
+        if (this.dirty) this.schedule(this.failed ? (this.opts.retryDelayMs ?? 1000) : MIN_PASS_GAP_MS);
       });
     }, dueMs - nowMs);
   }

@@ -3,6 +3,9 @@ import path from 'node:path';
 import { Low } from 'lowdb';
 import { DataFile } from 'lowdb/node';
 
+/** How long a lazy put may wait for its write, gathering others to the same shard meanwhile. */
+const LAZY_FLUSH_MS = 1000;
+
 interface Waiter {
   resolve: () => void;
   reject: (error: unknown) => void;
@@ -31,8 +34,6 @@ export class ShardedCollection<T> {
     private readonly dir: string,
     private readonly name: string,
     private readonly shardCount: number,
-    /** How long a lazy put may wait for its write, gathering others to the same shard meanwhile. */
-    private readonly lazyFlushMs = 1000,
   ) {}
 
   async open(): Promise<void> {
@@ -70,7 +71,7 @@ export class ShardedCollection<T> {
 
   /**
    * Changes the record in memory at once; resolves when it is on disk. `lazy` puts (things that are
-   * re-sent anyway, such as a node's facts at every hello) are written within lazyFlushMs, so a
+   * re-sent anyway, such as a node's facts at every hello) are written within LAZY_FLUSH_MS, so a
    * burst of them costs one write per shard rather than one per record.
    */
   put(key: string, value: T, lazy = false): Promise<void> {
@@ -120,7 +121,7 @@ export class ShardedCollection<T> {
     this.lazyTimer ??= setTimeout(() => {
       this.lazyTimer = null;
       for (const s of this.lazyDirty) this.markDirty(s).catch(() => undefined);
-    }, this.lazyFlushMs);
+    }, LAZY_FLUSH_MS);
     // Lazy changes are ones the hub can lose at an abrupt exit (close() writes them).
     this.lazyTimer.unref();
     return this.waitFor(shard);
