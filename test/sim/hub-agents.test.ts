@@ -106,6 +106,38 @@ describe('hub and agents on a simulated runtime', () => {
     }
   });
 
+  it('spaces passes out under a burst of triggers, and runs none for nodes coming and going while all is settled', async () => {
+    await fleet.addAgent();
+    await fleet.api('PUT', '/v1/services/web', { ...busybox, replicas: 1 });
+    await waitRunning('web', 1);
+    await fleet.hub.loop.idle();
+    const loop = fleet.hub.loop;
+
+    // Settled: ready/unreachable changes cannot move anything, so they cost no pass.
+    let before = loop.passes;
+    for (let i = 0; i < 50; i++) loop.nodesChanged();
+    await new Promise((r) => setTimeout(r, 400));
+    expect(loop.passes).toBe(before);
+
+    // A trigger every 20 ms for a second: passes at least 200 ms apart, not one per trigger.
+    before = loop.passes;
+    for (let i = 0; i < 50; i++) {
+      loop.markDirty();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await loop.idle();
+    expect(loop.passes - before).toBeGreaterThanOrEqual(2);
+    expect(loop.passes - before).toBeLessThanOrEqual(7);
+
+    // A replica that fits nowhere is pending: now a node coming or going may place it.
+    await fleet.api('PUT', '/v1/services/nowhere', { ...busybox, replicas: 1, constraints: ['node.labels.zone == mars'] });
+    await loop.idle();
+    before = loop.passes;
+    loop.nodesChanged();
+    await loop.idle();
+    expect(loop.passes).toBe(before + 1);
+  });
+
   it('exposes Prometheus metrics behind the admin token: nodes by state, sessions, passes, store writes', async () => {
     await fleet.addAgent();
     await fleet.api('PUT', '/v1/services/web', { ...busybox, replicas: 1 });

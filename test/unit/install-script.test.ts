@@ -26,6 +26,8 @@ describe('install.sh', () => {
     const unit = await readFile(path.join(root, 'etc/systemd/system/tether-agent.service'), 'utf8');
     expect(unit).toMatch(/^ExecStart=.*dist\/agent\/main\.js "--hub" "http:\/\/hub\.example:7070" "--join-token" "tjt_abc" "--data-dir" "\/var\/lib\/tether-agent" "--name" "pi 7" "--label" "zone=eu-1"$/m);
     expect(unit).toContain('Restart=always');
+    // The agent runs with a small young generation (see install.sh).
+    expect(unit).toMatch(/^ExecStart=\S+ --max-semi-space-size=1 \S+dist\/agent\/main\.js /m);
     // systemd is installed on the project's machines (not as PID 1): its own check of the unit.
     const analyze = await run('systemd-analyze', ['verify', path.join(root, 'etc/systemd/system/tether-agent.service')]).catch((e: { code?: string | number; stderr?: string }) => e);
     if ((analyze as { code?: string }).code !== 'ENOENT') expect((analyze as { stderr?: string }).stderr ?? '').toBe('');
