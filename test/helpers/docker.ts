@@ -6,6 +6,7 @@ import DockerModem from 'docker-modem';
 import { describe, it } from 'vitest';
 import { LABELS } from '../../agent/runtime/container-runtime.js';
 import type { ContainerSpec } from '../../shared/container-spec.js';
+import { containerSpec } from './container-spec.js';
 
 export const DOCKER_SOCKET = process.env.DOCKER_SOCKET ?? '/var/run/docker.sock';
 const PING_TIMEOUT_MS = 3_000;
@@ -112,14 +113,5 @@ export async function cleanupNode(nodeId: string): Promise<void> {
 
 /** A container spec that sleeps: what the runtime tests run unless they say otherwise. */
 export function sleeperSpec(image: string, overrides: Partial<ContainerSpec> = {}): ContainerSpec {
-  return {
-    image,
-    command: ['/bin/sleep', '300'],
-    env: {},
-    ports: [],
-    resources: { cpus: null, memoryMB: null },
-    labels: {},
-    registryAuth: null,
-    ...overrides,
-  };
+  return containerSpec(image, { command: ['/bin/sleep', '300'], ...overrides });
 }

@@ -3,18 +3,10 @@ import { ReconcileLoop, containerName, type ReconcileLoopOptions } from '../../a
 import { SimulatedRuntime } from '../../agent/runtime/simulated-runtime.js';
 import { containerSpecHash, type ContainerSpec } from '../../shared/container-spec.js';
 import type { AssignedReplica, ReplicaReport } from '../../shared/protocol.js';
+import { containerSpec } from '../helpers/container-spec.js';
 
 function replica(replicaId: string, overrides: Partial<ContainerSpec> = {}, service = 'web'): AssignedReplica {
-  const container: ContainerSpec = {
-    image: 'httpd:1',
-    command: null,
-    env: {},
-    ports: [],
-    resources: { cpus: null, memoryMB: null },
-    labels: {},
-    registryAuth: null,
-    ...overrides,
-  };
+  const container = containerSpec('httpd:1', overrides);
   return { replicaId, service, specHash: containerSpecHash(container), container };
 }
 
