@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { TETHER_VERSION } from '../shared/version.js';
 import { requireAdmin } from './http/admin-auth.js';
-import { registerErrorHandling } from './http/errors.js';
+import { frameworkErrors, registerErrorHandling } from './http/errors.js';
 import { joinRoutes } from './http/join.js';
 import { nodeRoutes } from './http/nodes.js';
 import { serviceRoutes } from './http/services.js';
@@ -29,6 +29,7 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
     bodyLimit: 1024 * 1024,
     // The hub holds tens of thousands of agent sockets; HTTP keep-alive sockets are for operators.
     keepAliveTimeout: 10_000,
+    frameworkErrors,
   });
   const hub = new Hub(opts.store, { ...DEFAULT_HUB_CONFIG, ...opts.config }, opts.clock ?? systemClock, app.log);
   hub.gateway.attach(app.server);

@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { FieldError } from '../../shared/validation.js';
 
 /** An expected, operator-facing error: a stable code, a message, and the fields at fault. */
@@ -21,6 +21,31 @@ export function invalid(code: string, errors: FieldError[]): ApiError {
   return new ApiError(400, code, summary || 'invalid request', errors);
 }
 
+/** What an error message may quote of a request's URL: enough to recognise it, never the whole of a huge one. */
+const MAX_QUOTED_URL_CHARS = 120;
+
+function quotedPath(url: string): string {
+  const path = url.split('?')[0] ?? '';
+  return path.length <= MAX_QUOTED_URL_CHARS ? path : `${path.slice(0, MAX_QUOTED_URL_CHARS)}...`;
+}
+
+/**
+ * Errors fastify raises before routing (a parameter longer than the router allows, a URL that does
+ * not decode) never reach the error handler: without this they leave in fastify's own shape.
+ */
+export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const where = quotedPath(request.url);
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    void reply.status(414).send({ error: { code: 'uri_too_long', message: `a path segment of ${where} is longer than the hub accepts` } });
+    return;
+  }
+  if (error.code === 'FST_ERR_BAD_URL') {
+    void reply.status(400).send({ error: { code: 'bad_url', message: `${where} is not a valid URL (bad percent-encoding)` } });
+    return;
+  }
+  void reply.status(error.statusCode ?? 400).send({ error: { code: 'bad_request', message: error.message.slice(0, 200) } });
+}
+
 /** Maps fastify's own errors (bad JSON, body too large, wrong content type) to the same shape. */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
@@ -38,6 +63,6 @@ export function registerErrorHandling(app: FastifyInstance): void {
     return reply.status(status).send({ error: { code, message: error.message } });
   });
   app.setNotFoundHandler((request, reply) =>
-    reply.status(404).send({ error: { code: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` } }),
+    reply.status(404).send({ error: { code: 'not_found', message: `no route ${request.method} ${quotedPath(request.url)}` } }),
   );
 }

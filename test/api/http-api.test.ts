@@ -80,6 +80,24 @@ describe('HTTP API', () => {
     expect(arr.statusCode).toBe(400);
   });
 
+  it.each([
+    ['a 300-character service name', 'GET', `/v1/services/${'a'.repeat(300)}`, 414, 'uri_too_long'],
+    ['a 300-character node id', 'GET', `/v1/nodes/${'a'.repeat(300)}`, 414, 'uri_too_long'],
+    ['a 300-character name in a PUT', 'PUT', `/v1/services/${'a'.repeat(300)}`, 414, 'uri_too_long'],
+    ['bad percent-encoding', 'GET', '/v1/services/%ff', 400, 'bad_url'],
+    ['an unfinished escape', 'DELETE', '/v1/services/a%2', 400, 'bad_url'],
+    ['a 20,000-character unknown route', 'GET', `/${'x'.repeat(20_000)}`, 404, 'not_found'],
+  ])('answers %s in the documented error shape (%s %#)', async (_what, method, url, status, code) => {
+    const res = await inject(method, url, { body: { image: 'a' } });
+    expect(res.statusCode).toBe(status);
+    const body = res.json();
+    expect(Object.keys(body)).toEqual(['error']);
+    expect(body.error.code).toBe(code);
+    expect(typeof body.error.message).toBe('string');
+    // The message quotes the URL only in part: a huge URL is not echoed back whole.
+    expect(body.error.message.length).toBeLessThan(300);
+  });
+
   it('creates, reads, lists and deletes a service; the service view redacts registry passwords', async () => {
     const spec = { image: '127.0.0.1:5000/busybox:1', replicas: 0, registryAuth: { username: 'u', password: 'secret' } };
     const created = await inject('PUT', '/v1/services/api-test', { body: spec });
