@@ -1,5 +1,6 @@
 import Type, { type Static, type TSchema } from 'typebox';
 import { parseConstraint, type Constraint } from './constraints.js';
+import { imageReferenceError } from './image-reference.js';
 import { Validator, type FieldError, type Validated } from './validation.js';
 
 /** Limits on a spec, so that one service cannot make every target frame huge. */
@@ -60,7 +61,8 @@ export const ServiceSpecSchema = Type.Object(
     resources: Type.Optional(
       Type.Object(
         {
-          cpus: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1024 })),
+          // The engine counts CPUs in billionths; below a hundredth a limit throttles a container to a halt.
+          cpus: Type.Optional(Type.Number({ minimum: 0.01, maximum: 1024 })),
           memoryMB: Type.Optional(Type.Integer({ minimum: 6, maximum: 4_194_304 })),
         },
         { additionalProperties: false },
@@ -116,6 +118,8 @@ export function validateServiceSpec(input: unknown): Validated<NormalizedSpec> {
   const spec = shaped.value;
   const errors: FieldError[] = [];
 
+  const imageError = imageReferenceError(spec.image);
+  if (imageError) errors.push({ path: 'image', message: imageError });
   const mode = spec.mode ?? 'replicated';
   if (mode === 'global' && spec.replicas !== undefined) {
     errors.push({ path: 'replicas', message: 'not allowed with mode "global" (it runs one replica on every matching node)' });

@@ -58,6 +58,8 @@ describe('HTTP API', () => {
     [{ image: 'a', ports: [{ containerPort: 80, hostPort: 70000 }] }, 'ports[0].hostPort', /<= 65535/],
     [{ image: 'a', constraints: ['zone = eu'] }, 'constraints[0]', /malformed constraint/],
     [{ image: 'a', mode: 'global', replicas: 2 }, 'replicas', /global/],
+    [{ image: 'not a valid ref !!' }, 'image', /whitespace/],
+    [{ image: 'a', resources: { cpus: 1e-300 } }, 'resources.cpus', />= 0.01/],
   ])('rejects a bad spec %j with 400 naming %s', async (spec, path, reason) => {
     const res = await inject('PUT', '/v1/services/bad', { body: spec });
     expect(res.statusCode).toBe(400);

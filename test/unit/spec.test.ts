@@ -176,7 +176,12 @@ describe('validateServiceSpec: refused specs', () => {
     { name: 'port out of range', input: { image: 'x', ports: [{ containerPort: 70000 }] }, path: 'ports[0].containerPort', message: /<= 65535/ },
     { name: 'port protocol sctp', input: { image: 'x', ports: [{ containerPort: 1, protocol: 'sctp' }] }, path: 'ports[0].protocol', message: /.+/ },
     { name: 'port without containerPort', input: { image: 'x', ports: [{ hostPort: 80 }] }, path: 'ports[0].containerPort', message: /required/ },
-    { name: 'cpus of 0', input: { image: 'x', resources: { cpus: 0 } }, path: 'resources.cpus', message: /> 0/ },
+    { name: 'cpus of 0', input: { image: 'x', resources: { cpus: 0 } }, path: 'resources.cpus', message: />= 0.01/ },
+    // The engine cannot express it: it became "no limit".
+    { name: 'cpus of 1e-300', input: { image: 'x', resources: { cpus: 1e-300 } }, path: 'resources.cpus', message: />= 0.01/ },
+    { name: 'image with spaces and "!"', input: { image: 'not a valid ref !!' }, path: 'image', message: /whitespace/ },
+    { name: 'image with an upper-case name', input: { image: 'registry.example.com/Team/web:1' }, path: 'image', message: /not an image reference/ },
+    { name: 'image with a lone surrogate', input: { image: 'web:\ud800' }, path: 'image', message: /printable ASCII/ },
     { name: 'registryAuth with an empty password', input: { image: 'x', registryAuth: { username: 'u', password: '' } }, path: 'registryAuth.password', message: /fewer than 1/ },
     {
       name: 'constraint with a single "="',
