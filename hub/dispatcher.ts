@@ -15,6 +15,9 @@ interface ServiceContainer {
 /** Sends a target to a connected node; false when the node has no live session. */
 export type SendTarget = (nodeId: string, frame: TargetFrame) => boolean;
 
+/** A replica is no longer assigned to a node (moved, removed, or its service deleted). */
+export type OnReleased = (nodeId: string, replicaId: string) => void;
+
 /**
  * Turns placements into per-node targets and sends each node its whole target, with a generation
  * that grows whenever the target's content changes. It keeps an index node -> replicas so that a
@@ -26,11 +29,19 @@ export class Dispatcher {
   private readonly services = new Map<string, ServiceContainer>();
   /** Nodes whose target may have changed since the last publish. */
   private readonly dirtyNodes = new Set<string>();
+  /** (node, replica) pairs unassigned during one serviceChanged; flat pairs, checked at its end. */
+  private readonly unassigned: string[] = [];
 
   constructor(
     private readonly store: Store,
     private readonly send: SendTarget,
+    private readonly onReleased: OnReleased = () => undefined,
   ) {}
+
+  /** Whether the replica is part of the node's target: the only replicas the node may report on. */
+  isAssigned(nodeId: string, replicaId: string): boolean {
+    return this.byNode.get(nodeId)?.has(replicaId) === true;
+  }
 
   /** Builds the index from the store at start. */
   load(): void {
@@ -45,6 +56,17 @@ export class Dispatcher {
 
   /** Called for every change of a service record (spec or placements), and for its deletion. */
   serviceChanged(before: ServiceRecord | undefined, after: ServiceRecord | undefined): void {
+    this.reassign(before, after);
+    // A spec change unassigns and assigns every replica again: only what stayed unassigned is released.
+    for (let i = 0; i < this.unassigned.length; i += 2) {
+      const nodeId = this.unassigned[i]!;
+      const replicaId = this.unassigned[i + 1]!;
+      if (!this.isAssigned(nodeId, replicaId)) this.onReleased(nodeId, replicaId);
+    }
+    this.unassigned.length = 0;
+  }
+
+  private reassign(before: ServiceRecord | undefined, after: ServiceRecord | undefined): void {
     const name = (before ?? after)!.name;
     const specChanged = !before || !after || before.spec !== after.spec;
     if (after && (specChanged || !this.services.has(name))) {
@@ -95,6 +117,7 @@ export class Dispatcher {
     // An empty map per node would cost memory on every idle node of a large fleet.
     if (replicas?.size === 0) this.byNode.delete(nodeId);
     this.dirtyNodes.add(nodeId);
+    this.unassigned.push(nodeId, replicaId);
   }
 
   /** The node's whole desired state, in a stable order. */

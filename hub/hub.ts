@@ -43,6 +43,34 @@ export interface HubLogger extends GatewayLogger {
 /** How long the end of a hand-over may wait for others before the pass that records it. */
 const HANDOVER_PASS_WITHIN_MS = 1000;
 
+/** At most one log line per this interval about refused replica reports. */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
+/** What an operator may change of a node: its name, its labels, or take what its device asked for. */
+export interface NodeChange {
+  name?: string;
+  labels?: Record<string, string>;
+  acceptRequested?: boolean;
+}
+
+/** Node names are unique: they are how operators and constraints (`node.name`) refer to nodes. */
+export class NodeNameTakenError extends Error {
+  readonly code = 'node_name_taken';
+  constructor(
+    readonly nodeName: string,
+    readonly holderId: string,
+  ) {
+    super(`a node named "${nodeName}" exists already (id ${holderId}): choose another name`);
+  }
+}
+
+export class NothingRequestedError extends Error {
+  readonly code = 'nothing_requested';
+  constructor(readonly nodeId: string) {
+    super(`node ${nodeId} has not asked for another name or labels`);
+  }
+}
+
 export type PutServiceResult = { outcome: 'created' | 'updated' | 'unchanged'; record: ServiceRecord };
 
 /**
@@ -75,7 +103,11 @@ export class Hub {
         else this.loop.nodesChanged();
       },
     });
-    this.dispatcher = new Dispatcher(store, (nodeId, frame) => this.gateway.send(nodeId, frame));
+    this.dispatcher = new Dispatcher(
+      store,
+      (nodeId, frame) => this.gateway.send(nodeId, frame),
+      (nodeId, replicaId) => this.observed.forget(nodeId, replicaId),
+    );
     this.loop = new HubReconcileLoop({
       store,
       dispatcher: this.dispatcher,
@@ -184,62 +216,136 @@ export class Hub {
     return nodeView(node, this.detector, this.gateway.appliedGeneration(node.id), this.clock.nowMs());
   }
 
-  async createJoinToken(ttlSeconds: number): Promise<{ token: string; expiresAt: string }> {
+  /** A join token; nodes that join with it get `labels` (over any label of the same key the device asks for). */
+  async createJoinToken(ttlSeconds: number, labels: Record<string, string> = {}): Promise<{ token: string; expiresAt: string }> {
     const token = newSecret('tjt_');
     const now = Date.now();
     const expiresAt = new Date(now + ttlSeconds * 1000).toISOString();
-    await this.store.putJoinToken({ tokenHash: sha256(token), createdAt: new Date(now).toISOString(), expiresAt });
+    await this.store.putJoinToken({ tokenHash: sha256(token), createdAt: new Date(now).toISOString(), expiresAt, labels });
     return { token, expiresAt };
   }
 
-  /** Trades a join token for a new node and its credential; null if the token is unknown or expired. */
+  /** The node of that name, if any. O(nodes): joins and renames are rare, never per frame. */
+  private nodeNamed(name: string): NodeRecord | undefined {
+    for (const n of this.store.listNodes()) if (n.name === name) return n;
+    return undefined;
+  }
+
+  /**
+   * Trades a join token for a new node and its credential; null if the token is unknown or expired.
+   * The name and labels given here (plus the token's labels) are the node's identity from now on:
+   * a device cannot change them later by itself (see onHello).
+   */
   async join(joinToken: string, name: string, labels: Record<string, string>): Promise<{ nodeId: string; credential: string } | null> {
     const hash = sha256(joinToken);
     const record = this.store.getJoinToken(hash);
     if (!record || !sameDigest(record.tokenHash, hash) || Date.parse(record.expiresAt) <= Date.now()) return null;
+    const taken = this.nodeNamed(name);
+    if (taken) throw new NodeNameTakenError(name, taken.id);
     const nodeId = randomUUID();
     const { credential, hash: credentialHash } = makeNodeCredential(nodeId);
     await this.store.putNode({
       id: nodeId,
       name,
-      labels,
+      labels: { ...labels, ...record.labels },
       credentialHash,
       advertiseAddress: null,
       facts: null,
       generation: 0,
       targetHash: '',
       joinedAt: new Date().toISOString(),
+      requested: null,
     });
     this.logger.info({ nodeId, name }, 'node joined');
     return { nodeId, credential };
   }
 
+  /**
+   * An operator's change of a node's name or labels, or acceptance of what its device asked for.
+   * Durable before it answers; a new name must be free.
+   */
+  async updateNode(id: string, change: NodeChange): Promise<NodeRecord | undefined> {
+    const node = this.store.getNode(id);
+    if (!node) return undefined;
+    if (change.acceptRequested && !node.requested) throw new NothingRequestedError(id);
+    const requested = change.acceptRequested ? node.requested : null;
+    const name = change.name ?? requested?.name ?? node.name;
+    const labels = change.labels ?? requested?.labels ?? node.labels;
+    const taken = name === node.name ? undefined : this.nodeNamed(name);
+    if (taken) throw new NodeNameTakenError(name, taken.id);
+    // What the device asked for stays shown until it is what the node has.
+    const stillRequested = node.requested && (node.requested.name !== name || !sameRecord(node.requested.labels, labels)) ? node.requested : null;
+    const updated: NodeRecord = { ...node, name, labels, requested: stillRequested };
+    await this.store.putNode(updated);
+    this.logger.info({ nodeId: id, name, labels }, 'node identity changed by the operator');
+    // New labels may change where replicas belong.
+    this.loop.markDirty();
+    return updated;
+  }
+
+  /** Reports about replicas that were not the reporting node's to report on (see acceptedReports). */
+  refusedReports = 0;
+  private lastRefusalLogMs = -Infinity;
+
+  /**
+   * The reports a node may make: about the replicas assigned to it, nothing else. A report about
+   * another node's replica (forged, or from a device that missed a move) would mislead the hub
+   * about that node, and reports about unknown replicas would grow its memory without bound.
+   * 'removed' of an unassigned replica is the normal end of a move and counts as nothing.
+   */
+  private acceptedReports(nodeId: string, reports: readonly ReplicaReport[]): ReplicaReport[] {
+    let refused = 0;
+    const accepted = reports.filter((r) => {
+      if (this.dispatcher.isAssigned(nodeId, r.replicaId)) return true;
+      if (r.state !== 'removed') refused++;
+      return false;
+    });
+    if (refused > 0) {
+      this.refusedReports += refused;
+      const now = this.clock.nowMs();
+      // One line per interval however many arrive: a flood must not become a flood of log lines.
+      if (now - this.lastRefusalLogMs >= REFUSAL_LOG_INTERVAL_MS) {
+        this.lastRefusalLogMs = now;
+        this.logger.warn({ nodeId, refused, refusedTotal: this.refusedReports }, 'refused reports about replicas not assigned to the reporting node');
+      }
+    }
+    return accepted;
+  }
+
   private onHello(nodeId: string, hello: HelloFrame): void {
     const node = this.store.getNode(nodeId);
     if (!node) return this.gateway.disconnect(nodeId, CloseCode.nodeRemoved, 'node no longer exists');
-    this.observed.replaceNode(nodeId, hello.replicas, this.clock.nowMs());
-    // The device's configuration is the truth for its name, labels and facts. Write only when they
-    // changed: a reconnect storm must not turn into a storm of store writes.
-    if (
-      node.name !== hello.name ||
-      node.advertiseAddress !== hello.advertiseAddress ||
-      !sameRecord(node.labels, hello.labels) ||
-      !sameFacts(node.facts, hello.facts)
-    ) {
-      const updated: NodeRecord = { ...node, name: hello.name, labels: hello.labels, advertiseAddress: hello.advertiseAddress, facts: hello.facts };
-      // Lazily: the agent sends its facts again at its next hello should the hub lose them.
-      void this.store.putNode(updated, { lazy: true }).catch((err: unknown) => this.logger.error({ err, nodeId }, 'could not store node facts'));
-      // New labels or capacity may change where replicas belong. (A node that just became ready
-      // has already asked for a pass through the failure detector.)
-      this.loop.markDirty();
+    this.observed.replaceNode(nodeId, this.acceptedReports(nodeId, hello.replicas), this.clock.nowMs());
+    // Facts and the advertise address are the device's to report. Its name and labels were fixed at
+    // join: a different wish is kept as `requested` for an operator to accept (PATCH /v1/nodes/:id),
+    // so that a device with a leaked credential cannot claim, say, zone=secure and receive what
+    // runs there. Write only when something changed: a reconnect storm must not become a storm of
+    // store writes.
+    const wish = node.name === hello.name && sameRecord(node.labels, hello.labels) ? null : { name: hello.name, labels: hello.labels };
+    const wishChanged = !sameRecord(node.requested ?? null, wish);
+    const factsChanged = node.advertiseAddress !== hello.advertiseAddress || !sameFacts(node.facts, hello.facts);
+    if (wishChanged && wish) {
+      this.logger.warn(
+        { nodeId, name: node.name, requestedName: wish.name, requestedLabels: wish.labels },
+        'node asks for another name or labels; they apply once an operator accepts them (PATCH /v1/nodes/:id)',
+      );
     }
+    if (wishChanged || factsChanged) {
+      const updated: NodeRecord = { ...node, advertiseAddress: hello.advertiseAddress, facts: hello.facts, requested: wish };
+      // Lazily: the agent sends all of it again at its next hello should the hub lose it.
+      void this.store.putNode(updated, { lazy: true }).catch((err: unknown) => this.logger.error({ err, nodeId }, 'could not store node facts'));
+    }
+    // New capacity may change where replicas belong. (A node that just became ready has already
+    // asked for a pass through the failure detector.)
+    if (factsChanged) this.loop.markDirty();
     const target = this.dispatcher.currentTarget(nodeId);
     if (target) this.gateway.send(nodeId, target);
     // Its target changed and is not yet published: the next pass sends it with a new generation.
     else this.loop.markDirty();
   }
 
-  private onStatus(nodeId: string, reports: ReplicaReport[]): void {
+  private onStatus(nodeId: string, sent: ReplicaReport[]): void {
+    const reports = this.acceptedReports(nodeId, sent);
     this.observed.apply(nodeId, reports, this.clock.nowMs());
     if (this.handoverReplacements.size === 0) return;
     for (const r of reports) {

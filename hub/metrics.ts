@@ -41,6 +41,20 @@ export function hubMetrics(hub: Hub): Registry {
   });
   counterFrom(registry, 'tether_agent_busy_refusals_total', 'Agent upgrades turned away with 503 while the handshake slots were full', () => hub.gateway.refusedBusy);
   counterFrom(registry, 'tether_agent_sessions_replaced_total', 'Agent sessions closed because the same node said hello on a newer connection', () => hub.gateway.sessionsReplaced);
+  counterFrom(
+    registry,
+    'tether_replica_reports_refused_total',
+    'Replica reports refused because the replica is not assigned to the reporting node (forged, or sent before the node learnt of a move)',
+    () => hub.refusedReports,
+  );
+  new Gauge({
+    name: 'tether_observed_replicas',
+    help: 'Replicas whose last agent report the hub holds in memory',
+    registers: [registry],
+    collect() {
+      this.set(hub.observed.size);
+    },
+  });
   counterFrom(registry, 'tether_scheduler_passes_total', 'Scheduling passes run', () => hub.loop.passes);
   counterFrom(registry, 'tether_store_writes_total', 'Store file writes', () => hub.store.stats().writes);
   counterFrom(registry, 'tether_store_written_bytes_total', 'Bytes of store files written', () => hub.store.stats().bytesWritten);

@@ -26,17 +26,31 @@ export class ObservedState {
     this.apply(nodeId, reports, nowMs);
   }
 
-  /** A status frame carries changes only. */
+  /** The replica no longer belongs to the node: what the node said of it no longer applies. */
+  forget(nodeId: string, replicaId: string): void {
+    if (this.byReplica.get(replicaId)?.nodeId !== nodeId) return;
+    this.byReplica.delete(replicaId);
+    const set = this.byNode.get(nodeId);
+    set?.delete(replicaId);
+    if (set?.size === 0) this.byNode.delete(nodeId);
+  }
+
+  /** Replicas with a report held: bounded by the replicas assigned to nodes, whatever nodes send. */
+  get size(): number {
+    return this.byReplica.size;
+  }
+
+  /**
+   * A status frame carries changes only. The caller passes only reports about replicas assigned
+   * to the node, so what is kept per node is bounded by its target.
+   */
   apply(nodeId: string, reports: readonly ReplicaReport[], nowMs: number): void {
     for (const report of reports) {
       const previous = this.byReplica.get(report.replicaId);
       if (report.state === 'removed') {
         // Only the node that holds the replica may remove it (a moved replica's old node may
         // report its old container gone after the new node reported the new one).
-        if (previous?.nodeId === nodeId) {
-          this.byReplica.delete(report.replicaId);
-          this.byNode.get(nodeId)?.delete(report.replicaId);
-        }
+        this.forget(nodeId, report.replicaId);
         continue;
       }
       if (previous && previous.nodeId !== nodeId) this.byNode.get(previous.nodeId)?.delete(report.replicaId);

@@ -136,6 +136,8 @@ export function nodeView(node: NodeRecord, detector: FailureDetector, appliedGen
     name: node.name,
     state: detector.state(node.id, nowMs),
     labels: node.labels,
+    /** Another name or labels the device asked for; they apply once an operator accepts them. */
+    requested: node.requested ?? null,
     facts: node.facts,
     advertiseAddress: node.advertiseAddress,
     lastSeenAt: iso(live?.lastSeenMs),

@@ -87,14 +87,16 @@ export const ReplicaReportSchema = Type.Object(
 );
 export type ReplicaReport = Static<typeof ReplicaReportSchema>;
 
-const Labels = StringRecord({ minLength: 1, maxLength: 256 }, Type.String({ maxLength: 1024 }), { maxProperties: 64 });
+/** A node's name and labels: the same limits at join, at hello and in an operator's change. */
+export const NodeNameSchema = Type.String({ minLength: 1, maxLength: 128 });
+export const NodeLabelsSchema = StringRecord({ minLength: 1, maxLength: 256 }, Type.String({ maxLength: 1024 }), { maxProperties: 64 });
 
 export const HelloSchema = Type.Object(
   {
     type: Type.Literal('hello'),
     protocolVersion: Type.Integer(),
-    name: Type.String({ minLength: 1, maxLength: 128 }),
-    labels: Labels,
+    name: NodeNameSchema,
+    labels: NodeLabelsSchema,
     advertiseAddress: Type.Union([Type.String({ maxLength: 64 }), Type.Null()]),
     facts: NodeFactsSchema,
     /** The last target generation this agent applied (0 if none), so the hub can tell a stale agent. */

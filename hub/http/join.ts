@@ -1,15 +1,22 @@
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
-import { StringRecord } from '../../shared/spec.js';
+import { NodeLabelsSchema, NodeNameSchema } from '../../shared/protocol.js';
 import { Validator } from '../../shared/validation.js';
-import type { Hub } from '../hub.js';
+import { NodeNameTakenError, type Hub } from '../hub.js';
 import { requireAdmin } from './admin-auth.js';
 import { ApiError, invalid } from './errors.js';
 
 const DAY_S = 24 * 60 * 60;
 
 const JoinTokenRequest = new Validator(
-  Type.Object({ ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 365 * DAY_S })) }, { additionalProperties: false }),
+  Type.Object(
+    {
+      ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 365 * DAY_S })),
+      /** Given to every node that joins with the token, over labels of the same key the device asks for. */
+      labels: Type.Optional(NodeLabelsSchema),
+    },
+    { additionalProperties: false },
+  ),
 );
 
 /** The device side of joining; the labels and name rules match the agent's hello. */
@@ -17,8 +24,8 @@ const JoinRequest = new Validator(
   Type.Object(
     {
       joinToken: Type.String({ minLength: 1, maxLength: 256 }),
-      name: Type.String({ minLength: 1, maxLength: 128 }),
-      labels: Type.Optional(StringRecord({ minLength: 1, maxLength: 256 }, Type.String({ maxLength: 1024 }), { maxProperties: 64 })),
+      name: NodeNameSchema,
+      labels: Type.Optional(NodeLabelsSchema),
     },
     { additionalProperties: false },
   ),
@@ -31,14 +38,22 @@ export async function joinRoutes(app: FastifyInstance, { hub, adminToken }: { hu
     admin.post('/v1/join-tokens', async (request, reply) => {
       const checked = JoinTokenRequest.validate(request.body ?? {});
       if (!checked.ok) throw invalid('invalid_request', checked.errors);
-      return reply.status(201).send(await hub.createJoinToken(checked.value.ttlSeconds ?? DAY_S));
+      return reply.status(201).send(await hub.createJoinToken(checked.value.ttlSeconds ?? DAY_S, checked.value.labels ?? {}));
     });
   });
 
   app.post('/v1/join', async (request, reply) => {
     const checked = JoinRequest.validate(request.body);
     if (!checked.ok) throw invalid('invalid_request', checked.errors);
-    const joined = await hub.join(checked.value.joinToken, checked.value.name, checked.value.labels ?? {});
+    let joined: Awaited<ReturnType<Hub['join']>>;
+    try {
+      joined = await hub.join(checked.value.joinToken, checked.value.name, checked.value.labels ?? {});
+    } catch (error) {
+      if (error instanceof NodeNameTakenError) {
+        throw new ApiError(409, error.code, `${error.message} (--name on the agent)`, [{ path: 'name', message: 'is taken by another node' }]);
+      }
+      throw error;
+    }
     if (!joined) throw new ApiError(401, 'invalid_join_token', 'join token is unknown or expired: ask the hub operator for a new one (POST /v1/join-tokens)');
     return reply.status(201).send(joined);
   });

@@ -1,6 +1,21 @@
 import type { FastifyInstance } from 'fastify';
-import type { Hub } from '../hub.js';
-import { ApiError } from './errors.js';
+import Type from 'typebox';
+import { NodeLabelsSchema, NodeNameSchema } from '../../shared/protocol.js';
+import { Validator } from '../../shared/validation.js';
+import { NodeNameTakenError, NothingRequestedError, type Hub } from '../hub.js';
+import { ApiError, invalid } from './errors.js';
+
+const NodeChangeRequest = new Validator(
+  Type.Object(
+    {
+      name: Type.Optional(NodeNameSchema),
+      labels: Type.Optional(NodeLabelsSchema),
+      /** Takes the name and labels the device asked for (shown as `requested` in the node view). */
+      acceptRequested: Type.Optional(Type.Boolean()),
+    },
+    { additionalProperties: false, minProperties: 1 },
+  ),
+);
 
 export async function nodeRoutes(app: FastifyInstance, { hub }: { hub: Hub }): Promise<void> {
   app.get('/v1/nodes', async () => ({ nodes: [...hub.store.listNodes()].map((n) => hub.nodeView(n)) }));
@@ -9,5 +24,24 @@ export async function nodeRoutes(app: FastifyInstance, { hub }: { hub: Hub }): P
     const node = hub.store.getNode(request.params.id);
     if (!node) throw new ApiError(404, 'node_not_found', `no node with id "${request.params.id}"`);
     return hub.nodeView(node);
+  });
+
+  // A node's name and labels are the operator's: the device only asks (see the node's `requested`).
+  app.patch<{ Params: { id: string } }>('/v1/nodes/:id', async (request) => {
+    const checked = NodeChangeRequest.validate(request.body);
+    if (!checked.ok) throw invalid('invalid_request', checked.errors);
+    const { acceptRequested, name, labels } = checked.value;
+    if (acceptRequested && (name !== undefined || labels !== undefined)) {
+      throw invalid('invalid_request', [{ path: 'acceptRequested', message: 'cannot be combined with name or labels' }]);
+    }
+    try {
+      const node = await hub.updateNode(request.params.id, { ...(name === undefined ? {} : { name }), ...(labels === undefined ? {} : { labels }), acceptRequested: acceptRequested === true });
+      if (!node) throw new ApiError(404, 'node_not_found', `no node with id "${request.params.id}"`);
+      return hub.nodeView(node);
+    } catch (error) {
+      if (error instanceof NodeNameTakenError) throw new ApiError(409, error.code, error.message, [{ path: 'name', message: error.message }]);
+      if (error instanceof NothingRequestedError) throw new ApiError(409, error.code, error.message, [{ path: 'acceptRequested', message: error.message }]);
+      throw error;
+    }
   });
 }

@@ -24,6 +24,11 @@ export interface NodeRecord {
   /** Hash of that target's content, so an unchanged target keeps its generation across restarts. */
   targetHash: string;
   joinedAt: string;
+  /**
+   * A name and labels the device asked for at hello that differ from its own: shown, never applied
+   * until an operator accepts them. Null (or absent, in records from before it existed) when none.
+   */
+  requested?: { name: string; labels: Record<string, string> } | null;
 }
 
 export interface ServiceRecord {
@@ -41,6 +46,8 @@ export interface JoinTokenRecord {
   tokenHash: string;
   createdAt: string;
   expiresAt: string;
+  /** Labels given to every node that joins with this token (absent in records from before). */
+  labels?: Record<string, string>;
 }
 
 export interface Store {

@@ -38,6 +38,8 @@ export class SimFleet {
   dataDir = '';
   readonly agents: Agent[] = [];
   readonly runtime = new SimulatedRuntime();
+  /** Numbers agents in the order addAgent is called, so that agents added at once differ. */
+  private agentsAdded = 0;
 
   static async start(config: Partial<HubConfig> = {}): Promise<SimFleet> {
     const fleet = new SimFleet();
@@ -64,8 +66,9 @@ export class SimFleet {
   }
 
   async addAgent(opts: SimAgentOptions = {}): Promise<Agent> {
+    const n = ++this.agentsAdded;
     const { token } = await this.hub.createJoinToken(600);
-    const name = opts.name ?? `sim-${this.agents.length + 1}`;
+    const name = opts.name ?? `sim-${n}`;
     const joined = await this.hub.join(token, name, opts.labels ?? {});
     if (!joined) throw new Error('join refused');
     const agent = new Agent({
@@ -74,7 +77,7 @@ export class SimFleet {
       labels: opts.labels ?? {},
       advertiseAddress: null,
       // Each agent publishes on its own loopback address, as agents sharing one engine must.
-      publishAddress: `127.0.0.${this.agents.length + 2}`,
+      publishAddress: `127.0.0.${n + 1}`,
       runtime: opts.runtime ?? this.runtime,
       targetCache: null,
       facts: simFacts({ hostname: name, ...opts.facts }),

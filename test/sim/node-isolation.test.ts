@@ -1,0 +1,220 @@
+/**
+ * One node must not hurt the others: a node reports only on its own replicas, keeps no unbounded
+ * state in the hub, and cannot choose its own name or labels.
+ */
+import WebSocket from 'ws';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { PROTOCOL_VERSION, type ReplicaReport } from '../../shared/protocol.js';
+import { ADMIN_TOKEN, SimFleet, simFacts } from '../helpers/sim-fleet.js';
+
+const busybox = { image: 'tether-test/busybox:1', command: ['/bin/httpd', '-f', '-p', '8080'] };
+
+interface ReplicaView {
+  replicaId: string;
+  nodeId: string | null;
+  state: string;
+  error: string | null;
+}
+interface ServiceView {
+  status: { running: number; replicas: ReplicaView[]; states: Record<string, number> };
+}
+
+let fleet: SimFleet;
+beforeEach(async () => {
+  fleet = await SimFleet.start();
+});
+afterEach(async () => {
+  await fleet.close();
+});
+
+async function joinNode(name: string, labels: Record<string, string> = {}): Promise<{ nodeId: string; credential: string }> {
+  const { token } = await fleet.hub.createJoinToken(60);
+  return (await fleet.hub.join(token, name, labels))!;
+}
+
+/** A device speaking the protocol by hand: whatever it chooses to send. */
+async function rawNode(credential: string, hello: { name: string; labels?: Record<string, string>; replicas?: ReplicaReport[] }): Promise<WebSocket> {
+  const ws = new WebSocket(`${fleet.url.replace('http', 'ws')}/v1/agent/connect`, { headers: { authorization: `Bearer ${credential}` } });
+  ws.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  const welcomed = new Promise<void>((resolve) => ws.once('message', () => resolve()));
+  ws.send(
+    JSON.stringify({
+      type: 'hello',
+      protocolVersion: PROTOCOL_VERSION,
+      name: hello.name,
+      labels: hello.labels ?? {},
+      advertiseAddress: null,
+      facts: simFacts({ hostname: hello.name }),
+      appliedGeneration: 0,
+      replicas: hello.replicas ?? [],
+    }),
+  );
+  await welcomed;
+  return ws;
+}
+
+const report = (replicaId: string, state: ReplicaReport['state'] = 'failed'): ReplicaReport => ({
+  replicaId,
+  service: 'web',
+  state,
+  specHash: 'forged',
+  containerId: null,
+  error: state === 'failed' ? 'forged failure' : null,
+  restarts: 0,
+});
+
+async function waitRunning(name: string, running: number): Promise<ServiceView> {
+  return vi.waitFor(
+    async () => {
+      const view = (await fleet.api<ServiceView>('GET', `/v1/services/${name}`)).body;
+      expect(view.status.running).toBe(running);
+      return view;
+    },
+    { timeout: 10_000, interval: 50 },
+  );
+}
+
+describe('a node reports on its own replicas only', () => {
+  it("refuses and counts a report about another node's replica; the service view stays right", async () => {
+    await Promise.all([fleet.addAgent(), fleet.addAgent()]);
+    await fleet.api('PUT', '/v1/services/web', { ...busybox, replicas: 2 });
+    const before = await waitRunning('web', 2);
+
+    const rogue = await rawNode((await joinNode('rogue')).credential, { name: 'rogue' });
+    rogue.send(JSON.stringify({ type: 'status', replicas: before.status.replicas.map((r) => report(r.replicaId)) }));
+    await vi.waitFor(() => expect(fleet.hub.refusedReports).toBe(2), { timeout: 5_000, interval: 20 });
+
+    const after = (await fleet.api<ServiceView>('GET', '/v1/services/web')).body;
+    expect(after.status.running).toBe(2);
+    expect(after.status.replicas.map((r) => [r.replicaId, r.state, r.error])).toEqual(before.status.replicas.map((r) => [r.replicaId, 'running', null]));
+    const metrics = await fleet.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    expect(metrics.body).toMatch(/^tether_replica_reports_refused_total 2$/m);
+    rogue.close();
+  });
+
+  it('keeps nothing of reports about unknown replicas, in status frames or at hello, however many arrive', async () => {
+    await fleet.addAgent();
+    await fleet.api('PUT', '/v1/services/web', { ...busybox, replicas: 1 });
+    await waitRunning('web', 1);
+    const assigned = fleet.hub.observed.size;
+    expect(assigned).toBe(1);
+
+    const frames = 20;
+    const perFrame = 5000;
+    const unknown = (frame: number) => Array.from({ length: perFrame }, (_, i) => report(`forged-${frame}-${i}`, 'running'));
+    const { credential } = await joinNode('flooder');
+    const flooder = await rawNode(credential, { name: 'flooder', replicas: unknown(-1) });
+    for (let f = 0; f < frames; f++) flooder.send(JSON.stringify({ type: 'status', replicas: unknown(f) }));
+    await vi.waitFor(() => expect(fleet.hub.refusedReports).toBe((frames + 1) * perFrame), { timeout: 20_000, interval: 50 });
+    expect(fleet.hub.observed.size).toBe(assigned);
+    flooder.close();
+    // The hub is still serving the honest node.
+    await waitRunning('web', 1);
+  });
+
+  it("forgets a replica's report when the replica leaves its node", async () => {
+    await Promise.all([fleet.addAgent(), fleet.addAgent()]);
+    await fleet.api('PUT', '/v1/services/web', { ...busybox, replicas: 4 });
+    await waitRunning('web', 4);
+    expect(fleet.hub.observed.size).toBe(4);
+    await fleet.api('PUT', '/v1/services/web', { ...busybox, replicas: 1 });
+    await waitRunning('web', 1);
+    await vi.waitFor(() => expect(fleet.hub.observed.size).toBe(1), { timeout: 5_000, interval: 20 });
+    await fleet.api('DELETE', '/v1/services/web');
+    await vi.waitFor(() => expect(fleet.hub.observed.size).toBe(0), { timeout: 5_000, interval: 20 });
+  });
+});
+
+describe("a node's name and labels are fixed at join", () => {
+  interface NodeView {
+    id: string;
+    name: string;
+    labels: Record<string, string>;
+    requested: { name: string; labels: Record<string, string> } | null;
+  }
+
+  it('shows a name and labels asked for at hello as requested, and applies them only when an operator accepts', async () => {
+    await fleet.addAgent({ name: 'secure-1', labels: { zone: 'secure' } });
+    const { nodeId, credential } = await joinNode('field-7');
+    await fleet.api('PUT', '/v1/services/vault', { ...busybox, mode: 'global', constraints: ['node.labels.zone == secure'], registryAuth: { username: 'u', password: 'registry-password' } });
+    const targets: string[] = [];
+    const intruder = await rawNode(credential, { name: 'secure-1', labels: { zone: 'secure' } });
+    intruder.on('message', (data) => targets.push(data.toString()));
+
+    const view = await vi.waitFor(
+      async () => {
+        const v = (await fleet.api<NodeView>('GET', `/v1/nodes/${nodeId}`)).body;
+        expect(v.requested).toEqual({ name: 'secure-1', labels: { zone: 'secure' } });
+        return v;
+      },
+      { timeout: 5_000, interval: 20 },
+    );
+    expect(view.name).toBe('field-7');
+    expect(view.labels).toEqual({});
+    await fleet.hub.loop.idle();
+    await new Promise((r) => setTimeout(r, 300));
+    const vault = (await fleet.api<ServiceView>('GET', '/v1/services/vault')).body;
+    expect(vault.status.replicas.map((r) => r.nodeId)).not.toContain(nodeId);
+    expect(targets.join('\n')).not.toContain('registry-password');
+
+    // The operator decides: taking the requested name is refused (it is another node's) ...
+    const clash = await fleet.api('PATCH', `/v1/nodes/${nodeId}`, { acceptRequested: true });
+    expect(clash.status).toBe(409);
+    expect(JSON.stringify(clash.body)).toMatch(/secure-1/);
+    // ... setting the labels is accepted, and the node gets the global replica.
+    const accepted = await fleet.api<NodeView>('PATCH', `/v1/nodes/${nodeId}`, { labels: { zone: 'secure' } });
+    expect(accepted.status).toBe(200);
+    expect(accepted.body).toMatchObject({ name: 'field-7', labels: { zone: 'secure' }, requested: { name: 'secure-1' } });
+    await vi.waitFor(
+      async () => {
+        const v = (await fleet.api<ServiceView>('GET', '/v1/services/vault')).body;
+        expect(v.status.replicas.map((r) => r.nodeId)).toContain(nodeId);
+      },
+      { timeout: 5_000, interval: 20 },
+    );
+    intruder.close();
+  });
+
+  it('accepts what the device asked for on request, and refuses bad changes with the field named', async () => {
+    const { nodeId, credential } = await joinNode('dev-1', { zone: 'a' });
+    const ws = await rawNode(credential, { name: 'dev-1b', labels: { zone: 'b' } });
+    await vi.waitFor(async () => expect((await fleet.api<NodeView>('GET', `/v1/nodes/${nodeId}`)).body.requested).not.toBeNull(), { timeout: 5_000, interval: 20 });
+    const res = await fleet.api<NodeView>('PATCH', `/v1/nodes/${nodeId}`, { acceptRequested: true });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ name: 'dev-1b', labels: { zone: 'b' }, requested: null });
+    const again = await fleet.api<{ error: { code: string } }>('PATCH', `/v1/nodes/${nodeId}`, { acceptRequested: true });
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe('nothing_requested');
+
+    for (const [body, path] of [
+      [{}, ''],
+      [{ name: '' }, 'name'],
+      [{ labels: { '': 'x' } }, 'labels'],
+      [{ colour: 'red' }, 'colour'],
+      [{ acceptRequested: true, name: 'x' }, 'acceptRequested'],
+    ] as const) {
+      const bad = await fleet.api<{ error: { details: Array<{ path: string }> } }>('PATCH', `/v1/nodes/${nodeId}`, body);
+      expect(bad.status, JSON.stringify(body)).toBe(400);
+      if (path) expect(bad.body.error.details.map((d) => d.path).join(' ')).toContain(path);
+    }
+    expect((await fleet.api('PATCH', '/v1/nodes/nope', { name: 'x' })).status).toBe(404);
+    ws.close();
+  });
+
+  it('refuses a second node with a taken name at join (409), and applies a join token\'s labels', async () => {
+    await joinNode('edge-1');
+    const { token } = (await fleet.api<{ token: string }>('POST', '/v1/join-tokens', { labels: { zone: 'north' } })).body;
+    const taken = await fleet.app.inject({ method: 'POST', url: '/v1/join', payload: { joinToken: token, name: 'edge-1' } });
+    expect(taken.statusCode).toBe(409);
+    expect(taken.json().error).toMatchObject({ code: 'node_name_taken', details: [{ path: 'name' }] });
+    const joined = await fleet.app.inject({ method: 'POST', url: '/v1/join', payload: { joinToken: token, name: 'edge-2', labels: { zone: 'south', rack: '4' } } });
+    expect(joined.statusCode).toBe(201);
+    const node = (await fleet.api<NodeView>('GET', `/v1/nodes/${joined.json().nodeId}`)).body;
+    // The token's labels are the operator's word: they win over what the device asks for.
+    expect(node.labels).toEqual({ zone: 'north', rack: '4' });
+  });
+});
