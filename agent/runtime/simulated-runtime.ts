@@ -3,10 +3,11 @@
  * share one process, so there are no timers per container and every operation is O(1) except the
  * listings. Like one Docker engine, one instance may serve several agents (different node ids).
  *
- * What is emulated: names unique in the engine, images that must be present to create, host port
- * allocation between running containers, the restart policy `unless-stopped` (a crashed container
- * restarts, one stopped by a user does not), and asynchronous lifecycle events. What is not:
- * resources, networks, logs, health checks. It proves nothing about Docker itself.
+ * What is emulated: names unique in the engine, images that must be present to create, image
+ * references the engine refuses as malformed, host port allocation between running containers,
+ * the restart policy `unless-stopped` (a crashed container restarts, one stopped or killed by a
+ * user does not; a start by the API resets the restart count), and asynchronous lifecycle events.
+ * What is not: resources, networks, logs, health checks. It proves nothing about Docker itself.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RegistryAuth } from '../../shared/spec.js';
@@ -110,12 +111,14 @@ export class SimulatedRuntime implements ContainerRuntime {
 
   async hasImage(image: string): Promise<boolean> {
     this.calls.hasImage++;
+    refuseMalformed(image);
     return this.images.has(image);
   }
 
   async pullImage(image: string, _auth: RegistryAuth | null, signal?: AbortSignal): Promise<void> {
     this.calls.pullImage++;
     signal?.throwIfAborted();
+    refuseMalformed(image);
     // A registry refuses before any layer is downloaded, so a refusal does not wait for the delay.
     if (!this.isPullable(image)) {
       await Promise.resolve();
@@ -136,6 +139,7 @@ export class SimulatedRuntime implements ContainerRuntime {
           'You have to remove (or rename) that container to be able to reuse that name.',
       );
     }
+    refuseMalformed(req.spec.image);
     if (!this.images.has(req.spec.image)) throw new Error(`No such image: ${req.spec.image}`);
 
     // Docker ids are 64 hex digits; a counter keeps runs reproducible from a seed.
@@ -179,6 +183,8 @@ export class SimulatedRuntime implements ContainerRuntime {
     if (c.state === 'running' || c.state === 'restarting') return;
     if (c.state === 'removing' || c.state === 'dead') throw new Error('container is marked for removal and cannot be started');
     if (c.state === 'paused') throw new Error('cannot start a paused container, try unpause instead');
+    // Docker resets the restart count on a start through the API: only policy restarts count.
+    c.restartCount = 0;
     const failure = this.tryRun(c);
     if (failure !== null) throw new Error(failure);
   }
@@ -238,6 +244,20 @@ export class SimulatedRuntime implements ContainerRuntime {
       if (this.tryRun(c) === null) restarted++;
     }
     return restarted;
+  }
+
+  /**
+   * Like `docker kill`: the process gets SIGKILL and exits 137. The engine counts a kill through
+   * its API as stopped by a user, so the restart policy leaves it exited (even `always`).
+   */
+  kill(id: string): void {
+    const c = this.mustGet(id);
+    if (c.state !== 'running') throw new Error(`simulated: cannot kill container ${id} in state ${c.state}`);
+    this.releasePorts(c);
+    c.state = 'exited';
+    c.exitCode = 137;
+    this.emit(c, 'kill');
+    this.emit(c, 'die');
   }
 
   /** Like `docker stop` by an operator: exited, and the restart policy leaves it stopped. */
@@ -349,6 +369,32 @@ export class SimulatedRuntime implements ContainerRuntime {
       for (const onEvent of set) onEvent(event);
     });
   }
+}
+
+/**
+ * The grammar of an image reference as the engine parses it (distribution's reference package),
+ * without the length limits: [domain[:port]/]path[/path...][:tag][@digest], paths lowercase.
+ */
+const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
+const DOMAIN = `${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*(?::[0-9]+)?`;
+const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*';
+const TAG = '[\\w][\\w.-]{0,127}';
+const DIGEST = '[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9A-Fa-f]{32,}';
+const REFERENCE = new RegExp(`^(?:${DOMAIN}/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*(?::${TAG})?(?:@${DIGEST})?$`);
+
+/** The engine's answer (HTTP 400) to a malformed reference, on image inspect, pull and create alike. */
+function refuseMalformed(image: string): void {
+  if (REFERENCE.test(image)) {
+    // A first component is a registry only with a dot, a port or as localhost; else it is a path.
+    const slash = image.indexOf('/');
+    const first = slash < 0 ? '' : image.slice(0, slash);
+    const isDomain = first.includes('.') || first.includes(':') || first === 'localhost';
+    if (slash < 0 || isDomain || new RegExp(`^${PATH_COMPONENT}$`).test(first)) return;
+    throw new Error('invalid reference format: repository name must be lowercase');
+  }
+  const lowercased = image.toLowerCase();
+  const onlyCase = lowercased !== image && REFERENCE.test(lowercased.replace(/@.*$/, ''));
+  throw new Error(onlyCase ? 'invalid reference format: repository name must be lowercase' : 'invalid reference format');
 }
 
 function observed(c: MutableContainer): ObservedContainer {
