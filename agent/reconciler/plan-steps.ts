@@ -19,16 +19,26 @@ export type Step =
   | { kind: 'pull'; image: string; auth: RegistryAuth | null; replicaIds: string[] }
   /** Create and start. */
   | { kind: 'create'; replica: AssignedReplica }
-  /** An existing container of the right spec hash that is stopped. */
-  | { kind: 'start'; containerId: string; replicaId: string };
+  /**
+   * A stopped container of the replica. standIn: one of an older spec, started because it is the
+   * replica until its replacement can be created (the new image is being pulled or failing, the
+   * create is backing off).
+   */
+  | { kind: 'start'; containerId: string; replicaId: string; standIn: boolean };
 
 export interface PlanInput {
   target: readonly AssignedReplica[];
   current: readonly ObservedContainer[];
   /** Target images present in the engine. */
   images: ReadonlySet<string>;
-  /** Replica ids whose retry delay has not passed: they get no pull, create or start. */
+  /** Replica ids whose retry delay has not passed: they get no pull, create or start of their spec. */
   backingOff: ReadonlySet<string>;
+  /**
+   * Container ids whose stand-in start failed and whose retry delay has not passed. A stand-in
+   * has its own delay: the replica's belongs to its replacement, and must not hold the old
+   * container down for a minute.
+   */
+  startBackingOff: ReadonlySet<string>;
 }
 
 /** How much a container is worth keeping: a running one beats one the engine is restarting beats one we must start. */
@@ -66,10 +76,12 @@ export function bestContainer(containers: readonly ObservedContainer[]): Observe
  * An outdated container is removed only in a plan that also creates its replacement (image
  * present, not backing off). Removing it while the new image is still to be pulled would stop the
  * service for the whole pull, and for good if the pull keeps failing; the loop plans again after
- * a pull, and that plan does the swap.
+ * a pull, and that plan does the swap. Until then the old container is the replica, so the best
+ * of them is started if it stopped (say it crashed, or was killed, while the new image would not
+ * pull): waiting for a replacement that may never come would leave the replica down meanwhile.
  */
 export function planSteps(input: PlanInput): Step[] {
-  const { current, images, backingOff } = input;
+  const { current, images, backingOff, startBackingOff } = input;
   const wanted = new Map<string, AssignedReplica>();
   for (const r of input.target) wanted.set(r.replicaId, r);
 
@@ -112,16 +124,27 @@ export function planSteps(input: PlanInput): Step[] {
       for (const c of outdated) remove(c, 'outdated');
       // 'restarting' belongs to the engine's restart policy and 'paused' to whoever paused it.
       if ((keeper.state === 'exited' || keeper.state === 'created') && !backingOff.has(id)) {
-        starts.push({ kind: 'start', containerId: keeper.id, replicaId: id });
+        starts.push({ kind: 'start', containerId: keeper.id, replicaId: id, standIn: false });
       }
       continue;
     }
 
+    const keepStandIn = () => {
+      const standIn = bestContainer(outdated);
+      if (standIn && (standIn.state === 'exited' || standIn.state === 'created') && !startBackingOff.has(standIn.id)) {
+        starts.push({ kind: 'start', containerId: standIn.id, replicaId: id, standIn: true });
+      }
+    };
+
     // A container being removed may still hold the name the new one needs: wait for its destroy.
-    if (backingOff.has(id) || removalUnderWay) continue;
+    if (backingOff.has(id) || removalUnderWay) {
+      keepStandIn();
+      continue;
+    }
 
     const image = replica.container.image;
     if (!images.has(image)) {
+      keepStandIn();
       const pull = pulls.get(image);
       if (pull) {
         pull.replicaIds.push(id);

@@ -4,8 +4,11 @@
  * targets, retry timers and the resync timer only mark the loop dirty; triggers that arrive
  * during a pass collapse into one more pass.
  *
- * A failing step never throws out of the loop: its replica records the error and backs off
- * (exponential, jittered) so the passes in between leave it alone; a success clears it.
+ * A failure that concerns one replica or one image (an image the engine will not inspect or pull,
+ * a create or start it refuses) never fails the pass: the replicas it concerns record the error
+ * and back off (exponential, jittered) so the passes in between leave them alone, and the pass
+ * goes on for the others; a success clears it. Only a failure of the engine as a whole (it cannot
+ * list containers) fails the pass, which is retried with its own backoff.
  *
  * Pulls run detached from passes: a pass starts them and goes on, and the end of a pull triggers
  * a pass. A pull can take minutes; were the pass to wait, a newer target would wait as well, and
@@ -55,6 +58,13 @@ interface Failure {
   retryAtMs: number;
 }
 
+/** Restarts of one replica on this node, the agent's and the engine's. */
+interface RestartTally {
+  total: number;
+  /** The engine's RestartCount last seen per container of the replica. */
+  engineCountById: Map<string, number>;
+}
+
 interface Target {
   generation: number;
   replicas: AssignedReplica[];
@@ -75,6 +85,14 @@ export class ReconcileLoop {
   private target: Target | null = null;
   private lastAppliedGeneration: number | null = null;
   private readonly failures = new Map<string, Failure>();
+  /** Stand-in starts that failed, by container id (see PlanInput.startBackingOff). */
+  private readonly standInFailures = new Map<string, Failure>();
+  /**
+   * Restart counts by replica id. The engine's RestartCount counts its policy restarts only, and
+   * goes back to 0 when the agent starts a container or makes a new one; the agent adds its own
+   * starts of a replica that ran. In memory: after an agent restart the engine's count is the floor.
+   */
+  private readonly restarts = new Map<string, RestartTally>();
   /** Pulls in flight by image. */
   private readonly pulls = new Map<string, { abort: AbortController; done: Promise<void> }>();
   /** Last report sent per replica: what onReport diffs against and snapshot() returns. */
@@ -196,14 +214,17 @@ export class ReconcileLoop {
     try {
       let current = await this.runtime.listContainers(this.nodeId);
       if (target) {
+        // After the image checks: one that fails puts its replicas in backoff for this plan.
+        const images = await this.presentImages(target.replicas, this.backingOffIds(planAtMs));
         const steps = planSteps({
           target: target.replicas,
           current,
-          images: await this.presentImages(target.replicas),
+          images,
           backingOff: this.backingOffIds(planAtMs),
+          startBackingOff: backingOffOf(this.standInFailures, planAtMs),
         });
         if (steps.length > 0) {
-          await this.apply(steps, abort.signal);
+          await this.apply(steps, new Map(current.map((c) => [c.id, c])), abort.signal);
           // The reports describe what the steps left, not what the pass started from.
           current = await this.runtime.listContainers(this.nodeId);
         }
@@ -227,29 +248,45 @@ export class ReconcileLoop {
     }
   }
 
-  private async presentImages(replicas: readonly AssignedReplica[]): Promise<Set<string>> {
-    const distinct = [...new Set(replicas.map((r) => r.container.image))];
+  /**
+   * The target images present in the engine, asked only for replicas that are not backing off
+   * (the planner does nothing with the others). An image the engine will not even inspect (a
+   * malformed reference is answered 400) fails its replicas, not the pass.
+   */
+  private async presentImages(replicas: readonly AssignedReplica[], backingOff: ReadonlySet<string>): Promise<Set<string>> {
+    const replicasOf = new Map<string, string[]>();
+    for (const r of replicas) {
+      if (backingOff.has(r.replicaId)) continue;
+      const ids = replicasOf.get(r.container.image);
+      if (ids) ids.push(r.replicaId);
+      else replicasOf.set(r.container.image, [r.replicaId]);
+    }
     const present = new Set<string>();
-    await this.bounded(distinct, async (image) => {
-      if (await this.runtime.hasImage(image)) present.add(image);
+    await this.bounded([...replicasOf], async ([image, ids]) => {
+      try {
+        if (await this.runtime.hasImage(image)) present.add(image);
+      } catch (err) {
+        for (const id of ids) this.fail(id, `image check failed: ${messageOf(err)}`);
+      }
     });
     return present;
   }
 
   private backingOffIds(nowMs: number): Set<string> {
-    const ids = new Set<string>();
-    for (const [id, f] of this.failures) if (f.retryAtMs > nowMs) ids.add(id);
-    return ids;
+    return backingOffOf(this.failures, nowMs);
   }
 
-  /** Removes all finish before any create or start, so a replacement can take the same host port and name. */
-  private async apply(steps: Step[], signal: AbortSignal): Promise<void> {
+  /**
+   * Removes all finish before any create or start, so a replacement can take the same host port
+   * and name. planned: the containers the steps were planned from, by id.
+   */
+  private async apply(steps: Step[], planned: ReadonlyMap<string, ObservedContainer>, signal: AbortSignal): Promise<void> {
     const removes = steps.filter((s) => s.kind === 'remove');
-    await this.bounded(removes, (s) => this.runStep(s), signal);
+    await this.bounded(removes, (s) => this.runStep(s, planned), signal);
     if (signal.aborted) return;
     for (const s of steps) if (s.kind === 'pull') this.startPull(s);
     const makes = steps.filter((s) => s.kind === 'create' || s.kind === 'start');
-    await this.bounded(makes, (s) => this.runStep(s), signal);
+    await this.bounded(makes, (s) => this.runStep(s, planned), signal);
   }
 
   /** Runs fn over items, at most maxConcurrentSteps at a time; stops taking new items once signal aborts. */
@@ -261,9 +298,13 @@ export class ReconcileLoop {
     await Promise.all(Array.from({ length: Math.min(this.maxConcurrentSteps, items.length) }, worker));
   }
 
-  private async runStep(step: Exclude<Step, { kind: 'pull' }>): Promise<void> {
+  private async runStep(step: Exclude<Step, { kind: 'pull' }>, planned: ReadonlyMap<string, ObservedContainer>): Promise<void> {
     const replicaId = step.kind === 'create' ? step.replica.replicaId : step.replicaId;
     let action: string = step.kind;
+    if (step.kind === 'start' && step.standIn) {
+      await this.startStandIn(step, planned);
+      return;
+    }
     try {
       switch (step.kind) {
         case 'remove':
@@ -273,6 +314,9 @@ export class ReconcileLoop {
           return;
         case 'create': {
           const r = step.replica;
+          // Made again for the spec it last ran (its container died or was removed): a restart.
+          const last = this.reported.get(replicaId);
+          const remade = last !== undefined && last.containerId !== null && last.specHash === r.specHash;
           const containerId = await this.runtime.createContainer({
             nodeId: this.nodeId,
             replicaId,
@@ -285,12 +329,14 @@ export class ReconcileLoop {
           action = 'start';
           await this.runtime.startContainer(containerId);
           this.failures.delete(replicaId);
-          this.logger.info({ replicaId, containerId, service: r.service, specHash: r.specHash }, 'created container');
+          if (remade) this.countRestart(replicaId);
+          this.logger.info({ replicaId, containerId, service: r.service, specHash: r.specHash, remade }, 'created container');
           return;
         }
         case 'start':
           await this.runtime.startContainer(step.containerId);
           this.failures.delete(replicaId);
+          if (planned.get(step.containerId)?.state === 'exited') this.countRestart(replicaId);
           this.logger.info({ replicaId, containerId: step.containerId }, 'started container');
           return;
       }
@@ -299,12 +345,58 @@ export class ReconcileLoop {
     }
   }
 
+  /**
+   * An outdated container started to stand in for its replica. Its failure backs off by container,
+   * and leaves the replica's own failure (the pull or create that holds the replacement back) alone.
+   */
+  private async startStandIn(step: Extract<Step, { kind: 'start' }>, planned: ReadonlyMap<string, ObservedContainer>): Promise<void> {
+    const { containerId, replicaId } = step;
+    try {
+      await this.runtime.startContainer(containerId);
+      this.standInFailures.delete(containerId);
+      if (planned.get(containerId)?.state === 'exited') this.countRestart(replicaId);
+      this.logger.info({ replicaId, containerId }, 'started the outdated container until its replacement can be made');
+    } catch (err) {
+      const error = `start of the running version failed: ${messageOf(err)}`;
+      const backoff = this.standInFailures.get(containerId)?.backoff ?? new Backoff({ baseMs: this.retryBaseMs, capMs: this.retryCapMs });
+      const retryInMs = backoff.nextDelayMs();
+      this.standInFailures.set(containerId, { error: error.slice(0, MAX_ERROR_LENGTH), backoff, retryAtMs: this.clock.nowMs() + retryInMs });
+      this.logger.warn({ nodeId: this.nodeId, replicaId, containerId, err: error, retryInMs }, 'step failed');
+    }
+  }
+
+  private countRestart(replicaId: string): void {
+    const tally = this.restarts.get(replicaId);
+    if (tally) tally.total++;
+    else this.restarts.set(replicaId, { total: 1, engineCountById: new Map() });
+  }
+
+  /**
+   * The replica's restarts so far: what was counted, plus what the engine's counts of its
+   * containers say happened since last seen. A count lower than last seen was reset by a start
+   * through the API; the restarts after that start are the new count.
+   */
+  private tallyRestarts(replicaId: string, containers: readonly ObservedContainer[]): number {
+    let tally = this.restarts.get(replicaId);
+    if (!tally) this.restarts.set(replicaId, (tally = { total: 0, engineCountById: new Map() }));
+    const seen = new Map<string, number>();
+    for (const c of containers) {
+      const last = tally.engineCountById.get(c.id);
+      tally.total += last === undefined || c.restartCount < last ? c.restartCount : c.restartCount - last;
+      seen.set(c.id, c.restartCount);
+    }
+    // Replaced, not merged: containers that are gone drop out.
+    tally.engineCountById = seen;
+    return tally.total;
+  }
+
   /** At most maxConcurrentSteps pulls at a time; a pull planned beyond that waits for a later pass. */
   private startPull(step: Extract<Step, { kind: 'pull' }>): void {
     if (this.stopped || this.pulls.has(step.image) || this.pulls.size >= this.maxConcurrentSteps) return;
     const abort = new AbortController();
-    const done = this.runtime
-      .pullImage(step.image, step.auth, abort.signal)
+    // Through a promise, so that even a runtime that throws at once fails this pull, not the pass.
+    const done = Promise.resolve()
+      .then(() => this.runtime.pullImage(step.image, step.auth, abort.signal))
       .then(
         () => {
           for (const id of step.replicaIds) this.failures.delete(id);
@@ -338,7 +430,9 @@ export class ReconcileLoop {
     this.wakeTimer = null;
     if (!this.active) return;
     let earliestMs = this.passRetryAtMs ?? Infinity;
-    for (const f of this.failures.values()) if (f.retryAtMs >= planAtMs && f.retryAtMs < earliestMs) earliestMs = f.retryAtMs;
+    for (const failures of [this.failures, this.standInFailures]) {
+      for (const f of failures.values()) if (f.retryAtMs >= planAtMs && f.retryAtMs < earliestMs) earliestMs = f.retryAtMs;
+    }
     if (earliestMs === Infinity) return;
     const nowMs = this.clock.nowMs();
     this.wakeTimer = setTimeout(() => {
@@ -364,15 +458,22 @@ export class ReconcileLoop {
       // Running with the right spec is success however it came about (say the engine's restart
       // policy), so an older step error no longer describes the replica.
       if (chosen?.state === 'running' && chosen.specHash === r.specHash) this.failures.delete(r.replicaId);
-      next.set(r.replicaId, reportOf(r.replicaId, r.service, r.specHash, chosen, this.failures.get(r.replicaId)?.error ?? null));
+      const error = this.failures.get(r.replicaId)?.error ?? (chosen ? this.standInFailures.get(chosen.id)?.error : undefined) ?? null;
+      const restarts = this.tallyRestarts(r.replicaId, containers);
+      next.set(r.replicaId, reportOf(r.replicaId, r.service, r.specHash, chosen, error, restarts));
     }
     for (const [replicaId, containers] of containersOf) {
       if (next.has(replicaId)) continue;
       const chosen = bestContainer(containers)!;
-      next.set(replicaId, reportOf(replicaId, chosen.service, chosen.specHash, chosen, this.failures.get(replicaId)?.error ?? null));
+      const restarts = this.tallyRestarts(replicaId, containers);
+      next.set(replicaId, reportOf(replicaId, chosen.service, chosen.specHash, chosen, this.failures.get(replicaId)?.error ?? null, restarts));
     }
-    // Forget failures of replicas that are neither assigned nor present: nothing will retry them.
+    // Forget what concerns replicas that are neither assigned nor present, and containers that are
+    // gone: nothing will retry them, and these maps stay as small as the node's state.
     for (const id of this.failures.keys()) if (!next.has(id)) this.failures.delete(id);
+    for (const id of this.restarts.keys()) if (!next.has(id)) this.restarts.delete(id);
+    const present = new Set(current.map((c) => c.id));
+    for (const id of this.standInFailures.keys()) if (!present.has(id)) this.standInFailures.delete(id);
 
     const changed: ReplicaReport[] = [];
     for (const [id, report] of next) if (!sameReport(this.reported.get(id), report)) changed.push(report);
@@ -400,9 +501,10 @@ function reportOf(
   specHash: string,
   c: ObservedContainer | undefined,
   stepError: string | null,
+  restarts: number,
 ): ReplicaReport {
   if (!c) {
-    return { replicaId, service, state: stepError ? 'failed' : 'pending', specHash, containerId: null, error: stepError, restarts: 0 };
+    return { replicaId, service, state: stepError ? 'failed' : 'pending', specHash, containerId: null, error: stepError, restarts };
   }
   let state: ReplicaState;
   let error: string | null;
@@ -442,8 +544,14 @@ function reportOf(
     specHash: c.specHash,
     containerId: c.id,
     error: error === null ? null : error.slice(0, MAX_ERROR_LENGTH),
-    restarts: c.restartCount,
+    restarts,
   };
+}
+
+function backingOffOf(failures: ReadonlyMap<string, Failure>, nowMs: number): Set<string> {
+  const ids = new Set<string>();
+  for (const [id, f] of failures) if (f.retryAtMs > nowMs) ids.add(id);
+  return ids;
 }
 
 function exitText(c: ObservedContainer): string {

@@ -273,4 +273,98 @@ describe('ReconcileLoop on the simulated runtime', () => {
       expect(a.reports.get('first')?.state).toBe('removed');
     });
   });
+
+  it('a replica whose image reference the engine refuses fails alone: the others are created and kept up', async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
+    const a = await startAgent(runtime, 'node-a');
+    a.loop.setTarget(1, [replica('bad', { image: 'not a valid ref !!' }, 'broken'), replica('good')]);
+
+    await eventually(() => {
+      expect(a.reports.get('good')).toMatchObject({ state: 'running', error: null });
+      expect(a.reports.get('bad')).toMatchObject({ state: 'failed', containerId: null });
+      expect(a.reports.get('bad')!.error).toMatch(/invalid reference format/);
+      expect(a.applied).toEqual([1]);
+    });
+    const goodId = a.reports.get('good')!.containerId!;
+
+    runtime.kill(goodId);
+    await eventually(() => expect(containersOf(runtime, 'node-a').find((c) => c.id === goodId)?.state).toBe('running'));
+    // A replica added later on the same node is created too.
+    a.loop.setTarget(2, [replica('bad', { image: 'not a valid ref !!' }, 'broken'), replica('good'), replica('later')]);
+    await eventually(() => expect(a.reports.get('later')?.state).toBe('running'));
+    expect(a.reports.get('bad')?.state).toBe('failed');
+  });
+
+  it('a killed container (left exited by the engine) is started again at once, and every restart is counted', async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
+    // No resync timer to fall back on: the kill's events alone must bring it back.
+    const a = await startAgent(runtime, 'node-a', { resyncIntervalMs: 3_600_000 });
+    a.loop.setTarget(1, [replica('r1')]);
+    await eventually(() => expect(a.reports.get('r1')?.state).toBe('running'));
+    const id = a.reports.get('r1')!.containerId!;
+
+    for (let kill = 1; kill <= 5; kill++) {
+      runtime.kill(id);
+      await eventually(() => {
+        expect(containersOf(runtime, 'node-a')[0]!.state).toBe('running');
+        expect(a.reports.get('r1')).toMatchObject({ state: 'running', containerId: id, restarts: kill });
+      });
+    }
+    // The engine's own restarts add to the agent's, though a start through the API resets its count.
+    runtime.crash(id, 1);
+    runtime.tick();
+    await eventually(() => expect(a.reports.get('r1')).toMatchObject({ state: 'running', restarts: 6 }));
+    runtime.kill(id);
+    await eventually(() => expect(a.reports.get('r1')).toMatchObject({ state: 'running', restarts: 7 }));
+  });
+
+  it('a replica re-created after its container was removed behind its back counts one restart', async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
+    const a = await startAgent(runtime, 'node-a');
+    a.loop.setTarget(1, [replica('r1')]);
+    await eventually(() => expect(a.reports.get('r1')?.state).toBe('running'));
+    const id = a.reports.get('r1')!.containerId!;
+    runtime.removeExternally(id);
+    await eventually(() => {
+      expect(a.reports.get('r1')).toMatchObject({ state: 'running', restarts: 1 });
+      expect(a.reports.get('r1')!.containerId).not.toBe(id);
+    });
+  });
+
+  it('after an agent restart the engine’s restart count is the floor', async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
+    const first = await startAgent(runtime, 'node-a');
+    first.loop.setTarget(1, [replica('r1')]);
+    await eventually(() => expect(first.reports.get('r1')?.state).toBe('running'));
+    const id = first.reports.get('r1')!.containerId!;
+    for (let i = 0; i < 3; i++) {
+      runtime.crash(id, 1);
+      runtime.tick();
+    }
+    await first.loop.stop();
+
+    const second = await startAgent(runtime, 'node-a');
+    expect(second.loop.snapshot()).toMatchObject([{ replicaId: 'r1', state: 'running', restarts: 3 }]);
+  });
+
+  it('while the new image cannot be pulled, the old container is the replica: killed or stopped, it is started again', async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'], pullableImages: [] });
+    const a = await startAgent(runtime, 'node-a', { resyncIntervalMs: 3_600_000, retryBaseMs: 60_000, retryCapMs: 60_000 });
+    const old = replica('r1');
+    a.loop.setTarget(1, [old]);
+    await eventually(() => expect(a.reports.get('r1')?.state).toBe('running'));
+    const id = a.reports.get('r1')!.containerId!;
+
+    a.loop.setTarget(2, [replica('r1', { image: 'registry.local/app:404' })]);
+    await eventually(() => expect(a.reports.get('r1')!.error).toMatch(/^pull failed/));
+    // The replica backs off its pull for a minute; the old container must not wait that long.
+    runtime.kill(id);
+    await eventually(() => {
+      expect(containersOf(runtime, 'node-a').map((c) => [c.id, c.state])).toEqual([[id, 'running']]);
+      expect(a.reports.get('r1')).toMatchObject({ state: 'running', containerId: id, specHash: old.specHash, restarts: 1 });
+    });
+    runtime.stopExternally(id);
+    await eventually(() => expect(containersOf(runtime, 'node-a')[0]!.state).toBe('running'));
+    expect(runtime.calls.pullImage).toBe(1);
+  });
 });

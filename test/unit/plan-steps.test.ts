@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planSteps, type PlanInput, type Step } from '../../agent/reconciler/plan-steps.js';
+import { bestContainer, planSteps, type PlanInput, type Step } from '../../agent/reconciler/plan-steps.js';
 import type { EngineState, ObservedContainer } from '../../agent/runtime/container-runtime.js';
 import type { AssignedReplica } from '../../shared/protocol.js';
 import type { RegistryAuth } from '../../shared/spec.js';
@@ -37,8 +37,10 @@ function container(id: string, replicaId: string, specHash: string, state: Engin
 }
 
 function plan(input: Partial<PlanInput>): Step[] {
-  return planSteps({ target: [], current: [], images: new Set(['img:1']), backingOff: new Set(), ...input });
+  return planSteps({ target: [], current: [], images: new Set(['img:1']), backingOff: new Set(), startBackingOff: new Set(), ...input });
 }
+
+const start = (containerId: string, replicaId: string, standIn = false): Step => ({ kind: 'start', containerId, replicaId, standIn });
 
 describe('planSteps rules', () => {
   const auth: RegistryAuth = { username: 'u', password: 'p' };
@@ -100,7 +102,7 @@ describe('planSteps rules', () => {
     ...(['exited', 'created'] as const).map((state) => ({
       name: `a right-hash container in '${state}' is started`,
       input: { target: [replica('a', 'h1')], current: [container('c1', 'a', 'h1', state)] },
-      steps: [{ kind: 'start', containerId: 'c1', replicaId: 'a' } as Step],
+      steps: [start('c1', 'a')],
     })),
     ...(['restarting', 'paused'] as const).map((state) => ({
       name: `a right-hash container in '${state}' is left to the engine`,
@@ -140,9 +142,55 @@ describe('planSteps rules', () => {
         { kind: 'remove', containerId: 'c2', replicaId: 'a', reason: 'outdated' },
         { kind: 'pull', image: 'img:2', auth: null, replicaIds: ['c'] },
         { kind: 'create', replica: replica('a', 'h2') },
-        { kind: 'start', containerId: 'c3', replicaId: 'b' },
+        start('c3', 'b'),
       ],
     },
+    // Until the new spec runs, the old container is the replica: it is kept up, whatever holds
+    // the replacement back (a pull under way or failing, a create backing off, a removal pending).
+    ...(['exited', 'created'] as const).map((state) => ({
+      name: `an outdated container in '${state}' whose new image is still to be pulled is started as a stand-in`,
+      input: { target: [replica('a', 'h2', 'img:2')], current: [container('c1', 'a', 'h1', state)] },
+      steps: [{ kind: 'pull', image: 'img:2', auth: null, replicaIds: ['a'] } as Step, start('c1', 'a', true)],
+    })),
+    {
+      name: 'a replica backing off (its pull or create failed) still gets its exited outdated container started',
+      input: { target: [replica('a', 'h2', 'img:2')], current: [container('c1', 'a', 'h1', 'exited')], backingOff: new Set(['a']) },
+      steps: [start('c1', 'a', true)],
+    },
+    {
+      name: 'the best outdated container stands in: a running one is left alone, nothing else is started',
+      input: {
+        target: [replica('a', 'h2', 'img:2')],
+        current: [container('c1', 'a', 'h1', 'exited'), container('c2', 'a', 'h0', 'running')],
+        backingOff: new Set(['a']),
+      },
+      steps: [],
+    },
+    {
+      name: 'of several stopped outdated containers, only the one that counts (lowest id) is started',
+      input: { target: [replica('a', 'h2', 'img:2')], current: [container('c7', 'a', 'h1', 'exited'), container('c3', 'a', 'h0', 'exited')], backingOff: new Set(['a']) },
+      steps: [start('c3', 'a', true)],
+    },
+    {
+      name: 'an outdated container while another of the replica is being removed is started, nothing is created',
+      input: { target: [replica('a', 'h2')], current: [container('c1', 'a', 'h1', 'exited'), container('c2', 'a', 'h2', 'removing')] },
+      steps: [start('c1', 'a', true)],
+    },
+    {
+      name: "a stand-in whose own start failed recently is left alone until its retry",
+      input: {
+        target: [replica('a', 'h2', 'img:2')],
+        current: [container('c1', 'a', 'h1', 'exited')],
+        backingOff: new Set(['a']),
+        startBackingOff: new Set(['c1']),
+      },
+      steps: [],
+    },
+    ...(['restarting', 'paused'] as const).map((state) => ({
+      name: `an outdated container in '${state}' is left to the engine while the new image is pulled`,
+      input: { target: [replica('a', 'h2', 'img:2')], current: [container('c1', 'a', 'h1', state)] },
+      steps: [{ kind: 'pull', image: 'img:2', auth: null, replicaIds: ['a'] } as Step],
+    })),
   ];
 
   it.each(cases)('$name', ({ input, steps }) => {
@@ -152,7 +200,7 @@ describe('planSteps rules', () => {
   it('planSteps(x, x as current) is empty when everything runs', () => {
     const target = Array.from({ length: 20 }, (_, i) => replica(`r${i}`, `h${i % 3}`, `img:${i % 4}`));
     const current = target.map((r, i) => container(`c${i}`, r.replicaId, r.specHash));
-    expect(planSteps({ target, current, images: new Set(), backingOff: new Set() })).toEqual([]);
+    expect(planSteps({ target, current, images: new Set(), backingOff: new Set(), startBackingOff: new Set() })).toEqual([]);
   });
 });
 
@@ -164,6 +212,7 @@ interface Model {
   current: ObservedContainer[];
   images: Set<string>;
   backingOff: Set<string>;
+  startBackingOff: Set<string>;
 }
 
 function randomModel(random: () => number): Model {
@@ -180,6 +229,7 @@ function randomModel(random: () => number): Model {
     current,
     images: new Set(images.filter(() => random() < 0.5)),
     backingOff: new Set(replicaIds.filter(() => random() < 0.2)),
+    startBackingOff: new Set(current.filter(() => random() < 0.1).map((c) => c.id)),
   };
 }
 
@@ -235,10 +285,28 @@ function checkPlan(model: Model, steps: Step[]): void {
     expect(kept.length).toBe(1);
   }
 
+  // Until its replacement is created, a replica's best outdated container is kept up.
+  for (const r of model.target) {
+    const mine = model.current.filter((c) => c.replicaId === r.replicaId && c.state !== 'removing' && c.state !== 'dead');
+    if (mine.some((c) => c.specHash === r.specHash)) continue;
+    if (steps.some((s) => s.kind === 'create' && s.replica.replicaId === r.replicaId)) continue;
+    const best = bestContainer(mine);
+    if (!best || (best.state !== 'exited' && best.state !== 'created') || model.startBackingOff.has(best.id)) continue;
+    expect(steps).toContainEqual({ kind: 'start', containerId: best.id, replicaId: r.replicaId, standIn: true });
+  }
+
   const touched = (s: Step) => (s.kind === 'create' ? [s.replica.replicaId] : s.kind === 'pull' ? s.replicaIds : s.kind === 'start' ? [s.replicaId] : []);
   const created = new Set<string>();
   const pulled = new Set<string>();
   for (const s of steps) {
+    // A stand-in start keeps an outdated container up whatever holds its replacement back, unless
+    // that container's own start is backing off.
+    if (s.kind === 'start' && s.standIn) {
+      expect(model.startBackingOff.has(s.containerId)).toBe(false);
+      const r = wanted.get(s.replicaId)!;
+      expect(byId.get(s.containerId)!.specHash).not.toBe(r.specHash);
+      continue;
+    }
     for (const id of touched(s)) expect(model.backingOff.has(id)).toBe(false);
     if (s.kind === 'create') {
       expect(created.has(s.replica.replicaId)).toBe(false);
