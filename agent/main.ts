@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 /** `tether-agent`: the daemon on every edge device. The only place that exits the process. */
-import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { Backoff } from '../shared/backoff.js';
 import { parseCommandLine } from '../shared/command-line.js';
+import { ensurePrivateDir, restrictNewFiles } from '../shared/private-files.js';
 import { TETHER_VERSION } from '../shared/version.js';
 import { Agent } from './agent.js';
 import { defaultAdvertiseAddress, readDeviceFacts } from './device-facts.js';
@@ -65,6 +65,7 @@ function checkUrl(text: string): string {
 }
 
 async function main(): Promise<void> {
+  restrictNewFiles();
   const parsed = parseCommandLine('tether-agent', HELP, {
     hub: { type: 'string' },
     'join-token': { type: 'string' },
@@ -91,7 +92,7 @@ async function main(): Promise<void> {
       fail(`--registry-auth-file: ${(error as Error).message}`);
     }
   }
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await ensurePrivateDir(dataDir);
 
   let identity: NodeIdentity | null;
   try {

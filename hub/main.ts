@@ -2,10 +2,11 @@
 /** `tether-hub`: the hub process. The only place that exits the process. */
 import path from 'node:path';
 import { parseCommandLine, usageError } from '../shared/command-line.js';
-import { TETHER_VERSION } from '../shared/version.js';
+import { restrictNewFiles } from '../shared/private-files.js';
 import { buildHub } from './app.js';
 import { loadOrCreateAdminToken } from './auth/secrets.js';
 import { DEFAULT_HUB_CONFIG } from './hub.js';
+import { startBanner } from './start-banner.js';
 import { LowdbStore } from './store/lowdb-store.js';
 
 const HELP = `Usage: tether-hub [options]
@@ -39,6 +40,7 @@ function positiveInt(name: string, text: string | undefined, fallback: number, m
 }
 
 async function main(): Promise<void> {
+  restrictNewFiles();
   const parsed = parseCommandLine('tether-hub', HELP, {
     port: { type: 'string' },
     host: { type: 'string' },
@@ -63,10 +65,10 @@ async function main(): Promise<void> {
   const startupGraceMs = positiveInt('startup-grace-ms', args['startup-grace-ms'], DEFAULT_HUB_CONFIG.startupGraceMs, 0);
   const maxPendingHandshakes = positiveInt('max-pending-handshakes', args['max-pending-handshakes'], DEFAULT_HUB_CONFIG.maxPendingHandshakes, 1);
 
-  const { token: adminToken, file: adminTokenFile } = await loadOrCreateAdminToken(dataDir);
+  const { token: adminToken, file: adminTokenFile, created: adminTokenCreated } = await loadOrCreateAdminToken(dataDir);
   const store = new LowdbStore({ dir: path.join(dataDir, 'store') });
   await store.open();
-  const { app, hub } = await buildHub({
+  const { app } = await buildHub({
     store,
     adminToken,
     config: { heartbeatIntervalMs, heartbeatGraceMs, lostAfterMs, startupGraceMs, maxPendingHandshakes },
@@ -102,20 +104,8 @@ async function main(): Promise<void> {
   const actualPort = typeof address === 'object' && address ? address.port : port;
   const shownHost = host === '0.0.0.0' || host === '::' ? '<this-machine-address>' : host.includes(':') ? `[${host}]` : host;
   const url = `http://${shownHost}:${actualPort}`;
-  const join = await hub.createJoinToken(24 * 60 * 60);
   process.stdout.write(
-    [
-      '',
-      `Tether hub ${TETHER_VERSION} is listening on ${url}`,
-      `  data dir:     ${dataDir}`,
-      `  admin token:  ${adminToken}`,
-      `                (kept in ${adminTokenFile}; send it as "Authorization: Bearer <token>")`,
-      `  try:          curl -H "Authorization: Bearer ${adminToken}" ${url}/v1/nodes`,
-      '  join another machine (token valid 24 h):',
-      `    tether-agent --hub ${url} --join-token ${join.token} --data-dir /var/lib/tether-agent`,
-      '',
-      '',
-    ].join('\n'),
+    startBanner({ url, dataDir, adminToken, adminTokenFile, adminTokenCreated, toTerminal: process.stdout.isTTY === true }),
   );
 }
 

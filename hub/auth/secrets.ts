@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { ensurePrivateDir } from '../../shared/private-files.js';
 
 /** A random secret with a prefix that says what it is (`tat_` admin, `tjt_` join, `tnc_` node). */
 export function newSecret(prefix: string, bytes = 32): string {
@@ -25,16 +26,20 @@ export function bearerToken(header: string | undefined): string | null {
   return m ? m[1]! : null;
 }
 
-/** Reads the admin token from the data dir, creating it (mode 0600) at first start. */
+/** Reads the admin token from the data dir (made private: 0700), creating it (0600) at first start. */
 export async function loadOrCreateAdminToken(dataDir: string): Promise<{ token: string; file: string; created: boolean }> {
+  await ensurePrivateDir(dataDir);
   const file = path.join(dataDir, 'admin-token');
   try {
     const token = (await readFile(file, 'utf8')).trim();
-    if (token) return { token, file, created: false };
+    if (token) {
+      // One written before data dirs were private may be readable by others.
+      await chmod(file, 0o600);
+      return { token, file, created: false };
+    }
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const token = newSecret('tat_');
   await writeFile(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
   await chmod(file, 0o600);

@@ -1,4 +1,5 @@
-import { mkdir } from 'node:fs/promises';
+import { chmod } from 'node:fs/promises';
+import { ensurePrivateDir } from '../../shared/private-files.js';
 import path from 'node:path';
 import { Low } from 'lowdb';
 import { DataFile } from 'lowdb/node';
@@ -37,7 +38,7 @@ export class ShardedCollection<T> {
   ) {}
 
   async open(): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
+    await ensurePrivateDir(this.dir);
     for (let i = 0; i < this.shardCount; i++) {
       const file = path.join(this.dir, `${this.name}-${String(i).padStart(2, '0')}.json`);
       // Compact JSON: a third smaller and faster to write than lowdb's indented default.
@@ -52,6 +53,11 @@ export class ShardedCollection<T> {
       });
       const db = new Low<Record<string, T>>(adapter, {});
       await db.read();
+      // Files written before data dirs were private may be readable by others; later writes are
+      // covered by the process umask (restrictNewFiles).
+      await chmod(file, 0o600).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error;
+      });
       this.shards.push(db);
       for (const [key, value] of Object.entries(db.data)) this.records.set(key, value);
     }

@@ -1,0 +1,38 @@
+import { TETHER_VERSION } from '../shared/version.js';
+
+export interface StartBannerInput {
+  url: string;
+  dataDir: string;
+  adminToken: string;
+  adminTokenFile: string;
+  /** The admin token was made by this start. */
+  adminTokenCreated: boolean;
+  /** The banner goes to a terminal (a person), not to a log file or a journal. */
+  toTerminal: boolean;
+}
+
+/**
+ * What the hub prints once it listens. A token in a log stays readable for as long as the log
+ * does: the admin token is shown once, when it is made and a person is watching; otherwise only
+ * where it is kept. No join token is made at start (they piled up, one per start): the banner
+ * says how to ask for one.
+ */
+export function startBanner(b: StartBannerInput): string {
+  const showToken = b.adminTokenCreated && b.toTerminal;
+  const bearer = showToken ? b.adminToken : `$(cat ${b.adminTokenFile})`;
+  return [
+    '',
+    `Tether hub ${TETHER_VERSION} is listening on ${b.url}`,
+    `  data dir:     ${b.dataDir}`,
+    showToken
+      ? `  admin token:  ${b.adminToken}\n                (shown this once; kept in ${b.adminTokenFile}, readable by this user only)`
+      : `  admin token:  in ${b.adminTokenFile}${b.adminTokenCreated ? ' (made now)' : ''}`,
+    `  try:          curl -H "Authorization: Bearer ${bearer}" ${b.url}/v1/nodes`,
+    '  join another machine: make a join token (valid 24 h unless you say otherwise),',
+    `    curl -X POST -H "Authorization: Bearer ${bearer}" ${b.url}/v1/join-tokens`,
+    '  then run on that machine:',
+    `    tether-agent --hub ${b.url} --join-token <token> --data-dir /var/lib/tether-agent`,
+    '',
+    '',
+  ].join('\n');
+}
