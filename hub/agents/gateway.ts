@@ -14,13 +14,20 @@ import {
 import { bearerToken, parseNodeCredential, sameDigest } from '../auth/secrets.js';
 import type { FailureDetector, NodeLiveness } from '../failure-detector.js';
 import type { Store } from '../store/store.js';
+import { defaultPerAddressLimit, HandshakeAdmission, type HandshakeTicket } from './handshake-admission.js';
+import { SocketFaults } from './socket-faults.js';
 
 export const AGENT_PATH = '/v1/agent/connect';
 
 export interface GatewayLogger {
+  debug(obj: object, msg: string): void;
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
 }
+
+/** At most one line per this interval about refused credentials, however many arrive. */
+const REFUSAL_LOG_INTERVAL_MS = 1000;
 
 /** What the hub does with a node's frames; the gateway only handles transport, auth and framing. */
 export interface GatewayHandlers {
@@ -38,13 +45,15 @@ export interface GatewayOptions {
   heartbeatIntervalMs: number;
   /** Handshakes (upgrade to hello) in progress at once; beyond it agents get 503 and back off. */
   maxPendingHandshakes: number;
+  /** Of those, at most this many from one remote address (or IPv6 /64); half the pool by default. */
+  maxPendingHandshakesPerAddress?: number;
 }
 
 /** One agent connection. Kept small: the hub holds tens of thousands of them. */
 class Session {
   helloTimer: NodeJS.Timeout | null = null;
-  /** Releases this connection's slot among the pending handshakes (after hello, or on close). */
-  handshakeDone: (() => void) | null = null;
+  /** This connection's slot among the pending handshakes, released at hello or on close. */
+  handshake: HandshakeTicket | null = null;
   liveness: NodeLiveness | null = null;
   appliedGeneration = 0;
   closed = false;
@@ -68,13 +77,27 @@ function closeReason(text: string): string {
 export class AgentGateway {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Map<string, Session>();
-  private pendingHandshakes = 0;
+  private readonly admission: HandshakeAdmission;
+  /** Errors on clients' sockets (resets and the like): counted, never fatal. */
+  readonly socketFaults: SocketFaults;
+  /** Upgrades refused because the whole handshake pool was in use. */
   refusedBusy = 0;
+  /** Upgrades refused with 401 (no, unknown or wrong node credential). */
+  refusedUnauthorized = 0;
+  /** Upgrades refused with 404 (not the agent endpoint). */
+  refusedNotFound = 0;
   sessionsReplaced = 0;
+  private lastRefusalLogMs = -Infinity;
+  private unloggedRefusals = 0;
   /** Busy refusals and admitted handshakes in the current and the last second: sizes Retry-After. */
   private loadWindow = { startMs: 0, refused: 0, admitted: 0, lastRefused: 0, lastAdmitted: 0 };
 
   constructor(private readonly opts: GatewayOptions) {
+    this.admission = new HandshakeAdmission({
+      maxPending: opts.maxPendingHandshakes,
+      maxPendingPerAddress: opts.maxPendingHandshakesPerAddress ?? defaultPerAddressLimit(opts.maxPendingHandshakes),
+    });
+    this.socketFaults = new SocketFaults(opts.logger);
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: PROTOCOL_LIMITS.maxAgentFrameBytes,
@@ -94,7 +117,17 @@ export class AgentGateway {
   }
 
   get pendingHandshakeCount(): number {
-    return this.pendingHandshakes;
+    return this.admission.pendingCount;
+  }
+
+  /** Upgrades refused because their remote address held its share of the handshake pool. */
+  get refusedAddressBusy(): number {
+    return this.admission.refusedAddressBusy;
+  }
+
+  /** Pending handshakes ended by a newer upgrade of the same node. */
+  get handshakesSuperseded(): number {
+    return this.admission.superseded;
   }
 
   appliedGeneration(nodeId: string): number | null {
@@ -123,6 +156,8 @@ export class AgentGateway {
   }
 
   async close(): Promise<void> {
+    // Handshakes before hello too: the server's close would otherwise wait for their hello timeout.
+    this.admission.endAll();
     for (const session of [...this.sessions.values()]) {
       session.ws.close(CloseCode.goingAway, 'hub shutting down');
       this.endSession(session);
@@ -131,40 +166,69 @@ export class AgentGateway {
   }
 
   private handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // First of all: once the HTTP server hands an upgrade over it no longer listens for the
+    // socket's errors, and a reset from the client would be an uncaught exception.
+    this.socketFaults.watch(socket, 'agent upgrade');
+    // Reset before its request was handled: nothing to answer, no slot to take.
+    if (socket.destroyed) return;
     const url = req.url ?? '';
-    if (url.split('?')[0] !== AGENT_PATH) return this.refuse(socket, 404, 'Not Found', `no WebSocket endpoint at ${url.slice(0, 100)}`);
-    // A reconnect storm (every agent after a hub restart) is admitted a slice at a time; the
-    // rest back off with jitter and come again, instead of all handshakes starving each other.
-    if (this.pendingHandshakes >= this.opts.maxPendingHandshakes) {
-      this.refusedBusy++;
-      this.countLoad('refused');
-      return this.refuse(socket, 503, 'Service Unavailable', 'hub busy with other agents connecting; retry later', this.retryAfterS());
+    if (url.split('?')[0] !== AGENT_PATH) {
+      this.refusedNotFound++;
+      return this.refuse(socket, 404, 'Not Found', `no WebSocket endpoint at ${url.slice(0, 100)}`);
     }
+    // Authenticate before admission: it costs a hash and a map lookup, and a client without a
+    // credential must never take a slot or displace a node's handshake.
     const credential = bearerToken(req.headers.authorization);
     const parsed = credential ? parseNodeCredential(credential) : null;
     const node = parsed ? this.opts.store.getNode(parsed.nodeId) : undefined;
     if (!parsed || !node || !sameDigest(node.credentialHash, parsed.secretHash)) {
-      this.opts.logger.warn({ remote: req.socket.remoteAddress }, 'agent connection refused: unknown or invalid node credential');
+      this.refusedUnauthorized++;
+      this.logRefusedCredential(req.socket.remoteAddress);
       return this.refuse(socket, 401, 'Unauthorized', 'unknown or invalid node credential');
     }
-    this.pendingHandshakes++;
+    // A reconnect storm (every agent after a hub restart) is admitted a slice at a time; the
+    // rest back off with jitter and come again, instead of all handshakes starving each other.
+    const admitted = this.admission.admit(node.id, req.socket.remoteAddress);
+    if (!admitted.ok) {
+      if (admitted.reason === 'busy') {
+        this.refusedBusy++;
+        this.countLoad('refused');
+        return this.refuse(socket, 503, 'Service Unavailable', 'hub busy with other agents connecting; retry later', this.retryAfterS());
+      }
+      return this.refuse(socket, 503, 'Service Unavailable', 'too many agents connecting from this address at once; retry later', this.retryAfterS());
+    }
     this.countLoad('admitted');
-    let counted = true;
-    const settle = () => {
-      if (counted) this.pendingHandshakes--;
-      counted = false;
-    };
-    socket.once('close', settle);
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, node.id, settle));
+    const ticket = admitted.ticket;
+    // Until the WebSocket exists, ending a superseded handshake means dropping its socket.
+    ticket.end = () => socket.destroy();
+    socket.once('close', () => ticket.release());
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, node.id, ticket));
   }
 
   private refuse(socket: Duplex, status: number, statusText: string, message: string, retryAfterS?: number): void {
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
     const code = status === 401 ? 'unauthorized' : status === 503 ? 'busy' : 'not_found';
     const body = JSON.stringify({ error: { code, message } });
     const retryAfter = retryAfterS === undefined ? '' : `Retry-After: ${retryAfterS}\r\n`;
+    // Destroyed once the answer is out: a client that never closes its side must not leave the
+    // socket half-open (the server allows half-open sockets), holding a descriptor each.
+    socket.once('finish', () => socket.destroy());
     socket.end(
       `HTTP/1.1 ${status} ${statusText}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retryAfter}Connection: close\r\n\r\n${body}`,
     );
+  }
+
+  /** Worth a warning (a removed node, a leaked or mistyped credential), but one line a second at most. */
+  private logRefusedCredential(remote: string | undefined): void {
+    this.unloggedRefusals++;
+    const now = performance.now();
+    if (now - this.lastRefusalLogMs < REFUSAL_LOG_INTERVAL_MS) return;
+    this.opts.logger.warn({ remote, refusals: this.unloggedRefusals }, 'agent connection refused: unknown or invalid node credential');
+    this.lastRefusalLogMs = now;
+    this.unloggedRefusals = 0;
   }
 
   private countLoad(what: 'refused' | 'admitted'): void {
@@ -194,11 +258,19 @@ export class AgentGateway {
     return Math.min(30, Math.max(1, Math.ceil(refused / admittedPerS)));
   }
 
-  private onConnection(ws: WebSocket, nodeId: string, handshakeDone: () => void): void {
+  private onConnection(ws: WebSocket, nodeId: string, handshake: HandshakeTicket): void {
     // The session joins the node's slot only at its hello: an upgrade its agent already gave up
     // on (stuck in a busy hub's queue) must never displace the node's live session.
     const session = new Session(nodeId, ws);
-    session.handshakeDone = handshakeDone;
+    session.handshake = handshake;
+    handshake.end = (why) => {
+      // Not a protocol violation, and possibly a flood of them: counted, not logged.
+      if (session.closed) return;
+      if (why === 'closing') ws.close(CloseCode.goingAway, 'hub shutting down');
+      else ws.close(CloseCode.replaced, 'replaced by a newer handshake of the same node');
+      setTimeout(() => ws.terminate(), 1000).unref();
+      this.endSession(session);
+    };
     session.helloTimer = setTimeout(() => {
       this.reject(session, CloseCode.helloTimeout, `no hello within ${PROTOCOL_LIMITS.helloTimeoutMs} ms`);
     }, PROTOCOL_LIMITS.helloTimeoutMs);
@@ -228,8 +300,8 @@ export class AgentGateway {
       }
       if (session.helloTimer) clearTimeout(session.helloTimer);
       session.helloTimer = null;
-      session.handshakeDone?.();
-      session.handshakeDone = null;
+      session.handshake?.release();
+      session.handshake = null;
       const previous = this.sessions.get(session.nodeId);
       if (previous) {
         // The node is connected twice (a new connection before the old one was noticed dead):
@@ -285,6 +357,8 @@ export class AgentGateway {
     if (session.closed) return;
     session.closed = true;
     if (session.helloTimer) clearTimeout(session.helloTimer);
+    session.handshake?.release();
+    session.handshake = null;
     if (this.sessions.get(session.nodeId) === session) {
       this.sessions.delete(session.nodeId);
       if (session.liveness !== null) {

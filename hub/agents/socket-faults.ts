@@ -1,0 +1,51 @@
+import type { Duplex } from 'node:stream';
+
+export interface SocketFaultLogger {
+  debug(obj: object, msg: string): void;
+}
+
+/** Distinct error codes remembered; anything past it is counted under "other". */
+const MAX_CODES = 32;
+/** At most one log line per this interval, however many sockets fail. */
+const LOG_INTERVAL_MS = 1000;
+
+/**
+ * Errors on sockets of clients the hub does not control (a TCP reset, a write to a closed peer).
+ * They are expected and cost the hub nothing but the socket: each is counted and the socket
+ * destroyed. Without a listener, Node turns such an error into an uncaught exception that exits
+ * the hub, so every socket gets one the moment the hub receives it. Logged at debug, at most once
+ * a second, so that a storm of resets cannot flood the log either.
+ */
+export class SocketFaults {
+  /** Errors seen, by code (ECONNRESET, EPIPE, ...). */
+  readonly byCode = new Map<string, number>();
+  total = 0;
+  private lastLogMs = -Infinity;
+  private unloggedCount = 0;
+
+  constructor(
+    private readonly logger: SocketFaultLogger,
+    private readonly nowMs: () => number = () => performance.now(),
+  ) {}
+
+  /** Gives `socket` its error listener; call before anything is written to it. */
+  watch(socket: Duplex, where: string): void {
+    socket.on('error', (error: Error & { code?: string }) => {
+      this.record(error, where);
+      socket.destroy();
+    });
+  }
+
+  record(error: Error & { code?: string }, where: string): void {
+    this.total++;
+    const code = typeof error.code === 'string' ? error.code : 'other';
+    const key = this.byCode.has(code) || this.byCode.size < MAX_CODES ? code : 'other';
+    this.byCode.set(key, (this.byCode.get(key) ?? 0) + 1);
+    this.unloggedCount++;
+    const now = this.nowMs();
+    if (now - this.lastLogMs < LOG_INTERVAL_MS) return;
+    this.logger.debug({ where, code, err: error.message, errorsSinceLastLine: this.unloggedCount }, 'client socket error');
+    this.lastLogMs = now;
+    this.unloggedCount = 0;
+  }
+}
