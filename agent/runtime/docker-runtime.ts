@@ -171,6 +171,15 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
   return out;
 }
 
+/** Each path segment of an image reference percent-encoded; the slashes stay, as the engine's route expects. */
+function encodeImagePath(image: string): string {
+  return image.split('/').map(encodeURIComponent).join('/');
+}
+
+function messageOfError(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 function isNotFound(err: unknown): boolean {
   return statusCodeOf(err) === 404;
 }
@@ -211,6 +220,8 @@ interface InspectedState {
   restartCount: number;
   error: string | null;
   atMs: number;
+  /** The event sequence number when the inspect was asked for: a later event makes it stale. */
+  eventSeq: number;
 }
 
 function toEngineState(text: string | undefined): EngineState {
@@ -224,6 +235,14 @@ export class DockerRuntime implements ContainerRuntime {
   private readonly registryAuth: ReadonlyMap<string, { username: string; password: string }>;
   /** Last inspect result per node id and container id: spares re-inspecting healthy running containers. */
   private readonly inspectedByNode = new Map<string, Map<string, InspectedState>>();
+  /**
+   * Sequence number of the last lifecycle event per node id and container id. The engine sends
+   * `die` before its listing catches up (the list reads a copy of the state saved after the event),
+   * so a container listed 'running' that had an event since its last inspect is inspected again:
+   * the inspect waits for the state the event reported. Kept to the listed containers.
+   */
+  private readonly lastEventByNode = new Map<string, Map<string, number>>();
+  private eventSeq = 0;
 
   constructor(opts: DockerRuntimeOptions = {}) {
     this.modem = new DockerModem({ socketPath: opts.socketPath ?? '/var/run/docker.sock' });
@@ -274,6 +293,7 @@ export class DockerRuntime implements ContainerRuntime {
     }
     const nowMs = Date.now();
     const previous = this.inspectedByNode.get(nodeId) ?? new Map<string, InspectedState>();
+    const lastEvent = this.lastEventByNode.get(nodeId);
     const inspected = new Map<string, InspectedState>();
     const results = await mapLimit(infos, INSPECT_CONCURRENCY, async (info): Promise<ObservedContainer | null> => {
       const labels = info.Labels ?? {};
@@ -284,28 +304,64 @@ export class DockerRuntime implements ContainerRuntime {
       if (service === undefined || replicaId === undefined || specHash === undefined) return null;
       const listedState = toEngineState(info.State);
       const cached = previous.get(info.Id);
-      const cacheFresh = cached !== undefined && cached.state === 'running' && nowMs - cached.atMs < RUNNING_INSPECT_TTL_MS;
-      const observed = listedState === 'running' && cacheFresh ? cached : await this.inspectState(info.Id, cached);
+      const cacheFresh =
+        cached !== undefined &&
+        cached.state === 'running' &&
+        nowMs - cached.atMs < RUNNING_INSPECT_TTL_MS &&
+        (lastEvent?.get(info.Id) ?? 0) <= cached.eventSeq;
+      let observed: InspectedState | null;
+      try {
+        observed = listedState === 'running' && cacheFresh ? cached : await this.inspectState(info.Id, cached);
+      } catch (err) {
+        // One container the engine will not inspect is that container's problem, not the
+        // node's: it is shown as listed, with the error, and inspected again next time.
+        observed = {
+          state: listedState,
+          exitCode: cached?.exitCode ?? null,
+          restartCount: cached?.restartCount ?? 0,
+          error: messageOfError(err),
+          atMs: nowMs,
+          eventSeq: -1,
+        };
+        return this.observedOf(info, replicaId, service, specHash, observed);
+      }
       if (observed === null) return null; // removed between list and inspect
       inspected.set(info.Id, observed);
-      return {
-        id: info.Id,
-        name: (info.Names?.[0] ?? info.Id).replace(/^\//, ''),
-        replicaId,
-        service,
-        specHash,
-        state: observed.state,
-        exitCode: observed.exitCode,
-        restartCount: observed.restartCount,
-        error: observed.error,
-      };
+      return this.observedOf(info, replicaId, service, specHash, observed);
     });
     // Replaced, not merged: containers that are gone drop out of the cache.
     this.inspectedByNode.set(nodeId, inspected);
+    if (lastEvent) {
+      const listed = new Set(infos.map((i) => i.Id));
+      for (const id of lastEvent.keys()) if (!listed.has(id)) lastEvent.delete(id);
+      // Events of containers created after the list meet no cache entry: they are inspected anyway.
+    }
     return results.filter((c): c is ObservedContainer => c !== null);
   }
 
+  private observedOf(info: ListedContainer, replicaId: string, service: string, specHash: string, observed: InspectedState): ObservedContainer {
+    return {
+      id: info.Id,
+      name: (info.Names?.[0] ?? info.Id).replace(/^\//, ''),
+      replicaId,
+      service,
+      specHash,
+      state: observed.state,
+      exitCode: observed.exitCode,
+      restartCount: observed.restartCount,
+      error: observed.error,
+    };
+  }
+
+  /** A lifecycle event of one of the node's containers: its cached inspect no longer describes it. */
+  private noteEvent(nodeId: string, containerId: string): void {
+    let lastEvent = this.lastEventByNode.get(nodeId);
+    if (!lastEvent) this.lastEventByNode.set(nodeId, (lastEvent = new Map()));
+    lastEvent.set(containerId, ++this.eventSeq);
+  }
+
   private async inspectState(id: string, previous: InspectedState | undefined): Promise<InspectedState | null> {
+    const eventSeq = this.eventSeq;
     let info: ContainerInspect;
     try {
       info = await this.call<ContainerInspect>({ path: `/containers/${id}/json`, method: 'GET', statusCodes: OK });
@@ -327,13 +383,16 @@ export class DockerRuntime implements ContainerRuntime {
       restartCount: info.RestartCount ?? 0,
       error: info.State?.Error ? info.State.Error : null,
       atMs: Date.now(),
+      eventSeq,
     };
     return result;
   }
 
   async hasImage(image: string): Promise<boolean> {
     try {
-      await this.call({ path: `/images/${image}/json`, method: 'GET', statusCodes: OK });
+      // Encoded: a reference with a space or '?' must reach the engine, which then explains what
+      // is wrong with it, rather than break the request on our side.
+      await this.call({ path: `/images/${encodeImagePath(image)}/json`, method: 'GET', statusCodes: OK });
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;
@@ -575,6 +634,7 @@ export class DockerRuntime implements ContainerRuntime {
       // action alone is the lifecycle fact (and a command line may hold secrets).
       const action = rawAction.split(':')[0]!.trim();
       backoff.reset(); // the stream delivers: the next break starts from a short delay again
+      this.noteEvent(nodeId, containerId);
       try {
         onEvent({ containerId, action });
       } catch (err) {

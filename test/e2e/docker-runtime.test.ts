@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import DockerModem from 'docker-modem';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LABELS, type CreateContainerRequest, type RuntimeEvent } from '../../agent/runtime/container-runtime.js';
 import { DockerRuntime, JsonLineReader, engineMessage, registryHostOf } from '../../agent/runtime/docker-runtime.js';
@@ -295,6 +296,49 @@ describeDocker('DockerRuntime on the real engine', () => {
     await expect(runtime.pullImage('127.0.0.1:5999/busybox:1', null)).rejects.toThrow(/^pull 127\.0\.0\.1:5999\/busybox:1 failed: .*connection refused/);
     await expect(runtime.pullImage(IMAGE_V1, null, AbortSignal.abort())).rejects.toThrow(/aborted/);
     expect(await runtime.hasImage('127.0.0.1:5000/nope:1')).toBe(false);
+  });
+
+  it('answers an image reference the engine cannot parse with the engine’s reason', async () => {
+    await expect(runtime.hasImage('not a valid ref !!')).rejects.toThrow(/invalid reference format/);
+    await expect(runtime.hasImage('UPPER/case:1')).rejects.toThrow(/must be lowercase/);
+    expect(await runtime.hasImage('127.0.0.1:5000/busybox:does-not-exist')).toBe(false);
+  });
+
+  it('a listing made at a container’s die event shows it exited, though the engine’s list lags the event', async () => {
+    const nodeId = node();
+    const id = await runtime.createContainer(request(nodeId, 'kill', spec()));
+    await runtime.startContainer(id);
+    expect((await runtime.listContainers(nodeId))[0]?.state).toBe('running'); // now cached as running
+    const seenAtDie: string[] = [];
+    let listing: Promise<void> | null = null;
+    const unsubscribe = runtime.watchEvents(nodeId, (e) => {
+      if (e.action !== 'die' || listing) return;
+      listing = runtime.listContainers(nodeId).then((list) => void seenAtDie.push(...list.map((c) => c.state)));
+    });
+    try {
+      // The subscription is asynchronous: a stop and start prove it live before the kill.
+      await vi.waitFor(
+        async () => {
+          const probe = await runtime.createContainer(request(nodeId, `probe-${randomInt(1e9)}`, spec()));
+          await runtime.removeContainer(probe);
+          await new Promise((r) => setTimeout(r, 100));
+          expect(listing).toBeNull();
+          expect(await runtime.listContainers(nodeId)).toHaveLength(1);
+        },
+        { timeout: 5_000, interval: 100 },
+      );
+      await new Promise<void>((resolve, reject) =>
+        new DockerModem({ socketPath: DOCKER_SOCKET }).dial(
+          { method: 'POST', path: `/containers/${id}/kill`, statusCodes: { 204: true } },
+          (err) => (err ? reject(err) : resolve()),
+        ),
+      );
+      await vi.waitFor(() => expect(listing).not.toBeNull(), { timeout: 5_000, interval: 10 });
+      await listing;
+      expect(seenAtDie).toEqual(['exited']);
+    } finally {
+      unsubscribe();
+    }
   });
 
   it('stops and removes idempotently', async () => {
