@@ -1,4 +1,6 @@
 import type { Clock } from '../shared/clock.js';
+import { DEFAULT_DISRUPTION_SHARE, isFleetDisruption } from './fleet-disruption.js';
+import { StallDetector, stallAfterMsFor } from './stall-detector.js';
 
 export type NodeState = 'ready' | 'unreachable' | 'lost';
 
@@ -24,7 +26,24 @@ export interface FailureDetectorOptions {
    * a hub that was down itself must not declare the fleet lost.
    */
   startupGraceMs: number;
+  /** More than this share of the nodes away at once is a fleet disruption (see fleet-disruption.ts). */
+  disruptionShare?: number;
+  /** A gap this long between two calls is a stall of the hub (default from the grace; Infinity: off). */
+  stallAfterMs?: number;
   onStateChange: (nodeId: string, state: NodeState) => void;
+  /** The fleet went into disruption mode (a value) or out of it (null). */
+  onDisruptionChange?: (disruption: FleetDisruption | null) => void;
+  /** The hub was stalled for `stallMs`; every node was given that time back. */
+  onStall?: (stallMs: number) => void;
+}
+
+/** Most of the fleet is away: away-time is held and no node becomes lost. */
+export interface FleetDisruption {
+  /** Hub clock time since which away-time is held. */
+  sinceMs: number;
+  /** Nodes away at the last sweep, and the nodes counted (nodes already lost are not). */
+  awayNodes: number;
+  countedNodes: number;
 }
 
 export interface SweepResult {
@@ -40,28 +59,58 @@ export interface SweepResult {
  *
  * ready --(connection closed, or silent past heartbeatGraceMs)--> unreachable
  * unreachable --(away for lostAfterMs)--> lost;  any --(hello)--> ready
+ *
+ * Two things are not held against the nodes, as they say more about the hub than about them:
+ * - a fleet disruption (more than disruptionShare of the nodes away at once): away-time stops
+ *   accruing, and when the fleet is back the nodes still away count from that moment, so they get
+ *   a full lostAfter again; nodes lost before it stay lost;
+ * - a stall of the hub itself: every node's last-seen and away-since move forward by the stall.
  */
 export class FailureDetector {
   private readonly nodes = new Map<string, NodeLiveness>();
-  private readonly awayFromMs: number;
+  /** Where away-time starts for nodes not heard from since the hub started. */
+  private awayFromMs: number;
   private lastSweepMs: number;
+  private readonly stall: StallDetector;
+  private readonly disruptionShare: number;
+  private disruptionNow: FleetDisruption | null = null;
+  /** Away nodes over counted nodes at the last sweep. */
+  private awayShareNow = 0;
 
   constructor(private readonly opts: FailureDetectorOptions) {
     const now = opts.clock.nowMs();
     // Nodes not heard from since the hub started count as away from the end of the startup grace.
     this.awayFromMs = now + opts.startupGraceMs;
     this.lastSweepMs = now;
+    this.disruptionShare = opts.disruptionShare ?? DEFAULT_DISRUPTION_SHARE;
+    this.stall = new StallDetector(opts.clock, opts.stallAfterMs ?? stallAfterMsFor(opts.heartbeatGraceMs));
   }
 
   liveness(nodeId: string): NodeLiveness | undefined {
     return this.nodes.get(nodeId);
   }
 
-  /** How long the node has been away, by the hub's clock; null while it is connected. */
+  /** The fleet disruption in progress, or null. */
+  disruption(): FleetDisruption | null {
+    return this.disruptionNow;
+  }
+
+  /** Share of the counted nodes away at the last sweep, 0 to 1. */
+  awayShare(): number {
+    return this.awayShareNow;
+  }
+
+  /** The hub's own stalls noticed since it started. */
+  stalls(): { count: number; totalMs: number } {
+    return { count: this.stall.count, totalMs: this.stall.totalMs };
+  }
+
+  /** How long the node has been away, by the hub's clock and net of what is not held against it; null while connected. */
   downForMs(nodeId: string, nowMs = this.opts.clock.nowMs()): number | null {
+    this.catchUp(nowMs);
     const entry = this.nodes.get(nodeId);
     if (entry?.connected) return null;
-    return Math.max(0, nowMs - (entry?.downSinceMs ?? this.awayFromMs));
+    return this.awayMs(entry, nowMs);
   }
 
   state(nodeId: string, nowMs = this.opts.clock.nowMs()): NodeState {
@@ -72,6 +121,7 @@ export class FailureDetector {
 
   connected(nodeId: string): NodeLiveness {
     const now = this.opts.clock.nowMs();
+    this.catchUp(now);
     let entry = this.nodes.get(nodeId);
     if (!entry) {
       entry = { connected: false, lastSeenMs: null, connectedSinceMs: null, downSinceMs: null, reconnects: -1 };
@@ -96,10 +146,13 @@ export class FailureDetector {
   disconnected(nodeId: string): void {
     const entry = this.nodes.get(nodeId);
     if (!entry || !entry.connected) return;
+    const now = this.opts.clock.nowMs();
+    // After a stall, the closes queued meanwhile are often read before the next sweep.
+    this.catchUp(now);
     entry.connected = false;
     entry.connectedSinceMs = null;
     // Away since it was last heard from: a node that went silent was gone before we noticed.
-    entry.downSinceMs = entry.lastSeenMs ?? this.opts.clock.nowMs();
+    entry.downSinceMs = entry.lastSeenMs ?? now;
     this.opts.onStateChange(nodeId, 'unreachable');
   }
 
@@ -108,25 +161,48 @@ export class FailureDetector {
   }
 
   /**
-   * Called about once a second with every node id: finds silent connections and tells whether an
-   * away-time crossed a threshold (the hub's lostAfterMs or a service's own), so the scheduler runs
-   * exactly when a replica becomes movable. O(nodes x thresholds) per sweep, nothing per message.
+   * Called about once a second with every node id: finds silent connections, follows the fleet
+   * disruption mode, and tells whether an away-time crossed a threshold (the hub's lostAfterMs or
+   * a service's own), so the scheduler runs exactly when a replica becomes movable.
+   * O(nodes x thresholds) per sweep, nothing per message.
    */
   sweep(nodeIds: Iterable<string>, thresholdsMs: readonly number[]): SweepResult {
     const now = this.opts.clock.nowMs();
+    this.catchUp(now);
     const previous = this.lastSweepMs;
     this.lastSweepMs = now;
     const silentBefore = now - this.opts.heartbeatGraceMs;
     const silent: string[] = [];
-    let crossedThreshold = false;
+    const away: string[] = [];
+    let counted = 0;
+    let awayCounted = 0;
     for (const nodeId of nodeIds) {
       const entry = this.nodes.get(nodeId);
       if (entry?.connected) {
-        if (entry.lastSeenMs !== null && entry.lastSeenMs < silentBefore) silent.push(nodeId);
+        counted++;
+        if (entry.lastSeenMs !== null && entry.lastSeenMs < silentBefore) {
+          silent.push(nodeId);
+          // Dropped right after this sweep: it counts as away already.
+          awayCounted++;
+        }
         continue;
       }
-      const downNow = this.downForMs(nodeId, now) as number;
-      const downBefore = this.downForMs(nodeId, previous) as number;
+      away.push(nodeId);
+      // Nodes not heard from since the start are not judged during the startup grace; nodes
+      // already lost have had their replicas moved, and a long-dead node must not hold the fleet
+      // in disruption for good.
+      if (!entry && now < this.awayFromMs) continue;
+      if (this.awayMs(entry, now) >= this.opts.lostAfterMs) continue;
+      counted++;
+      awayCounted++;
+    }
+    this.followDisruption(awayCounted, counted, previous, now);
+
+    let crossedThreshold = false;
+    for (const nodeId of away) {
+      const entry = this.nodes.get(nodeId);
+      const downNow = this.awayMs(entry, now);
+      const downBefore = this.awayMs(entry, previous);
       for (const t of thresholdsMs) {
         if (downBefore < t && downNow >= t) {
           crossedThreshold = true;
@@ -135,5 +211,54 @@ export class FailureDetector {
       }
     }
     return { silent, crossedThreshold };
+  }
+
+  private followDisruption(awayNodes: number, countedNodes: number, previousSweepMs: number, now: number): void {
+    this.awayShareNow = countedNodes === 0 ? 0 : awayNodes / countedNodes;
+    const disrupted = isFleetDisruption(awayNodes, countedNodes, this.disruptionShare);
+    if (disrupted && this.disruptionNow === null) {
+      // Held from the previous sweep: nodes that went away since then cross nothing in this one.
+      this.disruptionNow = { sinceMs: previousSweepMs, awayNodes, countedNodes };
+      this.opts.onDisruptionChange?.(this.disruptionNow);
+    } else if (disrupted && this.disruptionNow !== null) {
+      this.disruptionNow.awayNodes = awayNodes;
+      this.disruptionNow.countedNodes = countedNodes;
+    } else if (!disrupted && this.disruptionNow !== null) {
+      const sinceMs = this.disruptionNow.sinceMs;
+      this.disruptionNow = null;
+      // Resume: nodes lost before keep their away-time (none accrued meanwhile); the others count
+      // from now, with a full lostAfter ahead (Kubernetes resets its probe times the same way).
+      const resume = (awaySinceMs: number) =>
+        sinceMs - awaySinceMs >= this.opts.lostAfterMs ? awaySinceMs + (now - sinceMs) : Math.max(awaySinceMs, now);
+      for (const entry of this.nodes.values()) if (!entry.connected && entry.downSinceMs !== null) entry.downSinceMs = resume(entry.downSinceMs);
+      this.awayFromMs = resume(this.awayFromMs);
+      this.opts.onDisruptionChange?.(null);
+    }
+  }
+
+  /** Away-time of a node not connected, as of `atMs`: none accrues during a fleet disruption. */
+  private awayMs(entry: NodeLiveness | undefined, atMs: number): number {
+    const since = entry?.downSinceMs ?? this.awayFromMs;
+    const until = this.disruptionNow === null ? atMs : Math.min(atMs, this.disruptionNow.sinceMs);
+    return Math.max(0, until - since);
+  }
+
+  /**
+   * After a stall of the hub, moves every node's last-seen and away-since forward by it: a stall
+   * of N seconds never makes a node silent or lost. Times set since the stall ended (a frame read
+   * before this ran) stay at most `now`.
+   */
+  private catchUp(now: number): void {
+    const stallMs = this.stall.tick(now);
+    if (stallMs === 0) return;
+    const shift = (ms: number) => Math.min(now, ms + stallMs);
+    for (const entry of this.nodes.values()) {
+      if (entry.lastSeenMs !== null) entry.lastSeenMs = shift(entry.lastSeenMs);
+      if (entry.downSinceMs !== null) entry.downSinceMs = shift(entry.downSinceMs);
+    }
+    this.awayFromMs += stallMs;
+    this.lastSweepMs = shift(this.lastSweepMs);
+    if (this.disruptionNow !== null) this.disruptionNow.sinceMs = shift(this.disruptionNow.sinceMs);
+    this.opts.onStall?.(stallMs);
   }
 }

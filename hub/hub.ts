@@ -7,6 +7,7 @@ import { AgentGateway, type GatewayLogger } from './agents/gateway.js';
 import { makeNodeCredential, newSecret, sameDigest, sha256 } from './auth/secrets.js';
 import { Dispatcher } from './dispatcher.js';
 import { FailureDetector } from './failure-detector.js';
+import { DEFAULT_DISRUPTION_SHARE } from './fleet-disruption.js';
 import { ObservedState } from './observed-state.js';
 import { HubReconcileLoop } from './reconcile-loop.js';
 import type { SchedNode } from './scheduler/types.js';
@@ -24,6 +25,8 @@ export interface HubConfig {
   /** Agent handshakes (upgrade to hello) in progress at once; more are told to come back later. */
   maxPendingHandshakes: number;
   resyncIntervalMs: number;
+  /** More than this share of the nodes away at once holds lost declarations (see fleet-disruption.ts). */
+  disruptionShare: number;
 }
 
 export const DEFAULT_HUB_CONFIG: HubConfig = {
@@ -34,6 +37,7 @@ export const DEFAULT_HUB_CONFIG: HubConfig = {
   startupGraceMs: 30_000,
   maxPendingHandshakes: 256,
   resyncIntervalMs: 30_000,
+  disruptionShare: DEFAULT_DISRUPTION_SHARE,
 };
 
 export interface HubLogger extends GatewayLogger {
@@ -96,12 +100,18 @@ export class Hub {
       heartbeatGraceMs: config.heartbeatGraceMs,
       lostAfterMs: config.lostAfterMs,
       startupGraceMs: config.startupGraceMs,
+      disruptionShare: config.disruptionShare,
       onStateChange: (nodeId, state) => {
         if (state === 'ready') logger.info({ nodeId }, 'node ready');
         else logger.warn({ nodeId }, `node ${state}`);
         if (state === 'lost') this.loop.markDirty();
         else this.loop.nodesChanged();
       },
+      onDisruptionChange: (d) => {
+        if (d) logger.warn({ awayNodes: d.awayNodes, countedNodes: d.countedNodes }, 'most of the fleet is away at once: no node is declared lost until it is back (fleet disruption)');
+        else logger.info({}, 'fleet disruption over: nodes still away count from now');
+      },
+      onStall: (stallMs) => logger.warn({ stallMs }, 'the hub did not run for a while (paused or blocked); that time is not held against any node'),
     });
     this.dispatcher = new Dispatcher(
       store,

@@ -24,6 +24,24 @@ export function hubMetrics(hub: Hub): Registry {
     },
   });
   new Gauge({
+    name: 'tether_fleet_disruption',
+    help: 'Whether most of the fleet is away at once, so that no node is declared lost (1) or not (0)',
+    registers: [registry],
+    collect() {
+      this.set(hub.detector.disruption() === null ? 0 : 1);
+    },
+  });
+  new Gauge({
+    name: 'tether_fleet_away_ratio',
+    help: 'Share of the nodes away at the last liveness sweep (nodes already lost not counted); above the disruption share, no node is declared lost',
+    registers: [registry],
+    collect() {
+      this.set(hub.detector.awayShare());
+    },
+  });
+  counterFrom(registry, 'tether_hub_stalls_total', 'Times the hub did not run for a while (paused process, blocked event loop); not held against the nodes', () => hub.detector.stalls().count);
+  counterFrom(registry, 'tether_hub_stalled_seconds_total', 'Time the hub did not run, over all its stalls', () => hub.detector.stalls().totalMs / 1000);
+  new Gauge({
     name: 'tether_agent_sessions',
     help: 'Agent connections past their hello',
     registers: [registry],

@@ -131,6 +131,7 @@ function replicaStatus(p: Placement, observed: ObservedState, specHash: string |
 export function nodeView(node: NodeRecord, detector: FailureDetector, appliedGeneration: number | null, nowMs: number) {
   const live = detector.liveness(node.id);
   const downForMs = detector.downForMs(node.id, nowMs);
+  const disruption = detector.disruption();
   return {
     id: node.id,
     name: node.name,
@@ -146,5 +147,11 @@ export function nodeView(node: NodeRecord, detector: FailureDetector, appliedGen
     reconnects: Math.max(0, live?.reconnects ?? 0),
     generation: { target: node.generation, applied: appliedGeneration },
     joinedAt: node.joinedAt,
+    /**
+     * Set while most of the fleet is away at once (the hub's network, more likely than the
+     * devices): no node becomes lost, and away-time (downSince) is held until the fleet is back.
+     */
+    fleetDisruption:
+      disruption === null ? null : { since: iso(disruption.sinceMs), awayNodes: disruption.awayNodes, countedNodes: disruption.countedNodes },
   };
 }

@@ -9,6 +9,8 @@ function setup(startMs = 1_000_000) {
     heartbeatGraceMs: 15_000,
     lostAfterMs: 60_000,
     startupGraceMs: 30_000,
+    // These tests jump the clock between sweeps, which a running hub only does when it stalls.
+    stallAfterMs: Number.POSITIVE_INFINITY,
     onStateChange: (id, state) => changes.push([id, state]),
   });
   const advance = (ms: number) => {
@@ -78,5 +80,179 @@ describe('failure detector (hub clock only)', () => {
     advance(1_000);
     expect(detector.sweep(['n1'], [60_000, 5_000]).crossedThreshold).toBe(false);
     expect(detector.state('n1')).toBe('unreachable');
+  });
+});
+
+/**
+ * A fleet on the fake clock, driven the way the hub drives the detector: a sweep every 250 ms,
+ * and a heartbeat from every node that is up at each heartbeat interval.
+ */
+function fleetSetup(nodeCount: number, opts: { startMs?: number } = {}) {
+  const clock = { now: opts.startMs ?? 1_000_000, nowMs() { return this.now; } };
+  const changes: Array<[string, NodeState]> = [];
+  const detector = new FailureDetector({
+    clock,
+    heartbeatGraceMs: 15_000,
+    lostAfterMs: 60_000,
+    startupGraceMs: 30_000,
+    disruptionShare: 0.55,
+    onStateChange: (id, state) => changes.push([id, state]),
+  });
+  const ids = Array.from({ length: nodeCount }, (_, i) => `n${i}`);
+  const up = new Set(ids);
+  const entries = new Map(ids.map((id) => [id, detector.connected(id)]));
+  /** Runs the hub for `ms`: sweeps every 250 ms, heartbeats every 5 s from the nodes that are up. */
+  const run = (ms: number) => {
+    for (let t = 0; t < ms; t += 250) {
+      clock.now += 250;
+      if (t % 5_000 === 0) for (const id of up) detector.seen(entries.get(id)!);
+      const { silent } = detector.sweep(ids, [60_000]);
+      for (const id of silent) detector.disconnected(id);
+    }
+  };
+  const cut = (which: string[]) => {
+    for (const id of which) {
+      up.delete(id);
+      detector.disconnected(id);
+    }
+  };
+  const heal = (which: string[]) => {
+    for (const id of which) {
+      up.add(id);
+      entries.set(id, detector.connected(id));
+    }
+  };
+  /** The node's heartbeats stop reaching the hub, without a close (a partition, a dead device). */
+  const silence = (which: string[]) => {
+    for (const id of which) up.delete(id);
+  };
+  const lost = () => ids.filter((id) => detector.state(id) === 'lost');
+  return { clock, detector, changes, ids, run, cut, heal, silence, lost };
+}
+
+describe('failure detector: fleet disruption (most of the fleet away at once)', () => {
+  it('declares no node lost while more than 55 % of the fleet is away', () => {
+    const f = fleetSetup(10);
+    f.cut(f.ids.slice(0, 6));
+    f.run(120_000);
+    expect(f.lost()).toEqual([]);
+    expect(f.detector.disruption()).toMatchObject({ awayNodes: 6, countedNodes: 10 });
+    expect(f.changes.filter(([, s]) => s === 'lost')).toEqual([]);
+    // The scheduler reads away-time through downForMs: it must not pass lostAfter either.
+    expect(Math.max(...f.ids.slice(0, 6).map((id) => f.detector.downForMs(id)!))).toBeLessThan(60_000);
+  });
+
+  it('still declares nodes lost when 55 % or fewer are away', () => {
+    const f = fleetSetup(10);
+    f.cut(f.ids.slice(0, 5));
+    f.run(61_000);
+    expect(f.lost()).toEqual(f.ids.slice(0, 5));
+    expect(f.detector.disruption()).toBeNull();
+  });
+
+  it('counts silent nodes (no close seen) the same way as cut ones', () => {
+    const f = fleetSetup(10);
+    // A partition on the hub's side: no FIN, the heartbeats just stop.
+    f.silence(f.ids.slice(0, 8));
+    f.run(150_000);
+    expect(f.ids.slice(0, 8).map((id) => f.detector.state(id))).toEqual(Array(8).fill('unreachable'));
+    expect(f.detector.disruption()).toMatchObject({ awayNodes: 8, countedNodes: 10 });
+  });
+
+  it('resumes when the fleet is back: nodes still away get a full lostAfter from that moment', () => {
+    const f = fleetSetup(10);
+    f.cut(['n7']);
+    f.run(40_000);
+    // n7 was away 40 s when most of the fleet went: it does not keep that head start.
+    f.cut(f.ids.slice(0, 7));
+    f.run(100_000);
+    expect(f.detector.disruption()).not.toBeNull();
+    expect(f.lost()).toEqual([]);
+    f.heal(f.ids.slice(0, 7)); // 1 of 10 away
+    f.run(250);
+    expect(f.detector.disruption()).toBeNull();
+    f.run(59_000);
+    expect(f.detector.state('n7')).toBe('unreachable');
+    f.run(1_250);
+    expect(f.lost()).toEqual(['n7']);
+    expect(f.changes.filter(([, s]) => s === 'lost')).toEqual([['n7', 'lost']]);
+  });
+
+  it('keeps a node that was lost before the disruption lost (its replicas have moved already)', () => {
+    const f = fleetSetup(10);
+    f.cut(['n0']);
+    f.run(61_000);
+    expect(f.lost()).toEqual(['n0']);
+    // Lost nodes no longer count toward the share: 6 of the 9 others is 67 %.
+    f.cut(f.ids.slice(1, 7));
+    f.run(120_000);
+    expect(f.detector.disruption()).toMatchObject({ awayNodes: 6, countedNodes: 9 });
+    expect(f.lost()).toEqual(['n0']);
+    f.heal(f.ids.slice(1, 7));
+    f.run(1_000);
+    expect(f.detector.disruption()).toBeNull();
+    expect(f.lost()).toEqual(['n0']);
+  });
+
+  it('needs at least 3 away nodes unless the whole fleet is away', () => {
+    // 2 of 3 away (67 %): two dead nodes of three must still fail over to the third.
+    const three = fleetSetup(3);
+    three.cut(['n0', 'n1']);
+    three.run(61_000);
+    expect(three.lost()).toEqual(['n0', 'n1']);
+    // Both of 2 away: there is nowhere to move to, and the first node back would get everything.
+    const two = fleetSetup(2);
+    two.cut(['n0', 'n1']);
+    two.run(120_000);
+    expect(two.lost()).toEqual([]);
+    expect(two.detector.disruption()).toMatchObject({ awayNodes: 2, countedNodes: 2 });
+    // A fleet of one has no share to speak of: its node is lost as usual.
+    const one = fleetSetup(1);
+    one.cut(['n0']);
+    one.run(61_000);
+    expect(one.lost()).toEqual(['n0']);
+  });
+});
+
+describe('failure detector: a stalled hub (GC pause, suspended VM, SIGSTOP)', () => {
+  it('a stall of 2x lostAfter makes no node silent or lost, connected or already away', () => {
+    const f = fleetSetup(10);
+    f.cut(['n0']); // away 10 s before the stall
+    f.run(10_000);
+    // The hub's process does not run for 120 s: no sweep, no frame read.
+    f.clock.now += 120_000;
+    // What the hub does first when it runs again: the agents gave up on it meanwhile, and their
+    // connections' closes are read before the next sweep.
+    f.detector.disconnected('n1');
+    expect(f.detector.downForMs('n1')).toBeLessThan(15_000);
+    expect(f.detector.downForMs('n0')).toBeLessThan(15_000);
+    expect(f.detector.sweep(f.ids, [60_000]).silent).toEqual([]);
+    expect(f.lost()).toEqual([]);
+    f.heal(['n1']);
+    f.run(49_000);
+    expect(f.lost()).toEqual([]);
+    // n0 was really away: it is lost once lostAfter of hub time has passed.
+    f.run(2_000);
+    expect(f.lost()).toEqual(['n0']);
+    expect(f.detector.stalls()).toMatchObject({ count: 1 });
+    expect(f.detector.stalls().totalMs).toBeGreaterThanOrEqual(120_000);
+  });
+
+  it('judges heartbeats read right after a stall by hub time, not by the stall', () => {
+    const f = fleetSetup(4);
+    f.run(5_000);
+    f.clock.now += 40_000;
+    // The queued heartbeat of one node is read before the sweep; the others' after it.
+    f.detector.seen(f.detector.liveness('n0')!);
+    expect(f.detector.sweep(f.ids, [60_000]).silent).toEqual([]);
+    expect(f.ids.map((id) => f.detector.state(id))).toEqual(['ready', 'ready', 'ready', 'ready']);
+  });
+
+  it('does not take sweeps on time for a stall', () => {
+    const f = fleetSetup(3);
+    f.cut(['n0']);
+    f.run(61_000);
+    expect(f.detector.stalls().count).toBe(0);
+    expect(f.lost()).toEqual(['n0']);
   });
 });
