@@ -8,13 +8,11 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type net from 'node:net';
-import WebSocket from 'ws';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { simulatedFacts } from '../../agent/runtime/simulated-runtime.js';
-import { AGENT_PATH } from '../../hub/agents/gateway.js';
 import { PROTOCOL_VERSION } from '../../shared/protocol.js';
 import { hubClient, randomPort, startProgram, stopProgram, waitForHealthy, type Proc } from '../helpers/processes.js';
-import { connectRaw, holdHandshake, maskedTextFrame, readResponseHead, upgradeRequest, upgradeStatus } from '../helpers/raw-upgrade.js';
+import { connectRaw, helloOnce, holdHandshake, maskedTextFrame, readResponseHead, upgradeRequest, upgradeStatus } from '../helpers/raw-upgrade.js';
 
 const BAD_CREDENTIAL = 'tnc_00000000-0000-0000-0000-000000000000.AAAAAAAAAAAAAAAAAAAAAAAA';
 
@@ -66,19 +64,7 @@ describe('hub process under client socket faults', () => {
 
   /** What an agent does: upgrade with its credential, hello, and wait for the welcome. */
   const agentConnects = async (credential: string, name: string) => {
-    const ws = new WebSocket(`ws://127.0.0.1:${port}${AGENT_PATH}`, { headers: { authorization: `Bearer ${credential}` } });
-    try {
-      const welcome = await new Promise<any>((resolve, reject) => {
-        ws.once('open', () => ws.send(hello(name)));
-        ws.once('message', (data) => resolve(JSON.parse(data.toString())));
-        ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
-        ws.once('error', reject);
-      });
-      expect(welcome.type).toBe('welcome');
-    } finally {
-      ws.on('error', () => undefined);
-      ws.terminate();
-    }
+    expect(await helloOnce(target, credential, JSON.parse(hello(name)) as object)).toEqual({ welcomed: true });
   };
 
   const startHub = async () => {

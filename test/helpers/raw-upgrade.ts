@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import WebSocket from 'ws';
 import { AGENT_PATH } from '../../hub/agents/gateway.js';
 
 export interface HubAddress {
@@ -12,10 +13,13 @@ export interface HubAddress {
   port: number;
 }
 
-/** Connects from `localAddress` (another loopback address stands for another device). */
-export function connectRaw(hub: HubAddress, localAddress = '127.0.0.1'): Promise<net.Socket> {
+/**
+ * Connects from `localAddress` (another loopback address stands for another device). With
+ * `allowHalfOpen` the client never closes its side by itself, as a careless or hostile one may not.
+ */
+export function connectRaw(hub: HubAddress, localAddress = '127.0.0.1', opts: { allowHalfOpen?: boolean } = {}): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: hub.host, port: hub.port, localAddress });
+    const socket = net.connect({ host: hub.host, port: hub.port, localAddress, allowHalfOpen: opts.allowHalfOpen ?? false });
     // Every raw socket here may be reset by either end; its errors are part of the test.
     socket.on('error', () => undefined);
     socket.once('connect', () => resolve(socket));
@@ -100,4 +104,35 @@ export function maskedTextFrame(text: string): Buffer {
   const masked = Buffer.alloc(len);
   for (let i = 0; i < len; i++) masked[i] = payload[i]! ^ mask[i % 4]!;
   return Buffer.concat([header, mask, masked]);
+}
+
+/**
+ * What an agent does on one attempt: upgrade with its credential, hello, wait for the welcome.
+ * Returns the welcome, or the HTTP status the upgrade was refused with. The connection is closed.
+ */
+export async function helloOnce(
+  hub: HubAddress,
+  credential: string,
+  hello: object,
+  localAddress?: string,
+): Promise<{ welcomed: true } | { welcomed: false; status: number }> {
+  const ws = new WebSocket(`ws://${hub.host}:${hub.port}${AGENT_PATH}`, {
+    headers: { authorization: `Bearer ${credential}` },
+    ...(localAddress ? { localAddress } : {}),
+  });
+  ws.on('error', () => undefined);
+  try {
+    return await new Promise((resolve, reject) => {
+      ws.once('open', () => ws.send(JSON.stringify(hello)));
+      ws.once('message', (data) => {
+        const frame = JSON.parse(data.toString()) as { type: string };
+        if (frame.type === 'welcome') resolve({ welcomed: true });
+        else reject(new Error(`expected welcome, got ${frame.type}`));
+      });
+      ws.once('unexpected-response', (_req, res) => resolve({ welcomed: false, status: res.statusCode ?? 0 }));
+      ws.once('close', (code, reason) => reject(new Error(`closed before welcome: ${code} ${reason.toString()}`)));
+    });
+  } finally {
+    ws.terminate();
+  }
 }
