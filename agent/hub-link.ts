@@ -1,7 +1,7 @@
 import WebSocket from 'ws';
 import { Backoff } from '../shared/backoff.js';
 import { decodeHubFrame, encodeFrame } from '../shared/codec.js';
-import { CloseCode, PROTOCOL_LIMITS, type AgentFrame, type HelloFrame, type TargetFrame } from '../shared/protocol.js';
+import { AGENT_RECONNECT_CAP_MS, CloseCode, PROTOCOL_LIMITS, type AgentFrame, type HelloFrame, type TargetFrame } from '../shared/protocol.js';
 
 export const AGENT_PATH = '/v1/agent/connect';
 
@@ -46,7 +46,7 @@ export class HubLink {
   connects = 0;
 
   constructor(private readonly opts: HubLinkOptions) {
-    this.backoff = new Backoff({ baseMs: opts.reconnectBaseMs ?? 500, capMs: opts.reconnectCapMs ?? 30_000 });
+    this.backoff = new Backoff({ baseMs: opts.reconnectBaseMs ?? 500, capMs: opts.reconnectCapMs ?? AGENT_RECONNECT_CAP_MS });
   }
 
   get connected(): boolean {

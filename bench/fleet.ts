@@ -379,7 +379,8 @@ class FleetBench {
       '--host', '127.0.0.1',
       '--data-dir', this.dataDir,
       '--heartbeat-interval-ms', String(opts.heartbeatMs),
-      '--heartbeat-grace-ms', String(Math.max(15_000, 3 * opts.heartbeatMs)),
+      // The hub refuses a lostAfter below the grace: a short lostAfter gets a grace as short.
+      '--heartbeat-grace-ms', String(Math.min(Math.max(15_000, 3 * opts.heartbeatMs), opts.lostAfterMs)),
       '--log-level', opts.hubLogLevel,
       ...(this.hubSupportsLostAfter ? ['--lost-after-ms', String(opts.lostAfterMs)] : []),
     ];

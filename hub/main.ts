@@ -2,10 +2,12 @@
 /** `tether-hub`: the hub process. The only place that exits the process. */
 import path from 'node:path';
 import { parseCommandLine, usageError } from '../shared/command-line.js';
+import { AGENT_RECONNECT_CAP_MS } from '../shared/protocol.js';
 import { restrictNewFiles } from '../shared/private-files.js';
 import { buildHub } from './app.js';
 import { loadOrCreateAdminToken } from './auth/secrets.js';
 import { DEFAULT_HUB_CONFIG } from './hub.js';
+import { timingsProblem } from './hub-config.js';
 import { startBanner } from './start-banner.js';
 import { LowdbStore } from './store/lowdb-store.js';
 
@@ -22,7 +24,11 @@ Options:
   --lost-after-ms N           time unreachable after which a node is lost and its replicas move
                               elsewhere (default ${DEFAULT_HUB_CONFIG.lostAfterMs}; a service may set its own)
   --startup-grace-ms N        after the hub starts, time agents get to reconnect before their
-                              absence counts (default ${DEFAULT_HUB_CONFIG.startupGraceMs})
+                              absence counts (default ${DEFAULT_HUB_CONFIG.startupGraceMs}; at least the agents'
+                              reconnect backoff cap, ${AGENT_RECONNECT_CAP_MS})
+  --disruption-percent N      when more than N % of the nodes are away at once (the hub's network,
+                              more likely than the devices), no node is declared lost until they
+                              are back (default ${Math.round(DEFAULT_HUB_CONFIG.disruptionShare * 100)}; 100 turns this off)
   --max-pending-handshakes N  agent handshakes processed at once; more are told to retry
                               (default ${DEFAULT_HUB_CONFIG.maxPendingHandshakes})
   --log-level LEVEL           fatal, error, warn, info, debug (default info)
@@ -50,6 +56,7 @@ async function main(): Promise<void> {
     'lost-after-ms': { type: 'string' },
     'startup-grace-ms': { type: 'string' },
     'max-pending-handshakes': { type: 'string' },
+    'disruption-percent': { type: 'string' },
   });
   if (!parsed) return;
   const { values: args, logLevel: level } = parsed;
@@ -60,9 +67,15 @@ async function main(): Promise<void> {
   const dataDir = path.resolve(args['data-dir'] ?? '.tether/hub');
   const heartbeatIntervalMs = positiveInt('heartbeat-interval-ms', args['heartbeat-interval-ms'], DEFAULT_HUB_CONFIG.heartbeatIntervalMs, 100);
   const heartbeatGraceMs = positiveInt('heartbeat-grace-ms', args['heartbeat-grace-ms'], DEFAULT_HUB_CONFIG.heartbeatGraceMs, 1);
-  if (heartbeatGraceMs <= heartbeatIntervalMs) fail('--heartbeat-grace-ms must be longer than --heartbeat-interval-ms');
   const lostAfterMs = positiveInt('lost-after-ms', args['lost-after-ms'], DEFAULT_HUB_CONFIG.lostAfterMs, 1000);
   const startupGraceMs = positiveInt('startup-grace-ms', args['startup-grace-ms'], DEFAULT_HUB_CONFIG.startupGraceMs, 0);
+  const timings = { heartbeatIntervalMs, heartbeatGraceMs, lostAfterMs, startupGraceMs };
+  const problem = timingsProblem(timings);
+  if (problem !== null) fail(problem);
+  const disruptionPercent = args['disruption-percent'] === undefined ? DEFAULT_HUB_CONFIG.disruptionShare * 100 : Number(args['disruption-percent']);
+  if (!Number.isInteger(disruptionPercent) || disruptionPercent < 1 || disruptionPercent > 100) {
+    fail(`--disruption-percent must be an integer from 1 to 100, got "${args['disruption-percent']}"`);
+  }
   const maxPendingHandshakes = positiveInt('max-pending-handshakes', args['max-pending-handshakes'], DEFAULT_HUB_CONFIG.maxPendingHandshakes, 1);
 
   const { token: adminToken, file: adminTokenFile, created: adminTokenCreated } = await loadOrCreateAdminToken(dataDir);
@@ -71,7 +84,7 @@ async function main(): Promise<void> {
   const { app } = await buildHub({
     store,
     adminToken,
-    config: { heartbeatIntervalMs, heartbeatGraceMs, lostAfterMs, startupGraceMs, maxPendingHandshakes },
+    config: { ...timings, maxPendingHandshakes, disruptionShare: disruptionPercent / 100 },
     logger: { level },
   });
 

@@ -19,6 +19,12 @@ import { PortSchema, RegistryAuthSchema, StringRecord } from './spec.js';
 
 export const PROTOCOL_VERSION = 1;
 
+/**
+ * The longest an agent waits between two attempts to reach the hub (its backoff cap). The hub's
+ * startup grace must cover it, or agents still waiting to retry after a hub restart count as away.
+ */
+export const AGENT_RECONNECT_CAP_MS = 30_000;
+
 export const PROTOCOL_LIMITS = {
   /** Largest frame the hub accepts from an agent (a hello listing a few thousand replicas). */
   maxAgentFrameBytes: 1024 * 1024,

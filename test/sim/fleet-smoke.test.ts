@@ -49,7 +49,7 @@ it('runs 200 agents in 2 processes through every phase and reports every figure'
     '--api-requests', '20',
     '--settle-ms', '300',
     '--quiet-s', '1',
-    '--lost-after-ms', '2000',
+    '--lost-after-ms', '3000',
     '--timeout-s', '100',
     '--work-dir', workDir,
     '--json', json,
