@@ -72,7 +72,7 @@ async function main(): Promise<void> {
   const timings = { heartbeatIntervalMs, heartbeatGraceMs, lostAfterMs, startupGraceMs };
   const problem = timingsProblem(timings);
   if (problem !== null) fail(problem);
-  const disruptionPercent = args['disruption-percent'] === undefined ? DEFAULT_HUB_CONFIG.disruptionShare * 100 : Number(args['disruption-percent']);
+  const disruptionPercent = args['disruption-percent'] === undefined ? Math.round(DEFAULT_HUB_CONFIG.disruptionShare * 100) : Number(args['disruption-percent']);
   if (!Number.isInteger(disruptionPercent) || disruptionPercent < 1 || disruptionPercent > 100) {
     fail(`--disruption-percent must be an integer from 1 to 100, got "${args['disruption-percent']}"`);
   }
