@@ -91,6 +91,29 @@ describe('handshake admission', () => {
     expect(fleet.hub.gateway.refusedBusy).toBe(1);
   });
 
+  it('frees the slot of an authenticated upgrade the WebSocket layer refuses as malformed', async () => {
+    fleet = await SimFleet.start({ maxPendingHandshakes: 1 });
+    const credential = await credentialFor('sloppy');
+    for (let i = 0; i < 5; i++) {
+      const socket = await connectRaw(hub());
+      held.push(socket);
+      // No Sec-WebSocket-Key: refused after admission, by the WebSocket layer.
+      socket.write(upgradeRequest({ credential }).replace(/Sec-WebSocket-Key: .*\r\n/, ''));
+      expect((await readResponseHead(socket)).status).toBe(400);
+    }
+    await vi.waitFor(() => expect(fleet.hub.gateway.pendingHandshakeCount).toBe(0), { timeout: 5_000, interval: 20 });
+    expect(await helloOnce(hub(), await credentialFor('honest'), hello('honest'))).toEqual({ welcomed: true });
+  });
+
+  it('ends handshakes still waiting for hello when the hub shuts down, rather than waiting for them', async () => {
+    fleet = await SimFleet.start({ maxPendingHandshakes: 4 });
+    const socket = await attempt(await credentialFor('waiting')).then(() => held.at(-1)!);
+    const code = closeCodeFrom(socket);
+    const closing = fleet.app.close();
+    expect(await code).toBe(CloseCode.goingAway);
+    await closing;
+  });
+
   it('gives an unauthenticated upgrade no slot, and leaves no socket of a refused upgrade open', async () => {
     fleet = await SimFleet.start({ maxPendingHandshakes: 1 });
     const connections = () => new Promise<number>((resolve, reject) => fleet.app.server.getConnections((e, n) => (e ? reject(e) : resolve(n))));
