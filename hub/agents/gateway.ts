@@ -274,7 +274,19 @@ export class AgentGateway {
     session.helloTimer = setTimeout(() => {
       this.reject(session, CloseCode.helloTimeout, `no hello within ${PROTOCOL_LIMITS.helloTimeoutMs} ms`);
     }, PROTOCOL_LIMITS.helloTimeoutMs);
-    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(session, data, isBinary));
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      try {
+        this.onMessage(session, data, isBinary);
+      } catch (error) {
+        // A fault in handling one node's frame ends that node's connection, never the hub: thrown
+        // from here it would be an uncaught exception, and a client could stop the hub at will.
+        this.opts.logger.error({ nodeId, err: error }, 'handling an agent frame failed; closing its connection');
+        if (session.closed) return;
+        ws.close(1011, 'internal error handling the frame');
+        setTimeout(() => ws.terminate(), 1000).unref();
+        this.endSession(session);
+      }
+    });
     ws.on('close', () => this.endSession(session));
     ws.on('error', (error: Error & { code?: string }) => {
       // ws closes the socket itself after an error such as an oversized frame (1009).
