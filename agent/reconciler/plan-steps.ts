@@ -17,8 +17,12 @@ export type RemoveReason =
 export type Step =
   | { kind: 'remove'; containerId: string; replicaId: string; reason: RemoveReason }
   | { kind: 'pull'; image: string; auth: RegistryAuth | null; replicaIds: string[] }
-  /** Create and start. */
-  | { kind: 'create'; replica: AssignedReplica }
+  /**
+   * Create, remove the replaced containers (the replica's outdated ones), start. The old container
+   * goes only once the engine has accepted the new one: a create it refuses (say more CPUs than
+   * the host has) leaves the old one serving.
+   */
+  | { kind: 'create'; replica: AssignedReplica; replaces: string[] }
   /**
    * A stopped container of the replica. standIn: one of an older spec, started because it is the
    * replica until its replacement can be created (the new image is being pulled or failing, the
@@ -70,10 +74,11 @@ export function bestContainer(containers: readonly ObservedContainer[]): Observe
 }
 
 /**
- * Removes come first: the applier finishes them before any create, so a replacement can bind the
- * host port and take the name of the container it replaces.
+ * Removes come first: the applier finishes them before any create, so a new container can bind a
+ * host port or take a name that an unassigned or dead container held. A replica's own outdated
+ * containers are not among them: its create step replaces them once the new container exists.
  *
- * An outdated container is removed only in a plan that also creates its replacement (image
+ * An outdated container is replaced only in a plan that also creates its replacement (image
  * present, not backing off). Removing it while the new image is still to be pulled would stop the
  * service for the whole pull, and for good if the pull keeps failing; the loop plans again after
  * a pull, and that plan does the swap. Until then the old container is the replica, so the best
@@ -155,8 +160,7 @@ export function planSteps(input: PlanInput): Step[] {
       continue;
     }
 
-    for (const c of outdated) remove(c, 'outdated');
-    creates.push({ kind: 'create', replica });
+    creates.push({ kind: 'create', replica, replaces: outdated.map((c) => c.id) });
   }
 
   return [...removes, ...pulls.values(), ...creates, ...starts];

@@ -317,15 +317,24 @@ export class ReconcileLoop {
           // Made again for the spec it last ran (its container died or was removed): a restart.
           const last = this.reported.get(replicaId);
           const remade = last !== undefined && last.containerId !== null && last.specHash === r.specHash;
+          // The replaced container still holds the replica's name until it is removed.
+          const name = containerName(this.nodeId, replicaId) + (step.replaces.length > 0 ? `-${r.specHash.slice(0, 12)}` : '');
           const containerId = await this.runtime.createContainer({
             nodeId: this.nodeId,
             replicaId,
             service: r.service,
             specHash: r.specHash,
-            name: containerName(this.nodeId, replicaId),
+            name,
             spec: r.container,
             publishAddress: this.opts.publishAddress,
           });
+          // Accepted by the engine: now the old version goes, freeing its host ports for the new one.
+          action = 'replace';
+          for (const old of step.replaces) {
+            await this.runtime.stopContainer(old, this.stopTimeoutS);
+            await this.runtime.removeContainer(old);
+            this.logger.info({ replicaId, containerId: old, reason: 'outdated' }, 'removed container');
+          }
           action = 'start';
           await this.runtime.startContainer(containerId);
           this.failures.delete(replicaId);

@@ -30,6 +30,8 @@ export interface SimulatedRuntimeOptions {
   pullDelayMs?: number;
   /** The engine's error text when a container of this image fails to start, or null to start. */
   startFails?: (image: string) => string | null;
+  /** The engine's error text when it refuses to create a container of this spec (say more CPUs than it has), or null. */
+  createFails?: (spec: CreateContainerRequest['spec']) => string | null;
 }
 
 /** One container as a test inspects it: the observed fields plus what the engine was asked for. */
@@ -74,6 +76,7 @@ export class SimulatedRuntime implements ContainerRuntime {
   private readonly isPullable: (image: string) => boolean;
   private readonly pullDelayMs: number;
   private readonly startFails: (image: string) => string | null;
+  private readonly createFails: (spec: CreateContainerRequest['spec']) => string | null;
 
   private readonly byId = new Map<string, MutableContainer>();
   private readonly idByName = new Map<string, string>();
@@ -96,6 +99,7 @@ export class SimulatedRuntime implements ContainerRuntime {
     }
     this.pullDelayMs = opts.pullDelayMs ?? 0;
     this.startFails = opts.startFails ?? (() => null);
+    this.createFails = opts.createFails ?? (() => null);
   }
 
   async version(): Promise<string> {
@@ -141,6 +145,8 @@ export class SimulatedRuntime implements ContainerRuntime {
     }
     refuseMalformed(req.spec.image);
     if (!this.images.has(req.spec.image)) throw new Error(`No such image: ${req.spec.image}`);
+    const refused = this.createFails(req.spec);
+    if (refused !== null) throw new Error(refused);
 
     // Docker ids are 64 hex digits; a counter keeps runs reproducible from a seed.
     const id = (++this.idSequence).toString(16).padStart(64, '0');

@@ -147,4 +147,18 @@ describeDocker('the agent on the real engine: kills, refused images, failed upda
     });
     expect(a.latest('r1')!.error).toMatch(/^pull failed/);
   });
+
+  it('an update the engine refuses to create (more CPUs than the host has) leaves the old container running', async () => {
+    const a = await startAgent();
+    const old = replica('r1', sleeperSpec(IMAGE));
+    a.loop.setTarget(1, [old]);
+    await eventually(() => expect(a.latest('r1')?.state).toBe('running'));
+    const id = a.latest('r1')!.containerId!;
+
+    a.loop.setTarget(2, [replica('r1', sleeperSpec(IMAGE, { resources: { cpus: 1024, memoryMB: null } }))]);
+    await eventually(() => expect(a.latest('r1')!.error).toMatch(/^create failed: .*CPUs/));
+    expect(a.latest('r1')).toMatchObject({ state: 'running', containerId: id, specHash: old.specHash });
+    expect((await engineState(id)).status).toBe('running');
+    expect(await docker.listContainers([`io.tether.node-id=${a.nodeId}`])).toHaveLength(1);
+  });
 });

@@ -367,4 +367,30 @@ describe('ReconcileLoop on the simulated runtime', () => {
     await eventually(() => expect(containersOf(runtime, 'node-a')[0]!.state).toBe('running'));
     expect(runtime.calls.pullImage).toBe(1);
   });
+
+  it('an update the engine refuses to create leaves the old container running; a fixed spec then replaces it', async () => {
+    const runtime = new SimulatedRuntime({
+      images: ['httpd:1'],
+      createFails: (spec) => (spec.resources.cpus !== null && spec.resources.cpus > 4 ? 'Range of CPUs is from 0.01 to 4.00, as there are only 4 CPUs available' : null),
+    });
+    const a = await startAgent(runtime, 'node-a');
+    const ports = [{ containerPort: 80, hostPort: 8080, protocol: 'tcp' as const }];
+    const old = replica('r1', { ports });
+    a.loop.setTarget(1, [old]);
+    await eventually(() => expect(a.reports.get('r1')?.state).toBe('running'));
+    const id = a.reports.get('r1')!.containerId!;
+
+    a.loop.setTarget(2, [replica('r1', { ports, resources: { cpus: 64, memoryMB: null } })]);
+    await eventually(() => {
+      expect(a.reports.get('r1')).toMatchObject({ state: 'running', containerId: id, specHash: old.specHash });
+      expect(a.reports.get('r1')!.error).toMatch(/^create failed: .*Range of CPUs/);
+    });
+    expect(containersOf(runtime, 'node-a').map((c) => [c.id, c.state])).toEqual([[id, 'running']]);
+
+    // Same host port: the replacement starts once the old container is gone.
+    const fixed = replica('r1', { ports, resources: { cpus: 2, memoryMB: null } });
+    a.loop.setTarget(3, [fixed]);
+    await eventually(() => expect(a.reports.get('r1')).toMatchObject({ state: 'running', specHash: fixed.specHash, error: null }));
+    expect(containersOf(runtime, 'node-a').map((c) => [c.specHash, c.state])).toEqual([[fixed.specHash, 'running']]);
+  });
 });

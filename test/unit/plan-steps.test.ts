@@ -60,15 +60,13 @@ describe('planSteps rules', () => {
     {
       name: 'a wanted replica without a container and its image present is created',
       input: { target: [replica('a', 'h1')] },
-      steps: [{ kind: 'create', replica: replica('a', 'h1') }],
+      steps: [{ kind: 'create', replica: replica('a', 'h1'), replaces: [] }],
     },
     {
-      name: 'wrong spec hash with the image present: removed, then the new one created',
+      // Replaced only once the new container exists: a create the engine refuses leaves it running.
+      name: 'wrong spec hash with the image present: the new one created, replacing the old',
       input: { target: [replica('a', 'h2')], current: [container('c1', 'a', 'h1')] },
-      steps: [
-        { kind: 'remove', containerId: 'c1', replicaId: 'a', reason: 'outdated' },
-        { kind: 'create', replica: replica('a', 'h2') },
-      ],
+      steps: [{ kind: 'create', replica: replica('a', 'h2'), replaces: ['c1'] }],
     },
     {
       name: 'wrong spec hash with the image absent: pulled first, the old container keeps serving',
@@ -83,7 +81,7 @@ describe('planSteps rules', () => {
       steps: [
         { kind: 'pull', image: 'img:2', auth, replicaIds: ['a', 'b'] },
         { kind: 'pull', image: 'img:3', auth: null, replicaIds: ['c'] },
-        { kind: 'create', replica: replica('d', 'h1') },
+        { kind: 'create', replica: replica('d', 'h1'), replaces: [] },
       ],
     },
     {
@@ -114,7 +112,7 @@ describe('planSteps rules', () => {
       input: { target: [replica('a', 'h1')], current: [container('c1', 'a', 'h1', 'dead')] },
       steps: [
         { kind: 'remove', containerId: 'c1', replicaId: 'a', reason: 'dead' },
-        { kind: 'create', replica: replica('a', 'h1') },
+        { kind: 'create', replica: replica('a', 'h1'), replaces: [] },
       ],
     },
     {
@@ -139,9 +137,8 @@ describe('planSteps rules', () => {
       },
       steps: [
         { kind: 'remove', containerId: 'c1', replicaId: 'x', reason: 'unassigned' },
-        { kind: 'remove', containerId: 'c2', replicaId: 'a', reason: 'outdated' },
         { kind: 'pull', image: 'img:2', auth: null, replicaIds: ['c'] },
-        { kind: 'create', replica: replica('a', 'h2') },
+        { kind: 'create', replica: replica('a', 'h2'), replaces: ['c2'] },
         start('c3', 'b'),
       ],
     },
@@ -245,6 +242,7 @@ function applySteps(model: Model, steps: Step[], nextId: () => string): void {
         break;
       case 'create':
         expect(model.images.has(step.replica.container.image)).toBe(true);
+        model.current = model.current.filter((c) => !step.replaces.includes(c.id));
         model.current.push(container(nextId(), step.replica.replicaId, step.replica.specHash, 'running'));
         break;
       case 'start':
