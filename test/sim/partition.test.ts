@@ -44,7 +44,7 @@ function containers(service: string): string[] {
   return fleet.runtime
     .containers()
     .filter((c) => c.service === service)
-    .map((c) => `${c.id} ${c.replicaId}@${c.nodeId} ${c.state} restarts=${c.restarts}`)
+    .map((c) => `${c.id} ${c.replicaId}@${c.nodeId} ${c.state} restarts=${c.restartCount}`)
     .sort();
 }
 
