@@ -45,7 +45,7 @@ export interface GatewayOptions {
   heartbeatIntervalMs: number;
   /** Handshakes (upgrade to hello) in progress at once; beyond it agents get 503 and back off. */
   maxPendingHandshakes: number;
-  /** Of those, at most this many from one remote address (or IPv6 /64); half the pool by default. */
+  /** Of those, at most this many from one remote address (or IPv6 /64); three quarters of the pool by default. */
   maxPendingHandshakesPerAddress?: number;
 }
 

@@ -11,8 +11,8 @@ import net from 'node:net';
  *   to serve), so a credential never holds more than one slot;
  * - a bound per remote address (an IPv6 /64 counts as one address, as a device usually has a
  *   whole one), so that one device with many credentials cannot take the pool either. It is a
- *   share of the pool, not one: many agents may sit behind one NAT address and must still get
- *   in quickly after a hub restart.
+ *   large share of the pool, not one: many agents may sit behind one NAT address and must still
+ *   get in quickly after a hub restart.
  * Only authenticated upgrades reach this; a refused credential never takes a slot.
  */
 export interface AdmissionLimits {
@@ -22,9 +22,14 @@ export interface AdmissionLimits {
   maxPendingPerAddress: number;
 }
 
-/** The default per-address bound: half the pool, so one address always leaves half to the rest. */
+/**
+ * The default per-address bound: three quarters of the pool, so one address always leaves a
+ * quarter to the rest. Half was tried: a fleet of thousands behind one address then met twice
+ * the 503s connecting, while a quarter of the pool (64 of 256) already lets other agents in
+ * within milliseconds of a flood (bench/robustness/handshake-flood.ts).
+ */
 export function defaultPerAddressLimit(maxPending: number): number {
-  return Math.max(1, Math.floor(maxPending / 2));
+  return Math.max(1, Math.floor((maxPending * 3) / 4));
 }
 
 /** One admitted handshake's slot. */

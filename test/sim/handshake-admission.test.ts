@@ -74,14 +74,14 @@ describe('handshake admission', () => {
     fleet = await SimFleet.start({ maxPendingHandshakes: 4 });
     const statuses: number[] = [];
     for (let i = 0; i < 12; i++) statuses.push(await attempt(await credentialFor(`flood-${i}`), '127.0.0.1'));
-    // Half the pool by default.
-    expect(statuses.filter((s) => s === 101)).toHaveLength(2);
-    expect(statuses.filter((s) => s === 503)).toHaveLength(10);
+    // Three quarters of the pool by default.
+    expect(statuses.filter((s) => s === 101)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 503)).toHaveLength(9);
 
     expect(await helloOnce(hub(), await credentialFor('honest'), hello('honest'), '127.0.0.2')).toEqual({ welcomed: true });
     // The greedy address's refusals are its own: they did not count as the hub being busy.
     expect(fleet.hub.gateway.refusedBusy).toBe(0);
-    expect(fleet.hub.gateway.refusedAddressBusy).toBe(10);
+    expect(fleet.hub.gateway.refusedAddressBusy).toBe(9);
   });
 
   it('still bounds the pool as a whole across addresses', async () => {

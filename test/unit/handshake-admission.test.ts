@@ -62,9 +62,10 @@ describe('handshake admission', () => {
     expect(admission.pendingCount).toBe(0);
   });
 
-  it('takes half the pool per address by default, at least one', () => {
-    expect(defaultPerAddressLimit(256)).toBe(128);
-    expect(defaultPerAddressLimit(3)).toBe(1);
+  it('takes three quarters of the pool per address by default, at least one', () => {
+    expect(defaultPerAddressLimit(256)).toBe(192);
+    expect(defaultPerAddressLimit(4)).toBe(3);
+    expect(defaultPerAddressLimit(2)).toBe(1);
     expect(defaultPerAddressLimit(1)).toBe(1);
   });
 
