@@ -24,6 +24,8 @@ export interface HubConfig {
   startupGraceMs: number;
   /** Agent handshakes (upgrade to hello) in progress at once; more are told to come back later. */
   maxPendingHandshakes: number;
+  /** Of those, at most this many from one remote address (IPv6: one /64); null: three quarters of the pool. */
+  maxPendingHandshakesPerAddress: number | null;
   resyncIntervalMs: number;
   /** More than this share of the nodes away at once holds lost declarations (see fleet-disruption.ts). */
   disruptionShare: number;
@@ -36,6 +38,7 @@ export const DEFAULT_HUB_CONFIG: HubConfig = {
   // The agents' reconnect backoff is capped near 30 s: by then every live agent has tried again.
   startupGraceMs: 30_000,
   maxPendingHandshakes: 256,
+  maxPendingHandshakesPerAddress: null,
   resyncIntervalMs: 30_000,
   disruptionShare: DEFAULT_DISRUPTION_SHARE,
 };
@@ -135,6 +138,7 @@ export class Hub {
       logger,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       maxPendingHandshakes: config.maxPendingHandshakes,
+      ...(config.maxPendingHandshakesPerAddress === null ? {} : { maxPendingHandshakesPerAddress: config.maxPendingHandshakesPerAddress }),
       handlers: {
         onHello: (nodeId, hello) => this.onHello(nodeId, hello),
         onStatus: (nodeId, reports) => this.onStatus(nodeId, reports),

@@ -31,6 +31,9 @@ Options:
                               are back (default ${Math.round(DEFAULT_HUB_CONFIG.disruptionShare * 100)}; 100 turns this off)
   --max-pending-handshakes N  agent handshakes processed at once; more are told to retry
                               (default ${DEFAULT_HUB_CONFIG.maxPendingHandshakes})
+  --max-pending-handshakes-per-address N
+                              of those, at most N from one address (an IPv6 /64), so that one
+                              device cannot starve the rest (default: three quarters of the pool)
   --log-level LEVEL           fatal, error, warn, info, debug (default info)
   -h, --help                  show this help
   -v, --version               show the version
@@ -56,6 +59,7 @@ async function main(): Promise<void> {
     'lost-after-ms': { type: 'string' },
     'startup-grace-ms': { type: 'string' },
     'max-pending-handshakes': { type: 'string' },
+    'max-pending-handshakes-per-address': { type: 'string' },
     'disruption-percent': { type: 'string' },
   });
   if (!parsed) return;
@@ -77,6 +81,11 @@ async function main(): Promise<void> {
     fail(`--disruption-percent must be an integer from 1 to 100, got "${args['disruption-percent']}"`);
   }
   const maxPendingHandshakes = positiveInt('max-pending-handshakes', args['max-pending-handshakes'], DEFAULT_HUB_CONFIG.maxPendingHandshakes, 1);
+  const perAddress = args['max-pending-handshakes-per-address'];
+  const maxPendingHandshakesPerAddress = perAddress === undefined ? null : positiveInt('max-pending-handshakes-per-address', perAddress, 1, 1);
+  if (maxPendingHandshakesPerAddress !== null && maxPendingHandshakesPerAddress > maxPendingHandshakes) {
+    fail(`--max-pending-handshakes-per-address (${maxPendingHandshakesPerAddress}) cannot be more than --max-pending-handshakes (${maxPendingHandshakes})`);
+  }
 
   const { token: adminToken, file: adminTokenFile, created: adminTokenCreated } = await loadOrCreateAdminToken(dataDir);
   const store = new LowdbStore({ dir: path.join(dataDir, 'store') });
@@ -84,7 +93,7 @@ async function main(): Promise<void> {
   const { app } = await buildHub({
     store,
     adminToken,
-    config: { ...timings, maxPendingHandshakes, disruptionShare: disruptionPercent / 100 },
+    config: { ...timings, maxPendingHandshakes, maxPendingHandshakesPerAddress, disruptionShare: disruptionPercent / 100 },
     logger: { level },
   });
 

@@ -58,6 +58,35 @@ export function hubMetrics(hub: Hub): Registry {
     },
   });
   counterFrom(registry, 'tether_agent_busy_refusals_total', 'Agent upgrades turned away with 503 while the handshake slots were full', () => hub.gateway.refusedBusy);
+  new Counter({
+    name: 'tether_agent_upgrades_refused_total',
+    help: 'Agent upgrades refused, by reason: busy (pool full), address_busy (the address holds its share), unauthorized, not_found',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      const g = hub.gateway;
+      this.reset();
+      for (const [reason, n] of [
+        ['busy', g.refusedBusy],
+        ['address_busy', g.refusedAddressBusy],
+        ['unauthorized', g.refusedUnauthorized],
+        ['not_found', g.refusedNotFound],
+      ] as const) {
+        this.inc({ reason }, n);
+      }
+    },
+  });
+  new Counter({
+    name: 'tether_agent_socket_errors_total',
+    help: "Errors on agents' sockets (resets and the like), by code: counted, never fatal",
+    labelNames: ['code'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [code, n] of hub.gateway.socketFaults.byCode) this.inc({ code }, n);
+    },
+  });
+  counterFrom(registry, 'tether_agent_handshakes_superseded_total', 'Pending handshakes ended by a newer upgrade of the same node', () => hub.gateway.handshakesSuperseded);
   counterFrom(registry, 'tether_agent_sessions_replaced_total', 'Agent sessions closed because the same node said hello on a newer connection', () => hub.gateway.sessionsReplaced);
   counterFrom(
     registry,

@@ -18,6 +18,11 @@ it.each([
   [['--heartbeat-interval-ms', '5000', '--heartbeat-grace-ms', '8000'], /^tether-hub: --heartbeat-grace-ms 8000 must be more than twice --heartbeat-interval-ms 5000/m],
   [['--lost-after-ms', '5000'], /^tether-hub: --lost-after-ms 5000 must be at least --heartbeat-grace-ms 15000/m],
   [['--disruption-percent', '0'], /^tether-hub: --disruption-percent must be an integer from 1 to 100, got "0"/m],
+  [
+    ['--max-pending-handshakes', '10', '--max-pending-handshakes-per-address', '11'],
+    /^tether-hub: --max-pending-handshakes-per-address \(11\) cannot be more than --max-pending-handshakes \(10\)/m,
+  ],
+  [['--max-pending-handshakes-per-address', '0'], /^tether-hub: --max-pending-handshakes-per-address must be an integer >= 1, got "0"/m],
 ])('refuses %j with exit code 2', async (flags, message) => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'tether-hub-settings-'));
   hub = startProgram('hub', ['--port', String(randomPort()), '--data-dir', dir, ...flags]);

@@ -142,6 +142,11 @@ describe('hub and agents on a simulated runtime', () => {
     await fleet.addAgent();
     await fleet.api('PUT', '/v1/services/web', { ...busybox, replicas: 1 });
     await waitRunning('web', 1);
+    // One upgrade with a wrong credential, to see it counted by reason.
+    const intruder = new WebSocket(`${fleet.url.replace('http', 'ws')}/v1/agent/connect`, { headers: { authorization: 'Bearer tnc_nobody.AAAAAAAAAAAAAAAAAAAA' } });
+    intruder.on('error', () => undefined);
+    await new Promise((resolve) => intruder.once('unexpected-response', resolve));
+    intruder.terminate();
     expect((await fleet.app.inject({ url: '/metrics' })).statusCode).toBe(401);
     const res = await fleet.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     expect(res.statusCode).toBe(200);
@@ -160,6 +165,11 @@ describe('hub and agents on a simulated runtime', () => {
     expect(value('tether_store_writes_total')).toBeGreaterThanOrEqual(2);
     expect(value('tether_store_written_bytes_total')).toBeGreaterThan(0);
     expect(value('tether_agent_busy_refusals_total')).toBe(0);
+    expect(value('tether_agent_upgrades_refused_total{reason="unauthorized"}')).toBe(1);
+    expect(value('tether_agent_upgrades_refused_total{reason="address_busy"}')).toBe(0);
+    expect(value('tether_agent_handshakes_superseded_total')).toBe(0);
+    expect(value('tether_observed_replicas')).toBe(1);
+    expect(value('tether_replica_reports_refused_total')).toBe(0);
     expect(value('process_resident_memory_bytes')).toBeGreaterThan(0);
     expect(res.body).toMatch(/^nodejs_eventloop_lag_p99_seconds /m);
   });
