@@ -86,6 +86,7 @@ export function hubMetrics(hub: Hub): Registry {
       for (const [code, n] of hub.gateway.socketFaults.byCode) this.inc({ code }, n);
     },
   });
+  counterFrom(registry, 'tether_agent_acks_refused_total', 'Acks of a target generation the hub never made for that node', () => hub.gateway.acksRefused);
   counterFrom(registry, 'tether_agent_handshakes_superseded_total', 'Pending handshakes ended by a newer upgrade of the same node', () => hub.gateway.handshakesSuperseded);
   counterFrom(registry, 'tether_agent_sessions_replaced_total', 'Agent sessions closed because the same node said hello on a newer connection', () => hub.gateway.sessionsReplaced);
   counterFrom(

@@ -87,6 +87,8 @@ export class AgentGateway {
   /** Upgrades refused with 404 (not the agent endpoint). */
   refusedNotFound = 0;
   sessionsReplaced = 0;
+  /** Acks of a generation never made for the node (see onMessage). */
+  acksRefused = 0;
   private lastRefusalLogMs = -Infinity;
   private unloggedRefusals = 0;
   /** Busy refusals and admitted handshakes in the current and the last second: sizes Retry-After. */
@@ -346,6 +348,12 @@ export class AgentGateway {
       case 'heartbeat':
         return;
       case 'ack':
+        // Only a generation the hub has made for this node can have been applied: a larger one
+        // would show the node as up to date with a target it was never sent.
+        if (frame.generation > (this.opts.store.getNode(session.nodeId)?.generation ?? 0)) {
+          this.acksRefused++;
+          return;
+        }
         session.appliedGeneration = frame.generation;
         return;
       case 'status':

@@ -127,6 +127,23 @@ describe('a node reports on its own replicas only', () => {
     await fleet.api('DELETE', '/v1/services/web');
     await vi.waitFor(() => expect(fleet.hub.observed.size).toBe(0), { timeout: 5_000, interval: 20 });
   });
+
+  it('does not believe an ack of a generation it never made for the node', async () => {
+    const { nodeId, credential } = await joinNode('acker');
+    const ws = await rawNode(credential, { name: 'acker' });
+    await fleet.hub.loop.idle();
+    const target = fleet.hub.store.getNode(nodeId)!.generation;
+    ws.send(JSON.stringify({ type: 'ack', generation: target + 1000 }));
+    await vi.waitFor(() => expect(fleet.hub.gateway.acksRefused).toBe(1), { timeout: 5_000, interval: 20 });
+    const view = (await fleet.api<{ generation: { target: number; applied: number | null } }>('GET', `/v1/nodes/${nodeId}`)).body;
+    expect(view.generation.applied).not.toBe(target + 1000);
+    ws.send(JSON.stringify({ type: 'ack', generation: target }));
+    await vi.waitFor(async () => expect((await fleet.api<{ generation: { applied: number } }>('GET', `/v1/nodes/${nodeId}`)).body.generation.applied).toBe(target), {
+      timeout: 5_000,
+      interval: 20,
+    });
+    ws.close();
+  });
 });
 
 describe("a node's name and labels are fixed at join", () => {
