@@ -2,6 +2,7 @@ import { PROTOCOL_LIMITS, PROTOCOL_VERSION, type HelloFrame, type NodeFacts, typ
 import { HubLink, type LinkLogger } from './hub-link.js';
 import type { NodeIdentity } from './node-identity.js';
 import { ReconcileLoop } from './reconciler/reconcile-loop.js';
+import type { RestartCountStore } from './reconciler/restart-tally.js';
 import type { ContainerRuntime } from './runtime/container-runtime.js';
 import type { TargetCache } from './target-cache.js';
 
@@ -14,6 +15,8 @@ export interface AgentOptions {
   runtime: ContainerRuntime;
   /** Null keeps no target on disk (simulated fleets); a real agent always has one. */
   targetCache: TargetCache | null;
+  /** Where restart counts survive an agent restart (the data dir); none keeps them in memory. */
+  restartCounts?: RestartCountStore;
   facts: NodeFacts;
   logger: LinkLogger;
   resyncIntervalMs?: number;
@@ -39,6 +42,7 @@ export class Agent {
       logger: opts.logger,
       resyncIntervalMs: opts.resyncIntervalMs,
       retryBaseMs: opts.retryBaseMs,
+      restartCounts: opts.restartCounts,
       onReport: (changed) => this.sendStatus(changed),
       onApplied: (generation) => void this.link.send({ type: 'ack', generation }),
     });

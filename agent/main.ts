@@ -12,6 +12,7 @@ import { defaultAdvertiseAddress, readDeviceFacts } from './device-facts.js';
 import { joinHub, JoinRefusedError, loadIdentity, saveIdentity, type NodeIdentity } from './node-identity.js';
 import { loadRegistryAuthFile, type RegistryAuthMap } from './registry-auth-file.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
+import { RestartCountsFile } from './restart-counts-file.js';
 import { TargetCache } from './target-cache.js';
 
 const HELP = `Usage: tether-agent --data-dir DIR [--hub URL --join-token TOKEN] [options]
@@ -127,6 +128,7 @@ async function main(): Promise<void> {
     publishAddress: args['publish-address'] ?? null,
     runtime,
     targetCache: new TargetCache(dataDir),
+    restartCounts: new RestartCountsFile(dataDir, logger),
     facts: await readDeviceFacts(runtimeVersion),
     logger,
   });

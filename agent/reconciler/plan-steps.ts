@@ -14,21 +14,33 @@ export type RemoveReason =
   /** Docker cannot start a dead (half-removed) container, so it is removed and made again. */
   | 'dead';
 
+/**
+ * How a new container of a replica takes over from its outdated ones: they are stopped (not
+ * removed) just before it starts, which frees their host ports; if it will not start, the
+ * fallback is started again, so the replica stays served. They are removed once it runs.
+ */
+export interface Swap {
+  /** Every outdated container of the replica. */
+  oldIds: string[];
+  /** The one of them that can serve (running, or stopped and not backing off), or null. */
+  fallbackId: string | null;
+}
+
 export type Step =
   | { kind: 'remove'; containerId: string; replicaId: string; reason: RemoveReason }
   | { kind: 'pull'; image: string; auth: RegistryAuth | null; replicaIds: string[] }
   /**
-   * Create, remove the replaced containers (the replica's outdated ones), start. The old container
-   * goes only once the engine has accepted the new one: a create it refuses (say more CPUs than
-   * the host has) leaves the old one serving.
+   * Create, then start by the swap, if any. A create the engine refuses (say more CPUs than the
+   * host has) touches no old container.
    */
-  | { kind: 'create'; replica: AssignedReplica; replaces: string[] }
+  | { kind: 'create'; replica: AssignedReplica; swap: Swap | null }
+  /** Start a stopped container of the replica's spec, by the swap if outdated ones are left. */
+  | { kind: 'start'; containerId: string; replicaId: string; swap: Swap | null }
   /**
-   * A stopped container of the replica. standIn: one of an older spec, started because it is the
-   * replica until its replacement can be created (the new image is being pulled or failing, the
-   * create is backing off).
+   * Start a stopped outdated container: it is the replica until its replacement runs, whatever
+   * holds that back (the new image being pulled or failing, the create or start backing off).
    */
-  | { kind: 'start'; containerId: string; replicaId: string; standIn: boolean };
+  | { kind: 'start-stand-in'; containerId: string; replicaId: string };
 
 export interface PlanInput {
   target: readonly AssignedReplica[];
@@ -38,9 +50,9 @@ export interface PlanInput {
   /** Replica ids whose retry delay has not passed: they get no pull, create or start of their spec. */
   backingOff: ReadonlySet<string>;
   /**
-   * Container ids whose stand-in start failed and whose retry delay has not passed. A stand-in
-   * has its own delay: the replica's belongs to its replacement, and must not hold the old
-   * container down for a minute.
+   * Outdated container ids whose start (as a stand-in or a fallback) failed and whose retry delay
+   * has not passed. A stand-in has its own delay: the replica's belongs to its replacement, and
+   * must not hold the old container down for a minute.
    */
   startBackingOff: ReadonlySet<string>;
 }
@@ -73,17 +85,32 @@ export function bestContainer(containers: readonly ObservedContainer[]): Observe
   return best;
 }
 
+/** Containers the planner can keep or start: one 'removing' is on its way out, one 'dead' cannot start. */
+function isUsable(c: ObservedContainer): boolean {
+  return c.state !== 'removing' && c.state !== 'dead';
+}
+
+/**
+ * Whether the replica's image matters to this pass: only a replica with no container of its spec
+ * to keep needs a create or a pull. One that only needs a start must not wait on an image check.
+ */
+export function needsImage(replica: AssignedReplica, containers: readonly ObservedContainer[]): boolean {
+  return !containers.some((c) => c.replicaId === replica.replicaId && c.specHash === replica.specHash && isUsable(c));
+}
+
 /**
  * Removes come first: the applier finishes them before any create, so a new container can bind a
- * host port or take a name that an unassigned or dead container held. A replica's own outdated
- * containers are not among them: its create step replaces them once the new container exists.
+ * host port or take a name that an unassigned or dead container held.
  *
- * An outdated container is replaced only in a plan that also creates its replacement (image
- * present, not backing off). Removing it while the new image is still to be pulled would stop the
- * service for the whole pull, and for good if the pull keeps failing; the loop plans again after
- * a pull, and that plan does the swap. Until then the old container is the replica, so the best
- * of them is started if it stopped (say it crashed, or was killed, while the new image would not
- * pull): waiting for a replacement that may never come would leave the replica down meanwhile.
+ * A replica's outdated containers are removed only once a container of its spec runs: until then
+ * the best of them is the replica. The new container takes over by a swap (see Swap), planned as
+ * part of its create, or of its start when it exists but does not run (the agent died between the
+ * create and the swap, or its start failed). While the replica backs off, or its image is still
+ * to be pulled, the best outdated container is kept up: left running, or started if it stopped
+ * (say it crashed, or was killed, while the new image would not pull). Waiting for a replacement
+ * that may never come would leave the replica down meanwhile. A new container the engine is
+ * restarting, or that is paused, is the engine's or an operator's: the outdated ones stay as
+ * they are.
  */
 export function planSteps(input: PlanInput): Step[] {
   const { current, images, backingOff, startBackingOff } = input;
@@ -123,23 +150,27 @@ export function planSteps(input: PlanInput): Step[] {
     const rightHash = usable.filter((c) => c.specHash === replica.specHash);
     const outdated = usable.filter((c) => c.specHash !== replica.specHash);
     const keeper = bestContainer(rightHash);
+    const standIn = bestContainer(outdated);
+    const standInStartable = standIn !== undefined && isStartable(standIn) && !startBackingOff.has(standIn.id);
+    const swap: Swap | null =
+      outdated.length === 0
+        ? null
+        : { oldIds: outdated.map((c) => c.id), fallbackId: standIn!.state === 'running' || standInStartable ? standIn!.id : null };
+    const keepStandIn = () => {
+      if (standInStartable) starts.push({ kind: 'start-stand-in', containerId: standIn!.id, replicaId: id });
+    };
 
     if (keeper) {
       for (const c of rightHash) if (c !== keeper) remove(c, 'duplicate');
-      for (const c of outdated) remove(c, 'outdated');
-      // 'restarting' belongs to the engine's restart policy and 'paused' to whoever paused it.
-      if ((keeper.state === 'exited' || keeper.state === 'created') && !backingOff.has(id)) {
-        starts.push({ kind: 'start', containerId: keeper.id, replicaId: id, standIn: false });
+      if (keeper.state === 'running') {
+        for (const c of outdated) remove(c, 'outdated');
+      } else if (isStartable(keeper)) {
+        if (backingOff.has(id)) keepStandIn();
+        else starts.push({ kind: 'start', containerId: keeper.id, replicaId: id, swap });
       }
+      // 'restarting' belongs to the engine's restart policy and 'paused' to whoever paused it.
       continue;
     }
-
-    const keepStandIn = () => {
-      const standIn = bestContainer(outdated);
-      if (standIn && (standIn.state === 'exited' || standIn.state === 'created') && !startBackingOff.has(standIn.id)) {
-        starts.push({ kind: 'start', containerId: standIn.id, replicaId: id, standIn: true });
-      }
-    };
 
     // A container being removed may still hold the name the new one needs: wait for its destroy.
     if (backingOff.has(id) || removalUnderWay) {
@@ -160,8 +191,12 @@ export function planSteps(input: PlanInput): Step[] {
       continue;
     }
 
-    creates.push({ kind: 'create', replica, replaces: outdated.map((c) => c.id) });
+    creates.push({ kind: 'create', replica, swap });
   }
 
   return [...removes, ...pulls.values(), ...creates, ...starts];
+}
+
+function isStartable(c: ObservedContainer): boolean {
+  return c.state === 'exited' || c.state === 'created';
 }

@@ -18,7 +18,11 @@ import { Backoff } from '../../shared/backoff.js';
 import { systemClock, type Clock } from '../../shared/clock.js';
 import type { AssignedReplica, ReplicaReport, ReplicaState } from '../../shared/protocol.js';
 import type { ContainerRuntime, ObservedContainer } from '../runtime/container-runtime.js';
-import { bestContainer, planSteps, type Step } from './plan-steps.js';
+import { bestContainer, needsImage, planSteps, type Step } from './plan-steps.js';
+import { RestartTally, type RestartCountStore } from './restart-tally.js';
+import { executeStep, messageOf, type EngineStep, type StepContext } from './step-executors.js';
+
+export { containerName } from './step-executors.js';
 
 export interface ReconcileLoopLogger {
   info(o: object, m: string): void;
@@ -42,27 +46,17 @@ export interface ReconcileLoopOptions {
   retryBaseMs?: number;
   retryCapMs?: number;
   stopTimeoutS?: number;
+  /** Where restart counts survive an agent restart; without one the engine's counts are the floor after it. */
+  restartCounts?: RestartCountStore;
 }
 
 /** The protocol's limit on a report's error text. */
 const MAX_ERROR_LENGTH = 2048;
 
-/** Docker's container name charset is [a-zA-Z0-9][a-zA-Z0-9_.-]*; the "tether-" prefix supplies the first character. */
-export function containerName(nodeId: string, replicaId: string): string {
-  return `tether-${nodeId.slice(0, 12)}-${replicaId}`.replace(/[^a-zA-Z0-9_.-]/g, '-');
-}
-
 interface Failure {
   error: string;
   backoff: Backoff;
   retryAtMs: number;
-}
-
-/** Restarts of one replica on this node, the agent's and the engine's. */
-interface RestartTally {
-  total: number;
-  /** The engine's RestartCount last seen per container of the replica. */
-  engineCountById: Map<string, number>;
 }
 
 interface Target {
@@ -85,14 +79,15 @@ export class ReconcileLoop {
   private target: Target | null = null;
   private lastAppliedGeneration: number | null = null;
   private readonly failures = new Map<string, Failure>();
-  /** Stand-in starts that failed, by container id (see PlanInput.startBackingOff). */
-  private readonly standInFailures = new Map<string, Failure>();
   /**
-   * Restart counts by replica id. The engine's RestartCount counts its policy restarts only, and
-   * goes back to 0 when the agent starts a container or makes a new one; the agent adds its own
-   * starts of a replica that ran. In memory: after an agent restart the engine's count is the floor.
+   * Failures of steps on one container that is not what its replica is made of (an outdated
+   * container's start, a removal of an old version), by container id: each backs off alone and
+   * holds back nothing of the replica (see PlanInput.startBackingOff, StepContext.containerFailed).
    */
-  private readonly restarts = new Map<string, RestartTally>();
+  private readonly containerFailures = new Map<string, Failure>();
+  private readonly restarts = new RestartTally();
+  /** Outdated containers stopped by a swap, kept to the present ones (see StepContext.stoppedForSwap). */
+  private readonly stoppedForSwap = new Set<string>();
   /** Pulls in flight by image. */
   private readonly pulls = new Map<string, { abort: AbortController; done: Promise<void> }>();
   /** Last report sent per replica: what onReport diffs against and snapshot() returns. */
@@ -132,6 +127,7 @@ export class ReconcileLoop {
   async start(): Promise<void> {
     if (this.active || this.stopped) throw new Error('invariant: a ReconcileLoop starts once; make a new one after stop()');
     this.active = true;
+    await this.loadRestartCounts();
     this.unwatch = this.runtime.watchEvents(this.nodeId, () => this.requestPass());
     this.resyncTimer = setInterval(() => this.requestPass(), this.resyncIntervalMs);
     this.resyncTimer.unref();
@@ -151,6 +147,19 @@ export class ReconcileLoop {
     for (const pull of this.pulls.values()) pull.abort.abort();
     await this.pumping;
     await Promise.all([...this.pulls.values()].map((p) => p.done));
+    await this.opts.restartCounts?.flush();
+  }
+
+  private async loadRestartCounts(): Promise<void> {
+    const store = this.opts.restartCounts;
+    if (!store) return;
+    try {
+      const records = await store.load();
+      if (records) this.restarts.load(records);
+    } catch (err) {
+      // Counting from the engine's counts is a worse report, not a reason to run nothing.
+      this.logger.warn({ nodeId: this.nodeId, err: messageOf(err) }, 'could not load the restart counts');
+    }
   }
 
   /** The whole desired state; an older generation is ignored, a newer one aborts the pass in flight. */
@@ -161,6 +170,9 @@ export class ReconcileLoop {
       return;
     }
     this.target = { generation, replicas };
+    // A failure belongs to the spec that failed: a replica given another spec tries it at once.
+    const previousSpecOf = new Map(previous?.replicas.map((r) => [r.replicaId, r.specHash]));
+    for (const r of replicas) if (previousSpecOf.has(r.replicaId) && previousSpecOf.get(r.replicaId) !== r.specHash) this.failures.delete(r.replicaId);
     if (!previous || generation > previous.generation) {
       this.passAbort?.abort();
       // Pulls the new target still wants go on: their progress would otherwise be thrown away.
@@ -215,13 +227,13 @@ export class ReconcileLoop {
       let current = await this.runtime.listContainers(this.nodeId);
       if (target) {
         // After the image checks: one that fails puts its replicas in backoff for this plan.
-        const images = await this.presentImages(target.replicas, this.backingOffIds(planAtMs));
+        const images = await this.presentImages(target.replicas, current, this.backingOffIds(planAtMs));
         const steps = planSteps({
           target: target.replicas,
           current,
           images,
           backingOff: this.backingOffIds(planAtMs),
-          startBackingOff: backingOffOf(this.standInFailures, planAtMs),
+          startBackingOff: backingOffOf(this.containerFailures, planAtMs),
         });
         if (steps.length > 0) {
           await this.apply(steps, new Map(current.map((c) => [c.id, c])), abort.signal);
@@ -249,14 +261,19 @@ export class ReconcileLoop {
   }
 
   /**
-   * The target images present in the engine, asked only for replicas that are not backing off
-   * (the planner does nothing with the others). An image the engine will not even inspect (a
-   * malformed reference is answered 400) fails its replicas, not the pass.
+   * The target images present in the engine, asked only for replicas that need a create or a pull
+   * and are not backing off (the planner does nothing with an image for the others). An image the
+   * engine will not inspect (a malformed reference is answered 400, a busy engine times out) fails
+   * its replicas, not the pass, and never one that only needs a start.
    */
-  private async presentImages(replicas: readonly AssignedReplica[], backingOff: ReadonlySet<string>): Promise<Set<string>> {
+  private async presentImages(
+    replicas: readonly AssignedReplica[],
+    current: readonly ObservedContainer[],
+    backingOff: ReadonlySet<string>,
+  ): Promise<Set<string>> {
     const replicasOf = new Map<string, string[]>();
     for (const r of replicas) {
-      if (backingOff.has(r.replicaId)) continue;
+      if (backingOff.has(r.replicaId) || !needsImage(r, current)) continue;
       const ids = replicasOf.get(r.container.image);
       if (ids) ids.push(r.replicaId);
       else replicasOf.set(r.container.image, [r.replicaId]);
@@ -277,16 +294,36 @@ export class ReconcileLoop {
   }
 
   /**
-   * Removes all finish before any create or start, so a replacement can take the same host port
-   * and name. planned: the containers the steps were planned from, by id.
+   * Removes all finish before any create or start, so a new container can take a host port or a
+   * name that an unassigned or dead container held. planned: the containers the steps were
+   * planned from, by id.
    */
   private async apply(steps: Step[], planned: ReadonlyMap<string, ObservedContainer>, signal: AbortSignal): Promise<void> {
+    const ctx = this.stepContext(planned);
     const removes = steps.filter((s) => s.kind === 'remove');
-    await this.bounded(removes, (s) => this.runStep(s, planned), signal);
+    await this.bounded(removes, (s) => executeStep(s, ctx), signal);
     if (signal.aborted) return;
     for (const s of steps) if (s.kind === 'pull') this.startPull(s);
-    const makes = steps.filter((s) => s.kind === 'create' || s.kind === 'start');
-    await this.bounded(makes, (s) => this.runStep(s, planned), signal);
+    const makes = steps.filter((s): s is EngineStep => s.kind !== 'remove' && s.kind !== 'pull');
+    await this.bounded(makes, (s) => executeStep(s, ctx), signal);
+  }
+
+  private stepContext(planned: ReadonlyMap<string, ObservedContainer>): StepContext {
+    return {
+      runtime: this.runtime,
+      nodeId: this.nodeId,
+      publishAddress: this.opts.publishAddress,
+      stopTimeoutS: this.stopTimeoutS,
+      logger: this.logger,
+      planned,
+      stoppedForSwap: this.stoppedForSwap,
+      succeeded: (replicaId) => this.failures.delete(replicaId),
+      failed: (replicaId, error) => this.recordFailure(this.failures, replicaId, error, { replicaId }),
+      containerSucceeded: (containerId) => this.containerFailures.delete(containerId),
+      containerFailed: (containerId, replicaId, error) => this.recordFailure(this.containerFailures, containerId, error, { replicaId, containerId }),
+      started: (replicaId, containerId, restart) => this.restarts.noteStart(replicaId, containerId, restart),
+      hadSpec: (replicaId, specHash) => this.restarts.hadSpec(replicaId, specHash),
+    };
   }
 
   /** Runs fn over items, at most maxConcurrentSteps at a time; stops taking new items once signal aborts. */
@@ -296,107 +333,6 @@ export class ReconcileLoop {
       while (next < items.length && !signal?.aborted) await fn(items[next++]!);
     };
     await Promise.all(Array.from({ length: Math.min(this.maxConcurrentSteps, items.length) }, worker));
-  }
-
-  private async runStep(step: Exclude<Step, { kind: 'pull' }>, planned: ReadonlyMap<string, ObservedContainer>): Promise<void> {
-    const replicaId = step.kind === 'create' ? step.replica.replicaId : step.replicaId;
-    let action: string = step.kind;
-    if (step.kind === 'start' && step.standIn) {
-      await this.startStandIn(step, planned);
-      return;
-    }
-    try {
-      switch (step.kind) {
-        case 'remove':
-          await this.runtime.stopContainer(step.containerId, this.stopTimeoutS);
-          await this.runtime.removeContainer(step.containerId);
-          this.logger.info({ replicaId, containerId: step.containerId, reason: step.reason }, 'removed container');
-          return;
-        case 'create': {
-          const r = step.replica;
-          // Made again for the spec it last ran (its container died or was removed): a restart.
-          const last = this.reported.get(replicaId);
-          const remade = last !== undefined && last.containerId !== null && last.specHash === r.specHash;
-          // The replaced container still holds the replica's name until it is removed.
-          const name = containerName(this.nodeId, replicaId) + (step.replaces.length > 0 ? `-${r.specHash.slice(0, 12)}` : '');
-          const containerId = await this.runtime.createContainer({
-            nodeId: this.nodeId,
-            replicaId,
-            service: r.service,
-            specHash: r.specHash,
-            name,
-            spec: r.container,
-            publishAddress: this.opts.publishAddress,
-          });
-          // Accepted by the engine: now the old version goes, freeing its host ports for the new one.
-          action = 'replace';
-          for (const old of step.replaces) {
-            await this.runtime.stopContainer(old, this.stopTimeoutS);
-            await this.runtime.removeContainer(old);
-            this.logger.info({ replicaId, containerId: old, reason: 'outdated' }, 'removed container');
-          }
-          action = 'start';
-          await this.runtime.startContainer(containerId);
-          this.failures.delete(replicaId);
-          if (remade) this.countRestart(replicaId);
-          this.logger.info({ replicaId, containerId, service: r.service, specHash: r.specHash, remade }, 'created container');
-          return;
-        }
-        case 'start':
-          await this.runtime.startContainer(step.containerId);
-          this.failures.delete(replicaId);
-          if (planned.get(step.containerId)?.state === 'exited') this.countRestart(replicaId);
-          this.logger.info({ replicaId, containerId: step.containerId }, 'started container');
-          return;
-      }
-    } catch (err) {
-      this.fail(replicaId, `${action} failed: ${messageOf(err)}`);
-    }
-  }
-
-  /**
-   * An outdated container started to stand in for its replica. Its failure backs off by container,
-   * and leaves the replica's own failure (the pull or create that holds the replacement back) alone.
-   */
-  private async startStandIn(step: Extract<Step, { kind: 'start' }>, planned: ReadonlyMap<string, ObservedContainer>): Promise<void> {
-    const { containerId, replicaId } = step;
-    try {
-      await this.runtime.startContainer(containerId);
-      this.standInFailures.delete(containerId);
-      if (planned.get(containerId)?.state === 'exited') this.countRestart(replicaId);
-      this.logger.info({ replicaId, containerId }, 'started the outdated container until its replacement can be made');
-    } catch (err) {
-      const error = `start of the running version failed: ${messageOf(err)}`;
-      const backoff = this.standInFailures.get(containerId)?.backoff ?? new Backoff({ baseMs: this.retryBaseMs, capMs: this.retryCapMs });
-      const retryInMs = backoff.nextDelayMs();
-      this.standInFailures.set(containerId, { error: error.slice(0, MAX_ERROR_LENGTH), backoff, retryAtMs: this.clock.nowMs() + retryInMs });
-      this.logger.warn({ nodeId: this.nodeId, replicaId, containerId, err: error, retryInMs }, 'step failed');
-    }
-  }
-
-  private countRestart(replicaId: string): void {
-    const tally = this.restarts.get(replicaId);
-    if (tally) tally.total++;
-    else this.restarts.set(replicaId, { total: 1, engineCountById: new Map() });
-  }
-
-  /**
-   * The replica's restarts so far: what was counted, plus what the engine's counts of its
-   * containers say happened since last seen. A count lower than last seen was reset by a start
-   * through the API; the restarts after that start are the new count.
-   */
-  private tallyRestarts(replicaId: string, containers: readonly ObservedContainer[]): number {
-    let tally = this.restarts.get(replicaId);
-    if (!tally) this.restarts.set(replicaId, (tally = { total: 0, engineCountById: new Map() }));
-    const seen = new Map<string, number>();
-    for (const c of containers) {
-      const last = tally.engineCountById.get(c.id);
-      tally.total += last === undefined || c.restartCount < last ? c.restartCount : c.restartCount - last;
-      seen.set(c.id, c.restartCount);
-    }
-    // Replaced, not merged: containers that are gone drop out.
-    tally.engineCountById = seen;
-    return tally.total;
   }
 
   /** At most maxConcurrentSteps pulls at a time; a pull planned beyond that waits for a later pass. */
@@ -424,10 +360,15 @@ export class ReconcileLoop {
   }
 
   private fail(replicaId: string, error: string): void {
-    const backoff = this.failures.get(replicaId)?.backoff ?? new Backoff({ baseMs: this.retryBaseMs, capMs: this.retryCapMs });
+    this.recordFailure(this.failures, replicaId, error, { replicaId });
+  }
+
+  /** Records the error under key and backs it off: the next delay of its own backoff. */
+  private recordFailure(failures: Map<string, Failure>, key: string, error: string, context: object): void {
+    const backoff = failures.get(key)?.backoff ?? new Backoff({ baseMs: this.retryBaseMs, capMs: this.retryCapMs });
     const retryInMs = backoff.nextDelayMs();
-    this.failures.set(replicaId, { error: error.slice(0, MAX_ERROR_LENGTH), backoff, retryAtMs: this.clock.nowMs() + retryInMs });
-    this.logger.warn({ nodeId: this.nodeId, replicaId, err: error, retryInMs }, 'step failed');
+    failures.set(key, { error: error.slice(0, MAX_ERROR_LENGTH), backoff, retryAtMs: this.clock.nowMs() + retryInMs });
+    this.logger.warn({ nodeId: this.nodeId, ...context, err: error, retryInMs }, 'step failed');
   }
 
   /**
@@ -439,7 +380,7 @@ export class ReconcileLoop {
     this.wakeTimer = null;
     if (!this.active) return;
     let earliestMs = this.passRetryAtMs ?? Infinity;
-    for (const failures of [this.failures, this.standInFailures]) {
+    for (const failures of [this.failures, this.containerFailures]) {
       for (const f of failures.values()) if (f.retryAtMs >= planAtMs && f.retryAtMs < earliestMs) earliestMs = f.retryAtMs;
     }
     if (earliestMs === Infinity) return;
@@ -463,26 +404,35 @@ export class ReconcileLoop {
     const next = new Map<string, ReplicaReport>();
     for (const r of assigned) {
       const containers = containersOf.get(r.replicaId) ?? [];
-      const chosen = bestContainer(containers.filter((c) => c.specHash === r.specHash)) ?? bestContainer(containers);
+      // The container that stands for the replica: its spec's, unless only an outdated one runs
+      // (an update that has not taken over yet: the old version is what serves).
+      const right = bestContainer(containers.filter((c) => c.specHash === r.specHash));
+      const any = bestContainer(containers);
+      const chosen = right?.state !== 'running' && any?.state === 'running' ? any : (right ?? any);
       // Running with the right spec is success however it came about (say the engine's restart
       // policy), so an older step error no longer describes the replica.
       if (chosen?.state === 'running' && chosen.specHash === r.specHash) this.failures.delete(r.replicaId);
-      const error = this.failures.get(r.replicaId)?.error ?? (chosen ? this.standInFailures.get(chosen.id)?.error : undefined) ?? null;
-      const restarts = this.tallyRestarts(r.replicaId, containers);
+      const error = this.failures.get(r.replicaId)?.error ?? (chosen ? this.containerFailures.get(chosen.id)?.error : undefined) ?? null;
+      const restarts = this.restarts.observe(r.replicaId, containers, chosen);
       next.set(r.replicaId, reportOf(r.replicaId, r.service, r.specHash, chosen, error, restarts));
     }
     for (const [replicaId, containers] of containersOf) {
       if (next.has(replicaId)) continue;
       const chosen = bestContainer(containers)!;
-      const restarts = this.tallyRestarts(replicaId, containers);
+      const restarts = this.restarts.observe(replicaId, containers, chosen);
       next.set(replicaId, reportOf(replicaId, chosen.service, chosen.specHash, chosen, this.failures.get(replicaId)?.error ?? null, restarts));
     }
     // Forget what concerns replicas that are neither assigned nor present, and containers that are
-    // gone: nothing will retry them, and these maps stay as small as the node's state.
+    // gone: nothing will retry them, and these structures stay as small as the node's state.
     for (const id of this.failures.keys()) if (!next.has(id)) this.failures.delete(id);
-    for (const id of this.restarts.keys()) if (!next.has(id)) this.restarts.delete(id);
+    // Not before the first target: the counts of a replica whose container went while the agent
+    // was down are still wanted when the target names it.
+    if (this.target) this.restarts.retain(new Set(next.keys()));
     const present = new Set(current.map((c) => c.id));
-    for (const id of this.standInFailures.keys()) if (!present.has(id)) this.standInFailures.delete(id);
+    for (const id of this.containerFailures.keys()) if (!present.has(id)) this.containerFailures.delete(id);
+    for (const id of this.stoppedForSwap) if (!present.has(id)) this.stoppedForSwap.delete(id);
+    const counts = this.restarts.takeChanges();
+    if (counts) this.opts.restartCounts?.save(counts);
 
     const changed: ReplicaReport[] = [];
     for (const [id, report] of next) if (!sameReport(this.reported.get(id), report)) changed.push(report);
@@ -519,6 +469,13 @@ function reportOf(
   let error: string | null;
   switch (c.state) {
     case 'running':
+      if (c.error !== null) {
+        // The engine listed it running but its state could not be read: a listing can lag a
+        // container's death, so it is not reported running on the listing's word alone.
+        state = 'failed';
+        error = c.error;
+        break;
+      }
       // An error here is an update that failed while the old container goes on serving: the
       // report carries that container's spec hash, so the hub sees which version runs.
       state = 'running';
@@ -564,7 +521,7 @@ function backingOffOf(failures: ReadonlyMap<string, Failure>, nowMs: number): Se
 }
 
 function exitText(c: ObservedContainer): string {
-  const restarts = c.restartCount > 0 ? ` (restarted ${c.restartCount} times)` : '';
+  const restarts = c.restartCount ? ` (restarted ${c.restartCount} times)` : '';
   return `exited with code ${c.exitCode ?? 'unknown'}${restarts}`;
 }
 
@@ -580,6 +537,3 @@ function sameReport(a: ReplicaReport | undefined, b: ReplicaReport): boolean {
   );
 }
 
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

@@ -27,9 +27,16 @@ export interface ObservedContainer {
   state: EngineState;
   /** Exit code of the last run; null while it never exited. */
   exitCode: number | null;
-  /** The engine's own restart count (restart policy). */
-  restartCount: number;
-  /** The engine's error text for the last start, if any (e.g. "port is already allocated"). */
+  /**
+   * The engine's own restart count (restart policy); null when unknown (the engine would not say,
+   * say an inspect failed): never a guess, since a count that drops reads as a reset.
+   */
+  restartCount: number | null;
+  /**
+   * The engine's error text for the last start (e.g. "port is already allocated"), or why the
+   * container's state could not be read; null if none. A 'running' container with an error is one
+   * whose state is not confirmed.
+   */
   error: string | null;
 }
 
@@ -44,6 +51,8 @@ export interface CreateContainerRequest {
   /** Address host ports are bound to; null binds all interfaces. */
   publishAddress: string | null;
 }
+
+export type StartResult = 'started' | 'already-running';
 
 export interface RuntimeEvent {
   containerId: string;
@@ -61,7 +70,8 @@ export interface ContainerRuntime {
   pullImage(image: string, auth: RegistryAuth | null, signal?: AbortSignal): Promise<void>;
   /** Creates (not starts) a container carrying the LABELS; returns its id. */
   createContainer(req: CreateContainerRequest): Promise<string>;
-  startContainer(id: string): Promise<void>;
+  /** 'already-running' when the engine had it running (Docker's 304): this call started nothing. */
+  startContainer(id: string): Promise<StartResult>;
   /** Stops with SIGTERM, then SIGKILL after timeoutS; a stopped or missing container is fine. */
   stopContainer(id: string, timeoutS: number): Promise<void>;
   /** Removes (forcibly); a missing container is fine. */

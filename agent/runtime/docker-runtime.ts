@@ -15,6 +15,7 @@ import {
   type EngineState,
   type ObservedContainer,
   type RuntimeEvent,
+  type StartResult,
 } from './container-runtime.js';
 
 export interface DockerRuntimeLogger {
@@ -29,6 +30,8 @@ export interface DockerRuntimeOptions {
    * (`127.0.0.1:5001`, `registry.example.com`, `docker.io`): used for a pull whose spec carries none.
    */
   registryAuth?: Record<string, { username: string; password: string }>;
+  /** The engine connection; tests give a fake one to play an engine exactly (a lagging listing, a flaky inspect). */
+  modem?: Pick<DockerModem, 'dial'>;
 }
 
 /** A pull of a few hundred MB over a slow edge uplink fits; a registry that hangs does not block forever. */
@@ -176,10 +179,6 @@ function encodeImagePath(image: string): string {
   return image.split('/').map(encodeURIComponent).join('/');
 }
 
-function messageOfError(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 function isNotFound(err: unknown): boolean {
   return statusCodeOf(err) === 404;
 }
@@ -217,7 +216,7 @@ interface ContainerCreateBody {
 interface InspectedState {
   state: EngineState;
   exitCode: number | null;
-  restartCount: number;
+  restartCount: number | null;
   error: string | null;
   atMs: number;
   /** The event sequence number when the inspect was asked for: a later event makes it stale. */
@@ -229,7 +228,7 @@ function toEngineState(text: string | undefined): EngineState {
 }
 
 export class DockerRuntime implements ContainerRuntime {
-  private readonly modem: DockerModem;
+  private readonly modem: Pick<DockerModem, 'dial'>;
   private readonly logger: DockerRuntimeLogger | undefined;
   /** Host -> credentials, in a Map so that a host named like an Object property finds nothing. */
   private readonly registryAuth: ReadonlyMap<string, { username: string; password: string }>;
@@ -245,7 +244,7 @@ export class DockerRuntime implements ContainerRuntime {
   private eventSeq = 0;
 
   constructor(opts: DockerRuntimeOptions = {}) {
-    this.modem = new DockerModem({ socketPath: opts.socketPath ?? '/var/run/docker.sock' });
+    this.modem = opts.modem ?? new DockerModem({ socketPath: opts.socketPath ?? '/var/run/docker.sock' });
     this.logger = opts.logger;
     this.registryAuth = new Map(
       Object.entries(opts.registryAuth ?? {}).map(([host, c]) => [host, { username: c.username, password: c.password }]),
@@ -313,17 +312,21 @@ export class DockerRuntime implements ContainerRuntime {
       try {
         observed = listedState === 'running' && cacheFresh ? cached : await this.inspectState(info.Id, cached);
       } catch (err) {
-        // One container the engine will not inspect is that container's problem, not the
-        // node's: it is shown as listed, with the error, and inspected again next time.
-        observed = {
+        // One container the engine will not inspect is that container's problem, not the node's:
+        // it is shown with the error (its state unconfirmed: the listing may lag its death) and
+        // inspected again next time. The last good inspect stays cached, so its restart count
+        // goes on counting from there; without one the count is unknown, never a guessed 0 that
+        // would read as a reset and count the engine's whole count again at the next inspect.
+        if (cached) inspected.set(info.Id, cached);
+        const unconfirmed: InspectedState = {
           state: listedState,
           exitCode: cached?.exitCode ?? null,
-          restartCount: cached?.restartCount ?? 0,
-          error: messageOfError(err),
+          restartCount: cached?.restartCount ?? null,
+          error: engineMessage(err),
           atMs: nowMs,
           eventSeq: -1,
         };
-        return this.observedOf(info, replicaId, service, specHash, observed);
+        return this.observedOf(info, replicaId, service, specHash, unconfirmed);
       }
       if (observed === null) return null; // removed between list and inspect
       inspected.set(info.Id, observed);
@@ -540,11 +543,12 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
-  async startContainer(id: string): Promise<void> {
+  async startContainer(id: string): Promise<StartResult> {
     try {
       await this.call({ path: `/containers/${id}/start`, method: 'POST', statusCodes: OK_NO_CONTENT });
+      return 'started';
     } catch (err) {
-      if (statusCodeOf(err) === 304) return; // already running
+      if (statusCodeOf(err) === 304) return 'already-running';
       throw engineError(`start container ${id.slice(0, 12)}`, err);
     }
   }

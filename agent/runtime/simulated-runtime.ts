@@ -19,6 +19,7 @@ import {
   type CreateContainerRequest,
   type ObservedContainer,
   type RuntimeEvent,
+  type StartResult,
 } from './container-runtime.js';
 
 export interface SimulatedRuntimeOptions {
@@ -32,10 +33,16 @@ export interface SimulatedRuntimeOptions {
   startFails?: (image: string) => string | null;
   /** The engine's error text when it refuses to create a container of this spec (say more CPUs than it has), or null. */
   createFails?: (spec: CreateContainerRequest['spec']) => string | null;
+  /** The engine's error text when an image inspect fails (not "absent": a fault, say a timeout), or null; asked on every call. */
+  hasImageFails?: (image: string) => string | null;
+  /** The engine's error text when it refuses to remove this container, or null; asked on every call. */
+  removeFails?: (id: string) => string | null;
 }
 
 /** One container as a test inspects it: the observed fields plus what the engine was asked for. */
 export interface SimulatedContainer extends ObservedContainer {
+  /** The simulator always knows it. */
+  restartCount: number;
   nodeId: string;
   image: string;
   labels: Readonly<Record<string, string>>;
@@ -77,6 +84,8 @@ export class SimulatedRuntime implements ContainerRuntime {
   private readonly pullDelayMs: number;
   private readonly startFails: (image: string) => string | null;
   private readonly createFails: (spec: CreateContainerRequest['spec']) => string | null;
+  private readonly hasImageFails: (image: string) => string | null;
+  private readonly removeFails: (id: string) => string | null;
 
   private readonly byId = new Map<string, MutableContainer>();
   private readonly idByName = new Map<string, string>();
@@ -100,6 +109,8 @@ export class SimulatedRuntime implements ContainerRuntime {
     this.pullDelayMs = opts.pullDelayMs ?? 0;
     this.startFails = opts.startFails ?? (() => null);
     this.createFails = opts.createFails ?? (() => null);
+    this.hasImageFails = opts.hasImageFails ?? (() => null);
+    this.removeFails = opts.removeFails ?? (() => null);
   }
 
   async version(): Promise<string> {
@@ -116,6 +127,8 @@ export class SimulatedRuntime implements ContainerRuntime {
   async hasImage(image: string): Promise<boolean> {
     this.calls.hasImage++;
     refuseMalformed(image);
+    const fault = this.hasImageFails(image);
+    if (fault !== null) throw new Error(fault);
     return this.images.has(image);
   }
 
@@ -182,17 +195,18 @@ export class SimulatedRuntime implements ContainerRuntime {
     return id;
   }
 
-  async startContainer(id: string): Promise<void> {
+  async startContainer(id: string): Promise<StartResult> {
     this.calls.startContainer++;
     const c = this.mustGet(id);
     // Docker answers "304 not modified" for a running container; restarting is the engine's job.
-    if (c.state === 'running' || c.state === 'restarting') return;
+    if (c.state === 'running' || c.state === 'restarting') return 'already-running';
     if (c.state === 'removing' || c.state === 'dead') throw new Error('container is marked for removal and cannot be started');
     if (c.state === 'paused') throw new Error('cannot start a paused container, try unpause instead');
     // Docker resets the restart count on a start through the API: only policy restarts count.
     c.restartCount = 0;
     const failure = this.tryRun(c);
     if (failure !== null) throw new Error(failure);
+    return 'started';
   }
 
   async stopContainer(id: string, _timeoutS: number): Promise<void> {
@@ -203,6 +217,8 @@ export class SimulatedRuntime implements ContainerRuntime {
 
   async removeContainer(id: string): Promise<void> {
     this.calls.removeContainer++;
+    const refused = this.removeFails(id);
+    if (refused !== null) throw new Error(refused);
     const c = this.byId.get(id);
     if (c) this.remove(c);
   }

@@ -1,5 +1,10 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ReconcileLoop, containerName, type ReconcileLoopOptions } from '../../agent/reconciler/reconcile-loop.js';
+import { RestartCountsFile } from '../../agent/restart-counts-file.js';
+import type { ContainerRuntime, ObservedContainer } from '../../agent/runtime/container-runtime.js';
 import { SimulatedRuntime } from '../../agent/runtime/simulated-runtime.js';
 import { containerSpecHash, type ContainerSpec } from '../../shared/container-spec.js';
 import type { AssignedReplica, ReplicaReport } from '../../shared/protocol.js';
@@ -18,13 +23,36 @@ interface Agent {
 }
 
 const loops: ReconcileLoop[] = [];
+const dirs: string[] = [];
 afterEach(async () => {
   await Promise.all(loops.splice(0).map((l) => l.stop()));
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
+
+async function dataDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'tether-restarts-'));
+  dirs.push(dir);
+  return dir;
+}
+
+/** The runtime as the loop sees it, with one listing changed by `edit` (say, an engine whose list lags). */
+function withListing(runtime: SimulatedRuntime, edit: (list: ObservedContainer[]) => ObservedContainer[]): ContainerRuntime {
+  return {
+    version: () => runtime.version(),
+    listContainers: async (nodeId) => edit(await runtime.listContainers(nodeId)),
+    hasImage: (image) => runtime.hasImage(image),
+    pullImage: (image, auth, signal) => runtime.pullImage(image, auth, signal),
+    createContainer: (req) => runtime.createContainer(req),
+    startContainer: (id) => runtime.startContainer(id),
+    stopContainer: (id, timeoutS) => runtime.stopContainer(id, timeoutS),
+    removeContainer: (id) => runtime.removeContainer(id),
+    watchEvents: (nodeId, onEvent) => runtime.watchEvents(nodeId, onEvent),
+  };
+}
 
 const quiet = { info() {}, warn() {}, error() {} };
 
-async function startAgent(runtime: SimulatedRuntime, nodeId: string, opts: Partial<ReconcileLoopOptions> = {}): Promise<Agent> {
+async function startAgent(runtime: ContainerRuntime, nodeId: string, opts: Partial<ReconcileLoopOptions> = {}): Promise<Agent> {
   const reports = new Map<string, ReplicaReport>();
   const applied: number[] = [];
   const loop = new ReconcileLoop({
@@ -392,5 +420,191 @@ describe('ReconcileLoop on the simulated runtime', () => {
     a.loop.setTarget(3, [fixed]);
     await eventually(() => expect(a.reports.get('r1')).toMatchObject({ state: 'running', specHash: fixed.specHash, error: null }));
     expect(containersOf(runtime, 'node-a').map((c) => [c.specHash, c.state])).toEqual([[fixed.specHash, 'running']]);
+  });
+  it('restarts the agent counted survive an agent restart; a replica re-made after one counts too', async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
+    const dir = await dataDir();
+    const first = await startAgent(runtime, 'node-a', { restartCounts: new RestartCountsFile(dir, quiet) });
+    first.loop.setTarget(1, [replica('r1')]);
+    await eventually(() => expect(first.reports.get('r1')?.state).toBe('running'));
+    const id = first.reports.get('r1')!.containerId!;
+    // Kills, which the engine does not count: only the agent knows of these restarts.
+    for (let kill = 1; kill <= 3; kill++) {
+      runtime.kill(id);
+      await eventually(() => expect(first.reports.get('r1')).toMatchObject({ state: 'running', restarts: kill }));
+    }
+    await first.loop.stop();
+
+    const second = await startAgent(runtime, 'node-a', { restartCounts: new RestartCountsFile(dir, quiet) });
+    expect(second.loop.snapshot()).toMatchObject([{ replicaId: 'r1', state: 'running', containerId: id, restarts: 3 }]);
+    // And the engine's own restarts add to them, not replace them.
+    runtime.crash(id, 1);
+    runtime.tick();
+    second.loop.setTarget(1, [replica('r1')]);
+    await eventually(() => expect(second.reports.get('r1')).toMatchObject({ state: 'running', restarts: 4 }));
+    await second.loop.stop();
+
+    // Removed while no agent ran: the next agent makes it again, and that is a restart of the replica.
+    runtime.removeExternally(id);
+    const third = await startAgent(runtime, 'node-a', { restartCounts: new RestartCountsFile(dir, quiet) });
+    third.loop.setTarget(1, [replica('r1')]);
+    await eventually(() => {
+      expect(third.reports.get('r1')).toMatchObject({ state: 'running', restarts: 5 });
+      expect(third.reports.get('r1')!.containerId).not.toBe(id);
+    });
+  });
+
+  it('a damaged restart counts file is no reason to stop: the engine’s counts are the floor', async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
+    const dir = await dataDir();
+    await writeFile(path.join(dir, 'restarts.json'), '{"version":1,"replicas":{"r1":{"restarts":-4');
+    const a = await startAgent(runtime, 'node-a', { restartCounts: new RestartCountsFile(dir, quiet) });
+    a.loop.setTarget(1, [replica('r1')]);
+    await eventually(() => expect(a.reports.get('r1')).toMatchObject({ state: 'running', restarts: 0 }));
+  });
+
+  it('an update whose new container the engine will not start leaves the old one serving; the failure is the replica’s', async () => {
+    const runtime = new SimulatedRuntime({
+      images: ['httpd:1', 'httpd:2'],
+      startFails: (image) => (image === 'httpd:2' ? 'exec: "httpd": executable file not found in $PATH' : null),
+    });
+    // One attempt: the retry is a minute away.
+    const a = await startAgent(runtime, 'node-a', { retryBaseMs: 60_000, retryCapMs: 60_000 });
+    const ports = [{ containerPort: 80, hostPort: 8080, protocol: 'tcp' as const }];
+    const old = replica('r1', { ports });
+    a.loop.setTarget(1, [old]);
+    await eventually(() => expect(a.reports.get('r1')?.state).toBe('running'));
+    const id = a.reports.get('r1')!.containerId!;
+
+    a.loop.setTarget(2, [replica('r1', { ports, image: 'httpd:2' })]);
+    await eventually(() => {
+      expect(a.reports.get('r1')).toMatchObject({ state: 'running', containerId: id, specHash: old.specHash });
+      expect(a.reports.get('r1')!.error).toMatch(/^start failed: .*executable file not found/);
+    });
+    await a.loop.runOnce();
+    expect(containersOf(runtime, 'node-a').find((c) => c.id === id)?.state).toBe('running');
+    expect(a.reports.get('r1')).toMatchObject({ state: 'running', containerId: id, specHash: old.specHash, restarts: 0 });
+
+    // A spec that starts replaces it, on the same host port.
+    const fixed = replica('r1', { ports, env: { FIXED: '1' } });
+    a.loop.setTarget(3, [fixed]);
+    await eventually(() => {
+      expect(a.reports.get('r1')).toMatchObject({ state: 'running', specHash: fixed.specHash, error: null });
+      expect(containersOf(runtime, 'node-a').map((c) => [c.specHash, c.state])).toEqual([[fixed.specHash, 'running']]);
+    });
+  });
+
+  it('after an agent crash between create and swap, the old container serves until the new one runs', async () => {
+    let newStarts = false;
+    const runtime = new SimulatedRuntime({
+      images: ['httpd:1', 'httpd:2'],
+      startFails: (image) => (image === 'httpd:2' && !newStarts ? 'Bind for 0.0.0.0:8080 failed: port is already allocated' : null),
+    });
+    const ports = [{ containerPort: 80, hostPort: 8080, protocol: 'tcp' as const }];
+    const old = replica('r1', { ports });
+    const next = replica('r1', { ports, image: 'httpd:2' });
+    const first = await startAgent(runtime, 'node-a');
+    first.loop.setTarget(1, [old]);
+    await eventually(() => expect(first.reports.get('r1')?.state).toBe('running'));
+    const oldId = first.reports.get('r1')!.containerId!;
+    await first.loop.stop();
+    // What the agent had done when it died: the new container made, the old one not yet touched.
+    const newId = await runtime.createContainer({
+      nodeId: 'node-a',
+      replicaId: 'r1',
+      service: 'web',
+      specHash: next.specHash,
+      name: `${containerName('node-a', 'r1')}-next`,
+      spec: next.container,
+      publishAddress: null,
+    });
+
+    const second = await startAgent(runtime, 'node-a', { retryBaseMs: 60_000, retryCapMs: 60_000 });
+    second.loop.setTarget(2, [next]);
+    await eventually(() => expect(second.reports.get('r1')!.error).toMatch(/^start failed: .*port is already allocated/));
+    await second.loop.runOnce();
+    // The replacement is kept for the retry, and the old container still serves.
+    expect(containersOf(runtime, 'node-a').map((c) => [c.id, c.state]).sort()).toEqual([
+      [oldId, 'running'],
+      [newId, 'created'],
+    ]);
+    expect(second.reports.get('r1')).toMatchObject({ state: 'running', containerId: oldId, specHash: old.specHash });
+    await second.loop.stop();
+
+    // The next agent's attempt works: the container made before the crash is the one kept.
+    newStarts = true;
+    const third = await startAgent(runtime, 'node-a');
+    third.loop.setTarget(2, [next]);
+    await eventually(() => {
+      expect(third.reports.get('r1')).toMatchObject({ state: 'running', containerId: newId, specHash: next.specHash, error: null });
+      expect(containersOf(runtime, 'node-a').map((c) => [c.id, c.state])).toEqual([[newId, 'running']]);
+    });
+  });
+
+  it('an old container the engine will not remove leaves the update done; its removal is retried', async () => {
+    let removable = false;
+    let oldId = '';
+    const runtime = new SimulatedRuntime({
+      images: ['httpd:1'],
+      removeFails: (id) => (id === oldId && !removable ? 'driver "overlay2" failed to remove root filesystem: device or resource busy' : null),
+    });
+    const a = await startAgent(runtime, 'node-a');
+    a.loop.setTarget(1, [replica('r1')]);
+    await eventually(() => expect(a.reports.get('r1')?.state).toBe('running'));
+    oldId = a.reports.get('r1')!.containerId!;
+
+    const changed = replica('r1', { env: { V: '2' } });
+    a.loop.setTarget(2, [changed]);
+    await eventually(() => {
+      expect(a.reports.get('r1')).toMatchObject({ state: 'running', specHash: changed.specHash, error: null });
+      expect(containersOf(runtime, 'node-a').find((c) => c.id === oldId)?.state).toBe('exited');
+      expect(runtime.calls.removeContainer).toBeGreaterThanOrEqual(2);
+    });
+    removable = true;
+    await eventually(() => expect(containersOf(runtime, 'node-a').map((c) => c.specHash)).toEqual([changed.specHash]));
+    expect(a.reports.get('r1')).toMatchObject({ state: 'running', specHash: changed.specHash, error: null });
+  });
+
+  it('a failing image check holds back no replica that only needs a start', async () => {
+    let imageCheckFails = false;
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'], hasImageFails: () => (imageCheckFails ? 'context deadline exceeded' : null) });
+    const a = await startAgent(runtime, 'node-a', { resyncIntervalMs: 3_600_000, retryBaseMs: 60_000, retryCapMs: 60_000 });
+    a.loop.setTarget(1, [replica('r1')]);
+    await eventually(() => expect(a.reports.get('r1')?.state).toBe('running'));
+    const id = a.reports.get('r1')!.containerId!;
+
+    imageCheckFails = true;
+    runtime.kill(id);
+    await eventually(() => {
+      expect(containersOf(runtime, 'node-a').map((c) => [c.id, c.state])).toEqual([[id, 'running']]);
+      expect(a.reports.get('r1')).toMatchObject({ state: 'running', restarts: 1, error: null });
+    });
+  });
+
+  it('a start the engine finds already done (a listing that lagged) is no restart', async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
+    let lagFor: string | null = null;
+    // One listing shows the container exited though the engine restarted it already.
+    const lagging = withListing(runtime, (list) => {
+      const lagged = list.map((c) => (c.id === lagFor ? { ...c, state: 'exited' as const } : c));
+      lagFor = null;
+      return lagged;
+    });
+    const a = await startAgent(lagging, 'node-a', { resyncIntervalMs: 3_600_000 });
+    a.loop.setTarget(1, [replica('r1')]);
+    await eventually(() => expect(a.reports.get('r1')?.state).toBe('running'));
+    const id = a.reports.get('r1')!.containerId!;
+
+    runtime.crash(id, 1);
+    await eventually(() => expect(a.reports.get('r1')).toMatchObject({ state: 'failed', restarts: 1 }));
+    const startsBefore = runtime.calls.startContainer;
+    lagFor = id;
+    runtime.tick();
+    await eventually(() => {
+      expect(runtime.calls.startContainer).toBe(startsBefore + 1);
+      expect(a.reports.get('r1')).toMatchObject({ state: 'running', containerId: id });
+    });
+    await a.loop.runOnce();
+    expect(a.reports.get('r1')!.restarts).toBe(1);
   });
 });

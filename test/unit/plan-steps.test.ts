@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bestContainer, planSteps, type PlanInput, type Step } from '../../agent/reconciler/plan-steps.js';
+import { bestContainer, needsImage, planSteps, type PlanInput, type Step, type Swap } from '../../agent/reconciler/plan-steps.js';
 import type { EngineState, ObservedContainer } from '../../agent/runtime/container-runtime.js';
 import type { AssignedReplica } from '../../shared/protocol.js';
 import type { RegistryAuth } from '../../shared/spec.js';
@@ -40,7 +40,9 @@ function plan(input: Partial<PlanInput>): Step[] {
   return planSteps({ target: [], current: [], images: new Set(['img:1']), backingOff: new Set(), startBackingOff: new Set(), ...input });
 }
 
-const start = (containerId: string, replicaId: string, standIn = false): Step => ({ kind: 'start', containerId, replicaId, standIn });
+const start = (containerId: string, replicaId: string, swap: Swap | null = null): Step => ({ kind: 'start', containerId, replicaId, swap });
+const standIn = (containerId: string, replicaId: string): Step => ({ kind: 'start-stand-in', containerId, replicaId });
+const create = (r: AssignedReplica, swap: Swap | null = null): Step => ({ kind: 'create', replica: r, swap });
 
 describe('planSteps rules', () => {
   const auth: RegistryAuth = { username: 'u', password: 'p' };
@@ -60,13 +62,14 @@ describe('planSteps rules', () => {
     {
       name: 'a wanted replica without a container and its image present is created',
       input: { target: [replica('a', 'h1')] },
-      steps: [{ kind: 'create', replica: replica('a', 'h1'), replaces: [] }],
+      steps: [create(replica('a', 'h1'))],
     },
     {
-      // Replaced only once the new container exists: a create the engine refuses leaves it running.
-      name: 'wrong spec hash with the image present: the new one created, replacing the old',
+      // Swapped only once the new container exists: a create the engine refuses leaves it running,
+      // and a start it refuses starts it again.
+      name: 'wrong spec hash with the image present: the new one created, swapped in for the old',
       input: { target: [replica('a', 'h2')], current: [container('c1', 'a', 'h1')] },
-      steps: [{ kind: 'create', replica: replica('a', 'h2'), replaces: ['c1'] }],
+      steps: [create(replica('a', 'h2'), { oldIds: ['c1'], fallbackId: 'c1' })],
     },
     {
       name: 'wrong spec hash with the image absent: pulled first, the old container keeps serving',
@@ -81,7 +84,7 @@ describe('planSteps rules', () => {
       steps: [
         { kind: 'pull', image: 'img:2', auth, replicaIds: ['a', 'b'] },
         { kind: 'pull', image: 'img:3', auth: null, replicaIds: ['c'] },
-        { kind: 'create', replica: replica('d', 'h1'), replaces: [] },
+        create(replica('d', 'h1')),
       ],
     },
     {
@@ -112,7 +115,7 @@ describe('planSteps rules', () => {
       input: { target: [replica('a', 'h1')], current: [container('c1', 'a', 'h1', 'dead')] },
       steps: [
         { kind: 'remove', containerId: 'c1', replicaId: 'a', reason: 'dead' },
-        { kind: 'create', replica: replica('a', 'h1'), replaces: [] },
+        create(replica('a', 'h1')),
       ],
     },
     {
@@ -138,7 +141,7 @@ describe('planSteps rules', () => {
       steps: [
         { kind: 'remove', containerId: 'c1', replicaId: 'x', reason: 'unassigned' },
         { kind: 'pull', image: 'img:2', auth: null, replicaIds: ['c'] },
-        { kind: 'create', replica: replica('a', 'h2'), replaces: ['c2'] },
+        create(replica('a', 'h2'), { oldIds: ['c2'], fallbackId: 'c2' }),
         start('c3', 'b'),
       ],
     },
@@ -147,12 +150,12 @@ describe('planSteps rules', () => {
     ...(['exited', 'created'] as const).map((state) => ({
       name: `an outdated container in '${state}' whose new image is still to be pulled is started as a stand-in`,
       input: { target: [replica('a', 'h2', 'img:2')], current: [container('c1', 'a', 'h1', state)] },
-      steps: [{ kind: 'pull', image: 'img:2', auth: null, replicaIds: ['a'] } as Step, start('c1', 'a', true)],
+      steps: [{ kind: 'pull', image: 'img:2', auth: null, replicaIds: ['a'] } as Step, standIn('c1', 'a')],
     })),
     {
       name: 'a replica backing off (its pull or create failed) still gets its exited outdated container started',
       input: { target: [replica('a', 'h2', 'img:2')], current: [container('c1', 'a', 'h1', 'exited')], backingOff: new Set(['a']) },
-      steps: [start('c1', 'a', true)],
+      steps: [standIn('c1', 'a')],
     },
     {
       name: 'the best outdated container stands in: a running one is left alone, nothing else is started',
@@ -166,12 +169,12 @@ describe('planSteps rules', () => {
     {
       name: 'of several stopped outdated containers, only the one that counts (lowest id) is started',
       input: { target: [replica('a', 'h2', 'img:2')], current: [container('c7', 'a', 'h1', 'exited'), container('c3', 'a', 'h0', 'exited')], backingOff: new Set(['a']) },
-      steps: [start('c3', 'a', true)],
+      steps: [standIn('c3', 'a')],
     },
     {
       name: 'an outdated container while another of the replica is being removed is started, nothing is created',
       input: { target: [replica('a', 'h2')], current: [container('c1', 'a', 'h1', 'exited'), container('c2', 'a', 'h2', 'removing')] },
-      steps: [start('c1', 'a', true)],
+      steps: [standIn('c1', 'a')],
     },
     {
       name: "a stand-in whose own start failed recently is left alone until its retry",
@@ -182,6 +185,54 @@ describe('planSteps rules', () => {
         startBackingOff: new Set(['c1']),
       },
       steps: [],
+    },
+    {
+      name: 'of several outdated containers, all are swapped out; the serving one is the fallback',
+      input: { target: [replica('a', 'h2')], current: [container('c7', 'a', 'h1', 'exited'), container('c3', 'a', 'h0')] },
+      steps: [create(replica('a', 'h2'), { oldIds: ['c7', 'c3'], fallbackId: 'c3' })],
+    },
+    {
+      name: 'a stopped outdated container is the fallback of a swap, unless its own start is backing off',
+      input: {
+        target: [replica('a', 'h2'), replica('b', 'h2')],
+        current: [container('c1', 'a', 'h1', 'exited'), container('c2', 'b', 'h1', 'exited')],
+        startBackingOff: new Set(['c2']),
+      },
+      steps: [create(replica('a', 'h2'), { oldIds: ['c1'], fallbackId: 'c1' }), create(replica('b', 'h2'), { oldIds: ['c2'], fallbackId: null })],
+    },
+    // A new container that does not run yet (the agent died between its create and the swap, or
+    // its start failed) is started by a swap, never by removing the old one first.
+    ...(['created', 'exited'] as const).map((state) => ({
+      name: `a right-hash container in '${state}' beside a running outdated one is swapped in: nothing removed`,
+      input: { target: [replica('a', 'h2')], current: [container('c1', 'a', 'h1'), container('c2', 'a', 'h2', state)] },
+      steps: [start('c2', 'a', { oldIds: ['c1'], fallbackId: 'c1' })],
+    })),
+    {
+      name: 'a right-hash container not running while its replica backs off: the running outdated one stays',
+      input: { target: [replica('a', 'h2')], current: [container('c1', 'a', 'h1'), container('c2', 'a', 'h2', 'created')], backingOff: new Set(['a']) },
+      steps: [],
+    },
+    {
+      name: 'a right-hash container not running while its replica backs off: a stopped outdated one stands in',
+      input: {
+        target: [replica('a', 'h2')],
+        current: [container('c1', 'a', 'h1', 'exited'), container('c2', 'a', 'h2', 'exited')],
+        backingOff: new Set(['a']),
+      },
+      steps: [standIn('c1', 'a')],
+    },
+    ...(['restarting', 'paused'] as const).map((state) => ({
+      name: `a right-hash container in '${state}' is the engine's: the outdated one is neither removed nor started`,
+      input: { target: [replica('a', 'h2')], current: [container('c1', 'a', 'h1'), container('c2', 'a', 'h2', state)] },
+      steps: [] as Step[],
+    })),
+    {
+      name: 'the outdated containers go once the right-hash one runs',
+      input: { target: [replica('a', 'h2')], current: [container('c1', 'a', 'h1', 'exited'), container('c2', 'a', 'h2'), container('c3', 'a', 'h0')] },
+      steps: [
+        { kind: 'remove', containerId: 'c1', replicaId: 'a', reason: 'outdated' },
+        { kind: 'remove', containerId: 'c3', replicaId: 'a', reason: 'outdated' },
+      ],
     },
     ...(['restarting', 'paused'] as const).map((state) => ({
       name: `an outdated container in '${state}' is left to the engine while the new image is pulled`,
@@ -230,7 +281,7 @@ function randomModel(random: () => number): Model {
   };
 }
 
-/** The engine as the planner assumes it: every step succeeds. */
+/** The engine as the planner assumes it: every step succeeds, and a swap removes what it replaced. */
 function applySteps(model: Model, steps: Step[], nextId: () => string): void {
   for (const step of steps) {
     switch (step.kind) {
@@ -242,15 +293,21 @@ function applySteps(model: Model, steps: Step[], nextId: () => string): void {
         break;
       case 'create':
         expect(model.images.has(step.replica.container.image)).toBe(true);
-        model.current = model.current.filter((c) => !step.replaces.includes(c.id));
+        model.current = model.current.filter((c) => !step.swap?.oldIds.includes(c.id));
         model.current.push(container(nextId(), step.replica.replicaId, step.replica.specHash, 'running'));
         break;
       case 'start':
+        model.current = model.current.filter((c) => !step.swap?.oldIds.includes(c.id));
+        model.current = model.current.map((c) => (c.id === step.containerId ? { ...c, state: 'running' } : c));
+        break;
+      case 'start-stand-in':
         model.current = model.current.map((c) => (c.id === step.containerId ? { ...c, state: 'running' } : c));
         break;
     }
   }
 }
+
+const startable = (c: ObservedContainer) => c.state === 'exited' || c.state === 'created';
 
 /** What must hold of any plan, whatever state it was made from. */
 function checkPlan(model: Model, steps: Step[]): void {
@@ -269,28 +326,39 @@ function checkPlan(model: Model, steps: Step[]): void {
     expect(c!.state).not.toBe('removing');
   }
 
-  // Never kill a healthy container: a running, right-hash, assigned container goes only as the
-  // duplicate of another such container that stays.
+  // Never leave a replica unserved by a removal: a running container of an assigned replica, and
+  // any outdated one, goes only while a running container of the right hash stays.
   for (const s of steps) {
     if (s.kind !== 'remove') continue;
     const c = byId.get(s.containerId)!;
     const r = wanted.get(c.replicaId);
-    if (!r || c.state !== 'running' || c.specHash !== r.specHash) continue;
-    expect(s.reason).toBe('duplicate');
+    if (!r || (c.state !== 'running' && s.reason !== 'outdated')) continue;
     const kept = model.current.filter(
       (o) => o.replicaId === c.replicaId && o.specHash === r.specHash && o.state === 'running' && !removed.has(o.id),
     );
-    expect(kept.length).toBe(1);
+    expect(kept.length, `${s.containerId} removed while nothing of the right hash runs`).toBe(1);
   }
 
-  // Until its replacement is created, a replica's best outdated container is kept up.
+  const makes = (s: Step, replicaId: string) => (s.kind === 'create' ? s.replica.replicaId : s.kind === 'start' ? s.replicaId : null) === replicaId;
   for (const r of model.target) {
     const mine = model.current.filter((c) => c.replicaId === r.replicaId && c.state !== 'removing' && c.state !== 'dead');
-    if (mine.some((c) => c.specHash === r.specHash)) continue;
-    if (steps.some((s) => s.kind === 'create' && s.replica.replicaId === r.replicaId)) continue;
-    const best = bestContainer(mine);
-    if (!best || (best.state !== 'exited' && best.state !== 'created') || model.startBackingOff.has(best.id)) continue;
-    expect(steps).toContainEqual({ kind: 'start', containerId: best.id, replicaId: r.replicaId, standIn: true });
+    const outdated = mine.filter((c) => c.specHash !== r.specHash);
+    const best = bestContainer(outdated);
+    // A swap stops every outdated container, and falls back on the one that can serve.
+    for (const s of steps) {
+      if (!makes(s, r.replicaId) || s.kind === 'remove' || s.kind === 'pull' || s.kind === 'start-stand-in') continue;
+      if (outdated.length === 0) expect(s.swap).toBeNull();
+      else {
+        expect([...s.swap!.oldIds].sort()).toEqual(outdated.map((c) => c.id).sort());
+        const canServe = best!.state === 'running' || (startable(best!) && !model.startBackingOff.has(best!.id));
+        expect(s.swap!.fallbackId).toBe(canServe ? best!.id : null);
+      }
+    }
+    // Until its new container runs or is made to run, the best outdated container is kept up.
+    if (mine.some((c) => c.specHash === r.specHash && ['running', 'restarting', 'paused'].includes(c.state))) continue;
+    if (steps.some((s) => makes(s, r.replicaId))) continue;
+    if (!best || !startable(best) || model.startBackingOff.has(best.id)) continue;
+    expect(steps).toContainEqual({ kind: 'start-stand-in', containerId: best.id, replicaId: r.replicaId });
   }
 
   const touched = (s: Step) => (s.kind === 'create' ? [s.replica.replicaId] : s.kind === 'pull' ? s.replicaIds : s.kind === 'start' ? [s.replicaId] : []);
@@ -299,7 +367,7 @@ function checkPlan(model: Model, steps: Step[]): void {
   for (const s of steps) {
     // A stand-in start keeps an outdated container up whatever holds its replacement back, unless
     // that container's own start is backing off.
-    if (s.kind === 'start' && s.standIn) {
+    if (s.kind === 'start-stand-in') {
       expect(model.startBackingOff.has(s.containerId)).toBe(false);
       const r = wanted.get(s.replicaId)!;
       expect(byId.get(s.containerId)!.specHash).not.toBe(r.specHash);
@@ -328,7 +396,7 @@ describe('planSteps properties', () => {
     let idSequence = 0;
     const nextId = () => `new${++idSequence}`;
 
-    // A pull unlocks the create (and the swap of an outdated container) in the next plan, so
+    // A pull unlocks the create (and its swap for the outdated containers) in the next plan, so
     // convergence takes at most two rounds.
     let steps: Step[] = [];
     for (let round = 0; round < 3; round++) {
@@ -341,16 +409,28 @@ describe('planSteps properties', () => {
     expect(steps, `seed ${seed}`).toEqual([]);
 
     // Converged means: every assigned replica not backing off has exactly one container of the
-    // right hash that is running (or in the engine's hands), unless a removal is still under way.
+    // right hash that is running (or in the engine's hands), unless a removal is still under way;
+    // outdated ones stay only beside one the engine is restarting or that is paused.
     for (const r of model.target) {
       const mine = model.current.filter((c) => c.replicaId === r.replicaId);
       if (model.backingOff.has(r.replicaId) || mine.some((c) => c.state === 'removing')) continue;
-      const live = mine.filter((c) => c.state !== 'removing');
-      expect(live.length, `seed ${seed} replica ${r.replicaId}`).toBe(1);
-      expect(live[0]!.specHash).toBe(r.specHash);
-      expect(['running', 'restarting', 'paused']).toContain(live[0]!.state);
+      const right = mine.filter((c) => c.specHash === r.specHash);
+      expect(right.length, `seed ${seed} replica ${r.replicaId}`).toBe(1);
+      expect(['running', 'restarting', 'paused']).toContain(right[0]!.state);
+      if (right[0]!.state === 'running') expect(mine.length, `seed ${seed} replica ${r.replicaId}`).toBe(1);
     }
     const assigned = new Set(model.target.map((r) => r.replicaId));
     for (const c of model.current) if (!assigned.has(c.replicaId)) expect(c.state, `seed ${seed}`).toBe('removing');
+  });
+});
+
+describe('needsImage', () => {
+  it('is true only for a replica with no container of its spec to keep (it needs a create or a pull)', () => {
+    const r = replica('a', 'h2');
+    expect(needsImage(r, [])).toBe(true);
+    expect(needsImage(r, [container('c1', 'a', 'h1')])).toBe(true);
+    expect(needsImage(r, [container('c1', 'a', 'h2', 'dead')])).toBe(true);
+    expect(needsImage(r, [container('c1', 'a', 'h2', 'exited')])).toBe(false);
+    expect(needsImage(r, [container('c1', 'a', 'h1'), container('c2', 'a', 'h2', 'created')])).toBe(false);
   });
 });

@@ -1,0 +1,175 @@
+/**
+ * What each planned step does on the engine (pulls excepted: the loop runs them detached). An
+ * executor never throws: what fails is handed to the context, which records it against the
+ * replica (or, for an outdated container's start, against that container) and backs off.
+ *
+ * The invariant they keep: a replica that has a serving container is never left without one by a
+ * step that fails. A new container takes over by a swap (plan-steps.ts, Swap): created while the
+ * old one serves, the old one stopped only just before the new one starts (a host port can have
+ * one owner), started again if the new one will not start, removed only once it runs. An agent
+ * that dies between any two of these leaves a state the planner finishes the same way.
+ */
+import type { ContainerRuntime, ObservedContainer } from '../runtime/container-runtime.js';
+import type { Step, Swap } from './plan-steps.js';
+
+export interface StepLogger {
+  info(o: object, m: string): void;
+  warn(o: object, m: string): void;
+}
+
+export type EngineStep = Exclude<Step, { kind: 'pull' }>;
+
+export interface StepContext {
+  readonly runtime: ContainerRuntime;
+  readonly nodeId: string;
+  /** Address host ports are bound to; null binds all interfaces. */
+  readonly publishAddress: string | null;
+  readonly stopTimeoutS: number;
+  readonly logger: StepLogger;
+  /** The containers the steps were planned from, by id. */
+  readonly planned: ReadonlyMap<string, ObservedContainer>;
+  /** Outdated containers the agent stopped for a swap: starting one of them again is no restart. */
+  readonly stoppedForSwap: Set<string>;
+  /** The replica's step worked: its failure, if any, is over. */
+  succeeded(replicaId: string): void;
+  /** The replica's step failed: it records the error and backs off. */
+  failed(replicaId: string, error: string): void;
+  /**
+   * A step on a container other than the one the replica is made of (an outdated container's
+   * start, the removal of an old version) worked or failed: it backs off by container, and holds
+   * back nothing of the replica.
+   */
+  containerSucceeded(containerId: string): void;
+  containerFailed(containerId: string, replicaId: string, error: string): void;
+  /** The agent started a container through the API; restart: one of the replica that had run. */
+  started(replicaId: string, containerId: string, restart: boolean): void;
+  /** Whether the replica's container last seen had this spec (so making one of it again is a restart). */
+  hadSpec(replicaId: string, specHash: string): boolean;
+}
+
+/** Docker's container name charset is [a-zA-Z0-9][a-zA-Z0-9_.-]*; the "tether-" prefix supplies the first character. */
+export function containerName(nodeId: string, replicaId: string): string {
+  return `tether-${nodeId.slice(0, 12)}-${replicaId}`.replace(/[^a-zA-Z0-9_.-]/g, '-');
+}
+
+export async function executeStep(step: EngineStep, ctx: StepContext): Promise<void> {
+  switch (step.kind) {
+    case 'remove':
+      return remove(step, ctx);
+    case 'create':
+      return create(step, ctx);
+    case 'start': {
+      // Started after it had run (it exited): the replica restarts. One never started does not.
+      const restart = ctx.planned.get(step.containerId)?.state === 'exited';
+      return swapIn(step.containerId, step.replicaId, step.swap, restart, ctx);
+    }
+    case 'start-stand-in':
+      return startOutdated(step.containerId, step.replicaId, ctx);
+  }
+}
+
+async function remove(step: Extract<Step, { kind: 'remove' }>, ctx: StepContext): Promise<void> {
+  const { containerId, replicaId, reason } = step;
+  try {
+    await ctx.runtime.stopContainer(containerId, ctx.stopTimeoutS);
+    await ctx.runtime.removeContainer(containerId);
+    ctx.containerSucceeded(containerId);
+    ctx.logger.info({ replicaId, containerId, reason }, 'removed container');
+  } catch (err) {
+    const error = `remove failed: ${messageOf(err)}`;
+    // An outdated or duplicate container goes beside one of the replica's spec that runs: the
+    // replica is fine, and only this removal is retried.
+    if (reason === 'outdated' || reason === 'duplicate') ctx.containerFailed(containerId, replicaId, error);
+    else ctx.failed(replicaId, error);
+  }
+}
+
+async function create(step: Extract<Step, { kind: 'create' }>, ctx: StepContext): Promise<void> {
+  const r = step.replica;
+  // Made again for the spec it last ran (its container died or was removed): a restart.
+  const remade = ctx.hadSpec(r.replicaId, r.specHash);
+  let containerId: string;
+  try {
+    containerId = await ctx.runtime.createContainer({
+      nodeId: ctx.nodeId,
+      replicaId: r.replicaId,
+      service: r.service,
+      specHash: r.specHash,
+      name: nameFor(ctx, r.replicaId, r.specHash),
+      spec: r.container,
+      publishAddress: ctx.publishAddress,
+    });
+  } catch (err) {
+    ctx.failed(r.replicaId, `create failed: ${messageOf(err)}`);
+    // The old container was not touched; if it had stopped by itself, it serves meanwhile.
+    const fallbackId = step.swap?.fallbackId;
+    if (fallbackId && ctx.planned.get(fallbackId)?.state !== 'running') await startOutdated(fallbackId, r.replicaId, ctx);
+    return;
+  }
+  ctx.logger.info({ replicaId: r.replicaId, containerId, service: r.service, specHash: r.specHash, remade }, 'created container');
+  await swapIn(containerId, r.replicaId, step.swap, remade, ctx);
+}
+
+/** Starts a container of the replica's spec, by the swap if outdated containers are left. */
+async function swapIn(containerId: string, replicaId: string, swap: Swap | null, restart: boolean, ctx: StepContext): Promise<void> {
+  let action = 'stop of the old version';
+  try {
+    for (const oldId of swap?.oldIds ?? []) {
+      const state = ctx.planned.get(oldId)?.state;
+      if (state === 'running' || state === 'restarting' || state === 'paused') ctx.stoppedForSwap.add(oldId);
+      await ctx.runtime.stopContainer(oldId, ctx.stopTimeoutS);
+    }
+    action = 'start';
+    const result = await ctx.runtime.startContainer(containerId);
+    ctx.succeeded(replicaId);
+    // Already running (Docker's 304): someone else started it, and this call restarted nothing.
+    if (result === 'started') ctx.started(replicaId, containerId, restart);
+    ctx.logger.info({ replicaId, containerId, replaced: swap?.oldIds ?? [] }, 'started container');
+  } catch (err) {
+    ctx.failed(replicaId, `${action} failed: ${messageOf(err)}`);
+    if (swap?.fallbackId) await startOutdated(swap.fallbackId, replicaId, ctx);
+    return;
+  }
+  // It runs: the old versions go. One the engine will not remove now is retried by a later pass
+  // (the planner removes outdated containers beside a running one); the update itself is done.
+  for (const oldId of swap?.oldIds ?? []) {
+    try {
+      await ctx.runtime.removeContainer(oldId);
+      ctx.logger.info({ replicaId, containerId: oldId, reason: 'outdated' }, 'removed container');
+    } catch (err) {
+      ctx.containerFailed(oldId, replicaId, `remove of the old version failed: ${messageOf(err)}`);
+    }
+  }
+}
+
+/**
+ * Starts an outdated container: the stand-in of a replica whose replacement cannot run yet, or
+ * the fallback of a swap whose new container would not start.
+ */
+async function startOutdated(containerId: string, replicaId: string, ctx: StepContext): Promise<void> {
+  try {
+    const result = await ctx.runtime.startContainer(containerId);
+    ctx.containerSucceeded(containerId);
+    const stoppedByUs = ctx.stoppedForSwap.delete(containerId);
+    if (result === 'started') ctx.started(replicaId, containerId, !stoppedByUs && ctx.planned.get(containerId)?.state === 'exited');
+    ctx.logger.info({ replicaId, containerId }, 'started the outdated container: it serves until its replacement runs');
+  } catch (err) {
+    ctx.containerFailed(containerId, replicaId, `start of the running version failed: ${messageOf(err)}`);
+  }
+}
+
+/**
+ * The replica's name, or, while one of its containers holds that (the old version during a swap),
+ * the name with the spec hash. Not renamed once the old one is gone: a rename is one more engine
+ * call that can fail mid-update, and a name identifies nothing (the labels do); the next update
+ * takes the plain name again.
+ */
+function nameFor(ctx: StepContext, replicaId: string, specHash: string): string {
+  const name = containerName(ctx.nodeId, replicaId);
+  for (const c of ctx.planned.values()) if (c.name === name) return `${name}-${specHash.slice(0, 12)}`;
+  return name;
+}
+
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
