@@ -4,10 +4,15 @@
  * an image reference the engine refuses, an update whose image cannot be pulled. Asserted through
  * the reports the agent emits and through the engine itself.
  */
-import { randomUUID } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import DockerModem from 'docker-modem';
 import { afterAll, afterEach, beforeAll, expect, it, vi } from 'vitest';
 import { ReconcileLoop, type ReconcileLoopOptions } from '../../agent/reconciler/reconcile-loop.js';
+import { RestartCountsFile } from '../../agent/restart-counts-file.js';
+import { LABELS } from '../../agent/runtime/container-runtime.js';
 import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
 import { containerSpecHash, type ContainerSpec } from '../../shared/container-spec.js';
 import type { AssignedReplica, ReplicaReport } from '../../shared/protocol.js';
@@ -48,9 +53,8 @@ const runtime = new DockerRuntime();
 const loops: ReconcileLoop[] = [];
 const nodeIds: string[] = [];
 
-async function startAgent(opts: Partial<ReconcileLoopOptions> = {}): Promise<Agent> {
-  const nodeId = `rs-${randomUUID().slice(0, 8)}`;
-  nodeIds.push(nodeId);
+async function startAgent(opts: Partial<ReconcileLoopOptions> = {}, nodeId = `rs-${randomUUID().slice(0, 8)}`): Promise<Agent> {
+  if (!nodeIds.includes(nodeId)) nodeIds.push(nodeId);
   const emitted: ReplicaReport[] = [];
   const loop = new ReconcileLoop({
     nodeId,
@@ -110,7 +114,82 @@ describeDocker('the agent on the real engine: kills, refused images, failed upda
         if (r.state === 'running') expect(r.restarts, `report after kill ${kill}`).toBeGreaterThanOrEqual(kill);
       }
     }
-    expect(a.latest('r1')).toMatchObject({ state: 'running', containerId: id, restarts: KILLS, error: null });
+
+    // Reports are diffs: a stale 'running' equal to the last one would never be emitted. So also
+    // the whole state, from a pass made once the engine has the container dead.
+    for (let kill = KILLS + 1; kill <= KILLS + 2; kill++) {
+      await dockerKill(id);
+      await eventually(async () => {
+        const now = await docker.inspectContainer(id) as unknown as { State: { Running: boolean; StartedAt: string; FinishedAt: string } };
+        // Dead, or already started again by the agent (after the kill finished).
+        expect(!now.State.Running || now.State.StartedAt > now.State.FinishedAt).toBe(true);
+      });
+      await a.loop.runOnce();
+      const [r] = a.loop.snapshot();
+      if (r!.state === 'running') {
+        expect(r!.restarts, `snapshot after kill ${kill}`).toBeGreaterThanOrEqual(kill);
+        expect((await engineState(id)).status).toBe('running');
+      }
+      await eventually(() => expect(a.latest('r1')).toMatchObject({ state: 'running', containerId: id, restarts: kill }));
+    }
+    expect(a.latest('r1')).toMatchObject({ state: 'running', containerId: id, restarts: KILLS + 2, error: null });
+  });
+
+  it('the restarts the agent counted survive an agent restart', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'tether-restarts-'));
+    try {
+      const a = await startAgent({ restartCounts: new RestartCountsFile(dir, silentLogger) });
+      a.loop.setTarget(1, [replica('r1', sleeperSpec(IMAGE))]);
+      await eventually(() => expect(a.latest('r1')?.state).toBe('running'));
+      const id = a.latest('r1')!.containerId!;
+      for (let kill = 1; kill <= 2; kill++) {
+        await dockerKill(id);
+        await eventually(() => expect(a.latest('r1')).toMatchObject({ state: 'running', restarts: kill }));
+      }
+      await a.loop.stop();
+
+      const b = await startAgent({ restartCounts: new RestartCountsFile(dir, silentLogger) }, a.nodeId);
+      expect(b.loop.snapshot()).toMatchObject([{ replicaId: 'r1', state: 'running', containerId: id, restarts: 2 }]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('an update whose new container the engine will not start (its host port taken) leaves the old one serving', async () => {
+    // One attempt: the retry is a minute away.
+    const a = await startAgent({ retryBaseMs: 60_000, retryCapMs: 60_000 });
+    const old = replica('r1', sleeperSpec(IMAGE));
+    a.loop.setTarget(1, [old]);
+    await eventually(() => expect(a.latest('r1')?.state).toBe('running'));
+    const id = a.latest('r1')!.containerId!;
+
+    // Someone else holds the host port the new version wants: Docker refuses only at its start.
+    const hostPort = randomInt(30000, 40000);
+    const blocker = await docker.createContainer(`tether-${a.nodeId}-blocker`, {
+      Image: IMAGE,
+      Cmd: ['/bin/sleep', '300'],
+      Labels: { [LABELS.nodeId]: a.nodeId },
+      ExposedPorts: { '80/tcp': {} },
+      HostConfig: { PortBindings: { '80/tcp': [{ HostPort: String(hostPort) }] }, Init: true },
+    });
+    await new Promise<void>((resolve, reject) =>
+      modem.dial({ method: 'POST', path: `/containers/${blocker.Id}/start`, statusCodes: { 204: true } }, (err) => (err ? reject(err) : resolve())),
+    );
+    a.loop.setTarget(2, [replica('r1', sleeperSpec(IMAGE, { ports: [{ containerPort: 80, hostPort, protocol: 'tcp' }] }))]);
+    await eventually(() => expect(a.latest('r1')!.error).toMatch(/^start failed: .*(already allocated|address already in use)/));
+    await a.loop.runOnce();
+    expect(a.latest('r1')).toMatchObject({ state: 'running', containerId: id, specHash: old.specHash });
+    expect((await engineState(id)).status).toBe('running');
+    expect(await docker.listContainers([`${LABELS.replicaId}=r1`, `${LABELS.nodeId}=${a.nodeId}`])).toHaveLength(2);
+
+    // A spec that can start takes over, and the old container goes.
+    const fixed = replica('r1', sleeperSpec(IMAGE, { env: { FIXED: '1' } }));
+    a.loop.setTarget(3, [fixed]);
+    await eventually(async () => {
+      expect(a.latest('r1')).toMatchObject({ state: 'running', specHash: fixed.specHash, error: null });
+      const left = await docker.listContainers([`${LABELS.replicaId}=r1`, `${LABELS.nodeId}=${a.nodeId}`]);
+      expect(left.map((c) => c.State)).toEqual(['running']);
+    });
   });
 
   it('a replica whose image reference the engine refuses fails alone; the healthy one is created and restarted', async () => {
