@@ -25,8 +25,9 @@ class ScriptedEngine implements Pick<DockerModem, 'dial'> {
   inspectCalls = 0;
   readonly events = new PassThrough();
 
-  dial(options: DockerModem.DialOptions, callback?: (err: unknown, result: unknown) => void): void {
-    const answer = (err: unknown, result?: unknown) => queueMicrotask(() => callback?.(err, result));
+  dial(options: DockerModem.DialOptions, callback?: DockerModem.RequestCallback): void {
+    // docker-modem rejects with a plain object carrying statusCode and json, not an Error.
+    const answer = (err: object | null, result?: unknown) => queueMicrotask(() => callback?.(err as Error | null, result as object));
     const path = options.path ?? '';
     if (path.startsWith('/containers/json')) {
       const labels = { [LABELS.managed]: 'true', [LABELS.nodeId]: NODE, [LABELS.service]: 'web', [LABELS.replicaId]: 'r1', [LABELS.specHash]: SPEC_HASH };
