@@ -1,14 +1,13 @@
-import { randomUUID } from 'node:crypto';
 import type { Clock } from '../shared/clock.js';
 import { canonicalJson } from '../shared/container-spec.js';
-import { CloseCode, type HelloFrame, type NodeFacts, type ReplicaReport } from '../shared/protocol.js';
+import { CloseCode, type HelloFrame, type ReplicaReport } from '../shared/protocol.js';
 import type { NormalizedSpec } from '../shared/spec.js';
 import { AgentGateway, type GatewayLogger } from './agents/gateway.js';
-import { makeNodeCredential, newSecret, sameDigest, sha256 } from './auth/secrets.js';
 import { Dispatcher } from './dispatcher.js';
 import { FailureDetector } from './failure-detector.js';
 import { DEFAULT_DISRUPTION_SHARE } from './fleet-disruption.js';
 import { ObservedState } from './observed-state.js';
+import { NodeDirectory } from './node-directory.js';
 import { HubReconcileLoop } from './reconcile-loop.js';
 import type { SchedNode } from './scheduler/types.js';
 import type { NodeRecord, ServiceRecord, Store } from './store/store.js';
@@ -53,31 +52,6 @@ const HANDOVER_PASS_WITHIN_MS = 1000;
 /** At most one log line per this interval about refused replica reports. */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
-/** What an operator may change of a node: its name, its labels, or take what its device asked for. */
-export interface NodeChange {
-  name?: string;
-  labels?: Record<string, string>;
-  acceptRequested?: boolean;
-}
-
-/** Node names are unique: they are how operators and constraints (`node.name`) refer to nodes. */
-export class NodeNameTakenError extends Error {
-  readonly code = 'node_name_taken';
-  constructor(
-    readonly nodeName: string,
-    readonly holderId: string,
-  ) {
-    super(`a node named "${nodeName}" exists already (id ${holderId}): choose another name`);
-  }
-}
-
-export class NothingRequestedError extends Error {
-  readonly code = 'nothing_requested';
-  constructor(readonly nodeId: string) {
-    super(`node ${nodeId} has not asked for another name or labels`);
-  }
-}
-
 export type PutServiceResult = { outcome: 'created' | 'updated' | 'unchanged'; record: ServiceRecord };
 
 /**
@@ -87,6 +61,8 @@ export type PutServiceResult = { outcome: 'created' | 'updated' | 'unchanged'; r
 export class Hub {
   readonly observed = new ObservedState();
   readonly detector: FailureDetector;
+  /** Joining, and nodes' names and labels. */
+  readonly nodes: NodeDirectory;
   readonly dispatcher: Dispatcher;
   readonly loop: HubReconcileLoop;
   readonly gateway: AgentGateway;
@@ -98,6 +74,7 @@ export class Hub {
     private readonly clock: Clock,
     private readonly logger: HubLogger,
   ) {
+    this.nodes = new NodeDirectory(store, logger, () => this.loop.markDirty());
     this.detector = new FailureDetector({
       clock,
       heartbeatGraceMs: config.heartbeatGraceMs,
@@ -230,82 +207,19 @@ export class Hub {
     return nodeView(node, this.detector, this.gateway.appliedGeneration(node.id), this.clock.nowMs());
   }
 
-  /** A join token; nodes that join with it get `labels` (over any label of the same key the device asks for). */
-  async createJoinToken(ttlSeconds: number, labels: Record<string, string> = {}): Promise<{ token: string; expiresAt: string }> {
-    const token = newSecret('tjt_');
-    const now = Date.now();
-    const expiresAt = new Date(now + ttlSeconds * 1000).toISOString();
-    await this.store.putJoinToken({ tokenHash: sha256(token), createdAt: new Date(now).toISOString(), expiresAt, labels });
-    return { token, expiresAt };
-  }
-
-  /** The node of that name, if any. O(nodes): joins and renames are rare, never per frame. */
-  private nodeNamed(name: string): NodeRecord | undefined {
-    for (const n of this.store.listNodes()) if (n.name === name) return n;
-    return undefined;
-  }
-
-  /**
-   * Trades a join token for a new node and its credential; null if the token is unknown or expired.
-   * The name and labels given here (plus the token's labels) are the node's identity from now on:
-   * a device cannot change them later by itself (see onHello).
-   */
-  async join(joinToken: string, name: string, labels: Record<string, string>): Promise<{ nodeId: string; credential: string } | null> {
-    const hash = sha256(joinToken);
-    const record = this.store.getJoinToken(hash);
-    if (!record || !sameDigest(record.tokenHash, hash) || Date.parse(record.expiresAt) <= Date.now()) return null;
-    const taken = this.nodeNamed(name);
-    if (taken) throw new NodeNameTakenError(name, taken.id);
-    const nodeId = randomUUID();
-    const { credential, hash: credentialHash } = makeNodeCredential(nodeId);
-    await this.store.putNode({
-      id: nodeId,
-      name,
-      labels: { ...labels, ...record.labels },
-      credentialHash,
-      advertiseAddress: null,
-      facts: null,
-      generation: 0,
-      targetHash: '',
-      joinedAt: new Date().toISOString(),
-      requested: null,
-    });
-    this.logger.info({ nodeId, name }, 'node joined');
-    return { nodeId, credential };
-  }
-
-  /**
-   * An operator's change of a node's name or labels, or acceptance of what its device asked for.
-   * Durable before it answers; a new name must be free.
-   */
-  async updateNode(id: string, change: NodeChange): Promise<NodeRecord | undefined> {
-    const node = this.store.getNode(id);
-    if (!node) return undefined;
-    if (change.acceptRequested && !node.requested) throw new NothingRequestedError(id);
-    const requested = change.acceptRequested ? node.requested : null;
-    const name = change.name ?? requested?.name ?? node.name;
-    const labels = change.labels ?? requested?.labels ?? node.labels;
-    const taken = name === node.name ? undefined : this.nodeNamed(name);
-    if (taken) throw new NodeNameTakenError(name, taken.id);
-    // What the device asked for stays shown until it is what the node has.
-    const stillRequested = node.requested && (node.requested.name !== name || !sameRecord(node.requested.labels, labels)) ? node.requested : null;
-    const updated: NodeRecord = { ...node, name, labels, requested: stillRequested };
-    await this.store.putNode(updated);
-    this.logger.info({ nodeId: id, name, labels }, 'node identity changed by the operator');
-    // New labels may change where replicas belong.
-    this.loop.markDirty();
-    return updated;
-  }
-
   /** Reports about replicas that were not the reporting node's to report on (see acceptedReports). */
   refusedReports = 0;
+  /** Of those, the ones sent while the node had not yet applied its newest target (likely just stale). */
+  refusedReportsBeforeAck = 0;
   private lastRefusalLogMs = -Infinity;
 
   /**
    * The reports a node may make: about the replicas assigned to it, nothing else. A report about
    * another node's replica (forged, or from a device that missed a move) would mislead the hub
    * about that node, and reports about unknown replicas would grow its memory without bound.
-   * 'removed' of an unassigned replica is the normal end of a move and counts as nothing.
+   * 'removed' of an unassigned replica is the normal end of a move and counts as nothing. Refusals
+   * from a node that has not yet applied its newest target are routine (it reports on what it ran
+   * before the move reached it) and are counted apart, so that the rest can be alerted on.
    */
   private acceptedReports(nodeId: string, reports: readonly ReplicaReport[]): ReplicaReport[] {
     let refused = 0;
@@ -314,14 +228,18 @@ export class Hub {
       if (r.state !== 'removed') refused++;
       return false;
     });
-    if (refused > 0) {
-      this.refusedReports += refused;
-      const now = this.clock.nowMs();
-      // One line per interval however many arrive: a flood must not become a flood of log lines.
-      if (now - this.lastRefusalLogMs >= REFUSAL_LOG_INTERVAL_MS) {
-        this.lastRefusalLogMs = now;
-        this.logger.warn({ nodeId, refused, refusedTotal: this.refusedReports }, 'refused reports about replicas not assigned to the reporting node');
-      }
+    if (refused === 0) return accepted;
+    this.refusedReports += refused;
+    const upToDate = this.gateway.appliedGeneration(nodeId) === this.store.getNode(nodeId)?.generation;
+    if (!upToDate) {
+      this.refusedReportsBeforeAck += refused;
+      return accepted;
+    }
+    const now = this.clock.nowMs();
+    // One line per interval however many arrive: a flood must not become a flood of log lines.
+    if (now - this.lastRefusalLogMs >= REFUSAL_LOG_INTERVAL_MS) {
+      this.lastRefusalLogMs = now;
+      this.logger.warn({ nodeId, refused, refusedTotal: this.refusedReports }, 'refused reports about replicas not assigned to the reporting node');
     }
     return accepted;
   }
@@ -330,28 +248,7 @@ export class Hub {
     const node = this.store.getNode(nodeId);
     if (!node) return this.gateway.disconnect(nodeId, CloseCode.nodeRemoved, 'node no longer exists');
     this.observed.replaceNode(nodeId, this.acceptedReports(nodeId, hello.replicas), this.clock.nowMs());
-    // Facts and the advertise address are the device's to report. Its name and labels were fixed at
-    // join: a different wish is kept as `requested` for an operator to accept (PATCH /v1/nodes/:id),
-    // so that a device with a leaked credential cannot claim, say, zone=secure and receive what
-    // runs there. Write only when something changed: a reconnect storm must not become a storm of
-    // store writes.
-    const wish = node.name === hello.name && sameRecord(node.labels, hello.labels) ? null : { name: hello.name, labels: hello.labels };
-    const wishChanged = !sameRecord(node.requested ?? null, wish);
-    const factsChanged = node.advertiseAddress !== hello.advertiseAddress || !sameFacts(node.facts, hello.facts);
-    if (wishChanged && wish) {
-      this.logger.warn(
-        { nodeId, name: node.name, requestedName: wish.name, requestedLabels: wish.labels },
-        'node asks for another name or labels; they apply once an operator accepts them (PATCH /v1/nodes/:id)',
-      );
-    }
-    if (wishChanged || factsChanged) {
-      const updated: NodeRecord = { ...node, advertiseAddress: hello.advertiseAddress, facts: hello.facts, requested: wish };
-      // Lazily: the agent sends all of it again at its next hello should the hub lose it.
-      void this.store.putNode(updated, { lazy: true }).catch((err: unknown) => this.logger.error({ err, nodeId }, 'could not store node facts'));
-    }
-    // New capacity may change where replicas belong. (A node that just became ready has already
-    // asked for a pass through the failure detector.)
-    if (factsChanged) this.loop.markDirty();
+    this.nodes.hello(node, hello);
     const target = this.dispatcher.currentTarget(nodeId);
     if (target) this.gateway.send(nodeId, target);
     // Its target changed and is not yet published: the next pass sends it with a new generation.
@@ -410,7 +307,3 @@ function sameRecord(a: unknown, b: unknown): boolean {
   return canonicalJson(a) === canonicalJson(b);
 }
 
-/** Free disk space changes all the time; it is reported, but is no reason for a store write. */
-function sameFacts(a: NodeFacts | null, b: NodeFacts): boolean {
-  return a !== null && sameRecord({ ...a, diskFreeBytes: 0 }, { ...b, diskFreeBytes: 0 });
-}

@@ -89,12 +89,17 @@ export function hubMetrics(hub: Hub): Registry {
   counterFrom(registry, 'tether_agent_acks_refused_total', 'Acks of a target generation the hub never made for that node', () => hub.gateway.acksRefused);
   counterFrom(registry, 'tether_agent_handshakes_superseded_total', 'Pending handshakes ended by a newer upgrade of the same node', () => hub.gateway.handshakesSuperseded);
   counterFrom(registry, 'tether_agent_sessions_replaced_total', 'Agent sessions closed because the same node said hello on a newer connection', () => hub.gateway.sessionsReplaced);
-  counterFrom(
-    registry,
-    'tether_replica_reports_refused_total',
-    'Replica reports refused because the replica is not assigned to the reporting node (forged, or sent before the node learnt of a move)',
-    () => hub.refusedReports,
-  );
+  new Counter({
+    name: 'tether_replica_reports_refused_total',
+    help: 'Replica reports refused because the replica is not assigned to the reporting node: before_ack, sent while the node had not applied its newest target (routine after a move); not_assigned, the rest (worth an alert: a device reporting on what is not its own)',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ reason: 'not_assigned' }, hub.refusedReports - hub.refusedReportsBeforeAck);
+      this.inc({ reason: 'before_ack' }, hub.refusedReportsBeforeAck);
+    },
+  });
   new Gauge({
     name: 'tether_observed_replicas',
     help: 'Replicas whose last agent report the hub holds in memory',

@@ -92,7 +92,7 @@ async function main(): Promise<void> {
     let refused = 0;
     while (refused < wanted && performance.now() - startedMs < DEADLINE_MS - 30_000) {
       const metrics = (await api('GET', '/metrics')) as string;
-      refused = Number(/^tether_replica_reports_refused_total (\d+)/m.exec(metrics)?.[1] ?? 0);
+      refused = [...metrics.matchAll(/^tether_replica_reports_refused_total\{reason="\w+"\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
       if (refused < wanted) await sleep(200);
     }
     const floodS = (performance.now() - startedMs) / 1000;

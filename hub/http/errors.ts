@@ -43,7 +43,13 @@ export function frameworkErrors(error: FastifyError, request: FastifyRequest, re
     void reply.status(400).send({ error: { code: 'bad_url', message: `${where} is not a valid URL (bad percent-encoding)` } });
     return;
   }
-  void reply.status(error.statusCode ?? 400).send({ error: { code: 'bad_request', message: error.message.slice(0, 200) } });
+  const status = error.statusCode ?? 400;
+  if (status >= 500) {
+    request.log.error({ err: error }, 'request failed before routing');
+    void reply.status(500).send({ error: { code: 'internal', message: 'internal error; see the hub log' } });
+    return;
+  }
+  void reply.status(status).send({ error: { code: 'bad_request', message: error.message.slice(0, 200) } });
 }
 
 /** Maps fastify's own errors (bad JSON, body too large, wrong content type) to the same shape. */

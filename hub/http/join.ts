@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { NodeLabelsSchema, NodeNameSchema } from '../../shared/protocol.js';
 import { Validator } from '../../shared/validation.js';
-import { NodeNameTakenError, type Hub } from '../hub.js';
+import type { Hub } from '../hub.js';
+import { NodeNameTakenError } from '../node-directory.js';
 import { requireAdmin } from './admin-auth.js';
 import { ApiError, invalid } from './errors.js';
 
@@ -38,16 +39,16 @@ export async function joinRoutes(app: FastifyInstance, { hub, adminToken }: { hu
     admin.post('/v1/join-tokens', async (request, reply) => {
       const checked = JoinTokenRequest.validate(request.body ?? {});
       if (!checked.ok) throw invalid('invalid_request', checked.errors);
-      return reply.status(201).send(await hub.createJoinToken(checked.value.ttlSeconds ?? DAY_S, checked.value.labels ?? {}));
+      return reply.status(201).send(await hub.nodes.createJoinToken(checked.value.ttlSeconds ?? DAY_S, checked.value.labels ?? {}));
     });
   });
 
   app.post('/v1/join', async (request, reply) => {
     const checked = JoinRequest.validate(request.body);
     if (!checked.ok) throw invalid('invalid_request', checked.errors);
-    let joined: Awaited<ReturnType<Hub['join']>>;
+    let joined: Awaited<ReturnType<Hub['nodes']['join']>>;
     try {
-      joined = await hub.join(checked.value.joinToken, checked.value.name, checked.value.labels ?? {});
+      joined = await hub.nodes.join(checked.value.joinToken, checked.value.name, checked.value.labels ?? {});
     } catch (error) {
       if (error instanceof NodeNameTakenError) {
         throw new ApiError(409, error.code, `${error.message} (--name on the agent)`, [{ path: 'name', message: 'is taken by another node' }]);

@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { NodeLabelsSchema, NodeNameSchema } from '../../shared/protocol.js';
 import { Validator } from '../../shared/validation.js';
-import { NodeNameTakenError, NothingRequestedError, type Hub } from '../hub.js';
+import type { Hub } from '../hub.js';
+import { NodeNameTakenError, NothingRequestedError } from '../node-directory.js';
 import { ApiError, invalid } from './errors.js';
 
 const NodeChangeRequest = new Validator(
@@ -35,7 +36,7 @@ export async function nodeRoutes(app: FastifyInstance, { hub }: { hub: Hub }): P
       throw invalid('invalid_request', [{ path: 'acceptRequested', message: 'cannot be combined with name or labels' }]);
     }
     try {
-      const node = await hub.updateNode(request.params.id, { ...(name === undefined ? {} : { name }), ...(labels === undefined ? {} : { labels }), acceptRequested: acceptRequested === true });
+      const node = await hub.nodes.update(request.params.id, { ...(name === undefined ? {} : { name }), ...(labels === undefined ? {} : { labels }), acceptRequested: acceptRequested === true });
       if (!node) throw new ApiError(404, 'node_not_found', `no node with id "${request.params.id}"`);
       return hub.nodeView(node);
     } catch (error) {

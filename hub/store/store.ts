@@ -25,8 +25,15 @@ export interface NodeRecord {
   targetHash: string;
   joinedAt: string;
   /**
-   * A name and labels the device asked for at hello that differ from its own: shown, never applied
-   * until an operator accepts them. Null (or absent, in records from before it existed) when none.
+   * The name and labels the device declared at join (its flags), or the last ones an operator
+   * accepted from it. Absent in records from before it existed: their name and labels stand in.
+   */
+  declared?: { name: string; labels: Record<string, string> };
+  /** Labels the node's join token gave it: they stay whatever the device asks for. */
+  tokenLabels?: Record<string, string>;
+  /**
+   * A name and labels the device asked for at hello, other than it declared: shown, never applied
+   * until an operator accepts them. Null (or absent) when none.
    */
   requested?: { name: string; labels: Record<string, string> } | null;
 }

@@ -67,9 +67,9 @@ export class SimFleet {
 
   async addAgent(opts: SimAgentOptions = {}): Promise<Agent> {
     const n = ++this.agentsAdded;
-    const { token } = await this.hub.createJoinToken(600);
+    const { token } = await this.hub.nodes.createJoinToken(600);
     const name = opts.name ?? `sim-${n}`;
-    const joined = await this.hub.join(token, name, opts.labels ?? {});
+    const joined = await this.hub.nodes.join(token, name, opts.labels ?? {});
     if (!joined) throw new Error('join refused');
     const agent = new Agent({
       identity: { hubUrl: opts.hubUrl ?? this.url, nodeId: joined.nodeId, credential: joined.credential },

@@ -111,8 +111,8 @@ describe(`adversarial devices against a fleet (seed ${SEED})`, () => {
     const replicaIds = [...(await fleet.api<{ status: { replicas: Array<{ replicaId: string }> } }>('GET', '/v1/services/web')).body.status.replicas].map((r) => r.replicaId);
 
     const join = async (name: string) => {
-      const { token } = await fleet.hub.createJoinToken(600);
-      return (await fleet.hub.join(token, name, {}))!;
+      const { token } = await fleet.hub.nodes.createJoinToken(600);
+      return (await fleet.hub.nodes.join(token, name, {}))!;
     };
     const rogue = await join('rogue');
     const flooder = await join('flooder');

@@ -32,8 +32,8 @@ describe('handshake admission', () => {
   const held: net.Socket[] = [];
   const hub = () => ({ host: '127.0.0.1', port: Number(new URL(fleet.url).port) });
   const credentialFor = async (name: string) => {
-    const { token } = await fleet.hub.createJoinToken(60);
-    return (await fleet.hub.join(token, name, {}))!.credential;
+    const { token } = await fleet.hub.nodes.createJoinToken(60);
+    return (await fleet.hub.nodes.join(token, name, {}))!.credential;
   };
   /** Holds a handshake open without hello, or returns the status it was refused with. */
   const attempt = async (credential: string, localAddress?: string): Promise<number> => {

@@ -169,7 +169,7 @@ describe('hub and agents on a simulated runtime', () => {
     expect(value('tether_agent_upgrades_refused_total{reason="address_busy"}')).toBe(0);
     expect(value('tether_agent_handshakes_superseded_total')).toBe(0);
     expect(value('tether_observed_replicas')).toBe(1);
-    expect(value('tether_replica_reports_refused_total')).toBe(0);
+    expect(value('tether_replica_reports_refused_total{reason="not_assigned"}')).toBe(0);
     expect(value('process_resident_memory_bytes')).toBeGreaterThan(0);
     expect(res.body).toMatch(/^nodejs_eventloop_lag_p99_seconds /m);
   });
@@ -303,8 +303,8 @@ describe('the agent endpoint refuses bad peers and keeps serving the rest', () =
     new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
 
   async function credentialFor(name: string): Promise<string> {
-    const { token } = await fleet.hub.createJoinToken(60);
-    return (await fleet.hub.join(token, name, {}))!.credential;
+    const { token } = await fleet.hub.nodes.createJoinToken(60);
+    return (await fleet.hub.nodes.join(token, name, {}))!.credential;
   }
 
   const hello = {

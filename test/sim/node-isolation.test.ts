@@ -28,8 +28,8 @@ afterEach(async () => {
 });
 
 async function joinNode(name: string, labels: Record<string, string> = {}): Promise<{ nodeId: string; credential: string }> {
-  const { token } = await fleet.hub.createJoinToken(60);
-  return (await fleet.hub.join(token, name, labels))!;
+  const { token } = await fleet.hub.nodes.createJoinToken(60);
+  return (await fleet.hub.nodes.join(token, name, labels))!;
 }
 
 /** A device speaking the protocol by hand: whatever it chooses to send. */
@@ -92,8 +92,24 @@ describe('a node reports on its own replicas only', () => {
     expect(after.status.running).toBe(2);
     expect(after.status.replicas.map((r) => [r.replicaId, r.state, r.error])).toEqual(before.status.replicas.map((r) => [r.replicaId, 'running', null]));
     const metrics = await fleet.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
-    expect(metrics.body).toMatch(/^tether_replica_reports_refused_total 2$/m);
+    // The rogue had applied its (empty) target: these are no stale reports but misleading ones.
+    expect(metrics.body).toMatch(/^tether_replica_reports_refused_total\{reason="not_assigned"\} 2$/m);
+    expect(metrics.body).toMatch(/^tether_replica_reports_refused_total\{reason="before_ack"\} 0$/m);
     rogue.close();
+  });
+
+  it('counts refusals from a node that has not applied its newest target apart (routine after a move)', async () => {
+    const { credential } = await joinNode('behind');
+    const ws = await rawNode(credential, { name: 'behind' });
+    const targets: Array<{ type: string; generation: number }> = [];
+    ws.on('message', (data) => targets.push(JSON.parse(data.toString())));
+    await fleet.api('PUT', '/v1/services/everywhere', { ...busybox, mode: 'global' });
+    await vi.waitFor(() => expect(targets.some((t) => t.type === 'target' && t.generation >= 1)).toBe(true), { timeout: 5_000, interval: 20 });
+    // It never acks the new target, and reports on a replica it ran before (now another's, or gone).
+    ws.send(JSON.stringify({ type: 'status', replicas: [report('from-before', 'stopped')] }));
+    await vi.waitFor(() => expect(fleet.hub.refusedReportsBeforeAck).toBe(1), { timeout: 5_000, interval: 20 });
+    expect(fleet.hub.refusedReports).toBe(1);
+    ws.close();
   });
 
   it('keeps nothing of reports about unknown replicas, in status frames or at hello, however many arrive', async () => {
@@ -219,6 +235,44 @@ describe("a node's name and labels are fixed at join", () => {
       if (path) expect(bad.body.error.details.map((d) => d.path).join(' ')).toContain(path);
     }
     expect((await fleet.api('PATCH', '/v1/nodes/nope', { name: 'x' })).status).toBe(404);
+    ws.close();
+  });
+
+  it("keeps a join token's labels: the device's own at hello are no request, and accepting a request keeps them", async () => {
+    const { token } = (await fleet.api<{ token: string }>('POST', '/v1/join-tokens', { labels: { zone: 'north' } })).body;
+    const joined = (await fleet.app.inject({ method: 'POST', url: '/v1/join', payload: { joinToken: token, name: 'edge-7', labels: { rack: '4' } } })).json();
+    const ws = await rawNode(joined.credential, { name: 'edge-7', labels: { rack: '4' } });
+    await fleet.hub.loop.idle();
+    // The facts of the hello are stored, and nothing is asked for.
+    await vi.waitFor(async () => expect((await fleet.api<NodeView & { facts: unknown }>('GET', `/v1/nodes/${joined.nodeId}`)).body.facts).not.toBeNull(), {
+      timeout: 5_000,
+      interval: 20,
+    });
+    let view = (await fleet.api<NodeView>('GET', `/v1/nodes/${joined.nodeId}`)).body;
+    expect(view).toMatchObject({ labels: { zone: 'north', rack: '4' }, requested: null });
+    ws.close();
+
+    // The device is later started with other labels, among them the token's key: a request.
+    const again = await rawNode(joined.credential, { name: 'edge-7', labels: { rack: '5', zone: 'south' } });
+    await vi.waitFor(async () => expect((await fleet.api<NodeView>('GET', `/v1/nodes/${joined.nodeId}`)).body.requested).not.toBeNull(), {
+      timeout: 5_000,
+      interval: 20,
+    });
+    view = (await fleet.api<NodeView>('PATCH', `/v1/nodes/${joined.nodeId}`, { acceptRequested: true })).body;
+    expect(view).toMatchObject({ labels: { rack: '5', zone: 'north' }, requested: null });
+    again.close();
+  });
+
+  it("shows no request after an operator renames or relabels a node whose device still says what it declared", async () => {
+    const { nodeId, credential } = await joinNode('plain-1', { zone: 'a' });
+    const renamed = await fleet.api<NodeView>('PATCH', `/v1/nodes/${nodeId}`, { name: 'plain-renamed', labels: { zone: 'b' } });
+    expect(renamed.body).toMatchObject({ name: 'plain-renamed', labels: { zone: 'b' }, requested: null });
+    const ws = await rawNode(credential, { name: 'plain-1', labels: { zone: 'a' } });
+    await vi.waitFor(async () => expect((await fleet.api<NodeView & { facts: unknown }>('GET', `/v1/nodes/${nodeId}`)).body.facts).not.toBeNull(), {
+      timeout: 5_000,
+      interval: 20,
+    });
+    expect((await fleet.api<NodeView>('GET', `/v1/nodes/${nodeId}`)).body).toMatchObject({ name: 'plain-renamed', labels: { zone: 'b' }, requested: null });
     ws.close();
   });
 

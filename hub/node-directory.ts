@@ -1,0 +1,162 @@
+/**
+ * Who the nodes are: joining (a join token for a node id and credential), a node's name and
+ * labels, and what its device may change of them.
+ *
+ * Name and labels are the operator's: they are fixed at join (the device's flags, plus the join
+ * token's labels, which win) and change only through the operator (update). A device that says
+ * another name or other labels at hello than it declared gets them shown as `requested`, never
+ * applied: with a leaked credential it could otherwise claim, say, zone=secure and be sent what
+ * runs there. Facts and the advertise address are the device's to report.
+ */
+import { randomUUID } from 'node:crypto';
+import { canonicalJson } from '../shared/container-spec.js';
+import type { HelloFrame, NodeFacts } from '../shared/protocol.js';
+import { makeNodeCredential, newSecret, sameDigest, sha256 } from './auth/secrets.js';
+import type { NodeRecord, Store } from './store/store.js';
+
+export interface NodeDirectoryLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/** What an operator may change of a node: its name, its labels, or take what its device asked for. */
+export interface NodeChange {
+  name?: string;
+  labels?: Record<string, string>;
+  acceptRequested?: boolean;
+}
+
+/** Node names are unique: they are how operators and constraints (`node.name`) refer to nodes. */
+export class NodeNameTakenError extends Error {
+  readonly code = 'node_name_taken';
+  constructor(
+    readonly nodeName: string,
+    readonly holderId: string,
+  ) {
+    super(`a node named "${nodeName}" exists already (id ${holderId}): choose another name`);
+  }
+}
+
+export class NothingRequestedError extends Error {
+  readonly code = 'nothing_requested';
+  constructor(readonly nodeId: string) {
+    super(`node ${nodeId} has not asked for another name or labels`);
+  }
+}
+
+type Identity = { name: string; labels: Record<string, string> };
+
+const same = (a: unknown, b: unknown): boolean => canonicalJson(a) === canonicalJson(b);
+
+/** Free disk space changes all the time; it is reported, but is no reason for a store write. */
+function sameFacts(a: NodeFacts | null, b: NodeFacts): boolean {
+  return a !== null && same({ ...a, diskFreeBytes: 0 }, { ...b, diskFreeBytes: 0 });
+}
+
+/** What the device said of itself when it joined (or last had accepted); records from before `declared` existed used their name and labels. */
+function declaredOf(node: NodeRecord): Identity {
+  return node.declared ?? { name: node.name, labels: node.labels };
+}
+
+export class NodeDirectory {
+  constructor(
+    private readonly store: Store,
+    private readonly logger: NodeDirectoryLogger,
+    /** A node's labels or capacity changed: where replicas belong may have changed. */
+    private readonly placementInputsChanged: () => void,
+  ) {}
+
+  /** A join token; nodes that join with it get `labels` (over any label of the same key the device asks for). */
+  async createJoinToken(ttlSeconds: number, labels: Record<string, string> = {}): Promise<{ token: string; expiresAt: string }> {
+    const token = newSecret('tjt_');
+    const now = Date.now();
+    const expiresAt = new Date(now + ttlSeconds * 1000).toISOString();
+    await this.store.putJoinToken({ tokenHash: sha256(token), createdAt: new Date(now).toISOString(), expiresAt, labels });
+    return { token, expiresAt };
+  }
+
+  /** The node of that name, if any. O(nodes): joins and renames are rare, never per frame. */
+  private named(name: string): NodeRecord | undefined {
+    for (const n of this.store.listNodes()) if (n.name === name) return n;
+    return undefined;
+  }
+
+  /** Trades a join token for a new node and its credential; null if the token is unknown or expired. */
+  async join(joinToken: string, name: string, labels: Record<string, string>): Promise<{ nodeId: string; credential: string } | null> {
+    const hash = sha256(joinToken);
+    const record = this.store.getJoinToken(hash);
+    if (!record || !sameDigest(record.tokenHash, hash) || Date.parse(record.expiresAt) <= Date.now()) return null;
+    const taken = this.named(name);
+    if (taken) throw new NodeNameTakenError(name, taken.id);
+    const nodeId = randomUUID();
+    const { credential, hash: credentialHash } = makeNodeCredential(nodeId);
+    const tokenLabels = record.labels ?? {};
+    // The check above and this write happen in one tick (the store changes memory at once), so
+    // two joins cannot both take a name.
+    await this.store.putNode({
+      id: nodeId,
+      name,
+      labels: { ...labels, ...tokenLabels },
+      credentialHash,
+      advertiseAddress: null,
+      facts: null,
+      generation: 0,
+      targetHash: '',
+      joinedAt: new Date().toISOString(),
+      declared: { name, labels },
+      tokenLabels,
+      requested: null,
+    });
+    this.logger.info({ nodeId, name }, 'node joined');
+    return { nodeId, credential };
+  }
+
+  /**
+   * An operator's change of a node's name or labels, or acceptance of what its device asked for
+   * (the token's labels stay). Durable before it answers; a new name must be free.
+   */
+  async update(id: string, change: NodeChange): Promise<NodeRecord | undefined> {
+    const node = this.store.getNode(id);
+    if (!node) return undefined;
+    let updated: NodeRecord;
+    if (change.acceptRequested) {
+      const wish = node.requested;
+      if (!wish) throw new NothingRequestedError(id);
+      updated = { ...node, name: wish.name, labels: { ...wish.labels, ...(node.tokenLabels ?? {}) }, declared: wish, requested: null };
+    } else {
+      updated = { ...node, name: change.name ?? node.name, labels: change.labels ?? node.labels };
+    }
+    const taken = updated.name === node.name ? undefined : this.named(updated.name);
+    if (taken) throw new NodeNameTakenError(updated.name, taken.id);
+    await this.store.putNode(updated);
+    this.logger.info({ nodeId: id, name: updated.name, labels: updated.labels }, 'node name or labels changed by the operator');
+    this.placementInputsChanged();
+    return updated;
+  }
+
+  /**
+   * Takes what a hello says of the device: its facts and advertise address, and, when it says
+   * another name or labels than it declared, that wish as `requested`. Writes only when something
+   * changed, lazily: a reconnect storm must not become a storm of store writes, and the agent
+   * says all of it again at its next hello should the hub lose it.
+   */
+  hello(node: NodeRecord, hello: HelloFrame): void {
+    const declared = declaredOf(node);
+    const wish = declared.name === hello.name && same(declared.labels, hello.labels) ? null : { name: hello.name, labels: hello.labels };
+    const wishChanged = !same(node.requested ?? null, wish);
+    const factsChanged = node.advertiseAddress !== hello.advertiseAddress || !sameFacts(node.facts, hello.facts);
+    if (!wishChanged && !factsChanged) return;
+    if (wishChanged && wish) {
+      this.logger.warn(
+        { nodeId: node.id, name: node.name, requestedName: wish.name, requestedLabels: wish.labels },
+        'node asks for another name or labels; they apply once an operator accepts them (PATCH /v1/nodes/:id)',
+      );
+    }
+    const updated: NodeRecord = { ...node, advertiseAddress: hello.advertiseAddress, facts: hello.facts, requested: wish };
+    void this.store.putNode(updated, { lazy: true }).catch((err: unknown) => this.logger.error({ err, nodeId: node.id }, 'could not store node facts'));
+    // New capacity may change where replicas belong. (A node that just became ready has already
+    // asked for a pass through the failure detector.)
+    if (factsChanged) this.placementInputsChanged();
+  }
+}
