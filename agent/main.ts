@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** `tether-agent`: the daemon on every edge device. The only place that exits the process. */
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -25,7 +26,8 @@ Options:
   --join-token TOKEN         a join token from the hub (needed once, at the first start)
   --data-dir DIR             where the node credential and the cached target live
                              (default /var/lib/tether-agent)
-  --name NAME                node name (default: the host name)
+  --name NAME                node name, unique among the hub's nodes (default: the host name,
+                             or the host name and a random suffix when another node has it)
   --label key=value          a node label, used by placement constraints (repeatable)
   --advertise-address IP     the address other machines reach this node on (default: first
                              non-loopback IPv4 address)
@@ -82,7 +84,6 @@ async function main(): Promise<void> {
   const { values: args, logLevel: level } = parsed;
   const logger = pino({ level, name: 'tether-agent' });
   const dataDir = path.resolve(args['data-dir'] ?? '/var/lib/tether-agent');
-  const name = args.name ?? os.hostname();
   const labels = parseLabels(args.label ?? []);
   const hubUrl = args.hub ? checkUrl(args.hub) : null;
   let registryAuth: RegistryAuthMap | undefined;
@@ -108,7 +109,7 @@ async function main(): Promise<void> {
   }
   if (!identity) {
     if (!hubUrl || !args['join-token']) fail(`this node has not joined a hub yet: pass --hub URL and --join-token TOKEN (data dir ${dataDir})`);
-    identity = await joinWithRetry(hubUrl, args['join-token'], name, labels, logger);
+    identity = await joinWithRetry(hubUrl, args['join-token'], args.name ?? null, labels, logger);
     await saveIdentity(dataDir, identity);
     logger.info({ nodeId: identity.nodeId, hub: hubUrl }, 'joined the hub; the node credential is stored in the data dir');
   }
@@ -120,6 +121,9 @@ async function main(): Promise<void> {
   } catch (error) {
     fail(`cannot reach the Docker engine at ${args['docker-socket'] ?? '/var/run/docker.sock'}: ${(error as Error).message}`);
   }
+  // The name it says at hello: the one given now, else the one it joined with (a different one is
+  // only a request the operator may accept).
+  const name = args.name ?? identity.name ?? os.hostname();
   const agent = new Agent({
     identity,
     name,
@@ -156,15 +160,24 @@ async function main(): Promise<void> {
 async function joinWithRetry(
   hubUrl: string,
   joinToken: string,
-  name: string,
+  givenName: string | null,
   labels: Record<string, string>,
   logger: { warn(o: object, m: string): void },
 ): Promise<NodeIdentity> {
   const backoff = new Backoff({ baseMs: 1000, capMs: 30_000 });
+  let name = givenName ?? os.hostname();
   for (;;) {
     try {
       return await joinHub(hubUrl, joinToken, name, labels);
     } catch (error) {
+      // Node names are unique, and devices flashed from one image share a host name: without
+      // --name, the agent joins once more as <hostname>-<6 random hex digits> (kept in node.json).
+      if (error instanceof JoinRefusedError && error.hubCode === 'node_name_taken' && givenName === null && name === os.hostname()) {
+        const taken = name;
+        name = `${taken.slice(0, 120)}-${randomBytes(3).toString('hex')}`;
+        logger.warn({ taken, name }, 'another node has this host name; joining under a name of its own (set one with --name)');
+        continue;
+      }
       if (error instanceof JoinRefusedError) fail(error.message);
       const delayMs = Math.max(500, backoff.nextDelayMs());
       logger.warn({ hub: hubUrl, err: (error as Error).message, retryInMs: delayMs }, 'cannot reach the hub to join; retrying');

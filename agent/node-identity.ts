@@ -9,6 +9,8 @@ export interface NodeIdentity {
   hubUrl: string;
   nodeId: string;
   credential: string;
+  /** The name the node joined with (absent in files from before it was kept). */
+  name?: string;
 }
 
 const FILE = 'node.json';
@@ -37,6 +39,13 @@ export async function saveIdentity(dataDir: string, identity: NodeIdentity): Pro
 
 export class JoinRefusedError extends Error {
   readonly code = 'join_refused';
+  constructor(
+    message: string,
+    /** The hub's error code, when it gave one (`node_name_taken`, `invalid_join_token`, ...). */
+    readonly hubCode: string | null = null,
+  ) {
+    super(message);
+  }
 }
 
 /**
@@ -51,16 +60,17 @@ export async function joinHub(hubUrl: string, joinToken: string, name: string, l
   } catch {
     // no JSON: judged by the status alone
   }
-  const body = (parsed !== null && typeof parsed === 'object' ? parsed : {}) as { nodeId?: string; credential?: string; error?: { message?: string } };
+  const body = (parsed !== null && typeof parsed === 'object' ? parsed : {}) as { nodeId?: string; credential?: string; error?: { code?: string; message?: string } };
   // The agent's WebSocket to the same URL would get the redirect too, and does not follow it.
   if (response.status >= 300 && response.status < 400) {
     throw new JoinRefusedError(`${hubUrl} redirects (HTTP ${response.status}) to ${response.location ?? 'nowhere'}: pass the hub's final address as --hub`);
   }
   if (response.status >= 400 && response.status < 500) {
-    throw new JoinRefusedError(`the hub refused to join this node (HTTP ${response.status}): ${body.error?.message ?? 'no reason given'}`);
+    const hubCode = typeof body.error?.code === 'string' ? body.error.code : null;
+    throw new JoinRefusedError(`the hub refused to join this node (HTTP ${response.status}): ${body.error?.message ?? 'no reason given'}`, hubCode);
   }
   if (response.status < 200 || response.status >= 300 || !body.nodeId || !body.credential) throw new Error(`join failed: HTTP ${response.status}`);
-  return { hubUrl, nodeId: body.nodeId, credential: body.credential };
+  return { hubUrl, nodeId: body.nodeId, credential: body.credential, name };
 }
 
 /**
