@@ -9,24 +9,13 @@ import os from 'node:os';
 import path from 'node:path';
 import type net from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { simulatedFacts } from '../../agent/runtime/simulated-runtime.js';
-import { PROTOCOL_VERSION } from '../../shared/protocol.js';
+import { helloFrame } from '../helpers/sim-fleet.js';
 import { hubClient, randomPort, startProgram, stopProgram, waitForHealthy, type Proc } from '../helpers/processes.js';
 import { connectRaw, helloOnce, holdHandshake, maskedTextFrame, readResponseHead, upgradeRequest, upgradeStatus } from '../helpers/raw-upgrade.js';
 
 const BAD_CREDENTIAL = 'tnc_00000000-0000-0000-0000-000000000000.AAAAAAAAAAAAAAAAAAAAAAAA';
 
-const hello = (name: string) =>
-  JSON.stringify({
-    type: 'hello',
-    protocolVersion: PROTOCOL_VERSION,
-    name,
-    labels: {},
-    advertiseAddress: null,
-    facts: simulatedFacts(name),
-    appliedGeneration: 0,
-    replicas: [],
-  });
+const hello = (name: string) => JSON.stringify(helloFrame(name));
 
 describe('hub process under client socket faults', () => {
   const port = randomPort();

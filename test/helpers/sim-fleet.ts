@@ -13,13 +13,28 @@ import { SimulatedRuntime, simulatedFacts } from '../../agent/runtime/simulated-
 import { buildHub } from '../../hub/app.js';
 import type { Hub, HubConfig } from '../../hub/hub.js';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
-import type { NodeFacts } from '../../shared/protocol.js';
+import { PROTOCOL_VERSION, type HelloFrame, type NodeFacts } from '../../shared/protocol.js';
 import { silentLogger } from './silent-logger.js';
 
 export const ADMIN_TOKEN = 'tat_test-admin-token';
 
 export function simFacts(overrides: Partial<NodeFacts> = {}): NodeFacts {
   return simulatedFacts('sim', overrides);
+}
+
+/** A hello as an agent says it, for tests that speak the protocol by hand; they change what they need. */
+export function helloFrame(name: string, overrides: Partial<HelloFrame> = {}): HelloFrame {
+  return {
+    type: 'hello',
+    protocolVersion: PROTOCOL_VERSION,
+    name,
+    labels: {},
+    advertiseAddress: null,
+    facts: simFacts({ hostname: name }),
+    appliedGeneration: 0,
+    replicas: [],
+    ...overrides,
+  };
 }
 
 export interface SimAgentOptions {

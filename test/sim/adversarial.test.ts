@@ -8,10 +8,10 @@ import net from 'node:net';
 import WebSocket from 'ws';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
-import { PROTOCOL_LIMITS, PROTOCOL_VERSION, type ReplicaReport } from '../../shared/protocol.js';
+import { PROTOCOL_LIMITS, type ReplicaReport } from '../../shared/protocol.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { prng } from '../helpers/prng.js';
-import { SimFleet, simFacts } from '../helpers/sim-fleet.js';
+import { SimFleet, helloFrame } from '../helpers/sim-fleet.js';
 
 const SEED = Number(process.env.TETHER_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const ACTIONS = 120;
@@ -34,19 +34,6 @@ function track<T extends WebSocket | net.Socket>(s: T): T {
   s.on('error', () => undefined);
   s.on('close', () => sockets.delete(s));
   return s;
-}
-
-function helloFrame(name: string, replicas: ReplicaReport[] = []): string {
-  return JSON.stringify({
-    type: 'hello',
-    protocolVersion: PROTOCOL_VERSION,
-    name,
-    labels: {},
-    advertiseAddress: null,
-    facts: simFacts({ hostname: name }),
-    appliedGeneration: 0,
-    replicas,
-  });
 }
 
 /** Opens a connection with a credential; resolves on open, or with the refusal's status. */
@@ -128,7 +115,7 @@ describe(`adversarial devices against a fleet (seed ${SEED})`, () => {
           Buffer.from(Array.from({ length: 64 }, () => Math.floor(random() * 256))),
           JSON.stringify({ type: 'status', replicas: [] }),
           JSON.stringify({ type: 'hello', protocolVersion: 'one' }),
-          JSON.stringify({ ...JSON.parse(helloFrame('rogue')), replicas: 'many' }),
+          JSON.stringify({ ...helloFrame('rogue'), replicas: 'many' }),
           `{"type":"hello","name":"${'\u0000'.repeat(10)}"`,
           'x'.repeat(PROTOCOL_LIMITS.maxAgentFrameBytes + 1),
         ];
@@ -138,7 +125,7 @@ describe(`adversarial devices against a fleet (seed ${SEED})`, () => {
       async forgedReports() {
         const { ws, status } = await upgrade(rogue.credential);
         if (status !== 101) return;
-        ws.send(helloFrame('rogue', replicaIds.slice(0, 3).map((id) => report(id, 'running'))));
+        ws.send(JSON.stringify(helloFrame('rogue', { replicas: replicaIds.slice(0, 3).map((id) => report(id, 'running')) })));
         const states = ['failed', 'stopped', 'removed', 'starting', 'pending'] as const;
         const forged = Array.from({ length: 1 + Math.floor(random() * 6) }, () => report(pick(replicaIds), pick(states)));
         ws.send(JSON.stringify({ type: 'status', replicas: forged }));
@@ -148,7 +135,7 @@ describe(`adversarial devices against a fleet (seed ${SEED})`, () => {
       async reportFlood() {
         const { ws, status } = await upgrade(flooder.credential);
         if (status !== 101) return;
-        ws.send(helloFrame('flooder'));
+        ws.send(JSON.stringify(helloFrame('flooder')));
         for (let f = 0; f < 3; f++) {
           const replicas = Array.from({ length: PROTOCOL_LIMITS.maxReportedReplicas }, (_, i) => report(`flood-${f}-${i}-${random()}`, 'running'));
           ws.send(JSON.stringify({ type: 'status', replicas }));

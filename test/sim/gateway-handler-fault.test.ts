@@ -11,8 +11,7 @@ import { makeNodeCredential } from '../../hub/auth/secrets.js';
 import type { FailureDetector } from '../../hub/failure-detector.js';
 import type { Store } from '../../hub/store/store.js';
 import { systemClock } from '../../shared/clock.js';
-import { PROTOCOL_VERSION } from '../../shared/protocol.js';
-import { simFacts } from '../helpers/sim-fleet.js';
+import { helloFrame } from '../helpers/sim-fleet.js';
 import { silentLogger } from '../helpers/silent-logger.js';
 
 let server: http.Server | null = null;
@@ -56,7 +55,7 @@ it('closes the connection with 1011 when handling a frame throws, and keeps serv
     const ws = new WebSocket(`ws://127.0.0.1:${port}${AGENT_PATH}`, { headers: { authorization: `Bearer ${credential}` } });
     ws.on('error', () => undefined);
     ws.once('open', () =>
-      ws.send(JSON.stringify({ type: 'hello', protocolVersion: PROTOCOL_VERSION, name: 'n', labels: {}, advertiseAddress: null, facts: simFacts(), appliedGeneration: 0, replicas: [] })),
+      ws.send(JSON.stringify(helloFrame('n'))),
     );
     return ws;
   };

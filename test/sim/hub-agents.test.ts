@@ -2,7 +2,7 @@ import WebSocket from 'ws';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SimulatedRuntime } from '../../agent/runtime/simulated-runtime.js';
 import { CloseCode, PROTOCOL_VERSION } from '../../shared/protocol.js';
-import { ADMIN_TOKEN, SimFleet, simFacts } from '../helpers/sim-fleet.js';
+import { ADMIN_TOKEN, SimFleet, helloFrame } from '../helpers/sim-fleet.js';
 
 const busybox = { image: 'tether-test/busybox:1', command: ['/bin/httpd', '-f', '-p', '8080'] };
 
@@ -307,16 +307,7 @@ describe('the agent endpoint refuses bad peers and keeps serving the rest', () =
     return (await fleet.hub.nodes.join(token, name, {}))!.credential;
   }
 
-  const hello = {
-    type: 'hello',
-    protocolVersion: PROTOCOL_VERSION,
-    name: 'raw',
-    labels: {},
-    advertiseAddress: null,
-    facts: simFacts(),
-    appliedGeneration: 0,
-    replicas: [],
-  };
+  const hello = helloFrame('raw');
 
   it.each([
     ['not JSON', 'hello there', /not valid JSON/],

@@ -4,8 +4,8 @@
  */
 import WebSocket from 'ws';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { PROTOCOL_VERSION, type ReplicaReport } from '../../shared/protocol.js';
-import { ADMIN_TOKEN, SimFleet, simFacts } from '../helpers/sim-fleet.js';
+import type { ReplicaReport } from '../../shared/protocol.js';
+import { ADMIN_TOKEN, SimFleet, helloFrame } from '../helpers/sim-fleet.js';
 
 const busybox = { image: 'tether-test/busybox:1', command: ['/bin/httpd', '-f', '-p', '8080'] };
 
@@ -41,18 +41,7 @@ async function rawNode(credential: string, hello: { name: string; labels?: Recor
     ws.once('error', reject);
   });
   const welcomed = new Promise<void>((resolve) => ws.once('message', () => resolve()));
-  ws.send(
-    JSON.stringify({
-      type: 'hello',
-      protocolVersion: PROTOCOL_VERSION,
-      name: hello.name,
-      labels: hello.labels ?? {},
-      advertiseAddress: null,
-      facts: simFacts({ hostname: hello.name }),
-      appliedGeneration: 0,
-      replicas: hello.replicas ?? [],
-    }),
-  );
+  ws.send(JSON.stringify(helloFrame(hello.name, { labels: hello.labels ?? {}, replicas: hello.replicas ?? [] })));
   await welcomed;
   return ws;
 }
