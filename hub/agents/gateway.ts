@@ -13,6 +13,7 @@ import {
 } from '../../shared/protocol.js';
 import { bearerToken, parseNodeCredential, sameDigest } from '../auth/secrets.js';
 import type { FailureDetector, NodeLiveness } from '../failure-detector.js';
+import { RateLimitedLog } from '../rate-limited-log.js';
 import type { Store } from '../store/store.js';
 import { defaultPerAddressLimit, HandshakeAdmission, type HandshakeTicket } from './handshake-admission.js';
 import { SocketFaults } from './socket-faults.js';
@@ -25,9 +26,6 @@ export interface GatewayLogger {
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
 }
-
-/** At most one line per this interval about refused credentials, however many arrive. */
-const REFUSAL_LOG_INTERVAL_MS = 1000;
 
 /** What the hub does with a node's frames; the gateway only handles transport, auth and framing. */
 export interface GatewayHandlers {
@@ -63,6 +61,11 @@ class Session {
   ) {}
 }
 
+/** Codes a WebSocket close frame may carry (RFC 6455 7.4; ws throws on the others). */
+function sendableCloseCode(code: number): boolean {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+}
+
 /** The 123-byte limit of a WebSocket close reason. */
 function closeReason(text: string): string {
   const buf = Buffer.from(text);
@@ -89,8 +92,11 @@ export class AgentGateway {
   sessionsReplaced = 0;
   /** Acks of a generation never made for the node (see onMessage). */
   acksRefused = 0;
-  private lastRefusalLogMs = -Infinity;
-  private unloggedRefusals = 0;
+  /**
+   * Refused credentials are worth a warning (a removed node, a leaked or mistyped credential), but
+   * one line a second at most, however many arrive.
+   */
+  private readonly refusedCredentialLog: RateLimitedLog;
   /** Busy refusals and admitted handshakes in the current and the last second: sizes Retry-After. */
   private loadWindow = { startMs: 0, refused: 0, admitted: 0, lastRefused: 0, lastAdmitted: 0 };
 
@@ -100,6 +106,7 @@ export class AgentGateway {
       maxPendingPerAddress: opts.maxPendingHandshakesPerAddress ?? defaultPerAddressLimit(opts.maxPendingHandshakes),
     });
     this.socketFaults = new SocketFaults(opts.logger);
+    this.refusedCredentialLog = new RateLimitedLog((obj, msg) => opts.logger.warn(obj, msg));
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: PROTOCOL_LIMITS.maxAgentFrameBytes,
@@ -151,19 +158,13 @@ export class AgentGateway {
       this.opts.detector.disconnected(nodeId);
       return;
     }
-    if (code === CloseCode.goingAway || code >= 4000) session.ws.close(code, closeReason(reason));
-    // A silent peer will not answer a close handshake; terminate so the socket is freed now.
-    setTimeout(() => session.ws.terminate(), 1000).unref();
-    this.endSession(session);
+    this.closeSession(session, code, reason);
   }
 
   async close(): Promise<void> {
     // Handshakes before hello too: the server's close would otherwise wait for their hello timeout.
     this.admission.endAll();
-    for (const session of [...this.sessions.values()]) {
-      session.ws.close(CloseCode.goingAway, 'hub shutting down');
-      this.endSession(session);
-    }
+    for (const session of [...this.sessions.values()]) this.closeSession(session, CloseCode.goingAway, 'hub shutting down');
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 
@@ -185,7 +186,7 @@ export class AgentGateway {
     const node = parsed ? this.opts.store.getNode(parsed.nodeId) : undefined;
     if (!parsed || !node || !sameDigest(node.credentialHash, parsed.secretHash)) {
       this.refusedUnauthorized++;
-      this.logRefusedCredential(req.socket.remoteAddress);
+      this.refusedCredentialLog.log({ remote: req.socket.remoteAddress }, 'agent connection refused: unknown or invalid node credential');
       return this.refuse(socket, 401, 'Unauthorized', 'unknown or invalid node credential');
     }
     // A reconnect storm (every agent after a hub restart) is admitted a slice at a time; the
@@ -223,16 +224,6 @@ export class AgentGateway {
     );
   }
 
-  /** Worth a warning (a removed node, a leaked or mistyped credential), but one line a second at most. */
-  private logRefusedCredential(remote: string | undefined): void {
-    this.unloggedRefusals++;
-    const now = performance.now();
-    if (now - this.lastRefusalLogMs < REFUSAL_LOG_INTERVAL_MS) return;
-    this.opts.logger.warn({ remote, refusals: this.unloggedRefusals }, 'agent connection refused: unknown or invalid node credential');
-    this.lastRefusalLogMs = now;
-    this.unloggedRefusals = 0;
-  }
-
   private countLoad(what: 'refused' | 'admitted'): void {
     const w = this.loadWindow;
     const now = performance.now();
@@ -267,11 +258,8 @@ export class AgentGateway {
     session.handshake = handshake;
     handshake.end = (why) => {
       // Not a protocol violation, and possibly a flood of them: counted, not logged.
-      if (session.closed) return;
-      if (why === 'closing') ws.close(CloseCode.goingAway, 'hub shutting down');
-      else ws.close(CloseCode.replaced, 'replaced by a newer handshake of the same node');
-      setTimeout(() => ws.terminate(), 1000).unref();
-      this.endSession(session);
+      if (why === 'closing') this.closeSession(session, CloseCode.goingAway, 'hub shutting down');
+      else this.closeSession(session, CloseCode.replaced, 'replaced by a newer handshake of the same node');
     };
     session.helloTimer = setTimeout(() => {
       this.reject(session, CloseCode.helloTimeout, `no hello within ${PROTOCOL_LIMITS.helloTimeoutMs} ms`);
@@ -283,10 +271,7 @@ export class AgentGateway {
         // A fault in handling one node's frame ends that node's connection, never the hub: thrown
         // from here it would be an uncaught exception, and a client could stop the hub at will.
         this.opts.logger.error({ nodeId, err: error }, 'handling an agent frame failed; closing its connection');
-        if (session.closed) return;
-        ws.close(1011, 'internal error handling the frame');
-        setTimeout(() => ws.terminate(), 1000).unref();
-        this.endSession(session);
+        this.closeSession(session, 1011, 'internal error handling the frame');
       }
     });
     ws.on('close', () => this.endSession(session));
@@ -321,12 +306,10 @@ export class AgentGateway {
         // The node is connected twice (a new connection before the old one was noticed dead):
         // the newer one wins; the node stays ready throughout.
         this.opts.logger.info({ nodeId: session.nodeId }, 'node connected again; closing its previous connection');
+        // Out of the map first: the node does not go away meanwhile, so its liveness stays.
         this.sessions.delete(session.nodeId);
         this.sessionsReplaced++;
-        previous.closed = true;
-        if (previous.helloTimer) clearTimeout(previous.helloTimer);
-        previous.ws.close(CloseCode.replaced, 'replaced by a newer connection of the same node');
-        setTimeout(() => previous.ws.terminate(), 1000).unref();
+        this.closeSession(previous, CloseCode.replaced, 'replaced by a newer connection of the same node');
       }
       this.sessions.set(session.nodeId, session);
       session.appliedGeneration = frame.appliedGeneration;
@@ -368,7 +351,18 @@ export class AgentGateway {
   private reject(session: Session, code: number, reason: string): void {
     if (session.closed) return;
     this.opts.logger.warn({ nodeId: session.nodeId, closeCode: code, reason }, 'agent connection closed: protocol violation');
-    session.ws.close(code, closeReason(reason));
+    this.closeSession(session, code, reason);
+  }
+
+  /**
+   * Closes a connection with `code` and `reason`, and ends its session now. A peer that does not
+   * answer the close handshake (silent, gone, hostile) is cut a second later, so its socket is
+   * freed either way.
+   */
+  private closeSession(session: Session, code: number, reason: string): void {
+    if (session.closed) return;
+    // Codes a close frame cannot carry (1005, 1006 and the like) end the connection without one.
+    if (sendableCloseCode(code)) session.ws.close(code, closeReason(reason));
     setTimeout(() => session.ws.terminate(), 1000).unref();
     this.endSession(session);
   }

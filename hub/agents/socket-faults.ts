@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { RateLimitedLog } from '../rate-limited-log.js';
 
 export interface SocketFaultLogger {
   debug(obj: object, msg: string): void;
@@ -6,8 +7,6 @@ export interface SocketFaultLogger {
 
 /** Distinct error codes remembered; anything past it is counted under "other". */
 const MAX_CODES = 32;
-/** At most one log line per this interval, however many sockets fail. */
-const LOG_INTERVAL_MS = 1000;
 
 /**
  * Errors on sockets of clients the hub does not control (a TCP reset, a write to a closed peer).
@@ -20,13 +19,12 @@ export class SocketFaults {
   /** Errors seen, by code (ECONNRESET, EPIPE, ...). */
   readonly byCode = new Map<string, number>();
   total = 0;
-  private lastLogMs = -Infinity;
-  private unloggedCount = 0;
+  /** At most one line a second, however many sockets fail. */
+  private readonly log: RateLimitedLog;
 
-  constructor(
-    private readonly logger: SocketFaultLogger,
-    private readonly nowMs: () => number = () => performance.now(),
-  ) {}
+  constructor(logger: SocketFaultLogger, nowMs: () => number = () => performance.now()) {
+    this.log = new RateLimitedLog((obj, msg) => logger.debug(obj, msg), { intervalMs: 1000, nowMs });
+  }
 
   /** Gives `socket` its error listener; call before anything is written to it. */
   watch(socket: Duplex, where: string): void {
@@ -41,11 +39,6 @@ export class SocketFaults {
     const code = typeof error.code === 'string' ? error.code : 'other';
     const key = this.byCode.has(code) || this.byCode.size < MAX_CODES ? code : 'other';
     this.byCode.set(key, (this.byCode.get(key) ?? 0) + 1);
-    this.unloggedCount++;
-    const now = this.nowMs();
-    if (now - this.lastLogMs < LOG_INTERVAL_MS) return;
-    this.logger.debug({ where, code, err: error.message, errorsSinceLastLine: this.unloggedCount }, 'client socket error');
-    this.lastLogMs = now;
-    this.unloggedCount = 0;
+    this.log.log({ where, code, err: error.message }, 'client socket error');
   }
 }
