@@ -16,6 +16,7 @@ import type { FailureDetector, NodeLiveness } from '../failure-detector.js';
 import { RateLimitedLog } from '../rate-limited-log.js';
 import type { Store } from '../store/store.js';
 import { defaultPerAddressLimit, HandshakeAdmission, type HandshakeTicket } from './handshake-admission.js';
+import { HandshakeLoad } from './handshake-load.js';
 import { SocketFaults } from './socket-faults.js';
 
 export const AGENT_PATH = '/v1/agent/connect';
@@ -97,8 +98,8 @@ export class AgentGateway {
    * one line a second at most, however many arrive.
    */
   private readonly refusedCredentialLog: RateLimitedLog;
-  /** Busy refusals and admitted handshakes in the current and the last second: sizes Retry-After. */
-  private loadWindow = { startMs: 0, refused: 0, admitted: 0, lastRefused: 0, lastAdmitted: 0 };
+  /** The pool's busy refusals and admissions: sizes Retry-After (an address's own refusals size its own). */
+  private readonly load = new HandshakeLoad();
 
   constructor(private readonly opts: GatewayOptions) {
     this.admission = new HandshakeAdmission({
@@ -192,15 +193,19 @@ export class AgentGateway {
     // A reconnect storm (every agent after a hub restart) is admitted a slice at a time; the
     // rest back off with jitter and come again, instead of all handshakes starving each other.
     const admitted = this.admission.admit(node.id, req.socket.remoteAddress);
+    const now = performance.now();
     if (!admitted.ok) {
       if (admitted.reason === 'busy') {
         this.refusedBusy++;
-        this.countLoad('refused');
-        return this.refuse(socket, 503, 'Service Unavailable', 'hub busy with other agents connecting; retry later', this.retryAfterS());
+        this.load.count('refused', now);
+        return this.refuse(socket, 503, 'Service Unavailable', 'hub busy with other agents connecting; retry later', this.load.retryAfterS(now));
       }
-      return this.refuse(socket, 503, 'Service Unavailable', 'too many agents connecting from this address at once; retry later', this.retryAfterS());
+      // Sized by the address's own queue (and no shorter than the pool's): its refusals never
+      // count toward the pool's estimate, so a greedy address lengthens no one else's wait.
+      const retryAfterS = Math.max(admitted.retryAfterS, this.load.retryAfterS(now));
+      return this.refuse(socket, 503, 'Service Unavailable', 'too many agents connecting from this address at once; retry later', retryAfterS);
     }
-    this.countLoad('admitted');
+    this.load.count('admitted', now);
     const ticket = admitted.ticket;
     // Until the WebSocket exists, ending a superseded handshake means dropping its socket.
     ticket.end = () => socket.destroy();
@@ -222,33 +227,6 @@ export class AgentGateway {
     socket.end(
       `HTTP/1.1 ${status} ${statusText}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retryAfter}Connection: close\r\n\r\n${body}`,
     );
-  }
-
-  private countLoad(what: 'refused' | 'admitted'): void {
-    const w = this.loadWindow;
-    const now = performance.now();
-    if (now - w.startMs >= 1000) {
-      // A window more than a second old says nothing about now.
-      const fresh = now - w.startMs < 2000;
-      w.lastRefused = fresh ? w.refused : 0;
-      w.lastAdmitted = fresh ? w.admitted : 0;
-      w.startMs = now;
-      w.refused = 0;
-      w.admitted = 0;
-    }
-    w[what]++;
-  }
-
-  /**
-   * Seconds a refused agent should wait: about the time the agents turned away in the last second
-   * need to get in at the rate handshakes were admitted, so that retries arrive spread at roughly
-   * the rate the hub takes them instead of hammering it every second.
-   */
-  private retryAfterS(): number {
-    const w = this.loadWindow;
-    const refused = Math.max(w.refused, w.lastRefused);
-    const admittedPerS = Math.max(100, w.lastAdmitted, w.admitted);
-    return Math.min(30, Math.max(1, Math.ceil(refused / admittedPerS)));
   }
 
   private onConnection(ws: WebSocket, nodeId: string, handshake: HandshakeTicket): void {

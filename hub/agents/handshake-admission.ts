@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { HandshakeLoad } from './handshake-load.js';
 
 /**
  * Who may start a handshake (upgrade to hello) while the hub holds a bounded number of them.
@@ -49,19 +50,33 @@ export class HandshakeTicket {
   }
 }
 
-export type Admission = { ok: true; ticket: HandshakeTicket; superseded: boolean } | { ok: false; reason: 'busy' | 'address_busy' };
+export type Admission =
+  | { ok: true; ticket: HandshakeTicket; superseded: boolean }
+  | { ok: false; reason: 'busy' }
+  /** `retryAfterS` sized by that address's own refusals (see HandshakeLoad). */
+  | { ok: false; reason: 'address_busy'; retryAfterS: number };
+
+/** What the admission keeps about an address while it holds handshakes (and only then). */
+interface AddressEntry {
+  pending: number;
+  load: HandshakeLoad;
+}
 
 export class HandshakeAdmission {
   private pending = 0;
   /** At most one entry per pending handshake, so bounded by maxPending like the rest. */
   private readonly byNode = new Map<string, HandshakeTicket>();
-  private readonly byAddress = new Map<string, number>();
+  /** Addresses with handshakes pending: bounded by maxPending too. */
+  private readonly byAddress = new Map<string, AddressEntry>();
   /** Pending handshakes ended by a newer one of the same node. */
   superseded = 0;
   /** Upgrades refused because their address held its share of the pool. */
   refusedAddressBusy = 0;
 
-  constructor(private readonly limits: AdmissionLimits) {}
+  constructor(
+    private readonly limits: AdmissionLimits,
+    private readonly nowMs: () => number = () => performance.now(),
+  ) {}
 
   get pendingCount(): number {
     return this.pending;
@@ -69,11 +84,32 @@ export class HandshakeAdmission {
 
   /** Pending handshakes from one remote address (or its /64). */
   pendingFrom(remoteAddress: string | undefined): number {
-    return this.byAddress.get(addressKey(remoteAddress)) ?? 0;
+    return this.byAddress.get(addressKey(remoteAddress))?.pending ?? 0;
   }
 
+  /**
+   * Admits an authenticated upgrade, or refuses it. A refusal changes nothing: a node's older
+   * pending handshake is ended only once its newer one has been admitted (otherwise anyone who can
+   * make a newer upgrade fail could end a node's handshakes at will).
+   */
   admit(nodeId: string, remoteAddress: string | undefined): Admission {
     const previous = this.byNode.get(nodeId);
+    const key = addressKey(remoteAddress);
+    const entry = this.byAddress.get(key);
+    // The newer handshake takes the older one's slot, in the pool and in its address if the same.
+    const fromAddress = (entry?.pending ?? 0) - (previous?.addressKey === key ? 1 : 0);
+    const pending = this.pending - (previous ? 1 : 0);
+    // The address bound first: refusals of one greedy address must not count as the whole hub
+    // being busy (which would lengthen every other agent's Retry-After). A bound as large as the
+    // pool is no bound of its own: the pool is full.
+    if (fromAddress >= this.limits.maxPendingPerAddress && this.limits.maxPendingPerAddress < this.limits.maxPending) {
+      this.refusedAddressBusy++;
+      // An address at its bound holds handshakes, so its entry exists.
+      const now = this.nowMs();
+      entry!.load.count('refused', now);
+      return { ok: false, reason: 'address_busy', retryAfterS: entry!.load.retryAfterS(now) };
+    }
+    if (pending >= this.limits.maxPending) return { ok: false, reason: 'busy' };
     let superseded = false;
     if (previous) {
       this.release(previous);
@@ -81,20 +117,17 @@ export class HandshakeAdmission {
       superseded = true;
       previous.end?.('superseded');
     }
-    const key = addressKey(remoteAddress);
-    const fromAddress = this.byAddress.get(key) ?? 0;
-    // The address bound first: refusals of one greedy address must not count as the whole hub
-    // being busy (which would lengthen every other agent's Retry-After). A bound as large as the
-    // pool is no bound of its own: the pool is full.
-    if (fromAddress >= this.limits.maxPendingPerAddress && this.limits.maxPendingPerAddress < this.limits.maxPending) {
-      this.refusedAddressBusy++;
-      return { ok: false, reason: 'address_busy' };
+    // Looked up again: releasing the older handshake may have emptied and forgotten the address.
+    let admitted = this.byAddress.get(key);
+    if (!admitted) {
+      admitted = { pending: 0, load: new HandshakeLoad() };
+      this.byAddress.set(key, admitted);
     }
-    if (this.pending >= this.limits.maxPending) return { ok: false, reason: 'busy' };
+    admitted.pending++;
+    admitted.load.count('admitted', this.nowMs());
     const ticket = new HandshakeTicket(nodeId, key, this);
     this.pending++;
     this.byNode.set(nodeId, ticket);
-    this.byAddress.set(key, fromAddress + 1);
     return { ok: true, ticket, superseded };
   }
 
@@ -111,9 +144,8 @@ export class HandshakeAdmission {
     ticket.released = true;
     this.pending--;
     if (this.byNode.get(ticket.nodeId) === ticket) this.byNode.delete(ticket.nodeId);
-    const left = (this.byAddress.get(ticket.addressKey) ?? 1) - 1;
-    if (left <= 0) this.byAddress.delete(ticket.addressKey);
-    else this.byAddress.set(ticket.addressKey, left);
+    const entry = this.byAddress.get(ticket.addressKey);
+    if (entry && --entry.pending <= 0) this.byAddress.delete(ticket.addressKey);
   }
 }
 

@@ -6,7 +6,7 @@
 import type net from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CloseCode, PROTOCOL_VERSION } from '../../shared/protocol.js';
-import { connectRaw, helloOnce, holdHandshake, readResponseHead, upgradeRequest, upgradeStatus } from '../helpers/raw-upgrade.js';
+import { connectRaw, helloOnce, holdHandshake, maskedTextFrame, readResponseHead, upgradeRequest, upgradeStatus } from '../helpers/raw-upgrade.js';
 import { SimFleet, simFacts } from '../helpers/sim-fleet.js';
 
 const hello = (name: string) => ({
@@ -82,6 +82,46 @@ describe('handshake admission', () => {
     // The greedy address's refusals are its own: they did not count as the hub being busy.
     expect(fleet.hub.gateway.refusedBusy).toBe(0);
     expect(fleet.hub.gateway.refusedAddressBusy).toBe(9);
+  });
+
+  it("leaves a node's pending handshake alone when a newer upgrade of it is refused", async () => {
+    fleet = await SimFleet.start({ maxPendingHandshakes: 4 });
+    const node = await credentialFor('node');
+    expect(await attempt(node, '127.0.0.2')).toBe(101);
+    const older = held.at(-1)!;
+    let olderClosed = false;
+    older.once('close', () => (olderClosed = true));
+    for (let i = 0; i < 3; i++) expect(await attempt(await credentialFor(`flood-${i}`), '127.0.0.1')).toBe(101);
+    // The newer upgrade comes from an address holding its share: refused, and nothing else changes.
+    expect(await upgradeStatus(hub(), { credential: node, localAddress: '127.0.0.1' })).toBe(503);
+    expect(fleet.hub.gateway.handshakesSuperseded).toBe(0);
+    const welcome = new Promise<string>((resolve) => older.once('data', (frame: Buffer) => resolve(frame.subarray(2).toString())));
+    older.write(maskedTextFrame(JSON.stringify(hello('node'))));
+    expect(JSON.parse(await welcome)).toMatchObject({ type: 'welcome' });
+    expect(olderClosed).toBe(false);
+  });
+
+  it("tells agents refused for their address's share a Retry-After from that address's load, not anyone else's", async () => {
+    fleet = await SimFleet.start({ maxPendingHandshakes: 4 });
+    for (let i = 0; i < 3; i++) expect(await attempt(await credentialFor(`flood-${i}`), '127.0.0.1')).toBe(101);
+    expect(await attempt(await credentialFor('other'), '127.0.0.2')).toBe(101);
+    // Many agents behind the one address retrying at once (one credential stands for them all).
+    const behindNat = await credentialFor('behind-nat');
+    const retryAfter = async (credential: string, localAddress: string): Promise<{ status: number; retryAfterS: number }> => {
+      const socket = await connectRaw(hub(), localAddress);
+      try {
+        socket.write(upgradeRequest({ credential }));
+        const { status, head } = await readResponseHead(socket);
+        return { status, retryAfterS: Number(/^Retry-After: (\d+)$/im.exec(head)?.[1] ?? 0) };
+      } finally {
+        socket.destroy();
+      }
+    };
+    const answers = await Promise.all(Array.from({ length: 400 }, () => retryAfter(behindNat, '127.0.0.1')));
+    expect(answers.every((a) => a.status === 503 && a.retryAfterS >= 1)).toBe(true);
+    expect(Math.max(...answers.map((a) => a.retryAfterS))).toBeGreaterThan(1);
+    // An agent refused because the whole pool is in use is not told to wait for that address's queue.
+    expect(await retryAfter(await credentialFor('elsewhere'), '127.0.0.3')).toEqual({ status: 503, retryAfterS: 1 });
   });
 
   it('still bounds the pool as a whole across addresses', async () => {
