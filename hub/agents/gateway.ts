@@ -91,7 +91,7 @@ export class AgentGateway {
   /** Upgrades refused with 404 (not the agent endpoint). */
   refusedNotFound = 0;
   sessionsReplaced = 0;
-  /** Acks of a generation never made for the node (see onMessage). */
+  /** Acks, and hellos, claiming a generation never made for the node (see onMessage). */
   acksRefused = 0;
   /**
    * Refused credentials are worth a warning (a removed node, a leaked or mistyped credential), but
@@ -290,7 +290,9 @@ export class AgentGateway {
         this.closeSession(previous, CloseCode.replaced, 'replaced by a newer connection of the same node');
       }
       this.sessions.set(session.nodeId, session);
-      session.appliedGeneration = frame.appliedGeneration;
+      // As for an ack: a generation never made for the node is not believed; 0 means unknown.
+      if (frame.appliedGeneration > this.madeGeneration(session.nodeId)) this.acksRefused++;
+      else session.appliedGeneration = frame.appliedGeneration;
       session.liveness = this.opts.detector.connected(session.nodeId);
       session.ws.send(
         encodeFrame({
@@ -311,7 +313,7 @@ export class AgentGateway {
       case 'ack':
         // Only a generation the hub has made for this node can have been applied: a larger one
         // would show the node as up to date with a target it was never sent.
-        if (frame.generation > (this.opts.store.getNode(session.nodeId)?.generation ?? 0)) {
+        if (frame.generation > this.madeGeneration(session.nodeId)) {
           this.acksRefused++;
           return;
         }
@@ -330,6 +332,11 @@ export class AgentGateway {
     if (session.closed) return;
     this.opts.logger.warn({ nodeId: session.nodeId, closeCode: code, reason }, 'agent connection closed: protocol violation');
     this.closeSession(session, code, reason);
+  }
+
+  /** The newest generation the hub has made for the node: no node can have applied a later one. */
+  private madeGeneration(nodeId: string): number {
+    return this.opts.store.getNode(nodeId)?.generation ?? 0;
   }
 
   /**

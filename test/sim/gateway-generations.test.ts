@@ -1,0 +1,71 @@
+/**
+ * The generation a node says it has applied is believed only if the hub made it for the node: at
+ * hello as in an ack. A larger one would show the node up to date with a target never sent.
+ */
+import WebSocket from 'ws';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { PROTOCOL_VERSION } from '../../shared/protocol.js';
+import { SimFleet, simFacts } from '../helpers/sim-fleet.js';
+
+let fleet: SimFleet;
+beforeEach(async () => {
+  fleet = await SimFleet.start();
+});
+afterEach(async () => {
+  await fleet.close();
+});
+
+/** A device speaking the protocol by hand, saying hello with the given applied generation. */
+async function helloWith(credential: string, appliedGeneration: number): Promise<WebSocket> {
+  const ws = new WebSocket(`${fleet.url.replace('http', 'ws')}/v1/agent/connect`, { headers: { authorization: `Bearer ${credential}` } });
+  ws.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  const welcomed = new Promise<void>((resolve) => ws.once('message', () => resolve()));
+  ws.send(
+    JSON.stringify({
+      type: 'hello',
+      protocolVersion: PROTOCOL_VERSION,
+      name: 'teller',
+      labels: {},
+      advertiseAddress: null,
+      facts: simFacts({ hostname: 'teller' }),
+      appliedGeneration,
+      replicas: [],
+    }),
+  );
+  await welcomed;
+  return ws;
+}
+
+const appliedOf = async (nodeId: string) => (await fleet.api<{ generation: { target: number; applied: number | null } }>('GET', `/v1/nodes/${nodeId}`)).body.generation;
+
+describe('generations a node says it applied', () => {
+  it('does not believe a hello claiming a generation never made for the node: applied is unknown (0)', async () => {
+    const { token } = await fleet.hub.nodes.createJoinToken(60);
+    const { nodeId, credential } = (await fleet.hub.nodes.join(token, 'teller', {}))!;
+    const ws = await helloWith(credential, 1_000_000);
+    await fleet.hub.loop.idle();
+    expect(fleet.hub.gateway.acksRefused).toBe(1);
+    const generation = await appliedOf(nodeId);
+    expect(generation.applied).toBe(0);
+    expect(generation.target).toBeLessThan(1_000_000);
+    ws.close();
+  });
+
+  it('believes a hello with a generation the hub made for the node', async () => {
+    const { token } = await fleet.hub.nodes.createJoinToken(60);
+    const { nodeId, credential } = (await fleet.hub.nodes.join(token, 'teller', {}))!;
+    await fleet.api('PUT', '/v1/services/everywhere', { image: 'tether-test/busybox:1', mode: 'global' });
+    const first = await helloWith(credential, 0);
+    await vi.waitFor(async () => expect((await appliedOf(nodeId)).target).toBeGreaterThan(0), { timeout: 5_000, interval: 20 });
+    const { target } = await appliedOf(nodeId);
+    first.close();
+    const again = await helloWith(credential, target);
+    await vi.waitFor(async () => expect((await appliedOf(nodeId)).applied).toBe(target), { timeout: 5_000, interval: 20 });
+    expect(fleet.hub.gateway.acksRefused).toBe(0);
+    again.close();
+  });
+});
