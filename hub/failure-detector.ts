@@ -1,6 +1,6 @@
 import type { Clock } from '../shared/clock.js';
 import { DEFAULT_DISRUPTION_SHARE, isFleetDisruption } from './fleet-disruption.js';
-import { StallDetector, stallAfterMsFor } from './stall-detector.js';
+import { StallDetector, stallAfterMsFor, sweepIntervalMsFor } from './stall-detector.js';
 
 export type NodeState = 'ready' | 'unreachable' | 'lost';
 
@@ -28,12 +28,14 @@ export interface FailureDetectorOptions {
   startupGraceMs: number;
   /** More than this share of the nodes away at once is a fleet disruption (see fleet-disruption.ts). */
   disruptionShare?: number;
+  /** How often the caller sweeps; `sweepIntervalMsFor(heartbeatGraceMs)` by default. */
+  sweepIntervalMs?: number;
   /** A gap this long between two calls is a stall of the hub (default from the grace; Infinity: off). */
   stallAfterMs?: number;
   onStateChange: (nodeId: string, state: NodeState) => void;
   /** The fleet went into disruption mode (a value) or out of it (null). */
   onDisruptionChange?: (disruption: FleetDisruption | null) => void;
-  /** The hub was stalled for `stallMs`; every node was given that time back. */
+  /** The hub was stalled for `stallMs`; every node was given that time back, but for the usual sweep interval. */
   onStall?: (stallMs: number) => void;
 }
 
@@ -64,7 +66,8 @@ export interface SweepResult {
  * - a fleet disruption (more than disruptionShare of the nodes away at once): away-time stops
  *   accruing, and when the fleet is back the nodes still away count from that moment, so they get
  *   a full lostAfter again; nodes lost before it stay lost;
- * - a stall of the hub itself: every node's last-seen and away-since move forward by the stall.
+ * - a stall of the hub itself: every node's last-seen and away-since move forward by the stall,
+ *   less the hub's usual pace (see stall-detector.ts).
  */
 export class FailureDetector {
   private readonly nodes = new Map<string, NodeLiveness>();
@@ -72,6 +75,8 @@ export class FailureDetector {
   private awayFromMs: number;
   private lastSweepMs: number;
   private readonly stall: StallDetector;
+  /** How often the caller should sweep (see sweepIntervalMsFor). */
+  readonly sweepIntervalMs: number;
   private readonly disruptionShare: number;
   private disruptionNow: FleetDisruption | null = null;
   /** Away nodes over counted nodes at the last sweep. */
@@ -83,7 +88,8 @@ export class FailureDetector {
     this.awayFromMs = now + opts.startupGraceMs;
     this.lastSweepMs = now;
     this.disruptionShare = opts.disruptionShare ?? DEFAULT_DISRUPTION_SHARE;
-    this.stall = new StallDetector(opts.clock, opts.stallAfterMs ?? stallAfterMsFor(opts.heartbeatGraceMs));
+    this.sweepIntervalMs = opts.sweepIntervalMs ?? sweepIntervalMsFor(opts.heartbeatGraceMs);
+    this.stall = new StallDetector(opts.clock, opts.stallAfterMs ?? stallAfterMsFor(opts.heartbeatGraceMs), this.sweepIntervalMs);
   }
 
   liveness(nodeId: string): NodeLiveness | undefined {
@@ -244,21 +250,21 @@ export class FailureDetector {
   }
 
   /**
-   * After a stall of the hub, moves every node's last-seen and away-since forward by it: a stall
-   * of N seconds never makes a node silent or lost. Times set since the stall ended (a frame read
-   * before this ran) stay at most `now`.
+   * After a stall of the hub, moves every node's last-seen and away-since forward by the time it
+   * gives back: a stall of N seconds never makes a node silent or lost. Times set since the stall
+   * ended (a frame read before this ran) stay at most `now`.
    */
   private catchUp(now: number): void {
-    const stallMs = this.stall.tick(now);
-    if (stallMs === 0) return;
-    const shift = (ms: number) => Math.min(now, ms + stallMs);
+    const stall = this.stall.tick(now);
+    if (stall === null) return;
+    const shift = (ms: number) => Math.min(now, ms + stall.creditMs);
     for (const entry of this.nodes.values()) {
       if (entry.lastSeenMs !== null) entry.lastSeenMs = shift(entry.lastSeenMs);
       if (entry.downSinceMs !== null) entry.downSinceMs = shift(entry.downSinceMs);
     }
-    this.awayFromMs += stallMs;
+    this.awayFromMs += stall.creditMs;
     this.lastSweepMs = shift(this.lastSweepMs);
     if (this.disruptionNow !== null) this.disruptionNow.sinceMs = shift(this.disruptionNow.sinceMs);
-    this.opts.onStall?.(stallMs);
+    this.opts.onStall?.(stall.stallMs);
   }
 }

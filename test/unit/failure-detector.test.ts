@@ -248,6 +248,46 @@ describe('failure detector: a stalled hub (GC pause, suspended VM, SIGSTOP)', ()
     expect(f.ids.map((id) => f.detector.state(id))).toEqual(['ready', 'ready', 'ready', 'ready']);
   });
 
+  it('gives back only the part of a stall beyond the usual sweep interval', () => {
+    const f = fleetSetup(3);
+    f.cut(['n0']);
+    f.run(10_000);
+    expect(f.detector.downForMs('n0')).toBe(10_000);
+    f.clock.now += 10_000; // one sweep 10 s late instead of 250 ms
+    f.detector.sweep(f.ids, [60_000]);
+    // The 250 ms the hub would have waited anyway count as usual.
+    expect(f.detector.downForMs('n0')).toBe(10_250);
+    expect(f.detector.stalls()).toEqual({ count: 1, totalMs: 10_000 });
+  });
+
+  it('finds a dead node silent, then lost, in a hub slow all the time (every call 1.1 s apart)', () => {
+    // A CPU-starved hub, or one with a heavy pass every second: slow, never stopped.
+    const f = fleetSetup(4);
+    const liveEntries = ['n1', 'n2', 'n3'].map((id) => f.detector.liveness(id)!);
+    const stepMs = 1_100;
+    let elapsedMs = 0;
+    const step = () => {
+      f.clock.now += stepMs;
+      elapsedMs += stepMs;
+      // n0 is dead but its connection stays open; the others heartbeat every 5 s.
+      if (elapsedMs % 5_500 === 0) for (const entry of liveEntries) f.detector.seen(entry);
+      return f.detector.sweep(f.ids, [60_000]);
+    };
+    let silentAfterMs: number | null = null;
+    while (silentAfterMs === null && elapsedMs < 300_000) if (step().silent.includes('n0')) silentAfterMs = elapsedMs;
+    // The grace (15 s), plus about what the slowness costs.
+    expect(silentAfterMs).not.toBeNull();
+    expect(silentAfterMs!).toBeLessThan(20_000);
+    f.detector.disconnected('n0');
+    const awayFromMs = elapsedMs;
+    expect(step().silent).toEqual([]);
+    while (f.detector.state('n0') !== 'lost' && elapsedMs < 600_000) step();
+    expect(f.detector.state('n0')).toBe('lost');
+    // lostAfter (60 s), plus about what the slowness costs.
+    expect(elapsedMs - awayFromMs).toBeLessThan(70_000);
+    expect(['n1', 'n2', 'n3'].map((id) => f.detector.state(id))).toEqual(['ready', 'ready', 'ready']);
+  });
+
   it('does not take sweeps on time for a stall', () => {
     const f = fleetSetup(3);
     f.cut(['n0']);
