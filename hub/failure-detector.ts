@@ -162,6 +162,23 @@ export class FailureDetector {
     this.opts.onStateChange(nodeId, 'unreachable');
   }
 
+  /**
+   * A node that was lost before the hub (re)started, away for `awayMs` by then: lost from the
+   * start, as it was. Without this it would count as merely away once the startup grace ends, and
+   * long-dead nodes could hold the fleet in a disruption for good.
+   */
+  restoreLost(nodeId: string, awayMs: number): void {
+    if (this.nodes.has(nodeId)) return;
+    const now = this.opts.clock.nowMs();
+    this.nodes.set(nodeId, {
+      connected: false,
+      lastSeenMs: null,
+      connectedSinceMs: null,
+      downSinceMs: now - Math.max(this.opts.lostAfterMs, awayMs),
+      reconnects: -1,
+    });
+  }
+
   forget(nodeId: string): void {
     this.nodes.delete(nodeId);
   }

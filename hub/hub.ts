@@ -4,10 +4,11 @@ import { CloseCode, type HelloFrame, type ReplicaReport } from '../shared/protoc
 import type { NormalizedSpec } from '../shared/spec.js';
 import { AgentGateway, type GatewayLogger } from './agents/gateway.js';
 import { Dispatcher } from './dispatcher.js';
-import { FailureDetector } from './failure-detector.js';
+import { FailureDetector, type NodeState } from './failure-detector.js';
 import { DEFAULT_DISRUPTION_SHARE } from './fleet-disruption.js';
 import { ObservedState } from './observed-state.js';
 import { NodeDirectory } from './node-directory.js';
+import { RateLimitedLog } from './rate-limited-log.js';
 import { HubReconcileLoop } from './reconcile-loop.js';
 import type { SchedNode } from './scheduler/types.js';
 import type { NodeRecord, ServiceRecord, Store } from './store/store.js';
@@ -52,6 +53,9 @@ const HANDOVER_PASS_WITHIN_MS = 1000;
 /** At most one log line per this interval about refused replica reports. */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
+/** At most one log line per this interval about the hub's own stalls. */
+const STALL_LOG_INTERVAL_MS = 10_000;
+
 export type PutServiceResult = { outcome: 'created' | 'updated' | 'unchanged'; record: ServiceRecord };
 
 /**
@@ -75,6 +79,8 @@ export class Hub {
     private readonly logger: HubLogger,
   ) {
     this.nodes = new NodeDirectory(store, logger, () => this.loop.markDirty());
+    const stallLog = new RateLimitedLog((obj, msg) => logger.warn(obj, msg), { intervalMs: STALL_LOG_INTERVAL_MS });
+    this.refusalLog = new RateLimitedLog((obj, msg) => logger.warn(obj, msg), { intervalMs: REFUSAL_LOG_INTERVAL_MS });
     this.detector = new FailureDetector({
       clock,
       heartbeatGraceMs: config.heartbeatGraceMs,
@@ -84,6 +90,7 @@ export class Hub {
       onStateChange: (nodeId, state) => {
         if (state === 'ready') logger.info({ nodeId }, 'node ready');
         else logger.warn({ nodeId }, `node ${state}`);
+        this.rememberLost(nodeId, state);
         if (state === 'lost') this.loop.markDirty();
         else this.loop.nodesChanged();
       },
@@ -91,7 +98,8 @@ export class Hub {
         if (d) logger.warn({ awayNodes: d.awayNodes, countedNodes: d.countedNodes }, 'most of the fleet is away at once: no node is declared lost until it is back (fleet disruption)');
         else logger.info({}, 'fleet disruption over: nodes still away count from now');
       },
-      onStall: (stallMs) => logger.warn({ stallMs }, 'the hub did not run for a while (paused or blocked); that time is not held against any node'),
+      // A hub slow all the time notices a small stall every sweep or so: a line now and then is enough.
+      onStall: (stallMs) => stallLog.log({ stallMs }, 'the hub did not run for a while (paused or blocked); that time is not held against any node'),
     });
     this.dispatcher = new Dispatcher(
       store,
@@ -125,13 +133,17 @@ export class Hub {
   }
 
   start(): void {
+    const wallNowMs = Date.now();
+    for (const node of this.store.listNodes()) {
+      if (node.lostSince) this.detector.restoreLost(node.id, wallNowMs - Date.parse(node.lostSince) + this.config.lostAfterMs);
+    }
     this.dispatcher.load();
     this.loop.start();
     // Judging liveness on a timer is O(nodes) per sweep (about a millisecond for 10,000 nodes),
     // never work per message. Every 250 ms (or a quarter of a short grace) keeps the delay in
     // noticing a silent or lost node small next to the grace and to the failover target.
-    const sweepIntervalMs = Math.max(50, Math.min(250, Math.floor(this.config.heartbeatGraceMs / 4)));
-    this.sweepTimer = setInterval(() => this.sweep(), sweepIntervalMs);
+    // The detector's stall detection knows this pace: one value for both.
+    this.sweepTimer = setInterval(() => this.sweep(), this.detector.sweepIntervalMs);
     this.sweepTimer.unref();
   }
 
@@ -143,6 +155,18 @@ export class Hub {
   }
 
   // ---- nodes -------------------------------------------------------------------------------
+
+  /**
+   * Lost-ness outlives a hub restart (see FailureDetector.restoreLost). Written lazily: it changes
+   * once per node failure, and a hub killed before the write only treats the node as away again.
+   */
+  private rememberLost(nodeId: string, state: NodeState): void {
+    const node = this.store.getNode(nodeId);
+    if (!node) return;
+    const lostSince = state === 'lost' ? (node.lostSince ?? new Date().toISOString()) : state === 'ready' ? null : (node.lostSince ?? null);
+    if (lostSince === (node.lostSince ?? null)) return;
+    void this.store.putNode({ ...node, lostSince }, { lazy: true }).catch((err: unknown) => this.logger.error({ err, nodeId }, 'could not store that the node is lost'));
+  }
 
   /** Drops silent connections, and runs the scheduler when a node crosses a lost threshold. */
   sweep(): void {
@@ -211,7 +235,7 @@ export class Hub {
   refusedReports = 0;
   /** Of those, the ones sent while the node had not yet applied its newest target (likely just stale). */
   refusedReportsBeforeAck = 0;
-  private lastRefusalLogMs = -Infinity;
+  private readonly refusalLog: RateLimitedLog;
 
   /**
    * The reports a node may make: about the replicas assigned to it, nothing else. A report about
@@ -235,12 +259,7 @@ export class Hub {
       this.refusedReportsBeforeAck += refused;
       return accepted;
     }
-    const now = this.clock.nowMs();
-    // One line per interval however many arrive: a flood must not become a flood of log lines.
-    if (now - this.lastRefusalLogMs >= REFUSAL_LOG_INTERVAL_MS) {
-      this.lastRefusalLogMs = now;
-      this.logger.warn({ nodeId, refused, refusedTotal: this.refusedReports }, 'refused reports about replicas not assigned to the reporting node');
-    }
+    this.refusalLog.log({ nodeId, refused, refusedTotal: this.refusedReports }, 'refused reports about replicas not assigned to the reporting node');
     return accepted;
   }
 

@@ -36,6 +36,11 @@ export interface NodeRecord {
    * until an operator accepts them. Null (or absent) when none.
    */
   requested?: { name: string; labels: Record<string, string> } | null;
+  /**
+   * When the hub declared the node lost (wall clock), null once it is back: kept so that a hub
+   * restart finds it lost still. Absent in records from before it existed.
+   */
+  lostSince?: string | null;
 }
 
 export interface ServiceRecord {

@@ -87,7 +87,7 @@ describe('failure detector (hub clock only)', () => {
  * A fleet on the fake clock, driven the way the hub drives the detector: a sweep every 250 ms,
  * and a heartbeat from every node that is up at each heartbeat interval.
  */
-function fleetSetup(nodeCount: number, opts: { startMs?: number } = {}) {
+function fleetSetup(nodeCount: number, opts: { startMs?: number; connectAll?: boolean } = {}) {
   const clock = { now: opts.startMs ?? 1_000_000, nowMs() { return this.now; } };
   const changes: Array<[string, NodeState]> = [];
   const detector = new FailureDetector({
@@ -99,8 +99,9 @@ function fleetSetup(nodeCount: number, opts: { startMs?: number } = {}) {
     onStateChange: (id, state) => changes.push([id, state]),
   });
   const ids = Array.from({ length: nodeCount }, (_, i) => `n${i}`);
-  const up = new Set(ids);
-  const entries = new Map(ids.map((id) => [id, detector.connected(id)]));
+  const connectAll = opts.connectAll ?? true;
+  const up = new Set(connectAll ? ids : []);
+  const entries = new Map(connectAll ? ids.map((id) => [id, detector.connected(id)]) : []);
   /** Runs the hub for `ms`: sweeps every 250 ms, heartbeats every 5 s from the nodes that are up. */
   const run = (ms: number) => {
     for (let t = 0; t < ms; t += 250) {
@@ -293,6 +294,33 @@ describe('failure detector: a stalled hub (GC pause, suspended VM, SIGSTOP)', ()
     f.cut(['n0']);
     f.run(61_000);
     expect(f.detector.stalls().count).toBe(0);
+    expect(f.lost()).toEqual(['n0']);
+  });
+});
+
+describe('failure detector: nodes lost before the hub (re)started', () => {
+  it('keeps them lost and out of the disruption count, so a later failure still fails over', () => {
+    const f = fleetSetup(10, { connectAll: false });
+    // Six long-dead devices the hub had declared lost before it restarted; four come back.
+    for (const id of f.ids.slice(0, 6)) f.detector.restoreLost(id, 600_000);
+    const alive = f.ids.slice(6);
+    f.heal(alive);
+    expect(f.lost()).toEqual(f.ids.slice(0, 6));
+    f.run(40_000); // past the startup grace
+    // One of the four dies: 1 of 4 counted nodes away, no disruption; it is lost after lostAfter.
+    f.cut([alive[0]!]);
+    f.run(61_000);
+    expect(f.detector.disruption()).toBeNull();
+    expect(f.lost()).toContain(alive[0]);
+  });
+
+  it('keeps an already lost node lost through a stall of the hub', () => {
+    const f = fleetSetup(10);
+    f.cut(['n0']);
+    f.run(70_000);
+    expect(f.lost()).toEqual(['n0']);
+    f.clock.now += 120_000;
+    f.run(250);
     expect(f.lost()).toEqual(['n0']);
   });
 });
