@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import WebSocket from 'ws';
 import { Agent } from '../../agent/agent.js';
 import { SimulatedRuntime, simulatedFacts } from '../../agent/runtime/simulated-runtime.js';
 import { buildHub } from '../../hub/app.js';
@@ -35,6 +36,20 @@ export function helloFrame(name: string, overrides: Partial<HelloFrame> = {}): H
     replicas: [],
     ...overrides,
   };
+}
+
+/** A device speaking the protocol by hand: connects with `credential`, says `hello`, resolves at the welcome. */
+export async function rawNode(hubUrl: string, credential: string, hello: HelloFrame): Promise<WebSocket> {
+  const ws = new WebSocket(`${hubUrl.replace('http', 'ws')}/v1/agent/connect`, { headers: { authorization: `Bearer ${credential}` } });
+  ws.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  const welcomed = new Promise<void>((resolve) => ws.once('message', () => resolve()));
+  ws.send(JSON.stringify(hello));
+  await welcomed;
+  return ws;
 }
 
 export interface SimAgentOptions {

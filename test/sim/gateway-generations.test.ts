@@ -2,10 +2,8 @@
  * The generation a node says it has applied is believed only if the hub made it for the node: at
  * hello as in an ack. A larger one would show the node up to date with a target never sent.
  */
-import WebSocket from 'ws';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { PROTOCOL_VERSION } from '../../shared/protocol.js';
-import { SimFleet, simFacts } from '../helpers/sim-fleet.js';
+import { SimFleet, helloFrame, rawNode } from '../helpers/sim-fleet.js';
 
 let fleet: SimFleet;
 beforeEach(async () => {
@@ -16,29 +14,7 @@ afterEach(async () => {
 });
 
 /** A device speaking the protocol by hand, saying hello with the given applied generation. */
-async function helloWith(credential: string, appliedGeneration: number): Promise<WebSocket> {
-  const ws = new WebSocket(`${fleet.url.replace('http', 'ws')}/v1/agent/connect`, { headers: { authorization: `Bearer ${credential}` } });
-  ws.on('error', () => undefined);
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  const welcomed = new Promise<void>((resolve) => ws.once('message', () => resolve()));
-  ws.send(
-    JSON.stringify({
-      type: 'hello',
-      protocolVersion: PROTOCOL_VERSION,
-      name: 'teller',
-      labels: {},
-      advertiseAddress: null,
-      facts: simFacts({ hostname: 'teller' }),
-      appliedGeneration,
-      replicas: [],
-    }),
-  );
-  await welcomed;
-  return ws;
-}
+const helloWith = (credential: string, appliedGeneration: number) => rawNode(fleet.url, credential, helloFrame('teller', { appliedGeneration }));
 
 const appliedOf = async (nodeId: string) => (await fleet.api<{ generation: { target: number; applied: number | null } }>('GET', `/v1/nodes/${nodeId}`)).body.generation;
 

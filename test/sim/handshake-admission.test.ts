@@ -5,20 +5,11 @@
  */
 import type net from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { CloseCode, PROTOCOL_VERSION } from '../../shared/protocol.js';
+import { CloseCode } from '../../shared/protocol.js';
 import { connectRaw, helloOnce, holdHandshake, maskedTextFrame, readResponseHead, upgradeRequest, upgradeStatus } from '../helpers/raw-upgrade.js';
-import { SimFleet, simFacts } from '../helpers/sim-fleet.js';
+import { SimFleet, helloFrame } from '../helpers/sim-fleet.js';
 
-const hello = (name: string) => ({
-  type: 'hello',
-  protocolVersion: PROTOCOL_VERSION,
-  name,
-  labels: {},
-  advertiseAddress: null,
-  facts: simFacts({ hostname: name }),
-  appliedGeneration: 0,
-  replicas: [],
-});
+const hello = (name: string) => helloFrame(name);
 
 /** The close code of the first frame the hub sends on a raw upgraded socket, if it is a close frame. */
 function closeCodeFrom(socket: net.Socket): Promise<number> {

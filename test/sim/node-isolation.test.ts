@@ -2,10 +2,9 @@
  * One node must not hurt the others: a node reports only on its own replicas, keeps no unbounded
  * state in the hub, and cannot choose its own name or labels.
  */
-import WebSocket from 'ws';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ReplicaReport } from '../../shared/protocol.js';
-import { ADMIN_TOKEN, SimFleet, helloFrame } from '../helpers/sim-fleet.js';
+import { ADMIN_TOKEN, SimFleet, helloFrame, rawNode as connectRawNode } from '../helpers/sim-fleet.js';
 
 const busybox = { image: 'tether-test/busybox:1', command: ['/bin/httpd', '-f', '-p', '8080'] };
 
@@ -33,18 +32,8 @@ async function joinNode(name: string, labels: Record<string, string> = {}): Prom
 }
 
 /** A device speaking the protocol by hand: whatever it chooses to send. */
-async function rawNode(credential: string, hello: { name: string; labels?: Record<string, string>; replicas?: ReplicaReport[] }): Promise<WebSocket> {
-  const ws = new WebSocket(`${fleet.url.replace('http', 'ws')}/v1/agent/connect`, { headers: { authorization: `Bearer ${credential}` } });
-  ws.on('error', () => undefined);
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  const welcomed = new Promise<void>((resolve) => ws.once('message', () => resolve()));
-  ws.send(JSON.stringify(helloFrame(hello.name, { labels: hello.labels ?? {}, replicas: hello.replicas ?? [] })));
-  await welcomed;
-  return ws;
-}
+const rawNode = (credential: string, hello: { name: string; labels?: Record<string, string>; replicas?: ReplicaReport[] }) =>
+  connectRawNode(fleet.url, credential, helloFrame(hello.name, { labels: hello.labels ?? {}, replicas: hello.replicas ?? [] }));
 
 const report = (replicaId: string, state: ReplicaReport['state'] = 'failed'): ReplicaReport => ({
   replicaId,
