@@ -47,14 +47,18 @@ export interface PlanInput {
   current: readonly ObservedContainer[];
   /** Target images present in the engine. */
   images: ReadonlySet<string>;
-  /** Replica ids whose retry delay has not passed: they get no pull, create or start of their spec. */
+  /**
+   * Replica ids whose retry delay has not passed: they get no pull, create or start of their
+   * spec, and a removal that failed for the replica (an unassigned or dead container) waits too.
+   */
   backingOff: ReadonlySet<string>;
   /**
-   * Outdated container ids whose start (as a stand-in or a fallback) failed and whose retry delay
-   * has not passed. A stand-in has its own delay: the replica's belongs to its replacement, and
-   * must not hold the old container down for a minute.
+   * Container ids whose own step failed (an outdated container's start as a stand-in or a
+   * fallback, the removal of an old version) and whose retry delay has not passed: they get no
+   * start and no removal. A stand-in has its own delay: the replica's belongs to its
+   * replacement, and must not hold the old container down for a minute.
    */
-  startBackingOff: ReadonlySet<string>;
+  containerBackingOff: ReadonlySet<string>;
 }
 
 /** How much a container is worth keeping: a running one beats one the engine is restarting beats one we must start. */
@@ -85,6 +89,17 @@ export function bestContainer(containers: readonly ObservedContainer[]): Observe
   return best;
 }
 
+/** The containers of each replica, in listing order. */
+export function groupByReplica(containers: readonly ObservedContainer[]): Map<string, ObservedContainer[]> {
+  const byReplica = new Map<string, ObservedContainer[]>();
+  for (const c of containers) {
+    const list = byReplica.get(c.replicaId);
+    if (list) list.push(c);
+    else byReplica.set(c.replicaId, [c]);
+  }
+  return byReplica;
+}
+
 /** Containers the planner can keep or start: one 'removing' is on its way out, one 'dead' cannot start. */
 function isUsable(c: ObservedContainer): boolean {
   return c.state !== 'removing' && c.state !== 'dead';
@@ -113,23 +128,22 @@ export function needsImage(replica: AssignedReplica, containers: readonly Observ
  * they are.
  */
 export function planSteps(input: PlanInput): Step[] {
-  const { current, images, backingOff, startBackingOff } = input;
+  const { images, backingOff, containerBackingOff } = input;
   const wanted = new Map<string, AssignedReplica>();
   for (const r of input.target) wanted.set(r.replicaId, r);
-
-  const containersOf = new Map<string, ObservedContainer[]>();
-  for (const c of current) {
-    const list = containersOf.get(c.replicaId);
-    if (list) list.push(c);
-    else containersOf.set(c.replicaId, [c]);
-  }
+  const containersOf = groupByReplica(input.current);
 
   const removes: Step[] = [];
   const pulls = new Map<string, Extract<Step, { kind: 'pull' }>>();
   const creates: Step[] = [];
   const starts: Step[] = [];
-  const remove = (c: ObservedContainer, reason: RemoveReason) =>
+  // A removal the engine refused waits out its retry delay: asking again at once, every pass,
+  // gets the same refusal. Unassigned and dead containers' failures are their replica's.
+  const remove = (c: ObservedContainer, reason: RemoveReason) => {
+    if (containerBackingOff.has(c.id)) return;
+    if ((reason === 'unassigned' || reason === 'dead') && backingOff.has(c.replicaId)) return;
     removes.push({ kind: 'remove', containerId: c.id, replicaId: c.replicaId, reason });
+  };
 
   for (const [replicaId, containers] of containersOf) {
     if (wanted.has(replicaId)) continue;
@@ -151,7 +165,7 @@ export function planSteps(input: PlanInput): Step[] {
     const outdated = usable.filter((c) => c.specHash !== replica.specHash);
     const keeper = bestContainer(rightHash);
     const standIn = bestContainer(outdated);
-    const standInStartable = standIn !== undefined && isStartable(standIn) && !startBackingOff.has(standIn.id);
+    const standInStartable = standIn !== undefined && isStartable(standIn) && !containerBackingOff.has(standIn.id);
     const swap: Swap | null =
       outdated.length === 0
         ? null

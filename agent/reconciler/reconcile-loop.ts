@@ -18,7 +18,7 @@ import { Backoff } from '../../shared/backoff.js';
 import { systemClock, type Clock } from '../../shared/clock.js';
 import type { AssignedReplica, ReplicaReport, ReplicaState } from '../../shared/protocol.js';
 import type { ContainerRuntime, ObservedContainer } from '../runtime/container-runtime.js';
-import { bestContainer, needsImage, planSteps, type Step } from './plan-steps.js';
+import { bestContainer, groupByReplica, needsImage, planSteps, type Step } from './plan-steps.js';
 import { RestartTally, type RestartCountStore } from './restart-tally.js';
 import { executeStep, messageOf, type EngineStep, type StepContext } from './step-executors.js';
 
@@ -82,7 +82,7 @@ export class ReconcileLoop {
   /**
    * Failures of steps on one container that is not what its replica is made of (an outdated
    * container's start, a removal of an old version), by container id: each backs off alone and
-   * holds back nothing of the replica (see PlanInput.startBackingOff, StepContext.containerFailed).
+   * holds back nothing of the replica (see PlanInput.containerBackingOff, StepContext.containerFailed).
    */
   private readonly containerFailures = new Map<string, Failure>();
   private readonly restarts = new RestartTally();
@@ -233,7 +233,7 @@ export class ReconcileLoop {
           current,
           images,
           backingOff: this.backingOffIds(planAtMs),
-          startBackingOff: backingOffOf(this.containerFailures, planAtMs),
+          containerBackingOff: backingOffOf(this.containerFailures, planAtMs),
         });
         if (steps.length > 0) {
           await this.apply(steps, new Map(current.map((c) => [c.id, c])), abort.signal);
@@ -394,12 +394,7 @@ export class ReconcileLoop {
 
   private publishReports(current: readonly ObservedContainer[]): void {
     const assigned = this.target?.replicas ?? [];
-    const containersOf = new Map<string, ObservedContainer[]>();
-    for (const c of current) {
-      const list = containersOf.get(c.replicaId);
-      if (list) list.push(c);
-      else containersOf.set(c.replicaId, [c]);
-    }
+    const containersOf = groupByReplica(current);
 
     const next = new Map<string, ReplicaReport>();
     for (const r of assigned) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bestContainer, needsImage, planSteps, type PlanInput, type Step, type Swap } from '../../agent/reconciler/plan-steps.js';
+import { bestContainer, groupByReplica, needsImage, planSteps, type PlanInput, type Step, type Swap } from '../../agent/reconciler/plan-steps.js';
 import type { EngineState, ObservedContainer } from '../../agent/runtime/container-runtime.js';
 import type { AssignedReplica } from '../../shared/protocol.js';
 import type { RegistryAuth } from '../../shared/spec.js';
@@ -37,7 +37,7 @@ function container(id: string, replicaId: string, specHash: string, state: Engin
 }
 
 function plan(input: Partial<PlanInput>): Step[] {
-  return planSteps({ target: [], current: [], images: new Set(['img:1']), backingOff: new Set(), startBackingOff: new Set(), ...input });
+  return planSteps({ target: [], current: [], images: new Set(['img:1']), backingOff: new Set(), containerBackingOff: new Set(), ...input });
 }
 
 const start = (containerId: string, replicaId: string, swap: Swap | null = null): Step => ({ kind: 'start', containerId, replicaId, swap });
@@ -182,7 +182,7 @@ describe('planSteps rules', () => {
         target: [replica('a', 'h2', 'img:2')],
         current: [container('c1', 'a', 'h1', 'exited')],
         backingOff: new Set(['a']),
-        startBackingOff: new Set(['c1']),
+        containerBackingOff: new Set(['c1']),
       },
       steps: [],
     },
@@ -196,7 +196,7 @@ describe('planSteps rules', () => {
       input: {
         target: [replica('a', 'h2'), replica('b', 'h2')],
         current: [container('c1', 'a', 'h1', 'exited'), container('c2', 'b', 'h1', 'exited')],
-        startBackingOff: new Set(['c2']),
+        containerBackingOff: new Set(['c2']),
       },
       steps: [create(replica('a', 'h2'), { oldIds: ['c1'], fallbackId: 'c1' }), create(replica('b', 'h2'), { oldIds: ['c2'], fallbackId: null })],
     },
@@ -239,6 +239,31 @@ describe('planSteps rules', () => {
       input: { target: [replica('a', 'h2', 'img:2')], current: [container('c1', 'a', 'h1', state)] },
       steps: [{ kind: 'pull', image: 'img:2', auth: null, replicaIds: ['a'] } as Step],
     })),
+    // A removal the engine refused is not asked again, every pass, before its retry delay.
+    {
+      name: 'an outdated container whose removal is backing off is left until its retry; the others go',
+      input: {
+        target: [replica('a', 'h2')],
+        current: [container('c1', 'a', 'h1', 'exited'), container('c2', 'a', 'h2'), container('c3', 'a', 'h0', 'exited')],
+        containerBackingOff: new Set(['c1']),
+      },
+      steps: [{ kind: 'remove', containerId: 'c3', replicaId: 'a', reason: 'outdated' }],
+    },
+    {
+      name: 'a duplicate whose removal is backing off is left until its retry',
+      input: { target: [replica('a', 'h1')], current: [container('c1', 'a', 'h1'), container('c2', 'a', 'h1', 'exited')], containerBackingOff: new Set(['c2']) },
+      steps: [],
+    },
+    {
+      name: 'an unassigned container whose removal failed is left while its replica backs off',
+      input: { current: [container('c1', 'a', 'h1'), container('c2', 'b', 'h1')], backingOff: new Set(['a']) },
+      steps: [{ kind: 'remove', containerId: 'c2', replicaId: 'b', reason: 'unassigned' }],
+    },
+    {
+      name: 'a dead container whose removal failed is left while its replica backs off; the stand-in serves',
+      input: { target: [replica('a', 'h2')], current: [container('c1', 'a', 'h2', 'dead'), container('c2', 'a', 'h1', 'exited')], backingOff: new Set(['a']) },
+      steps: [standIn('c2', 'a')],
+    },
   ];
 
   it.each(cases)('$name', ({ input, steps }) => {
@@ -248,7 +273,7 @@ describe('planSteps rules', () => {
   it('planSteps(x, x as current) is empty when everything runs', () => {
     const target = Array.from({ length: 20 }, (_, i) => replica(`r${i}`, `h${i % 3}`, `img:${i % 4}`));
     const current = target.map((r, i) => container(`c${i}`, r.replicaId, r.specHash));
-    expect(planSteps({ target, current, images: new Set(), backingOff: new Set(), startBackingOff: new Set() })).toEqual([]);
+    expect(planSteps({ target, current, images: new Set(), backingOff: new Set(), containerBackingOff: new Set() })).toEqual([]);
   });
 });
 
@@ -260,7 +285,7 @@ interface Model {
   current: ObservedContainer[];
   images: Set<string>;
   backingOff: Set<string>;
-  startBackingOff: Set<string>;
+  containerBackingOff: Set<string>;
 }
 
 function randomModel(random: () => number): Model {
@@ -277,7 +302,7 @@ function randomModel(random: () => number): Model {
     current,
     images: new Set(images.filter(() => random() < 0.5)),
     backingOff: new Set(replicaIds.filter(() => random() < 0.2)),
-    startBackingOff: new Set(current.filter(() => random() < 0.1).map((c) => c.id)),
+    containerBackingOff: new Set(current.filter(() => random() < 0.1).map((c) => c.id)),
   };
 }
 
@@ -324,6 +349,9 @@ function checkPlan(model: Model, steps: Step[]): void {
     const c = byId.get(s.containerId);
     expect(c).toBeDefined();
     expect(c!.state).not.toBe('removing');
+    // A refused removal waits out its retry delay.
+    expect(model.containerBackingOff.has(s.containerId)).toBe(false);
+    if (s.reason === 'unassigned' || s.reason === 'dead') expect(model.backingOff.has(s.replicaId)).toBe(false);
   }
 
   // Never leave a replica unserved by a removal: a running container of an assigned replica, and
@@ -350,14 +378,14 @@ function checkPlan(model: Model, steps: Step[]): void {
       if (outdated.length === 0) expect(s.swap).toBeNull();
       else {
         expect([...s.swap!.oldIds].sort()).toEqual(outdated.map((c) => c.id).sort());
-        const canServe = best!.state === 'running' || (startable(best!) && !model.startBackingOff.has(best!.id));
+        const canServe = best!.state === 'running' || (startable(best!) && !model.containerBackingOff.has(best!.id));
         expect(s.swap!.fallbackId).toBe(canServe ? best!.id : null);
       }
     }
     // Until its new container runs or is made to run, the best outdated container is kept up.
     if (mine.some((c) => c.specHash === r.specHash && ['running', 'restarting', 'paused'].includes(c.state))) continue;
     if (steps.some((s) => makes(s, r.replicaId))) continue;
-    if (!best || !startable(best) || model.startBackingOff.has(best.id)) continue;
+    if (!best || !startable(best) || model.containerBackingOff.has(best.id)) continue;
     expect(steps).toContainEqual({ kind: 'start-stand-in', containerId: best.id, replicaId: r.replicaId });
   }
 
@@ -368,7 +396,7 @@ function checkPlan(model: Model, steps: Step[]): void {
     // A stand-in start keeps an outdated container up whatever holds its replacement back, unless
     // that container's own start is backing off.
     if (s.kind === 'start-stand-in') {
-      expect(model.startBackingOff.has(s.containerId)).toBe(false);
+      expect(model.containerBackingOff.has(s.containerId)).toBe(false);
       const r = wanted.get(s.replicaId)!;
       expect(byId.get(s.containerId)!.specHash).not.toBe(r.specHash);
       continue;
@@ -411,16 +439,34 @@ describe('planSteps properties', () => {
     // Converged means: every assigned replica not backing off has exactly one container of the
     // right hash that is running (or in the engine's hands), unless a removal is still under way;
     // outdated ones stay only beside one the engine is restarting or that is paused.
+    // Containers whose removal waits out its retry delay are left as they are.
+    const waiting = (c: ObservedContainer) => model.containerBackingOff.has(c.id);
     for (const r of model.target) {
-      const mine = model.current.filter((c) => c.replicaId === r.replicaId);
-      if (model.backingOff.has(r.replicaId) || mine.some((c) => c.state === 'removing')) continue;
+      const all = model.current.filter((c) => c.replicaId === r.replicaId);
+      if (model.backingOff.has(r.replicaId) || all.some((c) => c.state === 'removing')) continue;
+      const keeper = bestContainer(all.filter((c) => c.specHash === r.specHash));
+      const mine = all.filter((c) => c === keeper || !waiting(c));
       const right = mine.filter((c) => c.specHash === r.specHash);
       expect(right.length, `seed ${seed} replica ${r.replicaId}`).toBe(1);
       expect(['running', 'restarting', 'paused']).toContain(right[0]!.state);
       if (right[0]!.state === 'running') expect(mine.length, `seed ${seed} replica ${r.replicaId}`).toBe(1);
     }
     const assigned = new Set(model.target.map((r) => r.replicaId));
-    for (const c of model.current) if (!assigned.has(c.replicaId)) expect(c.state, `seed ${seed}`).toBe('removing');
+    for (const c of model.current) {
+      if (!assigned.has(c.replicaId) && !waiting(c) && !model.backingOff.has(c.replicaId)) expect(c.state, `seed ${seed}`).toBe('removing');
+    }
+  });
+});
+
+describe('groupByReplica', () => {
+  it('groups the containers by replica, in listing order', () => {
+    const c1 = container('c1', 'a', 'h1');
+    const c2 = container('c2', 'b', 'h1');
+    const c3 = container('c3', 'a', 'h2', 'exited');
+    expect([...groupByReplica([c1, c2, c3])]).toEqual([
+      ['a', [c1, c3]],
+      ['b', [c2]],
+    ]);
   });
 });
 
