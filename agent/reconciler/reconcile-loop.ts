@@ -48,7 +48,19 @@ export interface ReconcileLoopOptions {
   stopTimeoutS?: number;
   /** Where restart counts survive an agent restart; without one the engine's counts are the floor after it. */
   restartCounts?: RestartCountStore;
+  /** Delay between swap attempts at one spec after QUICK_SWAP_ATTEMPTS failed; default SWAP_RETRY_DELAY_MS. */
+  swapRetryDelayMs?: number;
 }
+
+/**
+ * Failed swaps at one spec of a replica that are retried with the replica's usual backoff. Each
+ * stops the serving old version (for up to the stop timeout) for a new one that then will not
+ * start; past this many, such a version (a missing executable, a host port held outside Tether)
+ * is not likely to start on the next try either.
+ */
+export const QUICK_SWAP_ATTEMPTS = 3;
+/** The delay between further swap attempts at that spec: the old version serves meanwhile. */
+export const SWAP_RETRY_DELAY_MS = 15 * 60_000;
 
 /** The protocol's limit on a report's error text. */
 const MAX_ERROR_LENGTH = 2048;
@@ -74,6 +86,7 @@ export class ReconcileLoop {
   private readonly retryBaseMs: number;
   private readonly retryCapMs: number;
   private readonly stopTimeoutS: number;
+  private readonly swapRetryDelayMs: number;
 
   /** Null until the first setTarget: without a target nothing is removed. */
   private target: Target | null = null;
@@ -85,6 +98,8 @@ export class ReconcileLoop {
    * holds back nothing of the replica (see PlanInput.containerBackingOff, StepContext.containerFailed).
    */
   private readonly containerFailures = new Map<string, Failure>();
+  /** Failed swap attempts per replica, at the spec they tried (see QUICK_SWAP_ATTEMPTS). */
+  private readonly swapAttempts = new Map<string, { specHash: string; failed: number }>();
   private readonly restarts = new RestartTally();
   /** Outdated containers stopped by a swap, kept to the present ones (see StepContext.stoppedForSwap). */
   private readonly stoppedForSwap = new Set<string>();
@@ -115,6 +130,7 @@ export class ReconcileLoop {
     this.retryBaseMs = opts.retryBaseMs ?? 1_000;
     this.retryCapMs = opts.retryCapMs ?? 60_000;
     this.stopTimeoutS = opts.stopTimeoutS ?? 10;
+    this.swapRetryDelayMs = opts.swapRetryDelayMs ?? SWAP_RETRY_DELAY_MS;
     if (this.maxConcurrentSteps < 1) throw new Error('invariant: maxConcurrentSteps must be at least 1');
     this.passBackoff = new Backoff({ baseMs: this.retryBaseMs, capMs: this.retryCapMs });
   }
@@ -172,7 +188,9 @@ export class ReconcileLoop {
     this.target = { generation, replicas };
     // A failure belongs to the spec that failed: a replica given another spec tries it at once.
     const previousSpecOf = new Map(previous?.replicas.map((r) => [r.replicaId, r.specHash]));
-    for (const r of replicas) if (previousSpecOf.has(r.replicaId) && previousSpecOf.get(r.replicaId) !== r.specHash) this.failures.delete(r.replicaId);
+    for (const r of replicas) {
+      if (previousSpecOf.has(r.replicaId) && previousSpecOf.get(r.replicaId) !== r.specHash) this.failures.delete(r.replicaId);
+    }
     if (!previous || generation > previous.generation) {
       this.passAbort?.abort();
       // Pulls the new target still wants go on: their progress would otherwise be thrown away.
@@ -317,8 +335,12 @@ export class ReconcileLoop {
       logger: this.logger,
       planned,
       stoppedForSwap: this.stoppedForSwap,
-      succeeded: (replicaId) => this.failures.delete(replicaId),
+      succeeded: (replicaId) => {
+        this.failures.delete(replicaId);
+        this.swapAttempts.delete(replicaId);
+      },
       failed: (replicaId, error) => this.recordFailure(this.failures, replicaId, error, { replicaId }),
+      swapFailed: (replicaId, specHash, error) => this.swapFailed(replicaId, specHash, error),
       containerSucceeded: (containerId) => this.containerFailures.delete(containerId),
       containerFailed: (containerId, replicaId, error) => this.recordFailure(this.containerFailures, containerId, error, { replicaId, containerId }),
       started: (replicaId, containerId, restart) => this.restarts.noteStart(replicaId, containerId, restart),
@@ -363,10 +385,28 @@ export class ReconcileLoop {
     this.recordFailure(this.failures, replicaId, error, { replicaId });
   }
 
-  /** Records the error under key and backs it off: the next delay of its own backoff. */
-  private recordFailure(failures: Map<string, Failure>, key: string, error: string, context: object): void {
+  /**
+   * A swap at specHash failed and the old version serves again. Counted by spec: a new target for
+   * the replica (another spec) starts from none, so a fix is tried at once.
+   */
+  private swapFailed(replicaId: string, specHash: string, error: string): void {
+    const last = this.swapAttempts.get(replicaId);
+    const failed = last?.specHash === specHash ? last.failed + 1 : 1;
+    this.swapAttempts.set(replicaId, { specHash, failed });
+    if (failed < QUICK_SWAP_ATTEMPTS) {
+      this.recordFailure(this.failures, replicaId, error, { replicaId });
+      return;
+    }
+    // Wall-clock time only for the text: the operator reads it; the retry itself runs on the clock.
+    const at = new Date(Date.now() + this.swapRetryDelayMs).toISOString();
+    const text = `${error}; the old version keeps serving; tried again in ${Math.round(this.swapRetryDelayMs / 1000)} s (at ${at})`;
+    this.recordFailure(this.failures, replicaId, text, { replicaId, swapAttempts: failed }, this.swapRetryDelayMs);
+  }
+
+  /** Records the error under key and backs it off: the next delay of its own backoff, or delayMs. */
+  private recordFailure(failures: Map<string, Failure>, key: string, error: string, context: object, delayMs?: number): void {
     const backoff = failures.get(key)?.backoff ?? new Backoff({ baseMs: this.retryBaseMs, capMs: this.retryCapMs });
-    const retryInMs = backoff.nextDelayMs();
+    const retryInMs = delayMs ?? backoff.nextDelayMs();
     failures.set(key, { error: error.slice(0, MAX_ERROR_LENGTH), backoff, retryAtMs: this.clock.nowMs() + retryInMs });
     this.logger.warn({ nodeId: this.nodeId, ...context, err: error, retryInMs }, 'step failed');
   }
@@ -406,7 +446,10 @@ export class ReconcileLoop {
       const chosen = right?.state !== 'running' && any?.state === 'running' ? any : (right ?? any);
       // Running with the right spec is success however it came about (say the engine's restart
       // policy), so an older step error no longer describes the replica.
-      if (chosen?.state === 'running' && chosen.specHash === r.specHash) this.failures.delete(r.replicaId);
+      if (chosen?.state === 'running' && chosen.specHash === r.specHash) {
+        this.failures.delete(r.replicaId);
+        this.swapAttempts.delete(r.replicaId);
+      }
       const error = this.failures.get(r.replicaId)?.error ?? (chosen ? this.containerFailures.get(chosen.id)?.error : undefined) ?? null;
       const restarts = this.restarts.observe(r.replicaId, containers, chosen);
       next.set(r.replicaId, reportOf(r.replicaId, r.service, r.specHash, chosen, error, restarts));
@@ -420,6 +463,8 @@ export class ReconcileLoop {
     // Forget what concerns replicas that are neither assigned nor present, and containers that are
     // gone: nothing will retry them, and these structures stay as small as the node's state.
     for (const id of this.failures.keys()) if (!next.has(id)) this.failures.delete(id);
+    const assignedIds = new Set(assigned.map((r) => r.replicaId));
+    for (const id of this.swapAttempts.keys()) if (!assignedIds.has(id)) this.swapAttempts.delete(id);
     // Not before the first target: the counts of a replica whose container went while the agent
     // was down are still wanted when the target names it.
     if (this.target) this.restarts.retain(new Set(next.keys()));

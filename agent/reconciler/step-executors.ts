@@ -35,6 +35,11 @@ export interface StepContext {
   /** The replica's step failed: it records the error and backs off. */
   failed(replicaId: string, error: string): void;
   /**
+   * A swap to the replica's spec failed while an old version could serve: like failed, but after
+   * a few attempts at one spec the next waits long, since each one stops the serving version.
+   */
+  swapFailed(replicaId: string, specHash: string, error: string): void;
+  /**
    * A step on a container other than the one the replica is made of (an outdated container's
    * start, the removal of an old version) worked or failed: it backs off by container, and holds
    * back nothing of the replica.
@@ -61,7 +66,8 @@ export async function executeStep(step: EngineStep, ctx: StepContext): Promise<v
     case 'start': {
       // Started after it had run (it exited): the replica restarts. One never started does not.
       const restart = ctx.planned.get(step.containerId)?.state === 'exited';
-      return swapIn(step.containerId, step.replicaId, step.swap, restart, ctx);
+      const specHash = ctx.planned.get(step.containerId)?.specHash ?? '';
+      return swapIn(step.containerId, step.replicaId, specHash, step.swap, restart, ctx);
     }
     case 'start-stand-in':
       return startOutdated(step.containerId, step.replicaId, ctx);
@@ -107,11 +113,18 @@ async function create(step: Extract<Step, { kind: 'create' }>, ctx: StepContext)
     return;
   }
   ctx.logger.info({ replicaId: r.replicaId, containerId, service: r.service, specHash: r.specHash, remade }, 'created container');
-  await swapIn(containerId, r.replicaId, step.swap, remade, ctx);
+  await swapIn(containerId, r.replicaId, r.specHash, step.swap, remade, ctx);
 }
 
 /** Starts a container of the replica's spec, by the swap if outdated containers are left. */
-async function swapIn(containerId: string, replicaId: string, swap: Swap | null, restart: boolean, ctx: StepContext): Promise<void> {
+async function swapIn(
+  containerId: string,
+  replicaId: string,
+  specHash: string,
+  swap: Swap | null,
+  restart: boolean,
+  ctx: StepContext,
+): Promise<void> {
   let action = 'stop of the old version';
   try {
     for (const oldId of swap?.oldIds ?? []) {
@@ -126,8 +139,13 @@ async function swapIn(containerId: string, replicaId: string, swap: Swap | null,
     if (result === 'started') ctx.started(replicaId, containerId, restart);
     ctx.logger.info({ replicaId, containerId, replaced: swap?.oldIds ?? [] }, 'started container');
   } catch (err) {
-    ctx.failed(replicaId, `${action} failed: ${messageOf(err)}`);
-    if (swap?.fallbackId) await startOutdated(swap.fallbackId, replicaId, ctx);
+    const error = `${action} failed: ${messageOf(err)}`;
+    if (swap?.fallbackId) {
+      ctx.swapFailed(replicaId, specHash, error);
+      await startOutdated(swap.fallbackId, replicaId, ctx);
+    } else {
+      ctx.failed(replicaId, error);
+    }
     return;
   }
   // It runs: the old versions go. One the engine will not remove now is retried by a later pass

@@ -1,4 +1,5 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -492,6 +493,68 @@ describe('ReconcileLoop on the simulated runtime', () => {
       expect(a.reports.get('r1')).toMatchObject({ state: 'running', specHash: fixed.specHash, error: null });
       expect(containersOf(runtime, 'node-a').map((c) => [c.specHash, c.state])).toEqual([[fixed.specHash, 'running']]);
     });
+  });
+
+  it('a new version that will not start stops the old container 3 times, then waits the long delay; a new target tries at once', async () => {
+    const runtime = new SimulatedRuntime({
+      images: ['httpd:1', 'httpd:2'],
+      startFails: (image) => (image === 'httpd:2' ? 'exec: "httpd": executable file not found in $PATH' : null),
+    });
+    let oldId = '';
+    let oldStops = 0;
+    const counting: ContainerRuntime = {
+      ...withListing(runtime, (list) => list),
+      stopContainer: (id, timeoutS) => {
+        if (id === oldId) oldStops++;
+        return runtime.stopContainer(id, timeoutS);
+      },
+    };
+    // Retries every few ms: without a limit the old container would be stopped dozens of times.
+    const a = await startAgent(counting, 'node-a', { retryBaseMs: 5, retryCapMs: 10, swapRetryDelayMs: 3_600_000 });
+    const ports = [{ containerPort: 80, hostPort: 8080, protocol: 'tcp' as const }];
+    const old = replica('r1', { ports });
+    a.loop.setTarget(1, [old]);
+    await eventually(() => expect(a.reports.get('r1')?.state).toBe('running'));
+    oldId = a.reports.get('r1')!.containerId!;
+
+    a.loop.setTarget(2, [replica('r1', { ports, image: 'httpd:2' })]);
+    await eventually(() => expect(oldStops).toBe(3));
+    await sleep(400); // some 40 retry periods
+    expect(oldStops).toBe(3);
+    expect(containersOf(runtime, 'node-a').find((c) => c.id === oldId)?.state).toBe('running');
+    expect(a.reports.get('r1')).toMatchObject({ containerId: oldId, specHash: old.specHash });
+    expect(a.reports.get('r1')!.error).toMatch(/^start failed: .*executable file not found.*the old version keeps serving; tried again in 3600 s \(at \d{4}-\d\d-\d\dT/);
+
+    // Another spec is another update: its attempts start from none.
+    a.loop.setTarget(3, [replica('r1', { ports, image: 'httpd:2', env: { V: '3' } })]);
+    await eventually(() => expect(oldStops).toBe(6));
+    await sleep(200);
+    expect(oldStops).toBe(6);
+    expect(containersOf(runtime, 'node-a').find((c) => c.id === oldId)?.state).toBe('running');
+  });
+
+  it('after the long delay, a new version that will not start is tried once more, and once per delay', async () => {
+    const runtime = new SimulatedRuntime({
+      images: ['httpd:1', 'httpd:2'],
+      startFails: (image) => (image === 'httpd:2' ? 'Bind for 0.0.0.0:8080 failed: port is already allocated' : null),
+    });
+    let oldId = '';
+    let oldStops = 0;
+    const counting: ContainerRuntime = {
+      ...withListing(runtime, (list) => list),
+      stopContainer: (id, timeoutS) => {
+        if (id === oldId) oldStops++;
+        return runtime.stopContainer(id, timeoutS);
+      },
+    };
+    const a = await startAgent(counting, 'node-a', { retryBaseMs: 5, retryCapMs: 10, swapRetryDelayMs: 300 });
+    a.loop.setTarget(1, [replica('r1')]);
+    await eventually(() => expect(a.reports.get('r1')?.state).toBe('running'));
+    oldId = a.reports.get('r1')!.containerId!;
+    a.loop.setTarget(2, [replica('r1', { image: 'httpd:2' })]);
+    await eventually(() => expect(oldStops).toBe(3));
+    await eventually(() => expect(oldStops).toBe(4));
+    expect(containersOf(runtime, 'node-a').find((c) => c.id === oldId)?.state).toBe('running');
   });
 
   it('after an agent crash between create and swap, the old container serves until the new one runs', async () => {
