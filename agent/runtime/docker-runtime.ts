@@ -546,6 +546,9 @@ export class DockerRuntime implements ContainerRuntime {
   async startContainer(id: string): Promise<StartResult> {
     try {
       await this.call({ path: `/containers/${id}/start`, method: 'POST', statusCodes: OK_NO_CONTENT });
+      // The engine has reset its RestartCount: the cached inspect's count is from before, and a
+      // failed inspect next would report it, counted again on top of the agent's own start.
+      for (const inspected of this.inspectedByNode.values()) inspected.delete(id);
       return 'started';
     } catch (err) {
       if (statusCodeOf(err) === 304) return 'already-running';

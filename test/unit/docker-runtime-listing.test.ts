@@ -23,6 +23,7 @@ class ScriptedEngine implements Pick<DockerModem, 'dial'> {
   listedState = 'running';
   readonly inspects: Inspect[] = [];
   inspectCalls = 0;
+  starts = 0;
   readonly events = new PassThrough();
 
   dial(options: DockerModem.DialOptions, callback?: DockerModem.RequestCallback): void {
@@ -40,6 +41,12 @@ class ScriptedEngine implements Pick<DockerModem, 'dial'> {
       if (next === 'fail') return answer({ statusCode: 500, json: { message: 'context deadline exceeded' }, message: '(HTTP code 500) server error' });
       const { Status, ExitCode = 0, RestartCount } = next;
       return answer(null, { RestartCount, State: { Status, ExitCode, Error: '' } });
+    }
+    if (path === `/containers/${ID}/start` && options.method === 'POST') {
+      this.starts++;
+      // A start through the API: the engine runs it and resets its RestartCount to 0.
+      this.listedState = 'running';
+      return answer(null, '');
     }
     if (path.startsWith('/events')) return answer(null, this.events);
     throw new Error(`scripted engine: unexpected call ${options.method} ${path}`);
@@ -104,6 +111,46 @@ describe('DockerRuntime listing on a scripted engine', () => {
     const runtime = new DockerRuntime({ modem: engine });
     engine.inspects.push('fail');
     expect((await runtime.listContainers(NODE))[0]).toMatchObject({ state: 'running', restartCount: null });
+  });
+
+  it('after a start by the agent, a failed inspect gives an unknown restart count, not the one from before the start', async () => {
+    const engine = new ScriptedEngine();
+    const runtime = new DockerRuntime({ modem: engine });
+    engine.listedState = 'exited';
+    engine.inspects.push({ Status: 'exited', ExitCode: 1, RestartCount: 5 }, 'fail');
+    expect((await runtime.listContainers(NODE))[0]).toMatchObject({ state: 'exited', restartCount: 5 });
+    expect(await runtime.startContainer(ID)).toBe('started');
+    expect((await runtime.listContainers(NODE))[0]).toMatchObject({ state: 'running', restartCount: null });
+  });
+
+  it('a replica the agent starts again after 5 engine restarts counts 6, though the next inspect fails', async () => {
+    const engine = new ScriptedEngine();
+    const runtime = new DockerRuntime({ modem: engine });
+    const loop = new ReconcileLoop({
+      nodeId: NODE,
+      runtime,
+      publishAddress: null,
+      logger: { info() {}, warn() {}, error() {} },
+      onReport: () => {},
+      onApplied: () => {},
+      resyncIntervalMs: 3_600_000,
+    });
+    engine.inspects.push({ Status: 'running', RestartCount: 5 });
+    loop.setTarget(1, [{ replicaId: 'r1', service: 'web', specHash: SPEC_HASH, container: containerSpec('httpd:1') }]);
+    await loop.start();
+    try {
+      expect(loop.snapshot()).toMatchObject([{ state: 'running', restarts: 5 }]);
+      // It exits and the policy leaves it so: the pass starts it, and the listing after fails its inspect.
+      engine.listedState = 'exited';
+      engine.inspects.push({ Status: 'exited', ExitCode: 1, RestartCount: 5 }, 'fail', { Status: 'running', RestartCount: 0 });
+      await loop.runOnce();
+      expect(engine.starts).toBe(1);
+      expect(loop.snapshot()).toMatchObject([{ restarts: 6 }]);
+      await loop.runOnce();
+      expect(loop.snapshot()).toMatchObject([{ state: 'running', restarts: 6 }]);
+    } finally {
+      await loop.stop();
+    }
   });
 
   it('through a flapping inspect the agent reports no inflated restart count, and never running unconfirmed', async () => {
