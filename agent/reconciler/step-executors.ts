@@ -7,7 +7,9 @@
  * step that fails. A new container takes over by a swap (plan-steps.ts, Swap): created while the
  * old one serves, the old one stopped only just before the new one starts (a host port can have
  * one owner), started again if the new one will not start, removed only once it runs. An agent
- * that dies between any two of these leaves a state the planner finishes the same way.
+ * that dies between any two of these leaves containers the planner can finish the swap from; what
+ * it loses is held in memory only (which containers it stopped itself, so a later start of one of
+ * them may count as a restart; how many swaps at a spec failed).
  */
 import type { ContainerRuntime, ObservedContainer } from '../runtime/container-runtime.js';
 import type { Step, Swap } from './plan-steps.js';
@@ -28,7 +30,7 @@ export interface StepContext {
   readonly logger: StepLogger;
   /** The containers the steps were planned from, by id. */
   readonly planned: ReadonlyMap<string, ObservedContainer>;
-  /** Outdated containers the agent stopped for a swap: starting one of them again is no restart. */
+  /** Containers the agent stopped for a swap (outdated then): starting one of them again is no restart. */
   readonly stoppedForSwap: Set<string>;
   /** The replica's step worked: its failure, if any, is over. */
   succeeded(replicaId: string): void;
@@ -64,8 +66,7 @@ export async function executeStep(step: EngineStep, ctx: StepContext): Promise<v
     case 'create':
       return create(step, ctx);
     case 'start': {
-      // Started after it had run (it exited): the replica restarts. One never started does not.
-      const restart = ctx.planned.get(step.containerId)?.state === 'exited';
+      const restart = isRestart(step.containerId, ctx);
       const specHash = ctx.planned.get(step.containerId)?.specHash ?? '';
       return swapIn(step.containerId, step.replicaId, specHash, step.swap, restart, ctx);
     }
@@ -134,6 +135,7 @@ async function swapIn(
     }
     action = 'start';
     const result = await ctx.runtime.startContainer(containerId);
+    ctx.stoppedForSwap.delete(containerId);
     ctx.succeeded(replicaId);
     // Already running (Docker's 304): someone else started it, and this call restarted nothing.
     if (result === 'started') ctx.started(replicaId, containerId, restart);
@@ -166,14 +168,25 @@ async function swapIn(
  */
 async function startOutdated(containerId: string, replicaId: string, ctx: StepContext): Promise<void> {
   try {
+    const restart = isRestart(containerId, ctx);
     const result = await ctx.runtime.startContainer(containerId);
     ctx.containerSucceeded(containerId);
-    const stoppedByUs = ctx.stoppedForSwap.delete(containerId);
-    if (result === 'started') ctx.started(replicaId, containerId, !stoppedByUs && ctx.planned.get(containerId)?.state === 'exited');
+    ctx.stoppedForSwap.delete(containerId);
+    if (result === 'started') ctx.started(replicaId, containerId, restart);
     ctx.logger.info({ replicaId, containerId }, 'started the outdated container: it serves until its replacement runs');
   } catch (err) {
     ctx.containerFailed(containerId, replicaId, `start of the running version failed: ${messageOf(err)}`);
   }
+}
+
+/**
+ * Whether starting this container is a restart of its replica: it had run and exited (one never
+ * started has not), and not because the agent stopped it for a swap. Judged from the listing the
+ * step was planned from, so a container stopped by an operator counts too: the count cannot tell
+ * a stop from a crash.
+ */
+function isRestart(containerId: string, ctx: StepContext): boolean {
+  return ctx.planned.get(containerId)?.state === 'exited' && !ctx.stoppedForSwap.has(containerId);
 }
 
 /**

@@ -628,6 +628,32 @@ describe('ReconcileLoop on the simulated runtime', () => {
     expect(a.reports.get('r1')).toMatchObject({ state: 'running', specHash: changed.specHash, error: null });
   });
 
+  it('a container the agent stopped for a swap and starts again by a swap back is no restart', async () => {
+    let oldId = '';
+    const runtime = new SimulatedRuntime({
+      images: ['httpd:1'],
+      removeFails: (id) => (id === oldId ? 'driver "overlay2" failed to remove root filesystem: device or resource busy' : null),
+    });
+    const a = await startAgent(runtime, 'node-a');
+    const v1 = replica('r1');
+    a.loop.setTarget(1, [v1]);
+    await eventually(() => expect(a.reports.get('r1')?.state).toBe('running'));
+    oldId = a.reports.get('r1')!.containerId!;
+
+    // The update works, but the old container will not go: it stays, stopped by the swap.
+    const v2 = replica('r1', { env: { V: '2' } });
+    a.loop.setTarget(2, [v2]);
+    await eventually(() => {
+      expect(a.reports.get('r1')).toMatchObject({ state: 'running', specHash: v2.specHash });
+      expect(containersOf(runtime, 'node-a').find((c) => c.id === oldId)?.state).toBe('exited');
+    });
+    // Rolled back: the stopped old container is the replica's spec again, and is swapped back in.
+    a.loop.setTarget(3, [v1]);
+    await eventually(() => expect(a.reports.get('r1')).toMatchObject({ state: 'running', containerId: oldId, specHash: v1.specHash }));
+    await a.loop.runOnce();
+    expect(a.reports.get('r1')!.restarts).toBe(0);
+  });
+
   it('a failing image check holds back no replica that only needs a start', async () => {
     let imageCheckFails = false;
     const runtime = new SimulatedRuntime({ images: ['httpd:1'], hasImageFails: () => (imageCheckFails ? 'context deadline exceeded' : null) });
