@@ -108,6 +108,7 @@ export class ReconcileLoop {
   /** Last report sent per replica: what onReport diffs against and snapshot() returns. */
   private reported = new Map<string, ReplicaReport>();
 
+  private starting = false;
   private active = false;
   private stopped = false;
   private dirty = false;
@@ -141,9 +142,13 @@ export class ReconcileLoop {
 
   /** Subscribes to engine events and resolves after the first pass. */
   async start(): Promise<void> {
-    if (this.active || this.stopped) throw new Error('invariant: a ReconcileLoop starts once; make a new one after stop()');
-    this.active = true;
+    if (this.starting || this.stopped) throw new Error('invariant: a ReconcileLoop starts once; make a new one after stop()');
+    this.starting = true;
+    // Active only once the counts are in: a setTarget meanwhile only marks the loop dirty, since a
+    // pass now would save the engine's counts alone over the stored ones.
     await this.loadRestartCounts();
+    if (this.stopped) return;
+    this.active = true;
     this.unwatch = this.runtime.watchEvents(this.nodeId, () => this.requestPass());
     this.resyncTimer = setInterval(() => this.requestPass(), this.resyncIntervalMs);
     this.resyncTimer.unref();

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ReconcileLoop, containerName, type ReconcileLoopOptions } from '../../agent/reconciler/reconcile-loop.js';
+import type { RestartCountStore, RestartRecords } from '../../agent/reconciler/restart-tally.js';
 import { RestartCountsFile } from '../../agent/restart-counts-file.js';
 import type { ContainerRuntime, ObservedContainer } from '../../agent/runtime/container-runtime.js';
 import { SimulatedRuntime } from '../../agent/runtime/simulated-runtime.js';
@@ -453,6 +454,42 @@ describe('ReconcileLoop on the simulated runtime', () => {
       expect(third.reports.get('r1')).toMatchObject({ state: 'running', restarts: 5 });
       expect(third.reports.get('r1')!.containerId).not.toBe(id);
     });
+  });
+
+  it('a target that arrives while the restart counts load runs no pass before them: nothing saved undercounts', async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
+    const first = await startAgent(runtime, 'node-a');
+    first.loop.setTarget(1, [replica('r1')]);
+    await eventually(() => expect(first.reports.get('r1')?.state).toBe('running'));
+    const id = first.reports.get('r1')!.containerId!;
+    await first.loop.stop();
+
+    let finishLoad!: (records: RestartRecords) => void;
+    const saved: RestartRecords[] = [];
+    const store: RestartCountStore = {
+      load: () => new Promise((resolve) => (finishLoad = resolve)),
+      save: (records) => saved.push(records),
+      flush: async () => {},
+    };
+    const reports = new Map<string, ReplicaReport>();
+    const loop = new ReconcileLoop({
+      nodeId: 'node-a',
+      runtime,
+      publishAddress: null,
+      logger: quiet,
+      onReport: (changed) => changed.forEach((r) => reports.set(r.replicaId, r)),
+      onApplied: () => {},
+      restartCounts: store,
+    });
+    loops.push(loop);
+    const started = loop.start();
+    loop.setTarget(1, [replica('r1')]);
+    await sleep(50);
+    finishLoad({ r1: { restarts: 7, engineCounts: { [id]: 0 }, lastSpecHash: replica('r1').specHash } });
+    await started;
+    await loop.runOnce();
+    expect(reports.get('r1')).toMatchObject({ state: 'running', restarts: 7 });
+    expect(saved.map((r) => r.r1?.restarts ?? 0).filter((n) => n < 7)).toEqual([]);
   });
 
   it('a damaged restart counts file is no reason to stop: the engine’s counts are the floor', async () => {
