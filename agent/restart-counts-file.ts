@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from './atomic-file.js';
 import {
@@ -14,6 +14,11 @@ export interface RestartCountsFileLogger {
 }
 
 const FORMAT_VERSION = 1;
+/**
+ * Far above what a node writes (a replica with one container takes some 200 bytes): a larger
+ * file is damaged or not ours, and reading it whole would cost the agent memory for nothing.
+ */
+export const MAX_RESTART_COUNTS_FILE_BYTES = 4 * 1024 * 1024;
 /** Longer than any id or spec hash the protocol allows: anything longer is not ours. */
 const MAX_KEY_LENGTH = 128;
 
@@ -38,7 +43,25 @@ export class RestartCountsFile implements RestartCountStore {
   async load(): Promise<RestartRecords | null> {
     let text: string;
     try {
-      text = await readFile(this.file, 'utf8');
+      // One byte past the bound is read, never more: that is how a file too large shows, even
+      // one that grows while it is read.
+      const handle = await open(this.file, 'r');
+      try {
+        const buffer = Buffer.alloc(MAX_RESTART_COUNTS_FILE_BYTES + 1);
+        let bytes = 0;
+        while (bytes < buffer.length) {
+          const { bytesRead } = await handle.read(buffer, bytes, buffer.length - bytes, bytes);
+          if (bytesRead === 0) break;
+          bytes += bytesRead;
+        }
+        if (bytes > MAX_RESTART_COUNTS_FILE_BYTES) {
+          this.logger.warn({ file: this.file, maxBytes: MAX_RESTART_COUNTS_FILE_BYTES }, 'the restart counts file is too large: counting again from the engine');
+          return null;
+        }
+        text = buffer.toString('utf8', 0, bytes);
+      } finally {
+        await handle.close();
+      }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.logger.warn({ file: this.file, err: String(err) }, 'cannot read the restart counts');
       return null;
