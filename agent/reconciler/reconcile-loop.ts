@@ -62,6 +62,15 @@ export const QUICK_SWAP_ATTEMPTS = 3;
 /** The delay between further swap attempts at that spec: the old version serves meanwhile. */
 export const SWAP_RETRY_DELAY_MS = 15 * 60_000;
 
+/**
+ * Writes of the restart counts that only follow the engine's counts (a container the engine's
+ * policy restarts, every few seconds in a crash loop) come at most this often: each one is an
+ * fsync, and on an SD card a write every few seconds, forever, wears it out. Little is lost by
+ * waiting: an agent that restarts meanwhile finds those restarts in the engine's count, unless
+ * the container went while it was down.
+ */
+export const ENGINE_COUNTS_WRITE_INTERVAL_MS = 30_000;
+
 /** The protocol's limit on a report's error text. */
 const MAX_ERROR_LENGTH = 2048;
 
@@ -103,6 +112,8 @@ export class ReconcileLoop {
   private readonly restarts = new RestartTally();
   /** Outdated containers stopped by a swap, kept to the present ones (see StepContext.stoppedForSwap). */
   private readonly stoppedForSwap = new Set<string>();
+  /** When the restart counts were last handed to the store (clock time), null before the first. */
+  private countsSavedAtMs: number | null = null;
   /** Pulls in flight by image. */
   private readonly pulls = new Map<string, { abort: AbortController; done: Promise<void> }>();
   /** Last report sent per replica: what onReport diffs against and snapshot() returns. */
@@ -168,6 +179,8 @@ export class ReconcileLoop {
     for (const pull of this.pulls.values()) pull.abort.abort();
     await this.pumping;
     await Promise.all([...this.pulls.values()].map((p) => p.done));
+    // The last change is written, whatever the rate limit held back.
+    this.saveRestartCounts(true);
     await this.opts.restartCounts?.flush();
   }
 
@@ -476,8 +489,7 @@ export class ReconcileLoop {
     const present = new Set(current.map((c) => c.id));
     for (const id of this.containerFailures.keys()) if (!present.has(id)) this.containerFailures.delete(id);
     for (const id of this.stoppedForSwap) if (!present.has(id)) this.stoppedForSwap.delete(id);
-    const counts = this.restarts.takeChanges();
-    if (counts) this.opts.restartCounts?.save(counts);
+    this.saveRestartCounts(false);
 
     const changed: ReplicaReport[] = [];
     for (const [id, report] of next) if (!sameReport(this.reported.get(id), report)) changed.push(report);
@@ -486,6 +498,24 @@ export class ReconcileLoop {
     }
     this.reported = next;
     if (changed.length > 0) this.notify('onReport', () => this.opts.onReport(changed));
+  }
+
+  /**
+   * Hands changed restart counts to the store: at once if the agent counted something only it
+   * knows, at most every ENGINE_COUNTS_WRITE_INTERVAL_MS if they only follow the engine's counts
+   * (a held-back change goes with a later pass: the resync timer makes one). force: now, whatever.
+   */
+  private saveRestartCounts(force: boolean): void {
+    const store = this.opts.restartCounts;
+    const change = this.restarts.pendingChange();
+    if (!store || change === 'none') return;
+    const nowMs = this.clock.nowMs();
+    const recent = this.countsSavedAtMs !== null && nowMs - this.countsSavedAtMs < ENGINE_COUNTS_WRITE_INTERVAL_MS;
+    if (change === 'engine-counts' && recent && !force) return;
+    const records = this.restarts.takeChanges();
+    if (!records) return;
+    store.save(records);
+    this.countsSavedAtMs = nowMs;
   }
 
   /** A callback that throws is the caller's bug; it must not count as a failed pass and delay the next. */

@@ -41,9 +41,17 @@ interface Tally {
   lastSpecHash: string | null;
 }
 
+/**
+ * What changed since the counts were last taken. 'engine-counts': only what follows from the
+ * engine's counts, which an agent that restarts before it is written mostly finds again in the
+ * engine (the count since the last written one is added then). 'counted': something only the agent knows
+ * (a start it made, a replica it began or stopped tracking, the spec last seen).
+ */
+export type TallyChange = 'none' | 'engine-counts' | 'counted';
+
 export class RestartTally {
   private readonly byReplica = new Map<string, Tally>();
-  private changed = false;
+  private change: TallyChange = 'none';
 
   /** Replaces the counts with stored ones (at start, before the first pass). */
   load(records: RestartRecords): void {
@@ -53,7 +61,7 @@ export class RestartTally {
       const engineCounts = new Map(Object.entries(r.engineCounts).slice(0, MAX_CONTAINERS_PER_REPLICA));
       this.byReplica.set(replicaId, { restarts: r.restarts, engineCounts, lastSpecHash: r.lastSpecHash });
     }
-    this.changed = false;
+    this.change = 'none';
   }
 
   /**
@@ -65,7 +73,7 @@ export class RestartTally {
     if (!tally) return;
     if (restart) tally.restarts++;
     if (tally.engineCounts.has(containerId) || tally.engineCounts.size < MAX_CONTAINERS_PER_REPLICA) tally.engineCounts.set(containerId, 0);
-    this.changed = true;
+    this.change = 'counted';
   }
 
   /** Whether the replica's container last seen had this spec: making one of it again is a restart. */
@@ -95,7 +103,8 @@ export class RestartTally {
       seen.set(c.id, c.restartCount);
     }
     const lastSpecHash = chosen?.specHash ?? tally.lastSpecHash;
-    if (lastSpecHash !== tally.lastSpecHash || !sameCounts(seen, tally.engineCounts)) this.changed = true;
+    if (lastSpecHash !== tally.lastSpecHash) this.change = 'counted';
+    else if (!sameCounts(seen, tally.engineCounts) && this.change === 'none') this.change = 'engine-counts';
     // Replaced, not merged: containers that are gone drop out.
     tally.engineCounts = seen;
     tally.lastSpecHash = lastSpecHash;
@@ -107,14 +116,19 @@ export class RestartTally {
     for (const id of this.byReplica.keys()) {
       if (replicaIds.has(id)) continue;
       this.byReplica.delete(id);
-      this.changed = true;
+      this.change = 'counted';
     }
+  }
+
+  /** What changed since the last takeChanges. */
+  pendingChange(): TallyChange {
+    return this.change;
   }
 
   /** The counts if they changed since the last call, else null. */
   takeChanges(): RestartRecords | null {
-    if (!this.changed) return null;
-    this.changed = false;
+    if (this.change === 'none') return null;
+    this.change = 'none';
     // fromEntries: own properties even for a replica id such as "__proto__".
     return Object.fromEntries(
       [...this.byReplica].map(([id, t]) => [id, { restarts: t.restarts, engineCounts: Object.fromEntries(t.engineCounts), lastSpecHash: t.lastSpecHash }]),
@@ -125,7 +139,7 @@ export class RestartTally {
     let tally = this.byReplica.get(replicaId);
     if (!tally && this.byReplica.size < MAX_TRACKED_REPLICAS) {
       this.byReplica.set(replicaId, (tally = { restarts: 0, engineCounts: new Map(), lastSpecHash: null }));
-      this.changed = true;
+      this.change = 'counted';
     }
     return tally;
   }

@@ -492,6 +492,37 @@ describe('ReconcileLoop on the simulated runtime', () => {
     expect(saved.map((r) => r.r1?.restarts ?? 0).filter((n) => n < 7)).toEqual([]);
   });
 
+  it('a crash loop does not rewrite the restart counts on every crash; agent starts and the last count on stop are written', async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
+    const saved: RestartRecords[] = [];
+    const store: RestartCountStore = { load: async () => null, save: (records) => saved.push(records), flush: async () => {} };
+    const a = await startAgent(runtime, 'node-a', { restartCounts: store });
+    a.loop.setTarget(1, [replica('r1')]);
+    await eventually(() => expect(a.reports.get('r1')?.state).toBe('running'));
+    const id = a.reports.get('r1')!.containerId!;
+    await eventually(() => expect(saved.length).toBeGreaterThan(0));
+    const savesBefore = saved.length;
+
+    // The engine's restart policy brings it back each time: only its count changes.
+    for (let crash = 1; crash <= 10; crash++) {
+      runtime.crash(id, 1);
+      await eventually(() => expect(a.reports.get('r1')).toMatchObject({ state: 'failed', restarts: crash }));
+      runtime.tick();
+      await eventually(() => expect(a.reports.get('r1')).toMatchObject({ state: 'running', restarts: crash }));
+    }
+    expect(saved.length - savesBefore).toBeLessThanOrEqual(1);
+
+    // A start by the agent is known to the agent alone: it is written at once.
+    runtime.kill(id);
+    await eventually(() => expect(saved.at(-1)?.r1?.restarts).toBe(11));
+
+    runtime.crash(id, 1);
+    runtime.tick();
+    await eventually(() => expect(a.reports.get('r1')).toMatchObject({ state: 'running', restarts: 12 }));
+    await a.loop.stop();
+    expect(saved.at(-1)?.r1?.restarts).toBe(12);
+  });
+
   it('a damaged restart counts file is no reason to stop: the engine’s counts are the floor', async () => {
     const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
     const dir = await dataDir();
