@@ -130,7 +130,11 @@ describe(`adversarial devices against a fleet (seed ${SEED})`, () => {
         const forged = Array.from({ length: 1 + Math.floor(random() * 6) }, () => report(pick(replicaIds), pick(states)));
         ws.send(JSON.stringify({ type: 'status', replicas: forged }));
         forgedSent += forged.filter((r) => r.state !== 'removed').length + 3;
+        // Closed before the next action: a newer session of this node would replace this one,
+        // and the hub rightly ignores what a replaced session still sends.
+        const closed = closeOf(ws);
         ws.close();
+        await closed;
       },
       async reportFlood() {
         const { ws, status } = await upgrade(flooder.credential);
@@ -140,7 +144,9 @@ describe(`adversarial devices against a fleet (seed ${SEED})`, () => {
           const replicas = Array.from({ length: PROTOCOL_LIMITS.maxReportedReplicas }, (_, i) => report(`flood-${f}-${i}-${random()}`, 'running'));
           ws.send(JSON.stringify({ type: 'status', replicas }));
         }
+        const closed = closeOf(ws);
         ws.close();
+        await closed;
       },
       async handshakeFlood() {
         // Upgrades that never say hello, all with one credential.
