@@ -123,9 +123,11 @@ function replicaStatus(p: Placement, observed: ObservedState, specHash: string |
   if (!seen || seen.nodeId !== p.nodeId) return { state: 'pending', containerId: null, error: null, restarts: 0 };
   const r = seen.report;
   if (r.state === 'removed') throw new Error('invariant: removed reports are not kept');
-  // A report of an older spec means the agent is still replacing the container.
+  // A report of an older spec means the agent is still replacing the container, or, with an
+  // error, that the replacement failed (a pull, create or start) while the old version serves.
   const current = r.specHash === specHash;
-  return { state: current ? r.state : 'starting', containerId: current ? r.containerId : null, error: r.error, restarts: r.restarts };
+  const state = current ? r.state : r.error !== null ? 'failed' : 'starting';
+  return { state, containerId: current ? r.containerId : null, error: r.error, restarts: r.restarts };
 }
 
 export function nodeView(node: NodeRecord, detector: FailureDetector, appliedGeneration: number | null, nowMs: number) {

@@ -290,6 +290,32 @@ describe('hub and agents on a simulated runtime', () => {
   });
 });
 
+describe('an update that cannot be applied', () => {
+  it('shows the replica failed with the reason while its old container keeps serving', async () => {
+    await fleet.close();
+    fleet = await SimFleet.start();
+    const runtime = new SimulatedRuntime({ pullableImages: ['tether-test/busybox:1'] });
+    await fleet.addAgent({ runtime });
+    await fleet.api('PUT', '/v1/services/web', { ...busybox, replicas: 1 });
+    await waitRunning('web', 1);
+    const old = runtime.containers().filter((c) => c.service === 'web' && c.state === 'running');
+    expect(old).toHaveLength(1);
+
+    await fleet.api('PUT', '/v1/services/web', { ...busybox, image: 'tether-test/busybox:missing', replicas: 1 });
+    const view = await vi.waitFor(
+      async () => {
+        const v = await service('web');
+        expect(v.status.replicas[0]).toMatchObject({ state: 'failed', error: expect.stringMatching(/pull access denied/) });
+        return v;
+      },
+      { timeout: 10_000, interval: 50 },
+    );
+    expect(view.status.running).toBe(0);
+    // The old version still serves, untouched.
+    expect(runtime.containers().filter((c) => c.service === 'web' && c.state === 'running').map((c) => c.id)).toEqual(old.map((c) => c.id));
+  });
+});
+
 describe('the agent endpoint refuses bad peers and keeps serving the rest', () => {
   async function rawConnection(credential: string): Promise<WebSocket> {
     const ws = new WebSocket(`${fleet.url.replace('http', 'ws')}/v1/agent/connect`, { headers: { authorization: `Bearer ${credential}` } });
