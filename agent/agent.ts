@@ -1,10 +1,15 @@
 import { PROTOCOL_LIMITS, PROTOCOL_VERSION, type HelloFrame, type NodeFacts, type ReplicaReport, type TargetFrame } from '../shared/protocol.js';
+import { Backoff } from '../shared/backoff.js';
 import { HubLink, type LinkLogger } from './hub-link.js';
 import type { NodeIdentity } from './node-identity.js';
 import { ReconcileLoop } from './reconciler/reconcile-loop.js';
 import type { RestartCountStore } from './reconciler/restart-tally.js';
 import type { ContainerRuntime } from './runtime/container-runtime.js';
 import type { TargetCache } from './target-cache.js';
+
+/** Retries of a target cache save that failed: from a second, at most a minute apart. */
+const CACHE_RETRY_BASE_MS = 1_000;
+const CACHE_RETRY_CAP_MS = 60_000;
 
 export interface AgentOptions {
   identity: NodeIdentity;
@@ -33,6 +38,11 @@ export class Agent {
   readonly loop: ReconcileLoop;
   readonly link: HubLink;
   private cacheWrite: Promise<void> = Promise.resolve();
+  /** The newest target not yet on disk: a save that failed (a full disk) is retried until one works. */
+  private unsavedTarget: TargetFrame | null = null;
+  private cacheRetryTimer: NodeJS.Timeout | null = null;
+  private readonly cacheBackoff = new Backoff({ baseMs: CACHE_RETRY_BASE_MS, capMs: CACHE_RETRY_CAP_MS });
+  private stopping = false;
 
   constructor(private readonly opts: AgentOptions) {
     this.loop = new ReconcileLoop({
@@ -66,14 +76,20 @@ export class Agent {
     // assignment at once instead of waiting for a hub that may be days away.
     const cached = await this.opts.targetCache?.load();
     if (cached) {
-      this.opts.logger.info({ generation: cached.generation, replicas: cached.replicas.length }, 'running the cached target until the hub speaks');
-      this.loop.setTarget(cached.generation, cached.replicas);
+      this.opts.logger.info(
+        { generation: cached.generation, replicas: cached.replicas.length },
+        'running the cached target until the hub speaks; nothing running is removed or replaced until then',
+      );
+      // The cache may be older than what runs (a save that failed): it only fills gaps.
+      this.loop.setTarget(cached.generation, cached.replicas, { provisional: true });
     }
     await this.loop.start();
     this.link.start();
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.cacheRetryTimer) clearTimeout(this.cacheRetryTimer);
     await this.link.stop();
     await this.loop.stop();
     await this.cacheWrite;
@@ -97,12 +113,41 @@ export class Agent {
 
   private onTarget(target: TargetFrame): void {
     this.loop.setTarget(target.generation, target.replicas);
+    if (!this.opts.targetCache) return;
+    this.unsavedTarget = target;
+    this.saveTarget();
+  }
+
+  /**
+   * Writes the newest target to the cache, one write at a time. A cache left stale would, after a
+   * reboot without the hub, hold an older assignment than the containers running: a failed save
+   * is retried with backoff until the newest target is on disk.
+   */
+  private saveTarget(): void {
     const cache = this.opts.targetCache;
-    if (cache) {
-      this.cacheWrite = this.cacheWrite
-        .then(() => cache.save(target))
-        .catch((err: unknown) => this.opts.logger.error({ err }, 'could not cache the target on disk'));
-    }
+    if (!cache) return;
+    this.cacheWrite = this.cacheWrite.then(async () => {
+      const target = this.unsavedTarget;
+      if (!target || this.stopping) return;
+      try {
+        await cache.save(target);
+        if (this.unsavedTarget === target) this.unsavedTarget = null;
+        if (this.cacheBackoff.attempts > 0) this.opts.logger.info({ generation: target.generation }, 'the target is cached on disk again');
+        this.cacheBackoff.reset();
+      } catch (err) {
+        const retryInMs = Math.max(CACHE_RETRY_BASE_MS, this.cacheBackoff.nextDelayMs());
+        // Once per failing stretch as an error; the retries after it as warnings.
+        const log = this.cacheBackoff.attempts === 1 ? this.opts.logger.error : this.opts.logger.warn;
+        log.call(this.opts.logger, { err, generation: target.generation, retryInMs }, 'could not cache the target on disk; retrying');
+        if (!this.cacheRetryTimer && !this.stopping) {
+          this.cacheRetryTimer = setTimeout(() => {
+            this.cacheRetryTimer = null;
+            this.saveTarget();
+          }, retryInMs);
+          this.cacheRetryTimer.unref();
+        }
+      }
+    });
   }
 
   private sendStatus(changed: ReplicaReport[]): void {

@@ -59,6 +59,13 @@ export interface PlanInput {
    * replacement, and must not hold the old container down for a minute.
    */
   containerBackingOff: ReadonlySet<string>;
+  /**
+   * The target may be older than what runs: the agent's cached target, before the hub has
+   * confirmed one (the cache may have missed newer targets, say while the disk was full). Then
+   * nothing is removed but dead containers, and a replica with a running container of another
+   * spec keeps it (it may be the newer one): only what is missing is made or started.
+   */
+  provisional?: boolean;
 }
 
 /** How much a container is worth keeping: a running one beats one the engine is restarting beats one we must start. */
@@ -140,6 +147,7 @@ export function planSteps(input: PlanInput): Step[] {
   // A removal the engine refused waits out its retry delay: asking again at once, every pass,
   // gets the same refusal. Unassigned and dead containers' failures are their replica's.
   const remove = (c: ObservedContainer, reason: RemoveReason) => {
+    if (input.provisional && reason !== 'dead') return;
     if (containerBackingOff.has(c.id)) return;
     if ((reason === 'unassigned' || reason === 'dead') && backingOff.has(c.replicaId)) return;
     removes.push({ kind: 'remove', containerId: c.id, replicaId: c.replicaId, reason });
@@ -173,6 +181,9 @@ export function planSteps(input: PlanInput): Step[] {
     const keepStandIn = () => {
       if (standInStartable) starts.push({ kind: 'start-stand-in', containerId: standIn!.id, replicaId: id });
     };
+
+    // A provisional target may be the older one: a running container of another spec stays.
+    if (input.provisional && keeper?.state !== 'running' && outdated.some((c) => c.state === 'running')) continue;
 
     if (keeper) {
       for (const c of rightHash) if (c !== keeper) remove(c, 'duplicate');

@@ -83,6 +83,8 @@ interface Failure {
 interface Target {
   generation: number;
   replicas: AssignedReplica[];
+  /** Not yet confirmed by the hub (see PlanInput.provisional). */
+  provisional: boolean;
 }
 
 export class ReconcileLoop {
@@ -196,14 +198,18 @@ export class ReconcileLoop {
     }
   }
 
-  /** The whole desired state; an older generation is ignored, a newer one aborts the pass in flight. */
-  setTarget(generation: number, replicas: AssignedReplica[]): void {
+  /**
+   * The whole desired state; an older generation is ignored, a newer one aborts the pass in flight.
+   * `provisional`: a target read from the agent's cache, which may be older than what runs; until
+   * the hub sends one, nothing running is removed or replaced.
+   */
+  setTarget(generation: number, replicas: AssignedReplica[], opts: { provisional?: boolean } = {}): void {
     const previous = this.target;
     if (previous && generation < previous.generation) {
       this.logger.warn({ generation, current: previous.generation }, 'ignoring an older target');
       return;
     }
-    this.target = { generation, replicas };
+    this.target = { generation, replicas, provisional: opts.provisional === true };
     // A failure belongs to the spec that failed: a replica given another spec tries it at once.
     const previousSpecOf = new Map(previous?.replicas.map((r) => [r.replicaId, r.specHash]));
     for (const r of replicas) {
@@ -270,6 +276,7 @@ export class ReconcileLoop {
           images,
           backingOff: this.backingOffIds(planAtMs),
           containerBackingOff: backingOffOf(this.containerFailures, planAtMs),
+          provisional: target.provisional,
         });
         if (steps.length > 0) {
           await this.apply(steps, new Map(current.map((c) => [c.id, c])), abort.signal);

@@ -480,3 +480,25 @@ describe('needsImage', () => {
     expect(needsImage(r, [container('c1', 'a', 'h1'), container('c2', 'a', 'h2', 'created')])).toBe(false);
   });
 });
+
+describe('planSteps on a provisional target (the cache, before the hub confirms one)', () => {
+  // The cache may be older than what runs: it says h1 where h2 (newer) runs, and lacks replica b.
+  const current = [container('c1', 'a', 'h2'), container('c2', 'b', 'h1'), container('c3', 'c', 'h1', 'dead')];
+  const target = [replica('a', 'h1'), replica('c', 'h1')];
+
+  it('removes nothing but dead containers, replaces no running container, and makes what is missing', () => {
+    expect(plan({ target, current, provisional: true })).toEqual([
+      { kind: 'remove', containerId: 'c3', replicaId: 'c', reason: 'dead' },
+      create(replica('c', 'h1')),
+    ]);
+  });
+
+  it('starts a stopped container of the target, and the hub-confirmed target does the rest', () => {
+    const stopped = [container('c1', 'a', 'h1', 'exited'), container('c2', 'b', 'h1')];
+    expect(plan({ target: [replica('a', 'h1')], current: stopped, provisional: true })).toEqual([start('c1', 'a')]);
+    // Confirmed by the hub, the same state is planned as usual: b is not assigned, a is replaced.
+    const confirmed = plan({ target, current });
+    expect(confirmed).toContainEqual({ kind: 'remove', containerId: 'c2', replicaId: 'b', reason: 'unassigned' });
+    expect(confirmed).toContainEqual(create(replica('a', 'h1'), { oldIds: ['c1'], fallbackId: 'c1' }));
+  });
+});
