@@ -60,21 +60,22 @@ function startAgent(identity: NodeIdentity, runtime: SimulatedRuntime, cache: Ta
 
 it('retries a target save that failed until the newest target is cached, and a stale cache removes and replaces nothing', async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'tether-cache-'));
-  fleet = await SimFleet.start();
+  const hub = await SimFleet.start();
+  fleet = hub;
   const runtime = new SimulatedRuntime({ images: ['tether-test/busybox:1', 'tether-test/busybox:2'] });
-  const { token } = await fleet.hub.nodes.createJoinToken(60);
-  const joined = (await fleet.hub.nodes.join(token, 'cached', {}))!;
-  const identity = { hubUrl: fleet.url, nodeId: joined.nodeId, credential: joined.credential };
+  const { token } = await hub.hub.nodes.createJoinToken(60);
+  const joined = (await hub.hub.nodes.join(token, 'cached', {}))!;
+  const identity = { hubUrl: hub.url, nodeId: joined.nodeId, credential: joined.credential };
   const cache = new DiskFullCache(dir);
   const first = startAgent(identity, runtime, cache);
   await first.start();
-  await fleet.api('PUT', '/v1/services/web', spec(1));
+  await hub.api('PUT', '/v1/services/web', spec(1));
   await vi.waitFor(async () => expect((await cache.load())?.replicas).toHaveLength(2), { timeout: 10_000, interval: 50 });
   const v1Generation = (await cache.load())!.generation;
 
   // The disk fills up; the service moves to version 2, and the agent runs it.
   cache.full = true;
-  await fleet.api('PUT', '/v1/services/web', spec(2));
+  await hub.api('PUT', '/v1/services/web', spec(2));
   const running = () => runtime.containers().filter((c) => c.state === 'running');
   await vi.waitFor(() => expect(running().map((c) => c.image)).toEqual(['tether-test/busybox:2', 'tether-test/busybox:2']), { timeout: 10_000, interval: 50 });
   await vi.waitFor(() => expect(cache.saves).toBeGreaterThanOrEqual(3), { timeout: 10_000, interval: 50 });
@@ -86,10 +87,10 @@ it('retries a target save that failed until the newest target is cached, and a s
 
   // Full again; the service changes once more (another command: new containers).
   cache.full = true;
-  await fleet.api('PUT', '/v1/services/web', { ...spec(2), command: ['/bin/httpd', '-f', '-p', '8081'] });
+  await hub.api('PUT', '/v1/services/web', { ...spec(2), command: ['/bin/httpd', '-f', '-p', '8081'] });
   await vi.waitFor(
     async () => {
-      const view = (await fleet.api<{ status: { running: number } }>('GET', '/v1/services/web')).body;
+      const view = (await hub.api<{ status: { running: number } }>('GET', '/v1/services/web')).body;
       expect(view.status.running).toBe(2);
       expect(running()).toHaveLength(2);
     },
@@ -99,7 +100,7 @@ it('retries a target save that failed until the newest target is cached, and a s
 
   // The agent and the hub go away, the device reboots with the stale cache (the previous command).
   await first.stop();
-  await fleet.stopHub();
+  await hub.stopHub();
   const before = running().map((c) => c.id).sort();
   const second = startAgent(identity, runtime, cache);
   await second.start();
@@ -110,7 +111,7 @@ it('retries a target save that failed until the newest target is cached, and a s
 
   // Space comes back and the hub returns: the newest target is cached, and the hub's word rules.
   cache.full = false;
-  await fleet.startHub();
+  await hub.startHub();
   await vi.waitFor(async () => expect((await cache.load())!.generation).toBeGreaterThan(v2Generation), { timeout: 15_000, interval: 50 });
   expect(running().map((c) => c.id).sort()).toEqual(before);
 }, 40_000);
