@@ -35,7 +35,12 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
   hub.gateway.attach(app.server);
   registerErrorHandling(app);
 
-  app.get('/healthz', async () => ({ status: 'ok', version: TETHER_VERSION, connectedNodes: hub.gateway.connectedCount }));
+  // 503 while the store cannot write, so that a supervisor or load balancer can act on it.
+  app.get('/healthz', async (_request, reply) => {
+    const { ok, error, since } = hub.store.health();
+    const body = { status: ok ? 'ok' : 'failing', version: TETHER_VERSION, connectedNodes: hub.gateway.connectedCount, store: { ok, error, since } };
+    return reply.status(ok ? 200 : 503).send(body);
+  });
   await app.register(joinRoutes, { hub, adminToken: opts.adminToken });
   const metrics = hubMetrics(hub);
   await app.register(async (api) => {

@@ -305,7 +305,14 @@ export class Hub {
       : { name, spec, revision: 1, createdAt: now, updatedAt: now, placements: [] };
     const written = this.store.putService(record);
     this.dispatcher.serviceChanged(before, record);
-    await written;
+    try {
+      await written;
+    } catch (error) {
+      // The store undid the change: so does the index, so that nothing of it stays (a retried PUT
+      // is a change again, not `unchanged`).
+      if (this.store.getService(name) === before) this.dispatcher.serviceChanged(record, before);
+      throw error;
+    }
     this.loop.markDirty();
     return { outcome: before ? 'updated' : 'created', record };
   }
@@ -315,8 +322,14 @@ export class Hub {
     if (!before) return false;
     const written = this.store.deleteService(name);
     this.dispatcher.serviceChanged(before, undefined);
+    try {
+      await written;
+    } catch (error) {
+      // The service is back in the store: back in the index too (a retried DELETE finds it).
+      if (this.store.getService(name) === before) this.dispatcher.serviceChanged(undefined, before);
+      throw error;
+    }
     this.handoverReplacements.delete(name);
-    await written;
     this.loop.markDirty();
     return true;
   }

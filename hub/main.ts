@@ -87,9 +87,21 @@ async function main(): Promise<void> {
     fail(`--max-pending-handshakes-per-address (${maxPendingHandshakesPerAddress}) cannot be more than --max-pending-handshakes (${maxPendingHandshakes})`);
   }
 
-  const { token: adminToken, file: adminTokenFile, created: adminTokenCreated } = await loadOrCreateAdminToken(dataDir);
-  const store = new LowdbStore({ dir: path.join(dataDir, 'store') });
-  await store.open();
+  let opened: { admin: Awaited<ReturnType<typeof loadOrCreateAdminToken>>; store: LowdbStore };
+  try {
+    const admin = await loadOrCreateAdminToken(dataDir);
+    const store = new LowdbStore({ dir: path.join(dataDir, 'store') });
+    await store.open();
+    opened = { admin, store };
+  } catch (error) {
+    // A full disk or an unwritable data dir is the operator's to fix: one line, not a stack trace.
+    const reason = cannotWriteReason(error);
+    if (reason === null) throw error;
+    process.stderr.write(`tether-hub: cannot write to ${dataDir}: ${reason}\n`);
+    process.exit(1);
+  }
+  const { token: adminToken, file: adminTokenFile, created: adminTokenCreated } = opened.admin;
+  const store = opened.store;
   const { app } = await buildHub({
     store,
     adminToken,
@@ -129,6 +141,21 @@ async function main(): Promise<void> {
   process.stdout.write(
     startBanner({ url, dataDir, adminToken, adminTokenFile, adminTokenCreated, toTerminal: process.stdout.isTTY === true }),
   );
+}
+
+/** Errno codes that mean the data dir cannot be written; null for any other error. */
+const CANNOT_WRITE_CODES: Record<string, string> = {
+  ENOSPC: 'no space left on the device (disk full)',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'read-only filesystem',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EIO: 'input/output error',
+};
+
+function cannotWriteReason(error: unknown): string | null {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return code !== undefined && code in CANNOT_WRITE_CODES ? `${CANNOT_WRITE_CODES[code]} (${code})` : null;
 }
 
 main().catch((error: unknown) => {

@@ -111,6 +111,7 @@ export function hubMetrics(hub: Hub): Registry {
   counterFrom(registry, 'tether_scheduler_passes_total', 'Scheduling passes run', () => hub.loop.passes);
   counterFrom(registry, 'tether_store_writes_total', 'Store file writes', () => hub.store.stats().writes);
   counterFrom(registry, 'tether_store_written_bytes_total', 'Bytes of store files written', () => hub.store.stats().bytesWritten);
+  counterFrom(registry, 'tether_store_write_failures_total', 'Store file writes that failed (full disk, I/O error); the changes they carried were not kept', () => hub.store.health().writeFailures);
   new Gauge({
     name: 'tether_services',
     help: 'Services defined',

@@ -173,7 +173,13 @@ export class HubReconcileLoop {
         continue;
       }
       const after: ServiceRecord = { ...before, placements: change.placements };
-      writes.push(store.putService(after));
+      writes.push(
+        store.putService(after).catch((error: unknown) => {
+          // The store undid the placements: so does the index, and the next pass plans again.
+          if (store.getService(change.service) === before) dispatcher.serviceChanged(after, before);
+          throw error;
+        }),
+      );
       dispatcher.serviceChanged(before, after);
       committed.push(after);
     }

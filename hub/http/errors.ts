@@ -1,5 +1,9 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { FieldError } from '../../shared/validation.js';
+import { StoreWriteError } from '../store/store-write-error.js';
+
+/** What a client is told to wait before retrying a write the store could not make. */
+const STORE_RETRY_AFTER_S = 30;
 
 /** An expected, operator-facing error: a stable code, a message, and the fields at fault. */
 export class ApiError extends Error {
@@ -54,7 +58,8 @@ export function frameworkErrors(error: FastifyError, request: FastifyRequest, re
 
 /** Maps fastify's own errors (bad JSON, body too large, wrong content type) to the same shape. */
 export function registerErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
+  app.setErrorHandler((error: FastifyError | ApiError | StoreWriteError, request, reply) => {
+    if (error instanceof StoreWriteError) return storeWriteFailed(error, request, reply);
     if (error instanceof ApiError) {
       const body: Record<string, unknown> = { code: error.code, message: error.message };
       if (error.details.length > 0) body.details = error.details;
@@ -71,4 +76,22 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) =>
     reply.status(404).send({ error: { code: 'not_found', message: `no route ${request.method} ${quotedPath(request.url)}` } }),
   );
+}
+
+/**
+ * A write the hub could not make durable: nothing of it was kept, so the client may retry. A full
+ * disk is 507 (the operator must free space); anything else (read-only, I/O error, permissions) is
+ * 503 with Retry-After. Both name the cause rather than a generic 500.
+ */
+function storeWriteFailed(error: StoreWriteError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  request.log.error({ err: error, code: error.code, file: error.file }, 'store write failed; the change was not kept');
+  if (error.diskFull) {
+    return reply.status(507).send({
+      error: { code: 'insufficient_storage', message: `the hub's data directory is full: cannot write ${error.file} (${error.code}); nothing was changed: free space and retry` },
+    });
+  }
+  return reply
+    .status(503)
+    .header('retry-after', String(STORE_RETRY_AFTER_S))
+    .send({ error: { code: 'store_unavailable', message: `the hub cannot write to its data directory: ${error.file} (${error.code}); nothing was changed: retry later` } });
 }

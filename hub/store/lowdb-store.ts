@@ -1,12 +1,19 @@
+import { unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { JoinTokenRecord, NodeRecord, ServiceRecord, Store } from './store.js';
-import { ShardedCollection } from './sharded-collection.js';
+import { ShardedCollection, type CollectionOptions } from './sharded-collection.js';
+import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
+
+/** What the start-up probe writes: about a small shard, so that a nearly full disk fails at start. */
+const PROBE_BYTES = 64 * 1024;
 
 export interface LowdbStoreOptions {
   dir: string;
   /** Files per collection; fixed for the life of a data directory (keys hash into them). */
   nodeShards?: number;
   serviceShards?: number;
+  /** Called before each store file write; throwing fails that write (fault injection in tests). */
+  beforeWrite?: CollectionOptions['beforeWrite'];
 }
 
 /** The embedded store: lowdb JSON files under `<data-dir>/store`, sharded per collection. */
@@ -14,15 +21,27 @@ export class LowdbStore implements Store {
   private readonly nodes: ShardedCollection<NodeRecord>;
   private readonly services: ShardedCollection<ServiceRecord>;
   private readonly joinTokens: ShardedCollection<JoinTokenRecord>;
+  private readonly healthTracker = new StoreHealthTracker();
 
-  constructor(opts: LowdbStoreOptions) {
-    this.nodes = new ShardedCollection(path.join(opts.dir, 'nodes'), 'nodes', opts.nodeShards ?? 64);
-    this.services = new ShardedCollection(path.join(opts.dir, 'services'), 'services', opts.serviceShards ?? 64);
-    this.joinTokens = new ShardedCollection(opts.dir, 'join-tokens', 1);
+  constructor(private readonly opts: LowdbStoreOptions) {
+    const collection: CollectionOptions = { health: this.healthTracker, beforeWrite: opts.beforeWrite };
+    this.nodes = new ShardedCollection(path.join(opts.dir, 'nodes'), 'nodes', opts.nodeShards ?? 64, collection);
+    this.services = new ShardedCollection(path.join(opts.dir, 'services'), 'services', opts.serviceShards ?? 64, collection);
+    this.joinTokens = new ShardedCollection(opts.dir, 'join-tokens', 1, collection);
   }
 
+  /** Rejects with a StoreWriteError when the store cannot write (a full disk, say): better at start than at the first API write. */
   async open(): Promise<void> {
     await Promise.all([this.nodes.open(), this.services.open(), this.joinTokens.open()]);
+    const probe = path.join(this.opts.dir, '.write-probe');
+    try {
+      this.opts.beforeWrite?.(probe);
+      await writeFile(probe, Buffer.alloc(PROBE_BYTES));
+    } catch (error) {
+      await unlink(probe).catch(() => undefined);
+      throw new StoreWriteError(probe, error);
+    }
+    await unlink(probe);
   }
 
   async close(): Promise<void> {
@@ -63,6 +82,10 @@ export class LowdbStore implements Store {
   }
   deleteJoinToken(tokenHash: string) {
     return this.joinTokens.delete(tokenHash);
+  }
+
+  health() {
+    return this.healthTracker.get();
   }
 
   stats() {

@@ -3,9 +3,17 @@ import { ensurePrivateDir } from '../../shared/private-files.js';
 import path from 'node:path';
 import { Low } from 'lowdb';
 import { DataFile } from 'lowdb/node';
+import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
 
 /** How long a lazy put may wait for its write, gathering others to the same shard meanwhile. */
 const LAZY_FLUSH_MS = 1000;
+
+export interface CollectionOptions {
+  /** Where the outcome of each file write is recorded (shared by a store's collections). */
+  health?: StoreHealthTracker;
+  /** Called before each file write; throwing fails that write (fault injection in tests). */
+  beforeWrite?: (file: string) => void;
+}
 
 interface Waiter {
   resolve: () => void;
@@ -19,6 +27,7 @@ interface Waiter {
  */
 export class ShardedCollection<T> {
   private readonly shards: Array<Low<Record<string, T>>> = [];
+  private readonly files: string[] = [];
   private readonly records = new Map<string, T>();
   private readonly dirty = new Set<number>();
   /** Shards changed only by puts that may wait for the next lazy flush. */
@@ -35,6 +44,7 @@ export class ShardedCollection<T> {
     private readonly dir: string,
     private readonly name: string,
     private readonly shardCount: number,
+    private readonly opts: CollectionOptions = {},
   ) {}
 
   async open(): Promise<void> {
@@ -59,6 +69,7 @@ export class ShardedCollection<T> {
         if (error.code !== 'ENOENT') throw error;
       });
       this.shards.push(db);
+      this.files.push(file);
       for (const [key, value] of Object.entries(db.data)) this.records.set(key, value);
     }
   }
@@ -76,22 +87,48 @@ export class ShardedCollection<T> {
   }
 
   /**
-   * Changes the record in memory at once; resolves when it is on disk. `lazy` puts (things that are
-   * re-sent anyway, such as a node's facts at every hello) are written within LAZY_FLUSH_MS, so a
-   * burst of them costs one write per shard rather than one per record.
+   * A durable put (`lazy` false) changes memory and resolves once the change is on disk; if the
+   * write fails it rejects with a StoreWriteError and memory goes back to what it held, so that
+   * memory never holds what a restart would not load (a failed API write leaves nothing behind).
+   * Reads stay synchronous: the change is visible while its write is in flight.
+   *
+   * `lazy` puts (things that are re-sent anyway, such as a node's facts at every hello) keep memory
+   * first: written within LAZY_FLUSH_MS, so a burst of them costs one write per shard rather than
+   * one per record, and retried until a write lands; a hub that exits meanwhile loses only what the
+   * agents send again.
    */
   put(key: string, value: T, lazy = false): Promise<void> {
+    const before = this.records.get(key);
     this.records.set(key, value);
     const shard = this.shardOf(key);
     this.shards[shard]!.data[key] = value;
-    return lazy ? this.markLazy(shard) : this.markDirty(shard);
+    if (lazy) return this.markLazy(shard);
+    return this.markDirty(shard).catch((error: unknown) => {
+      // Undo only if nothing changed the record since: a later change carries its own outcome.
+      if (this.records.get(key) === value) this.restore(shard, key, before);
+      throw error;
+    });
   }
 
   delete(key: string): Promise<void> {
+    const before = this.records.get(key);
     if (!this.records.delete(key)) return Promise.resolve();
     const shard = this.shardOf(key);
     delete this.shards[shard]!.data[key];
-    return this.markDirty(shard);
+    return this.markDirty(shard).catch((error: unknown) => {
+      if (!this.records.has(key)) this.restore(shard, key, before);
+      throw error;
+    });
+  }
+
+  private restore(shard: number, key: string, value: T | undefined): void {
+    if (value === undefined) {
+      this.records.delete(key);
+      delete this.shards[shard]!.data[key];
+    } else {
+      this.records.set(key, value);
+      this.shards[shard]!.data[key] = value;
+    }
   }
 
   /** Resolves once every change made so far is on disk. */
@@ -121,9 +158,11 @@ export class ShardedCollection<T> {
   }
 
   private markLazy(shard: number): Promise<void> {
+    // Marked even when it rides along with a due write: a failed write is retried only for shards
+    // that carry lazy changes (durable ones are undone instead).
+    this.lazyDirty.add(shard);
     // Already due for a write in this turn: ride along.
     if (this.dirty.has(shard)) return this.waitFor(shard);
-    this.lazyDirty.add(shard);
     this.lazyTimer ??= setTimeout(() => {
       this.lazyTimer = null;
       for (const s of this.lazyDirty) this.markDirty(s).catch(() => undefined);
@@ -160,21 +199,29 @@ export class ShardedCollection<T> {
     if (!this.dirty.has(shard)) return;
     this.dirty.delete(shard);
     // The write takes whatever memory holds, lazy changes included.
-    this.lazyDirty.delete(shard);
+    const carriesLazy = this.lazyDirty.delete(shard);
     const waiters = this.waiting.get(shard) ?? [];
     this.waiting.delete(shard);
+    const file = this.files[shard]!;
     try {
+      this.opts.beforeWrite?.(file);
       // lowdb writes through steno: a temp file renamed over the old one, so a crash mid-write
       // leaves the previous version whole.
       await this.shards[shard]!.write();
+      this.opts.health?.succeeded();
       for (const w of waiters) w.resolve();
-    } catch (error) {
-      for (const w of waiters) w.reject(error);
-      // Memory already holds the change: keep the shard dirty and try again, so that what the hub
-      // shows reaches the disk once the disk works again (a full disk, say).
-      this.dirty.add(shard);
+    } catch (cause) {
+      const error = new StoreWriteError(file, cause);
+      this.opts.health?.failed(error);
+      // Durable puts undo themselves when their waiter rejects (before any retry below runs); the
+      // latest first, so that two changes to one record in this write restore the oldest value.
+      for (let i = waiters.length - 1; i >= 0; i--) waiters[i]!.reject(error);
+      if (!carriesLazy) return;
+      // Lazy changes stay in memory: keep the shard dirty and try again, so that they reach the
+      // disk once the disk works again (a full disk, say).
+      this.lazyDirty.add(shard);
       setTimeout(() => {
-        if (this.dirty.has(shard)) this.enqueueWrite(shard);
+        if (this.lazyDirty.has(shard)) this.markDirty(shard).catch(() => undefined);
       }, 1000).unref();
     }
   }

@@ -1,7 +1,8 @@
 /**
  * The hub's durable state behind one interface, so that a distributed backend can replace the
  * embedded one later. Reads are synchronous from memory; each write updates memory at once and
- * returns a promise that resolves when the change is on disk, so "2xx" can mean "durable".
+ * returns a promise that resolves when the change is on disk, so "2xx" can mean "durable". A
+ * durable write that fails rejects with a StoreWriteError and leaves memory as it was.
  *
  * Only durable state lives here (nodes' identity, services, placements, join tokens). Heartbeats
  * and observed container status are soft state kept in memory by the hub and never written.
@@ -9,6 +10,7 @@
 import type { NodeFacts } from '../../shared/protocol.js';
 import type { NormalizedSpec } from '../../shared/spec.js';
 import type { Placement } from '../scheduler/types.js';
+import type { StoreHealth } from './store-write-error.js';
 
 export interface NodeRecord {
   id: string;
@@ -84,6 +86,9 @@ export interface Store {
   getJoinToken(tokenHash: string): JoinTokenRecord | undefined;
   putJoinToken(token: JoinTokenRecord): Promise<void>;
   deleteJoinToken(tokenHash: string): Promise<void>;
+
+  /** Whether the latest file write failed (and since when), and how many failed in all. */
+  health(): StoreHealth;
 
   /** Counters for benchmarks and metrics. */
   stats(): { writes: number; bytesWritten: number };
