@@ -7,6 +7,12 @@ import type { ServiceRecord, Store } from './store/store.js';
 /** Placed: a node that should run it now (pending replicas, even with a node, run nowhere). */
 const placedOn = (p: Placement): boolean => p.nodeId !== null && p.pendingReason === null;
 
+/**
+ * Bound on the nodes remembered as unsent after failed writes (a full disk fails every node's);
+ * past it a node still stays dirty and is retried, only the rare lazy-write race is not covered.
+ */
+const MAX_UNSENT_NODES = 100_000;
+
 interface ServiceContainer {
   container: ContainerSpec;
   specHash: string;
@@ -29,6 +35,8 @@ export class Dispatcher {
   private readonly services = new Map<string, ServiceContainer>();
   /** Nodes whose target may have changed since the last publish. */
   private readonly dirtyNodes = new Set<string>();
+  /** Nodes whose last target write failed: their target is sent even if memory already shows it. */
+  private readonly unsent = new Set<string>();
   /** (node, replica) pairs unassigned during one serviceChanged; flat pairs, checked at its end. */
   private readonly unassigned: string[] = [];
 
@@ -141,6 +149,8 @@ export class Dispatcher {
   /**
    * For every node whose target changed: bumps its generation, makes that durable, then sends.
    * Durable first, so that a hub restarted after a crash never hands out an older generation.
+   * A node whose write failed stays dirty (the store undid the bump) and the call rejects, so that
+   * the loop retries it; the nodes whose writes landed get their targets all the same.
    */
   async publish(): Promise<number> {
     if (this.dirtyNodes.size === 0) return 0;
@@ -150,16 +160,36 @@ export class Dispatcher {
     const writes: Array<Promise<void>> = [];
     for (const nodeId of nodes) {
       const node = this.store.getNode(nodeId);
-      if (!node) continue;
+      if (!node) {
+        this.unsent.delete(nodeId);
+        continue;
+      }
       const { replicas, hash } = this.targetOf(nodeId);
-      if (hash === node.targetHash) continue;
-      const generation = node.generation + 1;
+      if (hash === node.targetHash && !this.unsent.has(nodeId)) continue;
+      // Unsent: a lazy write of the node carried the bump to memory after this one failed; write
+      // it durably again before sending rather than skip a target the node never got.
+      const generation = hash === node.targetHash ? node.generation : node.generation + 1;
       writes.push(this.store.putNode({ ...node, generation, targetHash: hash }));
       changed.push({ nodeId, frame: { type: 'target', generation, replicas } });
     }
-    await Promise.all(writes);
-    for (const { nodeId, frame } of changed) this.send(nodeId, frame);
-    return changed.length;
+    const outcomes = await Promise.allSettled(writes);
+    let sent = 0;
+    let failure: unknown = null;
+    for (let i = 0; i < changed.length; i++) {
+      const { nodeId, frame } = changed[i]!;
+      const outcome = outcomes[i]!;
+      if (outcome.status === 'rejected') {
+        failure ??= outcome.reason;
+        this.dirtyNodes.add(nodeId);
+        if (this.unsent.size < MAX_UNSENT_NODES) this.unsent.add(nodeId);
+        continue;
+      }
+      this.unsent.delete(nodeId);
+      this.send(nodeId, frame);
+      sent++;
+    }
+    if (failure !== null) throw failure;
+    return sent;
   }
 
   /** The current target of one node (sent after its hello). */
