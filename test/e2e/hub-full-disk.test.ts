@@ -1,0 +1,96 @@
+/**
+ * The real hub on a small tmpfs: a full disk refuses writes with 507 and keeps nothing of them,
+ * /healthz says so, and all works again once space is freed; a hub started on a full disk says
+ * so in one line. Needs root (mount); skipped otherwise.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { hubClient, randomPort, startProgram, stopProgram, waitForHealthy, type Proc } from '../helpers/processes.js';
+
+const isRoot = process.getuid?.() === 0;
+let mountDir = '';
+let hub: Proc | undefined;
+
+/** Fills the filesystem: the write fails with ENOSPC once nothing is left, and what it wrote stays. */
+async function fill(file: string): Promise<void> {
+  await writeFile(file, Buffer.alloc(8 * 1024 * 1024)).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOSPC') throw error;
+  });
+}
+
+beforeAll(async () => {
+  if (!isRoot) return;
+  mountDir = await mkdtemp(path.join(os.tmpdir(), 'tether-full-disk-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mountDir]);
+});
+afterEach(async () => {
+  await stopProgram(hub);
+  hub = undefined;
+  if (mountDir) for (const entry of ['hub', 'filler']) await rm(path.join(mountDir, entry), { recursive: true, force: true });
+});
+afterAll(async () => {
+  if (!mountDir) return;
+  execFileSync('umount', [mountDir]);
+  await rm(mountDir, { recursive: true, force: true });
+});
+
+describe.skipIf(!isRoot)('hub on a full disk', () => {
+  it('refuses a write with 507, keeps nothing of it, and takes it once space is freed', async () => {
+    const dataDir = path.join(mountDir, 'hub');
+    const port = randomPort();
+    const url = `http://127.0.0.1:${port}`;
+    hub = startProgram('hub', ['--port', String(port), '--data-dir', dataDir]);
+    await waitForHealthy(url);
+    const api = await hubClient(url, dataDir);
+    expect((await api('PUT', '/v1/services/web', { image: 'nginx:1' })).status).toBe(201);
+
+    await fill(path.join(mountDir, 'filler'));
+    const refused = await api('PUT', '/v1/services/web', { image: 'nginx:2' });
+    expect(refused.status).toBe(507);
+    expect(refused.body.error.code).toBe('insufficient_storage');
+    expect((await api('PUT', '/v1/services/web', { image: 'nginx:2' })).status).toBe(507);
+    expect((await api('DELETE', '/v1/services/web')).status).toBe(507);
+    expect((await api('GET', '/v1/services/web')).body).toMatchObject({ revision: 1, spec: { image: 'nginx:1' } });
+    const health = await fetch(`${url}/healthz`);
+    expect(health.status).toBe(503);
+    expect(await health.json()).toMatchObject({ status: 'failing', store: { ok: false } });
+
+    // What a restart loads is what the hub showed.
+    await stopProgram(hub, 'SIGKILL');
+    await rm(path.join(mountDir, 'filler'));
+    hub = startProgram('hub', ['--port', String(port), '--data-dir', dataDir]);
+    await waitForHealthy(url);
+    expect((await api('GET', '/v1/services/web')).body).toMatchObject({ revision: 1, spec: { image: 'nginx:1' } });
+    const accepted = await api('PUT', '/v1/services/web', { image: 'nginx:2' });
+    expect(accepted.status).toBe(200);
+    expect(accepted.body).toMatchObject({ outcome: 'updated', revision: 2 });
+  });
+
+  it('recovers without a restart once space is freed', async () => {
+    const dataDir = path.join(mountDir, 'hub');
+    const port = randomPort();
+    const url = `http://127.0.0.1:${port}`;
+    hub = startProgram('hub', ['--port', String(port), '--data-dir', dataDir]);
+    await waitForHealthy(url);
+    const api = await hubClient(url, dataDir);
+    await fill(path.join(mountDir, 'filler'));
+    expect((await api('PUT', '/v1/services/web', { image: 'nginx:1' })).status).toBe(507);
+    await rm(path.join(mountDir, 'filler'));
+    expect((await api('PUT', '/v1/services/web', { image: 'nginx:1' })).status).toBe(201);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+  });
+
+  it('started on a full disk, says so in one line and exits non-zero', async () => {
+    const dataDir = path.join(mountDir, 'hub');
+    await mkdir(dataDir);
+    await fill(path.join(mountDir, 'filler'));
+    hub = startProgram('hub', ['--port', String(randomPort()), '--data-dir', dataDir]);
+    expect(await hub.exited).toBe(1);
+    const output = hub.output().trim();
+    expect(output).toMatch(/^tether-hub: cannot write to .*hub: no space left on the device \(disk full\) \(ENOSPC\)$/);
+    expect(output.split('\n')).toHaveLength(1);
+  });
+});
