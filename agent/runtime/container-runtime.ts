@@ -54,11 +54,20 @@ export interface CreateContainerRequest {
 
 export type StartResult = 'started' | 'already-running';
 
-export interface RuntimeEvent {
-  containerId: string;
-  /** Docker's action: create, start, die, stop, destroy, ... */
-  action: string;
-}
+export type RuntimeEvent =
+  | {
+      containerId: string;
+      /** Docker's action: create, start, die, stop, destroy, ... */
+      action: string;
+    }
+  | {
+      /**
+       * Events may have been missed (the stream was just (re)established): whatever the watcher
+       * knows of the node's containers is to be read again in full.
+       */
+      containerId: null;
+      action: 'resync';
+    };
 
 export interface ContainerRuntime {
   /** Engine name and version, reported as a node fact (e.g. "docker 20.10.24"). */
@@ -78,7 +87,8 @@ export interface ContainerRuntime {
   removeContainer(id: string): Promise<void>;
   /**
    * Calls onEvent for lifecycle events of this node's containers until the returned function is
-   * called. Reconnects by itself if the engine's event stream breaks.
+   * called. Reconnects by itself if the engine's event stream breaks, and sends a 'resync' after
+   * each (re)connection, since it never replays by time.
    */
   watchEvents(nodeId: string, onEvent: (event: RuntimeEvent) => void): () => void;
 }

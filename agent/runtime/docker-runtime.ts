@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
+import { performance } from 'node:perf_hooks';
 import DockerModem from 'docker-modem';
 import { Backoff } from '../../shared/backoff.js';
 import type { RegistryAuth } from '../../shared/spec.js';
@@ -17,6 +18,7 @@ import {
   type RuntimeEvent,
   type StartResult,
 } from './container-runtime.js';
+import { DEFAULT_ENGINE_DEADLINES, EngineTimeoutError, type EngineDeadlines } from './engine-deadlines.js';
 
 export interface DockerRuntimeLogger {
   warn(obj: object, msg: string): void;
@@ -32,10 +34,15 @@ export interface DockerRuntimeOptions {
   registryAuth?: Record<string, { username: string; password: string }>;
   /** The engine connection; tests give a fake one to play an engine exactly (a lagging listing, a flaky inspect). */
   modem?: Pick<DockerModem, 'dial'>;
+  /** How long each kind of engine call may take (see EngineDeadlines); tests shorten them. */
+  deadlines?: Partial<EngineDeadlines>;
+  /**
+   * A monotonic clock in ms, for the runtime's own bookkeeping (how old a cached inspect is). Not
+   * the wall clock: a device without a real-time clock jumps years when it first syncs.
+   */
+  monotonicNowMs?: () => number;
 }
 
-/** A pull of a few hundred MB over a slow edge uplink fits; a registry that hangs does not block forever. */
-const PULL_TIMEOUT_MS = 10 * 60_000;
 /** Reconnect delays of the event stream: quick after a blip, at most this slow while the engine is down. */
 const EVENTS_BACKOFF = { baseMs: 250, capMs: 10_000 } as const;
 /** A stream that stayed up this long was healthy: its end starts the backoff over. */
@@ -94,7 +101,8 @@ export function engineMessage(err: unknown): string {
   return text.replace(/^\(HTTP code \d+\) [^-]*- /, '').trim();
 }
 
-function engineError(what: string, err: unknown): DockerEngineError {
+function engineError(what: string, err: unknown): DockerEngineError | EngineTimeoutError {
+  if (err instanceof EngineTimeoutError) return err; // names its call already
   return new DockerEngineError(`${what}: ${engineMessage(err)}`, statusCodeOf(err), { cause: err });
 }
 
@@ -242,25 +250,54 @@ export class DockerRuntime implements ContainerRuntime {
    */
   private readonly lastEventByNode = new Map<string, Map<string, number>>();
   private eventSeq = 0;
+  private readonly deadlines: Readonly<EngineDeadlines>;
+  private readonly nowMs: () => number;
 
   constructor(opts: DockerRuntimeOptions = {}) {
     this.modem = opts.modem ?? new DockerModem({ socketPath: opts.socketPath ?? '/var/run/docker.sock' });
     this.logger = opts.logger;
+    this.deadlines = { ...DEFAULT_ENGINE_DEADLINES, ...opts.deadlines };
+    this.nowMs = opts.monotonicNowMs ?? (() => performance.now());
     this.registryAuth = new Map(
       Object.entries(opts.registryAuth ?? {}).map(([host, c]) => [host, { username: c.username, password: c.password }]),
     );
   }
 
-  /** One engine API call: the parsed JSON answer, or the response itself with isStream. */
-  private call<T>(options: DockerModem.DialOptions): Promise<T> {
+  /**
+   * One engine API call: the parsed JSON answer, or the response itself with isStream (then the
+   * deadline covers the answer's start; the caller watches the stream). Past deadlineMs the request
+   * is destroyed and the call rejects with an EngineTimeoutError naming `what`; the caller's
+   * abortSignal, if any, also settles it at once, whatever the connection does.
+   */
+  private call<T>(what: string, deadlineMs: number | null, options: DockerModem.DialOptions): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.modem.dial(options, (err, result) => (err ? reject(err) : resolve(result as T)));
+      const outer = options.abortSignal;
+      const controller = new AbortController();
+      let settled = false;
+      const settle = (err: unknown, result?: T): void => {
+        if (settled) return;
+        settled = true;
+        if (timer !== null) clearTimeout(timer);
+        if (err) reject(err);
+        else resolve(result as T);
+      };
+      // Destroys the request (and its socket): an abandoned call holds nothing open.
+      const abandon = (reason: unknown): void => {
+        if (!controller.signal.aborted) controller.abort(reason);
+        settle(reason);
+      };
+      const timer = deadlineMs === null ? null : setTimeout(() => abandon(new EngineTimeoutError(what, deadlineMs)), deadlineMs);
+      // Linked for the request's whole life: the caller's abort also ends a stream already answering.
+      const onOuterAbort = (): void => abandon(outer?.reason ?? new Error(`${what} aborted`));
+      if (outer?.aborted) return onOuterAbort();
+      outer?.addEventListener('abort', onOuterAbort, { once: true });
+      this.modem.dial({ ...options, abortSignal: controller.signal }, (err, result) => settle(err ?? null, result as T));
     });
   }
 
   async version(): Promise<string> {
     try {
-      const v = await this.call<{ Version?: string }>({ path: '/version', method: 'GET', statusCodes: OK });
+      const v = await this.call<{ Version?: string }>('docker version', this.deadlines.queryMs, { path: '/version', method: 'GET', statusCodes: OK });
       return `docker ${v.Version}`.slice(0, 128);
     } catch (err) {
       throw engineError('docker version', err);
@@ -281,7 +318,7 @@ export class DockerRuntime implements ContainerRuntime {
   async listContainers(nodeId: string): Promise<ObservedContainer[]> {
     let infos: ListedContainer[];
     try {
-      infos = await this.call<ListedContainer[]>({
+      infos = await this.call<ListedContainer[]>('list containers', this.deadlines.queryMs, {
         path: '/containers/json?',
         method: 'GET',
         options: { all: true, filters: { label: [`${LABELS.nodeId}=${nodeId}`] } },
@@ -290,10 +327,13 @@ export class DockerRuntime implements ContainerRuntime {
     } catch (err) {
       throw engineError('list containers', err);
     }
-    const nowMs = Date.now();
+    const nowMs = this.nowMs();
     const previous = this.inspectedByNode.get(nodeId) ?? new Map<string, InspectedState>();
     const lastEvent = this.lastEventByNode.get(nodeId);
     const inspected = new Map<string, InspectedState>();
+    // Once one inspect goes unanswered, the engine is hung: the rest of this listing asks no more,
+    // or a node of 100 containers would wait out 100 deadlines.
+    let hung: EngineTimeoutError | null = null;
     const results = await mapLimit(infos, INSPECT_CONCURRENCY, async (info): Promise<ObservedContainer | null> => {
       const labels = info.Labels ?? {};
       const service = labels[LABELS.service];
@@ -310,8 +350,11 @@ export class DockerRuntime implements ContainerRuntime {
         (lastEvent?.get(info.Id) ?? 0) <= cached.eventSeq;
       let observed: InspectedState | null;
       try {
-        observed = listedState === 'running' && cacheFresh ? cached : await this.inspectState(info.Id, cached);
+        if (listedState === 'running' && cacheFresh) observed = cached;
+        else if (hung !== null) throw new EngineTimeoutError(`inspect container ${info.Id.slice(0, 12)}`, hung.deadlineMs, `not asked: ${hung.message}`);
+        else observed = await this.inspectState(info.Id, cached);
       } catch (err) {
+        if (err instanceof EngineTimeoutError) hung ??= err;
         // One container the engine will not inspect is that container's problem, not the node's:
         // it is shown with the error (its state unconfirmed: the listing may lag its death) and
         // inspected again next time. The last good inspect stays cached, so its restart count
@@ -367,7 +410,7 @@ export class DockerRuntime implements ContainerRuntime {
     const eventSeq = this.eventSeq;
     let info: ContainerInspect;
     try {
-      info = await this.call<ContainerInspect>({ path: `/containers/${id}/json`, method: 'GET', statusCodes: OK });
+      info = await this.call<ContainerInspect>(`inspect container ${id.slice(0, 12)}`, this.deadlines.queryMs, { path: `/containers/${id}/json`, method: 'GET', statusCodes: OK });
     } catch (err) {
       if (isNotFound(err)) return null;
       throw engineError(`inspect container ${id.slice(0, 12)}`, err);
@@ -385,7 +428,7 @@ export class DockerRuntime implements ContainerRuntime {
       exitCode,
       restartCount: info.RestartCount ?? 0,
       error: info.State?.Error ? info.State.Error : null,
-      atMs: Date.now(),
+      atMs: this.nowMs(),
       eventSeq,
     };
     return result;
@@ -395,7 +438,7 @@ export class DockerRuntime implements ContainerRuntime {
     try {
       // Encoded: a reference with a space or '?' must reach the engine, which then explains what
       // is wrong with it, rather than break the request on our side.
-      await this.call({ path: `/images/${encodeImagePath(image)}/json`, method: 'GET', statusCodes: OK });
+      await this.call(`inspect image ${image}`, this.deadlines.queryMs, { path: `/images/${encodeImagePath(image)}/json`, method: 'GET', statusCodes: OK });
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;
@@ -406,14 +449,24 @@ export class DockerRuntime implements ContainerRuntime {
   async pullImage(image: string, auth: RegistryAuth | null, signal?: AbortSignal): Promise<void> {
     const what = `pull ${image}`;
     if (signal?.aborted) throw new Error(`${what} aborted`);
-    // One controller for the caller's signal and our timeout: aborting it destroys the request
-    // and the progress stream alike.
+    // One controller for the caller's signal and the stall deadline: aborting it destroys the
+    // request and the progress stream alike.
     const controller = new AbortController();
     const onCallerAbort = (): void => controller.abort(new Error(`${what} aborted`));
     signal?.addEventListener('abort', onCallerAbort, { once: true });
-    const timer = setTimeout(() => controller.abort(new Error(`${what} timed out after ${PULL_TIMEOUT_MS / 1000} s`)), PULL_TIMEOUT_MS);
+    // Not a limit on the whole pull: on the time since the engine last said anything about it.
+    const stallMs = this.deadlines.pullStallMs;
+    let stallTimer: NodeJS.Timeout | null = null;
+    const progressed = (): void => {
+      if (stallTimer !== null) clearTimeout(stallTimer);
+      stallTimer = setTimeout(
+        () => controller.abort(new EngineTimeoutError(what, stallMs, `no progress from the engine for ${stallMs / 1000} s`)),
+        stallMs,
+      );
+    };
     const abortReason = (): Error => (controller.signal.reason instanceof Error ? controller.signal.reason : new Error(`${what} aborted`));
     try {
+      progressed(); // the answer's start counts as the first progress
       const { repository, tag } = splitRepositoryTag(image);
       const request: DockerModem.DialOptions = {
         path: '/images/create?',
@@ -432,14 +485,15 @@ export class DockerRuntime implements ContainerRuntime {
       }
       let stream: IncomingMessage;
       try {
-        stream = await this.call<IncomingMessage>(request);
+        stream = await this.call<IncomingMessage>(what, null, request);
       } catch (err) {
         if (controller.signal.aborted) throw abortReason();
         throw new DockerEngineError(`${what} failed: ${engineMessage(err)}`, statusCodeOf(err), { cause: err });
       }
-      await this.followPull(what, stream, controller.signal, abortReason);
+      progressed();
+      await this.followPull(what, stream, controller.signal, abortReason, progressed);
     } finally {
-      clearTimeout(timer);
+      if (stallTimer !== null) clearTimeout(stallTimer);
       signal?.removeEventListener('abort', onCallerAbort);
     }
   }
@@ -450,7 +504,7 @@ export class DockerRuntime implements ContainerRuntime {
    * line. Our own reader instead of modem.followProgress: that one throws from inside the data
    * handler on a bad line and reports success when the connection closes early.
    */
-  private followPull(what: string, stream: Readable, signal: AbortSignal, abortReason: () => Error): Promise<void> {
+  private followPull(what: string, stream: Readable, signal: AbortSignal, abortReason: () => Error, onProgress: () => void): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const reader = new JsonLineReader();
       let failure: string | null = null;
@@ -466,7 +520,8 @@ export class DockerRuntime implements ContainerRuntime {
       const onAbort = (): void => finish(abortReason());
       signal.addEventListener('abort', onAbort, { once: true });
       stream.setEncoding('utf8');
-      stream.on('data', (chunk: string) =>
+      stream.on('data', (chunk: string) => {
+        onProgress();
         reader.push(
           chunk,
           (value) => {
@@ -476,13 +531,13 @@ export class DockerRuntime implements ContainerRuntime {
             }
           },
           (line) => this.logger?.warn({ operation: what, line: line.slice(0, 200) }, 'unparseable pull progress line'),
-        ),
-      );
+        );
+      });
       const failed = (reason: string): Error => new Error(`${what} failed: ${reason}`);
       stream.on('end', () => finish(failure !== null ? failed(failure) : null));
       stream.on('error', (err) => finish(signal.aborted ? abortReason() : failed(engineMessage(err))));
       // 'close' without 'end': the connection broke mid-pull, which is no success.
-      stream.on('close', () => finish(failed(failure ?? 'the engine closed the connection before the pull finished')));
+      stream.on('close', () => finish(signal.aborted ? abortReason() : failed(failure ?? 'the engine closed the connection before the pull finished')));
       if (signal.aborted) onAbort();
     });
   }
@@ -526,7 +581,7 @@ export class DockerRuntime implements ContainerRuntime {
     if (spec.command !== null) body.Cmd = spec.command;
 
     try {
-      const created = await this.call<{ Id: string }>({
+      const created = await this.call<{ Id: string }>(`create container ${req.name}`, this.deadlines.createMs, {
         path: '/containers/create?',
         method: 'POST',
         // The name alone in the query: the rest (env values included) stays out of the URL.
@@ -545,7 +600,7 @@ export class DockerRuntime implements ContainerRuntime {
 
   async startContainer(id: string): Promise<StartResult> {
     try {
-      await this.call({ path: `/containers/${id}/start`, method: 'POST', statusCodes: OK_NO_CONTENT });
+      await this.call(`start container ${id.slice(0, 12)}`, this.deadlines.startMs, { path: `/containers/${id}/start`, method: 'POST', statusCodes: OK_NO_CONTENT });
       // The engine has reset its RestartCount: the cached inspect's count is from before, and a
       // failed inspect next would report it, counted again on top of the agent's own start.
       for (const inspected of this.inspectedByNode.values()) inspected.delete(id);
@@ -557,11 +612,13 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async stopContainer(id: string, timeoutS: number): Promise<void> {
+    const stopS = Math.max(0, Math.round(timeoutS));
     try {
-      await this.call({
+      // The engine waits stopS for the process before it kills it: the deadline starts after that.
+      await this.call(`stop container ${id.slice(0, 12)}`, stopS * 1000 + this.deadlines.stopMarginMs, {
         path: `/containers/${id}/stop?`,
         method: 'POST',
-        options: { t: Math.max(0, Math.round(timeoutS)) },
+        options: { t: stopS },
         statusCodes: OK_NO_CONTENT,
       });
     } catch (err) {
@@ -574,7 +631,7 @@ export class DockerRuntime implements ContainerRuntime {
   async removeContainer(id: string): Promise<void> {
     try {
       // v: anonymous volumes from the image's VOLUME lines would otherwise pile up on the disk.
-      await this.call({
+      await this.call(`remove container ${id.slice(0, 12)}`, this.deadlines.removeMs, {
         path: `/containers/${id}?`,
         method: 'DELETE',
         options: { force: true, v: true },
@@ -589,10 +646,11 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   /**
-   * Follows the engine's event stream for this node's containers. When the stream breaks it
-   * reconnects with backoff and asks for events `since` the last one seen, so events that happened
-   * while disconnected are replayed (from the engine's in-memory log); ones already delivered are
-   * skipped.
+   * Follows the engine's event stream for this node's containers. Every (re)subscription starts
+   * with a 'resync' event: what happened while there was no stream is read by a full listing, not
+   * replayed by time, since a `since` would come from a clock (the device's, or an engine's that
+   * steps back when it first syncs) and a wrong one silently drops events. When the stream breaks
+   * it reconnects with backoff; when it is silent and the engine no longer answers a ping, too.
    */
   watchEvents(nodeId: string, onEvent: (event: RuntimeEvent) => void): () => void {
     const backoff = new Backoff(EVENTS_BACKOFF);
@@ -600,9 +658,6 @@ export class DockerRuntime implements ContainerRuntime {
     let timer: NodeJS.Timeout | null = null;
     let controller: AbortController | null = null;
     let stream: Readable | null = null;
-    // Engine time (whole seconds) to resume from, and the events already delivered in that second.
-    let resumeFromS: number | null = null;
-    let deliveredInResumeSecond = new Set<string>();
 
     const scheduleReconnect = (): void => {
       if (stopped || timer !== null) return;
@@ -612,55 +667,38 @@ export class DockerRuntime implements ContainerRuntime {
       }, backoff.nextDelayMs());
     };
 
+    const deliver = (event: RuntimeEvent): void => {
+      try {
+        onEvent(event);
+      } catch (err) {
+        this.logger?.warn({ err, nodeId }, 'container event handler threw');
+      }
+    };
+
     const handle = (value: unknown): void => {
-      const e = value as {
-        Type?: unknown;
-        Action?: unknown;
-        status?: unknown;
-        id?: unknown;
-        Actor?: { ID?: unknown };
-        time?: unknown;
-        timeNano?: unknown;
-      };
+      const e = value as { Type?: unknown; Action?: unknown; status?: unknown; id?: unknown; Actor?: { ID?: unknown } };
       if (e.Type !== undefined && e.Type !== 'container') return;
       const containerId = typeof e.Actor?.ID === 'string' ? e.Actor.ID : typeof e.id === 'string' ? e.id : null;
       const rawAction = typeof e.Action === 'string' ? e.Action : typeof e.status === 'string' ? e.status : null;
       if (containerId === null || rawAction === null) return;
-      const timeS = typeof e.time === 'number' ? e.time : null;
-      if (timeS !== null) {
-        const key = `${String(e.timeNano)}|${containerId}|${rawAction}`;
-        if (resumeFromS !== null && timeS < resumeFromS) return; // older than what we already had
-        if (resumeFromS === timeS && deliveredInResumeSecond.has(key)) return; // replayed after a reconnect
-        if (resumeFromS === null || timeS > resumeFromS) {
-          resumeFromS = timeS;
-          deliveredInResumeSecond = new Set();
-        }
-        deliveredInResumeSecond.add(key);
-      }
       // "exec_start: sh -c ..." and "health_status: healthy" carry details after the colon; the
       // action alone is the lifecycle fact (and a command line may hold secrets).
       const action = rawAction.split(':')[0]!.trim();
       backoff.reset(); // the stream delivers: the next break starts from a short delay again
       this.noteEvent(nodeId, containerId);
-      try {
-        onEvent({ containerId, action });
-      } catch (err) {
-        this.logger?.warn({ err, nodeId }, 'container event handler threw');
-      }
+      deliver({ containerId, action });
     };
 
     const connect = async (): Promise<void> => {
       if (stopped) return;
       const myController = new AbortController();
       controller = myController;
-      const query: { filters: object; since?: number } = { filters: { type: ['container'], label: [`${LABELS.nodeId}=${nodeId}`] } };
-      if (resumeFromS !== null) query.since = resumeFromS;
       let s: IncomingMessage;
       try {
-        s = await this.call<IncomingMessage>({
+        s = await this.call<IncomingMessage>('docker events', this.deadlines.queryMs, {
           path: '/events?',
           method: 'GET',
-          options: query,
+          options: { filters: { type: ['container'], label: [`${LABELS.nodeId}=${nodeId}`] } },
           abortSignal: myController.signal,
           isStream: true,
           statusCodes: OK,
@@ -676,30 +714,52 @@ export class DockerRuntime implements ContainerRuntime {
         return;
       }
       stream = s;
-      // Without a `since`, a reconnect would miss whatever happened in between: from now on we
-      // always have a point to resume from (engine and agent share a clock, being on one host).
-      if (resumeFromS === null) resumeFromS = Math.floor(Date.now() / 1000);
-      const connectedAtMs = Date.now();
+      const connectedAtMs = this.nowMs();
       const reader = new JsonLineReader();
       let ended = false;
-      const onEnd = (err?: Error): void => {
+      let idleTimer: NodeJS.Timeout | null = null;
+      const onEnd = (err?: unknown): void => {
         if (ended) return;
         ended = true;
+        if (idleTimer !== null) clearTimeout(idleTimer);
+        myController.abort();
         s.destroy();
         if (stream === s) stream = null;
         if (stopped) return;
-        if (Date.now() - connectedAtMs >= EVENTS_HEALTHY_AFTER_MS) backoff.reset();
+        if (this.nowMs() - connectedAtMs >= EVENTS_HEALTHY_AFTER_MS) backoff.reset();
         this.logger?.warn({ err: err ? engineMessage(err) : undefined, nodeId }, 'docker event stream ended, reconnecting');
         scheduleReconnect();
       };
+      // A quiet node has a quiet stream; a hung engine has one too. A ping tells them apart.
+      const armIdle = (): void => {
+        if (idleTimer !== null) clearTimeout(idleTimer);
+        idleTimer = setTimeout(() => {
+          idleTimer = null;
+          this.call('docker ping', this.deadlines.queryMs, { path: '/_ping', method: 'GET', statusCodes: OK }).then(
+            () => {
+              if (!ended && !stopped && idleTimer === null) armIdle();
+            },
+            // Unless the stream spoke meanwhile: the engine is alive, however slow its ping.
+            (err: unknown) => {
+              if (idleTimer === null) onEnd(err);
+            },
+          );
+        }, this.deadlines.eventsIdleMs);
+      };
       s.setEncoding('utf8');
       s.on('data', (chunk: string) => {
-        if (stopped) return;
+        if (stopped || ended) return;
+        armIdle();
         reader.push(chunk, handle, (line) => this.logger?.warn({ nodeId, line: line.slice(0, 200) }, 'unparseable docker event'));
       });
       s.on('error', (err) => onEnd(err));
       s.on('end', () => onEnd());
       s.on('close', () => onEnd());
+      armIdle();
+      // Events from before the stream was up are gone: cached inspects are checked again, and the
+      // watcher re-reads everything.
+      for (const containerId of this.inspectedByNode.get(nodeId)?.keys() ?? []) this.noteEvent(nodeId, containerId);
+      deliver({ containerId: null, action: 'resync' });
     };
 
     void connect();

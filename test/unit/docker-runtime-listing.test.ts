@@ -153,10 +153,24 @@ describe('DockerRuntime listing on a scripted engine', () => {
     }
   });
 
-  it('through a flapping inspect the agent reports no inflated restart count, and never running unconfirmed', async () => {
+  it('a wall clock stepping back a year does not keep a running container’s inspect fresh', async () => {
     vi.useFakeTimers({ toFake: ['Date'] });
+    let clockMs = 0;
     const engine = new ScriptedEngine();
-    const runtime = new DockerRuntime({ modem: engine });
+    const runtime = new DockerRuntime({ modem: engine, monotonicNowMs: () => clockMs });
+    engine.inspects.push({ Status: 'running', RestartCount: 0 }, { Status: 'running', RestartCount: 3 });
+    expect((await runtime.listContainers(NODE))[0]).toMatchObject({ restartCount: 0 });
+    // The first time sync of a device without a real-time clock corrects one that ran ahead.
+    vi.setSystemTime(Date.now() - 365 * 86_400_000);
+    clockMs += 31_000;
+    expect((await runtime.listContainers(NODE))[0]).toMatchObject({ restartCount: 3 });
+    expect(engine.inspectCalls).toBe(2);
+  });
+
+  it('through a flapping inspect the agent reports no inflated restart count, and never running unconfirmed', async () => {
+    let clockMs = 0;
+    const engine = new ScriptedEngine();
+    const runtime = new DockerRuntime({ modem: engine, monotonicNowMs: () => clockMs });
     const reports: ReplicaReport[] = [];
     const loop = new ReconcileLoop({
       nodeId: NODE,
@@ -175,7 +189,7 @@ describe('DockerRuntime listing on a scripted engine', () => {
       const seen: Array<[string, number]> = [];
       for (let i = 0; i < 5; i++) {
         // Past the lifetime of a running container's inspect: every pass inspects it again.
-        vi.setSystemTime(Date.now() + 31_000);
+        clockMs += 31_000;
         await loop.runOnce();
         const [r] = loop.snapshot();
         seen.push([r!.state, r!.restarts]);
