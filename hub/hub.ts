@@ -7,6 +7,7 @@ import { Dispatcher } from './dispatcher.js';
 import { FailureDetector, type NodeState } from './failure-detector.js';
 import { DEFAULT_DISRUPTION_SHARE } from './fleet-disruption.js';
 import { ObservedState } from './observed-state.js';
+import { PerKeyQueue } from './per-key-queue.js';
 import { NodeDirectory } from './node-directory.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import { HubReconcileLoop } from './reconcile-loop.js';
@@ -217,6 +218,8 @@ export class Hub {
    * the services it left alone.
    */
   private readonly handoverReplacements = new Map<string, Set<string>>();
+  /** Writes of one service, one at a time: each builds on the record the previous one left. */
+  private readonly serviceWrites = new PerKeyQueue();
 
   private trackHandovers(changed: readonly ServiceRecord[]): void {
     for (const s of changed) {
@@ -296,13 +299,23 @@ export class Hub {
   }
 
   /** Creates or replaces a service. The same spec again changes nothing and restarts nothing. */
-  async putService(name: string, spec: NormalizedSpec): Promise<PutServiceResult> {
+  putService(name: string, spec: NormalizedSpec): Promise<PutServiceResult> {
+    return this.serviceWrites.run(name, () => this.putServiceNow(name, spec));
+  }
+
+  async deleteService(name: string): Promise<boolean> {
+    return this.serviceWrites.run(name, () => this.deleteServiceNow(name));
+  }
+
+  private async putServiceNow(name: string, spec: NormalizedSpec): Promise<PutServiceResult> {
     const before = this.store.getService(name);
     if (before && sameRecord(before.spec, spec)) return { outcome: 'unchanged', record: before };
     const now = new Date().toISOString();
+    // A name deleted before goes on from the revision it reached: clients and caches rely on
+    // revisions growing per name.
     const record: ServiceRecord = before
       ? { ...before, spec, revision: before.revision + 1, updatedAt: now }
-      : { name, spec, revision: 1, createdAt: now, updatedAt: now, placements: [] };
+      : { name, spec, revision: (this.store.getServiceTombstone(name)?.revision ?? 0) + 1, createdAt: now, updatedAt: now, placements: [] };
     const written = this.store.putService(record);
     this.dispatcher.serviceChanged(before, record);
     try {
@@ -314,10 +327,20 @@ export class Hub {
       throw error;
     }
     this.loop.markDirty();
+    if (!before && this.store.getServiceTombstone(name)) {
+      // The live record carries the revision now; a tombstone that stays (a failed write) only
+      // holds a lower one.
+      void this.store.deleteServiceTombstone(name).catch((err: unknown) => this.logger.error({ err, service: name }, 'could not drop the revision of a deleted service'));
+    }
     return { outcome: before ? 'updated' : 'created', record };
   }
 
-  async deleteService(name: string): Promise<boolean> {
+  private async deleteServiceNow(name: string): Promise<boolean> {
+    if (!this.store.getService(name)) return false;
+    // Durable before the delete, so that no crash between the two lets the name start over.
+    const reached = this.store.getService(name)!.revision;
+    await this.store.putServiceTombstone({ name, revision: reached, deletedAt: new Date().toISOString() });
+    // Read again: a reconcile pass may have changed the placements meanwhile.
     const before = this.store.getService(name);
     if (!before) return false;
     const written = this.store.deleteService(name);

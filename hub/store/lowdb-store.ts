@@ -1,11 +1,13 @@
 import { unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { JoinTokenRecord, NodeRecord, ServiceRecord, Store } from './store.js';
+import type { JoinTokenRecord, NodeRecord, ServiceRecord, ServiceTombstone, Store } from './store.js';
 import { ShardedCollection, type CollectionOptions } from './sharded-collection.js';
 import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
 
 /** What the start-up probe writes: about a small shard, so that a nearly full disk fails at start. */
 const PROBE_BYTES = 64 * 1024;
+/** Files of deleted services' revisions; fixed for the life of a data directory. */
+const TOMBSTONE_SHARDS = 4;
 
 export interface LowdbStoreOptions {
   dir: string;
@@ -21,6 +23,7 @@ export class LowdbStore implements Store {
   private readonly nodes: ShardedCollection<NodeRecord>;
   private readonly services: ShardedCollection<ServiceRecord>;
   private readonly joinTokens: ShardedCollection<JoinTokenRecord>;
+  private readonly tombstones: ShardedCollection<ServiceTombstone>;
   private readonly healthTracker = new StoreHealthTracker();
 
   constructor(private readonly opts: LowdbStoreOptions) {
@@ -28,11 +31,13 @@ export class LowdbStore implements Store {
     this.nodes = new ShardedCollection(path.join(opts.dir, 'nodes'), 'nodes', opts.nodeShards ?? 64, collection);
     this.services = new ShardedCollection(path.join(opts.dir, 'services'), 'services', opts.serviceShards ?? 64, collection);
     this.joinTokens = new ShardedCollection(opts.dir, 'join-tokens', 1, collection);
+    // Few and small (one per name deleted and not created again): a handful of files is plenty.
+    this.tombstones = new ShardedCollection(path.join(opts.dir, 'services'), 'deleted-services', TOMBSTONE_SHARDS, collection);
   }
 
   /** Rejects with a StoreWriteError when the store cannot write (a full disk, say): better at start than at the first API write. */
   async open(): Promise<void> {
-    await Promise.all([this.nodes.open(), this.services.open(), this.joinTokens.open()]);
+    await Promise.all(this.all().map((c) => c.open()));
     const probe = path.join(this.opts.dir, '.write-probe');
     try {
       this.opts.beforeWrite?.(probe);
@@ -45,7 +50,7 @@ export class LowdbStore implements Store {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.nodes.flush(), this.services.flush(), this.joinTokens.flush()]);
+    await Promise.all(this.all().map((c) => c.flush()));
   }
 
   getNode(id: string) {
@@ -74,6 +79,16 @@ export class LowdbStore implements Store {
     return this.services.delete(name);
   }
 
+  getServiceTombstone(name: string) {
+    return this.tombstones.get(name);
+  }
+  putServiceTombstone(tombstone: ServiceTombstone) {
+    return this.tombstones.put(tombstone.name, tombstone);
+  }
+  deleteServiceTombstone(name: string) {
+    return this.tombstones.delete(name);
+  }
+
   getJoinToken(tokenHash: string) {
     return this.joinTokens.get(tokenHash);
   }
@@ -88,8 +103,12 @@ export class LowdbStore implements Store {
     return this.healthTracker.get();
   }
 
+  private all(): Array<ShardedCollection<unknown>> {
+    return [this.nodes, this.services, this.joinTokens, this.tombstones] as Array<ShardedCollection<unknown>>;
+  }
+
   stats() {
-    const all = [this.nodes, this.services, this.joinTokens];
+    const all = this.all();
     return {
       writes: all.reduce((n, c) => n + c.writes, 0),
       bytesWritten: all.reduce((n, c) => n + c.bytesWritten, 0),

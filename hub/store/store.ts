@@ -55,6 +55,13 @@ export interface ServiceRecord {
   placements: Placement[];
 }
 
+/** What is left of a deleted service: the revision it reached, so that one created again under its name goes on from there. */
+export interface ServiceTombstone {
+  name: string;
+  revision: number;
+  deletedAt: string;
+}
+
 export interface JoinTokenRecord {
   /** sha256 of the token. */
   tokenHash: string;
@@ -82,6 +89,10 @@ export interface Store {
   listServices(): Iterable<ServiceRecord>;
   putService(service: ServiceRecord): Promise<void>;
   deleteService(name: string): Promise<void>;
+
+  getServiceTombstone(name: string): ServiceTombstone | undefined;
+  putServiceTombstone(tombstone: ServiceTombstone): Promise<void>;
+  deleteServiceTombstone(name: string): Promise<void>;
 
   getJoinToken(tokenHash: string): JoinTokenRecord | undefined;
   putJoinToken(token: JoinTokenRecord): Promise<void>;
