@@ -38,15 +38,20 @@ export class LowdbStore implements Store {
   /** Rejects with a StoreWriteError when the store cannot write (a full disk, say): better at start than at the first API write. */
   async open(): Promise<void> {
     await Promise.all(this.all().map((c) => c.open()));
-    const probe = path.join(this.opts.dir, '.write-probe');
+    // Every directory a collection writes into (each has its own permissions).
+    for (const dir of [this.opts.dir, path.join(this.opts.dir, 'nodes'), path.join(this.opts.dir, 'services')]) await this.probe(dir);
+  }
+
+  private async probe(dir: string): Promise<void> {
+    const file = path.join(dir, '.write-probe');
     try {
-      this.opts.beforeWrite?.(probe);
-      await writeFile(probe, Buffer.alloc(PROBE_BYTES));
+      this.opts.beforeWrite?.(file);
+      await writeFile(file, Buffer.alloc(PROBE_BYTES));
     } catch (error) {
-      await unlink(probe).catch(() => undefined);
-      throw new StoreWriteError(probe, error);
+      await unlink(file).catch(() => undefined);
+      throw new StoreWriteError(file, error);
     }
-    await unlink(probe);
+    await unlink(file);
   }
 
   async close(): Promise<void> {

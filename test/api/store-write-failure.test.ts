@@ -71,6 +71,15 @@ describe('API writes the store cannot make', () => {
     expect(retried.json()).toMatchObject({ outcome: 'updated', revision: 2 });
   });
 
+  it('refuses a join token it cannot store', async () => {
+    await startHub();
+    control.failWith = 'ENOSPC';
+    const res = await call('POST', '/v1/join-tokens', {});
+    expect(res.statusCode).toBe(507);
+    expect(res.json().error.code).toBe('insufficient_storage');
+    expect(res.json().token).toBeUndefined();
+  });
+
   it('answers 503 with Retry-After and the cause for other write errors', async () => {
     await startHub();
     control.failWith = 'EROFS';
