@@ -343,15 +343,11 @@ export class Hub {
     // Read again: a reconcile pass may have changed the placements meanwhile.
     const before = this.store.getService(name);
     if (!before) return false;
-    const written = this.store.deleteService(name);
+    // The index lets go of the replicas (and their observed states) only once the delete is on
+    // disk: a delete that fails must leave the service as it was, its replicas' states included.
+    // Writes of this name wait meanwhile, and a reconcile pass no longer sees the service.
+    await this.store.deleteService(name);
     this.dispatcher.serviceChanged(before, undefined);
-    try {
-      await written;
-    } catch (error) {
-      // The service is back in the store: back in the index too (a retried DELETE finds it).
-      if (this.store.getService(name) === before) this.dispatcher.serviceChanged(undefined, before);
-      throw error;
-    }
     this.handoverReplacements.delete(name);
     this.loop.markDirty();
     return true;
