@@ -37,7 +37,8 @@ afterAll(async () => {
   await rm(mountDir, { recursive: true, force: true });
 });
 
-describe.skipIf(!isRoot)('hub on a full disk', () => {
+// In CI it must run (CI runs as root): there a missing privilege fails the test instead of hiding it.
+describe.skipIf(!isRoot && process.env.CI !== 'true')('hub on a full disk', () => {
   it('refuses a write with 507, keeps nothing of it, and takes it once space is freed', async () => {
     const dataDir = path.join(mountDir, 'hub');
     const port = randomPort();
