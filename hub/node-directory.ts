@@ -54,7 +54,11 @@ function sameFacts(a: NodeFacts | null, b: NodeFacts): boolean {
   return a !== null && same({ ...a, diskFreeBytes: 0 }, { ...b, diskFreeBytes: 0 });
 }
 
-/** What the device said of itself when it joined (or last had accepted); records from before `declared` existed used their name and labels. */
+/**
+ * What the device said of itself when it joined (or last had accepted). Kept in the record only
+ * once it differs from the node's name and labels (a join token's labels, an operator's change):
+ * for most nodes it is their name and labels, and the hub holds tens of thousands of records.
+ */
 function declaredOf(node: NodeRecord): Identity {
   return node.declared ?? { name: node.name, labels: node.labels };
 }
@@ -104,9 +108,7 @@ export class NodeDirectory {
       generation: 0,
       targetHash: '',
       joinedAt: new Date().toISOString(),
-      declared: { name, labels },
-      tokenLabels,
-      requested: null,
+      ...(Object.keys(tokenLabels).length > 0 ? { declared: { name, labels }, tokenLabels } : {}),
     });
     this.logger.info({ nodeId, name }, 'node joined');
     return { nodeId, credential };
@@ -125,7 +127,8 @@ export class NodeDirectory {
       if (!wish) throw new NothingRequestedError(id);
       updated = { ...node, name: wish.name, labels: { ...wish.labels, ...(node.tokenLabels ?? {}) }, declared: wish, requested: null };
     } else {
-      updated = { ...node, name: change.name ?? node.name, labels: change.labels ?? node.labels };
+      // What the device declared stays what it was, whatever the operator calls the node now.
+      updated = { ...node, name: change.name ?? node.name, labels: change.labels ?? node.labels, declared: declaredOf(node) };
     }
     const taken = updated.name === node.name ? undefined : this.named(updated.name);
     if (taken) throw new NodeNameTakenError(updated.name, taken.id);
@@ -153,7 +156,9 @@ export class NodeDirectory {
         'node asks for another name or labels; they apply once an operator accepts them (PATCH /v1/nodes/:id)',
       );
     }
-    const updated: NodeRecord = { ...node, advertiseAddress: hello.advertiseAddress, facts: hello.facts, requested: wish };
+    // No request is no key at all: most records never have one.
+    const { requested: _previous, ...rest } = node;
+    const updated: NodeRecord = { ...rest, advertiseAddress: hello.advertiseAddress, facts: hello.facts, ...(wish ? { requested: wish } : {}) };
     void this.store.putNode(updated, { lazy: true }).catch((err: unknown) => this.logger.error({ err, nodeId: node.id }, 'could not store node facts'));
     // New capacity may change where replicas belong. (A node that just became ready has already
     // asked for a pass through the failure detector.)
