@@ -4,6 +4,9 @@ import type { JoinTokenRecord, NodeRecord, ServiceRecord, ServiceTombstone, Stor
 import { ShardedCollection, type CollectionOptions } from './sharded-collection.js';
 import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
 
+/** How often a failing store is probed again when its health is asked for. */
+const HEALTH_RECHECK_INTERVAL_MS = 5_000;
+
 /** What the start-up probe writes: about a small shard, so that a nearly full disk fails at start. */
 const PROBE_BYTES = 64 * 1024;
 /** Files of deleted services' revisions; fixed for the life of a data directory. */
@@ -25,6 +28,8 @@ export class LowdbStore implements Store {
   private readonly joinTokens: ShardedCollection<JoinTokenRecord>;
   private readonly tombstones: ShardedCollection<ServiceTombstone>;
   private readonly healthTracker = new StoreHealthTracker();
+  /** When a failing store may be probed again (see health). */
+  private recheckAtMs = 0;
 
   constructor(private readonly opts: LowdbStoreOptions) {
     const collection: CollectionOptions = { health: this.healthTracker, beforeWrite: opts.beforeWrite };
@@ -38,7 +43,11 @@ export class LowdbStore implements Store {
   /** Rejects with a StoreWriteError when the store cannot write (a full disk, say): better at start than at the first API write. */
   async open(): Promise<void> {
     await Promise.all(this.all().map((c) => c.open()));
-    // Every directory a collection writes into (each has its own permissions).
+    await this.probeAll();
+  }
+
+  /** Every directory a collection writes into (each has its own permissions). */
+  private async probeAll(): Promise<void> {
     for (const dir of [this.opts.dir, path.join(this.opts.dir, 'nodes'), path.join(this.opts.dir, 'services')]) await this.probe(dir);
   }
 
@@ -104,8 +113,23 @@ export class LowdbStore implements Store {
     return this.joinTokens.delete(tokenHash);
   }
 
+  /**
+   * Whether writes work. Writes that failed are not retried by themselves (a refused API write is
+   * the client's to send again), so a failing store is probed again when asked, at most every
+   * few seconds: /healthz must not say failing for good once space is back, or a load balancer
+   * that took the hub out would never let it back in.
+   */
   health() {
-    return this.healthTracker.get();
+    const health = this.healthTracker.get();
+    const nowMs = performance.now();
+    if (!health.ok && nowMs >= this.recheckAtMs) {
+      this.recheckAtMs = nowMs + HEALTH_RECHECK_INTERVAL_MS;
+      void this.probeAll().then(
+        () => this.healthTracker.succeeded(),
+        () => undefined,
+      );
+    }
+    return health;
   }
 
   private all(): Array<ShardedCollection<unknown>> {

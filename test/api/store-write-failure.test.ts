@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,6 +39,16 @@ afterEach(async () => {
 });
 
 describe('API writes the store cannot make', () => {
+  it('says failing on /healthz while writes fail, and ok again once space is back, with no write in between', async () => {
+    await startHub();
+    control.failWith = 'ENOSPC';
+    expect((await call('PUT', '/v1/services/web', { image: 'nginx:1' })).statusCode).toBe(507);
+    expect((await call('GET', '/healthz')).statusCode).toBe(503);
+    control.failWith = null;
+    // No client writes again: the hub finds out by itself when asked.
+    await vi.waitFor(async () => expect((await call('GET', '/healthz')).statusCode).toBe(200), { timeout: 10_000, interval: 100 });
+  });
+
   it('answers 507, keeps nothing of the change, and a restart finds the same', async () => {
     await startHub();
     expect((await call('PUT', '/v1/services/web', { image: 'nginx:1' })).statusCode).toBe(201);
