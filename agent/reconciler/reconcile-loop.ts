@@ -205,7 +205,9 @@ export class ReconcileLoop {
    */
   setTarget(generation: number, replicas: AssignedReplica[], opts: { provisional?: boolean } = {}): void {
     const previous = this.target;
-    if (previous && generation < previous.generation) {
+    // A provisional target (the cache) yields to the hub's, whatever its generation: a hub whose
+    // data was restored from a backup counts from lower, and must not be ignored for good.
+    if (previous && generation < previous.generation && !previous.provisional) {
       this.logger.warn({ generation, current: previous.generation }, 'ignoring an older target');
       return;
     }
@@ -215,7 +217,7 @@ export class ReconcileLoop {
     for (const r of replicas) {
       if (previousSpecOf.has(r.replicaId) && previousSpecOf.get(r.replicaId) !== r.specHash) this.failures.delete(r.replicaId);
     }
-    if (!previous || generation > previous.generation) {
+    if (!previous || generation !== previous.generation) {
       this.passAbort?.abort();
       // Pulls the new target still wants go on: their progress would otherwise be thrown away.
       const wantedImages = new Set(replicas.map((r) => r.container.image));

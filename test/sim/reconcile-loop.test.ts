@@ -85,6 +85,23 @@ function states(agent: Agent): Record<string, string> {
 const eventually = (check: () => void) => vi.waitFor(check, { timeout: 5_000, interval: 5 });
 
 describe('ReconcileLoop on the simulated runtime', () => {
+  it("lets a cached (provisional) target yield to the hub's, even of a lower generation", async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
+    const a = await startAgent(runtime, 'node-a');
+    a.loop.setTarget(7, [replica('r1'), replica('r2')], { provisional: true });
+    await eventually(() => expect(states(a)).toEqual({ r1: 'running', r2: 'running' }));
+    // A hub restored from a backup counts from lower: its word still rules, and r2 goes.
+    a.loop.setTarget(3, [replica('r1')]);
+    await eventually(() => {
+      expect(runtime.containers().filter((c) => c.state === 'running').map((c) => c.replicaId)).toEqual(['r1']);
+      expect(a.applied).toContain(3);
+    });
+    // A target the hub sent is no longer provisional: an older one than it is ignored again.
+    a.loop.setTarget(2, []);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(runtime.containers().filter((c) => c.state === 'running').map((c) => c.replicaId)).toEqual(['r1']);
+  });
+
   it('brings a target of 3 replicas to 3 running containers, reports them and acks the generation', async () => {
     const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
     const a = await startAgent(runtime, 'node-a');
