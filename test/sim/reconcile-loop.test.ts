@@ -82,6 +82,22 @@ function states(agent: Agent): Record<string, string> {
   return Object.fromEntries([...agent.reports].map(([id, r]) => [id, r.state]));
 }
 
+/** The runtime, counting the stops of one container (the serving old version of an update). */
+function stopCounter(runtime: SimulatedRuntime): { runtime: ContainerRuntime; watchedId: string; count: number } {
+  const counter = {
+    watchedId: '',
+    count: 0,
+    runtime: {
+      ...withListing(runtime, (list) => list),
+      stopContainer: (id: string, timeoutS: number) => {
+        if (id === counter.watchedId) counter.count++;
+        return runtime.stopContainer(id, timeoutS);
+      },
+    } as ContainerRuntime,
+  };
+  return counter;
+}
+
 const eventually = (check: () => void) => vi.waitFor(check, { timeout: 5_000, interval: 5 });
 
 describe('ReconcileLoop on the simulated runtime', () => {
@@ -585,36 +601,30 @@ describe('ReconcileLoop on the simulated runtime', () => {
       images: ['httpd:1', 'httpd:2'],
       startFails: (image) => (image === 'httpd:2' ? 'exec: "httpd": executable file not found in $PATH' : null),
     });
-    let oldId = '';
-    let oldStops = 0;
-    const counting: ContainerRuntime = {
-      ...withListing(runtime, (list) => list),
-      stopContainer: (id, timeoutS) => {
-        if (id === oldId) oldStops++;
-        return runtime.stopContainer(id, timeoutS);
-      },
-    };
+    const stops = stopCounter(runtime);
+    const counting = stops.runtime;
     // Retries every few ms: without a limit the old container would be stopped dozens of times.
     const a = await startAgent(counting, 'node-a', { retryBaseMs: 5, retryCapMs: 10, swapRetryDelayMs: 3_600_000 });
     const ports = [{ containerPort: 80, hostPort: 8080, protocol: 'tcp' as const }];
     const old = replica('r1', { ports });
     a.loop.setTarget(1, [old]);
     await eventually(() => expect(a.reports.get('r1')?.state).toBe('running'));
-    oldId = a.reports.get('r1')!.containerId!;
+    stops.watchedId = a.reports.get('r1')!.containerId!;
+    const oldId = stops.watchedId;
 
     a.loop.setTarget(2, [replica('r1', { ports, image: 'httpd:2' })]);
-    await eventually(() => expect(oldStops).toBe(3));
+    await eventually(() => expect(stops.count).toBe(3));
     await sleep(400); // some 40 retry periods
-    expect(oldStops).toBe(3);
+    expect(stops.count).toBe(3);
     expect(containersOf(runtime, 'node-a').find((c) => c.id === oldId)?.state).toBe('running');
     expect(a.reports.get('r1')).toMatchObject({ containerId: oldId, specHash: old.specHash });
     expect(a.reports.get('r1')!.error).toMatch(/^start failed: .*executable file not found.*the old version keeps serving; tried again in 3600 s \(at \d{4}-\d\d-\d\dT/);
 
     // Another spec is another update: its attempts start from none.
     a.loop.setTarget(3, [replica('r1', { ports, image: 'httpd:2', env: { V: '3' } })]);
-    await eventually(() => expect(oldStops).toBe(6));
+    await eventually(() => expect(stops.count).toBe(6));
     await sleep(200);
-    expect(oldStops).toBe(6);
+    expect(stops.count).toBe(6);
     expect(containersOf(runtime, 'node-a').find((c) => c.id === oldId)?.state).toBe('running');
   });
 
@@ -623,22 +633,16 @@ describe('ReconcileLoop on the simulated runtime', () => {
       images: ['httpd:1', 'httpd:2'],
       startFails: (image) => (image === 'httpd:2' ? 'Bind for 0.0.0.0:8080 failed: port is already allocated' : null),
     });
-    let oldId = '';
-    let oldStops = 0;
-    const counting: ContainerRuntime = {
-      ...withListing(runtime, (list) => list),
-      stopContainer: (id, timeoutS) => {
-        if (id === oldId) oldStops++;
-        return runtime.stopContainer(id, timeoutS);
-      },
-    };
+    const stops = stopCounter(runtime);
+    const counting = stops.runtime;
     const a = await startAgent(counting, 'node-a', { retryBaseMs: 5, retryCapMs: 10, swapRetryDelayMs: 300 });
     a.loop.setTarget(1, [replica('r1')]);
     await eventually(() => expect(a.reports.get('r1')?.state).toBe('running'));
-    oldId = a.reports.get('r1')!.containerId!;
+    stops.watchedId = a.reports.get('r1')!.containerId!;
+    const oldId = stops.watchedId;
     a.loop.setTarget(2, [replica('r1', { image: 'httpd:2' })]);
-    await eventually(() => expect(oldStops).toBe(3));
-    await eventually(() => expect(oldStops).toBe(4));
+    await eventually(() => expect(stops.count).toBe(3));
+    await eventually(() => expect(stops.count).toBe(4));
     expect(containersOf(runtime, 'node-a').find((c) => c.id === oldId)?.state).toBe('running');
   });
 
