@@ -5,7 +5,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
@@ -13,41 +12,24 @@ import { ReconcileLoop } from '../../agent/reconciler/reconcile-loop.js';
 import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
 import { containerSpecHash } from '../../shared/container-spec.js';
 import type { ReplicaReport } from '../../shared/protocol.js';
-import { DOCKER_SOCKET, cleanupNode, describeDocker, sleeperSpec } from '../helpers/docker.js';
+import { cleanupNode, describeDocker, sleeperSpec } from '../helpers/docker.js';
+import { EngineProxy } from '../helpers/engine-proxy.js';
 
 const IMAGE = '127.0.0.1:5000/busybox:1';
 const DEADLINES = { queryMs: 1_000, createMs: 2_000, startMs: 2_000, stopMarginMs: 2_000, removeMs: 2_000, pullStallMs: 2_000, eventsIdleMs: 1_000 };
 
 describeDocker('the agent on an engine that stops answering', () => {
   let dir = '';
-  let proxy: net.Server | undefined;
-  let frozen = false;
-  const sockets = new Set<net.Socket>();
+  let proxy: EngineProxy | undefined;
   const nodeId = `hung-${randomUUID().slice(0, 8)}`;
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'tether-hung-engine-'));
-    proxy = net.createServer((client) => {
-      const upstream = net.connect(DOCKER_SOCKET);
-      sockets.add(client).add(upstream);
-      const drop = (): void => {
-        client.destroy();
-        upstream.destroy();
-        sockets.delete(client);
-        sockets.delete(upstream);
-      };
-      client.on('error', drop).on('close', drop);
-      upstream.on('error', drop).on('close', drop);
-      // Frozen: bytes in either direction are swallowed, the connections stay open.
-      client.on('data', (chunk: Buffer) => void (frozen || upstream.write(chunk)));
-      upstream.on('data', (chunk: Buffer) => void (frozen || client.write(chunk)));
-    });
-    await new Promise<void>((resolve) => proxy!.listen(path.join(dir, 'docker.sock'), resolve));
+    proxy = await EngineProxy.start(path.join(dir, 'docker.sock'));
   });
 
   afterAll(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((resolve) => (proxy ? proxy.close(() => resolve()) : resolve()));
+    await proxy?.close();
     await rm(dir, { recursive: true, force: true });
     await cleanupNode(nodeId);
   });
@@ -68,7 +50,7 @@ describeDocker('the agent on an engine that stops answering', () => {
       resyncIntervalMs: 500,
       stopTimeoutS: 1,
     });
-    frozen = true;
+    proxy!.frozen = true;
     const starting = loop.start();
     try {
       const spec = sleeperSpec(IMAGE);
@@ -76,11 +58,11 @@ describeDocker('the agent on an engine that stops answering', () => {
       // Not one failure and then silence: the loop goes on trying, each try ending at its deadline.
       await vi.waitFor(() => expect(failures.length).toBeGreaterThanOrEqual(2), { timeout: 20_000, interval: 50 });
       expect(failures[0]).toMatch(/did not answer within/);
-      frozen = false;
+      proxy!.frozen = false;
       await starting;
       await vi.waitFor(() => expect(reports.filter((r) => r.replicaId === 'r1').at(-1)?.state).toBe('running'), { timeout: 30_000, interval: 50 });
     } finally {
-      frozen = false;
+      proxy!.frozen = false;
       await starting.catch(() => {});
       await loop.stop();
     }

@@ -4,7 +4,6 @@
  */
 import { randomInt, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import DockerModem from 'docker-modem';
@@ -13,6 +12,7 @@ import { LABELS, type CreateContainerRequest, type RuntimeEvent } from '../../ag
 import { DockerRuntime, JsonLineReader, engineMessage, registryHostOf } from '../../agent/runtime/docker-runtime.js';
 import type { ContainerSpec } from '../../shared/container-spec.js';
 import { DOCKER_SOCKET, cleanupNode, describeDocker, docker, sleeperSpec } from '../helpers/docker.js';
+import { EngineProxy } from '../helpers/engine-proxy.js';
 
 const IMAGE_V1 = '127.0.0.1:5000/busybox:1';
 const IMAGE_V2 = '127.0.0.1:5000/busybox:2';
@@ -223,36 +223,16 @@ describeDocker('DockerRuntime on the real engine', () => {
 
   describe('event stream reconnects', () => {
     let dir = '';
-    let proxy: net.Server | undefined;
-    let refusing = false;
-    const sockets = new Set<net.Socket>();
+    let proxy: EngineProxy | undefined;
 
     beforeAll(async () => {
       dir = await mkdtemp(path.join(os.tmpdir(), 'tether-docker-proxy-'));
       // A proxy in front of the engine socket whose connections the test can cut.
-      proxy = net.createServer((client) => {
-        if (refusing) {
-          client.destroy();
-          return;
-        }
-        const upstream = net.connect(DOCKER_SOCKET);
-        sockets.add(client).add(upstream);
-        const drop = () => {
-          client.destroy();
-          upstream.destroy();
-          sockets.delete(client);
-          sockets.delete(upstream);
-        };
-        client.on('error', drop).on('close', drop);
-        upstream.on('error', drop).on('close', drop);
-        client.pipe(upstream).pipe(client);
-      });
-      await new Promise<void>((resolve) => proxy!.listen(path.join(dir, 'docker.sock'), resolve));
+      proxy = await EngineProxy.start(path.join(dir, 'docker.sock'));
     });
 
     afterAll(async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => (proxy ? proxy.close(() => resolve()) : resolve()));
+      await proxy?.close();
       await rm(dir, { recursive: true, force: true });
     });
 
@@ -266,12 +246,12 @@ describeDocker('DockerRuntime on the real engine', () => {
         const id = await runtime.createContainer(request(nodeId, 'rc', spec()));
         await vi.waitFor(() => expect(events).toContainEqual({ containerId: id, action: 'create' }), { timeout: 5_000, interval: 20 });
 
-        refusing = true;
-        for (const s of sockets) s.destroy();
+        proxy!.refusing = true;
+        proxy!.cutAll();
         await vi.waitFor(() => expect(warnings.length).toBeGreaterThan(0), { timeout: 5_000, interval: 20 });
         await runtime.startContainer(id); // happens while the watcher is cut off: read by the resync's listing
         await new Promise((r) => setTimeout(r, 300));
-        refusing = false;
+        proxy!.refusing = false;
 
         const resyncs = (): number => events.filter((e) => e.action === 'resync').length;
         await vi.waitFor(() => expect(resyncs()).toBe(2), { timeout: 15_000, interval: 50 });
@@ -280,7 +260,7 @@ describeDocker('DockerRuntime on the real engine', () => {
         expect(events.filter((e) => e.action === 'create')).toHaveLength(1);
       } finally {
         unsubscribe();
-        refusing = false;
+        proxy!.refusing = false;
       }
     });
   });
