@@ -195,7 +195,8 @@ describeDocker('DockerRuntime on the real engine', () => {
       const id = await runtime.createContainer(request(nodeId, 'ev', spec()));
       const other = await runtime.createContainer(request(otherNode, 'ev', spec()));
       await runtime.startContainer(other);
-      await vi.waitFor(() => expect(events).toContainEqual({ containerId: id, action: 'create' }), { timeout: 5_000, interval: 20 });
+      // Generous waits: the engine is shared with the other Docker test file running meanwhile.
+      await vi.waitFor(() => expect(events).toContainEqual({ containerId: id, action: 'create' }), { timeout: 15_000, interval: 20 });
       await runtime.startContainer(id);
       const stoppedAtMs = Date.now();
       await runtime.stopContainer(id, 10);
@@ -206,7 +207,7 @@ describeDocker('DockerRuntime on the real engine', () => {
           expect(events).toContainEqual({ containerId: id, action: 'start' });
           expect(events).toContainEqual({ containerId: id, action: 'die' });
         },
-        { timeout: 5_000, interval: 20 },
+        { timeout: 15_000, interval: 20 },
       );
       expect(events.every((e) => e.containerId === id || e.action === 'resync')).toBe(true);
     } finally {
