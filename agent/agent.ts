@@ -54,7 +54,8 @@ export class Agent {
       retryBaseMs: opts.retryBaseMs,
       restartCounts: opts.restartCounts,
       onReport: (changed) => this.sendStatus(changed),
-      onApplied: (generation) => void this.link.send({ type: 'ack', generation }),
+      // `pending`: replicas of the generation still waiting for their image (a partial ack).
+      onApplied: (generation: number, pending = 0) => void this.link.send({ type: 'ack', generation, pending }),
     });
     this.link = new HubLink({
       hubUrl: opts.identity.hubUrl,

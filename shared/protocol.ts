@@ -7,8 +7,9 @@
  *   hello {version, facts, ...} ->
  *                               <- welcome {nodeId, heartbeatIntervalMs}
  *                               <- target {generation, replicas}   (whole desired state)
- *   ack {generation}            ->
+ *   ack {generation, pending}   ->
  *   status {replicas (diff)}    ->
+ *   conditions {conditions}     ->   (v2: when the engine, cache or disks change)
  *   heartbeat                   ->
  *
  * A target always carries the node's whole desired state, so a lost or reordered target can
@@ -17,7 +18,14 @@
 import Type, { type Static } from 'typebox';
 import { PortSchema, RegistryAuthSchema, StringRecord } from './spec.js';
 
-export const PROTOCOL_VERSION = 1;
+/**
+ * The version this build speaks. Version 2 added node conditions (hello, `conditions` frames) and
+ * partial acks (`ack.pending`); the additions are optional, so a version 2 hub serves version 1
+ * agents as before. Upgrade the hub first: a version 1 hub refuses a version 2 agent.
+ */
+export const PROTOCOL_VERSION = 2;
+/** The oldest agent protocol the hub still serves: fleets are upgraded in batches, after their hub. */
+export const MIN_PROTOCOL_VERSION = 1;
 
 /**
  * The longest an agent waits between two attempts to reach the hub (its backoff cap). The hub's
@@ -93,6 +101,42 @@ export const ReplicaReportSchema = Type.Object(
 );
 export type ReplicaReport = Static<typeof ReplicaReportSchema>;
 
+const ConditionError = Type.Union([ShortText(512), Type.Null()]);
+
+/** Space on one filesystem, as statfs gives it for a path on it. */
+export const DiskUsageSchema = Type.Object(
+  {
+    path: ShortText(4096),
+    totalBytes: Type.Integer({ minimum: 0 }),
+    freeBytes: Type.Integer({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+export type DiskUsage = Static<typeof DiskUsageSchema>;
+
+/**
+ * What the agent knows about its own ability to do its job (version 2). Sent whole in the hello
+ * and again in a `conditions` frame whenever part of it changes (disks: when free space moves by
+ * a meaningful step, not on every byte).
+ */
+export const NodeConditionsSchema = Type.Object(
+  {
+    /** Whether the container engine answers; while it does not, what runs on the node is unknown. */
+    engine: Type.Object({ available: Type.Boolean(), error: ConditionError }, { additionalProperties: false }),
+    /**
+     * Whether the newest target is cached on disk: what the device runs after a reboot without the
+     * hub. Not current while a save fails (a full data disk, say).
+     */
+    targetCache: Type.Object({ current: Type.Boolean(), error: ConditionError }, { additionalProperties: false }),
+    /** The filesystem of the agent's data dir (credential, cached target); null when unknown. */
+    dataDisk: Type.Union([DiskUsageSchema, Type.Null()]),
+    /** The filesystem of the engine's storage (images, containers); null when unknown. */
+    engineDisk: Type.Union([DiskUsageSchema, Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type NodeConditions = Static<typeof NodeConditionsSchema>;
+
 /** A node's name and labels: the same limits at join, at hello and in an operator's change. */
 export const NodeNameSchema = Type.String({ minLength: 1, maxLength: 128 });
 export const NodeLabelsSchema = StringRecord({ minLength: 1, maxLength: 256 }, Type.String({ maxLength: 1024 }), { maxProperties: 64 });
@@ -109,13 +153,29 @@ export const HelloSchema = Type.Object(
     appliedGeneration: Generation,
     /** Every replica the agent runs now, read from the engine: the hub's picture starts from this. */
     replicas: Type.Array(ReplicaReportSchema, { maxItems: PROTOCOL_LIMITS.maxReportedReplicas }),
+    /** Version 2 agents always send it; absent from version 1 agents. */
+    conditions: Type.Optional(NodeConditionsSchema),
   },
   { additionalProperties: false },
 );
 
 export const HeartbeatSchema = Type.Object({ type: Type.Literal('heartbeat') }, { additionalProperties: false });
 
-export const AckSchema = Type.Object({ type: Type.Literal('ack'), generation: Generation }, { additionalProperties: false });
+/**
+ * The agent has acted on every replica of `generation` but `pending` of them, whose images are
+ * still being pulled (version 2; absent means 0). A partial ack is followed by another once the
+ * pending count changes, down to 0 (or by the ack of a newer generation).
+ */
+export const AckSchema = Type.Object(
+  { type: Type.Literal('ack'), generation: Generation, pending: Type.Optional(Type.Integer({ minimum: 0 })) },
+  { additionalProperties: false },
+);
+
+/** The node's conditions changed (version 2). */
+export const ConditionsSchema = Type.Object(
+  { type: Type.Literal('conditions'), conditions: NodeConditionsSchema },
+  { additionalProperties: false },
+);
 
 /** Replicas whose observed state changed since the last report. */
 export const StatusSchema = Type.Object(
@@ -187,9 +247,16 @@ export type AckFrame = Static<typeof AckSchema>;
 export type StatusFrame = Static<typeof StatusSchema>;
 export type WelcomeFrame = Static<typeof WelcomeSchema>;
 export type TargetFrame = Static<typeof TargetSchema>;
+export type ConditionsFrame = Static<typeof ConditionsSchema>;
 
-export type AgentFrame = HelloFrame | HeartbeatFrame | AckFrame | StatusFrame;
+export type AgentFrame = HelloFrame | HeartbeatFrame | AckFrame | StatusFrame | ConditionsFrame;
 export type HubFrame = WelcomeFrame | TargetFrame;
 
-export const AGENT_FRAME_SCHEMAS = { hello: HelloSchema, heartbeat: HeartbeatSchema, ack: AckSchema, status: StatusSchema } as const;
+export const AGENT_FRAME_SCHEMAS = {
+  hello: HelloSchema,
+  heartbeat: HeartbeatSchema,
+  ack: AckSchema,
+  status: StatusSchema,
+  conditions: ConditionsSchema,
+} as const;
 export const HUB_FRAME_SCHEMAS = { welcome: WelcomeSchema, target: TargetSchema } as const;
