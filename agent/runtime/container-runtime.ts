@@ -92,3 +92,20 @@ export interface ContainerRuntime {
    */
   watchEvents(nodeId: string, onEvent: (event: RuntimeEvent) => void): () => void;
 }
+
+/**
+ * What the agent asks of the engine about the engine itself, not its containers: whether it is
+ * there at all, and where it keeps its data. Apart from ContainerRuntime, which is all the
+ * reconcile loop needs.
+ */
+export interface EngineProbe {
+  /** A cheap call with its own short deadline; rejects when the engine cannot be reached or does not answer. */
+  ping(): Promise<void>;
+  /** Where the engine stores images and containers (Docker's DockerRootDir); null when it does not say. */
+  storageDir(): Promise<string | null>;
+  /**
+   * Calls `listener` whenever an engine call fails in a way that says the engine itself may be away
+   * (no connection, or no answer within the call's deadline), not one refusal. Returns the unsubscribe.
+   */
+  onUnreachable(listener: (error: Error) => void): () => void;
+}

@@ -13,6 +13,7 @@ import {
   LABELS,
   type ContainerRuntime,
   type CreateContainerRequest,
+  type EngineProbe,
   type EngineState,
   type ObservedContainer,
   type RuntimeEvent,
@@ -99,6 +100,20 @@ export function engineMessage(err: unknown): string {
   if (typeof json === 'string' && json.trim() !== '') return json.trim();
   const text = typeof e?.message === 'string' ? e.message : String(err);
   return text.replace(/^\(HTTP code \d+\) [^-]*- /, '').trim();
+}
+
+/** Socket errors that mean no engine is there to answer (stopped, socket missing or refused). */
+const UNREACHABLE_CODES: ReadonlySet<string> = new Set(['ENOENT', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EACCES', 'ETIMEDOUT', 'ENOTCONN']);
+
+/**
+ * Whether a failed call says the engine itself is away: no connection, or no answer in time. An
+ * HTTP answer, even a 500, came from an engine that is there.
+ */
+export function isEngineUnreachable(err: unknown): boolean {
+  if (err instanceof EngineTimeoutError) return true;
+  if (statusCodeOf(err) !== null) return false;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && UNREACHABLE_CODES.has(code);
 }
 
 function engineError(what: string, err: unknown): DockerEngineError | EngineTimeoutError {
@@ -235,7 +250,7 @@ function toEngineState(text: string | undefined): EngineState {
   return text !== undefined && ENGINE_STATES.has(text) ? (text as EngineState) : 'dead';
 }
 
-export class DockerRuntime implements ContainerRuntime {
+export class DockerRuntime implements ContainerRuntime, EngineProbe {
   private readonly modem: Pick<DockerModem, 'dial'>;
   private readonly logger: DockerRuntimeLogger | undefined;
   /** Host -> credentials, in a Map so that a host named like an Object property finds nothing. */
@@ -252,6 +267,9 @@ export class DockerRuntime implements ContainerRuntime {
   private eventSeq = 0;
   private readonly deadlines: Readonly<EngineDeadlines>;
   private readonly nowMs: () => number;
+  private readonly unreachableListeners = new Set<(error: Error) => void>();
+  /** Event streams waiting out a reconnect delay: a ping that succeeds reconnects them at once. */
+  private readonly eventReconnects = new Set<() => void>();
 
   constructor(opts: DockerRuntimeOptions = {}) {
     this.modem = opts.modem ?? new DockerModem({ socketPath: opts.socketPath ?? '/var/run/docker.sock' });
@@ -274,25 +292,63 @@ export class DockerRuntime implements ContainerRuntime {
       const outer = options.abortSignal;
       const controller = new AbortController();
       let settled = false;
-      const settle = (err: unknown, result?: T): void => {
+      const settle = (err: unknown, result?: T, byCaller = false): void => {
         if (settled) return;
         settled = true;
         if (timer !== null) clearTimeout(timer);
         if (err) reject(err);
         else resolve(result as T);
+        // Every call passes here: a failure that says the engine is away is told to those watching
+        // (a caller's own abort is no news about the engine).
+        if (err && !byCaller && isEngineUnreachable(err)) this.reportUnreachable(err as Error);
       };
       // Destroys the request (and its socket): an abandoned call holds nothing open.
-      const abandon = (reason: unknown): void => {
+      const abandon = (reason: unknown, byCaller = false): void => {
         if (!controller.signal.aborted) controller.abort(reason);
-        settle(reason);
+        settle(reason, undefined, byCaller);
       };
       const timer = deadlineMs === null ? null : setTimeout(() => abandon(new EngineTimeoutError(what, deadlineMs)), deadlineMs);
       // Linked for the request's whole life: the caller's abort also ends a stream already answering.
-      const onOuterAbort = (): void => abandon(outer?.reason ?? new Error(`${what} aborted`));
+      const onOuterAbort = (): void => abandon(outer?.reason ?? new Error(`${what} aborted`), true);
       if (outer?.aborted) return onOuterAbort();
       outer?.addEventListener('abort', onOuterAbort, { once: true });
       this.modem.dial({ ...options, abortSignal: controller.signal }, (err, result) => settle(err ?? null, result as T));
     });
+  }
+
+  private reportUnreachable(error: Error): void {
+    for (const listener of this.unreachableListeners) {
+      try {
+        listener(error);
+      } catch (err) {
+        this.logger?.warn({ err }, 'engine availability listener threw');
+      }
+    }
+  }
+
+  onUnreachable(listener: (error: Error) => void): () => void {
+    this.unreachableListeners.add(listener);
+    return () => this.unreachableListeners.delete(listener);
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.call('docker ping', this.deadlines.pingMs, { path: '/_ping', method: 'GET', statusCodes: OK });
+    } catch (err) {
+      throw engineError('docker ping', err);
+    }
+    // The engine is back: event streams waiting to reconnect need not wait out their backoff.
+    for (const reconnect of [...this.eventReconnects]) reconnect();
+  }
+
+  async storageDir(): Promise<string | null> {
+    let info: { DockerRootDir?: unknown };
+    try {
+      info = await this.call<{ DockerRootDir?: unknown }>('docker info', this.deadlines.queryMs, { path: '/info', method: 'GET', statusCodes: OK });
+    } catch (err) {
+      throw engineError('docker info', err);
+    }
+    return typeof info.DockerRootDir === 'string' && info.DockerRootDir.startsWith('/') ? info.DockerRootDir : null;
   }
 
   async version(): Promise<string> {
@@ -659,12 +715,16 @@ export class DockerRuntime implements ContainerRuntime {
     let controller: AbortController | null = null;
     let stream: Readable | null = null;
 
+    const reconnectNow = (): void => {
+      this.eventReconnects.delete(reconnectNow);
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+      void connect();
+    };
     const scheduleReconnect = (): void => {
       if (stopped || timer !== null) return;
-      timer = setTimeout(() => {
-        timer = null;
-        void connect();
-      }, backoff.nextDelayMs());
+      this.eventReconnects.add(reconnectNow);
+      timer = setTimeout(reconnectNow, backoff.nextDelayMs());
     };
 
     const deliver = (event: RuntimeEvent): void => {
@@ -767,6 +827,7 @@ export class DockerRuntime implements ContainerRuntime {
     return () => {
       if (stopped) return;
       stopped = true;
+      this.eventReconnects.delete(reconnectNow);
       if (timer !== null) clearTimeout(timer);
       timer = null;
       controller?.abort();

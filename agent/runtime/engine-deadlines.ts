@@ -5,8 +5,13 @@
  */
 
 export interface EngineDeadlines {
-  /** version, ping, list, inspect: answers the engine gives from memory. */
+  /** version, list, inspect, info: answers the engine gives from memory. */
   queryMs: number;
+  /**
+   * The availability check: the cheapest call there is, so a short deadline; it decides how soon
+   * a hung engine is reported unavailable once a call has failed.
+   */
+  pingMs: number;
   /** Create sets up the container's filesystem layer: slower on an SD card. */
   createMs: number;
   /** Start sets up networking and runs the process: slower still on a small device. */
@@ -26,6 +31,7 @@ export interface EngineDeadlines {
 
 export const DEFAULT_ENGINE_DEADLINES: Readonly<EngineDeadlines> = {
   queryMs: 10_000,
+  pingMs: 3_000,
   createMs: 30_000,
   startMs: 60_000,
   stopMarginMs: 15_000,

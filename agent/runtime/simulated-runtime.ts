@@ -17,6 +17,7 @@ import {
   LABELS,
   type ContainerRuntime,
   type CreateContainerRequest,
+  type EngineProbe,
   type ObservedContainer,
   type RuntimeEvent,
   type StartResult,
@@ -68,7 +69,17 @@ export interface SimulatedRuntimeCalls {
 /** Key for the port index: a wildcard address (null) collides with every address on that port. */
 const ANY_ADDRESS = '*';
 
-export class SimulatedRuntime implements ContainerRuntime {
+/** What a call to an engine that is away fails with: as from Docker's socket with no daemon behind it. */
+export class SimulatedEngineUnreachableError extends Error {
+  readonly code = 'ECONNREFUSED';
+
+  constructor() {
+    super('connect ECONNREFUSED /var/run/docker.sock (simulated engine unavailable)');
+    this.name = 'SimulatedEngineUnreachableError';
+  }
+}
+
+export class SimulatedRuntime implements ContainerRuntime, EngineProbe {
   readonly calls: SimulatedRuntimeCalls = {
     listContainers: 0,
     hasImage: 0,
@@ -95,6 +106,9 @@ export class SimulatedRuntime implements ContainerRuntime {
   /** Containers the restart policy will bring back on the next tick(). */
   private readonly restarting = new Set<string>();
   private readonly watchers = new Map<string, Set<(event: RuntimeEvent) => void>>();
+  private readonly unreachableListeners = new Set<(error: Error) => void>();
+  /** False while the engine is away (setEngineAvailable): every call fails, no event arrives. */
+  private engineUp = true;
   private idSequence = 0;
 
   constructor(opts: SimulatedRuntimeOptions = {}) {
@@ -114,11 +128,28 @@ export class SimulatedRuntime implements ContainerRuntime {
   }
 
   async version(): Promise<string> {
+    this.reachEngine();
     return 'simulated 1.0';
+  }
+
+  async ping(): Promise<void> {
+    this.reachEngine();
+  }
+
+  /** No filesystem of its own: the engine's storage is unknown. */
+  async storageDir(): Promise<string | null> {
+    this.reachEngine();
+    return null;
+  }
+
+  onUnreachable(listener: (error: Error) => void): () => void {
+    this.unreachableListeners.add(listener);
+    return () => this.unreachableListeners.delete(listener);
   }
 
   async listContainers(nodeId: string): Promise<ObservedContainer[]> {
     this.calls.listContainers++;
+    this.reachEngine();
     const ids = this.idsByNode.get(nodeId);
     if (!ids) return [];
     return [...ids].map((id) => observed(this.byId.get(id)!));
@@ -126,6 +157,7 @@ export class SimulatedRuntime implements ContainerRuntime {
 
   async hasImage(image: string): Promise<boolean> {
     this.calls.hasImage++;
+    this.reachEngine();
     refuseMalformed(image);
     const fault = this.hasImageFails(image);
     if (fault !== null) throw new Error(fault);
@@ -135,6 +167,7 @@ export class SimulatedRuntime implements ContainerRuntime {
   async pullImage(image: string, _auth: RegistryAuth | null, signal?: AbortSignal): Promise<void> {
     this.calls.pullImage++;
     signal?.throwIfAborted();
+    this.reachEngine();
     refuseMalformed(image);
     // A registry refuses before any layer is downloaded, so a refusal does not wait for the delay.
     if (!this.isPullable(image)) {
@@ -149,6 +182,7 @@ export class SimulatedRuntime implements ContainerRuntime {
 
   async createContainer(req: CreateContainerRequest): Promise<string> {
     this.calls.createContainer++;
+    this.reachEngine();
     const holder = this.idByName.get(req.name);
     if (holder !== undefined) {
       throw new Error(
@@ -197,6 +231,7 @@ export class SimulatedRuntime implements ContainerRuntime {
 
   async startContainer(id: string): Promise<StartResult> {
     this.calls.startContainer++;
+    this.reachEngine();
     const c = this.mustGet(id);
     // Docker answers "304 not modified" for a running container; restarting is the engine's job.
     if (c.state === 'running' || c.state === 'restarting') return 'already-running';
@@ -211,12 +246,14 @@ export class SimulatedRuntime implements ContainerRuntime {
 
   async stopContainer(id: string, _timeoutS: number): Promise<void> {
     this.calls.stopContainer++;
+    this.reachEngine();
     const c = this.byId.get(id);
     if (c) this.stop(c);
   }
 
   async removeContainer(id: string): Promise<void> {
     this.calls.removeContainer++;
+    this.reachEngine();
     const refused = this.removeFails(id);
     if (refused !== null) throw new Error(refused);
     const c = this.byId.get(id);
@@ -234,6 +271,25 @@ export class SimulatedRuntime implements ContainerRuntime {
   }
 
   // ---- Fault injection and inspection (tests only) ----
+
+  /**
+   * The engine goes away (false: every call fails as with no daemon on the socket, and events stop)
+   * or comes back (true). Its containers are untouched, as with a dockerd restarted under
+   * live-restore; each watcher gets a 'resync' on the return, as from a reconnected event stream.
+   */
+  setEngineAvailable(available: boolean): void {
+    if (available === this.engineUp) return;
+    this.engineUp = available;
+    if (!available) return;
+    const watchers = [...this.watchers.values()].flatMap((set) => [...set]);
+    queueMicrotask(() => {
+      for (const onEvent of watchers) onEvent({ containerId: null, action: 'resync' });
+    });
+  }
+
+  get engineAvailable(): boolean {
+    return this.engineUp;
+  }
 
   /**
    * The container's process dies with exitCode. Our containers run with restart policy
@@ -298,6 +354,16 @@ export class SimulatedRuntime implements ContainerRuntime {
   }
 
   // ---- Internals ----
+
+  /** Returns when the engine is there; else throws (so the async call rejects), telling those who watch for an engine away. */
+  private reachEngine(): void {
+    if (this.engineUp) return;
+    const error = new SimulatedEngineUnreachableError();
+    // After the caller hears of it, as from a socket.
+    const listeners = [...this.unreachableListeners];
+    queueMicrotask(() => listeners.forEach((listener) => listener(error)));
+    throw error;
+  }
 
   private mustGet(id: string): MutableContainer {
     const c = this.byId.get(id);
@@ -383,6 +449,8 @@ export class SimulatedRuntime implements ContainerRuntime {
 
   /** Delivered on a microtask, like events arriving on Docker's stream after the call returned. */
   private emit(c: MutableContainer, action: string): void {
+    // No stream while the engine is away: what happened meanwhile is read at the resync.
+    if (!this.engineUp) return;
     const set = this.watchers.get(c.nodeId);
     if (!set || set.size === 0) return;
     const event: RuntimeEvent = { containerId: c.id, action };

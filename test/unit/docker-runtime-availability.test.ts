@@ -1,0 +1,78 @@
+/**
+ * DockerRuntime tells whoever watches when a call fails for want of an engine (no socket, no
+ * answer in time), and only then: an engine that answers, even with an error, is there.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
+
+const DEADLINES = { queryMs: 200, pingMs: 200 };
+
+let dir = '';
+let server: http.Server | null = null;
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'tether-engine-away-'));
+});
+
+afterEach(async () => {
+  server?.closeAllConnections();
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  server = null;
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** An engine on a socket in dir: routes answer, anything else hangs. */
+async function engine(routes: Record<string, (res: http.ServerResponse) => void>): Promise<string> {
+  const socketPath = path.join(dir, 'engine.sock');
+  server = http.createServer((req, res) => {
+    req.resume();
+    routes[`${req.method} ${new URL(req.url ?? '/', 'http://engine').pathname}`]?.(res);
+  });
+  await new Promise<void>((resolve) => server!.listen(socketPath, resolve));
+  return socketPath;
+}
+
+function watched(socketPath: string): { runtime: DockerRuntime; told: Error[] } {
+  const runtime = new DockerRuntime({ socketPath, deadlines: DEADLINES });
+  const told: Error[] = [];
+  runtime.onUnreachable((error) => told.push(error));
+  return { runtime, told };
+}
+
+describe('DockerRuntime engine availability', () => {
+  it('a call with no engine on the socket is told as unreachable, and the ping fails', async () => {
+    const { runtime, told } = watched(path.join(dir, 'missing.sock'));
+    await expect(runtime.listContainers('n1')).rejects.toThrow(/list containers: .*ENOENT/);
+    await expect(runtime.ping()).rejects.toThrow(/docker ping: .*ENOENT/);
+    expect(told.map((e) => (e as NodeJS.ErrnoException).code)).toEqual(['ENOENT', 'ENOENT']);
+  });
+
+  it('a call the engine never answers is told as unreachable', async () => {
+    const { runtime, told } = watched(await engine({}));
+    await expect(runtime.ping()).rejects.toMatchObject({ code: 'engine_timeout' });
+    expect(told).toHaveLength(1);
+  });
+
+  it('an engine that answers, even with an error, is not told as unreachable', async () => {
+    const socketPath = await engine({
+      'GET /_ping': (res) => res.end('OK'),
+      'POST /containers/abc/start': (res) => {
+        res.writeHead(500, { 'Content-Type': 'application/json' });
+        res.end('{"message":"driver failed"}');
+      },
+      'GET /info': (res) => {
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end('{"DockerRootDir":"/srv/docker"}');
+      },
+    });
+    const { runtime, told } = watched(socketPath);
+    await runtime.ping();
+    await expect(runtime.startContainer('abc')).rejects.toThrow(/driver failed/);
+    expect(await runtime.storageDir()).toBe('/srv/docker');
+    expect(told).toEqual([]);
+  });
+});
