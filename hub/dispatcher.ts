@@ -7,12 +7,6 @@ import type { ServiceRecord, Store } from './store/store.js';
 /** Placed: a node that should run it now (pending replicas, even with a node, run nowhere). */
 const placedOn = (p: Placement): boolean => p.nodeId !== null && p.pendingReason === null;
 
-/**
- * Bound on the nodes remembered as unsent after failed writes (a full disk fails every node's);
- * past it a node still stays dirty and is retried, only the rare lazy-write race is not covered.
- */
-const MAX_UNSENT_NODES = 100_000;
-
 interface ServiceContainer {
   container: ContainerSpec;
   specHash: string;
@@ -35,8 +29,6 @@ export class Dispatcher {
   private readonly services = new Map<string, ServiceContainer>();
   /** Nodes whose target may have changed since the last publish. */
   private readonly dirtyNodes = new Set<string>();
-  /** Nodes whose last target write failed: their target is sent even if memory already shows it. */
-  private readonly unsent = new Set<string>();
   /** (node, replica) pairs unassigned during one serviceChanged; flat pairs, checked at its end. */
   private readonly unassigned: string[] = [];
 
@@ -160,15 +152,12 @@ export class Dispatcher {
     const writes: Array<Promise<void>> = [];
     for (const nodeId of nodes) {
       const node = this.store.getNode(nodeId);
-      if (!node) {
-        this.unsent.delete(nodeId);
-        continue;
-      }
+      if (!node) continue;
       const { replicas, hash } = this.targetOf(nodeId);
-      if (hash === node.targetHash && !this.unsent.has(nodeId)) continue;
-      // Unsent: a lazy write of the node carried the bump to memory after this one failed; write
-      // it durably again before sending rather than skip a target the node never got.
-      const generation = hash === node.targetHash ? node.generation : node.generation + 1;
+      if (hash === node.targetHash) continue;
+      // A failed write leaves the record as the disk has it (lazy changes of other fields made
+      // meanwhile included), so the retry sees the old hash and bumps again.
+      const generation = node.generation + 1;
       writes.push(this.store.putNode({ ...node, generation, targetHash: hash }));
       changed.push({ nodeId, frame: { type: 'target', generation, replicas } });
     }
@@ -181,10 +170,8 @@ export class Dispatcher {
       if (outcome.status === 'rejected') {
         failure ??= outcome.reason;
         this.dirtyNodes.add(nodeId);
-        if (this.unsent.size < MAX_UNSENT_NODES) this.unsent.add(nodeId);
         continue;
       }
-      this.unsent.delete(nodeId);
       this.send(nodeId, frame);
       sent++;
     }

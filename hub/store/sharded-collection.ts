@@ -11,13 +11,33 @@ const LAZY_FLUSH_MS = 1000;
 export interface CollectionOptions {
   /** Where the outcome of each file write is recorded (shared by a store's collections). */
   health?: StoreHealthTracker;
-  /** Called before each file write; throwing fails that write (fault injection in tests). */
-  beforeWrite?: (file: string) => void;
+  /**
+   * Called before each file write; throwing (or rejecting) fails that write, and a promise holds it
+   * in flight meanwhile (fault injection in tests).
+   */
+  beforeWrite?: (file: string) => void | Promise<void>;
 }
 
 interface Waiter {
+  /** The record whose change waits; null for a write forced by flush(). */
+  key: string | null;
+  /** A durable change is undone when its write fails; a lazy one stays and is retried. */
+  durable: boolean;
   resolve: () => void;
   reject: (error: unknown) => void;
+}
+
+/**
+ * A record whose memory value is not (yet) known to be on disk. `saved` is what the disk holds
+ * (undefined: no record), what memory goes back to when a durable change fails; lazy changes are
+ * kept as field patches so that they survive that, laid over the saved value.
+ */
+interface Unsaved<T> {
+  saved: T | undefined;
+  /** Fields set by lazy puts since the last write started. */
+  lazy: Partial<T> | null;
+  /** Fields set by lazy puts that the write in flight carries. */
+  lazyInFlight: Partial<T> | null;
 }
 
 /**
@@ -29,6 +49,8 @@ export class ShardedCollection<T> {
   private readonly shards: Array<Low<Record<string, T>>> = [];
   private readonly files: string[] = [];
   private readonly records = new Map<string, T>();
+  /** Per shard, records changed in memory since their last successful write (see Unsaved). */
+  private readonly unsaved: Array<Map<string, Unsaved<T>>> = [];
   private readonly dirty = new Set<number>();
   /** Shards changed only by puts that may wait for the next lazy flush. */
   private readonly lazyDirty = new Set<number>();
@@ -70,6 +92,7 @@ export class ShardedCollection<T> {
       });
       this.shards.push(db);
       this.files.push(file);
+      this.unsaved.push(new Map());
       for (const [key, value] of Object.entries(db.data)) this.records.set(key, value);
     }
   }
@@ -88,40 +111,49 @@ export class ShardedCollection<T> {
 
   /**
    * A durable put (`lazy` false) changes memory and resolves once the change is on disk; if the
-   * write fails it rejects with a StoreWriteError and memory goes back to what it held, so that
-   * memory never holds what a restart would not load (a failed API write leaves nothing behind).
-   * Reads stay synchronous: the change is visible while its write is in flight.
+   * write fails it rejects with a StoreWriteError and the record goes back to what the disk holds,
+   * so that memory never holds what a restart would not load (a failed API write leaves nothing
+   * behind). Later durable puts of the record still waiting for their write are refused with it:
+   * they were built on the refused value (a scheduling pass reads memory while a write is in
+   * flight), and writing them would persist the refused change after all. Reads stay synchronous:
+   * a change is visible while its write is in flight.
    *
    * `lazy` puts (things that are re-sent anyway, such as a node's facts at every hello) keep memory
    * first: written within LAZY_FLUSH_MS, so a burst of them costs one write per shard rather than
    * one per record, and retried until a write lands; a hub that exits meanwhile loses only what the
-   * agents send again.
+   * agents send again. They are kept as the fields they change, so a durable change of the same
+   * record that fails takes only its own fields with it.
    */
   put(key: string, value: T, lazy = false): Promise<void> {
     const before = this.records.get(key);
-    this.records.set(key, value);
     const shard = this.shardOf(key);
-    this.shards[shard]!.data[key] = value;
-    if (lazy) return this.markLazy(shard);
-    return this.markDirty(shard).catch((error: unknown) => {
-      // Undo only if nothing changed the record since: a later change carries its own outcome.
-      if (this.records.get(key) === value) this.restore(shard, key, before);
-      throw error;
-    });
+    const unsaved = this.track(shard, key, before);
+    if (lazy) unsaved.lazy = { ...unsaved.lazy, ...fieldsChanged(before, value) };
+    this.setMemory(shard, key, value);
+    if (lazy) return this.markLazy(shard, key);
+    return this.markDirty(shard, key);
   }
 
+  /** Durable, as put: a delete that fails leaves the record as the disk has it. */
   delete(key: string): Promise<void> {
     const before = this.records.get(key);
-    if (!this.records.delete(key)) return Promise.resolve();
+    if (before === undefined) return Promise.resolve();
     const shard = this.shardOf(key);
-    delete this.shards[shard]!.data[key];
-    return this.markDirty(shard).catch((error: unknown) => {
-      if (!this.records.has(key)) this.restore(shard, key, before);
-      throw error;
-    });
+    // Lazy fields of a record being deleted go with it.
+    this.track(shard, key, before).lazy = null;
+    this.setMemory(shard, key, undefined);
+    return this.markDirty(shard, key);
   }
 
-  private restore(shard: number, key: string, value: T | undefined): void {
+  /** Starts tracking a record about to change; untracked records equal the disk. */
+  private track(shard: number, key: string, current: T | undefined): Unsaved<T> {
+    const changed = this.unsaved[shard]!;
+    let unsaved = changed.get(key);
+    if (!unsaved) changed.set(key, (unsaved = { saved: current, lazy: null, lazyInFlight: null }));
+    return unsaved;
+  }
+
+  private setMemory(shard: number, key: string, value: T | undefined): void {
     if (value === undefined) {
       this.records.delete(key);
       delete this.shards[shard]!.data[key];
@@ -135,7 +167,7 @@ export class ShardedCollection<T> {
   async flush(): Promise<void> {
     if (this.lazyTimer) clearTimeout(this.lazyTimer);
     this.lazyTimer = null;
-    const pending = [...new Set([...this.dirty, ...this.lazyDirty])].map((s) => this.markDirty(s));
+    const pending = [...new Set([...this.dirty, ...this.lazyDirty])].map((s) => this.markDirty(s, null));
     await Promise.all([...pending, ...this.chains.values()]);
   }
 
@@ -149,32 +181,33 @@ export class ShardedCollection<T> {
     return (h >>> 0) % this.shardCount;
   }
 
-  private waitFor(shard: number): Promise<void> {
+  private waitFor(shard: number, key: string | null, durable: boolean): Promise<void> {
     return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = { key, durable, resolve, reject };
       const list = this.waiting.get(shard);
-      if (list) list.push({ resolve, reject });
-      else this.waiting.set(shard, [{ resolve, reject }]);
+      if (list) list.push(waiter);
+      else this.waiting.set(shard, [waiter]);
     });
   }
 
-  private markLazy(shard: number): Promise<void> {
+  private markLazy(shard: number, key: string): Promise<void> {
     // Marked even when it rides along with a due write: a failed write is retried only for shards
     // that carry lazy changes (durable ones are undone instead).
     this.lazyDirty.add(shard);
     // Already due for a write in this turn: ride along.
-    if (this.dirty.has(shard)) return this.waitFor(shard);
+    if (this.dirty.has(shard)) return this.waitFor(shard, key, false);
     this.lazyTimer ??= setTimeout(() => {
       this.lazyTimer = null;
-      for (const s of this.lazyDirty) this.markDirty(s).catch(() => undefined);
+      for (const s of this.lazyDirty) this.markDirty(s, null).catch(() => undefined);
     }, LAZY_FLUSH_MS);
     // Lazy changes are ones the hub can lose at an abrupt exit (close() writes them).
     this.lazyTimer.unref();
-    return this.waitFor(shard);
+    return this.waitFor(shard, key, false);
   }
 
-  private markDirty(shard: number): Promise<void> {
+  private markDirty(shard: number, key: string | null): Promise<void> {
     this.dirty.add(shard);
-    const done = this.waitFor(shard);
+    const done = this.waitFor(shard, key, key !== null);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       // Everything changed in this turn of the event loop goes out in one write per shard.
@@ -203,26 +236,95 @@ export class ShardedCollection<T> {
     const waiters = this.waiting.get(shard) ?? [];
     this.waiting.delete(shard);
     const file = this.files[shard]!;
+    // What this write carries: memory as it is now. Changes made while it is in flight wait for
+    // the next write, so each waiter learns the outcome of the write that carried its change.
+    const db = this.shards[shard]!;
+    const data = { ...db.data };
+    const carried = new Map<string, T | undefined>();
+    const changed = this.unsaved[shard]!;
+    for (const [key, unsaved] of changed) {
+      carried.set(key, this.records.get(key));
+      unsaved.lazyInFlight = unsaved.lazy === null ? unsaved.lazyInFlight : { ...unsaved.lazyInFlight, ...unsaved.lazy };
+      unsaved.lazy = null;
+    }
     try {
-      this.opts.beforeWrite?.(file);
+      await this.opts.beforeWrite?.(file);
       // lowdb writes through steno: a temp file renamed over the old one, so a crash mid-write
       // leaves the previous version whole.
-      await this.shards[shard]!.write();
-      this.opts.health?.succeeded();
-      for (const w of waiters) w.resolve();
+      await db.adapter.write(data);
     } catch (cause) {
-      const error = new StoreWriteError(file, cause);
-      this.opts.health?.failed(error);
-      // Durable puts undo themselves when their waiter rejects (before any retry below runs); the
-      // latest first, so that two changes to one record in this write restore the oldest value.
-      for (let i = waiters.length - 1; i >= 0; i--) waiters[i]!.reject(error);
-      if (!carriesLazy) return;
-      // Lazy changes stay in memory: keep the shard dirty and try again, so that they reach the
-      // disk once the disk works again (a full disk, say).
-      this.lazyDirty.add(shard);
-      setTimeout(() => {
-        if (this.lazyDirty.has(shard)) this.markDirty(shard).catch(() => undefined);
-      }, 1000).unref();
+      return this.writeFailed(shard, file, waiters, carriesLazy, cause);
     }
+    for (const [key, value] of carried) {
+      const unsaved = changed.get(key);
+      if (!unsaved) continue;
+      unsaved.saved = value;
+      unsaved.lazyInFlight = null;
+      // Unchanged since the write took it: memory equals the disk again.
+      if (this.records.get(key) === value && unsaved.lazy === null) changed.delete(key);
+    }
+    this.opts.health?.succeeded();
+    for (const w of waiters) w.resolve();
   }
+
+  /**
+   * Durable changes the write carried are undone: their records go back to what the disk holds,
+   * with the lazy fields laid over it, and later durable puts of those records, built on the
+   * refused values, are refused too. Lazy changes stay and are retried.
+   */
+  private writeFailed(shard: number, file: string, waiters: Waiter[], carriesLazy: boolean, cause: unknown): void {
+    const error = new StoreWriteError(file, cause);
+    this.opts.health?.failed(error);
+    const refused = new Set<string>();
+    for (const w of waiters) if (w.durable && w.key !== null) refused.add(w.key);
+    const changed = this.unsaved[shard]!;
+    for (const unsaved of changed.values()) {
+      // Lazy fields of the failed write are still to be written, under any set since.
+      if (unsaved.lazyInFlight !== null) unsaved.lazy = { ...unsaved.lazyInFlight, ...unsaved.lazy };
+      unsaved.lazyInFlight = null;
+    }
+    let lazyLeft = carriesLazy;
+    for (const key of refused) {
+      const unsaved = changed.get(key);
+      if (!unsaved) continue;
+      const restored = unsaved.saved === undefined ? undefined : withFields(unsaved.saved, unsaved.lazy);
+      this.setMemory(shard, key, restored);
+      if (unsaved.lazy === null) changed.delete(key);
+      else lazyLeft = true;
+    }
+    for (const w of waiters) w.reject(error);
+    if (refused.size > 0) {
+      // Refuse the later durable puts of the refused records, still waiting for the next write.
+      const later = this.waiting.get(shard) ?? [];
+      const kept = later.filter((w) => !(w.durable && w.key !== null && refused.has(w.key)));
+      for (const w of later) if (!kept.includes(w)) w.reject(error);
+      if (kept.length > 0) this.waiting.set(shard, kept);
+      else this.waiting.delete(shard);
+    }
+    if (!lazyLeft) return;
+    // Lazy changes stay in memory: keep the shard dirty and try again, so that they reach the
+    // disk once the disk works again (a full disk, say).
+    this.lazyDirty.add(shard);
+    setTimeout(() => {
+      if (this.lazyDirty.has(shard)) this.markDirty(shard, null).catch(() => undefined);
+    }, 1000).unref();
+  }
+}
+
+/** The fields of `next` that differ from `before` (all of them when there was no before); undefined marks a field removed. */
+function fieldsChanged<T>(before: T | undefined, next: T): Partial<T> {
+  if (before === undefined || typeof next !== 'object' || next === null) return { ...next };
+  const changed: Record<string, unknown> = {};
+  const a = before as Record<string, unknown>;
+  const b = next as Record<string, unknown>;
+  for (const k of Object.keys(b)) if (a[k] !== b[k]) changed[k] = b[k];
+  for (const k of Object.keys(a)) if (!(k in b)) changed[k] = undefined;
+  return changed as Partial<T>;
+}
+
+function withFields<T>(base: T, fields: Partial<T> | null): T {
+  if (fields === null) return base;
+  const merged: Record<string, unknown> = { ...base, ...fields };
+  for (const [k, v] of Object.entries(fields)) if (v === undefined) delete merged[k];
+  return merged as T;
 }

@@ -1,10 +1,11 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import type { NodeRecord, ServiceRecord } from '../../hub/store/store.js';
 import { StoreWriteError } from '../../hub/store/store-write-error.js';
+import { ShardedCollection } from '../../hub/store/sharded-collection.js';
 import { validateServiceSpec } from '../../shared/spec.js';
 
 /** A store whose file writes fail with `failWith` while it is set, as a full or broken disk would. */
@@ -127,5 +128,136 @@ describe('store: a write that fails', () => {
     const error = await store.open().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StoreWriteError);
     expect((error as StoreWriteError).code).toBe('ENOSPC');
+  });
+});
+
+/**
+ * A one-shard collection whose writes wait at a gate the test opens, then fail or not: other
+ * writers act while a write is in flight, as the scheduling pass and lazy node updates do. After
+ * passAll(), held writes and later ones go through.
+ */
+async function gatedCollection() {
+  const gates: Array<{ release: (failWith: string | null) => void }> = [];
+  let holding = true;
+  const collection = new ShardedCollection<NodeRecord>(dir, 'nodes', 1, {
+    beforeWrite: () =>
+      holding
+        ? new Promise<void>((resolve, reject) => {
+            gates.push({
+              release: (failWith) => (failWith ? reject(Object.assign(new Error(`${failWith}: simulated`), { code: failWith })) : resolve()),
+            });
+          })
+        : undefined,
+  });
+  await collection.open();
+  /** Waits until the next write reaches its gate, and returns that gate. */
+  const nextGate = async () => {
+    await vi.waitFor(() => expect(gates.length).toBeGreaterThan(0));
+    return gates.shift()!;
+  };
+  const passAll = () => {
+    holding = false;
+    for (const gate of gates.splice(0)) gate.release(null);
+  };
+  const reopen = async () => {
+    await collection.flush();
+    const again = new ShardedCollection<NodeRecord>(dir, 'nodes', 1);
+    await again.open();
+    return again;
+  };
+  return { collection, nextGate, passAll, reopen };
+}
+
+describe('store: a write that fails while other writers build on the unsaved value', () => {
+  it('refuses a later put built on the refused value, so the refused change never persists', async () => {
+    const { collection, nextGate, passAll, reopen } = await gatedCollection();
+    const first = collection.put('n1', node('n1', { generation: 1 }));
+    (await nextGate()).release(null);
+    await first;
+
+    const bump = collection.put('n1', node('n1', { generation: 2 })).catch((e: unknown) => e);
+    const inFlight = await nextGate();
+    // A writer reads the unsaved value and builds on it while the write is in flight.
+    const built = collection.put('n1', { ...collection.get('n1')!, targetHash: 'b' }).catch((e: unknown) => e);
+    inFlight.release('ENOSPC');
+    expect(await bump).toBeInstanceOf(StoreWriteError);
+    // The second put carried generation 2, which the disk refused: it is refused too.
+    expect(await built).toBeInstanceOf(StoreWriteError);
+    expect(collection.get('n1')).toMatchObject({ generation: 1, targetHash: 'a' });
+
+    // Whatever write comes next (here one for another record of the shard) lands the disk's value.
+    passAll();
+    await collection.put('n2', node('n2'));
+    expect((await reopen()).get('n1')).toMatchObject({ generation: 1, targetHash: 'a' });
+  });
+
+  it('restores the saved value, not an unsaved one, when a later write of the record fails', async () => {
+    const { collection, nextGate, passAll, reopen } = await gatedCollection();
+    const first = collection.put('n1', node('n1', { generation: 1 }));
+    (await nextGate()).release(null);
+    await first;
+
+    const a = collection.put('n1', node('n1', { generation: 2 })).catch((e: unknown) => e);
+    const writeA = await nextGate();
+    const b = collection.put('n1', node('n1', { generation: 3 })).catch((e: unknown) => e);
+    writeA.release('ENOSPC');
+    expect(await a).toBeInstanceOf(StoreWriteError);
+    expect(await b).toBeInstanceOf(StoreWriteError);
+    // Neither 2 (refused) nor 3 (queued behind it, built on it) is what the disk holds.
+    expect(collection.get('n1')?.generation).toBe(1);
+    passAll();
+    expect((await reopen()).get('n1')?.generation).toBe(1);
+  });
+
+  it('keeps a lazy change made during the failed write, on the saved value, and writes it later', async () => {
+    const { collection, nextGate, passAll, reopen } = await gatedCollection();
+    const first = collection.put('n1', node('n1', { generation: 1 }));
+    (await nextGate()).release(null);
+    await first;
+
+    const bump = collection.put('n1', { ...collection.get('n1')!, generation: 2 }).catch((e: unknown) => e);
+    const inFlight = await nextGate();
+    // Facts arrive meanwhile: a lazy put built from memory, which holds the unsaved generation.
+    const facts = collection.put('n1', { ...collection.get('n1')!, advertiseAddress: '10.0.0.9' }, true);
+    inFlight.release('ENOSPC');
+    expect(await bump).toBeInstanceOf(StoreWriteError);
+    // The lazy change stays; the refused one goes.
+    expect(collection.get('n1')).toMatchObject({ generation: 1, advertiseAddress: '10.0.0.9' });
+    // The lazy change is retried until a write lands.
+    passAll();
+    await facts;
+    expect((await reopen()).get('n1')).toMatchObject({ generation: 1, advertiseAddress: '10.0.0.9' });
+  });
+
+  it('keeps a record on disk in memory after a failed delete and a failed put of it', async () => {
+    const { collection, nextGate, passAll, reopen } = await gatedCollection();
+    const first = collection.put('n1', node('n1', { generation: 1 }));
+    (await nextGate()).release(null);
+    await first;
+
+    const removal = collection.delete('n1').catch((e: unknown) => e);
+    const writeDelete = await nextGate();
+    const recreate = collection.put('n1', node('n1', { generation: 5 })).catch((e: unknown) => e);
+    writeDelete.release('EIO');
+    expect(await removal).toBeInstanceOf(StoreWriteError);
+    expect(await recreate).toBeInstanceOf(StoreWriteError);
+    expect(collection.get('n1')?.generation).toBe(1);
+    passAll();
+    expect((await reopen()).get('n1')?.generation).toBe(1);
+  });
+
+  it('keeps a put made during a write that succeeds, and refuses only what a failed write carried', async () => {
+    const { collection, nextGate, passAll, reopen } = await gatedCollection();
+    const a = collection.put('n1', node('n1', { generation: 1 }));
+    const writeA = await nextGate();
+    const b = collection.put('n1', node('n1', { generation: 2 })).catch((e: unknown) => e);
+    writeA.release(null);
+    await a;
+    (await nextGate()).release('ENOSPC');
+    expect(await b).toBeInstanceOf(StoreWriteError);
+    // The disk holds generation 1, written by the first write: that is what memory goes back to.
+    expect(collection.get('n1')?.generation).toBe(1);
+    passAll();
+    expect((await reopen()).get('n1')?.generation).toBe(1);
   });
 });
