@@ -1,13 +1,18 @@
 /**
  * Whether the container engine answers. Checked by a ping (its own short deadline) at start, at
- * once when any engine call fails for want of an engine (no connection, no answer in time), and
- * every retryIntervalMs while it is away; it is back at the first ping that answers. Only watches:
+ * once when any engine call fails for want of an engine (no connection, no answer in time), every
+ * retryIntervalMs while it is away, and every checkIntervalMs while it answers: an engine that
+ * hangs fails no call until one reaches its deadline (10 s for a listing, and only at the loop's
+ * next pass), while a ping notices within its own 3 s. It is back at the first ping that answers.
+ * Only watches:
  * the reconcile loop retries its own passes, and nothing is removed or restarted for an outage.
  */
 import type { EngineProbe } from './runtime/container-runtime.js';
 
 /** Pings while the engine is away: its return is noticed within this long. */
 export const ENGINE_RETRY_INTERVAL_MS = 2_000;
+/** Pings while the engine answers: bounds how long a hung engine goes unnoticed. */
+export const ENGINE_CHECK_INTERVAL_MS = 10_000;
 
 export interface EngineAvailabilityOptions {
   probe: EngineProbe;
@@ -15,6 +20,7 @@ export interface EngineAvailabilityOptions {
   onChange: (available: boolean, error: string | null) => void;
   logger: { info(o: object, m: string): void; warn(o: object, m: string): void };
   retryIntervalMs?: number;
+  checkIntervalMs?: number;
 }
 
 export class EngineAvailability {
@@ -24,9 +30,11 @@ export class EngineAvailability {
   private unsubscribe: (() => void) | null = null;
   private stopped = false;
   private readonly retryIntervalMs: number;
+  private readonly checkIntervalMs: number;
 
   constructor(private readonly opts: EngineAvailabilityOptions) {
     this.retryIntervalMs = opts.retryIntervalMs ?? ENGINE_RETRY_INTERVAL_MS;
+    this.checkIntervalMs = opts.checkIntervalMs ?? ENGINE_CHECK_INTERVAL_MS;
   }
 
   /** Known once start() resolves; null before. */
@@ -71,6 +79,7 @@ export class EngineAvailability {
       if (this.stopped) return;
       if (this.available === false) this.opts.logger.info({}, 'the container engine answers again');
       this.set(true, null);
+      this.checkAgainIn(this.checkIntervalMs);
     } catch (err) {
       if (this.stopped) return;
       const error = err instanceof Error ? err.message : String(err);
@@ -78,12 +87,16 @@ export class EngineAvailability {
         this.opts.logger.warn({ err: error, retryInMs: this.retryIntervalMs }, 'the container engine is unavailable; containers are left as they are; checking again');
       }
       this.set(false, error);
-      this.retryTimer = setTimeout(() => {
-        this.retryTimer = null;
-        void this.check();
-      }, this.retryIntervalMs);
-      this.retryTimer.unref();
+      this.checkAgainIn(this.retryIntervalMs);
     }
+  }
+
+  private checkAgainIn(delayMs: number): void {
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.check();
+    }, delayMs);
+    this.retryTimer.unref();
   }
 
   private set(available: boolean, error: string | null): void {

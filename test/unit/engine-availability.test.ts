@@ -6,12 +6,13 @@ const quiet = { info() {}, warn() {} };
 const monitors: EngineAvailability[] = [];
 afterEach(() => monitors.splice(0).forEach((m) => m.stop()));
 
-function watch(runtime: SimulatedRuntime, retryIntervalMs = 20) {
+function watch(runtime: SimulatedRuntime, retryIntervalMs = 20, checkIntervalMs = 60_000) {
   const changes: Array<{ available: boolean; error: string | null }> = [];
   const monitor = new EngineAvailability({
     probe: runtime,
     logger: quiet,
     retryIntervalMs,
+    checkIntervalMs,
     onChange: (available, error) => changes.push({ available, error }),
   });
   monitors.push(monitor);
@@ -40,6 +41,14 @@ describe('engine availability', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(changes).toHaveLength(1);
     await expect(runtime.listContainers('n1')).rejects.toThrow(/ECONNREFUSED/);
+    await vi.waitFor(() => expect(changes.at(-1)?.available).toBe(false), { timeout: 2_000, interval: 5 });
+  });
+
+  it('notices an engine gone quiet by its periodic check, with no call failing', async () => {
+    const runtime = new SimulatedRuntime();
+    const { monitor, changes } = watch(runtime, 60_000, 20);
+    await monitor.start();
+    runtime.setEngineAvailable(false);
     await vi.waitFor(() => expect(changes.at(-1)?.available).toBe(false), { timeout: 2_000, interval: 5 });
   });
 
