@@ -4,12 +4,17 @@ import { HubLink, type LinkLogger } from './hub-link.js';
 import type { NodeIdentity } from './node-identity.js';
 import { ReconcileLoop } from './reconciler/reconcile-loop.js';
 import type { RestartCountStore } from './reconciler/restart-tally.js';
-import type { ContainerRuntime } from './runtime/container-runtime.js';
+import { readDiskUsage } from './device-facts.js';
+import { EngineAvailability } from './engine-availability.js';
+import { NodeConditionsTracker } from './node-conditions.js';
+import type { ContainerRuntime, EngineProbe } from './runtime/container-runtime.js';
 import type { TargetCache } from './target-cache.js';
 
 /** Retries of a target cache save that failed: from a second, at most a minute apart. */
 const CACHE_RETRY_BASE_MS = 1_000;
 const CACHE_RETRY_CAP_MS = 60_000;
+/** How often the data dir's and the engine storage's free space is read (statfs: cheap). */
+export const DISK_REFRESH_INTERVAL_MS = 60_000;
 
 export interface AgentOptions {
   identity: NodeIdentity;
@@ -17,7 +22,9 @@ export interface AgentOptions {
   labels: Record<string, string>;
   advertiseAddress: string | null;
   publishAddress: string | null;
-  runtime: ContainerRuntime;
+  runtime: ContainerRuntime & EngineProbe;
+  /** The agent's data dir, whose filesystem the conditions describe; none (simulated fleets) reports no disks. */
+  dataDir?: string;
   /** Null keeps no target on disk (simulated fleets); a real agent always has one. */
   targetCache: TargetCache | null;
   /** Where restart counts survive an agent restart (the data dir); none keeps them in memory. */
@@ -28,7 +35,13 @@ export interface AgentOptions {
   reconnectBaseMs?: number;
   reconnectCapMs?: number;
   retryBaseMs?: number;
+  /** Pings while the engine is away (default ENGINE_RETRY_INTERVAL_MS). */
+  engineRetryIntervalMs?: number;
+  diskRefreshIntervalMs?: number;
 }
+
+/** The runtime fact of an agent that has not reached its engine yet; replaced once it answers. */
+export const RUNTIME_UNKNOWN = 'unknown (engine unreachable)';
 
 /**
  * One agent: the hub link feeds targets to the reconcile loop (and to the on-disk cache); the loop
@@ -43,8 +56,23 @@ export class Agent {
   private cacheRetryTimer: NodeJS.Timeout | null = null;
   private readonly cacheBackoff = new Backoff({ baseMs: CACHE_RETRY_BASE_MS, capMs: CACHE_RETRY_CAP_MS });
   private stopping = false;
+  readonly conditions: NodeConditionsTracker;
+  readonly engine: EngineAvailability;
+  private facts: NodeFacts;
+  /** Where the engine keeps its data, as it said last; null until it says. */
+  private engineStorageDir: string | null = null;
+  private diskTimer: NodeJS.Timeout | null = null;
+  private diskRead: Promise<void> | null = null;
 
   constructor(private readonly opts: AgentOptions) {
+    this.facts = opts.facts;
+    this.conditions = new NodeConditionsTracker({ send: (conditions) => this.link.send({ type: 'conditions', conditions }) });
+    this.engine = new EngineAvailability({
+      probe: opts.runtime,
+      logger: opts.logger,
+      retryIntervalMs: opts.engineRetryIntervalMs,
+      onChange: (available, error) => this.engineChanged(available, error),
+    });
     this.loop = new ReconcileLoop({
       nodeId: opts.identity.nodeId,
       runtime: opts.runtime,
@@ -65,6 +93,9 @@ export class Agent {
       reconnectCapMs: opts.reconnectCapMs,
       hello: () => this.hello(),
       onTarget: (target) => this.onTarget(target),
+      onConnectionChange: (connected) => {
+        if (connected) this.conditions.connected();
+      },
     });
   }
 
@@ -84,12 +115,23 @@ export class Agent {
       // The cache may be older than what runs (a save that failed): it only fills gaps.
       this.loop.setTarget(cached.generation, cached.replicas, { provisional: true });
     }
+    // Before the first hello, so that it says whether the engine answers. An engine away is no
+    // reason to stop: the agent connects, says so, and goes on checking.
+    await this.engine.start();
+    await this.readDisks();
+    if (this.opts.dataDir !== undefined) {
+      this.diskTimer = setInterval(() => void this.readDisks(), this.opts.diskRefreshIntervalMs ?? DISK_REFRESH_INTERVAL_MS);
+      this.diskTimer.unref();
+    }
     await this.loop.start();
     this.link.start();
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.engine.stop();
+    this.conditions.stop();
+    if (this.diskTimer) clearInterval(this.diskTimer);
     if (this.cacheRetryTimer) clearTimeout(this.cacheRetryTimer);
     await this.link.stop();
     await this.loop.stop();
@@ -104,12 +146,50 @@ export class Agent {
       name: this.opts.name,
       labels: this.opts.labels,
       advertiseAddress: this.opts.advertiseAddress,
-      facts: this.opts.facts,
+      facts: this.facts,
       appliedGeneration: this.loop.appliedGeneration,
       // One frame carries at most the protocol cap; a device running more than that is outside
       // what the protocol supports, so the hub sees the first ones only.
       replicas: replicas.slice(0, PROTOCOL_LIMITS.maxReportedReplicas),
+      conditions: this.conditions.forHello(),
     };
+  }
+
+  private engineChanged(available: boolean, error: string | null): void {
+    this.conditions.setEngine(available, error);
+    if (available) void this.learnEngine();
+  }
+
+  /**
+   * What the engine says of itself, asked again at each return (it may have been upgraded or moved
+   * its storage meanwhile): its storage dir for the disk conditions, and its version when the agent
+   * started without it (the next hello carries that).
+   */
+  private async learnEngine(): Promise<void> {
+    try {
+      this.engineStorageDir = await this.opts.runtime.storageDir();
+      if (this.facts.runtime === RUNTIME_UNKNOWN) this.facts = { ...this.facts, runtime: await this.opts.runtime.version() };
+    } catch (err) {
+      // Gone again: the availability check says so; the next return asks again.
+      this.opts.logger.warn({ err: (err as Error).message }, 'could not ask the container engine about itself');
+      return;
+    }
+    await this.diskRead; // one in flight may have started before the storage dir was known
+    await this.readDisks();
+  }
+
+  /** One read of both disks at a time; a read asked for meanwhile is served by the one in flight. */
+  private readDisks(): Promise<void> {
+    const dataDir = this.opts.dataDir;
+    if (dataDir === undefined) return Promise.resolve();
+    this.diskRead ??= (async () => {
+      const engineDir = this.engineStorageDir;
+      const [dataDisk, engineDisk] = await Promise.all([readDiskUsage(dataDir), engineDir === null ? null : readDiskUsage(engineDir)]);
+      if (!this.stopping) this.conditions.setDisks(dataDisk, engineDisk);
+    })().finally(() => {
+      this.diskRead = null;
+    });
+    return this.diskRead;
   }
 
   private onTarget(target: TargetFrame): void {
@@ -132,7 +212,10 @@ export class Agent {
       if (!target || this.stopping) return;
       try {
         await cache.save(target);
-        if (this.unsavedTarget === target) this.unsavedTarget = null;
+        if (this.unsavedTarget === target) {
+          this.unsavedTarget = null;
+          this.conditions.setTargetCache(true, null);
+        }
         if (this.cacheBackoff.attempts > 0) this.opts.logger.info({ generation: target.generation }, 'the target is cached on disk again');
         this.cacheBackoff.reset();
       } catch (err) {
@@ -140,6 +223,7 @@ export class Agent {
         // Once per failing stretch as an error; the retries after it as warnings.
         const log = this.cacheBackoff.attempts === 1 ? this.opts.logger.error : this.opts.logger.warn;
         log.call(this.opts.logger, { err, generation: target.generation, retryInMs }, 'could not cache the target on disk; retrying');
+        this.conditions.setTargetCache(false, `could not save target generation ${target.generation}: ${(err as Error).message}`);
         if (!this.cacheRetryTimer && !this.stopping) {
           this.cacheRetryTimer = setTimeout(() => {
             this.cacheRetryTimer = null;

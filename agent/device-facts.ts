@@ -5,7 +5,7 @@
 import os from 'node:os';
 import { statfs } from 'node:fs/promises';
 import si from 'systeminformation';
-import type { NodeFacts } from '../shared/protocol.js';
+import type { DiskUsage, NodeFacts } from '../shared/protocol.js';
 import { TETHER_VERSION } from '../shared/version.js';
 
 /** No single probe may hold up the agent's start by more than this. */
@@ -59,6 +59,26 @@ async function diskFallback(): Promise<{ total: number; free: number }> {
   }
 }
 
+/**
+ * Space on the filesystem holding `dir` (the agent's data dir, the engine's storage), for the node
+ * conditions; null when the agent cannot see that path (the engine's storage from inside a
+ * container, say) or the probe does not answer in time.
+ */
+export async function readDiskUsage(dir: string): Promise<DiskUsage | null> {
+  const s = await probe(() => statfs(dir));
+  if (!s) return null;
+  const totalBytes = wholeNonNegative(s.blocks * s.bsize);
+  const freeBytes = wholeNonNegative(s.bavail * s.bsize);
+  if (totalBytes === null || freeBytes === null) return null;
+  return { path: dir.slice(0, 4096), totalBytes, freeBytes: Math.min(freeBytes, totalBytes) };
+}
+
+/**
+ * Read once at start. diskBytes and diskFreeBytes are those of the filesystem holding
+ * /var/lib/docker (normally the root filesystem), else the largest one, as they were at start:
+ * never refreshed. The node conditions carry the live figures of the filesystems that matter
+ * (the agent's data dir, the engine's storage as the engine names it).
+ */
 export async function readDeviceFacts(runtimeVersion: string): Promise<NodeFacts> {
   const [osInfo, mem, filesystems] = await Promise.all([probe(() => si.osInfo()), probe(() => si.mem()), probe(() => si.fsSize())]);
 

@@ -8,7 +8,7 @@ import { Backoff } from '../shared/backoff.js';
 import { parseCommandLine } from '../shared/command-line.js';
 import { ensurePrivateDir, restrictNewFiles } from '../shared/private-files.js';
 import { TETHER_VERSION } from '../shared/version.js';
-import { Agent } from './agent.js';
+import { Agent, RUNTIME_UNKNOWN } from './agent.js';
 import { defaultAdvertiseAddress, readDeviceFacts } from './device-facts.js';
 import { joinHub, JoinRefusedError, loadIdentity, saveIdentity, type NodeIdentity } from './node-identity.js';
 import { loadRegistryAuthFile, type RegistryAuthMap } from './registry-auth-file.js';
@@ -32,7 +32,9 @@ Options:
   --advertise-address IP     the address other machines reach this node on (default: first
                              non-loopback IPv4 address)
   --publish-address IP       the address host ports are published on (default: all interfaces)
-  --docker-socket PATH       the Docker engine socket (default /var/run/docker.sock)
+  --docker-socket PATH       the Docker engine socket (default /var/run/docker.sock); the
+                             agent also starts without an engine, reports it unavailable
+                             and runs its containers once the engine answers
   --registry-auth-file PATH  registry credentials for pulls whose service spec has no
                              registryAuth: a JSON file keyed by registry host[:port], e.g.
                              { "127.0.0.1:5001": { "username": "u", "password": "p" } }
@@ -115,11 +117,17 @@ async function main(): Promise<void> {
   }
 
   const runtime = new DockerRuntime({ socketPath: args['docker-socket'], logger, registryAuth });
-  let runtimeVersion: string;
+  // An engine away at start is no reason to exit (under systemd that is a restart loop that also
+  // keeps the hub from hearing anything): the agent runs, reports the engine unavailable, and
+  // checks again until it answers.
+  let runtimeVersion = RUNTIME_UNKNOWN;
   try {
     runtimeVersion = await runtime.version();
   } catch (error) {
-    fail(`cannot reach the Docker engine at ${args['docker-socket'] ?? '/var/run/docker.sock'}: ${(error as Error).message}`);
+    logger.warn(
+      { socket: args['docker-socket'] ?? '/var/run/docker.sock', err: (error as Error).message },
+      'cannot reach the Docker engine; starting anyway, reporting it unavailable and checking again',
+    );
   }
   // The name it says at hello: the one given now, else the one it joined with (a different one is
   // only a request the operator may accept).
@@ -131,6 +139,7 @@ async function main(): Promise<void> {
     advertiseAddress: args['advertise-address'] ?? defaultAdvertiseAddress(),
     publishAddress: args['publish-address'] ?? null,
     runtime,
+    dataDir,
     targetCache: new TargetCache(dataDir),
     restartCounts: new RestartCountsFile(dataDir, logger),
     facts: await readDeviceFacts(runtimeVersion),

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { defaultAdvertiseAddress, readDeviceFacts } from '../../agent/device-facts.js';
+import { defaultAdvertiseAddress, readDeviceFacts, readDiskUsage } from '../../agent/device-facts.js';
 import { NodeFactsSchema } from '../../shared/protocol.js';
 import { Validator } from '../../shared/validation.js';
 import { TETHER_VERSION } from '../../shared/version.js';
@@ -42,5 +42,15 @@ describe('device facts', () => {
       .map((a) => a!.address);
     if (external.length === 0) expect(address).toBeNull();
     else expect(external).toContain(address);
+  });
+});
+
+describe('disk usage', () => {
+  it('describes the filesystem holding a directory, and is null for a path the agent cannot see', async () => {
+    const usage = await readDiskUsage(os.tmpdir());
+    expect(usage?.path).toBe(os.tmpdir());
+    expect(usage!.totalBytes).toBeGreaterThan(0);
+    expect(usage!.freeBytes).toBeLessThanOrEqual(usage!.totalBytes);
+    expect(await readDiskUsage('/no/such/dir/for/tether')).toBeNull();
   });
 });
