@@ -42,6 +42,11 @@ export type Step =
    */
   | { kind: 'start-stand-in'; containerId: string; replicaId: string };
 
+/** The replica an engine step is for (a pull is for several). */
+export function replicaIdOf(step: Exclude<Step, { kind: 'pull' }>): string {
+  return step.kind === 'create' ? step.replica.replicaId : step.replicaId;
+}
+
 export interface PlanInput {
   target: readonly AssignedReplica[];
   current: readonly ObservedContainer[];

@@ -13,12 +13,21 @@
  * Pulls run detached from passes: a pass starts them and goes on, and the end of a pull triggers
  * a pass. A pull can take minutes; were the pass to wait, a newer target would wait as well, and
  * aborting the pull for every new generation would restart a download the new target still wants.
+ * So a pass that acted on every replica but those waiting for their image acks the generation
+ * with those pending (a partial ack), and acks again as that number changes, down to 0.
+ *
+ * The hub hears of each replica as its steps finish, not only when the pass ends: a pass over
+ * hundreds of slow starts takes minutes. Reports still come from a listing of the engine (one per
+ * report window while steps run, see reportProgress), never from what a step believes it did;
+ * the listing at the end of the pass remains the one that covers every replica.
  */
 import { Backoff } from '../../shared/backoff.js';
 import { systemClock, type Clock } from '../../shared/clock.js';
-import type { AssignedReplica, ReplicaReport, ReplicaState } from '../../shared/protocol.js';
+import { PROTOCOL_LIMITS, type AssignedReplica, type ReplicaReport } from '../../shared/protocol.js';
 import type { ContainerRuntime, ObservedContainer } from '../runtime/container-runtime.js';
-import { bestContainer, groupByReplica, needsImage, planSteps, type Step } from './plan-steps.js';
+import { bestContainer, groupByReplica, needsImage, planSteps, replicaIdOf, type Step } from './plan-steps.js';
+import { MAX_ERROR_LENGTH, reportOf, sameReport } from './replica-report.js';
+import { ReportOutbox } from './report-outbox.js';
 import { RestartTally, type RestartCountStore } from './restart-tally.js';
 import { executeStep, messageOf, type EngineStep, type StepContext } from './step-executors.js';
 
@@ -36,10 +45,17 @@ export interface ReconcileLoopOptions {
   /** Address host ports are bound to; null binds all interfaces. */
   publishAddress: string | null;
   logger: ReconcileLoopLogger;
-  /** Replicas whose report changed since the last call; a replica gone for good is sent once as 'removed'. */
+  /**
+   * Replicas whose report changed since the last call; a replica gone for good is sent once as
+   * 'removed'. Called at most once per report window, with at most maxReportsPerFrame reports.
+   */
   onReport: (changed: ReplicaReport[]) => void;
-  /** A pass completed for this generation (called once per generation). */
-  onApplied: (generation: number) => void;
+  /**
+   * A pass acted on every replica of this generation but `pending` of them, whose images are still
+   * being pulled. Called when the generation or the pending count changes (the last call for a
+   * generation has pending 0, unless a newer generation supersedes it).
+   */
+  onApplied: (generation: number, pending: number) => void;
   clock?: Clock;
   resyncIntervalMs?: number;
   maxConcurrentSteps?: number;
@@ -50,7 +66,18 @@ export interface ReconcileLoopOptions {
   restartCounts?: RestartCountStore;
   /** Delay between swap attempts at one spec after QUICK_SWAP_ATTEMPTS failed; default SWAP_RETRY_DELAY_MS. */
   swapRetryDelayMs?: number;
+  /** Least time between two onReport calls, and between two listings for reports during a pass; default REPORT_WINDOW_MS. */
+  reportWindowMs?: number;
+  /** Reports one onReport call carries at most; default the protocol's limit for a status frame. */
+  maxReportsPerFrame?: number;
 }
+
+/**
+ * Replica changes within this long go to the hub in one status frame. Short against the time a
+ * person or a deployment waits on a replica's state; long enough that a node starting hundreds of
+ * containers sends a few frames a second, and lists its containers for them as often.
+ */
+export const REPORT_WINDOW_MS = 250;
 
 /**
  * Failed swaps at one spec of a replica that are retried with the replica's usual backoff. Each
@@ -70,9 +97,6 @@ export const SWAP_RETRY_DELAY_MS = 15 * 60_000;
  * the container went while it was down.
  */
 export const ENGINE_COUNTS_WRITE_INTERVAL_MS = 30_000;
-
-/** The protocol's limit on a report's error text. */
-const MAX_ERROR_LENGTH = 2048;
 
 interface Failure {
   error: string;
@@ -98,10 +122,13 @@ export class ReconcileLoop {
   private readonly retryCapMs: number;
   private readonly stopTimeoutS: number;
   private readonly swapRetryDelayMs: number;
+  private readonly reportWindowMs: number;
 
   /** Null until the first setTarget: without a target nothing is removed. */
   private target: Target | null = null;
   private lastAppliedGeneration: number | null = null;
+  /** The pending count of the last ack (see onApplied). */
+  private lastAckedPending = 0;
   private readonly failures = new Map<string, Failure>();
   /**
    * Failures of steps on one container that is not what its replica is made of (an outdated
@@ -118,8 +145,14 @@ export class ReconcileLoop {
   private countsSavedAtMs: number | null = null;
   /** Pulls in flight by image. */
   private readonly pulls = new Map<string, { abort: AbortController; done: Promise<void> }>();
-  /** Last report sent per replica: what onReport diffs against and snapshot() returns. */
+  /** Last report per replica (sent, or waiting in the outbox): what reports diff against and snapshot() returns. */
   private reported = new Map<string, ReplicaReport>();
+  private readonly outbox: ReportOutbox;
+  /** While a pass applies steps: replicas whose steps in it have all finished, not yet reported. */
+  private settled = new Set<string>();
+  private applying = false;
+  private progressTimer: NodeJS.Timeout | null = null;
+  private progressReport: Promise<void> | null = null;
 
   private starting = false;
   private active = false;
@@ -145,12 +178,27 @@ export class ReconcileLoop {
     this.retryCapMs = opts.retryCapMs ?? 60_000;
     this.stopTimeoutS = opts.stopTimeoutS ?? 10;
     this.swapRetryDelayMs = opts.swapRetryDelayMs ?? SWAP_RETRY_DELAY_MS;
+    this.reportWindowMs = opts.reportWindowMs ?? REPORT_WINDOW_MS;
     if (this.maxConcurrentSteps < 1) throw new Error('invariant: maxConcurrentSteps must be at least 1');
+    this.outbox = new ReportOutbox({
+      windowMs: this.reportWindowMs,
+      maxPerFrame: Math.min(opts.maxReportsPerFrame ?? PROTOCOL_LIMITS.maxReportedReplicas, PROTOCOL_LIMITS.maxReportedReplicas),
+      send: (reports) => this.notify('onReport', () => this.opts.onReport(reports)),
+    });
     this.passBackoff = new Backoff({ baseMs: this.retryBaseMs, capMs: this.retryCapMs });
   }
 
+  /** The generation of the last ack: wholly applied, or but for appliedPending replicas. */
   get appliedGeneration(): number {
     return this.lastAppliedGeneration ?? 0;
+  }
+
+  /**
+   * The pending count of the last ack. The hello carries no pending count: an agent that
+   * reconnects while images are pulled says it again in an ack after the hello.
+   */
+  get appliedPending(): number {
+    return this.lastAckedPending;
   }
 
   /** Subscribes to engine events and resolves after the first pass. */
@@ -176,7 +224,10 @@ export class ReconcileLoop {
     this.unwatch = null;
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    this.resyncTimer = this.wakeTimer = null;
+    if (this.progressTimer) clearTimeout(this.progressTimer);
+    this.resyncTimer = this.wakeTimer = this.progressTimer = null;
+    // Reports not yet sent are dropped: the hub link is closed first, and the next hello says it all.
+    this.outbox.close();
     this.passAbort?.abort();
     for (const pull of this.pulls.values()) pull.abort.abort();
     await this.pumping;
@@ -267,6 +318,8 @@ export class ReconcileLoop {
     const abort = new AbortController();
     this.passAbort = abort;
     const planAtMs = this.clock.nowMs();
+    /** Replicas of the target this pass left waiting for an image to be pulled. */
+    let waitingOnPulls: string[] = [];
     try {
       let current = await this.runtime.listContainers(this.nodeId);
       if (target) {
@@ -280,6 +333,7 @@ export class ReconcileLoop {
           containerBackingOff: backingOffOf(this.containerFailures, planAtMs),
           provisional: target.provisional,
         });
+        waitingOnPulls = steps.flatMap((s) => (s.kind === 'pull' ? s.replicaIds : []));
         if (steps.length > 0) {
           await this.apply(steps, new Map(current.map((c) => [c.id, c])), abort.signal);
           // The reports describe what the steps left, not what the pass started from.
@@ -289,11 +343,17 @@ export class ReconcileLoop {
       this.publishReports(current);
       this.passBackoff.reset();
       this.passRetryAtMs = null;
-      // Applied means acted on: replicas that failed are reported as failed, but a pull still
-      // running means the generation's containers are yet to be made.
-      if (target && !abort.signal.aborted && this.pulls.size === 0 && target.generation !== this.lastAppliedGeneration) {
-        this.lastAppliedGeneration = target.generation;
-        this.notify('onApplied', () => this.opts.onApplied(target.generation));
+      // Applied means acted on: replicas that failed are reported as failed, but those waiting
+      // for their image are yet to be made, and pending. One whose pull failed before counts as
+      // failed while its pull is tried again (its report says so), or every retry would ack twice.
+      // A pull planned beyond the concurrent pulls allowed waits for a slot: pending as well.
+      if (target && !abort.signal.aborted) {
+        const pending = waitingOnPulls.filter((id) => !this.failures.has(id)).length;
+        if (target.generation !== this.lastAppliedGeneration || pending !== this.lastAckedPending) {
+          this.lastAppliedGeneration = target.generation;
+          this.lastAckedPending = pending;
+          this.notify('onApplied', () => this.opts.onApplied(target.generation, pending));
+        }
       }
     } catch (err) {
       const retryInMs = this.passBackoff.nextDelayMs();
@@ -345,12 +405,90 @@ export class ReconcileLoop {
    */
   private async apply(steps: Step[], planned: ReadonlyMap<string, ObservedContainer>, signal: AbortSignal): Promise<void> {
     const ctx = this.stepContext(planned);
-    const removes = steps.filter((s) => s.kind === 'remove');
-    await this.bounded(removes, (s) => executeStep(s, ctx), signal);
-    if (signal.aborted) return;
-    for (const s of steps) if (s.kind === 'pull') this.startPull(s);
-    const makes = steps.filter((s): s is EngineStep => s.kind !== 'remove' && s.kind !== 'pull');
-    await this.bounded(makes, (s) => executeStep(s, ctx), signal);
+    // Steps left per replica: one is reported once all of its steps in this pass are done.
+    const stepsLeft = new Map<string, number>();
+    for (const s of steps) {
+      if (s.kind !== 'pull') stepsLeft.set(replicaIdOf(s), (stepsLeft.get(replicaIdOf(s)) ?? 0) + 1);
+    }
+    const run = async (s: EngineStep) => {
+      await executeStep(s, ctx);
+      const id = replicaIdOf(s);
+      const left = stepsLeft.get(id)! - 1;
+      if (left > 0) stepsLeft.set(id, left);
+      else this.settle(id);
+    };
+    this.applying = true;
+    try {
+      const removes = steps.filter((s): s is EngineStep => s.kind === 'remove');
+      await this.bounded(removes, run, signal);
+      if (signal.aborted) return;
+      for (const s of steps) if (s.kind === 'pull') this.startPull(s);
+      const makes = steps.filter((s): s is EngineStep => s.kind !== 'remove' && s.kind !== 'pull');
+      await this.bounded(makes, run, signal);
+    } finally {
+      this.applying = false;
+      if (this.progressTimer) clearTimeout(this.progressTimer);
+      this.progressTimer = null;
+      // The pass's own listing comes after the last progress listing, so it has the last word.
+      await this.progressReport;
+      this.settled.clear();
+    }
+  }
+
+  /** All of the replica's steps in this pass are done: it is reported with the next progress listing. */
+  private settle(replicaId: string): void {
+    this.settled.add(replicaId);
+    this.armProgressReport();
+  }
+
+  private armProgressReport(): void {
+    if (!this.applying || this.progressTimer || this.progressReport || this.settled.size === 0) return;
+    this.progressTimer = setTimeout(() => {
+      this.progressTimer = null;
+      this.progressReport = this.reportProgress().finally(() => {
+        this.progressReport = null;
+        this.armProgressReport();
+      });
+    }, this.reportWindowMs);
+    this.progressTimer.unref();
+  }
+
+  /**
+   * Reports the settled replicas from a listing made after their steps: what the engine says, as
+   * at the end of a pass. Only replicas with no step left in the pass: a listing made while a
+   * step of the replica runs could predate it, and count a start of the agent's as the engine's.
+   * A listing that fails reports nothing: the pass's own listing covers them.
+   */
+  private async reportProgress(): Promise<void> {
+    const ids = [...this.settled];
+    this.settled.clear();
+    let current: ObservedContainer[];
+    try {
+      current = await this.runtime.listContainers(this.nodeId);
+    } catch (err) {
+      this.logger.warn({ nodeId: this.nodeId, err: messageOf(err) }, 'could not list containers to report progress; the end of the pass reports it');
+      return;
+    }
+    const assigned = new Map(this.target?.replicas.map((r) => [r.replicaId, r]));
+    const containersOf = groupByReplica(current);
+    const changed: ReplicaReport[] = [];
+    for (const id of ids) {
+      const containers = containersOf.get(id) ?? [];
+      const replica = assigned.get(id);
+      const last = this.reported.get(id);
+      let report: ReplicaReport;
+      if (replica) report = this.assignedReport(replica, containers);
+      else if (containers.length > 0) report = this.unassignedReport(id, containers);
+      else {
+        // An unassigned replica whose last container went: gone for good.
+        if (last) changed.push({ ...last, state: 'removed', containerId: null, error: null });
+        this.reported.delete(id);
+        continue;
+      }
+      if (!sameReport(last, report)) changed.push(report);
+      this.reported.set(id, report);
+    }
+    if (changed.length > 0) this.outbox.push(changed);
   }
 
   private stepContext(planned: ReadonlyMap<string, ObservedContainer>): StepContext {
@@ -464,28 +602,9 @@ export class ReconcileLoop {
     const containersOf = groupByReplica(current);
 
     const next = new Map<string, ReplicaReport>();
-    for (const r of assigned) {
-      const containers = containersOf.get(r.replicaId) ?? [];
-      // The container that stands for the replica: its spec's, unless only an outdated one runs
-      // (an update that has not taken over yet: the old version is what serves).
-      const right = bestContainer(containers.filter((c) => c.specHash === r.specHash));
-      const any = bestContainer(containers);
-      const chosen = right?.state !== 'running' && any?.state === 'running' ? any : (right ?? any);
-      // Running with the right spec is success however it came about (say the engine's restart
-      // policy), so an older step error no longer describes the replica.
-      if (chosen?.state === 'running' && chosen.specHash === r.specHash) {
-        this.failures.delete(r.replicaId);
-        this.swapAttempts.delete(r.replicaId);
-      }
-      const error = this.failures.get(r.replicaId)?.error ?? (chosen ? this.containerFailures.get(chosen.id)?.error : undefined) ?? null;
-      const restarts = this.restarts.observe(r.replicaId, containers, chosen);
-      next.set(r.replicaId, reportOf(r.replicaId, r.service, r.specHash, chosen, error, restarts));
-    }
+    for (const r of assigned) next.set(r.replicaId, this.assignedReport(r, containersOf.get(r.replicaId) ?? []));
     for (const [replicaId, containers] of containersOf) {
-      if (next.has(replicaId)) continue;
-      const chosen = bestContainer(containers)!;
-      const restarts = this.restarts.observe(replicaId, containers, chosen);
-      next.set(replicaId, reportOf(replicaId, chosen.service, chosen.specHash, chosen, this.failures.get(replicaId)?.error ?? null, restarts));
+      if (!next.has(replicaId)) next.set(replicaId, this.unassignedReport(replicaId, containers));
     }
     // Forget what concerns replicas that are neither assigned nor present, and containers that are
     // gone: nothing will retry them, and these structures stay as small as the node's state.
@@ -506,7 +625,35 @@ export class ReconcileLoop {
       if (!next.has(id)) changed.push({ ...last, state: 'removed', containerId: null, error: null });
     }
     this.reported = next;
-    if (changed.length > 0) this.notify('onReport', () => this.opts.onReport(changed));
+    if (changed.length > 0) this.outbox.push(changed);
+  }
+
+  /**
+   * The report of an assigned replica, from its containers in a listing. Observes its restarts:
+   * the listing must postdate every step of the replica's that the tally was told of.
+   */
+  private assignedReport(r: AssignedReplica, containers: readonly ObservedContainer[]): ReplicaReport {
+    // The container that stands for the replica: its spec's, unless only an outdated one runs
+    // (an update that has not taken over yet: the old version is what serves).
+    const right = bestContainer(containers.filter((c) => c.specHash === r.specHash));
+    const any = bestContainer(containers);
+    const chosen = right?.state !== 'running' && any?.state === 'running' ? any : (right ?? any);
+    // Running with the right spec is success however it came about (say the engine's restart
+    // policy), so an older step error no longer describes the replica.
+    if (chosen?.state === 'running' && chosen.specHash === r.specHash) {
+      this.failures.delete(r.replicaId);
+      this.swapAttempts.delete(r.replicaId);
+    }
+    const error = this.failures.get(r.replicaId)?.error ?? (chosen ? this.containerFailures.get(chosen.id)?.error : undefined) ?? null;
+    const restarts = this.restarts.observe(r.replicaId, containers, chosen);
+    return reportOf(r.replicaId, r.service, r.specHash, chosen, error, restarts);
+  }
+
+  /** The report of a replica not assigned here whose containers are still present (at least one). */
+  private unassignedReport(replicaId: string, containers: readonly ObservedContainer[]): ReplicaReport {
+    const chosen = bestContainer(containers)!;
+    const restarts = this.restarts.observe(replicaId, containers, chosen);
+    return reportOf(replicaId, chosen.service, chosen.specHash, chosen, this.failures.get(replicaId)?.error ?? null, restarts);
   }
 
   /**
@@ -537,87 +684,8 @@ export class ReconcileLoop {
   }
 }
 
-/** A replica's state as the hub reads it, from the container that counts and the last step error. */
-function reportOf(
-  replicaId: string,
-  service: string,
-  specHash: string,
-  c: ObservedContainer | undefined,
-  stepError: string | null,
-  restarts: number,
-): ReplicaReport {
-  if (!c) {
-    return { replicaId, service, state: stepError ? 'failed' : 'pending', specHash, containerId: null, error: stepError, restarts };
-  }
-  let state: ReplicaState;
-  let error: string | null;
-  switch (c.state) {
-    case 'running':
-      if (c.error !== null) {
-        // The engine listed it running but its state could not be read: a listing can lag a
-        // container's death, so it is not reported running on the listing's word alone.
-        state = 'failed';
-        error = c.error;
-        break;
-      }
-      // An error here is an update that failed while the old container goes on serving: the
-      // report carries that container's spec hash, so the hub sees which version runs.
-      state = 'running';
-      error = stepError;
-      break;
-    case 'created':
-      error = stepError ?? c.error;
-      state = error ? 'failed' : 'starting';
-      break;
-    case 'restarting':
-      state = 'failed';
-      error = stepError ?? exitText(c);
-      break;
-    case 'exited':
-      error = stepError ?? c.error ?? (c.exitCode !== null && c.exitCode !== 0 ? exitText(c) : null);
-      state = error ? 'failed' : 'stopped';
-      break;
-    case 'dead':
-      state = 'failed';
-      error = stepError ?? c.error ?? 'container is dead';
-      break;
-    case 'paused':
-    case 'removing':
-      state = 'stopped';
-      error = stepError;
-      break;
-  }
-  return {
-    replicaId,
-    service,
-    state: state,
-    specHash: c.specHash,
-    containerId: c.id,
-    error: error === null ? null : error.slice(0, MAX_ERROR_LENGTH),
-    restarts,
-  };
-}
-
 function backingOffOf(failures: ReadonlyMap<string, Failure>, nowMs: number): Set<string> {
   const ids = new Set<string>();
   for (const [id, f] of failures) if (f.retryAtMs > nowMs) ids.add(id);
   return ids;
 }
-
-function exitText(c: ObservedContainer): string {
-  const restarts = c.restartCount ? ` (restarted ${c.restartCount} times)` : '';
-  return `exited with code ${c.exitCode ?? 'unknown'}${restarts}`;
-}
-
-function sameReport(a: ReplicaReport | undefined, b: ReplicaReport): boolean {
-  return (
-    a !== undefined &&
-    a.state === b.state &&
-    a.specHash === b.specHash &&
-    a.containerId === b.containerId &&
-    a.error === b.error &&
-    a.restarts === b.restarts &&
-    a.service === b.service
-  );
-}
-

@@ -21,7 +21,10 @@ interface Agent {
   loop: ReconcileLoop;
   /** The latest report per replica, as the hub would hold it. */
   reports: Map<string, ReplicaReport>;
+  /** Generations acked as wholly applied (nothing pending). */
   applied: number[];
+  /** Every ack, as [generation, pending]. */
+  acks: Array<[number, number]>;
 }
 
 const loops: ReconcileLoop[] = [];
@@ -57,13 +60,17 @@ const quiet = { info() {}, warn() {}, error() {} };
 async function startAgent(runtime: ContainerRuntime, nodeId: string, opts: Partial<ReconcileLoopOptions> = {}): Promise<Agent> {
   const reports = new Map<string, ReplicaReport>();
   const applied: number[] = [];
+  const acks: Array<[number, number]> = [];
   const loop = new ReconcileLoop({
     nodeId,
     runtime,
     publishAddress: null,
     logger: quiet,
     onReport: (changed) => changed.forEach((r) => reports.set(r.replicaId, r)),
-    onApplied: (generation) => applied.push(generation),
+    onApplied: (generation, pending) => {
+      acks.push([generation, pending]);
+      if (pending === 0) applied.push(generation);
+    },
     // Short delays keep retries quick; nothing below asserts on time, it polls for outcomes.
     retryBaseMs: 5,
     retryCapMs: 40,
@@ -71,7 +78,7 @@ async function startAgent(runtime: ContainerRuntime, nodeId: string, opts: Parti
   });
   loops.push(loop);
   await loop.start();
-  return { loop, reports, applied };
+  return { loop, reports, applied, acks };
 }
 
 function containersOf(runtime: SimulatedRuntime, nodeId: string) {
@@ -295,6 +302,11 @@ describe('ReconcileLoop on the simulated runtime', () => {
       expect(a.reports.get('r2')?.state).toBe('running');
       expect(a.applied).toEqual([2]);
     });
+    // Generation 1 was only ever acked with its replica waiting for the pull.
+    expect(a.acks).toEqual([
+      [1, 1],
+      [2, 0],
+    ]);
     expect(a.reports.get('r1')?.state).toBe('removed');
   });
 
