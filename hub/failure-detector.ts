@@ -2,7 +2,11 @@ import type { Clock } from '../shared/clock.js';
 import { DEFAULT_DISRUPTION_SHARE, isFleetDisruption } from './fleet-disruption.js';
 import { StallDetector, stallAfterMsFor, sweepIntervalMsFor } from './stall-detector.js';
 
-export type NodeState = 'ready' | 'unreachable' | 'lost';
+/**
+ * `not_ready`: connected, but its container engine does not answer (its agent says so): no new
+ * work goes there, and once that lasts lostAfter its replicas move as a lost node's do.
+ */
+export type NodeState = 'ready' | 'not_ready' | 'unreachable' | 'lost';
 
 export interface NodeLiveness {
   connected: boolean;
@@ -13,6 +17,11 @@ export interface NodeLiveness {
   downSinceMs: number | null;
   /** Times the node connected again after its first connection since the hub started. */
   reconnects: number;
+  /**
+   * Hub clock time since which the node's agent reports its engine unavailable; null while it
+   * answers. Kept while the node is away: an outage does not start over at each reconnect.
+   */
+  engineDownSinceMs: number | null;
 }
 
 export interface FailureDetectorOptions {
@@ -32,7 +41,7 @@ export interface FailureDetectorOptions {
   sweepIntervalMs?: number;
   /** A gap this long between two calls is a stall of the hub (default from the grace; Infinity: off). */
   stallAfterMs?: number;
-  onStateChange: (nodeId: string, state: NodeState) => void;
+  onStateChange: (nodeId: string, state: NodeState, previous: NodeState | null) => void;
   /** The fleet went into disruption mode (a value) or out of it (null). */
   onDisruptionChange?: (disruption: FleetDisruption | null) => void;
   /** The hub was stalled for `stallMs`; every node was given that time back, but for the usual sweep interval. */
@@ -61,6 +70,11 @@ export interface SweepResult {
  *
  * ready --(connection closed, or silent past heartbeatGraceMs)--> unreachable
  * unreachable --(away for lostAfterMs)--> lost;  any --(hello)--> ready
+ * ready <--(engine unavailable / available again)--> not_ready
+ *
+ * A not_ready node is unusable, as an away one is: `unusableForMs` counts its engine outage the way
+ * `downForMs` counts away-time, so that the scheduler moves its replicas through the same path as
+ * a lost node's once the outage lasts lostAfter, and hands them back when the engine returns.
  *
  * Two things are not held against the nodes, as they say more about the hub than about them:
  * - a fleet disruption (more than disruptionShare of the nodes away at once): away-time stops
@@ -119,29 +133,51 @@ export class FailureDetector {
     return this.awayMs(entry, nowMs);
   }
 
+  /**
+   * How long the node has been unusable for its replicas: away (as downForMs), or connected with
+   * its engine unavailable; null while ready. The scheduler's `downForMs`.
+   */
+  unusableForMs(nodeId: string, nowMs = this.opts.clock.nowMs()): number | null {
+    this.catchUp(nowMs);
+    const entry = this.nodes.get(nodeId);
+    if (!entry?.connected) return this.awayMs(entry, nowMs);
+    return entry.engineDownSinceMs === null ? null : Math.max(0, nowMs - entry.engineDownSinceMs);
+  }
+
   state(nodeId: string, nowMs = this.opts.clock.nowMs()): NodeState {
     const downForMs = this.downForMs(nodeId, nowMs);
-    if (downForMs === null) return 'ready';
+    if (downForMs === null) return this.nodes.get(nodeId)?.engineDownSinceMs == null ? 'ready' : 'not_ready';
     return downForMs >= this.opts.lostAfterMs ? 'lost' : 'unreachable';
   }
 
-  connected(nodeId: string): NodeLiveness {
+  /** `engineAvailable`: what the hello says of the engine (version 1 agents say nothing: available). */
+  connected(nodeId: string, engineAvailable = true): NodeLiveness {
     const now = this.opts.clock.nowMs();
     this.catchUp(now);
     let entry = this.nodes.get(nodeId);
+    const before = entry ? this.state(nodeId, now) : null;
     if (!entry) {
-      entry = { connected: false, lastSeenMs: null, connectedSinceMs: null, downSinceMs: null, reconnects: -1 };
+      entry = { connected: false, lastSeenMs: null, connectedSinceMs: null, downSinceMs: null, reconnects: -1, engineDownSinceMs: null };
       this.nodes.set(nodeId, entry);
     }
     entry.reconnects++;
     entry.lastSeenMs = now;
     entry.connectedSinceMs = now;
     entry.downSinceMs = null;
-    if (!entry.connected) {
-      entry.connected = true;
-      this.opts.onStateChange(nodeId, 'ready');
-    }
+    entry.connected = true;
+    // An outage that went on while the node was away goes on from when it began.
+    entry.engineDownSinceMs = engineAvailable ? null : (entry.engineDownSinceMs ?? now);
+    const after = connectedState(entry);
+    if (before !== after) this.opts.onStateChange(nodeId, after, before);
     return entry;
+  }
+
+  /** The connected node's agent says its engine answers (true) or not; a change is a state change. */
+  engineReported(nodeId: string, entry: NodeLiveness, available: boolean): void {
+    if (!entry.connected || available === (entry.engineDownSinceMs === null)) return;
+    const before = connectedState(entry);
+    entry.engineDownSinceMs = available ? null : this.opts.clock.nowMs();
+    this.opts.onStateChange(nodeId, connectedState(entry), before);
   }
 
   /** Any frame counts as a sign of life; callers keep the entry from connected() to skip the lookup. */
@@ -155,11 +191,14 @@ export class FailureDetector {
     const now = this.opts.clock.nowMs();
     // After a stall, the closes queued meanwhile are often read before the next sweep.
     this.catchUp(now);
+    const before = connectedState(entry);
     entry.connected = false;
     entry.connectedSinceMs = null;
-    // Away since it was last heard from: a node that went silent was gone before we noticed.
-    entry.downSinceMs = entry.lastSeenMs ?? now;
-    this.opts.onStateChange(nodeId, 'unreachable');
+    // Away since it was last heard from: a node that went silent was gone before we noticed. A
+    // node whose engine was unavailable before has been unusable since then, and its lostAfter
+    // runs on from there rather than starting over.
+    entry.downSinceMs = Math.min(entry.lastSeenMs ?? now, entry.engineDownSinceMs ?? Number.POSITIVE_INFINITY);
+    this.opts.onStateChange(nodeId, 'unreachable', before);
   }
 
   /**
@@ -176,6 +215,7 @@ export class FailureDetector {
       connectedSinceMs: null,
       downSinceMs: now - Math.max(this.opts.lostAfterMs, awayMs),
       reconnects: -1,
+      engineDownSinceMs: null,
     });
   }
 
@@ -197,12 +237,19 @@ export class FailureDetector {
     const silentBefore = now - this.opts.heartbeatGraceMs;
     const silent: string[] = [];
     const away: string[] = [];
+    let crossedThreshold = false;
     let counted = 0;
     let awayCounted = 0;
     for (const nodeId of nodeIds) {
       const entry = this.nodes.get(nodeId);
       if (entry?.connected) {
         counted++;
+        if (entry.engineDownSinceMs !== null) {
+          // An engine outage crosses the same thresholds as away-time (see unusableForMs).
+          const downNow = now - entry.engineDownSinceMs;
+          const downBefore = previous - entry.engineDownSinceMs;
+          for (const t of thresholdsMs) if (downBefore < t && downNow >= t) crossedThreshold = true;
+        }
         if (entry.lastSeenMs !== null && entry.lastSeenMs < silentBefore) {
           silent.push(nodeId);
           // Dropped right after this sweep: it counts as away already.
@@ -221,7 +268,6 @@ export class FailureDetector {
     }
     this.followDisruption(awayCounted, counted, previous, now);
 
-    let crossedThreshold = false;
     for (const nodeId of away) {
       const entry = this.nodes.get(nodeId);
       const downNow = this.awayMs(entry, now);
@@ -229,7 +275,7 @@ export class FailureDetector {
       for (const t of thresholdsMs) {
         if (downBefore < t && downNow >= t) {
           crossedThreshold = true;
-          if (t === this.opts.lostAfterMs) this.opts.onStateChange(nodeId, 'lost');
+          if (t === this.opts.lostAfterMs) this.opts.onStateChange(nodeId, 'lost', 'unreachable');
         }
       }
     }
@@ -278,10 +324,15 @@ export class FailureDetector {
     for (const entry of this.nodes.values()) {
       if (entry.lastSeenMs !== null) entry.lastSeenMs = shift(entry.lastSeenMs);
       if (entry.downSinceMs !== null) entry.downSinceMs = shift(entry.downSinceMs);
+      if (entry.engineDownSinceMs !== null) entry.engineDownSinceMs = shift(entry.engineDownSinceMs);
     }
     this.awayFromMs += stall.creditMs;
     this.lastSweepMs = shift(this.lastSweepMs);
     if (this.disruptionNow !== null) this.disruptionNow.sinceMs = shift(this.disruptionNow.sinceMs);
     this.opts.onStall?.(stall.stallMs);
   }
+}
+
+function connectedState(entry: NodeLiveness): NodeState {
+  return entry.engineDownSinceMs === null ? 'ready' : 'not_ready';
 }

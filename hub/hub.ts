@@ -1,11 +1,12 @@
 import type { Clock } from '../shared/clock.js';
 import { canonicalJson } from '../shared/container-spec.js';
-import { CloseCode, type HelloFrame, type ReplicaReport } from '../shared/protocol.js';
+import { CloseCode, type HelloFrame, type NodeConditions, type ReplicaReport } from '../shared/protocol.js';
 import type { NormalizedSpec } from '../shared/spec.js';
 import { AgentGateway, type GatewayLogger } from './agents/gateway.js';
 import { Dispatcher } from './dispatcher.js';
 import { FailureDetector, type NodeState } from './failure-detector.js';
 import { DEFAULT_DISRUPTION_SHARE } from './fleet-disruption.js';
+import { diskWarning, NodeConditionsTable, type ConditionTransition } from './node-conditions.js';
 import { ObservedState } from './observed-state.js';
 import { PerKeyQueue } from './per-key-queue.js';
 import { NodeDirectory } from './node-directory.js';
@@ -65,6 +66,8 @@ export type PutServiceResult = { outcome: 'created' | 'updated' | 'unchanged'; r
  */
 export class Hub {
   readonly observed = new ObservedState();
+  /** What each node last said of its engine, target cache and disks (soft state). */
+  readonly conditions = new NodeConditionsTable();
   readonly detector: FailureDetector;
   /** Joining, and nodes' names and labels. */
   readonly nodes: NodeDirectory;
@@ -88,9 +91,8 @@ export class Hub {
       lostAfterMs: config.lostAfterMs,
       startupGraceMs: config.startupGraceMs,
       disruptionShare: config.disruptionShare,
-      onStateChange: (nodeId, state) => {
-        if (state === 'ready') logger.info({ nodeId }, 'node ready');
-        else logger.warn({ nodeId }, `node ${state}`);
+      onStateChange: (nodeId, state, previous) => {
+        this.logStateChange(nodeId, state, previous);
         this.rememberLost(nodeId, state);
         if (state === 'lost') this.loop.markDirty();
         else this.loop.nodesChanged();
@@ -126,6 +128,7 @@ export class Hub {
       maxPendingHandshakes: config.maxPendingHandshakes,
       ...(config.maxPendingHandshakesPerAddress === null ? {} : { maxPendingHandshakesPerAddress: config.maxPendingHandshakesPerAddress }),
       handlers: {
+        onConditions: (nodeId, conditions) => this.onConditions(nodeId, conditions),
         onHello: (nodeId, hello) => this.onHello(nodeId, hello),
         onStatus: (nodeId, reports) => this.onStatus(nodeId, reports),
         onDisconnect: () => undefined,
@@ -169,6 +172,47 @@ export class Hub {
     void this.store.putNode({ ...node, lostSince }, { lazy: true }).catch((err: unknown) => this.logger.error({ err, nodeId }, 'could not store that the node is lost'));
   }
 
+  /** One line per change of a node's state; an engine outage's lines say so, and say why. */
+  private logStateChange(nodeId: string, state: NodeState, previous: NodeState | null): void {
+    if (state === 'not_ready') {
+      const error = this.conditions.get(nodeId)?.conditions.engine.error ?? null;
+      this.logger.warn({ nodeId, error, previous }, 'node not ready: its container engine is unavailable; no new replicas go there, and its replicas move if that lasts lostAfter');
+    } else if (state === 'ready' && previous === 'not_ready') {
+      this.logger.info({ nodeId }, 'node ready: its container engine is available again');
+    } else if (state === 'ready') {
+      this.logger.info({ nodeId }, 'node ready');
+    } else {
+      this.logger.warn({ nodeId }, `node ${state}`);
+    }
+  }
+
+  /**
+   * A node's conditions, replaced whole. The engine's changes are logged as state changes (the
+   * detector hears of them next); the others here, one line per change, never per frame.
+   */
+  private onConditions(nodeId: string, conditions: NodeConditions | null): void {
+    for (const t of this.conditions.report(nodeId, conditions, this.clock.nowMs())) this.logConditionChange(nodeId, t, conditions);
+  }
+
+  private logConditionChange(nodeId: string, t: ConditionTransition, c: NodeConditions | null): void {
+    switch (t.condition) {
+      case 'engine_unavailable':
+        return;
+      case 'target_cache_stale':
+        if (t.active) this.logger.warn({ nodeId, error: c?.targetCache.error ?? null }, 'node could not cache its target: after a reboot without the hub it would run an older one');
+        else this.logger.info({ nodeId }, 'node cached its target again');
+        return;
+      case 'data_disk_low':
+      case 'engine_disk_low': {
+        const label = t.condition === 'data_disk_low' ? 'data disk' : 'engine disk';
+        const disk = t.condition === 'data_disk_low' ? c?.dataDisk : c?.engineDisk;
+        if (t.active && disk) this.logger.warn({ nodeId, path: disk.path, freeBytes: disk.freeBytes, totalBytes: disk.totalBytes }, `node ${diskWarning(label, disk)}`);
+        else this.logger.info({ nodeId }, `node ${label} no longer low`);
+        return;
+      }
+    }
+  }
+
   /** Drops silent connections, and runs the scheduler when a node crosses a lost threshold. */
   sweep(): void {
     const thresholds = new Set([this.config.lostAfterMs]);
@@ -188,7 +232,9 @@ export class Hub {
     const now = this.clock.nowMs();
     const out: SchedNode[] = [];
     for (const node of this.store.listNodes()) {
-      const downForMs = this.detector.downForMs(node.id, now);
+      // Away or its engine unavailable: either way the node takes no new work, and its replicas
+      // move once that lasts lostAfter (the same path for both).
+      const downForMs = this.detector.unusableForMs(node.id, now);
       out.push({
         id: node.id,
         name: node.name,
@@ -231,7 +277,7 @@ export class Hub {
   }
 
   nodeView(node: NodeRecord) {
-    return nodeView(node, this.detector, this.gateway.appliedGeneration(node.id), this.clock.nowMs());
+    return nodeView(node, this.detector, this.gateway.applied(node.id), this.conditions.get(node.id), this.clock.nowMs());
   }
 
   /** Reports about replicas that were not the reporting node's to report on (see acceptedReports). */
@@ -268,7 +314,10 @@ export class Hub {
 
   private onHello(nodeId: string, hello: HelloFrame): void {
     const node = this.store.getNode(nodeId);
-    if (!node) return this.gateway.disconnect(nodeId, CloseCode.nodeRemoved, 'node no longer exists');
+    if (!node) {
+      this.conditions.forget(nodeId);
+      return this.gateway.disconnect(nodeId, CloseCode.nodeRemoved, 'node no longer exists');
+    }
     this.observed.replaceNode(nodeId, this.acceptedReports(nodeId, hello.replicas), this.clock.nowMs());
     this.nodes.hello(node, hello);
     const target = this.dispatcher.currentTarget(nodeId);

@@ -18,9 +18,21 @@ export function hubMetrics(hub: Hub): Registry {
     labelNames: ['state'],
     registers: [registry],
     collect() {
-      const counts: Record<NodeState, number> = { ready: 0, unreachable: 0, lost: 0 };
+      const counts: Record<NodeState, number> = { ready: 0, not_ready: 0, unreachable: 0, lost: 0 };
       for (const node of hub.store.listNodes()) counts[hub.detector.state(node.id)]++;
       for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+    },
+  });
+  new Gauge({
+    name: 'tether_node_conditions',
+    help: 'Nodes per condition their agents last reported: engine_unavailable, target_cache_stale, data_disk_low, engine_disk_low (a disk is low under min(10% of it, 2 GiB) free)',
+    labelNames: ['condition'],
+    registers: [registry],
+    collect() {
+      const nodeIds = (function* () {
+        for (const node of hub.store.listNodes()) yield node.id;
+      })();
+      for (const [condition, n] of Object.entries(hub.conditions.counts(nodeIds))) this.set({ condition }, n);
     },
   });
   new Gauge({

@@ -1,14 +1,21 @@
 import type { ReplicaState } from '../shared/protocol.js';
 import { redactSpec, type NormalizedSpec } from '../shared/spec.js';
 import type { FailureDetector, NodeState } from './failure-detector.js';
+import { conditionWarnings, type NodeConditionsEntry } from './node-conditions.js';
 import type { ObservedState } from './observed-state.js';
 import type { Placement } from './scheduler/types.js';
 import type { NodeRecord, ServiceRecord } from './store/store.js';
 
+/**
+ * A replica's state as the hub knows it: what its agent reported, or `unknown` while its node's
+ * engine is unavailable (the agent cannot see the container, so its last report may be untrue).
+ */
+export type ReplicaViewState = ReplicaState | 'unknown';
+
 export interface ReplicaView {
   replicaId: string;
   nodeId: string | null;
-  state: ReplicaState;
+  state: ReplicaViewState;
   containerId: string | null;
   /** Why it is pending, or the last error its agent reported. */
   error: string | null;
@@ -35,8 +42,11 @@ export interface ServiceStatus {
   /** Reported running, on a connected node, with the current spec. */
   running: number;
   /** Replicas per state; replicas handing over to a replacement are not counted here. */
-  states: Partial<Record<ReplicaState, number>>;
-  /** Replicas (not handing over) whose node is unreachable or lost: they show what their agent last said. */
+  states: Partial<Record<ReplicaViewState, number>>;
+  /**
+   * Replicas (not handing over) whose node is not ready, unreachable or lost: they show what their
+   * agent last said, or `unknown` on a node whose engine is unavailable.
+   */
   onDownNodes: number;
   /** Replicas of lost nodes that wait for their replacements to run. */
   handingOver: number;
@@ -66,7 +76,7 @@ export function serviceView(
   page: ReplicaPage,
 ): ServiceView {
   const placements = record.placements;
-  const states: Partial<Record<ReplicaState, number>> = {};
+  const states: Partial<Record<ReplicaViewState, number>> = {};
   let running = 0;
   let active = 0;
   let onDownNodes = 0;
@@ -78,13 +88,14 @@ export function serviceView(
     }
     active++;
     const ofNode = p.nodeId === null ? null : nodeState(p.nodeId);
-    const { state } = replicaStatus(p, observed, specHash);
+    const { state } = replicaStatus(p, observed, specHash, ofNode);
     states[state] = (states[state] ?? 0) + 1;
     if (ofNode !== null && ofNode !== 'ready') onDownNodes++;
     else if (state === 'running' && ofNode === 'ready') running++;
   }
   const replicas = placements.slice(page.offset, page.offset + page.limit).map((p): ReplicaView => {
-    const { state, containerId, error, restarts } = replicaStatus(p, observed, specHash);
+    const ofNode = p.nodeId === null ? null : nodeState(p.nodeId);
+    const { state, containerId, error, restarts } = replicaStatus(p, observed, specHash, ofNode);
     return {
       replicaId: p.replicaId,
       nodeId: p.nodeId,
@@ -92,7 +103,7 @@ export function serviceView(
       containerId,
       error,
       restarts,
-      nodeState: p.nodeId === null ? null : nodeState(p.nodeId),
+      nodeState: ofNode,
       movedFrom: p.movedFrom ?? null,
       replacedBy: p.replacedBy ?? null,
     };
@@ -117,9 +128,12 @@ export function serviceView(
 
 type ReplicaStatus = Pick<ReplicaView, 'state' | 'containerId' | 'error' | 'restarts'>;
 
-function replicaStatus(p: Placement, observed: ObservedState, specHash: string | undefined): ReplicaStatus {
+function replicaStatus(p: Placement, observed: ObservedState, specHash: string | undefined, ofNode: NodeState | null): ReplicaStatus {
   if (p.pendingReason !== null || p.nodeId === null) return { state: 'pending', containerId: null, error: p.pendingReason, restarts: 0 };
   const seen = observed.get(p.replicaId);
+  if (ofNode === 'not_ready') {
+    return { state: 'unknown', containerId: seen?.nodeId === p.nodeId ? seen.report.containerId : null, error: 'its node cannot reach its container engine', restarts: seen?.report.restarts ?? 0 };
+  }
   if (!seen || seen.nodeId !== p.nodeId) return { state: 'pending', containerId: null, error: null, restarts: 0 };
   const r = seen.report;
   if (r.state === 'removed') throw new Error('invariant: removed reports are not kept');
@@ -130,14 +144,36 @@ function replicaStatus(p: Placement, observed: ObservedState, specHash: string |
   return { state, containerId: current ? r.containerId : null, error: r.error, restarts: r.restarts };
 }
 
-export function nodeView(node: NodeRecord, detector: FailureDetector, appliedGeneration: number | null, nowMs: number) {
+/** What a node view says of the node's conditions; null fields: not reported (a version 1 agent). */
+function conditionsView(entry: NodeConditionsEntry | undefined) {
+  const c = entry?.conditions ?? null;
+  return {
+    /** When the node last reported them; kept while it is away. */
+    reportedAt: iso(entry?.reportedAtMs),
+    engine: c?.engine ?? null,
+    targetCache: c?.targetCache ?? null,
+    dataDisk: c?.dataDisk ?? null,
+    engineDisk: c?.engineDisk ?? null,
+  };
+}
+
+export function nodeView(
+  node: NodeRecord,
+  detector: FailureDetector,
+  applied: { generation: number; pending: number | null } | null,
+  conditions: NodeConditionsEntry | undefined,
+  nowMs: number,
+) {
   const live = detector.liveness(node.id);
   const downForMs = detector.downForMs(node.id, nowMs);
   const disruption = detector.disruption();
+  const state = detector.state(node.id, nowMs);
   return {
     id: node.id,
     name: node.name,
-    state: detector.state(node.id, nowMs),
+    state,
+    /** Why the node is not ready (its engine), null otherwise. */
+    stateReason: state === 'not_ready' ? `container engine unavailable${conditions?.conditions.engine.error ? `: ${conditions.conditions.engine.error}` : ''}` : null,
     labels: node.labels,
     /** Another name or labels the device asked for; they apply once an operator accepts them. */
     requested: node.requested ?? null,
@@ -147,7 +183,11 @@ export function nodeView(node: NodeRecord, detector: FailureDetector, appliedGen
     connectedSince: iso(live?.connectedSinceMs),
     downSince: downForMs === null ? null : iso(nowMs - downForMs),
     reconnects: Math.max(0, live?.reconnects ?? 0),
-    generation: { target: node.generation, applied: appliedGeneration },
+    /** `pending`: replicas of the applied generation still waiting for their images (null: not said). */
+    generation: { target: node.generation, applied: applied?.generation ?? null, pending: applied?.pending ?? null },
+    conditions: conditionsView(conditions),
+    /** Human-readable: what needs an operator's attention (an engine down, a stale cache, low disks). */
+    warnings: conditionWarnings(conditions?.conditions ?? null),
     joinedAt: node.joinedAt,
     /**
      * Set while most of the fleet is away at once (the hub's network, more likely than the

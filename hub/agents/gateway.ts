@@ -5,10 +5,12 @@ import type { Clock } from '../../shared/clock.js';
 import { decodeAgentFrame, encodeFrame } from '../../shared/codec.js';
 import {
   CloseCode,
+  MIN_PROTOCOL_VERSION,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
   type HelloFrame,
   type HubFrame,
+  type NodeConditions,
   type ReplicaReport,
 } from '../../shared/protocol.js';
 import { bearerToken, parseNodeCredential, sameDigest } from '../auth/secrets.js';
@@ -30,6 +32,12 @@ export interface GatewayLogger {
 
 /** What the hub does with a node's frames; the gateway only handles transport, auth and framing. */
 export interface GatewayHandlers {
+  /**
+   * The node's conditions, whole: from its hello (null from a version 1 agent, which reports none)
+   * or a `conditions` frame. Called before the node's liveness changes, so that what is logged
+   * about the change can say why.
+   */
+  onConditions?(nodeId: string, conditions: NodeConditions | null): void;
   onHello(nodeId: string, hello: HelloFrame): void;
   onStatus(nodeId: string, reports: ReplicaReport[]): void;
   onDisconnect(nodeId: string): void;
@@ -55,6 +63,10 @@ class Session {
   handshake: HandshakeTicket | null = null;
   liveness: NodeLiveness | null = null;
   appliedGeneration = 0;
+  /** Replicas of `appliedGeneration` still waiting for their images (version 2); null: not said. */
+  pendingReplicas: number | null = null;
+  /** The version the hello said; frames beyond it are bad frames. */
+  protocolVersion = 0;
   closed = false;
   constructor(
     readonly nodeId: string,
@@ -142,6 +154,15 @@ export class AgentGateway {
 
   appliedGeneration(nodeId: string): number | null {
     return this.sessions.get(nodeId)?.appliedGeneration ?? null;
+  }
+
+  /**
+   * The node's applied generation, and how many of its replicas still wait for their images (a
+   * partial ack); null while the node has no session, pending null when its agent does not say.
+   */
+  applied(nodeId: string): { generation: number; pending: number | null } | null {
+    const session = this.sessions.get(nodeId);
+    return session ? { generation: session.appliedGeneration, pending: session.pendingReplicas } : null;
   }
 
   /** Sends to a node that has said hello; false if it has no live session. */
@@ -268,13 +289,17 @@ export class AgentGateway {
 
     if (session.liveness === null) {
       if (frame.type !== 'hello') return this.reject(session, CloseCode.badFrame, `expected hello first, got ${frame.type}`);
-      if (frame.protocolVersion !== PROTOCOL_VERSION) {
+      if (frame.protocolVersion < MIN_PROTOCOL_VERSION || frame.protocolVersion > PROTOCOL_VERSION) {
         return this.reject(
           session,
           CloseCode.versionMismatch,
-          `protocol version ${frame.protocolVersion} is not supported: this hub speaks version ${PROTOCOL_VERSION}`,
+          `protocol version ${frame.protocolVersion} is not supported: this hub speaks versions ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}`,
         );
       }
+      if (frame.conditions !== undefined && frame.protocolVersion < 2) {
+        return this.reject(session, CloseCode.badFrame, `conditions are not part of protocol version ${frame.protocolVersion}`);
+      }
+      session.protocolVersion = frame.protocolVersion;
       if (session.helloTimer) clearTimeout(session.helloTimer);
       session.helloTimer = null;
       session.handshake?.release();
@@ -293,11 +318,14 @@ export class AgentGateway {
       // As for an ack: a generation never made for the node is not believed; 0 means unknown.
       if (frame.appliedGeneration > this.madeGeneration(session.nodeId)) this.acksRefused++;
       else session.appliedGeneration = frame.appliedGeneration;
-      session.liveness = this.opts.detector.connected(session.nodeId);
+      const conditions = frame.conditions ?? null;
+      this.opts.handlers.onConditions?.(session.nodeId, conditions);
+      session.liveness = this.opts.detector.connected(session.nodeId, conditions?.engine.available ?? true);
       session.ws.send(
         encodeFrame({
           type: 'welcome',
-          protocolVersion: PROTOCOL_VERSION,
+          // The agent's own version: the hub speaks it on this connection.
+          protocolVersion: frame.protocolVersion,
           nodeId: session.nodeId,
           heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
         }),
@@ -313,14 +341,25 @@ export class AgentGateway {
       case 'ack':
         // Only a generation the hub has made for this node can have been applied: a larger one
         // would show the node as up to date with a target it was never sent.
+        if (frame.pending !== undefined && session.protocolVersion < 2) {
+          return this.reject(session, CloseCode.badFrame, `ack.pending is not part of protocol version ${session.protocolVersion}`);
+        }
         if (frame.generation > this.madeGeneration(session.nodeId)) {
           this.acksRefused++;
           return;
         }
         session.appliedGeneration = frame.generation;
+        session.pendingReplicas = frame.pending ?? (session.protocolVersion >= 2 ? 0 : null);
         return;
       case 'status':
         this.opts.handlers.onStatus(session.nodeId, frame.replicas);
+        return;
+      case 'conditions':
+        if (session.protocolVersion < 2) {
+          return this.reject(session, CloseCode.badFrame, `conditions frames are not part of protocol version ${session.protocolVersion}`);
+        }
+        this.opts.handlers.onConditions?.(session.nodeId, frame.conditions);
+        this.opts.detector.engineReported(session.nodeId, session.liveness, frame.conditions.engine.available);
         return;
       case 'hello':
         return this.reject(session, CloseCode.badFrame, 'hello sent twice on one connection');

@@ -1,7 +1,7 @@
 import WebSocket from 'ws';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SimulatedRuntime } from '../../agent/runtime/simulated-runtime.js';
-import { CloseCode, PROTOCOL_VERSION } from '../../shared/protocol.js';
+import { CloseCode, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION } from '../../shared/protocol.js';
 import { ADMIN_TOKEN, SimFleet, helloFrame } from '../helpers/sim-fleet.js';
 
 const busybox = { image: 'tether-test/busybox:1', command: ['/bin/httpd', '-f', '-p', '8080'] };
@@ -353,14 +353,28 @@ describe('the agent endpoint refuses bad peers and keeps serving the rest', () =
     expect((await fleet.app.inject({ url: '/healthz' })).statusCode).toBe(200);
   });
 
-  it('refuses another protocol version with a clear reason', async () => {
+  it.each([
+    ['newer', PROTOCOL_VERSION + 1],
+    ['older', MIN_PROTOCOL_VERSION - 1],
+  ])('refuses a %s protocol version than it serves, naming the range it speaks', async (_what, version) => {
     const ws = await rawConnection(await credentialFor('old'));
     const done = closed(ws);
-    ws.send(JSON.stringify({ ...hello, protocolVersion: PROTOCOL_VERSION + 1 }));
+    ws.send(JSON.stringify({ ...hello, protocolVersion: version }));
     const { code, reason } = await done;
     expect(code).toBe(CloseCode.versionMismatch);
-    expect(reason).toMatch(/protocol version 2 is not supported/);
+    expect(reason).toBe(`protocol version ${version} is not supported: this hub speaks versions ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}`);
   });
+
+  it.each([...Array(PROTOCOL_VERSION - MIN_PROTOCOL_VERSION + 1).keys()].map((i) => MIN_PROTOCOL_VERSION + i))(
+    'serves an agent of protocol version %i, answering in that version',
+    async (version) => {
+      const ws = await rawConnection(await credentialFor(`v${version}`));
+      const welcome = new Promise<{ type: string; protocolVersion: number }>((resolve) => ws.once('message', (data) => resolve(JSON.parse(data.toString()))));
+      ws.send(JSON.stringify({ ...hello, protocolVersion: version }));
+      expect(await welcome).toMatchObject({ type: 'welcome', protocolVersion: version });
+      ws.close();
+    },
+  );
 
   it('closes with 1009 on an oversized frame', async () => {
     const ws = await rawConnection(await credentialFor('big'));

@@ -1,0 +1,113 @@
+import type { DiskUsage, NodeConditions } from '../shared/protocol.js';
+
+/**
+ * A disk is low when less than min(10% of it, 2 GiB) is free. A share alone would warn about a
+ * 500 GB disk with 40 GB free; bytes alone would warn about every 4 GB eMMC all the time. 2 GiB is
+ * room for a few image pulls and logs: what a device needs to keep updating.
+ */
+export const LOW_DISK_THRESHOLD = { freeShare: 0.1, freeCapBytes: 2 * 1024 ** 3 } as const;
+
+/** Free bytes below which a disk of `totalBytes` is low: min(10% of it, 2 GiB). */
+export function lowDiskThresholdBytes(totalBytes: number): number {
+  return Math.min(totalBytes * LOW_DISK_THRESHOLD.freeShare, LOW_DISK_THRESHOLD.freeCapBytes);
+}
+
+export function isDiskLow(disk: DiskUsage | null): boolean {
+  return disk !== null && disk.freeBytes < lowDiskThresholdBytes(disk.totalBytes);
+}
+
+/** The conditions that are worth a count, a warning and a log line; each a bit of a node's flags. */
+export const CONDITION_NAMES = ['engine_unavailable', 'target_cache_stale', 'data_disk_low', 'engine_disk_low'] as const;
+export type ConditionName = (typeof CONDITION_NAMES)[number];
+
+const BIT: Record<ConditionName, number> = { engine_unavailable: 1, target_cache_stale: 2, data_disk_low: 4, engine_disk_low: 8 };
+
+function flagsOf(c: NodeConditions | null): number {
+  if (c === null) return 0;
+  let flags = 0;
+  if (!c.engine.available) flags |= BIT.engine_unavailable;
+  if (!c.targetCache.current) flags |= BIT.target_cache_stale;
+  if (isDiskLow(c.dataDisk)) flags |= BIT.data_disk_low;
+  if (isDiskLow(c.engineDisk)) flags |= BIT.engine_disk_low;
+  return flags;
+}
+
+/** What a node last said of its conditions; kept while it is away, with when it said it. */
+export interface NodeConditionsEntry {
+  conditions: NodeConditions;
+  /** Hub clock time of the report. */
+  reportedAtMs: number;
+  /** Which CONDITION_NAMES hold, as bits: compared per report in O(1). */
+  flags: number;
+}
+
+/** One condition that began (`active`) or ended with a report. */
+export interface ConditionTransition {
+  condition: ConditionName;
+  active: boolean;
+}
+
+/**
+ * Every node's last reported conditions. Soft state, like heartbeats: memory only, replaced whole
+ * by each report (a hello or a `conditions` frame), O(1) per report; a version 1 agent reports
+ * none. One entry per node that has reported, dropped when the node is forgotten.
+ */
+export class NodeConditionsTable {
+  private readonly byNode = new Map<string, NodeConditionsEntry>();
+
+  get(nodeId: string): NodeConditionsEntry | undefined {
+    return this.byNode.get(nodeId);
+  }
+
+  /** Replaces the node's conditions (null: it reports none) and says which conditions changed. */
+  report(nodeId: string, conditions: NodeConditions | null, nowMs: number): ConditionTransition[] {
+    const before = this.byNode.get(nodeId)?.flags ?? 0;
+    const flags = flagsOf(conditions);
+    if (conditions === null) this.byNode.delete(nodeId);
+    else this.byNode.set(nodeId, { conditions, reportedAtMs: nowMs, flags });
+    const changed = before ^ flags;
+    if (changed === 0) return [];
+    const out: ConditionTransition[] = [];
+    for (const condition of CONDITION_NAMES) if (changed & BIT[condition]) out.push({ condition, active: (flags & BIT[condition]) !== 0 });
+    return out;
+  }
+
+  forget(nodeId: string): void {
+    this.byNode.delete(nodeId);
+  }
+
+  /** Nodes per condition among `nodeIds` (metrics, at scrape: O(nodes), nothing per frame). */
+  counts(nodeIds: Iterable<string>): Record<ConditionName, number> {
+    const counts: Record<ConditionName, number> = { engine_unavailable: 0, target_cache_stale: 0, data_disk_low: 0, engine_disk_low: 0 };
+    for (const nodeId of nodeIds) {
+      const flags = this.byNode.get(nodeId)?.flags ?? 0;
+      if (flags === 0) continue;
+      for (const condition of CONDITION_NAMES) if (flags & BIT[condition]) counts[condition]++;
+    }
+    return counts;
+  }
+}
+
+const GIB = 1024 ** 3;
+
+function bytesText(bytes: number): string {
+  if (bytes >= GIB) return `${(bytes / GIB).toFixed(1)} GiB`;
+  return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+}
+
+/** "engine disk low: 1.2 GiB free of 29.8 GiB (4%)" */
+export function diskWarning(label: string, disk: DiskUsage): string {
+  const percent = disk.totalBytes === 0 ? 0 : Math.floor((disk.freeBytes / disk.totalBytes) * 100);
+  return `${label} low: ${bytesText(disk.freeBytes)} free of ${bytesText(disk.totalBytes)} (${percent}%)`;
+}
+
+/** What an operator should know about the node's conditions, one human-readable line each. */
+export function conditionWarnings(c: NodeConditions | null): string[] {
+  if (c === null) return [];
+  const out: string[] = [];
+  if (!c.engine.available) out.push(`container engine unavailable${c.engine.error ? `: ${c.engine.error}` : ''}; no new replicas are placed here`);
+  if (!c.targetCache.current) out.push(`target not cached on the device${c.targetCache.error ? `: ${c.targetCache.error}` : ''}; after a reboot without the hub it would run an older target`);
+  if (c.dataDisk && isDiskLow(c.dataDisk)) out.push(diskWarning('data disk', c.dataDisk));
+  if (c.engineDisk && isDiskLow(c.engineDisk)) out.push(diskWarning('engine disk', c.engineDisk));
+  return out;
+}
