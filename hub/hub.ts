@@ -292,7 +292,8 @@ export class Hub {
    * about that node, and reports about unknown replicas would grow its memory without bound.
    * 'removed' of an unassigned replica is the normal end of a move and counts as nothing. Refusals
    * from a node that has not yet applied its newest target are routine (it reports on what it ran
-   * before the move reached it) and are counted apart, so that the rest can be alerted on.
+   * before the move reached it, or while part of its target still pulls) and are counted apart, so
+   * that the rest can be alerted on.
    */
   private acceptedReports(nodeId: string, reports: readonly ReplicaReport[]): ReplicaReport[] {
     let refused = 0;
@@ -303,7 +304,9 @@ export class Hub {
     });
     if (refused === 0) return accepted;
     this.refusedReports += refused;
-    const upToDate = this.gateway.appliedGeneration(nodeId) === this.store.getNode(nodeId)?.generation;
+    // A partial ack (replicas still pulling) has not applied the whole target either.
+    const applied = this.gateway.applied(nodeId);
+    const upToDate = applied !== null && applied.generation === this.store.getNode(nodeId)?.generation && !applied.pending;
     if (!upToDate) {
       this.refusedReportsBeforeAck += refused;
       return accepted;

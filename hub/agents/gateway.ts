@@ -152,10 +152,6 @@ export class AgentGateway {
     return this.admission.superseded;
   }
 
-  appliedGeneration(nodeId: string): number | null {
-    return this.sessions.get(nodeId)?.appliedGeneration ?? null;
-  }
-
   /**
    * The node's applied generation, and how many of its replicas still wait for their images (a
    * partial ack); null while the node has no session, pending null when its agent does not say.

@@ -233,6 +233,27 @@ describe('node conditions at the hub', () => {
     node.send({ type: 'ack', generation, pending: 0 });
     await until(async () => expect((await nodeView(node.nodeId)).generation).toEqual({ target: generation, applied: generation, pending: 0 }));
   });
+
+  it('counts reports on unassigned replicas as routine (before_ack) while a partial ack leaves replicas pending', async () => {
+    fleet = await SimFleet.start();
+    const node = await RawNode.connect('pulling', { conditions: healthy });
+    await fleet.api('PUT', '/v1/services/web', { ...spec, replicas: 2 });
+    await until(() => expect(node.lastTarget?.replicas).toHaveLength(2));
+    const generation = node.lastTarget!.generation;
+    const stray: ReplicaReport = { replicaId: 'old.0123456789', service: 'old', state: 'running', specHash: 'x', containerId: 'c', error: null, restarts: 0 };
+
+    // Still pulling: the node has not applied the whole target, so what it says of others is stale.
+    node.send({ type: 'ack', generation, pending: 1 });
+    node.send({ type: 'status', replicas: [stray] });
+    await until(() => expect(fleet.hub.refusedReports).toBe(1));
+    expect(fleet.hub.refusedReportsBeforeAck).toBe(1);
+
+    // All applied: the same report is one to alert on.
+    node.send({ type: 'ack', generation, pending: 0 });
+    node.send({ type: 'status', replicas: [stray] });
+    await until(() => expect(fleet.hub.refusedReports).toBe(2));
+    expect(fleet.hub.refusedReportsBeforeAck).toBe(1);
+  });
 });
 
 describe('a node whose container engine is unavailable', () => {
