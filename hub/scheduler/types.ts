@@ -7,11 +7,12 @@ export interface SchedNode {
   labels: Record<string, string>;
   /** Null until the node's agent has said hello once. */
   facts: { hostname: string; arch: string; os: string; cpus: number; memoryBytes: number } | null;
-  /** True when new replicas may be placed here (the node is connected and ready). */
+  /** True when new replicas may be placed here (the node is connected and its engine answers). */
   schedulable: boolean;
   /**
-   * How long the node has been unreachable by the hub's clock; null while connected. Its
-   * replicas move once this passes the service's lostAfterMs.
+   * How long the node has been unusable by the hub's clock: unreachable, or connected with its
+   * engine unavailable (not_ready); null while ready. Its replicas move once this passes the
+   * service's lostAfterMs, and come back as for a lost node when it is ready again.
    */
   downForMs: number | null;
 }
