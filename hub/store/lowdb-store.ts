@@ -2,6 +2,7 @@ import { unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { JoinTokenRecord, NodeRecord, ServiceRecord, ServiceTombstone, Store } from './store.js';
 import { ShardedCollection, type CollectionOptions } from './sharded-collection.js';
+import { StoreDamagedError, StoreFileDamagedError } from './store-file-damaged.js';
 import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
 
 /** How often a failing store is probed again when its health is asked for. */
@@ -33,16 +34,30 @@ export class LowdbStore implements Store {
 
   constructor(private readonly opts: LowdbStoreOptions) {
     const collection: CollectionOptions = { health: this.healthTracker, beforeWrite: opts.beforeWrite };
-    this.nodes = new ShardedCollection(path.join(opts.dir, 'nodes'), 'nodes', opts.nodeShards ?? 64, collection);
-    this.services = new ShardedCollection(path.join(opts.dir, 'services'), 'services', opts.serviceShards ?? 64, collection);
-    this.joinTokens = new ShardedCollection(opts.dir, 'join-tokens', 1, collection);
+    // Each record carries its key: checked at read, so that a file of another collection is refused.
+    this.nodes = new ShardedCollection(path.join(opts.dir, 'nodes'), 'nodes', opts.nodeShards ?? 64, { ...collection, keyField: 'id' });
+    this.services = new ShardedCollection(path.join(opts.dir, 'services'), 'services', opts.serviceShards ?? 64, { ...collection, keyField: 'name' });
+    this.joinTokens = new ShardedCollection(opts.dir, 'join-tokens', 1, { ...collection, keyField: 'tokenHash' });
     // Few and small (one per name deleted and not created again): a handful of files is plenty.
-    this.tombstones = new ShardedCollection(path.join(opts.dir, 'services'), 'deleted-services', TOMBSTONE_SHARDS, collection);
+    this.tombstones = new ShardedCollection(path.join(opts.dir, 'services'), 'deleted-services', TOMBSTONE_SHARDS, { ...collection, keyField: 'name' });
   }
 
-  /** Rejects with a StoreWriteError when the store cannot write (a full disk, say): better at start than at the first API write. */
+  /**
+   * Rejects with a StoreDamagedError naming every damaged file (the hub must not run without part
+   * of its records), or with a StoreWriteError when the store cannot write (a full disk, say):
+   * better at start than at the first API write.
+   */
   async open(): Promise<void> {
-    await Promise.all(this.all().map((c) => c.open()));
+    const outcomes = await Promise.allSettled(this.all().map((c) => c.open()));
+    const damaged: StoreFileDamagedError[] = [];
+    for (const outcome of outcomes) {
+      if (outcome.status === 'fulfilled') continue;
+      const error: unknown = outcome.reason;
+      if (error instanceof StoreDamagedError) damaged.push(...error.files);
+      else if (error instanceof StoreFileDamagedError) damaged.push(error);
+      else throw error;
+    }
+    if (damaged.length > 0) throw new StoreDamagedError(damaged);
     await this.probeAll();
   }
 

@@ -2,13 +2,16 @@ import { chmod } from 'node:fs/promises';
 import { ensurePrivateDir } from '../../shared/private-files.js';
 import path from 'node:path';
 import { Low } from 'lowdb';
-import { DataFile } from 'lowdb/node';
+import { CheckedFile } from './checked-file.js';
+import { StoreDamagedError, StoreFileDamagedError } from './store-file-damaged.js';
 import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
 
 /** How long a lazy put may wait for its write, gathering others to the same shard meanwhile. */
 const LAZY_FLUSH_MS = 1000;
 
 export interface CollectionOptions {
+  /** The field of each record that holds its key, checked when a file is read (a node's `id`); unchecked when absent. */
+  keyField?: string;
   /** Where the outcome of each file write is recorded (shared by a store's collections). */
   health?: StoreHealthTracker;
   /**
@@ -69,22 +72,28 @@ export class ShardedCollection<T> {
     private readonly opts: CollectionOptions = {},
   ) {}
 
+  /** Rejects with a StoreDamagedError naming every damaged file of the collection: none is read as empty. */
   async open(): Promise<void> {
     await ensurePrivateDir(this.dir);
+    const damaged: StoreFileDamagedError[] = [];
     for (let i = 0; i < this.shardCount; i++) {
       const file = path.join(this.dir, `${this.name}-${String(i).padStart(2, '0')}.json`);
-      // Compact JSON: a third smaller and faster to write than lowdb's indented default.
-      const adapter = new DataFile<Record<string, T>>(file, {
-        parse: (text) => JSON.parse(text) as Record<string, T>,
-        stringify: (data) => {
-          const text = JSON.stringify(data);
+      // Checked at read, compact JSON with a checksum at write, the replaced file kept as `.prev`.
+      const adapter = new CheckedFile<T>(file, {
+        keyField: this.opts.keyField ?? null,
+        onWrite: (bytes) => {
           this.writes++;
-          this.bytesWritten += Buffer.byteLength(text);
-          return text;
+          this.bytesWritten += bytes;
         },
       });
       const db = new Low<Record<string, T>>(adapter, {});
-      await db.read();
+      try {
+        await db.read();
+      } catch (error) {
+        if (!(error instanceof StoreFileDamagedError)) throw error;
+        damaged.push(error);
+        continue;
+      }
       // Files written before data dirs were private may be readable by others; later writes are
       // covered by the process umask (restrictNewFiles).
       await chmod(file, 0o600).catch((error: NodeJS.ErrnoException) => {
@@ -95,6 +104,7 @@ export class ShardedCollection<T> {
       this.unsaved.push(new Map());
       for (const [key, value] of Object.entries(db.data)) this.records.set(key, value);
     }
+    if (damaged.length > 0) throw new StoreDamagedError(damaged);
   }
 
   get(key: string): T | undefined {
