@@ -10,6 +10,8 @@ import { DEFAULT_HUB_CONFIG } from './hub.js';
 import { timingsProblem } from './hub-config.js';
 import { startBanner } from './start-banner.js';
 import { LowdbStore } from './store/lowdb-store.js';
+import { StoreDamagedError } from './store/store-file-damaged.js';
+import { restoreFromPrevious, restoredText } from './store/store-recovery.js';
 
 const HELP = `Usage: tether-hub [options]
 
@@ -34,6 +36,9 @@ Options:
   --max-pending-handshakes-per-address N
                               of those, at most N from one address (an IPv6 /64), so that one
                               device cannot starve the rest (default: three quarters of the pool)
+  --recover                   restore each damaged store file from its previous good copy
+                              (<file>.prev), then start; a damaged file without one still stops
+                              the start
   --log-level LEVEL           fatal, error, warn, info, debug (default info)
   -h, --help                  show this help
   -v, --version               show the version
@@ -61,6 +66,7 @@ async function main(): Promise<void> {
     'max-pending-handshakes': { type: 'string' },
     'max-pending-handshakes-per-address': { type: 'string' },
     'disruption-percent': { type: 'string' },
+    recover: { type: 'boolean' },
   });
   if (!parsed) return;
   const { values: args, logLevel: level } = parsed;
@@ -90,10 +96,18 @@ async function main(): Promise<void> {
   let opened: { admin: Awaited<ReturnType<typeof loadOrCreateAdminToken>>; store: LowdbStore };
   try {
     const admin = await loadOrCreateAdminToken(dataDir);
-    const store = new LowdbStore({ dir: path.join(dataDir, 'store') });
-    await store.open();
+    const store = await openStore(path.join(dataDir, 'store'), args.recover === true);
     opened = { admin, store };
   } catch (error) {
+    if (error instanceof StoreDamagedError) {
+      // Never start without part of the store: its services would vanish and their containers
+      // be removed. The operator decides, told what is wrong with each file and what to do.
+      for (const file of error.files) {
+        const line = file.advice();
+        process.stderr.write(`tether-hub: ${line}${args.recover === true ? ' (--recover cannot restore it)' : ''}\n`);
+      }
+      process.exit(1);
+    }
     // A full disk or an unwritable data dir is the operator's to fix: one line, not a stack trace.
     const reason = cannotWriteReason(error);
     if (reason === null) throw error;
@@ -141,6 +155,27 @@ async function main(): Promise<void> {
   process.stdout.write(
     startBanner({ url, dataDir, adminToken, adminTokenFile, adminTokenCreated, toTerminal: process.stdout.isTTY === true }),
   );
+}
+
+/**
+ * Opens the store; with `recover`, each damaged file that has a good previous copy is restored
+ * from it, and the store opened again. Damaged files without one are not touched: the
+ * StoreDamagedError that names them goes up, and the start stops on it.
+ */
+async function openStore(dir: string, recover: boolean): Promise<LowdbStore> {
+  const store = new LowdbStore({ dir });
+  try {
+    await store.open();
+    return store;
+  } catch (error) {
+    if (!recover || !(error instanceof StoreDamagedError)) throw error;
+    const restorable = error.files.filter((f) => f.restorable);
+    for (const restored of await restoreFromPrevious(restorable)) process.stderr.write(`tether-hub: ${restoredText(restored)}\n`);
+    if (restorable.length < error.files.length) throw new StoreDamagedError(error.files.filter((f) => !f.restorable));
+  }
+  const again = new LowdbStore({ dir });
+  await again.open();
+  return again;
 }
 
 /** Errno codes that mean the data dir cannot be written; null for any other error. */
