@@ -63,6 +63,8 @@ export class Agent {
   private engineStorageDir: string | null = null;
   private diskTimer: NodeJS.Timeout | null = null;
   private diskRead: Promise<void> | null = null;
+  /** The engine's answers about itself after its last return (see learnEngine). */
+  private learning: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: AgentOptions) {
     this.facts = opts.facts;
@@ -118,6 +120,7 @@ export class Agent {
     // Before the first hello, so that it says whether the engine answers. An engine away is no
     // reason to stop: the agent connects, says so, and goes on checking.
     await this.engine.start();
+    await this.learning;
     await this.readDisks();
     if (this.opts.dataDir !== undefined) {
       this.diskTimer = setInterval(() => void this.readDisks(), this.opts.diskRefreshIntervalMs ?? DISK_REFRESH_INTERVAL_MS);
@@ -157,7 +160,7 @@ export class Agent {
 
   private engineChanged(available: boolean, error: string | null): void {
     this.conditions.setEngine(available, error);
-    if (available) void this.learnEngine();
+    if (available) this.learning = this.learnEngine();
   }
 
   /**

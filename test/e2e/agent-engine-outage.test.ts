@@ -1,0 +1,128 @@
+/**
+ * The real agent program with its Docker socket behind a proxy the test stops, starts and freezes.
+ * An agent started with no engine keeps running (it used to exit with code 2) and runs its
+ * container once the engine appears; an engine that goes away or hangs while the agent runs is
+ * reported to the hub within seconds, and back when it returns, with what runs left alone.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, expect, it, vi } from 'vitest';
+import { saveIdentity } from '../../agent/node-identity.js';
+import { LABELS } from '../../agent/runtime/container-runtime.js';
+import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
+import { containerSpecHash } from '../../shared/container-spec.js';
+import type { NodeConditions } from '../../shared/protocol.js';
+import { cleanupNode, describeDocker, docker, sleeperSpec } from '../helpers/docker.js';
+import { EngineProxy } from '../helpers/engine-proxy.js';
+import { hubClient, randomPort, startProgram, stopProgram, waitForHealthy, type Proc } from '../helpers/processes.js';
+import { RecordingHub } from '../helpers/recording-hub.js';
+
+const IMAGE = 'tether-test/busybox:1';
+
+let dir = '';
+let proxy: EngineProxy | undefined;
+let recording: RecordingHub | undefined;
+const procs: Proc[] = [];
+const nodeIds: string[] = [];
+
+afterEach(async () => {
+  for (const p of procs.splice(0)) await stopProgram(p);
+  await proxy?.close();
+  await recording?.close();
+  proxy = recording = undefined;
+  for (const id of nodeIds.splice(0)) await cleanupNode(id);
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+const running = async (nodeId: string) =>
+  (await docker.listContainers([`${LABELS.nodeId}=${nodeId}`])).filter((c) => c.State === 'running').map((c) => c.Id);
+
+describeDocker('the agent program and an engine that comes and goes', () => {
+  it('starts with no engine, keeps running, and runs its container once the engine appears', async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'tether-engine-away-'));
+    const port = randomPort();
+    const url = `http://127.0.0.1:${port}`;
+    const hub = startProgram('hub', ['--port', String(port), '--data-dir', path.join(dir, 'hub')]);
+    procs.push(hub);
+    await waitForHealthy(url);
+    const api = await hubClient(url, path.join(dir, 'hub'));
+    const { token } = (await api<{ token: string }>('POST', '/v1/join-tokens', {})).body;
+
+    const socketPath = path.join(dir, 'docker.sock'); // nothing listens there yet
+    const agent = startProgram('agent', ['--hub', url, '--join-token', token, '--data-dir', path.join(dir, 'agent'), '--name', 'no-engine', '--docker-socket', socketPath]);
+    procs.push(agent);
+    // Joined and connected: the hub hears from it (ready, or not_ready where the hub shows the
+    // engine condition), where it used to exit with code 2 right after joining.
+    const node = await vi.waitFor(
+      async () => {
+        const mine = (await api<{ nodes: Array<{ id: string; name: string; state: string; stateReason?: string | null }> }>('GET', '/v1/nodes')).body.nodes.find(
+          (n) => n.name === 'no-engine',
+        );
+        expect(mine?.state).toMatch(/^(ready|not_ready)$/);
+        return mine!;
+      },
+      { timeout: 30_000, interval: 200 },
+    );
+    nodeIds.push(node.id);
+    if (node.state === 'not_ready') expect(node.stateReason).toMatch(/engine unavailable/);
+    await vi.waitFor(() => expect(agent.output()).toContain('the container engine is unavailable'), { timeout: 15_000, interval: 100 });
+    expect(agent.child.exitCode).toBeNull();
+
+    await api('PUT', '/v1/services/outage', { image: IMAGE, command: ['/bin/sleep', '300'], replicas: 1 });
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(agent.child.exitCode).toBeNull();
+
+    proxy = await EngineProxy.start(socketPath);
+    await vi.waitFor(async () => expect(await running(node.id)).toHaveLength(1), { timeout: 30_000, interval: 200 });
+    await vi.waitFor(() => expect(agent.output()).toContain('the container engine answers again'), { timeout: 15_000, interval: 100 });
+    await api('DELETE', '/v1/services/outage');
+  }, 90_000);
+
+  it('reports an engine that goes away or hangs, and its return, leaving the running container alone', async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'tether-engine-outage-'));
+    const socketPath = path.join(dir, 'docker.sock');
+    proxy = await EngineProxy.start(socketPath);
+    recording = await RecordingHub.start();
+    const hub = recording;
+    const nodeId = `outage-${randomUUID().slice(0, 8)}`;
+    nodeIds.push(nodeId);
+    const dataDir = path.join(dir, 'agent');
+    await mkdir(dataDir, { mode: 0o700 });
+    await saveIdentity(dataDir, { hubUrl: hub.url, nodeId, credential: 'test' });
+    const agent = startProgram('agent', ['--data-dir', dataDir, '--docker-socket', socketPath]);
+    procs.push(agent);
+
+    await vi.waitFor(() => expect(hub.ofType('hello')).toHaveLength(1), { timeout: 20_000, interval: 100 });
+    const hello = hub.ofType('hello')[0]!;
+    expect(hello.conditions).toMatchObject({ engine: { available: true, error: null }, targetCache: { current: true }, dataDisk: { path: dataDir } });
+    const rootDir = await new DockerRuntime().storageDir();
+    if (rootDir !== null && existsSync(rootDir)) expect(hello.conditions!.engineDisk?.path).toBe(rootDir);
+
+    const spec = sleeperSpec(IMAGE);
+    hub.sendTarget({ generation: 1, replicas: [{ replicaId: 'r1', service: 'web', specHash: containerSpecHash(spec), container: spec }] });
+    await vi.waitFor(async () => expect(await running(nodeId)).toHaveLength(1), { timeout: 30_000, interval: 200 });
+    const [containerId] = await running(nodeId);
+    const startedAt = (await docker.inspectContainer(containerId!)).State.StartedAt;
+    const engineOf = (): NodeConditions['engine'] | undefined => hub.ofType('conditions').at(-1)?.conditions.engine;
+
+    // The engine goes away (its socket with it).
+    await proxy.close();
+    await vi.waitFor(() => expect(engineOf()).toEqual({ available: false, error: expect.stringMatching(/ENOENT|ECONNREFUSED/) }), { timeout: 10_000, interval: 50 });
+    proxy = await EngineProxy.start(socketPath);
+    await vi.waitFor(() => expect(engineOf()).toEqual({ available: true, error: null }), { timeout: 10_000, interval: 50 });
+
+    // The engine hangs: accepts and never answers.
+    proxy.frozen = true;
+    await vi.waitFor(() => expect(engineOf()).toEqual({ available: false, error: expect.stringMatching(/did not answer/) }), { timeout: 30_000, interval: 50 });
+    proxy.frozen = false;
+    await vi.waitFor(() => expect(engineOf()).toEqual({ available: true, error: null }), { timeout: 15_000, interval: 50 });
+
+    // Nothing was removed or restarted for the outage.
+    expect(await running(nodeId)).toEqual([containerId]);
+    expect((await docker.inspectContainer(containerId!)).State.StartedAt).toBe(startedAt);
+    expect(agent.child.exitCode).toBeNull();
+  }, 120_000);
+});
