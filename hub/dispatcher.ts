@@ -29,6 +29,12 @@ export class Dispatcher {
   private readonly services = new Map<string, ServiceContainer>();
   /** Nodes whose target may have changed since the last publish. */
   private readonly dirtyNodes = new Set<string>();
+  /**
+   * Nodes whose agent applied a generation above what the store holds (a store restored from an
+   * older copy): node -> that generation. Their next target goes out above it, or the agent would
+   * ignore it as older than its own. An entry lives until that target is written (one per node at most).
+   */
+  private readonly behind = new Map<string, number>();
   /** (node, replica) pairs unassigned during one serviceChanged; flat pairs, checked at its end. */
   private readonly unassigned: string[] = [];
 
@@ -152,12 +158,16 @@ export class Dispatcher {
     const writes: Array<Promise<void>> = [];
     for (const nodeId of nodes) {
       const node = this.store.getNode(nodeId);
-      if (!node) continue;
+      if (!node) {
+        this.behind.delete(nodeId);
+        continue;
+      }
       const { replicas, hash } = this.targetOf(nodeId);
-      if (hash === node.targetHash) continue;
+      const applied = this.behind.get(nodeId);
+      if (hash === node.targetHash && applied === undefined) continue;
       // A failed write leaves the record as the disk has it (lazy changes of other fields made
       // meanwhile included), so the retry sees the old hash and bumps again.
-      const generation = node.generation + 1;
+      const generation = Math.max(node.generation, applied ?? 0) + 1;
       writes.push(this.store.putNode({ ...node, generation, targetHash: hash }));
       changed.push({ nodeId, frame: { type: 'target', generation, replicas } });
     }
@@ -172,6 +182,7 @@ export class Dispatcher {
         this.dirtyNodes.add(nodeId);
         continue;
       }
+      this.behind.delete(nodeId);
       this.send(nodeId, frame);
       sent++;
     }
@@ -179,10 +190,21 @@ export class Dispatcher {
     return sent;
   }
 
-  /** The current target of one node (sent after its hello). */
-  currentTarget(nodeId: string): TargetFrame | null {
+  /**
+   * The current target of one node (sent after its hello), or null when publish() is to send it
+   * with a new generation: when the target changed, or when the node applied a generation above
+   * the store's (`appliedGeneration`, from its hello), which only a store restored from an older
+   * copy shows. The agent ignores a target older than what it applied, so the next one must go
+   * out above it; believed up to what can still be counted above exactly.
+   */
+  currentTarget(nodeId: string, appliedGeneration = 0): TargetFrame | null {
     const node = this.store.getNode(nodeId);
     if (!node) return null;
+    if (appliedGeneration > node.generation && appliedGeneration < Number.MAX_SAFE_INTEGER) {
+      this.behind.set(nodeId, appliedGeneration);
+      this.dirtyNodes.add(nodeId);
+      return null;
+    }
     const { replicas, hash } = this.targetOf(nodeId);
     // A target that changed but is not yet published is sent by publish(), with its new generation.
     if (hash !== node.targetHash) {

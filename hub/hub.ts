@@ -323,7 +323,8 @@ export class Hub {
     }
     this.observed.replaceNode(nodeId, this.acceptedReports(nodeId, hello.replicas), this.clock.nowMs());
     this.nodes.hello(node, hello);
-    const target = this.dispatcher.currentTarget(nodeId);
+    // A node ahead of the store (one restored from an older copy): the next pass sends above it.
+    const target = this.dispatcher.currentTarget(nodeId, hello.appliedGeneration);
     if (target) this.gateway.send(nodeId, target);
     // Its target changed and is not yet published: the next pass sends it with a new generation.
     else this.loop.markDirty();

@@ -1,0 +1,72 @@
+/**
+ * A nodes shard restored from its previous copy (`tether-hub --recover`) may hold a generation
+ * below what the node's agent already applied; the agent ignores a target older than its own, so
+ * the hub must move the node's generation above it, or the node never takes a change again.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Dispatcher } from '../../hub/dispatcher.js';
+import { LowdbStore } from '../../hub/store/lowdb-store.js';
+import type { NodeRecord, ServiceRecord } from '../../hub/store/store.js';
+import type { TargetFrame } from '../../shared/protocol.js';
+import { validateServiceSpec } from '../../shared/spec.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'tether-restored-generation-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A hub whose node n1 runs `web` at generation 3 as far as its (restored) store knows. */
+async function restoredHub() {
+  const store = new LowdbStore({ dir, nodeShards: 2, serviceShards: 2 });
+  await store.open();
+  const n1: NodeRecord = { id: 'n1', name: 'n1', labels: {}, credentialHash: 'h', advertiseAddress: null, facts: null, generation: 2, targetHash: '', joinedAt: 'j' };
+  await store.putNode(n1);
+  const v = validateServiceSpec({ image: 'nginx:1' });
+  if (!v.ok) throw new Error('bad spec');
+  const web: ServiceRecord = { name: 'web', spec: v.value, revision: 1, createdAt: '', updatedAt: '', placements: [{ replicaId: 'r1', nodeId: 'n1', pendingReason: null }] as ServiceRecord['placements'] };
+  await store.putService(web);
+  const sent: Array<{ nodeId: string; frame: TargetFrame }> = [];
+  const dispatcher = new Dispatcher(store, (nodeId, frame) => {
+    sent.push({ nodeId, frame });
+    return true;
+  });
+  dispatcher.load();
+  await dispatcher.publish();
+  expect(store.getNode('n1')?.generation).toBe(3);
+  sent.length = 0;
+  return { store, dispatcher, sent };
+}
+
+describe('Dispatcher: a node that applied a generation the store does not know', () => {
+  it('moves the node above the generation it applied, durably, and sends its target with it', async () => {
+    const { store, dispatcher, sent } = await restoredHub();
+    // The agent applied generation 7 before the store was restored to generation 3.
+    expect(dispatcher.currentTarget('n1', 7)).toBeNull();
+    await dispatcher.publish();
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.frame.generation).toBe(8);
+    expect(sent[0]!.frame.replicas.map((r) => r.replicaId)).toEqual(['r1']);
+    expect(store.getNode('n1')?.generation).toBe(8);
+    // Once there, the node is like any other: its hello gets the target as it stands.
+    expect(dispatcher.currentTarget('n1', 8)).toMatchObject({ generation: 8 });
+  });
+
+  it('sends the target as it stands to a node at or below the store generation', async () => {
+    const { dispatcher } = await restoredHub();
+    expect(dispatcher.currentTarget('n1', 3)).toMatchObject({ generation: 3 });
+    expect(dispatcher.currentTarget('n1', 0)).toMatchObject({ generation: 3 });
+    expect(await dispatcher.publish()).toBe(0);
+  });
+
+  it('believes no generation past what it can count above', async () => {
+    const { dispatcher } = await restoredHub();
+    expect(dispatcher.currentTarget('n1', Number.MAX_SAFE_INTEGER)).toMatchObject({ generation: 3 });
+    expect(await dispatcher.publish()).toBe(0);
+  });
+});
