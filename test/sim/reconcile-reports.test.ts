@@ -18,10 +18,10 @@ function replica(replicaId: string, overrides: Partial<ContainerSpec> = {}): Ass
 }
 
 /**
- * The simulated runtime with starts that take startDelayMs each (it has a pull delay of its own,
- * but no start delay): a node whose engine is slow to start containers.
+ * The simulated runtime with starts (and removals) that take startDelayMs (removeDelayMs) each: it
+ * has a pull delay of its own, but none for these. A node whose engine is slow.
  */
-function slowStarts(runtime: SimulatedRuntime, startDelayMs: number): ContainerRuntime {
+function slowStarts(runtime: SimulatedRuntime, startDelayMs: number, removeDelayMs = 0): ContainerRuntime {
   return {
     version: () => runtime.version(),
     listContainers: (nodeId) => runtime.listContainers(nodeId),
@@ -33,7 +33,10 @@ function slowStarts(runtime: SimulatedRuntime, startDelayMs: number): ContainerR
       return runtime.startContainer(id);
     },
     stopContainer: (id, timeoutS) => runtime.stopContainer(id, timeoutS),
-    removeContainer: (id) => runtime.removeContainer(id),
+    removeContainer: async (id) => {
+      await sleep(removeDelayMs);
+      return runtime.removeContainer(id);
+    },
     watchEvents: (nodeId, onEvent) => runtime.watchEvents(nodeId, onEvent),
   };
 }
@@ -132,6 +135,24 @@ describe('reports while a pass runs', () => {
     const runningReports = a.frames.flatMap((f) => f.reports).filter((r) => r.state === 'running');
     expect(runningReports).toHaveLength(REPLICAS);
     expect(a.loop.snapshot().filter((r) => r.state === 'running')).toHaveLength(REPLICAS);
+  });
+
+  it('with slow removals, replicas moved away are reported removed before the last one goes', async () => {
+    const sim = new SimulatedRuntime({ images: ['httpd:1'] });
+    const a = await startLoop(sim, slowStarts(sim, 0, START_DELAY_MS), { reportWindowMs: WINDOW_MS });
+    const target = Array.from({ length: REPLICAS }, (_, i) => replica(`r${i}`));
+    a.loop.setTarget(1, target);
+    await eventually(() => expect(a.acks).toHaveLength(1));
+
+    // All but one move away: their containers go, one slow removal after the other.
+    a.loop.setTarget(2, target.slice(0, 1));
+    await eventually(() => expect([...latest(a.frames).values()].filter((r) => r.state === 'removed')).toHaveLength(REPLICAS - 1));
+    const firstRemoved = a.frames.find((f) => f.reports.some((r) => r.state === 'removed'))!;
+    expect(firstRemoved.runningIds.size).toBeGreaterThan(1);
+    // Each said once, and what is left is the one replica still assigned.
+    expect(a.frames.flatMap((f) => f.reports).filter((r) => r.state === 'removed')).toHaveLength(REPLICAS - 1);
+    await eventually(() => expect(a.acks.at(-1)).toMatchObject({ generation: 2, pending: 0 }));
+    expect(a.loop.snapshot().map((r) => r.replicaId)).toEqual(['r0']);
   });
 
   it('keeps each frame within the limit given, the rest in the next windows', async () => {
