@@ -273,6 +273,11 @@ describe('a node whose container engine is unavailable', () => {
     await fleet.api('PUT', '/v1/services/web', { ...spec, replicas: 4 });
     await until(async () => expect((await status('web')).replicas.map((r) => r.nodeId)).toEqual(Array(4).fill(up.nodeId)));
     expect(down.lastTarget?.replicas ?? []).toEqual([]);
+
+    const metrics = (await fleet.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).body;
+    expect(metrics).toMatch(/^tether_nodes\{state="not_ready"\} 1$/m);
+    expect(metrics).toMatch(/^tether_nodes\{state="ready"\} 1$/m);
+    expect(metrics).toMatch(/^tether_node_conditions\{condition="engine_unavailable"\} 1$/m);
   });
 
   it('keeps its replicas (shown unknown) within lostAfter, moves them after, and takes them back when the engine returns', async () => {
