@@ -3,7 +3,7 @@
  * once when any engine call fails for want of an engine (no connection, no answer in time), every
  * retryIntervalMs while it is away, and every checkIntervalMs while it answers: an engine that
  * hangs fails no call until one reaches its deadline (10 s for a listing, and only at the loop's
- * next pass), while a ping notices within its own 3 s. It is back at the first ping that answers.
+ * next pass), while a ping notices within its own 3 s: a hang is seen within 8 s. It is back at the first ping that answers.
  * Only watches:
  * the reconcile loop retries its own passes, and nothing is removed or restarted for an outage.
  */
@@ -12,7 +12,7 @@ import type { EngineProbe } from './runtime/container-runtime.js';
 /** Pings while the engine is away: its return is noticed within this long. */
 export const ENGINE_RETRY_INTERVAL_MS = 2_000;
 /** Pings while the engine answers: bounds how long a hung engine goes unnoticed. */
-export const ENGINE_CHECK_INTERVAL_MS = 10_000;
+export const ENGINE_CHECK_INTERVAL_MS = 5_000;
 
 export interface EngineAvailabilityOptions {
   probe: EngineProbe;

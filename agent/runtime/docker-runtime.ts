@@ -788,6 +788,8 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
         if (stopped) return;
         if (this.nowMs() - connectedAtMs >= EVENTS_HEALTHY_AFTER_MS) backoff.reset();
         this.logger?.warn({ err: err ? engineMessage(err) : undefined, nodeId }, 'docker event stream ended, reconnecting');
+        // The first sign of an engine stopped, well before the reconnect delay runs out: worth a ping.
+        this.reportUnreachable(new DockerEngineError(`docker event stream ended${err ? `: ${engineMessage(err)}` : ''}`, null, { cause: err }));
         scheduleReconnect();
       };
       // A quiet node has a quiet stream; a hung engine has one too. A ping tells them apart.

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
 
 const DEADLINES = { queryMs: 200, pingMs: 200 };
@@ -55,6 +55,23 @@ describe('DockerRuntime engine availability', () => {
     const { runtime, told } = watched(await engine({}));
     await expect(runtime.ping()).rejects.toMatchObject({ code: 'engine_timeout' });
     expect(told).toHaveLength(1);
+  });
+
+  it('an event stream that breaks is told, so the engine is checked before the stream reconnects', async () => {
+    const socketPath = await engine({
+      'GET /events': (res) => {
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.flushHeaders();
+        setTimeout(() => res.destroy(), 50);
+      },
+    });
+    const { runtime, told } = watched(socketPath);
+    const unwatch = runtime.watchEvents('n1', () => {});
+    try {
+      await vi.waitFor(() => expect(told[0]?.message).toMatch(/^docker event stream ended/), { timeout: 2_000, interval: 10 });
+    } finally {
+      unwatch();
+    }
   });
 
   it('an engine that answers, even with an error, is not told as unreachable', async () => {
