@@ -13,7 +13,7 @@ import { Agent } from '../../agent/agent.js';
 import { SimulatedRuntime, simulatedFacts } from '../../agent/runtime/simulated-runtime.js';
 import { buildHub } from '../../hub/app.js';
 import type { Hub, HubConfig } from '../../hub/hub.js';
-import { LowdbStore } from '../../hub/store/lowdb-store.js';
+import { LowdbStore, type LowdbStoreOptions } from '../../hub/store/lowdb-store.js';
 import { PROTOCOL_VERSION, type HelloFrame, type NodeFacts } from '../../shared/protocol.js';
 import { silentLogger } from './silent-logger.js';
 
@@ -61,6 +61,11 @@ export interface SimAgentOptions {
   hubUrl?: string;
 }
 
+export interface SimFleetOptions {
+  /** Called before each store file write of the hub; throwing (or rejecting) fails it (see LowdbStoreOptions). */
+  beforeWrite?: LowdbStoreOptions['beforeWrite'];
+}
+
 export class SimFleet {
   app!: FastifyInstance;
   hub!: Hub;
@@ -70,16 +75,18 @@ export class SimFleet {
   readonly runtime = new SimulatedRuntime();
   /** Numbers agents in the order addAgent is called, so that agents added at once differ. */
   private agentsAdded = 0;
+  private beforeWrite: SimFleetOptions['beforeWrite'];
 
-  static async start(config: Partial<HubConfig> = {}): Promise<SimFleet> {
+  static async start(config: Partial<HubConfig> = {}, opts: SimFleetOptions = {}): Promise<SimFleet> {
     const fleet = new SimFleet();
+    fleet.beforeWrite = opts.beforeWrite;
     fleet.dataDir = await mkdtemp(path.join(os.tmpdir(), 'tether-sim-'));
     await fleet.startHub(config);
     return fleet;
   }
 
   async startHub(config: Partial<HubConfig> = {}): Promise<void> {
-    const store = new LowdbStore({ dir: path.join(this.dataDir, 'store'), nodeShards: 4, serviceShards: 4 });
+    const store = new LowdbStore({ dir: this.storeDir, nodeShards: 4, serviceShards: 4, beforeWrite: this.beforeWrite });
     await store.open();
     const built = await buildHub({ store, adminToken: ADMIN_TOKEN, config: { heartbeatIntervalMs: 200, heartbeatGraceMs: 2000, ...config } });
     this.app = built.app;
@@ -89,6 +96,11 @@ export class SimFleet {
     const address = this.app.server.address();
     if (typeof address !== 'object' || !address) throw new Error('hub did not listen');
     this.url = `http://127.0.0.1:${address.port}`;
+  }
+
+  /** The hub's store directory, for tests that open a second store on it. */
+  get storeDir(): string {
+    return path.join(this.dataDir, 'store');
   }
 
   async stopHub(): Promise<void> {
