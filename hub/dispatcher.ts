@@ -154,7 +154,7 @@ export class Dispatcher {
     if (this.dirtyNodes.size === 0) return 0;
     const nodes = [...this.dirtyNodes];
     this.dirtyNodes.clear();
-    const changed: Array<{ nodeId: string; frame: TargetFrame }> = [];
+    const changed: Array<{ nodeId: string; frame: TargetFrame; applied: number | undefined }> = [];
     const writes: Array<Promise<void>> = [];
     for (const nodeId of nodes) {
       const node = this.store.getNode(nodeId);
@@ -169,20 +169,21 @@ export class Dispatcher {
       // meanwhile included), so the retry sees the old hash and bumps again.
       const generation = Math.max(node.generation, applied ?? 0) + 1;
       writes.push(this.store.putNode({ ...node, generation, targetHash: hash }));
-      changed.push({ nodeId, frame: { type: 'target', generation, replicas } });
+      changed.push({ nodeId, frame: { type: 'target', generation, replicas }, applied });
     }
     const outcomes = await Promise.allSettled(writes);
     let sent = 0;
     let failure: unknown = null;
     for (let i = 0; i < changed.length; i++) {
-      const { nodeId, frame } = changed[i]!;
+      const { nodeId, frame, applied } = changed[i]!;
       const outcome = outcomes[i]!;
       if (outcome.status === 'rejected') {
         failure ??= outcome.reason;
         this.dirtyNodes.add(nodeId);
         continue;
       }
-      this.behind.delete(nodeId);
+      // A hello during the write may have told of a later generation: that one is still to pass.
+      if (this.behind.get(nodeId) === applied) this.behind.delete(nodeId);
       this.send(nodeId, frame);
       sent++;
     }

@@ -70,3 +70,31 @@ describe('Dispatcher: a node that applied a generation the store does not know',
     expect(await dispatcher.publish()).toBe(0);
   });
 });
+
+describe('Dispatcher: a hello during a target write', () => {
+  it('keeps what the hello told for the next publish', async () => {
+    let hold: Promise<void> | null = null;
+    let release = () => undefined as void;
+    const store = new LowdbStore({ dir, nodeShards: 1, serviceShards: 1, beforeWrite: () => hold ?? undefined });
+    await store.open();
+    await store.putNode({ id: 'n1', name: 'n1', labels: {}, credentialHash: 'h', advertiseAddress: null, facts: null, generation: 2, targetHash: '', joinedAt: 'j' });
+    const sent: TargetFrame[] = [];
+    const dispatcher = new Dispatcher(store, (_nodeId, frame) => {
+      sent.push(frame);
+      return true;
+    });
+    dispatcher.load();
+    hold = new Promise<void>((resolve) => (release = resolve));
+    // The first pass after a restart writes the node's target (generation 3)...
+    const first = dispatcher.publish();
+    await new Promise((r) => setTimeout(r, 20));
+    // ...while the node's hello says it applied 7.
+    expect(dispatcher.currentTarget('n1', 7)).toBeNull();
+    hold = null;
+    release();
+    await first;
+    await dispatcher.publish();
+    expect(sent.map((f) => f.generation)).toEqual([3, 8]);
+    expect(store.getNode('n1')?.generation).toBe(8);
+  });
+});
