@@ -126,8 +126,12 @@ export class Agent {
       this.diskTimer = setInterval(() => void this.readDisks(), this.opts.diskRefreshIntervalMs ?? DISK_REFRESH_INTERVAL_MS);
       this.diskTimer.unref();
     }
-    await this.loop.start();
+    // The first pass gives the hello the replicas running now. With the engine away it has none to
+    // give, and may wait out a deadline (a hung engine): the hub hears of the outage first.
+    const firstPass = this.loop.start();
+    if (this.engine.isAvailable) await firstPass;
     this.link.start();
+    await firstPass;
   }
 
   async stop(): Promise<void> {
@@ -165,13 +169,13 @@ export class Agent {
 
   /**
    * What the engine says of itself, asked again at each return (it may have been upgraded or moved
-   * its storage meanwhile): its storage dir for the disk conditions, and its version when the agent
-   * started without it (the next hello carries that).
+   * its storage meanwhile): its storage dir for the disk conditions, and its version for the
+   * runtime fact (the first hello, when the engine answers at start; else the next one).
    */
   private async learnEngine(): Promise<void> {
     try {
       this.engineStorageDir = await this.opts.runtime.storageDir();
-      if (this.facts.runtime === RUNTIME_UNKNOWN) this.facts = { ...this.facts, runtime: await this.opts.runtime.version() };
+      this.facts = { ...this.facts, runtime: (await this.opts.runtime.version()).slice(0, 128) };
     } catch (err) {
       // Gone again: the availability check says so; the next return asks again.
       this.opts.logger.warn({ err: (err as Error).message }, 'could not ask the container engine about itself');

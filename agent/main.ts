@@ -119,16 +119,8 @@ async function main(): Promise<void> {
   const runtime = new DockerRuntime({ socketPath: args['docker-socket'], logger, registryAuth });
   // An engine away at start is no reason to exit (under systemd that is a restart loop that also
   // keeps the hub from hearing anything): the agent runs, reports the engine unavailable, and
-  // checks again until it answers.
-  let runtimeVersion = RUNTIME_UNKNOWN;
-  try {
-    runtimeVersion = await runtime.version();
-  } catch (error) {
-    logger.warn(
-      { socket: args['docker-socket'] ?? '/var/run/docker.sock', err: (error as Error).message },
-      'cannot reach the Docker engine; starting anyway, reporting it unavailable and checking again',
-    );
-  }
+  // checks again until it answers. Its version is asked for once it answers, before the first
+  // hello if it answers at start.
   // The name it says at hello: the one given now, else the one it joined with (a different one is
   // only a request the operator may accept).
   const name = args.name ?? identity.name ?? os.hostname();
@@ -142,7 +134,7 @@ async function main(): Promise<void> {
     dataDir,
     targetCache: new TargetCache(dataDir),
     restartCounts: new RestartCountsFile(dataDir, logger),
-    facts: await readDeviceFacts(runtimeVersion),
+    facts: await readDeviceFacts(RUNTIME_UNKNOWN),
     logger,
   });
 

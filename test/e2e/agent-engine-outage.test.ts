@@ -54,21 +54,21 @@ describeDocker('the agent program and an engine that comes and goes', () => {
     const socketPath = path.join(dir, 'docker.sock'); // nothing listens there yet
     const agent = startProgram('agent', ['--hub', url, '--join-token', token, '--data-dir', path.join(dir, 'agent'), '--name', 'no-engine', '--docker-socket', socketPath]);
     procs.push(agent);
-    // Joined and connected: the hub hears from it (ready, or not_ready where the hub shows the
-    // engine condition), where it used to exit with code 2 right after joining.
+    // Joined, connected and saying its engine is away, where it used to exit with code 2 right
+    // after joining (and the node stayed unreachable).
+    type NodeView = { id: string; name: string; state: string; stateReason: string | null; facts: { runtime: string } };
+    const mine = async (): Promise<NodeView | undefined> =>
+      (await api<{ nodes: NodeView[] }>('GET', '/v1/nodes')).body.nodes.find((n) => n.name === 'no-engine');
     const node = await vi.waitFor(
       async () => {
-        const mine = (await api<{ nodes: Array<{ id: string; name: string; state: string; stateReason?: string | null }> }>('GET', '/v1/nodes')).body.nodes.find(
-          (n) => n.name === 'no-engine',
-        );
-        expect(mine?.state).toMatch(/^(ready|not_ready)$/);
-        return mine!;
+        const view = await mine();
+        expect(view?.state).toBe('not_ready');
+        return view!;
       },
       { timeout: 30_000, interval: 200 },
     );
     nodeIds.push(node.id);
-    if (node.state === 'not_ready') expect(node.stateReason).toMatch(/engine unavailable/);
-    await vi.waitFor(() => expect(agent.output()).toContain('the container engine is unavailable'), { timeout: 15_000, interval: 100 });
+    expect(node.stateReason).toMatch(/^container engine unavailable: .*ENOENT/);
     expect(agent.child.exitCode).toBeNull();
 
     await api('PUT', '/v1/services/outage', { image: IMAGE, command: ['/bin/sleep', '300'], replicas: 1 });
@@ -77,7 +77,9 @@ describeDocker('the agent program and an engine that comes and goes', () => {
 
     proxy = await EngineProxy.start(socketPath);
     await vi.waitFor(async () => expect(await running(node.id)).toHaveLength(1), { timeout: 30_000, interval: 200 });
-    await vi.waitFor(() => expect(agent.output()).toContain('the container engine answers again'), { timeout: 15_000, interval: 100 });
+    await vi.waitFor(async () => expect((await mine())?.state).toBe('ready'), { timeout: 15_000, interval: 200 });
+    // The engine's version is known from its return: the next hello says it.
+    expect(agent.output()).toContain('the container engine answers again');
     await api('DELETE', '/v1/services/outage');
   }, 90_000);
 
@@ -110,7 +112,7 @@ describeDocker('the agent program and an engine that comes and goes', () => {
 
     // The engine goes away (its socket with it).
     await proxy.close();
-    await vi.waitFor(() => expect(engineOf()).toEqual({ available: false, error: expect.stringMatching(/ENOENT|ECONNREFUSED/) }), { timeout: 10_000, interval: 50 });
+    await vi.waitFor(() => expect(engineOf()).toEqual({ available: false, error: expect.stringMatching(/^docker /) }), { timeout: 10_000, interval: 50 });
     proxy = await EngineProxy.start(socketPath);
     await vi.waitFor(() => expect(engineOf()).toEqual({ available: true, error: null }), { timeout: 10_000, interval: 50 });
 
