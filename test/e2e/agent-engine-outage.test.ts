@@ -100,6 +100,8 @@ describeDocker('the agent program and an engine that comes and goes', () => {
     await vi.waitFor(() => expect(hub.ofType('hello')).toHaveLength(1), { timeout: 20_000, interval: 100 });
     const hello = hub.ofType('hello')[0]!;
     expect(hello.conditions).toMatchObject({ engine: { available: true, error: null }, targetCache: { current: true }, dataDisk: { path: dataDir } });
+    // Asked of the engine before the first hello, as the program no longer asks before it starts.
+    expect(hello.facts.runtime).toMatch(/^docker \d+\.\d+/);
     const rootDir = await new DockerRuntime().storageDir();
     if (rootDir !== null && existsSync(rootDir)) expect(hello.conditions!.engineDisk?.path).toBe(rootDir);
 
