@@ -83,6 +83,38 @@ describeDocker('the agent program and an engine that comes and goes', () => {
     await api('DELETE', '/v1/services/outage');
   }, 90_000);
 
+  it('started on a hung engine, reaches the hub and says so, then carries on once the engine answers', async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'tether-engine-hung-'));
+    const port = randomPort();
+    const url = `http://127.0.0.1:${port}`;
+    const hub = startProgram('hub', ['--port', String(port), '--data-dir', path.join(dir, 'hub')]);
+    procs.push(hub);
+    await waitForHealthy(url);
+    const api = await hubClient(url, path.join(dir, 'hub'));
+    const { token } = (await api<{ token: string }>('POST', '/v1/join-tokens', {})).body;
+    const socketPath = path.join(dir, 'docker.sock');
+    proxy = await EngineProxy.start(socketPath);
+    proxy.frozen = true;
+    const agent = startProgram('agent', ['--hub', url, '--join-token', token, '--data-dir', path.join(dir, 'agent'), '--name', 'hung-engine', '--docker-socket', socketPath]);
+    procs.push(agent);
+    type NodeView = { id: string; name: string; state: string; stateReason: string | null };
+    const mine = async (): Promise<NodeView | undefined> =>
+      (await api<{ nodes: NodeView[] }>('GET', '/v1/nodes')).body.nodes.find((n) => n.name === 'hung-engine');
+    const node = await vi.waitFor(
+      async () => {
+        const view = await mine();
+        expect(view?.state).toBe('not_ready');
+        return view!;
+      },
+      { timeout: 30_000, interval: 200 },
+    );
+    nodeIds.push(node.id);
+    expect(node.stateReason).toMatch(/did not answer/);
+    proxy.frozen = false;
+    await vi.waitFor(async () => expect((await mine())?.state).toBe('ready'), { timeout: 20_000, interval: 200 });
+    expect(agent.child.exitCode).toBeNull();
+  }, 90_000);
+
   it('reports an engine that goes away or hangs, and its return, leaving the running container alone', async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'tether-engine-outage-'));
     const socketPath = path.join(dir, 'docker.sock');
