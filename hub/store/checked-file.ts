@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { copyFile, link, readFile, stat, unlink } from 'node:fs/promises';
 import type { Adapter } from 'lowdb';
 import { TextFile } from 'lowdb/node';
-import { StoreFileDamagedError, type PreviousCopy } from './store-file-damaged.js';
+import { StoreFileDamagedError, UNKNOWN_FORMAT, type PreviousCopy } from './store-file-damaged.js';
 
 /**
  * The format of a store file: `{"format":1,"sha256":"<hex>","data":<records>}`, the checksum over
@@ -42,7 +42,7 @@ export function decodeStoreFile<T>(bytes: Buffer, keyField: string | null): Deco
   const versioned = VERSIONED.exec(text);
   if (versioned) {
     const format = Number(versioned[1]);
-    if (format !== STORE_FILE_FORMAT) return damaged(`unknown format version ${versioned[1]}; a newer Tether wrote it?`);
+    if (format !== STORE_FILE_FORMAT) return damaged(`${UNKNOWN_FORMAT} ${versioned[1]}; this version reads ${STORE_FILE_FORMAT}`);
     const envelope = ENVELOPE.exec(text);
     if (!envelope) return damaged('malformed header');
     if (!text.endsWith('}')) return damaged('truncated');

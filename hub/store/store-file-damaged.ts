@@ -14,6 +14,9 @@ export interface PreviousCopy {
   writtenAtMs: number | null;
 }
 
+/** How a reason starts when the file is of a format this version does not know. */
+export const UNKNOWN_FORMAT = 'unknown format version';
+
 export class StoreFileDamagedError extends Error {
   readonly code = 'store_file_damaged';
 
@@ -26,13 +29,19 @@ export class StoreFileDamagedError extends Error {
     this.name = 'StoreFileDamagedError';
   }
 
+  /** Whether --recover restores it: its previous copy is good, and it is not of a newer format. */
   get restorable(): boolean {
-    return this.previous.state === 'good';
+    return this.previous.state === 'good' && !this.reason.startsWith(UNKNOWN_FORMAT);
   }
 
   /** One line for the operator: the file, what is wrong, and what to do. */
   advice(nowMs = Date.now()): string {
     const prev = this.previous;
+    // Not damage but a downgrade: moving the file aside or restoring an older copy would lose
+    // what the newer version wrote.
+    if (this.reason.startsWith(UNKNOWN_FORMAT)) {
+      return `store file ${this.file} was written by a newer version of Tether (${this.reason}): run that version again`;
+    }
     if (prev.state === 'good') {
       return (
         `${this.message}; its previous copy ${prev.file} is good (written ${ageText(nowMs - (prev.writtenAtMs ?? nowMs))} ago): ` +

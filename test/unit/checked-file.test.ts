@@ -98,6 +98,14 @@ describe('a checked store file', () => {
     expect(both.advice()).toMatch(/has no good previous copy \(.*\.prev is damaged too \(holds an array/);
   });
 
+  it('takes a file of an unknown format for a downgrade: no --recover, run the version that wrote it', async () => {
+    await writeFile(previousCopyOf(file()), good);
+    await writeFile(file(), good.replace('{"format":1,', '{"format":2,'));
+    const error = (await adapter().read().catch((e: unknown) => e)) as StoreFileDamagedError;
+    expect(error.restorable).toBe(false);
+    expect(error.advice()).toBe(`store file ${file()} was written by a newer version of Tether (unknown format version 2; this version reads 1): run that version again`);
+  });
+
   it('refuses a file that is gone while its previous copy is there', async () => {
     await writeFile(previousCopyOf(file()), good);
     const error = (await adapter().read().catch((e: unknown) => e)) as StoreFileDamagedError;
@@ -136,7 +144,8 @@ describe('a store with a damaged file', () => {
     const files = (error as StoreDamagedError).files;
     expect(files.map((f) => f.file)).toEqual([shard]);
     expect(files[0]!.reason).toMatch(reason);
-    expect(files[0]!.restorable).toBe(true);
+    // A newer format is not damage to undo with an older copy.
+    expect(files[0]!.restorable).toBe(!files[0]!.reason.startsWith('unknown format'));
   });
 
   it('is whole again once the damaged file is restored from its previous copy', async () => {
