@@ -62,7 +62,13 @@ describe('a node reports on its own replicas only', () => {
     await fleet.api('PUT', '/v1/services/web', { ...busybox, replicas: 2 });
     const before = await waitRunning('web', 2);
 
-    const rogue = await rawNode((await joinNode('rogue')).credential, { name: 'rogue' });
+    const { nodeId, credential } = await joinNode('rogue');
+    const rogue = await rawNode(credential, { name: 'rogue' });
+    // The rogue applies its own (empty) target first: its reports are then misleading, not stale.
+    await fleet.hub.loop.idle();
+    const nodeView = async () => (await fleet.api<{ generation: { target: number; applied: number | null } }>('GET', `/v1/nodes/${nodeId}`)).body;
+    rogue.send(JSON.stringify({ type: 'ack', generation: (await nodeView()).generation.target }));
+    await vi.waitFor(async () => expect((await nodeView()).generation).toMatchObject({ applied: (await nodeView()).generation.target }), { timeout: 5_000, interval: 20 });
     rogue.send(JSON.stringify({ type: 'status', replicas: before.status.replicas.map((r) => report(r.replicaId)) }));
     await vi.waitFor(() => expect(fleet.hub.refusedReports).toBe(2), { timeout: 5_000, interval: 20 });
 
