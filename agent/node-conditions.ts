@@ -5,7 +5,7 @@
  * while disconnected: the next hello carries the state of that moment.
  */
 import { systemClock, type Clock } from '../shared/clock.js';
-import type { DiskUsage, NodeConditions } from '../shared/protocol.js';
+import { isDiskLow, MAX_CONDITION_ERROR_LENGTH, type DiskUsage, type NodeConditions } from '../shared/protocol.js';
 
 /** Changes within this window after the first one go out as one frame (a flap within it, as none). */
 export const CONDITIONS_COALESCE_MS = 500;
@@ -15,21 +15,12 @@ export const CONDITIONS_MIN_FRAME_INTERVAL_MS = 3_000;
 /** A free-space move smaller than both 1% of the total and 256 MiB is not news. */
 const DISK_STEP_FRACTION = 0.01;
 const DISK_STEP_CAP_BYTES = 256 * 1024 ** 2;
-/** Low: less free than both 10% of the total and 2 GiB (a large disk is not low at 10%). */
-const DISK_LOW_FRACTION = 0.1;
-const DISK_LOW_CAP_BYTES = 2 * 1024 ** 3;
-/** The protocol's limit on a condition's error text. */
-const MAX_ERROR_LENGTH = 512;
-
-export function diskIsLow(disk: DiskUsage): boolean {
-  return disk.freeBytes < Math.min(disk.totalBytes * DISK_LOW_FRACTION, DISK_LOW_CAP_BYTES);
-}
 
 /** Whether `next` tells the hub something `told` did not: another filesystem, a step of free space, the low mark crossed. */
 export function diskChangedMeaningfully(told: DiskUsage | null, next: DiskUsage | null): boolean {
   if (told === null || next === null) return told !== next;
   if (told.path !== next.path || told.totalBytes !== next.totalBytes) return true;
-  if (diskIsLow(told) !== diskIsLow(next)) return true;
+  if (isDiskLow(told) !== isDiskLow(next)) return true;
   const stepBytes = Math.min(next.totalBytes * DISK_STEP_FRACTION, DISK_STEP_CAP_BYTES);
   return Math.abs(next.freeBytes - told.freeBytes) >= stepBytes;
 }
@@ -48,7 +39,7 @@ function changedMeaningfully(told: NodeConditions, next: NodeConditions): boolea
 }
 
 function clipError(error: string | null): string | null {
-  return error === null ? null : error.slice(0, MAX_ERROR_LENGTH);
+  return error === null ? null : error.slice(0, MAX_CONDITION_ERROR_LENGTH);
 }
 
 export interface ConditionTimers {

@@ -1,20 +1,4 @@
-import type { DiskUsage, NodeConditions } from '../shared/protocol.js';
-
-/**
- * A disk is low when less than min(10% of it, 2 GiB) is free. A share alone would warn about a
- * 500 GB disk with 40 GB free; bytes alone would warn about every 4 GB eMMC all the time. 2 GiB is
- * room for a few image pulls and logs: what a device needs to keep updating.
- */
-export const LOW_DISK_THRESHOLD = { freeShare: 0.1, freeCapBytes: 2 * 1024 ** 3 } as const;
-
-/** Free bytes below which a disk of `totalBytes` is low: min(10% of it, 2 GiB). */
-export function lowDiskThresholdBytes(totalBytes: number): number {
-  return Math.min(totalBytes * LOW_DISK_THRESHOLD.freeShare, LOW_DISK_THRESHOLD.freeCapBytes);
-}
-
-export function isDiskLow(disk: DiskUsage | null): boolean {
-  return disk !== null && disk.freeBytes < lowDiskThresholdBytes(disk.totalBytes);
-}
+import { isDiskLow, lowDiskThresholdBytes, type DiskUsage, type NodeConditions } from '../shared/protocol.js';
 
 /** The conditions that are worth a count, a warning and a log line; each a bit of a node's flags. */
 export const CONDITION_NAMES = ['engine_unavailable', 'target_cache_stale', 'data_disk_low', 'engine_disk_low'] as const;

@@ -101,7 +101,9 @@ export const ReplicaReportSchema = Type.Object(
 );
 export type ReplicaReport = Static<typeof ReplicaReportSchema>;
 
-const ConditionError = Type.Union([ShortText(512), Type.Null()]);
+/** Longest error text a node condition carries. */
+export const MAX_CONDITION_ERROR_LENGTH = 512;
+const ConditionError = Type.Union([ShortText(MAX_CONDITION_ERROR_LENGTH), Type.Null()]);
 
 /** Space on one filesystem, as statfs gives it for a path on it. */
 export const DiskUsageSchema = Type.Object(
@@ -113,6 +115,23 @@ export const DiskUsageSchema = Type.Object(
   { additionalProperties: false },
 );
 export type DiskUsage = Static<typeof DiskUsageSchema>;
+
+/**
+ * A disk is low when less than min(10% of it, 2 GiB) is free: the agent reports a crossing at
+ * once, the hub warns. A share alone would warn about a 500 GB disk with 40 GB free; bytes alone
+ * would warn about every 4 GB eMMC all the time. 2 GiB is room for a few image pulls and logs:
+ * what a device needs to keep updating.
+ */
+export const LOW_DISK = { freeShare: 0.1, freeCapBytes: 2 * 1024 ** 3 } as const;
+
+/** Free bytes below which a disk of `totalBytes` is low. */
+export function lowDiskThresholdBytes(totalBytes: number): number {
+  return Math.min(totalBytes * LOW_DISK.freeShare, LOW_DISK.freeCapBytes);
+}
+
+export function isDiskLow(disk: DiskUsage | null): boolean {
+  return disk !== null && disk.freeBytes < lowDiskThresholdBytes(disk.totalBytes);
+}
 
 /**
  * What the agent knows about its own ability to do its job (version 2). Sent whole in the hello

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FailureDetector, type NodeState } from '../../hub/failure-detector.js';
-import { conditionWarnings, isDiskLow, lowDiskThresholdBytes, NodeConditionsTable } from '../../hub/node-conditions.js';
+import { conditionWarnings, NodeConditionsTable } from '../../hub/node-conditions.js';
+import { isDiskLow, lowDiskThresholdBytes } from '../../shared/protocol.js';
 import type { NodeConditions } from '../../shared/protocol.js';
 
 const GiB = 1024 ** 3;

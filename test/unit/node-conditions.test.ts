@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { diskChangedMeaningfully, diskIsLow, NodeConditionsTracker, type ConditionTimers } from '../../agent/node-conditions.js';
+import { diskChangedMeaningfully, NodeConditionsTracker, type ConditionTimers } from '../../agent/node-conditions.js';
+import { isDiskLow } from '../../shared/protocol.js';
 import type { DiskUsage, NodeConditions } from '../../shared/protocol.js';
 
 const GiB = 1024 ** 3;
@@ -193,10 +194,10 @@ describe('node conditions tracker', () => {
 
 describe('disk thresholds', () => {
   it('the low mark is 10% of the total, at most 2 GiB', () => {
-    expect(diskIsLow(disk('/', 8 * GiB, 0.09 * 8 * GiB))).toBe(true);
-    expect(diskIsLow(disk('/', 8 * GiB, 0.11 * 8 * GiB))).toBe(false);
-    expect(diskIsLow(disk('/', 1000 * GiB, 3 * GiB))).toBe(false);
-    expect(diskIsLow(disk('/', 1000 * GiB, 1.9 * GiB))).toBe(true);
+    expect(isDiskLow(disk('/', 8 * GiB, 0.09 * 8 * GiB))).toBe(true);
+    expect(isDiskLow(disk('/', 8 * GiB, 0.11 * 8 * GiB))).toBe(false);
+    expect(isDiskLow(disk('/', 1000 * GiB, 3 * GiB))).toBe(false);
+    expect(isDiskLow(disk('/', 1000 * GiB, 1.9 * GiB))).toBe(true);
   });
 
   it('a meaningful step is 1% of the total, at most 256 MiB; a new path or filesystem always counts', () => {
