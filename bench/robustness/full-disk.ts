@@ -3,8 +3,8 @@
  * Writes acknowledged vs persisted under a full disk: the real hub (dist/hub/main.js) with its
  * data directory on a small tmpfs, concurrent API writers (PUT and DELETE of services, each
  * writer on names of its own so that the order per name is known), while the disk is filled and
- * freed a few times. Then the hub is SIGKILLed, started again on the same directory, and every
- * response is checked against what it loaded:
+ * freed a few times; the last fill stays while the hub is SIGKILLed. Then it is started again on
+ * the same directory (with space back), and every response is checked against what it loaded:
  *   - an acknowledged PUT (2xx, revision R) must be there with revision >= R, unless a later
  *     acknowledged DELETE of its name took it (goal: none lost);
  *   - an acknowledged DELETE must have left its name absent, unless a later acknowledged PUT
@@ -172,13 +172,14 @@ async function main(): Promise<void> {
       await sleep(cycleMs * (0.2 + Math.random() * 0.3));
       await fill(filler);
       fills++;
+      // The last fill stays until the hub is killed: what it acknowledged must already be on disk.
+      if (i === FILLS - 1) break;
       await sleep(cycleMs * (0.2 + Math.random() * 0.3));
       await rm(filler, { force: true });
     }
     return fills;
   };
   const [fills] = await Promise.all([filling(), ...Array.from({ length: WRITERS }, (_, w) => writer(w))]);
-  await rm(filler, { force: true });
 
   // What the hub shows just before it dies.
   const shown = await api('GET', '/v1/services');
@@ -186,6 +187,8 @@ async function main(): Promise<void> {
     (shown.body?.services ?? []).map((s: any) => [s.name, { revision: s.revision, seq: s.spec?.env?.SEQ }]),
   );
   await killHub();
+  // Space back for the start (a hub refuses to start on a full disk).
+  await rm(filler, { force: true });
   hub = startHub(dataDir, port);
   const restartMs = await waitHealthy(url, 20_000);
   const loaded = await api('GET', '/v1/services');
