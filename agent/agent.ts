@@ -1,4 +1,4 @@
-import { PROTOCOL_LIMITS, PROTOCOL_VERSION, type HelloFrame, type NodeFacts, type ReplicaReport, type TargetFrame } from '../shared/protocol.js';
+import { PROTOCOL_LIMITS, PROTOCOL_VERSION, type HelloFrame, type NodeFacts, type TargetFrame } from '../shared/protocol.js';
 import { Backoff } from '../shared/backoff.js';
 import { HubLink, type LinkLogger } from './hub-link.js';
 import type { NodeIdentity } from './node-identity.js';
@@ -83,7 +83,8 @@ export class Agent {
       resyncIntervalMs: opts.resyncIntervalMs,
       retryBaseMs: opts.retryBaseMs,
       restartCounts: opts.restartCounts,
-      onReport: (changed) => this.sendStatus(changed),
+      // The loop's outbox keeps each call within the protocol's limit for one status frame.
+      onReport: (replicas) => void this.link.send({ type: 'status', replicas }),
       // `pending`: replicas of the generation still waiting for their image (a partial ack).
       onApplied: (generation: number, pending = 0) => void this.link.send({ type: 'ack', generation, pending }),
     });
@@ -96,7 +97,11 @@ export class Agent {
       hello: () => this.hello(),
       onTarget: (target) => this.onTarget(target),
       onConnectionChange: (connected) => {
-        if (connected) this.conditions.connected();
+        if (!connected) return;
+        this.conditions.connected();
+        // The hello names the applied generation but not what of it still waits for an image.
+        const pending = this.loop.appliedPending;
+        if (pending > 0) this.link.send({ type: 'ack', generation: this.loop.appliedGeneration, pending });
       },
     });
   }
@@ -242,9 +247,4 @@ export class Agent {
     });
   }
 
-  private sendStatus(changed: ReplicaReport[]): void {
-    for (let i = 0; i < changed.length; i += PROTOCOL_LIMITS.maxReportedReplicas) {
-      this.link.send({ type: 'status', replicas: changed.slice(i, i + PROTOCOL_LIMITS.maxReportedReplicas) });
-    }
-  }
 }

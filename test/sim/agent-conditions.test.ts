@@ -128,3 +128,25 @@ it('queues nothing while disconnected: the next hello carries the state of that 
   expect(again.ofType('conditions')).toEqual([]);
 }, 30_000);
 
+
+it('tells a hub it reconnects to how many replicas of the applied generation still wait for their image', async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'tether-conditions-'));
+  const slowImage = 'tether-test/busybox:2';
+  const runtime = new SimulatedRuntime({ images: [IMAGE], pullDelayMs: 3_000 });
+  const { hub } = await start(runtime, new TargetCache(dir));
+  await waitFor(() => expect(hub.ofType('hello')).toHaveLength(1));
+  const slowSpec = containerSpec(slowImage);
+  hub.sendTarget({
+    generation: 1,
+    replicas: [replica, { replicaId: 'r2', service: 'web', specHash: containerSpecHash(slowSpec), container: slowSpec }],
+  });
+  await waitFor(() => expect(hub.ofType('ack').map((a) => [a.generation, a.pending])).toContainEqual([1, 1]));
+
+  // The link drops while the image is still being pulled: the hello says generation 1, not that
+  // one replica of it still waits; the hub must hear that too.
+  const before = hub.frames.length;
+  hub.cut();
+  await waitFor(() => expect(hub.ofType('hello')).toHaveLength(2));
+  await waitFor(() => expect(hub.frames.slice(before).filter((f) => f.type === 'ack').map((a) => [a.generation, a.pending])).toContainEqual([1, 1]));
+  await waitFor(() => expect(hub.ofType('ack').at(-1)).toMatchObject({ generation: 1, pending: 0 }));
+});
