@@ -27,6 +27,8 @@ export class Dispatcher {
   /** nodeId -> replicaId -> service name */
   private readonly byNode = new Map<string, Map<string, string>>();
   private readonly services = new Map<string, ServiceContainer>();
+  /** Per service, the record the index was built from (one per service in the store). */
+  private readonly indexed = new Map<string, ServiceRecord>();
   /** Nodes whose target may have changed since the last publish. */
   private readonly dirtyNodes = new Set<string>();
   /**
@@ -35,7 +37,7 @@ export class Dispatcher {
    * ignore it as older than its own. An entry lives until that target is written (one per node at most).
    */
   private readonly behind = new Map<string, number>();
-  /** (node, replica) pairs unassigned during one serviceChanged; flat pairs, checked at its end. */
+  /** (node, replica) pairs unassigned during one reassign; flat pairs, released at its end. */
   private readonly unassigned: string[] = [];
 
   constructor(
@@ -51,7 +53,7 @@ export class Dispatcher {
 
   /** Builds the index from the store at start. */
   load(): void {
-    for (const service of this.store.listServices()) this.serviceChanged(undefined, service);
+    for (const service of this.store.listServices()) this.serviceChanged(service.name, service);
     this.dirtyNodes.clear();
     for (const node of this.store.listNodes()) this.dirtyNodes.add(node.id);
   }
@@ -60,20 +62,43 @@ export class Dispatcher {
     return this.services.get(service)?.specHash;
   }
 
-  /** Called for every change of a service record (spec or placements), and for its deletion. */
-  serviceChanged(before: ServiceRecord | undefined, after: ServiceRecord | undefined): void {
-    this.reassign(before, after);
-    // A spec change unassigns and assigns every replica again: only what stayed unassigned is released.
-    for (let i = 0; i < this.unassigned.length; i += 2) {
-      const nodeId = this.unassigned[i]!;
-      const replicaId = this.unassigned[i + 1]!;
-      if (!this.isAssigned(nodeId, replicaId)) this.onReleased(nodeId, replicaId);
-    }
-    this.unassigned.length = 0;
+  /**
+   * Called for every change of a service record (spec or placements), with the record now in the
+   * store (undefined: deleted). The index moves from the record it was last built from, whatever
+   * happened in between, so it cannot drift from the store. `durable`: the write of the change;
+   * the observed states of replicas it releases are dropped only once it lands, since a refused
+   * change puts them back and a node reports a running replica again only when it changes.
+   */
+  serviceChanged(name: string, after: ServiceRecord | undefined, durable?: Promise<unknown>): void {
+    const before = this.indexed.get(name);
+    if (before === after) return;
+    this.reassign(name, before, after);
+    if (after) this.indexed.set(name, after);
+    else this.indexed.delete(name);
+    if (this.unassigned.length === 0) return;
+    const released = this.unassigned.splice(0);
+    if (durable) durable.then(() => this.release(released), () => undefined);
+    else this.release(released);
   }
 
-  private reassign(before: ServiceRecord | undefined, after: ServiceRecord | undefined): void {
-    const name = (before ?? after)!.name;
+  /**
+   * Makes the index match the store's record again, after the store undid a change (a failed
+   * write): the undone change, and any planned on top of it meanwhile, go from the targets.
+   */
+  resync(name: string): void {
+    this.serviceChanged(name, this.store.getService(name));
+  }
+
+  /** A spec change unassigns and assigns every replica again: only what stayed unassigned is released. */
+  private release(pairs: readonly string[]): void {
+    for (let i = 0; i < pairs.length; i += 2) {
+      const nodeId = pairs[i]!;
+      const replicaId = pairs[i + 1]!;
+      if (!this.isAssigned(nodeId, replicaId)) this.onReleased(nodeId, replicaId);
+    }
+  }
+
+  private reassign(name: string, before: ServiceRecord | undefined, after: ServiceRecord | undefined): void {
     const specChanged = !before || !after || before.spec !== after.spec;
     if (after && (specChanged || !this.services.has(name))) {
       const container = containerSpecOf(after.spec);

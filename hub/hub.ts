@@ -370,13 +370,13 @@ export class Hub {
       ? { ...before, spec, revision: before.revision + 1, updatedAt: now }
       : { name, spec, revision: (this.store.getServiceTombstone(name)?.revision ?? 0) + 1, createdAt: now, updatedAt: now, placements: [] };
     const written = this.store.putService(record);
-    this.dispatcher.serviceChanged(before, record);
+    this.dispatcher.serviceChanged(name, record, written);
     try {
       await written;
     } catch (error) {
-      // The store undid the change: so does the index, so that nothing of it stays (a retried PUT
-      // is a change again, not `unchanged`).
-      if (this.store.getService(name) === before) this.dispatcher.serviceChanged(record, before);
+      // The store undid the change (and refused any planned on top of it): so does the index, so
+      // that nothing of it stays (a retried PUT is a change again, not `unchanged`).
+      this.dispatcher.resync(name);
       throw error;
     }
     this.loop.markDirty();
@@ -400,7 +400,7 @@ export class Hub {
     // disk: a delete that fails must leave the service as it was, its replicas' states included.
     // Writes of this name wait meanwhile, and a reconcile pass no longer sees the service.
     await this.store.deleteService(name);
-    this.dispatcher.serviceChanged(before, undefined);
+    this.dispatcher.serviceChanged(name, undefined);
     this.handoverReplacements.delete(name);
     this.loop.markDirty();
     return true;

@@ -173,14 +173,15 @@ export class HubReconcileLoop {
         continue;
       }
       const after: ServiceRecord = { ...before, placements: change.placements };
+      const written = store.putService(after);
       writes.push(
-        store.putService(after).catch((error: unknown) => {
+        written.catch((error: unknown) => {
           // The store undid the placements: so does the index, and the next pass plans again.
-          if (store.getService(change.service) === before) dispatcher.serviceChanged(after, before);
+          dispatcher.resync(change.service);
           throw error;
         }),
       );
-      dispatcher.serviceChanged(before, after);
+      dispatcher.serviceChanged(change.service, after, written);
       committed.push(after);
     }
     // Placements are durable before any agent hears of them, so a hub restart never moves them.

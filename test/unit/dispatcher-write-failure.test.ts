@@ -50,7 +50,7 @@ async function setUp() {
     updatedAt: '',
     placements: [{ replicaId: 'r1', nodeId: 'n1', pendingReason: null }] as ServiceRecord['placements'],
   };
-  dispatcher.serviceChanged(undefined, web);
+  dispatcher.serviceChanged('web', web);
   return { store, dispatcher, sent };
 }
 

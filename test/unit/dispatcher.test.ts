@@ -54,11 +54,11 @@ describe('Dispatcher: changes of a service', () => {
         for (let k = Math.floor(rand() * 3); k > 0; k--) placements.push({ replicaId: `r${++seq}`, nodeId: pick(NODES), pendingReason: null });
         if (rand() < 0.1) placements = [...placements].reverse();
         const next = rand() < 0.1 ? undefined : record('web', rand() < 0.2 ? pick(specs) : (current?.spec ?? specs[0]!), placements);
-        if (current || next) live.serviceChanged(current, next);
+        if (current || next) live.serviceChanged('web', next);
         current = next;
 
         const fresh = new Dispatcher(noStore, () => true);
-        if (current) fresh.serviceChanged(undefined, current);
+        if (current) fresh.serviceChanged('web', current);
         expect(targets(live), `run ${run} step ${step}`).toEqual(targets(fresh));
       }
     }
