@@ -5,9 +5,13 @@ import { Low } from 'lowdb';
 import { CheckedFile } from './checked-file.js';
 import { StoreDamagedError, StoreFileDamagedError } from './store-file-damaged.js';
 import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
+import { Backoff } from '../../shared/backoff.js';
 
 /** How long a lazy put may wait for its write, gathering others to the same shard meanwhile. */
 const LAZY_FLUSH_MS = 1000;
+/** Retries of a shard whose lazy changes failed to write (a full disk): from a second, at most every 30 s. */
+const RETRY_BASE_MS = 1000;
+const RETRY_CAP_MS = 30_000;
 
 export interface CollectionOptions {
   /** The field of each record that holds its key, checked when a file is read (a node's `id`); unchecked when absent. */
@@ -58,6 +62,8 @@ export class ShardedCollection<T> {
   /** Shards changed only by puts that may wait for the next lazy flush. */
   private readonly lazyDirty = new Set<number>();
   private lazyTimer: NodeJS.Timeout | null = null;
+  /** Per shard whose lazy changes failed to write: the one retry timer, and its backoff. */
+  private readonly retries = new Map<number, { timer: NodeJS.Timeout | null; backoff: Backoff }>();
   private readonly waiting = new Map<number, Waiter[]>();
   /** Per shard, the tail of its chain of writes: a shard is never written twice at once. */
   private readonly chains = new Map<number, Promise<void>>();
@@ -177,6 +183,8 @@ export class ShardedCollection<T> {
   async flush(): Promise<void> {
     if (this.lazyTimer) clearTimeout(this.lazyTimer);
     this.lazyTimer = null;
+    for (const retry of this.retries.values()) if (retry.timer) clearTimeout(retry.timer);
+    this.retries.clear();
     const pending = [...new Set([...this.dirty, ...this.lazyDirty])].map((s) => this.markDirty(s, null));
     await Promise.all([...pending, ...this.chains.values()]);
   }
@@ -208,7 +216,8 @@ export class ShardedCollection<T> {
     if (this.dirty.has(shard)) return this.waitFor(shard, key, false);
     this.lazyTimer ??= setTimeout(() => {
       this.lazyTimer = null;
-      for (const s of this.lazyDirty) this.markDirty(s, null).catch(() => undefined);
+      // A shard whose writes fail waits for its retry: new lazy puts do not hurry it.
+      for (const s of this.lazyDirty) if (!this.retries.has(s)) this.markDirty(s, null).catch(() => undefined);
     }, LAZY_FLUSH_MS);
     // Lazy changes are ones the hub can lose at an abrupt exit (close() writes them).
     this.lazyTimer.unref();
@@ -273,6 +282,9 @@ export class ShardedCollection<T> {
       // Unchanged since the write took it: memory equals the disk again.
       if (this.records.get(key) === value && unsaved.lazy === null) changed.delete(key);
     }
+    const retry = this.retries.get(shard);
+    if (retry?.timer) clearTimeout(retry.timer);
+    this.retries.delete(shard);
     this.opts.health?.succeeded();
     for (const w of waiters) w.resolve();
   }
@@ -315,9 +327,23 @@ export class ShardedCollection<T> {
     // Lazy changes stay in memory: keep the shard dirty and try again, so that they reach the
     // disk once the disk works again (a full disk, say).
     this.lazyDirty.add(shard);
-    setTimeout(() => {
+    this.scheduleRetry(shard);
+  }
+
+  /**
+   * One retry timer per failing shard, backing off: every failed write (each refused API write,
+   * say) would otherwise start a chain of its own, one whole-shard write a second each.
+   */
+  private scheduleRetry(shard: number): void {
+    let retry = this.retries.get(shard);
+    if (!retry) this.retries.set(shard, (retry = { timer: null, backoff: new Backoff({ baseMs: RETRY_BASE_MS, capMs: RETRY_CAP_MS }) }));
+    if (retry.timer) return;
+    const entry = retry;
+    entry.timer = setTimeout(() => {
+      entry.timer = null;
       if (this.lazyDirty.has(shard)) this.markDirty(shard, null).catch(() => undefined);
-    }, 1000).unref();
+    }, Math.max(RETRY_BASE_MS, entry.backoff.nextDelayMs()));
+    entry.timer.unref();
   }
 }
 

@@ -261,3 +261,37 @@ describe('store: a write that fails while other writers build on the unsaved val
     expect((await reopen()).get('n1')?.generation).toBe(1);
   });
 });
+
+describe('store: retries while writes fail', () => {
+  it('retries a failing shard with lazy changes by one chain that backs off, not one per failed write', async () => {
+    let failing = false;
+    let attempts = 0;
+    const collection = new ShardedCollection<NodeRecord>(dir, 'nodes', 1, {
+      beforeWrite: () => {
+        if (!failing) return;
+        attempts++;
+        throw Object.assign(new Error('ENOSPC: simulated'), { code: 'ENOSPC' });
+      },
+    });
+    await collection.open();
+    await collection.put('a', node('a'));
+    failing = true;
+    // A lazy change is retried until it lands; every refused durable write fails the shard again.
+    const lazy = collection.put('a', node('a', { generation: 2 }), true);
+    lazy.catch(() => undefined);
+    for (let i = 0; i < 20; i++) {
+      await collection.put(`b${i}`, node(`b${i}`)).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const before = attempts;
+    await new Promise((r) => setTimeout(r, 3000));
+    // One chain, backing off from a second: at most a few attempts in 3 s (20 chains made ~60).
+    expect(attempts - before).toBeLessThanOrEqual(3);
+
+    failing = false;
+    await collection.flush();
+    const again = new ShardedCollection<NodeRecord>(dir, 'nodes', 1);
+    await again.open();
+    expect(again.get('a')?.generation).toBe(2);
+  }, 20_000);
+});
