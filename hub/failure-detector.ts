@@ -198,7 +198,10 @@ export class FailureDetector {
     // node whose engine was unavailable before has been unusable since then, and its lostAfter
     // runs on from there rather than starting over.
     entry.downSinceMs = Math.min(entry.lastSeenMs ?? now, entry.engineDownSinceMs ?? Number.POSITIVE_INFINITY);
-    this.opts.onStateChange(nodeId, 'unreachable', before);
+    // Unusable past lostAfter by the last sweep already (an outage as long): no sweep sees that
+    // crossing, so it is announced here; one since the last sweep is the next sweep's to announce.
+    const lostBySweep = this.awayMs(entry, this.lastSweepMs) >= this.opts.lostAfterMs;
+    this.opts.onStateChange(nodeId, lostBySweep ? 'lost' : 'unreachable', before);
   }
 
   /**

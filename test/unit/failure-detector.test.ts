@@ -324,3 +324,43 @@ describe('failure detector: nodes lost before the hub (re)started', () => {
     expect(f.lost()).toEqual(['n0']);
   });
 });
+
+describe('failure detector: a node whose engine was down, then goes away', () => {
+  /** Five connected nodes (no disruption when one goes), swept every 500 ms with heartbeats. */
+  function engineSetup() {
+    const s = setup();
+    const ids = ['n1', 'n2', 'n3', 'n4', 'n5'];
+    const entries = ids.map((id) => s.detector.connected(id));
+    s.changes.length = 0;
+    const run = (ms: number) => {
+      for (let t = 0; t < ms; t += 500) {
+        s.advance(500);
+        for (const e of entries) if (e.connected) s.detector.seen(e);
+        s.detector.sweep(ids, [60_000]);
+      }
+    };
+    return { ...s, entries, run };
+  }
+
+  it('is announced lost when it goes away after its outage passed lostAfter, once', () => {
+    const { detector, changes, entries, run } = engineSetup();
+    detector.engineReported('n1', entries[0]!, false);
+    run(70_000); // the outage passes lostAfter: its replicas move
+    detector.disconnected('n1');
+    run(5_000);
+    expect(detector.state('n1')).toBe('lost');
+    expect(changes.filter(([id]) => id === 'n1').map(([, s]) => s)).toEqual(['not_ready', 'lost']);
+  });
+
+  it('is announced lost once when its outage passes lostAfter between a sweep and its going away', () => {
+    const { detector, changes, entries, run, advance } = engineSetup();
+    detector.engineReported('n1', entries[0]!, false);
+    run(59_500);
+    advance(499);
+    detector.disconnected('n1'); // 59.999 s into the outage
+    expect(detector.state('n1')).toBe('unreachable');
+    run(5_000);
+    expect(detector.state('n1')).toBe('lost');
+    expect(changes.filter(([id]) => id === 'n1').map(([, s]) => s)).toEqual(['not_ready', 'unreachable', 'lost']);
+  });
+});
