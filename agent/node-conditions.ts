@@ -16,13 +16,17 @@ export const CONDITIONS_MIN_FRAME_INTERVAL_MS = 3_000;
 const DISK_STEP_FRACTION = 0.01;
 const DISK_STEP_CAP_BYTES = 256 * 1024 ** 2;
 
-/** Whether `next` tells the hub something `told` did not: another filesystem, a step of free space, the low mark crossed. */
+/**
+ * Whether `next` tells the hub something `told` did not: another path, a step of free space or of
+ * the total (another filesystem; a few blocks more or less, as some filesystems report from one
+ * read to the next, are not), the low mark crossed.
+ */
 export function diskChangedMeaningfully(told: DiskUsage | null, next: DiskUsage | null): boolean {
   if (told === null || next === null) return told !== next;
-  if (told.path !== next.path || told.totalBytes !== next.totalBytes) return true;
+  if (told.path !== next.path) return true;
   if (isDiskLow(told) !== isDiskLow(next)) return true;
   const stepBytes = Math.min(next.totalBytes * DISK_STEP_FRACTION, DISK_STEP_CAP_BYTES);
-  return Math.abs(next.freeBytes - told.freeBytes) >= stepBytes;
+  return Math.abs(next.totalBytes - told.totalBytes) >= stepBytes || Math.abs(next.freeBytes - told.freeBytes) >= stepBytes;
 }
 
 /**
@@ -74,6 +78,8 @@ export class NodeConditionsTracker {
   private told: NodeConditions | null = null;
   private lastFrameAtMs = Number.NEGATIVE_INFINITY;
   private timer: unknown = null;
+  /** After stop(), a change is kept but arms nothing: no timer outlives the agent. */
+  private stopped = false;
   private readonly clock: Clock;
   private readonly timers: ConditionTimers;
   private readonly coalesceMs: number;
@@ -119,6 +125,7 @@ export class NodeConditionsTracker {
   }
 
   stop(): void {
+    this.stopped = true;
     this.cancel();
   }
 
@@ -128,7 +135,7 @@ export class NodeConditionsTracker {
   }
 
   private schedule(): void {
-    if (this.timer !== null || this.told === null || !changedMeaningfully(this.told, this.state)) return;
+    if (this.stopped || this.timer !== null || this.told === null || !changedMeaningfully(this.told, this.state)) return;
     const nowMs = this.clock.nowMs();
     const dueMs = Math.max(nowMs + this.coalesceMs, this.lastFrameAtMs + this.minFrameIntervalMs);
     this.timer = this.timers.setTimeout(() => this.flush(), dueMs - nowMs);

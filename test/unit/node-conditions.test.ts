@@ -24,6 +24,10 @@ class FakeTime implements ConditionTimers {
     this.pending.delete(handle as number);
   }
 
+  get pendingTimers(): number {
+    return this.pending.size;
+  }
+
   advance(ms: number): void {
     const endMs = this.nowMs + ms;
     for (;;) {
@@ -181,6 +185,17 @@ describe('node conditions tracker', () => {
     expect(frames[1]!.engineDisk).toEqual(disk('/var/lib/docker', 8 * GiB, 4 * GiB));
   });
 
+  it('arms nothing and sends nothing after stop()', () => {
+    const { time, frames, tracker } = setup();
+    tracker.forHello();
+    tracker.stop();
+    tracker.setTargetCache(false, 'disk full');
+    tracker.setEngine(false, 'gone');
+    time.advance(60_000);
+    expect(frames).toEqual([]);
+    expect(time.pendingTimers).toBe(0);
+  });
+
   it('sends a small move that crosses the low mark', () => {
     const { time, frames, tracker } = setup();
     // 8 GiB: the low mark is 10%, 819.2 MiB; the step is 1%, 81.92 MiB.
@@ -207,5 +222,11 @@ describe('disk thresholds', () => {
     expect(diskChangedMeaningfully(disk('/', 8 * GiB, 4 * GiB), disk('/data', 8 * GiB, 4 * GiB))).toBe(true);
     expect(diskChangedMeaningfully(null, disk('/', 8 * GiB, 4 * GiB))).toBe(true);
     expect(diskChangedMeaningfully(null, null)).toBe(false);
+  });
+
+  it('a total that moves by less than a step is the same filesystem (one that grows or reserves a little)', () => {
+    expect(diskChangedMeaningfully(disk('/', 8 * GiB, 4 * GiB), disk('/', 8 * GiB + 4 * MiB, 4 * GiB))).toBe(false);
+    expect(diskChangedMeaningfully(disk('/', 8 * GiB, 4 * GiB), disk('/', 8 * GiB - 90 * MiB, 4 * GiB))).toBe(true);
+    expect(diskChangedMeaningfully(disk('/', 8 * GiB, 4 * GiB), disk('/', 16 * GiB, 4 * GiB))).toBe(true);
   });
 });
