@@ -79,6 +79,9 @@ export const NodeFactsSchema = Type.Object(
 );
 export type NodeFacts = Static<typeof NodeFactsSchema>;
 
+/** The longest error text one replica report carries; an agent clips longer ones to it. */
+export const MAX_REPORT_ERROR_LENGTH = 2048;
+
 /** What an agent observes of one replica. `removed` means its container is gone for good. */
 export const ReplicaReportSchema = Type.Object(
   {
@@ -94,7 +97,7 @@ export const ReplicaReportSchema = Type.Object(
     ]),
     specHash: ShortText(64),
     containerId: Type.Union([Type.String({ maxLength: 128 }), Type.Null()]),
-    error: Type.Union([Type.String({ maxLength: 2048 }), Type.Null()]),
+    error: Type.Union([Type.String({ maxLength: MAX_REPORT_ERROR_LENGTH }), Type.Null()]),
     restarts: Type.Integer({ minimum: 0 }),
   },
   { additionalProperties: false },

@@ -23,10 +23,10 @@
  */
 import { Backoff } from '../../shared/backoff.js';
 import { systemClock, type Clock } from '../../shared/clock.js';
-import { PROTOCOL_LIMITS, type AssignedReplica, type ReplicaReport } from '../../shared/protocol.js';
+import { MAX_REPORT_ERROR_LENGTH, PROTOCOL_LIMITS, type AssignedReplica, type ReplicaReport } from '../../shared/protocol.js';
 import type { ContainerRuntime, ObservedContainer } from '../runtime/container-runtime.js';
 import { bestContainer, groupByReplica, needsImage, planSteps, replicaIdOf, type Step } from './plan-steps.js';
-import { MAX_ERROR_LENGTH, reportOf, sameReport } from './replica-report.js';
+import { reportOf, sameReport } from './replica-report.js';
 import { ReportOutbox } from './report-outbox.js';
 import { RestartTally, type RestartCountStore } from './restart-tally.js';
 import { executeStep, messageOf, type EngineStep, type StepContext } from './step-executors.js';
@@ -572,7 +572,7 @@ export class ReconcileLoop {
   private recordFailure(failures: Map<string, Failure>, key: string, error: string, context: object, delayMs?: number): void {
     const backoff = failures.get(key)?.backoff ?? new Backoff({ baseMs: this.retryBaseMs, capMs: this.retryCapMs });
     const retryInMs = delayMs ?? backoff.nextDelayMs();
-    failures.set(key, { error: error.slice(0, MAX_ERROR_LENGTH), backoff, retryAtMs: this.clock.nowMs() + retryInMs });
+    failures.set(key, { error: error.slice(0, MAX_REPORT_ERROR_LENGTH), backoff, retryAtMs: this.clock.nowMs() + retryInMs });
     this.logger.warn({ nodeId: this.nodeId, ...context, err: error, retryInMs }, 'step failed');
   }
 

@@ -3,11 +3,8 @@
  * last step error. Pure: the reconcile loop builds reports from a listing of the engine, at the end
  * of a pass and as its steps finish, and sends those that changed.
  */
-import type { ReplicaReport, ReplicaState } from '../../shared/protocol.js';
+import { MAX_REPORT_ERROR_LENGTH, type ReplicaReport, type ReplicaState } from '../../shared/protocol.js';
 import type { ObservedContainer } from '../runtime/container-runtime.js';
-
-/** The protocol's limit on a report's error text. */
-export const MAX_ERROR_LENGTH = 2048;
 
 /** A replica's state as the hub reads it, from the container that counts and the last step error. */
 export function reportOf(
@@ -65,7 +62,7 @@ export function reportOf(
     state: state,
     specHash: c.specHash,
     containerId: c.id,
-    error: error === null ? null : error.slice(0, MAX_ERROR_LENGTH),
+    error: error === null ? null : error.slice(0, MAX_REPORT_ERROR_LENGTH),
     restarts,
   };
 }

@@ -287,10 +287,6 @@ export class SimulatedRuntime implements ContainerRuntime, EngineProbe {
     });
   }
 
-  get engineAvailable(): boolean {
-    return this.engineUp;
-  }
-
   /**
    * The container's process dies with exitCode. Our containers run with restart policy
    * `unless-stopped`, so the engine restarts it: it stays 'restarting' (the engine's back-off
