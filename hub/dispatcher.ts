@@ -37,6 +37,11 @@ export class Dispatcher {
    * ignore it as older than its own. An entry lives until that target is written (one per node at most).
    */
   private readonly behind = new Map<string, number>();
+  /**
+   * Nodes whose target write is in flight: their record in memory holds a generation the disk may
+   * yet refuse, so none is handed out until it lands (publish sends it then). One entry per node.
+   */
+  private readonly writing = new Set<string>();
   /** (node, replica) pairs unassigned during one reassign; flat pairs, released at its end. */
   private readonly unassigned: string[] = [];
 
@@ -194,6 +199,7 @@ export class Dispatcher {
       // meanwhile included), so the retry sees the old hash and bumps again.
       const generation = Math.max(node.generation, applied ?? 0) + 1;
       writes.push(this.store.putNode({ ...node, generation, targetHash: hash }));
+      this.writing.add(nodeId);
       changed.push({ nodeId, frame: { type: 'target', generation, replicas }, applied });
     }
     const outcomes = await Promise.allSettled(writes);
@@ -202,6 +208,7 @@ export class Dispatcher {
     for (let i = 0; i < changed.length; i++) {
       const { nodeId, frame, applied } = changed[i]!;
       const outcome = outcomes[i]!;
+      this.writing.delete(nodeId);
       if (outcome.status === 'rejected') {
         failure ??= outcome.reason;
         this.dirtyNodes.add(nodeId);
@@ -221,7 +228,9 @@ export class Dispatcher {
    * with a new generation: when the target changed, or when the node applied a generation above
    * the store's (`appliedGeneration`, from its hello), which only a store restored from an older
    * copy shows. The agent ignores a target older than what it applied, so the next one must go
-   * out above it; believed up to what can still be counted above exactly.
+   * out above it; believed up to what can still be counted above exactly. Null too while the
+   * node's target write is in flight: should it fail, the generation it carries would go out
+   * again later with other content; publish sends it once it lands.
    */
   currentTarget(nodeId: string, appliedGeneration = 0): TargetFrame | null {
     const node = this.store.getNode(nodeId);
@@ -231,6 +240,7 @@ export class Dispatcher {
       this.dirtyNodes.add(nodeId);
       return null;
     }
+    if (this.writing.has(nodeId)) return null;
     const { replicas, hash } = this.targetOf(nodeId);
     // A target that changed but is not yet published is sent by publish(), with its new generation.
     if (hash !== node.targetHash) {

@@ -98,3 +98,79 @@ describe('Dispatcher: a hello during a target write', () => {
     expect(store.getNode('n1')?.generation).toBe(8);
   });
 });
+
+describe('Dispatcher: a hello during a target write that fails', () => {
+  it('hands the node no generation before it is on disk, so no generation ever means two targets', async () => {
+    let gate: ((fail: boolean) => void) | null = null;
+    let hold = false;
+    const store = new LowdbStore({
+      dir,
+      nodeShards: 1,
+      serviceShards: 1,
+      beforeWrite: (file) => {
+        if (!hold || !file.includes('nodes-')) return;
+        return new Promise<void>((resolve, reject) => {
+          gate = (fail) => (fail ? reject(Object.assign(new Error('no space left'), { code: 'ENOSPC' })) : resolve());
+        });
+      },
+    });
+    await store.open();
+    await store.putNode({ id: 'n1', name: 'n1', labels: {}, credentialHash: 'h', advertiseAddress: null, facts: null, generation: 1, targetHash: '', joinedAt: 'j' });
+    const sent: TargetFrame[] = [];
+    const dispatcher = new Dispatcher(store, (_nodeId, frame) => {
+      sent.push(frame);
+      return true;
+    });
+    dispatcher.load();
+    await dispatcher.publish(); // generation 2: the empty target
+    const service = (name: string, replicaId: string): ServiceRecord => {
+      const v = validateServiceSpec({ image: 'nginx:1' });
+      if (!v.ok) throw new Error('bad spec');
+      return { name, spec: v.value, revision: 1, createdAt: '', updatedAt: '', placements: [{ replicaId, nodeId: 'n1', pendingReason: null }] as ServiceRecord['placements'] };
+    };
+    dispatcher.serviceChanged('a', service('a', 'ra'));
+    hold = true;
+    const first = dispatcher.publish().catch(() => 'failed'); // generation 3, held
+    await new Promise((r) => setTimeout(r, 20));
+    // The agent reconnects meanwhile: what its hello is answered with reaches it.
+    const toHello = dispatcher.currentTarget('n1', 2);
+    if (toHello) sent.push(toHello);
+    gate!(true); // the write fails: the disk keeps generation 2
+    expect(await first).toBe('failed');
+    hold = false;
+    dispatcher.serviceChanged('b', service('b', 'rb'));
+    await dispatcher.publish();
+    const byGeneration = new Map<number, string>();
+    for (const f of sent) {
+      const ids = f.replicas.map((r) => r.replicaId).join(',');
+      expect(byGeneration.get(f.generation) ?? ids).toBe(ids);
+      byGeneration.set(f.generation, ids);
+    }
+    expect(sent.at(-1)).toMatchObject({ generation: 3 });
+    expect(sent.at(-1)!.replicas.map((r) => r.replicaId)).toEqual(['ra', 'rb']);
+  });
+
+  it('sends the target once its write lands, to a node that said hello meanwhile', async () => {
+    let release = () => undefined as void;
+    let hold: Promise<void> | null = null;
+    const store = new LowdbStore({ dir, nodeShards: 1, serviceShards: 1, beforeWrite: () => hold ?? undefined });
+    await store.open();
+    await store.putNode({ id: 'n1', name: 'n1', labels: {}, credentialHash: 'h', advertiseAddress: null, facts: null, generation: 2, targetHash: '', joinedAt: 'j' });
+    const sent: TargetFrame[] = [];
+    const dispatcher = new Dispatcher(store, (_nodeId, frame) => {
+      sent.push(frame);
+      return true;
+    });
+    dispatcher.load();
+    hold = new Promise<void>((resolve) => (release = resolve));
+    const first = dispatcher.publish();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(dispatcher.currentTarget('n1', 2)).toBeNull();
+    hold = null;
+    release();
+    await first;
+    expect(sent.map((f) => f.generation)).toEqual([3]);
+    // Once on disk, a hello gets it as it stands.
+    expect(dispatcher.currentTarget('n1', 3)).toMatchObject({ generation: 3 });
+  });
+});
