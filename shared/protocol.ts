@@ -33,6 +33,12 @@ export const MIN_PROTOCOL_VERSION = 1;
  */
 export const AGENT_RECONNECT_CAP_MS = 30_000;
 
+/**
+ * An agent sends at most one `conditions` frame per this long (a flapping engine must not flood the
+ * hub); the hub applies at most one per node per this long all the same, the latest at its end.
+ */
+export const CONDITIONS_MIN_FRAME_INTERVAL_MS = 3_000;
+
 export const PROTOCOL_LIMITS = {
   /** Largest frame the hub accepts from an agent (a hello listing a few thousand replicas). */
   maxAgentFrameBytes: 1024 * 1024,
