@@ -95,13 +95,15 @@ export class Agent {
       reconnectBaseMs: opts.reconnectBaseMs,
       reconnectCapMs: opts.reconnectCapMs,
       hello: () => this.hello(),
-      onTarget: (target) => this.onTarget(target),
-      onConnectionChange: (connected) => {
-        if (!connected) return;
-        this.conditions.connected();
-        // The hello names the applied generation but not what of it still waits for an image.
+      // The hello names the applied generation but not what of it still waits for an image. Sent
+      // right behind it, so the hub has the whole picture before any later ack or report.
+      onHelloSent: () => {
         const pending = this.loop.appliedPending;
         if (pending > 0) this.link.send({ type: 'ack', generation: this.loop.appliedGeneration, pending });
+      },
+      onTarget: (target) => this.onTarget(target),
+      onConnectionChange: (connected) => {
+        if (connected) this.conditions.connected();
       },
     });
   }

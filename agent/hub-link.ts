@@ -18,6 +18,8 @@ export interface HubLinkOptions {
   logger: LinkLogger;
   /** Built afresh for every connection, so it carries the agent's current picture. */
   hello: () => HelloFrame;
+  /** The hello is on the wire: send() works from here on, for what the hello does not carry. */
+  onHelloSent?: () => void;
   onTarget: (target: TargetFrame) => void;
   onConnectionChange?: (connected: boolean) => void;
   /** Reconnect delays: full jitter from about baseMs, capped at capMs. */
@@ -33,6 +35,8 @@ export interface HubLinkOptions {
  */
 export class HubLink {
   private ws: WebSocket | null = null;
+  /** The socket the hello went out on: frames after it reach the hub, welcomed or not yet. */
+  private helloSentOn: WebSocket | null = null;
   private ready = false;
   private stopped = false;
   private reconnectTimer: NodeJS.Timeout | null = null;
@@ -77,10 +81,16 @@ export class HubLink {
     });
   }
 
-  /** Sends a frame if the link is up; frames while down are dropped (hello resends the picture). */
+  /**
+   * Sends a frame once the hello is on the wire; frames before it, or with no connection, are
+   * dropped: the next hello carries the whole picture. Not only after the welcome: the hub handles
+   * the hello as it comes and the frames after it in order, and a change made while a busy hub has
+   * yet to welcome us would otherwise never reach it (the loop sends each change once).
+   */
   send(frame: AgentFrame): boolean {
-    if (!this.ready || !this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
-    this.ws.send(encodeFrame(frame));
+    const ws = this.ws;
+    if (!ws || ws !== this.helloSentOn || ws.readyState !== WebSocket.OPEN) return false;
+    ws.send(encodeFrame(frame));
     return true;
   }
 
@@ -100,6 +110,8 @@ export class HubLink {
     ws.on('open', () => {
       this.lastHubActivityMs = performance.now();
       ws.send(encodeFrame(this.opts.hello()));
+      this.helloSentOn = ws;
+      this.opts.onHelloSent?.();
     });
     ws.on('message', (data: WebSocket.RawData) => {
       this.lastHubActivityMs = performance.now();
@@ -143,6 +155,7 @@ export class HubLink {
     });
     ws.on('close', (code: number, reason: Buffer) => {
       if (this.ws === ws) this.ws = null;
+      if (this.helloSentOn === ws) this.helloSentOn = null;
       const wasReady = this.ready;
       this.ready = false;
       this.stopHeartbeat();

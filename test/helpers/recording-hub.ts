@@ -15,6 +15,8 @@ export class RecordingHub {
   private readonly server = http.createServer();
   private readonly wss = new WebSocketServer({ noServer: true });
   private socket: WebSocket | null = null;
+  /** While set, hellos are recorded but their welcomes wait (a hub busy with handshakes). */
+  private heldWelcomes: Array<() => void> | null = null;
 
   private constructor() {
     this.server.on('upgrade', (req, sock, head) => {
@@ -42,6 +44,18 @@ export class RecordingHub {
     this.socket?.send(encodeFrame({ type: 'target', ...target }));
   }
 
+  /** From now on, welcomes wait for releaseWelcomes(). */
+  holdWelcomes(): void {
+    this.heldWelcomes ??= [];
+  }
+
+  /** Sends the welcomes held back, and welcomes at once again. */
+  releaseWelcomes(): void {
+    const held = this.heldWelcomes ?? [];
+    this.heldWelcomes = null;
+    for (const welcome of held) welcome();
+  }
+
   /** Drops the connection (the agent reconnects). */
   cut(): void {
     this.socket?.terminate();
@@ -61,7 +75,9 @@ export class RecordingHub {
       if (!decoded.ok) throw new Error(`bad frame from the agent: ${decoded.reason}`);
       this.frames.push(decoded.frame);
       if (decoded.frame.type === 'hello') {
-        ws.send(encodeFrame({ type: 'welcome', protocolVersion: PROTOCOL_VERSION, nodeId: 'node-1', heartbeatIntervalMs: 1000 }));
+        const welcome = () => ws.send(encodeFrame({ type: 'welcome', protocolVersion: PROTOCOL_VERSION, nodeId: 'node-1', heartbeatIntervalMs: 1000 }));
+        if (this.heldWelcomes) this.heldWelcomes.push(welcome);
+        else welcome();
       }
     });
   }
