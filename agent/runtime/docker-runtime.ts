@@ -268,8 +268,10 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
   private readonly deadlines: Readonly<EngineDeadlines>;
   private readonly nowMs: () => number;
   private readonly unreachableListeners = new Set<(error: Error) => void>();
-  /** Event streams waiting out a reconnect delay: a ping that succeeds reconnects them at once. */
+  /** Event streams waiting out a reconnect delay: the engine's return reconnects them at once. */
   private readonly eventReconnects = new Set<() => void>();
+  /** The last ping failed: the next that answers is the engine's return. */
+  private lastPingFailed = false;
 
   constructor(opts: DockerRuntimeOptions = {}) {
     this.modem = opts.modem ?? new DockerModem({ socketPath: opts.socketPath ?? '/var/run/docker.sock' });
@@ -335,9 +337,14 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
     try {
       await this.call('docker ping', this.deadlines.pingMs, { path: '/_ping', method: 'GET', statusCodes: OK });
     } catch (err) {
+      this.lastPingFailed = true;
       throw engineError('docker ping', err);
     }
-    // The engine is back: event streams waiting to reconnect need not wait out their backoff.
+    // The engine is back: event streams waiting to reconnect need not wait out their backoff. Only
+    // on a return: an engine that answers pings but ends every stream at once would otherwise
+    // have each ping reconnect them all, past their backoff, over and over.
+    if (!this.lastPingFailed) return;
+    this.lastPingFailed = false;
     for (const reconnect of [...this.eventReconnects]) reconnect();
   }
 
@@ -788,8 +795,13 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
         if (stopped) return;
         if (this.nowMs() - connectedAtMs >= EVENTS_HEALTHY_AFTER_MS) backoff.reset();
         this.logger?.warn({ err: err ? engineMessage(err) : undefined, nodeId }, 'docker event stream ended, reconnecting');
-        // The first sign of an engine stopped, well before the reconnect delay runs out: worth a ping.
-        this.reportUnreachable(new DockerEngineError(`docker event stream ended${err ? `: ${engineMessage(err)}` : ''}`, null, { cause: err }));
+        // A connection lost or refused is the first sign of an engine stopped, well before the
+        // reconnect delay runs out: worth a ping. A stream merely ended is not: an engine that
+        // ends its streams while it answers would be pinged in a loop (a stopped one fails the
+        // reconnect, which tells).
+        if (err !== undefined && isEngineUnreachable(err)) {
+          this.reportUnreachable(new DockerEngineError(`docker event stream ended: ${engineMessage(err)}`, null, { cause: err }));
+        }
         scheduleReconnect();
       };
       // A quiet node has a quiet stream; a hung engine has one too. A ping tells them apart.
@@ -797,7 +809,7 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
         if (idleTimer !== null) clearTimeout(idleTimer);
         idleTimer = setTimeout(() => {
           idleTimer = null;
-          this.call('docker ping', this.deadlines.queryMs, { path: '/_ping', method: 'GET', statusCodes: OK }).then(
+          this.call('docker ping', this.deadlines.pingMs, { path: '/_ping', method: 'GET', statusCodes: OK }).then(
             () => {
               if (!ended && !stopped && idleTimer === null) armIdle();
             },

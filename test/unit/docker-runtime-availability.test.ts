@@ -7,6 +7,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { EngineAvailability } from '../../agent/engine-availability.js';
 import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
 
 const DEADLINES = { queryMs: 200, pingMs: 200 };
@@ -69,6 +70,52 @@ describe('DockerRuntime engine availability', () => {
     const unwatch = runtime.watchEvents('n1', () => {});
     try {
       await vi.waitFor(() => expect(told[0]?.message).toMatch(/^docker event stream ended/), { timeout: 2_000, interval: 10 });
+    } finally {
+      unwatch();
+    }
+  });
+
+  it('an event stream the engine ends at once while its pings answer reconnects with its backoff, not in a loop', async () => {
+    let streams = 0;
+    const socketPath = await engine({
+      'GET /_ping': (res) => res.end('OK'),
+      'GET /events': (res) => {
+        streams++;
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end();
+      },
+    });
+    const runtime = new DockerRuntime({ socketPath, deadlines: DEADLINES });
+    const monitor = new EngineAvailability({ probe: runtime, logger: { info() {}, warn() {} }, onChange() {}, checkIntervalMs: 60_000 });
+    await monitor.start();
+    let resyncs = 0;
+    const unwatch = runtime.watchEvents('n1', (e) => void (e.action === 'resync' && resyncs++));
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+    } finally {
+      unwatch();
+      monitor.stop();
+    }
+    // Delays from up to 250 ms, doubling: a handful of streams in 1.5 s (it was hundreds).
+    expect(streams).toBeGreaterThanOrEqual(1);
+    expect(streams).toBeLessThan(20);
+    expect(resyncs).toBe(streams);
+  });
+
+  it('the ping of a quiet event stream has the ping deadline, not that of a query', async () => {
+    let streams = 0;
+    const socketPath = await engine({
+      'GET /events': (res) => {
+        streams++;
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.flushHeaders();
+      },
+      // The ping hangs: a hung engine.
+    });
+    const runtime = new DockerRuntime({ socketPath, deadlines: { queryMs: 60_000, pingMs: 100, eventsIdleMs: 100 } });
+    const unwatch = runtime.watchEvents('n1', () => {});
+    try {
+      await vi.waitFor(() => expect(streams).toBeGreaterThanOrEqual(2), { timeout: 5_000, interval: 20 });
     } finally {
       unwatch();
     }

@@ -15,7 +15,7 @@ import { containerSpec } from '../helpers/container-spec.js';
 
 const NODE = 'node-d';
 const ID = 'd'.repeat(64);
-const DEADLINES = { queryMs: 200, createMs: 200, startMs: 200, stopMarginMs: 200, removeMs: 200, pullStallMs: 300, eventsIdleMs: 300 };
+const DEADLINES = { queryMs: 200, pingMs: 200, createMs: 200, startMs: 200, stopMarginMs: 200, removeMs: 200, pullStallMs: 300, eventsIdleMs: 300 };
 
 type Route = (res: ServerResponse, url: URL) => void;
 
