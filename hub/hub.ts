@@ -10,6 +10,7 @@ import { diskWarning, NodeConditionsTable, type ConditionTransition } from './no
 import { ObservedState } from './observed-state.js';
 import { PerKeyQueue } from './per-key-queue.js';
 import { NodeDirectory } from './node-directory.js';
+import { NodeLogBudget } from './node-log-budget.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import { HubReconcileLoop } from './reconcile-loop.js';
 import type { SchedNode } from './scheduler/types.js';
@@ -58,6 +59,12 @@ const REFUSAL_LOG_INTERVAL_MS = 10_000;
 /** At most one log line per this interval about the hub's own stalls. */
 const STALL_LOG_INTERVAL_MS = 10_000;
 
+/**
+ * Lines about one node's changes (state, conditions) per minute at most: enough for a few real
+ * changes with their reasons, however fast a device flaps or reconnects.
+ */
+const NODE_LOG_LINES_PER_MINUTE = 20;
+
 export type PutServiceResult = { outcome: 'created' | 'updated' | 'unchanged'; record: ServiceRecord };
 
 /**
@@ -75,6 +82,8 @@ export class Hub {
   readonly loop: HubReconcileLoop;
   readonly gateway: AgentGateway;
   private sweepTimer: NodeJS.Timeout | null = null;
+  /** Lines about nodes' changes, per node (see NODE_LOG_LINES_PER_MINUTE). */
+  private readonly nodeLog = new NodeLogBudget({ linesPerWindow: NODE_LOG_LINES_PER_MINUTE, windowMs: 60_000 });
 
   constructor(
     readonly store: Store,
@@ -172,17 +181,30 @@ export class Hub {
     void this.store.putNode({ ...node, lostSince }, { lazy: true }).catch((err: unknown) => this.logger.error({ err, nodeId }, 'could not store that the node is lost'));
   }
 
+  /**
+   * A line about a change of the node, out of its budget; `suppressed` counts its lines dropped
+   * before this one.
+   */
+  private logNode(level: 'info' | 'warn', nodeId: string, obj: object, msg: string): void {
+    const suppressed = this.nodeLog.take(nodeId);
+    if (suppressed === null) return;
+    this.logger[level]({ nodeId, ...obj, ...(suppressed > 0 ? { suppressed } : {}) }, msg);
+  }
+
   /** One line per change of a node's state; an engine outage's lines say so, and say why. */
   private logStateChange(nodeId: string, state: NodeState, previous: NodeState | null): void {
     if (state === 'not_ready') {
       const error = this.conditions.get(nodeId)?.conditions.engine.error ?? null;
-      this.logger.warn({ nodeId, error, previous }, 'node not ready: its container engine is unavailable; no new replicas go there, and its replicas move if that lasts lostAfter');
+      this.logNode('warn', nodeId, { error, previous }, 'node not ready: its container engine is unavailable; no new replicas go there, and its replicas move if that lasts lostAfter');
     } else if (state === 'ready' && previous === 'not_ready') {
-      this.logger.info({ nodeId }, 'node ready: its container engine is available again');
+      this.logNode('info', nodeId, {}, 'node ready: its container engine is available again');
     } else if (state === 'ready') {
-      this.logger.info({ nodeId }, 'node ready');
+      this.logNode('info', nodeId, {}, 'node ready');
+    } else if (state === 'lost') {
+      // Outside the budget: it comes at most once per lostAfter, and matters most.
+      this.logger.warn({ nodeId }, 'node lost');
     } else {
-      this.logger.warn({ nodeId }, `node ${state}`);
+      this.logNode('warn', nodeId, {}, `node ${state}`);
     }
   }
 
@@ -199,15 +221,15 @@ export class Hub {
       case 'engine_unavailable':
         return;
       case 'target_cache_stale':
-        if (t.active) this.logger.warn({ nodeId, error: c?.targetCache.error ?? null }, 'node could not cache its target: after a reboot without the hub it would run an older one');
-        else this.logger.info({ nodeId }, 'node cached its target again');
+        if (t.active) this.logNode('warn', nodeId, { error: c?.targetCache.error ?? null }, 'node could not cache its target: after a reboot without the hub it would run an older one');
+        else this.logNode('info', nodeId, {}, 'node cached its target again');
         return;
       case 'data_disk_low':
       case 'engine_disk_low': {
         const label = t.condition === 'data_disk_low' ? 'data disk' : 'engine disk';
         const disk = t.condition === 'data_disk_low' ? c?.dataDisk : c?.engineDisk;
-        if (t.active && disk) this.logger.warn({ nodeId, path: disk.path, freeBytes: disk.freeBytes, totalBytes: disk.totalBytes }, `node ${diskWarning(label, disk)}`);
-        else this.logger.info({ nodeId }, `node ${label} no longer low`);
+        if (t.active && disk) this.logNode('warn', nodeId, { path: disk.path, freeBytes: disk.freeBytes, totalBytes: disk.totalBytes }, `node ${diskWarning(label, disk)}`);
+        else this.logNode('info', nodeId, {}, `node ${label} no longer low`);
         return;
       }
     }
@@ -319,6 +341,7 @@ export class Hub {
     const node = this.store.getNode(nodeId);
     if (!node) {
       this.conditions.forget(nodeId);
+      this.nodeLog.forget(nodeId);
       return this.gateway.disconnect(nodeId, CloseCode.nodeRemoved, 'node no longer exists');
     }
     this.observed.replaceNode(nodeId, this.acceptedReports(nodeId, hello.replicas), this.clock.nowMs());

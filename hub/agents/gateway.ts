@@ -5,6 +5,7 @@ import type { Clock } from '../../shared/clock.js';
 import { decodeAgentFrame, encodeFrame } from '../../shared/codec.js';
 import {
   CloseCode,
+  CONDITIONS_MIN_FRAME_INTERVAL_MS,
   MIN_PROTOCOL_VERSION,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
@@ -54,6 +55,8 @@ export interface GatewayOptions {
   maxPendingHandshakes: number;
   /** Of those, at most this many from one remote address (or IPv6 /64); three quarters of the pool by default. */
   maxPendingHandshakesPerAddress?: number;
+  /** At most one `conditions` frame per node is applied per this long; CONDITIONS_MIN_FRAME_INTERVAL_MS by default. */
+  conditionsIntervalMs?: number;
 }
 
 /** One agent connection. Kept small: the hub holds tens of thousands of them. */
@@ -67,6 +70,11 @@ class Session {
   pendingReplicas: number | null = null;
   /** The version the hello said; frames beyond it are bad frames. */
   protocolVersion = 0;
+  /** Monotonic time the last `conditions` frame was applied. */
+  conditionsAppliedMs = Number.NEGATIVE_INFINITY;
+  /** The latest `conditions` frame held back until the interval ends, and the timer that applies it. */
+  heldConditions: NodeConditions | null = null;
+  conditionsTimer: NodeJS.Timeout | null = null;
   closed = false;
   constructor(
     readonly nodeId: string,
@@ -103,6 +111,9 @@ export class AgentGateway {
   /** Upgrades refused with 404 (not the agent endpoint). */
   refusedNotFound = 0;
   sessionsReplaced = 0;
+  /** `conditions` frames that came within the interval of the one before: held back, and the older of them never applied. */
+  conditionsHeld = 0;
+  private readonly conditionsIntervalMs: number;
   /** Acks, and hellos, claiming a generation never made for the node (see onMessage). */
   acksRefused = 0;
   /**
@@ -119,6 +130,7 @@ export class AgentGateway {
       maxPendingPerAddress: opts.maxPendingHandshakesPerAddress ?? defaultPerAddressLimit(opts.maxPendingHandshakes),
     });
     this.socketFaults = new SocketFaults(opts.logger);
+    this.conditionsIntervalMs = opts.conditionsIntervalMs ?? CONDITIONS_MIN_FRAME_INTERVAL_MS;
     this.refusedCredentialLog = new RateLimitedLog((obj, msg) => opts.logger.warn(obj, msg));
     this.wss = new WebSocketServer({
       noServer: true,
@@ -354,12 +366,44 @@ export class AgentGateway {
         if (session.protocolVersion < 2) {
           return this.reject(session, CloseCode.badFrame, `conditions frames are not part of protocol version ${session.protocolVersion}`);
         }
-        this.opts.handlers.onConditions?.(session.nodeId, frame.conditions);
-        this.opts.detector.engineReported(session.nodeId, session.liveness, frame.conditions.engine.available);
-        return;
+        return this.offerConditions(session, frame.conditions);
       case 'hello':
         return this.reject(session, CloseCode.badFrame, 'hello sent twice on one connection');
     }
+  }
+
+  /**
+   * Applies a `conditions` frame, or holds it back when one was applied less than the interval
+   * ago: the agent promises no more, but a device that floods must not cost the hub a log line
+   * and a state change per frame. The latest held frame is applied when the interval ends, so the
+   * node's last word always lands; one timer per session at most.
+   */
+  private offerConditions(session: Session, conditions: NodeConditions): void {
+    const waitMs = session.conditionsAppliedMs + this.conditionsIntervalMs - performance.now();
+    if (waitMs <= 0 && session.conditionsTimer === null) return this.applyConditions(session, conditions);
+    this.conditionsHeld++;
+    session.heldConditions = conditions;
+    if (session.conditionsTimer !== null) return;
+    session.conditionsTimer = setTimeout(() => {
+      session.conditionsTimer = null;
+      const held = session.heldConditions;
+      session.heldConditions = null;
+      if (held === null || session.closed) return;
+      try {
+        this.applyConditions(session, held);
+      } catch (error) {
+        // As for a frame handled at once: that node's connection ends, never the hub.
+        this.opts.logger.error({ nodeId: session.nodeId, err: error }, 'handling an agent frame failed; closing its connection');
+        this.closeSession(session, 1011, 'internal error handling the frame');
+      }
+    }, Math.max(0, waitMs));
+    session.conditionsTimer.unref();
+  }
+
+  private applyConditions(session: Session, conditions: NodeConditions): void {
+    session.conditionsAppliedMs = performance.now();
+    this.opts.handlers.onConditions?.(session.nodeId, conditions);
+    if (session.liveness !== null) this.opts.detector.engineReported(session.nodeId, session.liveness, conditions.engine.available);
   }
 
   /** Closes one connection over a bad frame, logged once; everyone else is unaffected. */
@@ -391,6 +435,9 @@ export class AgentGateway {
     if (session.closed) return;
     session.closed = true;
     if (session.helloTimer) clearTimeout(session.helloTimer);
+    if (session.conditionsTimer) clearTimeout(session.conditionsTimer);
+    session.conditionsTimer = null;
+    session.heldConditions = null;
     session.handshake?.release();
     session.handshake = null;
     if (this.sessions.get(session.nodeId) === session) {

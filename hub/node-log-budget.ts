@@ -1,0 +1,56 @@
+export interface NodeLogBudgetOptions {
+  /** Lines about one node written per window at most; the rest are counted, not written. */
+  linesPerWindow: number;
+  windowMs: number;
+  /** A monotonic clock, in ms. */
+  nowMs?: () => number;
+}
+
+interface NodeWindow {
+  startMs: number;
+  lines: number;
+  /** Lines not written since the last one that was. */
+  suppressed: number;
+}
+
+/**
+ * A budget of log lines per node: a node flapping (its engine, its disks, its connection) gets a
+ * few lines a window, however often it changes, so one device cannot flood the hub's log. A
+ * budget rather than one line per interval: one change can take several lines at once (an engine
+ * and two disks). One small entry per node that has logged, dropped when the node is forgotten.
+ */
+export class NodeLogBudget {
+  private readonly byNode = new Map<string, NodeWindow>();
+  private readonly nowMs: () => number;
+
+  constructor(private readonly opts: NodeLogBudgetOptions) {
+    if (!(opts.linesPerWindow >= 1) || !(opts.windowMs > 0)) throw new RangeError('a node log budget needs at least one line per positive window');
+    this.nowMs = opts.nowMs ?? (() => performance.now());
+  }
+
+  /**
+   * Takes a line from the node's budget: the count of its lines dropped before this one (to write
+   * along with it), or null when the budget is spent (the line is counted as dropped).
+   */
+  take(nodeId: string): number | null {
+    const now = this.nowMs();
+    let w = this.byNode.get(nodeId);
+    if (!w) this.byNode.set(nodeId, (w = { startMs: now, lines: 0, suppressed: 0 }));
+    if (now - w.startMs >= this.opts.windowMs) {
+      w.startMs = now;
+      w.lines = 0;
+    }
+    if (w.lines >= this.opts.linesPerWindow) {
+      w.suppressed++;
+      return null;
+    }
+    w.lines++;
+    const suppressed = w.suppressed;
+    w.suppressed = 0;
+    return suppressed;
+  }
+
+  forget(nodeId: string): void {
+    this.byNode.delete(nodeId);
+  }
+}
