@@ -133,10 +133,12 @@ export class Agent {
       this.diskTimer = setInterval(() => void this.readDisks(), this.opts.diskRefreshIntervalMs ?? DISK_REFRESH_INTERVAL_MS);
       this.diskTimer.unref();
     }
-    // The first pass gives the hello the replicas running now. With the engine away it has none to
-    // give, and may wait out a deadline (a hung engine): the hub hears of the outage first.
+    // The first listing gives the hello the replicas running now; not the whole first pass, whose
+    // starts may take longer than the hub waits before it moves a silent node's replicas. With the
+    // engine away there is nothing to list, and the listing may wait out a deadline (a hung
+    // engine): the hub hears of the outage first.
     const firstPass = this.loop.start();
-    if (this.engine.isAvailable) await firstPass;
+    if (this.engine.isAvailable) await Promise.race([this.loop.firstListing, firstPass]);
     this.link.start();
     await firstPass;
   }

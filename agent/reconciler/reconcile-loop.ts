@@ -154,6 +154,16 @@ export class ReconcileLoop {
   private progressTimer: NodeJS.Timeout | null = null;
   private progressReport: Promise<void> | null = null;
 
+  /** See firstListing. */
+  private listedOnce = false;
+  private resolveFirstListing: () => void = () => {};
+  /**
+   * Settles once the first pass has listed the engine's containers, their reports already in
+   * snapshot(), before any step: the hub can hear what runs without waiting for the whole pass
+   * (hundreds of slow starts). Settles as well when that listing fails or the loop stops.
+   */
+  readonly firstListing = new Promise<void>((resolve) => (this.resolveFirstListing = resolve));
+
   private starting = false;
   private active = false;
   private stopped = false;
@@ -208,7 +218,7 @@ export class ReconcileLoop {
     // Active only once the counts are in: a setTarget meanwhile only marks the loop dirty, since a
     // pass now would save the engine's counts alone over the stored ones.
     await this.loadRestartCounts();
-    if (this.stopped) return;
+    if (this.stopped) return this.resolveFirstListing();
     this.active = true;
     this.unwatch = this.runtime.watchEvents(this.nodeId, () => this.requestPass());
     this.resyncTimer = setInterval(() => this.requestPass(), this.resyncIntervalMs);
@@ -220,6 +230,7 @@ export class ReconcileLoop {
   async stop(): Promise<void> {
     this.active = false;
     this.stopped = true;
+    this.resolveFirstListing();
     this.unwatch?.();
     this.unwatch = null;
     if (this.resyncTimer) clearInterval(this.resyncTimer);
@@ -322,6 +333,12 @@ export class ReconcileLoop {
     let waitingOnPulls: string[] = [];
     try {
       let current = await this.runtime.listContainers(this.nodeId);
+      if (!this.listedOnce) {
+        // What runs, reported before the first steps: see firstListing.
+        this.listedOnce = true;
+        this.publishReports(current);
+        this.resolveFirstListing();
+      }
       if (target) {
         // After the image checks: one that fails puts its replicas in backoff for this plan.
         const images = await this.presentImages(target.replicas, current, this.backingOffIds(planAtMs));
@@ -356,6 +373,7 @@ export class ReconcileLoop {
         }
       }
     } catch (err) {
+      this.resolveFirstListing();
       const retryInMs = this.passBackoff.nextDelayMs();
       this.passRetryAtMs = this.clock.nowMs() + retryInMs;
       this.logger.error({ nodeId: this.nodeId, err: messageOf(err), retryInMs }, 'reconcile pass failed');

@@ -133,3 +133,27 @@ it('tells the pending count of the applied generation right after the hello', as
   pull.open();
   hub!.releaseWelcomes();
 });
+
+it('says hello once it has listed what runs, not after a long first pass', async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'tether-hello-'));
+  const sim = new SimulatedRuntime({ images: ['a:1'] });
+  const r0 = assigned('r0', 'a:1');
+  // Left running by the agent before this one: the hello must name it.
+  const id = await sim.createContainer({ nodeId: 'node-1', replicaId: 'r0', service: 'web', specHash: r0.specHash, name: 'tether-r0', spec: r0.container, publishAddress: null });
+  await sim.startContainer(id);
+  const cache = new TargetCache(dir);
+  const replicas = [r0, ...Array.from({ length: 20 }, (_, i) => assigned(`r${i + 1}`, 'a:1'))];
+  await cache.save({ type: 'target', generation: 3, replicas });
+  // Every start of the first pass waits: a pass that takes as long as the device likes.
+  const starts = gate();
+  const a = await startAgent(gated(sim, { startContainer: starts.wait }), { cache });
+  const started = a.start();
+
+  await waitFor(() => expect(hub!.ofType('hello')).toHaveLength(1));
+  const hello = hub!.ofType('hello')[0]!;
+  expect(hello.replicas.find((r) => r.replicaId === 'r0')).toMatchObject({ state: 'running', containerId: id });
+  expect(hello.replicas.filter((r) => r.state !== 'running')).toHaveLength(20);
+  starts.open();
+  await started;
+  await waitFor(() => expect(new Set(hub!.ofType('status').flatMap((f) => f.replicas).filter((r) => r.state === 'running').map((r) => r.replicaId)).size).toBe(20));
+});
