@@ -12,6 +12,13 @@ interface ServiceContainer {
   specHash: string;
 }
 
+/**
+ * The highest generation a node's hello is believed to have applied (a store restored from an
+ * older copy): 2^40 takes a change a millisecond for 35 years, and leaves the node 2^53 - 2^40
+ * generations to grow by exactly. A claim above it is forged.
+ */
+export const MAX_BELIEVED_GENERATION = 2 ** 40;
+
 /** Sends a target to a connected node; false when the node has no live session. */
 export type SendTarget = (nodeId: string, frame: TargetFrame) => boolean;
 
@@ -228,14 +235,14 @@ export class Dispatcher {
    * with a new generation: when the target changed, or when the node applied a generation above
    * the store's (`appliedGeneration`, from its hello), which only a store restored from an older
    * copy shows. The agent ignores a target older than what it applied, so the next one must go
-   * out above it; believed up to what can still be counted above exactly. Null too while the
+   * out above it; believed up to MAX_BELIEVED_GENERATION. Null too while the
    * node's target write is in flight: should it fail, the generation it carries would go out
    * again later with other content; publish sends it once it lands.
    */
   currentTarget(nodeId: string, appliedGeneration = 0): TargetFrame | null {
     const node = this.store.getNode(nodeId);
     if (!node) return null;
-    if (appliedGeneration > node.generation && appliedGeneration < Number.MAX_SAFE_INTEGER) {
+    if (appliedGeneration > node.generation && appliedGeneration <= MAX_BELIEVED_GENERATION) {
       this.behind.set(nodeId, appliedGeneration);
       this.dirtyNodes.add(nodeId);
       return null;

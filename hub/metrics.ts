@@ -98,7 +98,13 @@ export function hubMetrics(hub: Hub): Registry {
       for (const [code, n] of hub.gateway.socketFaults.byCode) this.inc({ code }, n);
     },
   });
-  counterFrom(registry, 'tether_agent_acks_refused_total', 'Acks of a target generation the hub never made for that node', () => hub.gateway.acksRefused);
+  counterFrom(registry, 'tether_agent_acks_refused_total', 'Acks of a target generation the hub never made for that node, and hellos claiming one past belief (2^40): forged, worth an alert', () => hub.gateway.acksRefused);
+  counterFrom(
+    registry,
+    'tether_agent_hello_generations_ahead_total',
+    "Hellos claiming a generation above the store's: once per node after a store restored from an older copy, otherwise forged; the node's next target goes above it",
+    () => hub.gateway.helloGenerationsAhead,
+  );
   counterFrom(registry, 'tether_agent_handshakes_superseded_total', 'Pending handshakes ended by a newer upgrade of the same node', () => hub.gateway.handshakesSuperseded);
   counterFrom(registry, 'tether_agent_sessions_replaced_total', 'Agent sessions closed because the same node said hello on a newer connection', () => hub.gateway.sessionsReplaced);
   new Counter({

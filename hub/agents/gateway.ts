@@ -15,6 +15,7 @@ import {
   type ReplicaReport,
 } from '../../shared/protocol.js';
 import { bearerToken, parseNodeCredential, sameDigest } from '../auth/secrets.js';
+import { MAX_BELIEVED_GENERATION } from '../dispatcher.js';
 import type { FailureDetector, NodeLiveness } from '../failure-detector.js';
 import { RateLimitedLog } from '../rate-limited-log.js';
 import type { Store } from '../store/store.js';
@@ -114,8 +115,16 @@ export class AgentGateway {
   /** `conditions` frames that came within the interval of the one before: held back, and the older of them never applied. */
   conditionsHeld = 0;
   private readonly conditionsIntervalMs: number;
-  /** Acks, and hellos, claiming a generation never made for the node (see onMessage). */
+  /**
+   * Acks claiming a generation never made for the node, and hellos claiming one past
+   * MAX_BELIEVED_GENERATION: forged (see onMessage). Worth an alert.
+   */
   acksRefused = 0;
+  /**
+   * Hellos claiming a generation above the store's, but believable: once per node after a store
+   * restored from an older copy, otherwise a forged hello. The node's next target goes above it.
+   */
+  helloGenerationsAhead = 0;
   /**
    * Refused credentials are worth a warning (a removed node, a leaked or mistyped credential), but
    * one line a second at most, however many arrive.
@@ -323,9 +332,21 @@ export class AgentGateway {
         this.closeSession(previous, CloseCode.replaced, 'replaced by a newer connection of the same node');
       }
       this.sessions.set(session.nodeId, session);
-      // As for an ack: a generation never made for the node is not believed; 0 means unknown.
-      if (frame.appliedGeneration > this.madeGeneration(session.nodeId)) this.acksRefused++;
-      else session.appliedGeneration = frame.appliedGeneration;
+      // As for an ack, a generation never made for the node is not taken as applied (0: unknown).
+      // Unlike an ack, a hello ahead of the store is what a store restored from an older copy
+      // shows: counted apart, and the dispatcher moves the node's next target above it.
+      const made = this.madeGeneration(session.nodeId);
+      if (frame.appliedGeneration <= made) {
+        session.appliedGeneration = frame.appliedGeneration;
+      } else if (frame.appliedGeneration <= MAX_BELIEVED_GENERATION) {
+        this.helloGenerationsAhead++;
+        this.opts.logger.warn(
+          { nodeId: session.nodeId, appliedGeneration: frame.appliedGeneration, storeGeneration: made },
+          'node says it applied a generation ahead of the store (a store restored from an older copy, or a forged hello): its next target goes above it',
+        );
+      } else {
+        this.acksRefused++;
+      }
       const conditions = frame.conditions ?? null;
       this.opts.handlers.onConditions?.(session.nodeId, conditions);
       session.liveness = this.opts.detector.connected(session.nodeId, conditions?.engine.available ?? true);

@@ -1,9 +1,11 @@
 /**
- * The generation a node says it has applied is believed only if the hub made it for the node: at
- * hello as in an ack. A larger one would show the node up to date with a target never sent.
+ * The generation a node says it has applied is believed as applied only if the hub made it for the
+ * node: at hello as in an ack. A larger one would show the node up to date with a target never
+ * sent. A hello above the store's (a store restored from an older copy, or a forged hello) moves
+ * the node's next target above it, and is counted apart from forged acks.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { SimFleet, helloFrame, rawNode } from '../helpers/sim-fleet.js';
+import { ADMIN_TOKEN, SimFleet, helloFrame, rawNode } from '../helpers/sim-fleet.js';
 
 let fleet: SimFleet;
 beforeEach(async () => {
@@ -16,20 +18,41 @@ afterEach(async () => {
 /** A device speaking the protocol by hand, saying hello with the given applied generation. */
 const helloWith = (credential: string, appliedGeneration: number) => rawNode(fleet.url, credential, helloFrame('teller', { appliedGeneration }));
 
+const metrics = async () => (await fleet.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).body;
+
 const appliedOf = async (nodeId: string) => (await fleet.api<{ generation: { target: number; applied: number | null } }>('GET', `/v1/nodes/${nodeId}`)).body.generation;
 
 describe('generations a node says it applied', () => {
   it('does not believe a hello claiming a generation never made for the node: applied is unknown (0), and its next target goes above the claim', async () => {
     const { token } = await fleet.hub.nodes.createJoinToken(60);
     const { nodeId, credential } = (await fleet.hub.nodes.join(token, 'teller', {}))!;
+    const warn = vi.spyOn(fleet.app.log, 'warn');
     const ws = await helloWith(credential, 1_000_000);
     await fleet.hub.loop.idle();
-    expect(fleet.hub.gateway.acksRefused).toBe(1);
+    // Not a forged ack: a restored store shows the same; counted and logged on its own.
+    expect(fleet.hub.gateway.acksRefused).toBe(0);
+    expect(fleet.hub.gateway.helloGenerationsAhead).toBe(1);
+    expect(warn.mock.calls.filter(([obj, msg]) => (obj as { nodeId?: string }).nodeId === nodeId && /ahead of the store/.test(String(msg)))).toHaveLength(1);
+    const text = await metrics();
+    expect(text).toMatch(/^tether_agent_hello_generations_ahead_total 1$/m);
+    expect(text).toMatch(/^tether_agent_acks_refused_total 0$/m);
     const generation = await appliedOf(nodeId);
     expect(generation.applied).toBe(0);
     // A store restored from an older copy looks the same: the agent would ignore a target below
     // what it applied, so the node's next one goes out above the claim (its own node only).
     await vi.waitFor(async () => expect((await appliedOf(nodeId)).target).toBe(1_000_001), { timeout: 5_000, interval: 20 });
+    ws.close();
+  });
+
+  it('believes no claim so high that the node could not count above it: that one is forged', async () => {
+    const { token } = await fleet.hub.nodes.createJoinToken(60);
+    const { nodeId, credential } = (await fleet.hub.nodes.join(token, 'teller', {}))!;
+    const ws = await helloWith(credential, 2 ** 40 + 1);
+    await vi.waitFor(async () => expect((await appliedOf(nodeId)).target).toBeGreaterThan(0), { timeout: 5_000, interval: 20 });
+    await fleet.hub.loop.idle();
+    expect(fleet.hub.gateway.acksRefused).toBe(1);
+    expect(fleet.hub.gateway.helloGenerationsAhead).toBe(0);
+    expect((await appliedOf(nodeId)).target).toBeLessThan(10);
     ws.close();
   });
 

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Dispatcher } from '../../hub/dispatcher.js';
+import { Dispatcher, MAX_BELIEVED_GENERATION } from '../../hub/dispatcher.js';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import type { NodeRecord, ServiceRecord } from '../../hub/store/store.js';
 import type { TargetFrame } from '../../shared/protocol.js';
@@ -67,6 +67,8 @@ describe('Dispatcher: a node that applied a generation the store does not know',
   it('believes no generation past what it can count above', async () => {
     const { dispatcher } = await restoredHub();
     expect(dispatcher.currentTarget('n1', Number.MAX_SAFE_INTEGER)).toMatchObject({ generation: 3 });
+    // Nor one so high that the node would be left little room to grow.
+    expect(dispatcher.currentTarget('n1', MAX_BELIEVED_GENERATION + 1)).toMatchObject({ generation: 3 });
     expect(await dispatcher.publish()).toBe(0);
   });
 });
