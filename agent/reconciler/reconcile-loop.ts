@@ -198,7 +198,7 @@ export class ReconcileLoop {
     this.passBackoff = new Backoff({ baseMs: this.retryBaseMs, capMs: this.retryCapMs });
   }
 
-  /** The generation of the last ack: wholly applied, or but for appliedPending replicas. */
+  /** The generation of the last ack: wholly applied, or but for appliedPending replicas; 0 before the hub's first. */
   get appliedGeneration(): number {
     return this.lastAppliedGeneration ?? 0;
   }
@@ -364,7 +364,9 @@ export class ReconcileLoop {
       // for their image are yet to be made, and pending. One whose pull failed before counts as
       // failed while its pull is tried again (its report says so), or every retry would ack twice.
       // A pull planned beyond the concurrent pulls allowed waits for a slot: pending as well.
-      if (target && !abort.signal.aborted) {
+      // A provisional target (the cache) is never acked: it removed and replaced nothing, so the
+      // hub, told it was applied, would take the node for up to date; the hub's own follows.
+      if (target && !target.provisional && !abort.signal.aborted) {
         const pending = waitingOnPulls.filter((id) => !this.failures.has(id)).length;
         if (target.generation !== this.lastAppliedGeneration || pending !== this.lastAckedPending) {
           this.lastAppliedGeneration = target.generation;

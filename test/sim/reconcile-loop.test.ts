@@ -125,6 +125,23 @@ describe('ReconcileLoop on the simulated runtime', () => {
     expect(runtime.containers().filter((c) => c.state === 'running').map((c) => c.replicaId)).toEqual(['r1']);
   });
 
+  it('acks no cached (provisional) target, however far it got: only the hub\'s own is acked', async () => {
+    const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
+    const a = await startAgent(runtime, 'node-a');
+    // An unassigned container the provisional target leaves alone.
+    a.loop.setTarget(1, [replica('r0')]);
+    await eventually(() => expect(a.applied).toEqual([1]));
+    a.loop.setTarget(5, [replica('r1')], { provisional: true });
+    await eventually(() => expect(states(a)).toMatchObject({ r0: 'running', r1: 'running' }));
+    await a.loop.runOnce();
+    // The hub would take 5 as applied, although r0 still runs.
+    expect(a.acks).toEqual([[1, 0]]);
+    expect(a.loop.appliedGeneration).toBe(1);
+    a.loop.setTarget(5, [replica('r1')]);
+    await eventually(() => expect(a.acks).toEqual([[1, 0], [5, 0]]));
+    expect(runtime.containers().filter((c) => c.state === 'running').map((c) => c.replicaId)).toEqual(['r1']);
+  });
+
   it('brings a target of 3 replicas to 3 running containers, reports them and acks the generation', async () => {
     const runtime = new SimulatedRuntime({ images: ['httpd:1'] });
     const a = await startAgent(runtime, 'node-a');
