@@ -69,7 +69,8 @@ export class LowdbStore implements Store {
   private async probe(dir: string): Promise<void> {
     const file = path.join(dir, '.write-probe');
     try {
-      this.opts.beforeWrite?.(file);
+      // The hook may answer later (a promise), as it may for any other write.
+      await this.opts.beforeWrite?.(file);
       await writeFile(file, Buffer.alloc(PROBE_BYTES));
     } catch (error) {
       await unlink(file).catch(() => undefined);

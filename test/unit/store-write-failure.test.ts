@@ -129,6 +129,21 @@ describe('store: a write that fails', () => {
     expect(error).toBeInstanceOf(StoreWriteError);
     expect((error as StoreWriteError).code).toBe('ENOSPC');
   });
+
+  it('refuses to open where it cannot write, told so by a hook that answers later', async () => {
+    const store = new LowdbStore({
+      dir,
+      nodeShards: 2,
+      serviceShards: 2,
+      beforeWrite: async () => {
+        await new Promise((r) => setTimeout(r, 5));
+        throw Object.assign(new Error('EIO: simulated'), { code: 'EIO' });
+      },
+    });
+    const error = await store.open().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreWriteError);
+    expect((error as StoreWriteError).code).toBe('EIO');
+  });
 });
 
 /**
