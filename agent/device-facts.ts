@@ -4,6 +4,7 @@
  */
 import os from 'node:os';
 import { statfs } from 'node:fs/promises';
+import type { StatsFs } from 'node:fs';
 import si from 'systeminformation';
 import type { DiskUsage, NodeFacts } from '../shared/protocol.js';
 import { TETHER_VERSION } from '../shared/version.js';
@@ -25,10 +26,10 @@ function wholeNonNegative(n: unknown): number | null {
 }
 
 /** Resolves to null instead of rejecting or hanging: a missing fact is better than no agent. */
-async function probe<T>(read: () => Promise<T>): Promise<T | null> {
+async function probe<T>(read: () => Promise<T>, timeoutMs = PROBE_TIMEOUT_MS): Promise<T | null> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<null>((resolve) => {
-    timer = setTimeout(() => resolve(null), PROBE_TIMEOUT_MS);
+    timer = setTimeout(() => resolve(null), timeoutMs);
     timer.unref();
   });
   try {
@@ -59,18 +60,58 @@ async function diskFallback(): Promise<{ total: number; free: number }> {
   }
 }
 
+export interface DiskUsageReaderOptions {
+  statfs?: (path: string) => Promise<StatsFs>;
+  /** How long one read waits for its statfs; default PROBE_TIMEOUT_MS. */
+  timeoutMs?: number;
+}
+
 /**
- * Space on the filesystem holding `dir` (the agent's data dir, the engine's storage), for the node
- * conditions; null when the agent cannot see that path (the engine's storage from inside a
- * container, say) or the probe does not answer in time.
+ * Space on the filesystem holding a directory (the agent's data dir, the engine's storage), for
+ * the node conditions; null when the agent cannot see that path (the engine's storage from inside
+ * a container, say) or statfs does not answer in time.
  */
-export async function readDiskUsage(dir: string): Promise<DiskUsage | null> {
-  const s = await probe(() => statfs(dir));
-  if (!s) return null;
-  const totalBytes = wholeNonNegative(s.blocks * s.bsize);
-  const freeBytes = wholeNonNegative(s.bavail * s.bsize);
-  if (totalBytes === null || freeBytes === null) return null;
-  return { path: dir.slice(0, 4096), totalBytes, freeBytes: Math.min(freeBytes, totalBytes) };
+export class DiskUsageReader {
+  private readonly statfs: (path: string) => Promise<StatsFs>;
+  private readonly timeoutMs: number;
+  /**
+   * The statfs of each path not yet settled. A filesystem that hangs (a dead NFS mount, a failing
+   * card) holds a libuv thread per call for as long as it hangs, and the pool has four: a new call
+   * every refresh would take them all. A read meanwhile waits on the one in flight, and so reads
+   * null while it hangs. As many entries as paths read (two).
+   */
+  private readonly inFlight = new Map<string, Promise<StatsFs | null>>();
+
+  constructor(opts: DiskUsageReaderOptions = {}) {
+    this.statfs = opts.statfs ?? ((path) => statfs(path));
+    this.timeoutMs = opts.timeoutMs ?? PROBE_TIMEOUT_MS;
+  }
+
+  async read(dir: string): Promise<DiskUsage | null> {
+    let raw = this.inFlight.get(dir);
+    if (!raw) {
+      const call = this.statfs(dir).catch(() => null);
+      raw = call;
+      this.inFlight.set(dir, call);
+      void call.finally(() => {
+        if (this.inFlight.get(dir) === call) this.inFlight.delete(dir);
+      });
+    }
+    const pending = raw;
+    const s = await probe(() => pending, this.timeoutMs);
+    if (!s) return null;
+    const totalBytes = wholeNonNegative(s.blocks * s.bsize);
+    const freeBytes = wholeNonNegative(s.bavail * s.bsize);
+    if (totalBytes === null || freeBytes === null) return null;
+    return { path: dir.slice(0, 4096), totalBytes, freeBytes: Math.min(freeBytes, totalBytes) };
+  }
+}
+
+const diskUsageReader = new DiskUsageReader();
+
+/** DiskUsageReader.read, with the one reader of the process. */
+export function readDiskUsage(dir: string): Promise<DiskUsage | null> {
+  return diskUsageReader.read(dir);
 }
 
 /**

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { defaultAdvertiseAddress, readDeviceFacts, readDiskUsage } from '../../agent/device-facts.js';
+import type { StatsFs } from 'node:fs';
+import { defaultAdvertiseAddress, DiskUsageReader, readDeviceFacts, readDiskUsage } from '../../agent/device-facts.js';
 import { NodeFactsSchema } from '../../shared/protocol.js';
 import { Validator } from '../../shared/validation.js';
 import { TETHER_VERSION } from '../../shared/version.js';
@@ -52,5 +53,25 @@ describe('disk usage', () => {
     expect(usage!.totalBytes).toBeGreaterThan(0);
     expect(usage!.freeBytes).toBeLessThanOrEqual(usage!.totalBytes);
     expect(await readDiskUsage('/no/such/dir/for/tether')).toBeNull();
+  });
+
+  it('starts no second statfs of a path while one hangs (each holds a thread for good), and reads it as null meanwhile', async () => {
+    const calls: string[] = [];
+    let answer: (s: StatsFs) => void = () => {};
+    const statfs = (path: string) => {
+      calls.push(path);
+      if (path === '/hung' && calls.length === 1) return new Promise<StatsFs>((resolve) => (answer = resolve));
+      return Promise.resolve({ blocks: path === '/hung' ? 10 : 100, bsize: 4096, bavail: path === '/hung' ? 10 : 50 } as StatsFs);
+    };
+    const reader = new DiskUsageReader({ statfs, timeoutMs: 20 });
+    expect(await reader.read('/hung')).toBeNull();
+    expect(await reader.read('/hung')).toBeNull();
+    expect(await reader.read('/ok')).toMatchObject({ totalBytes: 409_600, freeBytes: 204_800 });
+    expect(calls).toEqual(['/hung', '/ok']);
+    // Once it answers, the next read asks again.
+    answer({ blocks: 10, bsize: 4096, bavail: 10 } as StatsFs);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await reader.read('/hung')).toMatchObject({ totalBytes: 40_960 });
+    expect(calls).toEqual(['/hung', '/ok', '/hung']);
   });
 });
