@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { NodeState } from './failure-detector.js';
 import type { Hub } from './hub.js';
+import { LOW_DISK_TEXT } from './node-conditions.js';
 
 /**
  * The hub's Prometheus metrics. Counters the hub keeps anyway (store writes, passes, refusals) are
@@ -25,7 +26,7 @@ export function hubMetrics(hub: Hub): Registry {
   });
   new Gauge({
     name: 'tether_node_conditions',
-    help: 'Nodes per condition their agents last reported: engine_unavailable, target_cache_stale, data_disk_low, engine_disk_low (a disk is low under min(10% of it, 2 GiB) free)',
+    help: `Nodes per condition their agents last reported: engine_unavailable, target_cache_stale, data_disk_low, engine_disk_low (a disk is low under ${LOW_DISK_TEXT})`,
     labelNames: ['condition'],
     registers: [registry],
     collect() {

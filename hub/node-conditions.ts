@@ -1,4 +1,4 @@
-import { isDiskLow, lowDiskThresholdBytes, type DiskUsage, type NodeConditions } from '../shared/protocol.js';
+import { isDiskLow, LOW_DISK, type DiskUsage, type NodeConditions } from '../shared/protocol.js';
 
 /** The conditions that are worth a count, a warning and a log line; each a bit of a node's flags. */
 export const CONDITION_NAMES = ['engine_unavailable', 'target_cache_stale', 'data_disk_low', 'engine_disk_low'] as const;
@@ -74,6 +74,14 @@ export class NodeConditionsTable {
 
 const GIB = 1024 ** 3;
 
+/** "min(10% of it, 2 GiB)": when a disk is low (see LOW_DISK), in words. */
+export const LOW_DISK_TEXT = `min(${LOW_DISK.freeShare * 100}% of it, ${LOW_DISK.freeCapBytes / GIB} GiB) free`;
+
+/** Why a node whose engine is away is not ready: the node view's reason, and its warning's start. */
+export function engineUnavailableText(engine: NodeConditions['engine'] | null | undefined): string {
+  return `container engine unavailable${engine?.error ? `: ${engine.error}` : ''}`;
+}
+
 function bytesText(bytes: number): string {
   if (bytes >= GIB) return `${(bytes / GIB).toFixed(1)} GiB`;
   return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
@@ -89,7 +97,7 @@ export function diskWarning(label: string, disk: DiskUsage): string {
 export function conditionWarnings(c: NodeConditions | null): string[] {
   if (c === null) return [];
   const out: string[] = [];
-  if (!c.engine.available) out.push(`container engine unavailable${c.engine.error ? `: ${c.engine.error}` : ''}; no new replicas are placed here`);
+  if (!c.engine.available) out.push(`${engineUnavailableText(c.engine)}; no new replicas are placed here`);
   if (!c.targetCache.current) out.push(`target not cached on the device${c.targetCache.error ? `: ${c.targetCache.error}` : ''}; after a reboot without the hub it would run an older target`);
   if (c.dataDisk && isDiskLow(c.dataDisk)) out.push(diskWarning('data disk', c.dataDisk));
   if (c.engineDisk && isDiskLow(c.engineDisk)) out.push(diskWarning('engine disk', c.engineDisk));

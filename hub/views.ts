@@ -1,7 +1,7 @@
 import type { ReplicaState } from '../shared/protocol.js';
 import { redactSpec, type NormalizedSpec } from '../shared/spec.js';
 import type { FailureDetector, NodeState } from './failure-detector.js';
-import { conditionWarnings, type NodeConditionsEntry } from './node-conditions.js';
+import { conditionWarnings, engineUnavailableText, type NodeConditionsEntry } from './node-conditions.js';
 import type { ObservedState } from './observed-state.js';
 import type { Placement } from './scheduler/types.js';
 import type { NodeRecord, ServiceRecord } from './store/store.js';
@@ -168,12 +168,14 @@ export function nodeView(
   const downForMs = detector.downForMs(node.id, nowMs);
   const disruption = detector.disruption();
   const state = detector.state(node.id, nowMs);
+  // Connected and not ready: unusable since its engine went, the time that counts toward lostAfter.
+  const unusableForMs = state === 'not_ready' ? detector.unusableForMs(node.id, nowMs) : null;
   return {
     id: node.id,
     name: node.name,
     state,
     /** Why the node is not ready (its engine), null otherwise. */
-    stateReason: state === 'not_ready' ? `container engine unavailable${conditions?.conditions.engine.error ? `: ${conditions.conditions.engine.error}` : ''}` : null,
+    stateReason: state === 'not_ready' ? engineUnavailableText(conditions?.conditions.engine) : null,
     labels: node.labels,
     /** Another name or labels the device asked for; they apply once an operator accepts them. */
     requested: node.requested ?? null,
@@ -181,7 +183,13 @@ export function nodeView(
     advertiseAddress: node.advertiseAddress,
     lastSeenAt: iso(live?.lastSeenMs),
     connectedSince: iso(live?.connectedSinceMs),
+    /** Since when the node counts as away (unreachable or lost), by the hub's clock; null while connected. */
     downSince: downForMs === null ? null : iso(nowMs - downForMs),
+    /**
+     * Since when a connected node is not ready (its engine unavailable): its replicas move once that
+     * lasts lostAfter. If it goes away, downSince carries on from this time.
+     */
+    notReadySince: unusableForMs === null ? null : iso(nowMs - unusableForMs),
     reconnects: Math.max(0, live?.reconnects ?? 0),
     /** `pending`: replicas of the applied generation still waiting for their images (null: not said). */
     generation: { target: node.generation, applied: applied?.generation ?? null, pending: applied?.pending ?? null },

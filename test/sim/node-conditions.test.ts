@@ -98,6 +98,8 @@ class RawNode {
 interface NodeView {
   state: string;
   stateReason: string | null;
+  downSince: string | null;
+  notReadySince: string | null;
   generation: { target: number; applied: number | null; pending: number | null };
   conditions: {
     reportedAt: string | null;
@@ -278,6 +280,32 @@ describe('a node whose container engine is unavailable', () => {
     expect(metrics).toMatch(/^tether_nodes\{state="not_ready"\} 1$/m);
     expect(metrics).toMatch(/^tether_nodes\{state="ready"\} 1$/m);
     expect(metrics).toMatch(/^tether_node_conditions\{condition="engine_unavailable"\} 1$/m);
+  });
+
+  it('shows since when it is not ready: the time that counts toward lostAfter, carried on when it goes away', async () => {
+    fleet = await SimFleet.start({ ...FAST, lostAfterMs: 60_000 });
+    const node = await RawNode.connect('down', { conditions: healthy });
+    expect((await nodeView(node.nodeId)).notReadySince).toBeNull();
+    const beforeMs = Date.now();
+    node.send({ type: 'conditions', conditions: engineDown });
+    await until(async () => expect((await nodeView(node.nodeId)).state).toBe('not_ready'));
+    const view = await nodeView(node.nodeId);
+    expect(view.downSince).toBeNull();
+    expect(view.notReadySince).not.toBeNull();
+    const sinceMs = Date.parse(view.notReadySince!);
+    expect(sinceMs).toBeGreaterThanOrEqual(beforeMs);
+    expect(sinceMs).toBeLessThanOrEqual(Date.now());
+    // The reason is the warning's own wording, not a copy of it.
+    expect(view.warnings[0]!.startsWith(view.stateReason!)).toBe(true);
+    const metrics = (await fleet.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).body;
+    expect(metrics).toMatch(/^# HELP tether_node_conditions .*\(a disk is low under min\(10% of it, 2 GiB\) free\)$/m);
+    // Gone away: its away-time runs on from the outage's start.
+    node.close();
+    await until(async () => expect((await nodeView(node.nodeId)).state).toBe('unreachable'));
+    const away = await nodeView(node.nodeId);
+    // (Within a millisecond: times are shown to the millisecond, the hub's clock is finer.)
+    expect(Math.abs(Date.parse(away.downSince!) - sinceMs)).toBeLessThanOrEqual(1);
+    expect(away.notReadySince).toBeNull();
   });
 
   it('keeps its replicas (shown unknown) within lostAfter, moves them after, and takes them back when the engine returns', async () => {
