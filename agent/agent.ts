@@ -6,6 +6,7 @@ import { ReconcileLoop } from './reconciler/reconcile-loop.js';
 import type { RestartCountStore } from './reconciler/restart-tally.js';
 import { readDiskUsage } from './device-facts.js';
 import { EngineAvailability } from './engine-availability.js';
+import { HelloRenewal } from './hello-renewal.js';
 import { NodeConditionsTracker } from './node-conditions.js';
 import type { ContainerRuntime, EngineProbe } from './runtime/container-runtime.js';
 import type { TargetCache } from './target-cache.js';
@@ -38,6 +39,8 @@ export interface AgentOptions {
   /** Pings while the engine is away (default ENGINE_RETRY_INTERVAL_MS). */
   engineRetryIntervalMs?: number;
   diskRefreshIntervalMs?: number;
+  /** Least time between two hellos said again for changed facts (default HELLO_RENEW_MIN_INTERVAL_MS). */
+  helloRenewMinIntervalMs?: number;
 }
 
 /** The runtime fact of an agent that has not reached its engine yet; replaced once it answers. */
@@ -59,6 +62,9 @@ export class Agent {
   readonly conditions: NodeConditionsTracker;
   readonly engine: EngineAvailability;
   private facts: NodeFacts;
+  /** The facts the last hello carried. */
+  private factsTold: NodeFacts | null = null;
+  private readonly helloRenewal: HelloRenewal;
   /** Where the engine keeps its data, as it said last; null until it says. */
   private engineStorageDir: string | null = null;
   private diskTimer: NodeJS.Timeout | null = null;
@@ -106,6 +112,11 @@ export class Agent {
         if (connected) this.conditions.connected();
       },
     });
+    this.helloRenewal = new HelloRenewal({ isStale: () => this.factsAreStale(), renew: () => this.link.renewHello(), minIntervalMs: opts.helloRenewMinIntervalMs });
+  }
+
+  private factsAreStale(): boolean {
+    return this.link.helloOnWire && this.factsTold !== null && !sameFacts(this.factsTold, this.facts);
   }
 
   get nodeId(): string {
@@ -147,6 +158,7 @@ export class Agent {
     this.stopping = true;
     this.engine.stop();
     this.conditions.stop();
+    this.helloRenewal.stop();
     if (this.diskTimer) clearInterval(this.diskTimer);
     if (this.cacheRetryTimer) clearTimeout(this.cacheRetryTimer);
     await this.link.stop();
@@ -156,6 +168,7 @@ export class Agent {
 
   private hello(): HelloFrame {
     const replicas = this.loop.snapshot();
+    this.factsTold = this.facts;
     return {
       type: 'hello',
       protocolVersion: PROTOCOL_VERSION,
@@ -190,6 +203,8 @@ export class Agent {
       this.opts.logger.warn({ err: (err as Error).message }, 'could not ask the container engine about itself');
       return;
     }
+    // Facts travel only in a hello: a hub told others hears the new ones in a new one.
+    if (!this.stopping) this.helloRenewal.request();
     await this.diskRead; // one in flight may have started before the storage dir was known
     await this.readDisks();
   }
@@ -251,4 +266,8 @@ export class Agent {
     });
   }
 
+}
+
+function sameFacts(a: NodeFacts, b: NodeFacts): boolean {
+  return (Object.keys(a) as Array<keyof NodeFacts>).every((k) => a[k] === b[k]);
 }

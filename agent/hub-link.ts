@@ -45,6 +45,8 @@ export class HubLink {
   private readonly backoff: Backoff;
   /** The last close reason logged, so a hub refusing us every few seconds is logged once. */
   private lastProblem = '';
+  /** The connection closed by renewHello(): its close is no loss, and the next one opens at once. */
+  private renewing: WebSocket | null = null;
   /** Set by a busy hub's Retry-After: the next reconnect waits this long instead of backing off. */
   private retryAfterMs: number | null = null;
   connects = 0;
@@ -91,6 +93,24 @@ export class HubLink {
     const ws = this.ws;
     if (!ws || ws !== this.helloSentOn || ws.readyState !== WebSocket.OPEN) return false;
     ws.send(encodeFrame(frame));
+    return true;
+  }
+
+  /** Whether a hello went out on the current connection (welcomed or not yet). */
+  get helloOnWire(): boolean {
+    return this.ws !== null && this.ws === this.helloSentOn;
+  }
+
+  /**
+   * Says hello again, on a new connection (the hub takes a hello only first): a clean close, then
+   * a reconnect at once. False when no hello is on the wire: the next one carries the picture.
+   */
+  renewHello(): boolean {
+    const ws = this.ws;
+    if (this.stopped || !ws || ws !== this.helloSentOn || ws.readyState !== WebSocket.OPEN) return false;
+    this.renewing = ws;
+    this.opts.logger.info({}, 'saying hello to the hub again: the node facts changed');
+    ws.close(1000, 'saying hello again');
     return true;
   }
 
@@ -157,10 +177,15 @@ export class HubLink {
       if (this.ws === ws) this.ws = null;
       if (this.helloSentOn === ws) this.helloSentOn = null;
       const wasReady = this.ready;
+      const renewed = this.renewing === ws;
+      if (renewed) this.renewing = null;
       this.ready = false;
       this.stopHeartbeat();
       if (wasReady) this.opts.onConnectionChange?.(false);
-      if (code === CloseCode.versionMismatch || code === CloseCode.unauthorized || code === CloseCode.nodeRemoved || code === CloseCode.badFrame) {
+      if (renewed && code === 1000) {
+        // Closed to say hello again: back at once.
+        this.retryAfterMs = 0;
+      } else if (code === CloseCode.versionMismatch || code === CloseCode.unauthorized || code === CloseCode.nodeRemoved || code === CloseCode.badFrame) {
         this.report(`hub closed the connection (${code}): ${reason.toString() || 'no reason'}`);
       } else if (wasReady && !this.stopped) {
         this.opts.logger.warn({ code, reason: reason.toString() }, 'lost the connection to the hub; running on from the last target');

@@ -78,8 +78,10 @@ describeDocker('the agent program and an engine that comes and goes', () => {
     proxy = await EngineProxy.start(socketPath);
     await vi.waitFor(async () => expect(await running(node.id)).toHaveLength(1), { timeout: 30_000, interval: 200 });
     await vi.waitFor(async () => expect((await mine())?.state).toBe('ready'), { timeout: 15_000, interval: 200 });
-    // The engine's version is known from its return: the next hello says it.
     expect(agent.output()).toContain('the container engine answers again');
+    // The engine's version is known from its return: the agent says hello again to tell the hub.
+    await vi.waitFor(async () => expect((await mine())?.facts.runtime).toMatch(/^docker \d+\.\d+/), { timeout: 15_000, interval: 200 });
+    expect((await mine())?.state).toBe('ready');
     await api('DELETE', '/v1/services/outage');
   }, 90_000);
 

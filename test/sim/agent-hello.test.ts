@@ -157,3 +157,19 @@ it('says hello once it has listed what runs, not after a long first pass', async
   await started;
   await waitFor(() => expect(new Set(hub!.ofType('status').flatMap((f) => f.replicas).filter((r) => r.state === 'running').map((r) => r.replicaId)).size).toBe(20));
 });
+
+it('says hello again when its facts change while connected: the engine version learnt after an outage', async () => {
+  const sim = new SimulatedRuntime();
+  sim.setEngineAvailable(false);
+  const a = await startAgent(sim, { facts: simFacts({ runtime: RUNTIME_UNKNOWN }), engineRetryIntervalMs: 50 });
+  await a.start();
+  await waitFor(() => expect(a.link.connected).toBe(true));
+  expect(hub!.ofType('hello').map((h) => h.facts.runtime)).toEqual([RUNTIME_UNKNOWN]);
+  sim.setEngineAvailable(true);
+  const version = await sim.version();
+  await waitFor(() => expect(hub!.ofType('hello').at(-1)?.facts.runtime).toBe(version));
+  await waitFor(() => expect(a.link.connected).toBe(true));
+  // Once: the facts told are the facts.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  expect(hub!.ofType('hello')).toHaveLength(2);
+});
