@@ -106,6 +106,12 @@ export function hubMetrics(hub: Hub): Registry {
     "Hellos claiming a generation above the store's: once per node after a store restored from an older copy, otherwise forged; the node's next target goes above it",
     () => hub.gateway.helloGenerationsAhead,
   );
+  counterFrom(
+    registry,
+    'tether_agent_conditions_held_total',
+    'Conditions frames that came within the interval agents keep (3 s) of the one before: held back, only the latest applied; steady growth means a device sends more than agents do',
+    () => hub.gateway.conditionsHeld,
+  );
   counterFrom(registry, 'tether_agent_handshakes_superseded_total', 'Pending handshakes ended by a newer upgrade of the same node', () => hub.gateway.handshakesSuperseded);
   counterFrom(registry, 'tether_agent_sessions_replaced_total', 'Agent sessions closed because the same node said hello on a newer connection', () => hub.gateway.sessionsReplaced);
   new Counter({

@@ -6,7 +6,7 @@
 import WebSocket from 'ws';
 import { afterEach, expect, it, vi } from 'vitest';
 import type { NodeConditions } from '../../shared/protocol.js';
-import { SimFleet, helloFrame } from '../helpers/sim-fleet.js';
+import { ADMIN_TOKEN, SimFleet, helloFrame } from '../helpers/sim-fleet.js';
 
 const GiB = 1024 ** 3;
 const healthy: NodeConditions = {
@@ -80,6 +80,10 @@ it('a device flipping its conditions thousands of times costs a few log lines an
   // The flood's first frame, its last, and the other node's one.
   expect(stateChanges.mock.calls.length).toBeLessThanOrEqual(3);
   expect(lines.filter((l) => l.nodeId === calm.nodeId && /not ready/.test(l.msg))).toHaveLength(1);
+  // What was held back is counted, for an alert on the device that sends it.
+  const metrics = (await f.app.inject({ url: '/metrics', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).body;
+  const held = Number(/^tether_agent_conditions_held_total (\d+)$/m.exec(metrics)?.[1]);
+  expect(held).toBeGreaterThan(frames - 10);
 }, 30_000);
 
 it('a device reconnecting over and over, its conditions flipping in each hello, gets a few log lines a minute; its state stays right', async () => {
