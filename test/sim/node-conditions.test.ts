@@ -308,6 +308,21 @@ describe('a node whose container engine is unavailable', () => {
     expect(away.notReadySince).toBeNull();
   });
 
+  it('is lost, and remembered lost, when it goes away after its outage passed lostAfter', async () => {
+    fleet = await SimFleet.start({ ...FAST, lostAfterMs: 1000 });
+    const node = await RawNode.connect('down', { conditions: healthy });
+    await RawNode.connect('a', { conditions: healthy });
+    await RawNode.connect('b', { conditions: healthy });
+    node.send({ type: 'conditions', conditions: engineDown });
+    await until(async () => expect((await nodeView(node.nodeId)).state).toBe('not_ready'));
+    const sinceMs = Date.parse((await nodeView(node.nodeId)).notReadySince!);
+    await until(() => expect(Date.now() - sinceMs).toBeGreaterThan(1500));
+    node.close();
+    await until(async () => expect((await nodeView(node.nodeId)).state).toBe('lost'));
+    // Kept in the store, so that a restarted hub holds it lost too.
+    await until(() => expect(fleet.hub.store.getNode(node.nodeId)?.lostSince).toEqual(expect.any(String)));
+  });
+
   it('keeps its replicas (shown unknown) within lostAfter, moves them after, and takes them back when the engine returns', async () => {
     // lostAfter long enough that a loaded machine still checks "within" within it.
     fleet = await SimFleet.start({ ...FAST, lostAfterMs: 4000 });
