@@ -71,6 +71,7 @@ export interface SweepResult {
  * ready --(connection closed, or silent past heartbeatGraceMs)--> unreachable
  * unreachable --(away for lostAfterMs)--> lost;  any --(hello)--> ready
  * ready <--(engine unavailable / available again)--> not_ready
+ * not_ready --(connection closed)--> unreachable, or lost at once if the outage lasted lostAfter
  *
  * A not_ready node is unusable, as an away one is: `unusableForMs` counts its engine outage the way
  * `downForMs` counts away-time, so that the scheduler moves its replicas through the same path as
