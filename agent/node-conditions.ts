@@ -5,12 +5,10 @@
  * while disconnected: the next hello carries the state of that moment.
  */
 import { systemClock, type Clock } from '../shared/clock.js';
-import { isDiskLow, MAX_CONDITION_ERROR_LENGTH, type DiskUsage, type NodeConditions } from '../shared/protocol.js';
+import { CONDITIONS_MIN_FRAME_INTERVAL_MS, isDiskLow, MAX_CONDITION_ERROR_LENGTH, type DiskUsage, type NodeConditions } from '../shared/protocol.js';
 
 /** Changes within this window after the first one go out as one frame (a flap within it, as none). */
 export const CONDITIONS_COALESCE_MS = 500;
-/** At most one conditions frame per this long: a flapping engine must not flood the hub. */
-export const CONDITIONS_MIN_FRAME_INTERVAL_MS = 3_000;
 
 /** A free-space move smaller than both 1% of the total and 256 MiB is not news. */
 const DISK_STEP_FRACTION = 0.01;
