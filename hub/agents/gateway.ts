@@ -67,6 +67,11 @@ class Session {
   handshake: HandshakeTicket | null = null;
   liveness: NodeLiveness | null = null;
   appliedGeneration = 0;
+  /**
+   * A generation this connection's hello claimed ahead of the store (already counted and logged):
+   * acks up to it repeat the claim, not a forgery, until the node's next target goes above it.
+   */
+  aheadClaim = 0;
   /** Replicas of `appliedGeneration` still waiting for their images (version 2); null: not said. */
   pendingReplicas: number | null = null;
   /** The version the hello said; frames beyond it are bad frames. */
@@ -339,6 +344,7 @@ export class AgentGateway {
       if (frame.appliedGeneration <= made) {
         session.appliedGeneration = frame.appliedGeneration;
       } else if (frame.appliedGeneration <= MAX_BELIEVED_GENERATION) {
+        session.aheadClaim = frame.appliedGeneration;
         this.helloGenerationsAhead++;
         this.opts.logger.warn(
           { nodeId: session.nodeId, appliedGeneration: frame.appliedGeneration, storeGeneration: made },
@@ -374,7 +380,8 @@ export class AgentGateway {
           return this.reject(session, CloseCode.badFrame, `ack.pending is not part of protocol version ${session.protocolVersion}`);
         }
         if (frame.generation > this.madeGeneration(session.nodeId)) {
-          this.acksRefused++;
+          // The agent acks what its hello claimed (a pending count, say): not believed, not forged.
+          if (frame.generation > session.aheadClaim) this.acksRefused++;
           return;
         }
         session.appliedGeneration = frame.generation;
@@ -458,10 +465,20 @@ export class AgentGateway {
     if (session.helloTimer) clearTimeout(session.helloTimer);
     if (session.conditionsTimer) clearTimeout(session.conditionsTimer);
     session.conditionsTimer = null;
+    const held = session.heldConditions;
     session.heldConditions = null;
     session.handshake?.release();
     session.handshake = null;
     if (this.sessions.get(session.nodeId) === session) {
+      // The node's last word lands before it counts as away: an engine back again, held by the
+      // rate limit, must not date the node's away-time from the engine's outage.
+      if (held !== null && session.liveness !== null) {
+        try {
+          this.applyConditions(session, held);
+        } catch (error) {
+          this.opts.logger.error({ nodeId: session.nodeId, err: error }, 'handling an agent frame failed');
+        }
+      }
       this.sessions.delete(session.nodeId);
       if (session.liveness !== null) {
         this.opts.detector.disconnected(session.nodeId);

@@ -44,6 +44,23 @@ describe('generations a node says it applied', () => {
     ws.close();
   });
 
+  it('counts no forged ack when the agent acks the generation its hello claimed ahead of the store', async () => {
+    const { token } = await fleet.hub.nodes.createJoinToken(60);
+    const { credential } = (await fleet.hub.nodes.join(token, 'teller', {}))!;
+    // What an agent ahead of a restored store sends: its hello, then the pending count of that generation.
+    const ws = await helloWith(credential, 9);
+    ws.send(JSON.stringify({ type: 'ack', generation: 9, pending: 2 }));
+    ws.send(JSON.stringify({ type: 'ack', generation: 10 }));
+    // The frames are handled in order: once the heartbeat after them counts, both acks have.
+    ws.send(JSON.stringify({ type: 'heartbeat' }));
+    await vi.waitFor(() => expect(fleet.hub.gateway.acksRefused).toBeGreaterThan(0), { timeout: 5_000, interval: 20 });
+    await new Promise((r) => setTimeout(r, 200));
+    // Only the ack above the claim is forged.
+    expect(fleet.hub.gateway.acksRefused).toBe(1);
+    expect(fleet.hub.gateway.helloGenerationsAhead).toBe(1);
+    ws.close();
+  });
+
   it('believes no claim so high that the node could not count above it: that one is forged', async () => {
     const { token } = await fleet.hub.nodes.createJoinToken(60);
     const { nodeId, credential } = (await fleet.hub.nodes.join(token, 'teller', {}))!;
