@@ -112,7 +112,15 @@ export class Agent {
         if (connected) this.conditions.connected();
       },
     });
-    this.helloRenewal = new HelloRenewal({ isStale: () => this.factsAreStale(), renew: () => this.link.renewHello(), minIntervalMs: opts.helloRenewMinIntervalMs });
+    this.helloRenewal = new HelloRenewal({
+      isStale: () => this.factsAreStale(),
+      renew: () => {
+        // The hub hears the change (an engine back, say) before the connection closes.
+        this.conditions.sendPending();
+        return this.link.renewHello();
+      },
+      minIntervalMs: opts.helloRenewMinIntervalMs,
+    });
   }
 
   private factsAreStale(): boolean {

@@ -122,6 +122,16 @@ export class NodeConditionsTracker {
     this.schedule();
   }
 
+  /**
+   * Sends a change not yet told at once, whatever the window (the connection is about to close
+   * for a new hello: the hub must hear the engine is back before the node goes away for a moment).
+   */
+  sendPending(): void {
+    if (this.stopped || this.told === null || !changedMeaningfully(this.told, this.state)) return;
+    this.cancel();
+    this.flush();
+  }
+
   stop(): void {
     this.stopped = true;
     this.cancel();

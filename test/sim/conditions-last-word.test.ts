@@ -5,7 +5,9 @@
  */
 import WebSocket from 'ws';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
+import { RUNTIME_UNKNOWN } from '../../agent/agent.js';
+import { SimulatedRuntime } from '../../agent/runtime/simulated-runtime.js';
 import type { NodeConditions } from '../../shared/protocol.js';
 import { SimFleet, helloFrame } from '../helpers/sim-fleet.js';
 
@@ -49,3 +51,27 @@ it('applies the held last word (engine back) before the node counts as away', as
     await sleep(100);
   }
 }, 20_000);
+
+it('an agent whose engine returns after an outage past lostAfter says hello again without being declared lost', async () => {
+  const f = (fleet = await SimFleet.start({ lostAfterMs: 1500 } as never));
+  const runtime = new SimulatedRuntime();
+  runtime.setEngineAvailable(false);
+  const agent = await f.addAgent({ runtime, facts: { runtime: RUNTIME_UNKNOWN } });
+  const states: string[] = [];
+  const poll = setInterval(() => {
+    const state = f.hub.detector.state(agent.nodeId);
+    if (states.at(-1) !== state) states.push(state);
+  }, 5);
+  try {
+    await vi.waitFor(() => expect(f.hub.detector.state(agent.nodeId)).toBe('not_ready'), { timeout: 5_000, interval: 20 });
+    await sleep(2500);
+    runtime.setEngineAvailable(true);
+    // The engine's facts reach the hub in a new hello, on a new connection.
+    await vi.waitFor(() => expect(f.hub.store.getNode(agent.nodeId)?.facts?.runtime).not.toBe(RUNTIME_UNKNOWN), { timeout: 15_000, interval: 20 });
+    await vi.waitFor(() => expect(f.hub.detector.state(agent.nodeId)).toBe('ready'), { timeout: 5_000, interval: 20 });
+    await sleep(300);
+  } finally {
+    clearInterval(poll);
+  }
+  expect(states).not.toContain('lost');
+}, 30_000);
