@@ -216,8 +216,9 @@ export class ShardedCollection<T> {
     if (this.dirty.has(shard)) return this.waitFor(shard, key, false);
     this.lazyTimer ??= setTimeout(() => {
       this.lazyTimer = null;
-      // A shard whose writes fail waits for its retry: new lazy puts do not hurry it.
-      for (const s of this.lazyDirty) if (!this.retries.has(s)) this.markDirty(s, null).catch(() => undefined);
+      // A shard whose writes fail waits for its armed retry: new lazy puts do not hurry it. One
+      // whose retry is being written now is marked, and goes in the write after it.
+      for (const s of this.lazyDirty) if (!this.retries.get(s)?.timer) this.markDirty(s, null).catch(() => undefined);
     }, LAZY_FLUSH_MS);
     // Lazy changes are ones the hub can lose at an abrupt exit (close() writes them).
     this.lazyTimer.unref();

@@ -310,3 +310,32 @@ describe('store: retries while writes fail', () => {
     expect(again.get('a')?.generation).toBe(2);
   }, 20_000);
 });
+
+it('writes a lazy put made while a retry write is in flight once that write lands', async () => {
+  let mode: 'ok' | 'fail' | 'hold' = 'ok';
+  let release: (() => void) | null = null;
+  const collection = new ShardedCollection<NodeRecord>(dir, 'nodes', 1, {
+    beforeWrite: () => {
+      if (mode === 'fail') throw Object.assign(new Error('ENOSPC: simulated'), { code: 'ENOSPC' });
+      if (mode === 'hold') return new Promise<void>((resolve) => (release = resolve));
+    },
+  });
+  await collection.open();
+  await collection.put('a', node('a'));
+  mode = 'fail';
+  // Lazy: its write fails, and one retry is armed.
+  collection.put('a', node('a', { generation: 2 }), true).catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 1300));
+  mode = 'hold';
+  await vi.waitFor(() => expect(release).not.toBeNull(), { timeout: 5_000, interval: 50 });
+  mode = 'ok';
+  // A lazy put while the retry's write is in flight; its own flush comes and goes meanwhile.
+  const later = collection.put('b', node('b'), true);
+  await new Promise((r) => setTimeout(r, 1500));
+  release!();
+  await later;
+  const again = new ShardedCollection<NodeRecord>(dir, 'nodes', 1);
+  await again.open();
+  expect(again.get('a')?.generation).toBe(2);
+  expect(again.get('b')).toBeDefined();
+}, 20_000);
