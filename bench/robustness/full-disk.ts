@@ -19,12 +19,13 @@
  * Needs root (mount). Loopback only; bounded in time (under 60 s) and in count. Prints one JSON
  * line; unmounts and removes what it made.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { fillDisk, SmallDisk } from './small-disk.js';
 
 const { values } = parseArgs({
   options: {
@@ -55,7 +56,7 @@ type Op =
   | { kind: 'delete'; name: string; seq: number; status: number };
 
 let mountDir = '';
-let mounted = false;
+let disk: SmallDisk | null = null;
 let hub: ChildProcess | null = null;
 
 function startHub(dataDir: string, port: number): ChildProcess {
@@ -94,23 +95,12 @@ async function killHub(): Promise<void> {
 
 async function cleanup(): Promise<void> {
   await killHub().catch(() => undefined);
-  if (mounted) {
-    try {
-      execFileSync('umount', [mountDir]);
-      mounted = false;
-    } catch (error) {
-      log(`umount ${mountDir} failed: ${(error as Error).message}`);
-    }
-  }
-  if (mountDir && !mounted) await rm(mountDir, { recursive: true, force: true });
+  const unmounted = disk?.unmount(log) ?? true;
+  if (mountDir && unmounted) await rm(mountDir, { recursive: true, force: true });
 }
 
-/** Fills the filesystem: the write fails with ENOSPC once nothing is left, and what it wrote stays. */
-async function fill(file: string): Promise<void> {
-  await writeFile(file, Buffer.alloc(16 * 1024 * 1024)).catch((error: NodeJS.ErrnoException) => {
-    if (error.code !== 'ENOSPC') throw error;
-  });
-}
+/** Fills the filesystem (see fillDisk). */
+const fill = (file: string): Promise<void> => fillDisk(file, 16 * 1024 * 1024);
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('needs root: it mounts a tmpfs');
@@ -121,8 +111,8 @@ async function main(): Promise<void> {
   deadline.unref();
 
   mountDir = await mkdtemp(path.join(os.tmpdir(), 'tether-bench-full-disk-'));
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_SIZE}`, 'tmpfs', mountDir]);
-  mounted = true;
+  disk = new SmallDisk(mountDir, TMPFS_SIZE);
+  disk.mount();
   const dataDir = path.join(mountDir, 'hub');
   const filler = path.join(mountDir, 'filler');
   const port = 20_000 + Math.floor(Math.random() * 20_000);

@@ -25,11 +25,12 @@
  * only), unmounts and removes its directories.
  */
 import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
+import { fillDisk, SmallDisk } from './small-disk.js';
 
 const { values } = parseArgs({
   options: {
@@ -65,7 +66,7 @@ const execFileAsync = promisify(execFile);
 
 let tempDir = '';
 let mountDir = '';
-let mounted = false;
+let disk: SmallDisk | null = null;
 let nodeId = '';
 const children = new Set<ChildProcess>();
 
@@ -133,23 +134,12 @@ async function cleanup(): Promise<void> {
       log(`removing the containers of node ${nodeId} failed: ${(error as Error).message}`);
     }
   }
-  if (mounted) {
-    try {
-      execFileSync('umount', [mountDir]);
-      mounted = false;
-    } catch (error) {
-      log(`umount ${mountDir} failed: ${(error as Error).message}`);
-    }
-  }
-  if (tempDir && !mounted) await rm(tempDir, { recursive: true, force: true });
+  const unmounted = disk?.unmount(log) ?? true;
+  if (tempDir && unmounted) await rm(tempDir, { recursive: true, force: true });
 }
 
-/** Fills the filesystem: the write fails with ENOSPC once nothing is left, and what it wrote stays. */
-async function fill(file: string): Promise<void> {
-  await writeFile(file, Buffer.alloc(8 * 1024 * 1024)).catch((error: NodeJS.ErrnoException) => {
-    if (error.code !== 'ENOSPC') throw error;
-  });
-}
+/** Fills the filesystem (see fillDisk). */
+const fill = (file: string): Promise<void> => fillDisk(file, 8 * 1024 * 1024);
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('needs root: it mounts a tmpfs');
@@ -163,8 +153,8 @@ async function main(): Promise<void> {
   tempDir = await mkdtemp(path.join(os.tmpdir(), 'tether-bench-stale-cache-'));
   mountDir = path.join(tempDir, 'agent-disk');
   await mkdir(mountDir);
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${TMPFS_SIZE}`, 'tmpfs', mountDir]);
-  mounted = true;
+  disk = new SmallDisk(mountDir, TMPFS_SIZE);
+  disk.mount();
   const hubDir = path.join(tempDir, 'hub');
   const agentDir = path.join(mountDir, 'agent');
   const filler = path.join(mountDir, 'filler');
