@@ -185,7 +185,10 @@ export class HubLink {
       if (renewed && code === 1000) {
         // Closed to say hello again: back at once.
         this.retryAfterMs = 0;
-      } else if (code === CloseCode.versionMismatch || code === CloseCode.unauthorized || code === CloseCode.nodeRemoved || code === CloseCode.badFrame) {
+      } else if (
+        // Refusals a retry may not mend are reported as such; any other code (heartbeatTimeout too) is a lost link.
+        code === CloseCode.versionMismatch || code === CloseCode.unauthorized || code === CloseCode.nodeRemoved || code === CloseCode.badFrame
+      ) {
         this.report(`hub closed the connection (${code}): ${reason.toString() || 'no reason'}`);
       } else if (wasReady && !this.stopped) {
         this.opts.logger.warn({ code, reason: reason.toString() }, 'lost the connection to the hub; running on from the last target');

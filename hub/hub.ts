@@ -245,7 +245,7 @@ export class Hub {
     const { silent, crossedThreshold } = this.detector.sweep(nodeIds, [...thresholds]);
     for (const nodeId of silent) {
       this.logger.warn({ nodeId, graceMs: this.config.heartbeatGraceMs }, 'node silent past its grace period; dropping its connection');
-      this.gateway.disconnect(nodeId, CloseCode.helloTimeout, 'no heartbeat within the grace period');
+      this.gateway.disconnect(nodeId, CloseCode.heartbeatTimeout, 'no heartbeat within the grace period');
     }
     if (crossedThreshold) this.loop.markDirty();
   }

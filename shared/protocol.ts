@@ -59,6 +59,8 @@ export const CloseCode = {
   helloTimeout: 4003,
   replaced: 4004,
   nodeRemoved: 4005,
+  /** Said hello, then went silent past the heartbeat grace; the agent reconnects as after any lost link. */
+  heartbeatTimeout: 4006,
 } as const;
 
 export const REPLICA_STATES = ['pending', 'starting', 'running', 'failed', 'stopped'] as const;

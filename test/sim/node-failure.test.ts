@@ -2,10 +2,12 @@
  * Node failures with the real hub and agents over real WebSockets, on simulated container
  * runtimes, with a fault-injecting proxy between an agent and the hub.
  */
+import WebSocket from 'ws';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
+import { CloseCode } from '../../shared/protocol.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
-import { SimFleet } from '../helpers/sim-fleet.js';
+import { SimFleet, helloFrame } from '../helpers/sim-fleet.js';
 import { prng } from '../helpers/prng.js';
 
 const FAST = { heartbeatIntervalMs: 200, heartbeatGraceMs: 800, lostAfterMs: 1500, startupGraceMs: 1000 };
@@ -95,6 +97,39 @@ describe('node failures', () => {
       },
       { timeout: 15_000, interval: 50 },
     );
+  });
+
+  it('closes a node silent past its grace with heartbeatTimeout, and an agent so closed comes back', async () => {
+    fleet = await SimFleet.start(FAST);
+    const { token } = await fleet.hub.nodes.createJoinToken(60);
+    const { credential } = (await fleet.hub.nodes.join(token, 'mute', {}))!;
+    const ws = new WebSocket(`${fleet.url.replace('http', 'ws')}/v1/agent/connect`, { headers: { authorization: `Bearer ${credential}` } });
+    const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    const welcomed = new Promise<void>((resolve) => ws.once('message', () => resolve()));
+    ws.once('open', () => ws.send(JSON.stringify(helloFrame('mute'))));
+    await welcomed;
+    // Welcomed, then no heartbeat: the hub's sweep drops it once the grace has passed.
+    const { code, reason } = await closed;
+    expect(code).toBe(CloseCode.heartbeatTimeout);
+    expect(code).not.toBe(CloseCode.helloTimeout);
+    expect(reason).toMatch(/no heartbeat/);
+
+    // A real agent closed with that code reconnects on its own, like after any lost link.
+    const agent = await fleet.addAgent();
+    const node = async () => (await fleet.api<{ state: string; connectedSince: string | null }>('GET', `/v1/nodes/${agent.nodeId}`)).body;
+    await vi.waitFor(async () => expect((await node()).connectedSince).not.toBeNull(), { timeout: 5_000, interval: 20 });
+    const firstSince = (await node()).connectedSince;
+    fleet.hub.gateway.disconnect(agent.nodeId, CloseCode.heartbeatTimeout, 'no heartbeat within the grace period');
+    await vi.waitFor(
+      async () => {
+        const view = await node();
+        expect(view.connectedSince).not.toBeNull();
+        expect(view.connectedSince).not.toBe(firstSince);
+        expect(view.state).toBe('ready');
+      },
+      { timeout: 10_000, interval: 20 },
+    );
+    expect(agent.link.connected).toBe(true);
   });
 
   it('a node back before its replacement ran keeps its replica and nothing restarts', async () => {
