@@ -178,12 +178,6 @@ function serverAddressFor(image: string): string {
   return host === 'docker.io' ? 'https://index.docker.io/v1/' : host;
 }
 
-/** "Exited (3) 5 seconds ago" / "Restarting (3) Less than a second ago" -> 3. */
-function exitCodeFromStatus(status: string): number | null {
-  const match = /^(?:Exited|Restarting) \((-?\d+)\)/.exec(status);
-  return match ? Number(match[1]) : null;
-}
-
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array<R>(items.length);
   let next = 0;

@@ -33,7 +33,7 @@ async function startHub(c: Cluster): Promise<void> {
   c.api = await hubClient(c.url, path.join(c.dir, 'hub'));
 }
 
-function startAgent(c: Cluster, a: Cluster['agents'][number], joinToken?: string): void {
+function startAgent(a: Cluster['agents'][number], joinToken?: string): void {
   a.proc = startProgram('agent', [
     '--hub', a.hubUrl, '--data-dir', a.dataDir, '--name', a.name, '--log-level', 'debug',
     ...(joinToken ? ['--join-token', joinToken] : []),
@@ -64,7 +64,7 @@ async function newCluster(agentCount: number, hubFlags: string[], proxied = 0): 
     }
     const a = { dataDir: path.join(dir, `agent-${i}`), name: `e2e-fail-${process.pid}-${i}`, hubUrl };
     c.agents.push(a);
-    startAgent(c, a, body.token);
+    startAgent(a, body.token);
   }
   await vi.waitFor(
     async () => {
@@ -150,7 +150,7 @@ describeDocker('failure handling on real Docker', () => {
     await docker.removeContainer(gone!.Id);
     await docker.stopContainer(stopped!.Id, 1);
 
-    startAgent(c, agent);
+    startAgent(agent);
     await vi.waitFor(
       async () => {
         const list = await containers(agent.nodeId!, 'offline');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Dispatcher } from '../../hub/dispatcher.js';
 import type { Placement } from '../../hub/scheduler/types.js';
-import type { NodeRecord, ServiceRecord, Store } from '../../hub/store/store.js';
+import type { ServiceRecord, Store } from '../../hub/store/store.js';
 import { validateServiceSpec, type NormalizedSpec } from '../../shared/spec.js';
 import { prng } from '../helpers/prng.js';
 
