@@ -256,12 +256,4 @@ export class Dispatcher {
     }
     return { type: 'target', generation: node.generation, replicas };
   }
-
-  markNodeDirty(nodeId: string): void {
-    this.dirtyNodes.add(nodeId);
-  }
-
-  get pendingNodes(): number {
-    return this.dirtyNodes.size;
-  }
 }

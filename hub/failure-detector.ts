@@ -223,10 +223,6 @@ export class FailureDetector {
     });
   }
 
-  forget(nodeId: string): void {
-    this.nodes.delete(nodeId);
-  }
-
   /**
    * Called about once a second with every node id: finds silent connections, follows the fleet
    * disruption mode, and tells whether an away-time crossed a threshold (the hub's lostAfterMs or
