@@ -1,4 +1,4 @@
-import { PROTOCOL_LIMITS, PROTOCOL_VERSION, type HelloFrame, type NodeFacts, type TargetFrame } from '../shared/protocol.js';
+import { NODE_FACT_MAX_LENGTH, PROTOCOL_LIMITS, PROTOCOL_VERSION, type HelloFrame, type NodeFacts, type TargetFrame } from '../shared/protocol.js';
 import { Backoff } from '../shared/backoff.js';
 import { HubLink, type LinkLogger } from './hub-link.js';
 import type { NodeIdentity } from './node-identity.js';
@@ -205,7 +205,7 @@ export class Agent {
   private async learnEngine(): Promise<void> {
     try {
       this.engineStorageDir = await this.opts.runtime.storageDir();
-      this.facts = { ...this.facts, runtime: (await this.opts.runtime.version()).slice(0, 128) };
+      this.facts = { ...this.facts, runtime: (await this.opts.runtime.version()).slice(0, NODE_FACT_MAX_LENGTH.runtime) };
     } catch (err) {
       // Gone again: the availability check says so; the next return asks again.
       this.opts.logger.warn({ err: (err as Error).message }, 'could not ask the container engine about itself');

@@ -6,16 +6,13 @@ import os from 'node:os';
 import { statfs } from 'node:fs/promises';
 import type { StatsFs } from 'node:fs';
 import si from 'systeminformation';
-import type { DiskUsage, NodeFacts } from '../shared/protocol.js';
+import { NODE_FACT_MAX_LENGTH as MAX_LENGTH, type DiskUsage, type NodeFacts } from '../shared/protocol.js';
 import { TETHER_VERSION } from '../shared/version.js';
 
 /** No single probe may hold up the agent's start by more than this. */
 const PROBE_TIMEOUT_MS = 3_000;
 /** Where the engine keeps images: the disk facts describe the filesystem that fills up on pulls. */
 const DOCKER_DATA_DIR = '/var/lib/docker';
-
-/** The schema's max lengths (shared/protocol.ts NodeFactsSchema). */
-const MAX_LENGTH = { hostname: 255, os: 64, osRelease: 128, arch: 32, agentVersion: 64, runtime: 128 } as const;
 
 function clip(text: string, max: number): string {
   return text.length <= max ? text : text.slice(0, max);

@@ -1,9 +1,7 @@
 import WebSocket from 'ws';
 import { Backoff } from '../shared/backoff.js';
 import { decodeHubFrame, encodeFrame } from '../shared/codec.js';
-import { AGENT_RECONNECT_CAP_MS, CloseCode, PROTOCOL_LIMITS, type AgentFrame, type HelloFrame, type TargetFrame } from '../shared/protocol.js';
-
-export const AGENT_PATH = '/v1/agent/connect';
+import { AGENT_PATH, AGENT_RECONNECT_CAP_MS, CloseCode, PROTOCOL_LIMITS, type AgentFrame, type HelloFrame, type TargetFrame } from '../shared/protocol.js';
 
 export interface LinkLogger {
   info(obj: object, msg: string): void;

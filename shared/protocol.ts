@@ -39,6 +39,9 @@ export const AGENT_RECONNECT_CAP_MS = 30_000;
  */
 export const CONDITIONS_MIN_FRAME_INTERVAL_MS = 3_000;
 
+/** The hub's WebSocket endpoint for agents (the upgrade request's path). */
+export const AGENT_PATH = '/v1/agent/connect';
+
 export const PROTOCOL_LIMITS = {
   /** Largest frame the hub accepts from an agent (a hello listing a few thousand replicas). */
   maxAgentFrameBytes: 1024 * 1024,
@@ -70,18 +73,21 @@ const Id = Type.String({ minLength: 1, maxLength: 128 });
 const Generation = Type.Integer({ minimum: 0 });
 const ShortText = (maxLength: number) => Type.String({ maxLength });
 
+/** Longest text of each node fact; an agent clips a longer value read from its machine to it. */
+export const NODE_FACT_MAX_LENGTH = { hostname: 255, os: 64, osRelease: 128, arch: 32, agentVersion: 64, runtime: 128 } as const;
+
 export const NodeFactsSchema = Type.Object(
   {
-    hostname: ShortText(255),
-    os: ShortText(64),
-    osRelease: ShortText(128),
-    arch: ShortText(32),
+    hostname: ShortText(NODE_FACT_MAX_LENGTH.hostname),
+    os: ShortText(NODE_FACT_MAX_LENGTH.os),
+    osRelease: ShortText(NODE_FACT_MAX_LENGTH.osRelease),
+    arch: ShortText(NODE_FACT_MAX_LENGTH.arch),
     cpus: Type.Integer({ minimum: 0 }),
     memoryBytes: Type.Integer({ minimum: 0 }),
     diskBytes: Type.Integer({ minimum: 0 }),
     diskFreeBytes: Type.Integer({ minimum: 0 }),
-    agentVersion: ShortText(64),
-    runtime: ShortText(128),
+    agentVersion: ShortText(NODE_FACT_MAX_LENGTH.agentVersion),
+    runtime: ShortText(NODE_FACT_MAX_LENGTH.runtime),
   },
   { additionalProperties: false },
 );

@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import DockerModem from 'docker-modem';
 import { Backoff } from '../../shared/backoff.js';
+import { NODE_FACT_MAX_LENGTH } from '../../shared/protocol.js';
 import type { RegistryAuth } from '../../shared/spec.js';
 import {
   LABELS,
@@ -355,7 +356,7 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
   async version(): Promise<string> {
     try {
       const v = await this.call<{ Version?: string }>('docker version', this.deadlines.queryMs, { path: '/version', method: 'GET', statusCodes: OK });
-      return `docker ${v.Version}`.slice(0, 128);
+      return `docker ${v.Version}`.slice(0, NODE_FACT_MAX_LENGTH.runtime);
     } catch (err) {
       throw engineError('docker version', err);
     }

@@ -21,10 +21,9 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { simulatedFacts } from '../../agent/runtime/simulated-runtime.js';
-import { PROTOCOL_VERSION } from '../../shared/protocol.js';
+import { AGENT_PATH, PROTOCOL_VERSION } from '../../shared/protocol.js';
 import { freePort, killAll, startHub, terminate, type NodeProc } from '../processes.js';
 
-const AGENT_PATH = '/v1/agent/connect';
 const { values: args } = parseArgs({
   options: { agents: { type: 'string' }, flood: { type: 'string' }, 'phase-limit-ms': { type: 'string' } },
   strict: true,

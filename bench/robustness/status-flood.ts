@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { PROTOCOL_LIMITS, PROTOCOL_VERSION } from '../../shared/protocol.js';
+import { AGENT_PATH, PROTOCOL_LIMITS, PROTOCOL_VERSION } from '../../shared/protocol.js';
 import { rssBytes } from '../proc-stats.js';
 import { freePort, killAll, startHub, terminate } from '../processes.js';
 
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
     const joinRes = await fetch(`${url}/v1/join`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ joinToken: token, name: 'flooder' }) });
     const { credential } = (await joinRes.json()) as { credential: string };
 
-    const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/agent/connect`, { headers: { authorization: `Bearer ${credential}` } });
+    const ws = new WebSocket(`ws://127.0.0.1:${port}${AGENT_PATH}`, { headers: { authorization: `Bearer ${credential}` } });
     ws.on('error', () => undefined);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());

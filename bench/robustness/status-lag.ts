@@ -21,7 +21,7 @@ import { Agent } from '../../agent/agent.js';
 import type { StartResult } from '../../agent/runtime/container-runtime.js';
 import { SimulatedRuntime, simulatedFacts } from '../../agent/runtime/simulated-runtime.js';
 import { containerSpecHash, type ContainerSpec } from '../../shared/container-spec.js';
-import { PROTOCOL_VERSION, type AgentFrame, type AssignedReplica, type HubFrame } from '../../shared/protocol.js';
+import { AGENT_PATH, PROTOCOL_VERSION, type AgentFrame, type AssignedReplica, type HubFrame } from '../../shared/protocol.js';
 
 const { values } = parseArgs({
   options: {
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
   let done: () => void = () => undefined;
   const finished = new Promise<void>((resolve) => (done = resolve));
 
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/v1/agent/connect' });
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0, path: AGENT_PATH });
   server.on('error', (err) => process.stderr.write(`status-lag: test hub: ${err.message}\n`));
   await new Promise<void>((resolve) => server.once('listening', () => resolve()));
   const port = (server.address() as { port: number }).port;

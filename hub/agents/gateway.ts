@@ -4,6 +4,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Clock } from '../../shared/clock.js';
 import { decodeAgentFrame, encodeFrame } from '../../shared/codec.js';
 import {
+  AGENT_PATH,
   CloseCode,
   CONDITIONS_MIN_FRAME_INTERVAL_MS,
   MIN_PROTOCOL_VERSION,
@@ -22,8 +23,6 @@ import type { Store } from '../store/store.js';
 import { defaultPerAddressLimit, HandshakeAdmission, type HandshakeTicket } from './handshake-admission.js';
 import { HandshakeLoad } from './handshake-load.js';
 import { SocketFaults } from './socket-faults.js';
-
-export const AGENT_PATH = '/v1/agent/connect';
 
 export interface GatewayLogger {
   debug(obj: object, msg: string): void;

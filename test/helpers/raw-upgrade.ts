@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import WebSocket from 'ws';
-import { AGENT_PATH } from '../../hub/agents/gateway.js';
+import { AGENT_PATH } from '../../shared/protocol.js';
 
 export interface HubAddress {
   host: string;

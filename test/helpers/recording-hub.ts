@@ -5,9 +5,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { AGENT_PATH } from '../../agent/hub-link.js';
 import { decodeAgentFrame, encodeFrame } from '../../shared/codec.js';
-import { PROTOCOL_VERSION, type AgentFrame, type TargetFrame } from '../../shared/protocol.js';
+import { AGENT_PATH, PROTOCOL_VERSION, type AgentFrame, type TargetFrame } from '../../shared/protocol.js';
 
 export class RecordingHub {
   /** Every frame from every connection, in order. */
