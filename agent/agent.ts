@@ -1,6 +1,6 @@
 import { NODE_FACT_MAX_LENGTH, PROTOCOL_LIMITS, PROTOCOL_VERSION, type HelloFrame, type NodeFacts, type TargetFrame } from '../shared/protocol.js';
 import { Backoff } from '../shared/backoff.js';
-import { HubLink, type LinkLogger } from './hub-link.js';
+import { HubLink } from './hub-link.js';
 import type { NodeIdentity } from './node-identity.js';
 import { ReconcileLoop } from './reconciler/reconcile-loop.js';
 import type { RestartCountStore } from './reconciler/restart-tally.js';
@@ -10,6 +10,7 @@ import { HelloRenewal } from './hello-renewal.js';
 import { NodeConditionsTracker } from './node-conditions.js';
 import type { ContainerRuntime, EngineProbe } from './runtime/container-runtime.js';
 import type { TargetCache } from './target-cache.js';
+import type { Logger } from '../shared/logger.js';
 
 /** Retries of a target cache save that failed: from a second, at most a minute apart. */
 const CACHE_RETRY_BASE_MS = 1_000;
@@ -31,7 +32,7 @@ export interface AgentOptions {
   /** Where restart counts survive an agent restart (the data dir); none keeps them in memory. */
   restartCounts?: RestartCountStore;
   facts: NodeFacts;
-  logger: LinkLogger;
+  logger: Pick<Logger, 'info' | 'warn' | 'error'>;
   resyncIntervalMs?: number;
   reconnectBaseMs?: number;
   reconnectCapMs?: number;

@@ -8,6 +8,7 @@
  * the reconcile loop retries its own passes, and nothing is removed or restarted for an outage.
  */
 import type { EngineProbe } from './runtime/container-runtime.js';
+import type { Logger } from '../shared/logger.js';
 
 /** Pings while the engine is away: its return is noticed within this long. */
 export const ENGINE_RETRY_INTERVAL_MS = 2_000;
@@ -18,7 +19,7 @@ export interface EngineAvailabilityOptions {
   probe: EngineProbe;
   /** Called on each change (and after the first check), with the error while the engine is away. */
   onChange: (available: boolean, error: string | null) => void;
-  logger: { info(o: object, m: string): void; warn(o: object, m: string): void };
+  logger: Pick<Logger, 'info' | 'warn'>;
   retryIntervalMs?: number;
   checkIntervalMs?: number;
 }

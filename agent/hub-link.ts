@@ -2,18 +2,13 @@ import WebSocket from 'ws';
 import { Backoff } from '../shared/backoff.js';
 import { decodeHubFrame, encodeFrame } from '../shared/codec.js';
 import { AGENT_PATH, AGENT_RECONNECT_CAP_MS, CloseCode, PROTOCOL_LIMITS, type AgentFrame, type HelloFrame, type TargetFrame } from '../shared/protocol.js';
-
-export interface LinkLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+import type { Logger } from '../shared/logger.js';
 
 export interface HubLinkOptions {
   /** The hub's base URL, http(s)://host:port. */
   hubUrl: string;
   credential: string;
-  logger: LinkLogger;
+  logger: Pick<Logger, 'info' | 'warn' | 'error'>;
   /** Built afresh for every connection, so it carries the agent's current picture. */
   hello: () => HelloFrame;
   /** The hello is on the wire: send() works from here on, for what the hello does not carry. */

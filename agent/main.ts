@@ -15,6 +15,7 @@ import { loadRegistryAuthFile, type RegistryAuthMap } from './registry-auth-file
 import { DockerRuntime } from './runtime/docker-runtime.js';
 import { RestartCountsFile } from './restart-counts-file.js';
 import { TargetCache } from './target-cache.js';
+import type { Logger } from '../shared/logger.js';
 
 const HELP = `Usage: tether-agent --data-dir DIR [--hub URL --join-token TOKEN] [options]
 
@@ -163,7 +164,7 @@ async function joinWithRetry(
   joinToken: string,
   givenName: string | null,
   labels: Record<string, string>,
-  logger: { warn(o: object, m: string): void },
+  logger: Pick<Logger, 'warn'>,
 ): Promise<NodeIdentity> {
   const backoff = new Backoff({ baseMs: 1000, capMs: 30_000 });
   let name = givenName ?? os.hostname();

@@ -8,10 +8,7 @@ import {
   type RestartCountStore,
   type RestartRecords,
 } from './reconciler/restart-tally.js';
-
-export interface RestartCountsFileLogger {
-  warn(o: object, m: string): void;
-}
+import type { Logger } from '../shared/logger.js';
 
 const FORMAT_VERSION = 1;
 /**
@@ -35,7 +32,7 @@ export class RestartCountsFile implements RestartCountStore {
 
   constructor(
     dataDir: string,
-    private readonly logger: RestartCountsFileLogger,
+    private readonly logger: Pick<Logger, 'warn'>,
   ) {
     this.file = path.join(dataDir, 'restarts.json');
   }

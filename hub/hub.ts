@@ -2,7 +2,7 @@ import type { Clock } from '../shared/clock.js';
 import { canonicalJson } from '../shared/container-spec.js';
 import { CloseCode, type HelloFrame, type NodeConditions, type ReplicaReport } from '../shared/protocol.js';
 import type { NormalizedSpec } from '../shared/spec.js';
-import { AgentGateway, type GatewayLogger } from './agents/gateway.js';
+import { AgentGateway } from './agents/gateway.js';
 import { Dispatcher } from './dispatcher.js';
 import { FailureDetector, type NodeState } from './failure-detector.js';
 import { DEFAULT_DISRUPTION_SHARE } from './fleet-disruption.js';
@@ -16,6 +16,7 @@ import { HubReconcileLoop } from './reconcile-loop.js';
 import type { SchedNode } from './scheduler/types.js';
 import type { NodeRecord, ServiceRecord, Store } from './store/store.js';
 import { nodeView, serviceView, type ReplicaPage } from './views.js';
+import type { Logger } from '../shared/logger.js';
 
 export interface HubConfig {
   heartbeatIntervalMs: number;
@@ -45,10 +46,6 @@ export const DEFAULT_HUB_CONFIG: HubConfig = {
   resyncIntervalMs: 30_000,
   disruptionShare: DEFAULT_DISRUPTION_SHARE,
 };
-
-export interface HubLogger extends GatewayLogger {
-  error(obj: object, msg: string): void;
-}
 
 /** How long the end of a hand-over may wait for others before the pass that records it. */
 const HANDOVER_PASS_WITHIN_MS = 1000;
@@ -89,7 +86,7 @@ export class Hub {
     readonly store: Store,
     readonly config: HubConfig,
     private readonly clock: Clock,
-    private readonly logger: HubLogger,
+    private readonly logger: Logger,
   ) {
     this.nodes = new NodeDirectory(store, logger, () => this.loop.markDirty());
     const stallLog = new RateLimitedLog((obj, msg) => logger.warn(obj, msg), { intervalMs: STALL_LOG_INTERVAL_MS });

@@ -13,12 +13,7 @@ import { canonicalJson } from '../shared/container-spec.js';
 import type { HelloFrame, NodeFacts } from '../shared/protocol.js';
 import { makeNodeCredential, newSecret, sameDigest, sha256 } from './auth/secrets.js';
 import type { NodeRecord, Store } from './store/store.js';
-
-export interface NodeDirectoryLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+import type { Logger } from '../shared/logger.js';
 
 /** What an operator may change of a node: its name, its labels, or take what its device asked for. */
 export interface NodeChange {
@@ -66,7 +61,7 @@ function declaredOf(node: NodeRecord): Identity {
 export class NodeDirectory {
   constructor(
     private readonly store: Store,
-    private readonly logger: NodeDirectoryLogger,
+    private readonly logger: Pick<Logger, 'info' | 'warn' | 'error'>,
     /** A node's labels or capacity changed: where replicas belong may have changed. */
     private readonly placementInputsChanged: () => void,
   ) {}

@@ -3,11 +3,7 @@ import type { Dispatcher } from './dispatcher.js';
 import { planPlacements } from './scheduler/placement.js';
 import type { SchedNode, SchedService } from './scheduler/types.js';
 import type { ServiceRecord, Store } from './store/store.js';
-
-export interface LoopLogger {
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+import type { Logger } from '../shared/logger.js';
 
 export interface HubReconcileLoopOptions {
   store: Store;
@@ -19,7 +15,7 @@ export interface HubReconcileLoopOptions {
   isRunning: (replicaId: string) => boolean;
   /** Sees the service records a pass changed, once they are committed. */
   afterPass?: (changed: readonly ServiceRecord[]) => void;
-  logger: LoopLogger;
+  logger: Pick<Logger, 'warn' | 'error'>;
   /** A pass even without triggers, so nothing depends on a trigger never being missed. */
   resyncIntervalMs?: number;
   retryDelayMs?: number;

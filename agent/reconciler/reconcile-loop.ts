@@ -30,21 +30,16 @@ import { reportOf, sameReport } from './replica-report.js';
 import { ReportOutbox } from './report-outbox.js';
 import { RestartTally, type RestartCountStore } from './restart-tally.js';
 import { executeStep, messageOf, type EngineStep, type StepContext } from './step-executors.js';
+import type { Logger } from '../../shared/logger.js';
 
 export { containerName } from './step-executors.js';
-
-export interface ReconcileLoopLogger {
-  info(o: object, m: string): void;
-  warn(o: object, m: string): void;
-  error(o: object, m: string): void;
-}
 
 export interface ReconcileLoopOptions {
   nodeId: string;
   runtime: ContainerRuntime;
   /** Address host ports are bound to; null binds all interfaces. */
   publishAddress: string | null;
-  logger: ReconcileLoopLogger;
+  logger: Pick<Logger, 'info' | 'warn' | 'error'>;
   /**
    * Replicas whose report changed since the last call; a replica gone for good is sent once as
    * 'removed'. Called at most once per report window, with at most maxReportsPerFrame reports.
@@ -114,7 +109,7 @@ interface Target {
 export class ReconcileLoop {
   private readonly nodeId: string;
   private readonly runtime: ContainerRuntime;
-  private readonly logger: ReconcileLoopLogger;
+  private readonly logger: Pick<Logger, 'info' | 'warn' | 'error'>;
   private readonly clock: Clock;
   private readonly resyncIntervalMs: number;
   private readonly maxConcurrentSteps: number;

@@ -13,11 +13,7 @@
  */
 import type { ContainerRuntime, ObservedContainer } from '../runtime/container-runtime.js';
 import type { Step, Swap } from './plan-steps.js';
-
-export interface StepLogger {
-  info(o: object, m: string): void;
-  warn(o: object, m: string): void;
-}
+import type { Logger } from '../../shared/logger.js';
 
 export type EngineStep = Exclude<Step, { kind: 'pull' }>;
 
@@ -27,7 +23,7 @@ export interface StepContext {
   /** Address host ports are bound to; null binds all interfaces. */
   readonly publishAddress: string | null;
   readonly stopTimeoutS: number;
-  readonly logger: StepLogger;
+  readonly logger: Pick<Logger, 'info' | 'warn'>;
   /** The containers the steps were planned from, by id. */
   readonly planned: ReadonlyMap<string, ObservedContainer>;
   /** Containers the agent stopped for a swap (outdated then): starting one of them again is no restart. */

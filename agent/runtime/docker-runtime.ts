@@ -21,14 +21,11 @@ import {
   type StartResult,
 } from './container-runtime.js';
 import { DEFAULT_ENGINE_DEADLINES, EngineTimeoutError, type EngineDeadlines } from './engine-deadlines.js';
-
-export interface DockerRuntimeLogger {
-  warn(obj: object, msg: string): void;
-}
+import type { Logger } from '../../shared/logger.js';
 
 export interface DockerRuntimeOptions {
   socketPath?: string;
-  logger?: DockerRuntimeLogger;
+  logger?: Pick<Logger, 'warn'>;
   /**
    * The agent's own credentials, keyed by registry host[:port] as in an image reference
    * (`127.0.0.1:5001`, `registry.example.com`, `docker.io`): used for a pull whose spec carries none.
@@ -247,7 +244,7 @@ function toEngineState(text: string | undefined): EngineState {
 
 export class DockerRuntime implements ContainerRuntime, EngineProbe {
   private readonly modem: Pick<DockerModem, 'dial'>;
-  private readonly logger: DockerRuntimeLogger | undefined;
+  private readonly logger: Pick<Logger, 'warn'> | undefined;
   /** Host -> credentials, in a Map so that a host named like an Object property finds nothing. */
   private readonly registryAuth: ReadonlyMap<string, { username: string; password: string }>;
   /** Last inspect result per node id and container id: spares re-inspecting healthy running containers. */

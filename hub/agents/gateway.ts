@@ -23,13 +23,7 @@ import type { Store } from '../store/store.js';
 import { defaultPerAddressLimit, HandshakeAdmission, type HandshakeTicket } from './handshake-admission.js';
 import { HandshakeLoad } from './handshake-load.js';
 import { SocketFaults } from './socket-faults.js';
-
-export interface GatewayLogger {
-  debug(obj: object, msg: string): void;
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+import type { Logger } from '../../shared/logger.js';
 
 /** What the hub does with a node's frames; the gateway only handles transport, auth and framing. */
 export interface GatewayHandlers {
@@ -48,7 +42,7 @@ export interface GatewayOptions {
   store: Store;
   clock: Clock;
   detector: FailureDetector;
-  logger: GatewayLogger;
+  logger: Logger;
   handlers: GatewayHandlers;
   heartbeatIntervalMs: number;
   /** Handshakes (upgrade to hello) in progress at once; beyond it agents get 503 and back off. */

@@ -1,9 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { RateLimitedLog } from '../rate-limited-log.js';
-
-export interface SocketFaultLogger {
-  debug(obj: object, msg: string): void;
-}
+import type { Logger } from '../../shared/logger.js';
 
 /** Distinct error codes remembered; anything past it is counted under "other". */
 const MAX_CODES = 32;
@@ -22,7 +19,7 @@ export class SocketFaults {
   /** At most one line a second, however many sockets fail. */
   private readonly log: RateLimitedLog;
 
-  constructor(logger: SocketFaultLogger, nowMs: () => number = () => performance.now()) {
+  constructor(logger: Pick<Logger, 'debug'>, nowMs: () => number = () => performance.now()) {
     this.log = new RateLimitedLog((obj, msg) => logger.debug(obj, msg), { intervalMs: 1000, nowMs });
   }
 
