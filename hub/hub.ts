@@ -1,6 +1,6 @@
 import type { Clock } from '../shared/clock.js';
 import { canonicalJson } from '../shared/container-spec.js';
-import { CloseCode, type HelloFrame, type NodeConditions, type ReplicaReport } from '../shared/protocol.js';
+import { AGENT_RECONNECT_CAP_MS, CloseCode, type HelloFrame, type NodeConditions, type ReplicaReport } from '../shared/protocol.js';
 import type { NormalizedSpec } from '../shared/spec.js';
 import { AgentGateway } from './agents/gateway.js';
 import { Dispatcher } from './dispatcher.js';
@@ -39,8 +39,8 @@ export const DEFAULT_HUB_CONFIG: HubConfig = {
   heartbeatIntervalMs: 5_000,
   heartbeatGraceMs: 15_000,
   lostAfterMs: 60_000,
-  // The agents' reconnect backoff is capped near 30 s: by then every live agent has tried again.
-  startupGraceMs: 30_000,
+  // By the agents' reconnect backoff cap, every live agent has tried again.
+  startupGraceMs: AGENT_RECONNECT_CAP_MS,
   maxPendingHandshakes: 256,
   maxPendingHandshakesPerAddress: null,
   resyncIntervalMs: 30_000,
