@@ -1,0 +1,143 @@
+#!/usr/bin/env node
+/**
+ * What one scheduling pass costs at fleet scale, with nothing else running: the pure planner on
+ * 10,000 nodes, one service of 100,000 replicas and a few small ones. Times a pass that places
+ * everything from nothing, a pass with nothing changed (the hub's resync and most triggers), a
+ * pass where one small service changed its replica count (an API write), a pass that judges every
+ * service in full (the hub's first pass), and a pass with 10 % of the nodes lost (their replicas
+ * move). Node objects are made fresh for every pass, as the hub makes them.
+ *
+ *   node dist/bench/robustness/placement-pass.js [--nodes 10000] [--replicas 100000] [--repeat 9]
+ *
+ * Prints one JSON line: the median milliseconds of each kind of pass (and how many services each
+ * changed, to show the passes did what they claim).
+ */
+import { parseArgs } from 'node:util';
+import { planPlacements, type PlacementOptions } from '../../hub/scheduler/placement.js';
+import type { SchedNode, SchedService, ServicePlacementChange } from '../../hub/scheduler/types.js';
+import { validateServiceSpec, type NormalizedSpec } from '../../shared/spec.js';
+
+const { values } = parseArgs({
+  options: {
+    nodes: { type: 'string', default: '10000' },
+    replicas: { type: 'string', default: '100000' },
+    repeat: { type: 'string', default: '9' },
+  },
+});
+const NODES = Math.min(50_000, Math.max(10, Number(values.nodes)));
+const REPLICAS = Math.min(500_000, Math.max(10, Number(values.replicas)));
+const REPEAT = Math.min(50, Math.max(1, Number(values.repeat)));
+const SMALL_SERVICES = 5;
+const LOST_AFTER_MS = 60_000;
+const GB = 1024 ** 3;
+
+function spec(input: Record<string, unknown>): NormalizedSpec {
+  const v = validateServiceSpec({ image: 'busybox:1', ...input });
+  if (!v.ok) throw new Error(JSON.stringify(v.errors));
+  return v.value;
+}
+
+/** Fresh objects every call, as the hub builds them from its node records for each pass. */
+function nodes(lost: ReadonlySet<number> = new Set()): SchedNode[] {
+  const out: SchedNode[] = [];
+  for (let i = 0; i < NODES; i++) {
+    const id = `node-${String(i).padStart(5, '0')}`;
+    const down = lost.has(i);
+    out.push({
+      id,
+      name: id,
+      labels: { site: `site-${i % 40}` },
+      facts: { hostname: id, arch: 'arm64', os: 'linux', cpus: 4, memoryBytes: 4 * GB },
+      schedulable: !down,
+      downForMs: down ? 2 * LOST_AFTER_MS : null,
+    });
+  }
+  return out;
+}
+
+let nextId = 0;
+const options = (skipSettled = true): PlacementOptions => ({
+  newReplicaId: (service) => `${service}.${(nextId++).toString(36)}`,
+  defaultLostAfterMs: LOST_AFTER_MS,
+  isRunning: () => false,
+  skipSettled,
+});
+
+function apply(services: readonly SchedService[], changes: readonly ServicePlacementChange[]): SchedService[] {
+  const byName = new Map(changes.map((c) => [c.service, c.placements]));
+  return services.map((s) => ({ ...s, placements: byName.get(s.name) ?? s.placements }));
+}
+
+function timed(services: readonly SchedService[], nodeList: SchedNode[], opts: PlacementOptions) {
+  const startMs = performance.now();
+  const changes = planPlacements(services, nodeList, opts);
+  return { ms: performance.now() - startMs, changes };
+}
+
+const median = (xs: number[]): number => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return Math.round((sorted[Math.floor(sorted.length / 2)] as number) * 100) / 100;
+};
+
+let services: SchedService[] = [
+  { name: 'big', spec: spec({ replicas: REPLICAS, resources: { cpus: 0.01, memoryMB: 8 } }), placements: [] },
+];
+for (let i = 0; i < SMALL_SERVICES; i++) {
+  const input = i === 0 ? { replicas: 3, ports: [{ containerPort: 80, hostPort: 8080 }] } : { replicas: 3, resources: { memoryMB: 64 } };
+  services.push({ name: `small-${i}`, spec: spec(input), placements: [] });
+}
+
+const initial = timed(services, nodes(), options());
+services = apply(services, initial.changes);
+
+const steadyMs: number[] = [];
+let steadyChanges = 0;
+for (let r = 0; r < REPEAT; r++) {
+  const pass = timed(services, nodes(), options());
+  steadyMs.push(pass.ms);
+  steadyChanges += pass.changes.length;
+}
+
+// One small service scaled up and back down, alternately: each pass sees a real change.
+const smallMs: number[] = [];
+let smallChanges = 0;
+for (let r = 0; r < REPEAT; r++) {
+  const target = services[1] as SchedService;
+  const changed = { ...target, spec: { ...target.spec, replicas: r % 2 === 0 ? 4 : 3 } };
+  const input = services.map((s) => (s === target ? changed : s));
+  const pass = timed(input, nodes(), options());
+  smallMs.push(pass.ms);
+  smallChanges += pass.changes.length;
+  services = apply(input, pass.changes);
+}
+
+const judgeAllMs: number[] = [];
+for (let r = 0; r < Math.min(REPEAT, 3); r++) judgeAllMs.push(timed(services, nodes(), options(false)).ms);
+
+// Every tenth node lost: the same input each time, so each pass moves the same 10 %.
+const lost = new Set<number>();
+for (let i = 0; i < NODES; i += 10) lost.add(i);
+const lostMs: number[] = [];
+let lostMoved = 0;
+for (let r = 0; r < Math.min(REPEAT, 3); r++) {
+  const pass = timed(services, nodes(lost), options());
+  lostMs.push(pass.ms);
+  lostMoved = pass.changes.reduce((n, c) => n + c.placements.filter((p) => p.replacedBy).length, 0);
+}
+
+console.log(
+  JSON.stringify({
+    nodes: NODES,
+    replicas: REPLICAS,
+    smallServices: SMALL_SERVICES,
+    repeat: REPEAT,
+    initialMs: Math.round(initial.ms),
+    steadyMedianMs: median(steadyMs),
+    steadyChanges,
+    smallChangeMedianMs: median(smallMs),
+    smallChanges,
+    judgeAllMedianMs: median(judgeAllMs),
+    lost10PercentMedianMs: median(lostMs),
+    lostReplicasMoved: lostMoved,
+  }),
+);
