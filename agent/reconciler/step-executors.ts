@@ -55,20 +55,27 @@ export function containerName(nodeId: string, replicaId: string): string {
   return `tether-${nodeId.slice(0, 12)}-${replicaId}`.replace(/[^a-zA-Z0-9_.-]/g, '-');
 }
 
-export async function executeStep(step: EngineStep, ctx: StepContext): Promise<void> {
-  switch (step.kind) {
-    case 'remove':
-      return remove(step, ctx);
-    case 'create':
-      return create(step, ctx);
-    case 'start': {
-      const restart = isRestart(step.containerId, ctx);
-      const specHash = ctx.planned.get(step.containerId)?.specHash ?? '';
-      return swapIn(step.containerId, step.replicaId, specHash, step.swap, restart, ctx);
-    }
-    case 'start-stand-in':
-      return startOutdated(step.containerId, step.replicaId, ctx);
-  }
+/**
+ * One executor per kind of engine step, looked up by the step's kind. Keyed by the union itself,
+ * so a new kind of step without an executor does not compile (a switch would need a default).
+ */
+export type StepExecutors = { [K in EngineStep['kind']]: (step: Extract<EngineStep, { kind: K }>, ctx: StepContext) => Promise<void> };
+
+export const stepExecutors: StepExecutors = {
+  remove: (step, ctx) => remove(step, ctx),
+  create: (step, ctx) => create(step, ctx),
+  start: (step, ctx) => {
+    const restart = isRestart(step.containerId, ctx);
+    const specHash = ctx.planned.get(step.containerId)?.specHash ?? '';
+    return swapIn(step.containerId, step.replicaId, specHash, step.swap, restart, ctx);
+  },
+  'start-stand-in': (step, ctx) => startOutdated(step.containerId, step.replicaId, ctx),
+};
+
+export function executeStep(step: EngineStep, ctx: StepContext): Promise<void> {
+  // The cast joins what TypeScript cannot correlate: the executor of step.kind takes that step.
+  const execute = stepExecutors[step.kind] as (step: EngineStep, ctx: StepContext) => Promise<void>;
+  return execute(step, ctx);
 }
 
 async function remove(step: Extract<Step, { kind: 'remove' }>, ctx: StepContext): Promise<void> {
