@@ -1,21 +1,19 @@
 import type { Clock } from '../shared/clock.js';
-import { canonicalJson } from '../shared/container-spec.js';
 import { AGENT_RECONNECT_CAP_MS, CloseCode, type HelloFrame, type NodeConditions, type ReplicaReport } from '../shared/protocol.js';
-import type { NormalizedSpec } from '../shared/spec.js';
 import { AgentGateway } from './agents/gateway.js';
 import { Dispatcher } from './dispatcher.js';
 import { FailureDetector, type NodeState } from './failure-detector.js';
 import { DEFAULT_DISRUPTION_SHARE } from './fleet-disruption.js';
 import { diskWarning, NodeConditionsTable, type ConditionTransition } from './node-conditions.js';
 import { ObservedState } from './observed-state.js';
-import { PerKeyQueue } from './per-key-queue.js';
 import { NodeDirectory } from './node-directory.js';
 import { NodeLogBudget } from './node-log-budget.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import { HubReconcileLoop } from './reconcile-loop.js';
 import type { SchedNode } from './scheduler/types.js';
 import type { NodeRecord, ServiceRecord, Store } from './store/store.js';
-import { nodeView, serviceView, type ReplicaPage } from './views.js';
+import { Services } from './services.js';
+import { nodeView } from './views.js';
 import type { Logger } from '../shared/logger.js';
 
 export interface HubConfig {
@@ -62,8 +60,6 @@ const STALL_LOG_INTERVAL_MS = 10_000;
  */
 const NODE_LOG_LINES_PER_MINUTE = 20;
 
-export type PutServiceResult = { outcome: 'created' | 'updated' | 'unchanged'; record: ServiceRecord };
-
 /**
  * The hub's core, without HTTP: durable state (store), soft state (liveness, observed replicas),
  * the reconcile loop and the agent gateway. HTTP routes call its methods.
@@ -78,6 +74,8 @@ export class Hub {
   readonly dispatcher: Dispatcher;
   readonly loop: HubReconcileLoop;
   readonly gateway: AgentGateway;
+  /** Service commands and views. */
+  readonly services: Services;
   private sweepTimer: NodeJS.Timeout | null = null;
   /** Lines about nodes' changes, per node (see NODE_LOG_LINES_PER_MINUTE). */
   private readonly nodeLog = new NodeLogBudget({ linesPerWindow: NODE_LOG_LINES_PER_MINUTE, windowMs: 60_000 });
@@ -139,6 +137,16 @@ export class Hub {
         onStatus: (nodeId, reports) => this.onStatus(nodeId, reports),
         onDisconnect: () => undefined,
       },
+    });
+    this.services = new Services({
+      store,
+      dispatcher: this.dispatcher,
+      observed: this.observed,
+      detector: this.detector,
+      clock,
+      logger,
+      markDirty: () => this.loop.markDirty(),
+      deleted: (name) => this.handoverReplacements.delete(name),
     });
   }
 
@@ -283,8 +291,6 @@ export class Hub {
    * the services it left alone.
    */
   private readonly handoverReplacements = new Map<string, Set<string>>();
-  /** Writes of one service, one at a time: each builds on the record the previous one left. */
-  private readonly serviceWrites = new PerKeyQueue();
 
   private trackHandovers(changed: readonly ServiceRecord[]): void {
     for (const s of changed) {
@@ -363,71 +369,4 @@ export class Hub {
       }
     }
   }
-
-  // ---- services ----------------------------------------------------------------------------
-
-  serviceView(record: ServiceRecord, page: ReplicaPage) {
-    const nowMs = this.clock.nowMs();
-    return serviceView(record, this.observed, this.dispatcher.specHashOf(record.name), (nodeId) => this.detector.state(nodeId, nowMs), page);
-  }
-
-  /** Creates or replaces a service. The same spec again changes nothing and restarts nothing. */
-  putService(name: string, spec: NormalizedSpec): Promise<PutServiceResult> {
-    return this.serviceWrites.run(name, () => this.putServiceNow(name, spec));
-  }
-
-  async deleteService(name: string): Promise<boolean> {
-    return this.serviceWrites.run(name, () => this.deleteServiceNow(name));
-  }
-
-  private async putServiceNow(name: string, spec: NormalizedSpec): Promise<PutServiceResult> {
-    const before = this.store.getService(name);
-    if (before && sameRecord(before.spec, spec)) return { outcome: 'unchanged', record: before };
-    const now = new Date().toISOString();
-    // A name deleted before goes on from the revision it reached: clients and caches rely on
-    // revisions growing per name.
-    const record: ServiceRecord = before
-      ? { ...before, spec, revision: before.revision + 1, updatedAt: now }
-      : { name, spec, revision: (this.store.getServiceTombstone(name)?.revision ?? 0) + 1, createdAt: now, updatedAt: now, placements: [] };
-    const written = this.store.putService(record);
-    this.dispatcher.serviceChanged(name, record, written);
-    try {
-      await written;
-    } catch (error) {
-      // The store undid the change (and refused any planned on top of it): so does the index, so
-      // that nothing of it stays (a retried PUT is a change again, not `unchanged`).
-      this.dispatcher.resync(name);
-      throw error;
-    }
-    this.loop.markDirty();
-    if (!before && this.store.getServiceTombstone(name)) {
-      // The live record carries the revision now; a tombstone that stays (a failed write) only
-      // holds a lower one.
-      void this.store.deleteServiceTombstone(name).catch((err: unknown) => this.logger.error({ err, service: name }, 'could not drop the revision of a deleted service'));
-    }
-    return { outcome: before ? 'updated' : 'created', record };
-  }
-
-  private async deleteServiceNow(name: string): Promise<boolean> {
-    if (!this.store.getService(name)) return false;
-    // Durable before the delete, so that no crash between the two lets the name start over.
-    const reached = this.store.getService(name)!.revision;
-    await this.store.putServiceTombstone({ name, revision: reached, deletedAt: new Date().toISOString() });
-    // Read again: a reconcile pass may have changed the placements meanwhile.
-    const before = this.store.getService(name);
-    if (!before) return false;
-    // The index lets go of the replicas (and their observed states) only once the delete is on
-    // disk: a delete that fails must leave the service as it was, its replicas' states included.
-    // Writes of this name wait meanwhile, and a reconcile pass no longer sees the service.
-    await this.store.deleteService(name);
-    this.dispatcher.serviceChanged(name, undefined);
-    this.handoverReplacements.delete(name);
-    this.loop.markDirty();
-    return true;
-  }
 }
-
-function sameRecord(a: unknown, b: unknown): boolean {
-  return canonicalJson(a) === canonicalJson(b);
-}
-

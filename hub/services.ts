@@ -1,0 +1,118 @@
+/**
+ * Service commands (create, replace, delete) and the views of services. Writes of one name go one
+ * at a time; a deleted name leaves a tombstone so that its revisions keep growing.
+ */
+import type { Clock } from '../shared/clock.js';
+import { canonicalJson } from '../shared/container-spec.js';
+import type { Logger } from '../shared/logger.js';
+import type { NormalizedSpec } from '../shared/spec.js';
+import type { Dispatcher } from './dispatcher.js';
+import type { FailureDetector } from './failure-detector.js';
+import type { ObservedState } from './observed-state.js';
+import { PerKeyQueue } from './per-key-queue.js';
+import type { ServiceRecord, Store } from './store/store.js';
+import { serviceView, type ReplicaPage } from './views.js';
+
+export type PutServiceResult = { outcome: 'created' | 'updated' | 'unchanged'; record: ServiceRecord };
+
+export interface ServicesDeps {
+  store: Store;
+  dispatcher: Dispatcher;
+  observed: ObservedState;
+  detector: Pick<FailureDetector, 'state'>;
+  clock: Clock;
+  logger: Logger;
+  /** The services changed: the next pass places them. */
+  markDirty: () => void;
+  /** A service is gone: nothing of it waits for a hand-over any more. */
+  deleted: (name: string) => void;
+}
+
+export class Services {
+  /** Writes of one service, one at a time: each builds on the record the previous one left. */
+  private readonly serviceWrites = new PerKeyQueue();
+
+  constructor(private readonly deps: ServicesDeps) {}
+
+  get(name: string): ServiceRecord | undefined {
+    return this.deps.store.getService(name);
+  }
+
+  /** Every service, by name. */
+  list(): ServiceRecord[] {
+    return [...this.deps.store.listServices()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  count(): number {
+    let n = 0;
+    for (const _ of this.deps.store.listServices()) n++;
+    return n;
+  }
+
+  view(record: ServiceRecord, page: ReplicaPage) {
+    const { observed, dispatcher, detector, clock } = this.deps;
+    const nowMs = clock.nowMs();
+    return serviceView(record, observed, dispatcher.specHashOf(record.name), (nodeId) => detector.state(nodeId, nowMs), page);
+  }
+
+  /** Creates or replaces a service. The same spec again changes nothing and restarts nothing. */
+  put(name: string, spec: NormalizedSpec): Promise<PutServiceResult> {
+    return this.serviceWrites.run(name, () => this.putNow(name, spec));
+  }
+
+  async delete(name: string): Promise<boolean> {
+    return this.serviceWrites.run(name, () => this.deleteNow(name));
+  }
+
+  private async putNow(name: string, spec: NormalizedSpec): Promise<PutServiceResult> {
+    const { store, dispatcher, logger } = this.deps;
+    const before = store.getService(name);
+    if (before && sameRecord(before.spec, spec)) return { outcome: 'unchanged', record: before };
+    const now = new Date().toISOString();
+    // A name deleted before goes on from the revision it reached: clients and caches rely on
+    // revisions growing per name.
+    const record: ServiceRecord = before
+      ? { ...before, spec, revision: before.revision + 1, updatedAt: now }
+      : { name, spec, revision: (store.getServiceTombstone(name)?.revision ?? 0) + 1, createdAt: now, updatedAt: now, placements: [] };
+    const written = store.putService(record);
+    dispatcher.serviceChanged(name, record, written);
+    try {
+      await written;
+    } catch (error) {
+      // The store undid the change (and refused any planned on top of it): so does the index, so
+      // that nothing of it stays (a retried PUT is a change again, not `unchanged`).
+      dispatcher.resync(name);
+      throw error;
+    }
+    this.deps.markDirty();
+    if (!before && store.getServiceTombstone(name)) {
+      // The live record carries the revision now; a tombstone that stays (a failed write) only
+      // holds a lower one.
+      void store.deleteServiceTombstone(name).catch((err: unknown) => logger.error({ err, service: name }, 'could not drop the revision of a deleted service'));
+    }
+    return { outcome: before ? 'updated' : 'created', record };
+  }
+
+  private async deleteNow(name: string): Promise<boolean> {
+    const { store, dispatcher } = this.deps;
+    if (!store.getService(name)) return false;
+    // Durable before the delete, so that no crash between the two lets the name start over.
+    const reached = store.getService(name)!.revision;
+    await store.putServiceTombstone({ name, revision: reached, deletedAt: new Date().toISOString() });
+    // Read again: a reconcile pass may have changed the placements meanwhile.
+    const before = store.getService(name);
+    if (!before) return false;
+    // The index lets go of the replicas (and their observed states) only once the delete is on
+    // disk: a delete that fails must leave the service as it was, its replicas' states included.
+    // Writes of this name wait meanwhile, and a reconcile pass no longer sees the service.
+    await store.deleteService(name);
+    dispatcher.serviceChanged(name, undefined);
+    this.deps.deleted(name);
+    this.deps.markDirty();
+    return true;
+  }
+}
+
+function sameRecord(a: unknown, b: unknown): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
