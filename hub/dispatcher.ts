@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { containerSpecHash, containerSpecOf, type ContainerSpec } from '../shared/container-spec.js';
 import type { AssignedReplica, TargetFrame } from '../shared/protocol.js';
 import type { Placement } from './scheduler/types.js';
-import type { ServiceRecord, Store } from './store/store.js';
+import type { RecordChange, ServiceRecord, Store } from './store/store.js';
 
 /** Placed: a node that should run it now (pending replicas, even with a node, run nowhere). */
 const placedOn = (p: Placement): boolean => p.nodeId !== null && p.pendingReason === null;
@@ -56,7 +56,28 @@ export class Dispatcher {
     private readonly store: Store,
     private readonly send: SendTarget,
     private readonly onReleased: OnReleased = () => undefined,
-  ) {}
+  ) {
+    // Every change of a service record reaches the index from the store itself, the undo of a
+    // refused write included: no writer pairs a write with a call here.
+    store.subscribe((change) => {
+      if (change.collection === 'services') this.serviceRecordChanged(change);
+    });
+  }
+
+  private serviceRecordChanged({ key, after, written }: RecordChange<'services', ServiceRecord>): void {
+    if (after === undefined && written !== null) {
+      // The index lets go of a deleted service's replicas (and their observed states) only once the
+      // delete is on disk: a delete that fails must leave the service as it was, its replicas'
+      // states included, and no target may drop them meanwhile. Its undo, if it fails, finds the
+      // index where it was.
+      written.then(
+        () => this.resync(key),
+        () => undefined,
+      );
+      return;
+    }
+    this.serviceChanged(key, after, written ?? undefined);
+  }
 
   /** Whether the replica is part of the node's target: the only replicas the node may report on. */
   isAssigned(nodeId: string, replicaId: string): boolean {

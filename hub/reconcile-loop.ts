@@ -169,15 +169,9 @@ export class HubReconcileLoop {
         continue;
       }
       const after: ServiceRecord = { ...before, placements: change.placements };
-      const written = store.putService(after);
-      writes.push(
-        written.catch((error: unknown) => {
-          // The store undid the placements: so does the index, and the next pass plans again.
-          dispatcher.resync(change.service);
-          throw error;
-        }),
-      );
-      dispatcher.serviceChanged(change.service, after, written);
+      // The dispatcher hears of it from the store, and of its undo should the write fail (then
+      // the next pass plans again).
+      writes.push(store.putService(after));
       committed.push(after);
     }
     // Placements are durable before any agent hears of them, so a hub restart never moves them.

@@ -1,6 +1,6 @@
 import { unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { JoinTokenRecord, NodeRecord, ServiceRecord, ServiceTombstone, Store } from './store.js';
+import type { JoinTokenRecord, NodeRecord, ServiceRecord, ServiceTombstone, Store, StoreChange, StoreListener } from './store.js';
 import { ShardedCollection, type CollectionOptions } from './sharded-collection.js';
 import { StoreDamagedError, StoreFileDamagedError } from './store-file-damaged.js';
 import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
@@ -31,15 +31,44 @@ export class LowdbStore implements Store {
   private readonly healthTracker = new StoreHealthTracker();
   /** When a failing store may be probed again (see health). */
   private recheckAtMs = 0;
+  private readonly listeners = new Set<StoreListener>();
 
   constructor(private readonly opts: LowdbStoreOptions) {
     const collection: CollectionOptions = { health: this.healthTracker, beforeWrite: opts.beforeWrite };
+    const tell =
+      (collection: StoreChange['collection']): CollectionOptions['onChange'] =>
+      (key, before, after, written) => {
+        if (this.listeners.size === 0) return;
+        // Each collection holds the record type its name says (the union's pairs).
+        const change = { collection, key, before, after, written } as StoreChange;
+        for (const listener of this.listeners) {
+          try {
+            listener(change);
+          } catch (error) {
+            // One listener's bug neither stops the others nor the store: it surfaces on its own.
+            queueMicrotask(() => {
+              throw error;
+            });
+          }
+        }
+      };
     // Each record carries its key: checked at read, so that a file of another collection is refused.
-    this.nodes = new ShardedCollection(path.join(opts.dir, 'nodes'), 'nodes', opts.nodeShards ?? 64, { ...collection, keyField: 'id' });
-    this.services = new ShardedCollection(path.join(opts.dir, 'services'), 'services', opts.serviceShards ?? 64, { ...collection, keyField: 'name' });
-    this.joinTokens = new ShardedCollection(opts.dir, 'join-tokens', 1, { ...collection, keyField: 'tokenHash' });
+    this.nodes = new ShardedCollection(path.join(opts.dir, 'nodes'), 'nodes', opts.nodeShards ?? 64, { ...collection, keyField: 'id', onChange: tell('nodes') });
+    this.services = new ShardedCollection(path.join(opts.dir, 'services'), 'services', opts.serviceShards ?? 64, { ...collection, keyField: 'name', onChange: tell('services') });
+    this.joinTokens = new ShardedCollection(opts.dir, 'join-tokens', 1, { ...collection, keyField: 'tokenHash', onChange: tell('joinTokens') });
     // Few and small (one per name deleted and not created again): a handful of files is plenty.
-    this.tombstones = new ShardedCollection(path.join(opts.dir, 'services'), 'deleted-services', TOMBSTONE_SHARDS, { ...collection, keyField: 'name' });
+    this.tombstones = new ShardedCollection(path.join(opts.dir, 'services'), 'deleted-services', TOMBSTONE_SHARDS, {
+      ...collection,
+      keyField: 'name',
+      onChange: tell('serviceTombstones'),
+    });
+  }
+
+  subscribe(listener: StoreListener): () => void {
+    // A wrapper of its own, so that one listener subscribed twice is told twice and stopped once each.
+    const own: StoreListener = (change) => listener(change);
+    this.listeners.add(own);
+    return () => this.listeners.delete(own);
   }
 
   /**

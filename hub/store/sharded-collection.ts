@@ -23,6 +23,11 @@ export interface CollectionOptions {
    * in flight meanwhile (fault injection in tests).
    */
   beforeWrite?: (file: string) => void | Promise<void>;
+  /**
+   * Told of every change of a record in memory, synchronously, once memory holds it: `written` is
+   * the write that carries it, null for the undo of a refused write (memory equals the disk again).
+   */
+  onChange?: (key: string, before: unknown, after: unknown, written: Promise<void> | null) => void;
 }
 
 interface Waiter {
@@ -146,8 +151,9 @@ export class ShardedCollection<T> {
     const unsaved = this.track(shard, key, before);
     if (lazy) unsaved.lazy = { ...unsaved.lazy, ...fieldsChanged(before, value) };
     this.setMemory(shard, key, value);
-    if (lazy) return this.markLazy(shard, key);
-    return this.markDirty(shard, key);
+    const written = lazy ? this.markLazy(shard, key) : this.markDirty(shard, key);
+    this.changed(key, before, value, written);
+    return written;
   }
 
   /** Durable, as put: a delete that fails leaves the record as the disk has it. */
@@ -158,7 +164,24 @@ export class ShardedCollection<T> {
     // Lazy fields of a record being deleted go with it.
     this.track(shard, key, before).lazy = null;
     this.setMemory(shard, key, undefined);
-    return this.markDirty(shard, key);
+    const written = this.markDirty(shard, key);
+    this.changed(key, before, undefined, written);
+    return written;
+  }
+
+  /**
+   * A subscriber that throws is a bug of its own: it must not leave the store half way through a
+   * change (waiters unsettled, say), so its error surfaces on its own.
+   */
+  private changed(key: string, before: T | undefined, after: T | undefined, written: Promise<void> | null): void {
+    if (!this.opts.onChange) return;
+    try {
+      this.opts.onChange(key, before, after, written);
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
   }
 
   /** Starts tracking a record about to change; untracked records equal the disk. */
@@ -307,13 +330,16 @@ export class ShardedCollection<T> {
       unsaved.lazyInFlight = null;
     }
     let lazyLeft = carriesLazy;
+    const undone: Array<[string, T | undefined, T | undefined]> = [];
     for (const key of refused) {
       const unsaved = changed.get(key);
       if (!unsaved) continue;
       const restored = unsaved.saved === undefined ? undefined : withFields(unsaved.saved, unsaved.lazy);
+      const refusedValue = this.records.get(key);
       this.setMemory(shard, key, restored);
       if (unsaved.lazy === null) changed.delete(key);
       else lazyLeft = true;
+      undone.push([key, refusedValue, restored]);
     }
     for (const w of waiters) w.reject(error);
     if (refused.size > 0) {
@@ -324,6 +350,8 @@ export class ShardedCollection<T> {
       if (kept.length > 0) this.waiting.set(shard, kept);
       else this.waiting.delete(shard);
     }
+    // Told once the store is consistent again: a subscriber may read any record meanwhile.
+    for (const [key, before, after] of undone) this.changed(key, before, after, null);
     if (!lazyLeft) return;
     // Lazy changes stay in memory: keep the shard dirty and try again, so that they reach the
     // disk once the disk works again (a full disk, say).

@@ -71,6 +71,29 @@ export interface JoinTokenRecord {
   labels?: Record<string, string>;
 }
 
+/**
+ * One change of a record in memory, as subscribers see it (a Kubernetes informer's event): what
+ * the record was and is now (undefined: none). `written` is the file write that carries it, so
+ * that a subscriber can wait for it to land; null when memory went back to what the disk holds
+ * (the undo of a refused write), which has nothing left to write.
+ */
+export interface RecordChange<C extends string, T> {
+  collection: C;
+  key: string;
+  before: T | undefined;
+  after: T | undefined;
+  written: Promise<void> | null;
+}
+
+export type StoreChange =
+  | RecordChange<'nodes', NodeRecord>
+  | RecordChange<'services', ServiceRecord>
+  | RecordChange<'serviceTombstones', ServiceTombstone>
+  | RecordChange<'joinTokens', JoinTokenRecord>;
+
+/** Called synchronously for every change of memory, in order; it must not throw, nor write to the store. */
+export type StoreListener = (change: StoreChange) => void;
+
 export interface Store {
   open(): Promise<void>;
   /** Writes whatever is pending and releases the files. */
@@ -97,6 +120,12 @@ export interface Store {
   getJoinToken(tokenHash: string): JoinTokenRecord | undefined;
   putJoinToken(token: JoinTokenRecord): Promise<void>;
   deleteJoinToken(tokenHash: string): Promise<void>;
+
+  /**
+   * Tells `listener` of every change of a record in memory from now on: puts (lazy ones included),
+   * deletes, and the undo of a durable write that failed. Returns the call that stops it.
+   */
+  subscribe(listener: StoreListener): () => void;
 
   /** Whether the latest file write failed (and since when), and how many failed in all. */
   health(): StoreHealth;

@@ -14,7 +14,7 @@ function spec(command: string): NormalizedSpec {
 }
 
 /** Only what the dispatcher reads when nothing is published. */
-const noStore = { listServices: () => [], listNodes: () => [], getNode: () => undefined } as unknown as Store;
+const noStore = { listServices: () => [], listNodes: () => [], getNode: () => undefined, subscribe: () => () => undefined } as unknown as Store;
 
 const record = (name: string, s: NormalizedSpec, placements: Placement[]): ServiceRecord => ({
   name,
