@@ -8,6 +8,7 @@ import type { Logger } from '../shared/logger.js';
 import type { NormalizedSpec } from '../shared/spec.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { FailureDetector } from './failure-detector.js';
+import type { ServiceStats } from './hub-stats.js';
 import type { ObservedState } from './observed-state.js';
 import { PerKeyQueue } from './per-key-queue.js';
 import type { ServiceRecord, Store } from './store/store.js';
@@ -28,7 +29,7 @@ export interface ServicesDeps {
   deleted: (name: string) => void;
 }
 
-export class Services {
+export class Services implements ServiceStats {
   /** Writes of one service, one at a time: each builds on the record the previous one left. */
   private readonly serviceWrites = new PerKeyQueue();
 
@@ -65,7 +66,7 @@ export class Services {
   }
 
   private async putNow(name: string, spec: NormalizedSpec): Promise<PutServiceResult> {
-    const { store, dispatcher, logger } = this.deps;
+    const { store, logger } = this.deps;
     const before = store.getService(name);
     if (before && sameRecord(before.spec, spec)) return { outcome: 'unchanged', record: before };
     const now = new Date().toISOString();
@@ -74,16 +75,9 @@ export class Services {
     const record: ServiceRecord = before
       ? { ...before, spec, revision: before.revision + 1, updatedAt: now }
       : { name, spec, revision: (store.getServiceTombstone(name)?.revision ?? 0) + 1, createdAt: now, updatedAt: now, placements: [] };
-    const written = store.putService(record);
-    dispatcher.serviceChanged(name, record, written);
-    try {
-      await written;
-    } catch (error) {
-      // The store undid the change (and refused any planned on top of it): so does the index, so
-      // that nothing of it stays (a retried PUT is a change again, not `unchanged`).
-      dispatcher.resync(name);
-      throw error;
-    }
+    // A refused write is undone by the store (and any change planned on top of it), the
+    // dispatcher's index with it: nothing of it stays (a retried PUT is a change again).
+    await store.putService(record);
     this.deps.markDirty();
     if (!before && store.getServiceTombstone(name)) {
       // The live record carries the revision now; a tombstone that stays (a failed write) only
@@ -94,7 +88,7 @@ export class Services {
   }
 
   private async deleteNow(name: string): Promise<boolean> {
-    const { store, dispatcher } = this.deps;
+    const { store } = this.deps;
     if (!store.getService(name)) return false;
     // Durable before the delete, so that no crash between the two lets the name start over.
     const reached = store.getService(name)!.revision;
@@ -102,11 +96,9 @@ export class Services {
     // Read again: a reconcile pass may have changed the placements meanwhile.
     const before = store.getService(name);
     if (!before) return false;
-    // The index lets go of the replicas (and their observed states) only once the delete is on
-    // disk: a delete that fails must leave the service as it was, its replicas' states included.
-    // Writes of this name wait meanwhile, and a reconcile pass no longer sees the service.
+    // The dispatcher lets go of the replicas (and their observed states) only once the delete is
+    // on disk. Writes of this name wait meanwhile, and a reconcile pass no longer sees the service.
     await store.deleteService(name);
-    dispatcher.serviceChanged(name, undefined);
     this.deps.deleted(name);
     this.deps.markDirty();
     return true;
