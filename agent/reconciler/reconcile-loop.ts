@@ -23,11 +23,12 @@
  */
 import { Backoff } from '../../shared/backoff.js';
 import { systemClock, type Clock } from '../../shared/clock.js';
-import { MAX_REPORT_ERROR_LENGTH, PROTOCOL_LIMITS, type AssignedReplica, type ReplicaReport } from '../../shared/protocol.js';
+import { PROTOCOL_LIMITS, type AssignedReplica, type ReplicaReport } from '../../shared/protocol.js';
 import type { ContainerRuntime, ObservedContainer } from '../runtime/container-runtime.js';
 import { bestContainer, groupByReplica, needsImage, planSteps, replicaIdOf, type Step } from './plan-steps.js';
 import { reportOf, sameReport } from './replica-report.js';
 import { ReportOutbox } from './report-outbox.js';
+import { QUICK_SWAP_ATTEMPTS, RestartBackoff } from './restart-backoff.js';
 import { RestartTally, type RestartCountStore } from './restart-tally.js';
 import { executeStep, messageOf, type EngineStep, type StepContext } from './step-executors.js';
 import type { Logger } from '../../shared/logger.js';
@@ -75,16 +76,6 @@ export interface ReconcileLoopOptions {
 export const REPORT_WINDOW_MS = 250;
 
 /**
- * Failed swaps at one spec of a replica that are retried with the replica's usual backoff. Each
- * stops the serving old version (for up to the stop timeout) for a new one that then will not
- * start; past this many, such a version (a missing executable, a host port held outside Tether)
- * is not likely to start on the next try either.
- */
-export const QUICK_SWAP_ATTEMPTS = 3;
-/** The delay between further swap attempts at that spec: the old version serves meanwhile. */
-export const SWAP_RETRY_DELAY_MS = 15 * 60_000;
-
-/**
  * Writes of the restart counts that only follow the engine's counts (a container the engine's
  * policy restarts, every few seconds in a crash loop) come at most this often: each one is an
  * fsync, and on an SD card a write every few seconds, forever, wears it out. Little is lost by
@@ -92,12 +83,6 @@ export const SWAP_RETRY_DELAY_MS = 15 * 60_000;
  * the container went while it was down.
  */
 export const ENGINE_COUNTS_WRITE_INTERVAL_MS = 30_000;
-
-interface Failure {
-  error: string;
-  backoff: Backoff;
-  retryAtMs: number;
-}
 
 interface Target {
   generation: number;
@@ -116,7 +101,6 @@ export class ReconcileLoop {
   private readonly retryBaseMs: number;
   private readonly retryCapMs: number;
   private readonly stopTimeoutS: number;
-  private readonly swapRetryDelayMs: number;
   private readonly reportWindowMs: number;
 
   /** Null until the first setTarget: without a target nothing is removed. */
@@ -124,15 +108,7 @@ export class ReconcileLoop {
   private lastAppliedGeneration: number | null = null;
   /** The pending count of the last ack (see onApplied). */
   private lastAckedPending = 0;
-  private readonly failures = new Map<string, Failure>();
-  /**
-   * Failures of steps on one container that is not what its replica is made of (an outdated
-   * container's start, a removal of an old version), by container id: each backs off alone and
-   * holds back nothing of the replica (see PlanInput.containerBackingOff, StepContext.containerFailed).
-   */
-  private readonly containerFailures = new Map<string, Failure>();
-  /** Failed swap attempts per replica, at the spec they tried (see QUICK_SWAP_ATTEMPTS). */
-  private readonly swapAttempts = new Map<string, { specHash: string; failed: number }>();
+  private readonly backoff: RestartBackoff;
   private readonly restarts = new RestartTally();
   /** Outdated containers stopped by a swap, kept to the present ones (see StepContext.stoppedForSwap). */
   private readonly stoppedForSwap = new Set<string>();
@@ -182,7 +158,6 @@ export class ReconcileLoop {
     this.retryBaseMs = opts.retryBaseMs ?? 1_000;
     this.retryCapMs = opts.retryCapMs ?? 60_000;
     this.stopTimeoutS = opts.stopTimeoutS ?? 10;
-    this.swapRetryDelayMs = opts.swapRetryDelayMs ?? SWAP_RETRY_DELAY_MS;
     this.reportWindowMs = opts.reportWindowMs ?? REPORT_WINDOW_MS;
     if (this.maxConcurrentSteps < 1) throw new Error('invariant: maxConcurrentSteps must be at least 1');
     this.outbox = new ReportOutbox({
@@ -191,6 +166,12 @@ export class ReconcileLoop {
       send: (reports) => this.notify('onReport', () => this.opts.onReport(reports)),
     });
     this.passBackoff = new Backoff({ baseMs: this.retryBaseMs, capMs: this.retryCapMs });
+    this.backoff = new RestartBackoff({
+      clock: this.clock,
+      baseMs: this.retryBaseMs,
+      capMs: this.retryCapMs,
+      swapRetryDelayMs: opts.swapRetryDelayMs,
+    });
   }
 
   /** The generation of the last ack: wholly applied, or but for appliedPending replicas; 0 before the hub's first. */
@@ -272,7 +253,7 @@ export class ReconcileLoop {
     // A failure belongs to the spec that failed: a replica given another spec tries it at once.
     const previousSpecOf = new Map(previous?.replicas.map((r) => [r.replicaId, r.specHash]));
     for (const r of replicas) {
-      if (previousSpecOf.has(r.replicaId) && previousSpecOf.get(r.replicaId) !== r.specHash) this.failures.delete(r.replicaId);
+      if (previousSpecOf.has(r.replicaId) && previousSpecOf.get(r.replicaId) !== r.specHash) this.backoff.clearReplica(r.replicaId);
     }
     if (!previous || generation !== previous.generation) {
       this.passAbort?.abort();
@@ -336,13 +317,13 @@ export class ReconcileLoop {
       }
       if (target) {
         // After the image checks: one that fails puts its replicas in backoff for this plan.
-        const images = await this.presentImages(target.replicas, current, this.backingOffIds(planAtMs));
+        const images = await this.presentImages(target.replicas, current, this.backoff.replicasBackingOff(planAtMs));
         const steps = planSteps({
           target: target.replicas,
           current,
           images,
-          backingOff: this.backingOffIds(planAtMs),
-          containerBackingOff: backingOffOf(this.containerFailures, planAtMs),
+          backingOff: this.backoff.replicasBackingOff(planAtMs),
+          containerBackingOff: this.backoff.containersBackingOff(planAtMs),
           provisional: target.provisional,
         });
         waitingOnPulls = steps.flatMap((s) => (s.kind === 'pull' ? s.replicaIds : []));
@@ -362,7 +343,7 @@ export class ReconcileLoop {
       // A provisional target (the cache) is never acked: it removed and replaced nothing, so the
       // hub, told it was applied, would take the node for up to date; the hub's own follows.
       if (target && !target.provisional && !abort.signal.aborted) {
-        const pending = waitingOnPulls.filter((id) => !this.failures.has(id)).length;
+        const pending = waitingOnPulls.filter((id) => !this.backoff.hasFailed(id)).length;
         if (target.generation !== this.lastAppliedGeneration || pending !== this.lastAckedPending) {
           this.lastAppliedGeneration = target.generation;
           this.lastAckedPending = pending;
@@ -407,10 +388,6 @@ export class ReconcileLoop {
       }
     });
     return present;
-  }
-
-  private backingOffIds(nowMs: number): Set<string> {
-    return backingOffOf(this.failures, nowMs);
   }
 
   /**
@@ -515,14 +492,18 @@ export class ReconcileLoop {
       logger: this.logger,
       planned,
       stoppedForSwap: this.stoppedForSwap,
-      succeeded: (replicaId) => {
-        this.failures.delete(replicaId);
-        this.swapAttempts.delete(replicaId);
+      succeeded: (replicaId) => this.backoff.replicaSucceeded(replicaId),
+      failed: (replicaId, error) => this.fail(replicaId, error),
+      swapFailed: (replicaId, specHash, error) => {
+        const { error: text, retryInMs, attempts } = this.backoff.swapFailed(replicaId, specHash, error);
+        const context = attempts < QUICK_SWAP_ATTEMPTS ? { replicaId } : { replicaId, swapAttempts: attempts };
+        this.logger.warn({ nodeId: this.nodeId, ...context, err: text, retryInMs }, 'step failed');
       },
-      failed: (replicaId, error) => this.recordFailure(this.failures, replicaId, error, { replicaId }),
-      swapFailed: (replicaId, specHash, error) => this.swapFailed(replicaId, specHash, error),
-      containerSucceeded: (containerId) => this.containerFailures.delete(containerId),
-      containerFailed: (containerId, replicaId, error) => this.recordFailure(this.containerFailures, containerId, error, { replicaId, containerId }),
+      containerSucceeded: (containerId) => this.backoff.containerSucceeded(containerId),
+      containerFailed: (containerId, replicaId, error) => {
+        const retryInMs = this.backoff.containerFailed(containerId, error);
+        this.logger.warn({ nodeId: this.nodeId, replicaId, containerId, err: error, retryInMs }, 'step failed');
+      },
       started: (replicaId, containerId, restart) => this.restarts.noteStart(replicaId, containerId, restart),
       hadSpec: (replicaId, specHash) => this.restarts.hadSpec(replicaId, specHash),
     };
@@ -546,7 +527,7 @@ export class ReconcileLoop {
       .then(() => this.runtime.pullImage(step.image, step.auth, abort.signal))
       .then(
         () => {
-          for (const id of step.replicaIds) this.failures.delete(id);
+          for (const id of step.replicaIds) this.backoff.clearReplica(id);
           this.logger.info({ image: step.image }, 'pulled image');
         },
         (err: unknown) => {
@@ -562,33 +543,8 @@ export class ReconcileLoop {
   }
 
   private fail(replicaId: string, error: string): void {
-    this.recordFailure(this.failures, replicaId, error, { replicaId });
-  }
-
-  /**
-   * A swap at specHash failed and the old version serves again. Counted by spec: a new target for
-   * the replica (another spec) starts from none, so a fix is tried at once.
-   */
-  private swapFailed(replicaId: string, specHash: string, error: string): void {
-    const last = this.swapAttempts.get(replicaId);
-    const failed = last?.specHash === specHash ? last.failed + 1 : 1;
-    this.swapAttempts.set(replicaId, { specHash, failed });
-    if (failed < QUICK_SWAP_ATTEMPTS) {
-      this.recordFailure(this.failures, replicaId, error, { replicaId });
-      return;
-    }
-    // Wall-clock time only for the text: the operator reads it; the retry itself runs on the clock.
-    const at = new Date(Date.now() + this.swapRetryDelayMs).toISOString();
-    const text = `${error}; the old version keeps serving; tried again in ${Math.round(this.swapRetryDelayMs / 1000)} s (at ${at})`;
-    this.recordFailure(this.failures, replicaId, text, { replicaId, swapAttempts: failed }, this.swapRetryDelayMs);
-  }
-
-  /** Records the error under key and backs it off: the next delay of its own backoff, or delayMs. */
-  private recordFailure(failures: Map<string, Failure>, key: string, error: string, context: object, delayMs?: number): void {
-    const backoff = failures.get(key)?.backoff ?? new Backoff({ baseMs: this.retryBaseMs, capMs: this.retryCapMs });
-    const retryInMs = delayMs ?? backoff.nextDelayMs();
-    failures.set(key, { error: error.slice(0, MAX_REPORT_ERROR_LENGTH), backoff, retryAtMs: this.clock.nowMs() + retryInMs });
-    this.logger.warn({ nodeId: this.nodeId, ...context, err: error, retryInMs }, 'step failed');
+    const retryInMs = this.backoff.replicaFailed(replicaId, error);
+    this.logger.warn({ nodeId: this.nodeId, replicaId, err: error, retryInMs }, 'step failed');
   }
 
   /**
@@ -599,10 +555,7 @@ export class ReconcileLoop {
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.wakeTimer = null;
     if (!this.active) return;
-    let earliestMs = this.passRetryAtMs ?? Infinity;
-    for (const failures of [this.failures, this.containerFailures]) {
-      for (const f of failures.values()) if (f.retryAtMs >= planAtMs && f.retryAtMs < earliestMs) earliestMs = f.retryAtMs;
-    }
+    const earliestMs = Math.min(this.passRetryAtMs ?? Infinity, this.backoff.earliestRetryMs(planAtMs) ?? Infinity);
     if (earliestMs === Infinity) return;
     const nowMs = this.clock.nowMs();
     this.wakeTimer = setTimeout(() => {
@@ -623,14 +576,11 @@ export class ReconcileLoop {
     }
     // Forget what concerns replicas that are neither assigned nor present, and containers that are
     // gone: nothing will retry them, and these structures stay as small as the node's state.
-    for (const id of this.failures.keys()) if (!next.has(id)) this.failures.delete(id);
-    const assignedIds = new Set(assigned.map((r) => r.replicaId));
-    for (const id of this.swapAttempts.keys()) if (!assignedIds.has(id)) this.swapAttempts.delete(id);
+    const present = new Set(current.map((c) => c.id));
+    this.backoff.retain(new Set(next.keys()), new Set(assigned.map((r) => r.replicaId)), present);
     // Not before the first target: the counts of a replica whose container went while the agent
     // was down are still wanted when the target names it.
     if (this.target) this.restarts.retain(new Set(next.keys()));
-    const present = new Set(current.map((c) => c.id));
-    for (const id of this.containerFailures.keys()) if (!present.has(id)) this.containerFailures.delete(id);
     for (const id of this.stoppedForSwap) if (!present.has(id)) this.stoppedForSwap.delete(id);
     this.saveRestartCounts(false);
 
@@ -655,11 +605,8 @@ export class ReconcileLoop {
     const chosen = right?.state !== 'running' && any?.state === 'running' ? any : (right ?? any);
     // Running with the right spec is success however it came about (say the engine's restart
     // policy), so an older step error no longer describes the replica.
-    if (chosen?.state === 'running' && chosen.specHash === r.specHash) {
-      this.failures.delete(r.replicaId);
-      this.swapAttempts.delete(r.replicaId);
-    }
-    const error = this.failures.get(r.replicaId)?.error ?? (chosen ? this.containerFailures.get(chosen.id)?.error : undefined) ?? null;
+    if (chosen?.state === 'running' && chosen.specHash === r.specHash) this.backoff.replicaSucceeded(r.replicaId);
+    const error = this.backoff.replicaError(r.replicaId) ?? (chosen ? this.backoff.containerError(chosen.id) : undefined) ?? null;
     const restarts = this.restarts.observe(r.replicaId, containers, chosen);
     return reportOf(r.replicaId, r.service, r.specHash, chosen, error, restarts);
   }
@@ -668,7 +615,7 @@ export class ReconcileLoop {
   private unassignedReport(replicaId: string, containers: readonly ObservedContainer[]): ReplicaReport {
     const chosen = bestContainer(containers)!;
     const restarts = this.restarts.observe(replicaId, containers, chosen);
-    return reportOf(replicaId, chosen.service, chosen.specHash, chosen, this.failures.get(replicaId)?.error ?? null, restarts);
+    return reportOf(replicaId, chosen.service, chosen.specHash, chosen, this.backoff.replicaError(replicaId) ?? null, restarts);
   }
 
   /**
@@ -697,10 +644,4 @@ export class ReconcileLoop {
       this.logger.error({ nodeId: this.nodeId, err: messageOf(err) }, `${name} threw`);
     }
   }
-}
-
-function backingOffOf(failures: ReadonlyMap<string, Failure>, nowMs: number): Set<string> {
-  const ids = new Set<string>();
-  for (const [id, f] of failures) if (f.retryAtMs > nowMs) ids.add(id);
-  return ids;
 }
