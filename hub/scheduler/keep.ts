@@ -1,0 +1,242 @@
+/**
+ * What stays: which of a service's placements a pass keeps before anything new is placed (lost
+ * nodes, hand-overs, scale-down, global services), and which services have nothing to decide.
+ */
+import { matchesAll } from '../../shared/constraints.js';
+import { MinHeap } from './min-heap.js';
+import type { NodeState } from './node-usage.js';
+import { compareStrings } from './order.js';
+import type { ServicePlan } from './service-plan.js';
+import type { Placement } from './types.js';
+
+/** What keeping a replicated service's placements needs beyond the service itself. */
+export interface KeepContext {
+  statesById: Map<string, NodeState>;
+  seenReplicaIds: Set<string>;
+  newId: (service: string) => string;
+  defaultLostAfterMs: number;
+  isRunning: (replicaId: string) => boolean;
+}
+
+export function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
+  const { statesById } = ctx;
+  const lostAfterMs = plan.spec.lostAfterMs ?? ctx.defaultLostAfterMs;
+  const reschedule = plan.spec.onNodeLost === 'reschedule';
+  const olds: Placement[] = [];
+  for (const old of plan.service.placements) {
+    if (ctx.seenReplicaIds.has(old.replicaId)) continue;
+    ctx.seenReplicaIds.add(old.replicaId);
+    olds.push(old);
+  }
+  // Only hand-overs look replicas up by id; most passes have none.
+  const byId = olds.some((p) => p.replacedBy) ? new Map(olds.map((p) => [p.replicaId, p])) : new Map<string, Placement>();
+  const onUsableNode = (p: Placement): NodeState | undefined => {
+    const state = p.nodeId === null ? undefined : statesById.get(p.nodeId);
+    return state && matchesAll(state.node, plan.constraints) ? state : undefined;
+  };
+
+  // Replicas of lost nodes that have a replacement: hand over, call the move off, or wait.
+  const draining: Placement[] = [];
+  const restored = new Set<Placement>();
+  const cancelled = new Set<string>();
+  for (const old of olds) {
+    if (!old.replacedBy) continue;
+    const state = onUsableNode(old);
+    if (!state) continue;
+    const replacement = byId.get(old.replacedBy);
+    // The replacement runs: the old one may go (its node stops it when it comes back).
+    if (replacement && ctx.isRunning(replacement.replicaId)) continue;
+    if (state.node.schedulable) {
+      // The node came back before its replacement ran: keep what already runs there.
+      if (replacement) cancelled.add(replacement.replicaId);
+      restored.add(old);
+      continue;
+    }
+    if (replacement) draining.push(copyPlacement(old));
+  }
+
+  const kept: Placement[] = [];
+  let pendingCount = 0;
+  for (const old of olds) {
+    if ((old.replacedBy && !restored.has(old)) || cancelled.has(old.replicaId)) continue;
+    if (old.nodeId === null || old.pendingReason !== null) {
+      // A replicated replica that is pending has no node (one may be left from global mode).
+      const copy = copyPlacement(old);
+      delete copy.replacedBy;
+      kept.push({ ...copy, nodeId: null });
+      pendingCount++;
+      continue;
+    }
+    const state = onUsableNode(old);
+    if (!state) continue;
+    const downForMs = state.node.downForMs;
+    if (reschedule && downForMs !== null && downForMs >= lostAfterMs) {
+      // Lost: a replacement goes elsewhere; the original stays in its node's target meanwhile.
+      const replacement: Placement = { replicaId: ctx.newId(plan.service.name), nodeId: null, pendingReason: null, movedFrom: old.nodeId };
+      draining.push({ ...copyPlacement(old), replacedBy: replacement.replicaId });
+      kept.push(replacement);
+      pendingCount++;
+      continue;
+    }
+    // A placed replica that stays as it was is kept as the same object: nothing mutates placed
+    // replicas during a pass, and a large service would otherwise be copied whole on every change.
+    if (old.replacedBy === undefined && old.movedFrom !== null) {
+      kept.push(old);
+      continue;
+    }
+    const copy = copyPlacement(old);
+    delete copy.replacedBy;
+    kept.push(copy);
+  }
+
+  const excess = kept.length - plan.spec.replicas;
+  const removed = excess > 0 ? chooseRemovals(kept, pendingCount, excess, statesById) : null;
+  const removedIds = new Set([...(removed ?? [])].map((p) => p.replicaId));
+  for (const p of kept) {
+    if (removed?.has(p)) continue;
+    plan.placements.push(p);
+    if (p.nodeId === null) plan.toPlace.push(p);
+    else plan.countByNodeId.set(p.nodeId, (plan.countByNodeId.get(p.nodeId) ?? 0) + 1);
+  }
+  // A replacement scaled away leaves nothing to hand over to.
+  for (const p of draining) if (!removedIds.has(p.replacedBy as string)) plan.draining.push(p);
+}
+
+/**
+ * Whether a replicated service has nothing to decide: exactly its replicas, each on a node that
+ * exists, still matches and is not lost, none pending or handing over. Keeping such a service
+ * would copy it unchanged, so the pass only counts its reservations: most services are like this
+ * most of the time, and that keeps a pass over a large fleet cheap.
+ */
+export function isSettled(plan: ServicePlan, ctx: KeepContext): boolean {
+  const placements = plan.service.placements;
+  if (placements.length !== plan.spec.replicas) return false;
+  const summary = summaryOf(placements);
+  if (!summary.allPlaced) return false;
+  const lostAfterMs = plan.spec.lostAfterMs ?? ctx.defaultLostAfterMs;
+  const reschedule = plan.spec.onNodeLost === 'reschedule';
+  const constrained = plan.constraints.length > 0;
+  for (const nodeId of summary.countByNodeId.keys()) {
+    const state = ctx.statesById.get(nodeId);
+    if (!state || (constrained && !matchesAll(state.node, plan.constraints))) return false;
+    const downForMs = state.node.downForMs;
+    if (reschedule && downForMs !== null && downForMs >= lostAfterMs) return false;
+  }
+  return true;
+}
+
+/** What a list of placements says without any node: whether all are placed, and how many per node. */
+interface PlacementSummary {
+  /** Every one has a node and is neither pending nor handing over. */
+  allPlaced: boolean;
+  countByNodeId: Map<string, number>;
+}
+
+/**
+ * Remembered per placements array: the hub replaces a service's record (and its array) on every
+ * change and never edits one in place, so an unchanged service's summary is computed once, not
+ * once per pass. The planner never mutates its input either.
+ */
+const summaries = new WeakMap<readonly Placement[], PlacementSummary>();
+
+export function summaryOf(placements: readonly Placement[]): PlacementSummary {
+  let summary = summaries.get(placements);
+  if (summary) return summary;
+  summary = { allPlaced: true, countByNodeId: new Map() };
+  for (const p of placements) {
+    if (p.nodeId === null || p.pendingReason !== null || p.replacedBy) {
+      summary.allPlaced = false;
+      continue;
+    }
+    summary.countByNodeId.set(p.nodeId, (summary.countByNodeId.get(p.nodeId) ?? 0) + 1);
+  }
+  summaries.set(placements, summary);
+  return summary;
+}
+
+/** A fresh copy, without optional fields that are unset (so equal placements compare equal). */
+function copyPlacement(p: Placement): Placement {
+  const out: Placement = { replicaId: p.replicaId, nodeId: p.nodeId, pendingReason: p.pendingReason };
+  if (p.movedFrom) out.movedFrom = p.movedFrom;
+  if (p.replacedBy) out.replacedBy = p.replacedBy;
+  return out;
+}
+
+/** Scale-down: pending replicas first, then those on nodes that are down, then spread evenly. */
+function chooseRemovals(
+  kept: readonly Placement[],
+  pendingCount: number,
+  excess: number,
+  statesById: Map<string, NodeState>,
+): Set<Placement> {
+  const removed = new Set<Placement>();
+  const pendingByIdDesc = kept.filter((p) => p.nodeId === null).sort((a, b) => compareStrings(b.replicaId, a.replicaId));
+  for (const p of pendingByIdDesc.slice(0, excess)) removed.add(p);
+  let left = excess - Math.min(excess, pendingCount);
+  if (left === 0) return removed;
+  const onDown: Placement[] = [];
+  const onUp: Placement[] = [];
+  for (const p of kept) {
+    if (p.nodeId === null) continue;
+    // A replica on a node that is down is not doing its job anyway.
+    if ((statesById.get(p.nodeId) as NodeState).node.schedulable) onUp.push(p);
+    else onDown.push(p);
+  }
+  left = removeFromMostCrowded(onDown, left, removed);
+  removeFromMostCrowded(onUp, left, removed);
+  return removed;
+}
+
+/**
+ * Removes up to `count` replicas, always from the node holding most of them (ties: the one whose
+ * highest replica id is highest), so that what remains stays spread. Returns how many are left to
+ * remove.
+ */
+function removeFromMostCrowded(placed: readonly Placement[], count: number, removed: Set<Placement>): number {
+  if (count <= 0 || placed.length === 0) return count;
+  const byNode = new Map<string, Placement[]>();
+  for (const p of placed) {
+    const list = byNode.get(p.nodeId as string);
+    if (list) list.push(p);
+    else byNode.set(p.nodeId as string, [p]);
+  }
+  for (const list of byNode.values()) list.sort((a, b) => compareStrings(a.replicaId, b.replicaId));
+  const lastId = (list: Placement[]): string => (list[list.length - 1] as Placement).replicaId;
+  const heap = new MinHeap<Placement[]>(
+    (a, b) => b.length - a.length || compareStrings(lastId(b), lastId(a)),
+    byNode.values(),
+  );
+  let left = count;
+  while (left > 0) {
+    const list = heap.pop();
+    if (!list) break;
+    removed.add(list.pop() as Placement);
+    left--;
+    if (list.length > 0) heap.push(list);
+  }
+  return left;
+}
+
+export function keepGlobal(plan: ServicePlan, statesById: Map<string, NodeState>, seenReplicaIds: Set<string>): void {
+  // One replica per node; should an older list hold two, keep the running one, then the lower id.
+  const byNode = new Map<string, Placement>();
+  for (const old of plan.service.placements) {
+    if (seenReplicaIds.has(old.replicaId)) continue;
+    seenReplicaIds.add(old.replicaId);
+    if (old.nodeId === null) continue;
+    const state = statesById.get(old.nodeId);
+    if (!state || !matchesAll(state.node, plan.constraints)) continue;
+    const current = byNode.get(old.nodeId);
+    if (current && !globalPreferred(old, current)) continue;
+    byNode.set(old.nodeId, old);
+  }
+  const keptOld = new Set(byNode.values());
+  for (const old of plan.service.placements) {
+    if (keptOld.has(old)) plan.placements.push({ replicaId: old.replicaId, nodeId: old.nodeId, pendingReason: old.pendingReason });
+  }
+}
+
+function globalPreferred(a: Placement, b: Placement): boolean {
+  if ((a.pendingReason === null) !== (b.pendingReason === null)) return a.pendingReason === null;
+  return a.replicaId < b.replicaId;
+}

@@ -1,0 +1,100 @@
+/** Pending reasons: why a replica could not be placed, in words for the operator who has to act on them. */
+import { matchesAll } from '../../shared/constraints.js';
+import type { NormalizedSpec } from '../../shared/spec.js';
+import { checkFit, type Misfit } from './feasibility.js';
+import type { NodeState } from './node-usage.js';
+import type { ServicePlan } from './service-plan.js';
+
+/**
+ * Reasons are written against the final state of the pass: the state a second pass starts from,
+ * so that it finds the same words and reports no change.
+ */
+export function writePendingReasons(
+  plans: readonly ServicePlan[],
+  states: readonly NodeState[],
+  statesById: Map<string, NodeState>,
+): void {
+  for (const plan of plans) {
+    if (plan.unplaced.length === 0) continue;
+    if (plan.spec.mode === 'replicated') {
+      const reason = describeReplicatedShortfall(plan, states);
+      for (const p of plan.unplaced) p.pendingReason = reason;
+      continue;
+    }
+    for (const p of plan.unplaced) {
+      const misfits: Misfit[] = [];
+      checkFit(statesById.get(p.nodeId as string) as NodeState, plan.demand, 'all-but-own', misfits);
+      // No misfit cannot happen (reservations only grow during a pass); if it did, it fits.
+      p.pendingReason = misfits.length === 0 ? null : describeNodeMisfits(misfits, plan.spec);
+    }
+  }
+}
+
+const counted = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
+
+function cpusText(spec: NormalizedSpec): string {
+  return `need ${spec.resources.cpus} ${spec.resources.cpus === 1 ? 'cpu' : 'cpus'}`;
+}
+
+function memoryText(spec: NormalizedSpec): string {
+  return `need ${spec.resources.memoryMB} MB`;
+}
+
+function describeReplicatedShortfall(plan: ServicePlan, states: readonly NodeState[]): string {
+  const spec = plan.spec;
+  const constraintsText = `[${spec.constraints.join(', ')}]`;
+  let matching = 0;
+  let notReady = 0;
+  let fitting = 0;
+  let capacityUnknown = 0;
+  let lackCpu = 0;
+  let lackMemory = 0;
+  const portTaken = new Map(plan.demand.hostPorts.map((key) => [key, 0]));
+  for (const state of states) {
+    if (!matchesAll(state.node, plan.constraints)) continue;
+    matching++;
+    if (!state.node.schedulable) {
+      notReady++;
+      continue;
+    }
+    const misfits: Misfit[] = [];
+    if (checkFit(state, plan.demand, 'all', misfits)) fitting++;
+    for (const m of misfits) {
+      if (m.kind === 'capacity-unknown') capacityUnknown++;
+      else if (m.kind === 'cpu') lackCpu++;
+      else if (m.kind === 'memory') lackMemory++;
+      else portTaken.set(m.key, (portTaken.get(m.key) ?? 0) + 1);
+    }
+  }
+
+  if (matching === 0) return spec.constraints.length > 0 ? `no node matches constraints ${constraintsText}` : 'no ready node';
+  if (notReady === matching) {
+    return spec.constraints.length > 0
+      ? `no ready node matches constraints ${constraintsText} (${counted(notReady, 'matching node is', 'matching nodes are')} not ready)`
+      : `no ready node (${counted(notReady, 'node is', 'nodes are')} not ready)`;
+  }
+  const parts: string[] = [];
+  if (capacityUnknown > 0) parts.push(`${counted(capacityUnknown, 'has', 'have')} not reported capacity yet`);
+  if (lackCpu > 0) parts.push(`${counted(lackCpu, 'lacks', 'lack')} cpu (${cpusText(spec)})`);
+  if (lackMemory > 0) parts.push(`${counted(lackMemory, 'lacks', 'lack')} memory (${memoryText(spec)})`);
+  for (const [key, n] of portTaken) if (n > 0) parts.push(`${counted(n, 'has', 'have')} host port ${key} taken`);
+  if (notReady > 0) parts.push(`${counted(notReady, 'is', 'are')} not ready`);
+  return `${fitting} of ${counted(matching, 'matching node fits', 'matching nodes fit')}: ${parts.join(', ')}`;
+}
+
+function describeNodeMisfits(misfits: readonly Misfit[], spec: NormalizedSpec): string {
+  return misfits
+    .map((m) => {
+      switch (m.kind) {
+        case 'capacity-unknown':
+          return 'node has not reported capacity yet';
+        case 'cpu':
+          return `node lacks cpu (${cpusText(spec)})`;
+        case 'memory':
+          return `node lacks memory (${memoryText(spec)})`;
+        case 'host-port':
+          return `host port ${m.key} taken on node`;
+      }
+    })
+    .join(', ');
+}

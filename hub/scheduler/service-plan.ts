@@ -1,0 +1,49 @@
+/** One service's plan as a pass builds it: the stages fill it in turn. */
+import type { Constraint } from '../../shared/constraints.js';
+import { parsedConstraints, type NormalizedSpec } from '../../shared/spec.js';
+import { BYTES_PER_MB, MILLICPUS_PER_CPU, type Demand } from './node-usage.js';
+import type { Placement, SchedService } from './types.js';
+
+export interface ServicePlan {
+  service: SchedService;
+  spec: NormalizedSpec;
+  constraints: readonly Constraint[];
+  demand: Demand;
+  /**
+   * The new list: kept placements in their old order, new ones appended. Placed replicas kept
+   * unchanged are the input's objects (never mutated); everything else is fresh.
+   */
+  placements: Placement[];
+  /** Replicated: this service's replicas per node id. */
+  countByNodeId: Map<string, number>;
+  /** Replicated: entries of `placements` that need a node. */
+  toPlace: Placement[];
+  /** Entries of `placements` that this pass judged and could not place; reasons are written last. */
+  unplaced: Placement[];
+  /** Replicas of lost nodes waiting for their replacements; listed after `placements`. */
+  draining: Placement[];
+  /** Nothing to decide (see isSettled): its placements are only counted, and stay as they are. */
+  settled: boolean;
+}
+
+export function newPlan(service: SchedService): ServicePlan {
+  const spec = service.spec;
+  const { cpus, memoryMB } = spec.resources;
+  return {
+    service,
+    spec,
+    constraints: parsedConstraints(spec),
+    demand: {
+      // At least 1 millicpu: a tiny but non-zero request still needs a node with known capacity.
+      cpuMillis: cpus === null ? 0 : Math.max(1, Math.round(cpus * MILLICPUS_PER_CPU)),
+      memoryBytes: memoryMB === null ? 0 : memoryMB * BYTES_PER_MB,
+      hostPorts: spec.ports.filter((p) => p.hostPort !== null).map((p) => `${p.protocol}/${p.hostPort}`),
+    },
+    placements: [],
+    countByNodeId: new Map(),
+    toPlace: [],
+    unplaced: [],
+    draining: [],
+    settled: false,
+  };
+}
