@@ -1,8 +1,8 @@
 import WebSocket from 'ws';
-import { Backoff } from '../shared/backoff.js';
 import { decodeHubFrame, encodeFrame } from '../shared/codec.js';
 import { AGENT_PATH, AGENT_RECONNECT_CAP_MS, CloseCode, PROTOCOL_LIMITS, type AgentFrame, type HelloFrame, type TargetFrame } from '../shared/protocol.js';
 import type { Logger } from '../shared/logger.js';
+import { ReconnectSchedule, type AttemptOutcome } from './reconnect-schedule.js';
 
 export interface HubLinkOptions {
   /** The hub's base URL, http(s)://host:port. */
@@ -18,6 +18,8 @@ export interface HubLinkOptions {
   /** Reconnect delays: full jitter from about baseMs, capped at capMs. */
   reconnectBaseMs?: number;
   reconnectCapMs?: number;
+  /** After a working link is lost, a refusing hub is tried again about this often for a while (see ReconnectSchedule). */
+  fastReconnectIntervalMs?: number;
   /** Missed heartbeat intervals without any sign of the hub before the link is judged dead. */
   staleAfterIntervals?: number;
 }
@@ -35,17 +37,23 @@ export class HubLink {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private lastHubActivityMs = 0;
-  private readonly backoff: Backoff;
+  private readonly schedule: ReconnectSchedule;
   /** The last close reason logged, so a hub refusing us every few seconds is logged once. */
   private lastProblem = '';
   /** The connection closed by renewHello(): its close is no loss, and the next one opens at once. */
   private renewing: WebSocket | null = null;
-  /** Set by a busy hub's Retry-After: the next reconnect waits this long instead of backing off. */
-  private retryAfterMs: number | null = null;
+  /** How the last attempt ended (null: a link lost, or closed to say hello again): the next delay depends on it. */
+  private lastOutcome: AttemptOutcome | null = null;
+  /** Closed to say hello again: the next connection opens at once. */
+  private reconnectNow = false;
   connects = 0;
 
   constructor(private readonly opts: HubLinkOptions) {
-    this.backoff = new Backoff({ baseMs: opts.reconnectBaseMs ?? 500, capMs: opts.reconnectCapMs ?? AGENT_RECONNECT_CAP_MS });
+    this.schedule = new ReconnectSchedule({
+      baseMs: opts.reconnectBaseMs ?? 500,
+      capMs: opts.reconnectCapMs ?? AGENT_RECONNECT_CAP_MS,
+      ...(opts.fastReconnectIntervalMs === undefined ? {} : { fastIntervalMs: opts.fastReconnectIntervalMs }),
+    });
   }
 
   get connected(): boolean {
@@ -119,6 +127,8 @@ export class HubLink {
     });
     this.ws = ws;
     let refused = false;
+    // Anything that ends this attempt without a word on why is a failure; refusals say otherwise below.
+    this.lastOutcome = { kind: 'failed' };
 
     ws.on('open', () => {
       this.lastHubActivityMs = performance.now();
@@ -138,7 +148,7 @@ export class HubLink {
       if (frame.type === 'welcome') {
         this.ready = true;
         this.connects++;
-        this.backoff.reset();
+        this.schedule.connected();
         if (this.lastProblem) this.opts.logger.info({ nodeId: frame.nodeId }, 'connected to the hub again');
         else this.opts.logger.info({ nodeId: frame.nodeId }, 'connected to the hub');
         this.lastProblem = '';
@@ -158,13 +168,15 @@ export class HubLink {
       // A busy hub says when to come back: that is a wait, not a failure, so the backoff stays
       // where it was. Jitter spreads the agents it turned away over the window.
       const retryAfterS = res.statusCode === 503 ? Number(res.headers['retry-after']) : Number.NaN;
-      if (Number.isInteger(retryAfterS) && retryAfterS > 0) this.retryAfterMs = Math.min(retryAfterS, 300) * 1000 * (0.5 + Math.random());
+      if (Number.isInteger(retryAfterS) && retryAfterS > 0) this.lastOutcome = { kind: 'retryAfter', seconds: retryAfterS };
       res.resume();
       ws.terminate();
     });
     ws.on('error', (error: Error) => {
       // After a refused upgrade the abort also surfaces as an error; the refusal was reported.
       if (!refused) this.report(`cannot reach the hub: ${error.message}`);
+      // Nothing listens (a hub restarting, say): trying again soon costs it nothing.
+      if ((error as NodeJS.ErrnoException).code === 'ECONNREFUSED') this.lastOutcome = { kind: 'refused' };
     });
     ws.on('close', (code: number, reason: Buffer) => {
       if (this.ws === ws) this.ws = null;
@@ -175,9 +187,14 @@ export class HubLink {
       this.ready = false;
       this.stopHeartbeat();
       if (wasReady) this.opts.onConnectionChange?.(false);
+      if (wasReady) {
+        // A link that worked is lost: most likely the hub restarts (see ReconnectSchedule).
+        this.schedule.lost();
+        this.lastOutcome = null;
+      }
       if (renewed && code === 1000) {
         // Closed to say hello again: back at once.
-        this.retryAfterMs = 0;
+        this.reconnectNow = true;
       } else if (
         // Refusals a retry may not mend are reported as such; any other code (heartbeatTimeout too) is a lost link.
         code === CloseCode.versionMismatch || code === CloseCode.unauthorized || code === CloseCode.nodeRemoved || code === CloseCode.badFrame
@@ -199,8 +216,8 @@ export class HubLink {
 
   private scheduleReconnect(): void {
     if (this.stopped || this.reconnectTimer) return;
-    const delayMs = this.retryAfterMs ?? this.backoff.nextDelayMs();
-    this.retryAfterMs = null;
+    const delayMs = this.reconnectNow ? 0 : this.schedule.nextDelayMs(this.lastOutcome);
+    this.reconnectNow = false;
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       this.connect();

@@ -1,9 +1,12 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
 import { HubLink } from '../../agent/hub-link.js';
+import { ReconnectSchedule, type AttemptOutcome } from '../../agent/reconnect-schedule.js';
 import { JoinRefusedError, joinHub } from '../../agent/node-identity.js';
-import { PROTOCOL_VERSION } from '../../shared/protocol.js';
+import { AGENT_PATH, PROTOCOL_VERSION } from '../../shared/protocol.js';
+import { encodeFrame } from '../../shared/codec.js';
 import { simFacts } from '../helpers/sim-fleet.js';
 import { silentLogger } from '../helpers/silent-logger.js';
 
@@ -57,6 +60,144 @@ describe('HubLink against a busy hub', () => {
     expect(hub.attempts.length).toBeGreaterThanOrEqual(4);
   });
 });
+
+/** A schedule on a fake clock: each delay is waited (the clock moves by it) before the next attempt. */
+function fakeClockSchedule(random: () => number, opts: { fastIntervalMs?: number; fastWindowMs?: number } = {}) {
+  let nowMs = 0;
+  const schedule = new ReconnectSchedule({ baseMs: 500, capMs: 30_000, fastIntervalMs: 1000, fastWindowMs: 20_000, ...opts, random, nowMs: () => nowMs });
+  const attempt = (outcome: AttemptOutcome | null): number => {
+    const delayMs = schedule.nextDelayMs(outcome);
+    nowMs += delayMs;
+    return delayMs;
+  };
+  return { schedule, attempt, now: () => nowMs };
+}
+
+const REFUSED: AttemptOutcome = { kind: 'refused' };
+
+describe('ReconnectSchedule (fake clock)', () => {
+  it('after a working link is lost, retries a refusing hub at the short jittered pace for the window, then backs off exponentially', () => {
+    const { schedule, attempt, now } = fakeClockSchedule(() => 1);
+    schedule.lost();
+    const delays = [attempt(null)];
+    while (now() < 20_000) delays.push(attempt(REFUSED));
+    // random() = 1: the top of the 0.5-1.5x jitter, 1,500 ms, for the whole 20 s window...
+    expect(delays.slice(0, 14)).toEqual(Array(14).fill(1500));
+    // ...then the exponential backoff from its base, as before the loss.
+    const after = [attempt(REFUSED), attempt(REFUSED), attempt(REFUSED), attempt(REFUSED)];
+    expect(after).toEqual([500, 1000, 2000, 4000]);
+  });
+
+  it('a fleet that lost its hub together is back within about the fast pace of the hub listening, not the backoff cap', () => {
+    // 1,000 agents, a hub back 8 s after the loss: when does each next try?
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const backAtMs = 8_000;
+    const arrivals: number[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const { schedule, attempt, now } = fakeClockSchedule(random);
+      schedule.lost();
+      attempt(null);
+      while (now() < backAtMs) attempt(REFUSED);
+      arrivals.push(now() - backAtMs);
+    }
+    arrivals.sort((a, b) => a - b);
+    expect(arrivals[arrivals.length - 1]).toBeLessThanOrEqual(1500);
+    // Jittered: not in lock-step.
+    expect(new Set(arrivals).size).toBeGreaterThan(500);
+    expect(arrivals[Math.floor(arrivals.length / 2)]).toBeGreaterThan(200);
+  });
+
+  it('backs off exponentially as before when the agent never had a working link', () => {
+    const { attempt } = fakeClockSchedule(() => 1);
+    expect([attempt(null), attempt(REFUSED), attempt(REFUSED), attempt(REFUSED)]).toEqual([500, 1000, 2000, 4000]);
+  });
+
+  it('ends the fast phase at the first failure other than a refusal: a hub that answers may be overloaded', () => {
+    const { schedule, attempt } = fakeClockSchedule(() => 1);
+    schedule.lost();
+    expect(attempt(REFUSED)).toBe(1500);
+    expect(schedule.fast).toBe(true);
+    expect(attempt({ kind: 'failed' })).toBe(500);
+    expect(schedule.fast).toBe(false);
+    expect(attempt(REFUSED)).toBe(1000);
+  });
+
+  it('honours Retry-After, jittered to 0.5-1.5x, without moving the backoff', () => {
+    const low = fakeClockSchedule(() => 0);
+    expect(low.attempt({ kind: 'retryAfter', seconds: 4 })).toBe(2000);
+    const high = fakeClockSchedule(() => 0.999);
+    expect(high.attempt({ kind: 'retryAfter', seconds: 4 })).toBe(5996);
+    expect(high.attempt({ kind: 'retryAfter', seconds: 4 })).toBe(5996);
+    expect(high.attempt({ kind: 'failed' })).toBe(499);
+    // In the fast phase too: the hub listens and said when.
+    high.schedule.lost();
+    expect(high.attempt({ kind: 'retryAfter', seconds: 2 })).toBe(2998);
+    expect(high.attempt(REFUSED)).toBe(1499);
+  });
+
+  it('starts over after a welcome: the fast phase needs a new loss', () => {
+    const { schedule, attempt } = fakeClockSchedule(() => 1);
+    schedule.lost();
+    attempt(REFUSED);
+    schedule.connected();
+    expect(schedule.fast).toBe(false);
+    expect(attempt(REFUSED)).toBe(500);
+  });
+});
+
+describe('HubLink after its hub restarts', () => {
+  it('is back soon after the hub listens again, though its backoff base is long', async () => {
+    const welcomeOn = (wss: WebSocketServer) =>
+      wss.on('connection', (ws) => ws.send(encodeFrame({ type: 'welcome', protocolVersion: PROTOCOL_VERSION, nodeId: 'n1', heartbeatIntervalMs: 60_000 } as never)));
+    let wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: AGENT_PATH });
+    welcomeOn(wss);
+    await new Promise((r) => wss.once('listening', r));
+    const port = (wss.address() as AddressInfo).port;
+    let welcomes = 0;
+    link = new HubLink({
+      hubUrl: `http://127.0.0.1:${port}`,
+      credential: 'tnc_x.y',
+      logger: silentLogger,
+      hello: () => ({ type: 'hello', protocolVersion: PROTOCOL_VERSION, name: 'n', labels: {}, advertiseAddress: null, facts: simFacts(), appliedGeneration: 0, replicas: [] }),
+      onTarget: () => undefined,
+      onConnectionChange: (connected) => {
+        if (connected) welcomes++;
+      },
+      // An exponential backoff from this base would wait up to a minute after the hub is back.
+      reconnectBaseMs: 60_000,
+      reconnectCapMs: 60_000,
+      fastReconnectIntervalMs: 200,
+    });
+    link.start();
+    await until(() => welcomes === 1, 5000);
+    // The hub dies: its sockets close and the port refuses, for a second.
+    for (const ws of wss.clients) ws.terminate();
+    await new Promise((r) => wss.close(r));
+    await new Promise((r) => setTimeout(r, 1000));
+    wss = new WebSocketServer({ host: '127.0.0.1', port, path: AGENT_PATH });
+    welcomeOn(wss);
+    await new Promise((r) => wss.once('listening', r));
+    try {
+      // At most one fast interval (1.5 x 200 ms) and a handshake after the listen; generous for a busy machine.
+      await until(() => welcomes === 2, 5000);
+      expect(link.connected).toBe(true);
+    } finally {
+      await link.stop();
+      link = null;
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise((r) => wss.close(r));
+    }
+  });
+});
+
+async function until(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 describe('joinHub', () => {
   it('refuses a hub address that redirects, naming where to', async () => {
