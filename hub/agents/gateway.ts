@@ -69,8 +69,8 @@ class Session {
   pendingReplicas: number | null = null;
   /** The version the hello said; frames beyond it are bad frames. */
   protocolVersion = 0;
-  /** Monotonic time the last `conditions` frame was applied. */
-  conditionsAppliedMs = Number.NEGATIVE_INFINITY;
+  /** Monotonic time the last `conditions` frame was applied; null: none yet (no number boxed per session for it). */
+  conditionsAppliedMs: number | null = null;
   /** The latest `conditions` frame held back until the interval ends, and the timer that applies it. */
   heldConditions: NodeConditions | null = null;
   conditionsTimer: NodeJS.Timeout | null = null;
@@ -79,6 +79,17 @@ class Session {
     readonly nodeId: string,
     readonly ws: WebSocket,
   ) {}
+}
+
+/** Where a WebSocket keeps its session: the listeners are shared, and find the session through it. */
+const SESSION = Symbol('session');
+type SessionSocket = WebSocket & { [SESSION]?: Session };
+
+function sessionOf(ws: WebSocket): Session {
+  const session = (ws as SessionSocket)[SESSION];
+  // Set before any listener is added (see onConnection).
+  if (!session) throw new Error('agent WebSocket without a session');
+  return session;
 }
 
 /** Codes a WebSocket close frame may carry (RFC 6455 7.4; ws throws on the others). */
@@ -130,6 +141,16 @@ export class AgentGateway {
   private readonly refusedCredentialLog: RateLimitedLog;
   /** The pool's busy refusals and admissions: sizes Retry-After (an address's own refusals size its own). */
   private readonly load = new HandshakeLoad();
+  /**
+   * The listeners of every agent WebSocket, made once: each finds its session through the socket
+   * (`this`). Closures made per connection, and the context they keep, would cost each of the tens
+   * of thousands of connections the hub holds a few hundred bytes.
+   */
+  private readonly socketListeners: {
+    message: (this: WebSocket, data: RawData, isBinary: boolean) => void;
+    close: (this: WebSocket) => void;
+    error: (this: WebSocket, error: Error & { code?: string }) => void;
+  };
 
   constructor(private readonly opts: GatewayOptions) {
     this.admission = new HandshakeAdmission({
@@ -146,6 +167,27 @@ export class AgentGateway {
       perMessageDeflate: false,
       clientTracking: false,
     });
+    const gateway = this;
+    this.socketListeners = {
+      message(data, isBinary) {
+        const session = sessionOf(this);
+        try {
+          gateway.onMessage(session, data, isBinary);
+        } catch (error) {
+          // A fault in handling one node's frame ends that node's connection, never the hub: thrown
+          // from here it would be an uncaught exception, and a client could stop the hub at will.
+          gateway.opts.logger.error({ nodeId: session.nodeId, err: error }, 'handling an agent frame failed; closing its connection');
+          gateway.closeSession(session, 1011, 'internal error handling the frame');
+        }
+      },
+      close() {
+        gateway.endSession(sessionOf(this));
+      },
+      error(error) {
+        // ws closes the socket itself after an error such as an oversized frame (1009).
+        gateway.opts.logger.warn({ nodeId: sessionOf(this).nodeId, code: error.code, err: error.message }, 'agent connection error');
+      },
+    };
   }
 
   attach(server: Server): void {
@@ -245,8 +287,14 @@ export class AgentGateway {
     const ticket = admitted.ticket;
     // Until the WebSocket exists, ending a superseded handshake means dropping its socket.
     ticket.end = () => socket.destroy();
-    socket.once('close', () => ticket.release());
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, node.id, ticket));
+    const release = () => ticket.release();
+    socket.once('close', release);
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      // From here the session releases the slot (at hello, or when its WebSocket closes): nothing
+      // of the upgrade stays on a socket the hub holds for as long as the node is connected.
+      socket.removeListener('close', release);
+      this.onConnection(ws, node.id, ticket);
+    });
   }
 
   private refuse(socket: Duplex, status: number, statusText: string, message: string, retryAfterS?: number): void {
@@ -269,6 +317,7 @@ export class AgentGateway {
     // The session joins the node's slot only at its hello: an upgrade its agent already gave up
     // on (stuck in a busy hub's queue) must never displace the node's live session.
     const session = new Session(nodeId, ws);
+    (ws as SessionSocket)[SESSION] = session;
     session.handshake = handshake;
     handshake.end = (why) => {
       // Not a protocol violation, and possibly a flood of them: counted, not logged.
@@ -278,21 +327,9 @@ export class AgentGateway {
     session.helloTimer = setTimeout(() => {
       this.reject(session, CloseCode.helloTimeout, `no hello within ${PROTOCOL_LIMITS.helloTimeoutMs} ms`);
     }, PROTOCOL_LIMITS.helloTimeoutMs);
-    ws.on('message', (data: RawData, isBinary: boolean) => {
-      try {
-        this.onMessage(session, data, isBinary);
-      } catch (error) {
-        // A fault in handling one node's frame ends that node's connection, never the hub: thrown
-        // from here it would be an uncaught exception, and a client could stop the hub at will.
-        this.opts.logger.error({ nodeId, err: error }, 'handling an agent frame failed; closing its connection');
-        this.closeSession(session, 1011, 'internal error handling the frame');
-      }
-    });
-    ws.on('close', () => this.endSession(session));
-    ws.on('error', (error: Error & { code?: string }) => {
-      // ws closes the socket itself after an error such as an oversized frame (1009).
-      this.opts.logger.warn({ nodeId, code: error.code, err: error.message }, 'agent connection error');
-    });
+    ws.on('message', this.socketListeners.message);
+    ws.on('close', this.socketListeners.close);
+    ws.on('error', this.socketListeners.error);
   }
 
   private onMessage(session: Session, data: RawData, isBinary: boolean): void {
@@ -400,7 +437,7 @@ export class AgentGateway {
    * node's last word always lands; one timer per session at most.
    */
   private offerConditions(session: Session, conditions: NodeConditions): void {
-    const waitMs = session.conditionsAppliedMs + this.conditionsIntervalMs - performance.now();
+    const waitMs = session.conditionsAppliedMs === null ? 0 : session.conditionsAppliedMs + this.conditionsIntervalMs - performance.now();
     if (waitMs <= 0 && session.conditionsTimer === null) return this.applyConditions(session, conditions);
     this.conditionsHeld++;
     session.heldConditions = conditions;

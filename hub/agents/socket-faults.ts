@@ -23,12 +23,25 @@ export class SocketFaults {
     this.log = new RateLimitedLog((obj, msg) => logger.debug(obj, msg), { intervalMs: 1000, nowMs });
   }
 
+  /**
+   * One listener per place sockets are watched from, shared by all of its sockets (it finds its
+   * socket as `this`): a closure per socket would cost every connection the hub holds. The
+   * places are the callers' constant names, so the map stays as small as the code.
+   */
+  private readonly listeners = new Map<string, (this: Duplex, error: Error & { code?: string }) => void>();
+
   /** Gives `socket` its error listener; call before anything is written to it. */
   watch(socket: Duplex, where: string): void {
-    socket.on('error', (error: Error & { code?: string }) => {
-      this.record(error, where);
-      socket.destroy();
-    });
+    let listener = this.listeners.get(where);
+    if (!listener) {
+      const faults = this;
+      listener = function (this: Duplex, error: Error & { code?: string }) {
+        faults.record(error, where);
+        this.destroy();
+      };
+      this.listeners.set(where, listener);
+    }
+    socket.on('error', listener);
   }
 
   record(error: Error & { code?: string }, where: string): void {
