@@ -125,11 +125,17 @@ export interface FleetFigures {
           afterLostAfterS: number;
         };
     store: null | {
+      /** The hub's own counters (/metrics), summed over the run's hub processes; null when unreadable. */
+      hubWrites: number | null;
+      hubBytes: number | null;
+      /** Observed from outside: renames of shard files, and their sizes after each. */
       writes: number;
       bytesAtRename: number;
       writeBytesProc: number;
       source: string;
     };
+    /** The hub's store counters over each phase (end - start), in the order the phases ran. */
+    storeByPhase: Array<{ phase: string; writes: number | null; bytes: number | null }>;
     agentWarnings: number;
     agentErrors: number;
     agentMessages: Record<string, number>;

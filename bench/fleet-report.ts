@@ -70,6 +70,16 @@ const countsText = (c: Record<string, number>) =>
     .map(([k, n]) => `${n} x \`${k.replace(/`/g, "'")}\``)
     .join('; ') || 'nothing';
 
+const MiB = 1024 * 1024;
+
+/** Where the store's bytes went: each phase that wrote, its MiB and writes. */
+export function storeByPhaseText(phases: FleetFigures['hub']['storeByPhase']): string {
+  return phases
+    .filter((p) => p.bytes === null || p.bytes > 0)
+    .map((p) => (p.bytes === null ? `${p.phase} n/a` : `${p.phase} ${fmt(p.bytes / MiB, 1)} MiB (${fmt(p.writes, 0)} writes)`))
+    .join('; ') || 'nothing written';
+}
+
 export function machineLine(m: MachineFacts, loadEnd: number[]): string {
   return `${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB, Node ${m.node}, ${m.kernel}; load average ${m.loadAvg.join(' / ')} at start, ${loadEnd.length ? loadEnd.join(' / ') : 'n/a'} at end`;
 }
@@ -187,12 +197,15 @@ export function formatReport(f: FleetFigures): string {
   const s = h.store;
   rows.push([
     'store writes during the run',
-    s ? `${fmt(s.writes, 0)} shard-file writes, ${fmt(s.bytesAtRename / 1024 / 1024, 1)} MiB (at rename); write_bytes ${fmt(s.writeBytesProc / 1024 / 1024, 1)} MiB` : 'n/a',
+    s
+      ? `${s.hubBytes != null ? `${fmt(s.hubWrites, 0)} writes, ${fmt(s.hubBytes / MiB, 1)} MiB by the hub's counters; ` : ''}${fmt(s.writes, 0)} shard-file writes, ${fmt(s.bytesAtRename / MiB, 1)} MiB (at rename); write_bytes ${fmt(s.writeBytesProc / MiB, 1)} MiB`
+      : 'n/a',
     '',
     '',
     '',
     '',
   ]);
+  if (h.storeByPhase?.length) rows.push(['  of which, by phase (hub counters)', storeByPhaseText(h.storeByPhase), '', '', '', '']);
 
   const table = [
     '| figure | hub | baseline (bare ws) | hub / baseline | target | verdict |',

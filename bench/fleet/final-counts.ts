@@ -11,11 +11,14 @@ export async function finalCounts(run: FleetRun): Promise<void> {
   run.figures.hub.agentErrors = s.errors;
   run.figures.hub.agentMessages = s.messages;
   if (run.hub && run.storeWatch) {
+    const counters = await run.storeCountersTotal();
     run.figures.hub.store = {
+      hubWrites: counters?.writes ?? null,
+      hubBytes: counters?.bytes ?? null,
       writes: run.storeWatch.writes,
       bytesAtRename: run.storeWatch.bytes,
       writeBytesProc: run.storeWriteBytesDone + run.hubStoreWriteBytes(),
-      source: 'inotify renames of shard files (count, size after each) and /proc/<hub>/io write_bytes less the log; the hub exposes no store counter',
+      source: "the hub's /metrics counters (tether_store_writes_total, tether_store_written_bytes_total) summed over its processes; inotify renames of shard files (count, size after each) and /proc/<hub>/io write_bytes less the log from outside",
     };
   }
 }

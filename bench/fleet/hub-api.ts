@@ -35,6 +35,20 @@ export class HubApi {
   /** Network-level failures that were retried, for the report. */
   readonly retries: string[] = [];
 
+  /**
+   * The hub's own store counters from /metrics (tether_store_writes_total and
+   * tether_store_written_bytes_total): exact, unlike the observer's estimate in StoreWatch. They
+   * count from the hub process's start; null when the hub does not serve them.
+   */
+  async storeCounters(): Promise<StoreCounters | null> {
+    const res = await fetch(`${this.url}/metrics`, { headers: { authorization: `Bearer ${this.token}` }, signal: AbortSignal.timeout(30_000) });
+    const text = await res.text();
+    if (!res.ok) return null;
+    const writes = metricValue(text, 'tether_store_writes_total');
+    const bytes = metricValue(text, 'tether_store_written_bytes_total');
+    return writes === null || bytes === null ? null : { writes, bytes };
+  }
+
   async healthz(): Promise<{ connectedNodes: number }> {
     const res = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(10_000) });
     return (await res.json()) as { connectedNodes: number };
@@ -44,4 +58,16 @@ export class HubApi {
 /** The hub's service view; `?limit=0` leaves out the replica list and keeps the counts. */
 export interface ServiceView {
   status: { desired: number; running: number; onDownNodes: number; handingOver: number; replicaPage: { total: number } };
+}
+
+export interface StoreCounters {
+  writes: number;
+  bytes: number;
+}
+
+/** The value of an unlabelled metric in Prometheus text format, or null when it is not there. */
+export function metricValue(text: string, name: string): number | null {
+  const match = new RegExp(`^${name}(?:\\{\\})?\\s+(\\S+)`, 'm').exec(text);
+  const value = match ? Number(match[1]) : NaN;
+  return Number.isFinite(value) ? value : null;
 }

@@ -12,7 +12,7 @@ import { collectGarbage, PhaseProfiler, topSelfTime } from '../inspector.js';
 import { distDir, freePort, killAll, repoRoot, startHub, Worker, type NodeProc } from '../processes.js';
 import { CpuWindow, gitState, ioCounters, machineFacts, rssBytes } from '../proc-stats.js';
 import { StoreWatch } from '../store-watch.js';
-import { HubApi, type ServiceView } from './hub-api.js';
+import { HubApi, type ServiceView, type StoreCounters } from './hub-api.js';
 import type { Options } from './options.js';
 import { log, mergeCounts, round, seconds, sleep } from './util.js';
 
@@ -29,6 +29,8 @@ export class FleetRun {
   storeWatch: StoreWatch | null = null;
   /** write_bytes of hub processes already gone, minus their log files. */
   storeWriteBytesDone = 0;
+  /** The store counters of hub processes already gone (a killed hub's, read just before the kill). */
+  storeCountersDone: StoreCounters = { writes: 0, bytes: 0 };
   hubSupportsLostAfter = false;
   placed = false;
   liveAgents = 0;
@@ -71,6 +73,7 @@ export class FleetRun {
         restart: null,
         failover: { measured: false, reason: 'not run' },
         store: null,
+        storeByPhase: [],
         agentWarnings: 0,
         agentErrors: 0,
         agentMessages: {},
@@ -86,6 +89,7 @@ export class FleetRun {
     this.phase = name;
     log(`${name}...`);
     const started = performance.now();
+    const storeBefore = await this.storeCountersTotal();
     try {
       await fn();
       log(`${name}: done in ${seconds(started)} s`);
@@ -98,7 +102,32 @@ export class FleetRun {
       log(`FAILED ${message.slice(0, 2000)}`);
       this.printHubTail();
       return false;
+    } finally {
+      await this.recordStorePhase(name, storeBefore);
     }
+  }
+
+  /**
+   * Store writes and bytes over the run so far by the hubs' own counters (/metrics), the hubs
+   * already gone included; zero before the first hub, null when the hub does not answer.
+   */
+  async storeCountersTotal(): Promise<StoreCounters | null> {
+    if (this.hubCount === 0) return { writes: 0, bytes: 0 };
+    const child = this.hub?.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return null;
+    const now = await this.api.storeCounters().catch(() => null);
+    return now && { writes: this.storeCountersDone.writes + now.writes, bytes: this.storeCountersDone.bytes + now.bytes };
+  }
+
+  /** What the store took during one phase, so that a reader sees where the bytes go. */
+  private async recordStorePhase(phase: string, before: StoreCounters | null): Promise<void> {
+    if (this.hubCount === 0) return;
+    const after = await this.storeCountersTotal();
+    this.figures.hub.storeByPhase.push({
+      phase,
+      writes: before && after ? after.writes - before.writes : null,
+      bytes: before && after ? after.bytes - before.bytes : null,
+    });
   }
 
   /** The temp dir, the hub's defaults read from its --help, and the agent processes. */
