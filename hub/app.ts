@@ -37,16 +37,16 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
 
   // 503 while the store cannot write, so that a supervisor or load balancer can act on it.
   app.get('/healthz', async (_request, reply) => {
-    const { ok, error, since } = hub.store.health();
-    const body = { status: ok ? 'ok' : 'failing', version: TETHER_VERSION, connectedNodes: hub.gateway.connectedCount, store: { ok, error, since } };
+    const { ok, error, since } = hub.stats.store.health();
+    const body = { status: ok ? 'ok' : 'failing', version: TETHER_VERSION, connectedNodes: hub.stats.agents.connectedCount, store: { ok, error, since } };
     return reply.status(ok ? 200 : 503).send(body);
   });
-  await app.register(joinRoutes, { hub, adminToken: opts.adminToken });
-  const metrics = hubMetrics(hub);
+  await app.register(joinRoutes, { nodes: hub.nodes, adminToken: opts.adminToken });
+  const metrics = hubMetrics(hub.stats);
   await app.register(async (api) => {
     requireAdmin(api, opts.adminToken);
-    await api.register(nodeRoutes, { hub });
-    await api.register(serviceRoutes, { hub });
+    await api.register(nodeRoutes, { nodes: hub.nodes });
+    await api.register(serviceRoutes, { services: hub.services });
     // Behind the admin token like the rest: node names and counts are the operator's business.
     api.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
   });

@@ -1,6 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { NodeState } from './failure-detector.js';
-import type { Hub } from './hub.js';
+import type { HubStats } from './hub-stats.js';
 import { LOW_DISK_TEXT } from './node-conditions.js';
 
 /**
@@ -8,7 +7,7 @@ import { LOW_DISK_TEXT } from './node-conditions.js';
  * read at scrape time, so nothing here costs anything per agent frame; node states are counted
  * at scrape, O(nodes).
  */
-export function hubMetrics(hub: Hub): Registry {
+export function hubMetrics(stats: HubStats): Registry {
   const registry = new Registry();
   // Process CPU, memory, heap, event-loop delay and GC, under the usual names.
   collectDefaultMetrics({ register: registry });
@@ -19,9 +18,7 @@ export function hubMetrics(hub: Hub): Registry {
     labelNames: ['state'],
     registers: [registry],
     collect() {
-      const counts: Record<NodeState, number> = { ready: 0, not_ready: 0, unreachable: 0, lost: 0 };
-      for (const node of hub.store.listNodes()) counts[hub.detector.state(node.id)]++;
-      for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+      for (const [state, n] of Object.entries(stats.liveness.nodeStateCounts())) this.set({ state }, n);
     },
   });
   new Gauge({
@@ -30,10 +27,7 @@ export function hubMetrics(hub: Hub): Registry {
     labelNames: ['condition'],
     registers: [registry],
     collect() {
-      const nodeIds = (function* () {
-        for (const node of hub.store.listNodes()) yield node.id;
-      })();
-      for (const [condition, n] of Object.entries(hub.conditions.counts(nodeIds))) this.set({ condition }, n);
+      for (const [condition, n] of Object.entries(stats.nodes.conditionCounts())) this.set({ condition }, n);
     },
   });
   new Gauge({
@@ -41,7 +35,7 @@ export function hubMetrics(hub: Hub): Registry {
     help: 'Whether most of the fleet is away at once, so that no node is declared lost (1) or not (0)',
     registers: [registry],
     collect() {
-      this.set(hub.detector.disruption() === null ? 0 : 1);
+      this.set(stats.liveness.disruption() === null ? 0 : 1);
     },
   });
   new Gauge({
@@ -49,17 +43,17 @@ export function hubMetrics(hub: Hub): Registry {
     help: 'Share of the nodes away at the last liveness sweep (nodes already lost not counted); above the disruption share, no node is declared lost',
     registers: [registry],
     collect() {
-      this.set(hub.detector.awayShare());
+      this.set(stats.liveness.awayShare());
     },
   });
-  counterFrom(registry, 'tether_hub_stalls_total', 'Times the hub did not run for a while (paused process, blocked event loop); not held against the nodes', () => hub.detector.stalls().count);
-  counterFrom(registry, 'tether_hub_stalled_seconds_total', 'Time the hub did not run, over all its stalls', () => hub.detector.stalls().totalMs / 1000);
+  counterFrom(registry, 'tether_hub_stalls_total', 'Times the hub did not run for a while (paused process, blocked event loop); not held against the nodes', () => stats.liveness.stalls().count);
+  counterFrom(registry, 'tether_hub_stalled_seconds_total', 'Time the hub did not run, over all its stalls', () => stats.liveness.stalls().totalMs / 1000);
   new Gauge({
     name: 'tether_agent_sessions',
     help: 'Agent connections past their hello',
     registers: [registry],
     collect() {
-      this.set(hub.gateway.connectedCount);
+      this.set(stats.agents.connectedCount);
     },
   });
   new Gauge({
@@ -67,17 +61,17 @@ export function hubMetrics(hub: Hub): Registry {
     help: 'Agent connections between the upgrade and their hello',
     registers: [registry],
     collect() {
-      this.set(hub.gateway.pendingHandshakeCount);
+      this.set(stats.agents.pendingHandshakeCount);
     },
   });
-  counterFrom(registry, 'tether_agent_busy_refusals_total', 'Agent upgrades turned away with 503 while the handshake slots were full', () => hub.gateway.refusedBusy);
+  counterFrom(registry, 'tether_agent_busy_refusals_total', 'Agent upgrades turned away with 503 while the handshake slots were full', () => stats.agents.refusedBusy);
   new Counter({
     name: 'tether_agent_upgrades_refused_total',
     help: 'Agent upgrades refused, by reason: busy (pool full), address_busy (the address holds its share), unauthorized, not_found',
     labelNames: ['reason'],
     registers: [registry],
     collect() {
-      const g = hub.gateway;
+      const g = stats.agents;
       this.reset();
       for (const [reason, n] of [
         ['busy', g.refusedBusy],
@@ -96,24 +90,24 @@ export function hubMetrics(hub: Hub): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const [code, n] of hub.gateway.socketFaults.byCode) this.inc({ code }, n);
+      for (const [code, n] of stats.agents.socketFaults.byCode) this.inc({ code }, n);
     },
   });
-  counterFrom(registry, 'tether_agent_acks_refused_total', 'Acks of a target generation the hub never made for that node, and hellos claiming one past belief (2^40): forged, worth an alert', () => hub.gateway.acksRefused);
+  counterFrom(registry, 'tether_agent_acks_refused_total', 'Acks of a target generation the hub never made for that node, and hellos claiming one past belief (2^40): forged, worth an alert', () => stats.agents.acksRefused);
   counterFrom(
     registry,
     'tether_agent_hello_generations_ahead_total',
     "Hellos claiming a generation above the store's: once per node after a store restored from an older copy, otherwise forged; the node's next target goes above it",
-    () => hub.gateway.helloGenerationsAhead,
+    () => stats.agents.helloGenerationsAhead,
   );
   counterFrom(
     registry,
     'tether_agent_conditions_held_total',
     'Conditions frames that came within the interval agents keep (3 s) of the one before: held back, only the latest applied; steady growth means a device sends more than agents do',
-    () => hub.gateway.conditionsHeld,
+    () => stats.agents.conditionsHeld,
   );
-  counterFrom(registry, 'tether_agent_handshakes_superseded_total', 'Pending handshakes ended by a newer upgrade of the same node', () => hub.gateway.handshakesSuperseded);
-  counterFrom(registry, 'tether_agent_sessions_replaced_total', 'Agent sessions closed because the same node said hello on a newer connection', () => hub.gateway.sessionsReplaced);
+  counterFrom(registry, 'tether_agent_handshakes_superseded_total', 'Pending handshakes ended by a newer upgrade of the same node', () => stats.agents.handshakesSuperseded);
+  counterFrom(registry, 'tether_agent_sessions_replaced_total', 'Agent sessions closed because the same node said hello on a newer connection', () => stats.agents.sessionsReplaced);
   new Counter({
     name: 'tether_replica_reports_refused_total',
     help: 'Replica reports refused because the replica is not assigned to the reporting node: before_ack, sent while the node had not applied its newest target (routine after a move); not_assigned, the rest (worth an alert: a device reporting on what is not its own)',
@@ -121,8 +115,8 @@ export function hubMetrics(hub: Hub): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      this.inc({ reason: 'not_assigned' }, hub.refusedReports - hub.refusedReportsBeforeAck);
-      this.inc({ reason: 'before_ack' }, hub.refusedReportsBeforeAck);
+      this.inc({ reason: 'not_assigned' }, stats.nodes.refusedReports - stats.nodes.refusedReportsBeforeAck);
+      this.inc({ reason: 'before_ack' }, stats.nodes.refusedReportsBeforeAck);
     },
   });
   new Gauge({
@@ -130,21 +124,19 @@ export function hubMetrics(hub: Hub): Registry {
     help: 'Replicas whose last agent report the hub holds in memory',
     registers: [registry],
     collect() {
-      this.set(hub.observed.size);
+      this.set(stats.nodes.observedReplicas);
     },
   });
-  counterFrom(registry, 'tether_scheduler_passes_total', 'Scheduling passes run', () => hub.loop.passes);
-  counterFrom(registry, 'tether_store_writes_total', 'Store file writes', () => hub.store.stats().writes);
-  counterFrom(registry, 'tether_store_written_bytes_total', 'Bytes of store files written', () => hub.store.stats().bytesWritten);
-  counterFrom(registry, 'tether_store_write_failures_total', 'Store file writes that failed (full disk, I/O error); the changes they carried were not kept', () => hub.store.health().writeFailures);
+  counterFrom(registry, 'tether_scheduler_passes_total', 'Scheduling passes run', () => stats.scheduler.passes);
+  counterFrom(registry, 'tether_store_writes_total', 'Store file writes', () => stats.store.stats().writes);
+  counterFrom(registry, 'tether_store_written_bytes_total', 'Bytes of store files written', () => stats.store.stats().bytesWritten);
+  counterFrom(registry, 'tether_store_write_failures_total', 'Store file writes that failed (full disk, I/O error); the changes they carried were not kept', () => stats.store.health().writeFailures);
   new Gauge({
     name: 'tether_services',
     help: 'Services defined',
     registers: [registry],
     collect() {
-      let n = 0;
-      for (const _ of hub.store.listServices()) n++;
-      this.set(n);
+      this.set(stats.services.count());
     },
   });
 
@@ -154,7 +146,7 @@ export function hubMetrics(hub: Hub): Registry {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   });
-  hub.loop.onPlanned = (ms) => planSeconds.observe(ms / 1000);
+  stats.scheduler.onPlanned = (ms) => planSeconds.observe(ms / 1000);
   return registry;
 }
 

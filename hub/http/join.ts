@@ -2,8 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { NodeLabelsSchema, NodeNameSchema } from '../../shared/protocol.js';
 import { Validator } from '../../shared/validation.js';
-import type { Hub } from '../hub.js';
 import { NodeNameTakenError } from '../node-directory.js';
+import type { Nodes } from '../nodes.js';
 import { requireAdmin } from './admin-auth.js';
 import { ApiError, invalid } from './errors.js';
 
@@ -33,22 +33,22 @@ const JoinRequest = new Validator(
 );
 
 /** Join tokens (admin) and the join call itself (authenticated by the join token). */
-export async function joinRoutes(app: FastifyInstance, { hub, adminToken }: { hub: Hub; adminToken: string }): Promise<void> {
+export async function joinRoutes(app: FastifyInstance, { nodes, adminToken }: { nodes: Nodes; adminToken: string }): Promise<void> {
   await app.register(async (admin) => {
     requireAdmin(admin, adminToken);
     admin.post('/v1/join-tokens', async (request, reply) => {
       const checked = JoinTokenRequest.validate(request.body ?? {});
       if (!checked.ok) throw invalid('invalid_request', checked.errors);
-      return reply.status(201).send(await hub.nodes.createJoinToken(checked.value.ttlSeconds ?? DAY_S, checked.value.labels ?? {}));
+      return reply.status(201).send(await nodes.createJoinToken(checked.value.ttlSeconds ?? DAY_S, checked.value.labels ?? {}));
     });
   });
 
   app.post('/v1/join', async (request, reply) => {
     const checked = JoinRequest.validate(request.body);
     if (!checked.ok) throw invalid('invalid_request', checked.errors);
-    let joined: Awaited<ReturnType<Hub['nodes']['join']>>;
+    let joined: Awaited<ReturnType<Nodes['join']>>;
     try {
-      joined = await hub.nodes.join(checked.value.joinToken, checked.value.name, checked.value.labels ?? {});
+      joined = await nodes.join(checked.value.joinToken, checked.value.name, checked.value.labels ?? {});
     } catch (error) {
       if (error instanceof NodeNameTakenError) {
         throw new ApiError(409, error.code, `${error.message} (--name on the agent)`, [{ path: 'name', message: 'is taken by another node' }]);

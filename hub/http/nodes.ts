@@ -2,8 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { NodeLabelsSchema, NodeNameSchema } from '../../shared/protocol.js';
 import { Validator } from '../../shared/validation.js';
-import type { Hub } from '../hub.js';
 import { NodeNameTakenError, NothingRequestedError } from '../node-directory.js';
+import type { Nodes } from '../nodes.js';
 import { ApiError, invalid } from './errors.js';
 
 const NodeChangeRequest = new Validator(
@@ -18,13 +18,13 @@ const NodeChangeRequest = new Validator(
   ),
 );
 
-export async function nodeRoutes(app: FastifyInstance, { hub }: { hub: Hub }): Promise<void> {
-  app.get('/v1/nodes', async () => ({ nodes: [...hub.store.listNodes()].map((n) => hub.nodeView(n)) }));
+export async function nodeRoutes(app: FastifyInstance, { nodes }: { nodes: Nodes }): Promise<void> {
+  app.get('/v1/nodes', async () => ({ nodes: [...nodes.list()].map((n) => nodes.view(n)) }));
 
   app.get<{ Params: { id: string } }>('/v1/nodes/:id', async (request) => {
-    const node = hub.store.getNode(request.params.id);
+    const node = nodes.get(request.params.id);
     if (!node) throw new ApiError(404, 'node_not_found', `no node with id "${request.params.id}"`);
-    return hub.nodeView(node);
+    return nodes.view(node);
   });
 
   // A node's name and labels are the operator's: the device only asks (see the node's `requested`).
@@ -36,9 +36,9 @@ export async function nodeRoutes(app: FastifyInstance, { hub }: { hub: Hub }): P
       throw invalid('invalid_request', [{ path: 'acceptRequested', message: 'cannot be combined with name or labels' }]);
     }
     try {
-      const node = await hub.nodes.update(request.params.id, { ...(name === undefined ? {} : { name }), ...(labels === undefined ? {} : { labels }), acceptRequested: acceptRequested === true });
+      const node = await nodes.update(request.params.id, { ...(name === undefined ? {} : { name }), ...(labels === undefined ? {} : { labels }), acceptRequested: acceptRequested === true });
       if (!node) throw new ApiError(404, 'node_not_found', `no node with id "${request.params.id}"`);
-      return hub.nodeView(node);
+      return nodes.view(node);
     } catch (error) {
       if (error instanceof NodeNameTakenError) throw new ApiError(409, error.code, error.message, [{ path: 'name', message: error.message }]);
       if (error instanceof NothingRequestedError) throw new ApiError(409, error.code, error.message, [{ path: 'acceptRequested', message: error.message }]);

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { validateServiceName, validateServiceSpec } from '../../shared/spec.js';
-import type { Hub } from '../hub.js';
+import type { Services } from '../services.js';
 import type { ReplicaPage } from '../views.js';
 import { ApiError, invalid } from './errors.js';
 
@@ -28,9 +28,9 @@ function replicaPage(query: Record<string, string | undefined>, defaultLimit: nu
   };
 }
 
-export async function serviceRoutes(app: FastifyInstance, { hub }: { hub: Hub }): Promise<void> {
+export async function serviceRoutes(app: FastifyInstance, { services }: { services: Services }): Promise<void> {
   const find = (name: string) => {
-    const record = hub.services.get(name);
+    const record = services.get(name);
     if (!record) throw new ApiError(404, 'service_not_found', `no service named "${name}"`);
     return record;
   };
@@ -39,13 +39,13 @@ export async function serviceRoutes(app: FastifyInstance, { hub }: { hub: Hub })
   app.get<PageQuery>('/v1/services', async (request) => {
     const page = replicaPage(request.query, 0);
     return {
-      services: hub.services.list().map((s) => hub.services.view(s, page)),
+      services: services.list().map((s) => services.view(s, page)),
     };
   });
 
   app.get<PageQuery & { Params: { name: string } }>('/v1/services/:name', async (request) => {
     const page = replicaPage(request.query, DEFAULT_REPLICA_LIMIT);
-    return hub.services.view(find(request.params.name), page);
+    return services.view(find(request.params.name), page);
   });
 
   app.put<{ Params: { name: string } }>('/v1/services/:name', async (request, reply) => {
@@ -53,14 +53,14 @@ export async function serviceRoutes(app: FastifyInstance, { hub }: { hub: Hub })
     if (nameError) throw invalid('invalid_service_name', [nameError]);
     const checked = validateServiceSpec(request.body);
     if (!checked.ok) throw invalid('invalid_spec', checked.errors);
-    const { outcome, record } = await hub.services.put(request.params.name, checked.value);
-    const view = hub.services.view(record, { offset: 0, limit: DEFAULT_REPLICA_LIMIT });
+    const { outcome, record } = await services.put(request.params.name, checked.value);
+    const view = services.view(record, { offset: 0, limit: DEFAULT_REPLICA_LIMIT });
     return reply.status(outcome === 'created' ? 201 : 200).send({ ...view, outcome });
   });
 
   app.delete<{ Params: { name: string } }>('/v1/services/:name', async (request) => {
     find(request.params.name);
-    await hub.services.delete(request.params.name);
+    await services.delete(request.params.name);
     return { name: request.params.name, deleted: true };
   });
 }

@@ -197,7 +197,7 @@ describe(`adversarial devices against a fleet (seed ${SEED})`, () => {
     expect(fleet.runtime.calls.createContainer).toBe(createsBefore);
     // What the hub holds per node follows the targets, not what devices sent.
     expect(fleet.hub.observed.size).toBe(10);
-    if (done.forgedReports || done.reportFlood) expect(fleet.hub.refusedReports).toBeGreaterThanOrEqual(forgedSent);
+    if (done.forgedReports || done.reportFlood) expect(fleet.hub.nodes.refusedReports).toBeGreaterThanOrEqual(forgedSent);
     await vi.waitFor(() => expect(fleet.hub.gateway.pendingHandshakeCount).toBe(0), { timeout: 15_000, interval: 50 });
     // The honest agents, and no attacker's session left open (their closes may still be under way).
     await vi.waitFor(() => expect(fleet.hub.gateway.connectedCount).toBe(4), { timeout: 5_000, interval: 50 });

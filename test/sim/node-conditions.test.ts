@@ -251,14 +251,14 @@ describe('node conditions at the hub', () => {
     // Still pulling: the node has not applied the whole target, so what it says of others is stale.
     node.send({ type: 'ack', generation, pending: 1 });
     node.send({ type: 'status', replicas: [stray] });
-    await until(() => expect(fleet.hub.refusedReports).toBe(1));
-    expect(fleet.hub.refusedReportsBeforeAck).toBe(1);
+    await until(() => expect(fleet.hub.nodes.refusedReports).toBe(1));
+    expect(fleet.hub.nodes.refusedReportsBeforeAck).toBe(1);
 
     // All applied: the same report is one to alert on.
     node.send({ type: 'ack', generation, pending: 0 });
     node.send({ type: 'status', replicas: [stray] });
-    await until(() => expect(fleet.hub.refusedReports).toBe(2));
-    expect(fleet.hub.refusedReportsBeforeAck).toBe(1);
+    await until(() => expect(fleet.hub.nodes.refusedReports).toBe(2));
+    expect(fleet.hub.nodes.refusedReportsBeforeAck).toBe(1);
   });
 });
 

@@ -70,7 +70,7 @@ describe('a node reports on its own replicas only', () => {
     rogue.send(JSON.stringify({ type: 'ack', generation: (await nodeView()).generation.target }));
     await vi.waitFor(async () => expect((await nodeView()).generation).toMatchObject({ applied: (await nodeView()).generation.target }), { timeout: 5_000, interval: 20 });
     rogue.send(JSON.stringify({ type: 'status', replicas: before.status.replicas.map((r) => report(r.replicaId)) }));
-    await vi.waitFor(() => expect(fleet.hub.refusedReports).toBe(2), { timeout: 5_000, interval: 20 });
+    await vi.waitFor(() => expect(fleet.hub.nodes.refusedReports).toBe(2), { timeout: 5_000, interval: 20 });
 
     const after = (await fleet.api<ServiceView>('GET', '/v1/services/web')).body;
     expect(after.status.running).toBe(2);
@@ -91,8 +91,8 @@ describe('a node reports on its own replicas only', () => {
     await vi.waitFor(() => expect(targets.some((t) => t.type === 'target' && t.generation >= 1)).toBe(true), { timeout: 5_000, interval: 20 });
     // It never acks the new target, and reports on a replica it ran before (now another's, or gone).
     ws.send(JSON.stringify({ type: 'status', replicas: [report('from-before', 'stopped')] }));
-    await vi.waitFor(() => expect(fleet.hub.refusedReportsBeforeAck).toBe(1), { timeout: 5_000, interval: 20 });
-    expect(fleet.hub.refusedReports).toBe(1);
+    await vi.waitFor(() => expect(fleet.hub.nodes.refusedReportsBeforeAck).toBe(1), { timeout: 5_000, interval: 20 });
+    expect(fleet.hub.nodes.refusedReports).toBe(1);
     ws.close();
   });
 
@@ -109,7 +109,7 @@ describe('a node reports on its own replicas only', () => {
     const { credential } = await joinNode('flooder');
     const flooder = await rawNode(credential, { name: 'flooder', replicas: unknown(-1) });
     for (let f = 0; f < frames; f++) flooder.send(JSON.stringify({ type: 'status', replicas: unknown(f) }));
-    await vi.waitFor(() => expect(fleet.hub.refusedReports).toBe((frames + 1) * perFrame), { timeout: 20_000, interval: 50 });
+    await vi.waitFor(() => expect(fleet.hub.nodes.refusedReports).toBe((frames + 1) * perFrame), { timeout: 20_000, interval: 50 });
     expect(fleet.hub.observed.size).toBe(assigned);
     flooder.close();
     // The hub is still serving the honest node.

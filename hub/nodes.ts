@@ -1,0 +1,197 @@
+/**
+ * The nodes: joining and their names and labels (through the node directory), their hellos,
+ * status and conditions frames, which of their reports the hub accepts, and the views of them for
+ * the routes and for placement.
+ */
+import type { Clock } from '../shared/clock.js';
+import type { Logger } from '../shared/logger.js';
+import { CloseCode, type HelloFrame, type NodeConditions, type ReplicaReport } from '../shared/protocol.js';
+import type { AgentGateway } from './agents/gateway.js';
+import type { Dispatcher } from './dispatcher.js';
+import type { FailureDetector } from './failure-detector.js';
+import type { Handovers } from './handovers.js';
+import type { NodeStats } from './hub-stats.js';
+import type { NodeChangeLog } from './node-change-log.js';
+import { diskWarning, type ConditionName, type ConditionTransition, type NodeConditionsTable } from './node-conditions.js';
+import { NodeDirectory, type NodeChange } from './node-directory.js';
+import type { ObservedState } from './observed-state.js';
+import { RateLimitedLog } from './rate-limited-log.js';
+import type { SchedNode } from './scheduler/types.js';
+import type { NodeRecord, Store } from './store/store.js';
+import { nodeView } from './views.js';
+
+/** At most one log line per this interval about refused replica reports. */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
+export interface NodesDeps {
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  observed: ObservedState;
+  conditions: NodeConditionsTable;
+  detector: FailureDetector;
+  gateway: Pick<AgentGateway, 'send' | 'disconnect' | 'applied'>;
+  dispatcher: Pick<Dispatcher, 'isAssigned' | 'currentTarget'>;
+  handovers: Pick<Handovers, 'reported'>;
+  nodeLog: NodeChangeLog;
+  /** A node's target or placement inputs changed: the next pass publishes or places. */
+  markDirty: () => void;
+}
+
+export class Nodes implements NodeStats {
+  /** Joining, and nodes' names and labels. */
+  private readonly directory: NodeDirectory;
+  /** Reports about replicas that were not the reporting node's to report on (see acceptedReports). */
+  refusedReports = 0;
+  /** Of those, the ones sent while the node had not yet applied its newest target (likely just stale). */
+  refusedReportsBeforeAck = 0;
+  private readonly refusalLog: RateLimitedLog;
+
+  constructor(private readonly deps: NodesDeps) {
+    this.directory = new NodeDirectory(deps.store, deps.logger, () => deps.markDirty());
+    this.refusalLog = new RateLimitedLog((obj, msg) => deps.logger.warn(obj, msg), { intervalMs: REFUSAL_LOG_INTERVAL_MS });
+  }
+
+  // ---- joining, names and labels -----------------------------------------------------------
+
+  /** A join token; nodes that join with it get `labels` (over any label of the same key the device asks for). */
+  createJoinToken(ttlSeconds: number, labels: Record<string, string> = {}): Promise<{ token: string; expiresAt: string }> {
+    return this.directory.createJoinToken(ttlSeconds, labels);
+  }
+
+  join(joinToken: string, name: string, labels: Record<string, string>): Promise<{ nodeId: string; credential: string } | null> {
+    return this.directory.join(joinToken, name, labels);
+  }
+
+  update(id: string, change: NodeChange): Promise<NodeRecord | undefined> {
+    return this.directory.update(id, change);
+  }
+
+  // ---- views -------------------------------------------------------------------------------
+
+  get(id: string): NodeRecord | undefined {
+    return this.deps.store.getNode(id);
+  }
+
+  list(): Iterable<NodeRecord> {
+    return this.deps.store.listNodes();
+  }
+
+  view(node: NodeRecord) {
+    const { detector, gateway, conditions, clock } = this.deps;
+    return nodeView(node, detector, gateway.applied(node.id), conditions.get(node.id), clock.nowMs());
+  }
+
+  /** The nodes as placement sees them. */
+  forPlacement(): SchedNode[] {
+    const now = this.deps.clock.nowMs();
+    const out: SchedNode[] = [];
+    for (const node of this.deps.store.listNodes()) {
+      // Away or its engine unavailable: either way the node takes no new work, and its replicas
+      // move once that lasts lostAfter (the same path for both).
+      const downForMs = this.deps.detector.unusableForMs(node.id, now);
+      out.push({
+        id: node.id,
+        name: node.name,
+        labels: node.labels,
+        facts: node.facts,
+        schedulable: downForMs === null && node.facts !== null,
+        downForMs,
+      });
+    }
+    return out;
+  }
+
+  conditionCounts(): Record<ConditionName, number> {
+    const nodeIds = (function* (nodes: Iterable<NodeRecord>) {
+      for (const node of nodes) yield node.id;
+    })(this.deps.store.listNodes());
+    return this.deps.conditions.counts(nodeIds);
+  }
+
+  get observedReplicas(): number {
+    return this.deps.observed.size;
+  }
+
+  // ---- agents' frames ----------------------------------------------------------------------
+
+  hello(nodeId: string, hello: HelloFrame): void {
+    const { store, conditions, nodeLog, gateway, observed, dispatcher, clock } = this.deps;
+    const node = store.getNode(nodeId);
+    if (!node) {
+      conditions.forget(nodeId);
+      nodeLog.forget(nodeId);
+      return gateway.disconnect(nodeId, CloseCode.nodeRemoved, 'node no longer exists');
+    }
+    observed.replaceNode(nodeId, this.acceptedReports(nodeId, hello.replicas), clock.nowMs());
+    this.directory.hello(node, hello);
+    // A node ahead of the store (one restored from an older copy): the next pass sends above it.
+    const target = dispatcher.currentTarget(nodeId, hello.appliedGeneration);
+    if (target) gateway.send(nodeId, target);
+    // Its target changed and is not yet published: the next pass sends it with a new generation.
+    else this.deps.markDirty();
+  }
+
+  status(nodeId: string, sent: ReplicaReport[]): void {
+    const reports = this.acceptedReports(nodeId, sent);
+    this.deps.observed.apply(nodeId, reports, this.deps.clock.nowMs());
+    this.deps.handovers.reported(reports);
+  }
+
+  /**
+   * A node's conditions, replaced whole. The engine's changes are logged as state changes (the
+   * detector hears of them next); the others here, one line per change, never per frame.
+   */
+  conditionsReported(nodeId: string, conditions: NodeConditions | null): void {
+    for (const t of this.deps.conditions.report(nodeId, conditions, this.deps.clock.nowMs())) this.logConditionChange(nodeId, t, conditions);
+  }
+
+  private logConditionChange(nodeId: string, t: ConditionTransition, c: NodeConditions | null): void {
+    const { nodeLog } = this.deps;
+    switch (t.condition) {
+      case 'engine_unavailable':
+        return;
+      case 'target_cache_stale':
+        if (t.active) nodeLog.line('warn', nodeId, { error: c?.targetCache.error ?? null }, 'node could not cache its target: after a reboot without the hub it would run an older one');
+        else nodeLog.line('info', nodeId, {}, 'node cached its target again');
+        return;
+      case 'data_disk_low':
+      case 'engine_disk_low': {
+        const label = t.condition === 'data_disk_low' ? 'data disk' : 'engine disk';
+        const disk = t.condition === 'data_disk_low' ? c?.dataDisk : c?.engineDisk;
+        if (t.active && disk) nodeLog.line('warn', nodeId, { path: disk.path, freeBytes: disk.freeBytes, totalBytes: disk.totalBytes }, `node ${diskWarning(label, disk)}`);
+        else nodeLog.line('info', nodeId, {}, `node ${label} no longer low`);
+        return;
+      }
+    }
+  }
+
+  /**
+   * The reports a node may make: about the replicas assigned to it, nothing else. A report about
+   * another node's replica (forged, or from a device that missed a move) would mislead the hub
+   * about that node, and reports about unknown replicas would grow its memory without bound.
+   * 'removed' of an unassigned replica is the normal end of a move and counts as nothing. Refusals
+   * from a node that has not yet applied its newest target are routine (it reports on what it ran
+   * before the move reached it, or while part of its target still pulls) and are counted apart, so
+   * that the rest can be alerted on.
+   */
+  private acceptedReports(nodeId: string, reports: readonly ReplicaReport[]): ReplicaReport[] {
+    let refused = 0;
+    const accepted = reports.filter((r) => {
+      if (this.deps.dispatcher.isAssigned(nodeId, r.replicaId)) return true;
+      if (r.state !== 'removed') refused++;
+      return false;
+    });
+    if (refused === 0) return accepted;
+    this.refusedReports += refused;
+    // A partial ack (replicas still pulling) has not applied the whole target either.
+    const applied = this.deps.gateway.applied(nodeId);
+    const upToDate = applied !== null && applied.generation === this.deps.store.getNode(nodeId)?.generation && !applied.pending;
+    if (!upToDate) {
+      this.refusedReportsBeforeAck += refused;
+      return accepted;
+    }
+    this.refusalLog.log({ nodeId, refused, refusedTotal: this.refusedReports }, 'refused reports about replicas not assigned to the reporting node');
+    return accepted;
+  }
+}
