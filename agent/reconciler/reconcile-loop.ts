@@ -25,8 +25,8 @@ import { Backoff } from '../../shared/backoff.js';
 import { systemClock, type Clock } from '../../shared/clock.js';
 import { PROTOCOL_LIMITS, type AssignedReplica, type ReplicaReport } from '../../shared/protocol.js';
 import type { ContainerRuntime, ObservedContainer } from '../runtime/container-runtime.js';
-import { bestContainer, groupByReplica, needsImage, planSteps, replicaIdOf, type Step } from './plan-steps.js';
-import { reportOf, sameReport } from './replica-report.js';
+import { needsImage, planSteps, replicaIdOf, type Step } from './plan-steps.js';
+import { changedReports, reportFor, runsItsSpec, standingsOf, type Standing } from './replica-report.js';
 import { ReportOutbox } from './report-outbox.js';
 import { QUICK_SWAP_ATTEMPTS, RestartBackoff } from './restart-backoff.js';
 import { RestartTally, type RestartCountStore } from './restart-tally.js';
@@ -461,24 +461,13 @@ export class ReconcileLoop {
       this.logger.warn({ nodeId: this.nodeId, err: messageOf(err) }, 'could not list containers to report progress; the end of the pass reports it');
       return;
     }
-    const assigned = new Map(this.target?.replicas.map((r) => [r.replicaId, r]));
-    const containersOf = groupByReplica(current);
-    const changed: ReplicaReport[] = [];
+    const next = this.reportsOf(standingsOf(this.target?.replicas ?? [], current, ids));
+    // An unassigned replica whose last container went is gone for good: sent once as removed.
+    const changed = changedReports(this.reported, next, ids);
     for (const id of ids) {
-      const containers = containersOf.get(id) ?? [];
-      const replica = assigned.get(id);
-      const last = this.reported.get(id);
-      let report: ReplicaReport;
-      if (replica) report = this.assignedReport(replica, containers);
-      else if (containers.length > 0) report = this.unassignedReport(id, containers);
-      else {
-        // An unassigned replica whose last container went: gone for good.
-        if (last) changed.push({ ...last, state: 'removed', containerId: null, error: null });
-        this.reported.delete(id);
-        continue;
-      }
-      if (!sameReport(last, report)) changed.push(report);
-      this.reported.set(id, report);
+      const report = next.get(id);
+      if (report) this.reported.set(id, report);
+      else this.reported.delete(id);
     }
     if (changed.length > 0) this.outbox.push(changed);
   }
@@ -567,13 +556,7 @@ export class ReconcileLoop {
 
   private publishReports(current: readonly ObservedContainer[]): void {
     const assigned = this.target?.replicas ?? [];
-    const containersOf = groupByReplica(current);
-
-    const next = new Map<string, ReplicaReport>();
-    for (const r of assigned) next.set(r.replicaId, this.assignedReport(r, containersOf.get(r.replicaId) ?? []));
-    for (const [replicaId, containers] of containersOf) {
-      if (!next.has(replicaId)) next.set(replicaId, this.unassignedReport(replicaId, containers));
-    }
+    const next = this.reportsOf(standingsOf(assigned, current));
     // Forget what concerns replicas that are neither assigned nor present, and containers that are
     // gone: nothing will retry them, and these structures stay as small as the node's state.
     const present = new Set(current.map((c) => c.id));
@@ -584,38 +567,24 @@ export class ReconcileLoop {
     for (const id of this.stoppedForSwap) if (!present.has(id)) this.stoppedForSwap.delete(id);
     this.saveRestartCounts(false);
 
-    const changed: ReplicaReport[] = [];
-    for (const [id, report] of next) if (!sameReport(this.reported.get(id), report)) changed.push(report);
-    for (const [id, last] of this.reported) {
-      if (!next.has(id)) changed.push({ ...last, state: 'removed', containerId: null, error: null });
-    }
+    const changed = changedReports(this.reported, next);
     this.reported = next;
     if (changed.length > 0) this.outbox.push(changed);
   }
 
   /**
-   * The report of an assigned replica, from its containers in a listing. Observes its restarts:
-   * the listing must postdate every step of the replica's that the tally was told of.
+   * The reports of these replicas, from a listing. Observes their restarts: the listing must
+   * postdate every step of theirs that the tally was told of.
    */
-  private assignedReport(r: AssignedReplica, containers: readonly ObservedContainer[]): ReplicaReport {
-    // The container that stands for the replica: its spec's, unless only an outdated one runs
-    // (an update that has not taken over yet: the old version is what serves).
-    const right = bestContainer(containers.filter((c) => c.specHash === r.specHash));
-    const any = bestContainer(containers);
-    const chosen = right?.state !== 'running' && any?.state === 'running' ? any : (right ?? any);
-    // Running with the right spec is success however it came about (say the engine's restart
-    // policy), so an older step error no longer describes the replica.
-    if (chosen?.state === 'running' && chosen.specHash === r.specHash) this.backoff.replicaSucceeded(r.replicaId);
-    const error = this.backoff.replicaError(r.replicaId) ?? (chosen ? this.backoff.containerError(chosen.id) : undefined) ?? null;
-    const restarts = this.restarts.observe(r.replicaId, containers, chosen);
-    return reportOf(r.replicaId, r.service, r.specHash, chosen, error, restarts);
-  }
-
-  /** The report of a replica not assigned here whose containers are still present (at least one). */
-  private unassignedReport(replicaId: string, containers: readonly ObservedContainer[]): ReplicaReport {
-    const chosen = bestContainer(containers)!;
-    const restarts = this.restarts.observe(replicaId, containers, chosen);
-    return reportOf(replicaId, chosen.service, chosen.specHash, chosen, this.backoff.replicaError(replicaId) ?? null, restarts);
+  private reportsOf(standings: ReadonlyMap<string, Standing>): Map<string, ReplicaReport> {
+    const reports = new Map<string, ReplicaReport>();
+    for (const [id, s] of standings) {
+      if (runsItsSpec(s)) this.backoff.replicaSucceeded(id);
+      const restarts = this.restarts.observe(id, s.containers, s.chosen);
+      const facts = { replicaError: this.backoff.replicaError(id), containerError: (c: string) => this.backoff.containerError(c), restarts };
+      reports.set(id, reportFor(s, facts));
+    }
+    return reports;
   }
 
   /**

@@ -1,10 +1,123 @@
 /**
- * A replica's report as the hub reads it, from the container that stands for the replica and the
- * last step error. Pure: the reconcile loop builds reports from a listing of the engine, at the end
- * of a pass and as its steps finish, and sends those that changed.
+ * What a replica's report says, given what the loop knows: the target, a listing of the engine,
+ * the last step errors and the restart counts. Pure: the reconcile loop builds reports from a
+ * listing, at the end of a pass and as its steps finish, and sends those that changed.
  */
-import { MAX_REPORT_ERROR_LENGTH, type ReplicaReport, type ReplicaState } from '../../shared/protocol.js';
+import { MAX_REPORT_ERROR_LENGTH, type AssignedReplica, type ReplicaReport, type ReplicaState } from '../../shared/protocol.js';
 import type { ObservedContainer } from '../runtime/container-runtime.js';
+import { bestContainer, groupByReplica } from './plan-steps.js';
+
+/** One replica in a listing: its containers, and the one that stands for it. */
+export interface Standing {
+  replicaId: string;
+  service: string;
+  /** The spec it is assigned, or, for a replica not assigned here, the spec of its container. */
+  specHash: string;
+  /** Assigned by the target; otherwise its containers are present only until the pass removes them. */
+  assigned: boolean;
+  containers: readonly ObservedContainer[];
+  /** The container its report describes; none for an assigned replica with no container yet. */
+  chosen: ObservedContainer | undefined;
+}
+
+/**
+ * Every replica a report is due for, from a listing: each assigned one, and each unassigned one
+ * whose containers are still present. only: just these replicas (in this order); one neither
+ * assigned nor present has no standing (it is gone).
+ */
+export function standingsOf(
+  assigned: readonly AssignedReplica[],
+  current: readonly ObservedContainer[],
+  only?: Iterable<string>,
+): Map<string, Standing> {
+  const containersOf = groupByReplica(current);
+  const standings = new Map<string, Standing>();
+  const add = (id: string, r: AssignedReplica | undefined) => {
+    const containers = containersOf.get(id) ?? [];
+    if (r) standings.set(id, assignedStanding(r, containers));
+    else if (containers.length > 0) standings.set(id, unassignedStanding(id, containers));
+  };
+  if (only) {
+    const assignedById = new Map(assigned.map((r) => [r.replicaId, r]));
+    for (const id of only) add(id, assignedById.get(id));
+    return standings;
+  }
+  for (const r of assigned) add(r.replicaId, r);
+  for (const id of containersOf.keys()) if (!standings.has(id)) add(id, undefined);
+  return standings;
+}
+
+function assignedStanding(r: AssignedReplica, containers: readonly ObservedContainer[]): Standing {
+  // The container that stands for the replica: its spec's, unless only an outdated one runs
+  // (an update that has not taken over yet: the old version is what serves).
+  const right = bestContainer(containers.filter((c) => c.specHash === r.specHash));
+  const any = bestContainer(containers);
+  const chosen = right?.state !== 'running' && any?.state === 'running' ? any : (right ?? any);
+  return { replicaId: r.replicaId, service: r.service, specHash: r.specHash, assigned: true, containers, chosen };
+}
+
+function unassignedStanding(replicaId: string, containers: readonly ObservedContainer[]): Standing {
+  const chosen = bestContainer(containers)!;
+  return { replicaId, service: chosen.service, specHash: chosen.specHash, assigned: false, containers, chosen };
+}
+
+/**
+ * Running with the right spec is success however it came about (say the engine's restart
+ * policy), so an older step error no longer describes the replica.
+ */
+export function runsItsSpec(s: Standing): boolean {
+  return s.assigned && s.chosen?.state === 'running' && s.chosen.specHash === s.specHash;
+}
+
+/** What the loop knows of a replica beside the listing. */
+export interface ReplicaFacts {
+  /** The last error of the replica's steps, while it counts. */
+  replicaError: string | undefined;
+  /** The last error of a step on one container (an outdated one's start, an old version's removal). */
+  containerError: (containerId: string) => string | undefined;
+  restarts: number;
+}
+
+/**
+ * The report of a replica. An assigned one reports its own step error first, then that of the
+ * container that stands for it (an outdated stand-in that will not start); a replica not assigned
+ * here only its own.
+ */
+export function reportFor(s: Standing, facts: ReplicaFacts): ReplicaReport {
+  const containerError = s.assigned && s.chosen ? facts.containerError(s.chosen.id) : undefined;
+  return reportOf(s.replicaId, s.service, s.specHash, s.chosen, facts.replicaError ?? containerError ?? null, facts.restarts);
+}
+
+/** A replica gone for good (neither assigned nor present), as sent once to the hub. */
+export function removedReport(last: ReplicaReport): ReplicaReport {
+  return { ...last, state: 'removed', containerId: null, error: null };
+}
+
+/**
+ * The reports that changed from last to next: a new or different one, and 'removed' for one in
+ * last that next has not. scope: only these replicas (in this order); by default every replica of
+ * next, then those gone from last.
+ */
+export function changedReports(
+  last: ReadonlyMap<string, ReplicaReport>,
+  next: ReadonlyMap<string, ReplicaReport>,
+  scope?: Iterable<string>,
+): ReplicaReport[] {
+  const changed: ReplicaReport[] = [];
+  const judge = (id: string) => {
+    const before = last.get(id);
+    const after = next.get(id);
+    if (after) {
+      if (!sameReport(before, after)) changed.push(after);
+    } else if (before) changed.push(removedReport(before));
+  };
+  if (scope) for (const id of scope) judge(id);
+  else {
+    for (const id of next.keys()) judge(id);
+    for (const id of last.keys()) if (!next.has(id)) judge(id);
+  }
+  return changed;
+}
 
 /** A replica's state as the hub reads it, from the container that counts and the last step error. */
 export function reportOf(
