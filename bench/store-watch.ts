@@ -4,8 +4,8 @@
  * rename onto a `<collection>-NN.json` name; its size right after is what that write put on disk.
  *
  * This is an observer's estimate (a size is read a moment after the rename, and a burst may be
- * read as its last version). The exact figures are in the hub: LowdbStore.stats() counts writes
- * and bytes, but the hub does not expose them (see docs/benchmarks.md).
+ * read as its last version). The exact figures are the hub's own counters on its /metrics
+ * (tether_store_writes_total, tether_store_written_bytes_total), which the benchmark reads too.
  */
 import { statSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
