@@ -46,9 +46,12 @@ export function decodeStoreFile<T>(bytes: Buffer, keyField: string | null): Deco
     const envelope = ENVELOPE.exec(text);
     if (!envelope) return damaged('malformed header');
     if (!text.endsWith('}')) return damaged('truncated');
-    const dataText = text.slice(envelope[0].length, -1);
-    if (sha256(dataText) !== envelope[2]) return damaged('checksum mismatch');
-    return shaped(parse(dataText), keyField, STORE_FILE_FORMAT);
+    // The header is ASCII and the closing brace one byte, so the data's bytes are found by the same
+    // offsets: hashing them as read costs a pass over the bytes, hashing the text would first
+    // encode all of it to UTF-8 again (about as long as the decode itself, on a 14 MB store).
+    const dataStart = envelope[0].length;
+    if (sha256(bytes.subarray(dataStart, bytes.length - 1)) !== envelope[2]) return damaged('checksum mismatch');
+    return shaped(parse(text.slice(dataStart, -1)), keyField, STORE_FILE_FORMAT);
   }
   return shaped(parse(text), keyField, 0);
 }
@@ -77,8 +80,8 @@ function shaped<T>(value: unknown, keyField: string | null, format: 0 | typeof S
   return { ok: true, data: value as Record<string, T>, format };
 }
 
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+function sha256(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
 }
 
 /** The text of a store file holding `data`: one stringify, one hash. */

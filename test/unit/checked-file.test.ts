@@ -63,6 +63,19 @@ describe('a checked store file', () => {
     expect(await readFile(file(), 'utf8')).toMatch(/^\{"format":1,"sha256":"[0-9a-f]{64}","data":\{"web":/);
   });
 
+  it('checks the bytes as written when the data holds characters of several bytes', async () => {
+    const records = { web: { name: 'web', labels: { site: 'Zürich ✓ 東京 🚀' } } };
+    await adapter().write(records);
+    expect(await adapter().read()).toEqual(records);
+    // One byte of a three-byte character changed (✓ is e2 9c 93): still valid UTF-8, not the data written.
+    const bytes = await readFile(file());
+    const at = bytes.indexOf(Buffer.from('✓'));
+    bytes[at + 2] = 0x94;
+    await writeFile(file(), bytes);
+    const error = await adapter().read().catch((e: unknown) => e);
+    expect((error as StoreFileDamagedError).reason).toMatch(/checksum mismatch/);
+  });
+
   it('loads a file of the earlier format (a plain record map) and rewrites it checked at its next write', async () => {
     await writeFile(file(), JSON.stringify({ web: { name: 'web', revision: 2 } }));
     const db = new Low(adapter(), {});
