@@ -18,9 +18,14 @@ interface NodeWindow {
  * few lines a window, however often it changes, so one device cannot flood the hub's log. A
  * budget rather than one line per interval: one change can take several lines at once (an engine
  * and two disks). One small entry per node that has logged, dropped when the node is forgotten.
+ *
+ * Every node logs a line when it connects, so the entry of a node that wrote one line in its
+ * window and had none dropped (nearly all of them) is only the window's start, a number: an
+ * object per node would cost each of tens of thousands of connected nodes some 60 bytes more.
  */
 export class NodeLogBudget {
-  private readonly byNode = new Map<string, NodeWindow>();
+  /** A number: a window started then with one line written and none dropped. */
+  private readonly byNode = new Map<string, number | NodeWindow>();
   private readonly nowMs: () => number;
 
   constructor(private readonly opts: NodeLogBudgetOptions) {
@@ -35,10 +40,21 @@ export class NodeLogBudget {
   take(nodeId: string): number | null {
     const now = this.nowMs();
     let w = this.byNode.get(nodeId);
-    if (!w) this.byNode.set(nodeId, (w = { startMs: now, lines: 0, suppressed: 0 }));
-    if (now - w.startMs >= this.opts.windowMs) {
-      w.startMs = now;
-      w.lines = 0;
+    if (typeof w === 'number') {
+      if (now - w < this.opts.windowMs) this.byNode.set(nodeId, (w = { startMs: w, lines: 1, suppressed: 0 }));
+      else w = undefined;
+    }
+    if (w !== undefined && now - w.startMs >= this.opts.windowMs) {
+      if (w.suppressed === 0) w = undefined;
+      else {
+        w.startMs = now;
+        w.lines = 0;
+      }
+    }
+    if (w === undefined) {
+      // A new window, nothing dropped in the one before.
+      this.byNode.set(nodeId, now);
+      return 0;
     }
     if (w.lines >= this.opts.linesPerWindow) {
       w.suppressed++;

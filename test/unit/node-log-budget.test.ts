@@ -16,6 +16,47 @@ describe('NodeLogBudget', () => {
     expect(budget.take('a')).toBe(0);
   });
 
+  it('answers as a plain window per node would, whatever the order of lines and nodes', () => {
+    // The reference: one window object per node, as the budget was first written.
+    const model = (linesPerWindow: number, windowMs: number) => {
+      const byNode = new Map<string, { startMs: number; lines: number; suppressed: number }>();
+      const take = (nodeId: string, now: number): number | null => {
+        let w = byNode.get(nodeId);
+        if (!w) byNode.set(nodeId, (w = { startMs: now, lines: 0, suppressed: 0 }));
+        if (now - w.startMs >= windowMs) {
+          w.startMs = now;
+          w.lines = 0;
+        }
+        if (w.lines >= linesPerWindow) {
+          w.suppressed++;
+          return null;
+        }
+        w.lines++;
+        const suppressed = w.suppressed;
+        w.suppressed = 0;
+        return suppressed;
+      };
+      return { take, forget: (nodeId: string) => byNode.delete(nodeId) };
+    };
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (const linesPerWindow of [1, 2, 3]) {
+      let now = 0;
+      const budget = new NodeLogBudget({ linesPerWindow, windowMs: 100, nowMs: () => now });
+      const reference = model(linesPerWindow, 100);
+      for (let i = 0; i < 5000; i++) {
+        now += Math.floor(random() * 40);
+        const nodeId = `n${Math.floor(random() * 4)}`;
+        if (random() < 0.01) {
+          budget.forget(nodeId);
+          reference.forget(nodeId);
+          continue;
+        }
+        expect(budget.take(nodeId), `line ${i} of ${nodeId} at ${now}`).toBe(reference.take(nodeId, now));
+      }
+    }
+  });
+
   it('refuses a budget that writes nothing', () => {
     expect(() => new NodeLogBudget({ linesPerWindow: 0, windowMs: 1000 })).toThrow(RangeError);
     expect(() => new NodeLogBudget({ linesPerWindow: 1, windowMs: 0 })).toThrow(RangeError);
