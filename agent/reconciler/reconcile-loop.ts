@@ -1,33 +1,28 @@
 /**
  * The agent's apply loop, level-triggered: every pass lists the containers from the engine
- * (never from memory), plans with the pure planSteps and applies the steps. Runtime events, new
- * targets, retry timers and the resync timer only mark the loop dirty; triggers that arrive
- * during a pass collapse into one more pass.
+ * (never from memory), plans with the pure planSteps and applies the steps through the executor
+ * table (step-executors.ts). Runtime events, new targets, retry timers and the resync timer only
+ * mark the loop dirty; triggers that arrive during a pass collapse into one more pass. This file
+ * is the pump: when a pass runs, what aborts it, how many steps run at once, and what the hub
+ * link is told (acks here; reports through replica-reporter.ts).
  *
- * A failure that concerns one replica or one image (an image the engine will not inspect or pull,
- * a create or start it refuses) never fails the pass: the replicas it concerns record the error
- * and back off (exponential, jittered) so the passes in between leave them alone, and the pass
- * goes on for the others; a success clears it. Only a failure of the engine as a whole (it cannot
- * list containers) fails the pass, which is retried with its own backoff.
+ * A failure that concerns one replica or one image never fails the pass: the replicas it
+ * concerns back off (restart-backoff.ts) and the pass goes on for the others. Only a failure of
+ * the engine as a whole (it cannot list containers) fails the pass, which is retried with its own
+ * backoff.
  *
  * Pulls run detached from passes: a pass starts them and goes on, and the end of a pull triggers
  * a pass. A pull can take minutes; were the pass to wait, a newer target would wait as well, and
  * aborting the pull for every new generation would restart a download the new target still wants.
  * So a pass that acted on every replica but those waiting for their image acks the generation
  * with those pending (a partial ack), and acks again as that number changes, down to 0.
- *
- * The hub hears of each replica as its steps finish, not only when the pass ends: a pass over
- * hundreds of slow starts takes minutes. Reports still come from a listing of the engine (one per
- * report window while steps run, see reportProgress), never from what a step believes it did;
- * the listing at the end of the pass remains the one that covers every replica.
  */
 import { Backoff } from '../../shared/backoff.js';
 import { systemClock, type Clock } from '../../shared/clock.js';
 import { PROTOCOL_LIMITS, type AssignedReplica, type ReplicaReport } from '../../shared/protocol.js';
 import type { ContainerRuntime, ObservedContainer } from '../runtime/container-runtime.js';
 import { needsImage, planSteps, replicaIdOf, type Step } from './plan-steps.js';
-import { changedReports, reportFor, runsItsSpec, standingsOf, type Standing } from './replica-report.js';
-import { ReportOutbox } from './report-outbox.js';
+import { ReplicaReporter } from './replica-reporter.js';
 import { QUICK_SWAP_ATTEMPTS, RestartBackoff } from './restart-backoff.js';
 import { RestartTally, type RestartCountStore } from './restart-tally.js';
 import { executeStep, messageOf, type EngineStep, type StepContext } from './step-executors.js';
@@ -101,7 +96,6 @@ export class ReconcileLoop {
   private readonly retryBaseMs: number;
   private readonly retryCapMs: number;
   private readonly stopTimeoutS: number;
-  private readonly reportWindowMs: number;
 
   /** Null until the first setTarget: without a target nothing is removed. */
   private target: Target | null = null;
@@ -116,14 +110,7 @@ export class ReconcileLoop {
   private countsSavedAtMs: number | null = null;
   /** Pulls in flight by image. */
   private readonly pulls = new Map<string, { abort: AbortController; done: Promise<void> }>();
-  /** Last report per replica (sent, or waiting in the outbox): what reports diff against and snapshot() returns. */
-  private reported = new Map<string, ReplicaReport>();
-  private readonly outbox: ReportOutbox;
-  /** While a pass applies steps: replicas whose steps in it have all finished, not yet reported. */
-  private settled = new Set<string>();
-  private applying = false;
-  private progressTimer: NodeJS.Timeout | null = null;
-  private progressReport: Promise<void> | null = null;
+  private readonly reporter: ReplicaReporter;
 
   /** See firstListing. */
   private listedOnce = false;
@@ -158,19 +145,24 @@ export class ReconcileLoop {
     this.retryBaseMs = opts.retryBaseMs ?? 1_000;
     this.retryCapMs = opts.retryCapMs ?? 60_000;
     this.stopTimeoutS = opts.stopTimeoutS ?? 10;
-    this.reportWindowMs = opts.reportWindowMs ?? REPORT_WINDOW_MS;
     if (this.maxConcurrentSteps < 1) throw new Error('invariant: maxConcurrentSteps must be at least 1');
-    this.outbox = new ReportOutbox({
-      windowMs: this.reportWindowMs,
-      maxPerFrame: Math.min(opts.maxReportsPerFrame ?? PROTOCOL_LIMITS.maxReportedReplicas, PROTOCOL_LIMITS.maxReportedReplicas),
-      send: (reports) => this.notify('onReport', () => this.opts.onReport(reports)),
-    });
     this.passBackoff = new Backoff({ baseMs: this.retryBaseMs, capMs: this.retryCapMs });
     this.backoff = new RestartBackoff({
       clock: this.clock,
       baseMs: this.retryBaseMs,
       capMs: this.retryCapMs,
       swapRetryDelayMs: opts.swapRetryDelayMs,
+    });
+    this.reporter = new ReplicaReporter({
+      nodeId: this.nodeId,
+      runtime: this.runtime,
+      logger: this.logger,
+      assigned: () => this.target?.replicas ?? [],
+      backoff: this.backoff,
+      restarts: this.restarts,
+      windowMs: opts.reportWindowMs ?? REPORT_WINDOW_MS,
+      maxPerFrame: opts.maxReportsPerFrame ?? PROTOCOL_LIMITS.maxReportedReplicas,
+      send: (reports) => this.notify('onReport', () => this.opts.onReport(reports)),
     });
   }
 
@@ -211,10 +203,8 @@ export class ReconcileLoop {
     this.unwatch = null;
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
-    if (this.progressTimer) clearTimeout(this.progressTimer);
-    this.resyncTimer = this.wakeTimer = this.progressTimer = null;
-    // Reports not yet sent are dropped: the hub link is closed first, and the next hello says it all.
-    this.outbox.close();
+    this.resyncTimer = this.wakeTimer = null;
+    this.reporter.close();
     this.passAbort?.abort();
     for (const pull of this.pulls.values()) pull.abort.abort();
     await this.pumping;
@@ -266,7 +256,7 @@ export class ReconcileLoop {
 
   /** Every replica's current report: the assigned ones, plus unassigned containers still present. */
   snapshot(): ReplicaReport[] {
-    return [...this.reported.values()];
+    return this.reporter.snapshot();
   }
 
   /** One pass now, after the one in flight (tests; start()). */
@@ -407,9 +397,9 @@ export class ReconcileLoop {
       const id = replicaIdOf(s);
       const left = stepsLeft.get(id)! - 1;
       if (left > 0) stepsLeft.set(id, left);
-      else this.settle(id);
+      else this.reporter.settle(id);
     };
-    this.applying = true;
+    this.reporter.beginSteps();
     try {
       const removes = steps.filter((s): s is EngineStep => s.kind === 'remove');
       await this.bounded(removes, run, signal);
@@ -418,58 +408,8 @@ export class ReconcileLoop {
       const makes = steps.filter((s): s is EngineStep => s.kind !== 'remove' && s.kind !== 'pull');
       await this.bounded(makes, run, signal);
     } finally {
-      this.applying = false;
-      if (this.progressTimer) clearTimeout(this.progressTimer);
-      this.progressTimer = null;
-      // The pass's own listing comes after the last progress listing, so it has the last word.
-      await this.progressReport;
-      this.settled.clear();
+      await this.reporter.endSteps();
     }
-  }
-
-  /** All of the replica's steps in this pass are done: it is reported with the next progress listing. */
-  private settle(replicaId: string): void {
-    this.settled.add(replicaId);
-    this.armProgressReport();
-  }
-
-  private armProgressReport(): void {
-    if (!this.applying || this.progressTimer || this.progressReport || this.settled.size === 0) return;
-    this.progressTimer = setTimeout(() => {
-      this.progressTimer = null;
-      this.progressReport = this.reportProgress().finally(() => {
-        this.progressReport = null;
-        this.armProgressReport();
-      });
-    }, this.reportWindowMs);
-    this.progressTimer.unref();
-  }
-
-  /**
-   * Reports the settled replicas from a listing made after their steps: what the engine says, as
-   * at the end of a pass. Only replicas with no step left in the pass: a listing made while a
-   * step of the replica runs could predate it, and count a start of the agent's as the engine's.
-   * A listing that fails reports nothing: the pass's own listing covers them.
-   */
-  private async reportProgress(): Promise<void> {
-    const ids = [...this.settled];
-    this.settled.clear();
-    let current: ObservedContainer[];
-    try {
-      current = await this.runtime.listContainers(this.nodeId);
-    } catch (err) {
-      this.logger.warn({ nodeId: this.nodeId, err: messageOf(err) }, 'could not list containers to report progress; the end of the pass reports it');
-      return;
-    }
-    const next = this.reportsOf(standingsOf(this.target?.replicas ?? [], current, ids));
-    // An unassigned replica whose last container went is gone for good: sent once as removed.
-    const changed = changedReports(this.reported, next, ids);
-    for (const id of ids) {
-      const report = next.get(id);
-      if (report) this.reported.set(id, report);
-      else this.reported.delete(id);
-    }
-    if (changed.length > 0) this.outbox.push(changed);
   }
 
   private stepContext(planned: ReadonlyMap<string, ObservedContainer>): StepContext {
@@ -555,36 +495,16 @@ export class ReconcileLoop {
   }
 
   private publishReports(current: readonly ObservedContainer[]): void {
-    const assigned = this.target?.replicas ?? [];
-    const next = this.reportsOf(standingsOf(assigned, current));
+    const reported = this.reporter.publish(current);
     // Forget what concerns replicas that are neither assigned nor present, and containers that are
     // gone: nothing will retry them, and these structures stay as small as the node's state.
     const present = new Set(current.map((c) => c.id));
-    this.backoff.retain(new Set(next.keys()), new Set(assigned.map((r) => r.replicaId)), present);
+    this.backoff.retain(reported, new Set(this.target?.replicas.map((r) => r.replicaId)), present);
     // Not before the first target: the counts of a replica whose container went while the agent
     // was down are still wanted when the target names it.
-    if (this.target) this.restarts.retain(new Set(next.keys()));
+    if (this.target) this.restarts.retain(reported);
     for (const id of this.stoppedForSwap) if (!present.has(id)) this.stoppedForSwap.delete(id);
     this.saveRestartCounts(false);
-
-    const changed = changedReports(this.reported, next);
-    this.reported = next;
-    if (changed.length > 0) this.outbox.push(changed);
-  }
-
-  /**
-   * The reports of these replicas, from a listing. Observes their restarts: the listing must
-   * postdate every step of theirs that the tally was told of.
-   */
-  private reportsOf(standings: ReadonlyMap<string, Standing>): Map<string, ReplicaReport> {
-    const reports = new Map<string, ReplicaReport>();
-    for (const [id, s] of standings) {
-      if (runsItsSpec(s)) this.backoff.replicaSucceeded(id);
-      const restarts = this.restarts.observe(id, s.containers, s.chosen);
-      const facts = { replicaError: this.backoff.replicaError(id), containerError: (c: string) => this.backoff.containerError(c), restarts };
-      reports.set(id, reportFor(s, facts));
-    }
-    return reports;
   }
 
   /**
