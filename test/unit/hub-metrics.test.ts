@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import type { HubStats } from '../../hub/hub-stats.js';
+import { hubMetrics } from '../../hub/metrics.js';
+
+/** Stats made by hand: the metrics need nothing of the hub but this interface. */
+function stats(): HubStats {
+  return {
+    liveness: {
+      nodeStateCounts: () => ({ ready: 5, not_ready: 1, unreachable: 0, lost: 2 }),
+      disruption: () => null,
+      awayShare: () => 0.25,
+      stalls: () => ({ count: 1, totalMs: 1500 }),
+    },
+    nodes: {
+      conditionCounts: () => ({ engine_unavailable: 1, target_cache_stale: 0, data_disk_low: 2, engine_disk_low: 0 }),
+      refusedReports: 7,
+      refusedReportsBeforeAck: 3,
+      observedReplicas: 40,
+    },
+    agents: {
+      connectedCount: 6,
+      pendingHandshakeCount: 1,
+      refusedBusy: 2,
+      refusedAddressBusy: 0,
+      refusedUnauthorized: 1,
+      refusedNotFound: 0,
+      socketFaults: { byCode: new Map([['ECONNRESET', 4]]) },
+      acksRefused: 0,
+      helloGenerationsAhead: 0,
+      conditionsHeld: 0,
+      handshakesSuperseded: 0,
+      sessionsReplaced: 0,
+    },
+    scheduler: { passes: 9, onPlanned: null },
+    store: {
+      health: () => ({ ok: true, error: null, since: null, writeFailures: 0 }),
+      stats: () => ({ writes: 11, bytesWritten: 2048 }),
+    },
+    services: { count: () => 3 },
+  };
+}
+
+describe('hub metrics', () => {
+  it('read every figure from the stats interface, and time passes through the scheduler hook', async () => {
+    const s = stats();
+    const registry = hubMetrics(s);
+    expect(s.scheduler.onPlanned).not.toBeNull();
+    s.scheduler.onPlanned?.(20);
+    const text = await registry.metrics();
+    expect(text).toContain('tether_nodes{state="lost"} 2');
+    expect(text).toContain('tether_node_conditions{condition="data_disk_low"} 2');
+    expect(text).toContain('tether_fleet_away_ratio 0.25');
+    expect(text).toContain('tether_hub_stalled_seconds_total 1.5');
+    expect(text).toContain('tether_agent_sessions 6');
+    expect(text).toContain('tether_agent_socket_errors_total{code="ECONNRESET"} 4');
+    expect(text).toContain('tether_replica_reports_refused_total{reason="not_assigned"} 4');
+    expect(text).toContain('tether_replica_reports_refused_total{reason="before_ack"} 3');
+    expect(text).toContain('tether_observed_replicas 40');
+    expect(text).toContain('tether_scheduler_passes_total 9');
+    expect(text).toContain('tether_store_written_bytes_total 2048');
+    expect(text).toContain('tether_services 3');
+    expect(text).toContain('tether_scheduler_plan_seconds_count 1');
+  });
+});
