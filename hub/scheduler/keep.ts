@@ -4,6 +4,7 @@
  */
 import { matchesAll } from '../../shared/constraints.js';
 import { MinHeap } from './min-heap.js';
+import type { NodeStateLookup } from './node-states.js';
 import type { NodeState } from './node-usage.js';
 import { compareStrings } from './order.js';
 import type { ServicePlan } from './service-plan.js';
@@ -11,7 +12,7 @@ import type { Placement } from './types.js';
 
 /** What keeping a replicated service's placements needs beyond the service itself. */
 export interface KeepContext {
-  statesById: Map<string, NodeState>;
+  statesById: NodeStateLookup;
   seenReplicaIds: Set<string>;
   newId: (service: string) => string;
   defaultLostAfterMs: number;
@@ -167,7 +168,7 @@ function chooseRemovals(
   kept: readonly Placement[],
   pendingCount: number,
   excess: number,
-  statesById: Map<string, NodeState>,
+  statesById: NodeStateLookup,
 ): Set<Placement> {
   const removed = new Set<Placement>();
   const pendingByIdDesc = kept.filter((p) => p.nodeId === null).sort((a, b) => compareStrings(b.replicaId, a.replicaId));
@@ -217,7 +218,7 @@ function removeFromMostCrowded(placed: readonly Placement[], count: number, remo
   return left;
 }
 
-export function keepGlobal(plan: ServicePlan, statesById: Map<string, NodeState>, seenReplicaIds: Set<string>): void {
+export function keepGlobal(plan: ServicePlan, statesById: NodeStateLookup, seenReplicaIds: Set<string>): void {
   // One replica per node; should an older list hold two, keep the running one, then the lower id.
   const byNode = new Map<string, Placement>();
   for (const old of plan.service.placements) {

@@ -16,17 +16,21 @@ export interface Demand {
   hostPorts: string[];
 }
 
-/** A node and everything reserved on it so far in this pass. */
-export interface NodeState {
-  node: SchedNode;
-  /** Null while the node has not reported facts: only resource-free replicas fit then. */
-  capacity: { cpuMillis: number; memoryBytes: number } | null;
+/** What replicas reserve on one node. */
+export interface NodeUsage {
   usedCpuMillis: number;
   usedMemoryBytes: number;
   /** Null until a replica with host ports is counted here (most nodes never need the map). */
   hostPortUses: Map<string, number> | null;
   /** Placements of any service with this node, pending ones included. */
   placementCount: number;
+}
+
+/** A node and everything reserved on it so far in this pass. */
+export interface NodeState extends NodeUsage {
+  node: SchedNode;
+  /** Null while the node has not reported facts: only resource-free replicas fit then. */
+  capacity: { cpuMillis: number; memoryBytes: number } | null;
   /**
    * The part of the above held by pending global replicas whose service this pass has not reached
    * yet. Such a replica is judged without them, so two pending replicas on a full node cannot
@@ -37,16 +41,17 @@ export interface NodeState {
   unsettledHostPorts: Map<string, number> | null;
 }
 
-export function newNodeState(node: SchedNode): NodeState {
+/** A node's state at the start of a pass: `base` is what is already reserved (copied, never changed). */
+export function newNodeState(node: SchedNode, base?: Readonly<NodeUsage>): NodeState {
   return {
     node,
     capacity: node.facts
       ? { cpuMillis: Math.round(node.facts.cpus * MILLICPUS_PER_CPU), memoryBytes: node.facts.memoryBytes }
       : null,
-    usedCpuMillis: 0,
-    usedMemoryBytes: 0,
-    hostPortUses: null,
-    placementCount: 0,
+    usedCpuMillis: base?.usedCpuMillis ?? 0,
+    usedMemoryBytes: base?.usedMemoryBytes ?? 0,
+    hostPortUses: base?.hostPortUses ? new Map(base.hostPortUses) : null,
+    placementCount: base?.placementCount ?? 0,
     unsettledCpuMillis: 0,
     unsettledMemoryBytes: 0,
     unsettledHostPorts: null,
@@ -56,7 +61,7 @@ export function newNodeState(node: SchedNode): NodeState {
 // ---------------------------------------------------------------------------------------------
 // Reservations
 
-export function reserve(state: NodeState, demand: Demand, count = 1): void {
+export function reserve(state: NodeUsage, demand: Demand, count = 1): void {
   state.usedCpuMillis += demand.cpuMillis * count;
   state.usedMemoryBytes += demand.memoryBytes * count;
   if (demand.hostPorts.length > 0) {

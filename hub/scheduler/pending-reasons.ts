@@ -2,6 +2,7 @@
 import { matchesAll } from '../../shared/constraints.js';
 import type { NormalizedSpec } from '../../shared/spec.js';
 import { checkFit, type Misfit } from './feasibility.js';
+import type { NodeStates } from './node-states.js';
 import type { NodeState } from './node-usage.js';
 import type { ServicePlan } from './service-plan.js';
 
@@ -11,13 +12,12 @@ import type { ServicePlan } from './service-plan.js';
  */
 export function writePendingReasons(
   plans: readonly ServicePlan[],
-  states: readonly NodeState[],
-  statesById: Map<string, NodeState>,
+  statesById: NodeStates,
 ): void {
   for (const plan of plans) {
     if (plan.unplaced.length === 0) continue;
     if (plan.spec.mode === 'replicated') {
-      const reason = describeReplicatedShortfall(plan, states);
+      const reason = describeReplicatedShortfall(plan, statesById.all());
       for (const p of plan.unplaced) p.pendingReason = reason;
       continue;
     }

@@ -5,6 +5,7 @@
 import { matchesAll } from '../../shared/constraints.js';
 import { checkFit } from './feasibility.js';
 import { MinHeap } from './min-heap.js';
+import type { NodeStateLookup } from './node-states.js';
 import { addUnsettled, reserve, type NodeState } from './node-usage.js';
 import { compareStrings } from './order.js';
 import type { ServicePlan } from './service-plan.js';
@@ -56,7 +57,7 @@ export function placeReplicated(plan: ServicePlan, states: readonly NodeState[],
 export function placeGlobal(
   plan: ServicePlan,
   states: readonly NodeState[],
-  statesById: Map<string, NodeState>,
+  statesById: NodeStateLookup,
   newId: (service: string) => string,
 ): void {
   const hasReplica = new Set<string>();

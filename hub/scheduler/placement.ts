@@ -10,11 +10,13 @@
  * it planned from before it commits any of it.
  */
 import { keepGlobal, keepReplicated, isSettled, summaryOf, type KeepContext } from './keep.js';
-import { addUnsettled, newNodeState, reserve, type NodeState } from './node-usage.js';
+import { NodeStates } from './node-states.js';
+import { addUnsettled, reserve, type NodeState } from './node-usage.js';
 import { compareStrings } from './order.js';
 import { placeGlobal, placeReplicated } from './place.js';
 import { writePendingReasons } from './pending-reasons.js';
 import { newPlan } from './service-plan.js';
+import type { SettledUsage } from './settled-usage.js';
 import type { Placement, SchedNode, SchedService, ServicePlacementChange } from './types.js';
 
 export interface PlacementOptions {
@@ -33,6 +35,13 @@ export interface PlacementOptions {
    * also drops such duplicates (a hand-edited store), so the hub does that once after it starts.
    */
   skipSettled?: boolean;
+  /**
+   * The reservations of settled services kept from the last pass (one per hub; see
+   * settled-usage.ts): with it, a pass costs what changed since, not what exists; without it,
+   * everything may have changed and every settled service is counted again. The answer is the
+   * same either way. Not used when skipSettled is false.
+   */
+  settledUsage?: SettledUsage;
 }
 
 export function planPlacements(
@@ -40,8 +49,14 @@ export function planPlacements(
   nodes: readonly SchedNode[],
   opts: PlacementOptions,
 ): ServicePlacementChange[] {
-  const states = [...nodes].sort((a, b) => compareStrings(a.id, b.id)).map(newNodeState);
-  const statesById = new Map(states.map((s) => [s.node.id, s]));
+  const defaultLostAfterMs = opts.defaultLostAfterMs ?? Number.POSITIVE_INFINITY;
+  const memory = opts.skipSettled === false ? undefined : opts.settledUsage;
+  const statesById = memory
+    ? new NodeStates(memory.begin(services, nodes, defaultLostAfterMs), memory.nodes, (id) => memory.usageOf(id))
+    : new NodeStates(
+        [...nodes].sort((a, b) => compareStrings(a.id, b.id)),
+        new Map(nodes.map((n) => [n.id, n])),
+      );
   const plans = [...services].sort((a, b) => compareStrings(a.name, b.name)).map(newPlan);
 
   // Decide what stays before anything new is placed, so that every kept placement's reservation
@@ -60,20 +75,23 @@ export function planPlacements(
     statesById,
     seenReplicaIds,
     newId,
-    defaultLostAfterMs: opts.defaultLostAfterMs ?? Number.POSITIVE_INFINITY,
+    defaultLostAfterMs,
     isRunning: opts.isRunning ?? (() => false),
   };
   for (const plan of plans) {
     if (plan.spec.mode === 'global') keepGlobal(plan, statesById, seenReplicaIds);
+    else if (memory?.has(plan.service)) plan.settled = plan.counted = true;
     else if (opts.skipSettled !== false && isSettled(plan, keep)) plan.settled = true;
     else keepReplicated(plan, keep);
   }
   for (const plan of plans) {
+    if (plan.counted) continue;
     if (plan.settled) {
-      // Per node, not per replica: a settled service of 100,000 replicas costs one step per node.
-      for (const [nodeId, count] of summaryOf(plan.service.placements).countByNodeId) {
-        reserve(statesById.get(nodeId) as NodeState, plan.demand, count);
-      }
+      // Per node, not per replica: a settled service of 100,000 replicas costs one step per node,
+      // once: the memory counts it in later passes until it or one of its nodes changes.
+      const { countByNodeId } = summaryOf(plan.service.placements);
+      for (const [nodeId, count] of countByNodeId) reserve(statesById.get(nodeId) as NodeState, plan.demand, count);
+      memory?.add(plan, countByNodeId);
       continue;
     }
     for (const list of [plan.placements, plan.draining]) {
@@ -89,11 +107,12 @@ export function planPlacements(
   // Name order, so that competition for resources and ports is decided the same way every time.
   for (const plan of plans) {
     if (plan.settled) continue;
-    if (plan.spec.mode === 'global') placeGlobal(plan, states, statesById, newId);
-    else placeReplicated(plan, states, newId);
+    if (plan.spec.mode === 'global') placeGlobal(plan, statesById.all(), statesById, newId);
+    else placeReplicated(plan, statesById.all(), newId);
   }
 
-  writePendingReasons(plans, states, statesById);
+  writePendingReasons(plans, statesById);
+  memory?.end();
 
   const changes: ServicePlacementChange[] = [];
   for (const plan of plans) {

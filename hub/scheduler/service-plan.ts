@@ -24,6 +24,8 @@ export interface ServicePlan {
   draining: Placement[];
   /** Nothing to decide (see isSettled): its placements are only counted, and stay as they are. */
   settled: boolean;
+  /** Settled in an earlier pass with nothing changed since: the node states already count it. */
+  counted: boolean;
 }
 
 export function newPlan(service: SchedService): ServicePlan {
@@ -45,5 +47,6 @@ export function newPlan(service: SchedService): ServicePlan {
     unplaced: [],
     draining: [],
     settled: false,
+    counted: false,
   };
 }

@@ -1,0 +1,157 @@
+import { describe, expect, it } from 'vitest';
+import { planPlacements, type PlacementOptions } from '../../hub/scheduler/placement.js';
+import { SettledUsage } from '../../hub/scheduler/settled-usage.js';
+import type { Placement, SchedNode, SchedService, ServicePlacementChange } from '../../hub/scheduler/types.js';
+import { validateServiceSpec } from '../../shared/spec.js';
+import { prng } from '../helpers/prng.js';
+
+const GB = 1024 ** 3;
+const LOST_AFTER_MS = 60_000;
+
+interface NodeOpts {
+  labels?: Record<string, string>;
+  cpus?: number;
+  downForMs?: number | null;
+  unknown?: boolean;
+}
+
+/** Fresh objects every call, as the hub builds them for every pass. */
+function node(id: string, o: NodeOpts = {}): SchedNode {
+  const downForMs = o.downForMs ?? null;
+  return {
+    id,
+    name: id,
+    labels: { ...(o.labels ?? {}) },
+    facts: o.unknown ? null : { hostname: id, arch: 'amd64', os: 'linux', cpus: o.cpus ?? 4, memoryBytes: 8 * GB },
+    schedulable: downForMs === null && !o.unknown,
+    downForMs,
+  };
+}
+
+function svc(name: string, input: Record<string, unknown>, placements: readonly Placement[] = []): SchedService {
+  const v = validateServiceSpec({ image: 'nginx:1', ...input });
+  if (!v.ok) throw new Error(JSON.stringify(v.errors));
+  return { name, spec: v.value, placements };
+}
+
+function apply(services: readonly SchedService[], changes: readonly ServicePlacementChange[]): SchedService[] {
+  const byName = new Map(changes.map((c) => [c.service, c.placements]));
+  return services.map((s) => ({ ...s, placements: byName.get(s.name) ?? s.placements }));
+}
+
+/** The same ids for the same calls: a pass with the memory and one without must name replicas alike. */
+function options(pass: number, extra: Partial<PlacementOptions> = {}): PlacementOptions {
+  let n = 0;
+  return { newReplicaId: (s) => `${s}-${pass}-${++n}`, defaultLostAfterMs: LOST_AFTER_MS, ...extra };
+}
+
+describe('settled usage kept between passes', () => {
+  const nodeIds = Array.from({ length: 20 }, (_, i) => `n${String(i).padStart(2, '0')}`);
+  const nodes = (o: Record<string, NodeOpts> = {}) => nodeIds.map((id) => node(id, o[id]));
+
+  it('counts an unchanged settled service once, and again when its placements or one of its nodes change', () => {
+    const memory = new SettledUsage();
+    let services = [svc('big', { replicas: 200, resources: { cpus: 0.1 } }), svc('small', { replicas: 3, resources: { cpus: 1 } })];
+    services = apply(services, planPlacements(services, nodes(), options(0, { settledUsage: memory })));
+
+    // Settled now: the first pass that finds them so counts them.
+    expect(planPlacements(services, nodes(), options(1, { settledUsage: memory }))).toEqual([]);
+    expect(memory.recounted.sort()).toEqual(['big', 'small']);
+
+    // Nothing changed (new node objects, same values): nothing is counted again.
+    expect(planPlacements(services, nodes(), options(2, { settledUsage: memory }))).toEqual([]);
+    expect(memory.recounted).toEqual([]);
+
+    // A scaled small service is judged; the big one is still not counted again.
+    const scaled = services.map((s) => (s.name === 'small' ? svc('small', { replicas: 4, resources: { cpus: 1 } }, s.placements) : s));
+    const changes = planPlacements(scaled, nodes(), options(3, { settledUsage: memory }));
+    expect(changes).toEqual(planPlacements(scaled, nodes(), options(3)));
+    expect(changes.map((c) => c.service)).toEqual(['small']);
+    expect(memory.recounted).toEqual([]);
+    services = apply(scaled, changes);
+
+    // The same placements in a new array: counted again (the cache is keyed by the array).
+    services = services.map((s) => ({ ...s, placements: [...s.placements] }));
+    expect(planPlacements(services, nodes(), options(4, { settledUsage: memory }))).toEqual([]);
+    expect(memory.recounted.sort()).toEqual(['big', 'small']);
+
+    // A node that holds a replica of big changes: big is counted again, small (elsewhere) is not.
+    const smallNodes = new Set((services[1] as SchedService).placements.map((p) => p.nodeId));
+    const bigNode = nodeIds.find((id) => !smallNodes.has(id)) as string;
+    expect((services[0] as SchedService).placements.some((p) => p.nodeId === bigNode)).toBe(true);
+    const relabelled = nodes({ [bigNode]: { labels: { zone: 'b' } } });
+    expect(planPlacements(services, relabelled, options(5, { settledUsage: memory }))).toEqual([]);
+    expect(memory.recounted).toEqual(['big']);
+  });
+
+  it('sees a node lost since the last pass although the service itself did not change', () => {
+    const memory = new SettledUsage();
+    let services = [svc('web', { replicas: 40 })];
+    services = apply(services, planPlacements(services, nodes(), options(0, { settledUsage: memory })));
+    expect(planPlacements(services, nodes(), options(1, { settledUsage: memory }))).toEqual([]);
+
+    const lost = nodes({ n03: { downForMs: LOST_AFTER_MS } });
+    const withMemory = planPlacements(services, lost, options(2, { settledUsage: memory }));
+    expect(withMemory).toEqual(planPlacements(services, lost, options(2)));
+    const moved = (withMemory[0] as ServicePlacementChange).placements.filter((p) => p.movedFrom === 'n03');
+    expect(moved).toHaveLength(2);
+  });
+
+  for (const seed of [1, 2, 3, 4, 5, 6]) {
+    it(`answers as a pass without it over random changes (seed ${seed})`, () => {
+      const rand = prng(seed);
+      const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
+      const memory = new SettledUsage();
+
+      const nodeOpts = new Map<string, NodeOpts>();
+      for (let i = 0; i < 12; i++) {
+        nodeOpts.set(`n${i}`, { labels: { zone: pick(['a', 'b']) }, cpus: pick([1, 2, 4]), unknown: rand() < 0.1 });
+      }
+      let nextNode = 12;
+      const randomSpec = (): Record<string, unknown> => {
+        const input: Record<string, unknown> = { replicas: Math.floor(rand() * 12) };
+        if (rand() < 0.5) input.resources = { cpus: pick([0.5, 1, 2]) };
+        if (rand() < 0.3) input.constraints = [`node.labels.zone == ${pick(['a', 'b'])}`];
+        if (rand() < 0.2) input.ports = [{ containerPort: 80, hostPort: 8080 }];
+        if (rand() < 0.2) input.onNodeLost = 'wait';
+        return input;
+      };
+      let services: SchedService[] = [];
+      for (let i = 0; i < 5; i++) services.push(svc(`s${i}`, randomSpec()));
+      services.push(svc('g', { mode: 'global', resources: { cpus: 1 } }));
+
+      for (let pass = 0; pass < 60; pass++) {
+        // A few random changes, or none (a steady pass).
+        const count = Math.floor(rand() * 3);
+        for (let c = 0; c < count; c++) {
+          const what = rand();
+          const id = pick([...nodeOpts.keys()]);
+          const o = nodeOpts.get(id) as NodeOpts;
+          if (what < 0.2) nodeOpts.set(id, { ...o, downForMs: pick([1_000, LOST_AFTER_MS, 2 * LOST_AFTER_MS]) });
+          else if (what < 0.35) nodeOpts.set(id, { ...o, downForMs: null });
+          else if (what < 0.45) nodeOpts.set(id, { ...o, labels: { zone: pick(['a', 'b']) } });
+          else if (what < 0.5) nodeOpts.delete(id);
+          else if (what < 0.55) nodeOpts.set(`n${nextNode++}`, { labels: { zone: pick(['a', 'b']) }, cpus: pick([2, 4]) });
+          else if (what < 0.75) {
+            const i = Math.floor(rand() * 5);
+            services = services.map((s) => (s.name === `s${i}` ? svc(s.name, randomSpec(), s.placements) : s));
+          } else if (what < 0.85) {
+            // The same placements in a new array (a commit that rewrote the record).
+            const i = Math.floor(rand() * services.length);
+            services = services.map((s, j) => (j === i ? { ...s, placements: [...s.placements] } : s));
+          } else if (what < 0.9 && services.length > 1) {
+            services = services.filter((_, j) => j !== Math.floor(rand() * services.length));
+          } else {
+            services = [...services, svc(`t${pass}`, randomSpec())];
+          }
+        }
+        const nodeList = [...nodeOpts].map(([id, o]) => node(id, o));
+        const running = (replicaId: string): boolean => replicaId.length % 2 === 0;
+        const incremental = planPlacements(services, nodeList, options(pass, { settledUsage: memory, isRunning: running }));
+        const scratch = planPlacements(services, nodeList, options(pass, { isRunning: running }));
+        expect(incremental, `seed ${seed}, pass ${pass}`).toEqual(scratch);
+        services = apply(services, incremental);
+      }
+    });
+  }
+});
