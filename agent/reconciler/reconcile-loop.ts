@@ -11,9 +11,7 @@
  * the engine as a whole (it cannot list containers) fails the pass, which is retried with its own
  * backoff.
  *
- * Pulls run detached from passes: a pass starts them and goes on, and the end of a pull triggers
- * a pass. A pull can take minutes; were the pass to wait, a newer target would wait as well, and
- * aborting the pull for every new generation would restart a download the new target still wants.
+ * Pulls run detached from passes (image-pulls.ts), so a newer target never waits for a download.
  * So a pass that acted on every replica but those waiting for their image acks the generation
  * with those pending (a partial ack), and acks again as that number changes, down to 0.
  */
@@ -22,6 +20,7 @@ import { systemClock, type Clock } from '../../shared/clock.js';
 import { PROTOCOL_LIMITS, type AssignedReplica, type ReplicaReport } from '../../shared/protocol.js';
 import type { ContainerRuntime, ObservedContainer } from '../runtime/container-runtime.js';
 import { needsImage, planSteps, replicaIdOf, type Step } from './plan-steps.js';
+import { ImagePulls } from './image-pulls.js';
 import { ReplicaReporter } from './replica-reporter.js';
 import { QUICK_SWAP_ATTEMPTS, RestartBackoff } from './restart-backoff.js';
 import { RestartTally, type RestartCountStore } from './restart-tally.js';
@@ -108,8 +107,7 @@ export class ReconcileLoop {
   private readonly stoppedForSwap = new Set<string>();
   /** When the restart counts were last handed to the store (clock time), null before the first. */
   private countsSavedAtMs: number | null = null;
-  /** Pulls in flight by image. */
-  private readonly pulls = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  private readonly pulls: ImagePulls;
   private readonly reporter: ReplicaReporter;
 
   /** See firstListing. */
@@ -152,6 +150,18 @@ export class ReconcileLoop {
       baseMs: this.retryBaseMs,
       capMs: this.retryCapMs,
       swapRetryDelayMs: opts.swapRetryDelayMs,
+    });
+    this.pulls = new ImagePulls({
+      runtime: this.runtime,
+      maxConcurrent: this.maxConcurrentSteps,
+      onPulled: (image, replicaIds) => {
+        for (const id of replicaIds) this.backoff.clearReplica(id);
+        this.logger.info({ image }, 'pulled image');
+      },
+      onFailed: (_image, replicaIds, err) => {
+        for (const id of replicaIds) this.fail(id, `pull failed: ${messageOf(err)}`);
+      },
+      onSettled: () => this.requestPass(),
     });
     this.reporter = new ReplicaReporter({
       nodeId: this.nodeId,
@@ -206,9 +216,9 @@ export class ReconcileLoop {
     this.resyncTimer = this.wakeTimer = null;
     this.reporter.close();
     this.passAbort?.abort();
-    for (const pull of this.pulls.values()) pull.abort.abort();
+    const pullsClosed = this.pulls.close();
     await this.pumping;
-    await Promise.all([...this.pulls.values()].map((p) => p.done));
+    await pullsClosed;
     // The last change is written, whatever the rate limit held back.
     this.saveRestartCounts(true);
     await this.opts.restartCounts?.flush();
@@ -249,7 +259,7 @@ export class ReconcileLoop {
       this.passAbort?.abort();
       // Pulls the new target still wants go on: their progress would otherwise be thrown away.
       const wantedImages = new Set(replicas.map((r) => r.container.image));
-      for (const [image, pull] of this.pulls) if (!wantedImages.has(image)) pull.abort.abort();
+      this.pulls.keepOnly(wantedImages);
     }
     this.requestPass();
   }
@@ -404,7 +414,7 @@ export class ReconcileLoop {
       const removes = steps.filter((s): s is EngineStep => s.kind === 'remove');
       await this.bounded(removes, run, signal);
       if (signal.aborted) return;
-      for (const s of steps) if (s.kind === 'pull') this.startPull(s);
+      for (const s of steps) if (s.kind === 'pull') this.pulls.start(s.image, s.auth, s.replicaIds);
       const makes = steps.filter((s): s is EngineStep => s.kind !== 'remove' && s.kind !== 'pull');
       await this.bounded(makes, run, signal);
     } finally {
@@ -445,30 +455,6 @@ export class ReconcileLoop {
       while (next < items.length && !signal?.aborted) await fn(items[next++]!);
     };
     await Promise.all(Array.from({ length: Math.min(this.maxConcurrentSteps, items.length) }, worker));
-  }
-
-  /** At most maxConcurrentSteps pulls at a time; a pull planned beyond that waits for a later pass. */
-  private startPull(step: Extract<Step, { kind: 'pull' }>): void {
-    if (this.stopped || this.pulls.has(step.image) || this.pulls.size >= this.maxConcurrentSteps) return;
-    const abort = new AbortController();
-    // Through a promise, so that even a runtime that throws at once fails this pull, not the pass.
-    const done = Promise.resolve()
-      .then(() => this.runtime.pullImage(step.image, step.auth, abort.signal))
-      .then(
-        () => {
-          for (const id of step.replicaIds) this.backoff.clearReplica(id);
-          this.logger.info({ image: step.image }, 'pulled image');
-        },
-        (err: unknown) => {
-          if (abort.signal.aborted) return;
-          for (const id of step.replicaIds) this.fail(id, `pull failed: ${messageOf(err)}`);
-        },
-      )
-      .finally(() => {
-        this.pulls.delete(step.image);
-        this.requestPass();
-      });
-    this.pulls.set(step.image, { abort, done });
   }
 
   private fail(replicaId: string, error: string): void {

@@ -1,0 +1,60 @@
+/**
+ * Image pulls, run detached from passes: a pass starts them and goes on, and the end of a pull
+ * triggers a pass. A pull can take minutes; were the pass to wait, a newer target would wait as
+ * well, and aborting the pull for every new generation would restart a download the new target
+ * still wants. At most maxConcurrent at a time; a pull planned beyond that waits for a later pass.
+ */
+import type { RegistryAuth } from '../../shared/spec.js';
+import type { ContainerRuntime } from '../runtime/container-runtime.js';
+
+export interface ImagePullsOptions {
+  runtime: ContainerRuntime;
+  maxConcurrent: number;
+  /** The pull worked; called before onSettled. */
+  onPulled: (image: string, replicaIds: readonly string[]) => void;
+  /** The pull failed (not aborted); called before onSettled. */
+  onFailed: (image: string, replicaIds: readonly string[], err: unknown) => void;
+  /** The pull is over, however it ended: a pass can act on its outcome. */
+  onSettled: () => void;
+}
+
+export class ImagePulls {
+  /** Pulls in flight by image. */
+  private readonly pulls = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  private closed = false;
+
+  constructor(private readonly opts: ImagePullsOptions) {}
+
+  /** Starts pulling image for these replicas, unless it is being pulled, the slots are full, or the pulls are closed. */
+  start(image: string, auth: RegistryAuth | null, replicaIds: readonly string[]): void {
+    if (this.closed || this.pulls.has(image) || this.pulls.size >= this.opts.maxConcurrent) return;
+    const abort = new AbortController();
+    // Through a promise, so that even a runtime that throws at once fails this pull, not the pass.
+    const done = Promise.resolve()
+      .then(() => this.opts.runtime.pullImage(image, auth, abort.signal))
+      .then(
+        () => this.opts.onPulled(image, replicaIds),
+        (err: unknown) => {
+          if (abort.signal.aborted) return;
+          this.opts.onFailed(image, replicaIds, err);
+        },
+      )
+      .finally(() => {
+        this.pulls.delete(image);
+        this.opts.onSettled();
+      });
+    this.pulls.set(image, { abort, done });
+  }
+
+  /** Aborts the pulls of images no longer wanted; those still wanted go on, or their progress would be thrown away. */
+  keepOnly(wantedImages: ReadonlySet<string>): void {
+    for (const [image, pull] of this.pulls) if (!wantedImages.has(image)) pull.abort.abort();
+  }
+
+  /** Aborts every pull, starts no more, and resolves once all have ended. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const pull of this.pulls.values()) pull.abort.abort();
+    await Promise.all([...this.pulls.values()].map((p) => p.done));
+  }
+}
