@@ -16,6 +16,22 @@ function flagsOf(c: NodeConditions | null): number {
   return flags;
 }
 
+/**
+ * The engine and target-cache parts nearly every node reports (all well, no error), one object
+ * each for all the nodes that report them: the decoded frame's own would cost every connected
+ * node two more objects. Frozen, as they are shared.
+ */
+const ENGINE_AVAILABLE: NodeConditions['engine'] = Object.freeze({ available: true, error: null });
+const TARGET_CACHE_CURRENT: NodeConditions['targetCache'] = Object.freeze({ current: true, error: null });
+
+/** The same conditions, with the usual parts shared (the frame's schema allows no other keys in them). */
+function sharingUsualParts(c: NodeConditions): NodeConditions {
+  const engine = c.engine.available && c.engine.error === null ? ENGINE_AVAILABLE : c.engine;
+  const targetCache = c.targetCache.current && c.targetCache.error === null ? TARGET_CACHE_CURRENT : c.targetCache;
+  if (engine === c.engine && targetCache === c.targetCache) return c;
+  return { engine, targetCache, dataDisk: c.dataDisk, engineDisk: c.engineDisk };
+}
+
 /** What a node last said of its conditions; kept while it is away, with when it said it. */
 export interface NodeConditionsEntry {
   conditions: NodeConditions;
@@ -48,7 +64,7 @@ export class NodeConditionsTable {
     const before = this.byNode.get(nodeId)?.flags ?? 0;
     const flags = flagsOf(conditions);
     if (conditions === null) this.byNode.delete(nodeId);
-    else this.byNode.set(nodeId, { conditions, reportedAtMs: nowMs, flags });
+    else this.byNode.set(nodeId, { conditions: sharingUsualParts(conditions), reportedAtMs: nowMs, flags });
     const changed = before ^ flags;
     if (changed === 0) return [];
     const out: ConditionTransition[] = [];

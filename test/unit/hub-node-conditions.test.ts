@@ -65,6 +65,25 @@ describe('node conditions table', () => {
     expect(table.get('n1')).toBeUndefined();
   });
 
+  it('holds the usual engine and target-cache parts once for all nodes, and every report as it was said', () => {
+    const table = new NodeConditionsTable();
+    // Each as decoded from its own frame.
+    const copy = (c: NodeConditions): NodeConditions => JSON.parse(JSON.stringify(c)) as NodeConditions;
+    table.report('n1', copy(healthy), 1);
+    table.report('n2', copy({ ...healthy, dataDisk: null }), 1);
+    const [a, b] = [table.get('n1')!.conditions, table.get('n2')!.conditions];
+    expect(a).toEqual(healthy);
+    expect(b).toEqual({ ...healthy, dataDisk: null });
+    // Nothing per node for what nearly every node says.
+    expect(a.engine).toBe(b.engine);
+    expect(a.targetCache).toBe(b.targetCache);
+    // What is out of the ordinary stays the node's own.
+    const stale = copy({ ...healthy, engine: { available: false, error: 'gone' }, targetCache: { current: true, error: 'slow disk' } });
+    table.report('n3', stale, 2);
+    expect(table.get('n3')!.conditions).toEqual(stale);
+    expect(table.get('n3')!.conditions.targetCache).not.toBe(a.targetCache);
+  });
+
   it('counts nodes per condition among the nodes asked about, and forgets a node', () => {
     const table = new NodeConditionsTable();
     table.report('n1', { ...healthy, targetCache: { current: false, error: null } }, 1);
