@@ -162,6 +162,63 @@ async function startOnce(token: string, extraExecArgv: string[]): Promise<StartF
   }
 }
 
+/** Stages of a start, by a function of the hub on the stack (its name and file). */
+const PHASES: Array<[string, RegExp, RegExp]> = [
+  ['storeRead', /^readChecked$|^decodeStoreFile$/, /hub\/store\/checked-file\.js$/],
+  ['dispatcherLoad', /^load$/, /hub\/dispatcher\.js$/],
+  ['firstPlan', /^planPlacements$/, /hub\/scheduler\/[^/]*\.js$/],
+  ['firstPublish', /^publish$/, /hub\/dispatcher\.js$/],
+];
+
+const IDLE = /^\(idle\)$/;
+
+/**
+ * When each stage ran in the profiled start (ms from the profile's start: first and last sample
+ * with it on the stack) and the CPU it took; `beforeStoreRead` is the process starting and its
+ * modules loading.
+ */
+function phasesOf(profile: CpuProfile): Record<string, { fromMs: number; toMs: number; cpuMs: number }> {
+  const withSamples = profile as CpuProfile & { timeDeltas?: number[]; nodes: Array<{ children?: number[] }> };
+  const parent = new Map<number, number>();
+  const byId = new Map<number, CpuProfile['nodes'][number]>();
+  for (const node of withSamples.nodes) {
+    byId.set(node.id, node);
+    for (const child of (node as { children?: number[] }).children ?? []) parent.set(child, node.id);
+  }
+  const phaseOfNode = new Map<number, string | null>();
+  const phaseOf = (id: number): string | null => {
+    const known = phaseOfNode.get(id);
+    if (known !== undefined) return known;
+    const frame = byId.get(id)!.callFrame;
+    const own = PHASES.find(([, fn, file]) => fn.test(frame.functionName) && file.test(frame.url))?.[0] ?? null;
+    const up = parent.get(id);
+    const phase = own ?? (up === undefined ? null : phaseOf(up));
+    phaseOfNode.set(id, phase);
+    return phase;
+  };
+  const out: Record<string, { fromMs: number; toMs: number; cpuMs: number }> = {};
+  const samples = withSamples.samples ?? [];
+  const deltas = withSamples.timeDeltas ?? [];
+  let atUs = profile.startTime;
+  let firstStoreMs: number | null = null;
+  let cpuBeforeStoreUs = 0;
+  for (let i = 0; i < samples.length; i++) {
+    atUs += deltas[i] ?? 0;
+    const phase = phaseOf(samples[i]!);
+    if (firstStoreMs === null && phase !== 'storeRead' && !IDLE.test(byId.get(samples[i]!)!.callFrame.functionName)) cpuBeforeStoreUs += deltas[i] ?? 0;
+    if (phase === null) continue;
+    const ms = Math.round((atUs - profile.startTime) / 1000);
+    if (phase === 'storeRead') firstStoreMs ??= ms;
+    const entry = (out[phase] ??= { fromMs: ms, toMs: ms, cpuMs: 0 });
+    entry.toMs = ms;
+    entry.cpuMs += (deltas[i] ?? 0) / 1000;
+  }
+  for (const entry of Object.values(out)) entry.cpuMs = Math.round(entry.cpuMs);
+  // Before the store is read: the process starting, modules loading, the command line.
+  if (firstStoreMs !== null) out.beforeStoreRead = { fromMs: 0, toMs: firstStoreMs, cpuMs: Math.round(cpuBeforeStoreUs / 1000) };
+  return out;
+}
+
 const summary = (xs: number[]) => ({ min: Math.min(...xs), median: [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!, max: Math.max(...xs) });
 
 async function main(): Promise<void> {
@@ -190,7 +247,7 @@ async function main(): Promise<void> {
       firstPlanMs: runs.map((r) => r.firstPlanMs),
       runs,
       firstPassSign: 'tether_scheduler_plan_seconds_count >= 1 on /metrics',
-      profile: profile ? { wholeProcessMs: profileMs, topSelf: topSelfTime(profile, 15) } : null,
+      profile: profile ? { wholeProcessMs: profileMs, phases: phasesOf(profile), topSelf: topSelfTime(profile, 15) } : null,
     })}\n`,
   );
 }
