@@ -23,6 +23,7 @@ import { needsImage, planSteps, replicaIdOf, type Step } from './plan-steps.js';
 import { ImagePulls } from './image-pulls.js';
 import { ReplicaReporter } from './replica-reporter.js';
 import { QUICK_SWAP_ATTEMPTS, RestartBackoff } from './restart-backoff.js';
+import { SavedRestartCounts } from './saved-restart-counts.js';
 import { RestartTally, type RestartCountStore } from './restart-tally.js';
 import { executeStep, messageOf, type EngineStep, type StepContext } from './step-executors.js';
 import type { Logger } from '../../shared/logger.js';
@@ -69,15 +70,6 @@ export interface ReconcileLoopOptions {
  */
 export const REPORT_WINDOW_MS = 250;
 
-/**
- * Writes of the restart counts that only follow the engine's counts (a container the engine's
- * policy restarts, every few seconds in a crash loop) come at most this often: each one is an
- * fsync, and on an SD card a write every few seconds, forever, wears it out. Little is lost by
- * waiting: an agent that restarts meanwhile finds those restarts in the engine's count, unless
- * the container went while it was down.
- */
-export const ENGINE_COUNTS_WRITE_INTERVAL_MS = 30_000;
-
 interface Target {
   generation: number;
   replicas: AssignedReplica[];
@@ -105,8 +97,7 @@ export class ReconcileLoop {
   private readonly restarts = new RestartTally();
   /** Outdated containers stopped by a swap, kept to the present ones (see StepContext.stoppedForSwap). */
   private readonly stoppedForSwap = new Set<string>();
-  /** When the restart counts were last handed to the store (clock time), null before the first. */
-  private countsSavedAtMs: number | null = null;
+  private readonly savedCounts: SavedRestartCounts;
   private readonly pulls: ImagePulls;
   private readonly reporter: ReplicaReporter;
 
@@ -150,6 +141,12 @@ export class ReconcileLoop {
       baseMs: this.retryBaseMs,
       capMs: this.retryCapMs,
       swapRetryDelayMs: opts.swapRetryDelayMs,
+    });
+    this.savedCounts = new SavedRestartCounts({
+      tally: this.restarts,
+      store: opts.restartCounts,
+      clock: this.clock,
+      onLoadError: (err) => this.logger.warn({ nodeId: this.nodeId, err: messageOf(err) }, 'could not load the restart counts'),
     });
     this.pulls = new ImagePulls({
       runtime: this.runtime,
@@ -195,7 +192,7 @@ export class ReconcileLoop {
     this.starting = true;
     // Active only once the counts are in: a setTarget meanwhile only marks the loop dirty, since a
     // pass now would save the engine's counts alone over the stored ones.
-    await this.loadRestartCounts();
+    await this.savedCounts.load();
     if (this.stopped) return this.resolveFirstListing();
     this.active = true;
     this.unwatch = this.runtime.watchEvents(this.nodeId, () => this.requestPass());
@@ -220,20 +217,8 @@ export class ReconcileLoop {
     await this.pumping;
     await pullsClosed;
     // The last change is written, whatever the rate limit held back.
-    this.saveRestartCounts(true);
-    await this.opts.restartCounts?.flush();
-  }
-
-  private async loadRestartCounts(): Promise<void> {
-    const store = this.opts.restartCounts;
-    if (!store) return;
-    try {
-      const records = await store.load();
-      if (records) this.restarts.load(records);
-    } catch (err) {
-      // Counting from the engine's counts is a worse report, not a reason to run nothing.
-      this.logger.warn({ nodeId: this.nodeId, err: messageOf(err) }, 'could not load the restart counts');
-    }
+    this.savedCounts.save(true);
+    await this.savedCounts.flush();
   }
 
   /**
@@ -490,25 +475,7 @@ export class ReconcileLoop {
     // was down are still wanted when the target names it.
     if (this.target) this.restarts.retain(reported);
     for (const id of this.stoppedForSwap) if (!present.has(id)) this.stoppedForSwap.delete(id);
-    this.saveRestartCounts(false);
-  }
-
-  /**
-   * Hands changed restart counts to the store: at once if the agent counted something only it
-   * knows, at most every ENGINE_COUNTS_WRITE_INTERVAL_MS if they only follow the engine's counts
-   * (a held-back change goes with a later pass: the resync timer makes one). force: now, whatever.
-   */
-  private saveRestartCounts(force: boolean): void {
-    const store = this.opts.restartCounts;
-    const change = this.restarts.pendingChange();
-    if (!store || change === 'none') return;
-    const nowMs = this.clock.nowMs();
-    const recent = this.countsSavedAtMs !== null && nowMs - this.countsSavedAtMs < ENGINE_COUNTS_WRITE_INTERVAL_MS;
-    if (change === 'engine-counts' && recent && !force) return;
-    const records = this.restarts.takeChanges();
-    if (!records) return;
-    store.save(records);
-    this.countsSavedAtMs = nowMs;
+    this.savedCounts.save(false);
   }
 
   /** A callback that throws is the caller's bug; it must not count as a failed pass and delay the next. */
