@@ -1,8 +1,9 @@
-import { chmod } from 'node:fs/promises';
+import { appendFile, chmod, stat, truncate } from 'node:fs/promises';
 import { ensurePrivateDir } from '../../shared/private-files.js';
 import path from 'node:path';
 import { Low } from 'lowdb';
-import { CheckedFile } from './checked-file.js';
+import { CheckedFile, previousCopyOf } from './checked-file.js';
+import { changeLogOf, encodeLogLine, readChangeLog, type LogChanges } from './change-log.js';
 import { StoreDamagedError, StoreFileDamagedError } from './store-file-damaged.js';
 import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
 import { Backoff } from '../../shared/backoff.js';
@@ -12,6 +13,11 @@ const LAZY_FLUSH_MS = 1000;
 /** Retries of a shard whose lazy changes failed to write (a full disk): from a second, at most every 30 s. */
 const RETRY_BASE_MS = 1000;
 const RETRY_CAP_MS = 30_000;
+/**
+ * A write goes to the shard's change log when it is at most this share of the shard (1 / ratio):
+ * a shard of few records is written whole, as cheap as a line and simpler to restore.
+ */
+const APPEND_RATIO = 4;
 
 export interface CollectionOptions {
   /** The field of each record that holds its key, checked when a file is read (a node's `id`); unchecked when absent. */
@@ -28,6 +34,19 @@ export interface CollectionOptions {
    * the write that carries it, null for the undo of a refused write (memory equals the disk again).
    */
   onChange?: (key: string, before: unknown, after: unknown, written: Promise<void> | null) => void;
+}
+
+/** A shard's change log (see change-log.ts). */
+interface ShardLog {
+  file: string;
+  /** Bytes of whole lines in the log: what the next append goes after. */
+  bytes: number;
+  /** Size of the shard file as last read or written: the log never grows past it. */
+  shardBytes: number;
+  /** The log ends in an append cut short (a failed write): cut it off before appending again. */
+  torn: boolean;
+  /** The shard was written whole but the log not emptied after: nothing goes after it. */
+  stale: boolean;
 }
 
 interface Waiter {
@@ -60,6 +79,7 @@ interface Unsaved<T> {
 export class ShardedCollection<T> {
   private readonly shards: Array<Low<Record<string, T>>> = [];
   private readonly files: string[] = [];
+  private readonly logs: ShardLog[] = [];
   private readonly records = new Map<string, T>();
   /** Per shard, records changed in memory since their last successful write (see Unsaved). */
   private readonly unsaved: Array<Map<string, Unsaved<T>>> = [];
@@ -90,11 +110,13 @@ export class ShardedCollection<T> {
     for (let i = 0; i < this.shardCount; i++) {
       const file = path.join(this.dir, `${this.name}-${String(i).padStart(2, '0')}.json`);
       // Checked at read, compact JSON with a checksum at write, the replaced file kept as `.prev`.
+      const log: ShardLog = { file: changeLogOf(file), bytes: 0, shardBytes: 0, torn: false, stale: false };
       const adapter = new CheckedFile<T>(file, {
         keyField: this.opts.keyField ?? null,
         onWrite: (bytes) => {
           this.writes++;
           this.bytesWritten += bytes;
+          log.shardBytes = bytes;
         },
       });
       const db = new Low<Record<string, T>>(adapter, {});
@@ -105,13 +127,26 @@ export class ShardedCollection<T> {
         damaged.push(error);
         continue;
       }
+      const changes = await readChangeLog<T>(log.file, this.opts.keyField ?? null);
+      if (!changes.ok) {
+        // Reported as a damaged shard is: the hub must not start without the changes it holds.
+        damaged.push(new StoreFileDamagedError(log.file, changes.reason, { file: previousCopyOf(log.file), state: 'missing', reason: null, writtenAtMs: null }));
+        continue;
+      }
+      for (const entry of changes.entries) applyChanges(db.data, entry);
+      log.bytes = changes.validBytes;
+      log.torn = changes.torn;
+      log.shardBytes = (await stat(file).catch(() => null))?.size ?? 0;
       // Files written before data dirs were private may be readable by others; later writes are
       // covered by the process umask (restrictNewFiles).
-      await chmod(file, 0o600).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'ENOENT') throw error;
-      });
+      for (const f of [file, log.file]) {
+        await chmod(f, 0o600).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'ENOENT') throw error;
+        });
+      }
       this.shards.push(db);
       this.files.push(file);
+      this.logs.push(log);
       this.unsaved.push(new Map());
       for (const [key, value] of Object.entries(db.data)) this.records.set(key, value);
     }
@@ -290,13 +325,11 @@ export class ShardedCollection<T> {
       unsaved.lazyInFlight = unsaved.lazy === null ? unsaved.lazyInFlight : { ...unsaved.lazyInFlight, ...unsaved.lazy };
       unsaved.lazy = null;
     }
+    const attempt = { file };
     try {
-      await this.opts.beforeWrite?.(file);
-      // lowdb writes through steno: a temp file renamed over the old one, so a crash mid-write
-      // leaves the previous version whole.
-      await db.adapter.write(data);
+      await this.persist(shard, attempt, data, carried);
     } catch (cause) {
-      return this.writeFailed(shard, file, waiters, carriesLazy, cause);
+      return this.writeFailed(shard, attempt.file, waiters, carriesLazy, cause);
     }
     for (const [key, value] of carried) {
       const unsaved = changed.get(key);
@@ -311,6 +344,50 @@ export class ShardedCollection<T> {
     this.retries.delete(shard);
     this.opts.health?.succeeded();
     for (const w of waiters) w.resolve();
+  }
+
+  /**
+   * Puts a write on disk: the records it carries appended to the shard's change log when they are
+   * small next to the shard and the log stays within the shard's size; otherwise the shard file
+   * written whole, which empties the log. `attempt.file` names the file being written.
+   */
+  private async persist(shard: number, attempt: { file: string }, data: Record<string, T>, carried: Map<string, T | undefined>): Promise<void> {
+    const log = this.logs[shard]!;
+    const changes: LogChanges<T> = {};
+    for (const [key, value] of carried) changes[key] = value ?? null;
+    const line = carried.size === 0 ? null : encodeLogLine(changes);
+    const lineBytes = line === null ? 0 : Buffer.byteLength(line);
+    if (line !== null && !log.stale && lineBytes * APPEND_RATIO <= log.shardBytes && log.bytes + lineBytes <= log.shardBytes) {
+      attempt.file = log.file;
+      await this.opts.beforeWrite?.(log.file);
+      // A line after an append cut short would read as one damaged line.
+      if (log.torn) await truncateLog(log.file, log.bytes);
+      log.torn = false;
+      this.writes++;
+      this.bytesWritten += lineBytes;
+      try {
+        await appendFile(log.file, line);
+      } catch (error) {
+        log.torn = true;
+        throw error;
+      }
+      log.bytes += lineBytes;
+      return;
+    }
+    await this.opts.beforeWrite?.(attempt.file);
+    // lowdb writes through steno: a temp file renamed over the old one, so a crash mid-write
+    // leaves the previous version whole.
+    await this.shards[shard]!.adapter.write(data);
+    if (log.bytes === 0 && !log.torn && !log.stale) return;
+    // The shard now holds everything the log did. Should emptying the log fail, the write fails
+    // (a restart would lay the log's older values over the shard), and the next write is a whole
+    // shard again.
+    attempt.file = log.file;
+    log.stale = true;
+    await truncateLog(log.file, 0);
+    log.bytes = 0;
+    log.torn = false;
+    log.stale = false;
   }
 
   /**
@@ -385,6 +462,19 @@ function fieldsChanged<T>(before: T | undefined, next: T): Partial<T> {
   for (const k of Object.keys(b)) if (a[k] !== b[k]) changed[k] = b[k];
   for (const k of Object.keys(a)) if (!(k in b)) changed[k] = undefined;
   return changed as Partial<T>;
+}
+
+async function truncateLog(file: string, bytes: number): Promise<void> {
+  await truncate(file, bytes).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
+}
+
+function applyChanges<T>(data: Record<string, T>, changes: LogChanges<T>): void {
+  for (const [key, value] of Object.entries(changes)) {
+    if (value === null) delete data[key];
+    else data[key] = value;
+  }
 }
 
 function withFields<T>(base: T, fields: Partial<T> | null): T {

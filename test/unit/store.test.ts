@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { LowdbStore, type LowdbStoreOptions } from '../../hub/store/lowdb-store.js';
 import { ShardedCollection } from '../../hub/store/sharded-collection.js';
+import { changeLogOf, readChangeLog } from '../../hub/store/change-log.js';
 import type { JoinTokenRecord, NodeRecord, ServiceRecord } from '../../hub/store/store.js';
 import { validateServiceSpec, type NormalizedSpec } from '../../shared/spec.js';
 
@@ -76,8 +77,18 @@ async function shardFiles(subdir: string, name: string): Promise<Map<string, Rec
   const out = new Map<string, Record<string, unknown>>();
   for (const file of (await readdir(base)).sort()) {
     if (!new RegExp(`^${name}-\\d+\\.json$`).test(file)) continue;
-    // The records are the `data` of the checked format ({"format":1,"sha256":...,"data":{...}}).
-    out.set(file, (JSON.parse(await readFile(path.join(base, file), 'utf8')) as { data: Record<string, unknown> }).data);
+    // The records are the `data` of the checked format ({"format":1,"sha256":...,"data":{...}}),
+    // with the shard's change log (if any) laid over them.
+    const records = (JSON.parse(await readFile(path.join(base, file), 'utf8')) as { data: Record<string, unknown> }).data;
+    const log = await readChangeLog<unknown>(changeLogOf(path.join(base, file)), null);
+    if (!log.ok) throw new Error(log.reason);
+    for (const entry of log.entries) {
+      for (const [key, value] of Object.entries(entry)) {
+        if (value === null) delete records[key];
+        else records[key] = value;
+      }
+    }
+    out.set(file, records);
   }
   return out;
 }

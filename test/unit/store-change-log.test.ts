@@ -1,0 +1,137 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { LowdbStore } from '../../hub/store/lowdb-store.js';
+import { StoreDamagedError } from '../../hub/store/store-file-damaged.js';
+import type { NodeRecord } from '../../hub/store/store.js';
+
+let dir: string;
+const control = { failLog: false };
+const opened: LowdbStore[] = [];
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'tether-change-log-'));
+  control.failLog = false;
+});
+afterEach(async () => {
+  await Promise.allSettled(opened.splice(0).map((s) => s.close()));
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** One node shard, so that every node shares the file a change would rewrite whole. */
+async function openStore(): Promise<LowdbStore> {
+  const store = new LowdbStore({
+    dir,
+    nodeShards: 1,
+    serviceShards: 1,
+    beforeWrite: (file) => {
+      if (control.failLog && file.endsWith('.log')) throw Object.assign(new Error('simulated'), { code: 'ENOSPC' });
+    },
+  });
+  await store.open();
+  opened.push(store);
+  return store;
+}
+
+const shardFile = () => path.join(dir, 'nodes', 'nodes-00.json');
+const logFile = () => path.join(dir, 'nodes', 'nodes-00.log');
+const size = async (file: string) => (await stat(file).catch(() => null))?.size ?? 0;
+
+const node = (i: number, generation = 0): NodeRecord => ({
+  id: `node-${String(i).padStart(4, '0')}`,
+  name: `edge-${i}`,
+  labels: { zone: `z${i % 3}` },
+  credentialHash: 'a'.repeat(64),
+  advertiseAddress: null,
+  facts: null,
+  generation,
+  targetHash: '',
+  joinedAt: '2026-01-01T00:00:00.000Z',
+});
+
+async function fleetOf(store: LowdbStore, count: number): Promise<void> {
+  await Promise.all(Array.from({ length: count }, (_, i) => store.putNode(node(i))));
+}
+
+describe('Store: a change log per shard', () => {
+  it('writes bytes in proportion to the change, not to the shard', async () => {
+    const store = await openStore();
+    await fleetOf(store, 200);
+    const shardBytes = await size(shardFile());
+    const recordBytes = JSON.stringify(node(7, 1)).length;
+    const before = store.stats().bytesWritten;
+    await store.putNode(node(7, 1));
+    const written = store.stats().bytesWritten - before;
+    expect(shardBytes).toBeGreaterThan(50 * recordBytes);
+    expect(written).toBeGreaterThanOrEqual(recordBytes);
+    expect(written).toBeLessThan(2 * recordBytes);
+  });
+
+  it('loads what the log holds over the shard, deletes included, and keeps the log within the shard size', async () => {
+    const store = await openStore();
+    await fleetOf(store, 100);
+    for (let round = 1; round <= 40; round++) {
+      await store.putNode(node(round % 10, round));
+      expect(await size(logFile())).toBeLessThanOrEqual(await size(shardFile()));
+    }
+    await store.deleteNode(node(50).id);
+    expect(await size(logFile())).toBeGreaterThan(0);
+    const expected = [...store.listNodes()].sort((a, b) => a.id.localeCompare(b.id));
+    await store.close();
+
+    const again = await openStore();
+    expect([...again.listNodes()].sort((a, b) => a.id.localeCompare(b.id))).toEqual(expected);
+    expect(again.getNode(node(50).id)).toBeUndefined();
+    expect(again.getNode(node(9).id)?.generation).toBe(39);
+  });
+
+  it('reports a damaged log as a damaged store file, naming it', async () => {
+    const store = await openStore();
+    await fleetOf(store, 100);
+    await store.putNode(node(1, 1));
+    await store.putNode(node(2, 1));
+    await store.close();
+    const text = await readFile(logFile(), 'utf8');
+    // One character of the first line's record changed: its checksum no longer holds.
+    await writeFile(logFile(), text.replace('edge-1"', 'edge-X"'));
+
+    const damaged = new LowdbStore({ dir, nodeShards: 1, serviceShards: 1 });
+    const error = await damaged.open().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(StoreDamagedError);
+    expect((error as StoreDamagedError).files.map((f) => [f.file, f.reason])).toEqual([[logFile(), 'line 1: checksum mismatch']]);
+  });
+
+  it('leaves out an append cut short, and the next write cuts it off', async () => {
+    const store = await openStore();
+    await fleetOf(store, 100);
+    await store.putNode(node(1, 1));
+    await store.close();
+    await appendFile(logFile(), 'L1 0123');
+
+    const again = await openStore();
+    expect(again.getNode(node(1).id)?.generation).toBe(1);
+    await again.putNode(node(2, 2));
+    await again.close();
+    const third = await openStore();
+    expect(third.getNode(node(2).id)?.generation).toBe(2);
+    expect(third.getNode(node(1).id)?.generation).toBe(1);
+  });
+
+  it('a failed append leaves memory and the disk as they were, and the next write lands', async () => {
+    const store = await openStore();
+    await fleetOf(store, 100);
+    control.failLog = true;
+    await expect(store.putNode(node(3, 5))).rejects.toThrow(/nodes-00\.log/);
+    expect(store.getNode(node(3).id)?.generation).toBe(0);
+    control.failLog = false;
+    await store.putNode(node(4, 6));
+    await store.close();
+    const again = await openStore();
+    expect(again.getNode(node(3).id)?.generation).toBe(0);
+    expect(again.getNode(node(4).id)?.generation).toBe(6);
+  });
+});
