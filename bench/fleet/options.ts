@@ -24,7 +24,10 @@ export const HELP = `Usage: npm run bench:fleet -- --agents N [options]
   --profile DIR           CPU-profile the hub per phase (inspector) into DIR; figures then carry the overhead
   --profile-phases LIST   only these: connect, idle, burst, placement, api, reconnect (default all)
   --hub-log-level LEVEL   (default warn: the hub's log goes to a file in the temp dir)
-  --timeout-s T           the whole run's deadline (default 900)
+  --timeout-s T           each run's deadline (default 900)
+  --runs N                run the whole benchmark N times back to back, each on a fresh hub and
+                          fleet; prints each run's table, then whether each target held in every
+                          run (default 1; with --json, N > 1 writes an array of the runs' figures)
   --work-dir DIR          where the temp dir is made (default the OS temp dir)
   --json FILE             also write the figures as JSON
   --doc FILE              the report is appended here (default docs/benchmarks.md)
@@ -53,6 +56,7 @@ export interface Options {
   profilePhases: Set<string> | null;
   hubLogLevel: string;
   timeoutS: number;
+  runs: number;
   workDir: string;
   json: string | null;
   doc: string | null;
@@ -81,6 +85,7 @@ export function parseOptions(argv: string[]): Options {
       'profile-phases': { type: 'string' },
       'hub-log-level': { type: 'string' },
       'timeout-s': { type: 'string' },
+      runs: { type: 'string' },
       'work-dir': { type: 'string' },
       json: { type: 'string' },
       doc: { type: 'string' },
@@ -127,6 +132,7 @@ export function parseOptions(argv: string[]): Options {
     profilePhases: v['profile-phases'] ? new Set(v['profile-phases'].split(',')) : null,
     hubLogLevel: v['hub-log-level'] ?? 'warn',
     timeoutS: int('timeout-s', v['timeout-s'], 900, 10),
+    runs: int('runs', v.runs, 1, 1),
     workDir: path.resolve(v['work-dir'] ?? os.tmpdir()),
     json: v.json ? path.resolve(v.json) : null,
     doc: v['no-doc'] ? null : path.resolve(v.doc ?? path.join(repoRoot, 'docs', 'benchmarks.md')),
