@@ -5,13 +5,14 @@
 import { matchesAll } from '../../shared/constraints.js';
 import { checkFit } from './feasibility.js';
 import { MinHeap } from './min-heap.js';
-import type { NodeStateLookup } from './node-states.js';
+import type { NodeStates } from './node-states.js';
 import { addUnsettled, reserve, type NodeState } from './node-usage.js';
 import { compareStrings } from './order.js';
 import type { ServicePlan } from './service-plan.js';
 import type { Placement } from './types.js';
 
-export function placeReplicated(plan: ServicePlan, states: readonly NodeState[], newId: (service: string) => string): void {
+/** `statesById`: every node's state is built only when there is something to place. */
+export function placeReplicated(plan: ServicePlan, statesById: NodeStates, newId: (service: string) => string): void {
   const name = plan.service.name;
   for (let n = plan.placements.length; n < plan.spec.replicas; n++) {
     const p: Placement = { replicaId: newId(name), nodeId: null, pendingReason: null };
@@ -25,7 +26,7 @@ export function placeReplicated(plan: ServicePlan, states: readonly NodeState[],
     ownCount: number;
   }
   const candidates: Candidate[] = [];
-  for (const state of states) {
+  for (const state of statesById.all()) {
     if (!state.node.schedulable || !matchesAll(state.node, plan.constraints)) continue;
     candidates.push({ state, ownCount: plan.countByNodeId.get(state.node.id) ?? 0 });
   }
@@ -56,8 +57,7 @@ export function placeReplicated(plan: ServicePlan, states: readonly NodeState[],
 
 export function placeGlobal(
   plan: ServicePlan,
-  states: readonly NodeState[],
-  statesById: NodeStateLookup,
+  statesById: NodeStates,
   newId: (service: string) => string,
 ): void {
   const hasReplica = new Set<string>();
@@ -74,7 +74,7 @@ export function placeGlobal(
     }
     addUnsettled(state, plan.demand, -1);
   }
-  for (const state of states) {
+  for (const state of statesById.all()) {
     if (hasReplica.has(state.node.id) || !state.node.schedulable || !matchesAll(state.node, plan.constraints)) continue;
     const fits = checkFit(state, plan.demand, 'settled');
     // Placed or pending, the replica belongs to this node and holds its share of it.

@@ -107,8 +107,8 @@ export function planPlacements(
   // Name order, so that competition for resources and ports is decided the same way every time.
   for (const plan of plans) {
     if (plan.settled) continue;
-    if (plan.spec.mode === 'global') placeGlobal(plan, statesById.all(), statesById, newId);
-    else placeReplicated(plan, statesById.all(), newId);
+    if (plan.spec.mode === 'global') placeGlobal(plan, statesById, newId);
+    else placeReplicated(plan, statesById, newId);
   }
 
   writePendingReasons(plans, statesById);
