@@ -1,11 +1,13 @@
 /**
  * Node usage kept between passes: what settled services reserve on each node, so that a pass
  * costs what changed, not what exists. A settled service of 100,000 replicas on 10,000 nodes is
- * counted once, when it settles, and then costs nothing until its placements, its spec or one of
- * its nodes change.
+ * counted once, when it settles, and then costs nothing until its placements or its spec change,
+ * or one of its nodes changes in a way that may unsettle it (see CountedService). A node that is
+ * down but not yet lost, reported a little longer every pass, does not: a fleet almost always
+ * has some device away.
  *
  * Only a cache: every entry is keyed by the identity of immutable inputs (a service's placements
- * array and spec object, as summaryOf is) or checked against the node it was derived from, so a
+ * array and spec object, as summaryOf is) or checked against what it depends on of its nodes, so a
  * pass given one answers exactly as a pass without it (the tests compare both over random
  * changes). Recomputing a service's reservations from its nodes every pass was the alternative;
  * it walks every node of every settled service, every pass.
@@ -13,17 +15,37 @@
  * One per hub: a pass reads and updates it, so two planners must not share one.
  */
 import type { NormalizedSpec } from '../../shared/spec.js';
-import { reserve, type NodeUsage } from './node-usage.js';
+import { reserve, type Demand, type NodeUsage } from './node-usage.js';
 import { compareStrings } from './order.js';
 import type { ServicePlan } from './service-plan.js';
 import type { Placement, SchedNode, SchedService } from './types.js';
 
-/** A settled service whose reservations are in `usageByNodeId`. */
+/**
+ * A settled service whose reservations are in `usageByNodeId`, with what its being settled
+ * depends on (see isSettled): its nodes existing, their constraint fields when it has
+ * constraints, and none of them down for its lostAfterMs when it reschedules. Nothing else about
+ * a node matters to it: what it reserves is its demand times its replicas, whatever the node.
+ */
 interface CountedService {
   placements: readonly Placement[];
   spec: NormalizedSpec;
-  plan: Pick<ServicePlan, 'demand'>;
+  demand: Demand;
   countByNodeId: ReadonlyMap<string, number>;
+  constrained: boolean;
+  /** Null when the service waits for a lost node rather than moving its replicas. */
+  lostAfterMs: number | null;
+}
+
+/** How a node changed since the last pass, as far as a counted service may care. */
+interface NodeChange {
+  /** A field constraints read changed: unsettles constrained services. */
+  constraintFields: boolean;
+  /**
+   * Down longer than at the last pass, across some counted service's lostAfterMs: from (exclusive)
+   * the last pass's downForMs to (inclusive) this one's; empty (+inf, -inf) when it crosses none.
+   */
+  downFromMs: number;
+  downToMs: number;
 }
 
 export class SettledUsage {
@@ -36,15 +58,24 @@ export class SettledUsage {
   private defaultLostAfterMs: number | null = null;
   private counted = new Map<string, CountedService>();
   private usageByNodeId = new Map<string, NodeUsage>();
+  /**
+   * How many counted services reschedule after each lostAfterMs: a node that stays down costs
+   * nothing until its downForMs crosses one of these (a handful: the default and a few overrides).
+   */
+  private lostAfterMsUses = new Map<number, number>();
+  private recountedNames: string[] = [];
+
   /** Names of the services whose reservations the last pass counted (tests watch the reuse). */
-  recounted: string[] = [];
+  get recounted(): readonly string[] {
+    return this.recountedNames;
+  }
 
   /**
-   * Starts a pass: forgets services that changed or went, and those on a node that changed (it may
-   * have been lost, or stopped matching); returns the nodes in id order.
+   * Starts a pass: forgets services that changed or went, and those that one of their nodes may
+   * have unsettled (gone, no longer matching, lost); returns the nodes in id order.
    */
   begin(services: readonly SchedService[], nodes: readonly SchedNode[], defaultLostAfterMs: number): SchedNode[] {
-    this.recounted = [];
+    this.recountedNames = [];
     // A pass that threw left these half done: they are found settled again.
     this.added = [];
     if (defaultLostAfterMs !== this.defaultLostAfterMs) {
@@ -52,18 +83,23 @@ export class SettledUsage {
       this.defaultLostAfterMs = defaultLostAfterMs;
       this.counted.clear();
       this.usageByNodeId.clear();
+      this.lostAfterMsUses.clear();
     }
-    const changedNodeIds = new Set<string>();
+    const goneIds = new Set<string>();
+    const changeById = new Map<string, NodeChange>();
     const nodesById = new Map<string, SchedNode>();
     for (const node of nodes) {
       nodesById.set(node.id, node);
       const before = this.nodesById.get(node.id);
-      if (!before || !sameNode(before, node)) changedNodeIds.add(node.id);
+      // A node new since the last pass holds no counted service.
+      if (!before) continue;
+      const change = this.changeOf(before, node);
+      if (change) changeById.set(node.id, change);
     }
     let sameIds = nodesById.size === this.nodesById.size;
     for (const id of this.nodesById.keys()) {
       if (nodesById.has(id)) continue;
-      changedNodeIds.add(id);
+      goneIds.add(id);
       sameIds = false;
     }
     this.order = sameIds
@@ -78,10 +114,34 @@ export class SettledUsage {
         !service ||
         service.placements !== entry.placements ||
         service.spec !== entry.spec ||
-        touchesAny(entry.countByNodeId, changedNodeIds);
+        touchesAny(entry.countByNodeId, goneIds) ||
+        unsettledBy(entry, changeById);
       if (stale) this.forget(name, entry);
     }
     return this.order;
+  }
+
+  /**
+   * What of a node's change may unsettle a counted service, or null when nothing can: its
+   * schedulable flag and resources never do, nor a longer downForMs that crosses no counted
+   * service's lostAfterMs.
+   */
+  private changeOf(before: SchedNode, node: SchedNode): NodeChange | null {
+    const constraintFields = !sameConstraintFields(before, node);
+    let downFromMs = Number.POSITIVE_INFINITY;
+    let downToMs = Number.NEGATIVE_INFINITY;
+    if (node.downForMs !== null && (before.downForMs === null || node.downForMs > before.downForMs)) {
+      const from = before.downForMs ?? Number.NEGATIVE_INFINITY;
+      for (const lostAfterMs of this.lostAfterMsUses.keys()) {
+        if (from < lostAfterMs && lostAfterMs <= node.downForMs) {
+          downFromMs = from;
+          downToMs = node.downForMs;
+          break;
+        }
+      }
+    }
+    if (!constraintFields && downToMs === Number.NEGATIVE_INFINITY) return null;
+    return { constraintFields, downFromMs, downToMs };
   }
 
   /** The nodes of the pass begun, by id. */
@@ -106,8 +166,19 @@ export class SettledUsage {
    * hold what the pass reserves itself.
    */
   add(plan: ServicePlan, countByNodeId: ReadonlyMap<string, number>): void {
-    this.added.push([plan.service.name, { placements: plan.service.placements, spec: plan.service.spec, plan, countByNodeId }]);
-    this.recounted.push(plan.service.name);
+    const { service, spec } = plan;
+    this.added.push([
+      service.name,
+      {
+        placements: service.placements,
+        spec,
+        demand: plan.demand,
+        countByNodeId,
+        constrained: plan.constraints.length > 0,
+        lostAfterMs: spec.onNodeLost === 'reschedule' ? (spec.lostAfterMs ?? (this.defaultLostAfterMs as number)) : null,
+      },
+    ]);
+    this.recountedNames.push(service.name);
   }
 
   /** Ends a pass: the services it found settled count from the next one on. */
@@ -117,26 +188,53 @@ export class SettledUsage {
   }
 
   private count(name: string, entry: CountedService): void {
+    // Names are unique in the hub's store; should one repeat, its earlier entry must not stay
+    // counted under the later one.
+    const earlier = this.counted.get(name);
+    if (earlier) this.forget(name, earlier);
     this.counted.set(name, entry);
+    if (entry.lostAfterMs !== null) this.lostAfterMsUses.set(entry.lostAfterMs, (this.lostAfterMsUses.get(entry.lostAfterMs) ?? 0) + 1);
     for (const [nodeId, count] of entry.countByNodeId) {
       let usage = this.usageByNodeId.get(nodeId);
       if (!usage) {
         usage = { usedCpuMillis: 0, usedMemoryBytes: 0, hostPortUses: null, placementCount: 0 };
         this.usageByNodeId.set(nodeId, usage);
       }
-      reserve(usage, entry.plan.demand, count);
+      reserve(usage, entry.demand, count);
     }
   }
 
   private forget(name: string, entry: CountedService): void {
     this.counted.delete(name);
+    if (entry.lostAfterMs !== null) {
+      const uses = (this.lostAfterMsUses.get(entry.lostAfterMs) as number) - 1;
+      if (uses === 0) this.lostAfterMsUses.delete(entry.lostAfterMs);
+      else this.lostAfterMsUses.set(entry.lostAfterMs, uses);
+    }
     for (const [nodeId, count] of entry.countByNodeId) {
       const usage = this.usageByNodeId.get(nodeId) as NodeUsage;
-      reserve(usage, entry.plan.demand, -count);
+      reserve(usage, entry.demand, -count);
       // Bounded by the nodes in use: a node nothing settled holds has no entry.
       if (usage.placementCount === 0) this.usageByNodeId.delete(nodeId);
     }
   }
+}
+
+/** Whether one of the entry's nodes changed in a way that may unsettle it (see isSettled). */
+function unsettledBy(entry: CountedService, changeById: ReadonlyMap<string, NodeChange>): boolean {
+  if (changeById.size === 0) return false;
+  const hit = (change: NodeChange): boolean =>
+    (entry.constrained && change.constraintFields) ||
+    (entry.lostAfterMs !== null && change.downFromMs < entry.lostAfterMs && entry.lostAfterMs <= change.downToMs);
+  if (changeById.size <= entry.countByNodeId.size) {
+    for (const [id, change] of changeById) if (entry.countByNodeId.has(id) && hit(change)) return true;
+    return false;
+  }
+  for (const id of entry.countByNodeId.keys()) {
+    const change = changeById.get(id);
+    if (change && hit(change)) return true;
+  }
+  return false;
 }
 
 function touchesAny(countByNodeId: ReadonlyMap<string, number>, nodeIds: ReadonlySet<string>): boolean {
@@ -149,16 +247,14 @@ function touchesAny(countByNodeId: ReadonlyMap<string, number>, nodeIds: Readonl
   return false;
 }
 
-/** Everything placement reads from a node; facts and labels by value (the hub rebuilds nodes each pass). */
-function sameNode(a: SchedNode, b: SchedNode): boolean {
-  if (a.name !== b.name || a.schedulable !== b.schedulable || a.downForMs !== b.downForMs) return false;
+/** What constraints read from a node (see ConstraintSubject); labels by value (the hub rebuilds nodes each pass). */
+function sameConstraintFields(a: SchedNode, b: SchedNode): boolean {
+  if (a.name !== b.name) return false;
   if (a.facts !== b.facts) {
     if (a.facts === null || b.facts === null) return false;
     const fa = a.facts;
     const fb = b.facts;
-    if (fa.hostname !== fb.hostname || fa.arch !== fb.arch || fa.os !== fb.os || fa.cpus !== fb.cpus || fa.memoryBytes !== fb.memoryBytes) {
-      return false;
-    }
+    if (fa.hostname !== fb.hostname || fa.arch !== fb.arch || fa.os !== fb.os) return false;
   }
   if (a.labels !== b.labels) {
     const ka = Object.keys(a.labels);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { planPlacements, type PlacementOptions } from '../../hub/scheduler/placement.js';
+import { newPlan } from '../../hub/scheduler/service-plan.js';
 import { SettledUsage } from '../../hub/scheduler/settled-usage.js';
 import type { Placement, SchedNode, SchedService, ServicePlacementChange } from '../../hub/scheduler/types.js';
 import { validateServiceSpec } from '../../shared/spec.js';
@@ -56,7 +57,7 @@ describe('settled usage kept between passes', () => {
 
     // Settled now: the first pass that finds them so counts them.
     expect(planPlacements(services, nodes(), options(1, { settledUsage: memory }))).toEqual([]);
-    expect(memory.recounted.sort()).toEqual(['big', 'small']);
+    expect([...memory.recounted].sort()).toEqual(['big', 'small']);
 
     // Nothing changed (new node objects, same values): nothing is counted again.
     expect(planPlacements(services, nodes(), options(2, { settledUsage: memory }))).toEqual([]);
@@ -73,15 +74,60 @@ describe('settled usage kept between passes', () => {
     // The same placements in a new array: counted again (the cache is keyed by the array).
     services = services.map((s) => ({ ...s, placements: [...s.placements] }));
     expect(planPlacements(services, nodes(), options(4, { settledUsage: memory }))).toEqual([]);
-    expect(memory.recounted.sort()).toEqual(['big', 'small']);
+    expect([...memory.recounted].sort()).toEqual(['big', 'small']);
 
-    // A node that holds a replica of big changes: big is counted again, small (elsewhere) is not.
+    // A node that holds a replica of big is relabelled: big has no constraints, so it stays counted.
     const smallNodes = new Set((services[1] as SchedService).placements.map((p) => p.nodeId));
     const bigNode = nodeIds.find((id) => !smallNodes.has(id)) as string;
     expect((services[0] as SchedService).placements.some((p) => p.nodeId === bigNode)).toBe(true);
     const relabelled = nodes({ [bigNode]: { labels: { zone: 'b' } } });
     expect(planPlacements(services, relabelled, options(5, { settledUsage: memory }))).toEqual([]);
+    expect(memory.recounted).toEqual([]);
+
+    // A constrained service is judged again when a label of one of its nodes changes; the
+    // other stays counted.
+    services = services.map((s) => (s.name === 'big' ? svc('big', { replicas: 200, resources: { cpus: 0.1 }, constraints: ['node.labels.zone != c'] }, s.placements) : s));
+    expect(planPlacements(services, relabelled, options(6, { settledUsage: memory }))).toEqual([]);
     expect(memory.recounted).toEqual(['big']);
+    expect(planPlacements(services, nodes(), options(7, { settledUsage: memory }))).toEqual([]);
+    expect(memory.recounted).toEqual(['big']);
+    expect(planPlacements(services, nodes(), options(8, { settledUsage: memory }))).toEqual([]);
+    expect(memory.recounted).toEqual([]);
+  });
+
+  it('keeps counting services on a node that is down but not lost, and judges them when it is lost', () => {
+    const memory = new SettledUsage();
+    let services = [
+      svc('big', { replicas: 200, resources: { cpus: 0.01 } }),
+      svc('quick', { replicas: 40, lostAfterMs: 5_000 }),
+      svc('waiter', { replicas: 40, onNodeLost: 'wait' }),
+    ];
+    services = apply(services, planPlacements(services, nodes(), options(0, { settledUsage: memory })));
+    expect(planPlacements(services, nodes(), options(1, { settledUsage: memory }))).toEqual([]);
+    expect(memory.recounted).toHaveLength(3);
+
+    // n07 away a little longer every pass, as the hub reports it: nothing to decide, nothing counted again.
+    for (let t = 1; t <= 4; t++) {
+      const down = nodes({ n07: { downForMs: t * 1_000 } });
+      expect(planPlacements(services, down, options(1 + t, { settledUsage: memory }))).toEqual([]);
+      expect(memory.recounted).toEqual([]);
+    }
+    // Past quick's own lostAfterMs: only quick is judged (its replicas there move).
+    let down = nodes({ n07: { downForMs: 6_000 } });
+    let changes = planPlacements(services, down, options(6, { settledUsage: memory }));
+    expect(changes).toEqual(planPlacements(services, down, options(6)));
+    expect(changes.map((c) => c.service)).toEqual(['quick']);
+    expect(memory.recounted).toEqual([]);
+    services = apply(services, changes);
+
+    // Past the default: big moves too; the service that waits stays counted, pass after pass.
+    for (const [pass, downForMs] of [[7, LOST_AFTER_MS], [8, LOST_AFTER_MS + 1_000], [9, LOST_AFTER_MS + 2_000]] as const) {
+      down = nodes({ n07: { downForMs } });
+      changes = planPlacements(services, down, options(pass, { settledUsage: memory }));
+      expect(changes).toEqual(planPlacements(services, down, options(pass)));
+      expect(memory.recounted).not.toContain('waiter');
+      services = apply(services, changes);
+    }
   });
 
   it('sees a node lost since the last pass although the service itself did not change', () => {
@@ -97,7 +143,27 @@ describe('settled usage kept between passes', () => {
     expect(moved).toHaveLength(2);
   });
 
-  for (const seed of [1, 2, 3, 4, 5, 6]) {
+  it('counts a name found settled twice once, the later one (names are unique in the store; usage must stay right if not)', () => {
+    const memory = new SettledUsage();
+    const twoOnN01 = [0, 1].map((i) => ({ replicaId: `a${i}`, nodeId: 'n01', pendingReason: null }));
+    const threeOnN01 = [0, 1, 2].map((i) => ({ replicaId: `b${i}`, nodeId: 'n01', pendingReason: null }));
+    const first = svc('web', { replicas: 2, resources: { cpus: 1 } }, twoOnN01);
+    const second = svc('web', { replicas: 3, resources: { cpus: 1 } }, threeOnN01);
+    memory.begin([first, second], nodes(), LOST_AFTER_MS);
+    memory.add(newPlan(first), new Map([['n01', 2]]));
+    memory.add(newPlan(second), new Map([['n01', 3]]));
+    memory.end();
+    expect(memory.usageOf('n01')).toMatchObject({ placementCount: 3, usedCpuMillis: 3000 });
+    expect(memory.has(second)).toBe(true);
+    expect(memory.has(first)).toBe(false);
+
+    // Gone from the store: nothing of either stays reserved.
+    memory.begin([], nodes(), LOST_AFTER_MS);
+    memory.end();
+    expect(memory.usageOf('n01')).toBeUndefined();
+  });
+
+  for (const seed of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]) {
     it(`answers as a pass without it over random changes (seed ${seed})`, () => {
       const rand = prng(seed);
       const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
@@ -114,6 +180,7 @@ describe('settled usage kept between passes', () => {
         if (rand() < 0.3) input.constraints = [`node.labels.zone == ${pick(['a', 'b'])}`];
         if (rand() < 0.2) input.ports = [{ containerPort: 80, hostPort: 8080 }];
         if (rand() < 0.2) input.onNodeLost = 'wait';
+        if (rand() < 0.2) input.lostAfterMs = pick([5_000, 30_000]);
         return input;
       };
       let services: SchedService[] = [];
@@ -127,7 +194,7 @@ describe('settled usage kept between passes', () => {
           const what = rand();
           const id = pick([...nodeOpts.keys()]);
           const o = nodeOpts.get(id) as NodeOpts;
-          if (what < 0.2) nodeOpts.set(id, { ...o, downForMs: pick([1_000, LOST_AFTER_MS, 2 * LOST_AFTER_MS]) });
+          if (what < 0.2) nodeOpts.set(id, { ...o, downForMs: pick([0, 1_000, LOST_AFTER_MS, 2 * LOST_AFTER_MS]) });
           else if (what < 0.35) nodeOpts.set(id, { ...o, downForMs: null });
           else if (what < 0.45) nodeOpts.set(id, { ...o, labels: { zone: pick(['a', 'b']) } });
           else if (what < 0.5) nodeOpts.delete(id);
@@ -144,6 +211,11 @@ describe('settled usage kept between passes', () => {
           } else {
             services = [...services, svc(`t${pass}`, randomSpec())];
           }
+        }
+        // A node that is down stays down a little longer every pass, as the hub reports it,
+        // crossing services' lostAfterMs one after another.
+        for (const [id, o] of nodeOpts) {
+          if (o.downForMs !== null && o.downForMs !== undefined) nodeOpts.set(id, { ...o, downForMs: o.downForMs + pick([0, 1_000, 4_000, 10_000]) });
         }
         const nodeList = [...nodeOpts].map(([id, o]) => node(id, o));
         const running = (replicaId: string): boolean => replicaId.length % 2 === 0;
