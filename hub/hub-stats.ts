@@ -39,8 +39,8 @@ export interface AgentStats {
 
 export interface SchedulerStats {
   readonly passes: number;
-  /** Called with each pass's planning time. */
-  onPlanned: ((ms: number) => void) | null;
+  /** Calls `listener` with each pass's planning time, until the returned function is called. */
+  onPlan(listener: (ms: number) => void): () => void;
 }
 
 export interface StoreStats {

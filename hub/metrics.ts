@@ -146,7 +146,7 @@ export function hubMetrics(stats: HubStats): Registry {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   });
-  stats.scheduler.onPlanned = (ms) => planSeconds.observe(ms / 1000);
+  stats.scheduler.onPlan((ms) => planSeconds.observe(ms / 1000));
   return registry;
 }
 

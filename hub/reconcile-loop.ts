@@ -57,10 +57,16 @@ export class HubReconcileLoop {
    */
   private judgeAll = true;
   passes = 0;
-  /** Told how long each pass spent planning (metrics). */
-  onPlanned: ((ms: number) => void) | null = null;
+  /** Told how long each pass spent planning (metrics); a set, so that no reader takes another's place. */
+  private readonly planListeners = new Set<(ms: number) => void>();
 
   constructor(private readonly opts: HubReconcileLoopOptions) {}
+
+  /** Calls `listener` with each pass's planning time until the returned function is called. */
+  onPlan(listener: (ms: number) => void): () => void {
+    this.planListeners.add(listener);
+    return () => this.planListeners.delete(listener);
+  }
 
   start(): void {
     this.resyncTimer = setInterval(() => this.markDirty(), this.opts.resyncIntervalMs ?? 30_000);
@@ -156,7 +162,8 @@ export class HubReconcileLoop {
       isRunning: this.opts.isRunning,
       skipSettled: !judgeAll,
     });
-    this.onPlanned?.(performance.now() - startedMs);
+    const plannedMs = performance.now() - startedMs;
+    for (const listener of this.planListeners) listener(plannedMs);
 
     const writes: Array<Promise<void>> = [];
     const committed: ServiceRecord[] = [];

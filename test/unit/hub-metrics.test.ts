@@ -1,8 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { HubStats } from '../../hub/hub-stats.js';
 import { hubMetrics } from '../../hub/metrics.js';
 
 /** Stats made by hand: the metrics need nothing of the hub but this interface. */
+const planListeners = new Set<(ms: number) => void>();
+
 function stats(): HubStats {
   return {
     liveness: {
@@ -31,7 +33,13 @@ function stats(): HubStats {
       handshakesSuperseded: 0,
       sessionsReplaced: 0,
     },
-    scheduler: { passes: 9, onPlanned: null },
+    scheduler: {
+      passes: 9,
+      onPlan: (listener: (ms: number) => void) => {
+        planListeners.add(listener);
+        return () => planListeners.delete(listener);
+      },
+    },
     store: {
       health: () => ({ ok: true, error: null, since: null, writeFailures: 0 }),
       stats: () => ({ writes: 11, bytesWritten: 2048 }),
@@ -41,11 +49,13 @@ function stats(): HubStats {
 }
 
 describe('hub metrics', () => {
+  beforeEach(() => planListeners.clear());
+
   it('read every figure from the stats interface, and time passes through the scheduler hook', async () => {
     const s = stats();
     const registry = hubMetrics(s);
-    expect(s.scheduler.onPlanned).not.toBeNull();
-    s.scheduler.onPlanned?.(20);
+    expect(planListeners.size).toBe(1);
+    for (const listener of planListeners) listener(20);
     const text = await registry.metrics();
     expect(text).toContain('tether_nodes{state="lost"} 2');
     expect(text).toContain('tether_node_conditions{condition="data_disk_low"} 2');
@@ -60,5 +70,14 @@ describe('hub metrics', () => {
     expect(text).toContain('tether_store_written_bytes_total 2048');
     expect(text).toContain('tether_services 3');
     expect(text).toContain('tether_scheduler_plan_seconds_count 1');
+  });
+
+  it('a second registry times passes beside the first, not in its place', async () => {
+    const s = stats();
+    const first = hubMetrics(s);
+    const second = hubMetrics(s);
+    for (const listener of planListeners) listener(20);
+    expect(await first.metrics()).toContain('tether_scheduler_plan_seconds_count 1');
+    expect(await second.metrics()).toContain('tether_scheduler_plan_seconds_count 1');
   });
 });
