@@ -17,6 +17,12 @@ export interface BuildHubOptions {
   clock?: Clock;
   /** fastify logger option: false in tests, pino options in main. */
   logger?: boolean | object;
+  /**
+   * Hold the loop's first pass until the server listens: a hub restarted on a big store answers
+   * /healthz and takes agents sooner, and the pass has nothing to send before they connect. Off
+   * for tests that only inject requests (they never listen).
+   */
+  firstPassOnListen?: boolean;
 }
 
 /**
@@ -52,6 +58,11 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
   });
   // preClose: agent sockets are upgraded connections the HTTP server would otherwise wait for.
   app.addHook('preClose', async () => hub.close());
-  hub.start();
+  if (opts.firstPassOnListen) {
+    hub.start({ loop: false });
+    app.addHook('onListen', async () => hub.startLoop());
+  } else {
+    hub.start();
+  }
   return { app, hub };
 }

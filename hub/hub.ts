@@ -151,9 +151,17 @@ export class Hub {
     this.stats = { liveness: this.liveness, nodes: this.nodes, agents: this.gateway, scheduler: this.loop, store, services: this.services };
   }
 
-  start(): void {
+  /**
+   * `loop: false` leaves the loop to startLoop(). The index loads here either way: no target may
+   * come from a half-built one, and a hello can arrive as soon as the server listens.
+   */
+  start(opts: { loop?: boolean } = {}): void {
     this.liveness.start();
     this.dispatcher.load();
+    if (opts.loop !== false) this.startLoop();
+  }
+
+  startLoop(): void {
     this.loop.start();
   }
 

@@ -121,6 +121,7 @@ async function main(): Promise<void> {
     adminToken,
     config: { ...timings, maxPendingHandshakes, maxPendingHandshakesPerAddress, disruptionShare: disruptionPercent / 100 },
     logger: { level },
+    firstPassOnListen: true,
   });
 
   let closing = false;
