@@ -4,14 +4,17 @@
  * 10,000 nodes, one service of 100,000 replicas and a few small ones. Times a pass that places
  * everything from nothing, a pass with nothing changed (the hub's resync and most triggers), a
  * pass where one small service changed its replica count (an API write), a pass that judges every
- * service in full (the hub's first pass), and a pass with 10 % of the nodes lost (their replicas
+ * service in full (the hub's first pass), passes with 1 % of the nodes down but not yet lost (each
+ * pass reports them down a second longer, as the hub does: nothing moves, and the settled services
+ * on them should not be counted again), and a pass with 10 % of the nodes lost (their replicas
  * move). Node objects are made fresh for every pass, as the hub makes them; one SettledUsage
  * serves every pass, as one serves a hub.
  *
  *   node dist/bench/robustness/placement-pass.js [--nodes 10000] [--replicas 100000] [--repeat 9]
  *
  * Prints one JSON line: the median milliseconds of each kind of pass, the least of the steady and
- * small-change ones (and how many services each changed, to show the passes did what they claim).
+ * small-change ones (and how many services each changed, to show the passes did what they claim;
+ * for the down-not-lost passes, how many services they counted again).
  */
 import { parseArgs } from 'node:util';
 import { planPlacements, type PlacementOptions } from '../../hub/scheduler/placement.js';
@@ -39,19 +42,22 @@ function spec(input: Record<string, unknown>): NormalizedSpec {
   return v.value;
 }
 
-/** Fresh objects every call, as the hub builds them from its node records for each pass. */
-function nodes(lost: ReadonlySet<number> = new Set()): SchedNode[] {
+/**
+ * Fresh objects every call, as the hub builds them from its node records for each pass.
+ * `downForMsByIndex`: the nodes that are down, and for how long.
+ */
+function nodes(downForMsByIndex: ReadonlyMap<number, number> = new Map()): SchedNode[] {
   const out: SchedNode[] = [];
   for (let i = 0; i < NODES; i++) {
     const id = `node-${String(i).padStart(5, '0')}`;
-    const down = lost.has(i);
+    const downForMs = downForMsByIndex.get(i) ?? null;
     out.push({
       id,
       name: id,
       labels: { site: `site-${i % 40}` },
       facts: { hostname: id, arch: 'arm64', os: 'linux', cpus: 4, memoryBytes: 4 * GB },
-      schedulable: !down,
-      downForMs: down ? 2 * LOST_AFTER_MS : null,
+      schedulable: downForMs === null,
+      downForMs,
     });
   }
   return out;
@@ -115,12 +121,27 @@ for (let r = 0; r < REPEAT; r++) {
   services = apply(input, pass.changes);
 }
 
+// Every hundredth node away, a second longer each pass, never as long as LOST_AFTER_MS. A steady
+// pass first, so that the small service changed last is counted before the timed passes.
+timed(services, nodes(), options());
+const downMs: number[] = [];
+let downChanges = 0;
+let downRecounted = 0;
+for (let r = 0; r < REPEAT; r++) {
+  const down = new Map<number, number>();
+  for (let i = 5; i < NODES; i += 100) down.set(i, (r + 1) * 1_000);
+  const pass = timed(services, nodes(down), options());
+  downMs.push(pass.ms);
+  downChanges += pass.changes.length;
+  downRecounted += settledUsage.recounted.length;
+}
+
 const judgeAllMs: number[] = [];
 for (let r = 0; r < Math.min(REPEAT, 3); r++) judgeAllMs.push(timed(services, nodes(), options(false)).ms);
 
 // Every tenth node lost: the same input each time, so each pass moves the same 10 %.
-const lost = new Set<number>();
-for (let i = 0; i < NODES; i += 10) lost.add(i);
+const lost = new Map<number, number>();
+for (let i = 0; i < NODES; i += 10) lost.set(i, 2 * LOST_AFTER_MS);
 const lostMs: number[] = [];
 let lostMoved = 0;
 for (let r = 0; r < Math.min(REPEAT, 3); r++) {
@@ -142,6 +163,10 @@ console.log(
     smallChangeMedianMs: median(smallMs),
     smallChangeMinMs: least(smallMs),
     smallChanges,
+    downNotLostMedianMs: median(downMs),
+    downNotLostMinMs: least(downMs),
+    downNotLostChanges: downChanges,
+    downNotLostRecounted: downRecounted,
     judgeAllMedianMs: median(judgeAllMs),
     lost10PercentMedianMs: median(lostMs),
     lostReplicasMoved: lostMoved,
