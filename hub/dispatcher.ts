@@ -51,6 +51,12 @@ export class Dispatcher {
   private readonly writing = new Set<string>();
   /** (node, replica) pairs unassigned during one reassign; flat pairs, released at its end. */
   private readonly unassigned: string[] = [];
+  /**
+   * Per node, the replicas unassigned by a write still in flight (with how many such writes): the
+   * node may still report on them until it lands, since a refused write gives them back and a node
+   * reports a running replica again only when it changes. Bounded by what the node was assigned.
+   */
+  private readonly releasing = new Map<string, Map<string, number>>();
 
   constructor(
     private readonly store: Store,
@@ -79,9 +85,17 @@ export class Dispatcher {
     this.serviceChanged(key, after, written ?? undefined);
   }
 
-  /** Whether the replica is part of the node's target: the only replicas the node may report on. */
+  /** Whether the replica is part of the node's target. */
   isAssigned(nodeId: string, replicaId: string): boolean {
     return this.byNode.get(nodeId)?.has(replicaId) === true;
+  }
+
+  /**
+   * The replicas a node may report on: those of its target, and those a write in flight takes from
+   * it (a hello meanwhile must not lose their state should the write be refused).
+   */
+  mayReport(nodeId: string, replicaId: string): boolean {
+    return this.isAssigned(nodeId, replicaId) || this.releasing.get(nodeId)?.has(replicaId) === true;
   }
 
   /** Builds the index from the store at start. */
@@ -110,8 +124,28 @@ export class Dispatcher {
     else this.indexed.delete(name);
     if (this.unassigned.length === 0) return;
     const released = this.unassigned.splice(0);
-    if (durable) durable.then(() => this.release(released), () => undefined);
-    else this.release(released);
+    if (!durable) return this.release(released);
+    this.holdReleasing(released, 1);
+    durable.then(
+      () => {
+        this.holdReleasing(released, -1);
+        this.release(released);
+      },
+      () => this.holdReleasing(released, -1),
+    );
+  }
+
+  private holdReleasing(pairs: readonly string[], delta: 1 | -1): void {
+    for (let i = 0; i < pairs.length; i += 2) {
+      const nodeId = pairs[i]!;
+      const replicaId = pairs[i + 1]!;
+      let replicas = this.releasing.get(nodeId);
+      if (!replicas) this.releasing.set(nodeId, (replicas = new Map()));
+      const count = (replicas.get(replicaId) ?? 0) + delta;
+      if (count > 0) replicas.set(replicaId, count);
+      else replicas.delete(replicaId);
+      if (replicas.size === 0) this.releasing.delete(nodeId);
+    }
   }
 
   /**

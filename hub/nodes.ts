@@ -31,7 +31,7 @@ export interface NodesDeps {
   conditions: NodeConditionsTable;
   detector: FailureDetector;
   gateway: Pick<AgentGateway, 'send' | 'disconnect' | 'applied'>;
-  dispatcher: Pick<Dispatcher, 'isAssigned' | 'currentTarget'>;
+  dispatcher: Pick<Dispatcher, 'mayReport' | 'currentTarget'>;
   handovers: Pick<Handovers, 'reported'>;
   nodeLog: NodeChangeLog;
   /** A node's target or placement inputs changed: the next pass publishes or places. */
@@ -178,7 +178,7 @@ export class Nodes implements NodeStats {
   private acceptedReports(nodeId: string, reports: readonly ReplicaReport[]): ReplicaReport[] {
     let refused = 0;
     const accepted = reports.filter((r) => {
-      if (this.deps.dispatcher.isAssigned(nodeId, r.replicaId)) return true;
+      if (this.deps.dispatcher.mayReport(nodeId, r.replicaId)) return true;
       if (r.state !== 'removed') refused++;
       return false;
     });

@@ -50,7 +50,7 @@ async function setUp() {
     updatedAt: '',
     placements: [{ replicaId: 'r1', nodeId: 'n1', pendingReason: null }] as ServiceRecord['placements'],
   };
-  dispatcher.serviceChanged('web', web);
+  await store.putService(web);
   return { store, dispatcher, sent };
 }
 
@@ -89,5 +89,29 @@ describe('Dispatcher: a target write that fails', () => {
     const again = new LowdbStore({ dir, nodeShards: 2, serviceShards: 2 });
     await again.open();
     expect(again.getNode('n1')).toMatchObject({ generation: 2, labels: { hello: 'yes' } });
+  });
+});
+
+describe('Dispatcher: a replica a write in flight takes from its node', () => {
+  it('may still be reported on by the node until the write lands, and stays its own if the write is refused', async () => {
+    const { store, dispatcher } = await setUp();
+    const web = { ...store.getService('web')!, revision: 2 };
+    await store.putService(web);
+    expect(dispatcher.mayReport('n1', 'r1')).toBe(true);
+
+    control.failWith = 'ENOSPC';
+    const moving = store.putService({ ...web, placements: [{ replicaId: 'r1', nodeId: null, pendingReason: 'no node fits' }] });
+    // A hello meanwhile: its report of r1 must not be lost, since the write may yet be refused.
+    expect(dispatcher.isAssigned('n1', 'r1')).toBe(false);
+    expect(dispatcher.mayReport('n1', 'r1')).toBe(true);
+    await expect(moving).rejects.toMatchObject({ code: 'ENOSPC' });
+    expect(dispatcher.isAssigned('n1', 'r1')).toBe(true);
+
+    control.failWith = null;
+    const moved = store.putService({ ...web, placements: [{ replicaId: 'r1', nodeId: null, pendingReason: 'no node fits' }] });
+    expect(dispatcher.mayReport('n1', 'r1')).toBe(true);
+    await moved;
+    // Landed: the node has nothing more to say of it.
+    expect(dispatcher.mayReport('n1', 'r1')).toBe(false);
   });
 });
