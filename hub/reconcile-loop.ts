@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Dispatcher } from './dispatcher.js';
+import { summaryOf } from './scheduler/keep.js';
 import { planPlacements } from './scheduler/placement.js';
+import { SettledUsage } from './scheduler/settled-usage.js';
 import type { SchedNode, SchedService } from './scheduler/types.js';
 import type { ServiceRecord, Store } from './store/store.js';
 import type { Logger } from '../shared/logger.js';
@@ -59,6 +61,8 @@ export class HubReconcileLoop {
   passes = 0;
   /** Told how long each pass spent planning (metrics); a set, so that no reader takes another's place. */
   private readonly planListeners = new Set<(ms: number) => void>();
+  /** What settled services reserve on each node, kept between passes so that they cost nothing until they change. */
+  private readonly settledUsage = new SettledUsage();
 
   constructor(private readonly opts: HubReconcileLoopOptions) {}
 
@@ -161,6 +165,7 @@ export class HubReconcileLoop {
       defaultLostAfterMs: this.opts.defaultLostAfterMs,
       isRunning: this.opts.isRunning,
       skipSettled: !judgeAll,
+      settledUsage: this.settledUsage,
     });
     const plannedMs = performance.now() - startedMs;
     for (const listener of this.planListeners) listener(plannedMs);
@@ -193,13 +198,13 @@ export class HubReconcileLoop {
 
 /**
  * Whether every service is replicated with exactly its replicas placed, none pending or handing
- * over: then nodes coming and going move nothing until one is lost. One walk over the placements,
- * nothing allocated.
+ * over: then nodes coming and going move nothing until one is lost. The placements' summary is
+ * kept per placements array, so a service unchanged since the last pass costs a lookup.
  */
 function everyServiceSettled(services: Iterable<ServiceRecord>): boolean {
   for (const s of services) {
     if (s.spec.mode !== 'replicated' || s.placements.length !== s.spec.replicas) return false;
-    for (const p of s.placements) if (p.nodeId === null || p.pendingReason !== null || p.replacedBy) return false;
+    if (!summaryOf(s.placements).allPlaced) return false;
   }
   return true;
 }
