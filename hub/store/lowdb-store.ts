@@ -4,6 +4,7 @@ import type { JoinTokenRecord, NodeRecord, ServiceRecord, ServiceTombstone, Stor
 import { ShardedCollection, type CollectionOptions } from './sharded-collection.js';
 import { StoreDamagedError, StoreFileDamagedError } from './store-file-damaged.js';
 import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
+import { nodeLayout, serviceLayout } from './layouts.js';
 
 /** How often a failing store is probed again when its health is asked for. */
 const HEALTH_RECHECK_INTERVAL_MS = 5_000;
@@ -34,7 +35,7 @@ export class LowdbStore implements Store {
   private readonly listeners = new Set<StoreListener>();
 
   constructor(private readonly opts: LowdbStoreOptions) {
-    const collection: CollectionOptions = { health: this.healthTracker, beforeWrite: opts.beforeWrite };
+    const collection: Omit<CollectionOptions, 'layout'> = { health: this.healthTracker, beforeWrite: opts.beforeWrite };
     const tell =
       (collection: StoreChange['collection']): CollectionOptions['onChange'] =>
       (key, before, after, written) => {
@@ -53,11 +54,11 @@ export class LowdbStore implements Store {
         }
       };
     // Each record carries its key: checked at read, so that a file of another collection is refused.
-    this.nodes = new ShardedCollection(path.join(opts.dir, 'nodes'), 'nodes', opts.nodeShards ?? 64, { ...collection, keyField: 'id', onChange: tell('nodes') });
-    this.services = new ShardedCollection(path.join(opts.dir, 'services'), 'services', opts.serviceShards ?? 64, { ...collection, keyField: 'name', onChange: tell('services') });
-    this.joinTokens = new ShardedCollection(opts.dir, 'join-tokens', 1, { ...collection, keyField: 'tokenHash', onChange: tell('joinTokens') });
+    this.nodes = new ShardedCollection<NodeRecord>(path.join(opts.dir, 'nodes'), 'nodes', opts.nodeShards ?? 64, { ...collection, keyField: 'id', layout: nodeLayout, onChange: tell('nodes') });
+    this.services = new ShardedCollection<ServiceRecord>(path.join(opts.dir, 'services'), 'services', opts.serviceShards ?? 64, { ...collection, keyField: 'name', layout: serviceLayout, onChange: tell('services') });
+    this.joinTokens = new ShardedCollection<JoinTokenRecord>(opts.dir, 'join-tokens', 1, { ...collection, keyField: 'tokenHash', onChange: tell('joinTokens') });
     // Few and small (one per name deleted and not created again): a handful of files is plenty.
-    this.tombstones = new ShardedCollection(path.join(opts.dir, 'services'), 'deleted-services', TOMBSTONE_SHARDS, {
+    this.tombstones = new ShardedCollection<ServiceTombstone>(path.join(opts.dir, 'services'), 'deleted-services', TOMBSTONE_SHARDS, {
       ...collection,
       keyField: 'name',
       onChange: tell('serviceTombstones'),

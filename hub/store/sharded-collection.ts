@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Low } from 'lowdb';
 import { CheckedFile, previousCopyOf } from './checked-file.js';
 import { changeLogOf, encodeLogLine, readChangeLog, type LogChanges } from './change-log.js';
+import { allParts, changedParts, joinParts, placeItems, type RecordLayout, type StoredParts } from './record-layout.js';
 import { StoreDamagedError, StoreFileDamagedError } from './store-file-damaged.js';
 import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
 import { Backoff } from '../../shared/backoff.js';
@@ -19,7 +20,7 @@ const RETRY_CAP_MS = 30_000;
  */
 const APPEND_RATIO = 4;
 
-export interface CollectionOptions {
+export interface CollectionOptions<T = unknown> {
   /** The field of each record that holds its key, checked when a file is read (a node's `id`); unchecked when absent. */
   keyField?: string;
   /** Where the outcome of each file write is recorded (shared by a store's collections). */
@@ -34,7 +35,15 @@ export interface CollectionOptions {
    * the write that carries it, null for the undo of a refused write (memory equals the disk again).
    */
   onChange?: (key: string, before: unknown, after: unknown, written: Promise<void> | null) => void;
+  /**
+   * Stores each record as a main part and part records of its items (see record-layout.ts), so
+   * that a write carries only the parts that changed; needs `keyField`.
+   */
+  layout?: RecordLayout<T>;
 }
+
+/** Where the items of each record written by a write sit on disk once it lands (undefined: record deleted). */
+type PlacedParts = Map<string, { ids: string[]; seqs: number[] } | undefined>;
 
 /** A shard's change log (see change-log.ts). */
 interface ShardLog {
@@ -93,6 +102,8 @@ export class ShardedCollection<T> {
   /** Per shard, the tail of its chain of writes: a shard is never written twice at once. */
   private readonly chains = new Map<number, Promise<void>>();
   private flushScheduled = false;
+  /** With a layout: where each record's items sit on disk (see record-layout.ts). */
+  private readonly parts = new Map<string, StoredParts>();
   writes = 0;
   bytesWritten = 0;
 
@@ -100,7 +111,7 @@ export class ShardedCollection<T> {
     private readonly dir: string,
     private readonly name: string,
     private readonly shardCount: number,
-    private readonly opts: CollectionOptions = {},
+    private readonly opts: CollectionOptions<T> = {},
   ) {}
 
   /** Rejects with a StoreDamagedError naming every damaged file of the collection: none is read as empty. */
@@ -134,6 +145,15 @@ export class ShardedCollection<T> {
         continue;
       }
       for (const entry of changes.entries) applyChanges(db.data, entry);
+      if (this.opts.layout) {
+        const joined = joinParts(this.opts.layout, db.data);
+        if (!joined.ok) {
+          damaged.push(new StoreFileDamagedError(file, joined.reason, { file: previousCopyOf(file), state: 'missing', reason: null, writtenAtMs: null }));
+          continue;
+        }
+        db.data = joined.records;
+        for (const [key, parts] of joined.parts) this.parts.set(key, parts);
+      }
       log.bytes = changes.validBytes;
       log.torn = changes.torn;
       log.shardBytes = (await stat(file).catch(() => null))?.size ?? 0;
@@ -326,10 +346,15 @@ export class ShardedCollection<T> {
       unsaved.lazy = null;
     }
     const attempt = { file };
+    const placed: PlacedParts = new Map();
     try {
-      await this.persist(shard, attempt, data, carried);
+      await this.persist(shard, attempt, data, carried, placed);
     } catch (cause) {
       return this.writeFailed(shard, attempt.file, waiters, carriesLazy, cause);
+    }
+    for (const [key, parts] of placed) {
+      if (parts === undefined) this.parts.delete(key);
+      else this.parts.set(key, parts);
     }
     for (const [key, value] of carried) {
       const unsaved = changed.get(key);
@@ -351,10 +376,22 @@ export class ShardedCollection<T> {
    * small next to the shard and the log stays within the shard's size; otherwise the shard file
    * written whole, which empties the log. `attempt.file` names the file being written.
    */
-  private async persist(shard: number, attempt: { file: string }, data: Record<string, T>, carried: Map<string, T | undefined>): Promise<void> {
+  private async persist(shard: number, attempt: { file: string }, data: Record<string, T>, carried: Map<string, T | undefined>, placed: PlacedParts): Promise<void> {
     const log = this.logs[shard]!;
-    const changes: LogChanges<T> = {};
-    for (const [key, value] of carried) changes[key] = value ?? null;
+    const layout = this.opts.layout;
+    const keyField = this.opts.keyField ?? '';
+    const changes: LogChanges<unknown> = {};
+    if (layout) {
+      // Only the parts that differ from what the disk holds (the saved value, where each item sits).
+      const unsaved = this.unsaved[shard]!;
+      for (const [key, value] of carried) {
+        const parts = value === undefined ? undefined : placeItems(layout, value, this.parts.get(key));
+        placed.set(key, parts);
+        changedParts(layout, keyField, key, unsaved.get(key)?.saved, this.parts.get(key), value, parts, changes);
+      }
+    } else {
+      for (const [key, value] of carried) changes[key] = value ?? null;
+    }
     const line = carried.size === 0 ? null : encodeLogLine(changes);
     const lineBytes = line === null ? 0 : Buffer.byteLength(line);
     if (line !== null && !log.stale && lineBytes * APPEND_RATIO <= log.shardBytes && log.bytes + lineBytes <= log.shardBytes) {
@@ -374,10 +411,20 @@ export class ShardedCollection<T> {
       log.bytes += lineBytes;
       return;
     }
+    let stored: Record<string, unknown> = data;
+    if (layout) {
+      // Written whole, every record goes in parts: records of the old layout are converted here.
+      stored = {};
+      for (const [key, value] of Object.entries(data)) {
+        let parts = placed.get(key) ?? this.parts.get(key);
+        if (!parts) placed.set(key, (parts = placeItems(layout, value, parts)));
+        allParts(layout, keyField, key, value, parts, stored);
+      }
+    }
     await this.opts.beforeWrite?.(attempt.file);
     // lowdb writes through steno: a temp file renamed over the old one, so a crash mid-write
     // leaves the previous version whole.
-    await this.shards[shard]!.adapter.write(data);
+    await this.shards[shard]!.adapter.write(stored as Record<string, T>);
     if (log.bytes === 0 && !log.torn && !log.stale) return;
     // The shard now holds everything the log did. Should emptying the log fail, the write fails
     // (a restart would lay the log's older values over the shard), and the next write is a whole
@@ -471,6 +518,7 @@ async function truncateLog(file: string, bytes: number): Promise<void> {
 }
 
 function applyChanges<T>(data: Record<string, T>, changes: LogChanges<T>): void {
+  // With a layout these are stored records (mains and parts), joined after the whole log is laid over.
   for (const [key, value] of Object.entries(changes)) {
     if (value === null) delete data[key];
     else data[key] = value;

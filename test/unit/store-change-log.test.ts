@@ -59,9 +59,10 @@ describe('Store: a change log per shard', () => {
     const store = await openStore();
     await fleetOf(store, 200);
     const shardBytes = await size(shardFile());
-    const recordBytes = JSON.stringify(node(7, 1)).length;
+    const renamed = { ...node(7), name: 'renamed-7' };
+    const recordBytes = JSON.stringify(renamed).length;
     const before = store.stats().bytesWritten;
-    await store.putNode(node(7, 1));
+    await store.putNode(renamed);
     const written = store.stats().bytesWritten - before;
     expect(shardBytes).toBeGreaterThan(50 * recordBytes);
     expect(written).toBeGreaterThanOrEqual(recordBytes);
@@ -94,7 +95,7 @@ describe('Store: a change log per shard', () => {
     await store.close();
     const text = await readFile(logFile(), 'utf8');
     // One character of the first line's record changed: its checksum no longer holds.
-    await writeFile(logFile(), text.replace('edge-1"', 'edge-X"'));
+    await writeFile(logFile(), text.replace('"generation":1', '"generation":9'));
 
     const damaged = new LowdbStore({ dir, nodeShards: 1, serviceShards: 1 });
     const error = await damaged.open().then(

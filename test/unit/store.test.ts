@@ -5,6 +5,8 @@ import path from 'node:path';
 import { LowdbStore, type LowdbStoreOptions } from '../../hub/store/lowdb-store.js';
 import { ShardedCollection } from '../../hub/store/sharded-collection.js';
 import { changeLogOf, readChangeLog } from '../../hub/store/change-log.js';
+import { joinParts, type RecordLayout } from '../../hub/store/record-layout.js';
+import { nodeLayout, serviceLayout } from '../../hub/store/layouts.js';
 import type { JoinTokenRecord, NodeRecord, ServiceRecord } from '../../hub/store/store.js';
 import { validateServiceSpec, type NormalizedSpec } from '../../shared/spec.js';
 
@@ -97,7 +99,12 @@ async function shardFiles(subdir: string, name: string): Promise<Map<string, Rec
 async function onDisk(subdir: string, name: string): Promise<Record<string, unknown>> {
   const merged: Record<string, unknown> = {};
   for (const records of (await shardFiles(subdir, name)).values()) Object.assign(merged, records);
-  return merged;
+  // Nodes and services are stored in parts (record-layout.ts): joined as the store joins them.
+  const layout = name === 'nodes' ? nodeLayout : name === 'services' ? serviceLayout : null;
+  if (layout === null) return merged;
+  const joined = joinParts<unknown>(layout as RecordLayout<unknown>, merged);
+  if (!joined.ok) throw new Error(joined.reason);
+  return joined.records as Record<string, unknown>;
 }
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));

@@ -1,0 +1,195 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { LowdbStore } from '../../hub/store/lowdb-store.js';
+import { readChangeLog } from '../../hub/store/change-log.js';
+import type { NodeRecord, ServiceRecord } from '../../hub/store/store.js';
+import type { Placement } from '../../hub/scheduler/types.js';
+import { validateServiceSpec } from '../../shared/spec.js';
+
+let dir: string;
+const control = { failServices: false };
+const opened: LowdbStore[] = [];
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'tether-record-parts-'));
+  control.failServices = false;
+});
+afterEach(async () => {
+  await Promise.allSettled(opened.splice(0).map((s) => s.close()));
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function openStore(): Promise<LowdbStore> {
+  const store = new LowdbStore({
+    dir,
+    nodeShards: 2,
+    serviceShards: 2,
+    beforeWrite: (file) => {
+      if (control.failServices && path.basename(file).startsWith('services-')) throw Object.assign(new Error('simulated'), { code: 'ENOSPC' });
+    },
+  });
+  await store.open();
+  opened.push(store);
+  return store;
+}
+
+async function reopen(store: LowdbStore): Promise<LowdbStore> {
+  await store.close();
+  opened.splice(opened.indexOf(store), 1);
+  return openStore();
+}
+
+const placement = (i: number, nodeId: string | null = `node-${i % 50}`): Placement => ({ replicaId: `web.r${i}`, nodeId, pendingReason: nodeId === null ? 'no node fits' : null });
+
+function service(placements: Placement[], revision = 1): ServiceRecord {
+  const v = validateServiceSpec({ image: 'nginx:1', replicas: placements.length });
+  if (!v.ok) throw new Error('bad spec');
+  return { name: 'web', spec: v.value, revision, createdAt: 'c', updatedAt: 'u', placements };
+}
+
+function node(id: string, generation = 1, targetHash = 'h1'): NodeRecord {
+  return {
+    id,
+    name: id,
+    labels: { zone: 'a' },
+    credentialHash: 'c'.repeat(64),
+    advertiseAddress: null,
+    facts: { os: 'linux', arch: 'amd64', cpus: 4, memoryBytes: 8e9, engineVersion: '27.0', labels: { big: 'x'.repeat(2000) } } as unknown as NodeRecord['facts'],
+    generation,
+    targetHash,
+    joinedAt: 'j',
+  };
+}
+
+/** Every record as stored (shard files with their logs laid over), keyed as on disk. */
+async function storedKeys(subdir: string): Promise<string[]> {
+  const base = path.join(dir, subdir);
+  const keys = new Set<string>();
+  for (const file of (await readdir(base)).sort()) {
+    if (!/^(services|nodes)-\d+\.json$/.test(file)) continue;
+    // The checked format holds the records in `data`; a file of the old format 0 is the record map.
+    const parsed = JSON.parse(await readFile(path.join(base, file), 'utf8')) as { format?: number; data: Record<string, unknown> };
+    const records = parsed.format === 1 ? parsed.data : (parsed as unknown as Record<string, unknown>);
+    const log = await readChangeLog<unknown>(path.join(base, file.replace(/\.json$/, '.log')), null);
+    if (!log.ok) throw new Error(log.reason);
+    for (const entry of log.entries) {
+      for (const [k, v] of Object.entries(entry)) {
+        if (v === null) delete records[k];
+        else records[k] = v;
+      }
+    }
+    for (const k of Object.keys(records)) keys.add(k);
+  }
+  return [...keys].sort();
+}
+
+/** The shard of a key among two, as the store places it (FNV-1a). */
+function shardOf(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % 2;
+}
+
+const many = (count: number) => Array.from({ length: count }, (_, i) => placement(i));
+
+describe('Store: placements and node targets as records of their own', () => {
+  it('writes a change of one placement of a 10,000-replica service in proportion to it', async () => {
+    const store = await openStore();
+    const placements = many(10_000);
+    await store.putService(service(placements));
+    const moved = placements.map((p, i) => (i === 4321 ? { ...p, nodeId: 'node-elsewhere' } : p));
+    const before = store.stats().bytesWritten;
+    await store.putService(service(moved));
+    expect(store.stats().bytesWritten - before).toBeLessThan(2048);
+    expect(store.getService('web')!.placements[4321]!.nodeId).toBe('node-elsewhere');
+    const again = await reopen(store);
+    expect(again.getService('web')).toEqual(service(moved));
+  });
+
+  it('writes a node target change in about a hundred bytes, not the node with its facts', async () => {
+    const store = await openStore();
+    await store.putNode(node('n-1'));
+    const before = store.stats().bytesWritten;
+    await store.putNode(node('n-1', 2, 'h2'));
+    expect(store.stats().bytesWritten - before).toBeLessThan(300);
+    const again = await reopen(store);
+    expect(again.getNode('n-1')).toEqual(node('n-1', 2, 'h2'));
+  });
+
+  it('keeps the placements order through close and open, removals, appends and moves included', async () => {
+    let store = await openStore();
+    await store.putService(service(many(300)));
+    // Some removed in the middle, new ones appended: the scheduler's usual change.
+    const kept = many(300).filter((_, i) => i % 7 !== 3);
+    const next = [...kept, placement(1000), placement(1001, null)];
+    await store.putService(service(next, 2));
+    store = await reopen(store);
+    expect(store.getService('web')!.placements).toEqual(next);
+    // An order the store did not give out (one moved to the front) comes back as it was put.
+    const moved = [next[200]!, ...next.filter((_, i) => i !== 200)];
+    await store.putService(service(moved, 3));
+    store = await reopen(store);
+    expect(store.getService('web')).toEqual(service(moved, 3));
+    // Written whole (a fresh shard file) and read again: the same order.
+    await store.putService(service([...moved].reverse(), 4));
+    store = await reopen(store);
+    expect(store.getService('web')).toEqual(service([...moved].reverse(), 4));
+  });
+
+  it('undoes every placement of a refused write of a service: none is half applied', async () => {
+    let store = await openStore();
+    const placements = many(2000);
+    await store.putService(service(placements));
+    control.failServices = true;
+    const changed = placements.map((p, i) => (i % 10 === 0 ? { ...p, nodeId: 'node-new' } : p)).slice(0, 1900);
+    await expect(store.putService(service([...changed, placement(5000)], 2))).rejects.toThrow();
+    expect(store.getService('web')).toEqual(service(placements));
+    control.failServices = false;
+    store = await reopen(store);
+    expect(store.getService('web')).toEqual(service(placements));
+    // A later write of one change writes that change alone, against what the disk holds.
+    const one = placements.map((p, i) => (i === 7 ? { ...p, nodeId: 'node-7b' } : p));
+    await store.putService(service(one, 2));
+    store = await reopen(store);
+    expect(store.getService('web')).toEqual(service(one, 2));
+  });
+
+  it('leaves no placement record behind when a service is deleted', async () => {
+    let store = await openStore();
+    await store.putService(service(many(500)));
+    await store.putService(service(many(400), 2));
+    await store.deleteService('web');
+    expect((await storedKeys('services')).filter((k) => k.startsWith('web'))).toEqual([]);
+    store = await reopen(store);
+    expect(store.getService('web')).toBeUndefined();
+    expect([...store.listServices()]).toEqual([]);
+  });
+
+  it('loads a data dir of the old layout as it is, and writes it in parts at its next write', async () => {
+    const old = service(many(40));
+    const oldNode = node('n-1', 7, 'h7');
+    await mkdir(path.join(dir, 'services'), { recursive: true });
+    await mkdir(path.join(dir, 'nodes'), { recursive: true });
+    // Format 0 (the plain record map of earlier versions), each record whole, in every shard file.
+    for (const i of [0, 1]) {
+      await writeFile(path.join(dir, 'services', `services-0${i}.json`), JSON.stringify(i === shardOf('web') ? { web: old } : {}));
+      await writeFile(path.join(dir, 'nodes', `nodes-0${i}.json`), JSON.stringify(i === shardOf('n-1') ? { 'n-1': oldNode } : {}));
+    }
+    let store = await openStore();
+    expect(store.getService('web')).toEqual(old);
+    expect(store.getNode('n-1')).toEqual(oldNode);
+    const next = [...many(39), placement(77)];
+    await store.putService(service(next, 2));
+    await store.putNode(node('n-1', 8, 'h8'));
+    expect((await storedKeys('services')).filter((k) => k.startsWith('web/')).length).toBe(40);
+    expect(await storedKeys('nodes')).toEqual(['n-1', 'n-1/target']);
+    store = await reopen(store);
+    expect(store.getService('web')).toEqual(service(next, 2));
+    expect(store.getNode('n-1')).toEqual(node('n-1', 8, 'h8'));
+  });
+});
