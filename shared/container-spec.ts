@@ -1,10 +1,64 @@
 import { createHash } from 'node:crypto';
-import type { NormalizedSpec } from './spec.js';
+import Type, { type Static } from 'typebox';
 
-/** What one replica's container needs: the part of a service spec an agent acts on. */
-export type ContainerSpec = Pick<NormalizedSpec, 'image' | 'command' | 'env' | 'ports' | 'resources' | 'labels' | 'registryAuth'>;
+/** Longest string an operator may put in a spec (and so in a container's part of it). */
+export const CONTAINER_STRING_MAX_LENGTH = 4096;
 
-export function containerSpecOf(spec: NormalizedSpec): ContainerSpec {
+/** A string of a spec: never longer than CONTAINER_STRING_MAX_LENGTH. */
+export const SpecString = (opts: { minLength?: number; maxLength?: number } = {}) =>
+  Type.String({ maxLength: CONTAINER_STRING_MAX_LENGTH, ...opts });
+
+export const PortSchema = Type.Object(
+  {
+    containerPort: Type.Integer({ minimum: 1, maximum: 65535 }),
+    hostPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    protocol: Type.Optional(Type.Union([Type.Literal('tcp'), Type.Literal('udp')])),
+  },
+  { additionalProperties: false },
+);
+
+export const RegistryAuthSchema = Type.Object(
+  {
+    username: SpecString({ minLength: 1 }),
+    password: SpecString({ minLength: 1 }),
+    serveraddress: Type.Optional(SpecString()),
+  },
+  { additionalProperties: false },
+);
+
+export type RegistryAuth = Static<typeof RegistryAuthSchema>;
+
+/**
+ * What one replica's container needs, every default filled in: the part of a service spec an agent
+ * acts on, as targets carry it. The hub's spec extends it (NormalizedSpec).
+ */
+export const ContainerSpecSchema = Type.Object(
+  {
+    image: Type.String({ minLength: 1 }),
+    command: Type.Union([Type.Array(Type.String()), Type.Null()]),
+    env: Type.Record(Type.String(), Type.String()),
+    ports: Type.Array(
+      Type.Object(
+        {
+          containerPort: PortSchema.properties.containerPort,
+          hostPort: Type.Union([PortSchema.properties.containerPort, Type.Null()]),
+          protocol: Type.Union([Type.Literal('tcp'), Type.Literal('udp')]),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    resources: Type.Object(
+      { cpus: Type.Union([Type.Number(), Type.Null()]), memoryMB: Type.Union([Type.Integer(), Type.Null()]) },
+      { additionalProperties: false },
+    ),
+    labels: Type.Record(Type.String(), Type.String()),
+    registryAuth: Type.Union([RegistryAuthSchema, Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type ContainerSpec = Static<typeof ContainerSpecSchema>;
+
+export function containerSpecOf(spec: ContainerSpec): ContainerSpec {
   return {
     image: spec.image,
     command: spec.command,

@@ -16,7 +16,8 @@
  * never leave the agent half-updated; a newer generation supersedes any older one.
  */
 import Type, { type Static } from 'typebox';
-import { PortSchema, RegistryAuthSchema, StringRecord } from './spec.js';
+import { ContainerSpecSchema } from './container-spec.js';
+import { StringRecord } from './string-record.js';
 
 /**
  * The version this build speaks. Version 2 added node conditions (hello, `conditions` frames) and
@@ -218,31 +219,6 @@ export const StatusSchema = Type.Object(
   {
     type: Type.Literal('status'),
     replicas: Type.Array(ReplicaReportSchema, { minItems: 1, maxItems: PROTOCOL_LIMITS.maxReportedReplicas }),
-  },
-  { additionalProperties: false },
-);
-
-export const ContainerSpecSchema = Type.Object(
-  {
-    image: Type.String({ minLength: 1 }),
-    command: Type.Union([Type.Array(Type.String()), Type.Null()]),
-    env: Type.Record(Type.String(), Type.String()),
-    ports: Type.Array(
-      Type.Object(
-        {
-          containerPort: PortSchema.properties.containerPort,
-          hostPort: Type.Union([PortSchema.properties.containerPort, Type.Null()]),
-          protocol: Type.Union([Type.Literal('tcp'), Type.Literal('udp')]),
-        },
-        { additionalProperties: false },
-      ),
-    ),
-    resources: Type.Object(
-      { cpus: Type.Union([Type.Number(), Type.Null()]), memoryMB: Type.Union([Type.Integer(), Type.Null()]) },
-      { additionalProperties: false },
-    ),
-    labels: Type.Record(Type.String(), Type.String()),
-    registryAuth: Type.Union([RegistryAuthSchema, Type.Null()]),
   },
   { additionalProperties: false },
 );

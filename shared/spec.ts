@@ -1,4 +1,6 @@
-import Type, { type Static, type TSchema } from 'typebox';
+import Type, { type Static } from 'typebox';
+import { CONTAINER_STRING_MAX_LENGTH, PortSchema, RegistryAuthSchema, SpecString as Str, type ContainerSpec } from './container-spec.js';
+import { StringRecord } from './string-record.js';
 import { parseConstraint, type Constraint } from './constraints.js';
 import { imageReferenceError } from './image-reference.js';
 import { Validator, type FieldError, type Validated } from './validation.js';
@@ -11,44 +13,10 @@ export const SPEC_LIMITS = {
   maxLabels: 64,
   maxCommandArgs: 256,
   maxConstraints: 32,
-  maxStringLength: 4096,
+  maxStringLength: CONTAINER_STRING_MAX_LENGTH,
 } as const;
 
 export const SERVICE_NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-
-const Str = (opts: { minLength?: number; maxLength?: number } = {}) =>
-  Type.String({ maxLength: SPEC_LIMITS.maxStringLength, ...opts });
-
-/**
- * A record of strings whose keys are checked too. TypeBox turns a Record's key schema into a
- * `patternProperties` pattern and nothing else: it drops minLength/maxLength, and a key the
- * pattern does not match is let through with its value unchecked (`{ "A-B": 1 }` passed a
- * `^[A-Za-z_]...$` key pattern). So keys are checked with `propertyNames`, and a key that escapes
- * the `^.*$` pattern (one with a line break) is refused rather than left unchecked.
- */
-export const StringRecord = <V extends TSchema>(
-  key: { pattern?: string; minLength?: number; maxLength?: number },
-  value: V,
-  opts: { maxProperties?: number } = {},
-) => Type.Record(Type.String(), value, { ...opts, propertyNames: Type.String(key), additionalProperties: false });
-
-export const PortSchema = Type.Object(
-  {
-    containerPort: Type.Integer({ minimum: 1, maximum: 65535 }),
-    hostPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
-    protocol: Type.Optional(Type.Union([Type.Literal('tcp'), Type.Literal('udp')])),
-  },
-  { additionalProperties: false },
-);
-
-export const RegistryAuthSchema = Type.Object(
-  {
-    username: Str({ minLength: 1 }),
-    password: Str({ minLength: 1 }),
-    serveraddress: Type.Optional(Str()),
-  },
-  { additionalProperties: false },
-);
 
 export const ServiceSpecSchema = Type.Object(
   {
@@ -79,21 +47,15 @@ export const ServiceSpecSchema = Type.Object(
 
 /** A spec as an operator writes it. */
 export type ServiceSpec = Static<typeof ServiceSpecSchema>;
-export type PortMapping = Static<typeof PortSchema>;
-export type RegistryAuth = Static<typeof RegistryAuthSchema>;
 
-/** A spec with every default filled in: what the hub stores and the scheduler reads. */
-export interface NormalizedSpec {
-  image: string;
-  command: string[] | null;
-  env: Record<string, string>;
+/**
+ * A spec with every default filled in: what the hub stores and the scheduler reads. The container
+ * part is the shape agents receive (one definition, in container-spec.ts); the rest is the hub's.
+ */
+export interface NormalizedSpec extends ContainerSpec {
   mode: 'replicated' | 'global';
   replicas: number;
-  ports: Array<{ containerPort: number; hostPort: number | null; protocol: 'tcp' | 'udp' }>;
-  resources: { cpus: number | null; memoryMB: number | null };
   constraints: string[];
-  labels: Record<string, string>;
-  registryAuth: RegistryAuth | null;
   /** What happens to replicas of a lost node: placed elsewhere, or kept for the node's return. */
   onNodeLost: 'reschedule' | 'wait';
   /** This service's own patience with an unreachable node; null uses the hub's. */

@@ -4,7 +4,7 @@
  * well, and aborting the pull for every new generation would restart a download the new target
  * still wants. At most maxConcurrent at a time; a pull planned beyond that waits for a later pass.
  */
-import type { RegistryAuth } from '../../shared/spec.js';
+import type { RegistryAuth } from '../../shared/container-spec.js';
 import type { ContainerRuntime } from '../runtime/container-runtime.js';
 
 export interface ImagePullsOptions {

@@ -4,7 +4,7 @@
  * plans again from a fresh listing, so a plan only has to be right for the state it was given.
  */
 import type { AssignedReplica } from '../../shared/protocol.js';
-import type { RegistryAuth } from '../../shared/spec.js';
+import type { RegistryAuth } from '../../shared/container-spec.js';
 import type { EngineState, ObservedContainer } from '../runtime/container-runtime.js';
 
 export type RemoveReason =

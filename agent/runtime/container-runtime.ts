@@ -3,8 +3,7 @@
  * simulated one runs fleets of thousands of agents in one process for scheduler tests and
  * benchmarks (never as proof that Docker works).
  */
-import type { ContainerSpec } from '../../shared/container-spec.js';
-import type { RegistryAuth } from '../../shared/spec.js';
+import type { ContainerSpec, RegistryAuth } from '../../shared/container-spec.js';
 
 /** Labels on every container the agent creates: its whole picture is rebuilt from them. */
 export const LABELS = {

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import DockerModem from 'docker-modem';
 import { Backoff } from '../../shared/backoff.js';
 import { NODE_FACT_MAX_LENGTH } from '../../shared/protocol.js';
-import type { RegistryAuth } from '../../shared/spec.js';
+import type { RegistryAuth } from '../../shared/container-spec.js';
 import {
   LABELS,
   type ContainerRuntime,

@@ -10,7 +10,7 @@
  * What is not: resources, networks, logs, health checks. It proves nothing about Docker itself.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { RegistryAuth } from '../../shared/spec.js';
+import type { RegistryAuth } from '../../shared/container-spec.js';
 import type { NodeFacts } from '../../shared/protocol.js';
 import { TETHER_VERSION } from '../../shared/version.js';
 import {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { bestContainer, groupByReplica, needsImage, planSteps, type PlanInput, type Step, type Swap } from '../../agent/reconciler/plan-steps.js';
 import type { EngineState, ObservedContainer } from '../../agent/runtime/container-runtime.js';
 import type { AssignedReplica } from '../../shared/protocol.js';
-import type { RegistryAuth } from '../../shared/spec.js';
+import type { RegistryAuth } from '../../shared/container-spec.js';
 import { prng } from '../helpers/prng.js';
 
 function replica(replicaId: string, specHash: string, image = 'img:1', registryAuth: RegistryAuth | null = null): AssignedReplica {
