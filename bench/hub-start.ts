@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { simulatedFacts } from '../agent/runtime/simulated-runtime.js';
-import { validateServiceSpec } from '../shared/spec.js';
+import { validateServiceSpec } from '../hub/spec/service-spec.js';
 import { loadOrCreateAdminToken } from '../hub/auth/secrets.js';
 import { LowdbStore } from '../hub/store/lowdb-store.js';
 import type { NodeRecord, ServiceRecord } from '../hub/store/store.js';

@@ -5,7 +5,7 @@
 import type { Clock } from '../shared/clock.js';
 import { canonicalJson } from '../shared/container-spec.js';
 import type { Logger } from '../shared/logger.js';
-import type { NormalizedSpec } from '../shared/spec.js';
+import type { NormalizedSpec } from './spec/service-spec.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { FailureDetector } from './failure-detector.js';
 import type { ServiceStats } from './hub-stats.js';

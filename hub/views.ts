@@ -1,5 +1,5 @@
 import type { ReplicaState } from '../shared/protocol.js';
-import { redactSpec, type NormalizedSpec } from '../shared/spec.js';
+import { redactSpec, type NormalizedSpec } from './spec/service-spec.js';
 import type { FailureDetector, NodeState } from './failure-detector.js';
 import { conditionWarnings, engineUnavailableText, type NodeConditionsEntry } from './node-conditions.js';
 import type { ObservedState } from './observed-state.js';

@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { planPlacements, type PlacementOptions } from '../../hub/scheduler/placement.js';
 import { SettledUsage } from '../../hub/scheduler/settled-usage.js';
 import type { SchedNode, SchedService, ServicePlacementChange } from '../../hub/scheduler/types.js';
-import { validateServiceSpec, type NormalizedSpec } from '../../shared/spec.js';
+import { validateServiceSpec, type NormalizedSpec } from '../../hub/spec/service-spec.js';
 
 const { values } = parseArgs({
   options: {

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { validateServiceName, validateServiceSpec } from '../../shared/spec.js';
+import { validateServiceName, validateServiceSpec } from '../spec/service-spec.js';
 import type { Services } from '../services.js';
 import type { ReplicaPage } from '../views.js';
 import { ApiError, invalid } from './errors.js';

@@ -2,7 +2,7 @@
  * What stays: which of a service's placements a pass keeps before anything new is placed (lost
  * nodes, hand-overs, scale-down, global services), and which services have nothing to decide.
  */
-import { matchesAll } from '../../shared/constraints.js';
+import { matchesAll } from '../spec/constraints.js';
 import { MinHeap } from './min-heap.js';
 import type { NodeStateLookup } from './node-states.js';
 import type { NodeState } from './node-usage.js';

@@ -1,6 +1,6 @@
 /** Pending reasons: why a replica could not be placed, in words for the operator who has to act on them. */
-import { matchesAll } from '../../shared/constraints.js';
-import type { NormalizedSpec } from '../../shared/spec.js';
+import { matchesAll } from '../spec/constraints.js';
+import type { NormalizedSpec } from '../spec/service-spec.js';
 import { checkFit, type Misfit } from './feasibility.js';
 import type { NodeStates } from './node-states.js';
 import type { NodeState } from './node-usage.js';

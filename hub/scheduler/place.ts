@@ -2,7 +2,7 @@
  * Placing: new replicas of replicated services spread over the nodes that fit (a min-heap keeps
  * the least crowded first), and a replica of each global service on every matching node.
  */
-import { matchesAll } from '../../shared/constraints.js';
+import { matchesAll } from '../spec/constraints.js';
 import { checkFit } from './feasibility.js';
 import { MinHeap } from './min-heap.js';
 import type { NodeStates } from './node-states.js';

@@ -1,6 +1,6 @@
 /** One service's plan as a pass builds it: the stages fill it in turn. */
-import type { Constraint } from '../../shared/constraints.js';
-import { parsedConstraints, type NormalizedSpec } from '../../shared/spec.js';
+import type { Constraint } from '../spec/constraints.js';
+import { parsedConstraints, type NormalizedSpec } from '../spec/service-spec.js';
 import { BYTES_PER_MB, MILLICPUS_PER_CPU, type Demand } from './node-usage.js';
 import type { Placement, SchedService } from './types.js';
 

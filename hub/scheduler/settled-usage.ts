@@ -14,7 +14,7 @@
  *
  * One per hub: a pass reads and updates it, so two planners must not share one.
  */
-import type { NormalizedSpec } from '../../shared/spec.js';
+import type { NormalizedSpec } from '../spec/service-spec.js';
 import { reserve, type Demand, type NodeUsage } from './node-usage.js';
 import { compareStrings } from './order.js';
 import type { ServicePlan } from './service-plan.js';

@@ -1,4 +1,4 @@
-import type { NormalizedSpec } from '../../shared/spec.js';
+import type { NormalizedSpec } from '../spec/service-spec.js';
 
 /** A node as the scheduler sees it: an immutable snapshot, nothing it can change. */
 export interface SchedNode {

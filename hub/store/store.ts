@@ -8,7 +8,7 @@
  * and observed container status are soft state kept in memory by the hub and never written.
  */
 import type { NodeFacts } from '../../shared/protocol.js';
-import type { NormalizedSpec } from '../../shared/spec.js';
+import type { NormalizedSpec } from '../spec/service-spec.js';
 import type { Placement } from '../scheduler/types.js';
 import type { StoreHealth } from './store-write-error.js';
 

@@ -8,7 +8,7 @@ import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import { StoreDamagedError, StoreFileDamagedError } from '../../hub/store/store-file-damaged.js';
 import { restoreFromPrevious } from '../../hub/store/store-recovery.js';
 import type { ServiceRecord } from '../../hub/store/store.js';
-import { validateServiceSpec } from '../../shared/spec.js';
+import { validateServiceSpec } from '../../hub/spec/service-spec.js';
 
 function service(name: string, revision: number, image = 'nginx:1'): ServiceRecord {
   const v = validateServiceSpec({ image });

@@ -14,7 +14,7 @@ import {
   type WelcomeFrame,
 } from '../../shared/protocol.js';
 import { containerSpecHash, containerSpecOf } from '../../shared/container-spec.js';
-import { validateServiceSpec } from '../../shared/spec.js';
+import { validateServiceSpec } from '../../hub/spec/service-spec.js';
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures

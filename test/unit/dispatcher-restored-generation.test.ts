@@ -11,7 +11,7 @@ import { Dispatcher, MAX_BELIEVED_GENERATION } from '../../hub/dispatcher.js';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import type { NodeRecord, ServiceRecord } from '../../hub/store/store.js';
 import type { TargetFrame } from '../../shared/protocol.js';
-import { validateServiceSpec } from '../../shared/spec.js';
+import { validateServiceSpec } from '../../hub/spec/service-spec.js';
 
 let dir: string;
 beforeEach(async () => {

@@ -6,7 +6,7 @@ import { Dispatcher } from '../../hub/dispatcher.js';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import type { NodeRecord, ServiceRecord } from '../../hub/store/store.js';
 import type { TargetFrame } from '../../shared/protocol.js';
-import { validateServiceSpec } from '../../shared/spec.js';
+import { validateServiceSpec } from '../../hub/spec/service-spec.js';
 
 let dir: string;
 const control = { failWith: null as string | null };

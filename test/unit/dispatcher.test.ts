@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Dispatcher } from '../../hub/dispatcher.js';
 import type { Placement } from '../../hub/scheduler/types.js';
 import type { ServiceRecord, Store } from '../../hub/store/store.js';
-import { validateServiceSpec, type NormalizedSpec } from '../../shared/spec.js';
+import { validateServiceSpec, type NormalizedSpec } from '../../hub/spec/service-spec.js';
 import { prng } from '../helpers/prng.js';
 
 const NODES = ['n1', 'n2', 'n3', 'n4'];

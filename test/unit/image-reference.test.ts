@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { imageReferenceError } from '../../shared/image-reference.js';
+import { imageReferenceError } from '../../hub/spec/image-reference.js';
 
 describe('image references', () => {
   it.each([

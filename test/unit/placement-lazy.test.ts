@@ -2,7 +2,7 @@ import { expect, it } from 'vitest';
 import { planPlacements, type PlacementOptions } from '../../hub/scheduler/placement.js';
 import { SettledUsage } from '../../hub/scheduler/settled-usage.js';
 import type { Placement, SchedNode, SchedService, ServicePlacementChange } from '../../hub/scheduler/types.js';
-import { validateServiceSpec } from '../../shared/spec.js';
+import { validateServiceSpec } from '../../hub/spec/service-spec.js';
 
 /**
  * Node states are made when a stage first needs one: a pass that judges a replicated service but

@@ -3,7 +3,7 @@ import { planPlacements, type PlacementOptions } from '../../hub/scheduler/place
 import { newPlan } from '../../hub/scheduler/service-plan.js';
 import { SettledUsage } from '../../hub/scheduler/settled-usage.js';
 import type { Placement, SchedNode, SchedService, ServicePlacementChange } from '../../hub/scheduler/types.js';
-import { validateServiceSpec } from '../../shared/spec.js';
+import { validateServiceSpec } from '../../hub/spec/service-spec.js';
 import { prng } from '../helpers/prng.js';
 
 const GB = 1024 ** 3;

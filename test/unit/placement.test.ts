@@ -2,8 +2,8 @@ import { describe, it, expect } from 'vitest';
 import { planPlacements, type PlacementOptions } from '../../hub/scheduler/placement.js';
 import { MinHeap } from '../../hub/scheduler/min-heap.js';
 import type { Placement, SchedNode, SchedService, ServicePlacementChange } from '../../hub/scheduler/types.js';
-import { matchesAll } from '../../shared/constraints.js';
-import { parsedConstraints, validateServiceSpec, type NormalizedSpec } from '../../shared/spec.js';
+import { matchesAll } from '../../hub/spec/constraints.js';
+import { parsedConstraints, validateServiceSpec, type NormalizedSpec } from '../../hub/spec/service-spec.js';
 import { prng } from '../helpers/prng.js';
 
 const MB = 1024 * 1024;

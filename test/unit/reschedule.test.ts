@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { planPlacements, type PlacementOptions } from '../../hub/scheduler/placement.js';
 import type { Placement, SchedNode, SchedService } from '../../hub/scheduler/types.js';
-import { validateServiceSpec } from '../../shared/spec.js';
+import { validateServiceSpec } from '../../hub/spec/service-spec.js';
 
 const node = (id: string, downForMs: number | null = null): SchedNode => ({
   id,

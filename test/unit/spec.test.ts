@@ -6,8 +6,8 @@ import {
   validateServiceName,
   validateServiceSpec,
   type NormalizedSpec,
-} from '../../shared/spec.js';
-import { matchesAll, matchesConstraint, parseConstraint, type Constraint, type ConstraintSubject } from '../../shared/constraints.js';
+} from '../../hub/spec/service-spec.js';
+import { matchesAll, matchesConstraint, parseConstraint, type Constraint, type ConstraintSubject } from '../../hub/spec/constraints.js';
 import { canonicalJson, containerSpecHash, containerSpecOf, type ContainerSpec } from '../../shared/container-spec.js';
 import type { FieldError } from '../../shared/validation.js';
 
@@ -520,7 +520,7 @@ describe('containerSpecHash', () => {
 
 describe('constraint typos', () => {
   it.each(['node.labels.zone === eu', 'node.arch !== arm', 'node.labels.zone ==='])('refuses %s', async (text) => {
-    const { parseConstraint } = await import('../../shared/constraints.js');
+    const { parseConstraint } = await import('../../hub/spec/constraints.js');
     expect(parseConstraint(text)).toHaveProperty('error');
   });
 });

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Dispatcher } from '../../hub/dispatcher.js';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import type { NodeRecord, ServiceRecord, StoreChange } from '../../hub/store/store.js';
-import { validateServiceSpec } from '../../shared/spec.js';
+import { validateServiceSpec } from '../../hub/spec/service-spec.js';
 
 let dir: string;
 const control = { fail: false, hold: null as Promise<void> | null };

@@ -6,7 +6,7 @@ import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import { readChangeLog } from '../../hub/store/change-log.js';
 import type { NodeRecord, ServiceRecord } from '../../hub/store/store.js';
 import type { Placement } from '../../hub/scheduler/types.js';
-import { validateServiceSpec } from '../../shared/spec.js';
+import { validateServiceSpec } from '../../hub/spec/service-spec.js';
 
 let dir: string;
 const control = { failServices: false };

@@ -6,7 +6,7 @@ import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import type { NodeRecord, ServiceRecord } from '../../hub/store/store.js';
 import { StoreWriteError } from '../../hub/store/store-write-error.js';
 import { ShardedCollection } from '../../hub/store/sharded-collection.js';
-import { validateServiceSpec } from '../../shared/spec.js';
+import { validateServiceSpec } from '../../hub/spec/service-spec.js';
 
 /** A store whose file writes fail with `failWith` while it is set, as a full or broken disk would. */
 function failingStore(dir: string) {

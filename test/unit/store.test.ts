@@ -8,7 +8,7 @@ import { changeLogOf, readChangeLog } from '../../hub/store/change-log.js';
 import { joinParts, type RecordLayout } from '../../hub/store/record-layout.js';
 import { nodeLayout, serviceLayout } from '../../hub/store/layouts.js';
 import type { JoinTokenRecord, NodeRecord, ServiceRecord } from '../../hub/store/store.js';
-import { validateServiceSpec, type NormalizedSpec } from '../../shared/spec.js';
+import { validateServiceSpec, type NormalizedSpec } from '../../hub/spec/service-spec.js';
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures and helpers

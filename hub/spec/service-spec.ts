@@ -1,9 +1,9 @@
 import Type, { type Static } from 'typebox';
-import { CONTAINER_STRING_MAX_LENGTH, PortSchema, RegistryAuthSchema, SpecString as Str, type ContainerSpec } from './container-spec.js';
-import { StringRecord } from './string-record.js';
+import { CONTAINER_STRING_MAX_LENGTH, PortSchema, RegistryAuthSchema, SpecString as Str, type ContainerSpec } from '../../shared/container-spec.js';
+import { StringRecord } from '../../shared/string-record.js';
 import { parseConstraint, type Constraint } from './constraints.js';
 import { imageReferenceError } from './image-reference.js';
-import { Validator, type FieldError, type Validated } from './validation.js';
+import { Validator, type FieldError, type Validated } from '../../shared/validation.js';
 
 /** Limits on a spec, so that one service cannot make every target frame huge. */
 export const SPEC_LIMITS = {
