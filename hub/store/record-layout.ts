@@ -62,7 +62,15 @@ export function placeItems<T>(layout: RecordLayout<T>, value: T, previous: Store
     seqs.push(seq);
     last = seq;
   }
+  // Unchanged (the usual case for a node, say): keep the one already held rather than a copy of it.
+  if (previous && sameList(previous.ids, ids) && sameList(previous.seqs, seqs)) return previous;
   return { ids, seqs };
+}
+
+function sameList<V>(a: readonly V[], b: readonly V[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**

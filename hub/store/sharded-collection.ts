@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Low } from 'lowdb';
 import { CheckedFile, previousCopyOf } from './checked-file.js';
 import { changeLogOf, encodeLogLine, readChangeLog, type LogChanges } from './change-log.js';
-import { allParts, changedParts, joinParts, placeItems, type RecordLayout, type StoredParts } from './record-layout.js';
+import { allParts, changedParts, joinParts, PART_SEPARATOR, placeItems, type RecordLayout, type StoredParts } from './record-layout.js';
 import { StoreDamagedError, StoreFileDamagedError } from './store-file-damaged.js';
 import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
 import { Backoff } from '../../shared/backoff.js';
@@ -201,6 +201,8 @@ export class ShardedCollection<T> {
    * record that fails takes only its own fields with it.
    */
   put(key: string, value: T, lazy = false): Promise<void> {
+    // Such a key would read back as a part of another record (see record-layout.ts).
+    if (this.opts.layout && key.includes(PART_SEPARATOR)) return Promise.reject(new Error(`${this.name}: key ${JSON.stringify(key)} must not hold "${PART_SEPARATOR}"`));
     const before = this.records.get(key);
     const shard = this.shardOf(key);
     const unsaved = this.track(shard, key, before);

@@ -170,6 +170,12 @@ describe('Store: placements and node targets as records of their own', () => {
     expect([...store.listServices()]).toEqual([]);
   });
 
+  it('refuses a node id that would read back as a part of another record, and keeps nothing of it', async () => {
+    const store = await openStore();
+    await expect(store.putNode(node('n-1/target'))).rejects.toThrow(/must not hold/);
+    expect(store.getNode('n-1/target')).toBeUndefined();
+  });
+
   it('loads a data dir of the old layout as it is, and writes it in parts at its next write', async () => {
     const old = service(many(40));
     const oldNode = node('n-1', 7, 'h7');
