@@ -13,7 +13,7 @@ export interface ReconnectScheduleOptions {
   /** The exponential backoff (full jitter) used outside the fast phase. */
   baseMs: number;
   capMs: number;
-  /** Mean delay between attempts in the fast phase, jittered to 0.5-1.5x. */
+  /** Mean delay between attempts in the fast phase, jittered to 0.5-1.5x (and at most capMs). */
   fastIntervalMs?: number;
   /** How long after losing a working connection the fast phase lasts. */
   fastWindowMs?: number;
@@ -36,7 +36,8 @@ const RETRY_AFTER_CAP_S = 300;
  * most of a fleet waiting 10-20 s after the hub is back). Anything other than a refusal ends the
  * fast phase: the hub answers and may be overloaded, so the exponential backoff takes over, as it
  * does after the window. A busy hub's Retry-After is honoured either way, jittered so that the
- * agents it turned away do not come back in one wave.
+ * agents it turned away do not come back in one wave. Behind a proxy a restarting hub shows as a
+ * reset or a 502 rather than a refusal: the fast phase then ends at once and the backoff applies.
  */
 export class ReconnectSchedule {
   private readonly backoff: Backoff;
@@ -75,7 +76,8 @@ export class ReconnectSchedule {
       return Math.round(Math.min(outcome.seconds, RETRY_AFTER_CAP_S) * 1000 * (0.5 + this.random()));
     }
     if (outcome?.kind === 'failed') this.fastUntilMs = null;
-    if (this.fast) return Math.round((this.opts.fastIntervalMs ?? FAST_RECONNECT_INTERVAL_MS) * (0.5 + this.random()));
+    // Never slower than the backoff's own cap: the hub's startup grace is sized by it.
+    if (this.fast) return Math.round(Math.min(this.opts.fastIntervalMs ?? FAST_RECONNECT_INTERVAL_MS, (2 * this.opts.capMs) / 3) * (0.5 + this.random()));
     this.fastUntilMs = null;
     return this.backoff.nextDelayMs();
   }

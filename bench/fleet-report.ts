@@ -38,8 +38,9 @@ How the fleet figures are taken (bench/fleet.ts):
   its duration: a view of 100,000 replicas is seconds of work for the hub); the figure is when the
   first GET showing all R running was sent.
 - Restart: SIGKILL the hub, start it on the same data dir and port, until every agent has a welcome
-  again and /healthz counts them all (bounded by max(180 s, N x 20 ms) from the kill); the agents
-  reconnect with their own jittered backoff (500 ms base, 30 s cap).
+  again and /healthz counts them all (bounded by max(180 s, N x 20 ms) from the kill); for 20 s
+  after losing a working link the agents retry a refusing hub every 0.5-1.5 s, honour a busy
+  hub's Retry-After (jittered 0.5-1.5x), and otherwise back off (500 ms base, 30 s cap).
 - Failover: every 10th agent is stopped (its link closes, as when its process is stopped); the
   replicas they ran are counted by them; until the agents report R running again and a GET shows R
   running with none on a stopped node, minus lostAfter. The hub counts a node away from its last

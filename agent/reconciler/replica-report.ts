@@ -1,7 +1,7 @@
 /**
  * What a replica's report says, given what the loop knows: the target, a listing of the engine,
  * the last step errors and the restart counts. Pure: the reconcile loop builds reports from a
- * listing, at the end of a pass and as its steps finish, and sends those that changed.
+ * listing, at the end of a pass and as its steps finish, and replica-reporter.ts sends those that changed.
  */
 import { MAX_REPORT_ERROR_LENGTH, type AssignedReplica, type ReplicaReport, type ReplicaState } from '../../shared/protocol.js';
 import type { ObservedContainer } from '../runtime/container-runtime.js';

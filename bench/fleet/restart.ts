@@ -1,7 +1,7 @@
 /**
  * Restart and reconnect storm: SIGKILL the hub, start it on the same data dir and port, until every
- * agent has a welcome again and /healthz counts them all; the agents reconnect with their own
- * jittered backoff.
+ * agent has a welcome again and /healthz counts them all; the agents reconnect on their own
+ * schedule (agent/reconnect-schedule.ts).
  */
 import { kill } from '../processes.js';
 import type { FleetRun } from './run.js';

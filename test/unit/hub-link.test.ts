@@ -136,6 +136,16 @@ describe('ReconnectSchedule (fake clock)', () => {
     expect(high.attempt(REFUSED)).toBe(1499);
   });
 
+  it('never waits longer in the fast phase than the backoff cap allows', () => {
+    // Agents with a short cap (and a hub whose startup grace is sized by it) keep within it.
+    const { schedule, attempt } = fakeClockSchedule(() => 1, { fastIntervalMs: 1000 });
+    const short = new ReconnectSchedule({ baseMs: 50, capMs: 500, random: () => 1, nowMs: () => 0 });
+    short.lost();
+    expect(short.nextDelayMs(REFUSED)).toBeLessThanOrEqual(500);
+    schedule.lost();
+    expect(attempt(REFUSED)).toBe(1500);
+  });
+
   it('starts over after a welcome: the fast phase needs a new loss', () => {
     const { schedule, attempt } = fakeClockSchedule(() => 1);
     schedule.lost();
