@@ -7,7 +7,8 @@ import type { LogChanges } from './change-log.js';
  * placement of a 20,000-replica service is a line of a few hundred bytes, not the 2 MB record.
  *
  * In memory the record stays whole (callers see one record, and a refused write undoes all of it
- * at once); the split happens at write and the join at read. Items keep their order through an
+ * at once). Parts are the change log's form: a shard file written whole holds each record whole
+ * (compact, and the form of versions before parts), its items' places standing for their order keys. Items keep their order through an
  * order key (`seq`) given when an item first appears: kept items keep theirs, new ones go after the
  * last, so that the usual change (kept in place, new ones appended) rewrites nothing else.
  */
@@ -109,11 +110,20 @@ export function changedParts<T>(
   if (beforeParts) for (let j = 0; j < removed.length; j++) if (removed[j] === 1) out[partKey(key, beforeParts.ids[j]!)] = null;
 }
 
-/** Every stored record of `value`: its main and all its items. */
-export function allParts<T>(layout: RecordLayout<T>, keyField: string, key: string, value: T, parts: { ids: string[]; seqs: number[] }, out: Record<string, unknown>): void {
-  out[key] = layout.main(value);
-  const items = layout.items(value);
-  for (let i = 0; i < items.length; i++) out[partKey(key, parts.ids[i]!)] = part(keyField, partKey(key, parts.ids[i]!), parts.seqs[i]!, items[i]!);
+/**
+ * Lays a shard's stored records out as parts, for its change log to be laid over: a shard file
+ * holds each record whole (its items inline, in order: the compact form, and the one of versions
+ * before parts), which is the same as parts whose order keys are their places.
+ */
+export function explodeWhole<T>(layout: RecordLayout<T>, keyField: string, stored: Record<string, unknown>): void {
+  for (const [key, main] of Object.entries(stored)) {
+    if (key.includes(PART_SEPARATOR) || !layout.holdsItems(main as object)) continue;
+    const record = layout.assemble(main as object, null);
+    const placed = placeItems(layout, record, null);
+    stored[key] = layout.main(record);
+    const items = layout.items(record);
+    for (let i = 0; i < items.length; i++) stored[partKey(key, placed.ids[i]!)] = part(keyField, partKey(key, placed.ids[i]!), placed.seqs[i]!, items[i]!);
+  }
 }
 
 /**

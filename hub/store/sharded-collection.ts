@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Low } from 'lowdb';
 import { CheckedFile, previousCopyOf } from './checked-file.js';
 import { changeLogOf, encodeLogLine, readChangeLog, type LogChanges } from './change-log.js';
-import { allParts, changedParts, joinParts, PART_SEPARATOR, placeItems, type RecordLayout, type StoredParts } from './record-layout.js';
+import { changedParts, explodeWhole, joinParts, PART_SEPARATOR, placeItems, type RecordLayout, type StoredParts } from './record-layout.js';
 import { StoreDamagedError, StoreFileDamagedError } from './store-file-damaged.js';
 import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
 import { Backoff } from '../../shared/backoff.js';
@@ -144,6 +144,8 @@ export class ShardedCollection<T> {
         damaged.push(new StoreFileDamagedError(log.file, changes.reason, { file: previousCopyOf(log.file), state: 'missing', reason: null, writtenAtMs: null }));
         continue;
       }
+      // The log holds parts: the shard's whole records are laid out as parts first.
+      if (this.opts.layout) explodeWhole(this.opts.layout, this.opts.keyField ?? '', db.data);
       for (const entry of changes.entries) applyChanges(db.data, entry);
       if (this.opts.layout) {
         const joined = joinParts(this.opts.layout, db.data);
@@ -413,20 +415,13 @@ export class ShardedCollection<T> {
       log.bytes += lineBytes;
       return;
     }
-    let stored: Record<string, unknown> = data;
-    if (layout) {
-      // Written whole, every record goes in parts: records of the old layout are converted here.
-      stored = {};
-      for (const [key, value] of Object.entries(data)) {
-        let parts = placed.get(key) ?? this.parts.get(key);
-        if (!parts) placed.set(key, (parts = placeItems(layout, value, parts)));
-        allParts(layout, keyField, key, value, parts, stored);
-      }
-    }
+    // Written whole, each record goes whole (see record-layout.ts): its items' places become their
+    // order keys, which the next log lines go on from.
+    if (layout) for (const [key, value] of Object.entries(data)) placed.set(key, placeItems(layout, value, null));
     await this.opts.beforeWrite?.(attempt.file);
     // lowdb writes through steno: a temp file renamed over the old one, so a crash mid-write
     // leaves the previous version whole.
-    await this.shards[shard]!.adapter.write(stored as Record<string, T>);
+    await this.shards[shard]!.adapter.write(data);
     if (log.bytes === 0 && !log.torn && !log.stale) return;
     // The shard now holds everything the log did. Should emptying the log fail, the write fails
     // (a restart would lay the log's older values over the shard), and the next write is a whole

@@ -44,10 +44,8 @@ it('sends a node ahead of its restored store its next target above what it appli
 
   await fleet.stopHub();
   for (const [file, bytes] of older) await writeFile(file, bytes);
-  // A node's generation is a record of its own beside it (`<id>/target`).
-  const restored = [...older.values()].map((bytes) => JSON.parse(bytes.toString()) as { data: Record<string, { item: { generation: number } }> });
-  const target = `${agent.nodeId}/target`;
-  expect(restored.find((f) => target in f.data)!.data[target]!.item.generation).toBeLessThanOrEqual(olderGeneration);
+  const restored = [...older.values()].map((bytes) => JSON.parse(bytes.toString()) as { data: Record<string, { generation: number }> });
+  expect(restored.find((f) => agent.nodeId in f.data)!.data[agent.nodeId]!.generation).toBeLessThanOrEqual(olderGeneration);
   await fleet.startHub();
 
   // One change: the node runs it, under a generation above any it had applied.

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { LowdbStore, type LowdbStoreOptions } from '../../hub/store/lowdb-store.js';
 import { ShardedCollection } from '../../hub/store/sharded-collection.js';
 import { changeLogOf, readChangeLog } from '../../hub/store/change-log.js';
-import { joinParts, type RecordLayout } from '../../hub/store/record-layout.js';
+import { explodeWhole, joinParts, type RecordLayout } from '../../hub/store/record-layout.js';
 import { nodeLayout, serviceLayout } from '../../hub/store/layouts.js';
 import type { JoinTokenRecord, NodeRecord, ServiceRecord } from '../../hub/store/store.js';
 import { validateServiceSpec, type NormalizedSpec } from '../../hub/spec/service-spec.js';
@@ -82,6 +82,9 @@ async function shardFiles(subdir: string, name: string): Promise<Map<string, Rec
     // The records are the `data` of the checked format ({"format":1,"sha256":...,"data":{...}}),
     // with the shard's change log (if any) laid over them.
     const records = (JSON.parse(await readFile(path.join(base, file), 'utf8')) as { data: Record<string, unknown> }).data;
+    // Nodes and services hold whole records in the file and parts in the log (record-layout.ts).
+    const layout = layoutOf(name);
+    if (layout) explodeWhole(layout, name === 'nodes' ? 'id' : 'name', records);
     const log = await readChangeLog<unknown>(changeLogOf(path.join(base, file)), null);
     if (!log.ok) throw new Error(log.reason);
     for (const entry of log.entries) {
@@ -95,14 +98,16 @@ async function shardFiles(subdir: string, name: string): Promise<Map<string, Rec
   return out;
 }
 
+const layoutOf = (name: string) => (name === 'nodes' ? nodeLayout : name === 'services' ? serviceLayout : null) as RecordLayout<unknown> | null;
+
 /** Every record of a collection as found on disk, merged over its shard files. */
 async function onDisk(subdir: string, name: string): Promise<Record<string, unknown>> {
   const merged: Record<string, unknown> = {};
   for (const records of (await shardFiles(subdir, name)).values()) Object.assign(merged, records);
-  // Nodes and services are stored in parts (record-layout.ts): joined as the store joins them.
-  const layout = name === 'nodes' ? nodeLayout : name === 'services' ? serviceLayout : null;
+  // Nodes' and services' parts joined as the store joins them.
+  const layout = layoutOf(name);
   if (layout === null) return merged;
-  const joined = joinParts<unknown>(layout as RecordLayout<unknown>, merged);
+  const joined = joinParts(layout, merged);
   if (!joined.ok) throw new Error(joined.reason);
   return joined.records as Record<string, unknown>;
 }
