@@ -1,27 +1,56 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { UNKNOWN_FORMAT } from './store-file-damaged.js';
+import { UNKNOWN_FORMAT, type LogCut } from './store-file-damaged.js';
 
 /**
  * A shard's change log: the records changed since its file was last written whole, one line per
  * write, appended. A write then costs in proportion to what it changed rather than to the shard
  * (the snapshot + log of etcd and Raft stores); the shard file is written whole again (and the log
- * emptied) once the log would grow past the shard's own size, so the log is bounded by it.
+ * set aside as `<log>.prev`) once the log would grow past the shard's own size, so the log is
+ * bounded by it.
  *
- * A line: `L1 <sha256 of json> <json>\n`, where json maps each changed key to its record, or to
- * null for a record deleted. Every line is checked at read; a last line without its newline is an
- * append cut short (a crash or a full disk), never acknowledged, and is left out.
+ * A log starts with a header, `B1 <base> <sha256 of base>\n`, where base is the checksum of the
+ * shard file it was written on (see checked-file.ts): a log is laid only over that exact file. A
+ * crash after a shard was written whole but before its log was set aside leaves a log of the old
+ * shard beside the new one; laid over it, it would undo part of the write that made the new shard.
+ *
+ * Each line after it: `L1 <sha256 of json> <json>\n`, where json maps each changed key to its
+ * record, or to null for a record deleted. Every line is checked at read; a last line without its
+ * newline is an append cut short (a crash or a full disk), never acknowledged, and is left out.
+ * Logs written before the header existed start with a line; they are read with no base.
  */
 export const LOG_LINE_VERSION = 'L1';
+export const LOG_HEADER_VERSION = 'B1';
 const LINE = /^L(\d+) ([0-9a-f]{64}) /;
+const HEADER = /^B(\d+) ([0-9a-f]{64}) ([0-9a-f]{64})$/;
 
 export const changeLogOf = (shardFile: string): string => shardFile.replace(/\.json$/, '.log');
 
 export type LogChanges<T> = Record<string, T | null>;
 
 export type DecodedLog<T> =
-  | { ok: true; entries: Array<LogChanges<T>>; validBytes: number; torn: boolean }
-  | { ok: false; reason: string };
+  | {
+      ok: true;
+      /** The checksum of the shard file the log was written on; null for a log without a header. */
+      base: string | null;
+      entries: Array<LogChanges<T>>;
+      validBytes: number;
+      torn: boolean;
+    }
+  | {
+      ok: false;
+      reason: string;
+      /**
+       * Where the log can be cut: the bytes of the whole lines before the first bad one, and how
+       * many lines come before it and after (each line is one whole write, so the lines before it
+       * are a state that existed).
+       */
+      cut: LogCut;
+    };
+
+export function encodeLogHeader(base: string): string {
+  return `${LOG_HEADER_VERSION} ${base} ${sha256(base)}\n`;
+}
 
 export function encodeLogLine(changes: LogChanges<unknown>): string {
   const json = JSON.stringify(changes);
@@ -34,7 +63,7 @@ export async function readChangeLog<T>(file: string, keyField: string | null): P
   try {
     bytes = await readFile(file);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { ok: true, entries: [], validBytes: 0, torn: false };
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { ok: true, base: null, entries: [], validBytes: 0, torn: false };
     throw error;
   }
   return decodeChangeLog<T>(bytes, keyField);
@@ -43,45 +72,68 @@ export async function readChangeLog<T>(file: string, keyField: string | null): P
 export function decodeChangeLog<T>(bytes: Buffer, keyField: string | null): DecodedLog<T> {
   const entries: Array<LogChanges<T>> = [];
   let start = 0;
+  let base: string | null = null;
+  if (bytes.length > 0 && bytes[0] === LOG_HEADER_VERSION.charCodeAt(0)) {
+    const end = bytes.indexOf(0x0a);
+    // A header cut short: the first write of the log never resolved.
+    if (end === -1) return { ok: true, base: null, entries, validBytes: 0, torn: true };
+    // A bad header leaves no base to check the lines against: cutting drops them all.
+    const badHeader = (reason: string): DecodedLog<T> => {
+      let droppedLines = 0;
+      for (let i = end + 1; i < bytes.length; i++) if (bytes[i] === 0x0a) droppedLines++;
+      return { ok: false, reason, cut: { validBytes: 0, keptLines: 0, droppedLines } };
+    };
+    const head = HEADER.exec(bytes.subarray(0, end).toString('latin1'));
+    if (!head) return badHeader('the header is malformed');
+    if (`B${head[1]}` !== LOG_HEADER_VERSION) return badHeader(`${UNKNOWN_FORMAT} B${head[1]} (the header); this version reads ${LOG_HEADER_VERSION}`);
+    if (sha256(head[2]!) !== head[3]) return badHeader('the header: checksum mismatch');
+    base = head[2]!;
+    start = end + 1;
+  }
   let lineNo = 0;
+  const bad = (reason: string): DecodedLog<T> => {
+    let droppedLines = 0;
+    for (let i = start; i < bytes.length; i++) if (bytes[i] === 0x0a) droppedLines++;
+    return { ok: false, reason, cut: { validBytes: start, keptLines: entries.length, droppedLines } };
+  };
   while (start < bytes.length) {
     const end = bytes.indexOf(0x0a, start);
     // An append cut short: its write never resolved, so nothing relied on it.
-    if (end === -1) return { ok: true, entries, validBytes: start, torn: true };
+    if (end === -1) return { ok: true, base, entries, validBytes: start, torn: true };
     lineNo++;
     const line = bytes.subarray(start, end);
     const what = `line ${lineNo}`;
     // JSON never holds a raw NUL: a zero-filled block does.
-    if (line.includes(0)) return { ok: false, reason: `${what} holds NUL bytes` };
+    if (line.includes(0)) return bad(`${what} holds NUL bytes`);
     let text: string;
     try {
       text = utf8.decode(line);
     } catch {
-      return { ok: false, reason: `${what} is not valid UTF-8` };
+      return bad(`${what} is not valid UTF-8`);
     }
     const head = LINE.exec(text);
-    if (!head) return { ok: false, reason: `${what} is malformed` };
-    if (`L${head[1]}` !== LOG_LINE_VERSION) return { ok: false, reason: `${UNKNOWN_FORMAT} L${head[1]} (${what}); this version reads ${LOG_LINE_VERSION}` };
+    if (!head) return bad(`${what} is malformed`);
+    if (`L${head[1]}` !== LOG_LINE_VERSION) return bad(`${UNKNOWN_FORMAT} L${head[1]} (${what}); this version reads ${LOG_LINE_VERSION}`);
     const json = text.slice(head[0].length);
-    if (sha256(json) !== head[2]) return { ok: false, reason: `${what}: checksum mismatch` };
+    if (sha256(json) !== head[2]) return bad(`${what}: checksum mismatch`);
     let changes: unknown;
     try {
       changes = JSON.parse(json);
     } catch {
-      return { ok: false, reason: `${what} is not valid JSON` };
+      return bad(`${what} is not valid JSON`);
     }
-    if (changes === null || typeof changes !== 'object' || Array.isArray(changes)) return { ok: false, reason: `${what} holds no records` };
+    if (changes === null || typeof changes !== 'object' || Array.isArray(changes)) return bad(`${what} holds no records`);
     for (const [key, record] of Object.entries(changes as Record<string, unknown>)) {
       if (record === null) continue;
-      if (typeof record !== 'object' || Array.isArray(record)) return { ok: false, reason: `${what}: record ${JSON.stringify(key)} is not an object` };
+      if (typeof record !== 'object' || Array.isArray(record)) return bad(`${what}: record ${JSON.stringify(key)} is not an object`);
       if (keyField !== null && (record as Record<string, unknown>)[keyField] !== key) {
-        return { ok: false, reason: `${what}: record ${JSON.stringify(key)} does not carry its key in "${keyField}"` };
+        return bad(`${what}: record ${JSON.stringify(key)} does not carry its key in "${keyField}"`);
       }
     }
     entries.push(changes as LogChanges<T>);
     start = end + 1;
   }
-  return { ok: true, entries, validBytes: start, torn: false };
+  return { ok: true, base, entries, validBytes: start, torn: false };
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

@@ -21,7 +21,15 @@ export const previousCopyOf = (file: string): string => `${file}.prev`;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-export type Decoded<T> = { ok: true; data: Record<string, T>; format: 0 | typeof STORE_FILE_FORMAT } | { ok: false; reason: string };
+export type Decoded<T> =
+  | {
+      ok: true;
+      data: Record<string, T>;
+      format: 0 | typeof STORE_FILE_FORMAT;
+      /** The checksum in the envelope (format 1): what a change log names as its base. */
+      checksum: string | null;
+    }
+  | { ok: false; reason: string };
 
 /**
  * Reads the bytes of a store file: format 1 (checked against its checksum), or format 0, the plain
@@ -51,9 +59,9 @@ export function decodeStoreFile<T>(bytes: Buffer, keyField: string | null): Deco
     // encode all of it to UTF-8 again (about as long as the decode itself, on a 14 MB store).
     const dataStart = envelope[0].length;
     if (sha256(bytes.subarray(dataStart, bytes.length - 1)) !== envelope[2]) return damaged('checksum mismatch');
-    return shaped(parse(text.slice(dataStart, -1)), keyField, STORE_FILE_FORMAT);
+    return shaped(parse(text.slice(dataStart, -1)), keyField, STORE_FILE_FORMAT, envelope[2]!);
   }
-  return shaped(parse(text), keyField, 0);
+  return shaped(parse(text), keyField, 0, null);
 }
 
 const damaged = (reason: string): { ok: false; reason: string } => ({ ok: false, reason });
@@ -68,7 +76,7 @@ function parse(text: string): unknown {
   }
 }
 
-function shaped<T>(value: unknown, keyField: string | null, format: 0 | typeof STORE_FILE_FORMAT): Decoded<T> {
+function shaped<T>(value: unknown, keyField: string | null, format: 0 | typeof STORE_FILE_FORMAT, checksum: string | null): Decoded<T> {
   if (value === PARSE_FAILED) return damaged('not valid JSON: truncated?');
   if (value === null) return damaged('holds null, not records');
   if (Array.isArray(value)) return damaged('holds an array, not records');
@@ -77,7 +85,7 @@ function shaped<T>(value: unknown, keyField: string | null, format: 0 | typeof S
     if (record === null || typeof record !== 'object' || Array.isArray(record)) return damaged(`record ${JSON.stringify(key)} is not an object`);
     if (keyField !== null && (record as Record<string, unknown>)[keyField] !== key) return damaged(`record ${JSON.stringify(key)} does not carry its key in "${keyField}"`);
   }
-  return { ok: true, data: value as Record<string, T>, format };
+  return { ok: true, data: value as Record<string, T>, format, checksum };
 }
 
 function sha256(data: string | Uint8Array): string {
@@ -86,8 +94,13 @@ function sha256(data: string | Uint8Array): string {
 
 /** The text of a store file holding `data`: one stringify, one hash. */
 export function encodeStoreFile(data: unknown): string {
+  return encodeWithChecksum(data).text;
+}
+
+function encodeWithChecksum(data: unknown): { text: string; checksum: string } {
   const dataText = JSON.stringify(data);
-  return `${HEAD}${sha256(dataText)}${MID}${dataText}}`;
+  const checksum = sha256(dataText);
+  return { text: `${HEAD}${checksum}${MID}${dataText}}`, checksum };
 }
 
 export interface CheckedFileOptions {
@@ -107,6 +120,10 @@ export class CheckedFile<T> implements Adapter<Record<string, T>> {
   private readonly text: TextFile;
   /** The file on disk is known good (read and checked, or written here): only then is it kept. */
   private good = false;
+  /** The checksum of the file on disk, as last read or written (null: none, or of format 0). */
+  checksum: string | null = null;
+  /** The size of the file on disk, as last read or written (0: none). */
+  bytes = 0;
 
   constructor(
     readonly file: string,
@@ -126,20 +143,26 @@ export class CheckedFile<T> implements Adapter<Record<string, T>> {
     }
     if (!result.ok) throw new StoreFileDamagedError(this.file, result.reason, await inspectPrevious(this.file, this.opts.keyField));
     this.good = true;
+    this.checksum = result.checksum;
+    this.bytes = result.bytes;
     return result.data;
   }
 
   async write(data: Record<string, T>): Promise<void> {
-    const text = encodeStoreFile(data);
-    this.opts.onWrite?.(Buffer.byteLength(text));
+    const { text, checksum } = encodeWithChecksum(data);
+    const bytes = Buffer.byteLength(text);
+    this.opts.onWrite?.(bytes);
     if (this.good) await keepPrevious(this.file);
     await this.text.write(text);
     this.good = true;
+    // Only once the file is in place: what is on disk until then is the previous one.
+    this.checksum = checksum;
+    this.bytes = bytes;
   }
 }
 
-/** The file's records, null if there is no file, or why it cannot be trusted. */
-export async function readChecked<T>(file: string, keyField: string | null): Promise<Decoded<T> | null> {
+/** The file's records (and its size), null if there is no file, or why it cannot be trusted. */
+export async function readChecked<T>(file: string, keyField: string | null): Promise<(Decoded<T> & { bytes: number }) | null> {
   let bytes: Buffer;
   try {
     bytes = await readFile(file);
@@ -147,7 +170,7 @@ export async function readChecked<T>(file: string, keyField: string | null): Pro
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw error;
   }
-  return decodeStoreFile<T>(bytes, keyField);
+  return { ...decodeStoreFile<T>(bytes, keyField), bytes: bytes.length };
 }
 
 /** Whether the file's previous copy is there and whole. */

@@ -1,11 +1,11 @@
-import { appendFile, chmod, stat, truncate } from 'node:fs/promises';
+import { appendFile, chmod, rename, truncate, unlink, writeFile } from 'node:fs/promises';
 import { ensurePrivateDir } from '../../shared/private-files.js';
 import path from 'node:path';
 import { Low } from 'lowdb';
 import { CheckedFile, previousCopyOf } from './checked-file.js';
-import { changeLogOf, encodeLogLine, readChangeLog, type LogChanges } from './change-log.js';
+import { changeLogOf, encodeLogHeader, encodeLogLine, readChangeLog, type LogChanges } from './change-log.js';
 import { changedParts, explodeWhole, joinParts, PART_SEPARATOR, placeItems, type RecordLayout, type StoredParts } from './record-layout.js';
-import { StoreDamagedError, StoreFileDamagedError } from './store-file-damaged.js';
+import { StoreDamagedError, StoreFileDamagedError, type LogCut } from './store-file-damaged.js';
 import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
 import { Backoff } from '../../shared/backoff.js';
 
@@ -52,9 +52,14 @@ interface ShardLog {
   bytes: number;
   /** Size of the shard file as last read or written: the log never grows past it. */
   shardBytes: number;
+  /** The checksum of the shard file on disk, which a new log names as its base; null: write whole. */
+  shardChecksum: string | null;
   /** The log ends in an append cut short (a failed write): cut it off before appending again. */
   torn: boolean;
-  /** The shard was written whole but the log not emptied after: nothing goes after it. */
+  /**
+   * The log on disk belongs to another shard file (one written whole since, its log not set aside):
+   * it is not part of the state, and the next append replaces it.
+   */
   stale: boolean;
 }
 
@@ -81,14 +86,16 @@ interface Unsaved<T> {
 }
 
 /**
- * One collection of records spread over several lowdb files by a hash of the key. lowdb rewrites
- * a whole file on every write; sharding makes a write cost in proportion to one shard, not to the
- * whole fleet, and coalescing turns a burst of changes to one shard into one write.
+ * One collection of records spread over several lowdb files by a hash of the key. A write appends
+ * the records it changed to its shard's change log, or rewrites the shard file whole when that is
+ * as cheap or the log has grown to the shard's size; sharding bounds what a whole write costs by
+ * one shard, not the whole fleet, and coalescing turns a burst of changes to one shard into one write.
  */
 export class ShardedCollection<T> {
   private readonly shards: Array<Low<Record<string, T>>> = [];
   private readonly files: string[] = [];
   private readonly logs: ShardLog[] = [];
+  private readonly adapters: Array<CheckedFile<T>> = [];
   private readonly records = new Map<string, T>();
   /** Per shard, records changed in memory since their last successful write (see Unsaved). */
   private readonly unsaved: Array<Map<string, Unsaved<T>>> = [];
@@ -121,13 +128,12 @@ export class ShardedCollection<T> {
     for (let i = 0; i < this.shardCount; i++) {
       const file = path.join(this.dir, `${this.name}-${String(i).padStart(2, '0')}.json`);
       // Checked at read, compact JSON with a checksum at write, the replaced file kept as `.prev`.
-      const log: ShardLog = { file: changeLogOf(file), bytes: 0, shardBytes: 0, torn: false, stale: false };
+      const log: ShardLog = { file: changeLogOf(file), bytes: 0, shardBytes: 0, shardChecksum: null, torn: false, stale: false };
       const adapter = new CheckedFile<T>(file, {
         keyField: this.opts.keyField ?? null,
         onWrite: (bytes) => {
           this.writes++;
           this.bytesWritten += bytes;
-          log.shardBytes = bytes;
         },
       });
       const db = new Low<Record<string, T>>(adapter, {});
@@ -136,17 +142,38 @@ export class ShardedCollection<T> {
       } catch (error) {
         if (!(error instanceof StoreFileDamagedError)) throw error;
         damaged.push(error);
+        // Its log is checked too, so that one start names every damaged file.
+        const changes = await readChangeLog<T>(log.file, this.opts.keyField ?? null);
+        if (!changes.ok) damaged.push(logDamaged(log.file, changes.reason, changes.cut));
         continue;
       }
       const changes = await readChangeLog<T>(log.file, this.opts.keyField ?? null);
       if (!changes.ok) {
         // Reported as a damaged shard is: the hub must not start without the changes it holds.
-        damaged.push(new StoreFileDamagedError(log.file, changes.reason, { file: previousCopyOf(log.file), state: 'missing', reason: null, writtenAtMs: null }));
+        damaged.push(logDamaged(log.file, changes.reason, changes.cut));
+        continue;
+      }
+      log.shardChecksum = adapter.checksum;
+      log.shardBytes = adapter.bytes;
+      if (adapter.bytes === 0 && (changes.validBytes > 0 || changes.torn)) {
+        // The shard's records are gone (a shard written whole once keeps no previous copy): the
+        // log alone would load as if they had never been.
+        damaged.push(logDamaged(log.file, `its shard file ${file} is missing`, null));
         continue;
       }
       // The log holds parts: the shard's whole records are laid out as parts first.
       if (this.opts.layout) explodeWhole(this.opts.layout, this.opts.keyField ?? '', db.data);
-      for (const entry of changes.entries) applyChanges(db.data, entry);
+      if (changes.base !== null && changes.base !== adapter.checksum) {
+        // A log of another shard file: a crash came after the shard was written whole and before
+        // its log was set aside. The shard holds all of it; the next append replaces it.
+        log.stale = true;
+      } else {
+        for (const entry of changes.entries) applyChanges(db.data, entry);
+        log.bytes = changes.validBytes;
+        log.torn = changes.torn;
+        // A log of the version before logs named their shard: kept until the next write, which is whole.
+        if (changes.base === null && changes.entries.length > 0) log.shardChecksum = null;
+      }
       if (this.opts.layout) {
         const joined = joinParts(this.opts.layout, db.data);
         if (!joined.ok) {
@@ -156,9 +183,6 @@ export class ShardedCollection<T> {
         db.data = joined.records;
         for (const [key, parts] of joined.parts) this.parts.set(key, parts);
       }
-      log.bytes = changes.validBytes;
-      log.torn = changes.torn;
-      log.shardBytes = (await stat(file).catch(() => null))?.size ?? 0;
       // Files written before data dirs were private may be readable by others; later writes are
       // covered by the process umask (restrictNewFiles).
       for (const f of [file, log.file]) {
@@ -167,6 +191,7 @@ export class ShardedCollection<T> {
         });
       }
       this.shards.push(db);
+      this.adapters.push(adapter);
       this.files.push(file);
       this.logs.push(log);
       this.unsaved.push(new Map());
@@ -398,18 +423,41 @@ export class ShardedCollection<T> {
     }
     const line = carried.size === 0 ? null : encodeLogLine(changes);
     const lineBytes = line === null ? 0 : Buffer.byteLength(line);
-    if (line !== null && !log.stale && lineBytes * APPEND_RATIO <= log.shardBytes && log.bytes + lineBytes <= log.shardBytes) {
+    // A log that is not the current shard's is replaced, never appended to.
+    const fresh = log.bytes === 0 || log.stale;
+    const header = fresh && log.shardChecksum !== null ? encodeLogHeader(log.shardChecksum) : '';
+    const logBytes = (fresh ? Buffer.byteLength(header) : log.bytes) + lineBytes;
+    if (line !== null && log.shardChecksum !== null && lineBytes * APPEND_RATIO <= log.shardBytes && logBytes <= log.shardBytes) {
       attempt.file = log.file;
       await this.opts.beforeWrite?.(log.file);
+      this.writes++;
+      this.bytesWritten += lineBytes;
+      if (fresh) {
+        try {
+          // A crash midway leaves a header or a line cut short: read as an empty log, or left out.
+          await writeFile(log.file, header + line);
+        } catch (error) {
+          log.stale = true;
+          throw error;
+        }
+        log.stale = false;
+        log.torn = false;
+        log.bytes = logBytes;
+        return;
+      }
       // A line after an append cut short would read as one damaged line.
       if (log.torn) await truncateLog(log.file, log.bytes);
       log.torn = false;
-      this.writes++;
-      this.bytesWritten += lineBytes;
       try {
         await appendFile(log.file, line);
       } catch (error) {
+        // Cut off at once (the line may be on disk whole, should only its close have failed): a
+        // restart must not load a write reported failed. Failing that, before the next append.
         log.torn = true;
+        await truncateLog(log.file, log.bytes).then(
+          () => (log.torn = false),
+          () => undefined,
+        );
         throw error;
       }
       log.bytes += lineBytes;
@@ -418,20 +466,44 @@ export class ShardedCollection<T> {
     // Written whole, each record goes whole (see record-layout.ts): its items' places become their
     // order keys, which the next log lines go on from.
     if (layout) for (const [key, value] of Object.entries(data)) placed.set(key, placeItems(layout, value, null));
+    if (log.stale) {
+      // A log of an older shard file, still on disk: gone before the shard changes, lest a shard
+      // written later with the same records (the same checksum) take it for its own.
+      attempt.file = log.file;
+      await this.opts.beforeWrite?.(log.file);
+      await removeFile(log.file);
+      log.stale = false;
+      log.bytes = 0;
+      log.torn = false;
+    }
+    attempt.file = this.files[shard]!;
     await this.opts.beforeWrite?.(attempt.file);
     // lowdb writes through steno: a temp file renamed over the old one, so a crash mid-write
     // leaves the previous version whole.
-    await this.shards[shard]!.adapter.write(data);
-    if (log.bytes === 0 && !log.torn && !log.stale) return;
-    // The shard now holds everything the log did. Should emptying the log fail, the write fails
-    // (a restart would lay the log's older values over the shard), and the next write is a whole
-    // shard again.
-    attempt.file = log.file;
+    const adapter = this.adapters[shard]!;
+    await adapter.write(data);
+    log.shardBytes = adapter.bytes;
+    log.shardChecksum = adapter.checksum;
+    // The shard now holds everything the log did, and the log names the shard it was written on:
+    // from here on it is not part of the state, and setting it aside only frees its space. It is
+    // kept as `<log>.prev`, beside the shard's `.prev`: together they are the state just before
+    // this write, which --recover restores. Should that fail, the write has still landed; the log
+    // is replaced at the next append, or removed before the next whole write.
+    if (log.bytes === 0 && !log.torn && !log.stale) {
+      // No log to keep: an older `<log>.prev` does not go with the shard's new `.prev` (best effort).
+      await removeFile(previousCopyOf(log.file)).catch(() => undefined);
+      return;
+    }
     log.stale = true;
-    await truncateLog(log.file, 0);
-    log.bytes = 0;
-    log.torn = false;
-    log.stale = false;
+    try {
+      await this.opts.beforeWrite?.(log.file);
+      await setLogAside(log.file);
+      log.stale = false;
+      log.bytes = 0;
+      log.torn = false;
+    } catch {
+      // Left stale, as above.
+    }
   }
 
   /**
@@ -506,6 +578,30 @@ function fieldsChanged<T>(before: T | undefined, next: T): Partial<T> {
   for (const k of Object.keys(b)) if (a[k] !== b[k]) changed[k] = b[k];
   for (const k of Object.keys(a)) if (!(k in b)) changed[k] = undefined;
   return changed as Partial<T>;
+}
+
+/** A damaged change log: no previous copy is kept of a log, but one damaged after its first lines can be cut. */
+function logDamaged(file: string, reason: string, cut: LogCut | null): StoreFileDamagedError {
+  return new StoreFileDamagedError(file, reason, { file: previousCopyOf(file), state: 'missing', reason: null, writtenAtMs: null }, cut);
+}
+
+/**
+ * The log a whole write ends, kept as `<log>.prev`; with no log, an older `<log>.prev` goes, as it
+ * does not belong with the shard's new `.prev`.
+ */
+async function setLogAside(file: string): Promise<void> {
+  try {
+    await rename(file, previousCopyOf(file));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    await removeFile(previousCopyOf(file));
+  }
+}
+
+async function removeFile(file: string): Promise<void> {
+  await unlink(file).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
 }
 
 async function truncateLog(file: string, bytes: number): Promise<void> {

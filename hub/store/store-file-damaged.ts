@@ -14,6 +14,16 @@ export interface PreviousCopy {
   writtenAtMs: number | null;
 }
 
+/**
+ * Where a damaged change log can be cut (see change-log.ts): the bytes of the whole lines before
+ * its first bad one, and how many lines it keeps and drops.
+ */
+export interface LogCut {
+  validBytes: number;
+  keptLines: number;
+  droppedLines: number;
+}
+
 /** How a reason starts when the file is of a format this version does not know. */
 export const UNKNOWN_FORMAT = 'unknown format version';
 
@@ -24,14 +34,16 @@ export class StoreFileDamagedError extends Error {
     readonly file: string,
     readonly reason: string,
     readonly previous: PreviousCopy,
+    /** A change log damaged after its first lines: where --recover cuts it. */
+    readonly cut: LogCut | null = null,
   ) {
     super(`store file ${file} is damaged (${reason})`);
     this.name = 'StoreFileDamagedError';
   }
 
-  /** Whether --recover restores it: its previous copy is good, and it is not of a newer format. */
+  /** Whether --recover restores it (its previous copy is good, or it is a log it can cut), and it is not of a newer format. */
   get restorable(): boolean {
-    return this.previous.state === 'good' && !this.reason.startsWith(UNKNOWN_FORMAT);
+    return (this.previous.state === 'good' || this.cut !== null) && !this.reason.startsWith(UNKNOWN_FORMAT);
   }
 
   /** One line for the operator: the file, what is wrong, and what to do. */
@@ -46,6 +58,13 @@ export class StoreFileDamagedError extends Error {
       return (
         `${this.message}; its previous copy ${prev.file} is good (written ${ageText(nowMs - (prev.writtenAtMs ?? nowMs))} ago): ` +
         `start with --recover to restore it, or move both aside to start without the records they hold`
+      );
+    }
+    if (this.cut !== null) {
+      const { keptLines, droppedLines } = this.cut;
+      return (
+        `${this.message}: start with --recover to cut it at its first bad line (keeping the ${keptLines} line${keptLines === 1 ? '' : 's'} before it, ` +
+        `the writes since then are lost: ${droppedLines} dropped; the whole file is kept as ${this.file}.damaged), or restore it from a backup`
       );
     }
     const why = prev.state === 'missing' ? 'none was kept' : `${prev.file} is damaged too (${prev.reason})`;
