@@ -37,8 +37,9 @@ Options:
                               of those, at most N from one address (an IPv6 /64), so that one
                               device cannot starve the rest (default: three quarters of the pool)
   --recover                   restore each damaged store file from its previous good copy
-                              (<file>.prev), then start; a damaged file without one still stops
-                              the start
+                              (<file>.prev, with the change log kept with it: writes since that
+                              copy are lost), cut a damaged change log at its first bad line,
+                              then start; a damaged file without a good copy still stops the start
   --log-level LEVEL           fatal, error, warn, info, debug (default info)
   -h, --help                  show this help
   -v, --version               show the version
