@@ -57,8 +57,12 @@ export function encodeLogLine(changes: LogChanges<unknown>): string {
   return `${LOG_LINE_VERSION} ${sha256(json)} ${json}\n`;
 }
 
-/** The log's records, in order; empty when there is none. */
-export async function readChangeLog<T>(file: string, keyField: string | null): Promise<DecodedLog<T>> {
+/**
+ * The log's records, in order; empty when there is none. Given the checksum of its shard file
+ * (`shardChecksum`), a log written on another one comes back with its base and no lines: they are
+ * not part of the state, so a bad one among them is no damage.
+ */
+export async function readChangeLog<T>(file: string, keyField: string | null, shardChecksum?: string | null): Promise<DecodedLog<T>> {
   let bytes: Buffer;
   try {
     bytes = await readFile(file);
@@ -66,10 +70,10 @@ export async function readChangeLog<T>(file: string, keyField: string | null): P
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { ok: true, base: null, entries: [], validBytes: 0, torn: false };
     throw error;
   }
-  return decodeChangeLog<T>(bytes, keyField);
+  return decodeChangeLog<T>(bytes, keyField, shardChecksum);
 }
 
-export function decodeChangeLog<T>(bytes: Buffer, keyField: string | null): DecodedLog<T> {
+export function decodeChangeLog<T>(bytes: Buffer, keyField: string | null, shardChecksum?: string | null): DecodedLog<T> {
   const entries: Array<LogChanges<T>> = [];
   let start = 0;
   let base: string | null = null;
@@ -88,6 +92,7 @@ export function decodeChangeLog<T>(bytes: Buffer, keyField: string | null): Deco
     if (`B${head[1]}` !== LOG_HEADER_VERSION) return badHeader(`${UNKNOWN_FORMAT} B${head[1]} (the header); this version reads ${LOG_HEADER_VERSION}`);
     if (sha256(head[2]!) !== head[3]) return badHeader('the header: checksum mismatch');
     base = head[2]!;
+    if (typeof shardChecksum === 'string' && base !== shardChecksum) return { ok: true, base, entries, validBytes: 0, torn: false };
     start = end + 1;
   }
   let lineNo = 0;

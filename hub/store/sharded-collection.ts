@@ -147,7 +147,7 @@ export class ShardedCollection<T> {
         if (!changes.ok) damaged.push(logDamaged(log.file, changes.reason, changes.cut));
         continue;
       }
-      const changes = await readChangeLog<T>(log.file, this.opts.keyField ?? null);
+      const changes = await readChangeLog<T>(log.file, this.opts.keyField ?? null, adapter.checksum);
       if (!changes.ok) {
         // Reported as a damaged shard is: the hub must not start without the changes it holds.
         damaged.push(logDamaged(log.file, changes.reason, changes.cut));

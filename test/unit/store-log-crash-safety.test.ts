@@ -107,6 +107,19 @@ describe('Store: the change log is tied to its shard', () => {
     expect({ n1: gen(again, 1), n5: gen(again, 5) }).toEqual({ n1: 2, n5: 9 });
   });
 
+  it('a log left behind by a crash is no damage, even with a bad line: it is not part of the state', async () => {
+    const s = await openStore();
+    await fleetOf(s, 100);
+    await s.putNode(node(1, 1));
+    await s.putNode(node(2, 1));
+    const staleLog = await readFile(logFile(), 'utf8');
+    await bigWrite(s, 1, 2);
+    await closeAll();
+    await writeFile(logFile(), damageLineOf(staleLog, node(2).id));
+    const r = await openStore();
+    expect({ n1: gen(r, 1), n2: gen(r, 2) }).toEqual({ n1: 2, n2: 2 });
+  });
+
   it('a placement a compaction removed does not come back from a log left behind', async () => {
     const placement = (i: number, nodeId = `node-${i % 50}`): Placement => ({ replicaId: `web.r${i}`, nodeId, pendingReason: null });
     const service = (placements: Placement[], revision = 1): ServiceRecord => {
