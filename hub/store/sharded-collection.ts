@@ -19,6 +19,12 @@ const RETRY_CAP_MS = 30_000;
  * a shard of few records is written whole, as cheap as a line and simpler to restore.
  */
 const APPEND_RATIO = 4;
+/**
+ * In a shard at least this big (a large service's placements), a line of any size up to the shard
+ * is appended: a failover moving a tenth of 100,000 replicas is a 2 MB line against an 8 MB shard,
+ * and a pass or two later hand-overs end; rewriting the shard for each would cost four times more.
+ */
+const LARGE_SHARD_BYTES = 1024 * 1024;
 
 export interface CollectionOptions<T = unknown> {
   /** The field of each record that holds its key, checked when a file is read (a node's `id`); unchecked when absent. */
@@ -427,7 +433,8 @@ export class ShardedCollection<T> {
     const fresh = log.bytes === 0 || log.stale;
     const header = fresh && log.shardChecksum !== null ? encodeLogHeader(log.shardChecksum) : '';
     const logBytes = (fresh ? Buffer.byteLength(header) : log.bytes) + lineBytes;
-    if (line !== null && log.shardChecksum !== null && lineBytes * APPEND_RATIO <= log.shardBytes && logBytes <= log.shardBytes) {
+    const appendable = lineBytes * APPEND_RATIO <= log.shardBytes || (log.shardBytes >= LARGE_SHARD_BYTES && lineBytes <= log.shardBytes);
+    if (line !== null && log.shardChecksum !== null && appendable && logBytes <= log.shardBytes) {
       attempt.file = log.file;
       await this.opts.beforeWrite?.(log.file);
       this.writes++;

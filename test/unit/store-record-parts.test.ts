@@ -111,6 +111,20 @@ describe('Store: placements and node targets as records of their own', () => {
     expect(again.getService('web')).toEqual(service(moved));
   });
 
+  it('appends a failover moving a third of a large service, rather than rewriting its shard', async () => {
+    const store = await openStore();
+    const placements = many(20_000);
+    await store.putService(service(placements));
+    const wholeBytes = store.stats().bytesWritten;
+    const moved = placements.map((p, i) => (i % 3 === 0 ? { ...p, nodeId: 'node-elsewhere' } : p));
+    const before = store.stats().bytesWritten;
+    await store.putService(service(moved));
+    // The line carries the moved third; a rewrite would be the whole shard again.
+    expect(store.stats().bytesWritten - before).toBeLessThan(wholeBytes * 0.75);
+    const again = await reopen(store);
+    expect(again.getService('web')).toEqual(service(moved));
+  });
+
   it('writes a node target change in about a hundred bytes, not the node with its facts', async () => {
     const store = await openStore();
     await store.putNode(node('n-1'));
