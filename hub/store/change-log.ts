@@ -73,6 +73,25 @@ export async function readChangeLog<T>(file: string, keyField: string | null, sh
   return decodeChangeLog<T>(bytes, keyField, shardChecksum);
 }
 
+/**
+ * The checksum of the shard file a log was written on, from its header alone (its lines are not
+ * read); null when there is no log or its header is missing or bad.
+ */
+export async function readLogBase(file: string): Promise<string | null> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+  const end = bytes.indexOf(0x0a);
+  if (end === -1) return null;
+  const head = HEADER.exec(bytes.subarray(0, end).toString('latin1'));
+  if (!head || `B${head[1]}` !== LOG_HEADER_VERSION || sha256(head[2]!) !== head[3]) return null;
+  return head[2]!;
+}
+
 export function decodeChangeLog<T>(bytes: Buffer, keyField: string | null, shardChecksum?: string | null): DecodedLog<T> {
   const entries: Array<LogChanges<T>> = [];
   let start = 0;

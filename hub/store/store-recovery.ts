@@ -1,7 +1,7 @@
-import { access, copyFile, open, rename, unlink } from 'node:fs/promises';
+import { copyFile, link, open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { changeLogOf } from './change-log.js';
-import { previousCopyOf } from './checked-file.js';
+import { changeLogOf, readLogBase } from './change-log.js';
+import { previousCopyOf, readChecked } from './checked-file.js';
 import { ageText, type LogCut, type StoreFileDamagedError } from './store-file-damaged.js';
 
 /** What a restore did, for the log: which file, from which copy, how old that copy is. */
@@ -10,11 +10,14 @@ export interface Restored {
   /** The copy it was restored from; null for a log cut at its first bad line. */
   from: string | null;
   writtenAtMs: number | null;
-  /** Where the damaged file was set aside (null when it was missing). */
+  /** Where the damaged file was kept (null when it was missing). */
   keptAs: string | null;
-  /** A shard's change log, set aside: its lines go on a newer shard than the one restored. */
+  /** A shard's change log, set aside: it was not written on the copy restored. */
   logSetAside: string | null;
-  /** The log kept with the restored copy (`<log>.prev`), restored with it. */
+  /**
+   * The log written on the copy restored, which goes with it: the current log (a crash or a failed
+   * write came before it was set aside) or the one kept as `<log>.prev`; null when neither was.
+   */
   logFrom: string | null;
   /** A log cut at its first bad line: how many lines it kept and dropped. */
   cut: LogCut | null;
@@ -23,14 +26,20 @@ export interface Restored {
 /**
  * Replaces each damaged file by its good previous copy (`tether-hub --recover`). Only called when
  * every damaged file has one: a file with none is the operator's to decide on, never dropped here.
- * The damaged file is kept as `<file>.damaged` for inspection (the newest one only); the copy goes
- * through a temp file renamed into place, so a crash midway leaves the damaged file, never a torn one.
+ * The damaged file is kept as `<file>.damaged` for inspection (the newest one only).
  *
- * A shard restored from `.prev` takes the change log kept with it (`<log>.prev`): together they are
- * the state just before the shard was last written whole, and the writes since then are lost. Its
- * current log is set aside as `<log>.unapplied` (it names a newer shard, so it would not be laid
- * over the restored one anyway). A damaged log is cut at its first bad line, the whole file kept
+ * A shard restored from `.prev` takes the change log written on that copy, found by the checksum its
+ * header names: usually the one kept as `<log>.prev` when the shard was last written whole, but the
+ * current log when a crash (or a failed write) came before it was set aside. Together they are the
+ * state just before that write; the writes since are lost. Any other current log is set aside as
+ * `<log>.unapplied` (numbered, so that a second recovery keeps the first's), and when no log of that
+ * copy is found the output says so. A damaged log is cut at its first bad line, the whole file kept
  * as `<log>.damaged`: each line is one whole write, so the lines before it are a state that existed.
+ *
+ * A crash midway must never leave a state that loads without complaint but lacks what it should
+ * hold: the log goes in before its shard (until the shard is restored the start still stops and
+ * --recover runs again), and a file is replaced by renaming a synced temp over it after keeping it
+ * under its other name by a link, so that its own name never goes missing.
  */
 export async function restoreFromPrevious(damaged: readonly StoreFileDamagedError[]): Promise<Restored[]> {
   const unrestorable = damaged.filter((d) => !d.restorable);
@@ -39,19 +48,27 @@ export async function restoreFromPrevious(damaged: readonly StoreFileDamagedErro
   const logsReplaced = new Set<string>();
   for (const d of damaged) {
     if (d.cut !== null) continue;
-    const keptAs = await replaceFrom(d.file, d.previous.file, `${d.file}.damaged`);
     let logSetAside: string | null = null;
     let logFrom: string | null = null;
     if (d.file.endsWith('.json')) {
       const log = changeLogOf(d.file);
-      logsReplaced.add(log);
-      if (await exists(previousCopyOf(log))) {
-        logSetAside = await replaceFrom(log, previousCopyOf(log), `${log}.unapplied`);
-        logFrom = previousCopyOf(log);
+      const prev = await readChecked(d.previous.file, null);
+      const base = prev?.ok ? prev.checksum : null;
+      if (base !== null && (await readLogBase(log)) === base) {
+        // The current log was written on that copy: it stays (cut later if it is damaged).
+        logFrom = log;
       } else {
-        logSetAside = await setAside(log, `${log}.unapplied`);
+        logsReplaced.add(log);
+        const unapplied = await freeName(`${log}.unapplied`);
+        if (base !== null && (await readLogBase(previousCopyOf(log))) === base) {
+          logSetAside = await replaceFrom(log, previousCopyOf(log), unapplied);
+          logFrom = previousCopyOf(log);
+        } else {
+          logSetAside = await setAside(log, unapplied);
+        }
       }
     }
+    const keptAs = await replaceFrom(d.file, d.previous.file, `${d.file}.damaged`);
     restored.push({ file: d.file, from: d.previous.file, writtenAtMs: d.previous.writtenAtMs, keptAs, logSetAside, logFrom, cut: null });
   }
   for (const d of damaged) {
@@ -59,28 +76,31 @@ export async function restoreFromPrevious(damaged: readonly StoreFileDamagedErro
     if (d.cut === null || logsReplaced.has(d.file)) continue;
     const temp = tempOf(d.file);
     await copyHead(d.file, temp, d.cut.validBytes);
-    const keptAs = await setAside(d.file, `${d.file}.damaged`);
-    await rename(temp, d.file).catch(async (error: unknown) => {
-      await unlink(temp).catch(() => undefined);
-      throw error;
-    });
+    const keptAs = await keepAs(d.file, `${d.file}.damaged`);
+    await renameOver(temp, d.file);
     restored.push({ file: d.file, from: null, writtenAtMs: null, keptAs, logSetAside: null, logFrom: null, cut: d.cut });
   }
   return restored;
 }
 
-/** Puts a copy of `from` in place of `file`, which is set aside as `keptAs` (returned; null when missing). */
+/** Puts a copy of `from` in place of `file`, which is kept as `keptAs` (returned; null when missing). */
 async function replaceFrom(file: string, from: string, keptAs: string): Promise<string | null> {
   const temp = tempOf(file);
   await copyFile(from, temp);
-  const setAsideAs = await setAside(file, keptAs);
+  await syncFile(temp);
+  const kept = await keepAs(file, keptAs);
+  await renameOver(temp, file);
+  return kept;
+}
+
+async function renameOver(temp: string, file: string): Promise<void> {
   await rename(temp, file).catch(async (error: unknown) => {
     await unlink(temp).catch(() => undefined);
     throw error;
   });
-  return setAsideAs;
 }
 
+/** Moves `file` to `keptAs` (returned; null when it was missing). */
 async function setAside(file: string, keptAs: string): Promise<string | null> {
   return rename(file, keptAs).then(
     () => keptAs,
@@ -91,13 +111,49 @@ async function setAside(file: string, keptAs: string): Promise<string | null> {
   );
 }
 
+/** Keeps `file` also as `keptAs` (a link, else a copy), leaving it in place (returned; null when missing). */
+async function keepAs(file: string, keptAs: string): Promise<string | null> {
+  await unlink(keptAs).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
+  try {
+    await link(file, keptAs);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV') throw error;
+    await copyFile(file, keptAs);
+  }
+  return keptAs;
+}
+
+/** `name`, or `name.1`, `name.2`...: the first that is free. */
+async function freeName(name: string): Promise<string> {
+  for (let n = 0; ; n++) {
+    const candidate = n === 0 ? name : `${name}.${n}`;
+    if (!(await exists(candidate))) return candidate;
+  }
+}
+
 const tempOf = (file: string) => path.join(path.dirname(file), `.${path.basename(file)}.restore`);
 
 const exists = (file: string) =>
-  access(file).then(
-    () => true,
-    () => false,
+  open(file, 'r').then(
+    async (handle) => {
+      await handle.close();
+      return true;
+    },
+    (error: NodeJS.ErrnoException) => error.code !== 'ENOENT',
   );
+
+async function syncFile(file: string): Promise<void> {
+  const handle = await open(file, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
 
 /** Copies the first `bytes` of `file` to `to`. */
 async function copyHead(file: string, to: string, bytes: number): Promise<void> {
@@ -129,7 +185,13 @@ export function restoredText(r: Restored, nowMs = Date.now()): string {
   const age = r.writtenAtMs === null ? '' : ` (written ${ageText(nowMs - r.writtenAtMs)} ago)`;
   const kept = r.keptAs === null ? ' (the file was missing)' : `; the damaged file is kept as ${r.keptAs}`;
   const log =
-    r.logFrom !== null ? `, with the change log kept with it (${r.logFrom})` : r.logSetAside !== null ? ' (no change log was kept with it)' : '';
+    r.logFrom === null
+      ? r.logSetAside !== null
+        ? ' (no change log written on that copy was found)'
+        : ''
+      : r.logFrom.endsWith('.prev')
+        ? `, with the change log kept with it (${r.logFrom})`
+        : `, with its current change log ${r.logFrom}, which was written on that copy`;
   const aside = r.logSetAside === null ? '' : `; the change log written since, not applied, is set aside as ${r.logSetAside}`;
   return `restored store file ${r.file} from its previous copy ${r.from}${log}${age}${kept}${aside}; writes since that copy are lost`;
 }
