@@ -440,11 +440,25 @@ export class ShardedCollection<T> {
       this.writes++;
       this.bytesWritten += lineBytes;
       if (fresh) {
+        // A log of the shard's previous file (its set-aside failed) is what --recover restores
+        // with that file's `.prev`: kept as `<log>.prev` rather than overwritten, when it can be.
+        if (log.stale) await setLogAside(log.file).catch(() => undefined);
         try {
           // A crash midway leaves a header or a line cut short: read as an empty log, or left out.
           await writeFile(log.file, header + line);
         } catch (error) {
+          // Removed at once, as an append is cut off (the bytes may be on disk whole, should only
+          // the close have failed): a restart must not load a write reported failed. Failing that,
+          // it is replaced at the next append, or removed before the next whole write.
           log.stale = true;
+          await removeFile(log.file).then(
+            () => {
+              log.stale = false;
+              log.bytes = 0;
+              log.torn = false;
+            },
+            () => undefined,
+          );
           throw error;
         }
         log.stale = false;
