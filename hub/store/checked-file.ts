@@ -149,7 +149,15 @@ export class CheckedFile<T> implements Adapter<Record<string, T>> {
   }
 
   async write(data: Record<string, T>): Promise<void> {
-    const { text, checksum } = encodeWithChecksum(data);
+    await this.writeEncoded(encodeWithChecksum(data));
+  }
+
+  /** The file's text for `data`, and the checksum it names (what writeEncoded writes). */
+  encode(data: Record<string, T>): { text: string; checksum: string } {
+    return encodeWithChecksum(data);
+  }
+
+  async writeEncoded({ text, checksum }: { text: string; checksum: string }): Promise<void> {
     const bytes = Buffer.byteLength(text);
     this.opts.onWrite?.(bytes);
     if (this.good) await keepPrevious(this.file);

@@ -497,12 +497,26 @@ export class ShardedCollection<T> {
       log.bytes = 0;
       log.torn = false;
     }
+    const adapter = this.adapters[shard]!;
+    const encoded = adapter.encode(data);
+    let logKept = false;
+    if (encoded.checksum === log.shardChecksum && (log.bytes > 0 || log.torn)) {
+      // The same bytes as the file on disk (changes that undid each other): the log's header would
+      // name the new file too, and a crash before its set-aside below would lay it over a shard
+      // that holds its changes, undone. Set aside first; a crash between leaves the shard alone,
+      // which is what this write holds.
+      attempt.file = log.file;
+      await this.opts.beforeWrite?.(log.file);
+      await setLogAside(log.file);
+      log.bytes = 0;
+      log.torn = false;
+      logKept = true;
+    }
     attempt.file = this.files[shard]!;
     await this.opts.beforeWrite?.(attempt.file);
     // lowdb writes through steno: a temp file renamed over the old one, so a crash mid-write
     // leaves the previous version whole.
-    const adapter = this.adapters[shard]!;
-    await adapter.write(data);
+    await adapter.writeEncoded(encoded);
     log.shardBytes = adapter.bytes;
     log.shardChecksum = adapter.checksum;
     // The shard now holds everything the log did, and the log names the shard it was written on:
@@ -512,7 +526,7 @@ export class ShardedCollection<T> {
     // is replaced at the next append, or removed before the next whole write.
     if (log.bytes === 0 && !log.torn && !log.stale) {
       // No log to keep: an older `<log>.prev` does not go with the shard's new `.prev` (best effort).
-      await removeFile(previousCopyOf(log.file)).catch(() => undefined);
+      if (!logKept) await removeFile(previousCopyOf(log.file)).catch(() => undefined);
       return;
     }
     log.stale = true;

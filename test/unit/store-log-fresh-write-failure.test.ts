@@ -80,3 +80,27 @@ it('a log whose set-aside failed is kept as <log>.prev by the next append, for -
   expect({ n1: r.getNode(node(1).id)?.generation, n3: r.getNode(node(3).id)?.generation }).toEqual({ n1: 5, n3: 1 });
   await r.close();
 });
+
+it('a whole write of the same bytes as the shard on disk, whose log cannot be set aside, loads as memory holds it', async () => {
+  const bigLabels = (tag: string) => Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`label-${i}`, `${tag}-value-${i}`]));
+  const a: NodeRecord = { ...node(1), labels: bigLabels('a') };
+  const b: NodeRecord = { ...node(2), labels: bigLabels('b') };
+  const s = new LowdbStore({ dir, nodeShards: 1, serviceShards: 1 });
+  await s.open();
+  await Promise.all([s.putNode(a), s.putNode(b)]); // whole: S1 = {a, b}
+  await s.putNode({ ...b, labels: {} }); // small: a line on S1
+  control.failLogRename = true;
+  // b as it was: whole (over a quarter of the shard), the same bytes as S1, so the same checksum.
+  const outcome = await s.putNode(b).then(
+    () => 'written',
+    () => 'refused',
+  );
+  control.failLogRename = false;
+  const inMemory = Object.keys(s.getNode(b.id)!.labels).length;
+  await s.close();
+  const r = new LowdbStore({ dir, nodeShards: 1, serviceShards: 1 });
+  await r.open();
+  expect(Object.keys(r.getNode(b.id)!.labels).length).toBe(inMemory);
+  expect(inMemory).toBe(outcome === 'written' ? 40 : 0);
+  await r.close();
+});
