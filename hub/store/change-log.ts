@@ -17,7 +17,7 @@ import { UNKNOWN_FORMAT, type LogCut } from './store-file-damaged.js';
  * Each line after it: `L1 <sha256 of json> <json>\n`, where json maps each changed key to its
  * record, or to null for a record deleted. Every line is checked at read; a last line without its
  * newline is an append cut short (a crash or a full disk), never acknowledged, and is left out.
- * Logs written before the header existed start with a line; they are read with no base.
+ * Every log starts with its header: one that does not is damage, never read as lines on no base.
  */
 export const LOG_LINE_VERSION = 'L1';
 export const LOG_HEADER_VERSION = 'B1';
@@ -31,7 +31,7 @@ export type LogChanges<T> = Record<string, T | null>;
 export type DecodedLog<T> =
   | {
       ok: true;
-      /** The checksum of the shard file the log was written on; null for a log without a header. */
+      /** The checksum of the shard file the log was written on; null for no log (or a header cut short). */
       base: string | null;
       entries: Array<LogChanges<T>>;
       validBytes: number;
@@ -95,25 +95,27 @@ export async function readLogBase(file: string): Promise<string | null> {
 export function decodeChangeLog<T>(bytes: Buffer, keyField: string | null, shardChecksum?: string | null): DecodedLog<T> {
   const entries: Array<LogChanges<T>> = [];
   let start = 0;
-  let base: string | null = null;
-  if (bytes.length > 0 && bytes[0] === LOG_HEADER_VERSION.charCodeAt(0)) {
-    const end = bytes.indexOf(0x0a);
-    // A header cut short: the first write of the log never resolved.
-    if (end === -1) return { ok: true, base: null, entries, validBytes: 0, torn: true };
-    // A bad header leaves no base to check the lines against: cutting drops them all.
-    const badHeader = (reason: string): DecodedLog<T> => {
-      let droppedLines = 0;
-      for (let i = end + 1; i < bytes.length; i++) if (bytes[i] === 0x0a) droppedLines++;
-      return { ok: false, reason, cut: { validBytes: 0, keptLines: 0, droppedLines } };
-    };
-    const head = HEADER.exec(bytes.subarray(0, end).toString('latin1'));
-    if (!head) return badHeader('the header is malformed');
-    if (`B${head[1]}` !== LOG_HEADER_VERSION) return badHeader(`${UNKNOWN_FORMAT} B${head[1]} (the header); this version reads ${LOG_HEADER_VERSION}`);
-    if (sha256(head[2]!) !== head[3]) return badHeader('the header: checksum mismatch');
-    base = head[2]!;
-    if (typeof shardChecksum === 'string' && base !== shardChecksum) return { ok: true, base, entries, validBytes: 0, torn: false };
-    start = end + 1;
-  }
+  if (bytes.length === 0) return { ok: true, base: null, entries, validBytes: 0, torn: false };
+  const end = bytes.indexOf(0x0a);
+  // A header cut short: the first write of the log never resolved.
+  if (end === -1 && bytes[0] === LOG_HEADER_VERSION.charCodeAt(0)) return { ok: true, base: null, entries, validBytes: 0, torn: true };
+  // A bad header leaves no base to check the lines against: cutting drops them all.
+  const badHeader = (reason: string): DecodedLog<T> => {
+    let droppedLines = 0;
+    for (let i = 0; i < bytes.length; i++) if (bytes[i] === 0x0a) droppedLines++;
+    // The header line is no write.
+    if (bytes[0] === LOG_HEADER_VERSION.charCodeAt(0) && droppedLines > 0) droppedLines--;
+    return { ok: false, reason, cut: { validBytes: 0, keptLines: 0, droppedLines } };
+  };
+  if (bytes[0] !== LOG_HEADER_VERSION.charCodeAt(0)) return badHeader('it does not start with its header');
+  const head = HEADER.exec(bytes.subarray(0, end).toString('latin1'));
+  if (!head) return badHeader('the header is malformed');
+  if (`B${head[1]}` !== LOG_HEADER_VERSION) return badHeader(`${UNKNOWN_FORMAT} B${head[1]} (the header); this version reads ${LOG_HEADER_VERSION}`);
+  if (sha256(head[2]!) !== head[3]) return badHeader('the header: checksum mismatch');
+  const base = head[2]!;
+  // Written on another shard file (or on none: a shard with no checksum takes no log).
+  if (shardChecksum !== undefined && base !== shardChecksum) return { ok: true, base, entries, validBytes: 0, torn: false };
+  start = end + 1;
   let lineNo = 0;
   const bad = (reason: string): DecodedLog<T> => {
     let droppedLines = 0;

@@ -21,17 +21,15 @@ export interface RecordLayout<T> {
   items(value: T): readonly object[];
   /** An item's id, unique within its record (a duplicate gets a part key of its own all the same). */
   itemId(item: object): string;
-  /** The record from its main and its items in order; null items: the main holds them itself (the old layout). */
-  assemble(main: object, items: object[] | null): T;
-  /** Whether a stored main holds its items itself: written before they were records of their own. */
-  holdsItems(main: object): boolean;
+  /** The record from its main and its items in order. */
+  assemble(main: object, items: object[]): T;
 }
 
-/**
- * Where the items of a record sit on disk, in item order: each one's part id and order key. Null:
- * the record is on disk in the old layout (items inside the main), so its next write writes all.
- */
-export type StoredParts = { ids: string[]; seqs: number[] } | null;
+/** Where the items of a record sit on disk, in item order: each one's part id and order key. */
+export interface StoredParts {
+  ids: string[];
+  seqs: number[];
+}
 
 /** A part record as stored: its key (in the collection's key field), its order key and the item. */
 type Part = Record<string, unknown> & { seq: number; item: object };
@@ -42,7 +40,7 @@ export const partKey = (key: string, id: string): string => `${key}${PART_SEPARA
  * Gives each item of `value` its part id and order key: kept from `previous` while they stay in
  * order, new ones (and any that moved before an earlier one) after the last.
  */
-export function placeItems<T>(layout: RecordLayout<T>, value: T, previous: StoredParts | undefined): { ids: string[]; seqs: number[] } {
+export function placeItems<T>(layout: RecordLayout<T>, value: T, previous: StoredParts | undefined): StoredParts {
   const items = layout.items(value);
   const find = previous ? indexer(previous.ids) : () => -1;
   let next = previous && previous.seqs.length > 0 ? previous.seqs[previous.seqs.length - 1]! + 1 : 0;
@@ -86,7 +84,7 @@ export function changedParts<T>(
   before: T | undefined,
   beforeParts: StoredParts | undefined,
   after: T | undefined,
-  afterParts: { ids: string[]; seqs: number[] } | undefined,
+  afterParts: StoredParts | undefined,
   out: LogChanges<unknown>,
 ): void {
   const beforeItems = before === undefined ? [] : layout.items(before);
@@ -95,7 +93,7 @@ export function changedParts<T>(
     out[key] = null;
   } else {
     const main = layout.main(after);
-    if (before === undefined || !beforeParts || !sameFields(layout.main(before), main)) out[key] = main;
+    if (before === undefined || !sameFields(layout.main(before), main)) out[key] = main;
     const afterItems = layout.items(after);
     const find = beforeParts ? indexer(beforeParts.ids) : () => -1;
     for (let i = 0; i < afterItems.length; i++) {
@@ -113,17 +111,19 @@ export function changedParts<T>(
 /**
  * Lays a shard's stored records out as parts, for its change log to be laid over: a shard file
  * holds each record whole (its items inline, in order: the compact form, and the one of versions
- * before parts), which is the same as parts whose order keys are their places.
+ * before parts), which is the same as parts whose order keys are their places. A reason when the
+ * file holds a part record: no version writes one there.
  */
-export function explodeWhole<T>(layout: RecordLayout<T>, keyField: string, stored: Record<string, unknown>): void {
-  for (const [key, main] of Object.entries(stored)) {
-    if (key.includes(PART_SEPARATOR) || !layout.holdsItems(main as object)) continue;
-    const record = layout.assemble(main as object, null);
-    const placed = placeItems(layout, record, null);
+export function explodeWhole<T>(layout: RecordLayout<T>, keyField: string, stored: Record<string, unknown>): string | null {
+  for (const key of Object.keys(stored)) if (key.includes(PART_SEPARATOR)) return `it holds a part record ${JSON.stringify(key)}, which belongs in a change log`;
+  for (const [key, whole] of Object.entries(stored)) {
+    const record = whole as T;
+    const placed = placeItems(layout, record, undefined);
     stored[key] = layout.main(record);
     const items = layout.items(record);
     for (let i = 0; i < items.length; i++) stored[partKey(key, placed.ids[i]!)] = part(keyField, partKey(key, placed.ids[i]!), placed.seqs[i]!, items[i]!);
   }
+  return null;
 }
 
 /**
@@ -152,12 +152,6 @@ export function joinParts<T>(
   for (const [key, main] of Object.entries(stored)) {
     if (key.includes(PART_SEPARATOR)) continue;
     const list = itemsOf.get(key) ?? [];
-    // A main that holds its items itself was written by a version before parts; it has none.
-    if (list.length === 0 && layout.holdsItems(main as object)) {
-      records[key] = layout.assemble(main as object, null);
-      parts.set(key, null);
-      continue;
-    }
     list.sort((a, b) => a.seq - b.seq);
     records[key] = layout.assemble(
       main as object,

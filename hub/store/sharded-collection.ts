@@ -161,14 +161,18 @@ export class ShardedCollection<T> {
       }
       log.shardChecksum = adapter.checksum;
       log.shardBytes = adapter.bytes;
-      if (adapter.bytes === 0 && (changes.validBytes > 0 || changes.torn)) {
+      if (adapter.bytes === 0 && (changes.base !== null || changes.torn)) {
         // The shard's records are gone (a shard written whole once keeps no previous copy): the
         // log alone would load as if they had never been.
         damaged.push(logDamaged(log.file, `its shard file ${file} is missing`, null));
         continue;
       }
       // The log holds parts: the shard's whole records are laid out as parts first.
-      if (this.opts.layout) explodeWhole(this.opts.layout, this.opts.keyField ?? '', db.data);
+      const exploded = this.opts.layout ? explodeWhole(this.opts.layout, this.opts.keyField ?? '', db.data) : null;
+      if (exploded !== null) {
+        damaged.push(new StoreFileDamagedError(file, exploded, { file: previousCopyOf(file), state: 'missing', reason: null, writtenAtMs: null }));
+        continue;
+      }
       if (changes.base !== null && changes.base !== adapter.checksum) {
         // A log of another shard file: a crash came after the shard was written whole and before
         // its log was set aside. The shard holds all of it; the next append replaces it.
@@ -177,8 +181,6 @@ export class ShardedCollection<T> {
         for (const entry of changes.entries) applyChanges(db.data, entry);
         log.bytes = changes.validBytes;
         log.torn = changes.torn;
-        // A log of the version before logs named their shard: kept until the next write, which is whole.
-        if (changes.base === null && changes.entries.length > 0) log.shardChecksum = null;
       }
       if (this.opts.layout) {
         const joined = joinParts(this.opts.layout, db.data);
@@ -486,7 +488,7 @@ export class ShardedCollection<T> {
     }
     // Written whole, each record goes whole (see record-layout.ts): its items' places become their
     // order keys, which the next log lines go on from.
-    if (layout) for (const [key, value] of Object.entries(data)) placed.set(key, placeItems(layout, value, null));
+    if (layout) for (const [key, value] of Object.entries(data)) placed.set(key, placeItems(layout, value, undefined));
     if (log.stale) {
       // A log of an older shard file, still on disk: gone before the shard changes, lest a shard
       // written later with the same records (the same checksum) take it for its own.

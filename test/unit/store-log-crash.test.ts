@@ -1,10 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import { StoreDamagedError } from '../../hub/store/store-file-damaged.js';
 import { restoreFromPrevious } from '../../hub/store/store-recovery.js';
+import { encodeLogLine } from '../../hub/store/change-log.js';
 import type { NodeRecord } from '../../hub/store/store.js';
 
 let dir: string;
@@ -65,5 +67,44 @@ describe('Store: crashes around a compaction', () => {
     const r = await openStore();
     // S1 + L1 is "the state just before that compaction"; node 1 at 5 was acknowledged.
     expect(gen(r, 1)).toBe(5);
+  });
+});
+
+describe('Store: only the formats this version writes', () => {
+  it('a log without its header is damage, named at start, never laid over the shard', async () => {
+    const s = await openStore();
+    await fleetOf(s, 100);
+    await s.putNode(node(1, 1));
+    await closeAll();
+    const text = await readFile(logFile(), 'utf8');
+    await writeFile(logFile(), text.slice(text.indexOf('\n') + 1)); // the lines alone
+    const error = await openError();
+    expect(error.files.map((f) => [f.file, f.reason])).toEqual([[logFile(), 'it does not start with its header']]);
+    // --recover cuts it at its start: no base to check its lines against.
+    const restored = await restoreFromPrevious(error.files);
+    expect(restored.map((r) => r.cut)).toEqual([{ validBytes: 0, keptLines: 0, droppedLines: 1 }]);
+    const r = await openStore();
+    expect(gen(r, 1)).toBe(0);
+  });
+
+  it('a log of whole records with no header is damage, not lost under the shard\'s records', async () => {
+    const s = await openStore();
+    await fleetOf(s, 100);
+    await closeAll();
+    await writeFile(logFile(), encodeLogLine({ [node(1).id]: node(1, 5) }));
+    const error = await openError();
+    expect(error.files.map((f) => f.file)).toEqual([logFile()]);
+  });
+
+  it('a shard file holding a part record is damage', async () => {
+    const s = await openStore();
+    await fleetOf(s, 100);
+    await closeAll();
+    const raw = JSON.parse(await readFile(shardFile(), 'utf8')) as { data: Record<string, unknown> };
+    const data = { ...raw.data, [`${node(1).id}/target`]: { id: `${node(1).id}/target`, seq: 0, item: { generation: 9, targetHash: '' } } };
+    const text = JSON.stringify(data);
+    await writeFile(shardFile(), `{"format":1,"sha256":"${createHash('sha256').update(text).digest('hex')}","data":${text}}`);
+    const error = await openError();
+    expect(error.files.map((f) => [f.file, f.reason])).toEqual([[shardFile(), `it holds a part record "${node(1).id}/target", which belongs in a change log`]]);
   });
 });
