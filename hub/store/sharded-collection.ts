@@ -414,6 +414,8 @@ export class ShardedCollection<T> {
    * written whole, which empties the log. `attempt.file` names the file being written.
    */
   private async persist(shard: number, attempt: { file: string }, data: Record<string, T>, carried: Map<string, T | undefined>, placed: PlacedParts): Promise<void> {
+    // Nothing to carry (a refused put's record went back to what the disk holds): the disk is current.
+    if (carried.size === 0) return;
     const log = this.logs[shard]!;
     const layout = this.opts.layout;
     const keyField = this.opts.keyField ?? '';
@@ -429,14 +431,14 @@ export class ShardedCollection<T> {
     } else {
       for (const [key, value] of carried) changes[key] = value ?? null;
     }
-    const line = carried.size === 0 ? null : encodeLogLine(changes);
-    const lineBytes = line === null ? 0 : Buffer.byteLength(line);
+    const line = encodeLogLine(changes);
+    const lineBytes = Buffer.byteLength(line);
     // A log that is not the current shard's is replaced, never appended to.
     const fresh = log.bytes === 0 || log.stale;
     const header = fresh && log.shardChecksum !== null ? encodeLogHeader(log.shardChecksum) : '';
     const logBytes = (fresh ? Buffer.byteLength(header) : log.bytes) + lineBytes;
     const appendable = lineBytes * APPEND_RATIO <= log.shardBytes || (log.shardBytes >= LARGE_SHARD_BYTES && lineBytes <= log.shardBytes);
-    if (line !== null && log.shardChecksum !== null && appendable && logBytes <= log.shardBytes) {
+    if (log.shardChecksum !== null && appendable && logBytes <= log.shardBytes) {
       attempt.file = log.file;
       await this.opts.beforeWrite?.(log.file);
       this.writes++;

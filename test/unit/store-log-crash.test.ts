@@ -108,3 +108,39 @@ describe('Store: only the formats this version writes', () => {
     expect(error.files.map((f) => [f.file, f.reason])).toEqual([[shardFile(), `it holds a part record "${node(1).id}/target", which belongs in a change log`]]);
   });
 });
+
+describe('Store: a write that carries nothing', () => {
+  it('writes no file: a refused put leaves its shard due, but nothing in it to write', async () => {
+    let gate: Promise<void> | null = null;
+    let open: () => void = () => undefined;
+    const files: string[] = [];
+    const s = new LowdbStore({
+      dir,
+      nodeShards: 1,
+      serviceShards: 1,
+      beforeWrite: async (file) => {
+        files.push(file);
+        if (gate === null) return;
+        await gate;
+        throw Object.assign(new Error('ENOSPC: simulated'), { code: 'ENOSPC' });
+      },
+    });
+    await s.open();
+    opened.push(s);
+    await fleetOf(s, 100);
+    files.length = 0;
+    gate = new Promise<void>((resolve) => (open = resolve));
+    const first = s.putNode(node(1, 1)).catch((e: unknown) => e);
+    while (files.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    // Built on the value in flight: refused with it, and its record goes back to the disk's.
+    const later = s.putNode(node(1, 2)).catch((e: unknown) => e);
+    files.length = 0;
+    open();
+    gate = null;
+    expect(await first).toMatchObject({ message: expect.stringMatching(/ENOSPC/) });
+    expect(await later).toMatchObject({ message: expect.stringMatching(/ENOSPC/) });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(files).toEqual([]);
+    expect(gen(s, 1)).toBe(0);
+  });
+});
