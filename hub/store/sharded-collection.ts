@@ -2,8 +2,8 @@ import { appendFile, chmod, rename, truncate, unlink, writeFile } from 'node:fs/
 import { ensurePrivateDir } from '../../shared/private-files.js';
 import path from 'node:path';
 import { Low } from 'lowdb';
-import { CheckedFile, previousCopyOf } from './checked-file.js';
-import { changeLogOf, encodeLogHeader, encodeLogLine, readChangeLog, type LogChanges } from './change-log.js';
+import { CheckedFile, inspectPrevious, previousCopyOf, readChecked } from './checked-file.js';
+import { changeLogOf, encodeLogHeader, encodeLogLine, readChangeLog, type DecodedLog, type LogChanges } from './change-log.js';
 import { changedParts, explodeWhole, joinParts, PART_SEPARATOR, placeItems, type RecordLayout, type StoredParts } from './record-layout.js';
 import { StoreDamagedError, StoreFileDamagedError, type LogCut } from './store-file-damaged.js';
 import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
@@ -161,36 +161,21 @@ export class ShardedCollection<T> {
       }
       log.shardChecksum = adapter.checksum;
       log.shardBytes = adapter.bytes;
-      if (adapter.bytes === 0 && (changes.base !== null || changes.torn)) {
-        // The shard's records are gone (a shard written whole once keeps no previous copy): the
-        // log alone would load as if they had never been.
-        damaged.push(logDamaged(log.file, `its shard file ${file} is missing`, null));
+      const state = layShard(file, log.file, db.data, adapter, changes, this.opts.keyField ?? '', this.opts.layout);
+      if (!state.ok) {
+        damaged.push(state.error);
         continue;
       }
-      // The log holds parts: the shard's whole records are laid out as parts first.
-      const exploded = this.opts.layout ? explodeWhole(this.opts.layout, this.opts.keyField ?? '', db.data) : null;
-      if (exploded !== null) {
-        damaged.push(new StoreFileDamagedError(file, exploded, { file: previousCopyOf(file), state: 'missing', reason: null, writtenAtMs: null }));
-        continue;
-      }
-      if (changes.base !== null && changes.base !== adapter.checksum) {
+      if (state.stale) {
         // A log of another shard file: a crash came after the shard was written whole and before
         // its log was set aside. The shard holds all of it; the next append replaces it.
         log.stale = true;
       } else {
-        for (const entry of changes.entries) applyChanges(db.data, entry);
         log.bytes = changes.validBytes;
         log.torn = changes.torn;
       }
-      if (this.opts.layout) {
-        const joined = joinParts(this.opts.layout, db.data);
-        if (!joined.ok) {
-          damaged.push(new StoreFileDamagedError(file, joined.reason, { file: previousCopyOf(file), state: 'missing', reason: null, writtenAtMs: null }));
-          continue;
-        }
-        db.data = joined.records;
-        for (const [key, parts] of joined.parts) this.parts.set(key, parts);
-      }
+      db.data = state.records;
+      for (const [key, parts] of state.parts) this.parts.set(key, parts);
       // Files written before data dirs were private may be readable by others; later writes are
       // covered by the process umask (restrictNewFiles).
       for (const f of [file, log.file]) {
@@ -606,6 +591,63 @@ export class ShardedCollection<T> {
     }, Math.max(RETRY_BASE_MS, entry.backoff.nextDelayMs()));
     entry.timer.unref();
   }
+}
+
+/** A shard as a start loads it: its file's records with its log laid over, or why it cannot be. */
+export type ShardState<T> =
+  | {
+      ok: true;
+      /** The records as stored, file and log together (with a layout: mains and parts). */
+      stored: Record<string, unknown>;
+      /** The records, whole. */
+      records: Record<string, T>;
+      /** With a layout: where each record's items sit. */
+      parts: Map<string, StoredParts>;
+      /** The log was written on another shard file, and is not part of the state. */
+      stale: boolean;
+    }
+  | { ok: false; error: StoreFileDamagedError };
+
+/**
+ * Lays a shard's change log over its file's records (`data`, changed in place), as a start does:
+ * the one way a shard is loaded, by the store and by whatever checks what is on disk.
+ */
+export function layShard<T>(
+  file: string,
+  logFile: string,
+  data: Record<string, T>,
+  shard: { bytes: number; checksum: string | null },
+  changes: DecodedLog<T> & { ok: true },
+  keyField: string,
+  layout?: RecordLayout<T>,
+): ShardState<T> {
+  const shardDamaged = (reason: string) => new StoreFileDamagedError(file, reason, { file: previousCopyOf(file), state: 'missing', reason: null, writtenAtMs: null });
+  if (shard.bytes === 0 && (changes.base !== null || changes.torn)) {
+    // The shard's records are gone (a shard written whole once keeps no previous copy): the
+    // log alone would load as if they had never been.
+    return { ok: false, error: logDamaged(logFile, `its shard file ${file} is missing`, null) };
+  }
+  // The log holds parts: the shard's whole records are laid out as parts first.
+  const exploded = layout ? explodeWhole(layout, keyField, data) : null;
+  if (exploded !== null) return { ok: false, error: shardDamaged(exploded) };
+  const stale = changes.base !== null && changes.base !== shard.checksum;
+  if (!stale) for (const entry of changes.entries) applyChanges(data, entry);
+  if (!layout) return { ok: true, stored: data, records: data, parts: new Map(), stale };
+  const joined = joinParts(layout, data);
+  if (!joined.ok) return { ok: false, error: shardDamaged(joined.reason) };
+  return { ok: true, stored: data, records: joined.records, parts: joined.parts, stale };
+}
+
+/** Loads one shard file with its change log, as a start does (see layShard). */
+export async function loadShard<T>(file: string, opts: { keyField?: string; layout?: RecordLayout<T> } = {}): Promise<ShardState<T>> {
+  const keyField = opts.keyField ?? null;
+  const read = await readChecked<T>(file, keyField);
+  if (read !== null && !read.ok) return { ok: false, error: new StoreFileDamagedError(file, read.reason, await inspectPrevious(file, keyField)) };
+  const shard = read === null ? { bytes: 0, checksum: null } : { bytes: read.bytes, checksum: read.checksum };
+  const logFile = changeLogOf(file);
+  const changes = await readChangeLog<T>(logFile, keyField, shard.checksum);
+  if (!changes.ok) return { ok: false, error: logDamaged(logFile, changes.reason, changes.cut) };
+  return layShard(file, logFile, read === null ? {} : read.data, shard, changes, opts.keyField ?? '', opts.layout);
 }
 
 /** The fields of `next` that differ from `before` (all of them when there was no before); undefined marks a field removed. */

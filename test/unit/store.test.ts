@@ -3,9 +3,8 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { LowdbStore, type LowdbStoreOptions } from '../../hub/store/lowdb-store.js';
-import { ShardedCollection } from '../../hub/store/sharded-collection.js';
-import { changeLogOf, readChangeLog } from '../../hub/store/change-log.js';
-import { explodeWhole, joinParts, type RecordLayout } from '../../hub/store/record-layout.js';
+import { loadShard, ShardedCollection } from '../../hub/store/sharded-collection.js';
+import type { RecordLayout } from '../../hub/store/record-layout.js';
 import { nodeLayout, serviceLayout } from '../../hub/store/layouts.js';
 import type { JoinTokenRecord, NodeRecord, ServiceRecord } from '../../hub/store/store.js';
 import { validateServiceSpec, type NormalizedSpec } from '../../hub/spec/service-spec.js';
@@ -73,29 +72,23 @@ async function openStore(opts: Partial<LowdbStoreOptions> = {}): Promise<LowdbSt
   return store;
 }
 
-/** The shard files of one collection, read straight from disk: file name -> parsed records. */
-async function shardFiles(subdir: string, name: string): Promise<Map<string, Record<string, unknown>>> {
+/** The shard files of one collection, loaded from disk as a start loads them: file name -> its state. */
+async function shards(subdir: string, name: string): Promise<Map<string, { stored: Record<string, unknown>; records: Record<string, unknown> }>> {
   const base = path.join(dir, subdir);
-  const out = new Map<string, Record<string, unknown>>();
+  const out = new Map<string, { stored: Record<string, unknown>; records: Record<string, unknown> }>();
   for (const file of (await readdir(base)).sort()) {
     if (!new RegExp(`^${name}-\\d+\\.json$`).test(file)) continue;
-    // The records are the `data` of the checked format ({"format":1,"sha256":...,"data":{...}}),
-    // with the shard's change log (if any) laid over them.
-    const records = (JSON.parse(await readFile(path.join(base, file), 'utf8')) as { data: Record<string, unknown> }).data;
     // Nodes and services hold whole records in the file and parts in the log (record-layout.ts).
-    const layout = layoutOf(name);
-    if (layout) explodeWhole(layout, name === 'nodes' ? 'id' : 'name', records);
-    const log = await readChangeLog<unknown>(changeLogOf(path.join(base, file)), null);
-    if (!log.ok) throw new Error(log.reason);
-    for (const entry of log.entries) {
-      for (const [key, value] of Object.entries(entry)) {
-        if (value === null) delete records[key];
-        else records[key] = value;
-      }
-    }
-    out.set(file, records);
+    const state = await loadShard<unknown>(path.join(base, file), { layout: layoutOf(name) ?? undefined });
+    if (!state.ok) throw state.error;
+    out.set(file, state);
   }
   return out;
+}
+
+/** The records of each shard file as stored (its change log laid over): file name -> records. */
+async function shardFiles(subdir: string, name: string): Promise<Map<string, Record<string, unknown>>> {
+  return new Map([...(await shards(subdir, name))].map(([file, state]) => [file, state.stored]));
 }
 
 const layoutOf = (name: string) => (name === 'nodes' ? nodeLayout : name === 'services' ? serviceLayout : null) as RecordLayout<unknown> | null;
@@ -103,13 +96,8 @@ const layoutOf = (name: string) => (name === 'nodes' ? nodeLayout : name === 'se
 /** Every record of a collection as found on disk, merged over its shard files. */
 async function onDisk(subdir: string, name: string): Promise<Record<string, unknown>> {
   const merged: Record<string, unknown> = {};
-  for (const records of (await shardFiles(subdir, name)).values()) Object.assign(merged, records);
-  // Nodes' and services' parts joined as the store joins them.
-  const layout = layoutOf(name);
-  if (layout === null) return merged;
-  const joined = joinParts(layout, merged);
-  if (!joined.ok) throw new Error(joined.reason);
-  return joined.records as Record<string, unknown>;
+  for (const state of (await shards(subdir, name)).values()) Object.assign(merged, state.records);
+  return merged;
 }
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
