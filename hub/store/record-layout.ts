@@ -115,7 +115,8 @@ export function changedParts<T>(
  * file holds a part record: no version writes one there.
  */
 export function explodeWhole<T>(layout: RecordLayout<T>, keyField: string, stored: Record<string, unknown>): string | null {
-  for (const key of Object.keys(stored)) if (key.includes(PART_SEPARATOR)) return `it holds a part record ${JSON.stringify(key)}, which belongs in a change log`;
+  const misplaced = partRecordIn(stored);
+  if (misplaced !== null) return misplaced;
   for (const [key, whole] of Object.entries(stored)) {
     const record = whole as T;
     const placed = placeItems(layout, record, undefined);
@@ -123,6 +124,12 @@ export function explodeWhole<T>(layout: RecordLayout<T>, keyField: string, store
     const items = layout.items(record);
     for (let i = 0; i < items.length; i++) stored[partKey(key, placed.ids[i]!)] = part(keyField, partKey(key, placed.ids[i]!), placed.seqs[i]!, items[i]!);
   }
+  return null;
+}
+
+/** A reason when a shard file holds a part record: no version writes one there. */
+export function partRecordIn(stored: Record<string, unknown>): string | null {
+  for (const key of Object.keys(stored)) if (key.includes(PART_SEPARATOR)) return `it holds a part record ${JSON.stringify(key)}, which belongs in a change log`;
   return null;
 }
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Low } from 'lowdb';
 import { CheckedFile, inspectPrevious, previousCopyOf, readChecked } from './checked-file.js';
 import { changeLogOf, encodeLogHeader, encodeLogLine, readChangeLog, type DecodedLog, type LogChanges } from './change-log.js';
-import { changedParts, explodeWhole, joinParts, PART_SEPARATOR, placeItems, type RecordLayout, type StoredParts } from './record-layout.js';
+import { changedParts, explodeWhole, joinParts, PART_SEPARATOR, partRecordIn, placeItems, type RecordLayout, type StoredParts } from './record-layout.js';
 import { StoreDamagedError, StoreFileDamagedError, type LogCut } from './store-file-damaged.js';
 import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
 import { Backoff } from '../../shared/backoff.js';
@@ -398,6 +398,16 @@ export class ShardedCollection<T> {
    * small next to the shard and the log stays within the shard's size; otherwise the shard file
    * written whole, which empties the log. `attempt.file` names the file being written.
    */
+  /**
+   * Where a record's items sit on disk: as kept since a log line placed them, or, for a record the
+   * disk holds whole (`saved`), at their places, as a start would lay them out. Undefined: none.
+   */
+  private storedParts(key: string, saved: T | undefined): StoredParts | undefined {
+    const kept = this.parts.get(key);
+    if (kept !== undefined || saved === undefined || !this.opts.layout) return kept;
+    return placeItems(this.opts.layout, saved, undefined);
+  }
+
   private async persist(shard: number, attempt: { file: string }, data: Record<string, T>, carried: Map<string, T | undefined>, placed: PlacedParts): Promise<void> {
     // Nothing to carry (a refused put's record went back to what the disk holds): the disk is current.
     if (carried.size === 0) return;
@@ -409,9 +419,11 @@ export class ShardedCollection<T> {
       // Only the parts that differ from what the disk holds (the saved value, where each item sits).
       const unsaved = this.unsaved[shard]!;
       for (const [key, value] of carried) {
-        const parts = value === undefined ? undefined : placeItems(layout, value, this.parts.get(key));
+        const saved = unsaved.get(key)?.saved;
+        const before = this.storedParts(key, saved);
+        const parts = value === undefined ? undefined : placeItems(layout, value, before);
         placed.set(key, parts);
-        changedParts(layout, keyField, key, unsaved.get(key)?.saved, this.parts.get(key), value, parts, changes);
+        changedParts(layout, keyField, key, saved, before, value, parts, changes);
       }
     } else {
       for (const [key, value] of carried) changes[key] = value ?? null;
@@ -475,7 +487,8 @@ export class ShardedCollection<T> {
     }
     // Written whole, each record goes whole (see record-layout.ts): its items' places become their
     // order keys, which the next log lines go on from.
-    if (layout) for (const [key, value] of Object.entries(data)) placed.set(key, placeItems(layout, value, undefined));
+    // Whole records on disk: their items sit at their places, derived when next written (storedParts).
+    if (layout) for (const key of Object.keys(data)) placed.set(key, undefined);
     if (log.stale) {
       // A log of an older shard file, still on disk: gone before the shard changes, lest a shard
       // written later with the same records (the same checksum) take it for its own.
@@ -627,15 +640,40 @@ export function layShard<T>(
     // log alone would load as if they had never been.
     return { ok: false, error: logDamaged(logFile, `its shard file ${file} is missing`, null) };
   }
-  // The log holds parts: the shard's whole records are laid out as parts first.
-  const exploded = layout ? explodeWhole(layout, keyField, data) : null;
-  if (exploded !== null) return { ok: false, error: shardDamaged(exploded) };
   const stale = changes.base !== null && changes.base !== shard.checksum;
-  if (!stale) for (const entry of changes.entries) applyChanges(data, entry);
-  if (!layout) return { ok: true, stored: data, records: data, parts: new Map(), stale };
-  const joined = joinParts(layout, data);
+  if (!layout) {
+    if (!stale) for (const entry of changes.entries) applyChanges(data, entry);
+    return { ok: true, stored: data, records: data, parts: new Map(), stale };
+  }
+  const misplaced = partRecordIn(data);
+  if (misplaced !== null) return { ok: false, error: shardDamaged(misplaced) };
+  // The log holds parts: the records it touches are laid out as parts, the log laid over them, and
+  // joined again. The others stay whole, their items where their places say (see storedParts):
+  // laying out every record at each start cost seconds on a big store.
+  const touched: Record<string, unknown> = {};
+  if (!stale) {
+    for (const entry of changes.entries) {
+      for (const key of Object.keys(entry)) {
+        const at = key.indexOf(PART_SEPARATOR);
+        const owner = at === -1 ? key : key.slice(0, at);
+        if (!(owner in touched)) touched[owner] = data[owner];
+      }
+    }
+    for (const key of Object.keys(touched)) if (touched[key] === undefined) delete touched[key];
+  }
+  const stored: Record<string, unknown> = { ...touched };
+  explodeWhole(layout, keyField, stored);
+  for (const entry of changes.entries) if (!stale) applyChanges(stored, entry);
+  const joined = joinParts(layout, stored);
   if (!joined.ok) return { ok: false, error: shardDamaged(joined.reason) };
-  return { ok: true, stored: data, records: joined.records, parts: joined.parts, stale };
+  // As stored: untouched records whole (as their file holds them), the others as mains and parts.
+  const asStored: Record<string, unknown> = {};
+  for (const [key, record] of Object.entries(data)) if (!(key in touched)) asStored[key] = record;
+  Object.assign(asStored, stored);
+  for (const key of Object.keys(touched)) delete data[key];
+  const records = data;
+  for (const [key, record] of Object.entries(joined.records)) records[key] = record;
+  return { ok: true, stored: asStored, records, parts: joined.parts, stale };
 }
 
 /** Loads one shard file with its change log, as a start does (see layShard). */

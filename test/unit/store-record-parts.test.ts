@@ -111,6 +111,20 @@ describe('Store: placements and node targets as records of their own', () => {
     expect(again.getService('web')).toEqual(service(moved));
   });
 
+  it('after a restart, writes a change of one placement of a service the log never touched in proportion to it', async () => {
+    const store = await openStore();
+    const placements = many(10_000);
+    await store.putService(service(placements));
+    // Reopened, the service comes whole from its shard file: its placements sit at their places.
+    const again = await reopen(store);
+    const moved = placements.map((p, i) => (i === 777 ? { ...p, nodeId: 'node-elsewhere' } : p));
+    const before = again.stats().bytesWritten;
+    await again.putService(service(moved));
+    expect(again.stats().bytesWritten - before).toBeLessThan(2048);
+    const third = await reopen(again);
+    expect(third.getService('web')).toEqual(service(moved));
+  });
+
   it('appends a failover moving a third of a large service, rather than rewriting its shard', async () => {
     const store = await openStore();
     const placements = many(20_000);
