@@ -1,28 +1,22 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { tempStores } from '../helpers/temp-stores.js';
+import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import { StoreDamagedError } from '../../hub/store/store-file-damaged.js';
 import type { NodeRecord } from '../../hub/store/store.js';
 
-let dir: string;
+const stores = tempStores('tether-change-log-');
 const control = { failLog: false };
-const opened: LowdbStore[] = [];
 
 beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'tether-change-log-'));
   control.failLog = false;
-});
-afterEach(async () => {
-  await Promise.allSettled(opened.splice(0).map((s) => s.close()));
-  await rm(dir, { recursive: true, force: true });
 });
 
 /** One node shard, so that every node shares the file a change would rewrite whole. */
 async function openStore(): Promise<LowdbStore> {
   const store = new LowdbStore({
-    dir,
+    dir: stores.dir,
     nodeShards: 1,
     serviceShards: 1,
     beforeWrite: (file) => {
@@ -30,12 +24,12 @@ async function openStore(): Promise<LowdbStore> {
     },
   });
   await store.open();
-  opened.push(store);
+  stores.keep(store);
   return store;
 }
 
-const shardFile = () => path.join(dir, 'nodes', 'nodes-00.json');
-const logFile = () => path.join(dir, 'nodes', 'nodes-00.log');
+const shardFile = () => path.join(stores.dir, 'nodes', 'nodes-00.json');
+const logFile = () => path.join(stores.dir, 'nodes', 'nodes-00.log');
 const size = async (file: string) => (await stat(file).catch(() => null))?.size ?? 0;
 
 const node = (i: number, generation = 0): NodeRecord => ({
@@ -97,7 +91,7 @@ describe('Store: a change log per shard', () => {
     // One character of the first line's record changed: its checksum no longer holds.
     await writeFile(logFile(), text.replace('"generation":1', '"generation":9'));
 
-    const damaged = new LowdbStore({ dir, nodeShards: 1, serviceShards: 1 });
+    const damaged = new LowdbStore({ dir: stores.dir, nodeShards: 1, serviceShards: 1 });
     const error = await damaged.open().then(
       () => null,
       (e: unknown) => e,

@@ -1,6 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { access, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { tempStores } from '../helpers/temp-stores.js';
+import { access, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import { StoreDamagedError } from '../../hub/store/store-file-damaged.js';
@@ -15,23 +15,17 @@ import { validateServiceSpec } from '../../hub/spec/service-spec.js';
  * shard's previous copy, a damaged line and a log without its shard must each leave a state that
  * existed, never one half-applied.
  */
-let dir: string;
+const stores = tempStores('tether-log-crash-');
 const control = { failLog: false };
-const opened: LowdbStore[] = [];
 
 beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'tether-log-crash-'));
   control.failLog = false;
-});
-afterEach(async () => {
-  await Promise.allSettled(opened.splice(0).map((s) => s.close()));
-  await rm(dir, { recursive: true, force: true });
 });
 
 /** One shard per collection, so that every record shares the file a compaction rewrites. */
 function storeAt(): LowdbStore {
   return new LowdbStore({
-    dir,
+    dir: stores.dir,
     nodeShards: 1,
     serviceShards: 1,
     beforeWrite: (file) => {
@@ -42,12 +36,10 @@ function storeAt(): LowdbStore {
 async function openStore(): Promise<LowdbStore> {
   const store = storeAt();
   await store.open();
-  opened.push(store);
+  stores.keep(store);
   return store;
 }
-async function closeAll(): Promise<void> {
-  await Promise.all(opened.splice(0).map((s) => s.close()));
-}
+const closeAll = () => stores.closeAll();
 async function openError(): Promise<StoreDamagedError> {
   const error = await storeAt()
     .open()
@@ -69,8 +61,8 @@ const damageLineOf = (text: string, id: string) =>
     .split('\n')
     .map((line) => (line.includes(`"${id}/`) ? line.replace('"generation":1', '"generation":9') : line))
     .join('\n');
-const shardFile = () => path.join(dir, 'nodes', 'nodes-00.json');
-const logFile = () => path.join(dir, 'nodes', 'nodes-00.log');
+const shardFile = () => path.join(stores.dir, 'nodes', 'nodes-00.json');
+const logFile = () => path.join(stores.dir, 'nodes', 'nodes-00.log');
 const node = (i: number, generation = 0): NodeRecord => ({
   id: `node-${String(i).padStart(4, '0')}`,
   name: `edge-${i}`,
@@ -131,7 +123,7 @@ describe('Store: the change log is tied to its shard', () => {
     const all = Array.from({ length: 200 }, (_, i) => placement(i));
     await s.putService(service(all));
     await s.putService(service(all.map((p, i) => (i === 150 ? placement(150, 'node-moved') : p))));
-    const log = path.join(dir, 'services', 'services-00.log');
+    const log = path.join(stores.dir, 'services', 'services-00.log');
     const staleLog = await readFile(log);
     expect(staleLog.length).toBeGreaterThan(0);
     // A scale down to 100: the removed parts make it a whole write.

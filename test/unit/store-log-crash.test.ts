@@ -1,7 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { tempStores } from '../helpers/temp-stores.js';
+import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import os from 'node:os';
 import path from 'node:path';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import { StoreDamagedError } from '../../hub/store/store-file-damaged.js';
@@ -9,30 +9,22 @@ import { restoreFromPrevious } from '../../hub/store/store-recovery.js';
 import { encodeLogLine } from '../../hub/store/change-log.js';
 import type { NodeRecord } from '../../hub/store/store.js';
 
-let dir: string;
-const opened: LowdbStore[] = [];
-beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'tether-log-crash-'));
-});
-afterEach(async () => {
-  await Promise.allSettled(opened.splice(0).map((s) => s.close()));
-  await rm(dir, { recursive: true, force: true });
-});
-const storeAt = () => new LowdbStore({ dir, nodeShards: 1, serviceShards: 1 });
+const stores = tempStores('tether-log-crash-');
+const storeAt = () => new LowdbStore({ dir: stores.dir, nodeShards: 1, serviceShards: 1 });
 async function openStore(): Promise<LowdbStore> {
   const s = storeAt();
   await s.open();
-  opened.push(s);
+  stores.keep(s);
   return s;
 }
-const closeAll = async () => Promise.all(opened.splice(0).map((s) => s.close()));
+const closeAll = () => stores.closeAll();
 async function openError(): Promise<StoreDamagedError> {
   const e = await storeAt().open().then(() => null, (x: unknown) => x);
   expect(e).toBeInstanceOf(StoreDamagedError);
   return e as StoreDamagedError;
 }
-const shardFile = () => path.join(dir, 'nodes', 'nodes-00.json');
-const logFile = () => path.join(dir, 'nodes', 'nodes-00.log');
+const shardFile = () => path.join(stores.dir, 'nodes', 'nodes-00.json');
+const logFile = () => path.join(stores.dir, 'nodes', 'nodes-00.log');
 const node = (i: number, generation = 0): NodeRecord => ({
   id: `node-${String(i).padStart(4, '0')}`,
   name: `edge-${i}`,
@@ -115,7 +107,7 @@ describe('Store: a write that carries nothing', () => {
     let open: () => void = () => undefined;
     const files: string[] = [];
     const s = new LowdbStore({
-      dir,
+      dir: stores.dir,
       nodeShards: 1,
       serviceShards: 1,
       beforeWrite: async (file) => {
@@ -126,7 +118,7 @@ describe('Store: a write that carries nothing', () => {
       },
     });
     await s.open();
-    opened.push(s);
+    stores.keep(s);
     await fleetOf(s, 100);
     files.length = 0;
     gate = new Promise<void>((resolve) => (open = resolve));

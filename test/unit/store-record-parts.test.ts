@@ -1,6 +1,6 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { tempStores } from '../helpers/temp-stores.js';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import { readChangeLog } from '../../hub/store/change-log.js';
@@ -8,22 +8,16 @@ import type { NodeRecord, ServiceRecord } from '../../hub/store/store.js';
 import type { Placement } from '../../hub/scheduler/types.js';
 import { validateServiceSpec } from '../../hub/spec/service-spec.js';
 
-let dir: string;
+const stores = tempStores('tether-record-parts-');
 const control = { failServices: false };
-const opened: LowdbStore[] = [];
 
 beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'tether-record-parts-'));
   control.failServices = false;
-});
-afterEach(async () => {
-  await Promise.allSettled(opened.splice(0).map((s) => s.close()));
-  await rm(dir, { recursive: true, force: true });
 });
 
 async function openStore(): Promise<LowdbStore> {
   const store = new LowdbStore({
-    dir,
+    dir: stores.dir,
     nodeShards: 2,
     serviceShards: 2,
     beforeWrite: (file) => {
@@ -31,13 +25,13 @@ async function openStore(): Promise<LowdbStore> {
     },
   });
   await store.open();
-  opened.push(store);
+  stores.keep(store);
   return store;
 }
 
 async function reopen(store: LowdbStore): Promise<LowdbStore> {
   await store.close();
-  opened.splice(opened.indexOf(store), 1);
+  stores.letGo(store);
   return openStore();
 }
 
@@ -65,7 +59,7 @@ function node(id: string, generation = 1, targetHash = 'h1'): NodeRecord {
 
 /** Every record as stored (shard files with their logs laid over), keyed as on disk. */
 async function storedKeys(subdir: string): Promise<string[]> {
-  const base = path.join(dir, subdir);
+  const base = path.join(stores.dir, subdir);
   const keys = new Set<string>();
   for (const file of (await readdir(base)).sort()) {
     if (!/^(services|nodes)-\d+\.json$/.test(file)) continue;
@@ -207,12 +201,12 @@ describe('Store: placements and node targets as records of their own', () => {
   it('loads a data dir of the old layout as it is, and keeps what later writes change', async () => {
     const old = service(many(40));
     const oldNode = node('n-1', 7, 'h7');
-    await mkdir(path.join(dir, 'services'), { recursive: true });
-    await mkdir(path.join(dir, 'nodes'), { recursive: true });
+    await mkdir(path.join(stores.dir, 'services'), { recursive: true });
+    await mkdir(path.join(stores.dir, 'nodes'), { recursive: true });
     // Format 0 (the plain record map of earlier versions), each record whole, in every shard file.
     for (const i of [0, 1]) {
-      await writeFile(path.join(dir, 'services', `services-0${i}.json`), JSON.stringify(i === shardOf('web') ? { web: old } : {}));
-      await writeFile(path.join(dir, 'nodes', `nodes-0${i}.json`), JSON.stringify(i === shardOf('n-1') ? { 'n-1': oldNode } : {}));
+      await writeFile(path.join(stores.dir, 'services', `services-0${i}.json`), JSON.stringify(i === shardOf('web') ? { web: old } : {}));
+      await writeFile(path.join(stores.dir, 'nodes', `nodes-0${i}.json`), JSON.stringify(i === shardOf('n-1') ? { 'n-1': oldNode } : {}));
     }
     let store = await openStore();
     expect(store.getService('web')).toEqual(old);

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { tempStores } from '../helpers/temp-stores.js';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 // A crash inside --recover, at the rename that puts a restored file in place: that rename fails,
@@ -22,25 +22,21 @@ import { StoreDamagedError } from '../../hub/store/store-file-damaged.js';
 import { restoreFromPrevious } from '../../hub/store/store-recovery.js';
 import type { NodeRecord } from '../../hub/store/store.js';
 
-let dir: string;
-const opened: LowdbStore[] = [];
+const stores = tempStores('tether-recover-crash-');
 beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'tether-recover-crash-'));
   control.failRenameTo = null;
 });
 afterEach(async () => {
   control.failRenameTo = null;
-  await Promise.allSettled(opened.splice(0).map((s) => s.close()));
-  await rm(dir, { recursive: true, force: true });
 });
-const storeAt = () => new LowdbStore({ dir, nodeShards: 1, serviceShards: 1 });
+const storeAt = () => new LowdbStore({ dir: stores.dir, nodeShards: 1, serviceShards: 1 });
 async function openStore(): Promise<LowdbStore> {
   const s = storeAt();
   await s.open();
-  opened.push(s);
+  stores.keep(s);
   return s;
 }
-const closeAll = async () => Promise.all(opened.splice(0).map((s) => s.close()));
+const closeAll = () => stores.closeAll();
 async function openError(): Promise<StoreDamagedError> {
   const e = await storeAt().open().then(
     () => null,
@@ -49,8 +45,8 @@ async function openError(): Promise<StoreDamagedError> {
   expect(e).toBeInstanceOf(StoreDamagedError);
   return e as StoreDamagedError;
 }
-const shardFile = () => path.join(dir, 'nodes', 'nodes-00.json');
-const logFile = () => path.join(dir, 'nodes', 'nodes-00.log');
+const shardFile = () => path.join(stores.dir, 'nodes', 'nodes-00.json');
+const logFile = () => path.join(stores.dir, 'nodes', 'nodes-00.log');
 const node = (i: number, generation = 0): NodeRecord => ({
   id: `node-${String(i).padStart(4, '0')}`,
   name: `edge-${i}`,
