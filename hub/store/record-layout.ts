@@ -37,33 +37,109 @@ type Part = Record<string, unknown> & { seq: number; item: object };
 export const partKey = (key: string, id: string): string => `${key}${PART_SEPARATOR}${id}`;
 
 /**
- * Gives each item of `value` its part id and order key: kept from `previous` while they stay in
- * order, new ones (and any that moved before an earlier one) after the last.
+ * Gives each item of `value` its part id and order key. The most items that can keep their keys
+ * in order keep them (a longest increasing run: a replacement put where a lost replica was, or one
+ * item moved to the front, renumbers nothing else); the others get keys between their kept
+ * neighbours (fractions when no integer fits), or after the last. Order keys only order a record's
+ * items, so any finite numbers do; a write whole (compaction) gives them their places again.
  */
 export function placeItems<T>(layout: RecordLayout<T>, value: T, previous: StoredParts | undefined): StoredParts {
   const items = layout.items(value);
   const find = previous ? indexer(previous.ids) : () => -1;
-  let next = previous && previous.seqs.length > 0 ? previous.seqs[previous.seqs.length - 1]! + 1 : 0;
-  const ids: string[] = [];
-  const seqs: number[] = [];
+  const ids: string[] = new Array<string>(items.length);
+  // Each item's key before this write; NaN for an item new to the record.
+  const before: number[] = new Array<number>(items.length);
   const used = new Set<string>();
-  let last = -1;
   for (let i = 0; i < items.length; i++) {
     const base = layout.itemId(items[i]!);
     let id = base;
     // Two items of one id (never meant to happen) must not share a part: the later one gets its own.
     for (let n = 1; used.has(id); n++) id = `${base}~${n}`;
-    const j = find(id, i);
-    let seq = j === -1 ? -1 : previous!.seqs[j]!;
-    if (seq <= last) seq = next++;
     used.add(id);
-    ids.push(id);
-    seqs.push(seq);
-    last = seq;
+    ids[i] = id;
+    const j = find(id, i);
+    before[i] = j === -1 ? Number.NaN : previous!.seqs[j]!;
   }
+  const seqs = orderKeys(before);
   // Unchanged (the usual case for a node, say): keep the one already held rather than a copy of it.
   if (previous && sameList(previous.ids, ids) && sameList(previous.seqs, seqs)) return previous;
   return { ids, seqs };
+}
+
+/**
+ * Order keys for items whose keys before were `before` (NaN: none): the longest increasing run of
+ * them is kept, and the rest fill in between. Keys run out between two neighbours only after about
+ * fifty insertions at one place with no whole write between; then every item gets its place.
+ */
+function orderKeys(before: readonly number[]): number[] {
+  const n = before.length;
+  const keep = longestIncreasing(before);
+  const seqs = new Array<number>(n);
+  let lo = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < n; ) {
+    if (keep[i] === 1) {
+      lo = seqs[i] = before[i]!;
+      i++;
+      continue;
+    }
+    // A run of items to number: [i, end), between the kept keys lo and hi.
+    let end = i;
+    while (end < n && keep[end] !== 1) end++;
+    const hi = end < n ? before[end]! : Number.POSITIVE_INFINITY;
+    const count = end - i;
+    for (let k = 0; k < count; k++) {
+      let seq: number;
+      if (lo === Number.NEGATIVE_INFINITY && hi === Number.POSITIVE_INFINITY) seq = k;
+      else if (hi === Number.POSITIVE_INFINITY) seq = Math.floor(lo) + 1 + k;
+      else if (lo === Number.NEGATIVE_INFINITY) seq = Math.ceil(hi) - count + k;
+      else if (Number.isInteger(lo) && Number.isInteger(hi) && hi - lo > count) seq = lo + Math.floor(((hi - lo) * (k + 1)) / (count + 1));
+      else seq = lo + ((hi - lo) * (k + 1)) / (count + 1);
+      if (!(seq > (k === 0 ? lo : seqs[i + k - 1]!) && seq < hi)) return before.map((_, place) => place);
+      seqs[i + k] = seq;
+    }
+    lo = seqs[end - 1]!;
+    i = end;
+  }
+  return seqs;
+}
+
+/**
+ * Marks (1) the items of a longest strictly increasing run of `keys`, NaN never among them. A run
+ * already in order (most writes) is found in one look; otherwise patience sorting, O(n log n).
+ */
+function longestIncreasing(keys: readonly number[]): Uint8Array {
+  const n = keys.length;
+  const keep = new Uint8Array(n);
+  let last = Number.NEGATIVE_INFINITY;
+  let inOrder = true;
+  for (let i = 0; i < n && inOrder; i++) {
+    const key = keys[i]!;
+    if (Number.isNaN(key)) continue;
+    if (key <= last) inOrder = false;
+    else last = key;
+  }
+  if (inOrder) {
+    for (let i = 0; i < n; i++) if (!Number.isNaN(keys[i]!)) keep[i] = 1;
+    return keep;
+  }
+  // tails[len] is the index ending the best run of length len + 1 found so far.
+  const tails: number[] = [];
+  const previous = new Int32Array(n).fill(-1);
+  for (let i = 0; i < n; i++) {
+    const key = keys[i]!;
+    if (Number.isNaN(key)) continue;
+    let low = 0;
+    let high = tails.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (keys[tails[mid]!]! < key) low = mid + 1;
+      else high = mid;
+    }
+    if (low > 0) previous[i] = tails[low - 1]!;
+    tails[low] = i;
+  }
+  for (let i = tails.length > 0 ? tails[tails.length - 1]! : -1; i !== -1; i = previous[i]!) keep[i] = 1;
+  return keep;
 }
 
 function sameList<V>(a: readonly V[], b: readonly V[]): boolean {
@@ -146,7 +222,7 @@ export function joinParts<T>(
     const at = key.indexOf(PART_SEPARATOR);
     if (at === -1) continue;
     const p = value as Partial<Part>;
-    if (typeof p.seq !== 'number' || !Number.isSafeInteger(p.seq) || p.item === null || typeof p.item !== 'object' || Array.isArray(p.item)) {
+    if (typeof p.seq !== 'number' || !Number.isFinite(p.seq) || p.item === null || typeof p.item !== 'object' || Array.isArray(p.item)) {
       return { ok: false, reason: `part record ${JSON.stringify(key)} is malformed` };
     }
     const owner = key.slice(0, at);
@@ -174,17 +250,23 @@ function part(keyField: string, key: string, seq: number, item: object): Part {
   return { [keyField]: key, seq, item };
 }
 
+/** Each id's index, per ids array: arrays of part ids are never changed once made. */
+const indexes = new WeakMap<readonly string[], Map<string, number>>();
+
 /**
  * Finds an id's index in `ids`, looking first where it is expected (the usual change keeps items in
- * place): the map of all ids is built only once that guess misses.
+ * place): the map of all ids is built only once that guess misses, and once per array (a write
+ * looks items up twice: to place them, then to see what changed).
  */
 function indexer(ids: readonly string[]): (id: string, hint: number) => number {
-  let byId: Map<string, number> | null = null;
+  let byId: Map<string, number> | undefined;
   return (id, hint) => {
     if (ids[hint] === id) return hint;
-    if (byId === null) {
+    byId ??= indexes.get(ids);
+    if (byId === undefined) {
       byId = new Map();
       for (let j = 0; j < ids.length; j++) if (!byId.has(ids[j]!)) byId.set(ids[j]!, j);
+      indexes.set(ids, byId);
     }
     return byId.get(id) ?? -1;
   };

@@ -4,6 +4,8 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import { readChangeLog } from '../../hub/store/change-log.js';
+import { serviceLayout } from '../../hub/store/layouts.js';
+import { placeItems } from '../../hub/store/record-layout.js';
 import type { NodeRecord, ServiceRecord } from '../../hub/store/store.js';
 import type { Placement } from '../../hub/scheduler/types.js';
 import { validateServiceSpec } from '../../hub/spec/service-spec.js';
@@ -133,6 +135,55 @@ describe('Store: placements and node targets as records of their own', () => {
     expect(again.getService('web')).toEqual(service(moved));
   });
 
+  it('appends a failover as the scheduler writes it: a replacement where each lost one was, the lost ones at the end', async () => {
+    const store = await openStore();
+    const placements = many(20_000);
+    await store.putService(service(placements));
+    const wholeBytes = store.stats().bytesWritten;
+    // keep.ts puts each replacement where its lost replica was and the lost ones (handing over)
+    // after the rest: every tenth moves, and only those and their replacements are written.
+    const lost = placements.filter((_, i) => i % 10 === 0);
+    const replacing = placements.map((p, i) => (i % 10 === 0 ? { replicaId: `web.n${i}`, nodeId: 'node-elsewhere', pendingReason: null, movedFrom: p.nodeId } : p));
+    const failover = [...replacing, ...lost.map((p, i) => ({ ...p, replacedBy: `web.n${i * 10}` }))];
+    const before = store.stats().bytesWritten;
+    await store.putService(service(failover));
+    const lineBytes = store.stats().bytesWritten - before;
+    // 4,000 parts of about 150 bytes each (a part carries its key and order key): under half the
+    // whole service; renumbering everything after the first replacement wrote 1.2 times it.
+    expect(lineBytes).toBeLessThan(wholeBytes * 0.6);
+    // The hand-over ends: the lost ones go, and only their removals are written.
+    const handedOver = replacing.map((p) => ({ ...p }));
+    const beforeHandover = store.stats().bytesWritten;
+    await store.putService(service(handedOver));
+    expect(store.stats().bytesWritten - beforeHandover).toBeLessThan(wholeBytes * 0.15);
+    const again = await reopen(store);
+    expect(again.getService('web')).toEqual(service(handedOver));
+  });
+
+  it('writes an item moved to the front, or a run inserted anywhere, without renumbering the rest', async () => {
+    let store = await openStore();
+    const placements = many(10_000);
+    await store.putService(service(placements));
+    const wholeBytes = store.stats().bytesWritten;
+    // One moved to the front: one part.
+    const moved = [placements[5000]!, ...placements.filter((_, i) => i !== 5000)];
+    let before = store.stats().bytesWritten;
+    await store.putService(service(moved, 2));
+    expect(store.stats().bytesWritten - before).toBeLessThan(1024);
+    // Fifty nested insertions at one place, each between the last one and its neighbour: the order
+    // keys between two neighbours run out only after many halvings, and each write stays small.
+    let current = moved;
+    for (let k = 0; k < 50; k++) {
+      const at = 1 + k;
+      current = [...current.slice(0, at), placement(20_000 + k, 'node-new'), ...current.slice(at)];
+      before = store.stats().bytesWritten;
+      await store.putService(service(current, 3 + k));
+      expect(store.stats().bytesWritten - before).toBeLessThan(wholeBytes * 0.5);
+    }
+    store = await reopen(store);
+    expect(store.getService('web')).toEqual(service(current, 52));
+  });
+
   it('writes a node target change in about a hundred bytes, not the node with its facts', async () => {
     const store = await openStore();
     await store.putNode(node('n-1'));
@@ -220,5 +271,52 @@ describe('Store: placements and node targets as records of their own', () => {
     store = await reopen(store);
     expect(store.getService('web')).toEqual(service(next, 2));
     expect(store.getNode('n-1')).toEqual(node('n-1', 8, 'h8'));
+  });
+});
+
+describe('placeItems: order keys for the items of a record', () => {
+  const layout = serviceLayout;
+  const record = (ids: string[]) => service(ids.map((id) => ({ replicaId: id, nodeId: 'n', pendingReason: null })));
+
+  it('keeps keys strictly increasing through random moves, insertions and removals, and keeps most keys', () => {
+    // A fixed-seed generator: the same sequence every run.
+    let state = 12345;
+    const random = (n: number) => {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      return state % n;
+    };
+    let ids = Array.from({ length: 200 }, (_, i) => `r${i}`);
+    let parts = placeItems(layout, record(ids), undefined);
+    let next = 200;
+    for (let round = 0; round < 300; round++) {
+      const op = random(4);
+      const at = random(ids.length + 1);
+      if (op === 0) ids.splice(at, 0, `r${next++}`);
+      else if (op === 1 && ids.length > 1) ids.splice(at % ids.length, 1);
+      else if (op === 2) ids.splice(at, 0, ...ids.splice(random(ids.length), 1));
+      else ids = [...ids.slice(0, at), `r${next++}`, `r${next++}`, ...ids.slice(at)];
+      const placed = placeItems(layout, record(ids), parts);
+      expect(placed.ids).toEqual(ids);
+      for (let i = 1; i < placed.seqs.length; i++) expect(placed.seqs[i]!).toBeGreaterThan(placed.seqs[i - 1]!);
+      // One change touches at most the items it moved or added (two, for the pair).
+      const before = new Map(parts.ids.map((id, i) => [id, parts.seqs[i]]));
+      const renumbered = placed.ids.filter((id, i) => before.get(id) !== placed.seqs[i]).length;
+      expect(renumbered).toBeLessThanOrEqual(2);
+      parts = placed;
+    }
+  });
+
+  it('gives every item its place when the keys between two neighbours run out', () => {
+    let ids = ['a', 'z'];
+    let parts = placeItems(layout, record(ids), undefined);
+    // Each insertion halves the gap between "a" and the last one inserted, until none is left.
+    let renumberedAll = false;
+    for (let k = 0; k < 2000 && !renumberedAll; k++) {
+      ids = [ids[0]!, `i${k}`, ...ids.slice(1)];
+      parts = placeItems(layout, record(ids), parts);
+      for (let i = 1; i < parts.seqs.length; i++) expect(parts.seqs[i]!).toBeGreaterThan(parts.seqs[i - 1]!);
+      renumberedAll = parts.seqs.every((seq, i) => seq === i);
+    }
+    expect(renumberedAll).toBe(true);
   });
 });
