@@ -52,6 +52,22 @@ export function encodeLogHeader(base: string): string {
   return `${LOG_HEADER_VERSION} ${base} ${sha256(base)}\n`;
 }
 
+/**
+ * A lower bound of the bytes of `encodeLogLine(changes)`, in one look over the keys: each entry
+ * holds its key quoted, a colon, a comma or brace, and a value of at least two characters ("{}";
+ * null is four). Lets a writer skip encoding a line that cannot fit where it would go.
+ */
+export function lineBytesAtLeast(changes: LogChanges<unknown>): number {
+  // "L1 " + 64 hex + " " + "{}" + "\n"; n entries have n - 1 commas.
+  let bytes = 71;
+  let commas = -1;
+  for (const key in changes) {
+    bytes += key.length + 3 + (changes[key] === null ? 4 : 2);
+    commas++;
+  }
+  return bytes + Math.max(0, commas);
+}
+
 export function encodeLogLine(changes: LogChanges<unknown>): string {
   const json = JSON.stringify(changes);
   return `${LOG_LINE_VERSION} ${sha256(json)} ${json}\n`;

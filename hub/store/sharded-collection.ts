@@ -3,7 +3,7 @@ import { ensurePrivateDir } from '../../shared/private-files.js';
 import path from 'node:path';
 import { Low } from 'lowdb';
 import { CheckedFile, inspectPrevious, previousCopyOf, readChecked } from './checked-file.js';
-import { changeLogOf, encodeLogHeader, encodeLogLine, readChangeLog, type DecodedLog, type LogChanges } from './change-log.js';
+import { changeLogOf, encodeLogHeader, encodeLogLine, lineBytesAtLeast, readChangeLog, type DecodedLog, type LogChanges } from './change-log.js';
 import { changedParts, explodeWhole, joinParts, PART_SEPARATOR, partRecordIn, placeItems, type RecordLayout, type StoredParts } from './record-layout.js';
 import { StoreDamagedError, StoreFileDamagedError, type LogCut } from './store-file-damaged.js';
 import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
@@ -394,11 +394,6 @@ export class ShardedCollection<T> {
   }
 
   /**
-   * Puts a write on disk: the records it carries appended to the shard's change log when they are
-   * small next to the shard and the log stays within the shard's size; otherwise the shard file
-   * written whole, which empties the log. `attempt.file` names the file being written.
-   */
-  /**
    * Where a record's items sit on disk: as kept since a log line placed them, or, for a record the
    * disk holds whole (`saved`), at their places, as a start would lay them out. Undefined: none.
    */
@@ -408,6 +403,11 @@ export class ShardedCollection<T> {
     return placeItems(this.opts.layout, saved, undefined);
   }
 
+  /**
+   * Puts a write on disk: the records it carries appended to the shard's change log when they are
+   * small next to the shard and the log stays within the shard's size; otherwise the shard file
+   * written whole, which empties the log. `attempt.file` names the file being written.
+   */
   private async persist(shard: number, attempt: { file: string }, data: Record<string, T>, carried: Map<string, T | undefined>, placed: PlacedParts): Promise<void> {
     // Nothing to carry (a refused put's record went back to what the disk holds): the disk is current.
     if (carried.size === 0) return;
@@ -428,14 +428,21 @@ export class ShardedCollection<T> {
     } else {
       for (const [key, value] of carried) changes[key] = value ?? null;
     }
-    const line = encodeLogLine(changes);
-    const lineBytes = Buffer.byteLength(line);
     // A log that is not the current shard's is replaced, never appended to.
     const fresh = log.bytes === 0 || log.stale;
     const header = fresh && log.shardChecksum !== null ? encodeLogHeader(log.shardChecksum) : '';
-    const logBytes = (fresh ? Buffer.byteLength(header) : log.bytes) + lineBytes;
-    const appendable = lineBytes * APPEND_RATIO <= log.shardBytes || (log.shardBytes >= LARGE_SHARD_BYTES && lineBytes <= log.shardBytes);
-    if (log.shardChecksum !== null && appendable && logBytes <= log.shardBytes) {
+    // The longest line the log takes: small next to the shard (any size up to it for a large
+    // shard), and the log within the shard's size.
+    const roomBytes =
+      log.shardChecksum === null
+        ? -1
+        : Math.min(log.shardBytes - (fresh ? Buffer.byteLength(header) : log.bytes), log.shardBytes >= LARGE_SHARD_BYTES ? log.shardBytes : log.shardBytes / APPEND_RATIO);
+    // A line that cannot fit is not encoded at all (the first placement of a large service: a
+    // 15 MB line thrown away before the shard is written whole).
+    const line = roomBytes >= 0 && lineBytesAtLeast(changes) <= roomBytes ? encodeLogLine(changes) : null;
+    const lineBytes = line === null ? -1 : Buffer.byteLength(line);
+    if (line !== null && lineBytes <= roomBytes) {
+      const logBytes = (fresh ? Buffer.byteLength(header) : log.bytes) + lineBytes;
       attempt.file = log.file;
       await this.opts.beforeWrite?.(log.file);
       this.writes++;

@@ -3,6 +3,7 @@ import { tempStores } from '../helpers/temp-stores.js';
 import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
+import { encodeLogLine, lineBytesAtLeast, type LogChanges } from '../../hub/store/change-log.js';
 import { StoreDamagedError } from '../../hub/store/store-file-damaged.js';
 import type { NodeRecord } from '../../hub/store/store.js';
 
@@ -128,5 +129,29 @@ describe('Store: a change log per shard', () => {
     const again = await openStore();
     expect(again.getNode(node(3).id)?.generation).toBe(0);
     expect(again.getNode(node(4).id)?.generation).toBe(6);
+  });
+});
+
+describe('lineBytesAtLeast: a lower bound of a log line, to skip encoding one that cannot fit', () => {
+  it('never exceeds the line, for entries of every kind, and comes within a small factor of it', () => {
+    const cases: Array<LogChanges<unknown>> = [
+      {},
+      { a: null },
+      { a: {} },
+      { 'web/r1': { name: 'web/r1', seq: 1.5, item: { replicaId: 'r1', nodeId: null } }, 'web/r2': null, web: { name: 'web' } },
+      { 'é"\\': { 'ü': '\u2028 \ud83d\ude00' } },
+      Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`svc/r${i}`, i % 3 === 0 ? null : { name: `svc/r${i}`, seq: i, item: { id: i } }])),
+    ];
+    for (const changes of cases) {
+      const bytes = Buffer.byteLength(encodeLogLine(changes));
+      expect(lineBytesAtLeast(changes)).toBeLessThanOrEqual(bytes);
+      expect(lineBytesAtLeast(changes)).toBeGreaterThan(bytes / 4);
+    }
+  });
+
+  it('is exact for an empty line and for null entries', () => {
+    for (const changes of [{}, { a: null }, { a: null, bcd: null }] as Array<LogChanges<unknown>>) {
+      expect(lineBytesAtLeast(changes)).toBe(Buffer.byteLength(encodeLogLine(changes)));
+    }
   });
 });
