@@ -59,7 +59,7 @@ async function runPhases(run: FleetRun): Promise<void> {
   else if (!run.hubSupportsLostAfter) run.figures.hub.failover = { measured: false, reason: 'the hub has no --lost-after-ms flag yet' };
   else if (!run.placed) run.figures.hub.failover = { measured: false, reason: 'no replicas placed' };
   else if (!restarted) run.figures.hub.failover = { measured: false, reason: 'the fleet did not recover from the hub restart' };
-  else await run.step('failover', () => failover(run));
+  else await run.step('failover', () => run.profiled('failover', () => failover(run)));
   await run.step('final counts', () => finalCounts(run));
 }
 

@@ -22,7 +22,7 @@ export const HELP = `Usage: npm run bench:fleet -- --agents N [options]
   --source-addresses      bind each agent process to its own 127.0.0.x (default: on above 15000 agents)
   --no-gc                 no inspector: RSS without a forced GC
   --profile DIR           CPU-profile the hub per phase (inspector) into DIR; figures then carry the overhead
-  --profile-phases LIST   only these: connect, idle, burst, placement, api, reconnect (default all)
+  --profile-phases LIST   only these: connect, idle, burst, placement, api, reconnect, failover (default all)
   --hub-log-level LEVEL   (default warn: the hub's log goes to a file in the temp dir)
   --timeout-s T           each run's deadline (default 900)
   --runs N                run the whole benchmark N times back to back, each on a fresh hub and
