@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import type { Dispatcher } from './dispatcher.js';
+import { newReplicaId } from './replica-id.js';
 import { summaryOf } from './scheduler/keep.js';
 import { planPlacements } from './scheduler/placement.js';
 import type { SchedNode, SchedService } from './scheduler/types.js';
@@ -27,10 +27,6 @@ export interface HubReconcileLoopOptions {
  * agents saying hello after a hub restart) costs a few passes, not one per trigger.
  */
 const MIN_PASS_GAP_MS = 200;
-
-export function newReplicaId(service: string): string {
-  return `${service}.${randomBytes(5).toString('hex')}`;
-}
 
 /**
  * The hub's level-triggered loop: store snapshot -> pure placement -> commit -> publish targets.
