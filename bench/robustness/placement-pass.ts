@@ -7,10 +7,12 @@
  * service in full (the hub's first pass), passes with 1 % of the nodes down but not yet lost (each
  * pass reports them down a second longer, as the hub does: nothing moves, and the settled services
  * on them should not be counted again), and a pass with 10 % of the nodes lost (their replicas
- * move). Node objects are made fresh for every pass, as the hub makes them; one SettledUsage
- * serves every pass, as one serves a hub.
+ * move), then the passes of the failover that follows: while the replacements start (the lost
+ * replicas handing over) and once they run (the hand-overs end). Node objects are made fresh for
+ * every pass, and replica ids as the hub makes them. Like the hub, no settled-usage cache is
+ * given to the passes unless `--settled-usage` says so.
  *
- *   node dist/bench/robustness/placement-pass.js [--nodes 10000] [--replicas 100000] [--repeat 9]
+ *   node dist/bench/robustness/placement-pass.js [--nodes 10000] [--replicas 100000] [--repeat 9] [--settled-usage]
  *
  * Prints one JSON line: the median milliseconds of each kind of pass, the least of the steady and
  * small-change ones (and how many services each changed, to show the passes did what they claim;
@@ -21,12 +23,14 @@ import { planPlacements, type PlacementOptions } from '../../hub/scheduler/place
 import { SettledUsage } from '../../hub/scheduler/settled-usage.js';
 import type { SchedNode, SchedService, ServicePlacementChange } from '../../hub/scheduler/types.js';
 import { validateServiceSpec, type NormalizedSpec } from '../../hub/spec/service-spec.js';
+import { newReplicaId } from '../../hub/replica-id.js';
 
 const { values } = parseArgs({
   options: {
     nodes: { type: 'string', default: '10000' },
     replicas: { type: 'string', default: '100000' },
     repeat: { type: 'string', default: '9' },
+    'settled-usage': { type: 'boolean', default: false },
   },
 });
 const NODES = Math.min(50_000, Math.max(10, Number(values.nodes)));
@@ -63,14 +67,13 @@ function nodes(downForMsByIndex: ReadonlyMap<number, number> = new Map()): Sched
   return out;
 }
 
-let nextId = 0;
-const settledUsage = new SettledUsage();
-const options = (skipSettled = true): PlacementOptions => ({
-  newReplicaId: (service) => `${service}.${(nextId++).toString(36)}`,
+const settledUsage = values['settled-usage'] ? new SettledUsage() : undefined;
+const options = (skipSettled = true, isRunning: (replicaId: string) => boolean = () => false): PlacementOptions => ({
+  newReplicaId,
   defaultLostAfterMs: LOST_AFTER_MS,
-  isRunning: () => false,
+  isRunning,
   skipSettled,
-  settledUsage,
+  ...(settledUsage ? { settledUsage } : {}),
 });
 
 function apply(services: readonly SchedService[], changes: readonly ServicePlacementChange[]): SchedService[] {
@@ -133,7 +136,7 @@ for (let r = 0; r < REPEAT; r++) {
   const pass = timed(services, nodes(down), options());
   downMs.push(pass.ms);
   downChanges += pass.changes.length;
-  downRecounted += settledUsage.recounted.length;
+  downRecounted += settledUsage?.recounted.length ?? 0;
 }
 
 const judgeAllMs: number[] = [];
@@ -143,11 +146,30 @@ for (let r = 0; r < Math.min(REPEAT, 3); r++) judgeAllMs.push(timed(services, no
 const lost = new Map<number, number>();
 for (let i = 0; i < NODES; i += 10) lost.set(i, 2 * LOST_AFTER_MS);
 const lostMs: number[] = [];
+let lostOutcome: ServicePlacementChange[] = [];
 let lostMoved = 0;
 for (let r = 0; r < Math.min(REPEAT, 3); r++) {
   const pass = timed(services, nodes(lost), options());
   lostMs.push(pass.ms);
   lostMoved = pass.changes.reduce((n, c) => n + c.placements.filter((p) => p.replacedBy).length, 0);
+  if (r === 0) lostOutcome = pass.changes;
+}
+// The failover goes on from the first lost pass: replacements placed, the lost ones handing over.
+services = apply(services, lostOutcome);
+const handingOverMs: number[] = [];
+let handingOverChanges = 0;
+for (let r = 0; r < Math.min(REPEAT, 3); r++) {
+  const pass = timed(services, nodes(lost), options());
+  handingOverMs.push(pass.ms);
+  handingOverChanges += pass.changes.length;
+}
+// Every replacement runs: the hand-overs end and the lost replicas go.
+const handoverEndMs: number[] = [];
+let handedOver = 0;
+for (let r = 0; r < Math.min(REPEAT, 3); r++) {
+  const pass = timed(services, nodes(lost), options(true, () => true));
+  handoverEndMs.push(pass.ms);
+  handedOver = services.reduce((n, s) => n + s.placements.filter((p) => p.replacedBy).length, 0) - pass.changes.reduce((n, c) => n + c.placements.filter((p) => p.replacedBy).length, 0);
 }
 
 console.log(
@@ -170,5 +192,10 @@ console.log(
     judgeAllMedianMs: median(judgeAllMs),
     lost10PercentMedianMs: median(lostMs),
     lostReplicasMoved: lostMoved,
+    handingOverMedianMs: median(handingOverMs),
+    handingOverChanges,
+    handoverEndMedianMs: median(handoverEndMs),
+    handoversEnded: handedOver,
+    settledUsage: settledUsage !== undefined,
   }),
 );
