@@ -14,6 +14,11 @@ import type { Placement } from './types.js';
 export interface KeepContext {
   statesById: NodeStateLookup;
   seenReplicaIds: Set<string>;
+  /**
+   * A list known to hold no id twice (the planner's own output) need not add its ids to the seen
+   * ones; false when every id must be seen (the first pass after a start, which drops duplicates).
+   */
+  trustUniqueIds: boolean;
   newId: (service: string) => string;
   defaultLostAfterMs: number;
   isRunning: (replicaId: string) => boolean;
@@ -23,12 +28,7 @@ export function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
   const { statesById } = ctx;
   const lostAfterMs = plan.spec.lostAfterMs ?? ctx.defaultLostAfterMs;
   const reschedule = plan.spec.onNodeLost === 'reschedule';
-  const olds: Placement[] = [];
-  for (const old of plan.service.placements) {
-    if (ctx.seenReplicaIds.has(old.replicaId)) continue;
-    ctx.seenReplicaIds.add(old.replicaId);
-    olds.push(old);
-  }
+  const olds = distinctPlacements(plan, ctx);
   // Hand-overs look their replacements up by id: only those are indexed (most passes have none; a
   // map of every replica of a large service took a tenth of a second of each failover pass).
   const replacementIds = new Set<string>();
@@ -105,6 +105,40 @@ export function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
   }
   // A replacement scaled away leaves nothing to hand over to.
   for (const p of draining) if (!removedIds.has(p.replacedBy as string)) plan.draining.push(p);
+}
+
+/**
+ * Placements arrays that hold no replica id twice: the planner's output, and lists a pass found so.
+ * The hub never edits a list in place (see summaries below), so the fact holds for the array.
+ */
+const uniqueIds = new WeakSet<readonly Placement[]>();
+
+/** The planner made this list: it holds no replica id twice. */
+export function markIdsUnique(placements: readonly Placement[]): void {
+  uniqueIds.add(placements);
+}
+
+/**
+ * A service's placements without a replica id seen before in this pass, each id now seen. A list
+ * known to hold no id twice is taken as it is and its ids are not added (`idsUnseen`): during a
+ * failover a large service is judged pass after pass, and adding its 100,000 ids to a set was
+ * two fifths of each pass. Ids of other services cannot match them (each starts with its name),
+ * except in a hand-edited store, which the first pass after a start cleans with every id seen.
+ */
+function distinctPlacements(plan: ServicePlan, ctx: KeepContext): readonly Placement[] {
+  const placements = plan.service.placements;
+  if (ctx.trustUniqueIds && uniqueIds.has(placements)) {
+    plan.idsUnseen = true;
+    return placements;
+  }
+  const olds: Placement[] = [];
+  for (const old of placements) {
+    if (ctx.seenReplicaIds.has(old.replicaId)) continue;
+    ctx.seenReplicaIds.add(old.replicaId);
+    olds.push(old);
+  }
+  if (olds.length === placements.length) uniqueIds.add(placements);
+  return olds;
 }
 
 /**

@@ -9,7 +9,7 @@
  * a plan, one list per changed service, that the hub's reconcile loop checks against the records
  * it planned from before it commits any of it.
  */
-import { keepGlobal, keepReplicated, isSettled, summaryOf, type KeepContext } from './keep.js';
+import { keepGlobal, keepReplicated, isSettled, markIdsUnique, summaryOf, type KeepContext } from './keep.js';
 import { NodeStates } from './node-states.js';
 import { addUnsettled, reserve, type NodeState } from './node-usage.js';
 import { compareStrings } from './order.js';
@@ -63,17 +63,25 @@ export function planPlacements(
   // is known up front. Every replica id met counts as seen, kept or not: a duplicate is dropped, and
   // a new id must not reuse one whose container may still be running somewhere.
   const seenReplicaIds = new Set<string>();
-  // New ids are only made for services this pass judges, whose ids are all seen by the time it
-  // places them; ids of other services cannot collide (see newReplicaId).
+  // A service whose ids were not seen (see keepReplicated): its own ids, gathered when it first
+  // wants a new one.
+  const ownIds = new Map<string, Set<string>>();
+  const planOf = new Map(plans.map((plan) => [plan.service.name, plan]));
+  // New ids are only made for services this pass judges, whose ids are all seen (or gathered) by
+  // the time it places them; ids of other services cannot collide (see newReplicaId).
   const newId = (service: string): string => {
     const id = opts.newReplicaId(service);
-    if (seenReplicaIds.has(id)) throw new Error(`invariant: newReplicaId returned "${id}", which is already in use`);
+    const plan = planOf.get(service);
+    let own = ownIds.get(service);
+    if (own === undefined && plan?.idsUnseen) ownIds.set(service, (own = new Set(plan.service.placements.map((p) => p.replicaId))));
+    if (seenReplicaIds.has(id) || own?.has(id)) throw new Error(`invariant: newReplicaId returned "${id}", which is already in use`);
     seenReplicaIds.add(id);
     return id;
   };
   const keep: KeepContext = {
     statesById,
     seenReplicaIds,
+    trustUniqueIds: opts.skipSettled !== false,
     newId,
     defaultLostAfterMs,
     isRunning: opts.isRunning ?? (() => false),
@@ -119,6 +127,8 @@ export function planPlacements(
     if (plan.settled) continue;
     const placements = plan.draining.length === 0 ? plan.placements : [...plan.placements, ...plan.draining];
     if (!samePlacements(plan.service.placements, placements)) {
+      // Kept ids were distinct, and new ones were checked against them (globals: one per node).
+      if (plan.spec.mode === 'replicated') markIdsUnique(placements);
       changes.push({ service: plan.service.name, placements });
     }
   }

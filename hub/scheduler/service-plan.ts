@@ -26,6 +26,11 @@ export interface ServicePlan {
   settled: boolean;
   /** Settled in an earlier pass with nothing changed since: the node states already count it. */
   counted: boolean;
+  /**
+   * Its ids were not added to the pass's seen ids (its list is known to hold none twice, see
+   * keepReplicated): a new id for it is checked against its own list instead.
+   */
+  idsUnseen: boolean;
 }
 
 export function newPlan(service: SchedService): ServicePlan {
@@ -48,5 +53,6 @@ export function newPlan(service: SchedService): ServicePlan {
     draining: [],
     settled: false,
     counted: false,
+    idsUnseen: false,
   };
 }

@@ -472,6 +472,21 @@ describe('planPlacements: determinism and no-ops', () => {
     expect(() => planPlacements([svc('a', { replicas: 2 }, [on('a-1', 'n1')])], nodes, ids())).toThrow(/already in use/);
   });
 
+  it('checks a new id against the list of its service when a pass trusts that list and sees none of its ids', () => {
+    const nodes = [node('n1'), node('n2')];
+    // The planner's own output is trusted to hold no id twice: the next pass does not add its
+    // ids to the seen ones, so a repeated id must be caught against the list itself.
+    const first = planPlacements([svc('web', { replicas: 2 })], nodes, ids());
+    const placed = first[0]!.placements;
+    const grown = [svc('web', { replicas: 3 }, placed)];
+    const repeat = placed[0]!.replicaId;
+    expect(() => planPlacements(grown, nodes, { newReplicaId: () => repeat })).toThrow(/already in use/);
+    // A fresh id goes through, and the result is trusted in turn.
+    const next = planPlacements(grown, nodes, { newReplicaId: (s) => `${s}-fresh` });
+    expect(next[0]!.placements.map((p) => p.replicaId)).toEqual([...placed.map((p) => p.replicaId), 'web-fresh']);
+    expect(() => planPlacements([svc('web', { replicas: 4 }, next[0]!.placements)], nodes, { newReplicaId: (s) => `${s}-fresh` })).toThrow(/already in use/);
+  });
+
   it('switching a service from global to replicated keeps what it can', () => {
     const nodes = [node('n1'), node('n2')];
     const services = [svc('web', { replicas: 2 }, [on('g1', 'n1'), pend('g2', 'node lacks memory (need 64 MB)', 'n2')])];
