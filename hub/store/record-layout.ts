@@ -43,21 +43,42 @@ export const partKey = (key: string, id: string): string => `${key}${PART_SEPARA
  * neighbours (fractions when no integer fits), or after the last. Order keys only order a record's
  * items, so any finite numbers do; a write whole (compaction) gives them their places again.
  */
-export function placeItems<T>(layout: RecordLayout<T>, value: T, previous: StoredParts | undefined): StoredParts {
+export function placeItems<T>(layout: RecordLayout<T>, value: T, previous: StoredParts | undefined, previousValue?: T): StoredParts {
   const items = layout.items(value);
   const find = previous ? indexer(previous.ids) : () => -1;
+  // The items `previous` places, when known: an item that is the very object at its place there
+  // (what a pass keeps as it was) has that place's id, with no lookup (see below).
+  const previousItems = previous && previousValue !== undefined ? layout.items(previousValue) : undefined;
+  const same = previousItems !== undefined && previousItems.length === previous!.ids.length;
   const ids: string[] = new Array<string>(items.length);
   // Each item's key before this write; NaN for an item new to the record.
   const before: number[] = new Array<number>(items.length);
-  const used = new Set<string>();
+  // Places of `previous` whose id an item took; ids taken that `previous` does not hold.
+  const taken = new Uint8Array(previous ? previous.ids.length : 0);
+  const takenNew = new Set<string>();
   for (let i = 0; i < items.length; i++) {
-    const base = layout.itemId(items[i]!);
+    const item = items[i]!;
+    if (same && i < previousItems.length && previousItems[i] === item && taken[i] === 0) {
+      taken[i] = 1;
+      ids[i] = previous!.ids[i]!;
+      before[i] = previous!.seqs[i]!;
+      continue;
+    }
+    const base = layout.itemId(item);
     let id = base;
-    // Two items of one id (never meant to happen) must not share a part: the later one gets its own.
-    for (let n = 1; used.has(id); n++) id = `${base}~${n}`;
-    used.add(id);
+    let j = find(id, i);
+    // Two items of one id (never meant to happen) must not share a part: the later one gets its
+    // own, one that `previous` does not hold either (a later item may keep that one).
+    if ((j !== -1 && taken[j] === 1) || (j === -1 && takenNew.has(id))) {
+      for (let n = 1; ; n++) {
+        id = `${base}~${n}`;
+        if (!takenNew.has(id) && find(id, i) === -1) break;
+      }
+      j = -1;
+    }
+    if (j === -1) takenNew.add(id);
+    else taken[j] = 1;
     ids[i] = id;
-    const j = find(id, i);
     before[i] = j === -1 ? Number.NaN : previous!.seqs[j]!;
   }
   const seqs = orderKeys(before);

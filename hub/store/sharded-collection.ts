@@ -421,7 +421,7 @@ export class ShardedCollection<T> {
       for (const [key, value] of carried) {
         const saved = unsaved.get(key)?.saved;
         const before = this.storedParts(key, saved);
-        const parts = value === undefined ? undefined : placeItems(layout, value, before);
+        const parts = value === undefined ? undefined : placeItems(layout, value, before, saved);
         placed.set(key, parts);
         changedParts(layout, keyField, key, saved, before, value, parts, changes);
       }

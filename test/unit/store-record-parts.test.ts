@@ -214,6 +214,18 @@ describe('Store: placements and node targets as records of their own', () => {
     expect(store.getService('web')).toEqual(service([...moved].reverse(), 4));
   });
 
+  it('keeps placements of one id (a hand-edited store) through writes that keep them and a restart', async () => {
+    let store = await openStore();
+    const twin = { ...placement(1), nodeId: 'node-twin' };
+    const first = [...many(5), twin];
+    await store.putService(service(first));
+    // The same objects kept, one of the twins moved to the front, a new one appended.
+    const second = [twin, ...first.slice(0, 5), placement(9)];
+    await store.putService(service(second, 2));
+    store = await reopen(store);
+    expect(store.getService('web')).toEqual(service(second, 2));
+  });
+
   it('undoes every placement of a refused write of a service: none is half applied', async () => {
     let store = await openStore();
     const placements = many(2000);
@@ -276,7 +288,11 @@ describe('Store: placements and node targets as records of their own', () => {
 
 describe('placeItems: order keys for the items of a record', () => {
   const layout = serviceLayout;
-  const record = (ids: string[]) => service(ids.map((id) => ({ replicaId: id, nodeId: 'n', pendingReason: null })));
+  // The same object for an id every time, as a pass keeps what stays: placeItems then takes an
+  // item's id from its place before without a lookup.
+  const objects = new Map<string, Placement>();
+  const item = (id: string): Placement => objects.get(id) ?? (objects.set(id, { replicaId: id, nodeId: 'n', pendingReason: null }), objects.get(id)!);
+  const record = (ids: string[]) => service(ids.map(item));
 
   it('keeps keys strictly increasing through random moves, insertions and removals, and keeps most keys', () => {
     // A fixed-seed generator: the same sequence every run.
@@ -286,7 +302,8 @@ describe('placeItems: order keys for the items of a record', () => {
       return state % n;
     };
     let ids = Array.from({ length: 200 }, (_, i) => `r${i}`);
-    let parts = placeItems(layout, record(ids), undefined);
+    let value = record(ids);
+    let parts = placeItems(layout, value, undefined);
     let next = 200;
     for (let round = 0; round < 300; round++) {
       const op = random(4);
@@ -295,7 +312,11 @@ describe('placeItems: order keys for the items of a record', () => {
       else if (op === 1 && ids.length > 1) ids.splice(at % ids.length, 1);
       else if (op === 2) ids.splice(at, 0, ...ids.splice(random(ids.length), 1));
       else ids = [...ids.slice(0, at), `r${next++}`, `r${next++}`, ...ids.slice(at)];
-      const placed = placeItems(layout, record(ids), parts);
+      const nextValue = record(ids);
+      // Every other round without the value before: both ways must agree.
+      const placed = placeItems(layout, nextValue, parts, round % 2 === 0 ? value : undefined);
+      expect(placed).toEqual(placeItems(layout, nextValue, parts));
+      value = nextValue;
       expect(placed.ids).toEqual(ids);
       for (let i = 1; i < placed.seqs.length; i++) expect(placed.seqs[i]!).toBeGreaterThan(placed.seqs[i - 1]!);
       // One change touches at most the items it moved or added (two, for the pair).
@@ -304,6 +325,24 @@ describe('placeItems: order keys for the items of a record', () => {
       expect(renumbered).toBeLessThanOrEqual(2);
       parts = placed;
     }
+  });
+
+  it('gives items of one id parts of their own, whether or not they were the objects at their places before', () => {
+    const a = item('x');
+    const twin: Placement = { replicaId: 'x', nodeId: 'other', pendingReason: null };
+    const literal = item('x~1');
+    const first = service([a, twin, literal]);
+    const placed = placeItems(layout, first, undefined);
+    expect(new Set(placed.ids).size).toBe(3);
+    // A new one of that id in front, one moved, one kept at its place: ids stay distinct either
+    // way, and the object kept at its place keeps its id.
+    const newcomer: Placement = { replicaId: 'x', nodeId: 'third', pendingReason: null };
+    const second = service([newcomer, twin, a, literal]);
+    const again = placeItems(layout, second, placed, first);
+    expect(new Set(again.ids).size).toBe(4);
+    expect(new Set(placeItems(layout, second, placed).ids).size).toBe(4);
+    expect(again.ids[1]).toBe(placed.ids[1]);
+    for (let i = 1; i < again.seqs.length; i++) expect(again.seqs[i]!).toBeGreaterThan(again.seqs[i - 1]!);
   });
 
   it('gives every item its place when the keys between two neighbours run out', () => {
