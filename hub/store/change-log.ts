@@ -6,8 +6,8 @@ import { UNKNOWN_FORMAT, type LogCut } from './store-file-damaged.js';
  * A shard's change log: the records changed since its file was last written whole, one line per
  * write, appended. A write then costs in proportion to what it changed rather than to the shard
  * (the snapshot + log of etcd and Raft stores); the shard file is written whole again (and the log
- * set aside as `<log>.prev`) once the log would grow past the shard's own size, so the log is
- * bounded by it.
+ * set aside as `<log>.prev`) once the log would grow past twice the shard's own size, so the log
+ * is bounded by it (see LOG_RATIO in sharded-collection.ts).
  *
  * A log starts with a header, `B1 <base> <sha256 of base>\n`, where base is the checksum of the
  * shard file it was written on (see checked-file.ts): a log is laid only over that exact file. A

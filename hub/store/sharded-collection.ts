@@ -25,6 +25,12 @@ const APPEND_RATIO = 4;
  * and a pass or two later hand-overs end; rewriting the shard for each would cost four times more.
  */
 const LARGE_SHARD_BYTES = 1024 * 1024;
+/**
+ * The log may grow to this many times its shard's size before the shard is written whole: each
+ * whole write then follows at least twice its size in lines, which halves what compaction writes
+ * against a log bounded by the shard itself, for a start that reads at most three shards' worth.
+ */
+const LOG_RATIO = 2;
 
 export interface CollectionOptions<T = unknown> {
   /** The field of each record that holds its key, checked when a file is read (a node's `id`); unchecked when absent. */
@@ -436,7 +442,7 @@ export class ShardedCollection<T> {
     const roomBytes =
       log.shardChecksum === null
         ? -1
-        : Math.min(log.shardBytes - (fresh ? Buffer.byteLength(header) : log.bytes), log.shardBytes >= LARGE_SHARD_BYTES ? log.shardBytes : log.shardBytes / APPEND_RATIO);
+        : Math.min(LOG_RATIO * log.shardBytes - (fresh ? Buffer.byteLength(header) : log.bytes), log.shardBytes >= LARGE_SHARD_BYTES ? log.shardBytes : log.shardBytes / APPEND_RATIO);
     // A line that cannot fit is not encoded at all (the first placement of a large service: a
     // 15 MB line thrown away before the shard is written whole).
     const line = roomBytes >= 0 && lineBytesAtLeast(changes) <= roomBytes ? encodeLogLine(changes) : null;

@@ -64,13 +64,23 @@ describe('Store: a change log per shard', () => {
     expect(written).toBeLessThan(2 * recordBytes);
   });
 
-  it('loads what the log holds over the shard, deletes included, and keeps the log within the shard size', async () => {
+  it('loads what the log holds over the shard, deletes included, and keeps the log within twice the shard size', async () => {
     const store = await openStore();
     await fleetOf(store, 100);
-    for (let round = 1; round <= 40; round++) {
+    let largestShare = 0;
+    let compactions = 0;
+    let logBytes = 0;
+    for (let round = 1; round <= 400; round++) {
       await store.putNode(node(round % 10, round));
-      expect(await size(logFile())).toBeLessThanOrEqual(await size(shardFile()));
+      const now = await size(logFile());
+      if (now < logBytes) compactions++;
+      logBytes = now;
+      largestShare = Math.max(largestShare, now / (await size(shardFile())));
     }
+    // The log grows past its shard's size (fewer whole writes) but never past twice it.
+    expect(largestShare).toBeGreaterThan(1);
+    expect(largestShare).toBeLessThanOrEqual(2);
+    expect(compactions).toBeGreaterThan(0);
     await store.deleteNode(node(50).id);
     expect(await size(logFile())).toBeGreaterThan(0);
     const expected = [...store.listNodes()].sort((a, b) => a.id.localeCompare(b.id));
@@ -79,7 +89,7 @@ describe('Store: a change log per shard', () => {
     const again = await openStore();
     expect([...again.listNodes()].sort((a, b) => a.id.localeCompare(b.id))).toEqual(expected);
     expect(again.getNode(node(50).id)).toBeUndefined();
-    expect(again.getNode(node(9).id)?.generation).toBe(39);
+    expect(again.getNode(node(9).id)?.generation).toBe(399);
   });
 
   it('reports a damaged log as a damaged store file, naming it', async () => {
