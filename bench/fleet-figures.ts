@@ -124,6 +124,26 @@ export interface FleetFigures {
           totalS: number;
           afterLostAfterS: number;
         };
+    /**
+     * The hub started on the run's data dir with every agent stopped (issue 10's hub-start target),
+     * times from the SIGKILL of the hub before it.
+     */
+    coldStart:
+      | { measured: false; reason: string }
+      | {
+          measured: true;
+          /** Until /healthz answered 200: store and dispatcher loaded, loop and sweep started, API listening. */
+          healthzS: number;
+          /** Until the first scheduling pass had planned (tether_scheduler_plan_seconds_count >= 1); null when none did in time. */
+          firstPassPlannedS: number | null;
+          /** What the start loaded: the store's shard files and change logs, in bytes. */
+          shardBytes: number;
+          logBytes: number;
+          nodes: number;
+          replicas: number;
+          /** Welcomes the stopped agents got meanwhile: 0 when none connected, as intended. */
+          agentConnects: number;
+        };
     store: null | {
       /** The hub's own counters (/metrics), summed over the run's hub processes; null when unreadable. */
       hubWrites: number | null;

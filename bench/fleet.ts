@@ -12,7 +12,8 @@
  * every child process is killed by pid and the temp dir removed.
  *
  * This file runs the phases in order; each phase is a file in bench/fleet/ (baseline, connect,
- * idle, burst, placement, api, restart, failover), sharing one FleetRun (bench/fleet/run.ts).
+ * idle, burst, placement, api, restart, failover, final counts, cold start), sharing one FleetRun
+ * (bench/fleet/run.ts).
  */
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -21,6 +22,7 @@ import { DOC_HEADER, formatReport, formatRunsSummary } from './fleet-report.js';
 import { apiLatency } from './fleet/api.js';
 import { baseline } from './fleet/baseline.js';
 import { hubBurst } from './fleet/burst.js';
+import { coldStart } from './fleet/cold-start.js';
 import { connect, join } from './fleet/connect.js';
 import { failover } from './fleet/failover.js';
 import { finalCounts } from './fleet/final-counts.js';
@@ -61,6 +63,15 @@ async function runPhases(run: FleetRun): Promise<void> {
   else if (!restarted) run.figures.hub.failover = { measured: false, reason: 'the fleet did not recover from the hub restart' };
   else await run.step('failover', () => run.profiled('failover', () => failover(run)));
   await run.step('final counts', () => finalCounts(run));
+  // Last: it stops every agent and starts the hub anew, which nothing after could measure on.
+  const hubRunning = run.hub !== null && run.hub.child.exitCode === null && run.hub.child.signalCode === null;
+  if (opts.skip.has('cold-start')) run.figures.hub.coldStart = { measured: false, reason: 'skipped' };
+  else if (!run.placed) run.figures.hub.coldStart = { measured: false, reason: 'no replicas placed' };
+  else if (!hubRunning) run.figures.hub.coldStart = { measured: false, reason: 'the hub was not running' };
+  else {
+    run.figures.hub.coldStart = { measured: false, reason: 'the cold start failed (see the errors)' };
+    await run.step('cold start', () => coldStart(run));
+  }
 }
 
 /** One run: its phases, then its cleanup whatever happened, within --timeout-s. */

@@ -18,7 +18,8 @@ export const HELP = `Usage: npm run bench:fleet -- --agents N [options]
                           no agent reconnecting (default 5; 0 does not wait)
   --api-requests K        sequential GETs and as many PUTs for the API latency (default 300)
   --join-concurrency C    POST /v1/join calls in flight (default 32)
-  --skip LIST             comma-separated phases to leave out: baseline, burst, placement, api, restart, failover
+  --skip LIST             comma-separated phases to leave out: baseline, burst, placement, api, restart, failover,
+                          cold-start
   --source-addresses      bind each agent process to its own 127.0.0.x (default: on above 15000 agents)
   --no-gc                 no inspector: RSS without a forced GC
   --profile DIR           CPU-profile the hub per phase (inspector) into DIR; figures then carry the overhead
@@ -111,7 +112,7 @@ export function parseOptions(argv: string[]): Options {
   const heartbeatMs = int('heartbeat-ms', v['heartbeat-ms'], 5000, 100);
   const skip = new Set((v.skip ?? '').split(',').filter(Boolean));
   for (const s of skip) {
-    if (!['baseline', 'burst', 'placement', 'api', 'restart', 'failover'].includes(s)) throw new Error(`unknown phase "${s}" in --skip`);
+    if (!['baseline', 'burst', 'placement', 'api', 'restart', 'failover', 'cold-start'].includes(s)) throw new Error(`unknown phase "${s}" in --skip`);
   }
   return {
     agents,

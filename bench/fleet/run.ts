@@ -72,6 +72,7 @@ export class FleetRun {
         api: null,
         restart: null,
         failover: { measured: false, reason: 'not run' },
+        coldStart: { measured: false, reason: 'not run' },
         store: null,
         storeByPhase: [],
         agentWarnings: 0,

@@ -11,7 +11,7 @@ import { metricValue } from '../../bench/fleet/hub-api.js';
 const MiB = 1024 * 1024;
 
 /** A run's figures at the given size; every measured figure within issue 10's 10,000-agent targets. */
-function figures(agents: number, over: { failoverS?: number; putP99Ms?: number; storeMiB?: number } = {}): FleetFigures {
+function figures(agents: number, over: { failoverS?: number; putP99Ms?: number; storeMiB?: number; coldStart?: FleetFigures['hub']['coldStart'] } = {}): FleetFigures {
   const cpu = { windowS: 20, pctOfCore: 10, othersPct: 0 };
   const latency = (p99Ms: number) => ({ n: 300, p50Ms: 5, p99Ms, maxMs: p99Ms + 1 });
   return {
@@ -49,6 +49,7 @@ function figures(agents: number, over: { failoverS?: number; putP99Ms?: number; 
       api: { get: latency(10), put: latency(over.putP99Ms ?? 20), getBigService: null },
       restart: { reconnected: agents, expected: agents, secondsFromKill: 12, secondsFromListening: 10, hubStartS: 1.5, extraConnects: 0, runningAgainS: 14, curveFromKill: {}, agentMessages: {} },
       failover: { measured: true, lostAfterMs: 60_000, cutAgents: agents / 10, replicasToMove: 10_000, firstMoveS: 60.2, agentsReportedS: 60.5, totalS: 60 + (over.failoverS ?? 0.5), afterLostAfterS: over.failoverS ?? 0.5 },
+      coldStart: over.coldStart ?? { measured: true, healthzS: 1.8, firstPassPlannedS: 2.1, shardBytes: 40 * MiB, logBytes: 2 * MiB, nodes: agents, replicas: 100_000, agentConnects: 0 },
       store: { hubWrites: 1000, hubBytes: (over.storeMiB ?? 30) * MiB, writes: 1000, bytesAtRename: 30 * MiB, writeBytesProc: 31 * MiB, source: 'test' },
       storeByPhase: [
         { phase: 'join', writes: 900, bytes: 20 * MiB },
