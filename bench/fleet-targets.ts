@@ -85,11 +85,19 @@ function storm(maxS: number): Target {
   };
 }
 
+/**
+ * Issue 10's hub start: the hub on a real data dir, ready with no agent connecting (the cold-start
+ * phase). The restart's start under the reconnect storm stays in the storm's row: /healthz waits
+ * there behind thousands of handshakes, which is not what this target states.
+ */
 const hubStart: Target = {
   id: 'hubStart',
-  figure: 'hub start to ready (SIGKILL to /healthz 200)',
+  figure: "hub start to ready on the run's data dir (SIGKILL to /healthz 200, no agent connecting)",
   target: '< 3 s (data dir of 100,000 replicas, 10,000 nodes)',
-  check: (f) => (f.hub.restart ? [`${fmt(f.hub.restart.hubStartS)} s`, f.hub.restart.hubStartS < 3] : null),
+  check: (f) => {
+    const c = f.hub.coldStart;
+    return c?.measured ? [`${fmt(c.healthzS)} s`, c.healthzS < 3] : null;
+  },
 };
 
 function placement(maxS: number): Target {
