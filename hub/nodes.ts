@@ -46,6 +46,8 @@ export class Nodes implements NodeStats {
   /** Of those, the ones sent while the node had not yet applied its newest target (likely just stale). */
   refusedReportsBeforeAck = 0;
   private readonly refusalLog: RateLimitedLog;
+  /** What the scheduler saw of each usable node at the last pass, by its record (see forPlacement). */
+  private readonly usableViews = new WeakMap<NodeRecord, SchedNode>();
 
   constructor(private readonly deps: NodesDeps) {
     this.directory = new NodeDirectory(deps.store, deps.logger, () => deps.markDirty());
@@ -90,14 +92,24 @@ export class Nodes implements NodeStats {
       // Away or its engine unavailable: either way the node takes no new work, and its replicas
       // move once that lasts lostAfter (the same path for both).
       const downForMs = this.deps.detector.unusableForMs(node.id, now);
-      out.push({
+      // A usable node whose record is unchanged is the same object as at the last pass: most of a
+      // fleet, every pass, and the scheduler's settled-usage cache then sees at once that it is
+      // unchanged. Records are never edited in place, so the record's identity stands for its fields.
+      const kept = downForMs === null ? this.usableViews.get(node) : undefined;
+      if (kept) {
+        out.push(kept);
+        continue;
+      }
+      const view: SchedNode = {
         id: node.id,
         name: node.name,
         labels: node.labels,
         facts: node.facts,
         schedulable: downForMs === null && node.facts !== null,
         downForMs,
-      });
+      };
+      if (downForMs === null) this.usableViews.set(node, view);
+      out.push(view);
     }
     return out;
   }

@@ -8,8 +8,8 @@
  * pass reports them down a second longer, as the hub does: nothing moves, and the settled services
  * on them should not be counted again), and a pass with 10 % of the nodes lost (their replicas
  * move), then the passes of the failover that follows: while the replacements start (the lost
- * replicas handing over) and once they run (the hand-overs end). Node objects are made fresh for
- * every pass, and replica ids as the hub makes them. Like the hub, no settled-usage cache is
+ * replicas handing over) and once they run (the hand-overs end). Node objects and replica ids
+ * are made as the hub makes them. Like the hub, no settled-usage cache is
  * given to the passes unless `--settled-usage` says so.
  *
  *   node dist/bench/robustness/placement-pass.js [--nodes 10000] [--replicas 100000] [--repeat 9] [--settled-usage]
@@ -46,23 +46,34 @@ function spec(input: Record<string, unknown>): NormalizedSpec {
   return v.value;
 }
 
+/** The object of each usable node, kept from pass to pass as the hub keeps it (Nodes.forPlacement). */
+const usable = new Map<number, SchedNode>();
+
 /**
- * Fresh objects every call, as the hub builds them from its node records for each pass.
- * `downForMsByIndex`: the nodes that are down, and for how long.
+ * The nodes of a pass as the hub gives them: a usable node is the same object every pass (its
+ * record unchanged), a down one is made fresh (its away-time grows). `downForMsByIndex`: the
+ * nodes that are down, and for how long.
  */
 function nodes(downForMsByIndex: ReadonlyMap<number, number> = new Map()): SchedNode[] {
   const out: SchedNode[] = [];
   for (let i = 0; i < NODES; i++) {
-    const id = `node-${String(i).padStart(5, '0')}`;
     const downForMs = downForMsByIndex.get(i) ?? null;
-    out.push({
+    const kept = downForMs === null ? usable.get(i) : undefined;
+    if (kept) {
+      out.push(kept);
+      continue;
+    }
+    const id = `node-${String(i).padStart(5, '0')}`;
+    const node: SchedNode = {
       id,
       name: id,
       labels: { site: `site-${i % 40}` },
       facts: { hostname: id, arch: 'arm64', os: 'linux', cpus: 4, memoryBytes: 4 * GB },
       schedulable: downForMs === null,
       downForMs,
-    });
+    };
+    if (downForMs === null) usable.set(i, node);
+    out.push(node);
   }
   return out;
 }

@@ -91,8 +91,9 @@ export class SettledUsage {
     for (const node of nodes) {
       nodesById.set(node.id, node);
       const before = this.nodesById.get(node.id);
-      // A node new since the last pass holds no counted service.
-      if (!before) continue;
+      // A node new since the last pass holds no counted service; one given as the same object is
+      // unchanged (the hub keeps the objects of usable nodes whose records did not change).
+      if (!before || before === node) continue;
       const change = this.changeOf(before, node);
       if (change) changeById.set(node.id, change);
     }
