@@ -8,9 +8,11 @@ import type { LogChanges } from './change-log.js';
  *
  * In memory the record stays whole (callers see one record, and a refused write undoes all of it
  * at once). Parts are the change log's form: a shard file written whole holds each record whole
- * (compact, and the form of versions before parts), its items' places standing for their order keys. Items keep their order through an
- * order key (`seq`) given when an item first appears: kept items keep theirs, new ones go after the
- * last, so that the usual change (kept in place, new ones appended) rewrites nothing else.
+ * (compact, and the form of versions before parts), its items' places standing for their order
+ * keys. Items keep their order through an order key (`seq`, any finite number): items that stay in
+ * order keep theirs, and the others get keys between their neighbours' (see placeItems), so that
+ * the usual changes (kept in place, new ones appended, a replacement where its predecessor was)
+ * rewrite nothing else.
  */
 export const PART_SEPARATOR = '/';
 
