@@ -411,7 +411,7 @@ export class ShardedCollection<T> {
 
   /**
    * Puts a write on disk: the records it carries appended to the shard's change log when they are
-   * small next to the shard and the log stays within the shard's size; otherwise the shard file
+   * small next to the shard and the log stays within LOG_RATIO times its size; otherwise the shard file
    * written whole, which empties the log. `attempt.file` names the file being written.
    */
   private async persist(shard: number, attempt: { file: string }, data: Record<string, T>, carried: Map<string, T | undefined>, placed: PlacedParts): Promise<void> {
