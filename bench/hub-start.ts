@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 /**
  * How long a hub takes to start on a big data dir: the store is filled through its own API
- * (LowdbStore, nothing about its files assumed), then `dist/hub/main.js` is started on it several
+ * (LowdbStore, nothing about its files assumed), with the change-log lines a fleet run leaves
+ * (target publishes, a failover; `--no-history` leaves them out), then `dist/hub/main.js` is started on it several
  * times, each until /healthz answers (the API serves, which it does only once the store is
  * loaded) and until its first scheduling pass has planned (`tether_scheduler_plan_seconds_count`
  * on /metrics reaches 1: the first pass has judged every service; with no agent connected yet it
  * has no target to send, so planning is most of it). One more start runs with `--cpu-prof` and
  * gives the functions with the most self time.
  *
- *   node dist/bench/hub-start.js [--nodes 10000] [--replicas 100000] [--runs 3] [--data-dir DIR]
+ *   node dist/bench/hub-start.js [--nodes 10000] [--replicas 100000] [--runs 3] [--data-dir DIR] [--no-history]
  *
  * Prints one JSON line; removes its data dir (one given with --data-dir is built there when it
  * holds no store yet, used as it is otherwise, and kept); every hub is killed by pid at the end.
@@ -32,11 +33,14 @@ const { values } = parseArgs({
     replicas: { type: 'string', default: '100000' },
     runs: { type: 'string', default: '3' },
     'data-dir': { type: 'string' },
+    'no-history': { type: 'boolean', default: false },
   },
 });
 const NODES = Math.min(50_000, Math.max(1, Number(values.nodes)));
 const REPLICAS = Math.min(100_000, Math.max(0, Number(values.replicas)));
 const RUNS = Math.min(10, Math.max(1, Number(values.runs)));
+/** Whether the data dir gets the change-log lines a fleet run leaves (see writeHistory). */
+const HISTORY = !values['no-history'];
 /** One start, to the first pass planned. */
 const START_TIMEOUT_MS = 60_000;
 /** The whole run, whatever happens. */
@@ -99,10 +103,40 @@ async function buildDataDir(): Promise<{ buildMs: number; storeBytes: number }> 
     }
     return { name, spec: spec.value, revision: 1, createdAt: now, updatedAt: now, placements };
   };
-  await store.putService(service('bench', REPLICAS));
+  const bench = service('bench', REPLICAS);
+  await store.putService(bench);
   await store.putService(service('probe', Math.min(1, NODES)));
+  if (HISTORY) await writeHistory(store, bench, nodeIds);
   await store.close();
   return { buildMs: Math.round(performance.now() - startedMs), storeBytes: storeBytesIn(path.join(dataDir, 'store')) };
+}
+
+/**
+ * What a fleet run leaves in the change logs after the whole writes: every node's target published
+ * again (a line per shard per publish, a hundred nodes at a time as passes publish them), and a
+ * failover of a tenth of the big service (each replacement where its lost replica was, the lost
+ * ones handing over after the rest) followed by the end of its hand-overs.
+ */
+async function writeHistory(store: LowdbStore, bench: ServiceRecord, nodeIds: readonly string[]): Promise<void> {
+  for (let from = 0; from < nodeIds.length; from += 100) {
+    const batch = nodeIds.slice(from, from + 100).map((id) => {
+      const node = store.getNode(id)!;
+      return store.putNode({ ...node, generation: node.generation + 1, targetHash: node.targetHash.replace(/^./, 'f') });
+    });
+    await Promise.all(batch);
+  }
+  const lost = new Set(nodeIds.filter((_, i) => i % 10 === 0));
+  const survivors = nodeIds.filter((id) => !lost.has(id));
+  const handingOver: Placement[] = [];
+  let next = 0;
+  const replaced = bench.placements.map((p, i) => {
+    if (p.nodeId === null || !lost.has(p.nodeId)) return p;
+    const replacement: Placement = { replicaId: `bench.r${i.toString(16).padStart(8, '0')}`, nodeId: survivors[next++ % survivors.length]!, pendingReason: null, movedFrom: p.nodeId };
+    handingOver.push({ ...p, replacedBy: replacement.replicaId });
+    return replacement;
+  });
+  await store.putService({ ...bench, placements: [...replaced, ...handingOver] });
+  await store.putService({ ...bench, placements: replaced });
 }
 
 /** Bytes of the store's current files (previous copies left out). */
@@ -241,6 +275,7 @@ async function main(): Promise<void> {
       nodes: NODES,
       replicas: REPLICAS,
       storeMiB: Math.round((built.storeBytes / 2 ** 20) * 10) / 10,
+      history: HISTORY,
       buildMs: reuse ? null : built.buildMs,
       healthzMs: summary(runs.map((r) => r.healthzMs)),
       firstPassPlannedMs: summary(runs.map((r) => r.firstPassPlannedMs)),
