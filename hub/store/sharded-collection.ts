@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Low } from 'lowdb';
 import { CheckedFile, inspectPrevious, previousCopyOf, readChecked } from './checked-file.js';
 import { changeLogOf, encodeLogHeader, encodeLogLine, lineBytesAtLeast, readChangeLog, type DecodedLog, type LogChanges } from './change-log.js';
-import { changedParts, explodeWhole, joinParts, PART_SEPARATOR, partRecordIn, placeItems, type RecordLayout, type StoredParts } from './record-layout.js';
+import { changedParts, layLog, PART_SEPARATOR, partRecordIn, placeItems, type RecordLayout, type StoredParts } from './record-layout.js';
 import { StoreDamagedError, StoreFileDamagedError, type LogCut } from './store-file-damaged.js';
 import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
 import { Backoff } from '../../shared/backoff.js';
@@ -660,33 +660,27 @@ export function layShard<T>(
   }
   const misplaced = partRecordIn(data);
   if (misplaced !== null) return { ok: false, error: shardDamaged(misplaced) };
-  // The log holds parts: the records it touches are laid out as parts, the log laid over them, and
-  // joined again. The others stay whole, their items where their places say (see storedParts):
-  // laying out every record at each start cost seconds on a big store.
-  const touched: Record<string, unknown> = {};
-  if (!stale) {
-    for (const entry of changes.entries) {
-      for (const key of Object.keys(entry)) {
-        const at = key.indexOf(PART_SEPARATOR);
-        const owner = at === -1 ? key : key.slice(0, at);
-        if (!(owner in touched)) touched[owner] = data[owner];
-      }
-    }
-    for (const key of Object.keys(touched)) if (touched[key] === undefined) delete touched[key];
+  // The log holds parts: the records it touches are rebuilt from their whole form and the log's
+  // lines (see layLog). The others stay whole, their items where their places say (see
+  // storedParts): laying out every record at each start cost seconds on a big store.
+  const laid = layLog(layout, keyField, data, stale ? [] : changes.entries);
+  if (!laid.ok) return { ok: false, error: shardDamaged(laid.reason) };
+  const untouched: Record<string, unknown> = {};
+  for (const [key, record] of Object.entries(data)) if (!laid.records.has(key)) untouched[key] = record;
+  for (const [key, record] of laid.records) {
+    if (record === undefined) delete data[key];
+    else data[key] = record;
   }
-  const stored: Record<string, unknown> = { ...touched };
-  explodeWhole(layout, keyField, stored);
-  for (const entry of changes.entries) if (!stale) applyChanges(stored, entry);
-  const joined = joinParts(layout, stored);
-  if (!joined.ok) return { ok: false, error: shardDamaged(joined.reason) };
-  // As stored: untouched records whole (as their file holds them), the others as mains and parts.
-  const asStored: Record<string, unknown> = {};
-  for (const [key, record] of Object.entries(data)) if (!(key in touched)) asStored[key] = record;
-  Object.assign(asStored, stored);
-  for (const key of Object.keys(touched)) delete data[key];
-  const records = data;
-  for (const [key, record] of Object.entries(joined.records)) records[key] = record;
-  return { ok: true, stored: asStored, records, parts: joined.parts, stale };
+  return {
+    ok: true,
+    // As stored: untouched records whole (as their file holds them), the others as mains and parts.
+    get stored() {
+      return { ...untouched, ...laid.stored() };
+    },
+    records: data,
+    parts: laid.parts,
+    stale,
+  };
 }
 
 /** Loads one shard file with its change log, as a start does (see layShard). */

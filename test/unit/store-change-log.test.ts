@@ -111,6 +111,24 @@ describe('Store: a change log per shard', () => {
     expect((error as StoreDamagedError).files.map((f) => [f.file, f.reason])).toEqual([[logFile(), 'line 1: checksum mismatch']]);
   });
 
+  it('reports a log line whose part record is malformed as a damaged shard, naming the part', async () => {
+    const store = await openStore();
+    await fleetOf(store, 10);
+    await store.putNode(node(1, 1));
+    await store.close();
+    // A whole, checksummed line (no damage a checksum would see) holding a part with no order key.
+    const id = node(1).id;
+    await appendFile(logFile(), encodeLogLine({ [`${id}/target`]: { id: `${id}/target`, seq: 'first', item: { generation: 2, targetHash: '' } } }));
+
+    const damaged = new LowdbStore({ dir: stores.dir, nodeShards: 1, serviceShards: 1 });
+    const error = await damaged.open().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(StoreDamagedError);
+    expect((error as StoreDamagedError).files.map((f) => [f.file, f.reason])).toEqual([[shardFile(), `part record "${id}/target" is malformed`]]);
+  });
+
   it('leaves out an append cut short, and the next write cuts it off', async () => {
     const store = await openStore();
     await fleetOf(store, 100);
