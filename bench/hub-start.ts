@@ -196,12 +196,15 @@ async function startOnce(token: string, extraExecArgv: string[]): Promise<StartF
   }
 }
 
-/** Stages of a start, by a function of the hub on the stack (its name and file). */
+/**
+ * Stages of a start, by a function of the hub on the stack (its name and file: its module, or the
+ * bundle the build makes of the hub, dist/hub/main.js).
+ */
 const PHASES: Array<[string, RegExp, RegExp]> = [
-  ['storeRead', /^readChecked$|^decodeStoreFile$/, /hub\/store\/checked-file\.js$/],
-  ['dispatcherLoad', /^load$/, /hub\/dispatcher\.js$/],
-  ['firstPlan', /^planPlacements$/, /hub\/scheduler\/[^/]*\.js$/],
-  ['firstPublish', /^publish$/, /hub\/dispatcher\.js$/],
+  ['storeRead', /^readChecked$|^decodeStoreFile$/, /hub\/(store\/checked-file|main)\.js$/],
+  ['dispatcherLoad', /^load$/, /hub\/(dispatcher|main)\.js$/],
+  ['firstPlan', /^planPlacements$/, /hub\/(scheduler\/[^/]*|main)\.js$/],
+  ['firstPublish', /^publish$/, /hub\/(dispatcher|main)\.js$/],
 ];
 
 const IDLE = /^\(idle\)$/;
