@@ -30,9 +30,10 @@ export interface PlacementOptions {
   /** Whether the replica's agent reports it running its current spec: ends a hand-over. */
   isRunning?: (replicaId: string) => boolean;
   /**
-   * False judges settled services in full too. The answer is the same (the tests check it) as long
-   * as no replica id appears twice, which holds for the planner's own output; judging everything
-   * also drops such duplicates (a hand-edited store), so the hub does that once after it starts.
+   * False judges settled services in full too, and sees every id of every list, the planner's
+   * own included (see keepReplicated). The answer is the same (the tests check it) as long as no
+   * replica id appears twice, which holds for the planner's own output; judging everything also
+   * drops such duplicates (a hand-edited store), so the hub does that once after it starts.
    */
   skipSettled?: boolean;
   /**
@@ -60,8 +61,9 @@ export function planPlacements(
   const plans = [...services].sort((a, b) => compareStrings(a.name, b.name)).map(newPlan);
 
   // Decide what stays before anything new is placed, so that every kept placement's reservation
-  // is known up front. Every replica id met counts as seen, kept or not: a duplicate is dropped, and
-  // a new id must not reuse one whose container may still be running somewhere.
+  // is known up front. Every replica id met in a list not known to be distinct counts as seen, kept
+  // or not: a duplicate is dropped. A new id must not reuse one whose container may still be
+  // running somewhere: it is checked against the ids seen and its own service's list.
   const seenReplicaIds = new Set<string>();
   // A service whose ids were not seen (see keepReplicated): its own ids, gathered when it first
   // wants a new one.
