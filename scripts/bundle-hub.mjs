@@ -24,5 +24,7 @@ await build({
   format: 'esm',
   target: 'node20',
   banner: { js: BANNER },
+  // Back to the TypeScript sources through tsc's maps: stack traces with --enable-source-maps.
+  sourcemap: true,
   logLevel: 'warning',
 });
