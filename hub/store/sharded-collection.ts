@@ -528,10 +528,17 @@ export class ShardedCollection<T> {
       logKept = true;
     }
     attempt.file = this.files[shard]!;
-    await this.opts.beforeWrite?.(attempt.file);
-    // lowdb writes through steno: a temp file renamed over the old one, so a crash mid-write
-    // leaves the previous version whole.
-    await adapter.writeEncoded(encoded);
+    try {
+      await this.opts.beforeWrite?.(attempt.file);
+      // lowdb writes through steno: a temp file renamed over the old one, so a crash mid-write
+      // leaves the previous version whole.
+      await adapter.writeEncoded(encoded);
+    } catch (error) {
+      // With the log set aside, the shard file on disk holds these very bytes whatever became of
+      // the rewrite (a refused one leaves it as it was): the write has landed. Reporting it failed
+      // would take memory back to the log's state, which the disk no longer holds.
+      if (!logKept) throw error;
+    }
     log.shardBytes = adapter.bytes;
     log.shardChecksum = adapter.checksum;
     // The shard now holds everything the log did, and the log names the shard it was written on:
