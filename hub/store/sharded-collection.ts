@@ -26,9 +26,10 @@ const APPEND_RATIO = 4;
  */
 const LARGE_SHARD_BYTES = 1024 * 1024;
 /**
- * The log may grow to this many times its shard's size before the shard is written whole: each
- * whole write then follows at least twice its size in lines, which halves what compaction writes
- * against a log bounded by the shard itself, for a start that reads at most three shards' worth.
+ * The log may grow to this many times its shard's size before the shard is written whole: a log
+ * that fills up to it is folded into the shard half as often as one bounded by the shard itself
+ * (a line too big for the log still goes whole at once), for a start that reads at most three
+ * shards' worth.
  */
 const LOG_RATIO = 2;
 
@@ -100,7 +101,7 @@ interface Unsaved<T> {
 /**
  * One collection of records spread over several lowdb files by a hash of the key. A write appends
  * the records it changed to its shard's change log, or rewrites the shard file whole when that is
- * as cheap or the log has grown to the shard's size; sharding bounds what a whole write costs by
+ * as cheap or the log would grow past twice the shard's size; sharding bounds what a whole write costs by
  * one shard, not the whole fleet, and coalescing turns a burst of changes to one shard into one write.
  */
 export class ShardedCollection<T> {
