@@ -48,14 +48,7 @@ export async function coldStart(run: FleetRun): Promise<void> {
   const before = await run.agentStatus();
   if (before.ready > 0) throw new Error(`${before.ready} agents still connected after stopping them all`);
 
-  run.storeWriteBytesDone += run.hubStoreWriteBytes();
-  // The killed hub's counters go with it: read them last thing before the kill.
-  const lastCounters = await run.api.storeCounters().catch(() => null);
-  if (lastCounters) {
-    run.storeCountersDone = { writes: run.storeCountersDone.writes + lastCounters.writes, bytes: run.storeCountersDone.bytes + lastCounters.bytes };
-  } else {
-    run.figures.notes.push('the store counters of the hub killed for the cold start could not be read: store totals leave them out');
-  }
+  await run.keepStoreCountersBeforeKill('for the cold start');
   const killedAt = performance.now();
   await kill(run.hub);
   const killS = seconds(killedAt);

@@ -11,14 +11,7 @@ export async function restart(run: FleetRun): Promise<void> {
   const n = run.liveAgents;
   const statusBefore = await run.agentStatus();
   const connectsBefore = statusBefore.connects;
-  run.storeWriteBytesDone += run.hubStoreWriteBytes();
-  // The killed hub's counters go with it: read them last thing before the kill.
-  const lastCounters = await run.api.storeCounters().catch(() => null);
-  if (lastCounters) {
-    run.storeCountersDone = { writes: run.storeCountersDone.writes + lastCounters.writes, bytes: run.storeCountersDone.bytes + lastCounters.bytes };
-  } else {
-    run.figures.notes.push('the store counters of the hub killed in the restart could not be read: store totals leave them out');
-  }
+  await run.keepStoreCountersBeforeKill('in the restart');
   const killedAt = performance.now();
   const boundMs = Math.max(180_000, n * 20);
   const curve = new Curve(n, killedAt);

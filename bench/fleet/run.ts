@@ -379,6 +379,21 @@ export class FleetRun {
     }
   }
 
+  /**
+   * Before the hub is killed (`why`: for what, in a note): its write_bytes and its store counters,
+   * which go with it, are added to the totals so far.
+   */
+  async keepStoreCountersBeforeKill(why: string): Promise<void> {
+    this.storeWriteBytesDone += this.hubStoreWriteBytes();
+    // Read last thing before the kill.
+    const lastCounters = await this.api.storeCounters().catch(() => null);
+    if (lastCounters) {
+      this.storeCountersDone = { writes: this.storeCountersDone.writes + lastCounters.writes, bytes: this.storeCountersDone.bytes + lastCounters.bytes };
+    } else {
+      this.figures.notes.push(`the store counters of the hub killed ${why} could not be read: store totals leave them out`);
+    }
+  }
+
   /** write_bytes of the hub process less what it wrote to its own log file. */
   hubStoreWriteBytes(): number {
     const io = ioCounters(this.hub!.pid);
