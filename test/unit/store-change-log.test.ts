@@ -1,11 +1,10 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { tempStores } from '../helpers/temp-stores.js';
+import { fleetOf, node, nodeLogFile, nodeShardFile } from '../helpers/one-shard-nodes.js';
 import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import { encodeLogLine, lineBytesAtLeast, type LogChanges } from '../../hub/store/change-log.js';
 import { StoreDamagedError } from '../../hub/store/store-file-damaged.js';
-import type { NodeRecord } from '../../hub/store/store.js';
 
 const stores = tempStores('tether-change-log-');
 const control = { failLog: false };
@@ -29,25 +28,10 @@ async function openStore(): Promise<LowdbStore> {
   return store;
 }
 
-const shardFile = () => path.join(stores.dir, 'nodes', 'nodes-00.json');
-const logFile = () => path.join(stores.dir, 'nodes', 'nodes-00.log');
+const shardFile = () => nodeShardFile(stores.dir);
+const logFile = () => nodeLogFile(stores.dir);
 const size = async (file: string) => (await stat(file).catch(() => null))?.size ?? 0;
 
-const node = (i: number, generation = 0): NodeRecord => ({
-  id: `node-${String(i).padStart(4, '0')}`,
-  name: `edge-${i}`,
-  labels: { zone: `z${i % 3}` },
-  credentialHash: 'a'.repeat(64),
-  advertiseAddress: null,
-  facts: null,
-  generation,
-  targetHash: '',
-  joinedAt: '2026-01-01T00:00:00.000Z',
-});
-
-async function fleetOf(store: LowdbStore, count: number): Promise<void> {
-  await Promise.all(Array.from({ length: count }, (_, i) => store.putNode(node(i))));
-}
 
 describe('Store: a change log per shard', () => {
   it('writes bytes in proportion to the change, not to the shard', async () => {

@@ -1,11 +1,12 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { tempStores } from '../helpers/temp-stores.js';
+import { bigWrite, fleetOf, gen, node, nodeLogFile, nodeShardFile } from '../helpers/one-shard-nodes.js';
 import { access, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import { StoreDamagedError } from '../../hub/store/store-file-damaged.js';
 import { restoredText, restoreFromPrevious } from '../../hub/store/store-recovery.js';
-import type { NodeRecord, ServiceRecord } from '../../hub/store/store.js';
+import type { ServiceRecord } from '../../hub/store/store.js';
 import type { Placement } from '../../hub/scheduler/types.js';
 import { validateServiceSpec } from '../../hub/spec/service-spec.js';
 
@@ -61,23 +62,8 @@ const damageLineOf = (text: string, id: string) =>
     .split('\n')
     .map((line) => (line.includes(`"${id}/`) ? line.replace('"generation":1', '"generation":9') : line))
     .join('\n');
-const shardFile = () => path.join(stores.dir, 'nodes', 'nodes-00.json');
-const logFile = () => path.join(stores.dir, 'nodes', 'nodes-00.log');
-const node = (i: number, generation = 0): NodeRecord => ({
-  id: `node-${String(i).padStart(4, '0')}`,
-  name: `edge-${i}`,
-  labels: { zone: `z${i % 3}` },
-  credentialHash: 'a'.repeat(64),
-  advertiseAddress: null,
-  facts: null,
-  generation,
-  targetHash: '',
-  joinedAt: '2026-01-01T00:00:00.000Z',
-});
-const gen = (s: LowdbStore, i: number) => s.getNode(node(i).id)?.generation;
-const fleetOf = (s: LowdbStore, count: number, generation = 0) => Promise.all(Array.from({ length: count }, (_, i) => s.putNode(node(i, generation))));
-/** One write of 90 records: too big for the log, so the shard is written whole (a compaction). */
-const bigWrite = (s: LowdbStore, from: number, generation: number) => Promise.all(Array.from({ length: 90 }, (_, i) => s.putNode(node(i + from, generation))));
+const shardFile = () => nodeShardFile(stores.dir);
+const logFile = () => nodeLogFile(stores.dir);
 
 describe('Store: the change log is tied to its shard', () => {
   it('a log left behind by a crash during a compaction is not laid over the new shard', async () => {

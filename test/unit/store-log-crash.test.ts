@@ -1,13 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { tempStores } from '../helpers/temp-stores.js';
+import { bigWrite, fleetOf, gen, node, nodeLogFile, nodeShardFile } from '../helpers/one-shard-nodes.js';
 import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import path from 'node:path';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import { StoreDamagedError } from '../../hub/store/store-file-damaged.js';
 import { restoreFromPrevious } from '../../hub/store/store-recovery.js';
 import { encodeLogLine } from '../../hub/store/change-log.js';
-import type { NodeRecord } from '../../hub/store/store.js';
 
 const stores = tempStores('tether-log-crash-');
 const storeAt = () => new LowdbStore({ dir: stores.dir, nodeShards: 1, serviceShards: 1 });
@@ -23,22 +22,8 @@ async function openError(): Promise<StoreDamagedError> {
   expect(e).toBeInstanceOf(StoreDamagedError);
   return e as StoreDamagedError;
 }
-const shardFile = () => path.join(stores.dir, 'nodes', 'nodes-00.json');
-const logFile = () => path.join(stores.dir, 'nodes', 'nodes-00.log');
-const node = (i: number, generation = 0): NodeRecord => ({
-  id: `node-${String(i).padStart(4, '0')}`,
-  name: `edge-${i}`,
-  labels: { zone: `z${i % 3}` },
-  credentialHash: 'a'.repeat(64),
-  advertiseAddress: null,
-  facts: null,
-  generation,
-  targetHash: '',
-  joinedAt: '2026-01-01T00:00:00.000Z',
-});
-const gen = (s: LowdbStore, i: number) => s.getNode(node(i).id)?.generation;
-const fleetOf = (s: LowdbStore, n: number, g = 0) => Promise.all(Array.from({ length: n }, (_, i) => s.putNode(node(i, g))));
-const bigWrite = (s: LowdbStore, from: number, g: number) => Promise.all(Array.from({ length: 90 }, (_, i) => s.putNode(node(i + from, g))));
+const shardFile = () => nodeShardFile(stores.dir);
+const logFile = () => nodeLogFile(stores.dir);
 
 describe('Store: crashes around a compaction', () => {
   it('--recover after a crash between the shard rename and the log set-aside keeps the current log, written on .prev', async () => {

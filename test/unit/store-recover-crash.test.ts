@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { tempStores } from '../helpers/temp-stores.js';
+import { bigWrite, fleetOf, gen, node, nodeLogFile, nodeShardFile } from '../helpers/one-shard-nodes.js';
 import { readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 
 // A crash inside --recover, at the rename that puts a restored file in place: that rename fails,
 // and whatever the steps before it left on disk is what the next start reads.
@@ -20,7 +20,6 @@ vi.mock('node:fs/promises', async (original) => {
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import { StoreDamagedError } from '../../hub/store/store-file-damaged.js';
 import { restoreFromPrevious } from '../../hub/store/store-recovery.js';
-import type { NodeRecord } from '../../hub/store/store.js';
 
 const stores = tempStores('tether-recover-crash-');
 beforeEach(async () => {
@@ -45,22 +44,8 @@ async function openError(): Promise<StoreDamagedError> {
   expect(e).toBeInstanceOf(StoreDamagedError);
   return e as StoreDamagedError;
 }
-const shardFile = () => path.join(stores.dir, 'nodes', 'nodes-00.json');
-const logFile = () => path.join(stores.dir, 'nodes', 'nodes-00.log');
-const node = (i: number, generation = 0): NodeRecord => ({
-  id: `node-${String(i).padStart(4, '0')}`,
-  name: `edge-${i}`,
-  labels: { zone: `z${i % 3}` },
-  credentialHash: 'a'.repeat(64),
-  advertiseAddress: null,
-  facts: null,
-  generation,
-  targetHash: '',
-  joinedAt: '2026-01-01T00:00:00.000Z',
-});
-const gen = (s: LowdbStore, i: number) => s.getNode(node(i).id)?.generation;
-const fleetOf = (s: LowdbStore, n: number, g = 0) => Promise.all(Array.from({ length: n }, (_, i) => s.putNode(node(i, g))));
-const bigWrite = (s: LowdbStore, from: number, g: number) => Promise.all(Array.from({ length: 90 }, (_, i) => s.putNode(node(i + from, g))));
+const shardFile = () => nodeShardFile(stores.dir);
+const logFile = () => nodeLogFile(stores.dir);
 
 describe('Store: a crash inside --recover', () => {
   it('never leaves a restored shard without the log that goes with it; a second --recover finishes and keeps the first one\'s log', async () => {
