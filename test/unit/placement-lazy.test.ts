@@ -1,8 +1,8 @@
 import { expect, it } from 'vitest';
-import { planPlacements, type PlacementOptions } from '../../hub/scheduler/placement.js';
+import { planPlacements } from '../../hub/scheduler/placement.js';
 import { SettledUsage } from '../../hub/scheduler/settled-usage.js';
-import type { Placement, SchedNode, SchedService, ServicePlacementChange } from '../../hub/scheduler/types.js';
-import { validateServiceSpec } from '../../hub/spec/service-spec.js';
+import type { SchedNode } from '../../hub/scheduler/types.js';
+import { apply, options, svc } from '../helpers/placement-fixtures.js';
 
 /**
  * Node states are made when a stage first needs one: a pass that judges a replicated service but
@@ -13,22 +13,6 @@ const GB = 1024 ** 3;
 
 function node(id: string): SchedNode {
   return { id, name: id, labels: {}, facts: { hostname: id, arch: 'amd64', os: 'linux', cpus: 4, memoryBytes: 8 * GB }, schedulable: true, downForMs: null };
-}
-
-function svc(name: string, input: Record<string, unknown>, placements: readonly Placement[] = []): SchedService {
-  const v = validateServiceSpec({ image: 'nginx:1', ...input });
-  if (!v.ok) throw new Error(JSON.stringify(v.errors));
-  return { name, spec: v.value, placements };
-}
-
-function apply(services: readonly SchedService[], changes: readonly ServicePlacementChange[]): SchedService[] {
-  const byName = new Map(changes.map((c) => [c.service, c.placements]));
-  return services.map((s) => ({ ...s, placements: byName.get(s.name) ?? s.placements }));
-}
-
-function options(pass: number, extra: Partial<PlacementOptions> = {}): PlacementOptions {
-  let n = 0;
-  return { newReplicaId: (s) => `${s}-${pass}-${++n}`, defaultLostAfterMs: 60_000, ...extra };
 }
 
 /** Counts the node states a pass builds: each one asks for its settled usage once. */

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { planPlacements, type PlacementOptions } from '../../hub/scheduler/placement.js';
+import { planPlacements } from '../../hub/scheduler/placement.js';
 import { newPlan } from '../../hub/scheduler/service-plan.js';
 import { SettledUsage } from '../../hub/scheduler/settled-usage.js';
-import type { Placement, SchedNode, SchedService, ServicePlacementChange } from '../../hub/scheduler/types.js';
-import { validateServiceSpec } from '../../hub/spec/service-spec.js';
+import type { SchedNode, SchedService, ServicePlacementChange } from '../../hub/scheduler/types.js';
+import { apply, options, svc } from '../helpers/placement-fixtures.js';
 import { prng } from '../helpers/prng.js';
 
 const GB = 1024 ** 3;
@@ -27,23 +27,6 @@ function node(id: string, o: NodeOpts = {}): SchedNode {
     schedulable: downForMs === null && !o.unknown,
     downForMs,
   };
-}
-
-function svc(name: string, input: Record<string, unknown>, placements: readonly Placement[] = []): SchedService {
-  const v = validateServiceSpec({ image: 'nginx:1', ...input });
-  if (!v.ok) throw new Error(JSON.stringify(v.errors));
-  return { name, spec: v.value, placements };
-}
-
-function apply(services: readonly SchedService[], changes: readonly ServicePlacementChange[]): SchedService[] {
-  const byName = new Map(changes.map((c) => [c.service, c.placements]));
-  return services.map((s) => ({ ...s, placements: byName.get(s.name) ?? s.placements }));
-}
-
-/** The same ids for the same calls: a pass with the memory and one without must name replicas alike. */
-function options(pass: number, extra: Partial<PlacementOptions> = {}): PlacementOptions {
-  let n = 0;
-  return { newReplicaId: (s) => `${s}-${pass}-${++n}`, defaultLostAfterMs: LOST_AFTER_MS, ...extra };
 }
 
 describe('settled usage kept between passes', () => {
