@@ -15,7 +15,7 @@ import { addUnsettled, reserve, type NodeState } from './node-usage.js';
 import { compareStrings } from './order.js';
 import { placeGlobal, placeReplicated } from './place.js';
 import { writePendingReasons } from './pending-reasons.js';
-import { newPlan } from './service-plan.js';
+import { newPlan, type ServicePlan } from './service-plan.js';
 import type { SettledUsage } from './settled-usage.js';
 import type { Placement, SchedNode, SchedService, ServicePlacementChange } from './types.js';
 
@@ -67,7 +67,7 @@ export function planPlacements(
   const seenReplicaIds = new Set<string>();
   // A service whose ids were not seen (see keepReplicated): its own ids, gathered when it first
   // wants a new one.
-  const ownIds = new Map<string, Set<string>>();
+  const ownIds = new Map<string, { known: KnownIds; made: Set<string> }>();
   const planOf = new Map(plans.map((plan) => [plan.service.name, plan]));
   // New ids are only made for services this pass judges, whose ids are all seen (or gathered) by
   // the time it places them; ids of other services cannot collide (see newReplicaId).
@@ -75,9 +75,10 @@ export function planPlacements(
     const id = opts.newReplicaId(service);
     const plan = planOf.get(service);
     let own = ownIds.get(service);
-    if (own === undefined && plan?.idsUnseen) ownIds.set(service, (own = new Set(plan.service.placements.map((p) => p.replicaId))));
-    if (seenReplicaIds.has(id) || own?.has(id)) throw new Error(`invariant: newReplicaId returned "${id}", which is already in use`);
+    if (own === undefined && plan?.idsUnseen) ownIds.set(service, (own = { known: knownIdsOf(plan.service.placements), made: new Set() }));
+    if (seenReplicaIds.has(id) || own?.known.has(id)) throw new Error(`invariant: newReplicaId returned "${id}", which is already in use`);
     seenReplicaIds.add(id);
+    own?.made.add(id);
     return id;
   };
   const keep: KeepContext = {
@@ -104,14 +105,16 @@ export function planPlacements(
       memory?.add(plan, countByNodeId);
       continue;
     }
-    for (const list of [plan.placements, plan.draining]) {
-      for (const p of list) {
-        if (p.nodeId === null) continue;
-        const state = statesById.get(p.nodeId) as NodeState;
-        reserve(state, plan.demand);
-        if (p.pendingReason !== null) addUnsettled(state, plan.demand, 1);
-      }
+    if (plan.spec.mode === 'replicated') {
+      // What keepReplicated kept with a node is placed (it gives pending replicas no node), and
+      // countByNodeId counts exactly those: one step per node, not one per replica, for a large
+      // service judged pass after pass during a failover.
+      for (const [nodeId, count] of plan.countByNodeId) reserve(statesById.get(nodeId) as NodeState, plan.demand, count);
+      reservePlacements(plan, plan.draining, statesById);
+      continue;
     }
+    reservePlacements(plan, plan.placements, statesById);
+    reservePlacements(plan, plan.draining, statesById);
   }
 
   // Name order, so that competition for resources and ports is decided the same way every time.
@@ -131,10 +134,68 @@ export function planPlacements(
     if (!samePlacements(plan.service.placements, placements)) {
       // Kept ids were distinct, and new ones were checked against them (globals: one per node).
       if (plan.spec.mode === 'replicated') markIdsUnique(placements);
+      // The new list's ids are the old list's, less some, plus those made now.
+      const own = ownIds.get(plan.service.name);
+      const known = own?.known.with(own.made, placements.length);
+      if (known) knownIds.set(placements, known);
       changes.push({ service: plan.service.name, placements });
     }
   }
   return changes;
+}
+
+function reservePlacements(plan: ServicePlan, list: readonly Placement[], statesById: NodeStates): void {
+  for (const p of list) {
+    if (p.nodeId === null) continue;
+    const state = statesById.get(p.nodeId) as NodeState;
+    reserve(state, plan.demand);
+    if (p.pendingReason !== null) addUnsettled(state, plan.demand, 1);
+  }
+}
+
+/**
+ * Ids known to include every replica id of a placements array: the planner's new list gets those
+ * of the list it came from, plus the ids made for it, as a layer on top (never by changing the
+ * old one, which a failed write makes current again). During a failover a large service wants new
+ * ids pass after pass, and a set of its 100,000 ids built each time was a sixth of the pass. Ids a
+ * list has dropped stay known, which only makes the check stricter: a dropped replica may still
+ * run on a lost node, so its id is best not reused.
+ */
+class KnownIds {
+  private constructor(
+    private readonly ids: ReadonlySet<string>,
+    private readonly below: KnownIds | null,
+    private readonly depth: number,
+    private readonly size: number,
+  ) {}
+
+  static of(placements: readonly Placement[]): KnownIds {
+    const ids = new Set<string>();
+    for (const p of placements) ids.add(p.replicaId);
+    return new KnownIds(ids, null, 0, ids.size);
+  }
+
+  has(id: string): boolean {
+    return this.ids.has(id) || (this.below?.has(id) ?? false);
+  }
+
+  /** These plus `made`, for a list of `length` ids; null when the layers have grown too deep or too large to be worth it. */
+  with(made: ReadonlySet<string>, length: number): KnownIds | null {
+    const size = this.size + made.size;
+    if (this.depth >= MAX_KNOWN_ID_LAYERS || size > 2 * length + 1024) return null;
+    return made.size === 0 ? this : new KnownIds(made, this, this.depth + 1, size);
+  }
+}
+
+/** Layers a lookup walks at most: a failover of many passes rebuilds the set now and then. */
+const MAX_KNOWN_ID_LAYERS = 16;
+
+const knownIds = new WeakMap<readonly Placement[], KnownIds>();
+
+function knownIdsOf(placements: readonly Placement[]): KnownIds {
+  let known = knownIds.get(placements);
+  if (!known) knownIds.set(placements, (known = KnownIds.of(placements)));
+  return known;
 }
 
 function samePlacements(before: readonly Placement[], after: readonly Placement[]): boolean {

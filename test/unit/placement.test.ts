@@ -487,6 +487,27 @@ describe('planPlacements: determinism and no-ops', () => {
     expect(() => planPlacements([svc('web', { replicas: 4 }, next[0]!.placements)], nodes, { newReplicaId: (s) => `${s}-fresh` })).toThrow(/already in use/);
   });
 
+  it('checks new ids against every list a service had, and never against ids made for a list planned from the same one', () => {
+    const nodes = [node('n1'), node('n2'), node('n3')];
+    let list = planPlacements([svc('web', { replicas: 2 })], nodes, ids())[0]!.placements;
+    const first = list.map((p) => p.replicaId);
+    // Three passes in a row, each growing the service by one from the last one's list.
+    for (const step of ['a', 'b', 'c']) {
+      list = planPlacements([svc('web', { replicas: list.length + 1 }, list)], nodes, { newReplicaId: (s) => `${s}-${step}` })[0]!.placements;
+    }
+    const grown = [svc('web', { replicas: list.length + 1 }, list)];
+    // Ids made passes ago, and the ones the list started with, are still caught.
+    for (const repeat of ['web-a', 'web-c', ...first]) {
+      expect(() => planPlacements(grown, nodes, { newReplicaId: () => repeat })).toThrow(/already in use/);
+    }
+    // The same list planned twice: the id made the first time is not held against the second
+    // (the first plan may never be committed, and the list stays the service's).
+    const base = [svc('web', { replicas: list.length + 1 }, list)];
+    const once = planPlacements(base, nodes, { newReplicaId: (s) => `${s}-d` });
+    const again = planPlacements(base, nodes, { newReplicaId: (s) => `${s}-d` });
+    expect(again).toEqual(once);
+  });
+
   it('switching a service from global to replicated keeps what it can', () => {
     const nodes = [node('n1'), node('n2')];
     const services = [svc('web', { replicas: 2 }, [on('g1', 'n1'), pend('g2', 'node lacks memory (need 64 MB)', 'n2')])];
