@@ -1,0 +1,30 @@
+import type { AssignedReplica } from '../shared/protocol.js';
+
+/**
+ * A target frame's JSON text, built by concatenation: the same bytes as `encodeFrame` (that is,
+ * JSON.stringify) of `{ type: 'target', generation, replicas }`, key order included, but with
+ * each replica's container taken from `containerJson` instead of encoded again. Every replica of
+ * a service carries the same container, so a fleet's targets would otherwise encode one container
+ * once per replica. `containerJson` must give JSON.stringify(replica.container) exactly.
+ */
+export function encodeTargetFrame(generation: number, replicas: readonly AssignedReplica[], containerJson: (replica: AssignedReplica) => string): string {
+  let text = `{"type":"target","generation":${JSON.stringify(generation)},"replicas":[`;
+  for (let i = 0; i < replicas.length; i++) {
+    const r = replicas[i]!;
+    if (i > 0) text += ',';
+    text += `{"replicaId":${JSON.stringify(r.replicaId)},"service":${JSON.stringify(r.service)},"specHash":${JSON.stringify(r.specHash)},"container":${containerJson(r)}}`;
+  }
+  return `${text}]}`;
+}
+
+/**
+ * The text a node's target hash is the sha256 of: `replicaId\0specHash\0` per replica, in the
+ * target's order, each followed by its registry credentials' JSON when it has any (outside the
+ * spec hash, yet they must reach the agent when they change). Hashed in one update: the digest is
+ * the one the per-replica updates gave, so hashes stored in node records stay valid.
+ */
+export function targetHashText(replicas: readonly AssignedReplica[], authJson: (replica: AssignedReplica) => string): string {
+  let text = '';
+  for (const r of replicas) text += `${r.replicaId}\0${r.specHash}\0${authJson(r)}`;
+  return text;
+}
