@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
-import { withEncoding } from '../shared/codec.js';
 import { containerSpecHash, containerSpecOf, type ContainerSpec } from '../shared/container-spec.js';
 import type { AssignedReplica, TargetFrame } from '../shared/protocol.js';
 import type { Placement } from './scheduler/types.js';
-import { encodeTargetFrame, targetHashText } from './target-frame.js';
+import { encodeTargetFrame, targetHashText, withText } from './target-frame.js';
 import type { RecordChange, ServiceRecord, Store } from './store/store.js';
 
 /** Placed: a node that should run it now (pending replicas, even with a node, run nowhere). */
@@ -256,13 +255,13 @@ export class Dispatcher {
   }
 
   /**
-   * The frame, with its text made from each service's container text (see encodeFrame): the same
+   * The frame, with its text made from each service's container text (see frameText): the same
    * bytes as encoding it whole. A replica whose service changed since it was taken (publish waits
    * for writes) is encoded from its own container.
    */
   private encoded(frame: TargetFrame): TargetFrame {
     const text = encodeTargetFrame(frame.generation, frame.replicas, (r) => this.encodedContainer(r)?.containerJson ?? JSON.stringify(r.container));
-    return withEncoding(frame, text);
+    return withText(frame, text);
   }
 
   /**

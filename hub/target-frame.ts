@@ -1,4 +1,5 @@
-import type { AssignedReplica } from '../shared/protocol.js';
+import { encodeFrame } from '../shared/codec.js';
+import type { AssignedReplica, HubFrame, TargetFrame } from '../shared/protocol.js';
 
 /**
  * A target frame's JSON text, built by concatenation: the same bytes as `encodeFrame` (that is,
@@ -27,4 +28,21 @@ export function targetHashText(replicas: readonly AssignedReplica[], authJson: (
   let text = '';
   for (const r of replicas) text += `${r.replicaId}\0${r.specHash}\0${authJson(r)}`;
   return text;
+}
+
+/**
+ * Target frames whose text was built already (see encodeTargetFrame). Weak: the text goes with its
+ * frame. A frame must not change once its text is set.
+ */
+const builtTexts = new WeakMap<TargetFrame, string>();
+
+/** Sets `text` as what `frameText` gives for `frame`: it must equal encodeFrame(frame). */
+export function withText(frame: TargetFrame, text: string): TargetFrame {
+  builtTexts.set(frame, text);
+  return frame;
+}
+
+/** What the hub sends for a frame: the text built with it, else the frame encoded now. */
+export function frameText(frame: HubFrame): string {
+  return (frame.type === 'target' ? builtTexts.get(frame) : undefined) ?? encodeFrame(frame);
 }

@@ -37,19 +37,6 @@ export function decodeHubFrame(data: string | Buffer): Decoded<HubFrame> {
   return decode<HubFrame>(data, hubValidators);
 }
 
-/**
- * Frames whose text was built already, by a cheaper route that gives the same bytes (the hub's
- * targets, see hub/target-frame.ts). Weak: the text goes with its frame. A frame must not change
- * once its text is set.
- */
-const preEncoded = new WeakMap<AgentFrame | HubFrame, string>();
-
-/** Sets `text` as what encodeFrame gives for `frame`: it must equal JSON.stringify(frame). */
-export function withEncoding<T extends AgentFrame | HubFrame>(frame: T, text: string): T {
-  preEncoded.set(frame, text);
-  return frame;
-}
-
 export function encodeFrame(frame: AgentFrame | HubFrame): string {
-  return preEncoded.get(frame) ?? JSON.stringify(frame);
+  return JSON.stringify(frame);
 }

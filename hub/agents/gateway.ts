@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Clock } from '../../shared/clock.js';
 import { decodeAgentFrame, encodeFrame } from '../../shared/codec.js';
+import { frameText } from '../target-frame.js';
 import {
   AGENT_PATH,
   CloseCode,
@@ -226,7 +227,7 @@ export class AgentGateway {
   send(nodeId: string, frame: HubFrame): boolean {
     const session = this.sessions.get(nodeId);
     if (!session || session.closed || session.liveness === null) return false;
-    session.ws.send(encodeFrame(frame));
+    session.ws.send(frameText(frame));
     return true;
   }
 
@@ -335,7 +336,9 @@ export class AgentGateway {
   private onMessage(session: Session, data: RawData, isBinary: boolean): void {
     if (session.closed) return;
     if (isBinary) return this.reject(session, CloseCode.badFrame, 'binary frames are not part of the protocol');
-    const decoded = decodeAgentFrame(Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer));
+    // ws hands over a Buffer (its default binary type): decoded as it is, not copied first.
+    const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+    const decoded = decodeAgentFrame(bytes);
     if (!decoded.ok) return this.reject(session, CloseCode.badFrame, decoded.reason);
     const frame = decoded.frame;
 

@@ -10,7 +10,7 @@ import { Dispatcher } from '../../hub/dispatcher.js';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import type { NodeRecord, ServiceRecord } from '../../hub/store/store.js';
 import { validateServiceSpec, type NormalizedSpec } from '../../hub/spec/service-spec.js';
-import { encodeTargetFrame, targetHashText } from '../../hub/target-frame.js';
+import { encodeTargetFrame, frameText, targetHashText } from '../../hub/target-frame.js';
 
 function spec(input: Record<string, unknown>): NormalizedSpec {
   const v = validateServiceSpec(input);
@@ -117,7 +117,7 @@ describe('Dispatcher: the target frames it sends', () => {
   function builtText(frame: TargetFrame): string {
     const generation = frame.generation;
     frame.generation = -1;
-    const text = encodeFrame(frame);
+    const text = frameText(frame);
     frame.generation = generation;
     return text;
   }
