@@ -236,8 +236,20 @@ export class HubLink {
         return;
       }
       ws.send(encodeFrame({ type: 'heartbeat' }));
-      // The hub answers pings by itself; a pong is proof the path works both ways.
-      ws.ping();
+      // The hub answers pings by itself; a pong is proof the path works both ways. Any hub frame is
+      // proof too, so a ping goes out only after an interval of hub silence: a hub that talks
+      // (targets) is not pinged at all, an idle one about every other interval (pong, then a tick
+      // less than an interval later sends none). Each pong answers the hub a socket write, and on
+      // metered links each byte costs.
+      // Dead-hub detection is no slower: the stale check above depends only on the last time the
+      // hub spoke (L), and the hub dies without speaking again; this rule sends its pings on a
+      // subset of the ticks that pinged before, so L is the same or earlier, and the first tick
+      // past L + staleMs (where the link is dropped) the same or earlier. E.g. a hub dying just
+      // after a pong at L is dropped at the first tick past L + 3 intervals, as before; dying
+      // after a skipped tick, its last word is older, so it is dropped no later.
+      // A live idle hub is never judged stale while pongs return within an interval: pinged at
+      // most two intervals after it last spoke, it answers before the third.
+      if (performance.now() - this.lastHubActivityMs >= intervalMs) ws.ping();
     }, intervalMs);
   }
 

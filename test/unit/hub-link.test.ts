@@ -219,3 +219,110 @@ describe('joinHub', () => {
     await expect(joining).rejects.toThrow(/redirects \(HTTP 307\) to https:\/\/hub\.example\/v1\/join/);
   });
 });
+
+describe('HubLink pings only a silent hub', () => {
+  const intervalMs = 200;
+
+  /** A hub stand-in on loopback: welcomes with a short interval and counts what each agent sends. */
+  async function countingHub(opts: { targetEveryMs?: number } = {}) {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: AGENT_PATH });
+    const seen = { connections: 0, pings: 0, heartbeats: 0, pingAtMs: [] as number[] };
+    const timers: NodeJS.Timeout[] = [];
+    wss.on('connection', (ws) => {
+      seen.connections++;
+      ws.on('error', () => undefined);
+      ws.on('ping', () => {
+        seen.pings++;
+        seen.pingAtMs.push(performance.now());
+      });
+      ws.on('message', (data) => {
+        if (String(data).includes('"heartbeat"')) seen.heartbeats++;
+      });
+      ws.send(encodeFrame({ type: 'welcome', protocolVersion: PROTOCOL_VERSION, nodeId: 'n1', heartbeatIntervalMs: intervalMs } as never));
+      if (opts.targetEveryMs !== undefined) {
+        let generation = 0;
+        timers.push(setInterval(() => ws.send(encodeFrame({ type: 'target', generation: ++generation, replicas: [] })), opts.targetEveryMs));
+      }
+    });
+    await new Promise((r) => wss.once('listening', r));
+    const close = async () => {
+      for (const t of timers) clearInterval(t);
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise((r) => wss.close(r));
+    };
+    return { wss, seen, close, url: `http://127.0.0.1:${(wss.address() as AddressInfo).port}` };
+  }
+
+  function linkTo(url: string, changes: boolean[]): HubLink {
+    const l = new HubLink({
+      hubUrl: url,
+      credential: 'tnc_x.y',
+      logger: silentLogger,
+      hello: () => ({ type: 'hello', protocolVersion: PROTOCOL_VERSION, name: 'n', labels: {}, advertiseAddress: null, facts: simFacts(), appliedGeneration: 0, replicas: [] }),
+      onTarget: () => undefined,
+      onConnectionChange: (connected) => changes.push(connected),
+      reconnectBaseMs: 50,
+      reconnectCapMs: 100,
+    });
+    l.start();
+    return l;
+  }
+
+  it('sends no ping while the hub sends frames more often than the interval, yet heartbeats as before', async () => {
+    const hub = await countingHub({ targetEveryMs: 50 });
+    const changes: boolean[] = [];
+    link = linkTo(hub.url, changes);
+    try {
+      await until(() => changes.length === 1, 5000);
+      await until(() => hub.seen.heartbeats >= 6, 10_000);
+      expect(hub.seen.pings).toBe(0);
+      expect(changes).toEqual([true]);
+    } finally {
+      await link.stop();
+      link = null;
+      await hub.close();
+    }
+  });
+
+  it('still pings an idle hub, at most once an interval, and its pongs keep the link up', async () => {
+    const hub = await countingHub();
+    const changes: boolean[] = [];
+    link = linkTo(hub.url, changes);
+    try {
+      await until(() => changes.length === 1, 5000);
+      const fromMs = performance.now();
+      // Six intervals: twice the stale time (three intervals), so without pongs the link would drop.
+      await until(() => hub.seen.heartbeats >= 7, 10_000);
+      const elapsedMs = performance.now() - fromMs;
+      expect(hub.seen.pings).toBeGreaterThanOrEqual(2);
+      expect(hub.seen.pings).toBeLessThanOrEqual(Math.floor(elapsedMs / intervalMs) + 1);
+      expect(changes).toEqual([true]);
+      expect(hub.seen.connections).toBe(1);
+      expect(link.connected).toBe(true);
+    } finally {
+      await link.stop();
+      link = null;
+      await hub.close();
+    }
+  });
+
+  it('drops a hub that stops answering after the stale time, and connects again', async () => {
+    const hub = await countingHub();
+    const changes: boolean[] = [];
+    link = linkTo(hub.url, changes);
+    try {
+      await until(() => changes.length === 1, 5000);
+      await until(() => hub.seen.heartbeats >= 2, 5000);
+      // A half-open hub: the server reads nothing more, so neither pongs nor frames come back.
+      for (const ws of hub.wss.clients) (ws as unknown as { _socket: import('node:net').Socket })._socket.pause();
+      await until(() => changes.length >= 2, 10_000);
+      expect(changes.slice(0, 2)).toEqual([true, false]);
+      await until(() => changes.length >= 3 && link!.connected, 10_000);
+      expect(hub.seen.connections).toBe(2);
+    } finally {
+      await link.stop();
+      link = null;
+      await hub.close();
+    }
+  });
+});
