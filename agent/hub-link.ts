@@ -227,6 +227,8 @@ export class HubLink {
   private startHeartbeat(intervalMs: number): void {
     this.stopHeartbeat();
     const staleMs = intervalMs * (this.opts.staleAfterIntervals ?? 3);
+    // Set after the welcome moved lastHubActivityMs, so the first tick pings unless the hub spoke since.
+    let lastTickMs = performance.now();
     this.heartbeatTimer = setInterval(() => {
       const ws = this.ws;
       if (!ws) return;
@@ -237,19 +239,23 @@ export class HubLink {
       }
       ws.send(encodeFrame({ type: 'heartbeat' }));
       // The hub answers pings by itself; a pong is proof the path works both ways. Any hub frame is
-      // proof too, so a ping goes out only after an interval of hub silence: a hub that talks
-      // (targets) is not pinged at all, an idle one about every other interval (pong, then a tick
-      // less than an interval later sends none). Each pong answers the hub a socket write, and on
-      // metered links each byte costs.
+      // proof too, so a ping goes out only when the hub said nothing since the previous tick (an
+      // interval of silence; measured against the tick, not intervalMs, as timers fire late by a
+      // little and a pong comes back within a millisecond on a LAN: "silent >= intervalMs" would
+      // ping an idle hub at nearly every tick). A hub that talks (targets) is not pinged at all,
+      // an idle one every other interval. Each pong costs the hub a socket write, and on metered
+      // links each byte costs.
       // Dead-hub detection is no slower: the stale check above depends only on the last time the
-      // hub spoke (L), and the hub dies without speaking again; this rule sends its pings on a
-      // subset of the ticks that pinged before, so L is the same or earlier, and the first tick
-      // past L + staleMs (where the link is dropped) the same or earlier. E.g. a hub dying just
-      // after a pong at L is dropped at the first tick past L + 3 intervals, as before; dying
-      // after a skipped tick, its last word is older, so it is dropped no later.
-      // A live idle hub is never judged stale while pongs return within an interval: pinged at
-      // most two intervals after it last spoke, it answers before the third.
-      if (performance.now() - this.lastHubActivityMs >= intervalMs) ws.ping();
+      // hub spoke (L), and a dead hub speaks no more; pings now go out on a subset of the ticks
+      // that pinged before, so L is the same or earlier, and the first tick past L + staleMs (where
+      // the link is dropped) the same or earlier. E.g. a hub dying just after a pong at L is
+      // dropped at the first tick past L + 3 intervals, as before; dying after a tick that sent no
+      // ping, its last word is older, so it is dropped no later.
+      // A live idle hub is not judged stale while pongs return within an interval: it spoke
+      // within the two intervals before the tick that pings it, and answers before the third.
+      const heardSinceLastTick = this.lastHubActivityMs > lastTickMs;
+      lastTickMs = performance.now();
+      if (!heardSinceLastTick) ws.ping();
     }, intervalMs);
   }
 
