@@ -1,6 +1,7 @@
 /**
  * The reference for one agent's footprint: a bare Node process holding one `ws` connection and
- * doing on it what an idle agent does (a heartbeat frame and a ping every interval), nothing else.
+ * doing on it what an idle agent does (a heartbeat frame every interval, and a ping when the
+ * server said nothing since the previous one), nothing else.
  *
  * Usage: node dist/bench/bare-ws-client.js --url ws://127.0.0.1:PORT/ [--heartbeat-ms 5000]
  */
@@ -16,11 +17,20 @@ if (!args.url) {
 const heartbeatMs = Number(args['heartbeat-ms'] ?? 5000);
 
 const ws = new WebSocket(args.url, { perMessageDeflate: false, maxPayload: 32 * 1024 * 1024, handshakeTimeout: 15_000 });
+// Mirrors HubLink: a ping only when the server said nothing (no message, no pong) since the previous tick.
+let lastServerActivityMs = performance.now();
+let lastTickMs = performance.now();
+const heard = () => (lastServerActivityMs = performance.now());
+ws.on('message', heard);
+ws.on('pong', heard);
 ws.on('open', () => {
   process.stdout.write('connected\n');
+  lastTickMs = performance.now();
   setInterval(() => {
     ws.send(HEARTBEAT_FRAME);
-    ws.ping();
+    const heardSinceLastTick = lastServerActivityMs > lastTickMs;
+    lastTickMs = performance.now();
+    if (!heardSinceLastTick) ws.ping();
   }, heartbeatMs);
 });
 ws.on('error', (error) => {

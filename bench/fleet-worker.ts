@@ -253,13 +253,21 @@ async function rawConnect(url: string, count: number, heartbeatMs: number): Prom
   });
   for (const ws of opened) {
     ws.on('error', () => undefined);
-    // What HubLink does every interval: a heartbeat frame and a ping; the phase is random, as
-    // it is for agents that connected at different moments.
+    // What HubLink does every interval: a heartbeat frame, and a ping only when the server said
+    // nothing (no message, no pong) since the previous tick; the phase is random, as it is for
+    // agents that connected at different moments.
+    let lastServerActivityMs = performance.now();
+    let lastTickMs = performance.now();
+    const heard = () => (lastServerActivityMs = performance.now());
+    ws.on('message', heard);
+    ws.on('pong', heard);
     const timer = setTimeout(() => {
       const interval = setInterval(() => {
         if (ws.readyState !== WebSocket.OPEN) return;
         ws.send(HEARTBEAT_FRAME);
-        ws.ping();
+        const heardSinceLastTick = lastServerActivityMs > lastTickMs;
+        lastTickMs = performance.now();
+        if (!heardSinceLastTick) ws.ping();
       }, heartbeatMs);
       rawTimers.push(interval);
     }, Math.random() * heartbeatMs);
