@@ -28,6 +28,33 @@ export const RegistryAuthSchema = Type.Object(
 
 export type RegistryAuth = Static<typeof RegistryAuthSchema>;
 
+/** Longest command output a health check result keeps (the tail of a failing check's output). */
+export const HEALTH_OUTPUT_MAX_LENGTH = 512;
+
+/**
+ * A replica's health check as agents receive it, every default filled in and durations in ms
+ * (the hub's spec takes them as text like "5s"). `http`: a GET of `path` on the container's
+ * `port` answering a status in [statusMin, statusMax]; `tcp`: a connection to `port` opens;
+ * `exec`: `command` run in the container exits 0. Each try has `timeoutMs`; `retries` failures in
+ * a row make a replica unhealthy; failures within `startPeriodMs` of the start do not count.
+ */
+export const HealthCheckSchema = Type.Object(
+  {
+    type: Type.Union([Type.Literal('http'), Type.Literal('tcp'), Type.Literal('exec')]),
+    port: Type.Union([PortSchema.properties.containerPort, Type.Null()]),
+    path: Type.Union([SpecString({ minLength: 1, maxLength: 1024 }), Type.Null()]),
+    statusMin: Type.Union([Type.Integer({ minimum: 100, maximum: 599 }), Type.Null()]),
+    statusMax: Type.Union([Type.Integer({ minimum: 100, maximum: 599 }), Type.Null()]),
+    command: Type.Union([Type.Array(SpecString(), { minItems: 1, maxItems: 256 }), Type.Null()]),
+    intervalMs: Type.Integer({ minimum: 100, maximum: 24 * 3600 * 1000 }),
+    timeoutMs: Type.Integer({ minimum: 100, maximum: 3600 * 1000 }),
+    retries: Type.Integer({ minimum: 1, maximum: 100 }),
+    startPeriodMs: Type.Integer({ minimum: 0, maximum: 24 * 3600 * 1000 }),
+  },
+  { additionalProperties: false },
+);
+export type HealthCheck = Static<typeof HealthCheckSchema>;
+
 /**
  * What one replica's container needs, every default filled in: the part of a service spec an agent
  * acts on, as targets carry it. The hub's spec extends it (NormalizedSpec).
@@ -53,6 +80,12 @@ export const ContainerSpecSchema = Type.Object(
     ),
     labels: Type.Record(Type.String(), Type.String()),
     registryAuth: Type.Union([RegistryAuthSchema, Type.Null()]),
+    /**
+     * Protocol version 3. Absent, not null, when the service has none: the container's hash (and
+     * so every running container) stays what it was before health checks existed, and targets
+     * stay readable by version 1 and 2 agents, which refuse fields they do not know.
+     */
+    healthcheck: Type.Optional(HealthCheckSchema),
   },
   { additionalProperties: false },
 );
@@ -67,6 +100,7 @@ export function containerSpecOf(spec: ContainerSpec): ContainerSpec {
     resources: spec.resources,
     labels: spec.labels,
     registryAuth: spec.registryAuth,
+    ...(spec.healthcheck ? { healthcheck: spec.healthcheck } : {}),
   };
 }
 

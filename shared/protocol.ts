@@ -16,15 +16,17 @@
  * never leave the agent half-updated; a newer generation supersedes any older one.
  */
 import Type, { type Static } from 'typebox';
-import { ContainerSpecSchema } from './container-spec.js';
+import { ContainerSpecSchema, HEALTH_OUTPUT_MAX_LENGTH } from './container-spec.js';
 import { StringRecord } from './string-record.js';
 
 /**
  * The version this build speaks. Version 2 added node conditions (hello, `conditions` frames) and
- * partial acks (`ack.pending`); the additions are optional, so a version 2 hub serves version 1
- * agents as before. Upgrade the hub first: a version 1 hub refuses a version 2 agent.
+ * partial acks (`ack.pending`); version 3 health checks (a container's `healthcheck`, a report's
+ * `health`). The additions are optional, so a hub serves older agents as before, as long as it
+ * sends them nothing they do not know (a version 1 or 2 agent refuses a container with a
+ * `healthcheck`). Upgrade the hub first: a hub refuses an agent newer than itself.
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** The oldest agent protocol the hub still serves: fleets are upgraded in batches, after their hub. */
 export const MIN_PROTOCOL_VERSION = 1;
 
@@ -98,6 +100,15 @@ export type NodeFacts = Static<typeof NodeFactsSchema>;
 export const MAX_REPORT_ERROR_LENGTH = 2048;
 
 /** What an agent observes of one replica. `removed` means its container is gone for good. */
+export const ReplicaHealthSchema = Type.Object(
+  {
+    status: Type.Union([Type.Literal('starting'), Type.Literal('healthy'), Type.Literal('unhealthy')]),
+    output: Type.Union([Type.String({ maxLength: HEALTH_OUTPUT_MAX_LENGTH }), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type ReplicaHealth = Static<typeof ReplicaHealthSchema>;
+
 export const ReplicaReportSchema = Type.Object(
   {
     replicaId: Id,
@@ -114,6 +125,12 @@ export const ReplicaReportSchema = Type.Object(
     containerId: Type.Union([Type.String({ maxLength: 128 }), Type.Null()]),
     error: Type.Union([Type.String({ maxLength: MAX_REPORT_ERROR_LENGTH }), Type.Null()]),
     restarts: Type.Integer({ minimum: 0 }),
+    /**
+     * Version 3, for a replica whose container has a health check: what its checks say now, and
+     * the tail of the last failing check's output (null once one passes). Absent: no check (a
+     * replica without one is healthy once running).
+     */
+    health: Type.Optional(ReplicaHealthSchema),
   },
   { additionalProperties: false },
 );
