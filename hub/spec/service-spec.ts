@@ -2,6 +2,7 @@ import Type, { type Static } from 'typebox';
 import { CONTAINER_STRING_MAX_LENGTH, PortSchema, RegistryAuthSchema, SpecString as Str, type ContainerSpec } from '../../shared/container-spec.js';
 import { StringRecord } from '../../shared/string-record.js';
 import { parseConstraint, type Constraint } from './constraints.js';
+import { HealthCheckSpecSchema, normalizeHealthCheck } from './health-check.js';
 import { imageReferenceError } from './image-reference.js';
 import { Validator, type FieldError, type Validated } from '../../shared/validation.js';
 
@@ -41,6 +42,7 @@ export const ServiceSpecSchema = Type.Object(
     registryAuth: Type.Optional(RegistryAuthSchema),
     onNodeLost: Type.Optional(Type.Union([Type.Literal('reschedule'), Type.Literal('wait')])),
     lostAfterMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 30 * 24 * 3600 * 1000 })),
+    healthcheck: Type.Optional(HealthCheckSpecSchema),
   },
   { additionalProperties: false },
 );
@@ -98,6 +100,7 @@ export function validateServiceSpec(input: unknown): Validated<NormalizedSpec> {
     if (first !== undefined) errors.push({ path: `ports[${i}].hostPort`, message: `${key} is already used by ports[${first}]` });
     else hostPorts.set(key, i);
   });
+  const healthcheck = spec.healthcheck === undefined ? undefined : normalizeHealthCheck(spec.healthcheck, 'healthcheck', errors);
   if (errors.length > 0) return { ok: false, errors };
 
   return {
@@ -115,6 +118,8 @@ export function validateServiceSpec(input: unknown): Validated<NormalizedSpec> {
       registryAuth: spec.registryAuth ?? null,
       onNodeLost: spec.onNodeLost ?? 'reschedule',
       lostAfterMs: spec.lostAfterMs ?? null,
+      // Absent, not undefined or null, without a check: see ContainerSpec.healthcheck.
+      ...(healthcheck ? { healthcheck } : {}),
     },
   };
 }
