@@ -1,6 +1,7 @@
 /**
- * Service commands (create, replace, delete) and the views of services. Writes of one name go one
- * at a time; a deleted name leaves a tombstone so that its revisions keep growing.
+ * Service commands (create, replace, roll back, scale, delete) and the views of services. Writes
+ * of one name go one at a time; a deleted name leaves a tombstone so that its revisions keep
+ * growing.
  */
 import type { Clock } from '../shared/clock.js';
 import { canonicalJson } from '../shared/container-spec.js';
@@ -11,10 +12,21 @@ import type { FailureDetector } from './failure-detector.js';
 import type { ServiceStats } from './hub-stats.js';
 import type { ObservedState } from './observed-state.js';
 import { PerKeyQueue } from './per-key-queue.js';
+import { historyAfter, rollbackTarget, type RollbackRefusal } from './revisions.js';
 import type { ServiceRecord, Store } from './store/store.js';
 import { serviceView, type ReplicaPage } from './views.js';
 
 export type PutServiceResult = { outcome: 'created' | 'updated' | 'unchanged'; record: ServiceRecord };
+
+/** A command on a service that must exist: `missing` when it does not. */
+type OnExisting<T> = T | { kind: 'missing' };
+
+export type RollbackResult = OnExisting<
+  | { kind: 'done'; outcome: 'rolled-back' | 'unchanged'; record: ServiceRecord; rolledBackTo: number }
+  | ({ kind: 'refused' } & RollbackRefusal)
+>;
+
+export type ScaleResult = OnExisting<{ kind: 'done'; outcome: 'updated' | 'unchanged'; record: ServiceRecord } | { kind: 'global' }>;
 
 export interface ServicesDeps {
   store: Store;
@@ -61,10 +73,42 @@ export class Services implements ServiceStats {
     return this.serviceWrites.run(name, () => this.putNow(name, spec));
   }
 
+  /**
+   * Accepts a kept revision's spec again, as a new revision (as `kubectl rollout undo` does):
+   * `toRevision`, or the one before the current. A spec equal to the current one changes nothing.
+   */
+  rollback(name: string, toRevision?: number): Promise<RollbackResult> {
+    return this.serviceWrites.run(name, async () => {
+      const before = this.deps.store.getService(name);
+      if (!before) return { kind: 'missing' };
+      const target = rollbackTarget(before, toRevision);
+      if ('code' in target) return { kind: 'refused', ...target };
+      // For now the new revision replaces every replica at once, as any spec change does. Rolling
+      // updates plug in here: a rollback goes out in batches under the service's update settings.
+      const { outcome, record } = await this.putNow(name, target.spec);
+      return { kind: 'done', outcome: outcome === 'unchanged' ? 'unchanged' : 'rolled-back', record, rolledBackTo: target.revision };
+    });
+  }
+
+  /**
+   * Changes a replicated service's replica count alone. It is a new revision, as any accepted
+   * spec change is (the same change by PUT is one too): `revision` keeps naming one spec.
+   */
+  scale(name: string, replicas: number): Promise<ScaleResult> {
+    return this.serviceWrites.run(name, async () => {
+      const before = this.deps.store.getService(name);
+      if (!before) return { kind: 'missing' };
+      if (before.spec.mode === 'global') return { kind: 'global' };
+      const { outcome, record } = await this.putNow(name, { ...before.spec, replicas });
+      return { kind: 'done', outcome: outcome === 'unchanged' ? 'unchanged' : 'updated', record };
+    });
+  }
+
   async delete(name: string): Promise<boolean> {
     return this.serviceWrites.run(name, () => this.deleteNow(name));
   }
 
+  /** Accepts `spec` for `name`; runs only inside that name's write queue. */
   private async putNow(name: string, spec: NormalizedSpec): Promise<PutServiceResult> {
     const { store, logger } = this.deps;
     const before = store.getService(name);
@@ -73,7 +117,7 @@ export class Services implements ServiceStats {
     // A name deleted before goes on from the revision it reached: clients and caches rely on
     // revisions growing per name.
     const record: ServiceRecord = before
-      ? { ...before, spec, revision: before.revision + 1, updatedAt: now }
+      ? { ...before, spec, revision: before.revision + 1, updatedAt: now, history: historyAfter(before) }
       : { name, spec, revision: (store.getServiceTombstone(name)?.revision ?? 0) + 1, createdAt: now, updatedAt: now, placements: [] };
     // A refused write is undone by the store (and any change planned on top of it), the
     // dispatcher's index with it: nothing of it stays (a retried PUT is a change again).

@@ -1,5 +1,8 @@
 import type { FastifyInstance } from 'fastify';
-import { validateServiceName, validateServiceSpec } from '../spec/service-spec.js';
+import Type from 'typebox';
+import { Validator } from '../../shared/validation.js';
+import { keptRevisions } from '../revisions.js';
+import { redactSpec, SPEC_LIMITS, validateServiceName, validateServiceSpec } from '../spec/service-spec.js';
 import type { Services } from '../services.js';
 import type { ReplicaPage } from '../views.js';
 import { ApiError, invalid } from './errors.js';
@@ -9,6 +12,12 @@ export const DEFAULT_REPLICA_LIMIT = 1000;
 export const MAX_REPLICA_LIMIT = 10_000;
 
 type PageQuery = { Querystring: { offset?: string; limit?: string } };
+
+/** `POST .../rollback`: the body is optional; without `revision`, the one before the current. */
+const rollbackBody = new Validator(Type.Object({ revision: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false }));
+
+/** `POST .../scale`: the replica count and nothing else (other changes go through a PUT). */
+const scaleBody = new Validator(Type.Object({ replicas: Type.Integer({ minimum: 0, maximum: SPEC_LIMITS.maxReplicas }) }, { additionalProperties: false }));
 
 function nonNegativeInt(query: Record<string, string | undefined>, field: 'offset' | 'limit', fallback: number, max: number): number {
   const text = query[field];
@@ -29,9 +38,10 @@ function replicaPage(query: Record<string, string | undefined>, defaultLimit: nu
 }
 
 export async function serviceRoutes(app: FastifyInstance, { services }: { services: Services }): Promise<void> {
+  const notFound = (name: string) => new ApiError(404, 'service_not_found', `no service named "${name}"`);
   const find = (name: string) => {
     const record = services.get(name);
-    if (!record) throw new ApiError(404, 'service_not_found', `no service named "${name}"`);
+    if (!record) throw notFound(name);
     return record;
   };
 
@@ -56,6 +66,42 @@ export async function serviceRoutes(app: FastifyInstance, { services }: { servic
     const { outcome, record } = await services.put(request.params.name, checked.value);
     const view = services.view(record, { offset: 0, limit: DEFAULT_REPLICA_LIMIT });
     return reply.status(outcome === 'created' ? 201 : 200).send({ ...view, outcome });
+  });
+
+  app.get<{ Params: { name: string } }>('/v1/services/:name/revisions', async (request) => {
+    const record = find(request.params.name);
+    return {
+      name: record.name,
+      revisions: keptRevisions(record).map((r) => ({ revision: r.revision, acceptedAt: r.acceptedAt, current: r.current, spec: redactSpec(r.spec) })),
+    };
+  });
+
+  // A rollback that cannot go where asked is 409, not 400: the request is sound, but what the
+  // service keeps now refuses it (the same request succeeds on a service that kept that revision).
+  app.post<{ Params: { name: string } }>('/v1/services/:name/rollback', async (request) => {
+    const { name } = request.params;
+    find(name);
+    const checked = rollbackBody.validate(request.body ?? {});
+    if (!checked.ok) throw invalid('invalid_rollback', checked.errors);
+    const result = await services.rollback(name, checked.value.revision);
+    if (result.kind === 'missing') throw notFound(name);
+    if (result.kind === 'refused') throw new ApiError(409, result.code, result.message);
+    const view = services.view(result.record, { offset: 0, limit: DEFAULT_REPLICA_LIMIT });
+    return { ...view, outcome: result.outcome, rolledBackTo: result.rolledBackTo };
+  });
+
+  app.post<{ Params: { name: string } }>('/v1/services/:name/scale', async (request) => {
+    const { name } = request.params;
+    find(name);
+    const checked = scaleBody.validate(request.body);
+    if (!checked.ok) throw invalid('invalid_scale', checked.errors);
+    const result = await services.scale(name, checked.value.replicas);
+    if (result.kind === 'missing') throw notFound(name);
+    if (result.kind === 'global') {
+      throw invalid('invalid_scale', [{ path: 'replicas', message: `scale applies to replicated services; "${name}" is global` }]);
+    }
+    const view = services.view(result.record, { offset: 0, limit: DEFAULT_REPLICA_LIMIT });
+    return { ...view, outcome: result.outcome };
   });
 
   app.delete<{ Params: { name: string } }>('/v1/services/:name', async (request) => {

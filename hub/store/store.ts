@@ -51,8 +51,23 @@ export interface ServiceRecord {
   /** Grows by one on every accepted spec change. */
   revision: number;
   createdAt: string;
+  /** When the current spec was accepted (nothing else changes it). */
   updatedAt: string;
   placements: Placement[];
+  /**
+   * The revisions before the current one, oldest first, at most 9: with the current one, the last
+   * 10 accepted specs (see hub/revisions.ts). Absent in records from before it existed: those keep
+   * only their current revision.
+   */
+  history?: RevisionRecord[];
+}
+
+/** An accepted spec of a service, kept so that it can be shown and rolled back to. */
+export interface RevisionRecord {
+  revision: number;
+  acceptedAt: string;
+  /** Whole, credentials included (an agent needs them after a rollback); redacted in every view. */
+  spec: NormalizedSpec;
 }
 
 /** What is left of a deleted service: the revision it reached, so that one created again under its name goes on from there. */
