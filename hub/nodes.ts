@@ -16,6 +16,7 @@ import { diskWarning, type ConditionName, type ConditionTransition, type NodeCon
 import { NodeDirectory, type NodeChange } from './node-directory.js';
 import type { ObservedState } from './observed-state.js';
 import { RateLimitedLog } from './rate-limited-log.js';
+import { HEALTH_CHECK_PROTOCOL_VERSION } from './scheduler/feasibility.js';
 import type { SchedNode } from './scheduler/types.js';
 import type { NodeRecord, Store } from './store/store.js';
 import { nodeView } from './views.js';
@@ -30,7 +31,7 @@ export interface NodesDeps {
   observed: ObservedState;
   conditions: NodeConditionsTable;
   detector: FailureDetector;
-  gateway: Pick<AgentGateway, 'send' | 'disconnect' | 'applied'>;
+  gateway: Pick<AgentGateway, 'send' | 'disconnect' | 'applied' | 'protocolVersion'>;
   dispatcher: Pick<Dispatcher, 'mayReport' | 'currentTarget'>;
   handovers: Pick<Handovers, 'reported'>;
   nodeLog: NodeChangeLog;
@@ -92,11 +93,15 @@ export class Nodes implements NodeStats {
       // Away or its engine unavailable: either way the node takes no new work, and its replicas
       // move once that lasts lostAfter (the same path for both).
       const downForMs = this.deps.detector.unusableForMs(node.id, now);
+      // Known while the node is connected; a node not seen since the hub started, or away, is
+      // unknown (and not schedulable): its hello says it before anything new goes there.
+      const protocolVersion = this.deps.gateway.protocolVersion(node.id);
       // A usable node whose record is unchanged is the same object as at the last pass: most of a
       // fleet, every pass, and the scheduler's settled-usage cache then sees at once that it is
-      // unchanged. Records are never edited in place, so the record's identity stands for its fields.
+      // unchanged. Records are never edited in place, so the record's identity stands for its
+      // fields; the agent's protocol is not in the record (a reconnect may change it), so it is compared.
       const kept = downForMs === null ? this.usableViews.get(node) : undefined;
-      if (kept) {
+      if (kept && kept.protocolVersion === protocolVersion) {
         out.push(kept);
         continue;
       }
@@ -107,6 +112,7 @@ export class Nodes implements NodeStats {
         facts: node.facts,
         schedulable: downForMs === null && node.facts !== null,
         downForMs,
+        protocolVersion,
       };
       if (downForMs === null) this.usableViews.set(node, view);
       out.push(view);
@@ -139,9 +145,14 @@ export class Nodes implements NodeStats {
     this.directory.hello(node, hello);
     // A node ahead of the store (one restored from an older copy): the next pass sends above it.
     const target = dispatcher.currentTarget(nodeId, hello.appliedGeneration);
-    if (target) gateway.send(nodeId, target);
     // Its target changed and is not yet published: the next pass sends it with a new generation.
-    else this.deps.markDirty();
+    if (!target) return this.deps.markDirty();
+    // An agent that came back older than its target (a health check it cannot read) would refuse
+    // it whole: the next pass moves those replicas off it and publishes what it can run.
+    if (hello.protocolVersion < HEALTH_CHECK_PROTOCOL_VERSION && target.replicas.some((r) => r.container.healthcheck)) {
+      return this.deps.markDirty();
+    }
+    gateway.send(nodeId, target);
   }
 
   status(nodeId: string, sent: ReplicaReport[]): void {

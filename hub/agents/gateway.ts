@@ -223,6 +223,11 @@ export class AgentGateway {
     return session ? { generation: session.appliedGeneration, pending: session.pendingReplicas } : null;
   }
 
+  /** The protocol version the node's agent said hello with; null while the node has no session. */
+  protocolVersion(nodeId: string): number | null {
+    return this.sessions.get(nodeId)?.protocolVersion ?? null;
+  }
+
   /** Sends to a node that has said hello; false if it has no live session. */
   send(nodeId: string, frame: HubFrame): boolean {
     const session = this.sessions.get(nodeId);

@@ -1,5 +1,33 @@
 /** Feasibility: whether one more replica fits on a node, and if not, every reason why. */
+import type { ContainerSpec } from '../../shared/container-spec.js';
+import { MIN_PROTOCOL_VERSION } from '../../shared/protocol.js';
 import type { Demand, NodeState } from './node-usage.js';
+import type { SchedNode } from './types.js';
+
+/** The first protocol version whose agents read a container's health check (older ones refuse the container). */
+export const HEALTH_CHECK_PROTOCOL_VERSION = 3;
+
+/** The protocol version an agent must speak to run a container of `spec`. */
+export function minProtocolVersionOf(spec: ContainerSpec): number {
+  return spec.healthcheck ? HEALTH_CHECK_PROTOCOL_VERSION : MIN_PROTOCOL_VERSION;
+}
+
+/**
+ * Whether new replicas may go to the node as far as its agent's protocol goes: only to an agent
+ * known to speak it. A node whose version is unknown is not connected, so not schedulable anyway.
+ */
+export function speaksEnough(node: SchedNode, demand: Demand): boolean {
+  return demand.minProtocolVersion <= MIN_PROTOCOL_VERSION || (node.protocolVersion ?? 0) >= demand.minProtocolVersion;
+}
+
+/**
+ * Whether replicas already on the node must leave it: its agent is known to be too old (it came
+ * back older, or the spec gained a health check), and would refuse its whole target. An unknown
+ * version (the node is away, or the hub just started) keeps them: the node's hello tells.
+ */
+export function refusesDemand(node: SchedNode, demand: Demand): boolean {
+  return node.protocolVersion !== undefined && node.protocolVersion !== null && node.protocolVersion < demand.minProtocolVersion;
+}
 
 /**
  * Which reservations a fit check counts: all of them (replicated placement), all but unsettled
@@ -8,7 +36,12 @@ import type { Demand, NodeState } from './node-usage.js';
  */
 export type UsageView = 'all' | 'settled' | 'all-but-own';
 
-export type Misfit = { kind: 'capacity-unknown' } | { kind: 'cpu' } | { kind: 'memory' } | { kind: 'host-port'; key: string };
+export type Misfit =
+  | { kind: 'protocol'; speaks: number | null }
+  | { kind: 'capacity-unknown' }
+  | { kind: 'cpu' }
+  | { kind: 'memory' }
+  | { kind: 'host-port'; key: string };
 
 /**
  * Whether one more replica with `demand` fits on the node. With `misfits` given, collects every
@@ -18,6 +51,11 @@ export function checkFit(state: NodeState, demand: Demand, view: UsageView, misf
   const settled = view === 'settled';
   const own = view === 'all-but-own';
   let fits = true;
+  if (!speaksEnough(state.node, demand)) {
+    if (!misfits) return false;
+    misfits.push({ kind: 'protocol', speaks: state.node.protocolVersion ?? null });
+    fits = false;
+  }
   if (demand.cpuMillis > 0 || demand.memoryBytes > 0) {
     if (state.capacity === null) {
       if (!misfits) return false;

@@ -3,6 +3,7 @@
  * nodes, hand-overs, scale-down, global services), and which services have nothing to decide.
  */
 import { matchesAll } from '../spec/constraints.js';
+import { refusesDemand } from './feasibility.js';
 import { MinHeap } from './min-heap.js';
 import type { NodeStateLookup } from './node-states.js';
 import type { NodeState } from './node-usage.js';
@@ -37,7 +38,7 @@ export function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
   if (replacementIds.size > 0) for (const p of olds) if (replacementIds.has(p.replicaId)) byId.set(p.replicaId, p);
   const onUsableNode = (p: Placement): NodeState | undefined => {
     const state = p.nodeId === null ? undefined : statesById.get(p.nodeId);
-    return state && matchesAll(state.node, plan.constraints) ? state : undefined;
+    return state && matchesAll(state.node, plan.constraints) && !refusesDemand(state.node, plan.demand) ? state : undefined;
   };
 
   // Replicas of lost nodes that have a replacement: hand over, call the move off, or wait.
@@ -158,6 +159,7 @@ export function isSettled(plan: ServicePlan, ctx: KeepContext): boolean {
   for (const nodeId of summary.countByNodeId.keys()) {
     const state = ctx.statesById.get(nodeId);
     if (!state || (constrained && !matchesAll(state.node, plan.constraints))) return false;
+    if (refusesDemand(state.node, plan.demand)) return false;
     const downForMs = state.node.downForMs;
     if (reschedule && downForMs !== null && downForMs >= lostAfterMs) return false;
   }
@@ -265,6 +267,8 @@ export function keepGlobal(plan: ServicePlan, statesById: NodeStateLookup, seenR
     if (old.nodeId === null) continue;
     const state = statesById.get(old.nodeId);
     if (!state || !matchesAll(state.node, plan.constraints)) continue;
+    // Judged again in placeGlobal, where it stays pending with the reason.
+    if (refusesDemand(state.node, plan.demand)) continue;
     const current = byNode.get(old.nodeId);
     if (current && !globalPreferred(old, current)) continue;
     byNode.set(old.nodeId, old);

@@ -14,6 +14,8 @@ export interface Demand {
   memoryBytes: number;
   /** `tcp/8080` keys of the host ports it binds. */
   hostPorts: string[];
+  /** The protocol version an agent must speak to run it (see minProtocolVersionOf). */
+  minProtocolVersion: number;
 }
 
 /** What replicas reserve on one node. */

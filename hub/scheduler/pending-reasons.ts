@@ -1,7 +1,7 @@
 /** Pending reasons: why a replica could not be placed, in words for the operator who has to act on them. */
 import { matchesAll } from '../spec/constraints.js';
 import type { NormalizedSpec } from '../spec/service-spec.js';
-import { checkFit, type Misfit } from './feasibility.js';
+import { checkFit, minProtocolVersionOf, type Misfit } from './feasibility.js';
 import type { NodeStates } from './node-states.js';
 import type { NodeState } from './node-usage.js';
 import type { ServicePlan } from './service-plan.js';
@@ -32,6 +32,19 @@ export function writePendingReasons(
 
 const counted = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
 
+/** What needs the newer protocol, in words: the only reason today is a health check. */
+function protocolNeedText(spec: NormalizedSpec): string {
+  return `${spec.healthcheck ? 'health checks need' : 'needs'} an agent of protocol ${minProtocolVersionOf(spec)} or later`;
+}
+
+/** The versions older agents speak, in order: "2", "1 and 2". */
+function versionsText(versions: ReadonlySet<number | null>): string {
+  const known = [...versions].filter((v): v is number => v !== null).sort((a, b) => a - b);
+  const words = known.map(String);
+  if (versions.has(null)) words.push('unknown');
+  return words.length <= 1 ? (words[0] ?? 'unknown') : `${words.slice(0, -1).join(', ')} and ${words[words.length - 1]}`;
+}
+
 function cpusText(spec: NormalizedSpec): string {
   return `need ${spec.resources.cpus} ${spec.resources.cpus === 1 ? 'cpu' : 'cpus'}`;
 }
@@ -47,6 +60,8 @@ function describeReplicatedShortfall(plan: ServicePlan, states: readonly NodeSta
   let notReady = 0;
   let fitting = 0;
   let capacityUnknown = 0;
+  let oldAgent = 0;
+  const oldVersions = new Set<number | null>();
   let lackCpu = 0;
   let lackMemory = 0;
   const portTaken = new Map(plan.demand.hostPorts.map((key) => [key, 0]));
@@ -60,7 +75,10 @@ function describeReplicatedShortfall(plan: ServicePlan, states: readonly NodeSta
     const misfits: Misfit[] = [];
     if (checkFit(state, plan.demand, 'all', misfits)) fitting++;
     for (const m of misfits) {
-      if (m.kind === 'capacity-unknown') capacityUnknown++;
+      if (m.kind === 'protocol') {
+        oldAgent++;
+        oldVersions.add(m.speaks);
+      } else if (m.kind === 'capacity-unknown') capacityUnknown++;
       else if (m.kind === 'cpu') lackCpu++;
       else if (m.kind === 'memory') lackMemory++;
       else portTaken.set(m.key, (portTaken.get(m.key) ?? 0) + 1);
@@ -74,6 +92,9 @@ function describeReplicatedShortfall(plan: ServicePlan, states: readonly NodeSta
       : `no ready node (${counted(notReady, 'node is', 'nodes are')} not ready)`;
   }
   const parts: string[] = [];
+  if (oldAgent > 0) {
+    parts.push(`${counted(oldAgent, 'has an agent', 'have agents')} of protocol ${versionsText(oldVersions)} (${protocolNeedText(spec)})`);
+  }
   if (capacityUnknown > 0) parts.push(`${counted(capacityUnknown, 'has', 'have')} not reported capacity yet`);
   if (lackCpu > 0) parts.push(`${counted(lackCpu, 'lacks', 'lack')} cpu (${cpusText(spec)})`);
   if (lackMemory > 0) parts.push(`${counted(lackMemory, 'lacks', 'lack')} memory (${memoryText(spec)})`);
@@ -86,6 +107,8 @@ function describeNodeMisfits(misfits: readonly Misfit[], spec: NormalizedSpec): 
   return misfits
     .map((m) => {
       switch (m.kind) {
+        case 'protocol':
+          return `${protocolNeedText(spec)}; node's agent speaks ${m.speaks ?? 'an unknown version'}`;
         case 'capacity-unknown':
           return 'node has not reported capacity yet';
         case 'cpu':

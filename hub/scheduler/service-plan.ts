@@ -1,6 +1,7 @@
 /** One service's plan as a pass builds it: the stages fill it in turn. */
 import type { Constraint } from '../spec/constraints.js';
 import { parsedConstraints, type NormalizedSpec } from '../spec/service-spec.js';
+import { minProtocolVersionOf } from './feasibility.js';
 import { BYTES_PER_MB, MILLICPUS_PER_CPU, type Demand } from './node-usage.js';
 import type { Placement, SchedService } from './types.js';
 
@@ -45,6 +46,7 @@ export function newPlan(service: SchedService): ServicePlan {
       cpuMillis: cpus === null ? 0 : Math.max(1, Math.round(cpus * MILLICPUS_PER_CPU)),
       memoryBytes: memoryMB === null ? 0 : memoryMB * BYTES_PER_MB,
       hostPorts: spec.ports.filter((p) => p.hostPort !== null).map((p) => `${p.protocol}/${p.hostPort}`),
+      minProtocolVersion: minProtocolVersionOf(spec),
     },
     placements: [],
     countByNodeId: new Map(),

@@ -14,6 +14,7 @@
  *
  * One per hub: a pass reads and updates it, so two planners must not share one.
  */
+import { MIN_PROTOCOL_VERSION } from '../../shared/protocol.js';
 import type { NormalizedSpec } from '../spec/service-spec.js';
 import { reserve, type Demand, type NodeUsage } from './node-usage.js';
 import { compareStrings } from './order.js';
@@ -175,7 +176,8 @@ export class SettledUsage {
         spec,
         demand: plan.demand,
         countByNodeId,
-        constrained: plan.constraints.length > 0,
+        // A service that needs a newer protocol depends on its nodes' versions as on constraint fields.
+        constrained: plan.constraints.length > 0 || plan.demand.minProtocolVersion > MIN_PROTOCOL_VERSION,
         lostAfterMs: spec.onNodeLost === 'reschedule' ? (spec.lostAfterMs ?? (this.defaultLostAfterMs as number)) : null,
       },
     ]);
@@ -248,9 +250,12 @@ function touchesAny(countByNodeId: ReadonlyMap<string, number>, nodeIds: Readonl
   return false;
 }
 
-/** What constraints read from a node (see ConstraintSubject); labels by value (the hub rebuilds nodes each pass). */
+/**
+ * What constraints read from a node (see ConstraintSubject), and its agent's protocol version
+ * (which services needing a newer one depend on); labels by value (the hub rebuilds nodes each pass).
+ */
 function sameConstraintFields(a: SchedNode, b: SchedNode): boolean {
-  if (a.name !== b.name) return false;
+  if (a.name !== b.name || (a.protocolVersion ?? null) !== (b.protocolVersion ?? null)) return false;
   if (a.facts !== b.facts) {
     if (a.facts === null || b.facts === null) return false;
     const fa = a.facts;

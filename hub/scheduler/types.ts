@@ -15,6 +15,12 @@ export interface SchedNode {
    * service's lostAfterMs, and come back as for a lost node when it is ready again.
    */
   downForMs: number | null;
+  /**
+   * The protocol version its agent spoke at hello, while connected; null or absent when not
+   * connected (unknown: an agent may come back older or newer). A spec that needs a newer
+   * protocol (a health check needs 3) is placed only where it is known to be spoken.
+   */
+  protocolVersion?: number | null;
 }
 
 /**
