@@ -117,6 +117,23 @@ describe('GET /v1/services/:name/revisions', () => {
   });
 });
 
+describe('what is kept on disk', () => {
+  it('a placement pass does not write the kept revisions again', async () => {
+    await putImages(range(1, 10).map((n) => `nginx:${n}`), { replicas: 0 });
+    const kept = store.getService('web')!;
+    expect(kept.history).toHaveLength(9);
+    const historyBytes = JSON.stringify(kept.history).length;
+    // A pass copies the record with new placements, as the reconcile loop does.
+    const before = store.stats().bytesWritten;
+    await store.putService({ ...kept, placements: [{ replicaId: 'web-1', nodeId: null, pendingReason: 'no nodes' }] });
+    const written = store.stats().bytesWritten - before;
+    expect(written).toBeGreaterThan(0);
+    // The new placement alone is a line of a few hundred bytes; the history would be kilobytes.
+    expect(historyBytes).toBeGreaterThan(2000);
+    expect(written).toBeLessThan(historyBytes / 2);
+  });
+});
+
 describe('POST /v1/services/:name/rollback', () => {
   it('accepts the previous spec again as a new revision, and again undoes that', async () => {
     await putImages(['nginx:1', 'nginx:2']);
