@@ -14,7 +14,7 @@ export const MAX_REPLICA_LIMIT = 10_000;
 type PageQuery = { Querystring: { offset?: string; limit?: string } };
 
 /** `POST .../rollback`: the body is optional; without `revision`, the one before the current. */
-const rollbackBody = new Validator(Type.Object({ revision: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false }));
+const rollbackBody = new Validator(Type.Object({ revision: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })) }, { additionalProperties: false }));
 
 /** `POST .../scale`: the replica count and nothing else (other changes go through a PUT). */
 const scaleBody = new Validator(Type.Object({ replicas: Type.Integer({ minimum: 0, maximum: SPEC_LIMITS.maxReplicas }) }, { additionalProperties: false }));

@@ -70,6 +70,17 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+it.each([
+  ['GET', '/v1/services/web/revisions'],
+  ['POST', '/v1/services/web/rollback'],
+  ['POST', '/v1/services/web/scale'],
+])('refuses %s %s without the admin token', async (method, url) => {
+  await putImages(['nginx:1', 'nginx:2']);
+  const res = await app!.inject({ method: method as 'GET', url, payload: { replicas: 3 } });
+  expect(res.statusCode).toBe(401);
+  expect((await call('GET', '/v1/services/web')).json()).toMatchObject({ revision: 2, spec: { image: 'nginx:2', replicas: 1 } });
+});
+
 describe('GET /v1/services/:name/revisions', () => {
   it('404s an unknown service', async () => {
     const res = await call('GET', '/v1/services/nope/revisions');
@@ -203,6 +214,7 @@ describe('POST /v1/services/:name/rollback', () => {
     [{ revision: 'x' }, 'revision', /integer/],
     [{ revision: 0 }, 'revision', />= 1/],
     [{ revision: 1.5 }, 'revision', /integer/],
+    [{ revision: 1e300 }, 'revision', /<= 9007199254740991/],
     [{ revision: 1, to: 2 }, 'to', /unknown field/],
     [[1], '', /object/],
   ])('refuses a malformed body %j with 400 naming %j', async (body, field, reason) => {
