@@ -15,9 +15,16 @@ const TOKEN = 'tat_rollback_and_scale_test_token';
 let dir: string;
 let app: FastifyInstance | null = null;
 let store: LowdbStore;
+/** A code to fail every store file write with (ENOSPC: a full disk); null: writes succeed. */
+let failWritesWith: string | null = null;
 
 async function startHub(): Promise<void> {
-  store = new LowdbStore({ dir });
+  store = new LowdbStore({
+    dir,
+    beforeWrite: () => {
+      if (failWritesWith) throw Object.assign(new Error(`${failWritesWith}: simulated`), { code: failWritesWith });
+    },
+  });
   await store.open();
   ({ app } = await buildHub({ store, adminToken: TOKEN }));
 }
@@ -62,6 +69,7 @@ const range = (from: number, to: number) => Array.from({ length: to - from + 1 }
 
 beforeEach(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'tether-rollback-'));
+  failWritesWith = null;
   await startHub();
 });
 afterEach(async () => {
@@ -285,6 +293,26 @@ describe('POST /v1/services/:name/scale', () => {
 });
 
 describe('writes of one service', () => {
+  it('keep nothing of a rollback or a scale the store cannot write, across a restart', async () => {
+    await putImages(['nginx:1', 'nginx:2']);
+    failWritesWith = 'ENOSPC';
+    expect((await call('POST', '/v1/services/web/rollback')).statusCode).toBe(507);
+    expect((await call('POST', '/v1/services/web/scale', { replicas: 4 })).statusCode).toBe(507);
+    for (const pass of ['before', 'after'] as const) {
+      expect((await revisions('web')).map((r) => [r.revision, r.spec.image, r.spec.replicas]), pass).toEqual([
+        [2, 'nginx:2', 1],
+        [1, 'nginx:1', 1],
+      ]);
+      if (pass === 'before') {
+        failWritesWith = null;
+        await restartHub();
+      }
+    }
+    // Retried, each is a change again.
+    expect((await call('POST', '/v1/services/web/rollback')).json()).toMatchObject({ outcome: 'rolled-back', revision: 3, rolledBackTo: 1 });
+    expect((await call('POST', '/v1/services/web/scale', { replicas: 4 })).json()).toMatchObject({ outcome: 'updated', revision: 4 });
+  });
+
   it('run one at a time: a PUT, a scale and a rollback at once each build on the one before', async () => {
     await putImages(['nginx:1', 'nginx:2']);
     const [put, scale, rollback] = await Promise.all([
