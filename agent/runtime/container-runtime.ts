@@ -3,7 +3,8 @@
  * simulated one runs fleets of thousands of agents in one process for scheduler tests and
  * benchmarks (never as proof that Docker works).
  */
-import type { ContainerSpec, RegistryAuth } from '../../shared/container-spec.js';
+import type { ContainerSpec, HealthCheck, RegistryAuth } from '../../shared/container-spec.js';
+import type { ReplicaHealth } from '../../shared/protocol.js';
 
 /** Labels on every container the agent creates: its whole picture is rebuilt from them. */
 export const LABELS = {
@@ -12,6 +13,12 @@ export const LABELS = {
   service: 'io.tether.service',
   replicaId: 'io.tether.replica-id',
   specHash: 'io.tether.spec-hash',
+  /**
+   * The container's health check, as JSON (only on containers that have one): what to probe is
+   * read back from the engine after an agent restart, and an outdated container still serving
+   * during an update keeps its own check.
+   */
+  healthCheck: 'io.tether.health-check',
 } as const;
 
 export type EngineState = 'created' | 'running' | 'restarting' | 'paused' | 'exited' | 'dead' | 'removing';
@@ -37,6 +44,16 @@ export interface ObservedContainer {
    * whose state is not confirmed.
    */
   error: string | null;
+  /** The container's health check (from its label); absent or null when it has none. */
+  healthCheck?: HealthCheck | null;
+  /**
+   * What the engine itself says of the container's health, for a check the engine runs (Docker:
+   * exec checks, as its HEALTHCHECK; the simulated engine: every check). Absent or null: the
+   * engine keeps none, so the agent probes the container itself (http, tcp).
+   */
+  engineHealth?: ReplicaHealth | null;
+  /** The container's address on its network, for the agent's own probes; absent or null when unknown. */
+  address?: string | null;
 }
 
 export interface CreateContainerRequest {
