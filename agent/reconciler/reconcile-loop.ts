@@ -19,6 +19,7 @@ import { Backoff } from '../../shared/backoff.js';
 import { systemClock, type Clock } from '../../shared/clock.js';
 import { PROTOCOL_LIMITS, type AssignedReplica, type ReplicaReport } from '../../shared/protocol.js';
 import type { ContainerRuntime, ObservedContainer } from '../runtime/container-runtime.js';
+import { HealthMonitor } from '../health/health-monitor.js';
 import { needsImage, planSteps, replicaIdOf, type Step } from './plan-steps.js';
 import { ImagePulls } from './image-pulls.js';
 import { ReplicaReporter } from './replica-reporter.js';
@@ -100,6 +101,8 @@ export class ReconcileLoop {
   private readonly savedCounts: SavedRestartCounts;
   private readonly pulls: ImagePulls;
   private readonly reporter: ReplicaReporter;
+  /** The http and tcp checks the agent runs itself (exec checks are the engine's). */
+  private readonly health: HealthMonitor;
 
   /** See firstListing. */
   private listedOnce = false;
@@ -160,6 +163,11 @@ export class ReconcileLoop {
       },
       onSettled: () => this.requestPass(),
     });
+    this.health = new HealthMonitor({
+      clock: this.clock,
+      logger: this.logger,
+      onChange: (containerId) => this.reporter.healthChanged(containerId),
+    });
     this.reporter = new ReplicaReporter({
       nodeId: this.nodeId,
       runtime: this.runtime,
@@ -170,6 +178,7 @@ export class ReconcileLoop {
       windowMs: opts.reportWindowMs ?? REPORT_WINDOW_MS,
       maxPerFrame: opts.maxReportsPerFrame ?? PROTOCOL_LIMITS.maxReportedReplicas,
       send: (reports) => this.notify('onReport', () => this.opts.onReport(reports)),
+      probedHealth: (containerId) => this.health.healthOf(containerId),
     });
   }
 
@@ -212,6 +221,7 @@ export class ReconcileLoop {
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.resyncTimer = this.wakeTimer = null;
     this.reporter.close();
+    this.health.close();
     this.passAbort?.abort();
     const pullsClosed = this.pulls.close();
     await this.pumping;
@@ -466,6 +476,8 @@ export class ReconcileLoop {
   }
 
   private publishReports(current: readonly ObservedContainer[]): void {
+    // First: a container no longer running drops its probes before its report is built.
+    this.health.track(current);
     const reported = this.reporter.publish(current);
     // Forget what concerns replicas that are neither assigned nor present, and containers that are
     // gone: nothing will retry them, and these structures stay as small as the node's state.

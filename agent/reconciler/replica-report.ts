@@ -3,7 +3,9 @@
  * the last step errors and the restart counts. Pure: the reconcile loop builds reports from a
  * listing, at the end of a pass and as its steps finish, and replica-reporter.ts sends those that changed.
  */
-import { MAX_REPORT_ERROR_LENGTH, type AssignedReplica, type ReplicaReport, type ReplicaState } from '../../shared/protocol.js';
+import type { HealthCheck } from '../../shared/container-spec.js';
+import { MAX_REPORT_ERROR_LENGTH, type AssignedReplica, type ReplicaHealth, type ReplicaReport, type ReplicaState } from '../../shared/protocol.js';
+import { sameHealth, STARTING } from '../health/health-state.js';
 import type { ObservedContainer } from '../runtime/container-runtime.js';
 import { bestContainer, groupByReplica } from './plan-steps.js';
 
@@ -18,6 +20,8 @@ export interface Standing {
   containers: readonly ObservedContainer[];
   /** The container its report describes; none for an assigned replica with no container yet. */
   chosen: ObservedContainer | undefined;
+  /** The health check of the assigned spec, for a replica with no container yet; absent without one. */
+  targetHealthCheck?: HealthCheck;
 }
 
 /**
@@ -53,7 +57,9 @@ function assignedStanding(r: AssignedReplica, containers: readonly ObservedConta
   const right = bestContainer(containers.filter((c) => c.specHash === r.specHash));
   const any = bestContainer(containers);
   const chosen = right?.state !== 'running' && any?.state === 'running' ? any : (right ?? any);
-  return { replicaId: r.replicaId, service: r.service, specHash: r.specHash, assigned: true, containers, chosen };
+  const standing: Standing = { replicaId: r.replicaId, service: r.service, specHash: r.specHash, assigned: true, containers, chosen };
+  if (r.container.healthcheck) standing.targetHealthCheck = r.container.healthcheck;
+  return standing;
 }
 
 function unassignedStanding(replicaId: string, containers: readonly ObservedContainer[]): Standing {
@@ -76,6 +82,8 @@ export interface ReplicaFacts {
   /** The last error of a step on one container (an outdated one's start, an old version's removal). */
   containerError: (containerId: string) => string | undefined;
   restarts: number;
+  /** What the agent's own probes found of a container's health; undefined when it does not probe it. */
+  probedHealth?: (containerId: string) => ReplicaHealth | undefined;
 }
 
 /**
@@ -85,12 +93,29 @@ export interface ReplicaFacts {
  */
 export function reportFor(s: Standing, facts: ReplicaFacts): ReplicaReport {
   const containerError = s.assigned && s.chosen ? facts.containerError(s.chosen.id) : undefined;
-  return reportOf(s.replicaId, s.service, s.specHash, s.chosen, facts.replicaError ?? containerError ?? null, facts.restarts);
+  const report = reportOf(s.replicaId, s.service, s.specHash, s.chosen, facts.replicaError ?? containerError ?? null, facts.restarts);
+  const health = healthFor(s, facts.probedHealth);
+  return health ? { ...report, health } : report;
+}
+
+/**
+ * A replica's health, for one whose container has a check (or, with no container yet, whose
+ * assigned spec has one); undefined without a check. Only a running container can pass: one
+ * that is not is `starting` (it passes again only once it runs again). A running one has the
+ * engine's word (exec checks), else the agent's probes', else none yet: `starting`.
+ */
+export function healthFor(s: Standing, probedHealth?: (containerId: string) => ReplicaHealth | undefined): ReplicaHealth | undefined {
+  const c = s.chosen;
+  if (!c) return s.targetHealthCheck ? STARTING : undefined;
+  if (!c.healthCheck) return undefined;
+  if (c.state !== 'running') return STARTING;
+  return c.engineHealth ?? probedHealth?.(c.id) ?? STARTING;
 }
 
 /** A replica gone for good (neither assigned nor present), as sent once to the hub. */
 export function removedReport(last: ReplicaReport): ReplicaReport {
-  return { ...last, state: 'removed', containerId: null, error: null };
+  const { health: _health, ...rest } = last;
+  return { ...rest, state: 'removed', containerId: null, error: null };
 }
 
 /**
@@ -193,7 +218,8 @@ export function sameReport(a: ReplicaReport | undefined, b: ReplicaReport): bool
     a.containerId === b.containerId &&
     a.error === b.error &&
     a.restarts === b.restarts &&
-    a.service === b.service
+    a.service === b.service &&
+    sameHealth(a.health, b.health)
   );
 }
 

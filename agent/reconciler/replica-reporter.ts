@@ -7,9 +7,10 @@
  * replica. What a report says is decided by replica-report.ts; this holds the last one sent per
  * replica and the timing.
  */
-import { PROTOCOL_LIMITS, type AssignedReplica, type ReplicaReport } from '../../shared/protocol.js';
+import { PROTOCOL_LIMITS, type AssignedReplica, type ReplicaHealth, type ReplicaReport } from '../../shared/protocol.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ContainerRuntime, ObservedContainer } from '../runtime/container-runtime.js';
+import { sameHealth } from '../health/health-state.js';
 import { changedReports, reportFor, runsItsSpec, standingsOf, type Standing } from './replica-report.js';
 import { ReportOutbox } from './report-outbox.js';
 import type { RestartBackoff } from './restart-backoff.js';
@@ -29,6 +30,8 @@ export interface ReplicaReporterOptions {
   /** Reports one send carries at most; never more than the protocol's limit for a status frame. */
   maxPerFrame: number;
   send: (reports: ReplicaReport[]) => void;
+  /** What the agent's own health probes found of a container (health-monitor.ts); none by default. */
+  probedHealth?: (containerId: string) => ReplicaHealth | undefined;
 }
 
 export class ReplicaReporter {
@@ -64,6 +67,23 @@ export class ReplicaReporter {
     this.reported = next;
     if (changed.length > 0) this.outbox.push(changed);
     return new Set(next.keys());
+  }
+
+  /**
+   * A probe changed what a container's health is: the replica it stands for is reported again,
+   * with nothing else of its report changed (no listing: health is the agent's own finding).
+   */
+  healthChanged(containerId: string): void {
+    const health = this.opts.probedHealth?.(containerId);
+    if (!health) return;
+    for (const [id, last] of this.reported) {
+      if (last.containerId !== containerId || !last.health || last.state !== 'running') continue;
+      if (sameHealth(last.health, health)) return;
+      const next = { ...last, health };
+      this.reported.set(id, next);
+      this.outbox.push([next]);
+      return;
+    }
   }
 
   /** A pass starts applying steps: replicas settled meanwhile are reported as they finish. */
@@ -149,6 +169,7 @@ export class ReplicaReporter {
         replicaError: backoff.replicaError(id),
         containerError: (containerId: string) => backoff.containerError(containerId),
         restarts: restarts.observe(id, s.containers, s.chosen),
+        probedHealth: this.opts.probedHealth,
       };
       reports.set(id, reportFor(s, facts));
     }

@@ -6,12 +6,16 @@
  * What is emulated: names unique in the engine, images that must be present to create, image
  * references the engine refuses as malformed, host port allocation between running containers,
  * the restart policy `unless-stopped` (a crashed container restarts, one stopped or killed by a
- * user does not; a start by the API resets the restart count), and asynchronous lifecycle events.
- * What is not: resources, networks, logs, health checks. It proves nothing about Docker itself.
+ * user does not; a start by the API resets the restart count), asynchronous lifecycle events, and
+ * health checks as the engine's own (every type): a running container with one turns healthy one
+ * interval after it starts, unless a test set its health (setHealth), with one timer per engine
+ * for all of them, none without checks. What is not: resources, networks, logs, real probes. It
+ * proves nothing about Docker itself.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { RegistryAuth } from '../../shared/container-spec.js';
-import type { NodeFacts } from '../../shared/protocol.js';
+import { performance } from 'node:perf_hooks';
+import type { HealthCheck, RegistryAuth } from '../../shared/container-spec.js';
+import type { NodeFacts, ReplicaHealth } from '../../shared/protocol.js';
 import { TETHER_VERSION } from '../../shared/version.js';
 import {
   LABELS,
@@ -49,6 +53,11 @@ export interface SimulatedContainer extends ObservedContainer {
   labels: Readonly<Record<string, string>>;
   publishAddress: string | null;
   hostPorts: ReadonlyArray<{ hostPort: number; protocol: 'tcp' | 'udp' }>;
+  healthCheck: HealthCheck | null;
+  /** When it last started (monotonic ms); null while it never ran. */
+  startedAtMs: number | null;
+  /** The health a test set (setHealth), which stands until the next; null: the default. */
+  healthSetByTest: ReplicaHealth | null;
 }
 
 type MutableContainer = {
@@ -110,6 +119,9 @@ export class SimulatedRuntime implements ContainerRuntime, EngineProbe {
   /** False while the engine is away (setEngineAvailable): every call fails, no event arrives. */
   private engineUp = true;
   private idSequence = 0;
+  /** Checked containers that turn healthy at this time (monotonic ms), by id; one timer for the earliest. */
+  private readonly healthDue = new Map<string, number>();
+  private healthTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: SimulatedRuntimeOptions = {}) {
     this.images = new Set(opts.images ?? []);
@@ -219,6 +231,9 @@ export class SimulatedRuntime implements ContainerRuntime, EngineProbe {
       },
       publishAddress: req.publishAddress,
       hostPorts: req.spec.ports.flatMap((p) => (p.hostPort === null ? [] : [{ hostPort: p.hostPort, protocol: p.protocol }])),
+      healthCheck: req.spec.healthcheck ?? null,
+      startedAtMs: null,
+      healthSetByTest: null,
     };
     this.byId.set(id, container);
     this.idByName.set(req.name, id);
@@ -344,6 +359,17 @@ export class SimulatedRuntime implements ContainerRuntime, EngineProbe {
     this.remove(this.mustGet(id));
   }
 
+  /**
+   * What the container's health check says from now on (null: back to the default, healthy one
+   * interval after its start), as from the engine's own check; a 'health_status' event follows.
+   */
+  setHealth(id: string, health: ReplicaHealth | null): void {
+    const c = this.mustGet(id);
+    if (!c.healthCheck) throw new Error(`simulated: container ${id} has no health check`);
+    c.healthSetByTest = health;
+    this.emit(c, 'health_status');
+  }
+
   /** Every container in the engine, all node ids, as copies. */
   containers(): SimulatedContainer[] {
     return [...this.byId.values()].map((c) => ({ ...c, labels: { ...c.labels }, hostPorts: [...c.hostPorts] }));
@@ -379,8 +405,38 @@ export class SimulatedRuntime implements ContainerRuntime, EngineProbe {
     this.claimPorts(c);
     c.state = 'running';
     c.error = null;
+    c.startedAtMs = performance.now();
+    if (c.healthCheck) this.healthTurnsDue(c.id, c.startedAtMs + c.healthCheck.intervalMs);
     this.emit(c, 'start');
     return null;
+  }
+
+  private healthTurnsDue(id: string, atMs: number): void {
+    this.healthDue.set(id, atMs);
+    this.armHealthTimer();
+  }
+
+  /** One timer for the earliest default health change of the whole engine. */
+  private armHealthTimer(): void {
+    if (this.healthTimer) clearTimeout(this.healthTimer);
+    this.healthTimer = null;
+    if (this.healthDue.size === 0) return;
+    let earliestMs = Infinity;
+    for (const atMs of this.healthDue.values()) earliestMs = Math.min(earliestMs, atMs);
+    this.healthTimer = setTimeout(() => this.healthTurns(), Math.max(0, earliestMs - performance.now()));
+    this.healthTimer.unref();
+  }
+
+  private healthTurns(): void {
+    this.healthTimer = null;
+    const nowMs = performance.now();
+    for (const [id, atMs] of this.healthDue) {
+      if (atMs > nowMs) continue;
+      this.healthDue.delete(id);
+      const c = this.byId.get(id);
+      if (c?.state === 'running' && c.healthSetByTest === null) this.emit(c, 'health_status');
+    }
+    this.armHealthTimer();
   }
 
   private stop(c: MutableContainer): void {
@@ -399,6 +455,7 @@ export class SimulatedRuntime implements ContainerRuntime, EngineProbe {
     const wasRunning = c.state === 'running' || c.state === 'paused';
     this.releasePorts(c);
     this.restarting.delete(c.id);
+    this.healthDue.delete(c.id);
     this.byId.delete(c.id);
     this.idByName.delete(c.name);
     const nodeIds = this.idsByNode.get(c.nodeId);
@@ -484,7 +541,7 @@ function refuseMalformed(image: string): void {
 }
 
 function observed(c: MutableContainer): ObservedContainer {
-  return {
+  const o: ObservedContainer = {
     id: c.id,
     name: c.name,
     replicaId: c.replicaId,
@@ -495,6 +552,17 @@ function observed(c: MutableContainer): ObservedContainer {
     restartCount: c.restartCount,
     error: c.error,
   };
+  if (c.healthCheck) {
+    o.healthCheck = c.healthCheck;
+    o.engineHealth = c.state === 'running' ? simulatedHealth(c) : null;
+  }
+  return o;
+}
+
+function simulatedHealth(c: MutableContainer): ReplicaHealth {
+  if (c.healthSetByTest) return c.healthSetByTest;
+  const ranMs = c.startedAtMs === null ? 0 : performance.now() - c.startedAtMs;
+  return ranMs >= c.healthCheck!.intervalMs ? { status: 'healthy', output: null } : { status: 'starting', output: null };
 }
 
 /** Device facts for a simulated node: a modest 4-core, 8 GiB edge box. */
