@@ -2,6 +2,10 @@ import type { ReplicaReport } from '../shared/protocol.js';
 
 export interface ObservedReplica {
   nodeId: string;
+  /**
+   * The replica's last report, whole: a report replaces the one before, its health (protocol 3)
+   * included, so a replica whose check was removed shows none left over.
+   */
   report: ReplicaReport;
   updatedAtMs: number;
 }

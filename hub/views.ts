@@ -1,4 +1,4 @@
-import type { ReplicaState } from '../shared/protocol.js';
+import type { ReplicaHealth, ReplicaState } from '../shared/protocol.js';
 import { redactSpec, type NormalizedSpec } from './spec/service-spec.js';
 import type { FailureDetector, NodeState } from './failure-detector.js';
 import { conditionWarnings, engineUnavailableText, type NodeConditionsEntry } from './node-conditions.js';
@@ -26,7 +26,16 @@ export interface ReplicaView {
   movedFrom: string | null;
   /** Set while this replica of a lost node waits for its replacement to run; not counted. */
   replacedBy: string | null;
+  /**
+   * Null unless it runs. Without a health check: `healthy` once running. With one: what its
+   * agent's checks say, `starting` until the agent reports a result.
+   */
+  health: ReplicaHealthStatus | null;
+  /** The tail of the last failing check's output (null once a check passes, or without a check). */
+  healthOutput: string | null;
 }
+
+export type ReplicaHealthStatus = ReplicaHealth['status'];
 
 export interface ServiceView {
   name: string;
@@ -50,6 +59,8 @@ export interface ServiceStatus {
   onDownNodes: number;
   /** Replicas of lost nodes that wait for their replacements to run. */
   handingOver: number;
+  /** Replicas (not handing over) per health; those that do not run count in none. */
+  health: Record<ReplicaHealthStatus, number>;
   /** One page of the replica list, in placement order; `replicaPage.total` counts them all. */
   replicas: ReplicaView[];
   replicaPage: { offset: number; limit: number; total: number };
@@ -81,6 +92,8 @@ export function serviceView(
   let active = 0;
   let onDownNodes = 0;
   let handingOver = 0;
+  const health: Record<ReplicaHealthStatus, number> = { healthy: 0, unhealthy: 0, starting: 0 };
+  const checked = record.spec.healthcheck !== undefined;
   for (const p of placements) {
     if (p.replacedBy) {
       handingOver++;
@@ -88,14 +101,16 @@ export function serviceView(
     }
     active++;
     const ofNode = p.nodeId === null ? null : nodeState(p.nodeId);
-    const { state } = replicaStatus(p, observed, specHash, ofNode);
+    const status = replicaStatus(p, observed, specHash, ofNode, checked);
+    const { state } = status;
     states[state] = (states[state] ?? 0) + 1;
+    if (status.health !== null) health[status.health]++;
     if (ofNode !== null && ofNode !== 'ready') onDownNodes++;
     else if (state === 'running' && ofNode === 'ready') running++;
   }
   const replicas = placements.slice(page.offset, page.offset + page.limit).map((p): ReplicaView => {
     const ofNode = p.nodeId === null ? null : nodeState(p.nodeId);
-    const { state, containerId, error, restarts } = replicaStatus(p, observed, specHash, ofNode);
+    const { state, containerId, error, restarts, health, healthOutput } = replicaStatus(p, observed, specHash, ofNode, checked);
     return {
       replicaId: p.replicaId,
       nodeId: p.nodeId,
@@ -106,6 +121,8 @@ export function serviceView(
       nodeState: ofNode,
       movedFrom: p.movedFrom ?? null,
       replacedBy: p.replacedBy ?? null,
+      health,
+      healthOutput,
     };
   });
   return {
@@ -120,28 +137,53 @@ export function serviceView(
       states,
       onDownNodes,
       handingOver,
+      health,
       replicas,
       replicaPage: { offset: page.offset, limit: page.limit, total: placements.length },
     },
   };
 }
 
-type ReplicaStatus = Pick<ReplicaView, 'state' | 'containerId' | 'error' | 'restarts'>;
+type ReplicaStatus = Pick<ReplicaView, 'state' | 'containerId' | 'error' | 'restarts' | 'health' | 'healthOutput'>;
 
-function replicaStatus(p: Placement, observed: ObservedState, specHash: string | undefined, ofNode: NodeState | null): ReplicaStatus {
-  if (p.pendingReason !== null || p.nodeId === null) return { state: 'pending', containerId: null, error: p.pendingReason, restarts: 0 };
+const NO_HEALTH = { health: null, healthOutput: null } as const;
+
+/** `checked`: the service's spec has a health check. */
+function replicaStatus(
+  p: Placement,
+  observed: ObservedState,
+  specHash: string | undefined,
+  ofNode: NodeState | null,
+  checked: boolean,
+): ReplicaStatus {
+  if (p.pendingReason !== null || p.nodeId === null) return { state: 'pending', containerId: null, error: p.pendingReason, restarts: 0, ...NO_HEALTH };
   const seen = observed.get(p.replicaId);
   if (ofNode === 'not_ready') {
-    return { state: 'unknown', containerId: seen?.nodeId === p.nodeId ? seen.report.containerId : null, error: 'its node cannot reach its container engine', restarts: seen?.report.restarts ?? 0 };
+    return {
+      state: 'unknown',
+      containerId: seen?.nodeId === p.nodeId ? seen.report.containerId : null,
+      error: 'its node cannot reach its container engine',
+      restarts: seen?.report.restarts ?? 0,
+      ...NO_HEALTH,
+    };
   }
-  if (!seen || seen.nodeId !== p.nodeId) return { state: 'pending', containerId: null, error: null, restarts: 0 };
+  if (!seen || seen.nodeId !== p.nodeId) return { state: 'pending', containerId: null, error: null, restarts: 0, ...NO_HEALTH };
   const r = seen.report;
   if (r.state === 'removed') throw new Error('invariant: removed reports are not kept');
   // A report of an older spec means the agent is still replacing the container, or, with an
   // error, that the replacement failed (a pull, create or start) while the old version serves.
   const current = r.specHash === specHash;
   const state = current ? r.state : r.error !== null ? 'failed' : 'starting';
-  return { state, containerId: current ? r.containerId : null, error: r.error, restarts: r.restarts };
+  // Only the current spec's container says anything of this spec's check.
+  const running = current && state === 'running';
+  return {
+    state,
+    containerId: current ? r.containerId : null,
+    error: r.error,
+    restarts: r.restarts,
+    health: !running ? null : !checked ? 'healthy' : (r.health?.status ?? 'starting'),
+    healthOutput: running && checked ? (r.health?.output ?? null) : null,
+  };
 }
 
 /** What a node view says of the node's conditions; null fields: not reported (a version 1 agent). */

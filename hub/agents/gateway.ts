@@ -98,6 +98,12 @@ function sendableCloseCode(code: number): boolean {
   return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 }
 
+/** Whether a report carries health (protocol 3): an older agent that sends it breaks its own protocol. */
+function reportsHealth(reports: readonly ReplicaReport[]): boolean {
+  for (const r of reports) if (r.health !== undefined) return true;
+  return false;
+}
+
 /** The 123-byte limit of a WebSocket close reason. */
 function closeReason(text: string): string {
   const buf = Buffer.from(text);
@@ -359,6 +365,9 @@ export class AgentGateway {
       if (frame.conditions !== undefined && frame.protocolVersion < 2) {
         return this.reject(session, CloseCode.badFrame, `conditions are not part of protocol version ${frame.protocolVersion}`);
       }
+      if (frame.protocolVersion < 3 && reportsHealth(frame.replicas)) {
+        return this.reject(session, CloseCode.badFrame, `replica health is not part of protocol version ${frame.protocolVersion}`);
+      }
       session.protocolVersion = frame.protocolVersion;
       if (session.helloTimer) clearTimeout(session.helloTimer);
       session.helloTimer = null;
@@ -426,6 +435,9 @@ export class AgentGateway {
         session.pendingReplicas = frame.pending ?? (session.protocolVersion >= 2 ? 0 : null);
         return;
       case 'status':
+        if (session.protocolVersion < 3 && reportsHealth(frame.replicas)) {
+          return this.reject(session, CloseCode.badFrame, `replica health is not part of protocol version ${session.protocolVersion}`);
+        }
         this.opts.handlers.onStatus(session.nodeId, frame.replicas);
         return;
       case 'conditions':
