@@ -9,7 +9,8 @@ import { performance } from 'node:perf_hooks';
 import DockerModem from 'docker-modem';
 import { Backoff } from '../../shared/backoff.js';
 import { NODE_FACT_MAX_LENGTH } from '../../shared/protocol.js';
-import type { RegistryAuth } from '../../shared/container-spec.js';
+import type { HealthCheck, RegistryAuth } from '../../shared/container-spec.js';
+import type { ReplicaHealth } from '../../shared/protocol.js';
 import {
   LABELS,
   type ContainerRuntime,
@@ -20,6 +21,8 @@ import {
   type RuntimeEvent,
   type StartResult,
 } from './container-runtime.js';
+import { dockerHealthConfigOf, engineHealthOf, type DockerHealthConfig, type DockerHealthState } from './docker-health.js';
+import { healthCheckLabel, healthCheckOfLabel } from './health-check-label.js';
 import { DEFAULT_ENGINE_DEADLINES, EngineTimeoutError, type EngineDeadlines } from './engine-deadlines.js';
 import type { Logger } from '../../shared/logger.js';
 
@@ -209,7 +212,8 @@ interface ListedContainer {
 /** The fields of GET /containers/{id}/json the runtime reads. */
 interface ContainerInspect {
   RestartCount?: number;
-  State?: { Status?: string; ExitCode?: number; Error?: string };
+  State?: { Status?: string; ExitCode?: number; Error?: string; Health?: DockerHealthState | null };
+  NetworkSettings?: { IPAddress?: string; Networks?: Record<string, { IPAddress?: string } | null> | null } | null;
 }
 
 /** The body of POST /containers/create, as far as the runtime sets it. */
@@ -219,6 +223,7 @@ interface ContainerCreateBody {
   Env: string[];
   Labels: Record<string, string>;
   ExposedPorts: Record<string, object>;
+  Healthcheck?: DockerHealthConfig;
   HostConfig: {
     PortBindings: Record<string, Array<{ HostIp: string; HostPort: string }>>;
     RestartPolicy: { Name: string };
@@ -233,6 +238,10 @@ interface InspectedState {
   exitCode: number | null;
   restartCount: number | null;
   error: string | null;
+  /** The engine's own health of the container (exec checks); null when it keeps none. */
+  engineHealth: ReplicaHealth | null;
+  /** The container's address on its network, for the agent's probes; null when it has none. */
+  address: string | null;
   atMs: number;
   /** The event sequence number when the inspect was asked for: a later event makes it stale. */
   eventSeq: number;
@@ -421,6 +430,8 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
           exitCode: cached?.exitCode ?? null,
           restartCount: cached?.restartCount ?? null,
           error: engineMessage(err),
+          engineHealth: cached?.engineHealth ?? null,
+          address: cached?.address ?? null,
           atMs: nowMs,
           eventSeq: -1,
         };
@@ -441,7 +452,8 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
   }
 
   private observedOf(info: ListedContainer, replicaId: string, service: string, specHash: string, observed: InspectedState): ObservedContainer {
-    return {
+    const healthCheck: HealthCheck | null = healthCheckOfLabel(info.Labels?.[LABELS.healthCheck]);
+    const container: ObservedContainer = {
       id: info.Id,
       name: (info.Names?.[0] ?? info.Id).replace(/^\//, ''),
       replicaId,
@@ -452,6 +464,14 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
       restartCount: observed.restartCount,
       error: observed.error,
     };
+    // Only what a check needs, and only for a container that has one.
+    if (healthCheck) {
+      container.healthCheck = healthCheck;
+      // The engine's health counts for the checks it runs: an image's own HEALTHCHECK says nothing of ours.
+      container.engineHealth = healthCheck.type === 'exec' ? observed.engineHealth : null;
+      container.address = observed.address;
+    }
+    return container;
   }
 
   /** A lifecycle event of one of the node's containers: its cached inspect no longer describes it. */
@@ -483,6 +503,8 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
       exitCode,
       restartCount: info.RestartCount ?? 0,
       error: info.State?.Error ? info.State.Error : null,
+      engineHealth: engineHealthOf(info.State?.Health),
+      address: addressOf(info),
       atMs: this.nowMs(),
       eventSeq,
     };
@@ -629,11 +651,14 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
         [LABELS.service]: req.service,
         [LABELS.replicaId]: req.replicaId,
         [LABELS.specHash]: req.specHash,
+        ...(spec.healthcheck ? { [LABELS.healthCheck]: healthCheckLabel(spec.healthcheck) } : {}),
       },
       ExposedPorts: exposedPorts,
       HostConfig: hostConfig,
     };
     if (spec.command !== null) body.Cmd = spec.command;
+    const engineCheck = spec.healthcheck ? dockerHealthConfigOf(spec.healthcheck) : null;
+    if (engineCheck) body.Healthcheck = engineCheck;
 
     try {
       const created = await this.call<{ Id: string }>(`create container ${req.name}`, this.deadlines.createMs, {
@@ -744,6 +769,9 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
       // action alone is the lifecycle fact (and a command line may hold secrets).
       const action = rawAction.split(':')[0]!.trim();
       backoff.reset(); // the stream delivers: the next break starts from a short delay again
+      // Each try of an exec health check is an exec in the container: three events that change
+      // nothing the agent reads (a health_status event follows when the health changes).
+      if (action.startsWith('exec_')) return;
       this.noteEvent(nodeId, containerId);
       deliver({ containerId, action });
     };
@@ -841,4 +869,15 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
       stream = null;
     };
   }
+}
+
+/**
+ * The container's address for the agent's probes: the default bridge's, else the first network's
+ * that has one (a container on a user network has no top-level IPAddress).
+ */
+function addressOf(info: ContainerInspect): string | null {
+  const settings = info.NetworkSettings;
+  if (settings?.IPAddress) return settings.IPAddress;
+  for (const network of Object.values(settings?.Networks ?? {})) if (network?.IPAddress) return network.IPAddress;
+  return null;
 }
