@@ -4,6 +4,7 @@
  */
 import { matchesAll } from '../spec/constraints.js';
 import { refusesDemand } from './feasibility.js';
+import { protocolMisfitText } from './pending-reasons.js';
 import { MinHeap } from './min-heap.js';
 import type { NodeStateLookup } from './node-states.js';
 import type { NodeState } from './node-usage.js';
@@ -267,15 +268,19 @@ export function keepGlobal(plan: ServicePlan, statesById: NodeStateLookup, seenR
     if (old.nodeId === null) continue;
     const state = statesById.get(old.nodeId);
     if (!state || !matchesAll(state.node, plan.constraints)) continue;
-    // Judged again in placeGlobal, where it stays pending with the reason.
-    if (refusesDemand(state.node, plan.demand)) continue;
     const current = byNode.get(old.nodeId);
     if (current && !globalPreferred(old, current)) continue;
     byNode.set(old.nodeId, old);
   }
   const keptOld = new Set(byNode.values());
   for (const old of plan.service.placements) {
-    if (keptOld.has(old)) plan.placements.push({ replicaId: old.replicaId, nodeId: old.nodeId, pendingReason: old.pendingReason });
+    if (!keptOld.has(old)) continue;
+    // On an agent known to be too old, a placed replica becomes pending (out of its node's target)
+    // rather than dropped: a new one there would get a new id every pass. placeGlobal judges it
+    // again and writes the whole reason when the node is schedulable.
+    const node = (statesById.get(old.nodeId as string) as NodeState).node;
+    const pendingReason = old.pendingReason ?? (refusesDemand(node, plan.demand) ? protocolMisfitText(plan.spec, node.protocolVersion ?? null) : null);
+    plan.placements.push({ replicaId: old.replicaId, nodeId: old.nodeId, pendingReason });
   }
 }
 

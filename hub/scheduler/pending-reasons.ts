@@ -37,6 +37,11 @@ function protocolNeedText(spec: NormalizedSpec): string {
   return `${spec.healthcheck ? 'health checks need' : 'needs'} an agent of protocol ${minProtocolVersionOf(spec)} or later`;
 }
 
+/** Why a replica cannot go to a node whose agent speaks `speaks` (null: unknown). */
+export function protocolMisfitText(spec: NormalizedSpec, speaks: number | null): string {
+  return `${protocolNeedText(spec)}; node's agent speaks ${speaks ?? 'an unknown version'}`;
+}
+
 /** The versions older agents speak, in order: "2", "1 and 2". */
 function versionsText(versions: ReadonlySet<number | null>): string {
   const known = [...versions].filter((v): v is number => v !== null).sort((a, b) => a - b);
@@ -108,7 +113,7 @@ function describeNodeMisfits(misfits: readonly Misfit[], spec: NormalizedSpec): 
     .map((m) => {
       switch (m.kind) {
         case 'protocol':
-          return `${protocolNeedText(spec)}; node's agent speaks ${m.speaks ?? 'an unknown version'}`;
+          return protocolMisfitText(spec, m.speaks);
         case 'capacity-unknown':
           return 'node has not reported capacity yet';
         case 'cpu':

@@ -102,3 +102,19 @@ describe('placement by agent protocol', () => {
     expect(changes.map((c) => c.placements)).toEqual([[on('web-2', 'b'), on('web-3', 'b')]]);
   });
 });
+
+describe('placement by agent protocol is stable', () => {
+  it.each([
+    ['replicated', { ...checked, replicas: 3 }],
+    ['global', { ...checked, mode: 'global' }],
+  ])('changes nothing when run again on its own output (%s)', (_mode, input) => {
+    const nodes = [node('a', 2), node('b', 3), node('c', null, 1_000), node('d', 1)];
+    const opts = ids();
+    let services: SchedService[] = [{ name: 'svc', spec: spec(input), placements: [on('svc-x', 'a'), on('svc-y', 'c')] }];
+    for (let pass = 0; pass < 2; pass++) {
+      const changes = planPlacements(services, nodes, opts);
+      services = services.map((s) => ({ ...s, placements: changes.find((c) => c.service === s.name)?.placements ?? s.placements }));
+    }
+    expect(planPlacements(services, nodes, opts)).toEqual([]);
+  });
+});
