@@ -16,6 +16,7 @@
  */
 import { MIN_PROTOCOL_VERSION } from '../../shared/protocol.js';
 import type { NormalizedSpec } from '../spec/service-spec.js';
+import { HEALTH_CHECK_PROTOCOL_VERSION } from './feasibility.js';
 import { reserve, type Demand, type NodeUsage } from './node-usage.js';
 import { compareStrings } from './order.js';
 import type { ServicePlan } from './service-plan.js';
@@ -240,6 +241,10 @@ function unsettledBy(entry: CountedService, changeById: ReadonlyMap<string, Node
   return false;
 }
 
+function tooOldForChecks(node: SchedNode): boolean {
+  return node.protocolVersion !== undefined && node.protocolVersion !== null && node.protocolVersion < HEALTH_CHECK_PROTOCOL_VERSION;
+}
+
 function touchesAny(countByNodeId: ReadonlyMap<string, number>, nodeIds: ReadonlySet<string>): boolean {
   if (nodeIds.size === 0) return false;
   if (nodeIds.size <= countByNodeId.size) {
@@ -251,11 +256,12 @@ function touchesAny(countByNodeId: ReadonlyMap<string, number>, nodeIds: Readonl
 }
 
 /**
- * What constraints read from a node (see ConstraintSubject), and its agent's protocol version
- * (which services needing a newer one depend on); labels by value (the hub rebuilds nodes each pass).
+ * What constraints read from a node (see ConstraintSubject), and whether its agent is known to be
+ * too old for a health check (which such services depend on, see refusesDemand: a reconnect, or a
+ * node going away, changes nothing for them); labels by value (the hub rebuilds nodes each pass).
  */
 function sameConstraintFields(a: SchedNode, b: SchedNode): boolean {
-  if (a.name !== b.name || (a.protocolVersion ?? null) !== (b.protocolVersion ?? null)) return false;
+  if (a.name !== b.name || tooOldForChecks(a) !== tooOldForChecks(b)) return false;
   if (a.facts !== b.facts) {
     if (a.facts === null || b.facts === null) return false;
     const fa = a.facts;

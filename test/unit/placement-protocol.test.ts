@@ -118,3 +118,17 @@ describe('placement by agent protocol is stable', () => {
     expect(planPlacements(services, nodes, opts)).toEqual([]);
   });
 });
+
+describe('settled services and agent versions', () => {
+  it('does not judge a settled service again when its agents reconnect with a version that reads its checks', () => {
+    const memory = new SettledUsage();
+    const services = [{ name: 'web', spec: spec({ ...checked, replicas: 2 }), placements: [on('web-1', 'a'), on('web-2', 'b')] }];
+    const opts = { newReplicaId: () => 'web-3', settledUsage: memory };
+    expect(planPlacements(services, [node('a', 3), node('b', 3)], opts)).toEqual([]);
+    expect(memory.recounted).toEqual(['web']);
+    // Away (version unknown), then back.
+    expect(planPlacements(services, [node('a', null, 500), node('b', 3)], opts)).toEqual([]);
+    expect(planPlacements(services, [node('a', 3), node('b', 3)], opts)).toEqual([]);
+    expect(memory.recounted).toEqual([]);
+  });
+});
