@@ -10,6 +10,7 @@ import { ReconcileLoop } from '../../agent/reconciler/reconcile-loop.js';
 import type { ContainerRuntime } from '../../agent/runtime/container-runtime.js';
 import { SimulatedRuntime } from '../../agent/runtime/simulated-runtime.js';
 import { containerSpecHash, type ContainerSpec, type HealthCheck } from '../../shared/container-spec.js';
+import { httpCheck } from '../helpers/health-checks.js';
 import type { AssignedReplica, ReplicaReport } from '../../shared/protocol.js';
 import { containerSpec } from '../helpers/container-spec.js';
 
@@ -20,19 +21,7 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
 });
 
-const check = (more: Partial<HealthCheck> = {}): HealthCheck => ({
-  type: 'http',
-  port: 8080,
-  path: '/',
-  statusMin: 200,
-  statusMax: 399,
-  command: null,
-  intervalMs: 150,
-  timeoutMs: 1_000,
-  retries: 1,
-  startPeriodMs: 0,
-  ...more,
-});
+const check = (more: Partial<HealthCheck> = {}): HealthCheck => httpCheck({ intervalMs: 150, ...more });
 
 function replica(replicaId: string, overrides: Partial<ContainerSpec> = {}): AssignedReplica {
   const container = containerSpec('httpd:1', overrides);

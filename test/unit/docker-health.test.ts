@@ -1,20 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { dockerHealthConfigOf, engineHealthOf } from '../../agent/runtime/docker-health.js';
 import { healthCheckLabel, healthCheckOfLabel } from '../../agent/runtime/health-check-label.js';
-import { HEALTH_OUTPUT_MAX_LENGTH, type HealthCheck } from '../../shared/container-spec.js';
+import { HEALTH_OUTPUT_MAX_LENGTH } from '../../shared/container-spec.js';
+import { execCheck } from '../helpers/health-checks.js';
 
-const exec: HealthCheck = {
-  type: 'exec',
-  port: null,
-  path: null,
-  statusMin: null,
-  statusMax: null,
-  command: ['sh', '-c', 'exit 3'],
-  intervalMs: 500,
-  timeoutMs: 2_000,
-  retries: 3,
-  startPeriodMs: 1_000,
-};
+const exec = execCheck({ intervalMs: 500, timeoutMs: 2_000, retries: 3, startPeriodMs: 1_000 });
 
 describe('the engine runs exec checks', () => {
   it('gives the engine an exec check as its HEALTHCHECK, durations in nanoseconds', () => {

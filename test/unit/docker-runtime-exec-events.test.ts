@@ -9,22 +9,11 @@ import { describe, expect, it, vi } from 'vitest';
 import { LABELS, type RuntimeEvent } from '../../agent/runtime/container-runtime.js';
 import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
 import { healthCheckLabel } from '../../agent/runtime/health-check-label.js';
-import type { HealthCheck } from '../../shared/container-spec.js';
+import { execCheck } from '../helpers/health-checks.js';
 
 const NODE = 'node-x';
 const ID = 'e'.repeat(64);
-const CHECK: HealthCheck = {
-  type: 'exec',
-  port: null,
-  path: null,
-  statusMin: null,
-  statusMax: null,
-  command: ['sh', '-c', 'exit 3'],
-  intervalMs: 1_000,
-  timeoutMs: 1_000,
-  retries: 1,
-  startPeriodMs: 0,
-};
+const CHECK = execCheck();
 
 class ScriptedEngine implements Pick<DockerModem, 'dial'> {
   health = { Status: 'starting', Log: [] as Array<{ ExitCode: number; Output: string }> };

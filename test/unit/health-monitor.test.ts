@@ -2,23 +2,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HealthMonitor, type Probe } from '../../agent/health/health-monitor.js';
 import type { ProbeResult } from '../../agent/health/probe-result.js';
 import type { ObservedContainer } from '../../agent/runtime/container-runtime.js';
-import type { HealthCheck } from '../../shared/container-spec.js';
+import { httpCheck } from '../helpers/health-checks.js';
 
 const monitors: HealthMonitor[] = [];
 afterEach(() => monitors.splice(0).forEach((m) => m.close()));
 
-const check: HealthCheck = {
-  type: 'http',
-  port: 8080,
-  path: '/',
-  statusMin: 200,
-  statusMax: 399,
-  command: null,
-  intervalMs: 20,
-  timeoutMs: 1_000,
-  retries: 2,
-  startPeriodMs: 0,
-};
+const check = httpCheck({ intervalMs: 20, retries: 2 });
 
 function container(id: string, more: Partial<ObservedContainer> = {}): ObservedContainer {
   return {
