@@ -7,86 +7,21 @@
 import WebSocket from 'ws';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CloseCode, type ReplicaReport, type TargetFrame } from '../../shared/protocol.js';
+import { RawDevice } from '../helpers/raw-device.js';
 import { SimFleet, helloFrame } from '../helpers/sim-fleet.js';
 
 let fleet: SimFleet;
-const devices: Device[] = [];
+const devices: RawDevice[] = [];
 afterEach(async () => {
   for (const d of devices.splice(0)) d.close();
   await fleet?.close();
 });
 
-/** A device of one protocol version: heartbeats, keeps every target it gets. */
-class Device {
-  readonly targets: TargetFrame[] = [];
-  readonly closedWith: Promise<{ code: number; reason: string }>;
-  private readonly heartbeat: NodeJS.Timeout;
-
-  private constructor(
-    readonly nodeId: string,
-    readonly credential: string,
-    readonly ws: WebSocket,
-  ) {
-    ws.on('message', (data) => {
-      const frame = JSON.parse(data.toString()) as { type: string };
-      if (frame.type === 'target') this.targets.push(frame as TargetFrame);
-    });
-    this.closedWith = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
-    this.heartbeat = setInterval(() => this.send({ type: 'heartbeat' }), 100);
-  }
-
-  /** Joins as a new node, or connects again as `again` (the same device, maybe another agent version). */
-  static async connect(name: string, protocolVersion: number, again?: Device, appliedGeneration = 0): Promise<Device> {
-    const joined = again ? { nodeId: again.nodeId, credential: again.credential } : await Device.join(name);
-    const ws = new WebSocket(`${fleet.url.replace('http', 'ws')}/v1/agent/connect`, { headers: { authorization: `Bearer ${joined.credential}` } });
-    ws.on('error', () => undefined);
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('error', reject);
-    });
-    const welcomed = new Promise<void>((resolve) => ws.once('message', () => resolve()));
-    const device = new Device(joined.nodeId, joined.credential, ws);
-    devices.push(device);
-    ws.send(JSON.stringify(helloFrame(name, { protocolVersion, appliedGeneration })));
-    await welcomed;
-    return device;
-  }
-
-  private static async join(name: string): Promise<{ nodeId: string; credential: string }> {
-    const { token } = await fleet.hub.nodes.createJoinToken(60);
-    return (await fleet.hub.nodes.join(token, name, {}))!;
-  }
-
-  send(frame: object): void {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
-  }
-
-  get lastTarget(): TargetFrame | undefined {
-    return this.targets.at(-1);
-  }
-
-  /** Reports every replica of its newest target running, with `health` for those of `service`. */
-  run(health?: { service: string; health: ReplicaReport['health'] }): void {
-    const target = this.lastTarget;
-    if (!target || target.replicas.length === 0) return;
-    const replicas: ReplicaReport[] = target.replicas.map((r) => ({
-      replicaId: r.replicaId,
-      service: r.service,
-      state: 'running',
-      specHash: r.specHash,
-      containerId: `c-${r.replicaId}`,
-      error: null,
-      restarts: 0,
-      ...(health && r.service === health.service ? { health: health.health } : {}),
-    }));
-    this.send({ type: 'status', replicas });
-    this.send({ type: 'ack', generation: target.generation, pending: 0 });
-  }
-
-  close(): void {
-    clearInterval(this.heartbeat);
-    this.ws.close();
-  }
+/** A device of one protocol version, joining anew or as `again`; closed after each test. */
+async function connectDevice(name: string, protocolVersion: number, again?: RawDevice, appliedGeneration = 0): Promise<RawDevice> {
+  const device = await RawDevice.connect(fleet, name, { protocolVersion, appliedGeneration }, again);
+  devices.push(device);
+  return device;
 }
 
 interface Replica {
@@ -113,8 +48,8 @@ const carriesCheck = (t: TargetFrame) => t.replicas.some((r) => r.container.heal
 describe('health checks at the hub', () => {
   it('sends a container with a check only to a version 3 agent; a version 2 node says why it waits', async () => {
     fleet = await SimFleet.start();
-    const old = await Device.connect('old', 2);
-    const current = await Device.connect('current', 3);
+    const old = await connectDevice('old', 2);
+    const current = await connectDevice('current', 3);
 
     expect((await fleet.api('PUT', '/v1/services/web', { image, replicas: 3, healthcheck: tcpCheck })).status).toBe(201);
     expect((await fleet.api('PUT', '/v1/services/pinned', { image, healthcheck: tcpCheck, constraints: ['node.name == old'] })).status).toBe(201);
@@ -169,8 +104,8 @@ describe('health checks at the hub', () => {
 
   it('never sends a check to a node whose agent comes back older, and moves its replicas', async () => {
     fleet = await SimFleet.start();
-    const first = await Device.connect('downgraded', 3);
-    const other = await Device.connect('other', 3);
+    const first = await connectDevice('downgraded', 3);
+    const other = await connectDevice('other', 3);
     await fleet.api('PUT', '/v1/services/web', { image, replicas: 2, healthcheck: tcpCheck });
     await until(() => expect(first.lastTarget?.replicas).toHaveLength(1));
     await until(() => expect(other.lastTarget?.replicas).toHaveLength(1));
@@ -179,7 +114,7 @@ describe('health checks at the hub', () => {
     first.close();
 
     // The same device, its agent replaced by a version 2 one, up to date with that target.
-    const again = await Device.connect('downgraded', 2, first, applied);
+    const again = await connectDevice('downgraded', 2, first, applied);
     await until(() => expect(other.lastTarget?.replicas).toHaveLength(2));
     await until(() => expect(again.lastTarget?.replicas).toEqual([]));
     expect(again.targets.some(carriesCheck)).toBe(false);
@@ -188,20 +123,20 @@ describe('health checks at the hub', () => {
 
   it('places a waiting replica once the agent of its node comes back newer', async () => {
     fleet = await SimFleet.start();
-    const old = await Device.connect('upgraded', 2);
+    const old = await connectDevice('upgraded', 2);
     await fleet.api('PUT', '/v1/services/mon', { image, mode: 'global', healthcheck: tcpCheck });
     await until(async () => expect((await status('mon')).replicas[0]?.error).toMatch(/node's agent speaks 2/));
     // The agent is upgraded: its connection ends, the new one says hello with version 3.
     old.close();
     await until(async () => expect((await status('mon')).replicas[0]?.nodeState).toBe('unreachable'));
-    const upgraded = await Device.connect('upgraded', 3, old, old.lastTarget?.generation ?? 0);
+    const upgraded = await connectDevice('upgraded', 3, old, old.lastTarget?.generation ?? 0);
     await until(() => expect(upgraded.lastTarget?.replicas.filter((r) => r.container.healthcheck)).toHaveLength(1));
     expect((await status('mon')).replicas[0]).toMatchObject({ nodeId: old.nodeId, error: null });
   });
 
   it('shows what agents report of health, and healthy for a running replica without a check', async () => {
     fleet = await SimFleet.start();
-    const device = await Device.connect('d1', 3);
+    const device = await connectDevice('d1', 3);
     await fleet.api('PUT', '/v1/services/web', { image, replicas: 2, healthcheck: tcpCheck });
     await fleet.api('PUT', '/v1/services/plain', { image, replicas: 1 });
     await until(() => expect(device.lastTarget?.replicas).toHaveLength(3));
@@ -248,7 +183,7 @@ describe('health checks at the hub', () => {
     ['its hello', true],
   ])('closes a version 2 session that reports health in %s with badFrame, and only that one', async (_what, inHello) => {
     fleet = await SimFleet.start();
-    const bystander = await Device.connect('bystander', 2);
+    const bystander = await connectDevice('bystander', 2);
     const report: ReplicaReport = {
       replicaId: 'web-x',
       service: 'web',
@@ -270,7 +205,7 @@ describe('health checks at the hub', () => {
       ws.send(JSON.stringify(helloFrame('liar', { protocolVersion: 2, replicas: [report] })));
       closed = await closing;
     } else {
-      const liar = await Device.connect('liar', 2);
+      const liar = await connectDevice('liar', 2);
       liar.send({ type: 'status', replicas: [report] });
       closed = await liar.closedWith;
     }

@@ -6,8 +6,9 @@
  */
 import WebSocket from 'ws';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { CloseCode, type NodeConditions, type ReplicaReport, type TargetFrame } from '../../shared/protocol.js';
-import { ADMIN_TOKEN, SimFleet, helloFrame } from '../helpers/sim-fleet.js';
+import { CloseCode, type NodeConditions, type ReplicaReport } from '../../shared/protocol.js';
+import { RawDevice } from '../helpers/raw-device.js';
+import { ADMIN_TOKEN, SimFleet } from '../helpers/sim-fleet.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -23,76 +24,17 @@ const healthy: NodeConditions = {
 const engineDown: NodeConditions = { ...healthy, engine: { available: false, error: 'connect ENOENT /var/run/docker.sock' } };
 
 let fleet: SimFleet;
-const nodes: RawNode[] = [];
+const nodes: RawDevice[] = [];
 afterEach(async () => {
   for (const n of nodes.splice(0)) n.close();
   await fleet?.close();
 });
 
-/** A device speaking protocol version 2 (or 1) by hand: heartbeats, keeps every target it gets. */
-class RawNode {
-  readonly targets: TargetFrame[] = [];
-  readonly closedWith: Promise<{ code: number; reason: string }>;
-  private readonly heartbeat: NodeJS.Timeout;
-
-  private constructor(
-    readonly nodeId: string,
-    readonly ws: WebSocket,
-  ) {
-    ws.on('message', (data) => {
-      const frame = JSON.parse(data.toString()) as { type: string };
-      if (frame.type === 'target') this.targets.push(frame as TargetFrame);
-    });
-    this.closedWith = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
-    this.heartbeat = setInterval(() => this.send({ type: 'heartbeat' }), 100);
-  }
-
-  static async connect(name: string, hello: { protocolVersion?: number; conditions?: NodeConditions } = {}): Promise<RawNode> {
-    const { token } = await fleet.hub.nodes.createJoinToken(60);
-    const joined = (await fleet.hub.nodes.join(token, name, {}))!;
-    const ws = new WebSocket(`${fleet.url.replace('http', 'ws')}/v1/agent/connect`, { headers: { authorization: `Bearer ${joined.credential}` } });
-    ws.on('error', () => undefined);
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('error', reject);
-    });
-    const welcomed = new Promise<void>((resolve) => ws.once('message', () => resolve()));
-    const node = new RawNode(joined.nodeId, ws);
-    nodes.push(node);
-    ws.send(JSON.stringify({ ...helloFrame(name), ...hello }));
-    await welcomed;
-    return node;
-  }
-
-  send(frame: object): void {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
-  }
-
-  get lastTarget(): TargetFrame | undefined {
-    return this.targets.at(-1);
-  }
-
-  /** Reports every replica of its newest target running, as an agent would once they start. */
-  runTarget(): void {
-    const target = this.lastTarget;
-    if (!target || target.replicas.length === 0) return;
-    const replicas: ReplicaReport[] = target.replicas.map((r) => ({
-      replicaId: r.replicaId,
-      service: r.service,
-      state: 'running',
-      specHash: r.specHash,
-      containerId: `c-${r.replicaId}`,
-      error: null,
-      restarts: 0,
-    }));
-    this.send({ type: 'status', replicas });
-    this.send({ type: 'ack', generation: target.generation, pending: 0 });
-  }
-
-  close(): void {
-    clearInterval(this.heartbeat);
-    this.ws.close();
-  }
+/** A device speaking protocol version 2 (or 1) by hand; closed after each test. */
+async function connectNode(name: string, hello: { protocolVersion?: number; conditions?: NodeConditions } = {}): Promise<RawDevice> {
+  const node = await RawDevice.connect(fleet, name, { protocolVersion: 2, ...hello });
+  nodes.push(node);
+  return node;
 }
 
 interface NodeView {
@@ -132,7 +74,7 @@ describe('node conditions at the hub', () => {
   it('shows the conditions a hello brings, replaces them with each conditions frame, and keeps the last while the node is away', async () => {
     fleet = await SimFleet.start();
     const warn = vi.spyOn(fleet.app.log, 'warn');
-    const node = await RawNode.connect('c1', { conditions: healthy });
+    const node = await connectNode('c1', { conditions: healthy });
     let view = await nodeView(node.nodeId);
     expect(view.state).toBe('ready');
     expect(view.conditions).toMatchObject({ engine: healthy.engine, targetCache: healthy.targetCache, dataDisk: healthy.dataDisk, engineDisk: healthy.engineDisk });
@@ -160,7 +102,7 @@ describe('node conditions at the hub', () => {
 
   it('shows no conditions (null) for a version 1 agent', async () => {
     fleet = await SimFleet.start();
-    const node = await RawNode.connect('v1', { protocolVersion: 1 });
+    const node = await connectNode('v1', { protocolVersion: 1 });
     const view = await nodeView(node.nodeId);
     expect(view.state).toBe('ready');
     expect(view.conditions).toEqual({ reportedAt: null, engine: null, targetCache: null, dataDisk: null, engineDisk: null });
@@ -172,8 +114,8 @@ describe('node conditions at the hub', () => {
     ['a partial ack', { type: 'ack', generation: 0, pending: 1 }, /ack.pending is not part of protocol version 1/],
   ])('closes a version 1 session that sends %s with badFrame, and only that one', async (_what, frame, reason) => {
     fleet = await SimFleet.start();
-    const bystander = await RawNode.connect('v2', { conditions: healthy });
-    const old = await RawNode.connect('v1', { protocolVersion: 1 });
+    const bystander = await connectNode('v2', { conditions: healthy });
+    const old = await connectNode('v1', { protocolVersion: 1 });
     old.send(frame);
     const closed = await old.closedWith;
     expect(closed.code).toBe(CloseCode.badFrame);
@@ -184,8 +126,8 @@ describe('node conditions at the hub', () => {
 
   it('closes only the connection that sends a malformed conditions frame, with badFrame', async () => {
     fleet = await SimFleet.start();
-    const bystander = await RawNode.connect('good', { conditions: healthy });
-    const bad = await RawNode.connect('bad', { conditions: healthy });
+    const bystander = await connectNode('good', { conditions: healthy });
+    const bad = await connectNode('bad', { conditions: healthy });
     bad.send({ type: 'conditions', conditions: { ...healthy, engine: { available: 'maybe', error: null } } });
     const closed = await bad.closedWith;
     expect(closed.code).toBe(CloseCode.badFrame);
@@ -204,7 +146,7 @@ describe('node conditions at the hub', () => {
       // 3 GiB free of 1 TiB is 0.3%, but more than 2 GiB: not low.
       dataDisk: { path: '/var/lib/tether', totalBytes: 1024 * GiB, freeBytes: 3 * GiB },
     };
-    const node = await RawNode.connect('disks', { conditions: lowEngineDisk });
+    const node = await connectNode('disks', { conditions: lowEngineDisk });
     expect((await nodeView(node.nodeId)).warnings).toEqual(['engine disk low: 1.2 GiB free of 29.8 GiB (4%)']);
     // The same again, and a small data disk with 300 MiB of 4 GiB (7%) left: low too.
     node.send({ type: 'conditions', conditions: lowEngineDisk });
@@ -230,7 +172,7 @@ describe('node conditions at the hub', () => {
 
   it('shows a partial ack: the applied generation and how many replicas still wait for their images', async () => {
     fleet = await SimFleet.start();
-    const node = await RawNode.connect('pull', { conditions: healthy });
+    const node = await connectNode('pull', { conditions: healthy });
     await fleet.api('PUT', '/v1/services/web', { ...spec, replicas: 3 });
     await until(() => expect(node.lastTarget?.replicas).toHaveLength(3));
     const generation = node.lastTarget!.generation;
@@ -242,7 +184,7 @@ describe('node conditions at the hub', () => {
 
   it('counts reports on unassigned replicas as routine (before_ack) while a partial ack leaves replicas pending', async () => {
     fleet = await SimFleet.start();
-    const node = await RawNode.connect('pulling', { conditions: healthy });
+    const node = await connectNode('pulling', { conditions: healthy });
     await fleet.api('PUT', '/v1/services/web', { ...spec, replicas: 2 });
     await until(() => expect(node.lastTarget?.replicas).toHaveLength(2));
     const generation = node.lastTarget!.generation;
@@ -265,8 +207,8 @@ describe('node conditions at the hub', () => {
 describe('a node whose container engine is unavailable', () => {
   it('gets no new replicas: they go to the nodes whose engine answers', async () => {
     fleet = await SimFleet.start(FAST);
-    const down = await RawNode.connect('down', { conditions: healthy });
-    const up = await RawNode.connect('up', { conditions: healthy });
+    const down = await connectNode('down', { conditions: healthy });
+    const up = await connectNode('up', { conditions: healthy });
     down.send({ type: 'conditions', conditions: engineDown });
     await until(async () => expect((await nodeView(down.nodeId)).state).toBe('not_ready'));
     expect((await nodeView(down.nodeId)).stateReason).toBe('container engine unavailable: connect ENOENT /var/run/docker.sock');
@@ -284,7 +226,7 @@ describe('a node whose container engine is unavailable', () => {
 
   it('shows since when it is not ready: the time that counts toward lostAfter, carried on when it goes away', async () => {
     fleet = await SimFleet.start({ ...FAST, lostAfterMs: 60_000 });
-    const node = await RawNode.connect('down', { conditions: healthy });
+    const node = await connectNode('down', { conditions: healthy });
     expect((await nodeView(node.nodeId)).notReadySince).toBeNull();
     const beforeMs = Date.now();
     node.send({ type: 'conditions', conditions: engineDown });
@@ -310,9 +252,9 @@ describe('a node whose container engine is unavailable', () => {
 
   it('is lost, and remembered lost, when it goes away after its outage passed lostAfter', async () => {
     fleet = await SimFleet.start({ ...FAST, lostAfterMs: 1000 });
-    const node = await RawNode.connect('down', { conditions: healthy });
-    await RawNode.connect('a', { conditions: healthy });
-    await RawNode.connect('b', { conditions: healthy });
+    const node = await connectNode('down', { conditions: healthy });
+    await connectNode('a', { conditions: healthy });
+    await connectNode('b', { conditions: healthy });
     node.send({ type: 'conditions', conditions: engineDown });
     await until(async () => expect((await nodeView(node.nodeId)).state).toBe('not_ready'));
     const sinceMs = Date.parse((await nodeView(node.nodeId)).notReadySince!);
@@ -328,14 +270,14 @@ describe('a node whose container engine is unavailable', () => {
     fleet = await SimFleet.start({ ...FAST, lostAfterMs: 4000 });
     const info = vi.spyOn(fleet.app.log, 'info');
     const warn = vi.spyOn(fleet.app.log, 'warn');
-    const flaky = await RawNode.connect('flaky', { conditions: healthy });
+    const flaky = await connectNode('flaky', { conditions: healthy });
     await fleet.api('PUT', '/v1/services/web', { ...spec, replicas: 2 });
     await until(() => expect(flaky.lastTarget?.replicas).toHaveLength(2));
-    flaky.runTarget();
+    flaky.run();
     await until(async () => expect((await status('web')).running).toBe(2));
     const originals = (await status('web')).replicas.map((r) => r.replicaId).sort();
     // Joins after the replicas were placed: the only place they can move to.
-    const spare = await RawNode.connect('spare', { conditions: healthy });
+    const spare = await connectNode('spare', { conditions: healthy });
 
     flaky.send({ type: 'conditions', conditions: engineDown });
     flaky.send({ type: 'conditions', conditions: engineDown });
@@ -368,7 +310,7 @@ describe('a node whose container engine is unavailable', () => {
     // that comes back, and the node is ready again.
     flaky.send({ type: 'conditions', conditions: healthy });
     await until(async () => expect((await nodeView(flaky.nodeId)).state).toBe('ready'));
-    flaky.runTarget();
+    flaky.run();
     await until(async () => {
       const v = await status('web');
       expect(v.replicas.map((r) => r.replicaId).sort()).toEqual(originals);
