@@ -20,7 +20,7 @@ export interface HubLinkOptions {
   reconnectCapMs?: number;
   /** After a working link is lost, a refusing hub is tried again about this often for a while (see ReconnectSchedule). */
   fastReconnectIntervalMs?: number;
-  /** Missed heartbeat intervals without any sign of the hub before the link is judged dead. */
+  /** Missed heartbeat intervals without any sign of the hub before the link is judged dead, plus one (an idle hub is pinged every other interval; see startHeartbeat). */
   staleAfterIntervals?: number;
 }
 
@@ -226,7 +226,9 @@ export class HubLink {
 
   private startHeartbeat(intervalMs: number): void {
     this.stopHeartbeat();
-    const staleMs = intervalMs * (this.opts.staleAfterIntervals ?? 3);
+    // One interval more than the hub's silence alone would need: an idle hub is pinged only every
+    // other interval (below), so a slow link's pong must not have to come back within one.
+    const staleMs = intervalMs * ((this.opts.staleAfterIntervals ?? 3) + 1);
     // Set after the welcome moved lastHubActivityMs, so the first tick pings unless the hub spoke since.
     let lastTickMs = performance.now();
     this.heartbeatTimer = setInterval(() => {
@@ -245,14 +247,11 @@ export class HubLink {
       // ping an idle hub at nearly every tick). A hub that talks (targets) is not pinged at all,
       // an idle one every other interval. Each pong costs the hub a socket write, and on metered
       // links each byte costs.
-      // Dead-hub detection is no slower: the stale check above depends only on the last time the
-      // hub spoke (L), and a dead hub speaks no more; pings now go out on a subset of the ticks
-      // that pinged before, so L is the same or earlier, and the first tick past L + staleMs (where
-      // the link is dropped) the same or earlier. E.g. a hub dying just after a pong at L is
-      // dropped at the first tick past L + 3 intervals, as before; dying after a tick that sent no
-      // ping, its last word is older, so it is dropped no later.
-      // A live idle hub is not judged stale while pongs return within an interval: it spoke
-      // within the two intervals before the tick that pings it, and answers before the third.
+      // Dead-hub detection takes at most one interval longer than when every tick pinged: the
+      // stale check depends only on the last time the hub spoke (L), a dead hub speaks no more,
+      // and the link is dropped at the first tick past L + staleMs (4 intervals by default).
+      // A live hub is not judged stale while its pongs return within two and a half intervals,
+      // more than when every tick pinged (a test holds a link of that round trip).
       const heardSinceLastTick = this.lastHubActivityMs > lastTickMs;
       lastTickMs = performance.now();
       if (!heardSinceLastTick) ws.ping();

@@ -188,7 +188,7 @@ describe('node failures', () => {
     await fleet.api('PUT', '/v1/services/web', { ...spec, replicas: 2 });
     await vi.waitFor(async () => expect((await replicas('web')).running).toBe(2), { timeout: 10_000, interval: 50 });
     const before = (await replicas('web')).replicas.map((r) => r.replicaId).sort();
-    // A round trip of 300 ms: slow, yet inside both the hub's grace and the agent's own staleness limit (3 intervals).
+    // A round trip of 300 ms: slow, yet inside both the hub's grace and the agent's own staleness limit (4 intervals).
     proxy.delay(150);
     await new Promise((r) => setTimeout(r, FAST.lostAfterMs + FAST.heartbeatGraceMs + 500));
     const after = await replicas('web');

@@ -224,16 +224,18 @@ describe('HubLink pings only a silent hub', () => {
   const intervalMs = 200;
 
   /** A hub stand-in on loopback: welcomes with a short interval and counts what each agent sends. */
-  async function countingHub(opts: { targetEveryMs?: number } = {}) {
-    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: AGENT_PATH });
+  async function countingHub(opts: { targetEveryMs?: number; pongDelayMs?: number } = {}) {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: AGENT_PATH, autoPong: opts.pongDelayMs === undefined });
     const seen = { connections: 0, pings: 0, heartbeats: 0, pingAtMs: [] as number[] };
     const timers: NodeJS.Timeout[] = [];
     wss.on('connection', (ws) => {
       seen.connections++;
       ws.on('error', () => undefined);
-      ws.on('ping', () => {
+      ws.on('ping', (data) => {
         seen.pings++;
         seen.pingAtMs.push(performance.now());
+        // A slow link: the answer comes back this much later.
+        if (opts.pongDelayMs !== undefined) timers.push(setTimeout(() => ws.readyState === ws.OPEN && ws.pong(data), opts.pongDelayMs));
       });
       ws.on('message', (data) => {
         if (String(data).includes('"heartbeat"')) seen.heartbeats++;
@@ -291,7 +293,7 @@ describe('HubLink pings only a silent hub', () => {
     try {
       await until(() => changes.length === 1, 5000);
       const fromMs = performance.now();
-      // Six intervals: twice the stale time (three intervals), so without pongs the link would drop.
+      // Six intervals: longer than the stale time (four intervals), so without pongs the link would drop.
       await until(() => hub.seen.heartbeats >= 7, 10_000);
       const elapsedMs = performance.now() - fromMs;
       expect(hub.seen.pings).toBeGreaterThanOrEqual(2);
@@ -299,6 +301,24 @@ describe('HubLink pings only a silent hub', () => {
       expect(changes).toEqual([true]);
       expect(hub.seen.connections).toBe(1);
       expect(link.connected).toBe(true);
+    } finally {
+      await link.stop();
+      link = null;
+      await hub.close();
+    }
+  });
+
+  it('keeps a link whose round trip is longer than an interval', async () => {
+    // 2.5 intervals there and back: slow, yet a live hub; before pings were skipped, an agent
+    // pinging every interval took it; skipping them must not make it look dead.
+    const hub = await countingHub({ pongDelayMs: 2.5 * intervalMs });
+    const changes: boolean[] = [];
+    link = linkTo(hub.url, changes);
+    try {
+      await until(() => changes.length === 1, 5000);
+      await until(() => hub.seen.heartbeats >= 20, 20_000);
+      expect(changes).toEqual([true]);
+      expect(hub.seen.connections).toBe(1);
     } finally {
       await link.stop();
       link = null;
