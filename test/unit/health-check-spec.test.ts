@@ -1,20 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { validateServiceSpec, type NormalizedSpec } from '../../hub/spec/service-spec.js';
 import { canonicalJson, containerSpecHash, containerSpecOf } from '../../shared/container-spec.js';
-import type { FieldError } from '../../shared/validation.js';
-
-function normalize(input: unknown): NormalizedSpec {
-  const v = validateServiceSpec(input);
-  if (!v.ok) throw new Error(`expected a valid spec, got ${JSON.stringify(v.errors)}`);
-  return v.value;
-}
-
-function errorsOf(input: unknown): FieldError[] {
-  const v = validateServiceSpec(input);
-  if (v.ok) throw new Error(`expected ${JSON.stringify(input)} to be refused, it normalized to ${JSON.stringify(v.value)}`);
-  return v.errors;
-}
+import { errorsOf, normalize } from '../helpers/spec-validation.js';
 
 const withCheck = (healthcheck: unknown) => ({ image: 'web:1', healthcheck });
 

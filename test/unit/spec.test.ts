@@ -9,22 +9,10 @@ import {
 } from '../../hub/spec/service-spec.js';
 import { matchesAll, matchesConstraint, parseConstraint, type Constraint, type ConstraintSubject } from '../../hub/spec/constraints.js';
 import { canonicalJson, containerSpecHash, containerSpecOf, type ContainerSpec } from '../../shared/container-spec.js';
-import type { FieldError } from '../../shared/validation.js';
+import { errorsOf, normalize } from '../helpers/spec-validation.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-function normalize(input: unknown): NormalizedSpec {
-  const v = validateServiceSpec(input);
-  if (!v.ok) throw new Error(`expected a valid spec, got ${JSON.stringify(v.errors)}`);
-  return v.value;
-}
-
-function errorsOf(input: unknown): FieldError[] {
-  const v = validateServiceSpec(input);
-  if (v.ok) throw new Error(`expected ${JSON.stringify(input)} to be refused, it normalized to ${JSON.stringify(v.value)}`);
-  return v.errors;
-}
 
 function parsed(text: string): Constraint {
   const c = parseConstraint(text);
