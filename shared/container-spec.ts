@@ -56,6 +56,25 @@ export const HealthCheckSchema = Type.Object(
 export type HealthCheck = Static<typeof HealthCheckSchema>;
 
 /**
+ * When an agent starts a replica's container again (protocol version 4), every default filled in
+ * and durations in ms (the hub's spec takes them as text). `always`: whenever it stops; `on-failure`:
+ * when it exits non-zero; `never`: not at all. `maxAttempts` restarts in a row at most (null: no
+ * limit); the delay before each doubles from `backoffInitialMs` up to `backoffMaxMs`, and starts over
+ * once a container has run for `resetAfterMs`.
+ */
+export const RestartPolicySchema = Type.Object(
+  {
+    policy: Type.Union([Type.Literal('always'), Type.Literal('on-failure'), Type.Literal('never')]),
+    maxAttempts: Type.Union([Type.Integer({ minimum: 1, maximum: 1_000_000 }), Type.Null()]),
+    backoffInitialMs: Type.Integer({ minimum: 100, maximum: 3600 * 1000 }),
+    backoffMaxMs: Type.Integer({ minimum: 100, maximum: 24 * 3600 * 1000 }),
+    resetAfterMs: Type.Integer({ minimum: 1000, maximum: 24 * 3600 * 1000 }),
+  },
+  { additionalProperties: false },
+);
+export type RestartPolicy = Static<typeof RestartPolicySchema>;
+
+/**
  * What one replica's container needs, every default filled in: the part of a service spec an agent
  * acts on, as targets carry it. The hub's spec extends it (NormalizedSpec).
  */
@@ -86,6 +105,8 @@ export const ContainerSpecSchema = Type.Object(
      * stay readable by version 1 and 2 agents, which refuse fields they do not know.
      */
     healthcheck: Type.Optional(HealthCheckSchema),
+    /** Protocol version 4; absent, not null, when the service sets none (see `healthcheck`). */
+    restart: Type.Optional(RestartPolicySchema),
   },
   { additionalProperties: false },
 );
@@ -101,6 +122,7 @@ export function containerSpecOf(spec: ContainerSpec): ContainerSpec {
     labels: spec.labels,
     registryAuth: spec.registryAuth,
     ...(spec.healthcheck ? { healthcheck: spec.healthcheck } : {}),
+    ...(spec.restart ? { restart: spec.restart } : {}),
   };
 }
 

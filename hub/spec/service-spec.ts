@@ -4,6 +4,9 @@ import { StringRecord } from '../../shared/string-record.js';
 import { parseConstraint, type Constraint } from './constraints.js';
 import { HealthCheckSpecSchema, normalizeHealthCheck } from './health-check.js';
 import { imageReferenceError } from './image-reference.js';
+import { normalizeSpreadBy, SpreadBySpecSchema, StrategySpecSchema } from './placement-preferences.js';
+import { normalizeRestartPolicy, RestartPolicySpecSchema } from './restart-policy.js';
+import { normalizeUpdateConfig, UpdateConfigSpecSchema, type UpdateConfig } from './update-config.js';
 import { Validator, type FieldError, type Validated } from '../../shared/validation.js';
 
 /** Limits on a spec, so that one service cannot make every target frame huge. */
@@ -43,6 +46,10 @@ export const ServiceSpecSchema = Type.Object(
     onNodeLost: Type.Optional(Type.Union([Type.Literal('reschedule'), Type.Literal('wait')])),
     lostAfterMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 30 * 24 * 3600 * 1000 })),
     healthcheck: Type.Optional(HealthCheckSpecSchema),
+    restart: Type.Optional(RestartPolicySpecSchema),
+    update: Type.Optional(UpdateConfigSpecSchema),
+    strategy: Type.Optional(StrategySpecSchema),
+    spreadBy: Type.Optional(SpreadBySpecSchema),
   },
   { additionalProperties: false },
 );
@@ -62,6 +69,16 @@ export interface NormalizedSpec extends ContainerSpec {
   onNodeLost: 'reschedule' | 'wait';
   /** This service's own patience with an unreachable node; null uses the hub's. */
   lostAfterMs: number | null;
+  /**
+   * How a change that replaces containers goes out. Absent when the spec sets none (then
+   * DEFAULT_UPDATE_CONFIG; read it with updateConfigOf): a spec stored before updates had
+   * settings compares equal to the same spec sent again, which stays no change.
+   */
+  update?: UpdateConfig;
+  /** Absent: "spread". */
+  strategy?: 'spread' | 'binpack';
+  /** The node label whose values replicas spread over first; absent: none. */
+  spreadBy?: string;
 }
 
 const specValidator = new Validator(ServiceSpecSchema);
@@ -101,6 +118,9 @@ export function validateServiceSpec(input: unknown): Validated<NormalizedSpec> {
     else hostPorts.set(key, i);
   });
   const healthcheck = spec.healthcheck === undefined ? undefined : normalizeHealthCheck(spec.healthcheck, 'healthcheck', errors);
+  const restart = spec.restart === undefined ? undefined : normalizeRestartPolicy(spec.restart, 'restart', errors);
+  const update = spec.update === undefined ? undefined : normalizeUpdateConfig(spec.update, 'update', errors);
+  const spreadBy = spec.spreadBy === undefined ? null : normalizeSpreadBy(spec.spreadBy, 'spreadBy', errors);
   if (errors.length > 0) return { ok: false, errors };
 
   return {
@@ -120,6 +140,10 @@ export function validateServiceSpec(input: unknown): Validated<NormalizedSpec> {
       lostAfterMs: spec.lostAfterMs ?? null,
       // Absent, not undefined or null, without a check: see ContainerSpec.healthcheck.
       ...(healthcheck ? { healthcheck } : {}),
+      ...(restart ? { restart } : {}),
+      ...(update ? { update } : {}),
+      ...(spec.strategy ? { strategy: spec.strategy } : {}),
+      ...(spreadBy ? { spreadBy } : {}),
     },
   };
 }
