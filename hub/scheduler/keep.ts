@@ -201,6 +201,7 @@ function copyPlacement(p: Placement): Placement {
   const out: Placement = { replicaId: p.replicaId, nodeId: p.nodeId, pendingReason: p.pendingReason };
   if (p.movedFrom) out.movedFrom = p.movedFrom;
   if (p.replacedBy) out.replacedBy = p.replacedBy;
+  if (p.revision !== undefined) out.revision = p.revision;
   return out;
 }
 
@@ -280,7 +281,7 @@ export function keepGlobal(plan: ServicePlan, statesById: NodeStateLookup, seenR
     // again and writes the whole reason when the node is schedulable.
     const node = (statesById.get(old.nodeId as string) as NodeState).node;
     const pendingReason = old.pendingReason ?? (refusesDemand(node, plan.demand) ? protocolMisfitText(plan.spec, node.protocolVersion ?? null) : null);
-    plan.placements.push({ replicaId: old.replicaId, nodeId: old.nodeId, pendingReason });
+    plan.placements.push({ replicaId: old.replicaId, nodeId: old.nodeId, pendingReason, ...(old.revision !== undefined ? { revision: old.revision } : {}) });
   }
 }
 

@@ -39,6 +39,12 @@ export interface Placement {
    * returning node keeps serving) until the replacement runs, and no longer counts as a replica.
    */
   replacedBy?: string | null;
+  /**
+   * The revision of the service's spec this replica's container is made of, while a rolling update
+   * has not reached it yet (or rolls it back); absent: the service's current revision. Placing
+   * never sets it: a replica placed anew (scale-up, a move off a lost node) runs the current spec.
+   */
+  revision?: number;
 }
 
 export interface SchedService {

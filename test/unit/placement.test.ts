@@ -665,3 +665,36 @@ describe('planPlacements: scale', () => {
     expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
   });
 });
+
+describe('planPlacements: the revision a replica runs', () => {
+  const at = (p: Placement, revision: number): Placement => ({ ...p, revision });
+
+  it('stays with a replicated replica through a hand-over and a pending spell', () => {
+    const nodes = [node('n1'), node('n2', { downForMs: 24 * 3600_000 }), node('n3')];
+    const services = [svc('web', { replicas: 3 }, [at(on('web-a', 'n1'), 3), at(on('web-b', 'n2'), 3), at(pend('web-c', 'no room'), 3)])];
+    const { of } = step(services, nodes);
+    const placements = of('web');
+    expect(placements.find((p) => p.replicaId === 'web-a')?.revision).toBe(3);
+    // Placed at last: it runs the revision it was given, until an update reaches it.
+    expect(placements.find((p) => p.replicaId === 'web-c')).toMatchObject({ revision: 3, pendingReason: null });
+    expect(placements.find((p) => p.replicaId === 'web-c')?.nodeId).not.toBeNull();
+    // The lost node's replica is handed over: it keeps its revision while it drains; its
+    // replacement is placed anew and runs the current spec.
+    const drained = placements.find((p) => p.replicaId === 'web-b');
+    expect(drained?.revision).toBe(3);
+    expect(placements.find((p) => p.replicaId === drained?.replacedBy)?.revision).toBeUndefined();
+  });
+
+  it('stays with a global replica', () => {
+    const { of } = step([svc('agent', { mode: 'global' }, [at(on('agent-a', 'n1'), 2)])], [node('n1')]);
+    expect(of('agent')).toEqual([at(on('agent-a', 'n1'), 2)]);
+  });
+
+  it('is a change when it is all that changed', () => {
+    const before = [svc('web', { replicas: 1 }, [on('web-a', 'n1')])];
+    expect(planPlacements(before, [node('n1')], ids())).toEqual([]);
+    // keep() reuses a settled list as it is; a copied one must carry the field to compare equal.
+    const pinned = [svc('web', { replicas: 1 }, [at(on('web-a', 'n1'), 1)])];
+    expect(planPlacements(pinned, [node('n1')], { ...ids(), skipSettled: false })).toEqual([]);
+  });
+});
