@@ -9,6 +9,7 @@
  */
 import type { NodeFacts } from '../../shared/protocol.js';
 import type { NormalizedSpec } from '../spec/service-spec.js';
+import type { RolloutRecord } from '../rollout/rollout-record.js';
 import type { Placement } from '../scheduler/types.js';
 import type { StoreHealth } from './store-write-error.js';
 
@@ -43,6 +44,11 @@ export interface NodeRecord {
    * restart finds it lost still. Absent in records from before it existed.
    */
   lostSince?: string | null;
+  /**
+   * An operator's hold on the node: `cordoned` takes no new replicas, `draining` also moves its
+   * replicas away. Absent: active.
+   */
+  scheduling?: 'cordoned' | 'draining';
 }
 
 export interface ServiceRecord {
@@ -60,6 +66,8 @@ export interface ServiceRecord {
    * only their current revision.
    */
   history?: RevisionRecord[];
+  /** The service's latest rolling update (running, paused or finished); absent until its first. */
+  rollout?: RolloutRecord;
 }
 
 /** An accepted spec of a service, kept so that it can be shown and rolled back to. */

@@ -1,0 +1,45 @@
+/**
+ * What the hub keeps of a service's rolling update, in the service's record: enough to pick it up
+ * where it stood after a hub restart. Which replica runs which revision is in the placements
+ * (Placement.revision); this holds the rest: the update's state, its batch in flight and what
+ * failed.
+ */
+
+export const ROLLOUT_STATES = ['updating', 'paused', 'rolling-back', 'completed', 'rolled-back'] as const;
+export type RolloutState = (typeof ROLLOUT_STATES)[number];
+
+/** Replica ids remembered as failed per update: past this, only the count grows. */
+export const MAX_REMEMBERED_FAILURES = 100;
+
+export interface RolloutBatch {
+  /** The replicas this batch replaces (their ids stay: each is made again of the new revision where it is). */
+  replicaIds: string[];
+  /** When the batch began (wall clock, ms). */
+  startedAtMs: number;
+  /** Since when every replica of the batch has served (running, and healthy if checked); null while not all do. */
+  servingSinceMs: number | null;
+}
+
+export interface RolloutRecord {
+  state: RolloutState;
+  /** The revision being rolled out: the service's current one while the update runs. */
+  toRevision: number;
+  /** The revision it replaces: what an automatic rollback goes back to. */
+  fromRevision: number;
+  /** For a rollback (manual or automatic): the revision whose update it undoes. */
+  rollbackOf: number | null;
+  startedAtMs: number;
+  /** When it reached completed or rolled-back; null before. */
+  finishedAtMs: number | null;
+  /** Why it paused, rolled back, or what failed last; null when nothing did. */
+  reason: string | null;
+  /** The batch in flight, null between batches. */
+  batch: RolloutBatch | null;
+  /** The next batch does not start before this (the update's delay after a batch); null: at once. */
+  nextBatchAtMs: number | null;
+  /** Replicas of the new revision that failed in this update (the first MAX_REMEMBERED_FAILURES). */
+  failedReplicaIds: string[];
+  failedCount: number;
+  /** Replicas the update has to replace in all (the count when it began, as the ratio's base). */
+  total: number;
+}
