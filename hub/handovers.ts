@@ -1,12 +1,14 @@
 /**
- * Hand-overs: a replica that moves off a lost or unusable node keeps its predecessor placed until
- * the replacement runs. This part knows which replacements end a hand-over, whether a replica runs
- * its service's current spec, and asks for the pass that records the end of one.
+ * Hand-overs: a replica that moves off its node (lost, draining, or no longer matching its
+ * service's constraints) keeps its predecessor placed until the replacement serves. This part
+ * knows which replacements end a hand-over, whether a replica serves its service's current spec,
+ * and asks for the pass that records the end of one.
  */
 import type { ReplicaReport } from '../shared/protocol.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { FailureDetector } from './failure-detector.js';
 import type { ObservedState } from './observed-state.js';
+import { reportFailing, reportServes } from './replica-serving.js';
 import type { ServiceRecord } from './store/store.js';
 
 /** How long the end of a hand-over may wait for others before the pass that records it. */
@@ -45,25 +47,33 @@ export class Handovers {
     this.handoverReplacements.delete(service);
   }
 
-  /** Whether the replica's agent reports it running its service's current spec. */
-  isRunning(replicaId: string): boolean {
+  /**
+   * Whether the replica serves: its agent reports it running its service's current spec, healthy
+   * when that has a health check, and its node is ready. Only then may the replica it replaces go:
+   * the old one is still serving (a drained node's), or may come back (a lost node's).
+   */
+  isServing(replicaId: string): boolean {
     const { observed, dispatcher, detector } = this.deps;
     const seen = observed.get(replicaId);
-    return (
-      seen !== undefined &&
-      seen.report.state === 'running' &&
-      seen.report.specHash === dispatcher.specHashOf(seen.report.service) &&
-      detector.state(seen.nodeId) === 'ready'
-    );
+    return seen !== undefined && reportServes(seen.report, dispatcher.specHashOf(seen.report.service)) && detector.state(seen.nodeId) === 'ready';
   }
 
-  /** Accepted reports of a node: a replacement's first `running` ends a hand-over. */
+  /** Whether the replica's agent reports it failed, crash-looping or unhealthy. */
+  isFailing(replicaId: string): boolean {
+    const seen = this.deps.observed.get(replicaId);
+    return seen !== undefined && reportFailing(seen.report);
+  }
+
+  /**
+   * Accepted reports of a node: a replacement that serves ends a hand-over (its first `running`,
+   * or the report that it became healthy when it has a check).
+   */
   reported(reports: readonly ReplicaReport[]): void {
     if (this.handoverReplacements.size === 0) return;
     for (const r of reports) {
-      if (r.state === 'running' && this.handoverReplacements.get(r.service)?.has(r.replicaId)) {
-        // Ending a hand-over only drops the replica a lost node no longer runs: not urgent, and
-        // during a failover thousands end within seconds, so they share a pass.
+      if (r.state === 'running' && (r.health === undefined || r.health.status === 'healthy') && this.handoverReplacements.get(r.service)?.has(r.replicaId)) {
+        // Ending a hand-over only drops the replica the old node no longer needs to run: not
+        // urgent, and during a failover or a drain many end within seconds, so they share a pass.
         this.deps.markDirty(HANDOVER_PASS_WITHIN_MS);
         return;
       }

@@ -13,8 +13,10 @@ export interface HubReconcileLoopOptions {
   /** The nodes as the scheduler should see them now (liveness decides schedulable). */
   schedNodes: () => SchedNode[];
   defaultLostAfterMs: number;
-  /** Whether a replica runs its current spec (ends the hand-over from a lost node). */
+  /** Whether a replica serves (ends a hand-over; see PlacementOptions). */
   isRunning: (replicaId: string) => boolean;
+  /** Whether a replica is reported failing (scale-down removes it early). */
+  isUnhealthy?: (replicaId: string) => boolean;
   /** Sees the service records a pass changed, once they are committed. */
   afterPass?: (changed: readonly ServiceRecord[]) => void;
   logger: Pick<Logger, 'warn' | 'error'>;
@@ -160,6 +162,7 @@ export class HubReconcileLoop {
       newReplicaId,
       defaultLostAfterMs: this.opts.defaultLostAfterMs,
       isRunning: this.opts.isRunning,
+      isUnhealthy: this.opts.isUnhealthy,
       skipSettled: !judgeAll,
       settledUsage: this.settledUsage,
     });

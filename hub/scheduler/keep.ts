@@ -23,7 +23,10 @@ export interface KeepContext {
   trustUniqueIds: boolean;
   newId: (service: string) => string;
   defaultLostAfterMs: number;
+  /** Whether the replica serves (see PlacementOptions.isRunning). */
   isRunning: (replicaId: string) => boolean;
+  /** Whether the replica is reported failing (see PlacementOptions.isUnhealthy). */
+  isUnhealthy: (replicaId: string) => boolean;
 }
 
 export function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {

@@ -27,8 +27,14 @@ export interface PlacementOptions {
   newReplicaId: (service: string) => string;
   /** How long a node may be unreachable before its replicas move (a service may set its own). */
   defaultLostAfterMs?: number;
-  /** Whether the replica's agent reports it running its current spec: ends a hand-over. */
+  /**
+   * Whether the replica serves: its agent reports it running its current spec, healthy when the
+   * spec has a health check, on a ready node. It ends a hand-over (a move off a lost, draining or
+   * no longer matching node).
+   */
   isRunning?: (replicaId: string) => boolean;
+  /** Whether the replica's agent reports it failed, crash-looping or unhealthy: a scale-down removes it before those that work. */
+  isUnhealthy?: (replicaId: string) => boolean;
   /**
    * False judges settled services in full too, and sees every id of every list, the planner's
    * own included (see keepReplicated). The answer is the same (the tests check it) as long as no
@@ -88,6 +94,7 @@ export function planPlacements(
     newId,
     defaultLostAfterMs,
     isRunning: opts.isRunning ?? (() => false),
+    isUnhealthy: opts.isUnhealthy ?? (() => false),
   };
   for (const plan of plans) {
     if (plan.spec.mode === 'global') keepGlobal(plan, statesById, seenReplicaIds);

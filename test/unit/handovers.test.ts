@@ -5,7 +5,7 @@ import { Handovers } from '../../hub/handovers.js';
 import { ObservedState } from '../../hub/observed-state.js';
 import type { ServiceRecord } from '../../hub/store/store.js';
 
-const report = (replicaId: string, state: ReplicaReport['state'], specHash = 'h1', service = 'web'): ReplicaReport => ({
+const report = (replicaId: string, state: ReplicaReport['state'], specHash = 'h1', service = 'web', extra: Partial<ReplicaReport> = {}): ReplicaReport => ({
   replicaId,
   service,
   state,
@@ -13,7 +13,10 @@ const report = (replicaId: string, state: ReplicaReport['state'], specHash = 'h1
   containerId: null,
   error: null,
   restarts: 0,
+  ...extra,
 });
+const checked = (replicaId: string, status: 'starting' | 'healthy' | 'unhealthy'): ReplicaReport =>
+  report(replicaId, 'running', 'h1', 'web', { health: { status, output: null } });
 
 function service(name: string, placements: ServiceRecord['placements']): ServiceRecord {
   return { name, placements } as unknown as ServiceRecord;
@@ -56,14 +59,42 @@ describe('Handovers', () => {
     expect(passes).toEqual([]);
   });
 
-  it('counts a replica running only with its current spec on a ready node', () => {
+  it('counts a replica serving only with its current spec on a ready node', () => {
     const { observed, nodeStates, handovers } = setup();
-    expect(handovers.isRunning('r1')).toBe(false);
+    expect(handovers.isServing('r1')).toBe(false);
     observed.apply('n1', [report('r1', 'running', 'h0')], 0);
-    expect(handovers.isRunning('r1')).toBe(false);
+    expect(handovers.isServing('r1')).toBe(false);
     observed.apply('n1', [report('r1', 'running')], 0);
-    expect(handovers.isRunning('r1')).toBe(true);
+    expect(handovers.isServing('r1')).toBe(true);
     nodeStates.set('n1', 'unreachable');
-    expect(handovers.isRunning('r1')).toBe(false);
+    expect(handovers.isServing('r1')).toBe(false);
+  });
+
+  it('counts a checked replica serving only once it is healthy', () => {
+    const { observed, handovers } = setup();
+    observed.apply('n1', [checked('r1', 'starting')], 0);
+    expect(handovers.isServing('r1')).toBe(false);
+    observed.apply('n1', [checked('r1', 'healthy')], 0);
+    expect(handovers.isServing('r1')).toBe(true);
+    observed.apply('n1', [checked('r1', 'unhealthy')], 0);
+    expect(handovers.isServing('r1')).toBe(false);
+  });
+
+  it('asks for the pass when a checked replacement becomes healthy, not when it starts running', () => {
+    const { passes, handovers } = setup();
+    handovers.track([service('web', [{ replicaId: 'r-old', nodeId: 'n1', pendingReason: null, replacedBy: 'r-new' }, { replicaId: 'r-new', nodeId: 'n2', pendingReason: null }])]);
+    handovers.reported([checked('r-new', 'starting')]);
+    handovers.reported([checked('r-new', 'unhealthy')]);
+    expect(passes).toEqual([]);
+    handovers.reported([checked('r-new', 'healthy')]);
+    expect(passes).toEqual([1000]);
+  });
+
+  it('counts a replica failing when it failed, crash-loops or is unhealthy', () => {
+    const { observed, handovers } = setup();
+    expect(handovers.isFailing('r1')).toBe(false);
+    observed.apply('n1', [report('r1', 'running'), report('r2', 'failed'), checked('r3', 'unhealthy'), checked('r4', 'starting')], 0);
+    observed.apply('n1', [report('r5', 'starting', 'h1', 'web', { crashLoop: { restarts: 3, lastExitCode: 1, outputTail: null, nextRestartAtMs: 0 } })], 0);
+    expect(['r1', 'r2', 'r3', 'r4', 'r5'].map((id) => handovers.isFailing(id))).toEqual([false, true, true, false, true]);
   });
 });
