@@ -16,7 +16,7 @@ import { diskWarning, type ConditionName, type ConditionTransition, type NodeCon
 import { NodeDirectory, type NodeChange } from './node-directory.js';
 import type { ObservedState } from './observed-state.js';
 import { RateLimitedLog } from './rate-limited-log.js';
-import { HEALTH_CHECK_PROTOCOL_VERSION } from './scheduler/feasibility.js';
+import { minProtocolVersionOf } from './scheduler/feasibility.js';
 import type { SchedNode } from './scheduler/types.js';
 import type { NodeRecord, Store } from './store/store.js';
 import { nodeView } from './views.js';
@@ -147,9 +147,9 @@ export class Nodes implements NodeStats {
     const target = dispatcher.currentTarget(nodeId, hello.appliedGeneration);
     // Its target changed and is not yet published: the next pass sends it with a new generation.
     if (!target) return this.deps.markDirty();
-    // An agent that came back older than its target (a health check it cannot read) would refuse
-    // it whole: the next pass moves those replicas off it and publishes what it can run.
-    if (hello.protocolVersion < HEALTH_CHECK_PROTOCOL_VERSION && target.replicas.some((r) => r.container.healthcheck)) {
+    // An agent that came back older than its target (a health check or a restart policy it cannot
+    // read) would refuse it whole: the next pass moves those replicas off it and publishes what it can run.
+    if (target.replicas.some((r) => hello.protocolVersion < minProtocolVersionOf(r.container))) {
       return this.deps.markDirty();
     }
     gateway.send(nodeId, target);

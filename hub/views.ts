@@ -1,4 +1,4 @@
-import type { ReplicaHealth, ReplicaState } from '../shared/protocol.js';
+import type { CrashLoop, ReplicaHealth, ReplicaState } from '../shared/protocol.js';
 import { redactSpec, type NormalizedSpec } from './spec/service-spec.js';
 import type { FailureDetector, NodeState } from './failure-detector.js';
 import { conditionWarnings, engineUnavailableText, type NodeConditionsEntry } from './node-conditions.js';
@@ -8,9 +8,26 @@ import type { NodeRecord, ServiceRecord } from './store/store.js';
 
 /**
  * A replica's state as the hub knows it: what its agent reported, or `unknown` while its node's
- * engine is unavailable (the agent cannot see the container, so its last report may be untrue).
+ * engine is unavailable (the agent cannot see the container, so its last report may be untrue),
+ * or `crash-looping` while its restart policy keeps starting a container that keeps stopping
+ * (whatever the container does between two starts: see `crashLoop`).
  */
-export type ReplicaViewState = ReplicaState | 'unknown';
+export type ReplicaViewState = ReplicaState | 'unknown' | 'crash-looping';
+
+/**
+ * A crash-looping replica, or one its restart policy gave up on (`nextRestartAt` null: it stays
+ * down, its state `failed` or `stopped`).
+ */
+export interface CrashLoopView {
+  /** Restarts in a row, since the last stretch of `resetAfter` running. */
+  restarts: number;
+  /** Its last run's exit code; null when it was restarted for failing its health check. */
+  lastExitCode: number | null;
+  /** The last lines of its output (at most 1 KiB), null when the engine kept none. */
+  outputTail: string | null;
+  /** When its agent starts it again (the agent's clock); null: never, its policy gave up. */
+  nextRestartAt: string | null;
+}
 
 export interface ReplicaView {
   replicaId: string;
@@ -33,6 +50,8 @@ export interface ReplicaView {
   health: ReplicaHealthStatus | null;
   /** The tail of the last failing check's output (null once a check passes, or without a check). */
   healthOutput: string | null;
+  /** Set while it crash-loops, or once its restart policy gave up on it; null otherwise. */
+  crashLoop: CrashLoopView | null;
 }
 
 export type ReplicaHealthStatus = ReplicaHealth['status'];
@@ -110,7 +129,7 @@ export function serviceView(
   }
   const replicas = placements.slice(page.offset, page.offset + page.limit).map((p): ReplicaView => {
     const ofNode = p.nodeId === null ? null : nodeState(p.nodeId);
-    const { state, containerId, error, restarts, health, healthOutput } = replicaStatus(p, observed, specHash, ofNode, checked);
+    const { state, containerId, error, restarts, health, healthOutput, crashLoop } = replicaStatus(p, observed, specHash, ofNode, checked);
     return {
       replicaId: p.replicaId,
       nodeId: p.nodeId,
@@ -123,6 +142,7 @@ export function serviceView(
       replacedBy: p.replacedBy ?? null,
       health,
       healthOutput,
+      crashLoop,
     };
   });
   return {
@@ -144,9 +164,13 @@ export function serviceView(
   };
 }
 
-type ReplicaStatus = Pick<ReplicaView, 'state' | 'containerId' | 'error' | 'restarts' | 'health' | 'healthOutput'>;
+type ReplicaStatus = Pick<ReplicaView, 'state' | 'containerId' | 'error' | 'restarts' | 'health' | 'healthOutput' | 'crashLoop'>;
 
-const NO_HEALTH = { health: null, healthOutput: null } as const;
+const NO_HEALTH = { health: null, healthOutput: null, crashLoop: null } as const;
+
+function crashLoopView(c: CrashLoop): CrashLoopView {
+  return { restarts: c.restarts, lastExitCode: c.lastExitCode, outputTail: c.outputTail, nextRestartAt: iso(c.nextRestartAtMs) };
+}
 
 /** `checked`: the service's spec has a health check. */
 function replicaStatus(
@@ -173,9 +197,12 @@ function replicaStatus(
   // A report of an older spec means the agent is still replacing the container, or, with an
   // error, that the replacement failed (a pull, create or start) while the old version serves.
   const current = r.specHash === specHash;
-  const state = current ? r.state : r.error !== null ? 'failed' : 'starting';
-  // Only the current spec's container says anything of this spec's check.
-  const running = current && state === 'running';
+  const reported = current ? r.state : r.error !== null ? 'failed' : 'starting';
+  // Only the current spec's container says anything of this spec's check, or of its crashes.
+  const running = current && reported === 'running';
+  const crashLoop = current && r.crashLoop ? crashLoopView(r.crashLoop) : null;
+  // Crash-looping whatever the moment finds its container doing, as long as a restart is due.
+  const state = crashLoop?.nextRestartAt ? 'crash-looping' : reported;
   return {
     state,
     containerId: current ? r.containerId : null,
@@ -183,6 +210,7 @@ function replicaStatus(
     restarts: r.restarts,
     health: !running ? null : !checked ? 'healthy' : (r.health?.status ?? 'starting'),
     healthOutput: running && checked ? (r.health?.output ?? null) : null,
+    crashLoop,
   };
 }
 

@@ -22,11 +22,13 @@ import { StringRecord } from './string-record.js';
 /**
  * The version this build speaks. Version 2 added node conditions (hello, `conditions` frames) and
  * partial acks (`ack.pending`); version 3 health checks (a container's `healthcheck`, a report's
- * `health`). The additions are optional, so a hub serves older agents as before, as long as it
- * sends them nothing they do not know (a version 1 or 2 agent refuses a container with a
- * `healthcheck`). Upgrade the hub first: a hub refuses an agent newer than itself.
+ * `health`); version 4 restart policies (a container's `restart`, a report's `crashLoop`). The
+ * additions are optional, so a hub serves older agents as before, as long as it sends them
+ * nothing they do not know (a version 1 or 2 agent refuses a container with a `healthcheck`, a
+ * version 3 one a container with a `restart`). Upgrade the hub first: a hub refuses an agent
+ * newer than itself.
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 /** The oldest agent protocol the hub still serves: fleets are upgraded in batches, after their hub. */
 export const MIN_PROTOCOL_VERSION = 1;
 
@@ -109,6 +111,35 @@ export const ReplicaHealthSchema = Type.Object(
 );
 export type ReplicaHealth = Static<typeof ReplicaHealthSchema>;
 
+/**
+ * Restarts in a row that make a replica crash-looping: one or two are a hiccup (a dependency not up
+ * yet); a third within the backoff, with no good stretch of running between, is a pattern.
+ */
+export const CRASH_LOOP_RESTARTS = 3;
+
+/** The longest tail of a crash-looping container's output a report carries (its last lines, clipped to this). */
+export const CRASH_LOOP_OUTPUT_MAX_LENGTH = 1024;
+
+/**
+ * Version 4: a replica under a restart policy whose container keeps stopping (CRASH_LOOP_RESTARTS
+ * restarts in a row or more, none after a resetAfter stretch of running), or that the policy gave
+ * up on (maxAttempts reached).
+ */
+export const CrashLoopSchema = Type.Object(
+  {
+    /** Restarts in a row so far (those since the last resetAfter stretch of running). */
+    restarts: Type.Integer({ minimum: 0 }),
+    /** The last run's exit code; null when it was restarted for failing its health check. */
+    lastExitCode: Type.Union([Type.Integer(), Type.Null()]),
+    /** The last lines of the container's output (the engine's log), clipped; null when the engine had none. */
+    outputTail: Type.Union([Type.String({ maxLength: CRASH_LOOP_OUTPUT_MAX_LENGTH }), Type.Null()]),
+    /** When the agent starts it again (epoch ms, the agent's clock); null: it stays down (maxAttempts reached). */
+    nextRestartAtMs: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type CrashLoop = Static<typeof CrashLoopSchema>;
+
 export const ReplicaReportSchema = Type.Object(
   {
     replicaId: Id,
@@ -131,6 +162,8 @@ export const ReplicaReportSchema = Type.Object(
      * replica without one is healthy once running).
      */
     health: Type.Optional(ReplicaHealthSchema),
+    /** Version 4: present only while the replica crash-loops or its restart policy gave up on it. */
+    crashLoop: Type.Optional(CrashLoopSchema),
   },
   { additionalProperties: false },
 );

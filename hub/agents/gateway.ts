@@ -98,10 +98,17 @@ function sendableCloseCode(code: number): boolean {
   return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 }
 
-/** Whether a report carries health (protocol 3): an older agent that sends it breaks its own protocol. */
-function reportsHealth(reports: readonly ReplicaReport[]): boolean {
-  for (const r of reports) if (r.health !== undefined) return true;
-  return false;
+/**
+ * What a report carries beyond the agent's protocol version, in words, or null: health (protocol 3),
+ * a crash loop (protocol 4). An older agent that sends one breaks its own protocol.
+ */
+function reportFieldsBeyond(version: number, reports: readonly ReplicaReport[]): string | null {
+  if (version >= 4) return null;
+  for (const r of reports) {
+    if (version < 3 && r.health !== undefined) return 'replica health';
+    if (r.crashLoop !== undefined) return 'a replica crash loop';
+  }
+  return null;
 }
 
 /** The 123-byte limit of a WebSocket close reason. */
@@ -365,8 +372,9 @@ export class AgentGateway {
       if (frame.conditions !== undefined && frame.protocolVersion < 2) {
         return this.reject(session, CloseCode.badFrame, `conditions are not part of protocol version ${frame.protocolVersion}`);
       }
-      if (frame.protocolVersion < 3 && reportsHealth(frame.replicas)) {
-        return this.reject(session, CloseCode.badFrame, `replica health is not part of protocol version ${frame.protocolVersion}`);
+      const beyondHello = reportFieldsBeyond(frame.protocolVersion, frame.replicas);
+      if (beyondHello !== null) {
+        return this.reject(session, CloseCode.badFrame, `${beyondHello} is not part of protocol version ${frame.protocolVersion}`);
       }
       session.protocolVersion = frame.protocolVersion;
       if (session.helloTimer) clearTimeout(session.helloTimer);
@@ -435,8 +443,9 @@ export class AgentGateway {
         session.pendingReplicas = frame.pending ?? (session.protocolVersion >= 2 ? 0 : null);
         return;
       case 'status':
-        if (session.protocolVersion < 3 && reportsHealth(frame.replicas)) {
-          return this.reject(session, CloseCode.badFrame, `replica health is not part of protocol version ${session.protocolVersion}`);
+        const beyond = reportFieldsBeyond(session.protocolVersion, frame.replicas);
+        if (beyond !== null) {
+          return this.reject(session, CloseCode.badFrame, `${beyond} is not part of protocol version ${session.protocolVersion}`);
         }
         this.opts.handlers.onStatus(session.nodeId, frame.replicas);
         return;

@@ -7,8 +7,15 @@ import type { SchedNode } from './types.js';
 /** The first protocol version whose agents read a container's health check (older ones refuse the container). */
 export const HEALTH_CHECK_PROTOCOL_VERSION = 3;
 
+/**
+ * The first protocol version whose agents apply a container's restart policy (older ones refuse
+ * the container: left to one, it would run under the engine's policy, never the operator's).
+ */
+export const RESTART_POLICY_PROTOCOL_VERSION = 4;
+
 /** The protocol version an agent must speak to run a container of `spec`. */
 export function minProtocolVersionOf(spec: ContainerSpec): number {
+  if (spec.restart) return RESTART_POLICY_PROTOCOL_VERSION;
   return spec.healthcheck ? HEALTH_CHECK_PROTOCOL_VERSION : MIN_PROTOCOL_VERSION;
 }
 
@@ -22,7 +29,7 @@ export function speaksEnough(node: SchedNode, demand: Demand): boolean {
 
 /**
  * Whether replicas already on the node must leave it: its agent is known to be too old (it came
- * back older, or the spec gained a health check), and would refuse its whole target. An unknown
+ * back older, or the spec gained a health check or a restart policy), and would refuse its whole target. An unknown
  * version (the node is away, or the hub just started) keeps them: the node's hello tells.
  */
 export function refusesDemand(node: SchedNode, demand: Demand): boolean {

@@ -32,9 +32,10 @@ export function writePendingReasons(
 
 const counted = (n: number, one: string, many: string): string => `${n} ${n === 1 ? one : many}`;
 
-/** What needs the newer protocol, in words: the only reason today is a health check. */
+/** What needs the newer protocol, in words: a restart policy (4), else a health check (3). */
 function protocolNeedText(spec: NormalizedSpec): string {
-  return `${spec.healthcheck ? 'health checks need' : 'needs'} an agent of protocol ${minProtocolVersionOf(spec)} or later`;
+  const what = spec.restart ? 'restart policies need' : spec.healthcheck ? 'health checks need' : 'needs';
+  return `${what} an agent of protocol ${minProtocolVersionOf(spec)} or later`;
 }
 
 /** Why a replica cannot go to a node whose agent speaks `speaks` (null: unknown). */

@@ -16,7 +16,7 @@
  */
 import { MIN_PROTOCOL_VERSION } from '../../shared/protocol.js';
 import type { NormalizedSpec } from '../spec/service-spec.js';
-import { HEALTH_CHECK_PROTOCOL_VERSION } from './feasibility.js';
+import { HEALTH_CHECK_PROTOCOL_VERSION, RESTART_POLICY_PROTOCOL_VERSION } from './feasibility.js';
 import { reserve, type Demand, type NodeUsage } from './node-usage.js';
 import { compareStrings } from './order.js';
 import type { ServicePlan } from './service-plan.js';
@@ -66,6 +66,11 @@ export class SettledUsage {
    */
   private lostAfterMsUses = new Map<number, number>();
   private recountedNames: string[] = [];
+  /**
+   * The last known protocol version of nodes whose version is unknown now (away, or the hub just
+   * started): the version they come back with is judged against it. Bounded by the nodes.
+   */
+  private knownVersionById = new Map<string, number>();
 
   /** Names of the services whose reservations the last pass counted (tests watch the reuse). */
   get recounted(): readonly string[] {
@@ -103,6 +108,7 @@ export class SettledUsage {
     for (const id of this.nodesById.keys()) {
       if (nodesById.has(id)) continue;
       goneIds.add(id);
+      this.knownVersionById.delete(id);
       sameIds = false;
     }
     this.order = sameIds
@@ -130,7 +136,7 @@ export class SettledUsage {
    * service's lostAfterMs.
    */
   private changeOf(before: SchedNode, node: SchedNode): NodeChange | null {
-    const constraintFields = !sameConstraintFields(before, node);
+    const constraintFields = !sameConstraintFields(before, node) || this.protocolTierChanged(before, node);
     let downFromMs = Number.POSITIVE_INFINITY;
     let downToMs = Number.NEGATIVE_INFINITY;
     if (node.downForMs !== null && (before.downForMs === null || node.downForMs > before.downForMs)) {
@@ -145,6 +151,24 @@ export class SettledUsage {
     }
     if (!constraintFields && downToMs === Number.NEGATIVE_INFINITY) return null;
     return { constraintFields, downFromMs, downToMs };
+  }
+
+  /**
+   * Whether the node's agent became known to be too old for something it was not before (a health
+   * check, a restart policy), or the reverse: services that need a newer protocol depend on that
+   * as on constraint fields (see refusesDemand). An unknown version (away) changes nothing: the
+   * version it comes back with is compared with the last known one, so that an agent reconnecting
+   * with its own version unsettles nothing, while one that comes back older does.
+   */
+  private protocolTierChanged(before: SchedNode, node: SchedNode): boolean {
+    const last = before.protocolVersion ?? this.knownVersionById.get(node.id);
+    const now = node.protocolVersion;
+    if (now === undefined || now === null) {
+      if (last !== undefined && last !== null) this.knownVersionById.set(node.id, last);
+      return false;
+    }
+    this.knownVersionById.delete(node.id);
+    return last !== undefined && last !== null && tooOldFor(last) !== tooOldFor(now);
   }
 
   /** The nodes of the pass begun, by id. */
@@ -241,8 +265,13 @@ function unsettledBy(entry: CountedService, changeById: ReadonlyMap<string, Node
   return false;
 }
 
-function tooOldForChecks(node: SchedNode): boolean {
-  return node.protocolVersion !== undefined && node.protocolVersion !== null && node.protocolVersion < HEALTH_CHECK_PROTOCOL_VERSION;
+/**
+ * What an agent of this version is too old for: 2 for health checks (and restart policies), 1 for
+ * restart policies alone, 0 for nothing.
+ */
+function tooOldFor(version: number): number {
+  if (version >= RESTART_POLICY_PROTOCOL_VERSION) return 0;
+  return version < HEALTH_CHECK_PROTOCOL_VERSION ? 2 : 1;
 }
 
 function touchesAny(countByNodeId: ReadonlyMap<string, number>, nodeIds: ReadonlySet<string>): boolean {
@@ -255,13 +284,9 @@ function touchesAny(countByNodeId: ReadonlyMap<string, number>, nodeIds: Readonl
   return false;
 }
 
-/**
- * What constraints read from a node (see ConstraintSubject), and whether its agent is known to be
- * too old for a health check (which such services depend on, see refusesDemand: a reconnect, or a
- * node going away, changes nothing for them); labels by value (the hub rebuilds nodes each pass).
- */
+/** What constraints read from a node (see ConstraintSubject); labels by value (the hub rebuilds nodes each pass). */
 function sameConstraintFields(a: SchedNode, b: SchedNode): boolean {
-  if (a.name !== b.name || tooOldForChecks(a) !== tooOldForChecks(b)) return false;
+  if (a.name !== b.name) return false;
   if (a.facts !== b.facts) {
     if (a.facts === null || b.facts === null) return false;
     const fa = a.facts;
