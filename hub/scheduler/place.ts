@@ -1,14 +1,16 @@
 /**
- * Placing: new replicas of replicated services spread over the nodes that fit (a min-heap keeps
- * the least crowded first), and a replica of each global service on every matching node.
+ * Placing: new replicas of replicated services go to the nodes that fit, in the order of the
+ * service's strategy (a min-heap keeps the next node first; with spreadBy, one heap per label
+ * value), and a replica of each global service on every matching node.
  */
 import { matchesAll } from '../spec/constraints.js';
 import { checkFit } from './feasibility.js';
 import { MinHeap } from './min-heap.js';
 import type { NodeStates } from './node-states.js';
 import { addUnsettled, reserve, type NodeState } from './node-usage.js';
-import { compareStrings } from './order.js';
 import type { ServicePlan } from './service-plan.js';
+import { SpreadGroups } from './spread-groups.js';
+import { candidateOrder, type Candidate } from './strategies.js';
 import type { Placement } from './types.js';
 
 /** `statesById`: every node's state is built only when there is something to place. */
@@ -21,23 +23,17 @@ export function placeReplicated(plan: ServicePlan, statesById: NodeStates, newId
   }
   if (plan.toPlace.length === 0) return;
 
-  interface Candidate {
-    state: NodeState;
-    ownCount: number;
-  }
   const candidates: Candidate[] = [];
   for (const state of statesById.all()) {
     if (!state.node.schedulable || !matchesAll(state.node, plan.constraints)) continue;
     candidates.push({ state, ownCount: plan.countByNodeId.get(state.node.id) ?? 0 });
   }
-  // Fewest replicas of this service, then fewest placements overall, then node id.
-  const heap = new MinHeap<Candidate>(
-    (a, b) =>
-      a.ownCount - b.ownCount ||
-      a.state.placementCount - b.state.placementCount ||
-      compareStrings(a.state.node.id, b.state.node.id),
-    candidates,
-  );
+  const order = candidateOrder(plan);
+  const spreadBy = plan.spec.spreadBy;
+  const heap =
+    spreadBy === undefined
+      ? new MinHeap<Candidate>(order, candidates)
+      : new SpreadGroups(spreadBy, order, candidates, plan.countByNodeId, (id) => (statesById.get(id) as NodeState).node);
 
   let next = 0;
   while (next < plan.toPlace.length) {
