@@ -282,6 +282,12 @@ describe('spreadBy: random fleets (property-style)', () => {
       let services = [others, svc('web', { replicas: int(1, 10), spreadBy: 'node.labels.zone', strategy, resources: { cpus } })];
       const opts = ids();
       for (let round = 0; round < 6; round++) {
+        // Judging every service in full gives the same answer as skipping settled ones.
+        let n = 0;
+        const sameIds = (): PlacementOptions => ({ newReplicaId: (name) => `${name}-r${round}-${++n}`, defaultLostAfterMs: 60_000 });
+        const shortcut = planPlacements(services, nodes, sameIds());
+        n = 0;
+        expect(shortcut, `seed ${seed} round ${round}`).toEqual(planPlacements(services, nodes, { ...sameIds(), skipSettled: false }));
         services = apply(services, planPlacements(services, nodes, opts));
         const web = services[1] as SchedService;
         const counts = perValue(web.placements, nodes);
@@ -300,5 +306,39 @@ describe('spreadBy: random fleets (property-style)', () => {
         }
       }
     }
+  });
+});
+
+describe('strategies at scale', () => {
+  const nodes = Array.from({ length: 10_000 }, (_, i) =>
+    node(`n${String(i).padStart(5, '0')}`, { cpus: 64, memoryBytes: 256 * GB, labels: { zone: `z${i % 7}` } }),
+  );
+  const placeAll = (input: Record<string, unknown>): Placement[] => {
+    let n = 0;
+    const [change] = planPlacements([svc('big', { replicas: 100_000, resources: { cpus: 0.1, memoryMB: 64 }, ...input })], nodes, {
+      newReplicaId: () => `r${++n}`,
+    });
+    return change?.placements ?? [];
+  };
+
+  it('spreadBy places 100,000 replicas over 10,000 nodes evenly per value, and per node within a value', () => {
+    const placements = placeAll({ spreadBy: 'node.labels.zone' });
+    expect(placed(placements)).toHaveLength(100_000);
+    const values = Object.values(perValue(placements, nodes));
+    expect(values).toHaveLength(7);
+    expect(Math.max(...values) - Math.min(...values)).toBeLessThanOrEqual(1);
+    const counts = perNode(placements);
+    expect(Object.keys(counts)).toHaveLength(10_000);
+    // Values come first: a value of fewer nodes has more replicas per node.
+    for (let zone = 0; zone < 7; zone++) {
+      const ofZone = nodes.filter((n) => n.labels.zone === `z${zone}`).map((n) => counts[n.id] as number);
+      expect(Math.max(...ofZone) - Math.min(...ofZone)).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('binpack fills nodes one by one: 100,000 replicas of 0.1 cpu take 157 nodes of 64 cpus', () => {
+    const counts = Object.values(perNode(placeAll({ strategy: 'binpack' })));
+    expect(counts).toHaveLength(Math.ceil(100_000 / 640));
+    expect(counts.filter((c) => c === 640)).toHaveLength(156);
   });
 });
