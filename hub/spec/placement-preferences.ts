@@ -1,8 +1,9 @@
 /**
  * How a service's replicas are spread over the nodes that fit them: `strategy` "spread" (the
- * default: fewest of the service's replicas first) or "binpack" (fullest node first, leaving
+ * default: fewest of the service's replicas first) or "binpack" (least room left first, leaving
  * whole nodes free), and `spreadBy` "node.labels.<key>" (even over the label's values first, as
- * Swarm's placement preference does).
+ * Swarm's placement preference does). The scheduler's side: scheduler/strategies.ts and
+ * scheduler/spread-groups.ts.
  */
 import Type from 'typebox';
 import { SpecString as Str } from '../../shared/container-spec.js';
