@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { containerSpecHash, containerSpecOf, type ContainerSpec } from '../shared/container-spec.js';
 import type { AssignedReplica, TargetFrame } from '../shared/protocol.js';
 import type { Placement } from './scheduler/types.js';
+import { specOfRevision } from './revisions.js';
 import { encodeTargetFrame, targetHashText, withText } from './target-frame.js';
 import type { RecordChange, ServiceRecord, Store } from './store/store.js';
 
@@ -41,6 +42,13 @@ export class Dispatcher {
   /** nodeId -> replicaId -> service name */
   private readonly byNode = new Map<string, Map<string, string>>();
   private readonly services = new Map<string, ServiceContainer>();
+  /**
+   * Assigned replicas that run an earlier revision than their service's current one (a rolling
+   * update has not reached them): replicaId -> revision. Only those: most replicas run the current one.
+   */
+  private readonly pinned = new Map<string, number>();
+  /** Per service, the containers of earlier revisions that assigned replicas still run, made once each. */
+  private readonly revisionContainers = new Map<string, Map<number, ServiceContainer>>();
   /** Per service, the record the index was built from (one per service in the store). */
   private readonly indexed = new Map<string, ServiceRecord>();
   /** Nodes whose target may have changed since the last publish. */
@@ -175,50 +183,76 @@ export class Dispatcher {
   private reassign(name: string, before: ServiceRecord | undefined, after: ServiceRecord | undefined): void {
     const specChanged = !before || !after || before.spec !== after.spec;
     if (after && (specChanged || !this.services.has(name))) {
-      const container = containerSpecOf(after.spec);
-      this.services.set(name, {
-        container,
-        specHash: containerSpecHash(container),
-        containerJson: JSON.stringify(container),
-        authJson: container.registryAuth ? JSON.stringify(container.registryAuth) : '',
-      });
+      this.services.set(name, serviceContainerOf(after.spec));
+      // Earlier revisions' containers are made again from the new record's history when needed.
+      this.revisionContainers.delete(name);
     } else if (!after) {
       this.services.delete(name);
+      this.revisionContainers.delete(name);
     }
     const olds = before?.placements ?? [];
     const news = after?.placements ?? [];
     if (specChanged) {
       // Every replica's container changes: all of its nodes get a new target.
       for (const p of olds) if (placedOn(p)) this.unassign(p.replicaId, p.nodeId as string);
-      for (const p of news) if (placedOn(p)) this.assign(p.replicaId, p.nodeId as string, name);
+      for (const p of news) if (placedOn(p)) this.assign(p.replicaId, p.nodeId as string, name, p.revision);
       return;
     }
     // Same spec: only replicas that came, went or moved matter. A pass keeps placements in their
     // order (kept ones where they were, new ones appended), so compare position by position and
     // look up only what differs: a failover in a 100,000-replica service costs a walk, not two maps.
     const gone = new Map<string, string>();
-    const come = new Map<string, string>();
+    const come = new Map<string, Placement>();
     for (let i = 0; i < Math.max(olds.length, news.length); i++) {
       const a = olds[i];
       const b = news[i];
       const aNode = a && placedOn(a) ? a.nodeId : null;
       const bNode = b && placedOn(b) ? b.nodeId : null;
-      if (a && b && a.replicaId === b.replicaId && aNode === bNode) continue;
+      if (a && b && a.replicaId === b.replicaId && aNode === bNode && a.revision === b.revision) continue;
       if (a && aNode) gone.set(a.replicaId, aNode);
-      if (b && bNode) come.set(b.replicaId, bNode);
+      if (b && bNode) come.set(b.replicaId, b);
     }
     for (const [replicaId, nodeId] of gone) {
-      if (come.get(replicaId) === nodeId) come.delete(replicaId);
-      else this.unassign(replicaId, nodeId);
+      const stays = come.get(replicaId);
+      if (stays?.nodeId !== nodeId) this.unassign(replicaId, nodeId);
+      else if (stays.revision === this.pinned.get(replicaId)) come.delete(replicaId);
     }
-    for (const [replicaId, nodeId] of come) this.assign(replicaId, nodeId, name);
+    // Assigning again where it was changes only the revision (a rolling update's step).
+    for (const [replicaId, p] of come) this.assign(replicaId, p.nodeId as string, name, p.revision);
   }
 
-  private assign(replicaId: string, nodeId: string, service: string): void {
+  private assign(replicaId: string, nodeId: string, service: string, revision: number | undefined): void {
     let replicas = this.byNode.get(nodeId);
     if (!replicas) this.byNode.set(nodeId, (replicas = new Map()));
     replicas.set(replicaId, service);
+    if (revision === undefined) this.pinned.delete(replicaId);
+    else this.pinned.set(replicaId, revision);
     this.dirtyNodes.add(nodeId);
+  }
+
+  /**
+   * The container a replica of `service` runs: the current spec's, or that of the earlier revision
+   * it is pinned to (the current one should that revision no longer be kept: it cannot be sent).
+   */
+  private containerOf(service: string, replicaId: string): ServiceContainer | undefined {
+    const current = this.services.get(service);
+    const revision = this.pinned.get(replicaId);
+    if (revision === undefined || !current) return current;
+    let byRevision = this.revisionContainers.get(service);
+    let info = byRevision?.get(revision);
+    if (info) return info;
+    const record = this.indexed.get(service);
+    const spec = record ? specOfRevision(record, revision) : undefined;
+    if (!spec) return current;
+    info = serviceContainerOf(spec);
+    if (!byRevision) this.revisionContainers.set(service, (byRevision = new Map()));
+    byRevision.set(revision, info);
+    return info;
+  }
+
+  /** The spec hash the replica should run: its pinned revision's, or its service's current one. */
+  specHashOfReplica(service: string, replicaId: string): string | undefined {
+    return this.containerOf(service, replicaId)?.specHash;
   }
 
   private unassign(replicaId: string, nodeId: string): void {
@@ -226,6 +260,7 @@ export class Dispatcher {
     replicas?.delete(replicaId);
     // An empty map per node would cost memory on every idle node of a large fleet.
     if (replicas?.size === 0) this.byNode.delete(nodeId);
+    this.pinned.delete(replicaId);
     this.dirtyNodes.add(nodeId);
     this.unassigned.push(nodeId, replicaId);
   }
@@ -234,7 +269,7 @@ export class Dispatcher {
   targetOf(nodeId: string): { replicas: AssignedReplica[]; hash: string } {
     const replicas: AssignedReplica[] = [];
     for (const [replicaId, service] of this.byNode.get(nodeId) ?? []) {
-      const info = this.services.get(service);
+      const info = this.containerOf(service, replicaId);
       if (!info) continue;
       replicas.push({ replicaId, service, specHash: info.specHash, container: info.container });
     }
@@ -242,7 +277,7 @@ export class Dispatcher {
     // Credentials are outside the spec hash but must still reach the agent when they change.
     // One update of the whole text: the same digest as an update per piece, at a fraction of the cost.
     const hash = createHash('sha256')
-      .update(targetHashText(replicas, (r) => this.services.get(r.service)?.authJson ?? ''))
+      .update(targetHashText(replicas, (r) => this.containerOf(r.service, r.replicaId)?.authJson ?? ''))
       .digest('hex')
       .slice(0, 32);
     return { replicas, hash };
@@ -250,7 +285,7 @@ export class Dispatcher {
 
   /** The service's encodings of a replica's container, if it is still the service's container. */
   private encodedContainer(r: AssignedReplica): ServiceContainer | undefined {
-    const info = this.services.get(r.service);
+    const info = this.containerOf(r.service, r.replicaId);
     return info?.container === r.container ? info : undefined;
   }
 
@@ -340,4 +375,14 @@ export class Dispatcher {
     }
     return this.encoded({ type: 'target', generation: node.generation, replicas });
   }
+}
+
+function serviceContainerOf(spec: ContainerSpec): ServiceContainer {
+  const container = containerSpecOf(spec);
+  return {
+    container,
+    specHash: containerSpecHash(container),
+    containerJson: JSON.stringify(container),
+    authJson: container.registryAuth ? JSON.stringify(container.registryAuth) : '',
+  };
 }

@@ -51,3 +51,9 @@ export function rollbackTarget(record: ServiceRecord, target: number | undefined
   if (!found) return { code: 'revision_gone', message: `revision ${target} is gone: the last ${KEPT_REVISIONS} are kept (${oldest}-${record.revision})` };
   return { revision: found.revision, spec: found.spec };
 }
+
+/** The spec of a kept revision of `record` (the current one included), or undefined when it is no longer kept. */
+export function specOfRevision(record: ServiceRecord, revision: number): NormalizedSpec | undefined {
+  if (revision === record.revision) return record.spec;
+  return record.history?.find((r) => r.revision === revision)?.spec;
+}

@@ -64,3 +64,52 @@ describe('Dispatcher: changes of a service', () => {
     }
   });
 });
+
+describe('Dispatcher: replicas of an earlier revision', () => {
+  const older = spec('old');
+  const newer = spec('new');
+  const withHistory = (placements: Placement[]): ServiceRecord => ({
+    ...record('web', newer, placements),
+    revision: 2,
+    history: [{ revision: 1, acceptedAt: '', spec: older }],
+  });
+
+  it('sends a pinned replica its revision\'s container, and the current one once it moves on', () => {
+    const d = new Dispatcher(noStore, () => true);
+    const pinned: Placement = { replicaId: 'r1', nodeId: 'n1', pendingReason: null, revision: 1 };
+    const current: Placement = { replicaId: 'r2', nodeId: 'n1', pendingReason: null };
+    d.serviceChanged('web', withHistory([pinned, current]));
+    const byId = () => Object.fromEntries(d.targetOf('n1').replicas.map((r) => [r.replicaId, r.container.command]));
+    expect(byId()).toEqual({ r1: ['old'], r2: ['new'] });
+    // A rolling update's step: the same replica, in the same place, now of the current revision.
+    d.serviceChanged('web', withHistory([{ replicaId: 'r1', nodeId: 'n1', pendingReason: null }, current]));
+    expect(byId()).toEqual({ r1: ['new'], r2: ['new'] });
+    expect(d.specHashOfReplica('web', 'r1')).toBe(d.specHashOf('web'));
+  });
+
+  it('ends with the targets a fresh index gives, over random revision changes', () => {
+    const rand = prng(11);
+    for (let run = 0; run < 200; run++) {
+      const live = new Dispatcher(noStore, () => true);
+      let placements: Placement[] = [];
+      for (let step = 0; step < 12; step++) {
+        placements = placements.map((p) => {
+          const r = rand();
+          if (r < 0.3) return { ...p, revision: 1 };
+          if (r < 0.6) {
+            const { revision: _r, ...rest } = p;
+            return rest;
+          }
+          if (r < 0.7) return { ...p, nodeId: NODES[Math.floor(rand() * NODES.length)]! };
+          return p;
+        });
+        placements.push({ replicaId: `r${run}-${step}`, nodeId: NODES[step % NODES.length]!, pendingReason: null, ...(rand() < 0.5 ? { revision: 1 } : {}) });
+        const next = withHistory(placements);
+        live.serviceChanged('web', next);
+        const fresh = new Dispatcher(noStore, () => true);
+        fresh.serviceChanged('web', next);
+        expect(targets(live), `run ${run} step ${step}`).toEqual(targets(fresh));
+      }
+    }
+  });
+});
