@@ -13,6 +13,7 @@ import { NodeConditionsTable } from './node-conditions.js';
 import { Nodes } from './nodes.js';
 import { ObservedState } from './observed-state.js';
 import { HubReconcileLoop } from './reconcile-loop.js';
+import { Rollouts } from './rollouts.js';
 import { Services } from './services.js';
 import type { Store } from './store/store.js';
 
@@ -60,6 +61,8 @@ export class Hub {
   readonly liveness: Liveness;
   readonly detector: FailureDetector;
   readonly handovers: Handovers;
+  /** Rolling updates: their steps, what wakes them, their automatic rollbacks. */
+  readonly rollouts: Rollouts;
   readonly dispatcher: Dispatcher;
   readonly loop: HubReconcileLoop;
   readonly gateway: AgentGateway;
@@ -100,6 +103,19 @@ export class Hub {
       detector: this.detector,
       markDirty: (withinMs) => this.loop.markDirty(withinMs),
     });
+    this.rollouts = new Rollouts({
+      observed: this.observed,
+      dispatcher: this.dispatcher,
+      detector: this.detector,
+      clock,
+      markDirty: (withinMs) => this.loop.markDirty(withinMs),
+      rollBack: (service, failedRevision, toRevision, reason) => {
+        this.services.autoRollback(service, failedRevision, toRevision, reason).catch((err: unknown) => {
+          // The update stays as it is (its record says it failed); the next report or resync tries again.
+          logger.error({ err, service }, 'could not roll back a failed update');
+        });
+      },
+    });
     this.loop = new HubReconcileLoop({
       store,
       dispatcher: this.dispatcher,
@@ -107,7 +123,11 @@ export class Hub {
       defaultLostAfterMs: config.lostAfterMs,
       isRunning: (replicaId) => this.handovers.isServing(replicaId),
       isUnhealthy: (replicaId) => this.handovers.isFailing(replicaId),
-      afterPass: (services) => this.handovers.track(services),
+      rollouts: this.rollouts,
+      afterPass: (services) => {
+        this.handovers.track(services);
+        this.rollouts.track(services);
+      },
       logger,
       resyncIntervalMs: config.resyncIntervalMs,
     });
@@ -135,7 +155,13 @@ export class Hub {
       detector: this.detector,
       gateway: this.gateway,
       dispatcher: this.dispatcher,
-      handovers: this.handovers,
+      // Both hear of every accepted report: a replacement's first run ends a hand-over, a batch's replica moves its update.
+      handovers: {
+        reported: (reports) => {
+          this.handovers.reported(reports);
+          this.rollouts.reported(reports);
+        },
+      },
       nodeLog,
       markDirty: () => this.loop.markDirty(),
     });
@@ -168,6 +194,7 @@ export class Hub {
 
   async close(): Promise<void> {
     this.liveness.stop();
+    this.rollouts.stop();
     await this.gateway.close();
     await this.loop.stop();
     await this.store.close();

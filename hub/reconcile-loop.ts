@@ -1,4 +1,6 @@
 import type { Dispatcher } from './dispatcher.js';
+import { isActive } from './rollout/rollout-planner.js';
+import type { Rollouts, RolloutWrite } from './rollouts.js';
 import { newReplicaId } from './replica-id.js';
 import { summaryOf } from './scheduler/keep.js';
 import { planPlacements } from './scheduler/placement.js';
@@ -17,6 +19,8 @@ export interface HubReconcileLoopOptions {
   isRunning: (replicaId: string) => boolean;
   /** Whether a replica is reported failing (scale-down removes it early). */
   isUnhealthy?: (replicaId: string) => boolean;
+  /** Takes the next step of each rolling update in every pass; none: updates do not move. */
+  rollouts?: Pick<Rollouts, 'step'>;
   /** Sees the service records a pass changed, once they are committed. */
   afterPass?: (changed: readonly ServiceRecord[]) => void;
   logger: Pick<Logger, 'warn' | 'error'>;
@@ -169,17 +173,34 @@ export class HubReconcileLoop {
     const plannedMs = performance.now() - startedMs;
     for (const listener of this.planListeners) listener(plannedMs);
 
+    // Rolling updates step on the placements this pass leaves: a batch replaces replicas where
+    // they are now. Only services with an update going on are looked at.
+    const placed = new Map(changes.map((c) => [c.service, c.placements]));
+    const stepped = new Map<string, RolloutWrite>();
+    if (this.opts.rollouts) {
+      for (const record of snapshot.values()) {
+        if (!isActive(record.rollout)) continue;
+        const write = this.opts.rollouts.step(record, placed.get(record.name) ?? record.placements);
+        if (write) stepped.set(record.name, write);
+      }
+    }
+    // A step may add replicas to place (start-first) or end a batch: the next pass carries on.
+    if (stepped.size > 0) this.dirty = true;
+
     const writes: Array<Promise<void>> = [];
     const committed: ServiceRecord[] = [];
-    for (const change of changes) {
-      const before = store.getService(change.service);
+    for (const name of new Set([...placed.keys(), ...stepped.keys()])) {
+      const before = store.getService(name);
       // Optimistic concurrency: the API changed or deleted this service while we planned; the
       // plan for it is stale, so plan again rather than overwrite the newer record.
-      if (!before || before !== snapshot.get(change.service)) {
+      if (!before || before !== snapshot.get(name)) {
         this.dirty = true;
         continue;
       }
-      const after: ServiceRecord = { ...before, placements: change.placements };
+      const step = stepped.get(name);
+      const after: ServiceRecord = step
+        ? { ...before, placements: step.placements, rollout: step.rollout }
+        : { ...before, placements: placed.get(name) as ServiceRecord['placements'] };
       // The dispatcher hears of it from the store, and of its undo should the write fail (then
       // the next pass plans again).
       writes.push(store.putService(after));

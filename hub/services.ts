@@ -12,7 +12,9 @@ import type { FailureDetector } from './failure-detector.js';
 import type { ServiceStats } from './hub-stats.js';
 import type { ObservedState } from './observed-state.js';
 import { PerKeyQueue } from './per-key-queue.js';
-import { historyAfter, rollbackTarget, type RollbackRefusal } from './revisions.js';
+import { historyAfter, rollbackTarget, specOfRevision, type RollbackRefusal } from './revisions.js';
+import { rolloutView } from './rollout/rollout-view.js';
+import { startUpdate } from './rollout/start-update.js';
 import type { ServiceRecord, Store } from './store/store.js';
 import { serviceView, type ReplicaPage } from './views.js';
 
@@ -27,6 +29,8 @@ export type RollbackResult = OnExisting<
 >;
 
 export type ScaleResult = OnExisting<{ kind: 'done'; outcome: 'updated' | 'unchanged'; record: ServiceRecord } | { kind: 'global' }>;
+
+export type ResumeResult = OnExisting<{ kind: 'done'; record: ServiceRecord } | { kind: 'not_paused'; state: string | null }>;
 
 export interface ServicesDeps {
   store: Store;
@@ -65,7 +69,8 @@ export class Services implements ServiceStats {
   view(record: ServiceRecord, page: ReplicaPage) {
     const { observed, dispatcher, detector, clock } = this.deps;
     const nowMs = clock.nowMs();
-    return serviceView(record, observed, dispatcher.specHashOf(record.name), (nodeId) => detector.state(nodeId, nowMs), page);
+    const view = serviceView(record, observed, dispatcher.specHashOf(record.name), (nodeId) => detector.state(nodeId, nowMs), page);
+    return { ...view, rollout: rolloutView(record) };
   }
 
   /** Creates or replaces a service. The same spec again changes nothing and restarts nothing. */
@@ -83,9 +88,8 @@ export class Services implements ServiceStats {
       if (!before) return { kind: 'missing' };
       const target = rollbackTarget(before, toRevision);
       if ('code' in target) return { kind: 'refused', ...target };
-      // For now the new revision replaces every replica at once, as any spec change does. Rolling
-      // updates plug in here: a rollback goes out in batches under the service's update settings.
-      const { outcome, record } = await this.putNow(name, target.spec);
+      // The revision goes out in batches under the update settings it carries, as any change does.
+      const { outcome, record } = await this.putNow(name, target.spec, { rollbackOf: before.revision });
       return { kind: 'done', outcome: outcome === 'unchanged' ? 'unchanged' : 'rolled-back', record, rolledBackTo: target.revision };
     });
   }
@@ -104,21 +108,70 @@ export class Services implements ServiceStats {
     });
   }
 
+  /**
+   * An update whose failures passed its limit, with failureAction "rollback": accepts the revision
+   * it replaced again, as a rolling back update. Nothing when the service moved on meanwhile (a
+   * newer spec, or the update is no longer running).
+   */
+  autoRollback(name: string, failedRevision: number, toRevision: number, reason: string): Promise<void> {
+    return this.serviceWrites.run(name, async () => {
+      const before = this.deps.store.getService(name);
+      if (!before || before.revision !== failedRevision || before.rollout?.state !== 'updating') return;
+      const spec = specOfRevision(before, toRevision);
+      const why = `update to revision ${failedRevision} failed (${reason})`;
+      if (!spec) {
+        // Cannot happen while history keeps 10 revisions and an update starts from the previous
+        // one; should it, the update waits for an operator rather than guess.
+        await this.deps.store.putService({ ...before, rollout: { ...before.rollout, state: 'paused', reason: `${why}; revision ${toRevision} is no longer kept to roll back to` } });
+        return;
+      }
+      this.deps.logger.warn({ service: name, revision: failedRevision, rollbackTo: toRevision, reason }, 'update failed; rolling back');
+      await this.putNow(name, spec, { rollbackOf: failedRevision, reason: `${why}; rolling back to revision ${toRevision}` });
+    });
+  }
+
+  /** Continues a paused update (or rollback) with what is left of it; its failures so far start over. */
+  resume(name: string): Promise<ResumeResult> {
+    return this.serviceWrites.run(name, async () => {
+      const before = this.deps.store.getService(name);
+      if (!before) return { kind: 'missing' };
+      const rollout = before.rollout;
+      if (rollout?.state !== 'paused') return { kind: 'not_paused', state: rollout?.state ?? null };
+      const record: ServiceRecord = {
+        ...before,
+        rollout: { ...rollout, state: rollout.rollbackOf === null ? 'updating' : 'rolling-back', reason: null, batch: null, nextBatchAtMs: null, failedCount: 0 },
+      };
+      await this.deps.store.putService(record);
+      this.deps.markDirty();
+      return { kind: 'done', record };
+    });
+  }
+
   async delete(name: string): Promise<boolean> {
     return this.serviceWrites.run(name, () => this.deleteNow(name));
   }
 
   /** Accepts `spec` for `name`; runs only inside that name's write queue. */
-  private async putNow(name: string, spec: NormalizedSpec): Promise<PutServiceResult> {
-    const { store, logger } = this.deps;
+  /**
+   * Accepts `spec` for `name`; runs only inside that name's write queue. Replicas whose container
+   * it changes go on running their revision until its rolling update reaches them (startUpdate).
+   * `rollbackOf`: the revision whose update this one undoes; `reason`: why, for the update's record.
+   */
+  private async putNow(name: string, spec: NormalizedSpec, opts: { rollbackOf?: number; reason?: string } = {}): Promise<PutServiceResult> {
+    const { store, logger, clock } = this.deps;
     const before = store.getService(name);
     if (before && sameRecord(before.spec, spec)) return { outcome: 'unchanged', record: before };
     const now = new Date().toISOString();
     // A name deleted before goes on from the revision it reached: clients and caches rely on
     // revisions growing per name.
-    const record: ServiceRecord = before
+    let record: ServiceRecord = before
       ? { ...before, spec, revision: before.revision + 1, updatedAt: now, history: historyAfter(before) }
       : { name, spec, revision: (store.getServiceTombstone(name)?.revision ?? 0) + 1, createdAt: now, updatedAt: now, placements: [] };
+    if (before) {
+      const update = startUpdate(before, record, clock.nowMs(), opts.rollbackOf ?? null);
+      record = { ...record, placements: update.placements };
+      if (update.rollout) record.rollout = opts.reason && update.rollout.reason === null ? { ...update.rollout, reason: opts.reason } : update.rollout;
+    }
     // A refused write is undone by the store (and any change planned on top of it), the
     // dispatcher's index with it: nothing of it stays (a retried PUT is a change again).
     await store.putService(record);

@@ -90,6 +90,19 @@ export async function serviceRoutes(app: FastifyInstance, { services }: { servic
     return { ...view, outcome: result.outcome, rolledBackTo: result.rolledBackTo };
   });
 
+  // Resuming what is not paused is 409: the request is sound, the update's state refuses it.
+  app.post<{ Params: { name: string } }>('/v1/services/:name/resume', async (request) => {
+    const { name } = request.params;
+    find(name);
+    const result = await services.resume(name);
+    if (result.kind === 'missing') throw notFound(name);
+    if (result.kind === 'not_paused') {
+      const now = result.state === null ? 'the service has had no update' : `the service's update is ${result.state}`;
+      throw new ApiError(409, 'not_paused', `nothing to resume: ${now}`);
+    }
+    return services.view(result.record, { offset: 0, limit: DEFAULT_REPLICA_LIMIT });
+  });
+
   app.post<{ Params: { name: string } }>('/v1/services/:name/scale', async (request) => {
     const { name } = request.params;
     find(name);

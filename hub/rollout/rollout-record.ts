@@ -18,6 +18,13 @@ export interface RolloutBatch {
   startedAtMs: number;
   /** Since when every replica of the batch has served (running, and healthy if checked); null while not all do. */
   servingSinceMs: number | null;
+  /** Replicas of the batch already counted as failed (at most the batch's size). */
+  failedIds: string[];
+  /**
+   * Each replica's restart count when it was first seen running the new revision: a count that
+   * grows during the update is a crash, even if the replica is running again when looked at.
+   */
+  restartsAtStart: Record<string, number>;
 }
 
 export interface RolloutRecord {

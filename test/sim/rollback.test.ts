@@ -6,6 +6,8 @@ import { afterEach, beforeEach, expect, it, vi } from 'vitest';
 import { SimFleet } from '../helpers/sim-fleet.js';
 
 const command = ['/bin/httpd', '-f', '-p', '8080'];
+/** Every replica at once: this test is about what a rollback restores, not about its batches. */
+const update = { parallelism: 5, monitor: '0s' };
 
 let fleet: SimFleet;
 beforeEach(async () => {
@@ -40,9 +42,9 @@ it('a rollback brings back the old image on the agents, a scale only the count',
   await Promise.all([fleet.addAgent(), fleet.addAgent()]);
   const v1 = 'tether-test/busybox:1';
   const v2 = 'tether-test/busybox:2';
-  expect((await fleet.api('PUT', '/v1/services/web', { image: v1, command, replicas: 3 })).status).toBe(201);
+  expect((await fleet.api('PUT', '/v1/services/web', { image: v1, command, replicas: 3, update })).status).toBe(201);
   await waitRunning('web', [v1, v1, v1]);
-  expect((await fleet.api('PUT', '/v1/services/web', { image: v2, command, replicas: 3 })).body).toMatchObject({ revision: 2 });
+  expect((await fleet.api('PUT', '/v1/services/web', { image: v2, command, replicas: 3, update })).body).toMatchObject({ revision: 2 });
   await waitRunning('web', [v2, v2, v2]);
 
   const rolled = await fleet.api('POST', '/v1/services/web/rollback');

@@ -1,0 +1,199 @@
+/**
+ * The rolling update's state machine, pure: from a service's placements, its update record, its
+ * update settings and what its new replicas do now, the next step. The hub runs it in every
+ * reconcile pass for each service with an update going on, and whenever a replica of the batch in
+ * flight reports, so it only ever has to be right for the state it is given (level-triggered).
+ *
+ *   updating ──batch serves for `monitor`──> next batch (after `delay`) ──none left──> completed
+ *      │ failures above maxFailureRatio:
+ *      ├─ rollback ──> the hub accepts the previous spec again: rolling-back ──> rolled-back
+ *      ├─ pause ────> paused ──resume──> updating
+ *      └─ continue ─> the failed replicas count as done
+ *
+ * A batch of stop-first replaces each replica where it is: its placement moves to the new
+ * revision, and the agent pulls the new image while the old container serves, stops it, then
+ * starts the new one. A batch of start-first places a new replica beside each old one (a
+ * hand-over, as for a lost node): the old one stops only once the new one serves.
+ */
+import type { Placement } from '../scheduler/types.js';
+import type { UpdateConfig } from '../spec/update-config.js';
+import { MAX_REMEMBERED_FAILURES, type RolloutBatch, type RolloutRecord } from './rollout-record.js';
+import { doneState, placedOn } from './start-update.js';
+
+/** What a replica of the batch in flight does now, as the hub sees it. */
+export type ReplicaProgress =
+  /** Runs the new revision, healthy (or without a check). */
+  | { kind: 'serving'; restarts: number }
+  /** Not there yet: pulling, starting, health starting, or not reported. */
+  | { kind: 'starting'; restarts: number | null }
+  | { kind: 'failed'; reason: string };
+
+export interface RolloutInput {
+  placements: readonly Placement[];
+  rollout: RolloutRecord;
+  config: UpdateConfig;
+  nowMs: number;
+  progressOf: (replicaId: string) => ReplicaProgress;
+  newReplicaId: () => string;
+}
+
+export interface RolloutStep {
+  /** The same array when nothing changed. */
+  placements: readonly Placement[];
+  /** The same object when nothing changed. */
+  rollout: RolloutRecord;
+  /** The update failed and its action is rollback: the hub accepts this revision's spec again. */
+  rollBackTo: number | null;
+  /** When the step should be taken again without any report (a monitor or delay ends); null: none. */
+  wakeAtMs: number | null;
+}
+
+export function isActive(rollout: RolloutRecord | undefined): rollout is RolloutRecord {
+  return rollout !== undefined && (rollout.state === 'updating' || rollout.state === 'rolling-back');
+}
+
+export function planRollout(input: RolloutInput): RolloutStep {
+  const { config, nowMs } = input;
+  let placements = input.placements;
+  let rollout = input.rollout;
+  const unchanged: RolloutStep = { placements, rollout, rollBackTo: null, wakeAtMs: null };
+  if (!isActive(rollout)) return unchanged;
+  const edit = (next: Partial<RolloutRecord>) => (rollout = { ...rollout, ...next });
+
+  // A replica with nothing placed has no container to replace: it starts as the new revision.
+  if (placements.some((p) => p.revision !== undefined && !placedOn(p))) {
+    placements = placements.map((p) => (p.revision !== undefined && !placedOn(p) ? withoutRevision(p) : p));
+  }
+
+  let wakeAtMs: number | null = null;
+  let batch = rollout.batch;
+  if (batch) {
+    const present = new Set(placements.map((p) => p.replicaId));
+    // Replicas that left meanwhile (scaled away, moved off a lost node) no longer hold the batch up.
+    const ids = batch.replicaIds.filter((id) => present.has(id));
+    const failedIds = batch.failedIds.filter((id) => present.has(id));
+    const restartsAtStart = { ...batch.restartsAtStart };
+    const newFailures: Array<{ id: string; reason: string }> = [];
+    let allServing = true;
+    for (const id of ids) {
+      if (failedIds.includes(id)) continue;
+      const progress = input.progressOf(id);
+      const baseline = restartsAtStart[id];
+      if (progress.kind === 'failed') {
+        newFailures.push({ id, reason: progress.reason });
+      } else if (progress.restarts !== null && baseline !== undefined && progress.restarts > baseline) {
+        newFailures.push({ id, reason: `restarted ${progress.restarts - baseline} time(s) since it started` });
+      } else {
+        // The first count seen of the new container is its baseline: any growth after is a crash.
+        if (progress.restarts !== null && baseline === undefined) restartsAtStart[id] = progress.restarts;
+        if (progress.kind !== 'serving') allServing = false;
+      }
+    }
+    if (newFailures.length > 0) {
+      const failedCount = rollout.failedCount + newFailures.length;
+      const remembered = [...rollout.failedReplicaIds, ...newFailures.map((f) => f.id)].slice(0, MAX_REMEMBERED_FAILURES);
+      const first = newFailures[0]!;
+      const reason = `replica ${first.id} failed: ${first.reason}`;
+      edit({ failedCount, failedReplicaIds: remembered, reason });
+      failedIds.push(...newFailures.map((f) => f.id));
+    }
+    // Judged on every step, not only when a failure is new: a rollback the hub could not write
+    // (a store that refused it) is asked for again on the next one.
+    if (rollout.failedCount > 0 && rollout.failedCount > config.maxFailureRatio * rollout.total) {
+      const reason = rollout.reason ?? 'replicas failed';
+      // A rollback that fails stops where it is: rolling back the rollback would go round in circles.
+      const action = rollout.state === 'rolling-back' && config.failureAction === 'rollback' ? 'pause' : config.failureAction;
+      const failedBatch = { ...batch, replicaIds: ids, failedIds, restartsAtStart };
+      if (action === 'rollback') {
+        if (newFailures.length > 0) edit({ batch: failedBatch });
+        return { placements, rollout, rollBackTo: rollout.fromRevision, wakeAtMs: null };
+      }
+      if (action === 'pause') {
+        const what = rollout.state === 'rolling-back' ? 'rollback' : 'update';
+        edit({ state: 'paused', reason: `${what} paused: ${reason}`, batch: failedBatch });
+        return { placements, rollout, rollBackTo: null, wakeAtMs: null };
+      }
+      // continue: the failed replicas count as done.
+    }
+    const live = ids.filter((id) => !failedIds.includes(id));
+    let servingSinceMs = batch.servingSinceMs;
+    if (!allServing) servingSinceMs = null;
+    else servingSinceMs ??= nowMs;
+    if (allServing && nowMs - (servingSinceMs as number) >= config.monitorMs) {
+      batch = null;
+      edit({ batch: null, nextBatchAtMs: config.delayMs > 0 ? nowMs + config.delayMs : null });
+    } else {
+      batch = { ...batch, replicaIds: ids, failedIds, restartsAtStart, servingSinceMs };
+      if (!sameBatch(batch, rollout.batch as RolloutBatch)) edit({ batch });
+      if (allServing) wakeAtMs = (servingSinceMs as number) + config.monitorMs;
+      if (live.length === 0 && ids.length === 0) {
+        batch = null;
+        edit({ batch: null });
+      }
+    }
+  }
+
+  if (!batch) {
+    const nextAt = rollout.nextBatchAtMs;
+    if (nextAt !== null && nowMs < nextAt) {
+      wakeAtMs = nextAt;
+    } else {
+      const waiting = placements.filter((p) => p.revision !== undefined && placedOn(p) && !p.replacedBy);
+      if (waiting.length === 0) {
+        // A start-first hand-over still running holds the end back: its old replica still serves.
+        if (!placements.some((p) => p.revision !== undefined && p.replacedBy)) {
+          edit({ state: doneState(rollout), batch: null, nextBatchAtMs: null, finishedAtMs: nowMs });
+        }
+      } else {
+        const chosen = new Set(waiting.slice(0, config.parallelism));
+        const replicaIds: string[] = [];
+        const added: Placement[] = [];
+        const next = placements.map((p) => {
+          if (!chosen.has(p)) return p;
+          if (config.order === 'stop-first') {
+            replicaIds.push(p.replicaId);
+            return withoutRevision(p);
+          }
+          const replacement: Placement = { replicaId: input.newReplicaId(), nodeId: null, pendingReason: null };
+          added.push(replacement);
+          replicaIds.push(replacement.replicaId);
+          return { ...p, replacedBy: replacement.replicaId };
+        });
+        placements = [...next, ...added];
+        edit({
+          batch: { replicaIds, startedAtMs: nowMs, servingSinceMs: null, failedIds: [], restartsAtStart: {} },
+          nextBatchAtMs: null,
+        });
+      }
+    }
+  }
+  if (placements === input.placements && rollout === input.rollout) return { ...unchanged, wakeAtMs };
+  return { placements, rollout, rollBackTo: null, wakeAtMs };
+}
+
+function withoutRevision(p: Placement): Placement {
+  const copy = { ...p };
+  delete copy.revision;
+  return copy;
+}
+
+function sameBatch(a: RolloutBatch, b: RolloutBatch): boolean {
+  return (
+    a.servingSinceMs === b.servingSinceMs &&
+    a.replicaIds.length === b.replicaIds.length &&
+    a.failedIds.length === b.failedIds.length &&
+    Object.keys(a.restartsAtStart).length === Object.keys(b.restartsAtStart).length
+  );
+}
+
+/** How far an update got: replicas running the new revision, of those the service has (hand-overs count once). */
+export function rolloutProgress(placements: readonly Placement[]): { updated: number; total: number } {
+  let updated = 0;
+  let total = 0;
+  for (const p of placements) {
+    if (p.replacedBy) continue;
+    total++;
+    if (p.revision === undefined) updated++;
+  }
+  return { updated, total };
+}
