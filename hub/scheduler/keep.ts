@@ -1,16 +1,17 @@
 /**
- * What stays: which of a service's placements a pass keeps before anything new is placed (lost
- * nodes, hand-overs, scale-down, global services), and which services have nothing to decide.
+ * What stays: which of a service's placements a pass keeps before anything new is placed (lost,
+ * drained and no longer matching nodes, hand-overs, scale-down, global services), and which
+ * services have nothing to decide.
  */
 import { matchesAll } from '../spec/constraints.js';
+import { updateConfigOf } from '../spec/update-config.js';
 import { refusesDemand } from './feasibility.js';
 import { protocolMisfitText } from './pending-reasons.js';
 import { MinHeap } from './min-heap.js';
 import type { NodeStateLookup } from './node-states.js';
 import type { NodeState } from './node-usage.js';
-import { compareStrings } from './order.js';
 import type { ServicePlan } from './service-plan.js';
-import type { Placement } from './types.js';
+import type { Placement, SchedNode } from './types.js';
 
 /** What keeping a replicated service's placements needs beyond the service itself. */
 export interface KeepContext {
@@ -40,29 +41,44 @@ export function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
   for (const old of olds) if (old.replacedBy) replacementIds.add(old.replacedBy);
   const byId = new Map<string, Placement>();
   if (replacementIds.size > 0) for (const p of olds) if (replacementIds.has(p.replicaId)) byId.set(p.replicaId, p);
-  const onUsableNode = (p: Placement): NodeState | undefined => {
+  // The node still holds the replica: it exists, and its agent can run it (one known to be too old
+  // would refuse its whole target, so such a replica is dropped at once rather than handed over).
+  const holding = (p: Placement): NodeState | undefined => {
     const state = p.nodeId === null ? undefined : statesById.get(p.nodeId);
-    return state && matchesAll(state.node, plan.constraints) && !refusesDemand(state.node, plan.demand) ? state : undefined;
+    return state && !refusesDemand(state.node, plan.demand) ? state : undefined;
   };
+  const lost = (node: SchedNode): boolean => reschedule && node.downForMs !== null && node.downForMs >= lostAfterMs;
 
-  // Replicas of lost nodes that have a replacement: hand over, call the move off, or wait.
+  // Replicas that have a replacement: hand over, call the move off, or wait.
   const draining: Placement[] = [];
   const restored = new Set<Placement>();
   const cancelled = new Set<string>();
+  // Hand-overs off nodes that are up (drained, or no longer matching): they count against the
+  // service's update parallelism. Those of lost nodes do not: their replicas serve nobody.
+  const evicting: Placement[] = [];
   for (const old of olds) {
     if (!old.replacedBy) continue;
-    const state = onUsableNode(old);
+    const state = holding(old);
     if (!state) continue;
     const replacement = byId.get(old.replacedBy);
-    // The replacement runs: the old one may go (its node stops it when it comes back).
+    // The replacement serves: the old one may go (a lost node stops it when it comes back).
     if (replacement && ctx.isRunning(replacement.replicaId)) continue;
-    if (state.node.schedulable) {
-      // The node came back before its replacement ran: keep what already runs there.
+    if (state.node.downForMs === null && !mustLeave(state.node, plan)) {
+      // Why it moved is gone before its replacement served (the node came back, was uncordoned,
+      // or matches again): keep what already runs there.
       if (replacement) cancelled.add(replacement.replicaId);
       restored.add(old);
       continue;
     }
-    if (replacement) draining.push(copyPlacement(old));
+    if (!replacement || (replacement.nodeId !== null && !holding(replacement))) {
+      // Its replacement went with its own node: judged again as any replica, it gets another
+      // (a drained node's replica must not stop before something else serves).
+      restored.add(old);
+      continue;
+    }
+    const copy = copyPlacement(old);
+    draining.push(copy);
+    if (!lost(state.node)) evicting.push(copy);
   }
 
   const kept: Placement[] = [];
@@ -77,17 +93,7 @@ export function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
       pendingCount++;
       continue;
     }
-    const state = onUsableNode(old);
-    if (!state) continue;
-    const downForMs = state.node.downForMs;
-    if (reschedule && downForMs !== null && downForMs >= lostAfterMs) {
-      // Lost: a replacement goes elsewhere; the original stays in its node's target meanwhile.
-      const replacement: Placement = { replicaId: ctx.newId(plan.service.name), nodeId: null, pendingReason: null, movedFrom: old.nodeId };
-      draining.push({ ...copyPlacement(old), replacedBy: replacement.replicaId });
-      kept.push(replacement);
-      pendingCount++;
-      continue;
-    }
+    if (!holding(old)) continue;
     // A placed replica that stays as it was is kept as the same object: nothing mutates placed
     // replicas during a pass, and a large service would otherwise be copied whole on every change.
     if (old.replacedBy === undefined && old.movedFrom !== null) {
@@ -99,17 +105,52 @@ export function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
     kept.push(copy);
   }
 
+  // Scale-down first: a replica that would have to move is cheaper removed than replaced.
   const excess = kept.length - plan.spec.replicas;
-  const removed = excess > 0 ? chooseRemovals(kept, pendingCount, excess, statesById) : null;
+  const removed = excess > 0 ? chooseRemovals(kept, pendingCount, excess, statesById, plan, ctx) : null;
   const removedIds = new Set([...(removed ?? [])].map((p) => p.replicaId));
+  // Moves off nodes that are up, as many at once as a rolling update replaces (order start-first
+  // is what a hand-over does by nature); more start as these end.
+  // Those whose replacement was just scaled away have ended.
+  let evictionsLeft = updateConfigOf(plan.spec).parallelism;
+  for (const p of evicting) if (!removedIds.has(p.replacedBy as string)) evictionsLeft--;
+  // Appended after what is kept: a list's order is the order its replicas were placed in (see
+  // chooseRemovals), and a replacement is the newest of them.
+  const replacements: Placement[] = [];
   for (const p of kept) {
     if (removed?.has(p)) continue;
+    if (p.nodeId === null) {
+      plan.placements.push(p);
+      plan.toPlace.push(p);
+      continue;
+    }
+    const node = (statesById.get(p.nodeId) as NodeState).node;
+    const isLost = lost(node);
+    if (isLost || (evictionsLeft > 0 && mustLeave(node, plan))) {
+      // A replacement goes elsewhere; the original stays in its node's target meanwhile.
+      if (!isLost) evictionsLeft--;
+      const replacement: Placement = { replicaId: ctx.newId(plan.service.name), nodeId: null, pendingReason: null, movedFrom: p.nodeId };
+      draining.push({ ...copyPlacement(p), replacedBy: replacement.replicaId });
+      replacements.push(replacement);
+      continue;
+    }
     plan.placements.push(p);
-    if (p.nodeId === null) plan.toPlace.push(p);
-    else plan.countByNodeId.set(p.nodeId, (plan.countByNodeId.get(p.nodeId) ?? 0) + 1);
+    plan.countByNodeId.set(p.nodeId, (plan.countByNodeId.get(p.nodeId) ?? 0) + 1);
+  }
+  for (const p of replacements) {
+    plan.placements.push(p);
+    plan.toPlace.push(p);
   }
   // A replacement scaled away leaves nothing to hand over to.
   for (const p of draining) if (!removedIds.has(p.replacedBy as string)) plan.draining.push(p);
+}
+
+/**
+ * Whether a replica on this node, which is up, must move off it: the node is draining, or no
+ * longer matches the service's constraints (its labels changed, or the constraints did).
+ */
+function mustLeave(node: SchedNode, plan: ServicePlan): boolean {
+  return node.scheduling === 'draining' || (plan.constraints.length > 0 && !matchesAll(node, plan.constraints));
 }
 
 /**
@@ -148,7 +189,7 @@ function distinctPlacements(plan: ServicePlan, ctx: KeepContext): readonly Place
 
 /**
  * Whether a replicated service has nothing to decide: exactly its replicas, each on a node that
- * exists, still matches and is not lost, none pending or handing over. Keeping such a service
+ * exists, still matches, is not lost nor draining, none pending or handing over. Keeping such a service
  * would copy it unchanged, so the pass only counts its reservations: most services are like this
  * most of the time, and that keeps a pass over a large fleet cheap.
  */
@@ -163,6 +204,7 @@ export function isSettled(plan: ServicePlan, ctx: KeepContext): boolean {
   for (const nodeId of summary.countByNodeId.keys()) {
     const state = ctx.statesById.get(nodeId);
     if (!state || (constrained && !matchesAll(state.node, plan.constraints))) return false;
+    if (state.node.scheduling === 'draining') return false;
     if (refusesDemand(state.node, plan.demand)) return false;
     const downForMs = state.node.downForMs;
     if (reschedule && downForMs !== null && downForMs >= lostAfterMs) return false;
@@ -208,37 +250,60 @@ function copyPlacement(p: Placement): Placement {
   return out;
 }
 
-/** Scale-down: pending replicas first, then those on nodes that are down, then spread evenly. */
+/**
+ * Scale-down removes the replicas that cost least to lose: pending ones first (the newest first),
+ * then, in turn, those on nodes that are down, those reported failing (failed, crash-looping or
+ * unhealthy), those on nodes that take no new replicas (cordoned, draining, or no longer
+ * matching: they would have to move anyway), and last the rest. Within each of these, always from
+ * the node holding most of the service's replicas, and of equally crowded nodes, the newest
+ * replica: evenness first, because what remains should survive the loss of any one node; age
+ * then, because the newest replica has proved least (placing is spread, so a service's newest
+ * replicas are mostly on its least crowded nodes, and "newest first" alone would undo the spread).
+ *
+ * Replica ids are random, so they say nothing of age: a list's order does. A pass keeps what it
+ * keeps in order and appends what it places (replacements included), so a later position was
+ * placed later (a pending replica placed late keeps the position it had).
+ */
 function chooseRemovals(
   kept: readonly Placement[],
   pendingCount: number,
   excess: number,
   statesById: NodeStateLookup,
+  plan: ServicePlan,
+  ctx: KeepContext,
 ): Set<Placement> {
   const removed = new Set<Placement>();
-  const pendingByIdDesc = kept.filter((p) => p.nodeId === null).sort((a, b) => compareStrings(b.replicaId, a.replicaId));
-  for (const p of pendingByIdDesc.slice(0, excess)) removed.add(p);
-  let left = excess - Math.min(excess, pendingCount);
+  const age = new Map<Placement, number>();
+  kept.forEach((p, i) => age.set(p, i));
+  for (let i = kept.length - 1; i >= 0 && removed.size < Math.min(excess, pendingCount); i--) {
+    const p = kept[i] as Placement;
+    if (p.nodeId === null) removed.add(p);
+  }
+  let left = excess - removed.size;
   if (left === 0) return removed;
   const onDown: Placement[] = [];
-  const onUp: Placement[] = [];
+  const failing: Placement[] = [];
+  const held: Placement[] = [];
+  const rest: Placement[] = [];
   for (const p of kept) {
     if (p.nodeId === null) continue;
+    const node = (statesById.get(p.nodeId) as NodeState).node;
     // A replica on a node that is down is not doing its job anyway.
-    if ((statesById.get(p.nodeId) as NodeState).node.schedulable) onUp.push(p);
-    else onDown.push(p);
+    if (node.downForMs !== null || (!node.schedulable && node.scheduling === undefined)) onDown.push(p);
+    else if (ctx.isUnhealthy(p.replicaId)) failing.push(p);
+    else if (node.scheduling !== undefined || mustLeave(node, plan)) held.push(p);
+    else rest.push(p);
   }
-  left = removeFromMostCrowded(onDown, left, removed);
-  removeFromMostCrowded(onUp, left, removed);
+  for (const group of [onDown, failing, held, rest]) left = removeFromMostCrowded(group, left, removed, age);
   return removed;
 }
 
 /**
  * Removes up to `count` replicas, always from the node holding most of them (ties: the one whose
- * highest replica id is highest), so that what remains stays spread. Returns how many are left to
- * remove.
+ * newest replica is newest), its newest, so that what remains stays spread. Returns how many are
+ * left to remove. `placed` is in list order, so each node's list is oldest first.
  */
-function removeFromMostCrowded(placed: readonly Placement[], count: number, removed: Set<Placement>): number {
+function removeFromMostCrowded(placed: readonly Placement[], count: number, removed: Set<Placement>, age: ReadonlyMap<Placement, number>): number {
   if (count <= 0 || placed.length === 0) return count;
   const byNode = new Map<string, Placement[]>();
   for (const p of placed) {
@@ -246,12 +311,8 @@ function removeFromMostCrowded(placed: readonly Placement[], count: number, remo
     if (list) list.push(p);
     else byNode.set(p.nodeId as string, [p]);
   }
-  for (const list of byNode.values()) list.sort((a, b) => compareStrings(a.replicaId, b.replicaId));
-  const lastId = (list: Placement[]): string => (list[list.length - 1] as Placement).replicaId;
-  const heap = new MinHeap<Placement[]>(
-    (a, b) => b.length - a.length || compareStrings(lastId(b), lastId(a)),
-    byNode.values(),
-  );
+  const newest = (list: Placement[]): number => age.get(list[list.length - 1] as Placement) as number;
+  const heap = new MinHeap<Placement[]>((a, b) => b.length - a.length || newest(b) - newest(a), byNode.values());
   let left = count;
   while (left > 0) {
     const list = heap.pop();
@@ -271,7 +332,8 @@ export function keepGlobal(plan: ServicePlan, statesById: NodeStateLookup, seenR
     seenReplicaIds.add(old.replicaId);
     if (old.nodeId === null) continue;
     const state = statesById.get(old.nodeId);
-    if (!state || !matchesAll(state.node, plan.constraints)) continue;
+    // A drained node's replica just goes: a global service runs one per node, none elsewhere.
+    if (!state || !matchesAll(state.node, plan.constraints) || state.node.scheduling === 'draining') continue;
     const current = byNode.get(old.nodeId);
     if (current && !globalPreferred(old, current)) continue;
     byNode.set(old.nodeId, old);

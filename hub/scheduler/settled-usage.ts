@@ -42,6 +42,8 @@ interface CountedService {
 interface NodeChange {
   /** A field constraints read changed: unsettles constrained services. */
   constraintFields: boolean;
+  /** The node started draining: unsettles every service on it (its replicas move off). */
+  draining: boolean;
   /**
    * Down longer than at the last pass, across some counted service's lostAfterMs: from (exclusive)
    * the last pass's downForMs to (inclusive) this one's; empty (+inf, -inf) when it crosses none.
@@ -132,11 +134,12 @@ export class SettledUsage {
 
   /**
    * What of a node's change may unsettle a counted service, or null when nothing can: its
-   * schedulable flag and resources never do, nor a longer downForMs that crosses no counted
-   * service's lostAfterMs.
+   * schedulable flag and resources never do, nor a cordon, nor a longer downForMs that crosses no
+   * counted service's lostAfterMs; a drain does.
    */
   private changeOf(before: SchedNode, node: SchedNode): NodeChange | null {
     const constraintFields = !sameConstraintFields(before, node) || this.protocolTierChanged(before, node);
+    const draining = node.scheduling === 'draining' && before.scheduling !== 'draining';
     let downFromMs = Number.POSITIVE_INFINITY;
     let downToMs = Number.NEGATIVE_INFINITY;
     if (node.downForMs !== null && (before.downForMs === null || node.downForMs > before.downForMs)) {
@@ -149,8 +152,8 @@ export class SettledUsage {
         }
       }
     }
-    if (!constraintFields && downToMs === Number.NEGATIVE_INFINITY) return null;
-    return { constraintFields, downFromMs, downToMs };
+    if (!constraintFields && !draining && downToMs === Number.NEGATIVE_INFINITY) return null;
+    return { constraintFields, draining, downFromMs, downToMs };
   }
 
   /**
@@ -252,6 +255,7 @@ export class SettledUsage {
 function unsettledBy(entry: CountedService, changeById: ReadonlyMap<string, NodeChange>): boolean {
   if (changeById.size === 0) return false;
   const hit = (change: NodeChange): boolean =>
+    change.draining ||
     (entry.constrained && change.constraintFields) ||
     (entry.lostAfterMs !== null && change.downFromMs < entry.lostAfterMs && entry.lostAfterMs <= change.downToMs);
   if (changeById.size <= entry.countByNodeId.size) {

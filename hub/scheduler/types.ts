@@ -7,8 +7,17 @@ export interface SchedNode {
   labels: Record<string, string>;
   /** Null until the node's agent has said hello once. */
   facts: { hostname: string; arch: string; os: string; cpus: number; memoryBytes: number } | null;
-  /** True when new replicas may be placed here (the node is connected and its engine answers). */
+  /**
+   * True when new replicas may be placed here: the node is connected, its engine answers, and its
+   * operator has not cordoned or drained it.
+   */
   schedulable: boolean;
+  /**
+   * The operator's hold on the node (NodeRecord.scheduling): `cordoned` takes no new replicas and
+   * keeps what runs; `draining` also hands every replica over to one elsewhere (global ones just
+   * leave). Absent: active.
+   */
+  scheduling?: 'cordoned' | 'draining';
   /**
    * How long the node has been unusable by the hub's clock: unreachable, or connected with its
    * engine unavailable (not_ready); null while ready. Its replicas move once this passes the

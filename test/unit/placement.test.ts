@@ -132,11 +132,13 @@ describe('planPlacements: constraints', () => {
     ]);
   });
 
-  it('drops and replaces placements on nodes that no longer match', () => {
+  it('replaces placements on nodes that no longer match, each kept until its replacement serves', () => {
     const relabelled = nodes.map((n) => (n.id === 'n1' ? { ...n, labels: { zone: 'us-1' } } : n));
     const services = [svc('web', { replicas: 2, constraints: ['node.labels.zone == eu-1'] }, [on('a', 'n1'), on('b', 'n2')])];
     const { of } = step(services, relabelled);
-    expect(of('web')).toEqual([on('b', 'n2'), on('web-1', 'n2')]);
+    expect(of('web')).toEqual([on('b', 'n2'), { ...on('web-1', 'n2'), movedFrom: 'n1' }, { ...on('a', 'n1'), replacedBy: 'web-1' }]);
+    const served = planPlacements([svc('web', { replicas: 2, constraints: ['node.labels.zone == eu-1'] }, [...of('web')])], relabelled, { ...ids(), isRunning: (id) => id === 'web-1' });
+    expect(served[0]?.placements).toEqual([on('b', 'n2'), { ...on('web-1', 'n2'), movedFrom: 'n1' }]);
   });
 });
 
@@ -302,7 +304,7 @@ describe('planPlacements: scale up and down', () => {
     on('r6', 'n3'),
   ];
 
-  it('removes pending first, then replicas on unschedulable nodes, then from the most crowded node (ties: highest id)', () => {
+  it('removes pending first, then replicas on unschedulable nodes, then from the most crowded node (ties: the newest)', () => {
     const table: Array<{ replicas: number; kept: string[] }> = [
       { replicas: 7, kept: ['r1', 'r2', 'r3', 'r4', 'p1', 'r5', 'r6'] },
       { replicas: 6, kept: ['r1', 'r2', 'r3', 'r4', 'r5', 'r6'] },
@@ -552,7 +554,10 @@ function checkInvariants(services: readonly SchedService[], nodes: readonly Sche
       hostPorts.set(id, ports);
     }
     if (s.spec.mode === 'replicated') {
-      expect(s.placements).toHaveLength(s.spec.replicas);
+      // Replicas handing over (off a node they no longer match) wait for a replacement in the list.
+      const handingOver = s.placements.filter((p) => p.replacedBy);
+      for (const p of handingOver) expect(s.placements.some((q) => q.replicaId === p.replacedBy)).toBe(true);
+      expect(s.placements.length - handingOver.length).toBe(s.spec.replicas);
       const constraints = parsedConstraints(s.spec);
       const somewhere = nodes.some((n) => n.schedulable && matchesAll(n, constraints));
       if (ampleCapacity && somewhere) expect(pendingOf(s.placements)).toEqual([]);
