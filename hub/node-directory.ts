@@ -40,6 +40,17 @@ export class NothingRequestedError extends Error {
   }
 }
 
+/** A label the node's join token gave it: it stays what the token said (see NodeRecord.tokenLabels). */
+export class TokenLabelError extends Error {
+  readonly code = 'token_label';
+  constructor(
+    readonly key: string,
+    readonly value: string,
+  ) {
+    super(`set by the node's join token to "${value}"; leave it out or give that value`);
+  }
+}
+
 type Identity = { name: string; labels: Record<string, string> };
 
 const same = (a: unknown, b: unknown): boolean => canonicalJson(a) === canonicalJson(b);
@@ -111,7 +122,9 @@ export class NodeDirectory {
 
   /**
    * An operator's change of a node's name or labels, or acceptance of what its device asked for
-   * (the token's labels stay). Durable before it answers; a new name must be free.
+   * (the token's labels stay either way). Durable before it answers; a new name must be free.
+   * Replicas that no longer match their constraints then move off (each kept until its
+   * replacement serves), and ones that now match may come.
    */
   async update(id: string, change: NodeChange): Promise<NodeRecord | undefined> {
     const node = this.store.getNode(id);
@@ -122,8 +135,16 @@ export class NodeDirectory {
       if (!wish) throw new NothingRequestedError(id);
       updated = { ...node, name: wish.name, labels: { ...wish.labels, ...(node.tokenLabels ?? {}) }, declared: wish, requested: null };
     } else {
-      // What the device declared stays what it was, whatever the operator calls the node now.
-      updated = { ...node, name: change.name ?? node.name, labels: change.labels ?? node.labels, declared: declaredOf(node) };
+      // What the device declared stays what it was, whatever the operator calls the node now. New
+      // labels replace the operator's; the token's stay, as they do whatever the device asks for.
+      const tokenLabels = node.tokenLabels ?? {};
+      if (change.labels) {
+        for (const [key, value] of Object.entries(tokenLabels)) {
+          if (key in change.labels && change.labels[key] !== value) throw new TokenLabelError(key, value);
+        }
+      }
+      const labels = change.labels ? { ...change.labels, ...tokenLabels } : node.labels;
+      updated = { ...node, name: change.name ?? node.name, labels, declared: declaredOf(node) };
     }
     const taken = updated.name === node.name ? undefined : this.named(updated.name);
     if (taken) throw new NodeNameTakenError(updated.name, taken.id);

@@ -14,6 +14,7 @@ import type { NodeStats } from './hub-stats.js';
 import type { NodeChangeLog } from './node-change-log.js';
 import { diskWarning, type ConditionName, type ConditionTransition, type NodeConditionsTable } from './node-conditions.js';
 import { NodeDirectory, type NodeChange } from './node-directory.js';
+import { NodeScheduling, schedulingOf, type NodeSchedulingState } from './node-scheduling.js';
 import type { ObservedState } from './observed-state.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import { minProtocolVersionOf } from './scheduler/feasibility.js';
@@ -32,7 +33,7 @@ export interface NodesDeps {
   conditions: NodeConditionsTable;
   detector: FailureDetector;
   gateway: Pick<AgentGateway, 'send' | 'disconnect' | 'applied' | 'protocolVersion'>;
-  dispatcher: Pick<Dispatcher, 'mayReport' | 'currentTarget'>;
+  dispatcher: Pick<Dispatcher, 'mayReport' | 'currentTarget' | 'targetOf'>;
   handovers: Pick<Handovers, 'reported'>;
   nodeLog: NodeChangeLog;
   /** A node's target or placement inputs changed: the next pass publishes or places. */
@@ -42,6 +43,8 @@ export interface NodesDeps {
 export class Nodes implements NodeStats {
   /** Joining, and nodes' names and labels. */
   private readonly directory: NodeDirectory;
+  /** Cordon, drain, uncordon. */
+  private readonly scheduling: NodeScheduling;
   /** Reports about replicas that were not the reporting node's to report on (see acceptedReports). */
   refusedReports = 0;
   /** Of those, the ones sent while the node had not yet applied its newest target (likely just stale). */
@@ -52,6 +55,7 @@ export class Nodes implements NodeStats {
 
   constructor(private readonly deps: NodesDeps) {
     this.directory = new NodeDirectory(deps.store, deps.logger, () => deps.markDirty());
+    this.scheduling = new NodeScheduling(deps.store, deps.logger, () => deps.markDirty());
     this.refusalLog = new RateLimitedLog((obj, msg) => deps.logger.warn(obj, msg), { intervalMs: REFUSAL_LOG_INTERVAL_MS });
   }
 
@@ -70,6 +74,11 @@ export class Nodes implements NodeStats {
     return this.directory.update(id, change);
   }
 
+  /** Cordons, drains or reactivates the node (see node-scheduling.ts); undefined for an unknown node. */
+  setScheduling(id: string, state: NodeSchedulingState): Promise<NodeRecord | undefined> {
+    return this.scheduling.set(id, state);
+  }
+
   // ---- views -------------------------------------------------------------------------------
 
   get(id: string): NodeRecord | undefined {
@@ -81,8 +90,18 @@ export class Nodes implements NodeStats {
   }
 
   view(node: NodeRecord) {
-    const { detector, gateway, conditions, clock } = this.deps;
-    return nodeView(node, detector, gateway.applied(node.id), conditions.get(node.id), clock.nowMs());
+    const { detector, gateway, conditions, clock, dispatcher } = this.deps;
+    const scheduling = schedulingOf(node);
+    return {
+      ...nodeView(node, detector, gateway.applied(node.id), conditions.get(node.id), clock.nowMs()),
+      /** The operator's hold: `cordoned` takes no new replicas, `draining` also moves them all off. */
+      scheduling,
+      /**
+       * While draining: the replicas still in the node's target (those not yet moved, and those
+       * waiting for their replacements to serve); 0 once the drain is done. Null otherwise.
+       */
+      drain: scheduling === 'draining' ? { replicasLeft: dispatcher.targetOf(node.id).replicas.length } : null,
+    };
   }
 
   /** The nodes as placement sees them. */
@@ -110,7 +129,9 @@ export class Nodes implements NodeStats {
         name: node.name,
         labels: node.labels,
         facts: node.facts,
-        schedulable: downForMs === null && node.facts !== null,
+        // A cordoned or draining node takes no new replicas (and a draining one loses its own).
+        schedulable: downForMs === null && node.facts !== null && node.scheduling === undefined,
+        ...(node.scheduling ? { scheduling: node.scheduling } : {}),
         downForMs,
         protocolVersion,
       };

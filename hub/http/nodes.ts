@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { NodeLabelsSchema, NodeNameSchema } from '../../shared/protocol.js';
 import { Validator } from '../../shared/validation.js';
-import { NodeNameTakenError, NothingRequestedError } from '../node-directory.js';
+import { NodeNameTakenError, NothingRequestedError, TokenLabelError } from '../node-directory.js';
+import type { NodeSchedulingState } from '../node-scheduling.js';
 import type { Nodes } from '../nodes.js';
 import { ApiError, invalid } from './errors.js';
 
@@ -18,12 +19,24 @@ const NodeChangeRequest = new Validator(
   ),
 );
 
+/** Cordon, drain and uncordon take no parameters: an empty object, or no body at all. */
+const NoParameters = new Validator(Type.Object({}, { additionalProperties: false }));
+
+/** Each route and the state it puts the node in. */
+const SCHEDULING_ROUTES: ReadonlyArray<[string, NodeSchedulingState]> = [
+  ['cordon', 'cordoned'],
+  ['drain', 'draining'],
+  ['uncordon', 'active'],
+];
+
+const notFound = (id: string) => new ApiError(404, 'node_not_found', `no node with id "${id}"`);
+
 export async function nodeRoutes(app: FastifyInstance, { nodes }: { nodes: Nodes }): Promise<void> {
   app.get('/v1/nodes', async () => ({ nodes: [...nodes.list()].map((n) => nodes.view(n)) }));
 
   app.get<{ Params: { id: string } }>('/v1/nodes/:id', async (request) => {
     const node = nodes.get(request.params.id);
-    if (!node) throw new ApiError(404, 'node_not_found', `no node with id "${request.params.id}"`);
+    if (!node) throw notFound(request.params.id);
     return nodes.view(node);
   });
 
@@ -37,12 +50,27 @@ export async function nodeRoutes(app: FastifyInstance, { nodes }: { nodes: Nodes
     }
     try {
       const node = await nodes.update(request.params.id, { ...(name === undefined ? {} : { name }), ...(labels === undefined ? {} : { labels }), acceptRequested: acceptRequested === true });
-      if (!node) throw new ApiError(404, 'node_not_found', `no node with id "${request.params.id}"`);
+      if (!node) throw notFound(request.params.id);
       return nodes.view(node);
     } catch (error) {
       if (error instanceof NodeNameTakenError) throw new ApiError(409, error.code, error.message, [{ path: 'name', message: error.message }]);
       if (error instanceof NothingRequestedError) throw new ApiError(409, error.code, error.message, [{ path: 'acceptRequested', message: error.message }]);
+      if (error instanceof TokenLabelError) throw invalid('invalid_request', [{ path: `labels.${error.key}`, message: error.message }]);
       throw error;
     }
   });
+
+  // An operator's hold on a node (see hub/node-scheduling.ts): a node already in the state asked
+  // for answers 200 and nothing changes.
+  for (const [action, state] of SCHEDULING_ROUTES) {
+    app.post<{ Params: { id: string } }>(`/v1/nodes/:id/${action}`, async (request) => {
+      if (request.body !== undefined && request.body !== null) {
+        const checked = NoParameters.validate(request.body);
+        if (!checked.ok) throw invalid('invalid_request', checked.errors);
+      }
+      const node = await nodes.setScheduling(request.params.id, state);
+      if (!node) throw notFound(request.params.id);
+      return nodes.view(node);
+    });
+  }
 }
