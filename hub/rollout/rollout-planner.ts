@@ -119,17 +119,14 @@ export function planRollout(input: RolloutInput): RolloutStep {
     let servingSinceMs = batch.servingSinceMs;
     if (!allServing) servingSinceMs = null;
     else servingSinceMs ??= nowMs;
-    if (allServing && nowMs - (servingSinceMs as number) >= config.monitorMs) {
+    // Nothing left to watch (every replica of the batch failed and the update goes on): done.
+    if (live.length === 0 || (allServing && nowMs - (servingSinceMs as number) >= config.monitorMs)) {
       batch = null;
       edit({ batch: null, nextBatchAtMs: config.delayMs > 0 ? nowMs + config.delayMs : null });
     } else {
       batch = { ...batch, replicaIds: ids, failedIds, restartsAtStart, servingSinceMs };
       if (!sameBatch(batch, rollout.batch as RolloutBatch)) edit({ batch });
       if (allServing) wakeAtMs = (servingSinceMs as number) + config.monitorMs;
-      if (live.length === 0 && ids.length === 0) {
-        batch = null;
-        edit({ batch: null });
-      }
     }
   }
 
@@ -140,10 +137,10 @@ export function planRollout(input: RolloutInput): RolloutStep {
     } else {
       const waiting = placements.filter((p) => p.revision !== undefined && placedOn(p) && !p.replacedBy);
       if (waiting.length === 0) {
-        // A start-first hand-over still running holds the end back: its old replica still serves.
-        if (!placements.some((p) => p.revision !== undefined && p.replacedBy)) {
-          edit({ state: doneState(rollout), batch: null, nextBatchAtMs: null, finishedAtMs: nowMs });
-        }
+        // Every batch is done. An old replica still handed over is one whose start-first
+        // replacement failed and the update went on (failureAction continue): it serves until
+        // its replacement does, as a lost node's replica does.
+        edit({ state: doneState(rollout), batch: null, nextBatchAtMs: null, finishedAtMs: nowMs });
       } else {
         const chosen = new Set(waiting.slice(0, config.parallelism));
         const replicaIds: string[] = [];

@@ -56,33 +56,59 @@ export function startUpdate(before: ServiceRecord, after: ServiceRecord, nowMs: 
     else delete copy.revision;
     return copy;
   });
+  // An old replica that now runs the new spec again (a rollback) no longer waits for a
+  // replacement of the spec being undone: the hand-over is called off, the replacement dropped.
+  const calledOff = new Set<string>();
+  for (const p of placements) if (p.replacedBy && p.revision === undefined) calledOff.add(p.replacedBy);
+  for (const p of placements) if (calledOff.has(p.replicaId) && p.revision === undefined) calledOff.delete(p.replicaId);
+  if (calledOff.size > 0) {
+    changed = true;
+    const kept: Placement[] = [];
+    for (const p of placements) {
+      if (calledOff.has(p.replicaId)) {
+        if (p.revision !== undefined) stamped--;
+        continue;
+      }
+      if (p.replacedBy && calledOff.has(p.replacedBy)) {
+        const copy = { ...p };
+        delete copy.replacedBy;
+        kept.push(copy);
+      } else kept.push(p);
+    }
+    placements.splice(0, placements.length, ...kept);
+  }
   const active = before.rollout && (before.rollout.state === 'updating' || before.rollout.state === 'rolling-back' || before.rollout.state === 'paused');
   if (stamped === 0) {
+    const kept = changed ? placements : before.placements;
+    // A rollback with nothing to replace (no replica had left the spec it restores) is done at once.
+    if (rollbackOf !== null) return { placements: kept, rollout: { ...fresh(before, revision, nowMs, rollbackOf, 0), state: 'rolled-back', finishedAtMs: nowMs } };
     // Nothing left to replace: an update in flight is over (its last replicas were made equal to the new spec).
     const rollout = active ? { ...(before.rollout as RolloutRecord), state: doneState(before.rollout as RolloutRecord), toRevision: revision, batch: null, nextBatchAtMs: null, finishedAtMs: nowMs } : undefined;
-    return { placements: changed ? placements : before.placements, rollout };
+    return { placements: kept, rollout };
   }
   const containerChanged = hashOf(before.revision) !== newHash;
   if (!containerChanged && active) {
     // Same containers as the update in flight aims at: it goes on, towards this revision.
     return { placements: changed ? placements : before.placements, rollout: { ...(before.rollout as RolloutRecord), toRevision: revision } };
   }
+  return { placements, rollout: fresh(before, revision, nowMs, rollbackOf, stamped) };
+}
+
+/** A new update of `before` towards `revision`, with `total` replicas to replace. */
+function fresh(before: ServiceRecord, revision: number, nowMs: number, rollbackOf: number | null, total: number): RolloutRecord {
   return {
-    placements,
-    rollout: {
-      state: rollbackOf === null ? 'updating' : 'rolling-back',
-      toRevision: revision,
-      fromRevision: before.revision,
-      rollbackOf,
-      startedAtMs: nowMs,
-      finishedAtMs: null,
-      reason: null,
-      batch: null,
-      nextBatchAtMs: null,
-      failedReplicaIds: [],
-      failedCount: 0,
-      total: stamped,
-    },
+    state: rollbackOf === null ? 'updating' : 'rolling-back',
+    toRevision: revision,
+    fromRevision: before.revision,
+    rollbackOf,
+    startedAtMs: nowMs,
+    finishedAtMs: null,
+    reason: null,
+    batch: null,
+    nextBatchAtMs: null,
+    failedReplicaIds: [],
+    failedCount: 0,
+    total,
   };
 }
 
