@@ -21,6 +21,29 @@ export const LABELS = {
   healthCheck: 'io.tether.health-check',
 } as const;
 
+/**
+ * The engine's own restart policy for a container of `spec`.
+ *
+ * With a restart policy in its spec, "no": the agent alone decides when the container starts again
+ * (restart-policies.ts), so the engine must not restart it behind the agent's back (its own
+ * backoff, 100 ms doubling, knows nothing of the operator's, nor of maxAttempts or on-failure's
+ * exit 0). A device that reboots brings them back all the same: the agent starts on boot, lists
+ * the exited containers and applies each one's policy, as after any stop (`always` restarts it,
+ * `on-failure` if the shutdown ended it with a non-zero code, `never` leaves it stopped, as a
+ * Kubernetes pod of restartPolicy Never after its node reboots). "unless-stopped" was rejected:
+ * it restarts crashes too; "always" as well, and also restarts what the agent stopped.
+ *
+ * Without one, "unless-stopped" as ever: the engine restarts crashed containers even while the
+ * agent is down; the agent starts the ones that were stopped. Not "always": a stop by the agent
+ * must stay a stop.
+ */
+export function enginePolicyOf(spec: ContainerSpec): 'no' | 'unless-stopped' {
+  return spec.restart ? 'no' : 'unless-stopped';
+}
+
+/** How much of a container's output containerLogs returns: its last lines, clipped to the bytes from their end. */
+export const OUTPUT_TAIL_LINES = 20;
+
 export type EngineState = 'created' | 'running' | 'restarting' | 'paused' | 'exited' | 'dead' | 'removing';
 
 /** One managed container as the engine reports it. */
@@ -97,6 +120,12 @@ export interface ContainerRuntime {
   createContainer(req: CreateContainerRequest): Promise<string>;
   /** 'already-running' when the engine had it running (Docker's 304): this call started nothing. */
   startContainer(id: string): Promise<StartResult>;
+  /**
+   * The last `lines` lines of the container's output (stdout and stderr, as the engine logged
+   * them), at most `maxBytes` from their end; null when the engine keeps none. Optional: an engine
+   * without one reports crash loops without output.
+   */
+  containerLogs?(id: string, lines: number, maxBytes: number): Promise<string | null>;
   /** Stops with SIGTERM, then SIGKILL after timeoutS; a stopped or missing container is fine. */
   stopContainer(id: string, timeoutS: number): Promise<void>;
   /** Removes (forcibly); a missing container is fine. */

@@ -12,6 +12,7 @@ import { NODE_FACT_MAX_LENGTH } from '../../shared/protocol.js';
 import type { HealthCheck, RegistryAuth } from '../../shared/container-spec.js';
 import type { ReplicaHealth } from '../../shared/protocol.js';
 import {
+  enginePolicyOf,
   LABELS,
   type ContainerRuntime,
   type CreateContainerRequest,
@@ -21,6 +22,7 @@ import {
   type RuntimeEvent,
   type StartResult,
 } from './container-runtime.js';
+import { DockerLogTail } from './docker-logs.js';
 import { dockerHealthConfigOf, engineHealthOf, type DockerHealthConfig, type DockerHealthState } from './docker-health.js';
 import { healthCheckLabel, healthCheckOfLabel } from './health-check-label.js';
 import { DEFAULT_ENGINE_DEADLINES, EngineTimeoutError, type EngineDeadlines } from './engine-deadlines.js';
@@ -631,9 +633,8 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
     }
     const hostConfig: ContainerCreateBody['HostConfig'] = {
       PortBindings: portBindings,
-      // The engine restarts crashed containers even while the agent is down; the agent starts
-      // the ones that were stopped. Not "always": a stop by the agent must stay a stop.
-      RestartPolicy: { Name: 'unless-stopped' },
+      // See enginePolicyOf: the agent's own policy, else the engine's unless-stopped.
+      RestartPolicy: { Name: enginePolicyOf(spec) },
       // A tiny init as PID 1 forwards SIGTERM, so `sh`/`sleep` commands stop without the kill timeout.
       Init: true,
     };
@@ -689,6 +690,41 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
       if (statusCodeOf(err) === 304) return 'already-running';
       throw engineError(`start container ${id.slice(0, 12)}`, err);
     }
+  }
+
+  async containerLogs(id: string, lines: number, maxBytes: number): Promise<string | null> {
+    const what = `logs of container ${id.slice(0, 12)}`;
+    let stream: IncomingMessage;
+    try {
+      stream = await this.call<IncomingMessage>(what, this.deadlines.queryMs, {
+        path: `/containers/${id}/logs?`,
+        method: 'GET',
+        options: { stdout: true, stderr: true, tail: String(lines) },
+        isStream: true,
+        statusCodes: OK,
+      });
+    } catch (err) {
+      throw engineError(what, err);
+    }
+    const reader = new DockerLogTail();
+    return new Promise<string | null>((resolve, reject) => {
+      // The engine sends the last lines and ends; one that does not within the deadline is cut off.
+      const timer = setTimeout(() => stream.destroy(new EngineTimeoutError(what, this.deadlines.queryMs)), this.deadlines.queryMs);
+      stream.on('data', (chunk: Buffer) => reader.push(chunk));
+      stream.on('error', (err) => {
+        clearTimeout(timer);
+        reject(engineError(what, err));
+      });
+      stream.on('end', () => {
+        clearTimeout(timer);
+        resolve(reader.tail(lines, maxBytes));
+      });
+      // Closed without an end: what came is all there is (a settled promise ignores the rest).
+      stream.on('close', () => {
+        clearTimeout(timer);
+        resolve(reader.tail(lines, maxBytes));
+      });
+    });
   }
 
   async stopContainer(id: string, timeoutS: number): Promise<void> {

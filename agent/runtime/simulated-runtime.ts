@@ -6,10 +6,12 @@
  * What is emulated: names unique in the engine, images that must be present to create, image
  * references the engine refuses as malformed, host port allocation between running containers,
  * the restart policy `unless-stopped` (a crashed container restarts, one stopped or killed by a
- * user does not; a start by the API resets the restart count), asynchronous lifecycle events, and
+ * user does not; a start by the API resets the restart count), or `no` for a container whose spec
+ * has a restart policy (enginePolicyOf: a crash leaves it exited), what a crashing container
+ * printed (its logs' tail), asynchronous lifecycle events, and
  * health checks as the engine's own (every type): a running container with one turns healthy one
  * interval after it starts, unless a test set its health (setHealth), with one timer per engine
- * for all of them, none without checks. What is not: resources, networks, logs, real probes. It
+ * for all of them, none without checks. What is not: resources, networks, logs beyond what a test makes a crash print, real probes. It
  * proves nothing about Docker itself.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,6 +20,7 @@ import type { HealthCheck, RegistryAuth } from '../../shared/container-spec.js';
 import type { NodeFacts, ReplicaHealth } from '../../shared/protocol.js';
 import { TETHER_VERSION } from '../../shared/version.js';
 import {
+  enginePolicyOf,
   LABELS,
   type ContainerRuntime,
   type CreateContainerRequest,
@@ -26,6 +29,7 @@ import {
   type RuntimeEvent,
   type StartResult,
 } from './container-runtime.js';
+import { tailOf } from './output-tail.js';
 
 export interface SimulatedRuntimeOptions {
   /** Images present when the engine starts. */
@@ -58,7 +62,14 @@ export interface SimulatedContainer extends ObservedContainer {
   startedAtMs: number | null;
   /** The health a test set (setHealth), which stands until the next; null: the default. */
   healthSetByTest: ReplicaHealth | null;
+  /** The engine's restart policy for it (enginePolicyOf). */
+  enginePolicy: 'no' | 'unless-stopped';
+  /** What crashes made it print (crash), its last SIMULATED_OUTPUT_MAX_LENGTH characters. */
+  output: string;
 }
+
+/** Output kept per container: a bound on what tests make crashes print. */
+export const SIMULATED_OUTPUT_MAX_LENGTH = 4096;
 
 type MutableContainer = {
   -readonly [K in keyof SimulatedContainer]: SimulatedContainer[K];
@@ -234,6 +245,8 @@ export class SimulatedRuntime implements ContainerRuntime, EngineProbe {
       healthCheck: req.spec.healthcheck ?? null,
       startedAtMs: null,
       healthSetByTest: null,
+      enginePolicy: enginePolicyOf(req.spec),
+      output: '',
     };
     this.byId.set(id, container);
     this.idByName.set(req.name, id);
@@ -257,6 +270,13 @@ export class SimulatedRuntime implements ContainerRuntime, EngineProbe {
     const failure = this.tryRun(c);
     if (failure !== null) throw new Error(failure);
     return 'started';
+  }
+
+  async containerLogs(id: string, lines: number, maxBytes: number): Promise<string | null> {
+    this.reachEngine();
+    const c = this.mustGet(id);
+    if (c.output === '') return null;
+    return tailOf(c.output, lines, maxBytes);
   }
 
   async stopContainer(id: string, _timeoutS: number): Promise<void> {
@@ -303,16 +323,23 @@ export class SimulatedRuntime implements ContainerRuntime, EngineProbe {
   }
 
   /**
-   * The container's process dies with exitCode. Our containers run with restart policy
-   * `unless-stopped`, so the engine restarts it: it stays 'restarting' (the engine's back-off
-   * wait) until the next tick(), which starts it again.
+   * The container's process prints `output` and dies with exitCode. Under the engine's restart
+   * policy `unless-stopped` the engine restarts it: it stays 'restarting' (the engine's back-off
+   * wait) until the next tick(), which starts it again. Under `no` (a spec with a restart policy:
+   * the agent restarts it) it stays exited.
    */
-  crash(id: string, exitCode: number): void {
+  crash(id: string, exitCode: number, output = ''): void {
     const c = this.mustGet(id);
     if (c.state !== 'running') throw new Error(`simulated: cannot crash container ${id} in state ${c.state}`);
     this.releasePorts(c);
-    c.state = 'restarting';
     c.exitCode = exitCode;
+    c.output = (c.output + output).slice(-SIMULATED_OUTPUT_MAX_LENGTH);
+    if (c.enginePolicy === 'no') {
+      c.state = 'exited';
+      this.emit(c, 'die');
+      return;
+    }
+    c.state = 'restarting';
     c.restartCount++;
     this.restarting.add(id);
     this.emit(c, 'die');
