@@ -91,6 +91,16 @@ export class HealthMonitor {
     return this.checked.get(containerId)?.state.health;
   }
 
+  /**
+   * The agent started the container again (its restart policy restarted it, say for failing this
+   * check): a new run, checked afresh from `starting` once a listing shows it running. The engine's
+   * restart count, in the key, cannot tell: a start through the API sets it back to 0.
+   */
+  forget(containerId: string): void {
+    const entry = this.checked.get(containerId);
+    if (entry) this.untrack(entry);
+  }
+
   /** How many containers are checked now. */
   get size(): number {
     return this.checked.size;

@@ -40,7 +40,9 @@ export type Step =
    * Start a stopped outdated container: it is the replica until its replacement runs, whatever
    * holds that back (the new image being pulled or failing, the create or start backing off).
    */
-  | { kind: 'start-stand-in'; containerId: string; replicaId: string };
+  | { kind: 'start-stand-in'; containerId: string; replicaId: string }
+  /** Stop and start the replica's running container: its restart policy restarts it for failing its health check. */
+  | { kind: 'restart'; containerId: string; replicaId: string };
 
 /** The replica an engine step is for (a pull is for several). */
 export function replicaIdOf(step: Exclude<Step, { kind: 'pull' }>): string {
@@ -71,6 +73,13 @@ export interface PlanInput {
    * spec keeps it (it may be the newer one): only what is missing is made or started.
    */
   provisional?: boolean;
+  /**
+   * Replicas under a restart policy whose stopped container stays stopped for now: its restart is
+   * not due yet, or its policy leaves it down (restart-policies.ts). Absent: none.
+   */
+  held?: ReadonlySet<string>;
+  /** Running containers their restart policy restarts now (failing their health check), by replica id. */
+  restartNow?: ReadonlyMap<string, string>;
 }
 
 /** How much a container is worth keeping: a running one beats one the engine is restarting beats one we must start. */
@@ -194,9 +203,11 @@ export function planSteps(input: PlanInput): Step[] {
       for (const c of rightHash) if (c !== keeper) remove(c, 'duplicate');
       if (keeper.state === 'running') {
         for (const c of outdated) remove(c, 'outdated');
+        if (input.restartNow?.get(id) === keeper.id && !backingOff.has(id)) starts.push({ kind: 'restart', containerId: keeper.id, replicaId: id });
       } else if (isStartable(keeper)) {
         if (backingOff.has(id)) keepStandIn();
-        else starts.push({ kind: 'start', containerId: keeper.id, replicaId: id, swap });
+        // Its restart policy decides when it starts again (a container never started is not held).
+        else if (!(keeper.state === 'exited' && input.held?.has(id))) starts.push({ kind: 'start', containerId: keeper.id, replicaId: id, swap });
       }
       // 'restarting' belongs to the engine's restart policy and 'paused' to whoever paused it.
       continue;

@@ -24,6 +24,9 @@ import { needsImage, planSteps, replicaIdOf, type Step } from './plan-steps.js';
 import { ImagePulls } from './image-pulls.js';
 import { ReplicaReporter } from './replica-reporter.js';
 import { QUICK_SWAP_ATTEMPTS, RestartBackoff } from './restart-backoff.js';
+import { RestartPolicies } from './restart-policies.js';
+import { OUTPUT_TAIL_LINES } from '../runtime/container-runtime.js';
+import { CRASH_LOOP_OUTPUT_MAX_LENGTH } from '../../shared/protocol.js';
 import { SavedRestartCounts } from './saved-restart-counts.js';
 import { RestartTally, type RestartCountStore } from './restart-tally.js';
 import { executeStep, messageOf, type EngineStep, type StepContext } from './step-executors.js';
@@ -62,6 +65,8 @@ export interface ReconcileLoopOptions {
   reportWindowMs?: number;
   /** Reports one onReport call carries at most; default the protocol's limit for a status frame. */
   maxReportsPerFrame?: number;
+  /** Wall-clock time (epoch ms), for the times reports carry; default Date.now. */
+  wallClockMs?: () => number;
 }
 
 /**
@@ -103,6 +108,8 @@ export class ReconcileLoop {
   private readonly reporter: ReplicaReporter;
   /** The http and tcp checks the agent runs itself (exec checks are the engine's). */
   private readonly health: HealthMonitor;
+  /** When replicas under a restart policy start again (the engine restarts none of them). */
+  private readonly policies = new RestartPolicies();
 
   /** See firstListing. */
   private listedOnce = false;
@@ -166,8 +173,13 @@ export class ReconcileLoop {
     this.health = new HealthMonitor({
       clock: this.clock,
       logger: this.logger,
-      onChange: (containerId) => this.reporter.healthChanged(containerId),
+      onChange: (containerId) => {
+        this.reporter.healthChanged(containerId);
+        // Its restart policy, if any, restarts it: a pass decides.
+        if (this.health.healthOf(containerId)?.status === 'unhealthy') this.requestPass();
+      },
     });
+    const wallClockMs = opts.wallClockMs ?? Date.now;
     this.reporter = new ReplicaReporter({
       nodeId: this.nodeId,
       runtime: this.runtime,
@@ -179,6 +191,8 @@ export class ReconcileLoop {
       maxPerFrame: opts.maxReportsPerFrame ?? PROTOCOL_LIMITS.maxReportedReplicas,
       send: (reports) => this.notify('onReport', () => this.opts.onReport(reports)),
       probedHealth: (containerId) => this.health.healthOf(containerId),
+      crashLoop: (replicaId) => this.policies.crashLoopOf(replicaId, (clockMs) => wallClockMs() + clockMs - this.clock.nowMs()),
+      downNote: (replicaId) => this.policies.downNoteOf(replicaId),
     });
   }
 
@@ -313,6 +327,8 @@ export class ReconcileLoop {
       if (target) {
         // After the image checks: one that fails puts its replicas in backoff for this plan.
         const images = await this.presentImages(target.replicas, current, this.backoff.replicasBackingOff(planAtMs));
+        const policyPlan = this.policies.observe(target.replicas, current, planAtMs, (id) => this.health.healthOf(id));
+        await this.readOutputs(policyPlan.wantOutput);
         const steps = planSteps({
           target: target.replicas,
           current,
@@ -320,6 +336,8 @@ export class ReconcileLoop {
           backingOff: this.backoff.replicasBackingOff(planAtMs),
           containerBackingOff: this.backoff.containersBackingOff(planAtMs),
           provisional: target.provisional,
+          held: policyPlan.held,
+          restartNow: policyPlan.restartNow,
         });
         waitingOnPulls = steps.flatMap((s) => (s.kind === 'pull' ? s.replicaIds : []));
         if (steps.length > 0) {
@@ -386,6 +404,25 @@ export class ReconcileLoop {
   }
 
   /**
+   * The output tails of crash-looping containers, for their reports: one engine call per stop of
+   * each. One the engine will not give is reported without (a report is no reason to fail a pass).
+   */
+  private async readOutputs(wanted: ReadonlyMap<string, string>): Promise<void> {
+    const logs = this.runtime.containerLogs?.bind(this.runtime);
+    if (!logs || wanted.size === 0) return;
+    await this.bounded([...wanted], async ([replicaId, containerId]) => {
+      let tail: string | null;
+      try {
+        tail = await logs(containerId, OUTPUT_TAIL_LINES, CRASH_LOOP_OUTPUT_MAX_LENGTH);
+      } catch (err) {
+        this.logger.warn({ nodeId: this.nodeId, replicaId, containerId, err: messageOf(err) }, 'could not read the output of a crash-looping container');
+        return;
+      }
+      this.policies.setOutput(replicaId, containerId, tail);
+    });
+  }
+
+  /**
    * Removes all finish before any create or start, so a new container can take a host port or a
    * name that an unassigned or dead container held. planned: the containers the steps were
    * planned from, by id.
@@ -438,7 +475,12 @@ export class ReconcileLoop {
         const retryInMs = this.backoff.containerFailed(containerId, error);
         this.logger.warn({ nodeId: this.nodeId, replicaId, containerId, err: error, retryInMs }, 'step failed');
       },
-      started: (replicaId, containerId, restart) => this.restarts.noteStart(replicaId, containerId, restart),
+      started: (replicaId, containerId, restart) => {
+        this.restarts.noteStart(replicaId, containerId, restart);
+        this.policies.started(replicaId, containerId, this.clock.nowMs());
+        // A new run of the container: its probes start again from `starting`.
+        this.health.forget(containerId);
+      },
       hadSpec: (replicaId, specHash) => this.restarts.hadSpec(replicaId, specHash),
     };
   }
@@ -465,7 +507,11 @@ export class ReconcileLoop {
     if (this.wakeTimer) clearTimeout(this.wakeTimer);
     this.wakeTimer = null;
     if (!this.active) return;
-    const earliestMs = Math.min(this.passRetryAtMs ?? Infinity, this.backoff.earliestRetryMs(planAtMs) ?? Infinity);
+    const earliestMs = Math.min(
+      this.passRetryAtMs ?? Infinity,
+      this.backoff.earliestRetryMs(planAtMs) ?? Infinity,
+      this.policies.earliestDueMs(planAtMs) ?? Infinity,
+    );
     if (earliestMs === Infinity) return;
     const nowMs = this.clock.nowMs();
     this.wakeTimer = setTimeout(() => {
@@ -482,10 +528,14 @@ export class ReconcileLoop {
     // Forget what concerns replicas that are neither assigned nor present, and containers that are
     // gone: nothing will retry them, and these structures stay as small as the node's state.
     const present = new Set(current.map((c) => c.id));
-    this.backoff.retain(reported, new Set(this.target?.replicas.map((r) => r.replicaId)), present);
+    const assigned = new Set(this.target?.replicas.map((r) => r.replicaId));
+    this.backoff.retain(reported, assigned, present);
     // Not before the first target: the counts of a replica whose container went while the agent
     // was down are still wanted when the target names it.
-    if (this.target) this.restarts.retain(reported);
+    if (this.target) {
+      this.restarts.retain(reported);
+      this.policies.retain(assigned);
+    }
     for (const id of this.stoppedForSwap) if (!present.has(id)) this.stoppedForSwap.delete(id);
     this.savedCounts.save(false);
   }

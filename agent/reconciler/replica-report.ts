@@ -4,7 +4,7 @@
  * listing, at the end of a pass and as its steps finish, and replica-reporter.ts sends those that changed.
  */
 import type { HealthCheck } from '../../shared/container-spec.js';
-import { MAX_REPORT_ERROR_LENGTH, type AssignedReplica, type ReplicaHealth, type ReplicaReport, type ReplicaState } from '../../shared/protocol.js';
+import { MAX_REPORT_ERROR_LENGTH, type AssignedReplica, type CrashLoop, type ReplicaHealth, type ReplicaReport, type ReplicaState } from '../../shared/protocol.js';
 import { sameHealth, STARTING } from '../health/health-state.js';
 import type { ObservedContainer } from '../runtime/container-runtime.js';
 import { bestContainer, groupByReplica } from './plan-steps.js';
@@ -84,6 +84,10 @@ export interface ReplicaFacts {
   restarts: number;
   /** What the agent's own probes found of a container's health; undefined when it does not probe it. */
   probedHealth?: (containerId: string) => ReplicaHealth | undefined;
+  /** Its crash loop, under a restart policy (protocol 4); undefined when it has none. */
+  crashLoop?: CrashLoop;
+  /** Why its restart policy leaves its container stopped; undefined when it does not. */
+  downNote?: string;
 }
 
 /**
@@ -95,7 +99,14 @@ export function reportFor(s: Standing, facts: ReplicaFacts): ReplicaReport {
   const containerError = s.assigned && s.chosen ? facts.containerError(s.chosen.id) : undefined;
   const report = reportOf(s.replicaId, s.service, s.specHash, s.chosen, facts.replicaError ?? containerError ?? null, facts.restarts);
   const health = healthFor(s, facts.probedHealth);
-  return health ? { ...report, health } : report;
+  if (health) report.health = health;
+  // Only of the replica's own container: an outdated stand-in is no part of its policy's story.
+  const own = s.assigned && s.chosen?.specHash === s.specHash;
+  if (own && facts.downNote && report.error !== null && report.state !== 'running') {
+    report.error = `${report.error}; ${facts.downNote}`.slice(0, MAX_REPORT_ERROR_LENGTH);
+  }
+  if (own && facts.crashLoop) report.crashLoop = facts.crashLoop;
+  return report;
 }
 
 /**
@@ -114,7 +125,7 @@ export function healthFor(s: Standing, probedHealth?: (containerId: string) => R
 
 /** A replica gone for good (neither assigned nor present), as sent once to the hub. */
 export function removedReport(last: ReplicaReport): ReplicaReport {
-  const { health: _health, ...rest } = last;
+  const { health: _health, crashLoop: _crashLoop, ...rest } = last;
   return { ...rest, state: 'removed', containerId: null, error: null };
 }
 
@@ -219,7 +230,20 @@ export function sameReport(a: ReplicaReport | undefined, b: ReplicaReport): bool
     a.error === b.error &&
     a.restarts === b.restarts &&
     a.service === b.service &&
-    sameHealth(a.health, b.health)
+    sameHealth(a.health, b.health) &&
+    sameCrashLoop(a.crashLoop, b.crashLoop)
+  );
+}
+
+function sameCrashLoop(a: CrashLoop | undefined, b: CrashLoop | undefined): boolean {
+  return (
+    a === b ||
+    (a !== undefined &&
+      b !== undefined &&
+      a.restarts === b.restarts &&
+      a.lastExitCode === b.lastExitCode &&
+      a.outputTail === b.outputTail &&
+      a.nextRestartAtMs === b.nextRestartAtMs)
   );
 }
 

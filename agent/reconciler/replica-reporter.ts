@@ -7,7 +7,7 @@
  * replica. What a report says is decided by replica-report.ts; this holds the last one sent per
  * replica and the timing.
  */
-import { PROTOCOL_LIMITS, type AssignedReplica, type ReplicaHealth, type ReplicaReport } from '../../shared/protocol.js';
+import { PROTOCOL_LIMITS, type AssignedReplica, type CrashLoop, type ReplicaHealth, type ReplicaReport } from '../../shared/protocol.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ContainerRuntime, ObservedContainer } from '../runtime/container-runtime.js';
 import { sameHealth } from '../health/health-state.js';
@@ -32,6 +32,10 @@ export interface ReplicaReporterOptions {
   send: (reports: ReplicaReport[]) => void;
   /** What the agent's own health probes found of a container (health-monitor.ts); none by default. */
   probedHealth?: (containerId: string) => ReplicaHealth | undefined;
+  /** What a replica's restart policy says of its crash loop (restart-policies.ts); none by default. */
+  crashLoop?: (replicaId: string) => CrashLoop | undefined;
+  /** Why a replica's restart policy leaves its container stopped; none by default. */
+  downNote?: (replicaId: string) => string | undefined;
 }
 
 export class ReplicaReporter {
@@ -170,6 +174,8 @@ export class ReplicaReporter {
         containerError: (containerId: string) => backoff.containerError(containerId),
         restarts: restarts.observe(id, s.containers, s.chosen),
         probedHealth: this.opts.probedHealth,
+        crashLoop: this.opts.crashLoop?.(id),
+        downNote: this.opts.downNote?.(id),
       };
       reports.set(id, reportFor(s, facts));
     }

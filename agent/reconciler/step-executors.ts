@@ -70,6 +70,7 @@ export const stepExecutors: StepExecutors = {
     return swapIn(step.containerId, step.replicaId, specHash, step.swap, restart, ctx);
   },
   'start-stand-in': (step, ctx) => startOutdated(step.containerId, step.replicaId, ctx),
+  restart: (step, ctx) => restart(step, ctx),
 };
 
 export function executeStep(step: EngineStep, ctx: StepContext): Promise<void> {
@@ -162,6 +163,25 @@ async function swapIn(
     } catch (err) {
       ctx.containerFailed(oldId, replicaId, `remove of the old version failed: ${messageOf(err)}`);
     }
+  }
+}
+
+/**
+ * Restarts a running container its restart policy gives up on as unhealthy: a restart of the
+ * replica, counted as one, whether the stop or the start fails (the replica backs off then).
+ */
+async function restart(step: Extract<Step, { kind: 'restart' }>, ctx: StepContext): Promise<void> {
+  const { containerId, replicaId } = step;
+  let action = 'stop';
+  try {
+    await ctx.runtime.stopContainer(containerId, ctx.stopTimeoutS);
+    action = 'start';
+    const result = await ctx.runtime.startContainer(containerId);
+    ctx.succeeded(replicaId);
+    if (result === 'started') ctx.started(replicaId, containerId, true);
+    ctx.logger.info({ replicaId, containerId }, 'restarted the unhealthy container');
+  } catch (err) {
+    ctx.failed(replicaId, `restart of the unhealthy container: ${action} failed: ${messageOf(err)}`);
   }
 }
 

@@ -374,7 +374,7 @@ function checkPlan(model: Model, steps: Step[]): void {
     const best = bestContainer(outdated);
     // A swap stops every outdated container, and falls back on the one that can serve.
     for (const s of steps) {
-      if (!makes(s, r.replicaId) || s.kind === 'remove' || s.kind === 'pull' || s.kind === 'start-stand-in') continue;
+      if (!makes(s, r.replicaId) || s.kind === 'remove' || s.kind === 'pull' || s.kind === 'start-stand-in' || s.kind === 'restart') continue;
       if (outdated.length === 0) expect(s.swap).toBeNull();
       else {
         expect([...s.swap!.oldIds].sort()).toEqual(outdated.map((c) => c.id).sort());

@@ -34,10 +34,10 @@ function context(runtime: SimulatedRuntime) {
 
 describe('step executors', () => {
   it('has one executor per kind of engine step, and a table missing one does not compile', () => {
-    // @ts-expect-error: 'start-stand-in' has no executor
+    // @ts-expect-error: 'start-stand-in' and 'restart' have no executor
     const partial: StepExecutors = { remove: stepExecutors.remove, create: stepExecutors.create, start: stepExecutors.start };
     expect(Object.keys(partial)).toHaveLength(3);
-    expect(Object.keys(stepExecutors).sort()).toEqual(['create', 'remove', 'start', 'start-stand-in']);
+    expect(Object.keys(stepExecutors).sort()).toEqual(['create', 'remove', 'restart', 'start', 'start-stand-in']);
   });
 
   it('applies a step through the executor of its kind', async () => {
