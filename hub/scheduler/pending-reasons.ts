@@ -64,6 +64,8 @@ function describeReplicatedShortfall(plan: ServicePlan, states: readonly NodeSta
   const constraintsText = `[${spec.constraints.join(', ')}]`;
   let matching = 0;
   let notReady = 0;
+  /** Cordoned or draining: up, but its operator keeps new replicas away. */
+  let held = 0;
   let fitting = 0;
   let capacityUnknown = 0;
   let oldAgent = 0;
@@ -75,7 +77,8 @@ function describeReplicatedShortfall(plan: ServicePlan, states: readonly NodeSta
     if (!matchesAll(state.node, plan.constraints)) continue;
     matching++;
     if (!state.node.schedulable) {
-      notReady++;
+      if (state.node.scheduling !== undefined && state.node.downForMs === null) held++;
+      else notReady++;
       continue;
     }
     const misfits: Misfit[] = [];
@@ -92,6 +95,11 @@ function describeReplicatedShortfall(plan: ServicePlan, states: readonly NodeSta
   }
 
   if (matching === 0) return spec.constraints.length > 0 ? `no node matches constraints ${constraintsText}` : 'no ready node';
+  if (held > 0 && notReady + held === matching) {
+    const notReadyText = notReady > 0 ? `, ${counted(notReady, 'is', 'are')} not ready` : '';
+    const which = spec.constraints.length > 0 ? `matching constraints ${constraintsText} ` : '';
+    return `no node ${which}takes new replicas (${counted(held, 'node is', 'nodes are')} cordoned or draining${notReadyText})`;
+  }
   if (notReady === matching) {
     return spec.constraints.length > 0
       ? `no ready node matches constraints ${constraintsText} (${counted(notReady, 'matching node is', 'matching nodes are')} not ready)`
@@ -105,6 +113,7 @@ function describeReplicatedShortfall(plan: ServicePlan, states: readonly NodeSta
   if (lackCpu > 0) parts.push(`${counted(lackCpu, 'lacks', 'lack')} cpu (${cpusText(spec)})`);
   if (lackMemory > 0) parts.push(`${counted(lackMemory, 'lacks', 'lack')} memory (${memoryText(spec)})`);
   for (const [key, n] of portTaken) if (n > 0) parts.push(`${counted(n, 'has', 'have')} host port ${key} taken`);
+  if (held > 0) parts.push(`${counted(held, 'is', 'are')} cordoned or draining`);
   if (notReady > 0) parts.push(`${counted(notReady, 'is', 'are')} not ready`);
   return `${fitting} of ${counted(matching, 'matching node fits', 'matching nodes fit')}: ${parts.join(', ')}`;
 }

@@ -157,6 +157,19 @@ describe('a cordoned node', () => {
   });
 });
 
+describe('pending reasons', () => {
+  it('say a node takes no new replicas because of its operator, not that it is not ready', () => {
+    const after = step(svc([], { replicas: 1 }), [node('n1', { scheduling: 'cordoned' }), node('n2', { scheduling: 'draining' })]);
+    expect(after[0]?.pendingReason).toBe('no node takes new replicas (2 nodes are cordoned or draining)');
+    const mixed = step(svc([], { replicas: 1, ports: [{ containerPort: 80, hostPort: 80 }] }), [
+      node('n1', { scheduling: 'cordoned' }),
+      node('n2', { downForMs: 1000 }),
+      node('n3'),
+    ]);
+    expect(mixed[0]?.nodeId).toBe('n3');
+  });
+});
+
 describe('a node that no longer matches', () => {
   const zoned = (zone: string) => node('n1', { labels: { zone } });
   const spec = { constraints: ['node.labels.zone == a'] };
