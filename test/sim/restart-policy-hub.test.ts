@@ -157,6 +157,43 @@ describe('restart policies at the hub', () => {
     await until(async () => expect((await status('web')).replicas[0]).toMatchObject({ state: 'running', crashLoop: null }));
   });
 
+  it('shows a replica that keeps crashing on a real agent (simulated engine) as crash-looping, then running once it holds', async () => {
+    fleet = await SimFleet.start();
+    await fleet.addAgent({ name: 'edge' });
+    const spec = { image, replicas: 1, restart: { backoff: { initial: '200ms', max: '1s' } } };
+    expect((await fleet.api('PUT', '/v1/services/crashy', spec)).status).toBe(201);
+    // Every time the agent starts it, it dies at once, printing why.
+    let crashes = 0;
+    const crasher = setInterval(() => {
+      for (const c of fleet.runtime.containers()) {
+        if (c.service === 'crashy' && c.state === 'running') {
+          fleet.runtime.crash(c.id, 1, `boom ${++crashes}\n`);
+        }
+      }
+    }, 5);
+    try {
+      const looping = await until(async () => {
+        const s = await status('crashy');
+        expect(s.replicas[0]?.state).toBe('crash-looping');
+        return s;
+      });
+      const replica = looping.replicas[0]!;
+      expect(replica.crashLoop).toMatchObject({ lastExitCode: 1 });
+      expect(replica.crashLoop!.restarts).toBeGreaterThanOrEqual(3);
+      expect(replica.crashLoop!.outputTail).toContain('boom');
+      expect(Date.parse(replica.crashLoop!.nextRestartAt!)).toBeGreaterThan(Date.now() - 5000);
+      expect(replica.error).toBe('exited with code 1');
+      expect(looping.states).toEqual({ 'crash-looping': 1 });
+    } finally {
+      clearInterval(crasher);
+    }
+    // It holds once started again: running, the crash loop over.
+    await vi.waitFor(async () => expect((await status('crashy')).replicas[0]).toMatchObject({ state: 'running', crashLoop: null }), {
+      timeout: 10_000,
+      interval: 50,
+    });
+  });
+
   it.each([
     ['a status frame', false],
     ['its hello', true],
