@@ -173,7 +173,10 @@ export class Hub {
       clock,
       logger,
       markDirty: () => this.loop.markDirty(),
-      deleted: (name) => this.handovers.forget(name),
+      deleted: (name) => {
+        this.handovers.forget(name);
+        this.rollouts.forget(name);
+      },
     });
     this.stats = { liveness: this.liveness, nodes: this.nodes, agents: this.gateway, scheduler: this.loop, store, services: this.services };
   }

@@ -39,6 +39,8 @@ export interface RolloutWrite {
 export class Rollouts {
   /** Replicas of batches in flight -> their service: a report of one is worth a pass. Bounded by the batches' sizes. */
   private readonly watched = new Map<string, string>();
+  /** The same, per service, so that a service's batch is let go of in proportion to its size. */
+  private readonly watchedByService = new Map<string, readonly string[]>();
   private wakeTimer: NodeJS.Timeout | null = null;
   private wakeAtMs = Number.POSITIVE_INFINITY;
 
@@ -52,10 +54,12 @@ export class Rollouts {
     const rollout = record.rollout;
     if (!isActive(rollout)) return null;
     const nowMs = this.deps.clock.nowMs();
+    const config = updateConfigOf(record.spec);
     const step = planRollout({
       placements,
       rollout,
-      config: updateConfigOf(record.spec),
+      // A global service has one replica per node and no other node to start a new one on.
+      config: record.spec.mode === 'global' && config.order === 'start-first' ? { ...config, order: 'stop-first' } : config,
       nowMs,
       progressOf: (id) => this.progressOf(record.name, id),
       newReplicaId: () => newReplicaId(record.name),
@@ -71,10 +75,19 @@ export class Rollouts {
   /** After a pass: the services it wrote. Their batches' replicas are the ones to watch. */
   track(changed: readonly ServiceRecord[]): void {
     for (const s of changed) {
-      for (const [id, service] of this.watched) if (service === s.name) this.watched.delete(id);
+      for (const id of this.watchedByService.get(s.name) ?? []) this.watched.delete(id);
+      this.watchedByService.delete(s.name);
       const batch = isActive(s.rollout) ? s.rollout.batch : null;
-      if (batch) for (const id of batch.replicaIds) this.watched.set(id, s.name);
+      if (!batch) continue;
+      for (const id of batch.replicaIds) this.watched.set(id, s.name);
+      this.watchedByService.set(s.name, batch.replicaIds);
     }
+  }
+
+  /** The service is gone: none of its replicas moves an update any more. */
+  forget(service: string): void {
+    for (const id of this.watchedByService.get(service) ?? []) this.watched.delete(id);
+    this.watchedByService.delete(service);
   }
 
   /** Accepted reports of a node: one about a batch's replica brings a pass. */
