@@ -44,6 +44,18 @@ const restart = { policy: 'on-failure', maxAttempts: 5, backoff: { initial: '2s'
 const carriesPolicy = (t: TargetFrame) => t.replicas.some((r) => r.container.restart !== undefined);
 
 describe('restart policies at the hub', () => {
+  it('refuses a bad policy with 400 naming the field, and stores nothing', async () => {
+    fleet = await SimFleet.start();
+    const res = await fleet.api<{ error: { code: string; details: Array<{ path: string; message: string }> } }>('PUT', '/v1/services/bad', {
+      image,
+      restart: { policy: 'never', maxAttempts: 3, backoff: { initial: '10s', max: '5s' } },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('invalid_spec');
+    expect(res.body.error.details.map((d) => d.path).sort()).toEqual(['restart.backoff.max', 'restart.maxAttempts']);
+    expect((await fleet.api('GET', '/v1/services/bad')).status).toBe(404);
+  });
+
   it('sends a container with a policy only to a version 4 agent; a version 3 node says why it waits', async () => {
     fleet = await SimFleet.start();
     const old = await connectDevice('old', 3);
