@@ -696,7 +696,7 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
     const what = `logs of container ${id.slice(0, 12)}`;
     let stream: IncomingMessage;
     try {
-      stream = await this.call<IncomingMessage>(what, this.deadlines.queryMs, {
+      stream = await this.call<IncomingMessage>(what, this.deadlines.logsMs, {
         path: `/containers/${id}/logs?`,
         method: 'GET',
         options: { stdout: true, stderr: true, tail: String(lines) },
@@ -709,7 +709,7 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
     const reader = new DockerLogTail();
     return new Promise<string | null>((resolve, reject) => {
       // The engine sends the last lines and ends; one that does not within the deadline is cut off.
-      const timer = setTimeout(() => stream.destroy(new EngineTimeoutError(what, this.deadlines.queryMs)), this.deadlines.queryMs);
+      const timer = setTimeout(() => stream.destroy(new EngineTimeoutError(what, this.deadlines.logsMs)), this.deadlines.logsMs);
       stream.on('data', (chunk: Buffer) => reader.push(chunk));
       stream.on('error', (err) => {
         clearTimeout(timer);

@@ -27,6 +27,11 @@ export interface EngineDeadlines {
   pullStallMs: number;
   /** An event stream silent this long is checked with a ping; one that goes unanswered is reconnected. */
   eventsIdleMs: number;
+  /**
+   * The last lines of a container's output, for a crash loop's report: read within a pass, which
+   * must not wait long for what only decorates a report (it goes without).
+   */
+  logsMs: number;
 }
 
 export const DEFAULT_ENGINE_DEADLINES: Readonly<EngineDeadlines> = {
@@ -38,6 +43,7 @@ export const DEFAULT_ENGINE_DEADLINES: Readonly<EngineDeadlines> = {
   removeMs: 60_000,
   pullStallMs: 60_000,
   eventsIdleMs: 60_000,
+  logsMs: 3_000,
 };
 
 /** A call to the engine that got no answer within its deadline; the request was abandoned. */
