@@ -82,6 +82,8 @@ export function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
   }
 
   const kept: Placement[] = [];
+  // The node of each kept placement (null: pending), so that it is looked up once.
+  const keptNodes: Array<SchedNode | null> = [];
   let pendingCount = 0;
   for (const old of olds) {
     if ((old.replacedBy && !restored.has(old)) || cancelled.has(old.replicaId)) continue;
@@ -90,10 +92,13 @@ export function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
       const copy = copyPlacement(old);
       delete copy.replacedBy;
       kept.push({ ...copy, nodeId: null });
+      keptNodes.push(null);
       pendingCount++;
       continue;
     }
-    if (!holding(old)) continue;
+    const state = holding(old);
+    if (!state) continue;
+    keptNodes.push(state.node);
     // A placed replica that stays as it was is kept as the same object: nothing mutates placed
     // replicas during a pass, and a large service would otherwise be copied whole on every change.
     if (old.replacedBy === undefined && old.movedFrom !== null) {
@@ -110,21 +115,22 @@ export function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
   const removed = excess > 0 ? chooseRemovals(kept, pendingCount, excess, statesById, plan, ctx) : null;
   const removedIds = new Set([...(removed ?? [])].map((p) => p.replicaId));
   // Moves off nodes that are up, as many at once as a rolling update replaces (order start-first
-  // is what a hand-over does by nature); more start as these end.
-  // Those whose replacement was just scaled away have ended.
+  // is what a hand-over does by nature); more start as these end. A move whose replacement was
+  // just scaled away has ended.
   let evictionsLeft = updateConfigOf(plan.spec).parallelism;
   for (const p of evicting) if (!removedIds.has(p.replacedBy as string)) evictionsLeft--;
   // Appended after what is kept: a list's order is the order its replicas were placed in (see
   // chooseRemovals), and a replacement is the newest of them.
   const replacements: Placement[] = [];
-  for (const p of kept) {
+  for (let i = 0; i < kept.length; i++) {
+    const p = kept[i] as Placement;
     if (removed?.has(p)) continue;
-    if (p.nodeId === null) {
+    const node = keptNodes[i];
+    if (p.nodeId === null || !node) {
       plan.placements.push(p);
       plan.toPlace.push(p);
       continue;
     }
-    const node = (statesById.get(p.nodeId) as NodeState).node;
     const isLost = lost(node);
     if (isLost || (evictionsLeft > 0 && mustLeave(node, plan))) {
       // A replacement goes elsewhere; the original stays in its node's target meanwhile.
