@@ -11,22 +11,24 @@
  * the engine as a whole (it cannot list containers) fails the pass, which is retried with its own
  * backoff.
  *
+ * A replica under a restart policy is started again only when its policy says so
+ * (restart-policies.ts): the engine restarts none of them, and the planner leaves a held one
+ * stopped; one timer wakes the loop for the earliest restart due, as for retries.
+ *
  * Pulls run detached from passes (image-pulls.ts), so a newer target never waits for a download.
  * So a pass that acted on every replica but those waiting for their image acks the generation
  * with those pending (a partial ack), and acks again as that number changes, down to 0.
  */
 import { Backoff } from '../../shared/backoff.js';
 import { systemClock, type Clock } from '../../shared/clock.js';
-import { PROTOCOL_LIMITS, type AssignedReplica, type ReplicaReport } from '../../shared/protocol.js';
-import type { ContainerRuntime, ObservedContainer } from '../runtime/container-runtime.js';
+import { CRASH_LOOP_OUTPUT_MAX_LENGTH, PROTOCOL_LIMITS, type AssignedReplica, type ReplicaReport } from '../../shared/protocol.js';
+import { OUTPUT_TAIL_LINES, type ContainerRuntime, type ObservedContainer } from '../runtime/container-runtime.js';
 import { HealthMonitor } from '../health/health-monitor.js';
 import { needsImage, planSteps, replicaIdOf, type Step } from './plan-steps.js';
 import { ImagePulls } from './image-pulls.js';
 import { ReplicaReporter } from './replica-reporter.js';
 import { QUICK_SWAP_ATTEMPTS, RestartBackoff } from './restart-backoff.js';
 import { RestartPolicies } from './restart-policies.js';
-import { OUTPUT_TAIL_LINES } from '../runtime/container-runtime.js';
-import { CRASH_LOOP_OUTPUT_MAX_LENGTH } from '../../shared/protocol.js';
 import { SavedRestartCounts } from './saved-restart-counts.js';
 import { RestartTally, type RestartCountStore } from './restart-tally.js';
 import { executeStep, messageOf, type EngineStep, type StepContext } from './step-executors.js';
