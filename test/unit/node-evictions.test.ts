@@ -9,6 +9,7 @@ import { planPlacements, type PlacementOptions } from '../../hub/scheduler/place
 import { SettledUsage } from '../../hub/scheduler/settled-usage.js';
 import type { Placement, SchedNode, SchedService } from '../../hub/scheduler/types.js';
 import { validateServiceSpec } from '../../hub/spec/service-spec.js';
+import { prng } from '../helpers/prng.js';
 
 interface NodeOpts {
   scheduling?: 'cordoned' | 'draining';
@@ -236,4 +237,65 @@ describe('scale-down order', () => {
     expect(moved.find((p) => p.movedFrom === 'n1')).toMatchObject({ replicaId: 'web.new1', nodeId: 'n2' });
     expect(step(svc(moved, { replicas: 2 }), lost)).toEqual([on('web.y', 'n2'), on('web.z', 'n3')]);
   });
+});
+
+describe('cordons, drains and relabels over random passes', () => {
+  for (let seed = 1; seed <= 30; seed++) {
+    it(`answer the same with the settled usage kept between passes, and place nothing new on a held node (seed ${seed})`, () => {
+      const rand = prng(seed);
+      const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
+      const memory = new SettledUsage();
+      const opts = new Map<string, NodeOpts>();
+      for (let i = 0; i < 8; i++) opts.set(`n${i}`, { labels: { zone: pick(['a', 'b']) } });
+      const randomSpec = (): Record<string, unknown> => ({
+        replicas: Math.floor(rand() * 9),
+        update: { parallelism: pick([1, 2, 3]) },
+        ...(rand() < 0.4 ? { constraints: [`node.labels.zone == ${pick(['a', 'b'])}`] } : {}),
+      });
+      let services: SchedService[] = [0, 1, 2, 3].map((i) => svc([], randomSpec(), `s${i}`));
+      services.push(svc([], { mode: 'global' }, 'g'));
+      // A usable node unchanged since the last pass is the same object, as the hub gives it.
+      const made = new Map<string, { o: NodeOpts; node: SchedNode }>();
+      let n = 0;
+      for (let pass = 0; pass < 50; pass++) {
+        for (let c = Math.floor(rand() * 3); c > 0; c--) {
+          const id = pick([...opts.keys()]);
+          const o = opts.get(id) as NodeOpts;
+          const what = rand();
+          if (what < 0.35) opts.set(id, { ...o, scheduling: pick([undefined, 'cordoned', 'draining'] as const) });
+          else if (what < 0.55) opts.set(id, { ...o, labels: { zone: pick(['a', 'b']) } });
+          else if (what < 0.7) opts.set(id, { ...o, downForMs: o.downForMs === undefined ? pick([1_000, 60_000]) : undefined });
+          else {
+            const i = Math.floor(rand() * 4);
+            services = services.map((s) => (s.name === `s${i}` ? svc(s.placements, randomSpec(), s.name) : s));
+          }
+        }
+        const nodes = [...opts].map(([id, o]) => {
+          const kept = made.get(id);
+          if (kept && kept.o === o) return kept.node;
+          const fresh = node(id, o);
+          if (o.downForMs === undefined) made.set(id, { o, node: fresh });
+          else made.delete(id);
+          return fresh;
+        });
+        const serving = (id: string) => id.length % 2 === 0;
+        const base = (): PlacementOptions => ({ ...options(), newReplicaId: (s) => `${s}.p${pass}-${++n}`, isRunning: serving });
+        const start = n;
+        const incremental = planPlacements(services, nodes, { ...base(), settledUsage: memory });
+        n = start;
+        const scratch = planPlacements(services, nodes, base());
+        expect(incremental, `seed ${seed}, pass ${pass}`).toEqual(scratch);
+        const before = new Map(services.map((s) => [s.name, new Set(s.placements.map((p) => `${p.replicaId}@${p.nodeId}`))]));
+        const byName = new Map(incremental.map((ch) => [ch.service, ch.placements]));
+        services = services.map((s) => ({ ...s, placements: byName.get(s.name) ?? s.placements }));
+        const held = new Set(nodes.filter((x) => x.scheduling !== undefined).map((x) => x.id));
+        for (const s of services) {
+          for (const p of s.placements) {
+            if (p.nodeId === null || p.pendingReason !== null || !held.has(p.nodeId)) continue;
+            expect(before.get(s.name)?.has(`${p.replicaId}@${p.nodeId}`), `seed ${seed}, pass ${pass}: ${p.replicaId} new on held ${p.nodeId}`).toBe(true);
+          }
+        }
+      }
+    });
+  }
 });
