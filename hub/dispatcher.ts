@@ -236,6 +236,8 @@ export class Dispatcher {
    */
   private containerOf(service: string, replicaId: string): ServiceContainer | undefined {
     const current = this.services.get(service);
+    // Outside updates nothing is pinned: one lookup per replica of every target saved.
+    if (this.pinned.size === 0) return current;
     const revision = this.pinned.get(replicaId);
     if (revision === undefined || !current) return current;
     let byRevision = this.revisionContainers.get(service);
