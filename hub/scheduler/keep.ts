@@ -49,7 +49,8 @@ export function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
   };
   const lost = (node: SchedNode): boolean => reschedule && node.downForMs !== null && node.downForMs >= lostAfterMs;
 
-  // Replicas that have a replacement: hand over, call the move off, or wait.
+  // Replicas that have a replacement (moves, and a rolling update's start-first hand-overs): hand
+  // over, call the move off, or wait.
   const draining: Placement[] = [];
   const restored = new Set<Placement>();
   const cancelled = new Set<string>();
@@ -63,22 +64,25 @@ export function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
     const replacement = byId.get(old.replacedBy);
     // The replacement serves: the old one may go (a lost node stops it when it comes back).
     if (replacement && ctx.isRunning(replacement.replicaId)) continue;
-    if (state.node.downForMs === null && !mustLeave(state.node, plan)) {
-      // Why it moved is gone before its replacement served (the node came back, was uncordoned,
-      // or matches again): keep what already runs there.
-      if (replacement) cancelled.add(replacement.replicaId);
+    if (!replacement || (replacement.nodeId !== null && !holding(replacement))) {
+      // No replacement left, or it went with its own node: judged again as any replica, it gets
+      // another if it must (a drained node's replica must not stop before something else serves).
       restored.add(old);
       continue;
     }
-    if (!replacement || (replacement.nodeId !== null && !holding(replacement))) {
-      // Its replacement went with its own node: judged again as any replica, it gets another
-      // (a drained node's replica must not stop before something else serves).
+    // A move off its node (its replacement says where from), rather than a rolling update's
+    // start-first hand-over, which is for the update to end.
+    const move = replacement.movedFrom === old.nodeId;
+    if (move && state.node.downForMs === null && !mustLeave(state.node, plan)) {
+      // Why it moved is gone before its replacement served (the node came back, was uncordoned,
+      // or matches again): keep what already runs there.
+      cancelled.add(replacement.replicaId);
       restored.add(old);
       continue;
     }
     const copy = copyPlacement(old);
     draining.push(copy);
-    if (!lost(state.node)) evicting.push(copy);
+    if (move && !lost(state.node)) evicting.push(copy);
   }
 
   const kept: Placement[] = [];

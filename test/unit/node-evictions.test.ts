@@ -149,6 +149,16 @@ describe('a drained node', () => {
   });
 });
 
+describe('a hand-over on a live node that is no move', () => {
+  it('stays until its replacement serves (a rolling update, start-first), even on an active node', () => {
+    const nodes = [node('n1'), node('n2')];
+    // What a start-first batch leaves: the old replica handing over to one placed anywhere.
+    const batch = [{ ...on('web.a', 'n1'), revision: 1, replacedBy: 'web.b' }, on('web.b', 'n2')];
+    expect(step(svc(batch, { replicas: 1 }), nodes)).toEqual([on('web.b', 'n2'), batch[0]]);
+    expect(step(svc(batch, { replicas: 1 }), nodes, options(['web.b']))).toEqual([on('web.b', 'n2')]);
+  });
+});
+
 describe('a cordoned node', () => {
   it('keeps what runs there and takes nothing new', () => {
     const nodes = [node('n1', { scheduling: 'cordoned' }), node('n2')];
