@@ -119,6 +119,10 @@ export class Rollouts {
     const { report } = seen;
     const current = report.specHash === dispatcher.specHashOf(service);
     if (!current) return report.error ? { kind: 'failed', reason: report.error } : { kind: 'starting', restarts: null };
+    if (report.crashLoop) {
+      const exit = report.crashLoop.lastExitCode === null ? 'failing its health check' : `exit code ${report.crashLoop.lastExitCode}`;
+      return { kind: 'failed', reason: `crash-looping (${report.crashLoop.restarts} restarts in a row, last: ${exit})` };
+    }
     if (report.state === 'failed') return { kind: 'failed', reason: report.error ?? 'the container failed' };
     if (report.health?.status === 'unhealthy') {
       return { kind: 'failed', reason: `health check failing${report.health.output ? `: ${report.health.output}` : ''}` };

@@ -87,6 +87,10 @@ describe('Rollouts', () => {
     expect(progress(report('web.a', { specHash: 'old', error: 'pull: manifest unknown' }))).toEqual({ kind: 'failed', reason: 'pull: manifest unknown' });
     expect(progress(report('web.a', { state: 'failed', error: 'exited with code 1' }))).toEqual({ kind: 'failed', reason: 'exited with code 1' });
     expect(progress(report('web.a', { health: { status: 'unhealthy', output: 'HTTP 500' } }))).toEqual({ kind: 'failed', reason: 'health check failing: HTTP 500' });
+    expect(progress(report('web.a', { state: 'stopped', crashLoop: { restarts: 3, lastExitCode: 1, outputTail: 'boom', nextRestartAtMs: 5000 } }))).toEqual({
+      kind: 'failed',
+      reason: 'crash-looping (3 restarts in a row, last: exit code 1)',
+    });
     expect(progress(report('web.a', { health: { status: 'starting', output: null }, restarts: 2 }))).toEqual({ kind: 'starting', restarts: 2 });
     expect(progress(report('web.a', { health: { status: 'healthy', output: null }, restarts: 2 }))).toEqual({ kind: 'serving', restarts: 2 });
   });
