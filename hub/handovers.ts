@@ -16,7 +16,7 @@ const HANDOVER_PASS_WITHIN_MS = 1000;
 
 export interface HandoversDeps {
   observed: ObservedState;
-  dispatcher: Pick<Dispatcher, 'specHashOf'>;
+  dispatcher: Pick<Dispatcher, 'specHashOfReplica'>;
   detector: Pick<FailureDetector, 'state'>;
   /** Asks for a reconcile pass within that time. */
   markDirty: (withinMs: number) => void;
@@ -48,14 +48,19 @@ export class Handovers {
   }
 
   /**
-   * Whether the replica serves: its agent reports it running its service's current spec, healthy
-   * when that has a health check, and its node is ready. Only then may the replica it replaces go:
+   * Whether the replica serves: its agent reports it running the spec it should (its service's
+   * current one, or the revision a rolling update pins it to), healthy when that has a health
+   * check, and its node is ready. Only then may the replica it replaces go:
    * the old one is still serving (a drained node's), or may come back (a lost node's).
    */
   isServing(replicaId: string): boolean {
     const { observed, dispatcher, detector } = this.deps;
     const seen = observed.get(replicaId);
-    return seen !== undefined && reportServes(seen.report, dispatcher.specHashOf(seen.report.service)) && detector.state(seen.nodeId) === 'ready';
+    return (
+      seen !== undefined &&
+      reportServes(seen.report, dispatcher.specHashOfReplica(seen.report.service, replicaId)) &&
+      detector.state(seen.nodeId) === 'ready'
+    );
   }
 
   /** Whether the replica's agent reports it failed, crash-looping or unhealthy. */

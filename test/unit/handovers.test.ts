@@ -28,7 +28,8 @@ function setup() {
   const passes: number[] = [];
   const handovers = new Handovers({
     observed,
-    dispatcher: { specHashOf: (name) => (name === 'web' ? 'h1' : undefined) },
+    // r-pinned runs an earlier revision (h0) until a rolling update reaches it.
+    dispatcher: { specHashOfReplica: (name, replicaId) => (name !== 'web' ? undefined : replicaId === 'r-pinned' ? 'h0' : 'h1') },
     detector: { state: (nodeId) => nodeStates.get(nodeId) ?? 'ready' },
     markDirty: (withinMs) => passes.push(withinMs),
   });
@@ -68,6 +69,14 @@ describe('Handovers', () => {
     expect(handovers.isServing('r1')).toBe(true);
     nodeStates.set('n1', 'unreachable');
     expect(handovers.isServing('r1')).toBe(false);
+  });
+
+  it('counts a replica pinned to an earlier revision serving when it runs that revision', () => {
+    const { observed, handovers } = setup();
+    observed.apply('n1', [report('r-pinned', 'running', 'h1')], 0);
+    expect(handovers.isServing('r-pinned')).toBe(false);
+    observed.apply('n1', [report('r-pinned', 'running', 'h0')], 0);
+    expect(handovers.isServing('r-pinned')).toBe(true);
   });
 
   it('counts a checked replica serving only once it is healthy', () => {
