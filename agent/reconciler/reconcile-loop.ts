@@ -330,6 +330,14 @@ export class ReconcileLoop {
         // After the image checks: one that fails puts its replicas in backoff for this plan.
         const images = await this.presentImages(target.replicas, current, this.backoff.replicasBackingOff(planAtMs));
         const policyPlan = this.policies.observe(target.replicas, current, planAtMs, (id) => this.health.healthOf(id));
+        for (const { replicaId, containerId, stop, decision: d } of policyPlan.decided) {
+          const why = stop.kind === 'exited' ? { exitCode: stop.exitCode } : { unhealthy: true };
+          if (d.kind === 'restart') {
+            this.logger.info({ replicaId, containerId, ...why, restartInMs: d.atMs - planAtMs, restartsInRow: d.restarts }, 'container stopped: its restart policy starts it again');
+          } else {
+            this.logger.info({ replicaId, containerId, ...why, reason: d.reason, restartsInRow: d.restarts }, 'container stopped: its restart policy leaves it down');
+          }
+        }
         await this.readOutputs(policyPlan.wantOutput);
         const steps = planSteps({
           target: target.replicas,

@@ -39,6 +39,8 @@ export interface PolicyPlan {
   restartNow: Map<string, string>;
   /** Containers whose output tail a report is to carry (crash-looping, or given up on), by replica id. */
   wantOutput: Map<string, string>;
+  /** The stops decided on in this observation (one per stop of a container), for the log. */
+  decided: Array<{ replicaId: string; containerId: string; stop: Stop; decision: RestartDecision }>;
 }
 
 export class RestartPolicies {
@@ -54,7 +56,7 @@ export class RestartPolicies {
     nowMs: number,
     health: (containerId: string) => ReplicaHealth | undefined,
   ): PolicyPlan {
-    const plan: PolicyPlan = { held: new Set(), restartNow: new Map(), wantOutput: new Map() };
+    const plan: PolicyPlan = { held: new Set(), restartNow: new Map(), wantOutput: new Map(), decided: [] };
     let byReplica: Map<string, ObservedContainer[]> | null = null;
     for (const r of assigned) {
       const policy = r.container.restart;
@@ -173,6 +175,7 @@ export class RestartPolicies {
     }
     if (f.stopped?.containerId !== c.id || f.stopped.stop.kind !== 'unhealthy') {
       f.stopped = { containerId: c.id, stop: { kind: 'unhealthy' }, decision: decideRestart(f.policy, f, { kind: 'unhealthy' }, nowMs) };
+      plan.decided.push({ replicaId, containerId: c.id, stop: f.stopped.stop, decision: f.stopped.decision });
       f.lastExitCode = null;
       f.outputTail = null;
       if (this.wantsOutput(f)) plan.wantOutput.set(replicaId, c.id);
@@ -186,6 +189,7 @@ export class RestartPolicies {
     if (f.stopped?.containerId !== c.id || f.stopped.stop.kind !== 'exited') {
       const stop: Stop = { kind: 'exited', exitCode: c.exitCode };
       f.stopped = { containerId: c.id, stop, decision: decideRestart(f.policy, f, stop, nowMs) };
+      plan.decided.push({ replicaId, containerId: c.id, stop, decision: f.stopped.decision });
       f.lastExitCode = c.exitCode;
       f.outputTail = null;
       if (this.wantsOutput(f)) plan.wantOutput.set(replicaId, c.id);
