@@ -61,7 +61,7 @@ export function recordView(api: Api, name: string, t0: number): ViewRecorder {
   };
 }
 
-/** [ms from t0, step, first 8 characters of the replica id]. */
+/** [ms from t0, step, the replica id's last 6 characters (its own part: the service name comes first)]. */
 type AgentStep = [number, string, string];
 
 /** The agent's container steps logged between t0 and endMs (epoch ms). */
@@ -157,6 +157,6 @@ export async function timeline(samples: ViewSample[], agentLog: string, t0: numb
     meanStartedToNextMs: mean(startedToNext),
     finalState: last?.state ?? null,
     finalReason: last?.reason ?? null,
-    agentSteps: steps.slice(0, MAX_STEPS).map((s) => [s.atMs, s.msg.replace(/ container.*/, ''), s.replicaId.slice(0, 8)]),
+    agentSteps: steps.slice(0, MAX_STEPS).map((s) => [s.atMs, s.msg.replace(/ container.*/, ''), s.replicaId.slice(-6)]),
   };
 }
