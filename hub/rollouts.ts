@@ -109,8 +109,8 @@ export class Rollouts {
   /**
    * What a replica of a batch does, from its agent's last report. It must run the service's
    * current spec to serve; an agent that says its new container could not be made (a pull the
-   * registry refused, a create the engine refused) while the old one goes on reports the error
-   * with the old container's hash, and that fails it too.
+   * registry refused, a create the engine refused) while the old one goes on serving reports the
+   * error with the old container's hash, and that fails it too.
    */
   progressOf(service: string, replicaId: string): ReplicaProgress {
     const { observed, dispatcher, detector } = this.deps;
@@ -118,7 +118,10 @@ export class Rollouts {
     if (!seen || detector.state(seen.nodeId) !== 'ready') return { kind: 'starting', restarts: null };
     const { report } = seen;
     const current = report.specHash === dispatcher.specHashOf(service);
-    if (!current) return report.error ? { kind: 'failed', reason: report.error } : { kind: 'starting', restarts: null };
+    // An older container's report: its error is about the new one only while it runs (a running
+    // container has no error of its own). A stopped or crashing one may be what the update replaces
+    // (a rollback's broken version) and says nothing of the new one yet.
+    if (!current) return report.error && report.state === 'running' ? { kind: 'failed', reason: report.error } : { kind: 'starting', restarts: null };
     if (report.crashLoop) {
       const exit = report.crashLoop.lastExitCode === null ? 'failing its health check' : `exit code ${report.crashLoop.lastExitCode}`;
       return { kind: 'failed', reason: `crash-looping (${report.crashLoop.restarts} restarts in a row, last: ${exit})` };

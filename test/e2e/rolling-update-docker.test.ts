@@ -137,15 +137,26 @@ describeDocker('rolling updates, hub and two agents on the real engine', () => {
     expect(Object.values(polling.failuresByAddress).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
   }, 150_000);
 
+  it('a version whose container exits at once rolls back to rolled-back, not paused by its own crashes', async () => {
+    const before = (await view()).revision;
+    expect((await api('PUT', `/v1/services/${service}`, spec(['sh', '-c', 'echo bye; exit 1']))).status).toBe(200);
+    await vi.waitFor(async () => expect(['rolled-back', 'paused']).toContain((await view()).rollout.state), { timeout: 90_000, interval: 250 });
+    const after = await view();
+    // The broken version's crashes while the rollback replaces it are not the rollback failing.
+    expect(after.rollout).toMatchObject({ state: 'rolled-back', rollbackOf: before + 1, toRevision: before + 2 });
+    expect(after.spec.command).toEqual(serveOn(8080));
+    await vi.waitFor(async () => expect((await view()).status.health.healthy).toBe(2), { timeout: 60_000, interval: 250 });
+  }, 150_000);
+
   it('a pull of a missing image fails the update with the registry\'s message, the old container serving on', async () => {
     const polling = poll();
     try {
       const put = await api('PUT', `/v1/services/${service}`, spec(serveOn(8080), MISSING));
-      expect(put.body.rollout).toMatchObject({ state: 'updating', toRevision: 4 });
+      expect(put.body.rollout).toMatchObject({ state: 'updating' });
       await vi.waitFor(async () => expect((await view()).rollout.state).toBe('rolled-back'), { timeout: 90_000, interval: 250 });
       const after = await view();
       expect(after.spec.image).toBe(IMAGE);
-      expect(after.rollout.reason).toMatch(/update to revision 4 failed \(replica .* failed: .*(not found|manifest unknown)/i);
+      expect(after.rollout.reason).toMatch(/update to revision \d+ failed \(replica .* failed: .*(not found|manifest unknown)/i);
     } finally {
       await polling.stop();
     }

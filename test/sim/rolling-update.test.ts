@@ -145,3 +145,29 @@ it('pauses on failure when told to, and resumes on request', async () => {
   await vi.waitFor(async () => expect(await rolloutOf('web')).toMatchObject({ state: 'paused', progress: { updated: 2 } }), { timeout: 20_000, interval: 50 });
   expect((await fleet.api('POST', '/v1/services/nope/resume')).status).toBe(404);
 });
+
+it('start-first runs each new replica beside the old one, which stops only once the new one serves', async () => {
+  const runtime = await startFleet();
+  const spec = { command, replicas: 2, healthcheck, update: { parallelism: 1, order: 'start-first', monitor: '200ms' } };
+  await fleet.api('PUT', '/v1/services/web', { image: v1, ...spec });
+  await waitAllRunning(runtime, 'web', v1, 2);
+  let fewest = 2;
+  let most = 2;
+  const sampler = setInterval(() => {
+    const n = running(runtime, 'web').length;
+    fewest = Math.min(fewest, n);
+    most = Math.max(most, n);
+  }, 5);
+  try {
+    await fleet.api('PUT', '/v1/services/web', { image: v2, ...spec });
+    await vi.waitFor(async () => expect((await rolloutOf('web')).state).toBe('completed'), { timeout: 20_000, interval: 50 });
+    await waitAllRunning(runtime, 'web', v2, 2);
+  } finally {
+    clearInterval(sampler);
+  }
+  // Never fewer than the two it had; at most one more (parallelism 1).
+  expect(fewest).toBe(2);
+  expect(most).toBe(3);
+  const view = (await fleet.api('GET', '/v1/services/web')).body;
+  expect(view.status.replicas).toHaveLength(2);
+});

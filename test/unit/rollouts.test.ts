@@ -85,6 +85,8 @@ describe('Rollouts', () => {
     expect(rollouts.progressOf('web', 'web.none')).toEqual({ kind: 'starting', restarts: null });
     expect(progress(report('web.a', { specHash: 'old' }))).toEqual({ kind: 'starting', restarts: null });
     expect(progress(report('web.a', { specHash: 'old', error: 'pull: manifest unknown' }))).toEqual({ kind: 'failed', reason: 'pull: manifest unknown' });
+    // A rollback's broken old container, crashing before its replacement is made, says nothing of the new one.
+    expect(progress(report('web.a', { specHash: 'old', state: 'failed', error: 'exited with code 1 (restarted 1 times)' }))).toEqual({ kind: 'starting', restarts: null });
     expect(progress(report('web.a', { state: 'failed', error: 'exited with code 1' }))).toEqual({ kind: 'failed', reason: 'exited with code 1' });
     expect(progress(report('web.a', { health: { status: 'unhealthy', output: 'HTTP 500' } }))).toEqual({ kind: 'failed', reason: 'health check failing: HTTP 500' });
     expect(progress(report('web.a', { state: 'stopped', crashLoop: { restarts: 3, lastExitCode: 1, outputTail: 'boom', nextRestartAtMs: 5000 } }))).toEqual({
