@@ -39,10 +39,15 @@ export interface ReplicaView {
   restarts: number;
   /** State of its node; a replica on an unreachable node shows what its agent last said. */
   nodeState: NodeState | null;
-  /** The lost node this replica replaced a replica of. */
+  /** The node this replica replaced a replica of (lost, drained, or no longer matching). */
   movedFrom: string | null;
-  /** Set while this replica of a lost node waits for its replacement to run; not counted. */
+  /**
+   * Set while this replica waits for its replacement to serve (its node lost or drained, its
+   * constraints no longer met, or a start-first update); not counted.
+   */
   replacedBy: string | null;
+  /** The revision whose container it runs while a rolling update has not reached it; null: the current one. */
+  revision: number | null;
   /**
    * Null unless it runs. Without a health check: `healthy` once running. With one: what its
    * agent's checks say, `starting` until the agent reports a result.
@@ -76,7 +81,7 @@ export interface ServiceStatus {
    * agent last said, or `unknown` on a node whose engine is unavailable.
    */
   onDownNodes: number;
-  /** Replicas of lost nodes that wait for their replacements to run. */
+  /** Replicas that wait for their replacements to serve (see ReplicaView.replacedBy). */
   handingOver: number;
   /** Replicas (not handing over) per health; those that do not run count in none. */
   health: Record<ReplicaHealthStatus, number>;
@@ -140,6 +145,7 @@ export function serviceView(
       nodeState: ofNode,
       movedFrom: p.movedFrom ?? null,
       replacedBy: p.replacedBy ?? null,
+      revision: p.revision ?? null,
       health,
       healthOutput,
       crashLoop,

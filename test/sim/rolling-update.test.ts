@@ -61,6 +61,8 @@ it('replaces one replica at a time (stop-first), each healthy for the monitor pe
 
   const put = await fleet.api('PUT', '/v1/services/web', { image: v2, ...spec });
   expect(put.body.rollout).toMatchObject({ state: 'updating', fromRevision: 1, toRevision: 2, progress: { updated: 0, total: 4 } });
+  // Each replica says which revision it runs until the update reaches it.
+  expect(put.body.status.replicas.map((r: { revision: number | null }) => r.revision)).toEqual([1, 1, 1, 1]);
 
   // Sampled throughout: never fewer than 3 replicas running (parallelism 1 of 4).
   let fewest = 4;
@@ -80,6 +82,8 @@ it('replaces one replica at a time (stop-first), each healthy for the monitor pe
   // It was a rolling update: both versions ran side by side for a while.
   expect(mixed).toBe(true);
   expect(await rolloutOf('web')).toMatchObject({ progress: { updated: 4, total: 4 }, failed: { count: 0 } });
+  const done = (await fleet.api('GET', '/v1/services/web')).body;
+  expect(done.status.replicas.map((r: { revision: number | null }) => r.revision)).toEqual([null, null, null, null]);
 });
 
 it('a change that replaces no container (a scale) is no update', async () => {
