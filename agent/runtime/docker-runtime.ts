@@ -219,6 +219,16 @@ interface ContainerInspect {
 }
 
 /** The body of POST /containers/create, as far as the runtime sets it. */
+/**
+ * Every container's logs capped at 3 files of 10 MB, compressed when rotated (the engine's `local`
+ * driver, which `docker logs` reads as it does json-file): a device's flash wears out under
+ * logs that grow without end, and the engine's default (json-file) never rotates.
+ */
+export const CONTAINER_LOG_CONFIG = { Type: 'local', Config: { 'max-size': '10m', 'max-file': '3' } } as const satisfies {
+  Type: string;
+  Config: Record<string, string>;
+};
+
 interface ContainerCreateBody {
   Image: string;
   Cmd?: string[];
@@ -230,6 +240,7 @@ interface ContainerCreateBody {
     PortBindings: Record<string, Array<{ HostIp: string; HostPort: string }>>;
     RestartPolicy: { Name: string };
     Init: boolean;
+    LogConfig: { Type: string; Config: Record<string, string> };
     NanoCpus?: number;
     Memory?: number;
   };
@@ -637,6 +648,7 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
       RestartPolicy: { Name: enginePolicyOf(spec) },
       // A tiny init as PID 1 forwards SIGTERM, so `sh`/`sleep` commands stop without the kill timeout.
       Init: true,
+      LogConfig: CONTAINER_LOG_CONFIG,
     };
     if (spec.resources.cpus !== null) hostConfig.NanoCpus = Math.round(spec.resources.cpus * 1e9);
     if (spec.resources.memoryMB !== null) hostConfig.Memory = spec.resources.memoryMB * 1024 * 1024;

@@ -118,6 +118,8 @@ describeDocker('DockerRuntime on the real engine', () => {
     expect(info.HostConfig.Memory).toBe(64 * 1024 * 1024);
     expect(info.HostConfig.RestartPolicy?.Name).toBe('unless-stopped');
     expect(info.HostConfig.Init).toBe(true);
+    // Logs are capped: flash storage wears out under logs that only grow.
+    expect(info.HostConfig.LogConfig).toEqual({ Type: 'local', Config: { 'max-size': '10m', 'max-file': '3' } });
     expect(info.Config.Env).toEqual(expect.arrayContaining(['GREETING=hello world', 'EMPTY=']));
     expect(Object.keys(info.Config.ExposedPorts ?? {}).sort()).toEqual(['8080/tcp', '9090/tcp']);
     expect(info.HostConfig.PortBindings).toEqual({ '8080/tcp': [{ HostIp: PUBLISH_ADDRESS, HostPort: String(hostPort) }] });

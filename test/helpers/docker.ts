@@ -39,6 +39,7 @@ export interface ContainerInspect {
     Memory: number;
     RestartPolicy?: { Name: string };
     Init: boolean;
+    LogConfig: { Type: string; Config: Record<string, string> };
     PortBindings: Record<string, Array<{ HostIp: string; HostPort: string }>>;
   };
 }
