@@ -5,14 +5,11 @@
  * stopping only after the new one could pass its check (its server starts 3 s after the container).
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { LABELS } from '../../agent/runtime/container-runtime.js';
-import { cleanupNode, describeDocker, docker } from '../helpers/docker.js';
-import { hubClient, randomPort, startProgram, stopProgram, waitForHealthy, type Proc } from '../helpers/processes.js';
+import { describeDocker, docker } from '../helpers/docker.js';
+import { startE2eFleet, type E2eFleet } from '../helpers/e2e-fleet.js';
 
 const IMAGE = 'tether-test/busybox:1';
 /** The page answers 3 s after the container starts: a replacement is not healthy before then. */
@@ -55,48 +52,18 @@ const timeOf = (events: EngineEvent[], containerId: string, action: string): big
 };
 
 describeDocker('drain, a hub and two agents on the real engine', () => {
-  const hubPort = randomPort();
-  const url = `http://127.0.0.1:${hubPort}`;
   const service = `drain-${process.pid}`;
-  let dir = '';
-  let hub: Proc | undefined;
-  const agents: Proc[] = [];
-  const nodeIds: string[] = [];
-  let api: Awaited<ReturnType<typeof hubClient>>;
+  let fleet: E2eFleet;
+  const api: E2eFleet['api'] = (...args) => fleet.api(...args);
+  let nodeIds: string[] = [];
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'tether-e2e-drain-'));
-    hub = startProgram('hub', ['--port', String(hubPort), '--data-dir', path.join(dir, 'hub'), '--heartbeat-interval-ms', '500', '--heartbeat-grace-ms', '3000']);
-    await waitForHealthy(url);
-    await vi.waitFor(() => expect(hub!.output()).toContain('admin token:'), { timeout: 10_000 });
-    api = await hubClient(url, path.join(dir, 'hub'));
-    for (const n of [1, 2]) {
-      const { body } = await api<{ token: string }>('POST', '/v1/join-tokens', {});
-      agents.push(
-        startProgram('agent', [
-          '--hub', url,
-          '--join-token', body.token,
-          '--data-dir', path.join(dir, `agent-${n}`),
-          '--name', `e2e-drain-${n}-${process.pid}`,
-          '--publish-address', `127.0.0.${n}`,
-        ]),
-      );
-    }
-    await vi.waitFor(
-      async () => {
-        const nodes = (await api<{ nodes: Array<{ id: string; state: string }> }>('GET', '/v1/nodes')).body.nodes;
-        expect(nodes.filter((n) => n.state === 'ready')).toHaveLength(2);
-        nodeIds.splice(0, nodeIds.length, ...nodes.map((n) => n.id));
-      },
-      { timeout: 30_000, interval: 200 },
-    );
+    fleet = await startE2eFleet('drain', ['127.0.0.1', '127.0.0.2']);
+    nodeIds = fleet.nodeIds;
   }, 60_000);
 
   afterAll(async () => {
-    for (const agent of agents) await stopProgram(agent);
-    await stopProgram(hub);
-    for (const id of nodeIds) await cleanupNode(id);
-    await rm(dir, { recursive: true, force: true });
+    await fleet?.close();
   });
 
   const replicas = async () =>

@@ -5,49 +5,29 @@
  * times; the service view shows it crash-looping with its exit code and output. Under
  * `on-failure` a container that exits 0 stays stopped; under `never` one that exits 1 does.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it, onTestFailed, vi } from 'vitest';
-import { cleanupNode, describeDocker, docker } from '../helpers/docker.js';
-import { hubClient, randomPort, startProgram, stopProgram, waitForHealthy, type Proc } from '../helpers/processes.js';
+import { describeDocker, docker } from '../helpers/docker.js';
+import { startE2eFleet, type E2eFleet } from '../helpers/e2e-fleet.js';
+import type { Proc } from '../helpers/processes.js';
 
 const IMAGE = 'tether-test/busybox:1';
 
 describeDocker('restart policies, hub and agent processes on the real engine', () => {
-  const hubPort = randomPort();
-  const url = `http://127.0.0.1:${hubPort}`;
   const prefix = `rp-${process.pid}`;
-  let dir = '';
-  let hub: Proc | undefined;
+  let fleet: E2eFleet;
+  const api: E2eFleet['api'] = (...args) => fleet.api(...args);
   let agent: Proc | undefined;
   let nodeId: string | undefined;
-  let api: Awaited<ReturnType<typeof hubClient>>;
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'tether-e2e-restart-'));
-    hub = startProgram('hub', ['--port', String(hubPort), '--data-dir', path.join(dir, 'hub'), '--heartbeat-interval-ms', '500', '--heartbeat-grace-ms', '3000']);
-    await waitForHealthy(url);
-    await vi.waitFor(() => expect(hub!.output()).toContain('admin token:'), { timeout: 10_000 });
-    api = await hubClient(url, path.join(dir, 'hub'));
-    const { body } = await api<{ token: string }>('POST', '/v1/join-tokens', {});
-    agent = startProgram('agent', ['--hub', url, '--join-token', body.token, '--data-dir', path.join(dir, 'agent'), '--name', `e2e-restart-${process.pid}`, '--publish-address', '127.0.0.1']);
-    await vi.waitFor(
-      async () => {
-        const nodes = (await api<{ nodes: Array<{ id: string; state: string }> }>('GET', '/v1/nodes')).body.nodes;
-        expect(nodes.filter((n) => n.state === 'ready')).toHaveLength(1);
-        nodeId = nodes[0]!.id;
-      },
-      { timeout: 30_000, interval: 200 },
-    );
+    fleet = await startE2eFleet('restart', ['127.0.0.1']);
+    agent = fleet.agents[0];
+    nodeId = fleet.nodeIds[0];
   }, 60_000);
 
   afterAll(async () => {
-    await stopProgram(agent);
-    await stopProgram(hub);
-    if (nodeId) await cleanupNode(nodeId);
-    await rm(dir, { recursive: true, force: true });
+    await fleet?.close();
   });
 
   const replicaOf = async (service: string) => (await api('GET', `/v1/services/${service}`)).body.status.replicas[0];

@@ -6,12 +6,9 @@
  * counted: requests that got no answer from either (the goal is none), and each node's own
  * failures (the replica being replaced).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { cleanupNode, describeDocker } from '../helpers/docker.js';
-import { hubClient, randomPort, startProgram, stopProgram, waitForHealthy, type Proc } from '../helpers/processes.js';
+import { describeDocker } from '../helpers/docker.js';
+import { startE2eFleet, type E2eFleet } from '../helpers/e2e-fleet.js';
 
 const IMAGE = '127.0.0.1:5000/busybox:1';
 const MISSING = '127.0.0.1:5000/busybox:no-such-tag';
@@ -63,14 +60,9 @@ function poll(): Poll {
 }
 
 describeDocker('rolling updates, hub and two agents on the real engine', () => {
-  const hubPort = randomPort();
-  const url = `http://127.0.0.1:${hubPort}`;
   const service = `ru-${process.pid}`;
-  let dir = '';
-  let hub: Proc | undefined;
-  const agents: Proc[] = [];
-  let nodeIds: string[] = [];
-  let api: Awaited<ReturnType<typeof hubClient>>;
+  let fleet: E2eFleet;
+  const api: E2eFleet['api'] = (...args) => fleet.api(...args);
 
   const spec = (command: string[], image = IMAGE) => ({
     image,
@@ -83,34 +75,13 @@ describeDocker('rolling updates, hub and two agents on the real engine', () => {
   const view = async () => (await api('GET', `/v1/services/${service}`)).body;
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(os.tmpdir(), 'tether-e2e-rollout-'));
-    hub = startProgram('hub', ['--port', String(hubPort), '--data-dir', path.join(dir, 'hub'), '--heartbeat-interval-ms', '500', '--heartbeat-grace-ms', '3000']);
-    await waitForHealthy(url);
-    await vi.waitFor(() => expect(hub!.output()).toContain('admin token:'), { timeout: 10_000 });
-    api = await hubClient(url, path.join(dir, 'hub'));
-    for (const [i, address] of ADDRESSES.entries()) {
-      const { body } = await api<{ token: string }>('POST', '/v1/join-tokens', {});
-      agents.push(
-        startProgram('agent', ['--hub', url, '--join-token', body.token, '--data-dir', path.join(dir, `agent-${i}`), '--name', `e2e-rollout-${process.pid}-${i}`, '--publish-address', address]),
-      );
-    }
-    await vi.waitFor(
-      async () => {
-        const nodes = (await api<{ nodes: Array<{ id: string; state: string }> }>('GET', '/v1/nodes')).body.nodes;
-        expect(nodes.filter((n) => n.state === 'ready')).toHaveLength(2);
-        nodeIds = nodes.map((n) => n.id);
-      },
-      { timeout: 30_000, interval: 200 },
-    );
+    fleet = await startE2eFleet('rollout', ADDRESSES);
     expect((await api('PUT', `/v1/services/${service}`, spec(serveOn(8080)))).status).toBe(201);
     await vi.waitFor(async () => expect((await view()).status.health.healthy).toBe(2), { timeout: 60_000, interval: 250 });
   }, 120_000);
 
   afterAll(async () => {
-    for (const agent of agents) await stopProgram(agent);
-    await stopProgram(hub);
-    for (const id of nodeIds) await cleanupNode(id);
-    await rm(dir, { recursive: true, force: true });
+    await fleet?.close();
   });
 
   it('rolls a version that fails its health check back by itself, the service answering throughout', async () => {
