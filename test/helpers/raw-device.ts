@@ -83,3 +83,22 @@ async function join(fleet: SimFleet, name: string): Promise<{ nodeId: string; cr
   const { token } = await fleet.hub.nodes.createJoinToken(60);
   return (await fleet.hub.nodes.join(token, name, {}))!;
 }
+
+/**
+ * Devices of one test file, each speaking a given protocol version, all closed by closeAll (call
+ * it after each test). `fleet`: the test's current fleet.
+ */
+export function rawDevices(fleet: () => SimFleet) {
+  const open: RawDevice[] = [];
+  return {
+    /** A device of `protocolVersion`, joining anew or as `again`. */
+    async connect(name: string, protocolVersion: number, again?: RawDevice, appliedGeneration = 0): Promise<RawDevice> {
+      const device = await RawDevice.connect(fleet(), name, { protocolVersion, appliedGeneration }, again);
+      open.push(device);
+      return device;
+    },
+    closeAll(): void {
+      for (const d of open.splice(0)) d.close();
+    },
+  };
+}

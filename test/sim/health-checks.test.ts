@@ -7,22 +7,17 @@
 import WebSocket from 'ws';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CloseCode, type ReplicaReport, type TargetFrame } from '../../shared/protocol.js';
-import { RawDevice } from '../helpers/raw-device.js';
+import { rawDevices } from '../helpers/raw-device.js';
 import { SimFleet, helloFrame } from '../helpers/sim-fleet.js';
 
 let fleet: SimFleet;
-const devices: RawDevice[] = [];
+const devices = rawDevices(() => fleet);
 afterEach(async () => {
-  for (const d of devices.splice(0)) d.close();
+  devices.closeAll();
   await fleet?.close();
 });
 
-/** A device of one protocol version, joining anew or as `again`; closed after each test. */
-async function connectDevice(name: string, protocolVersion: number, again?: RawDevice, appliedGeneration = 0): Promise<RawDevice> {
-  const device = await RawDevice.connect(fleet, name, { protocolVersion, appliedGeneration }, again);
-  devices.push(device);
-  return device;
-}
+const connectDevice = devices.connect;
 
 interface Replica {
   replicaId: string;

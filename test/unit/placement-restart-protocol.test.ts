@@ -6,28 +6,14 @@
 import { describe, expect, it } from 'vitest';
 import { planPlacements } from '../../hub/scheduler/placement.js';
 import { SettledUsage } from '../../hub/scheduler/settled-usage.js';
-import type { Placement, SchedNode } from '../../hub/scheduler/types.js';
-import { validateServiceSpec, type NormalizedSpec } from '../../hub/spec/service-spec.js';
+import type { Placement } from '../../hub/scheduler/types.js';
+import type { NormalizedSpec } from '../../hub/spec/service-spec.js';
+import { versionedNode } from '../helpers/sched-node.js';
+import { normalize } from '../helpers/spec-validation.js';
 
-const GB = 1024 * 1024 * 1024;
+const node = versionedNode;
 
-function node(id: string, protocolVersion: number | null, downForMs: number | null = null): SchedNode {
-  return {
-    id,
-    name: `name-${id}`,
-    labels: {},
-    facts: { hostname: `host-${id}`, arch: 'amd64', os: 'linux', cpus: 4, memoryBytes: 8 * GB },
-    schedulable: downForMs === null,
-    downForMs,
-    protocolVersion,
-  };
-}
-
-function spec(input: Record<string, unknown>): NormalizedSpec {
-  const v = validateServiceSpec({ image: 'nginx:1', ...input });
-  if (!v.ok) throw new Error(JSON.stringify(v.errors));
-  return v.value;
-}
+const spec = (input: Record<string, unknown>): NormalizedSpec => normalize({ image: 'nginx:1', ...input });
 
 const restarting = { restart: { policy: 'always' } };
 const on = (replicaId: string, nodeId: string): Placement => ({ replicaId, nodeId, pendingReason: null });
