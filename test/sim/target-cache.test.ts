@@ -36,7 +36,14 @@ afterEach(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-const spec = (version: number) => ({ image: `tether-test/busybox:${version}`, command: ['/bin/httpd', '-f', '-p', '8080'], replicas: 2 });
+// Both replicas change in one target (one batch, no monitor wait): this test is about what the
+// cache holds across targets, and a rolling update's two targets would stretch the full-disk spell.
+const spec = (version: number) => ({
+  image: `tether-test/busybox:${version}`,
+  command: ['/bin/httpd', '-f', '-p', '8080'],
+  replicas: 2,
+  update: { parallelism: 2, monitor: '0s' },
+});
 
 function startAgent(identity: NodeIdentity, runtime: SimulatedRuntime, cache: TargetCache): Agent {
   const agent = new Agent({
