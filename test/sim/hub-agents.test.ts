@@ -301,7 +301,8 @@ describe('an update that cannot be applied', () => {
     const old = runtime.containers().filter((c) => c.service === 'web' && c.state === 'running');
     expect(old).toHaveLength(1);
 
-    await fleet.api('PUT', '/v1/services/web', { ...busybox, image: 'tether-test/busybox:missing', replicas: 1 });
+    // Paused on failure rather than rolled back (the default), so that the failed replica stays to be seen.
+    await fleet.api('PUT', '/v1/services/web', { ...busybox, image: 'tether-test/busybox:missing', replicas: 1, update: { failureAction: 'pause' } });
     const view = await vi.waitFor(
       async () => {
         const v = await service('web');
@@ -311,6 +312,7 @@ describe('an update that cannot be applied', () => {
       { timeout: 10_000, interval: 50 },
     );
     expect(view.status.running).toBe(0);
+    await vi.waitFor(async () => expect((await fleet.api('GET', '/v1/services/web')).body.rollout.state).toBe('paused'), { timeout: 10_000, interval: 50 });
     // The old version still serves, untouched.
     expect(runtime.containers().filter((c) => c.service === 'web' && c.state === 'running').map((c) => c.id)).toEqual(old.map((c) => c.id));
   });
