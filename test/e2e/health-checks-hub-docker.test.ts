@@ -51,5 +51,6 @@ describeDocker('health checks, hub and agent processes on the real engine', () =
       interval: 250,
     });
     expect((await api('DELETE', `/v1/services/${service}`)).status).toBe(200);
-  });
+    // Its wait allows 60 s (a loaded engine runs exec checks late): the test's limit must too.
+  }, 90_000);
 });
