@@ -257,6 +257,11 @@ export class Dispatcher {
     return this.containerOf(service, replicaId)?.specHash;
   }
 
+  /** The container the replica should run (its pinned revision's, or its service's current one), made once per revision. */
+  expectedContainerOf(service: string, replicaId: string): Readonly<Pick<ServiceContainer, 'specHash' | 'container'>> | undefined {
+    return this.containerOf(service, replicaId);
+  }
+
   private unassign(replicaId: string, nodeId: string): void {
     const replicas = this.byNode.get(nodeId);
     replicas?.delete(replicaId);

@@ -69,7 +69,7 @@ export class Services implements ServiceStats {
   view(record: ServiceRecord, page: ReplicaPage) {
     const { observed, dispatcher, detector, clock } = this.deps;
     const nowMs = clock.nowMs();
-    const view = serviceView(record, observed, dispatcher.specHashOf(record.name), (nodeId) => detector.state(nodeId, nowMs), page);
+    const view = serviceView(record, observed, (replicaId) => dispatcher.expectedContainerOf(record.name, replicaId), (nodeId) => detector.state(nodeId, nowMs), page);
     return { ...view, rollout: rolloutView(record) };
   }
 

@@ -1,3 +1,4 @@
+import type { ContainerSpec } from '../shared/container-spec.js';
 import type { CrashLoop, ReplicaHealth, ReplicaState } from '../shared/protocol.js';
 import { redactSpec, type NormalizedSpec } from './spec/service-spec.js';
 import type { FailureDetector, NodeState } from './failure-detector.js';
@@ -106,7 +107,7 @@ const iso = (ms: number | null | undefined) => (ms == null ? null : new Date(ms)
 export function serviceView(
   record: ServiceRecord,
   observed: ObservedState,
-  specHash: string | undefined,
+  expected: ExpectedContainer,
   nodeState: (nodeId: string) => NodeState,
   page: ReplicaPage,
 ): ServiceView {
@@ -117,7 +118,6 @@ export function serviceView(
   let onDownNodes = 0;
   let handingOver = 0;
   const health: Record<ReplicaHealthStatus, number> = { healthy: 0, unhealthy: 0, starting: 0 };
-  const checked = record.spec.healthcheck !== undefined;
   for (const p of placements) {
     if (p.replacedBy) {
       handingOver++;
@@ -125,7 +125,7 @@ export function serviceView(
     }
     active++;
     const ofNode = p.nodeId === null ? null : nodeState(p.nodeId);
-    const status = replicaStatus(p, observed, specHash, ofNode, checked);
+    const status = replicaStatus(p, observed, expected(p.replicaId), ofNode);
     const { state } = status;
     states[state] = (states[state] ?? 0) + 1;
     if (status.health !== null) health[status.health]++;
@@ -134,7 +134,7 @@ export function serviceView(
   }
   const replicas = placements.slice(page.offset, page.offset + page.limit).map((p): ReplicaView => {
     const ofNode = p.nodeId === null ? null : nodeState(p.nodeId);
-    const { state, containerId, error, restarts, health, healthOutput, crashLoop } = replicaStatus(p, observed, specHash, ofNode, checked);
+    const { state, containerId, error, restarts, health, healthOutput, crashLoop } = replicaStatus(p, observed, expected(p.replicaId), ofNode);
     return {
       replicaId: p.replicaId,
       nodeId: p.nodeId,
@@ -170,6 +170,14 @@ export function serviceView(
   };
 }
 
+/** The container a replica should run: the one its agent's report is judged against. */
+export interface ExpectedReplicaContainer {
+  specHash: string;
+  container: Pick<ContainerSpec, 'healthcheck'>;
+}
+/** Per replica id: its pinned revision's container during an update, else the service's current one. */
+export type ExpectedContainer = (replicaId: string) => ExpectedReplicaContainer | undefined;
+
 type ReplicaStatus = Pick<ReplicaView, 'state' | 'containerId' | 'error' | 'restarts' | 'health' | 'healthOutput' | 'crashLoop'>;
 
 const NO_HEALTH = { health: null, healthOutput: null, crashLoop: null } as const;
@@ -178,14 +186,8 @@ function crashLoopView(c: CrashLoop): CrashLoopView {
   return { restarts: c.restarts, lastExitCode: c.lastExitCode, outputTail: c.outputTail, nextRestartAt: iso(c.nextRestartAtMs) };
 }
 
-/** `checked`: the service's spec has a health check. */
-function replicaStatus(
-  p: Placement,
-  observed: ObservedState,
-  specHash: string | undefined,
-  ofNode: NodeState | null,
-  checked: boolean,
-): ReplicaStatus {
+/** `expected`: the container the replica should run, of the revision it is pinned to or the current one. */
+function replicaStatus(p: Placement, observed: ObservedState, expected: ExpectedReplicaContainer | undefined, ofNode: NodeState | null): ReplicaStatus {
   if (p.pendingReason !== null || p.nodeId === null) return { state: 'pending', containerId: null, error: p.pendingReason, restarts: 0, ...NO_HEALTH };
   const seen = observed.get(p.replicaId);
   if (ofNode === 'not_ready') {
@@ -200,9 +202,11 @@ function replicaStatus(
   if (!seen || seen.nodeId !== p.nodeId) return { state: 'pending', containerId: null, error: null, restarts: 0, ...NO_HEALTH };
   const r = seen.report;
   if (r.state === 'removed') throw new Error('invariant: removed reports are not kept');
-  // A report of an older spec means the agent is still replacing the container, or, with an
+  // A report of another spec means the agent is still replacing the container, or, with an
   // error, that the replacement failed (a pull, create or start) while the old version serves.
-  const current = r.specHash === specHash;
+  // A replica an update has not reached yet is judged against its own revision: it serves.
+  const current = expected !== undefined && r.specHash === expected.specHash;
+  const checked = expected?.container.healthcheck !== undefined;
   const reported = current ? r.state : r.error !== null ? 'failed' : 'starting';
   // Only the current spec's container says anything of this spec's check, or of its crashes.
   const running = current && reported === 'running';

@@ -86,6 +86,36 @@ it('replaces one replica at a time (stop-first), each healthy for the monitor pe
   expect(done.status.replicas.map((r: { revision: number | null }) => r.revision)).toEqual([null, null, null, null]);
 });
 
+it('counts replicas the update has not reached yet as running: they serve their own revision', async () => {
+  const runtime = await startFleet();
+  // A monitor long enough that the update stays on its first batch while the view is read.
+  const spec = { command, replicas: 3, update: { parallelism: 1, monitor: '1m' } };
+  expect((await fleet.api('PUT', '/v1/services/web', { image: v1, ...spec })).status).toBe(201);
+  await waitAllRunning(runtime, 'web', v1, 3);
+  expect((await fleet.api('PUT', '/v1/services/web', { image: v2, ...spec })).status).toBe(200);
+  await vi.waitFor(() => expect(running(runtime, 'web').map((c) => c.image).sort()).toEqual([v1, v1, v2]), { timeout: 10_000, interval: 20 });
+  // Once the agents have reported the new container, the view counts every serving replica.
+  const view = await vi.waitFor(
+    async () => {
+      const body = (await fleet.api('GET', '/v1/services/web')).body;
+      expect(body.status.replicas.find((r: { revision: number | null }) => r.revision === null)?.state).toBe('running');
+      return body;
+    },
+    { timeout: 10_000, interval: 20 },
+  );
+  expect(view.rollout).toMatchObject({ state: 'updating', progress: { updated: 1, total: 3 } });
+  expect(view.status).toMatchObject({ desired: 3, running: 3, states: { running: 3 }, health: { healthy: 3 } });
+  const byRevision = view.status.replicas.map((r: { revision: number | null; state: string; containerId: string | null }) => [r.revision, r.state, r.containerId !== null]);
+  expect(byRevision).toHaveLength(3);
+  expect(byRevision).toEqual(
+    expect.arrayContaining([
+      [1, 'running', true],
+      [null, 'running', true],
+    ]),
+  );
+  expect(byRevision.filter(([revision]: [number | null]) => revision === 1)).toHaveLength(2);
+});
+
 it('a change that replaces no container (a scale) is no update', async () => {
   const runtime = await startFleet();
   expect((await fleet.api('PUT', '/v1/services/web', { image: v1, command, replicas: 2 })).status).toBe(201);
