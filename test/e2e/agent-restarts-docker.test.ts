@@ -164,17 +164,26 @@ describeDocker('the agent on the real engine: kills, refused images, failed upda
     const id = a.latest('r1')!.containerId!;
 
     // Someone else holds the host port the new version wants: Docker refuses only at its start.
-    const hostPort = randomInt(30000, 40000);
-    const blocker = await docker.createContainer(`tether-${a.nodeId}-blocker`, {
-      Image: IMAGE,
-      Cmd: ['/bin/sleep', '300'],
-      Labels: { [LABELS.nodeId]: a.nodeId },
-      ExposedPorts: { '80/tcp': {} },
-      HostConfig: { PortBindings: { '80/tcp': [{ HostPort: String(hostPort) }] }, Init: true },
-    });
-    await new Promise<void>((resolve, reject) =>
-      modem.dial({ method: 'POST', path: `/containers/${blocker.Id}/start`, statusCodes: { 204: true } }, (err) => (err ? reject(err) : resolve())),
-    );
+    // A port picked at random may be in use by then (an outgoing connection's): try another.
+    let hostPort = 0;
+    for (let attempt = 1; hostPort === 0; attempt++) {
+      const port = randomInt(20000, 32000);
+      const blocker = await docker.createContainer(`tether-${a.nodeId}-blocker-${attempt}`, {
+        Image: IMAGE,
+        Cmd: ['/bin/sleep', '300'],
+        Labels: { [LABELS.nodeId]: a.nodeId },
+        ExposedPorts: { '80/tcp': {} },
+        HostConfig: { PortBindings: { '80/tcp': [{ HostPort: String(port) }] }, Init: true },
+      });
+      try {
+        await new Promise<void>((resolve, reject) =>
+          modem.dial({ method: 'POST', path: `/containers/${blocker.Id}/start`, statusCodes: { 204: true } }, (err) => (err ? reject(err) : resolve())),
+        );
+        hostPort = port;
+      } catch (error) {
+        if (attempt >= 5 || !/already in use|already allocated/.test(String(error))) throw error;
+      }
+    }
     a.loop.setTarget(2, [replica('r1', sleeperSpec(IMAGE, { ports: [{ containerPort: 80, hostPort, protocol: 'tcp' }] }))]);
     await eventually(() => expect(a.latest('r1')!.error).toMatch(/^start failed: .*(already allocated|address already in use)/));
     await a.loop.runOnce();
