@@ -1,10 +1,13 @@
 import { unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { JoinTokenRecord, NodeRecord, ServiceRecord, ServiceTombstone, Store, StoreChange, StoreListener } from './store.js';
+import type { ValueSealer } from '../secrets/master-keyring.js';
+import type { ConfigRecord, JoinTokenRecord, NodeRecord, SecretRecord, ServiceRecord, ServiceTombstone, Store, StoreChange, StoreListener } from './store.js';
 import { ShardedCollection, type CollectionOptions } from './sharded-collection.js';
 import { StoreDamagedError, StoreFileDamagedError } from './store-file-damaged.js';
 import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
 import { nodeLayout, serviceLayout } from './layouts.js';
+import { sealedKeyIdsOf, ServiceSealing } from './sealed-services.js';
+import { StoreKeyMismatchError } from './store-key-mismatch.js';
 
 /** How often a failing store is probed again when its health is asked for. */
 const HEALTH_RECHECK_INTERVAL_MS = 5_000;
@@ -13,6 +16,11 @@ const HEALTH_RECHECK_INTERVAL_MS = 5_000;
 const PROBE_BYTES = 64 * 1024;
 /** Files of deleted services' revisions; fixed for the life of a data directory. */
 const TOMBSTONE_SHARDS = 4;
+/**
+ * Files of configs and of secrets, each; fixed for the life of a data directory. Values run to
+ * 512 KiB: several files keep a whole write of one from rewriting all the others.
+ */
+const VALUE_SHARDS = 8;
 
 export interface LowdbStoreOptions {
   dir: string;
@@ -21,6 +29,12 @@ export interface LowdbStoreOptions {
   serviceShards?: number;
   /** Called before each store file write; throwing fails that write (fault injection in tests). */
   beforeWrite?: CollectionOptions['beforeWrite'];
+  /**
+   * Seals registry passwords in service records as they are written, and is checked at open
+   * against every sealed value (a start with a wrong key fails with a StoreKeyMismatchError).
+   * Without it, passwords are written as given, and a store holding sealed values does not open.
+   */
+  sealer?: ValueSealer;
 }
 
 /** The embedded store: lowdb JSON files under `<data-dir>/store`, sharded per collection. */
@@ -29,19 +43,26 @@ export class LowdbStore implements Store {
   private readonly services: ShardedCollection<ServiceRecord>;
   private readonly joinTokens: ShardedCollection<JoinTokenRecord>;
   private readonly tombstones: ShardedCollection<ServiceTombstone>;
+  private readonly configs: ShardedCollection<ConfigRecord>;
+  private readonly secrets: ShardedCollection<SecretRecord>;
+  /** Services are kept with their registry passwords sealed, and handed out in the clear. */
+  private readonly sealing: ServiceSealing;
   private readonly healthTracker = new StoreHealthTracker();
   /** When a failing store may be probed again (see health). */
   private recheckAtMs = 0;
   private readonly listeners = new Set<StoreListener>();
 
   constructor(private readonly opts: LowdbStoreOptions) {
+    this.sealing = new ServiceSealing(opts.sealer ?? null);
     const collection: Omit<CollectionOptions, 'layout'> = { health: this.healthTracker, beforeWrite: opts.beforeWrite };
     const tell =
       (collection: StoreChange['collection']): CollectionOptions['onChange'] =>
       (key, before, after, written) => {
         if (this.listeners.size === 0) return;
-        // Each collection holds the record type its name says (the union's pairs).
-        const change = { collection, key, before, after, written } as StoreChange;
+        // Each collection holds the record type its name says (the union's pairs); subscribers
+        // see services as the hub holds them, passwords in the clear.
+        const plain = (record: unknown) => (collection === 'services' ? this.sealing.toPlain(record as ServiceRecord | undefined) : record);
+        const change = { collection, key, before: plain(before), after: plain(after), written } as StoreChange;
         for (const listener of this.listeners) {
           try {
             listener(change);
@@ -63,6 +84,8 @@ export class LowdbStore implements Store {
       keyField: 'name',
       onChange: tell('serviceTombstones'),
     });
+    this.configs = new ShardedCollection<ConfigRecord>(path.join(opts.dir, 'configs'), 'configs', VALUE_SHARDS, { ...collection, keyField: 'name', onChange: tell('configs') });
+    this.secrets = new ShardedCollection<SecretRecord>(path.join(opts.dir, 'secrets'), 'secrets', VALUE_SHARDS, { ...collection, keyField: 'name', onChange: tell('secrets') });
   }
 
   subscribe(listener: StoreListener): () => void {
@@ -88,12 +111,29 @@ export class LowdbStore implements Store {
       else throw error;
     }
     if (damaged.length > 0) throw new StoreDamagedError(damaged);
+    this.checkKeys();
     await this.probeAll();
+  }
+
+  /**
+   * Every sealed value must be under a key the hub holds, and every registry password opens (a
+   * damaged one fails here, at start, not when an agent needs it). Secrets are not decrypted:
+   * their key ids say enough, and their values are needed only when sent on.
+   */
+  private checkKeys(): void {
+    const unknown = new Set<string>();
+    const check = (keyId: string) => {
+      if (!this.opts.sealer?.knows(keyId)) unknown.add(keyId);
+    };
+    for (const secret of this.secrets.values()) check(secret.sealed.keyId);
+    for (const service of this.services.values()) for (const keyId of sealedKeyIdsOf(service)) check(keyId);
+    if (unknown.size > 0) throw new StoreKeyMismatchError([...unknown]);
+    for (const service of this.services.values()) this.sealing.toPlain(service);
   }
 
   /** Every directory a collection writes into (each has its own permissions). */
   private async probeAll(): Promise<void> {
-    for (const dir of [this.opts.dir, path.join(this.opts.dir, 'nodes'), path.join(this.opts.dir, 'services')]) await this.probe(dir);
+    for (const sub of ['', 'nodes', 'services', 'configs', 'secrets']) await this.probe(path.join(this.opts.dir, sub));
   }
 
   private async probe(dir: string): Promise<void> {
@@ -127,13 +167,13 @@ export class LowdbStore implements Store {
   }
 
   getService(name: string) {
-    return this.services.get(name);
+    return this.sealing.toPlain(this.services.get(name));
   }
-  listServices() {
-    return this.services.values();
+  *listServices(): Iterable<ServiceRecord> {
+    for (const service of this.services.values()) yield this.sealing.toPlain(service);
   }
   putService(service: ServiceRecord) {
-    return this.services.put(service.name, service);
+    return this.services.put(service.name, this.sealing.toStored(service));
   }
   deleteService(name: string) {
     return this.services.delete(name);
@@ -159,6 +199,44 @@ export class LowdbStore implements Store {
     return this.joinTokens.delete(tokenHash);
   }
 
+  getConfig(name: string) {
+    return this.configs.get(name);
+  }
+  listConfigs() {
+    return this.configs.values();
+  }
+  putConfig(config: ConfigRecord) {
+    return this.configs.put(config.name, config);
+  }
+  deleteConfig(name: string) {
+    return this.configs.delete(name);
+  }
+
+  getSecret(name: string) {
+    return this.secrets.get(name);
+  }
+  listSecrets() {
+    return this.secrets.values();
+  }
+  putSecret(secret: SecretRecord) {
+    return this.secrets.put(secret.name, secret);
+  }
+  deleteSecret(name: string) {
+    return this.secrets.delete(name);
+  }
+
+  /**
+   * Writes the records that hold sealed values (secrets, services) whole, twice: the files' kept
+   * previous copies and change logs go with it, so that no value sealed under a retired key is left
+   * on disk (see key-rotation.ts). Costly: for a rotation, never on a running hub's paths.
+   */
+  async rewriteSealed(): Promise<void> {
+    for (const collection of [this.secrets, this.services] as Array<ShardedCollection<unknown>>) {
+      await collection.rewriteWhole();
+      await collection.rewriteWhole();
+    }
+  }
+
   /**
    * Whether writes work. Writes that failed are not retried by themselves (a refused API write is
    * the client's to send again), so a failing store is probed again when asked, at most every
@@ -179,7 +257,7 @@ export class LowdbStore implements Store {
   }
 
   private all(): Array<ShardedCollection<unknown>> {
-    return [this.nodes, this.services, this.joinTokens, this.tombstones] as Array<ShardedCollection<unknown>>;
+    return [this.nodes, this.services, this.joinTokens, this.tombstones, this.configs, this.secrets] as Array<ShardedCollection<unknown>>;
   }
 
   stats() {

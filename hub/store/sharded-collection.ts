@@ -122,6 +122,8 @@ export class ShardedCollection<T> {
   /** Per shard, the tail of its chain of writes: a shard is never written twice at once. */
   private readonly chains = new Map<number, Promise<void>>();
   private flushScheduled = false;
+  /** Set by rewriteWhole: every write goes whole, even one that carries no change. */
+  private wholeOnly = false;
   /** With a layout: where each record's items sit on disk (see record-layout.ts). */
   private readonly parts = new Map<string, StoredParts>();
   writes = 0;
@@ -296,6 +298,21 @@ export class ShardedCollection<T> {
     await Promise.all([...pending, ...this.chains.values()]);
   }
 
+  /**
+   * Writes every shard whole now, changed or not: the shard's previous copy becomes what it held
+   * before, and its change log is set aside (a second call removes what the first set aside). For
+   * a rewrite of what the disk holds of a record in every form (a master key rotation).
+   */
+  async rewriteWhole(): Promise<void> {
+    await this.flush();
+    this.wholeOnly = true;
+    try {
+      await Promise.all(this.shards.map((_, shard) => this.markDirty(shard, null)));
+    } finally {
+      this.wholeOnly = false;
+    }
+  }
+
   private shardOf(key: string): number {
     // FNV-1a: cheap and stable across processes and versions (a key's shard must never move).
     let h = 0x811c9dc5;
@@ -417,7 +434,7 @@ export class ShardedCollection<T> {
    */
   private async persist(shard: number, attempt: { file: string }, data: Record<string, T>, carried: Map<string, T | undefined>, placed: PlacedParts): Promise<void> {
     // Nothing to carry (a refused put's record went back to what the disk holds): the disk is current.
-    if (carried.size === 0) return;
+    if (carried.size === 0 && !this.wholeOnly) return;
     const log = this.logs[shard]!;
     const layout = this.opts.layout;
     const keyField = this.opts.keyField ?? '';
@@ -448,7 +465,7 @@ export class ShardedCollection<T> {
     // 15 MB line thrown away before the shard is written whole).
     const line = roomBytes >= 0 && lineBytesAtLeast(changes) <= roomBytes ? encodeLogLine(changes) : null;
     const lineBytes = line === null ? -1 : Buffer.byteLength(line);
-    if (line !== null && lineBytes <= roomBytes) {
+    if (line !== null && lineBytes <= roomBytes && !this.wholeOnly) {
       const logBytes = (fresh ? Buffer.byteLength(header) : log.bytes) + lineBytes;
       attempt.file = log.file;
       await this.opts.beforeWrite?.(log.file);

@@ -4,7 +4,8 @@
  * returns a promise that resolves when the change is on disk, so "2xx" can mean "durable". A
  * durable write that fails rejects with a StoreWriteError and leaves memory as it was.
  *
- * Only durable state lives here (nodes' identity, services, placements, join tokens). Heartbeats
+ * Only durable state lives here (nodes' identity, services, placements, join tokens, configs and
+ * secrets). Heartbeats
  * and observed container status are soft state kept in memory by the hub and never written.
  */
 import type { NodeFacts } from '../../shared/protocol.js';
@@ -12,6 +13,7 @@ import type { NormalizedSpec } from '../spec/service-spec.js';
 import type { RolloutRecord } from '../rollout/rollout-record.js';
 import type { Placement } from '../scheduler/types.js';
 import type { StoreHealth } from './store-write-error.js';
+import type { SealedValue } from '../secrets/sealed-value.js';
 
 export interface NodeRecord {
   id: string;
@@ -94,6 +96,29 @@ export interface JoinTokenRecord {
   labels?: Record<string, string>;
 }
 
+/** What configs and secrets share: a named value with a version that grows by one per change. */
+interface ValueRecordBase {
+  name: string;
+  /** 1 at creation, one more at each change of the value (the same value again keeps it). */
+  version: number;
+  /** Bytes of the value. */
+  size: number;
+  /** Hex sha256 of the value: a config's whole, a secret's first 12 chars (what the API shows). */
+  digest: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A config: a value that is not secret, kept as it is (base64 of its bytes). */
+export interface ConfigRecord extends ValueRecordBase {
+  value: string;
+}
+
+/** A secret: its value only ever sealed with the master key (see hub/secrets/sealed-value.ts). */
+export interface SecretRecord extends ValueRecordBase {
+  sealed: SealedValue;
+}
+
 /**
  * One change of a record in memory, as subscribers see it (a Kubernetes informer's event): what
  * the record was and is now (undefined: none). `written` is the file write that carries it, so
@@ -112,7 +137,9 @@ export type StoreChange =
   | RecordChange<'nodes', NodeRecord>
   | RecordChange<'services', ServiceRecord>
   | RecordChange<'serviceTombstones', ServiceTombstone>
-  | RecordChange<'joinTokens', JoinTokenRecord>;
+  | RecordChange<'joinTokens', JoinTokenRecord>
+  | RecordChange<'configs', ConfigRecord>
+  | RecordChange<'secrets', SecretRecord>;
 
 /** Called synchronously for every change of memory, in order; it must not throw, nor write to the store. */
 export type StoreListener = (change: StoreChange) => void;
@@ -143,6 +170,16 @@ export interface Store {
   getJoinToken(tokenHash: string): JoinTokenRecord | undefined;
   putJoinToken(token: JoinTokenRecord): Promise<void>;
   deleteJoinToken(tokenHash: string): Promise<void>;
+
+  getConfig(name: string): ConfigRecord | undefined;
+  listConfigs(): Iterable<ConfigRecord>;
+  putConfig(config: ConfigRecord): Promise<void>;
+  deleteConfig(name: string): Promise<void>;
+
+  getSecret(name: string): SecretRecord | undefined;
+  listSecrets(): Iterable<SecretRecord>;
+  putSecret(secret: SecretRecord): Promise<void>;
+  deleteSecret(name: string): Promise<void>;
 
   /**
    * Tells `listener` of every change of a record in memory from now on: puts (lazy ones included),
