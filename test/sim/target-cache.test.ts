@@ -97,7 +97,9 @@ it('retries a target save that failed until the newest target is cached, and a s
   await hub.api('PUT', '/v1/services/web', { ...spec(2), command: ['/bin/httpd', '-f', '-p', '8081'] });
   await vi.waitFor(
     async () => {
-      const view = (await hub.api<{ status: { running: number } }>('GET', '/v1/services/web')).body;
+      // Running counts the replicas an update has not reached yet: wait for the update's end.
+      const view = (await hub.api<{ status: { running: number }; rollout: { state: string } | null }>('GET', '/v1/services/web')).body;
+      expect(view.rollout?.state).toBe('completed');
       expect(view.status.running).toBe(2);
       expect(running()).toHaveLength(2);
     },
