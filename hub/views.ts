@@ -1,5 +1,5 @@
 import type { ContainerSpec } from '../shared/container-spec.js';
-import type { CrashLoop, ReplicaHealth, ReplicaState } from '../shared/protocol.js';
+import type { CrashLoop, PullProgress, ReplicaHealth, ReplicaState } from '../shared/protocol.js';
 import { redactSpec, type NormalizedSpec } from './spec/service-spec.js';
 import type { FailureDetector, NodeState } from './failure-detector.js';
 import { conditionWarnings, engineUnavailableText, type NodeConditionsEntry } from './node-conditions.js';
@@ -58,6 +58,19 @@ export interface ReplicaView {
   healthOutput: string | null;
   /** Set while it crash-loops, or once its restart policy gave up on it; null otherwise. */
   crashLoop: CrashLoopView | null;
+  /** Set while its node pulls the image it is to run (an older container may serve meanwhile); null otherwise. */
+  pull: PullView | null;
+}
+
+/** How far a node's pull of a replica's image got, as its agent last said (every few seconds). */
+export interface PullView extends PullProgress {
+  /** Of the bytes to download, the share done (0-100, rounded down); null while some layer's size is unknown. */
+  percent: number | null;
+}
+
+function pullView(p: PullProgress): PullView {
+  const percent = p.bytesTotal === null ? null : p.bytesTotal === 0 ? 100 : Math.min(100, Math.floor((p.bytesDone * 100) / p.bytesTotal));
+  return { bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, layersDone: p.layersDone, layersTotal: p.layersTotal, percent };
 }
 
 export type ReplicaHealthStatus = ReplicaHealth['status'];
@@ -134,7 +147,7 @@ export function serviceView(
   }
   const replicas = placements.slice(page.offset, page.offset + page.limit).map((p): ReplicaView => {
     const ofNode = p.nodeId === null ? null : nodeState(p.nodeId);
-    const { state, containerId, error, restarts, health, healthOutput, crashLoop } = replicaStatus(p, observed, expected(p.replicaId), ofNode);
+    const { state, containerId, error, restarts, health, healthOutput, crashLoop, pull } = replicaStatus(p, observed, expected(p.replicaId), ofNode);
     return {
       replicaId: p.replicaId,
       nodeId: p.nodeId,
@@ -149,6 +162,7 @@ export function serviceView(
       health,
       healthOutput,
       crashLoop,
+      pull,
     };
   });
   return {
@@ -178,9 +192,9 @@ export interface ExpectedReplicaContainer {
 /** Per replica id: its pinned revision's container during an update, else the service's current one. */
 export type ExpectedContainer = (replicaId: string) => ExpectedReplicaContainer | undefined;
 
-type ReplicaStatus = Pick<ReplicaView, 'state' | 'containerId' | 'error' | 'restarts' | 'health' | 'healthOutput' | 'crashLoop'>;
+type ReplicaStatus = Pick<ReplicaView, 'state' | 'containerId' | 'error' | 'restarts' | 'health' | 'healthOutput' | 'crashLoop' | 'pull'>;
 
-const NO_HEALTH = { health: null, healthOutput: null, crashLoop: null } as const;
+const NO_HEALTH = { health: null, healthOutput: null, crashLoop: null, pull: null } as const;
 
 function crashLoopView(c: CrashLoop): CrashLoopView {
   return { restarts: c.restarts, lastExitCode: c.lastExitCode, outputTail: c.outputTail, nextRestartAt: iso(c.nextRestartAtMs) };
@@ -221,6 +235,7 @@ function replicaStatus(p: Placement, observed: ObservedState, expected: Expected
     health: !running ? null : !checked ? 'healthy' : (r.health?.status ?? 'starting'),
     healthOutput: running && checked ? (r.health?.output ?? null) : null,
     crashLoop,
+    pull: r.pull ? pullView(r.pull) : null,
   };
 }
 

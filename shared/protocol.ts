@@ -22,13 +22,14 @@ import { StringRecord } from './string-record.js';
 /**
  * The version this build speaks. Version 2 added node conditions (hello, `conditions` frames) and
  * partial acks (`ack.pending`); version 3 health checks (a container's `healthcheck`, a report's
- * `health`); version 4 restart policies (a container's `restart`, a report's `crashLoop`). The
- * additions are optional, so a hub serves older agents as before, as long as it sends them
+ * `health`); version 4 restart policies (a container's `restart`, a report's `crashLoop`);
+ * version 5 pull progress (a report's `pull`). The additions are optional, so a hub serves
+ * older agents as before, as long as it sends them
  * nothing they do not know (a version 1 or 2 agent refuses a container with a `healthcheck`, a
  * version 3 one a container with a `restart`). Upgrade the hub first: a hub refuses an agent
  * newer than itself.
  */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 /** The oldest agent protocol the hub still serves: fleets are upgraded in batches, after their hub. */
 export const MIN_PROTOCOL_VERSION = 1;
 
@@ -140,6 +141,25 @@ export const CrashLoopSchema = Type.Object(
 );
 export type CrashLoop = Static<typeof CrashLoopSchema>;
 
+/**
+ * How far the pull of the image a replica waits for got (version 5): bytes downloaded of the
+ * layers' sizes, and layers done. Sent at most every PULL_PROGRESS_REPORT_MS while it lasts.
+ */
+export const PullProgressSchema = Type.Object(
+  {
+    bytesDone: Type.Integer({ minimum: 0 }),
+    /** Null while a layer still to download has no known size (the engine tells it as the layer starts). */
+    bytesTotal: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
+    layersDone: Type.Integer({ minimum: 0 }),
+    layersTotal: Type.Integer({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+export type PullProgress = Static<typeof PullProgressSchema>;
+
+/** An agent reports a pull's progress at most this often per image: a slow link's download lasts minutes. */
+export const PULL_PROGRESS_REPORT_MS = 2_000;
+
 export const ReplicaReportSchema = Type.Object(
   {
     replicaId: Id,
@@ -164,6 +184,8 @@ export const ReplicaReportSchema = Type.Object(
     health: Type.Optional(ReplicaHealthSchema),
     /** Version 4: present only while the replica crash-loops or its restart policy gave up on it. */
     crashLoop: Type.Optional(CrashLoopSchema),
+    /** Version 5: present while the image the replica is to run is being pulled. */
+    pull: Type.Optional(PullProgressSchema),
   },
   { additionalProperties: false },
 );

@@ -67,6 +67,8 @@ export interface ReconcileLoopOptions {
   reportWindowMs?: number;
   /** Reports one onReport call carries at most; default the protocol's limit for a status frame. */
   maxReportsPerFrame?: number;
+  /** How often a pull in flight has its progress reported, if it moved; default PULL_PROGRESS_REPORT_MS. */
+  pullProgressIntervalMs?: number;
   /** Wall-clock time (epoch ms), for the times reports carry; default Date.now. */
   wallClockMs?: () => number;
 }
@@ -171,6 +173,8 @@ export class ReconcileLoop {
         for (const id of replicaIds) this.fail(id, `pull failed: ${messageOf(err)}`);
       },
       onSettled: () => this.requestPass(),
+      onProgress: (image) => this.reporter.pullProgressed(image),
+      progressIntervalMs: opts.pullProgressIntervalMs,
     });
     this.health = new HealthMonitor({
       clock: this.clock,
@@ -195,6 +199,7 @@ export class ReconcileLoop {
       probedHealth: (containerId) => this.health.healthOf(containerId),
       crashLoop: (replicaId) => this.policies.crashLoopOf(replicaId, (clockMs) => wallClockMs() + clockMs - this.clock.nowMs()),
       downNote: (replicaId) => this.policies.downNoteOf(replicaId),
+      pullProgress: (image) => this.pulls.progressOf(image),
     });
   }
 

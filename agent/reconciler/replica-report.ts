@@ -4,7 +4,15 @@
  * listing, at the end of a pass and as its steps finish, and replica-reporter.ts sends those that changed.
  */
 import type { HealthCheck } from '../../shared/container-spec.js';
-import { MAX_REPORT_ERROR_LENGTH, type AssignedReplica, type CrashLoop, type ReplicaHealth, type ReplicaReport, type ReplicaState } from '../../shared/protocol.js';
+import {
+  MAX_REPORT_ERROR_LENGTH,
+  type AssignedReplica,
+  type CrashLoop,
+  type PullProgress,
+  type ReplicaHealth,
+  type ReplicaReport,
+  type ReplicaState,
+} from '../../shared/protocol.js';
 import { sameHealth, STARTING } from '../health/health-state.js';
 import type { ObservedContainer } from '../runtime/container-runtime.js';
 import { bestContainer, groupByReplica } from './plan-steps.js';
@@ -22,6 +30,8 @@ export interface Standing {
   chosen: ObservedContainer | undefined;
   /** The health check of the assigned spec, for a replica with no container yet; absent without one. */
   targetHealthCheck?: HealthCheck;
+  /** The image of the assigned spec; absent for a replica not assigned here. */
+  image?: string;
 }
 
 /**
@@ -57,7 +67,7 @@ function assignedStanding(r: AssignedReplica, containers: readonly ObservedConta
   const right = bestContainer(containers.filter((c) => c.specHash === r.specHash));
   const any = bestContainer(containers);
   const chosen = right?.state !== 'running' && any?.state === 'running' ? any : (right ?? any);
-  const standing: Standing = { replicaId: r.replicaId, service: r.service, specHash: r.specHash, assigned: true, containers, chosen };
+  const standing: Standing = { replicaId: r.replicaId, service: r.service, specHash: r.specHash, assigned: true, containers, chosen, image: r.container.image };
   if (r.container.healthcheck) standing.targetHealthCheck = r.container.healthcheck;
   return standing;
 }
@@ -88,6 +98,8 @@ export interface ReplicaFacts {
   crashLoop?: CrashLoop;
   /** Why its restart policy leaves its container stopped; undefined when it does not. */
   downNote?: string;
+  /** How far the pull of its assigned image got, while one is in flight (protocol 5). */
+  pull?: PullProgress;
 }
 
 /**
@@ -106,6 +118,7 @@ export function reportFor(s: Standing, facts: ReplicaFacts): ReplicaReport {
     report.error = `${report.error}; ${facts.downNote}`.slice(0, MAX_REPORT_ERROR_LENGTH);
   }
   if (own && facts.crashLoop) report.crashLoop = facts.crashLoop;
+  if (facts.pull && s.assigned && !runsItsSpec(s)) report.pull = facts.pull;
   return report;
 }
 
@@ -125,7 +138,7 @@ export function healthFor(s: Standing, probedHealth?: (containerId: string) => R
 
 /** A replica gone for good (neither assigned nor present), as sent once to the hub. */
 export function removedReport(last: ReplicaReport): ReplicaReport {
-  const { health: _health, crashLoop: _crashLoop, ...rest } = last;
+  const { health: _health, crashLoop: _crashLoop, pull: _pull, ...rest } = last;
   return { ...rest, state: 'removed', containerId: null, error: null };
 }
 
@@ -231,7 +244,20 @@ export function sameReport(a: ReplicaReport | undefined, b: ReplicaReport): bool
     a.restarts === b.restarts &&
     a.service === b.service &&
     sameHealth(a.health, b.health) &&
-    sameCrashLoop(a.crashLoop, b.crashLoop)
+    sameCrashLoop(a.crashLoop, b.crashLoop) &&
+    samePull(a.pull, b.pull)
+  );
+}
+
+export function samePull(a: PullProgress | undefined, b: PullProgress | undefined): boolean {
+  return (
+    a === b ||
+    (a !== undefined &&
+      b !== undefined &&
+      a.bytesDone === b.bytesDone &&
+      a.bytesTotal === b.bytesTotal &&
+      a.layersDone === b.layersDone &&
+      a.layersTotal === b.layersTotal)
   );
 }
 

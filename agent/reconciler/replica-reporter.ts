@@ -7,11 +7,11 @@
  * replica. What a report says is decided by replica-report.ts; this holds the last one sent per
  * replica and the timing.
  */
-import { PROTOCOL_LIMITS, type AssignedReplica, type CrashLoop, type ReplicaHealth, type ReplicaReport } from '../../shared/protocol.js';
+import { PROTOCOL_LIMITS, type AssignedReplica, type CrashLoop, type PullProgress, type ReplicaHealth, type ReplicaReport } from '../../shared/protocol.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ContainerRuntime, ObservedContainer } from '../runtime/container-runtime.js';
 import { sameHealth } from '../health/health-state.js';
-import { changedReports, reportFor, runsItsSpec, standingsOf, type Standing } from './replica-report.js';
+import { changedReports, reportFor, runsItsSpec, samePull, standingsOf, type Standing } from './replica-report.js';
 import { ReportOutbox } from './report-outbox.js';
 import type { RestartBackoff } from './restart-backoff.js';
 import type { RestartTally } from './restart-tally.js';
@@ -36,6 +36,8 @@ export interface ReplicaReporterOptions {
   crashLoop?: (replicaId: string) => CrashLoop | undefined;
   /** Why a replica's restart policy leaves its container stopped; none by default. */
   downNote?: (replicaId: string) => string | undefined;
+  /** How far the pull of an image in flight got (image-pulls.ts); none by default. */
+  pullProgress?: (image: string) => PullProgress | undefined;
 }
 
 export class ReplicaReporter {
@@ -88,6 +90,26 @@ export class ReplicaReporter {
       this.outbox.push([next]);
       return;
     }
+  }
+
+  /**
+   * The pull of `image` got further: the replicas assigned it are reported again with its
+   * progress, nothing else of their reports changed (no listing: the pull is the agent's own).
+   */
+  pullProgressed(image: string): void {
+    const progress = this.opts.pullProgress?.(image);
+    if (!progress) return;
+    const changed: ReplicaReport[] = [];
+    for (const r of this.opts.assigned()) {
+      if (r.container.image !== image) continue;
+      const last = this.reported.get(r.replicaId);
+      // Only a replica still waiting for it: one reported running its spec has its image already.
+      if (!last || (last.state === 'running' && last.specHash === r.specHash) || samePull(last.pull, progress)) continue;
+      const next = { ...last, pull: progress };
+      this.reported.set(r.replicaId, next);
+      changed.push(next);
+    }
+    if (changed.length > 0) this.outbox.push(changed);
   }
 
   /** A pass starts applying steps: replicas settled meanwhile are reported as they finish. */
@@ -176,6 +198,7 @@ export class ReplicaReporter {
         probedHealth: this.opts.probedHealth,
         crashLoop: this.opts.crashLoop?.(id),
         downNote: this.opts.downNote?.(id),
+        pull: s.image !== undefined ? this.opts.pullProgress?.(s.image) : undefined,
       };
       reports.set(id, reportFor(s, facts));
     }

@@ -5,6 +5,7 @@
  */
 import type { ContainerSpec, HealthCheck, RegistryAuth } from '../../shared/container-spec.js';
 import type { ReplicaHealth } from '../../shared/protocol.js';
+import type { PullProgressTally } from './pull-progress.js';
 
 /** Labels on every container the agent creates: its whole picture is rebuilt from them. */
 export const LABELS = {
@@ -114,8 +115,11 @@ export interface ContainerRuntime {
   /** Every container labelled with this node id, in any state. */
   listContainers(nodeId: string): Promise<ObservedContainer[]>;
   hasImage(image: string): Promise<boolean>;
-  /** Pulls an image; rejects with a readable message when the registry refuses or is unreachable. */
-  pullImage(image: string, auth: RegistryAuth | null, signal?: AbortSignal): Promise<void>;
+  /**
+   * Pulls an image; rejects with a readable message when the registry refuses or is unreachable.
+   * `progress`, when given, is fed the engine's progress lines as they come.
+   */
+  pullImage(image: string, auth: RegistryAuth | null, signal?: AbortSignal, progress?: PullProgressTally): Promise<void>;
   /** Creates (not starts) a container carrying the LABELS; returns its id. */
   createContainer(req: CreateContainerRequest): Promise<string>;
   /** 'already-running' when the engine had it running (Docker's 304): this call started nothing. */

@@ -23,6 +23,7 @@ import {
   type StartResult,
 } from './container-runtime.js';
 import { DockerLogTail } from './docker-logs.js';
+import type { PullProgressTally } from './pull-progress.js';
 import { dockerHealthConfigOf, engineHealthOf, type DockerHealthConfig, type DockerHealthState } from './docker-health.js';
 import { healthCheckLabel, healthCheckOfLabel } from './health-check-label.js';
 import { DEFAULT_ENGINE_DEADLINES, EngineTimeoutError, type EngineDeadlines } from './engine-deadlines.js';
@@ -536,7 +537,7 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
     }
   }
 
-  async pullImage(image: string, auth: RegistryAuth | null, signal?: AbortSignal): Promise<void> {
+  async pullImage(image: string, auth: RegistryAuth | null, signal?: AbortSignal, progress?: PullProgressTally): Promise<void> {
     const what = `pull ${image}`;
     if (signal?.aborted) throw new Error(`${what} aborted`);
     // One controller for the caller's signal and the stall deadline: aborting it destroys the
@@ -581,7 +582,7 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
         throw new DockerEngineError(`${what} failed: ${engineMessage(err)}`, statusCodeOf(err), { cause: err });
       }
       progressed();
-      await this.followPull(what, stream, controller.signal, abortReason, progressed);
+      await this.followPull(what, stream, controller.signal, abortReason, progressed, progress);
     } finally {
       if (stallTimer !== null) clearTimeout(stallTimer);
       signal?.removeEventListener('abort', onCallerAbort);
@@ -594,7 +595,14 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
    * line. Our own reader instead of modem.followProgress: that one throws from inside the data
    * handler on a bad line and reports success when the connection closes early.
    */
-  private followPull(what: string, stream: Readable, signal: AbortSignal, abortReason: () => Error, onProgress: () => void): Promise<void> {
+  private followPull(
+    what: string,
+    stream: Readable,
+    signal: AbortSignal,
+    abortReason: () => Error,
+    onProgress: () => void,
+    progress: PullProgressTally | undefined,
+  ): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const reader = new JsonLineReader();
       let failure: string | null = null;
@@ -615,6 +623,7 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
         reader.push(
           chunk,
           (value) => {
+            progress?.add(value);
             const v = value as { error?: unknown; errorDetail?: { message?: unknown } };
             if (failure === null && (v.error !== undefined || v.errorDetail !== undefined)) {
               failure = String(v.errorDetail?.message ?? v.error);

@@ -30,6 +30,7 @@ import {
   type StartResult,
 } from './container-runtime.js';
 import { tailOf } from './output-tail.js';
+import type { PullProgressTally } from './pull-progress.js';
 
 export interface SimulatedRuntimeOptions {
   /** Images present when the engine starts. */
@@ -88,6 +89,8 @@ export interface SimulatedRuntimeCalls {
 
 /** Key for the port index: a wildcard address (null) collides with every address on that port. */
 const ANY_ADDRESS = '*';
+/** The size of a simulated image's one layer, as its pull's progress tells it. */
+export const SIMULATED_LAYER_BYTES = 4 * 1024 * 1024;
 
 /** What a call to an engine that is away fails with: as from Docker's socket with no daemon behind it. */
 export class SimulatedEngineUnreachableError extends Error {
@@ -187,7 +190,7 @@ export class SimulatedRuntime implements ContainerRuntime, EngineProbe {
     return this.images.has(image);
   }
 
-  async pullImage(image: string, _auth: RegistryAuth | null, signal?: AbortSignal): Promise<void> {
+  async pullImage(image: string, _auth: RegistryAuth | null, signal?: AbortSignal, progress?: PullProgressTally): Promise<void> {
     this.calls.pullImage++;
     signal?.throwIfAborted();
     this.reachEngine();
@@ -197,10 +200,26 @@ export class SimulatedRuntime implements ContainerRuntime, EngineProbe {
       await Promise.resolve();
       throw new Error(`pull access denied for ${image}, repository does not exist or may require 'docker login'`);
     }
-    if (this.pullDelayMs > 0) await sleep(this.pullDelayMs, undefined, signal ? { signal } : {});
+    if (this.pullDelayMs > 0) await this.download(image, signal, progress);
     else await Promise.resolve();
     signal?.throwIfAborted();
     this.images.add(image);
+  }
+
+  /**
+   * A pull's download, over pullDelayMs: one layer of SIMULATED_LAYER_BYTES, its progress told as
+   * the engine tells it (a `Downloading` line every tenth of the delay, then `Pull complete`).
+   */
+  private async download(image: string, signal: AbortSignal | undefined, progress: PullProgressTally | undefined): Promise<void> {
+    const id = `layer-of-${image}`;
+    const steps = 10;
+    progress?.add({ status: 'Pulling fs layer', progressDetail: {}, id });
+    for (let step = 1; step <= steps; step++) {
+      await sleep(this.pullDelayMs / steps, undefined, signal ? { signal } : {});
+      const current = Math.floor((SIMULATED_LAYER_BYTES * step) / steps);
+      progress?.add({ status: 'Downloading', progressDetail: { current, total: SIMULATED_LAYER_BYTES }, id });
+    }
+    progress?.add({ status: 'Pull complete', progressDetail: {}, id });
   }
 
   async createContainer(req: CreateContainerRequest): Promise<string> {

@@ -100,13 +100,15 @@ function sendableCloseCode(code: number): boolean {
 
 /**
  * What a report carries beyond the agent's protocol version, in words, or null: health (protocol 3),
- * a crash loop (protocol 4). An older agent that sends one breaks its own protocol.
+ * a crash loop (protocol 4), pull progress (protocol 5). An older agent that sends one breaks its
+ * own protocol.
  */
 function reportFieldsBeyond(version: number, reports: readonly ReplicaReport[]): string | null {
-  if (version >= 4) return null;
+  if (version >= 5) return null;
   for (const r of reports) {
     if (version < 3 && r.health !== undefined) return 'replica health';
-    if (r.crashLoop !== undefined) return 'a replica crash loop';
+    if (version < 4 && r.crashLoop !== undefined) return 'a replica crash loop';
+    if (r.pull !== undefined) return 'pull progress';
   }
   return null;
 }
