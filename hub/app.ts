@@ -1,13 +1,16 @@
+import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { TETHER_VERSION } from '../shared/version.js';
 import { requireAdmin } from './http/admin-auth.js';
+import { namedValueRoutes } from './http/configs-and-secrets.js';
 import { frameworkErrors, registerErrorHandling } from './http/errors.js';
 import { joinRoutes } from './http/join.js';
 import { nodeRoutes } from './http/nodes.js';
 import { serviceRoutes } from './http/services.js';
 import { DEFAULT_HUB_CONFIG, Hub, type HubConfig } from './hub.js';
 import { hubMetrics } from './metrics.js';
+import { MasterKeyring, type ValueSealer } from './secrets/master-keyring.js';
 import type { Store } from './store/store.js';
 
 export interface BuildHubOptions {
@@ -23,6 +26,11 @@ export interface BuildHubOptions {
    * for tests that only inject requests (they never listen).
    */
   firstPassOnListen?: boolean;
+  /**
+   * Seals secrets with the master key: the store's own, so that what one seals the other opens.
+   * Absent (tests that keep no secret across a restart): a key of this process alone.
+   */
+  sealer?: ValueSealer;
 }
 
 /**
@@ -37,7 +45,8 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
     keepAliveTimeout: 10_000,
     frameworkErrors,
   });
-  const hub = new Hub(opts.store, { ...DEFAULT_HUB_CONFIG, ...opts.config }, opts.clock ?? systemClock, app.log);
+  const sealer = opts.sealer ?? new MasterKeyring(randomBytes(32));
+  const hub = new Hub(opts.store, { ...DEFAULT_HUB_CONFIG, ...opts.config }, opts.clock ?? systemClock, app.log, sealer);
   hub.gateway.attach(app.server);
   registerErrorHandling(app);
 
@@ -53,6 +62,8 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
     requireAdmin(api, opts.adminToken);
     await api.register(nodeRoutes, { nodes: hub.nodes });
     await api.register(serviceRoutes, { services: hub.services });
+    await api.register(namedValueRoutes<'config'>, { values: hub.configs });
+    await api.register(namedValueRoutes<'secret'>, { values: hub.secrets });
     // Behind the admin token like the rest: node names and counts are the operator's business.
     api.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
   });

@@ -14,6 +14,8 @@ import { Nodes } from './nodes.js';
 import { ObservedState } from './observed-state.js';
 import { HubReconcileLoop } from './reconcile-loop.js';
 import { Rollouts } from './rollouts.js';
+import type { ValueSealer } from './secrets/master-keyring.js';
+import { NamedValues, usedByNone } from './secrets/named-values.js';
 import { Services } from './services.js';
 import type { Store } from './store/store.js';
 
@@ -70,6 +72,9 @@ export class Hub {
   readonly nodes: Nodes;
   /** Service commands and views. */
   readonly services: Services;
+  /** Configs and secrets: named, versioned values (secrets sealed with the master key). */
+  readonly configs: NamedValues<'config'>;
+  readonly secrets: NamedValues<'secret'>;
   /** What metrics read. */
   readonly stats: HubStats;
 
@@ -78,6 +83,7 @@ export class Hub {
     readonly config: HubConfig,
     clock: Clock,
     logger: Logger,
+    sealer: ValueSealer,
   ) {
     const nodeLog = new NodeChangeLog(logger);
     this.liveness = new Liveness({
@@ -178,6 +184,9 @@ export class Hub {
         this.rollouts.forget(name);
       },
     });
+    // No spec field names a config or secret yet: nothing uses one.
+    this.configs = new NamedValues('config', { store, sealer, usedBy: usedByNone });
+    this.secrets = new NamedValues('secret', { store, sealer, usedBy: usedByNone });
     this.stats = { liveness: this.liveness, nodes: this.nodes, agents: this.gateway, scheduler: this.loop, store, services: this.services };
   }
 
