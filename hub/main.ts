@@ -6,6 +6,9 @@ import { AGENT_RECONNECT_CAP_MS } from '../shared/protocol.js';
 import { restrictNewFiles } from '../shared/private-files.js';
 import { buildHub } from './app.js';
 import { loadOrCreateAdminToken } from './auth/secrets.js';
+import { rotateMasterKey } from './secrets/key-rotation.js';
+import { MasterKeyError, openWithMasterKey } from './secrets/master-key-file.js';
+import type { MasterKeyring } from './secrets/master-keyring.js';
 import { DEFAULT_HUB_CONFIG } from './hub.js';
 import { timingsProblem } from './hub-config.js';
 import { startBanner } from './start-banner.js';
@@ -14,8 +17,12 @@ import { StoreDamagedError } from './store/store-file-damaged.js';
 import { restoreFromPrevious, restoredText } from './store/store-recovery.js';
 
 const HELP = `Usage: tether-hub [options]
+       tether-hub rotate-master-key [--data-dir DIR]
 
 Runs the Tether hub: the HTTP API for operators and the WebSocket endpoint agents connect to.
+Secrets and registry passwords are encrypted in the store with a master key: the one in
+TETHER_MASTER_KEY (base64 of 32 bytes) when set, else <data-dir>/master.key, generated at the
+first start. Keep a copy of it apart from the data dir: without it the secrets are lost.
 
 Options:
   --port N                    port to listen on (default 7070)
@@ -43,6 +50,26 @@ Options:
   --log-level LEVEL           fatal, error, warn, info, debug (default info)
   -h, --help                  show this help
   -v, --version               show the version
+
+Commands:
+  rotate-master-key           re-encrypt every secret and registry password with a new master
+                              key (see tether-hub rotate-master-key --help)
+`;
+
+const ROTATE_HELP = `Usage: tether-hub rotate-master-key [--data-dir DIR]
+
+Generates a new master key, re-encrypts every secret and registry password in the store with it,
+and leaves nothing encrypted with the old one on disk. Stop the hub first: the store has no lock,
+and a running hub would write over the re-encrypted records with its own.
+
+With the key in master.key, the new key replaces it (the old one is kept as master.key.prev until
+every record is written; run the command again should it stop before it says it is done). With
+TETHER_MASTER_KEY set, the new key is printed once: set the variable to it before starting the
+hub (this command cannot change the hub's environment).
+
+Options:
+  --data-dir DIR              the hub's data dir (default ./.tether/hub)
+  -h, --help                  show this help
 `;
 
 const fail = (message: string): never => usageError('tether-hub', message);
@@ -56,6 +83,11 @@ function positiveInt(name: string, text: string | undefined, fallback: number, m
 
 async function main(): Promise<void> {
   restrictNewFiles();
+  if (process.argv[2] === 'rotate-master-key') {
+    // The rest of the command line is the subcommand's flags.
+    process.argv.splice(2, 1);
+    return rotateCommand();
+  }
   const parsed = parseCommandLine('tether-hub', HELP, {
     port: { type: 'string' },
     host: { type: 'string' },
@@ -94,12 +126,19 @@ async function main(): Promise<void> {
     fail(`--max-pending-handshakes-per-address (${maxPendingHandshakesPerAddress}) cannot be more than --max-pending-handshakes (${maxPendingHandshakes})`);
   }
 
-  let opened: { admin: Awaited<ReturnType<typeof loadOrCreateAdminToken>>; store: LowdbStore };
+  let opened: { admin: Awaited<ReturnType<typeof loadOrCreateAdminToken>>; store: LowdbStore; keyring: MasterKeyring };
   try {
     const admin = await loadOrCreateAdminToken(dataDir);
-    const store = await openStore(path.join(dataDir, 'store'), args.recover === true);
-    opened = { admin, store };
+    // The key is checked against every sealed value as the store opens; a generated one is
+    // written only once the store proved to hold none under another.
+    const keyed = await openWithMasterKey(dataDir, process.env, (sealer) => openStore(path.join(dataDir, 'store'), args.recover === true, sealer));
+    opened = { admin, store: keyed.opened, keyring: keyed.keyring };
   } catch (error) {
+    if (error instanceof MasterKeyError) {
+      // Never serve values it cannot read, nor seal new ones under a key that strands the old.
+      process.stderr.write(`tether-hub: ${error.message}\n`);
+      process.exit(1);
+    }
     if (error instanceof StoreDamagedError) {
       // Never start without part of the store: its services would vanish and their containers
       // be removed. The operator decides, told what is wrong with each file and what to do.
@@ -120,6 +159,7 @@ async function main(): Promise<void> {
   const { app } = await buildHub({
     store,
     adminToken,
+    sealer: opened.keyring,
     config: { ...timings, maxPendingHandshakes, maxPendingHandshakesPerAddress, disruptionShare: disruptionPercent / 100 },
     logger: { level },
     firstPassOnListen: true,
@@ -164,8 +204,8 @@ async function main(): Promise<void> {
  * from it, and the store opened again. Damaged files without one are not touched: the
  * StoreDamagedError that names them goes up, and the start stops on it.
  */
-async function openStore(dir: string, recover: boolean): Promise<LowdbStore> {
-  const store = new LowdbStore({ dir });
+async function openStore(dir: string, recover: boolean, sealer: MasterKeyring): Promise<LowdbStore> {
+  const store = new LowdbStore({ dir, sealer });
   try {
     await store.open();
     return store;
@@ -175,9 +215,38 @@ async function openStore(dir: string, recover: boolean): Promise<LowdbStore> {
     for (const restored of await restoreFromPrevious(restorable)) process.stderr.write(`tether-hub: ${restoredText(restored)}\n`);
     if (restorable.length < error.files.length) throw new StoreDamagedError(error.files.filter((f) => !f.restorable));
   }
-  const again = new LowdbStore({ dir });
+  const again = new LowdbStore({ dir, sealer });
   await again.open();
   return again;
+}
+
+/** `tether-hub rotate-master-key`: see ROTATE_HELP and key-rotation.ts. */
+async function rotateCommand(): Promise<void> {
+  const parsed = parseCommandLine('tether-hub rotate-master-key', ROTATE_HELP, { 'data-dir': { type: 'string' } });
+  if (!parsed) return;
+  const dataDir = path.resolve(parsed.values['data-dir'] ?? '.tether/hub');
+  try {
+    await rotateMasterKey({
+      dataDir,
+      env: process.env,
+      openStore: async (sealer) => {
+        const store = new LowdbStore({ dir: path.join(dataDir, 'store'), sealer });
+        await store.open();
+        return store;
+      },
+      print: (line) => process.stdout.write(`${line}\n`),
+    });
+  } catch (error) {
+    if (error instanceof MasterKeyError) {
+      process.stderr.write(`tether-hub: ${error.message}\n`);
+      process.exit(1);
+    }
+    if (error instanceof StoreDamagedError) {
+      for (const file of error.files) process.stderr.write(`tether-hub: ${file.advice()} (start the hub with --recover first)\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
 }
 
 /** Errno codes that mean the data dir cannot be written; null for any other error. */

@@ -8,6 +8,8 @@ import { MASTER_KEY_BYTES } from './sealed-value.js';
 
 /** The variable that gives the master key instead of the data dir's file (base64 of 32 bytes). */
 export const MASTER_KEY_ENV = 'TETHER_MASTER_KEY';
+/** The key before it, while a rotation with keys in the environment is unfinished (see key-rotation.ts). */
+export const PREVIOUS_MASTER_KEY_ENV = 'TETHER_MASTER_KEY_PREV';
 export const MASTER_KEY_FILE = 'master.key';
 /** The key before the current one, kept while a rotation re-seals the records (see key-rotation.ts). */
 export const PREVIOUS_MASTER_KEY_FILE = 'master.key.prev';
@@ -38,6 +40,12 @@ function decodeKey(text: string): Buffer | string {
   return key.length === MASTER_KEY_BYTES ? key : `it decodes to ${key.length}`;
 }
 
+function envKey(name: string, text: string): Buffer {
+  const key = decodeKey(text);
+  if (typeof key === 'string') throw new MasterKeyError(`${name} must be the base64 of ${MASTER_KEY_BYTES} bytes (${key}); \`openssl rand -base64 32\` makes one`);
+  return key;
+}
+
 async function readKeyFile(file: string): Promise<Buffer | null> {
   let text: string;
   try {
@@ -52,18 +60,20 @@ async function readKeyFile(file: string): Promise<Buffer | null> {
 }
 
 /**
- * The master key from `env` (TETHER_MASTER_KEY) or `<dataDir>/master.key` (with master.key.prev,
- * should a rotation have been cut short), or a new one, not written yet: a start must first learn
- * that the store holds nothing sealed under another key (see openWithMasterKey).
+ * The master key from `env` (TETHER_MASTER_KEY, with TETHER_MASTER_KEY_PREV) or
+ * `<dataDir>/master.key` (with master.key.prev): the second key is there while a rotation is
+ * unfinished, so that values sealed under either open. Otherwise a new key, not written yet: a
+ * start must first learn that the store holds nothing sealed under another (see openWithMasterKey).
  */
 export async function loadMasterKey(dataDir: string, env: Record<string, string | undefined>): Promise<LoadedMasterKey> {
   const file = path.join(dataDir, MASTER_KEY_FILE);
   const fromEnv = env[MASTER_KEY_ENV];
   if (fromEnv !== undefined) {
     if (fromEnv.trim() === '') throw new MasterKeyError(`${MASTER_KEY_ENV} is set but empty: unset it to use ${file}, or give the base64 of ${MASTER_KEY_BYTES} bytes`);
-    const key = decodeKey(fromEnv);
-    if (typeof key === 'string') throw new MasterKeyError(`${MASTER_KEY_ENV} must be the base64 of ${MASTER_KEY_BYTES} bytes (${key}); \`openssl rand -base64 32\` makes one`);
-    return { keyring: new MasterKeyring(key), source: 'env', key, previous: null, file };
+    const key = envKey(MASTER_KEY_ENV, fromEnv);
+    const fromPrevious = env[PREVIOUS_MASTER_KEY_ENV];
+    const previous = fromPrevious === undefined || fromPrevious.trim() === '' ? null : envKey(PREVIOUS_MASTER_KEY_ENV, fromPrevious);
+    return { keyring: new MasterKeyring(key, previous ? [previous] : []), source: 'env', key, previous, file };
   }
   const key = await readKeyFile(file);
   if (key === null) {
@@ -114,7 +124,7 @@ export async function openWithMasterKey<S>(
   dataDir: string,
   env: Record<string, string | undefined>,
   openStore: (sealer: MasterKeyring) => Promise<S>,
-): Promise<{ opened: S; source: LoadedMasterKey['source']; file: string }> {
+): Promise<{ opened: S; keyring: MasterKeyring; source: LoadedMasterKey['source']; file: string }> {
   const loaded = await loadMasterKey(dataDir, env);
   let opened: S;
   try {
@@ -124,5 +134,5 @@ export async function openWithMasterKey<S>(
     throw error;
   }
   if (loaded.source === 'generated') await writeKeyFile(loaded.file, loaded.key);
-  return { opened, source: loaded.source, file: loaded.file };
+  return { opened, keyring: loaded.keyring, source: loaded.source, file: loaded.file };
 }
