@@ -93,4 +93,13 @@ describe('loading the master key', () => {
     expect(loaded.keyring.currentKeyId).toBe(keyIdOf(current));
     expect(loaded.keyring.knows(keyIdOf(old))).toBe(true);
   });
+
+  it('holds TETHER_MASTER_KEY_PREV beside TETHER_MASTER_KEY (a rotation cut short), and refuses a bad one', async () => {
+    const old = randomBytes(32);
+    const current = randomBytes(32);
+    const loaded = await loadMasterKey(dir, { TETHER_MASTER_KEY: current.toString('base64'), TETHER_MASTER_KEY_PREV: old.toString('base64') });
+    expect(loaded.keyring.currentKeyId).toBe(keyIdOf(current));
+    expect(loaded.keyring.knows(keyIdOf(old))).toBe(true);
+    await expect(loadMasterKey(dir, { TETHER_MASTER_KEY: current.toString('base64'), TETHER_MASTER_KEY_PREV: 'nope' })).rejects.toThrow(/TETHER_MASTER_KEY_PREV must be the base64 of 32 bytes/);
+  });
 });
