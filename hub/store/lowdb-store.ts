@@ -6,7 +6,7 @@ import { ShardedCollection, type CollectionOptions } from './sharded-collection.
 import { StoreDamagedError, StoreFileDamagedError } from './store-file-damaged.js';
 import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
 import { nodeLayout, serviceLayout } from './layouts.js';
-import { sealedKeyIdsOf, ServiceSealing } from './sealed-services.js';
+import { holdsClearPassword, sealedKeyIdsOf, ServiceSealing } from './sealed-services.js';
 import { StoreKeyMismatchError } from './store-key-mismatch.js';
 
 /** How often a failing store is probed again when its health is asked for. */
@@ -113,6 +113,21 @@ export class LowdbStore implements Store {
     if (damaged.length > 0) throw new StoreDamagedError(damaged);
     this.checkKeys();
     await this.probeAll();
+    await this.sealClearPasswords();
+  }
+
+  /**
+   * Registry passwords a hub from before they were sealed wrote in the clear are sealed at the
+   * first start with a key, and the services' files written whole twice, so that no previous copy
+   * or change log keeps them. Once: after that, none is in the clear.
+   */
+  private async sealClearPasswords(): Promise<void> {
+    if (!this.opts.sealer) return;
+    const clear = [...this.services.values()].filter(holdsClearPassword);
+    if (clear.length === 0) return;
+    await Promise.all(clear.map((service) => this.putService(this.sealing.toPlain(service))));
+    await this.services.rewriteWhole();
+    await this.services.rewriteWhole();
   }
 
   /**

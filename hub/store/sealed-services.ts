@@ -108,6 +108,11 @@ export function sealedKeyIdsOf(stored: ServiceRecord): string[] {
   return ids;
 }
 
+/** Whether a stored record holds a registry password in the clear (written by a hub from before they were sealed). */
+export function holdsClearPassword(stored: ServiceRecord): boolean {
+  return [stored.spec, ...(stored.history ?? []).map((r) => r.spec)].some((spec) => typeof spec.registryAuth?.password === 'string');
+}
+
 function holdsSealed(stored: ServiceRecord): boolean {
   return sealedKeyIdsOf(stored).length > 0;
 }

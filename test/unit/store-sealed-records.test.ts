@@ -144,4 +144,21 @@ describe('registry passwords in the store', () => {
     await stores.closeAll();
     await expect(open(new MasterKeyring(randomBytes(32)))).rejects.toThrow(StoreKeyMismatchError);
   });
+
+  it('seals a password an older hub wrote in the clear at the first start with a key, and leaves it nowhere on disk', async () => {
+    // Written by a hub from before passwords were sealed: no key, the password as given.
+    const old = await open();
+    await old.putService(service('web'));
+    await old.putService({ ...service('web'), revision: 2 });
+    await stores.closeAll();
+    expect((await filesHolding(stores.dir, PASSWORD)).length).toBeGreaterThan(0);
+
+    const keyring = new MasterKeyring(randomBytes(32));
+    const store = await open(keyring);
+    expect(store.getService('web')?.spec.registryAuth?.password).toBe(PASSWORD);
+    await stores.closeAll();
+    expect(await filesHolding(stores.dir, PASSWORD)).toEqual([]);
+    expect((await open(keyring)).getService('web')?.spec.registryAuth?.password).toBe(PASSWORD);
+  });
 });
+
