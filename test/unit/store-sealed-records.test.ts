@@ -52,6 +52,13 @@ async function filesHolding(dir: string, value: string): Promise<string[]> {
   return (await allFiles(dir)).filter(({ bytes }) => needles.some((n) => bytes.includes(n))).map(({ file }) => file);
 }
 
+/** Every distinct ciphertext the files hold. */
+async function ciphertextsOnDisk(dir: string): Promise<string[]> {
+  const found = new Set<string>();
+  for (const { bytes } of await allFiles(dir)) for (const m of bytes.toString().matchAll(/"ciphertext":"([^"]*)"/g)) found.add(m[1]!);
+  return [...found].sort();
+}
+
 const config = (name: string, value: string, version = 1): ConfigRecord => ({
   name,
   version,
@@ -116,9 +123,13 @@ describe('registry passwords in the store', () => {
     // History entries carry credentials too (a rollback sends them to agents).
     const next = { ...web, revision: 2, spec: spec({ image: 'nginx:2', registryAuth: { username: 'u', password: PASSWORD } }), history: [{ revision: 1, acceptedAt: 'x', spec: web.spec }] };
     await store.putService(next);
+    // close() writes whatever is pending (the store stays usable).
+    await store.close();
+    const sealedBefore = await ciphertextsOnDisk(stores.dir);
     // Placements change often: the sealed spec is kept, not sealed again with a new nonce each time.
     await store.putService({ ...next, placements: [{ replicaId: 'web-0', nodeId: 'n-1', pendingReason: null }] });
     await store.close();
+    expect(await ciphertextsOnDisk(stores.dir)).toEqual(sealedBefore);
     expect(await filesHolding(stores.dir, PASSWORD)).toEqual([]);
 
     await stores.closeAll();
