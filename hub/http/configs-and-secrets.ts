@@ -60,8 +60,10 @@ export async function namedValueRoutes<K extends ValueKind>(app: FastifyInstance
     if (nameError) throw invalid(`invalid_${kind}_name`, [nameError]);
     const decoded = decodeValueBody(request.body);
     if (!decoded.ok) throw invalid(`invalid_${kind}`, decoded.errors);
-    const { outcome, record } = await values.put(request.params.name, decoded.bytes);
-    return reply.status(outcome === 'created' ? 201 : 200).send({ ...values.view(record), outcome });
+    const result = await values.put(request.params.name, decoded.bytes);
+    // Over a limit is 409, not 400: the same request succeeds once others are deleted.
+    if (result.outcome === 'refused') throw new ApiError(409, result.code, result.message);
+    return reply.status(result.outcome === 'created' ? 201 : 200).send({ ...values.view(result.record), outcome: result.outcome });
   });
 
   // In use is 409, not 400: the request is sound, what the services name refuses it.

@@ -8,6 +8,13 @@ export const MAX_VALUE_BYTES = 512 * 1024;
 /** Hex chars of a value's sha256 that views show: enough to tell versions apart, too few to matter. */
 export const DIGEST_PREFIX_CHARS = 12;
 
+/**
+ * How many of each kind the hub keeps, and their bytes in all: it holds every value in memory
+ * (a config as base64), so these bound that (about 85 MiB per kind at most).
+ */
+export const VALUE_LIMITS = { maxCount: 1000, maxTotalBytes: 64 * 1024 * 1024 };
+export type ValueLimits = typeof VALUE_LIMITS;
+
 const VALUE_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 export function validateValueName(name: string): FieldError | null {
@@ -41,6 +48,8 @@ export interface ValueView {
 }
 
 export type PutOutcome = 'created' | 'updated' | 'unchanged';
+/** A put refused by a limit: the request is sound, what the hub holds already refuses it. */
+export type PutRefused = { outcome: 'refused'; code: string; message: string };
 export type DeleteResult = { kind: 'deleted' } | { kind: 'missing' } | { kind: 'in_use'; services: string[] };
 
 const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
@@ -69,7 +78,7 @@ type RecordOf<K extends ValueKind> = K extends 'config' ? ConfigRecord : SecretR
 export class NamedValues<K extends ValueKind> {
   constructor(
     readonly kind: K,
-    private readonly deps: { store: Store; sealer: ValueSealer; usedBy: UsedByLookup },
+    private readonly deps: { store: Store; sealer: ValueSealer; usedBy: UsedByLookup; limits?: ValueLimits },
   ) {}
 
   get(name: string): RecordOf<K> | undefined {
@@ -88,10 +97,12 @@ export class NamedValues<K extends ValueKind> {
    * with a StoreWriteError and leaves the record as it was). Nothing awaits between reading the
    * current record and putting the new one, so two puts of one name never share a version.
    */
-  async put(name: string, bytes: Buffer): Promise<{ outcome: PutOutcome; record: RecordOf<K> }> {
+  async put(name: string, bytes: Buffer): Promise<{ outcome: PutOutcome; record: RecordOf<K> } | PutRefused> {
     const current = this.get(name);
     const digest = sha256(bytes);
     if (current && this.holds(current, bytes, digest)) return { outcome: 'unchanged', record: current };
+    const refused = this.overLimit(current, bytes.length);
+    if (refused) return refused;
     const now = new Date().toISOString();
     const base = { name, version: (current?.version ?? 0) + 1, size: bytes.length, createdAt: current?.createdAt ?? now, updatedAt: now };
     const { store, sealer } = this.deps;
@@ -105,6 +116,21 @@ export class NamedValues<K extends ValueKind> {
     const record: SecretRecord = { ...base, digest: digest.slice(0, DIGEST_PREFIX_CHARS), sealed: sealer.seal(bytes, secretAad(name)) };
     await store.putSecret(record);
     return { outcome: current ? 'updated' : 'created', record: record as RecordOf<K> };
+  }
+
+  /** Why a value of `size` bytes in place of `current` would take the kind past its limits; null when it fits. */
+  private overLimit(current: RecordOf<K> | undefined, size: number): PutRefused | null {
+    const { maxCount, maxTotalBytes } = this.deps.limits ?? VALUE_LIMITS;
+    const all = this.list();
+    const plural = `${this.kind}s`;
+    if (!current && all.length >= maxCount) {
+      return { outcome: 'refused', code: `too_many_${plural}`, message: `the hub keeps at most ${maxCount} ${plural}: delete one first` };
+    }
+    const totalBytes = all.reduce((n, r) => n + r.size, 0) - (current?.size ?? 0) + size;
+    if (totalBytes > maxTotalBytes) {
+      return { outcome: 'refused', code: `${plural}_full`, message: `the hub keeps at most ${maxTotalBytes} bytes of ${plural} in all; this value would take them to ${totalBytes}: delete some first` };
+    }
+    return null;
   }
 
   /** Whether `current` holds these bytes: a config by its digest, a secret by its value (opened, compared, dropped). */
