@@ -4,7 +4,7 @@ import path from 'node:path';
 import { ensurePrivateDir } from '../../shared/private-files.js';
 import { StoreKeyMismatchError } from '../store/store-key-mismatch.js';
 import { MasterKeyring } from './master-keyring.js';
-import { MASTER_KEY_BYTES } from './sealed-value.js';
+import { MASTER_KEY_BYTES, SealedValueError } from './sealed-value.js';
 
 /** The variable that gives the master key instead of the data dir's file (base64 of 32 bytes). */
 export const MASTER_KEY_ENV = 'TETHER_MASTER_KEY';
@@ -131,6 +131,8 @@ export async function openWithMasterKey<S>(
     opened = await openStore(loaded.keyring);
   } catch (error) {
     if (error instanceof StoreKeyMismatchError) throw new MasterKeyError(keyMismatchLine(loaded, error));
+    // Under the right key yet not opening: damaged in a way the files' checksums did not catch.
+    if (error instanceof SealedValueError) throw new MasterKeyError(`a value in the store cannot be decrypted with the master key: ${error.message}`);
     throw error;
   }
   if (loaded.source === 'generated') await writeKeyFile(loaded.file, loaded.key);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { keyIdOf } from '../../hub/secrets/master-keyring.js';
 import { loadMasterKey, MasterKeyError, openWithMasterKey } from '../../hub/secrets/master-key-file.js';
+import { SealedValueError } from '../../hub/secrets/sealed-value.js';
 import { StoreKeyMismatchError } from '../../hub/store/store-key-mismatch.js';
 
 let dir: string;
@@ -102,4 +103,15 @@ describe('loading the master key', () => {
     expect(loaded.keyring.knows(keyIdOf(old))).toBe(true);
     await expect(loadMasterKey(dir, { TETHER_MASTER_KEY: current.toString('base64'), TETHER_MASTER_KEY_PREV: 'nope' })).rejects.toThrow(/TETHER_MASTER_KEY_PREV must be the base64 of 32 bytes/);
   });
+
+  it('stops on a sealed value that does not open with one line naming its record, not a stack trace', async () => {
+    const refuse = async () => {
+      throw new SealedValueError('registry-password:web: the encrypted value cannot be decrypted (damaged, or moved from another record)');
+    };
+    const error = await openWithMasterKey(dir, {}, refuse).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MasterKeyError);
+    expect((error as Error).message).toMatch(/^a value in the store cannot be decrypted with the master key: registry-password:web: /);
+    expect(await exists(keyFile())).toBe(false);
+  });
 });
+
