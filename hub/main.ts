@@ -245,7 +245,10 @@ async function rotateCommand(): Promise<void> {
       for (const file of error.files) process.stderr.write(`tether-hub: ${file.advice()} (start the hub with --recover first)\n`);
       process.exit(1);
     }
-    throw error;
+    const reason = cannotWriteReason(error);
+    if (reason === null) throw error;
+    process.stderr.write(`tether-hub: cannot write to ${dataDir}: ${reason} (run the command again once it can: no value is lost meanwhile)\n`);
+    process.exit(1);
   }
 }
 

@@ -2,10 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { LowdbStore } from '../store/lowdb-store.js';
+import type { SecretRecord } from '../store/store.js';
 import { StoreKeyMismatchError } from '../store/store-key-mismatch.js';
 import { keyMismatchLine, loadMasterKey, MASTER_KEY_ENV, MasterKeyError, PREVIOUS_MASTER_KEY_ENV, PREVIOUS_MASTER_KEY_FILE, writeKeyFile, type LoadedMasterKey } from './master-key-file.js';
 import { keyIdOf, MasterKeyring } from './master-keyring.js';
-import { MASTER_KEY_BYTES } from './sealed-value.js';
+import { MASTER_KEY_BYTES, SealedValueError } from './sealed-value.js';
 import { secretAad } from './named-values.js';
 
 export interface RotationOptions {
@@ -32,6 +33,7 @@ export interface RotationResult {
  *
  * The order makes a crash at any step lose nothing, as a start holds both keys while the previous
  * one is still kept (master.key.prev, or TETHER_MASTER_KEY_PREV):
+ *   0. the store is opened and every sealed value opened: one that does not stops it here;
  *   1. the old key is written to master.key.prev (atomically);
  *   2. the new key to master.key (atomically): from here a start holds both;
  *   3. every record is sealed again and written, and the sealed collections rewritten whole (their
@@ -50,7 +52,7 @@ export async function rotateMasterKey(opts: RotationOptions): Promise<RotationRe
   const previousFile = path.join(opts.dataDir, PREVIOUS_MASTER_KEY_FILE);
   if (loaded.previous !== null) {
     // Finishing: values may be under either key; all go under master.key's (or the variable's).
-    const counts = await resealAll(opts, loaded, loaded.keyring);
+    const counts = await reseal(opts, loaded, loaded.keyring, async () => undefined);
     if (loaded.source === 'file') await removeFile(previousFile);
     opts.print(`finished a master key rotation that was cut short: ${counts.secrets} secrets and ${counts.services} registry passwords are now under key ${loaded.keyring.currentKeyId}`);
     if (loaded.source === 'env') opts.print(`unset ${PREVIOUS_MASTER_KEY_ENV}: no value needs key ${keyIdOf(loaded.previous)} any more`);
@@ -58,34 +60,45 @@ export async function rotateMasterKey(opts: RotationOptions): Promise<RotationRe
   }
   const newKey = randomBytes(MASTER_KEY_BYTES);
   const keyring = new MasterKeyring(newKey, [loaded.key]);
-  if (loaded.source === 'file') {
-    await writeKeyFile(previousFile, loaded.key);
-    await writeKeyFile(loaded.file, newKey);
-  } else {
-    // Printed before any record changes: once the first is written, only this key opens it.
-    opts.print(`new master key ${keyring.currentKeyId}: set ${MASTER_KEY_ENV}=${newKey.toString('base64')} for the hub (this command cannot change its environment)`);
-    opts.print(`should this command stop before it says it is done, run it again with ${MASTER_KEY_ENV} set to the new key and ${PREVIOUS_MASTER_KEY_ENV} to the old one`);
-  }
-  const counts = await resealAll(opts, loaded, keyring);
+  const counts = await reseal(opts, loaded, keyring, async () => {
+    if (loaded.source === 'file') {
+      await writeKeyFile(previousFile, loaded.key);
+      await writeKeyFile(loaded.file, newKey);
+    } else {
+      // Printed before any record changes: once the first is written, only this key opens it.
+      opts.print(`new master key ${keyring.currentKeyId}: set ${MASTER_KEY_ENV}=${newKey.toString('base64')} for the hub (this command cannot change its environment)`);
+      opts.print(`should this command stop before it says it is done, run it again with ${MASTER_KEY_ENV} set to the new key and ${PREVIOUS_MASTER_KEY_ENV} to the old one`);
+    }
+  });
   if (loaded.source === 'file') await removeFile(previousFile);
   opts.print(`rotated the master key from ${keyIdOf(loaded.key)} to ${keyring.currentKeyId}: ${counts.secrets} secrets and ${counts.services} registry passwords re-encrypted`);
   return { fromKeyId: keyIdOf(loaded.key), toKeyId: keyring.currentKeyId, ...counts, finished: false };
 }
 
-/** Opens the store with `keyring`, seals every secret and registry password under its current key, and rewrites the sealed files whole. */
-async function resealAll(opts: RotationOptions, loaded: LoadedMasterKey, keyring: MasterKeyring): Promise<{ secrets: number; services: number }> {
+/**
+ * Opens the store with `keyring` and every secret's value (the store opened every registry
+ * password already): a value that does not open stops the rotation before anything changed.
+ * Then `beforeWrite` (the new key put where a start finds it), and every secret and registry
+ * password sealed under the keyring's current key and written, the sealed files rewritten whole.
+ */
+async function reseal(opts: RotationOptions, loaded: LoadedMasterKey, keyring: MasterKeyring, beforeWrite: () => Promise<void>): Promise<{ secrets: number; services: number }> {
   let store: LowdbStore;
   try {
     store = await opts.openStore(keyring);
   } catch (error) {
-    if (error instanceof StoreKeyMismatchError) throw new MasterKeyError(keyMismatchLine(loaded, error));
-    throw error;
+    throw asKeyError(loaded, error);
   }
   let secrets = 0;
   let services = 0;
   try {
-    for (const secret of [...store.listSecrets()]) {
-      const value = keyring.open(secret.sealed, secretAad(secret.name));
+    let opened: Array<{ secret: SecretRecord; value: Buffer }>;
+    try {
+      opened = [...store.listSecrets()].map((secret) => ({ secret, value: keyring.open(secret.sealed, secretAad(secret.name)) }));
+    } catch (error) {
+      throw asKeyError(loaded, error);
+    }
+    await beforeWrite();
+    for (const { secret, value } of opened) {
       await store.putSecret({ ...secret, sealed: keyring.seal(value, secretAad(secret.name)) });
       secrets++;
     }
@@ -100,6 +113,13 @@ async function resealAll(opts: RotationOptions, loaded: LoadedMasterKey, keyring
     await store.close();
   }
   return { secrets, services };
+}
+
+/** The one line a rotation stops on for a key that does not fit or a value that does not open; other errors as they are. */
+function asKeyError(loaded: LoadedMasterKey, error: unknown): unknown {
+  if (error instanceof StoreKeyMismatchError) return new MasterKeyError(keyMismatchLine(loaded, error));
+  if (error instanceof SealedValueError) return new MasterKeyError(`cannot rotate: a value in the store cannot be decrypted: ${error.message}`);
+  return error;
 }
 
 async function removeFile(file: string): Promise<void> {

@@ -130,4 +130,18 @@ describe('rotate-master-key', () => {
     await expect(rotateMasterKey({ dataDir: dir, env: {}, openStore, print: quiet })).rejects.toThrow(/no master key/);
     expect(await exists(keyFile())).toBe(false);
   });
+
+  it('stops with one line, before it changes anything, on a secret that does not open', async () => {
+    const { opened: store, keyring } = await openWithMasterKey(dir, {}, openStore);
+    // Under the right key, but sealed for another record: it must not open as this one.
+    await store.putSecret({ name: 'db', version: 1, size: 1, digest: 'x'.repeat(12), createdAt: 'x', updatedAt: 'x', sealed: keyring.seal(Buffer.from('v'), 'secret:other') });
+    await store.close();
+    const oldKey = await readKey();
+    const error = await rotateMasterKey({ dataDir: dir, env: {}, openStore, print: quiet }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MasterKeyError);
+    expect((error as Error).message).toMatch(/secret:db: the encrypted value cannot be decrypted/);
+    expect((await readKey()).equals(oldKey)).toBe(true);
+    expect(await exists(`${keyFile()}.prev`)).toBe(false);
+  });
 });
+
