@@ -5,7 +5,11 @@ import type { ConfigRecord, SecretRecord, Store } from '../store/store.js';
 
 /** Largest value a config or secret holds, in bytes (decoded). */
 export const MAX_VALUE_BYTES = 512 * 1024;
-/** Hex chars of a value's sha256 that views show: enough to tell versions apart, too few to matter. */
+/**
+ * Hex chars of a value's sha256 that views show: enough to tell versions apart. Of a guessable
+ * secret (a short password) they still confirm a guess: whoever reads them must be trusted as an
+ * admin is.
+ */
 export const DIGEST_PREFIX_CHARS = 12;
 
 /**
