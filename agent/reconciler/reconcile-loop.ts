@@ -26,6 +26,7 @@ import { OUTPUT_TAIL_LINES, type ContainerRuntime, type ObservedContainer } from
 import { HealthMonitor } from '../health/health-monitor.js';
 import { needsImage, planSteps, replicaIdOf, type Step } from './plan-steps.js';
 import { ImagePulls } from './image-pulls.js';
+import { ImageRetention } from './image-retention.js';
 import { ReplicaReporter } from './replica-reporter.js';
 import { QUICK_SWAP_ATTEMPTS, RestartBackoff } from './restart-backoff.js';
 import { RestartPolicies } from './restart-policies.js';
@@ -109,6 +110,7 @@ export class ReconcileLoop {
   private readonly stoppedForSwap = new Set<string>();
   private readonly savedCounts: SavedRestartCounts;
   private readonly pulls: ImagePulls;
+  private readonly images: ImageRetention;
   private readonly reporter: ReplicaReporter;
   /** The http and tcp checks the agent runs itself (exec checks are the engine's). */
   private readonly health: HealthMonitor;
@@ -162,10 +164,12 @@ export class ReconcileLoop {
       clock: this.clock,
       onLoadError: (err) => this.logger.warn({ nodeId: this.nodeId, err: messageOf(err) }, 'could not load the restart counts'),
     });
+    this.images = new ImageRetention({ runtime: this.runtime, logger: this.logger });
     this.pulls = new ImagePulls({
       runtime: this.runtime,
       maxConcurrent: this.maxConcurrentSteps,
       onPulled: (image, replicaIds) => {
+        this.images.notePulled(image);
         for (const id of replicaIds) this.backoff.clearReplica(id);
         this.logger.info({ image }, 'pulled image');
       },
@@ -359,6 +363,8 @@ export class ReconcileLoop {
           await this.apply(steps, new Map(current.map((c) => [c.id, c])), abort.signal);
           // The reports describe what the steps left, not what the pass started from.
           current = await this.runtime.listContainers(this.nodeId);
+          // Images of removed containers that nothing needs any more (not the target, not a pull in flight).
+          if (!abort.signal.aborted) await this.images.sweep(new Set(target.replicas.map((r) => r.container.image)));
         }
       }
       this.publishReports(current);
@@ -497,6 +503,8 @@ export class ReconcileLoop {
         this.health.forget(containerId);
       },
       hadSpec: (replicaId, specHash) => this.restarts.hadSpec(replicaId, specHash),
+      removed: (container) => this.images.released(container),
+      keptImages: (service, image, swap) => this.images.keptBy(service, image, swap, planned),
     };
   }
 

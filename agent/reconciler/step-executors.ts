@@ -13,6 +13,7 @@
  */
 import type { ContainerRuntime, ObservedContainer } from '../runtime/container-runtime.js';
 import type { Step, Swap } from './plan-steps.js';
+import type { KeptImages } from './image-retention.js';
 import type { Logger } from '../../shared/logger.js';
 
 export type EngineStep = Exclude<Step, { kind: 'pull' }>;
@@ -48,6 +49,10 @@ export interface StepContext {
   started(replicaId: string, containerId: string, restart: boolean): void;
   /** Whether the replica's container last seen had this spec (so making one of it again is a restart). */
   hadSpec(replicaId: string, specHash: string): boolean;
+  /** A container was removed (as planned from; undefined if it was not in the listing): its images may go. */
+  removed?(container: ObservedContainer | undefined): void;
+  /** What a new container of the service keeps beside its image (image-retention.ts); none when absent. */
+  keptImages?(service: string, image: string, swap: Swap | null): KeptImages;
 }
 
 /** Docker's container name charset is [a-zA-Z0-9][a-zA-Z0-9_.-]*; the "tether-" prefix supplies the first character. */
@@ -85,6 +90,7 @@ async function remove(step: Extract<Step, { kind: 'remove' }>, ctx: StepContext)
     await ctx.runtime.stopContainer(containerId, ctx.stopTimeoutS);
     await ctx.runtime.removeContainer(containerId);
     ctx.containerSucceeded(containerId);
+    ctx.removed?.(ctx.planned.get(containerId));
     ctx.logger.info({ replicaId, containerId, reason }, 'removed container');
   } catch (err) {
     const error = `remove failed: ${messageOf(err)}`;
@@ -109,6 +115,7 @@ async function create(step: Extract<Step, { kind: 'create' }>, ctx: StepContext)
       name: nameFor(ctx, r.replicaId, r.specHash),
       spec: r.container,
       publishAddress: ctx.publishAddress,
+      ...(ctx.keptImages?.(r.service, r.container.image, step.swap) ?? {}),
     });
   } catch (err) {
     ctx.failed(r.replicaId, `create failed: ${messageOf(err)}`);
@@ -159,6 +166,7 @@ async function swapIn(
   for (const oldId of swap?.oldIds ?? []) {
     try {
       await ctx.runtime.removeContainer(oldId);
+      ctx.removed?.(ctx.planned.get(oldId));
       ctx.logger.info({ replicaId, containerId: oldId, reason: 'outdated' }, 'removed container');
     } catch (err) {
       ctx.containerFailed(oldId, replicaId, `remove of the old version failed: ${messageOf(err)}`);

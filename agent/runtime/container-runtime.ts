@@ -20,6 +20,15 @@ export const LABELS = {
    * during an update keeps its own check.
    */
   healthCheck: 'io.tether.health-check',
+  /** The image of the spec it was made of, as written there (the engine's own field may turn into an id). */
+  image: 'io.tether.image',
+  /**
+   * The image of the revision it replaced, kept on the node while this container exists so that
+   * a rollback starts without a download (image-retention.ts).
+   */
+  previousImage: 'io.tether.previous-image',
+  /** Of its image and previous image, those the agent pulled (comma-separated): only those are ever removed. */
+  pulledImages: 'io.tether.pulled-images',
 } as const;
 
 /**
@@ -78,6 +87,12 @@ export interface ObservedContainer {
   engineHealth?: ReplicaHealth | null;
   /** The container's address on its network, for the agent's own probes; absent or null when unknown. */
   address?: string | null;
+  /** The image of the spec it was made of; absent when unknown (a container made before the label). */
+  image?: string;
+  /** The image of the revision it replaced (LABELS.previousImage); absent or null when none. */
+  previousImage?: string | null;
+  /** Of those two, the ones the agent pulled (LABELS.pulledImages); absent: none. */
+  pulledImages?: string[];
 }
 
 export interface CreateContainerRequest {
@@ -90,7 +105,14 @@ export interface CreateContainerRequest {
   spec: ContainerSpec;
   /** Address host ports are bound to; null binds all interfaces. */
   publishAddress: string | null;
+  /** The image of the revision this container replaces, to keep on the node beside it; null or absent: none. */
+  previousImage?: string | null;
+  /** Of its image and previous image, those the agent pulled (labelled, so that only those are ever removed). */
+  pulledImages?: string[];
 }
+
+/** What came of asking the engine to remove an image. */
+export type ImageRemoval = 'removed' | 'absent' | 'in-use';
 
 export type StartResult = 'started' | 'already-running';
 
@@ -120,6 +142,13 @@ export interface ContainerRuntime {
    * `progress`, when given, is fed the engine's progress lines as they come.
    */
   pullImage(image: string, auth: RegistryAuth | null, signal?: AbortSignal, progress?: PullProgressTally): Promise<void>;
+  /**
+   * Every image a container of the engine refers to, whoever made it (any node's, or not ours):
+   * the image it runs, and the images our labels keep beside it (LABELS.image, LABELS.previousImage).
+   */
+  imagesInUse(): Promise<Set<string>>;
+  /** Removes an image by reference; never forced, so one a container uses stays ('in-use'). */
+  removeImage(image: string): Promise<ImageRemoval>;
   /** Creates (not starts) a container carrying the LABELS; returns its id. */
   createContainer(req: CreateContainerRequest): Promise<string>;
   /** 'already-running' when the engine had it running (Docker's 304): this call started nothing. */

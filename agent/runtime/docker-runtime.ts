@@ -18,6 +18,7 @@ import {
   type CreateContainerRequest,
   type EngineProbe,
   type EngineState,
+  type ImageRemoval,
   type ObservedContainer,
   type RuntimeEvent,
   type StartResult,
@@ -210,6 +211,8 @@ interface ListedContainer {
   Names?: string[];
   State?: string;
   Labels?: Record<string, string> | null;
+  /** The image as the container was created with (an id once its tag moved elsewhere). */
+  Image?: string;
 }
 
 /** The fields of GET /containers/{id}/json the runtime reads. */
@@ -478,6 +481,12 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
       restartCount: observed.restartCount,
       error: observed.error,
     };
+    const image = info.Labels?.[LABELS.image] ?? info.Image;
+    if (image !== undefined) container.image = image;
+    const previousImage = info.Labels?.[LABELS.previousImage];
+    if (previousImage !== undefined) container.previousImage = previousImage;
+    const pulledImages = info.Labels?.[LABELS.pulledImages];
+    if (pulledImages) container.pulledImages = pulledImages.split(',');
     // Only what a check needs, and only for a container that has one.
     if (healthCheck) {
       container.healthCheck = healthCheck;
@@ -674,6 +683,9 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
         [LABELS.replicaId]: req.replicaId,
         [LABELS.specHash]: req.specHash,
         ...(spec.healthcheck ? { [LABELS.healthCheck]: healthCheckLabel(spec.healthcheck) } : {}),
+        [LABELS.image]: spec.image,
+        ...(req.previousImage ? { [LABELS.previousImage]: req.previousImage } : {}),
+        ...(req.pulledImages?.length ? { [LABELS.pulledImages]: req.pulledImages.join(',') } : {}),
       },
       ExposedPorts: exposedPorts,
       HostConfig: hostConfig,
@@ -762,6 +774,44 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
       const code = statusCodeOf(err);
       if (code === 304 || code === 404) return; // already stopped, or gone
       throw engineError(`stop container ${id.slice(0, 12)}`, err);
+    }
+  }
+
+  async imagesInUse(): Promise<Set<string>> {
+    let infos: ListedContainer[];
+    try {
+      // Every container of the engine, not only this node's: another agent's, or one that is not ours, uses images too.
+      infos = await this.call<ListedContainer[]>('list containers', this.deadlines.queryMs, {
+        path: '/containers/json?',
+        method: 'GET',
+        options: { all: true },
+        statusCodes: OK,
+      });
+    } catch (err) {
+      throw engineError('list containers', err);
+    }
+    const images = new Set<string>();
+    for (const info of infos) {
+      if (info.Image) images.add(info.Image);
+      const labels = info.Labels ?? {};
+      for (const key of [LABELS.image, LABELS.previousImage]) {
+        const image = labels[key];
+        if (image) images.add(image);
+      }
+    }
+    return images;
+  }
+
+  async removeImage(image: string): Promise<ImageRemoval> {
+    const what = `remove image ${image}`;
+    try {
+      // Never forced: an image a container uses (any container, ours or not) stays.
+      await this.call(what, this.deadlines.removeMs, { path: `/images/${encodeImagePath(image)}?`, method: 'DELETE', options: {}, statusCodes: OK });
+      return 'removed';
+    } catch (err) {
+      if (isNotFound(err)) return 'absent';
+      if (statusCodeOf(err) === 409) return 'in-use';
+      throw engineError(what, err);
     }
   }
 

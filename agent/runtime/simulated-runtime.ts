@@ -25,6 +25,7 @@ import {
   type ContainerRuntime,
   type CreateContainerRequest,
   type EngineProbe,
+  type ImageRemoval,
   type ObservedContainer,
   type RuntimeEvent,
   type StartResult,
@@ -85,6 +86,7 @@ export interface SimulatedRuntimeCalls {
   startContainer: number;
   stopContainer: number;
   removeContainer: number;
+  removeImage: number;
 }
 
 /** Key for the port index: a wildcard address (null) collides with every address on that port. */
@@ -111,6 +113,7 @@ export class SimulatedRuntime implements ContainerRuntime, EngineProbe {
     startContainer: 0,
     stopContainer: 0,
     removeContainer: 0,
+    removeImage: 0,
   };
 
   private readonly images: Set<string>;
@@ -258,7 +261,12 @@ export class SimulatedRuntime implements ContainerRuntime, EngineProbe {
         [LABELS.service]: req.service,
         [LABELS.replicaId]: req.replicaId,
         [LABELS.specHash]: req.specHash,
+        [LABELS.image]: req.spec.image,
+        ...(req.previousImage ? { [LABELS.previousImage]: req.previousImage } : {}),
+        ...(req.pulledImages?.length ? { [LABELS.pulledImages]: req.pulledImages.join(',') } : {}),
       },
+      previousImage: req.previousImage ?? null,
+      pulledImages: req.pulledImages ?? [],
       publishAddress: req.publishAddress,
       hostPorts: req.spec.ports.flatMap((p) => (p.hostPort === null ? [] : [{ hostPort: p.hostPort, protocol: p.protocol }])),
       healthCheck: req.spec.healthcheck ?? null,
@@ -303,6 +311,30 @@ export class SimulatedRuntime implements ContainerRuntime, EngineProbe {
     this.reachEngine();
     const c = this.byId.get(id);
     if (c) this.stop(c);
+  }
+
+  async imagesInUse(): Promise<Set<string>> {
+    this.reachEngine();
+    const images = new Set<string>();
+    for (const c of this.byId.values()) {
+      images.add(c.image);
+      if (c.previousImage) images.add(c.previousImage);
+    }
+    return images;
+  }
+
+  async removeImage(image: string): Promise<ImageRemoval> {
+    this.calls.removeImage++;
+    this.reachEngine();
+    if (!this.images.has(image)) return 'absent';
+    for (const c of this.byId.values()) if (c.image === image) return 'in-use';
+    this.images.delete(image);
+    return 'removed';
+  }
+
+  /** Whether the engine has the image (tests). */
+  hasImageNow(image: string): boolean {
+    return this.images.has(image);
   }
 
   async removeContainer(id: string): Promise<void> {
@@ -597,6 +629,9 @@ function observed(c: MutableContainer): ObservedContainer {
     exitCode: c.exitCode,
     restartCount: c.restartCount,
     error: c.error,
+    image: c.image,
+    previousImage: c.previousImage,
+    pulledImages: c.pulledImages,
   };
   if (c.healthCheck) {
     o.healthCheck = c.healthCheck;

@@ -148,6 +148,7 @@ describeDocker('DockerRuntime on the real engine', () => {
       exitCode: null,
       restartCount: 0,
       error: null,
+      image: IMAGE_V1,
     });
     expect(list.find((c) => c.id === createdOnly)).toMatchObject({ state: 'created', exitCode: null, restartCount: 0, error: null });
     expect(await runtime.listContainers(newNodeId())).toEqual([]);

@@ -26,7 +26,9 @@ function slowStarts(runtime: SimulatedRuntime, startDelayMs: number, removeDelay
     version: () => runtime.version(),
     listContainers: (nodeId) => runtime.listContainers(nodeId),
     hasImage: (image) => runtime.hasImage(image),
-    pullImage: (image, auth, signal) => runtime.pullImage(image, auth, signal),
+    pullImage: (image, auth, signal, progress) => runtime.pullImage(image, auth, signal, progress),
+    imagesInUse: () => runtime.imagesInUse(),
+    removeImage: (image) => runtime.removeImage(image),
     createContainer: (req) => runtime.createContainer(req),
     startContainer: async (id) => {
       await sleep(startDelayMs);
