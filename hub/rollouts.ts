@@ -37,7 +37,7 @@ export interface RolloutWrite {
 }
 
 export class Rollouts {
-  /** Replicas of batches in flight -> their service: a report of one is worth a pass. Bounded by the batches' sizes. */
+  /** Replicas of batches in flight or in their monitor period -> their service: a report of one is worth a pass. Bounded by the services' sizes. */
   private readonly watched = new Map<string, string>();
   /** The same, per service, so that a service's batch is let go of in proportion to its size. */
   private readonly watchedByService = new Map<string, readonly string[]>();
@@ -77,10 +77,12 @@ export class Rollouts {
     for (const s of changed) {
       for (const id of this.watchedByService.get(s.name) ?? []) this.watched.delete(id);
       this.watchedByService.delete(s.name);
-      const batch = isActive(s.rollout) ? s.rollout.batch : null;
-      if (!batch) continue;
-      for (const id of batch.replicaIds) this.watched.set(id, s.name);
-      this.watchedByService.set(s.name, batch.replicaIds);
+      if (!isActive(s.rollout)) continue;
+      // The batch in flight, and the replicas of earlier ones still in their monitor period.
+      const ids = [...(s.rollout.batch?.replicaIds ?? []), ...(s.rollout.watching ?? []).map((w) => w.replicaId)];
+      if (ids.length === 0) continue;
+      for (const id of ids) this.watched.set(id, s.name);
+      this.watchedByService.set(s.name, ids);
     }
   }
 

@@ -4,8 +4,8 @@
  * reconcile pass for each service with an update going on, and whenever a replica of the batch in
  * flight reports, so it only ever has to be right for the state it is given (level-triggered).
  *
- *   updating ──batch serves for `monitor`──> next batch (after `delay`) ──none left──> completed
- *      │ failures above maxFailureRatio:
+ *   updating ──batch serves──> next batch (after `delay`) ──none left, all served for `monitor`──> completed
+ *      │ failures above maxFailureRatio (of a batch in flight, or of a replica in its `monitor` period):
  *      ├─ rollback ──> the hub accepts the previous spec again: rolling-back ──> rolled-back
  *      ├─ pause ────> paused ──resume──> updating
  *      └─ continue ─> the failed replicas count as done
@@ -17,7 +17,7 @@
  */
 import type { Placement } from '../scheduler/types.js';
 import type { UpdateConfig } from '../spec/update-config.js';
-import { MAX_REMEMBERED_FAILURES, type RolloutBatch, type RolloutRecord } from './rollout-record.js';
+import { MAX_REMEMBERED_FAILURES, type RolloutBatch, type RolloutRecord, type WatchedReplica } from './rollout-record.js';
 import { doneState, placedOn } from './start-update.js';
 
 /** What a replica of the batch in flight does now, as the hub sees it. */
@@ -66,102 +66,140 @@ export function planRollout(input: RolloutInput): RolloutStep {
   }
 
   let wakeAtMs: number | null = null;
+  const wakeAt = (atMs: number) => (wakeAtMs = wakeAtMs === null ? atMs : Math.min(wakeAtMs, atMs));
+  const present = new Set(placements.map((p) => p.replicaId));
+  const newFailures: Array<{ id: string; reason: string }> = [];
+
+  // Replicas of earlier batches in their monitor period: a crash or a failing check still counts.
+  const watchedBefore = rollout.watching ?? [];
+  const watching: WatchedReplica[] = [];
+  for (const w of watchedBefore) {
+    // Replicas that left meanwhile (scaled away, moved off a lost node) are no longer watched.
+    if (!present.has(w.replicaId)) continue;
+    const progress = input.progressOf(w.replicaId);
+    if (progress.kind === 'failed') {
+      newFailures.push({ id: w.replicaId, reason: progress.reason });
+      continue;
+    }
+    if (progress.restarts !== null && w.restartsAtStart !== null && progress.restarts > w.restartsAtStart) {
+      newFailures.push({ id: w.replicaId, reason: `restarted ${progress.restarts - w.restartsAtStart} time(s) since it started` });
+      continue;
+    }
+    const restartsAtStart = w.restartsAtStart ?? progress.restarts;
+    // One that stops serving starts its period over.
+    const servingSinceMs = progress.kind === 'serving' ? (w.servingSinceMs ?? nowMs) : null;
+    if (servingSinceMs !== null && nowMs - servingSinceMs >= config.monitorMs) continue;
+    if (servingSinceMs !== null) wakeAt(servingSinceMs + config.monitorMs);
+    watching.push(servingSinceMs === w.servingSinceMs && restartsAtStart === w.restartsAtStart ? w : { replicaId: w.replicaId, servingSinceMs, restartsAtStart });
+  }
+
   let batch = rollout.batch;
+  let ids: string[] = [];
+  let failedIds: string[] = [];
+  let restartsAtStart: Record<string, number> = {};
+  let allServing = true;
   if (batch) {
-    const present = new Set(placements.map((p) => p.replicaId));
-    // Replicas that left meanwhile (scaled away, moved off a lost node) no longer hold the batch up.
-    const ids = batch.replicaIds.filter((id) => present.has(id));
-    const failedIds = batch.failedIds.filter((id) => present.has(id));
-    const restartsAtStart = { ...batch.restartsAtStart };
-    const newFailures: Array<{ id: string; reason: string }> = [];
-    let allServing = true;
+    // Replicas that left meanwhile no longer hold the batch up.
+    ids = batch.replicaIds.filter((id) => present.has(id));
+    failedIds = batch.failedIds.filter((id) => present.has(id));
+    restartsAtStart = { ...batch.restartsAtStart };
     for (const id of ids) {
       if (failedIds.includes(id)) continue;
       const progress = input.progressOf(id);
       const baseline = restartsAtStart[id];
       if (progress.kind === 'failed') {
         newFailures.push({ id, reason: progress.reason });
+        failedIds.push(id);
       } else if (progress.restarts !== null && baseline !== undefined && progress.restarts > baseline) {
         newFailures.push({ id, reason: `restarted ${progress.restarts - baseline} time(s) since it started` });
+        failedIds.push(id);
       } else {
         // The first count seen of the new container is its baseline: any growth after is a crash.
         if (progress.restarts !== null && baseline === undefined) restartsAtStart[id] = progress.restarts;
         if (progress.kind !== 'serving') allServing = false;
       }
     }
-    if (newFailures.length > 0) {
-      const failedCount = rollout.failedCount + newFailures.length;
-      const remembered = [...rollout.failedReplicaIds, ...newFailures.map((f) => f.id)].slice(0, MAX_REMEMBERED_FAILURES);
-      const first = newFailures[0]!;
-      const reason = `replica ${first.id} failed: ${first.reason}`;
-      edit({ failedCount, failedReplicaIds: remembered, reason });
-      failedIds.push(...newFailures.map((f) => f.id));
+  }
+  if (newFailures.length > 0) {
+    const failedCount = rollout.failedCount + newFailures.length;
+    const remembered = [...rollout.failedReplicaIds, ...newFailures.map((f) => f.id)].slice(0, MAX_REMEMBERED_FAILURES);
+    const first = newFailures[0]!;
+    edit({ failedCount, failedReplicaIds: remembered, reason: `replica ${first.id} failed: ${first.reason}` });
+  }
+  if (watching.length !== watchedBefore.length || watching.some((w, i) => w !== watchedBefore[i])) edit({ watching });
+
+  // Judged on every step, not only when a failure is new: a rollback the hub could not write
+  // (a store that refused it) is asked for again on the next one.
+  if (rollout.failedCount > 0 && rollout.failedCount > config.maxFailureRatio * rollout.total) {
+    const reason = rollout.reason ?? 'replicas failed';
+    // A rollback that fails stops where it is: rolling back the rollback would go round in circles.
+    const action = rollout.state === 'rolling-back' && config.failureAction === 'rollback' ? 'pause' : config.failureAction;
+    const failedBatch = batch ? { ...batch, replicaIds: ids, failedIds, restartsAtStart } : null;
+    if (action === 'rollback') {
+      if (newFailures.length > 0) edit({ batch: failedBatch });
+      return { placements, rollout, rollBackTo: rollout.fromRevision, wakeAtMs: null };
     }
-    // Judged on every step, not only when a failure is new: a rollback the hub could not write
-    // (a store that refused it) is asked for again on the next one.
-    if (rollout.failedCount > 0 && rollout.failedCount > config.maxFailureRatio * rollout.total) {
-      const reason = rollout.reason ?? 'replicas failed';
-      // A rollback that fails stops where it is: rolling back the rollback would go round in circles.
-      const action = rollout.state === 'rolling-back' && config.failureAction === 'rollback' ? 'pause' : config.failureAction;
-      const failedBatch = { ...batch, replicaIds: ids, failedIds, restartsAtStart };
-      if (action === 'rollback') {
-        if (newFailures.length > 0) edit({ batch: failedBatch });
-        return { placements, rollout, rollBackTo: rollout.fromRevision, wakeAtMs: null };
-      }
-      if (action === 'pause') {
-        const what = rollout.state === 'rolling-back' ? 'rollback' : 'update';
-        edit({ state: 'paused', reason: `${what} paused: ${reason}`, batch: failedBatch });
-        return { placements, rollout, rollBackTo: null, wakeAtMs: null };
-      }
-      // continue: the failed replicas count as done.
+    if (action === 'pause') {
+      const what = rollout.state === 'rolling-back' ? 'rollback' : 'update';
+      edit({ state: 'paused', reason: `${what} paused: ${reason}`, batch: failedBatch });
+      return { placements, rollout, rollBackTo: null, wakeAtMs: null };
     }
+    // continue: the failed replicas count as done.
+  }
+
+  if (batch) {
     const live = ids.filter((id) => !failedIds.includes(id));
-    let servingSinceMs = batch.servingSinceMs;
-    if (!allServing) servingSinceMs = null;
-    else servingSinceMs ??= nowMs;
-    // Nothing left to watch (every replica of the batch failed and the update goes on): done.
-    if (live.length === 0 || (allServing && nowMs - (servingSinceMs as number) >= config.monitorMs)) {
+    // The batch is over once its replicas serve (or every one failed and the update goes on): the
+    // next one starts, and these are watched for the rest of their monitor period meanwhile, as
+    // Swarm does. Holding each batch for the whole period would make an update take
+    // batches x monitor however fast its containers start.
+    if (live.length === 0 || allServing) {
       batch = null;
+      if (config.monitorMs > 0 && live.length > 0) {
+        const next = [...(rollout.watching ?? []), ...live.map((id) => ({ replicaId: id, servingSinceMs: nowMs, restartsAtStart: restartsAtStart[id] ?? null }))];
+        edit({ watching: next });
+        wakeAt(nowMs + config.monitorMs);
+      }
       edit({ batch: null, nextBatchAtMs: config.delayMs > 0 ? nowMs + config.delayMs : null });
     } else {
-      batch = { ...batch, replicaIds: ids, failedIds, restartsAtStart, servingSinceMs };
+      batch = { ...batch, replicaIds: ids, failedIds, restartsAtStart };
       if (!sameBatch(batch, rollout.batch as RolloutBatch)) edit({ batch });
-      if (allServing) wakeAtMs = (servingSinceMs as number) + config.monitorMs;
     }
   }
 
   if (!batch) {
     const nextAt = rollout.nextBatchAtMs;
-    if (nextAt !== null && nowMs < nextAt) {
-      wakeAtMs = nextAt;
-    } else {
-      const waiting = placements.filter((p) => p.revision !== undefined && placedOn(p) && !p.replacedBy);
-      if (waiting.length === 0) {
-        // Every batch is done. An old replica still handed over is one whose start-first
-        // replacement failed and the update went on (failureAction continue): it serves until
-        // its replacement does, as a lost node's replica does.
+    const waiting = placements.filter((p) => p.revision !== undefined && placedOn(p) && !p.replacedBy);
+    if (nextAt !== null && nowMs < nextAt && waiting.length > 0) {
+      wakeAt(nextAt);
+    } else if (waiting.length === 0) {
+      // Every batch is done once the last ones have served for their monitor period. An old
+      // replica still handed over is one whose start-first replacement failed and the update went
+      // on (failureAction continue): it serves until its replacement does, as a lost node's does.
+      if ((rollout.watching ?? []).length === 0) {
         edit({ state: doneState(rollout), batch: null, nextBatchAtMs: null, finishedAtMs: nowMs });
-      } else {
-        const chosen = new Set(waiting.slice(0, config.parallelism));
-        const replicaIds: string[] = [];
-        const added: Placement[] = [];
-        const next = placements.map((p) => {
-          if (!chosen.has(p)) return p;
-          if (config.order === 'stop-first') {
-            replicaIds.push(p.replicaId);
-            return withoutRevision(p);
-          }
-          const replacement: Placement = { replicaId: input.newReplicaId(), nodeId: null, pendingReason: null };
-          added.push(replacement);
-          replicaIds.push(replacement.replicaId);
-          return { ...p, replacedBy: replacement.replicaId };
-        });
-        placements = [...next, ...added];
-        edit({
-          batch: { replicaIds, startedAtMs: nowMs, servingSinceMs: null, failedIds: [], restartsAtStart: {} },
-          nextBatchAtMs: null,
-        });
+        wakeAtMs = null;
       }
+    } else {
+      const chosen = new Set(waiting.slice(0, config.parallelism));
+      const replicaIds: string[] = [];
+      const added: Placement[] = [];
+      const next = placements.map((p) => {
+        if (!chosen.has(p)) return p;
+        if (config.order === 'stop-first') {
+          replicaIds.push(p.replicaId);
+          return withoutRevision(p);
+        }
+        const replacement: Placement = { replicaId: input.newReplicaId(), nodeId: null, pendingReason: null };
+        added.push(replacement);
+        replicaIds.push(replacement.replicaId);
+        return { ...p, replacedBy: replacement.replicaId };
+      });
+      placements = [...next, ...added];
+      edit({
+        batch: { replicaIds, startedAtMs: nowMs, failedIds: [], restartsAtStart: {} },
+        nextBatchAtMs: null,
+      });
     }
   }
   if (placements === input.placements && rollout === input.rollout) return { ...unchanged, wakeAtMs };
@@ -176,7 +214,6 @@ function withoutRevision(p: Placement): Placement {
 
 function sameBatch(a: RolloutBatch, b: RolloutBatch): boolean {
   return (
-    a.servingSinceMs === b.servingSinceMs &&
     a.replicaIds.length === b.replicaIds.length &&
     a.failedIds.length === b.failedIds.length &&
     Object.keys(a.restartsAtStart).length === Object.keys(b.restartsAtStart).length

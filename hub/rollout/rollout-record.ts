@@ -16,8 +16,6 @@ export interface RolloutBatch {
   replicaIds: string[];
   /** When the batch began (wall clock, ms). */
   startedAtMs: number;
-  /** Since when every replica of the batch has served (running, and healthy if checked); null while not all do. */
-  servingSinceMs: number | null;
   /** Replicas of the batch already counted as failed (at most the batch's size). */
   failedIds: string[];
   /**
@@ -25,6 +23,18 @@ export interface RolloutBatch {
    * grows during the update is a crash, even if the replica is running again when looked at.
    */
   restartsAtStart: Record<string, number>;
+}
+
+/**
+ * A replica of an earlier batch, watched until it has served for the update's `monitor`: the next
+ * batch does not wait for that, but a failure of this one still counts.
+ */
+export interface WatchedReplica {
+  replicaId: string;
+  /** Since when it has served without a break (wall clock, ms); null while it does not serve. */
+  servingSinceMs: number | null;
+  /** Its restart count when its batch ended: any growth is a crash. */
+  restartsAtStart: number | null;
 }
 
 export interface RolloutRecord {
@@ -42,6 +52,11 @@ export interface RolloutRecord {
   reason: string | null;
   /** The batch in flight, null between batches. */
   batch: RolloutBatch | null;
+  /**
+   * Replicas of earlier batches still in their monitor period (at most the service's replicas);
+   * absent in records written before it existed, which is the same as none.
+   */
+  watching?: WatchedReplica[];
   /** The next batch does not start before this (the update's delay after a batch); null: at once. */
   nextBatchAtMs: number | null;
   /** Replicas of the new revision that failed in this update (the first MAX_REMEMBERED_FAILURES). */

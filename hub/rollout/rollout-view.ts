@@ -14,6 +14,8 @@ export interface RolloutView {
   progress: { updated: number; total: number };
   /** Replicas the update is replacing now (the batch in flight). */
   inFlight: string[];
+  /** Replicas of earlier batches that serve the new revision and are watched until they have for `monitor`. */
+  monitoring: string[];
   failed: { count: number; replicaIds: string[] };
   /** Why it paused or rolled back, or what failed last. */
   reason: string | null;
@@ -35,6 +37,7 @@ export function rolloutView(record: ServiceRecord): RolloutView | null {
     rollbackOf: r.rollbackOf,
     progress: rolloutProgress(record.placements),
     inFlight: r.batch?.replicaIds ?? [],
+    monitoring: (r.watching ?? []).map((w) => w.replicaId),
     failed: { count: r.failedCount, replicaIds: r.failedReplicaIds },
     reason: r.reason,
     startedAt: iso(r.startedAtMs) as string,

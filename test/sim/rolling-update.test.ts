@@ -52,7 +52,7 @@ async function waitAllRunning(runtime: SimulatedRuntime, service: string, image:
   );
 }
 
-it('replaces one replica at a time (stop-first), each healthy for the monitor period before the next', async () => {
+it('replaces one replica at a time (stop-first), the next once the one before serves, and completes after the monitor period', async () => {
   const runtime = await startFleet();
   const spec = { command, replicas: 4, healthcheck, update: { parallelism: 1, monitor: '300ms' } };
   expect((await fleet.api('PUT', '/v1/services/web', { image: v1, ...spec })).status).toBe(201);

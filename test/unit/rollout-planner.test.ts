@@ -56,7 +56,7 @@ describe('planRollout: one step', () => {
   it('starts a batch of `parallelism` replicas, moving them to the new revision where they are', () => {
     const step = planRollout(input({ config: { ...DEFAULT_UPDATE_CONFIG, parallelism: 2 } }));
     expect(step.placements).toEqual([on('a'), on('b'), on('c', 1)]);
-    expect(step.rollout.batch).toMatchObject({ replicaIds: ['a', 'b'], startedAtMs: 10_000, servingSinceMs: null });
+    expect(step.rollout.batch).toMatchObject({ replicaIds: ['a', 'b'], startedAtMs: 10_000 });
   });
 
   it('start-first places a new replica beside each old one, which stays until the new one serves', () => {
@@ -65,29 +65,49 @@ describe('planRollout: one step', () => {
     expect(step.rollout.batch?.replicaIds).toEqual(['new-1']);
   });
 
-  it('waits while a batch replica starts, then for the monitor period once all serve', () => {
-    const inFlight = rollout({ batch: { replicaIds: ['a'], startedAtMs: 9000, servingSinceMs: null, failedIds: [], restartsAtStart: {} } });
+  it('waits while a batch replica starts; once it serves, starts the next batch and watches it for the monitor period', () => {
+    const inFlight = rollout({ batch: { replicaIds: ['a'], startedAtMs: 9000, failedIds: [], restartsAtStart: {} } });
     const placements = [on('a'), on('b', 1), on('c', 1)];
     const waiting = planRollout(input({ placements, rollout: inFlight }));
     expect(waiting.placements).toBe(placements);
     expect(waiting.rollout).toBe(inFlight);
-    const monitoring = planRollout(input({ placements, rollout: inFlight, progress: { a: serving } }));
-    expect(monitoring.rollout.batch?.servingSinceMs).toBe(10_000);
-    expect(monitoring.wakeAtMs).toBe(11_000);
-    const done = planRollout(input({ placements, rollout: monitoring.rollout, progress: { a: serving }, nowMs: 11_000 }));
-    // The batch is done and the next one starts in the same step.
-    expect(done.rollout.batch?.replicaIds).toEqual(['b']);
+    // It serves: the next batch starts in the same step, and `a` is watched until 11_000.
+    const next = planRollout(input({ placements, rollout: inFlight, progress: { a: { kind: 'serving', restarts: 0 } } }));
+    expect(next.rollout.batch?.replicaIds).toEqual(['b']);
+    expect(next.rollout.watching).toEqual([{ replicaId: 'a', servingSinceMs: 10_000, restartsAtStart: 0 }]);
+    expect(next.wakeAtMs).toBe(11_000);
+    // Its period over, it is no longer watched.
+    const later = planRollout(input({ placements: next.placements, rollout: next.rollout, progress: { a: serving }, nowMs: 11_000 }));
+    expect(later.rollout.watching).toEqual([]);
   });
 
-  it('a replica that stops serving during the monitor period starts the period over', () => {
-    const monitored = rollout({ batch: { replicaIds: ['a'], startedAtMs: 9000, servingSinceMs: 9500, failedIds: [], restartsAtStart: { a: 0 } } });
-    const step = planRollout(input({ placements: [on('a'), on('b', 1)], rollout: monitored, progress: { a: { kind: 'starting', restarts: 0 } } }));
-    expect(step.rollout.batch?.servingSinceMs).toBeNull();
+  it('a watched replica that stops serving starts its period over; one that fails or restarts fails the update', () => {
+    const watched = rollout({ watching: [{ replicaId: 'a', servingSinceMs: 9500, restartsAtStart: 0 }] });
+    const placements = [on('a'), on('b'), on('c', 1)];
+    const still = (progress: ReplicaProgress) =>
+      planRollout(input({ placements, rollout: { ...watched, batch: { replicaIds: ['b'], startedAtMs: 9000, failedIds: [], restartsAtStart: {} } }, progress: { a: progress } }));
+    expect(still({ kind: 'starting', restarts: 0 }).rollout.watching).toEqual([{ replicaId: 'a', servingSinceMs: null, restartsAtStart: 0 }]);
+    const failed = still({ kind: 'failed', reason: 'health check failing' });
+    expect(failed.rollBackTo).toBe(1);
+    expect(failed.rollout.reason).toBe('replica a failed: health check failing');
+    const restarted = still({ kind: 'serving', restarts: 1 });
+    expect(restarted.rollBackTo).toBe(1);
+    expect(restarted.rollout.reason).toMatch(/replica a failed: restarted 1 time/);
+  });
+
+  it('completes only once the last batch has served for the monitor period', () => {
+    const watched = rollout({ watching: [{ replicaId: 'c', servingSinceMs: 9500, restartsAtStart: 0 }] });
+    const placements = [on('a'), on('b'), on('c')];
+    const notYet = planRollout(input({ placements, rollout: watched, progress: { c: serving } }));
+    expect(notYet.rollout.state).toBe('updating');
+    expect(notYet.wakeAtMs).toBe(10_500);
+    const done = planRollout(input({ placements, rollout: watched, progress: { c: serving }, nowMs: 10_500 }));
+    expect(done.rollout).toMatchObject({ state: 'completed', finishedAtMs: 10_500, watching: [] });
   });
 
   it('waits `delay` between batches', () => {
     const config: UpdateConfig = { ...DEFAULT_UPDATE_CONFIG, monitorMs: 0, delayMs: 5000 };
-    const inFlight = rollout({ batch: { replicaIds: ['a'], startedAtMs: 9000, servingSinceMs: null, failedIds: [], restartsAtStart: {} } });
+    const inFlight = rollout({ batch: { replicaIds: ['a'], startedAtMs: 9000, failedIds: [], restartsAtStart: {} } });
     const done = planRollout(input({ placements: [on('a'), on('b', 1)], rollout: inFlight, config, progress: { a: serving } }));
     expect(done.rollout).toMatchObject({ batch: null, nextBatchAtMs: 15_000 });
     expect(done.wakeAtMs).toBe(15_000);
@@ -100,7 +120,7 @@ describe('planRollout: one step', () => {
     ['pause', { rollBackTo: null, state: 'paused' }],
     ['continue', { rollBackTo: null, state: 'updating' }],
   ] as const)('a failure past the ratio with failureAction %s', (failureAction, expected) => {
-    const inFlight = rollout({ batch: { replicaIds: ['a'], startedAtMs: 9000, servingSinceMs: null, failedIds: [], restartsAtStart: {} } });
+    const inFlight = rollout({ batch: { replicaIds: ['a'], startedAtMs: 9000, failedIds: [], restartsAtStart: {} } });
     const step = planRollout(
       input({ placements: [on('a'), on('b', 1), on('c', 1)], rollout: inFlight, config: { ...DEFAULT_UPDATE_CONFIG, failureAction }, progress: { a: { kind: 'failed', reason: 'exited with code 1' } } }),
     );
@@ -112,7 +132,7 @@ describe('planRollout: one step', () => {
   });
 
   it('failures within maxFailureRatio go on', () => {
-    const inFlight = rollout({ total: 4, batch: { replicaIds: ['a'], startedAtMs: 9000, servingSinceMs: null, failedIds: [], restartsAtStart: {} } });
+    const inFlight = rollout({ total: 4, batch: { replicaIds: ['a'], startedAtMs: 9000, failedIds: [], restartsAtStart: {} } });
     const step = planRollout(
       input({ placements: [on('a'), on('b', 1)], rollout: inFlight, config: { ...DEFAULT_UPDATE_CONFIG, maxFailureRatio: 0.25 }, progress: { a: { kind: 'failed', reason: 'x' } } }),
     );
@@ -121,14 +141,14 @@ describe('planRollout: one step', () => {
   });
 
   it('a restart of a new replica after it first ran is a failure, even when it runs again', () => {
-    const inFlight = rollout({ batch: { replicaIds: ['a'], startedAtMs: 9000, servingSinceMs: null, failedIds: [], restartsAtStart: { a: 2 } } });
+    const inFlight = rollout({ batch: { replicaIds: ['a'], startedAtMs: 9000, failedIds: [], restartsAtStart: { a: 2 } } });
     const step = planRollout(input({ placements: [on('a'), on('b', 1)], rollout: inFlight, progress: { a: { kind: 'serving', restarts: 3 } } }));
     expect(step.rollBackTo).toBe(1);
     expect(step.rollout.reason).toMatch(/restarted 1 time/);
   });
 
   it('a rollback that fails pauses rather than rolling back again', () => {
-    const back = rollout({ state: 'rolling-back', rollbackOf: 2, fromRevision: 2, toRevision: 3, batch: { replicaIds: ['a'], startedAtMs: 0, servingSinceMs: null, failedIds: [], restartsAtStart: {} } });
+    const back = rollout({ state: 'rolling-back', rollbackOf: 2, fromRevision: 2, toRevision: 3, batch: { replicaIds: ['a'], startedAtMs: 0, failedIds: [], restartsAtStart: {} } });
     const step = planRollout(input({ placements: [on('a'), on('b', 2)], rollout: back, progress: { a: { kind: 'failed', reason: 'x' } } }));
     expect(step.rollBackTo).toBeNull();
     expect(step.rollout.state).toBe('paused');
@@ -206,6 +226,8 @@ describe('planRollout: whole updates (property)', () => {
     const n = 1 + Math.floor(rand() * 10);
     const order = rand() < 0.5 ? 'start-first' : 'stop-first';
     const isBroken = rand() < 0.4;
+    // A broken release either never serves, or serves for a moment and then crashes (caught while watched).
+    const crashesLate = isBroken && rand() < 0.5;
     const config: UpdateConfig = {
       parallelism: 1 + Math.floor(rand() * 4),
       order,
@@ -218,8 +240,8 @@ describe('planRollout: whole updates (property)', () => {
     const brokenHash = containerHashOf(broken);
     let record: ServiceRecord = { name: 'web', spec: good1, revision: 1, createdAt: '', updatedAt: '', placements: [] };
     for (let i = 0; i < n; i++) record.placements.push({ replicaId: `r${i}`, nodeId: 'n1', pendingReason: null });
-    // replicaId -> the container hash it runs and when it serves (Infinity: never).
-    const containers = new Map<string, { hash: string; upAtMs: number }>();
+    // replicaId -> the container hash it runs, when it serves (Infinity: never) and when it crashes.
+    const containers = new Map<string, { hash: string; upAtMs: number; crashAtMs: number }>();
     let nowMs = 0;
     const sync = () => {
       for (const p of record.placements) {
@@ -228,10 +250,14 @@ describe('planRollout: whole updates (property)', () => {
         const had = containers.get(p.replicaId);
         if (had?.hash === hash) continue;
         const delay = (1 + Math.floor(rand() * 3)) * TICK_MS;
-        containers.set(p.replicaId, { hash, upAtMs: hash === brokenHash ? Infinity : had === undefined && nowMs === 0 ? 0 : nowMs + delay });
+        const upAtMs = hash === brokenHash && !crashesLate ? Infinity : had === undefined && nowMs === 0 ? 0 : nowMs + delay;
+        containers.set(p.replicaId, { hash, upAtMs, crashAtMs: hash === brokenHash && crashesLate ? upAtMs + TICK_MS : Infinity });
       }
     };
-    const isServing = (id: string) => (containers.get(id)?.upAtMs ?? Infinity) <= nowMs;
+    const isServing = (id: string) => {
+      const c = containers.get(id);
+      return c !== undefined && c.upAtMs <= nowMs && nowMs < c.crashAtMs;
+    };
     const accept = (spec: NormalizedSpec, rollbackOf: number | null) => {
       const after: ServiceRecord = { ...record, spec, revision: record.revision + 1, history: historyAfter(record) };
       specOf.set(after.revision, spec);
@@ -252,7 +278,7 @@ describe('planRollout: whole updates (property)', () => {
         nowMs,
         progressOf: (id) => {
           const c = containers.get(id);
-          if (c?.upAtMs === Infinity && c.hash === brokenHash) return { kind: 'failed', reason: 'exited with code 1' };
+          if (c?.hash === brokenHash && (c.upAtMs === Infinity || nowMs >= c.crashAtMs)) return { kind: 'failed', reason: 'exited with code 1' };
           return isServing(id) ? { kind: 'serving', restarts: 0 } : { kind: 'starting', restarts: null };
         },
         newReplicaId: () => `new${++ids}`,
@@ -268,27 +294,28 @@ describe('planRollout: whole updates (property)', () => {
       const servingNow = record.placements.filter((p) => isServing(p.replicaId)).length;
       fewestServing = Math.min(fewestServing, servingNow);
       // Replicas down for the update: swapped (stop-first) and not serving yet, broken ones aside.
-      const replacing = active.filter((p) => !isServing(p.replicaId) && containers.get(p.replicaId)?.upAtMs !== Infinity).length;
+      const replacing = active.filter((p) => !isServing(p.replicaId) && containers.get(p.replicaId)?.hash !== brokenHash).length;
       mostReplacing = Math.max(mostReplacing, replacing);
       if (record.rollout!.state !== 'updating' && record.rollout!.state !== 'rolling-back') break;
     }
-    return { n, config, isBroken, record, fewestServing, mostReplacing, containers, brokenHash };
+    return { n, config, isBroken, crashesLate, record, fewestServing, mostReplacing, containers, brokenHash };
   }
 
   it('holds its invariants over 400 random updates', () => {
     // SEED=n replays one case.
     for (let seed = Number(process.env.SEED ?? 1); seed <= Number(process.env.SEED ?? 400); seed++) {
-      const { n, config, isBroken, record, fewestServing, mostReplacing, containers, brokenHash } = run(seed);
-      const where = `seed ${seed}: ${JSON.stringify({ n, config, isBroken })}`;
+      const { n, config, isBroken, crashesLate, record, fewestServing, mostReplacing, containers, brokenHash } = run(seed);
+      const where = `seed ${seed}: ${JSON.stringify({ n, config, isBroken, crashesLate })}`;
       const rollout = record.rollout!;
       // Every update ends: finished, or paused by a failure.
       expect(['completed', 'rolled-back', 'paused'], where).toContain(rollout.state);
       if (config.order === 'stop-first') {
         // Stop-first never has more than `parallelism` replicas down for the update at once.
         expect(mostReplacing, where).toBeLessThanOrEqual(config.parallelism);
-      } else if (isBroken || rollout.state === 'completed') {
+      } else if (!crashesLate && (isBroken || rollout.state === 'completed')) {
         // Start-first never drops below the running count: an old replica leaves only once its
-        // replacement serves (a broken one never does, so the old ones stay).
+        // replacement serves (a broken one never does, so the old ones stay). A release that
+        // crashes after it served is caught while watched, but what it took down was down.
         expect(fewestServing, where).toBeGreaterThanOrEqual(n);
       }
       // Once done, one revision runs everywhere: no placement pinned, every container the current
@@ -299,8 +326,9 @@ describe('planRollout: whole updates (property)', () => {
         const current = containerHashOf(record.spec);
         for (const p of record.placements) expect(containers.get(p.replicaId)?.hash, where).toBe(current);
       }
-      if (isBroken && config.failureAction === 'rollback') {
-        // A broken release with failureAction rollback ends on the old spec, however far it got.
+      if (isBroken && config.failureAction === 'rollback' && (!crashesLate || config.monitorMs >= TICK_MS)) {
+        // A broken release with failureAction rollback ends on the old spec, however far it got
+        // (one that crashes a moment after it served, as long as `monitor` watches that moment).
         expect(rollout.state, where).toBe('rolled-back');
         expect(containerHashOf(record.spec), where).not.toBe(brokenHash);
       }

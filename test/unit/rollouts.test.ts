@@ -14,7 +14,7 @@ const rollout = (batchIds: string[] | null): RolloutRecord => ({
   startedAtMs: 0,
   finishedAtMs: null,
   reason: null,
-  batch: batchIds ? { replicaIds: batchIds, startedAtMs: 0, servingSinceMs: null, failedIds: [], restartsAtStart: {} } : null,
+  batch: batchIds ? { replicaIds: batchIds, startedAtMs: 0, failedIds: [], restartsAtStart: {} } : null,
   nextBatchAtMs: null,
   failedReplicaIds: [],
   failedCount: 0,
