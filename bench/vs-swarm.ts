@@ -7,7 +7,7 @@
  * engine lists all the wanted containers running (polled every 75 ms, the same for every side);
  * the median of TRIALS trials, each on a fresh service removed afterwards, the sides taking turns.
  *
- *   npm run build && node dist/bench/vs-swarm.js [--trials 3] [--monitor 2s] [--only "update image"]
+ *   npm run build && node dist/bench/vs-swarm.js [--trials 3] [--monitor 2s] [--only "update image"] [--keep-logs]
  *
  * Starts a hub and one agent (loopback, temp dir), puts the engine in swarm mode for the run (and
  * stops if it already is: someone else's swarm is left alone), leaves it at the end, and removes
@@ -35,6 +35,8 @@ const { values } = parseArgs({
     trials: { type: 'string', default: '3' },
     monitor: { type: 'string', default: '2s' },
     only: { type: 'string' },
+    /** Keep the run's directory (the hub's and the agent's logs) and say where it is. */
+    'keep-logs': { type: 'boolean', default: false },
   },
 });
 const TRIALS = Math.min(5, Math.max(1, Number(values.trials) || 3));
@@ -148,7 +150,8 @@ async function main(): Promise<number> {
       return -1;
     });
     if (removed > 0) log(`removed ${removed} leftover container(s)`);
-    rmSync(dir, { recursive: true, force: true });
+    if (values['keep-logs']) log(`kept the hub's and the agent's logs in ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
   }
 }
 
