@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../shared/atomic-file.js';
 import {
   MAX_CONTAINERS_PER_REPLICA,
   MAX_TRACKED_REPLICAS,

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeHubFrame } from '../shared/codec.js';
 import type { TargetFrame } from '../shared/protocol.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../shared/atomic-file.js';
 
 /**
  * The last target from the hub, kept on the device's disk so that the agent runs its assignment

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ensurePrivateDir } from '../../shared/private-files.js';
+import { writeFileAtomic } from '../../shared/atomic-file.js';
 import { StoreKeyMismatchError } from '../store/store-key-mismatch.js';
 import { MasterKeyring } from './master-keyring.js';
 import { MASTER_KEY_BYTES, SealedValueError } from './sealed-value.js';
@@ -90,20 +91,7 @@ export async function loadMasterKey(dataDir: string, env: Record<string, string 
  */
 export async function writeKeyFile(file: string, key: Buffer): Promise<void> {
   await ensurePrivateDir(path.dirname(file));
-  const tmp = `${file}.${process.pid}.tmp`;
-  try {
-    const handle = await open(tmp, 'w', 0o600);
-    try {
-      await handle.writeFile(`${key.toString('base64')}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, file);
-  } catch (error) {
-    await unlink(tmp).catch(() => undefined);
-    throw error;
-  }
+  await writeFileAtomic(file, `${key.toString('base64')}\n`, 0o600);
 }
 
 /** The one line a start stops on when the store's sealed values are not under the hub's key. */

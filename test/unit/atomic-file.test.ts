@@ -23,7 +23,7 @@ vi.mock('node:fs/promises', async (importOriginal) => {
   };
 });
 
-const { writeFileAtomic } = await import('../../agent/atomic-file.js');
+const { writeFileAtomic } = await import('../../shared/atomic-file.js');
 
 const dirs: string[] = [];
 afterEach(async () => {
