@@ -132,6 +132,8 @@ async function main(): Promise<void> {
     // The key is checked against every sealed value as the store opens; a generated one is
     // written only once the store proved to hold none under another.
     const keyed = await openWithMasterKey(dataDir, process.env, (sealer) => openStore(path.join(dataDir, 'store'), args.recover === true, sealer));
+    // Only now that the key is on disk (or in the environment) may clear passwords be sealed with it.
+    await keyed.opened.sealClearPasswords();
     opened = { admin, store: keyed.opened, keyring: keyed.keyring };
   } catch (error) {
     if (error instanceof MasterKeyError) {

@@ -113,15 +113,16 @@ export class LowdbStore implements Store {
     if (damaged.length > 0) throw new StoreDamagedError(damaged);
     this.checkKeys();
     await this.probeAll();
-    await this.sealClearPasswords();
   }
 
   /**
-   * Registry passwords a hub from before they were sealed wrote in the clear are sealed at the
-   * first start with a key, and the services' files written whole twice, so that no previous copy
-   * or change log keeps them. Once: after that, none is in the clear.
+   * Registry passwords a hub from before they were sealed wrote in the clear are sealed, and the
+   * services' files written whole twice, so that no previous copy or change log keeps them. Once:
+   * after that, none is in the clear. Not part of open(): the hub calls it only once the key is
+   * durable (a generated master.key is written after the store opened), or a crash between the
+   * two would leave the passwords sealed under a key nobody kept, and their clear copies erased.
    */
-  private async sealClearPasswords(): Promise<void> {
+  async sealClearPasswords(): Promise<void> {
     if (!this.opts.sealer) return;
     const clear = [...this.services.values()].filter(holdsClearPassword);
     if (clear.length === 0) return;

@@ -165,7 +165,12 @@ describe('registry passwords in the store', () => {
     expect((await filesHolding(stores.dir, PASSWORD)).length).toBeGreaterThan(0);
 
     const keyring = new MasterKeyring(randomBytes(32));
+    // Opening alone seals nothing: the key may not be on disk yet, and a crash then must lose nothing.
+    await open(keyring);
+    await stores.closeAll();
+    expect((await filesHolding(stores.dir, PASSWORD)).length).toBeGreaterThan(0);
     const store = await open(keyring);
+    await store.sealClearPasswords();
     expect(store.getService('web')?.spec.registryAuth?.password).toBe(PASSWORD);
     await stores.closeAll();
     expect(await filesHolding(stores.dir, PASSWORD)).toEqual([]);
