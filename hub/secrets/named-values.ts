@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FieldError } from '../../shared/validation.js';
 import type { ValueSealer } from './master-keyring.js';
+import { SealedValueError } from './sealed-value.js';
 import type { ConfigRecord, SecretRecord, Store } from '../store/store.js';
 
 /** Largest value a config or secret holds, in bytes (decoded). */
@@ -141,7 +142,13 @@ export class NamedValues<K extends ValueKind> {
   private holds(current: RecordOf<K>, bytes: Buffer, digest: string): boolean {
     if (current.size !== bytes.length) return false;
     if (this.kind === 'config') return current.digest === digest;
-    return this.open(current as SecretRecord).equals(bytes);
+    try {
+      return this.open(current as SecretRecord).equals(bytes);
+    } catch (error) {
+      // A stored value that no longer opens (damaged) is replaced by the new one, never a 500 for good.
+      if (error instanceof SealedValueError) return false;
+      throw error;
+    }
   }
 
   async delete(name: string): Promise<DeleteResult> {

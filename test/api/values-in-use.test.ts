@@ -46,5 +46,25 @@ describe.each(['config', 'secret'] as const)('a %s that services use', (kind) =>
     const server = await routesWith(kind, () => []);
     await server.inject({ method: 'PUT', url: `/v1/${kind}s/db`, payload: { value: 'v' } });
     expect((await server.inject({ method: 'DELETE', url: `/v1/${kind}s/db` })).statusCode).toBe(200);
+    expect((await server.inject({ method: 'GET', url: `/v1/${kind}s/db` })).statusCode).toBe(404);
   });
+});
+
+it('replaces a stored secret that no longer opens (damaged) instead of failing every PUT', async () => {
+  const sealer = new MasterKeyring(randomBytes(32));
+  const store = stores.keep(new LowdbStore({ dir: stores.dir, sealer }));
+  await store.open();
+  const values = new NamedValues('secret', { store, sealer, usedBy: () => [] });
+  app = Fastify();
+  registerErrorHandling(app);
+  await app.register(namedValueRoutes<'secret'>, { values });
+  expect((await app.inject({ method: 'PUT', url: '/v1/secrets/db', payload: { value: 'old' } })).statusCode).toBe(201);
+  // Damage the stored ciphertext (same size as the new value, so only opening it can tell).
+  const stored = store.getSecret('db')!;
+  const ciphertext = Buffer.from(stored.sealed.ciphertext, 'base64');
+  ciphertext[0]! ^= 0xff;
+  await store.putSecret({ ...stored, sealed: { ...stored.sealed, ciphertext: ciphertext.toString('base64') } });
+  const put = await app.inject({ method: 'PUT', url: '/v1/secrets/db', payload: { value: 'new' } });
+  expect(put.statusCode).toBe(200);
+  expect(put.json()).toMatchObject({ version: 2 });
 });
