@@ -137,9 +137,13 @@ export class Services implements ServiceStats {
       if (!before) return { kind: 'missing' };
       const rollout = before.rollout;
       if (rollout?.state !== 'paused') return { kind: 'not_paused', state: rollout?.state ?? null };
+      // Replicas it watched, and the paused batch's that had not failed, are watched afresh: what
+      // they did while it was paused (a restart, time serving) counts for nothing.
+      const batchLive = (rollout.batch?.replicaIds ?? []).filter((id) => !rollout.batch?.failedIds.includes(id));
+      const watching = [...(rollout.watching ?? []).map((w) => w.replicaId), ...batchLive].map((replicaId) => ({ replicaId, servingSinceMs: null, restartsAtStart: null }));
       const record: ServiceRecord = {
         ...before,
-        rollout: { ...rollout, state: rollout.rollbackOf === null ? 'updating' : 'rolling-back', reason: null, batch: null, nextBatchAtMs: null, failedCount: 0 },
+        rollout: { ...rollout, state: rollout.rollbackOf === null ? 'updating' : 'rolling-back', reason: null, batch: null, nextBatchAtMs: null, failedCount: 0, watching },
       };
       await this.deps.store.putService(record);
       this.deps.markDirty();

@@ -86,10 +86,13 @@ export function planRollout(input: RolloutInput): RolloutStep {
       continue;
     }
     const restartsAtStart = w.restartsAtStart ?? progress.restarts;
-    // One that stops serving starts its period over.
-    const servingSinceMs = progress.kind === 'serving' ? (w.servingSinceMs ?? nowMs) : null;
-    if (servingSinceMs !== null && nowMs - servingSinceMs >= config.monitorMs) continue;
-    if (servingSinceMs !== null) wakeAt(servingSinceMs + config.monitorMs);
+    // One that does not serve without failing (its node went away, its container is being made
+    // again) is the hub's failure handling's, not this update's: it leaves the watch, or an update
+    // could wait on it for ever.
+    if (progress.kind !== 'serving') continue;
+    const servingSinceMs = w.servingSinceMs ?? nowMs;
+    if (nowMs - servingSinceMs >= config.monitorMs) continue;
+    wakeAt(servingSinceMs + config.monitorMs);
     watching.push(servingSinceMs === w.servingSinceMs && restartsAtStart === w.restartsAtStart ? w : { replicaId: w.replicaId, servingSinceMs, restartsAtStart });
   }
 

@@ -37,7 +37,8 @@ export function rolloutView(record: ServiceRecord): RolloutView | null {
     rollbackOf: r.rollbackOf,
     progress: rolloutProgress(record.placements),
     inFlight: r.batch?.replicaIds ?? [],
-    monitoring: (r.watching ?? []).map((w) => w.replicaId),
+    // Only while it runs: a paused update keeps them to watch again once resumed.
+    monitoring: r.state === 'updating' || r.state === 'rolling-back' ? (r.watching ?? []).map((w) => w.replicaId) : [],
     failed: { count: r.failedCount, replicaIds: r.failedReplicaIds },
     reason: r.reason,
     startedAt: iso(r.startedAtMs) as string,

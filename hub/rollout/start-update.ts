@@ -83,7 +83,9 @@ export function startUpdate(before: ServiceRecord, after: ServiceRecord, nowMs: 
     // A rollback with nothing to replace (no replica had left the spec it restores) is done at once.
     if (rollbackOf !== null) return { placements: kept, rollout: { ...fresh(before, revision, nowMs, rollbackOf, 0), state: 'rolled-back', finishedAtMs: nowMs } };
     // Nothing left to replace: an update in flight is over (its last replicas were made equal to the new spec).
-    const rollout = active ? { ...(before.rollout as RolloutRecord), state: doneState(before.rollout as RolloutRecord), toRevision: revision, batch: null, nextBatchAtMs: null, finishedAtMs: nowMs } : undefined;
+    const rollout = active
+      ? { ...(before.rollout as RolloutRecord), state: doneState(before.rollout as RolloutRecord), toRevision: revision, batch: null, watching: [], nextBatchAtMs: null, finishedAtMs: nowMs }
+      : undefined;
     return { placements: kept, rollout };
   }
   const containerChanged = hashOf(before.revision) !== newHash;

@@ -180,6 +180,37 @@ it('pauses on failure when told to, and resumes on request', async () => {
   expect((await fleet.api('POST', '/v1/services/nope/resume')).status).toBe(404);
 });
 
+it('a crash of a replica in its monitor period pauses the update; resumed, what happened while paused counts for nothing', async () => {
+  const runtime = await startFleet();
+  // Long enough that the first new replica is still watched when it crashes.
+  const spec = { command, replicas: 3, update: { parallelism: 1, monitor: '30s', failureAction: 'pause' } };
+  await fleet.api('PUT', '/v1/services/web', { image: v1, ...spec });
+  await waitAllRunning(runtime, 'web', v1, 3);
+  await fleet.api('PUT', '/v1/services/web', { image: v2, ...spec });
+  // Two batches serve and are watched; the update goes on meanwhile.
+  await vi.waitFor(async () => expect((await fleet.api('GET', '/v1/services/web')).body.rollout.monitoring).toHaveLength(2), { timeout: 10_000, interval: 25 });
+  const first = runtime.containers().find((c) => c.service === 'web' && c.image === v2 && c.state === 'running')!;
+  runtime.crash(first.id, 1, 'boom\n');
+  runtime.tick();
+  await vi.waitFor(async () => expect((await rolloutOf('web')).state).toBe('paused'), { timeout: 10_000, interval: 25 });
+  expect((await rolloutOf('web')).reason).toMatch(/restarted 1 time/);
+  // While it is paused, another watched new replica restarts: nothing watches it now.
+  const watchedIds = (await fleet.api('GET', '/v1/services/web')).body.rollout.monitoring as string[];
+  expect(watchedIds).toEqual([]); // not shown while paused
+  const other = runtime.containers().find((c) => c.service === 'web' && c.image === v2 && c.state === 'running' && c.id !== first.id)!;
+  runtime.crash(other.id, 1, 'boom\n');
+  runtime.tick();
+
+  // Resumed: what happened while it was paused is no failure of the update; it goes on.
+  expect((await fleet.api('POST', '/v1/services/web/resume')).status).toBe(200);
+  await waitAllRunning(runtime, 'web', v2, 3);
+  await vi.waitFor(async () => expect((await rolloutOf('web')).state).toBe('updating'), { timeout: 5_000, interval: 25 });
+  await new Promise((r) => setTimeout(r, 500));
+  expect((await rolloutOf('web')).state).toBe('updating');
+  const view = (await fleet.api('GET', '/v1/services/web')).body.rollout as RolloutView & { monitoring: string[] };
+  expect(view.monitoring.length).toBeGreaterThan(0);
+});
+
 it('start-first runs each new replica beside the old one, which stops only once the new one serves', async () => {
   const runtime = await startFleet();
   const spec = { command, replicas: 2, healthcheck, update: { parallelism: 1, order: 'start-first', monitor: '200ms' } };

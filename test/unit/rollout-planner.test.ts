@@ -81,18 +81,24 @@ describe('planRollout: one step', () => {
     expect(later.rollout.watching).toEqual([]);
   });
 
-  it('a watched replica that stops serving starts its period over; one that fails or restarts fails the update', () => {
+  it('a watched replica that stops serving leaves the watch (its node went away, say); one that fails or restarts fails the update', () => {
     const watched = rollout({ watching: [{ replicaId: 'a', servingSinceMs: 9500, restartsAtStart: 0 }] });
     const placements = [on('a'), on('b'), on('c', 1)];
     const still = (progress: ReplicaProgress) =>
       planRollout(input({ placements, rollout: { ...watched, batch: { replicaIds: ['b'], startedAtMs: 9000, failedIds: [], restartsAtStart: {} } }, progress: { a: progress } }));
-    expect(still({ kind: 'starting', restarts: 0 }).rollout.watching).toEqual([{ replicaId: 'a', servingSinceMs: null, restartsAtStart: 0 }]);
+    expect(still({ kind: 'starting', restarts: null }).rollout.watching).toEqual([]);
     const failed = still({ kind: 'failed', reason: 'health check failing' });
     expect(failed.rollBackTo).toBe(1);
     expect(failed.rollout.reason).toBe('replica a failed: health check failing');
     const restarted = still({ kind: 'serving', restarts: 1 });
     expect(restarted.rollBackTo).toBe(1);
     expect(restarted.rollout.reason).toMatch(/replica a failed: restarted 1 time/);
+  });
+
+  it('an update whose last watched replica stops serving (its node lost) completes rather than waiting for it', () => {
+    const watched = rollout({ watching: [{ replicaId: 'c', servingSinceMs: 9500, restartsAtStart: 0 }] });
+    const step = planRollout(input({ placements: [on('a'), on('b'), on('c')], rollout: watched, progress: { c: starting } }));
+    expect(step.rollout).toMatchObject({ state: 'completed', watching: [] });
   });
 
   it('completes only once the last batch has served for the monitor period', () => {
