@@ -92,10 +92,14 @@ export class Rollouts {
     this.watchedByService.delete(service);
   }
 
-  /** Accepted reports of a node: one about a batch's replica brings a pass. */
+  /**
+   * Accepted reports of a node: one about a batch's replica brings a pass. One that only tells
+   * how a pull goes (every few seconds while a slow link downloads) decides nothing: no pass.
+   */
   reported(reports: readonly ReplicaReport[]): void {
     if (this.watched.size === 0) return;
     for (const r of reports) {
+      if (r.pull !== undefined) continue;
       if (this.watched.get(r.replicaId) === r.service) {
         this.deps.markDirty(BATCH_REPORT_PASS_WITHIN_MS);
         return;

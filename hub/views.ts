@@ -68,9 +68,11 @@ export interface PullView extends PullProgress {
   percent: number | null;
 }
 
+/** An agent's word, shown as consistent: never more done than there is. */
 function pullView(p: PullProgress): PullView {
-  const percent = p.bytesTotal === null ? null : p.bytesTotal === 0 ? 100 : Math.min(100, Math.floor((p.bytesDone * 100) / p.bytesTotal));
-  return { bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, layersDone: p.layersDone, layersTotal: p.layersTotal, percent };
+  const bytesDone = p.bytesTotal === null ? p.bytesDone : Math.min(p.bytesDone, p.bytesTotal);
+  const percent = p.bytesTotal === null ? null : p.bytesTotal === 0 ? 100 : Math.floor((bytesDone * 100) / p.bytesTotal);
+  return { bytesDone, bytesTotal: p.bytesTotal, layersDone: Math.min(p.layersDone, p.layersTotal), layersTotal: p.layersTotal, percent };
 }
 
 export type ReplicaHealthStatus = ReplicaHealth['status'];

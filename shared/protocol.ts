@@ -141,17 +141,20 @@ export const CrashLoopSchema = Type.Object(
 );
 export type CrashLoop = Static<typeof CrashLoopSchema>;
 
+/** Layers an agent counts per pull at most: an image has at most 127; a report never says more. */
+export const MAX_PULL_LAYERS = 512;
+
 /**
  * How far the pull of the image a replica waits for got (version 5): bytes downloaded of the
  * layers' sizes, and layers done. Sent at most every PULL_PROGRESS_REPORT_MS while it lasts.
  */
 export const PullProgressSchema = Type.Object(
   {
-    bytesDone: Type.Integer({ minimum: 0 }),
+    bytesDone: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
     /** Null while a layer still to download has no known size (the engine tells it as the layer starts). */
-    bytesTotal: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]),
-    layersDone: Type.Integer({ minimum: 0 }),
-    layersTotal: Type.Integer({ minimum: 0 }),
+    bytesTotal: Type.Union([Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }), Type.Null()]),
+    layersDone: Type.Integer({ minimum: 0, maximum: MAX_PULL_LAYERS }),
+    layersTotal: Type.Integer({ minimum: 0, maximum: MAX_PULL_LAYERS }),
   },
   { additionalProperties: false },
 );

@@ -4,10 +4,9 @@
  * the reconcile loop reports snapshots of it for the replicas that wait on the image, so that an
  * operator can tell a slow link from a stuck one.
  */
-import type { PullProgress } from '../../shared/protocol.js';
+import { MAX_PULL_LAYERS, type PullProgress } from '../../shared/protocol.js';
 
-/** Layers tracked per pull at most: an image has at most 127; lines beyond this are not counted. */
-export const MAX_PULL_LAYERS = 512;
+export { MAX_PULL_LAYERS };
 
 interface Layer {
   /** Bytes to download; null until the engine says (its first `Downloading` line). */
@@ -72,7 +71,8 @@ export class PullProgressTally {
     let bytesTotal: number | null = 0;
     let layersDone = 0;
     for (const layer of this.layers.values()) {
-      bytesDone += layer.downloadedBytes;
+      // A retried download may count past the size the engine gave: never more than the whole.
+      bytesDone += layer.totalBytes === null ? layer.downloadedBytes : Math.min(layer.downloadedBytes, layer.totalBytes);
       if (layer.done) layersDone++;
       if (layer.totalBytes === null) bytesTotal = null;
       else if (bytesTotal !== null) bytesTotal += layer.totalBytes;

@@ -46,9 +46,36 @@ it('shows the pull of a replica image under the replica, with its share done, un
   await until(async () => expect((await replicaView('web'))?.pull).toEqual({ bytesDone: 1000, bytesTotal: null, layersDone: 1, layersTotal: 3, percent: null }));
   device.send({ type: 'status', replicas: [report({ pull: { bytesDone: 3000, bytesTotal: 8000, layersDone: 1, layersTotal: 3 } })] });
   await until(async () => expect((await replicaView('web'))?.pull).toEqual({ bytesDone: 3000, bytesTotal: 8000, layersDone: 1, layersTotal: 3, percent: 37 }));
+  // A device that says more is done than there is: shown as all of it, never past.
+  device.send({ type: 'status', replicas: [report({ pull: { bytesDone: 9000, bytesTotal: 8000, layersDone: 5, layersTotal: 3 } })] });
+  await until(async () => expect((await replicaView('web'))?.pull).toEqual({ bytesDone: 8000, bytesTotal: 8000, layersDone: 3, layersTotal: 3, percent: 100 }));
   expect((await replicaView('web'))?.state).toBe('pending');
   device.run();
   await until(async () => expect(await replicaView('web')).toMatchObject({ state: 'running', pull: null }));
+});
+
+it('closes a session whose pull progress is out of bounds with badFrame', async () => {
+  fleet = await SimFleet.start();
+  const liar = await devices.connect('liar', 5);
+  const bystander = await devices.connect('bystander', 5);
+  liar.send({
+    type: 'status',
+    replicas: [
+      {
+        replicaId: 'web-x',
+        service: 'web',
+        state: 'pending',
+        specHash: '0123456789abcdef',
+        containerId: null,
+        error: null,
+        restarts: 0,
+        pull: { bytesDone: 1, bytesTotal: 2, layersDone: 0, layersTotal: 100_000 },
+      },
+    ],
+  });
+  const closed = await liar.closedWith;
+  expect(closed.code).toBe(CloseCode.badFrame);
+  expect(bystander.ws.readyState).toBe(WebSocket.OPEN);
 });
 
 it('closes a version 4 session that reports pull progress with badFrame, and only that one', async () => {

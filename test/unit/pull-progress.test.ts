@@ -52,6 +52,12 @@ describe('pull progress from the engine lines', () => {
     expect(t.snapshot()).toEqual({ bytesDone: 300, bytesTotal: 1000, layersDone: 0, layersTotal: 1 });
   });
 
+  it('never counts more of a layer than its size (a retried download counting on)', () => {
+    const t = new PullProgressTally();
+    t.add(layer('a', 'Downloading', 1500, 1000));
+    expect(t.snapshot()).toEqual({ bytesDone: 1000, bytesTotal: 1000, layersDone: 0, layersTotal: 1 });
+  });
+
   it('tracks at most MAX_PULL_LAYERS layers, whatever the engine sends', () => {
     const t = new PullProgressTally();
     for (let i = 0; i < MAX_PULL_LAYERS + 50; i++) t.add(layer(`l${i}`, 'Already exists'));

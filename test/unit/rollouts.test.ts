@@ -76,6 +76,15 @@ describe('Rollouts', () => {
     expect(wakes).toHaveLength(1);
   });
 
+  it('asks for no pass for a report of pull progress alone: it decides nothing of the update', () => {
+    const { rollouts, wakes } = setup();
+    rollouts.track([record({ rollout: rollout(['web.a']) })]);
+    rollouts.reported([report('web.a', { state: 'pending', containerId: null, pull: { bytesDone: 1, bytesTotal: 10, layersDone: 0, layersTotal: 1 } })]);
+    expect(wakes).toEqual([]);
+    rollouts.reported([report('web.a')]);
+    expect(wakes).toHaveLength(1);
+  });
+
   it('judges a new replica by its report: failed, unhealthy, an old container with an error, serving', () => {
     const { rollouts, observed } = setup();
     const progress = (r: ReplicaReport) => {
