@@ -10,10 +10,11 @@
  * agent pulled (LABELS.pulledImages), so an agent restart forgets nothing. When the agent removes
  * a container, the pulled images it named are released; at the end of the pass, each released
  * image that no container of the engine refers to (any node's, ours or not) and no replica of the
- * target wants is removed, never by force.
+ * target wants is removed, never by force. On an engine shared with other agents nothing is
+ * removed: this agent cannot know which image another is about to make a container of.
  */
 import type { Logger } from '../../shared/logger.js';
-import type { ContainerRuntime, ObservedContainer } from '../runtime/container-runtime.js';
+import type { ContainerRuntime, ImagesInUse, ObservedContainer } from '../runtime/container-runtime.js';
 import type { Swap } from './plan-steps.js';
 
 const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -62,6 +63,7 @@ export function imagesToRemove(released: Iterable<string>, inUse: ReadonlySet<st
 }
 
 export interface ImageRetentionOptions {
+  nodeId: string;
   runtime: Pick<ContainerRuntime, 'imagesInUse' | 'removeImage'>;
   logger: Pick<Logger, 'info' | 'warn'>;
 }
@@ -98,21 +100,29 @@ export class ImageRetention {
 
   /**
    * Removes the released images that nothing needs any more. `wanted`: the images the target's
-   * replicas run (their pulls included). A failure leaves the image for the next sweep.
+   * replicas run (their pulls included). A failure leaves the image for the next sweep; `signal`
+   * (a newer target) stops it between two removals.
    */
-  async sweep(wanted: ReadonlySet<string>): Promise<void> {
+  async sweep(wanted: ReadonlySet<string>, signal?: AbortSignal): Promise<void> {
     if (this.releasedImages.size === 0) return;
-    let inUse: Set<string>;
+    let inUse: ImagesInUse;
     try {
       inUse = await this.opts.runtime.imagesInUse();
     } catch (err) {
       this.opts.logger.warn({ err: messageOf(err) }, 'could not list the images in use; old images are removed later');
       return;
     }
-    const remove = imagesToRemove(this.releasedImages, inUse, wanted);
+    for (const nodeId of inUse.nodeIds) {
+      if (nodeId !== this.opts.nodeId) {
+        this.releasedImages.clear();
+        return;
+      }
+    }
+    const remove = imagesToRemove(this.releasedImages, inUse.images, wanted);
     // Kept ones are released again when the container that keeps them goes.
     for (const image of this.releasedImages) if (!remove.includes(image)) this.releasedImages.delete(image);
     for (const image of remove) {
+      if (signal?.aborted) return;
       try {
         const outcome = await this.opts.runtime.removeImage(image);
         this.releasedImages.delete(image);

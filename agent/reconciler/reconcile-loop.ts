@@ -164,7 +164,7 @@ export class ReconcileLoop {
       clock: this.clock,
       onLoadError: (err) => this.logger.warn({ nodeId: this.nodeId, err: messageOf(err) }, 'could not load the restart counts'),
     });
-    this.images = new ImageRetention({ runtime: this.runtime, logger: this.logger });
+    this.images = new ImageRetention({ nodeId: this.nodeId, runtime: this.runtime, logger: this.logger });
     this.pulls = new ImagePulls({
       runtime: this.runtime,
       maxConcurrent: this.maxConcurrentSteps,
@@ -363,8 +363,6 @@ export class ReconcileLoop {
           await this.apply(steps, new Map(current.map((c) => [c.id, c])), abort.signal);
           // The reports describe what the steps left, not what the pass started from.
           current = await this.runtime.listContainers(this.nodeId);
-          // Images of removed containers that nothing needs any more (not the target, not a pull in flight).
-          if (!abort.signal.aborted) await this.images.sweep(new Set(target.replicas.map((r) => r.container.image)));
         }
       }
       this.publishReports(current);
@@ -384,6 +382,9 @@ export class ReconcileLoop {
           this.notify('onApplied', () => this.opts.onApplied(target.generation, pending));
         }
       }
+      // Images of removed containers that nothing needs any more (not the target, not a pull in
+      // flight): after the reports and the ack, which must not wait on a slow disk's removals.
+      if (target && !abort.signal.aborted) await this.images.sweep(new Set(target.replicas.map((r) => r.container.image)), abort.signal);
     } catch (err) {
       this.resolveFirstListing();
       const retryInMs = this.passBackoff.nextDelayMs();

@@ -90,7 +90,8 @@ async function remove(step: Extract<Step, { kind: 'remove' }>, ctx: StepContext)
     await ctx.runtime.stopContainer(containerId, ctx.stopTimeoutS);
     await ctx.runtime.removeContainer(containerId);
     ctx.containerSucceeded(containerId);
-    ctx.removed?.(ctx.planned.get(containerId));
+    // A dead or duplicate container goes beside the replica's own: its images stay the replica's.
+    if (reason === 'outdated' || reason === 'unassigned') ctx.removed?.(ctx.planned.get(containerId));
     ctx.logger.info({ replicaId, containerId, reason }, 'removed container');
   } catch (err) {
     const error = `remove failed: ${messageOf(err)}`;

@@ -19,6 +19,7 @@ import {
   type EngineProbe,
   type EngineState,
   type ImageRemoval,
+  type ImagesInUse,
   type ObservedContainer,
   type RuntimeEvent,
   type StartResult,
@@ -777,7 +778,7 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
     }
   }
 
-  async imagesInUse(): Promise<Set<string>> {
+  async imagesInUse(): Promise<ImagesInUse> {
     let infos: ListedContainer[];
     try {
       // Every container of the engine, not only this node's: another agent's, or one that is not ours, uses images too.
@@ -791,15 +792,18 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
       throw engineError('list containers', err);
     }
     const images = new Set<string>();
+    const nodeIds = new Set<string>();
     for (const info of infos) {
       if (info.Image) images.add(info.Image);
       const labels = info.Labels ?? {};
+      const nodeId = labels[LABELS.nodeId];
+      if (labels[LABELS.managed] !== undefined && nodeId) nodeIds.add(nodeId);
       for (const key of [LABELS.image, LABELS.previousImage]) {
         const image = labels[key];
         if (image) images.add(image);
       }
     }
-    return images;
+    return { images, nodeIds };
   }
 
   async removeImage(image: string): Promise<ImageRemoval> {

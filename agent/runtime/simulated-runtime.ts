@@ -26,6 +26,7 @@ import {
   type CreateContainerRequest,
   type EngineProbe,
   type ImageRemoval,
+  type ImagesInUse,
   type ObservedContainer,
   type RuntimeEvent,
   type StartResult,
@@ -313,14 +314,16 @@ export class SimulatedRuntime implements ContainerRuntime, EngineProbe {
     if (c) this.stop(c);
   }
 
-  async imagesInUse(): Promise<Set<string>> {
+  async imagesInUse(): Promise<ImagesInUse> {
     this.reachEngine();
     const images = new Set<string>();
+    const nodeIds = new Set<string>();
     for (const c of this.byId.values()) {
       images.add(c.image);
       if (c.previousImage) images.add(c.previousImage);
+      nodeIds.add(c.nodeId);
     }
-    return images;
+    return { images, nodeIds };
   }
 
   async removeImage(image: string): Promise<ImageRemoval> {

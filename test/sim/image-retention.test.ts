@@ -16,6 +16,8 @@ afterEach(async () => {
 const command = ['/bin/httpd', '-f', '-p', '8080'];
 const update = { parallelism: 2, monitor: '0s' };
 const until = (fn: () => unknown) => vi.waitFor(fn, { timeout: 10_000, interval: 25 });
+/** Time for the agent's pass to end, its image sweep included, after the replicas converged. */
+const settle = () => new Promise((r) => setTimeout(r, 300));
 
 async function deploy(image: string): Promise<void> {
   const res = await fleet.api('PUT', '/v1/services/web', { image, command, replicas: 2, update });
@@ -48,7 +50,8 @@ it('keeps the current and the previous revision images, removes older ones it pu
   await rolledOutTo(runtime, v1);
   await deploy(v2);
   await rolledOutTo(runtime, v2);
-  // v1 is the previous revision: kept.
+  // v1 is the previous revision: kept (given the agent time for the sweep that follows its pass).
+  await settle();
   expect(runtime.hasImageNow(v1)).toBe(true);
 
   await deploy(v3);
@@ -64,6 +67,7 @@ it('keeps the current and the previous revision images, removes older ones it pu
   await rolledOutTo(runtime, v2);
   expect(runtime.calls.pullImage).toBe(3);
   // The rolled-back-from v3 is now the previous one, and stays.
+  await settle();
   expect(runtime.hasImageNow(v3)).toBe(true);
 
   // A deleted service's images go once its containers have.
@@ -96,4 +100,25 @@ it('never removes an image the agent did not pull itself', async () => {
   });
   for (const image of loaded) expect(runtime.hasImageNow(image)).toBe(true);
   expect(runtime.calls.removeImage).toBeGreaterThan(0);
+});
+
+it('removes nothing on an engine it shares with another agent: that one may be about to use the image', async () => {
+  fleet = await SimFleet.start();
+  const runtime = new SimulatedRuntime({ images: [] });
+  await fleet.addAgent({ runtime });
+  await fleet.addAgent({ runtime });
+  const [v1, v2, v3] = ['127.0.0.1:5000/app:1', '127.0.0.1:5000/app:2', '127.0.0.1:5000/app:3'];
+  for (const image of [v1, v2, v3]) {
+    await deploy(image);
+    await until(() => {
+      const web = runtime.containers().filter((c) => c.service === 'web');
+      expect(web.map((c) => [c.state, c.image])).toEqual([
+        ['running', image],
+        ['running', image],
+      ]);
+    });
+  }
+  await settle();
+  expect(runtime.hasImageNow(v1)).toBe(true);
+  expect(runtime.calls.removeImage).toBe(0);
 });
