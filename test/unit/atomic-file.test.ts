@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 
 /** When set, the next temp file's write fails as a full disk does, after the file was opened. */
-const fault = vi.hoisted(() => ({ writeFails: false }));
+const fault = vi.hoisted(() => ({ writeFails: false, synced: [] as string[] }));
 
 vi.mock('node:fs/promises', async (importOriginal) => {
   const fs = await importOriginal<typeof import('node:fs/promises')>();
@@ -12,6 +12,11 @@ vi.mock('node:fs/promises', async (importOriginal) => {
     ...fs,
     open: async (...args: Parameters<typeof fs.open>) => {
       const handle = await fs.open(...args);
+      const sync = handle.sync.bind(handle);
+      handle.sync = async () => {
+        fault.synced.push(String(args[0]));
+        return sync();
+      };
       if (!fault.writeFails) return handle;
       return Object.assign(Object.create(Object.getPrototypeOf(handle) as object) as typeof handle, handle, {
         writeFile: async () => {
@@ -28,6 +33,7 @@ const { writeFileAtomic } = await import('../../shared/atomic-file.js');
 const dirs: string[] = [];
 afterEach(async () => {
   fault.writeFails = false;
+  fault.synced = [];
   await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
 
@@ -45,6 +51,8 @@ describe('writeFileAtomic', () => {
     await writeFileAtomic(file, 'new');
     expect(await readFile(file, 'utf8')).toBe('new');
     expect(await readdir(dir)).toEqual(['state.json']);
+    // The temp file's bytes, then the directory holding the rename, reach the disk.
+    expect(fault.synced).toEqual([`${file}.${process.pid}.tmp`, dir]);
   });
 
   it('a write that fails (disk full) leaves the old file and no temp file', async () => {
