@@ -34,6 +34,8 @@ export interface AgentOptions {
   facts: NodeFacts;
   logger: Pick<Logger, 'info' | 'warn' | 'error'>;
   resyncIntervalMs?: number;
+  /** See ReconcileLoopOptions.imageReleaseGraceMs. */
+  imageReleaseGraceMs?: number;
   reconnectBaseMs?: number;
   reconnectCapMs?: number;
   retryBaseMs?: number;
@@ -88,6 +90,7 @@ export class Agent {
       publishAddress: opts.publishAddress,
       logger: opts.logger,
       resyncIntervalMs: opts.resyncIntervalMs,
+      imageReleaseGraceMs: opts.imageReleaseGraceMs,
       retryBaseMs: opts.retryBaseMs,
       restartCounts: opts.restartCounts,
       // The loop's outbox keeps each call within the protocol's limit for one status frame.

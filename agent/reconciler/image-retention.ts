@@ -10,8 +10,9 @@
  * agent pulled (LABELS.pulledImages), so an agent restart forgets nothing. When the agent removes
  * a container, the pulled images it named are released; at the end of the pass, each released
  * image that no container of the engine refers to (any node's, ours or not) and no replica of the
- * target wants is removed, never by force. On an engine shared with other agents nothing is
- * removed: this agent cannot know which image another is about to make a container of.
+ * target wants is removed, never by force, and only once it has stayed released for a grace
+ * period: on an engine shared with other agents, another may have just found the image present
+ * and be about to make a container of it.
  */
 import type { Logger } from '../../shared/logger.js';
 import type { ContainerRuntime, ImagesInUse, ObservedContainer } from '../runtime/container-runtime.js';
@@ -21,6 +22,9 @@ const messageOf = (err: unknown): string => (err instanceof Error ? err.message 
 
 /** Images waiting for a sweep at most: past this, more are not tracked (and stay on the disk). */
 export const MAX_RELEASED_IMAGES = 256;
+
+/** How long a released image stays before it may be removed: longer than another agent's pass from its image check to its create. */
+export const IMAGE_RELEASE_GRACE_MS = 10_000;
 
 /**
  * The image a new container of `service` keeps beside its own: that of the container it replaces
@@ -63,13 +67,20 @@ export function imagesToRemove(released: Iterable<string>, inUse: ReadonlySet<st
 }
 
 export interface ImageRetentionOptions {
-  nodeId: string;
   runtime: Pick<ContainerRuntime, 'imagesInUse' | 'removeImage'>;
   logger: Pick<Logger, 'info' | 'warn'>;
+  /** Monotonic time, ms. */
+  nowMs: () => number;
+  /** Default IMAGE_RELEASE_GRACE_MS. */
+  graceMs?: number;
+  /** A released image's grace ends: a sweep is due (the loop runs a pass). */
+  onDue: () => void;
 }
 
 export class ImageRetention {
-  private readonly releasedImages = new Set<string>();
+  /** Released images -> when (monotonic ms). */
+  private readonly releasedImages = new Map<string, number>();
+  private dueTimer: NodeJS.Timeout | null = null;
   /** Images this agent pulled since it started, until a container's label carries the fact. Bounded. */
   private readonly pulled = new Set<string>();
 
@@ -94,7 +105,7 @@ export class ImageRetention {
   /** A container was removed: the images it named that the agent pulled may no longer be needed. */
   released(c: Pick<ObservedContainer, 'pulledImages'> | undefined): void {
     for (const image of c?.pulledImages ?? []) {
-      if (this.releasedImages.size < MAX_RELEASED_IMAGES) this.releasedImages.add(image);
+      if (this.releasedImages.size < MAX_RELEASED_IMAGES) this.releasedImages.set(image, this.opts.nowMs());
     }
   }
 
@@ -105,6 +116,16 @@ export class ImageRetention {
    */
   async sweep(wanted: ReadonlySet<string>, signal?: AbortSignal): Promise<void> {
     if (this.releasedImages.size === 0) return;
+    const graceMs = this.opts.graceMs ?? IMAGE_RELEASE_GRACE_MS;
+    const nowMs = this.opts.nowMs();
+    const due: string[] = [];
+    let nextDueMs = Number.POSITIVE_INFINITY;
+    for (const [image, atMs] of this.releasedImages) {
+      if (nowMs - atMs >= graceMs) due.push(image);
+      else nextDueMs = Math.min(nextDueMs, atMs + graceMs);
+    }
+    if (nextDueMs !== Number.POSITIVE_INFINITY) this.wakeAt(nextDueMs - nowMs);
+    if (due.length === 0) return;
     let inUse: ImagesInUse;
     try {
       inUse = await this.opts.runtime.imagesInUse();
@@ -112,15 +133,9 @@ export class ImageRetention {
       this.opts.logger.warn({ err: messageOf(err) }, 'could not list the images in use; old images are removed later');
       return;
     }
-    for (const nodeId of inUse.nodeIds) {
-      if (nodeId !== this.opts.nodeId) {
-        this.releasedImages.clear();
-        return;
-      }
-    }
-    const remove = imagesToRemove(this.releasedImages, inUse.images, wanted);
+    const remove = imagesToRemove(due, inUse.images, wanted);
     // Kept ones are released again when the container that keeps them goes.
-    for (const image of this.releasedImages) if (!remove.includes(image)) this.releasedImages.delete(image);
+    for (const image of due) if (!remove.includes(image)) this.releasedImages.delete(image);
     for (const image of remove) {
       if (signal?.aborted) return;
       try {
@@ -132,5 +147,20 @@ export class ImageRetention {
         this.opts.logger.warn({ image, err: messageOf(err) }, 'could not remove an image no container uses; trying again after the next removal');
       }
     }
+  }
+
+  /** Stops the grace timer. */
+  close(): void {
+    if (this.dueTimer) clearTimeout(this.dueTimer);
+    this.dueTimer = null;
+  }
+
+  private wakeAt(inMs: number): void {
+    if (this.dueTimer) return;
+    this.dueTimer = setTimeout(() => {
+      this.dueTimer = null;
+      this.opts.onDue();
+    }, Math.max(0, inMs));
+    this.dueTimer.unref();
   }
 }

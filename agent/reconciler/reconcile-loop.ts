@@ -70,6 +70,8 @@ export interface ReconcileLoopOptions {
   maxReportsPerFrame?: number;
   /** How often a pull in flight has its progress reported, if it moved; default PULL_PROGRESS_REPORT_MS. */
   pullProgressIntervalMs?: number;
+  /** How long an image no container uses any more stays before its removal; default IMAGE_RELEASE_GRACE_MS. */
+  imageReleaseGraceMs?: number;
   /** Wall-clock time (epoch ms), for the times reports carry; default Date.now. */
   wallClockMs?: () => number;
 }
@@ -164,7 +166,13 @@ export class ReconcileLoop {
       clock: this.clock,
       onLoadError: (err) => this.logger.warn({ nodeId: this.nodeId, err: messageOf(err) }, 'could not load the restart counts'),
     });
-    this.images = new ImageRetention({ nodeId: this.nodeId, runtime: this.runtime, logger: this.logger });
+    this.images = new ImageRetention({
+      runtime: this.runtime,
+      logger: this.logger,
+      nowMs: () => this.clock.nowMs(),
+      graceMs: opts.imageReleaseGraceMs,
+      onDue: () => this.requestPass(),
+    });
     this.pulls = new ImagePulls({
       runtime: this.runtime,
       maxConcurrent: this.maxConcurrentSteps,
@@ -248,6 +256,7 @@ export class ReconcileLoop {
     this.reporter.close();
     this.health.close();
     this.passAbort?.abort();
+    this.images.close();
     const pullsClosed = this.pulls.close();
     await this.pumping;
     await pullsClosed;

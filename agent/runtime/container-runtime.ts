@@ -113,8 +113,6 @@ export interface CreateContainerRequest {
 
 export interface ImagesInUse {
   images: Set<string>;
-  /** The node ids on the engine's managed containers. */
-  nodeIds: Set<string>;
 }
 
 /** What came of asking the engine to remove an image. */
@@ -150,8 +148,7 @@ export interface ContainerRuntime {
   pullImage(image: string, auth: RegistryAuth | null, signal?: AbortSignal, progress?: PullProgressTally): Promise<void>;
   /**
    * Every image a container of the engine refers to, whoever made it (any node's, or not ours):
-   * the image it runs, and the images our labels keep beside it (LABELS.image, LABELS.previousImage);
-   * and the node ids our containers on the engine carry (several agents may share one engine).
+   * the image it runs, and the images our labels keep beside it (LABELS.image, LABELS.previousImage).
    */
   imagesInUse(): Promise<ImagesInUse>;
   /** Removes an image by reference; never forced, so one a container uses stays ('in-use'). */

@@ -792,18 +792,15 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
       throw engineError('list containers', err);
     }
     const images = new Set<string>();
-    const nodeIds = new Set<string>();
     for (const info of infos) {
       if (info.Image) images.add(info.Image);
       const labels = info.Labels ?? {};
-      const nodeId = labels[LABELS.nodeId];
-      if (labels[LABELS.managed] !== undefined && nodeId) nodeIds.add(nodeId);
       for (const key of [LABELS.image, LABELS.previousImage]) {
         const image = labels[key];
         if (image) images.add(image);
       }
     }
-    return { images, nodeIds };
+    return { images };
   }
 
   async removeImage(image: string): Promise<ImageRemoval> {

@@ -317,13 +317,11 @@ export class SimulatedRuntime implements ContainerRuntime, EngineProbe {
   async imagesInUse(): Promise<ImagesInUse> {
     this.reachEngine();
     const images = new Set<string>();
-    const nodeIds = new Set<string>();
     for (const c of this.byId.values()) {
       images.add(c.image);
       if (c.previousImage) images.add(c.previousImage);
-      nodeIds.add(c.nodeId);
     }
-    return { images, nodeIds };
+    return { images };
   }
 
   async removeImage(image: string): Promise<ImageRemoval> {

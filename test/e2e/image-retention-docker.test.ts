@@ -78,7 +78,8 @@ describeDocker('image retention through the agent on the real engine', () => {
     await runs(releases[1]!);
     await deploy(releases[2]!);
     await runs(releases[2]!);
-    await vi.waitFor(async () => expect(await present(releases[0]!)).toBe(false), { timeout: 15_000, interval: 250 });
+    // Removed once its 10 s grace is over (another agent on the engine might have been about to use it).
+    await vi.waitFor(async () => expect(await present(releases[0]!)).toBe(false), { timeout: 40_000, interval: 250 });
     expect(await present(releases[1]!)).toBe(true);
     expect(await present(releases[2]!)).toBe(true);
     expect(pullsOf(releases[1]!)).toBe(1);
@@ -94,7 +95,7 @@ describeDocker('image retention through the agent on the real engine', () => {
         expect(await present(releases[1]!)).toBe(false);
         expect(await present(releases[2]!)).toBe(false);
       },
-      { timeout: 30_000, interval: 250 },
+      { timeout: 40_000, interval: 250 },
     );
     // The base image the releases were made from was never the agent's to remove.
     expect(await present(BASE)).toBe(true);

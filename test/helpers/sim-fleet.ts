@@ -125,6 +125,8 @@ export class SimFleet {
       facts: simFacts({ hostname: name, ...opts.facts }),
       logger: silentLogger,
       resyncIntervalMs: 1000,
+      // Images a test's agent no longer uses go at once (see image-retention.ts for the grace).
+      imageReleaseGraceMs: 0,
       reconnectBaseMs: 50,
       reconnectCapMs: 500,
       retryBaseMs: 50,

@@ -102,23 +102,3 @@ it('never removes an image the agent did not pull itself', async () => {
   expect(runtime.calls.removeImage).toBeGreaterThan(0);
 });
 
-it('removes nothing on an engine it shares with another agent: that one may be about to use the image', async () => {
-  fleet = await SimFleet.start();
-  const runtime = new SimulatedRuntime({ images: [] });
-  await fleet.addAgent({ runtime });
-  await fleet.addAgent({ runtime });
-  const [v1, v2, v3] = ['127.0.0.1:5000/app:1', '127.0.0.1:5000/app:2', '127.0.0.1:5000/app:3'];
-  for (const image of [v1, v2, v3]) {
-    await deploy(image);
-    await until(() => {
-      const web = runtime.containers().filter((c) => c.service === 'web');
-      expect(web.map((c) => [c.state, c.image])).toEqual([
-        ['running', image],
-        ['running', image],
-      ]);
-    });
-  }
-  await settle();
-  expect(runtime.hasImageNow(v1)).toBe(true);
-  expect(runtime.calls.removeImage).toBe(0);
-});

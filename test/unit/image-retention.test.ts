@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { imagesToRemove, previousImageFor } from '../../agent/reconciler/image-retention.js';
+import { ImageRetention, imagesToRemove, previousImageFor } from '../../agent/reconciler/image-retention.js';
 import type { ObservedContainer } from '../../agent/runtime/container-runtime.js';
 
 const container = (id: string, service: string, image: string, previousImage: string | null = null): ObservedContainer => ({
@@ -38,5 +38,50 @@ describe('the image a new container keeps beside its own', () => {
 describe('the released images to remove', () => {
   it('are those no container refers to and no replica wants', () => {
     expect(imagesToRemove(['a', 'b', 'c', 'd'], new Set(['a']), new Set(['b']))).toEqual(['c', 'd']);
+  });
+});
+
+describe('ImageRetention', () => {
+  function setup(inUse: string[]) {
+    let nowMs = 0;
+    const removed: string[] = [];
+    const due: number[] = [];
+    const retention = new ImageRetention({
+      runtime: {
+        imagesInUse: async () => ({ images: new Set(inUse) }),
+        removeImage: async (image) => {
+          removed.push(image);
+          return 'removed';
+        },
+      },
+      logger: { info() {}, warn() {} },
+      nowMs: () => nowMs,
+      graceMs: 10_000,
+      onDue: () => due.push(nowMs),
+    });
+    return { retention, removed, at: (ms: number) => (nowMs = ms) };
+  }
+
+  it('removes a released image it pulled only once its grace is over (another agent may be about to use it)', async () => {
+    const { retention, removed, at } = setup([]);
+    retention.released({ pulledImages: ['app:1'] });
+    at(1000);
+    await retention.sweep(new Set());
+    expect(removed).toEqual([]);
+    at(10_000);
+    await retention.sweep(new Set());
+    expect(removed).toEqual(['app:1']);
+    retention.close();
+  });
+
+  it('keeps one a container uses by then, or the target wants; releases nothing it did not pull', async () => {
+    const { retention, removed, at } = setup(['app:1']);
+    retention.released({ pulledImages: ['app:1', 'app:2'] });
+    retention.released({ pulledImages: [] });
+    retention.released(undefined);
+    at(20_000);
+    await retention.sweep(new Set(['app:2']));
+    expect(removed).toEqual([]);
+    retention.close();
   });
 });
