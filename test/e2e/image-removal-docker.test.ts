@@ -3,14 +3,12 @@
  * they run and the ones our labels keep), and a removal that is never forced, so an image a
  * container uses stays.
  */
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
 import { cleanupNode, describeDocker, sleeperSpec } from '../helpers/docker.js';
+import { makeImage, run } from '../helpers/made-image.js';
 
-const run = promisify(execFile);
 const BASE = '127.0.0.1:5000/busybox:1';
 const tag = randomUUID().slice(0, 8);
 /** An image of its own (committed, one tag): the engine refuses to remove it while a container uses it. */
@@ -24,13 +22,7 @@ describeDocker('image removal on the real engine', () => {
 
   beforeAll(async () => {
     await run('docker', ['pull', '-q', BASE]);
-    const name = `tether-retention-${tag}`;
-    await run('docker', ['run', '--name', name, BASE, 'sh', '-c', `echo ${tag} > /made`]);
-    try {
-      await run('docker', ['commit', name, IMAGE]);
-    } finally {
-      await run('docker', ['rm', '-f', name]);
-    }
+    await makeImage(BASE, IMAGE, `echo ${tag} > /made`);
     await run('docker', ['tag', BASE, KEPT]);
   }, 60_000);
 

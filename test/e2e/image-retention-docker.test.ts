@@ -4,14 +4,12 @@
  * release and has removed the first; a rollback then needs no download; deleting the service
  * removes what the agent pulled for it.
  */
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { describeDocker, docker } from '../helpers/docker.js';
 import { startE2eFleet, type E2eFleet } from '../helpers/e2e-fleet.js';
+import { makeRegistryOnlyImage, run } from '../helpers/made-image.js';
 
-const run = promisify(execFile);
 const BASE = '127.0.0.1:5000/busybox:1';
 const tag = randomUUID().slice(0, 8);
 /** Each release its own image (its own layer), so that removing one leaves the others whole. */
@@ -31,18 +29,8 @@ describeDocker('image retention through the agent on the real engine', () => {
   let fleet: E2eFleet;
 
   beforeAll(async () => {
-    for (const [i, image] of releases.entries()) {
-      const name = `tether-retention-build-${tag}-${i}`;
-      await run('docker', ['run', '--name', name, BASE, 'sh', '-c', `echo ${i} > /release`]);
-      try {
-        await run('docker', ['commit', name, image]);
-      } finally {
-        await run('docker', ['rm', '-f', name]);
-      }
-      await run('docker', ['push', '-q', image]);
-      // Only in the registry: the agent pulls each one itself.
-      await run('docker', ['rmi', image]);
-    }
+    // Only in the registry: the agent pulls each one itself.
+    for (const [i, image] of releases.entries()) await makeRegistryOnlyImage(BASE, image, `echo ${i} > /release`);
     fleet = await startE2eFleet('retention', ['127.0.0.1']);
   }, 120_000);
 

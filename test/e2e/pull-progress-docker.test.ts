@@ -3,15 +3,13 @@
  * the test registry, then pulled through the Docker runtime with a tally; what the tally makes of
  * the engine's progress lines must add up to that layer's download.
  */
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
 import { PullProgressTally } from '../../agent/runtime/pull-progress.js';
 import { describeDocker } from '../helpers/docker.js';
+import { makeRegistryOnlyImage, run } from '../helpers/made-image.js';
 
-const run = promisify(execFile);
 const BASE = '127.0.0.1:5000/busybox:1';
 const IMAGE = `127.0.0.1:5000/tether-pull-progress:${randomUUID().slice(0, 8)}`;
 /** Random, so that compression leaves it about this size on the wire. */
@@ -19,16 +17,8 @@ const BLOB_BYTES = 3_000_000;
 
 describeDocker('pull progress from the real engine', () => {
   beforeAll(async () => {
-    const name = `tether-pull-progress-${randomUUID().slice(0, 8)}`;
-    await run('docker', ['run', '--name', name, BASE, 'sh', '-c', `head -c ${BLOB_BYTES} /dev/urandom > /blob`]);
-    try {
-      await run('docker', ['commit', name, IMAGE]);
-    } finally {
-      await run('docker', ['rm', '-f', name]);
-    }
-    await run('docker', ['push', '-q', IMAGE]);
     // Gone from the engine: its new layer has to come from the registry; busybox's is still here.
-    await run('docker', ['rmi', IMAGE]);
+    await makeRegistryOnlyImage(BASE, IMAGE, `head -c ${BLOB_BYTES} /dev/urandom > /blob`);
   }, 120_000);
 
   afterAll(async () => {

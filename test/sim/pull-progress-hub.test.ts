@@ -54,51 +54,17 @@ it('shows the pull of a replica image under the replica, with its share done, un
   await until(async () => expect(await replicaView('web')).toMatchObject({ state: 'running', pull: null }));
 });
 
-it('closes a session whose pull progress is out of bounds with badFrame', async () => {
+it.each([
+  ['a version 5 session whose pull progress is out of bounds', 5, { bytesDone: 1, bytesTotal: 2, layersDone: 0, layersTotal: 100_000 }, null],
+  ['a version 4 session that reports pull progress', 4, { bytesDone: 1, bytesTotal: 2, layersDone: 0, layersTotal: 1 }, 'pull progress is not part of protocol version 4'],
+] as const)('closes %s with badFrame, and only that one', async (_what, version, pull, reason) => {
   fleet = await SimFleet.start();
-  const liar = await devices.connect('liar', 5);
-  const bystander = await devices.connect('bystander', 5);
-  liar.send({
-    type: 'status',
-    replicas: [
-      {
-        replicaId: 'web-x',
-        service: 'web',
-        state: 'pending',
-        specHash: '0123456789abcdef',
-        containerId: null,
-        error: null,
-        restarts: 0,
-        pull: { bytesDone: 1, bytesTotal: 2, layersDone: 0, layersTotal: 100_000 },
-      },
-    ],
-  });
+  const bystander = await devices.connect('bystander', version);
+  const liar = await devices.connect('liar', version);
+  const replica: ReplicaReport = { replicaId: 'web-x', service: 'web', state: 'pending', specHash: '0123456789abcdef', containerId: null, error: null, restarts: 0, pull };
+  liar.send({ type: 'status', replicas: [replica] });
   const closed = await liar.closedWith;
   expect(closed.code).toBe(CloseCode.badFrame);
-  expect(bystander.ws.readyState).toBe(WebSocket.OPEN);
-});
-
-it('closes a version 4 session that reports pull progress with badFrame, and only that one', async () => {
-  fleet = await SimFleet.start();
-  const bystander = await devices.connect('bystander', 4);
-  const liar = await devices.connect('liar', 4);
-  liar.send({
-    type: 'status',
-    replicas: [
-      {
-        replicaId: 'web-x',
-        service: 'web',
-        state: 'pending',
-        specHash: '0123456789abcdef',
-        containerId: null,
-        error: null,
-        restarts: 0,
-        pull: { bytesDone: 1, bytesTotal: 2, layersDone: 0, layersTotal: 1 },
-      },
-    ],
-  });
-  const closed = await liar.closedWith;
-  expect(closed.code).toBe(CloseCode.badFrame);
-  expect(closed.reason).toBe('pull progress is not part of protocol version 4');
+  if (reason !== null) expect(closed.reason).toBe(reason);
   expect(bystander.ws.readyState).toBe(WebSocket.OPEN);
 });
