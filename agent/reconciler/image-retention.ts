@@ -88,7 +88,8 @@ export class ImageRetention {
 
   /** The agent pulled this image. */
   notePulled(image: string): void {
-    if (this.pulled.size >= MAX_RELEASED_IMAGES) this.pulled.delete(this.pulled.values().next().value as string);
+    // The oldest goes to make room; pulled again, an image moves to the newest end.
+    if (!this.pulled.delete(image) && this.pulled.size >= MAX_RELEASED_IMAGES) this.pulled.delete(this.pulled.values().next().value as string);
     this.pulled.add(image);
   }
 
@@ -144,7 +145,10 @@ export class ImageRetention {
         this.pulled.delete(image);
         if (outcome === 'removed') this.opts.logger.info({ image }, 'removed an image no container uses');
       } catch (err) {
-        this.opts.logger.warn({ image, err: messageOf(err) }, 'could not remove an image no container uses; trying again after the next removal');
+        // Tried again once another grace period is over: a refusal that lasts is not asked every pass.
+        this.releasedImages.set(image, nowMs);
+        this.wakeAt(graceMs);
+        this.opts.logger.warn({ image, err: messageOf(err), retryInMs: graceMs }, 'could not remove an image no container uses');
       }
     }
   }

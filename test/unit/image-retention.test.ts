@@ -74,6 +74,34 @@ describe('ImageRetention', () => {
     retention.close();
   });
 
+  it('asks again for a removal the engine refused only once another grace period is over', async () => {
+    let nowMs = 0;
+    let calls = 0;
+    const retention = new ImageRetention({
+      runtime: {
+        imagesInUse: async () => ({ images: new Set<string>() }),
+        removeImage: async () => {
+          calls++;
+          throw new Error('engine busy');
+        },
+      },
+      logger: { info() {}, warn() {} },
+      nowMs: () => nowMs,
+      graceMs: 10_000,
+      onDue: () => undefined,
+    });
+    retention.released({ pulledImages: ['app:1'] });
+    nowMs = 10_000;
+    await retention.sweep(new Set());
+    nowMs = 15_000;
+    await retention.sweep(new Set());
+    expect(calls).toBe(1);
+    nowMs = 20_000;
+    await retention.sweep(new Set());
+    expect(calls).toBe(2);
+    retention.close();
+  });
+
   it('keeps one a container uses by then, or the target wants; releases nothing it did not pull', async () => {
     const { retention, removed, at } = setup(['app:1']);
     retention.released({ pulledImages: ['app:1', 'app:2'] });
