@@ -6,7 +6,8 @@
 import { afterEach, expect, it, vi } from 'vitest';
 import { SimFleet } from '../helpers/sim-fleet.js';
 
-const FAST = { heartbeatIntervalMs: 200, heartbeatGraceMs: 800, lostAfterMs: 1500, startupGraceMs: 1000 };
+// A grace far above the interval: under a loaded machine a late heartbeat must not make the steady node briefly unusable (a fresh view).
+const FAST = { heartbeatIntervalMs: 200, heartbeatGraceMs: 5000, lostAfterMs: 10_000, startupGraceMs: 1000 };
 
 let fleet: SimFleet;
 afterEach(async () => {
@@ -21,6 +22,7 @@ it('keeps the objects of unchanged usable nodes and renews those that changed', 
   await vi.waitFor(() => expect(fleet.hub.nodes.forPlacement().every((n) => n.schedulable)).toBe(true), { timeout: 10_000, interval: 50 });
   const byId = () => new Map(fleet.hub.nodes.forPlacement().map((n) => [n.id, n]));
   const first = byId();
+  const steadyRecord = fleet.hub.nodes.get(steady!);
   expect(byId().get(steady!)).toBe(first.get(steady!));
 
   await fleet.stopAgent(agents[0]!);
@@ -28,7 +30,10 @@ it('keeps the objects of unchanged usable nodes and renews those that changed', 
   expect(res.status).toBe(200);
   await vi.waitFor(() => expect(byId().get(away!)?.downForMs).not.toBeNull(), { timeout: 10_000, interval: 50 });
   const second = byId();
-  expect(second.get(steady!)).toBe(first.get(steady!));
+  // The view is kept as long as the node's record is the same object: a loaded machine may let
+  // the steady agent's hello land again meanwhile (a new record), and then the view is new.
+  if (fleet.hub.nodes.get(steady!) === steadyRecord) expect(second.get(steady!)).toBe(first.get(steady!));
+  else expect(second.get(steady!)).not.toBe(first.get(steady!));
   expect(second.get(relabelled!)).not.toBe(first.get(relabelled!));
   expect(second.get(relabelled!)?.labels).toEqual({ zone: 'b' });
   expect(second.get(away!)).toMatchObject({ schedulable: false });
