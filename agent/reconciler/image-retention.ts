@@ -17,8 +17,8 @@
 import type { Logger } from '../../shared/logger.js';
 import type { ContainerRuntime, ImagesInUse, ObservedContainer } from '../runtime/container-runtime.js';
 import type { Swap } from './plan-steps.js';
+import { messageOf } from './step-executors.js';
 
-const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** Images waiting for a sweep at most: past this, more are not tracked (and stay on the disk). */
 export const MAX_RELEASED_IMAGES = 256;
