@@ -19,7 +19,6 @@ import type { ContainerRuntime, ImagesInUse, ObservedContainer } from '../runtim
 import type { Swap } from './plan-steps.js';
 import { messageOf } from './step-executors.js';
 
-
 /** Images waiting for a sweep at most: past this, more are not tracked (and stay on the disk). */
 export const MAX_RELEASED_IMAGES = 256;
 
