@@ -1,5 +1,9 @@
 import { createHash } from 'node:crypto';
 import Type, { type Static } from 'typebox';
+import { StringRecord } from './string-record.js';
+
+/** An environment variable's name. */
+export const ENV_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*$';
 
 /** Longest string an operator may put in a spec (and so in a container's part of it). */
 export const CONTAINER_STRING_MAX_LENGTH = 4096;
@@ -74,6 +78,73 @@ export const RestartPolicySchema = Type.Object(
 );
 export type RestartPolicy = Static<typeof RestartPolicySchema>;
 
+/** A config's or secret's name: what the hub's API takes, and what a spec and a target name it by. */
+export const VALUE_NAME_PATTERN = '^[a-z0-9][a-z0-9._-]{0,62}$';
+/** A named volume's name in a spec: the same charset as a value's, so it is safe in an engine volume name. */
+export const VOLUME_NAME_PATTERN = VALUE_NAME_PATTERN;
+
+/** Where a container's value comes from: the hub's secrets or its configs. */
+export const ValueSourceSchema = Type.Union([Type.Literal('secret'), Type.Literal('config')]);
+export type ValueSource = Static<typeof ValueSourceSchema>;
+
+/** Limits on a container's mounts and references: a spec with more is refused, a target with more is a bad frame. */
+export const MOUNT_LIMITS = { maxFiles: 64, maxEnvFrom: 64, maxVolumes: 32, maxTmpfs: 16, maxBinds: 32, maxTargetLength: 1024 } as const;
+
+/** A path inside the container: absolute, and checked further by the hub (no "..", not "/", no two mounts alike). */
+const MountTarget = Type.String({ minLength: 2, maxLength: MOUNT_LIMITS.maxTargetLength, pattern: '^/' });
+
+/** A config or secret, and the version of it the container was made for (the hub pins it when it accepts the spec). */
+const ValueRefProperties = {
+  source: ValueSourceSchema,
+  name: Type.String({ pattern: VALUE_NAME_PATTERN }),
+  version: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+};
+
+/**
+ * Version 6: a config or secret the container reads as a file at `target` (mounted read-only;
+ * secrets from a tmpfs the agent manages, never from the device's disk). `mode` is the file's
+ * permission bits; `uid`/`gid` its owner.
+ */
+export const ValueFileSchema = Type.Object(
+  {
+    ...ValueRefProperties,
+    target: MountTarget,
+    mode: Type.Integer({ minimum: 0, maximum: 0o777 }),
+    uid: Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 }),
+    gid: Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 }),
+  },
+  { additionalProperties: false },
+);
+export type ValueFile = Static<typeof ValueFileSchema>;
+
+/** Version 6: an environment variable whose value is a config's or secret's. */
+export const EnvFromSchema = Type.Object(ValueRefProperties, { additionalProperties: false });
+export type EnvFrom = Static<typeof EnvFromSchema>;
+
+/**
+ * Version 6: a named volume of the service, kept on the node across restarts, updates, rollbacks
+ * and agent restarts. The agent names the engine's volume after its node, the service and `name`.
+ */
+export const VolumeMountSchema = Type.Object(
+  { name: Type.String({ pattern: VOLUME_NAME_PATTERN }), target: MountTarget, readOnly: Type.Boolean() },
+  { additionalProperties: false },
+);
+export type VolumeMount = Static<typeof VolumeMountSchema>;
+
+/** Version 6: a tmpfs of `sizeBytes` at `target`, empty at every start. */
+export const TmpfsMountSchema = Type.Object(
+  { target: MountTarget, sizeBytes: Type.Integer({ minimum: 4096, maximum: 2 ** 40 }), mode: Type.Integer({ minimum: 0, maximum: 0o1777 }) },
+  { additionalProperties: false },
+);
+export type TmpfsMount = Static<typeof TmpfsMountSchema>;
+
+/** Version 6: a host path mounted into the container (the hub accepts only paths under its allow-list). */
+export const BindMountSchema = Type.Object(
+  { hostPath: Type.String({ minLength: 1, maxLength: MOUNT_LIMITS.maxTargetLength, pattern: '^/' }), target: MountTarget, readOnly: Type.Boolean() },
+  { additionalProperties: false },
+);
+export type BindMount = Static<typeof BindMountSchema>;
+
 /**
  * What one replica's container needs, every default filled in: the part of a service spec an agent
  * acts on, as targets carry it. The hub's spec extends it (NormalizedSpec).
@@ -107,6 +178,13 @@ export const ContainerSpecSchema = Type.Object(
     healthcheck: Type.Optional(HealthCheckSchema),
     /** Protocol version 4; absent, not null, when the service sets none (see `healthcheck`). */
     restart: Type.Optional(RestartPolicySchema),
+    /** Protocol version 6, each absent when empty (see `healthcheck`): configs and secrets as files. */
+    files: Type.Optional(Type.Array(ValueFileSchema, { minItems: 1, maxItems: MOUNT_LIMITS.maxFiles })),
+    /** Environment variables from configs and secrets (their names are not in `env`). */
+    envFrom: Type.Optional(StringRecord({ pattern: ENV_NAME_PATTERN }, EnvFromSchema, { maxProperties: MOUNT_LIMITS.maxEnvFrom })),
+    volumes: Type.Optional(Type.Array(VolumeMountSchema, { minItems: 1, maxItems: MOUNT_LIMITS.maxVolumes })),
+    tmpfs: Type.Optional(Type.Array(TmpfsMountSchema, { minItems: 1, maxItems: MOUNT_LIMITS.maxTmpfs })),
+    binds: Type.Optional(Type.Array(BindMountSchema, { minItems: 1, maxItems: MOUNT_LIMITS.maxBinds })),
   },
   { additionalProperties: false },
 );
@@ -123,7 +201,21 @@ export function containerSpecOf(spec: ContainerSpec): ContainerSpec {
     registryAuth: spec.registryAuth,
     ...(spec.healthcheck ? { healthcheck: spec.healthcheck } : {}),
     ...(spec.restart ? { restart: spec.restart } : {}),
+    ...(spec.files ? { files: spec.files } : {}),
+    ...(spec.envFrom ? { envFrom: spec.envFrom } : {}),
+    ...(spec.volumes ? { volumes: spec.volumes } : {}),
+    ...(spec.tmpfs ? { tmpfs: spec.tmpfs } : {}),
+    ...(spec.binds ? { binds: spec.binds } : {}),
   };
+}
+
+/** The configs and secrets a container reads (files and environment), each (source, name, version) once. */
+export function valueRefsOf(spec: ContainerSpec): Array<{ source: ValueSource; name: string; version: number }> {
+  const refs = new Map<string, { source: ValueSource; name: string; version: number }>();
+  const add = (r: { source: ValueSource; name: string; version: number }) => refs.set(`${r.source}\0${r.name}\0${r.version}`, { source: r.source, name: r.name, version: r.version });
+  for (const f of spec.files ?? []) add(f);
+  for (const e of Object.values(spec.envFrom ?? {})) add(e);
+  return [...refs.values()];
 }
 
 /** JSON with object keys sorted, so equal values always serialize to the same text. */

@@ -16,20 +16,21 @@
  * never leave the agent half-updated; a newer generation supersedes any older one.
  */
 import Type, { type Static } from 'typebox';
-import { ContainerSpecSchema, HEALTH_OUTPUT_MAX_LENGTH } from './container-spec.js';
+import { ContainerSpecSchema, HEALTH_OUTPUT_MAX_LENGTH, VALUE_NAME_PATTERN, ValueSourceSchema } from './container-spec.js';
 import { StringRecord } from './string-record.js';
 
 /**
  * The version this build speaks. Version 2 added node conditions (hello, `conditions` frames) and
  * partial acks (`ack.pending`); version 3 health checks (a container's `healthcheck`, a report's
  * `health`); version 4 restart policies (a container's `restart`, a report's `crashLoop`);
- * version 5 pull progress (a report's `pull`). The additions are optional, so a hub serves
+ * version 5 pull progress (a report's `pull`); version 6 what a container needs besides its image
+(a container's `files`, `envFrom`, `volumes`, `tmpfs`, `binds`; a target's `values`). The additions are optional, so a hub serves
  * older agents as before, as long as it sends them
  * nothing they do not know (a version 1 or 2 agent refuses a container with a `healthcheck`, a
  * version 3 one a container with a `restart`). Upgrade the hub first: a hub refuses an agent
  * newer than itself.
  */
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 /** The oldest agent protocol the hub still serves: fleets are upgraded in batches, after their hub. */
 export const MIN_PROTOCOL_VERSION = 1;
 
@@ -319,11 +320,34 @@ export const WelcomeSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** Largest config or secret value, in bytes: the hub refuses a larger one, an agent a target carrying one. */
+export const MAX_VALUE_BYTES = 512 * 1024;
+/** Values one target carries at most: each of a node's replicas names at most a few dozen. */
+export const MAX_TARGET_VALUES = 1024;
+
+/**
+ * Version 6: the value of a config or secret that one of the target's replicas names, at the
+ * version it names, base64. A target carries only the values its own replicas name: a node never
+ * receives a secret none of its replicas uses.
+ */
+export const TargetValueSchema = Type.Object(
+  {
+    source: ValueSourceSchema,
+    name: Type.String({ pattern: VALUE_NAME_PATTERN }),
+    version: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+    data: Type.String({ maxLength: Math.ceil(MAX_VALUE_BYTES / 3) * 4, pattern: '^[A-Za-z0-9+/]*={0,2}$' }),
+  },
+  { additionalProperties: false },
+);
+export type TargetValue = Static<typeof TargetValueSchema>;
+
 export const TargetSchema = Type.Object(
   {
     type: Type.Literal('target'),
     generation: Generation,
     replicas: Type.Array(AssignedReplicaSchema),
+    /** Version 6; absent when no replica of the target names a config or secret. */
+    values: Type.Optional(Type.Array(TargetValueSchema, { minItems: 1, maxItems: MAX_TARGET_VALUES })),
   },
   { additionalProperties: false },
 );

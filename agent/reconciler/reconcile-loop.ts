@@ -22,7 +22,7 @@
 import { Backoff } from '../../shared/backoff.js';
 import { systemClock, type Clock } from '../../shared/clock.js';
 import { CRASH_LOOP_OUTPUT_MAX_LENGTH, PROTOCOL_LIMITS, type AssignedReplica, type ReplicaReport } from '../../shared/protocol.js';
-import { OUTPUT_TAIL_LINES, type ContainerRuntime, type ObservedContainer } from '../runtime/container-runtime.js';
+import { OUTPUT_TAIL_LINES, type ContainerInputs, type ContainerRuntime, type ObservedContainer } from '../runtime/container-runtime.js';
 import { HealthMonitor } from '../health/health-monitor.js';
 import { needsImage, planSteps, replicaIdOf, type Step } from './plan-steps.js';
 import { ImagePulls } from './image-pulls.js';
@@ -74,6 +74,8 @@ export interface ReconcileLoopOptions {
   imageReleaseGraceMs?: number;
   /** Wall-clock time (epoch ms), for the times reports carry; default Date.now. */
   wallClockMs?: () => number;
+  /** What a new container is made with besides its spec (StepContext.inputsOf); absent: nothing. */
+  containerInputs?: (replica: AssignedReplica) => Promise<ContainerInputs>;
 }
 
 /**
@@ -515,6 +517,7 @@ export class ReconcileLoop {
       hadSpec: (replicaId, specHash) => this.restarts.hadSpec(replicaId, specHash),
       removed: (container) => this.images.released(container),
       keptImages: (service, image, swap) => this.images.keptBy(service, image, swap, planned),
+      ...(this.opts.containerInputs ? { inputsOf: this.opts.containerInputs } : {}),
     };
   }
 

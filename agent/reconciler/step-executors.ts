@@ -11,7 +11,8 @@
  * it loses is held in memory only (which containers it stopped itself, so a later start of one of
  * them may count as a restart; how many swaps at a spec failed).
  */
-import type { ContainerRuntime, ObservedContainer } from '../runtime/container-runtime.js';
+import type { ContainerInputs, ContainerRuntime, ObservedContainer } from '../runtime/container-runtime.js';
+import type { AssignedReplica } from '../../shared/protocol.js';
 import type { Step, Swap } from './plan-steps.js';
 import type { KeptImages } from './image-retention.js';
 import type { Logger } from '../../shared/logger.js';
@@ -53,6 +54,12 @@ export interface StepContext {
   removed?(container: ObservedContainer | undefined): void;
   /** What a new container of the service keeps beside its image (image-retention.ts); none when absent. */
   keptImages?(service: string, image: string, swap: Swap | null): KeptImages;
+  /**
+   * The mounts and environment a new container of the replica is made with (configs, secrets,
+   * volumes); rejects with why it cannot be made now (a secret the node does not hold). Absent:
+   * none, and the spec's `env`.
+   */
+  inputsOf?(replica: AssignedReplica): Promise<ContainerInputs>;
 }
 
 /** Docker's container name charset is [a-zA-Z0-9][a-zA-Z0-9_.-]*; the "tether-" prefix supplies the first character. */
@@ -108,6 +115,7 @@ async function create(step: Extract<Step, { kind: 'create' }>, ctx: StepContext)
   const remade = ctx.hadSpec(r.replicaId, r.specHash);
   let containerId: string;
   try {
+    const inputs = await ctx.inputsOf?.(r);
     containerId = await ctx.runtime.createContainer({
       nodeId: ctx.nodeId,
       replicaId: r.replicaId,
@@ -117,6 +125,7 @@ async function create(step: Extract<Step, { kind: 'create' }>, ctx: StepContext)
       spec: r.container,
       publishAddress: ctx.publishAddress,
       ...(ctx.keptImages?.(r.service, r.container.image, step.swap) ?? {}),
+      ...(inputs ? { inputs } : {}),
     });
   } catch (err) {
     ctx.failed(r.replicaId, `create failed: ${messageOf(err)}`);

@@ -95,6 +95,25 @@ export interface ObservedContainer {
   pulledImages?: string[];
 }
 
+/**
+ * A mount of a new container, engine-neutral: a host file or directory (`bind`: the agent's own
+ * files of configs and secrets, or a host path the spec allows), a named volume the engine keeps
+ * (made on first use, with `labels`), or a tmpfs.
+ */
+export type ContainerMount =
+  | { type: 'bind'; source: string; target: string; readOnly: boolean }
+  | { type: 'volume'; source: string; target: string; readOnly: boolean; labels: Record<string, string> }
+  | { type: 'tmpfs'; target: string; sizeBytes: number; mode: number };
+
+/**
+ * What a container is made with besides its spec, resolved on the node when it is created: its
+ * mounts, and its whole environment (the spec's `env` plus the values `envFrom` names).
+ */
+export interface ContainerInputs {
+  mounts: ContainerMount[];
+  env: Record<string, string>;
+}
+
 export interface CreateContainerRequest {
   nodeId: string;
   replicaId: string;
@@ -109,6 +128,8 @@ export interface CreateContainerRequest {
   previousImage?: string | null;
   /** Of its image and previous image, those the agent pulled (labelled, so that only those are ever removed). */
   pulledImages?: string[];
+  /** Mounts and environment resolved on the node (ContainerInputs); absent: none, and the spec's `env`. */
+  inputs?: ContainerInputs;
 }
 
 export interface ImagesInUse {

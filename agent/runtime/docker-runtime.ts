@@ -25,6 +25,7 @@ import {
   type StartResult,
 } from './container-runtime.js';
 import { DockerLogTail } from './docker-logs.js';
+import { engineMountOf, type DockerMount } from './docker-mounts.js';
 import type { PullProgressTally } from './pull-progress.js';
 import { dockerHealthConfigOf, engineHealthOf, type DockerHealthConfig, type DockerHealthState } from './docker-health.js';
 import { healthCheckLabel, healthCheckOfLabel } from './health-check-label.js';
@@ -248,6 +249,7 @@ interface ContainerCreateBody {
     LogConfig: { Type: string; Config: Record<string, string> };
     NanoCpus?: number;
     Memory?: number;
+    Mounts?: DockerMount[];
   };
 }
 
@@ -669,12 +671,13 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
       Init: true,
       LogConfig: CONTAINER_LOG_CONFIG,
     };
+    if (req.inputs && req.inputs.mounts.length > 0) hostConfig.Mounts = req.inputs.mounts.map(engineMountOf);
     if (spec.resources.cpus !== null) hostConfig.NanoCpus = Math.round(spec.resources.cpus * 1e9);
     if (spec.resources.memoryMB !== null) hostConfig.Memory = spec.resources.memoryMB * 1024 * 1024;
 
     const body: ContainerCreateBody = {
       Image: spec.image,
-      Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
+      Env: Object.entries(req.inputs?.env ?? spec.env).map(([key, value]) => `${key}=${value}`),
       // Ours last: a spec label must never fake which node, service or replica a container is.
       Labels: {
         ...spec.labels,

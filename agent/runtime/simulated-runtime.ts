@@ -22,6 +22,7 @@ import { TETHER_VERSION } from '../../shared/version.js';
 import {
   enginePolicyOf,
   LABELS,
+  type ContainerInputs,
   type ContainerRuntime,
   type CreateContainerRequest,
   type EngineProbe,
@@ -69,6 +70,8 @@ export interface SimulatedContainer extends ObservedContainer {
   enginePolicy: 'no' | 'unless-stopped';
   /** What crashes made it print (crash), its last SIMULATED_OUTPUT_MAX_LENGTH characters. */
   output: string;
+  /** The mounts and environment it was made with (CreateContainerRequest.inputs); null: none given. */
+  inputs: ContainerInputs | null;
 }
 
 /** Output kept per container: a bound on what tests make crashes print. */
@@ -275,6 +278,7 @@ export class SimulatedRuntime implements ContainerRuntime, EngineProbe {
       healthSetByTest: null,
       enginePolicy: enginePolicyOf(req.spec),
       output: '',
+      inputs: req.inputs ?? null,
     };
     this.byId.set(id, container);
     this.idByName.set(req.name, id);

@@ -13,8 +13,18 @@ export const HEALTH_CHECK_PROTOCOL_VERSION = 3;
  */
 export const RESTART_POLICY_PROTOCOL_VERSION = 4;
 
+/**
+ * The first protocol version whose agents mount what a container needs besides its image (configs
+ * and secrets, volumes, tmpfs, host paths) and take a target's values (older ones refuse them).
+ */
+export const MOUNTS_PROTOCOL_VERSION = 6;
+
+/** The protocol versions that each made some containers unreadable to older agents, oldest first. */
+export const FEATURE_PROTOCOL_VERSIONS = [HEALTH_CHECK_PROTOCOL_VERSION, RESTART_POLICY_PROTOCOL_VERSION, MOUNTS_PROTOCOL_VERSION] as const;
+
 /** The protocol version an agent must speak to run a container of `spec`. */
 export function minProtocolVersionOf(spec: ContainerSpec): number {
+  if (spec.files || spec.envFrom || spec.volumes || spec.tmpfs || spec.binds) return MOUNTS_PROTOCOL_VERSION;
   if (spec.restart) return RESTART_POLICY_PROTOCOL_VERSION;
   return spec.healthcheck ? HEALTH_CHECK_PROTOCOL_VERSION : MIN_PROTOCOL_VERSION;
 }

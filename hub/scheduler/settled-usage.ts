@@ -16,7 +16,7 @@
  */
 import { MIN_PROTOCOL_VERSION } from '../../shared/protocol.js';
 import type { NormalizedSpec } from '../spec/service-spec.js';
-import { HEALTH_CHECK_PROTOCOL_VERSION, RESTART_POLICY_PROTOCOL_VERSION } from './feasibility.js';
+import { FEATURE_PROTOCOL_VERSIONS } from './feasibility.js';
 import { reserve, type Demand, type NodeUsage } from './node-usage.js';
 import { compareStrings } from './order.js';
 import type { ServicePlan } from './service-plan.js';
@@ -270,12 +270,11 @@ function unsettledBy(entry: CountedService, changeById: ReadonlyMap<string, Node
 }
 
 /**
- * What an agent of this version is too old for: 2 for health checks (and restart policies), 1 for
- * restart policies alone, 0 for nothing.
+ * How many of the protocol's container features an agent of this version is too old for (health
+ * checks, restart policies, mounts): a change of it changes which services the node can run.
  */
 function tooOldFor(version: number): number {
-  if (version >= RESTART_POLICY_PROTOCOL_VERSION) return 0;
-  return version < HEALTH_CHECK_PROTOCOL_VERSION ? 2 : 1;
+  return FEATURE_PROTOCOL_VERSIONS.filter((v) => version < v).length;
 }
 
 function touchesAny(countByNodeId: ReadonlyMap<string, number>, nodeIds: ReadonlySet<string>): boolean {

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
+import { VALUE_NAME_PATTERN } from '../../shared/container-spec.js';
 import type { FieldError } from '../../shared/validation.js';
 import type { ValueSealer } from './master-keyring.js';
 import { SealedValueError } from './sealed-value.js';
 import type { ConfigRecord, SecretRecord, Store } from '../store/store.js';
 
-/** Largest value a config or secret holds, in bytes (decoded). */
-export const MAX_VALUE_BYTES = 512 * 1024;
+/** Largest value a config or secret holds, in bytes (decoded): a target carries it whole. */
+export { MAX_VALUE_BYTES } from '../../shared/protocol.js';
 /**
  * Hex chars of a value's sha256 that views show: enough to tell versions apart. Of a guessable
  * secret (a short password) they still confirm a guess: whoever reads them must be trusted as an
@@ -20,7 +21,7 @@ export const DIGEST_PREFIX_CHARS = 12;
 export const VALUE_LIMITS = { maxCount: 1000, maxTotalBytes: 64 * 1024 * 1024 };
 export type ValueLimits = typeof VALUE_LIMITS;
 
-const VALUE_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const VALUE_NAME_RE = new RegExp(VALUE_NAME_PATTERN);
 
 export function validateValueName(name: string): FieldError | null {
   return VALUE_NAME_RE.test(name) ? null : { path: 'name', message: 'must be 1-63 lower-case letters, digits, ".", "_" or "-", starting with a letter or digit' };

@@ -1,9 +1,10 @@
 import Type, { type Static } from 'typebox';
-import { CONTAINER_STRING_MAX_LENGTH, PortSchema, RegistryAuthSchema, SpecString as Str, type ContainerSpec } from '../../shared/container-spec.js';
+import { CONTAINER_STRING_MAX_LENGTH, ENV_NAME_PATTERN, PortSchema, RegistryAuthSchema, SpecString as Str, type ContainerSpec } from '../../shared/container-spec.js';
 import { StringRecord } from '../../shared/string-record.js';
 import { parseConstraint, type Constraint } from './constraints.js';
 import { HealthCheckSpecSchema, normalizeHealthCheck } from './health-check.js';
 import { imageReferenceError } from './image-reference.js';
+import { EnvValueSpecSchema, MountSpecFields, normalizeMounts, type MountContext } from './mounts.js';
 import { normalizeSpreadBy, SpreadBySpecSchema, StrategySpecSchema } from './placement-preferences.js';
 import { normalizeRestartPolicy, RestartPolicySpecSchema } from './restart-policy.js';
 import { normalizeUpdateConfig, UpdateConfigSpecSchema, type UpdateConfig } from './update-config.js';
@@ -26,7 +27,7 @@ export const ServiceSpecSchema = Type.Object(
   {
     image: Str({ minLength: 1, maxLength: 512 }),
     command: Type.Optional(Type.Array(Str(), { maxItems: SPEC_LIMITS.maxCommandArgs })),
-    env: Type.Optional(StringRecord({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, Str(), { maxProperties: SPEC_LIMITS.maxEnv })),
+    env: Type.Optional(StringRecord({ pattern: ENV_NAME_PATTERN }, EnvValueSpecSchema, { maxProperties: SPEC_LIMITS.maxEnv })),
     mode: Type.Optional(Type.Union([Type.Literal('replicated'), Type.Literal('global')])),
     replicas: Type.Optional(Type.Integer({ minimum: 0, maximum: SPEC_LIMITS.maxReplicas })),
     ports: Type.Optional(Type.Array(PortSchema, { maxItems: SPEC_LIMITS.maxPorts })),
@@ -50,6 +51,7 @@ export const ServiceSpecSchema = Type.Object(
     update: Type.Optional(UpdateConfigSpecSchema),
     strategy: Type.Optional(StrategySpecSchema),
     spreadBy: Type.Optional(SpreadBySpecSchema),
+    ...MountSpecFields,
   },
   { additionalProperties: false },
 );
@@ -91,9 +93,11 @@ export function validateServiceName(name: string): FieldError | null {
 
 /**
  * Checks a spec beyond its shape (constraints parse, no host port twice, no replicas in global
- * mode) and fills in defaults. Pure: the same input always gives the same answer.
+ * mode, the configs and secrets it names exist, no two mounts at one path) and fills in defaults,
+ * pinning each config and secret it names to its current version. Pure: the same input and
+ * context always give the same answer.
  */
-export function validateServiceSpec(input: unknown): Validated<NormalizedSpec> {
+export function validateServiceSpec(input: unknown, ctx: MountContext = {}): Validated<NormalizedSpec> {
   const shaped = specValidator.validate(input);
   if (!shaped.ok) return shaped;
   const spec = shaped.value;
@@ -121,14 +125,16 @@ export function validateServiceSpec(input: unknown): Validated<NormalizedSpec> {
   const restart = spec.restart === undefined ? undefined : normalizeRestartPolicy(spec.restart, 'restart', errors);
   const update = spec.update === undefined ? undefined : normalizeUpdateConfig(spec.update, 'update', errors);
   const spreadBy = spec.spreadBy === undefined ? null : normalizeSpreadBy(spec.spreadBy, 'spreadBy', errors);
+  const mounts = normalizeMounts(spec, ctx, errors);
   if (errors.length > 0) return { ok: false, errors };
+  const { env, ...mountFields } = mounts;
 
   return {
     ok: true,
     value: {
       image: spec.image,
       command: spec.command ?? null,
-      env: spec.env ?? {},
+      env,
       mode,
       replicas: mode === 'global' ? 0 : (spec.replicas ?? 1),
       ports: (spec.ports ?? []).map((p) => ({ containerPort: p.containerPort, hostPort: p.hostPort ?? null, protocol: p.protocol ?? 'tcp' })),
@@ -136,7 +142,8 @@ export function validateServiceSpec(input: unknown): Validated<NormalizedSpec> {
       constraints: spec.constraints ?? [],
       labels: spec.labels ?? {},
       registryAuth: spec.registryAuth ?? null,
-      onNodeLost: spec.onNodeLost ?? 'reschedule',
+      // A replica with a named volume has its data on its node: placed elsewhere, it would start empty.
+      onNodeLost: spec.onNodeLost ?? (mountFields.volumes ? 'wait' : 'reschedule'),
       lostAfterMs: spec.lostAfterMs ?? null,
       // Absent, not undefined or null, without a check: see ContainerSpec.healthcheck.
       ...(healthcheck ? { healthcheck } : {}),
@@ -144,6 +151,7 @@ export function validateServiceSpec(input: unknown): Validated<NormalizedSpec> {
       ...(update ? { update } : {}),
       ...(spec.strategy ? { strategy: spec.strategy } : {}),
       ...(spreadBy ? { spreadBy } : {}),
+      ...mountFields,
     },
   };
 }
