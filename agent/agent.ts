@@ -1,5 +1,6 @@
 import { NODE_FACT_MAX_LENGTH, PROTOCOL_LIMITS, PROTOCOL_VERSION, type HelloFrame, type NodeFacts, type TargetFrame } from '../shared/protocol.js';
 import { Backoff } from '../shared/backoff.js';
+import { containerInputsFor } from './container-inputs.js';
 import { HubLink } from './hub-link.js';
 import type { NodeIdentity } from './node-identity.js';
 import { ReconcileLoop } from './reconciler/reconcile-loop.js';
@@ -93,6 +94,7 @@ export class Agent {
       imageReleaseGraceMs: opts.imageReleaseGraceMs,
       retryBaseMs: opts.retryBaseMs,
       restartCounts: opts.restartCounts,
+      containerInputs: containerInputsFor(opts.identity.nodeId),
       // The loop's outbox keeps each call within the protocol's limit for one status frame.
       onReport: (replicas) => void this.link.send({ type: 'status', replicas }),
       // `pending`: replicas of the generation still waiting for their image (a partial ack).

@@ -61,7 +61,7 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
   await app.register(async (api) => {
     requireAdmin(api, opts.adminToken);
     await api.register(nodeRoutes, { nodes: hub.nodes });
-    await api.register(serviceRoutes, { services: hub.services });
+    await api.register(serviceRoutes, { services: hub.services, specContext: { values: hub.values, allowedHostPaths: hub.config.allowedHostPaths } });
     await api.register(namedValueRoutes<'config'>, { values: hub.configs });
     await api.register(namedValueRoutes<'secret'>, { values: hub.secrets });
     // Behind the admin token like the rest: node names and counts are the operator's business.

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { containerSpecHash, containerSpecOf, type ContainerSpec } from '../shared/container-spec.js';
-import type { AssignedReplica, TargetFrame } from '../shared/protocol.js';
+import { containerSpecHash, containerSpecOf, valueRefsOf, type ContainerSpec, type ValueSource } from '../shared/container-spec.js';
+import type { AssignedReplica, TargetFrame, TargetValue } from '../shared/protocol.js';
 import type { Placement } from './scheduler/types.js';
 import { specOfRevision } from './revisions.js';
 import { encodeTargetFrame, targetHashText, withText } from './target-frame.js';
@@ -12,6 +12,8 @@ const placedOn = (p: Placement): boolean => p.nodeId !== null && p.pendingReason
 interface ServiceContainer {
   container: ContainerSpec;
   specHash: string;
+  /** The configs and secrets the container names, each version once (most containers name none). */
+  valueRefs: ValueRef[];
   /**
    * JSON.stringify of `container` and of its registry credentials ('' when none), made once per
    * spec: every replica of the service carries them, in each target's text and hash.
@@ -32,6 +34,11 @@ export type SendTarget = (nodeId: string, frame: TargetFrame) => boolean;
 
 /** A replica is no longer assigned to a node (moved, removed, or its service deleted). */
 export type OnReleased = (nodeId: string, replicaId: string) => void;
+
+type ValueRef = { source: ValueSource; name: string; version: number };
+
+/** A config's or secret's bytes at a version, as base64; undefined when the hub no longer holds it. */
+export type ValueBytes = (source: ValueSource, name: string, version: number) => string | undefined;
 
 /**
  * Turns placements into per-node targets and sends each node its whole target, with a generation
@@ -77,6 +84,7 @@ export class Dispatcher {
     private readonly store: Store,
     private readonly send: SendTarget,
     private readonly onReleased: OnReleased = () => undefined,
+    private readonly valueBytes: ValueBytes = () => undefined,
   ) {
     // Every change of a service record reaches the index from the store itself, the undo of a
     // refused write included: no writer pairs a write with a call here.
@@ -272,7 +280,10 @@ export class Dispatcher {
     this.unassigned.push(nodeId, replicaId);
   }
 
-  /** The node's whole desired state, in a stable order. */
+  /**
+   * The node's whole desired state, in a stable order. Its hash covers the values it names: a
+   * replica's spec hash includes each version, and a version's bytes never change.
+   */
   targetOf(nodeId: string): { replicas: AssignedReplica[]; hash: string } {
     const replicas: AssignedReplica[] = [];
     for (const [replicaId, service] of this.byNode.get(nodeId) ?? []) {
@@ -290,6 +301,32 @@ export class Dispatcher {
     return { replicas, hash };
   }
 
+  /**
+   * The configs and secrets the replicas name, with their bytes: only what this node's own
+   * replicas use, so a node never receives a secret none of its replicas names. A version the hub
+   * no longer holds is left out (the agent then reports why it cannot make the container).
+   */
+  private valuesOf(replicas: readonly AssignedReplica[]): TargetValue[] {
+    const refs = new Map<string, ValueRef>();
+    for (const r of replicas) {
+      const info = this.containerOf(r.service, r.replicaId);
+      const named = info?.container === r.container ? info.valueRefs : valueRefsOf(r.container);
+      for (const ref of named) refs.set(`${ref.source}\0${ref.name}\0${ref.version}`, ref);
+    }
+    const values: TargetValue[] = [];
+    for (const ref of [...refs.values()].sort(byRef)) {
+      const data = this.valueBytes(ref.source, ref.name, ref.version);
+      if (data !== undefined) values.push({ ...ref, data });
+    }
+    return values;
+  }
+
+  /** A target frame of these replicas, with the values they name when there are any. */
+  private frameOf(generation: number, replicas: AssignedReplica[]): TargetFrame {
+    const values = this.valuesOf(replicas);
+    return values.length > 0 ? { type: 'target', generation, replicas, values } : { type: 'target', generation, replicas };
+  }
+
   /** The service's encodings of a replica's container, if it is still the service's container. */
   private encodedContainer(r: AssignedReplica): ServiceContainer | undefined {
     const info = this.containerOf(r.service, r.replicaId);
@@ -302,7 +339,7 @@ export class Dispatcher {
    * for writes) is encoded from its own container.
    */
   private encoded(frame: TargetFrame): TargetFrame {
-    const text = encodeTargetFrame(frame.generation, frame.replicas, (r) => this.encodedContainer(r)?.containerJson ?? JSON.stringify(r.container));
+    const text = encodeTargetFrame(frame.generation, frame.replicas, (r) => this.encodedContainer(r)?.containerJson ?? JSON.stringify(r.container), frame.values);
     return withText(frame, text);
   }
 
@@ -332,7 +369,7 @@ export class Dispatcher {
       const generation = Math.max(node.generation, applied ?? 0) + 1;
       writes.push(this.store.putNode({ ...node, generation, targetHash: hash }));
       this.writing.add(nodeId);
-      changed.push({ nodeId, frame: { type: 'target', generation, replicas }, applied });
+      changed.push({ nodeId, frame: this.frameOf(generation, replicas), applied });
     }
     const outcomes = await Promise.allSettled(writes);
     let sent = 0;
@@ -380,7 +417,7 @@ export class Dispatcher {
       this.dirtyNodes.add(nodeId);
       return null;
     }
-    return this.encoded({ type: 'target', generation: node.generation, replicas });
+    return this.encoded(this.frameOf(node.generation, replicas));
   }
 }
 
@@ -389,7 +426,14 @@ function serviceContainerOf(spec: ContainerSpec): ServiceContainer {
   return {
     container,
     specHash: containerSpecHash(container),
+    valueRefs: valueRefsOf(container),
     containerJson: JSON.stringify(container),
     authJson: container.registryAuth ? JSON.stringify(container.registryAuth) : '',
   };
+}
+
+function byRef(a: ValueRef, b: ValueRef): number {
+  if (a.source !== b.source) return a.source < b.source ? -1 : 1;
+  if (a.name !== b.name) return a.name < b.name ? -1 : 1;
+  return a.version - b.version;
 }

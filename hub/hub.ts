@@ -15,7 +15,10 @@ import { ObservedState } from './observed-state.js';
 import { HubReconcileLoop } from './reconcile-loop.js';
 import { Rollouts } from './rollouts.js';
 import type { ValueSealer } from './secrets/master-keyring.js';
-import { NamedValues, usedByNone } from './secrets/named-values.js';
+import { NamedValues } from './secrets/named-values.js';
+import { HubValues, valueUsers } from './secrets/value-catalog.js';
+import { pinnedToCurrent } from './spec/mounts.js';
+import { ValueRollouts } from './value-rollouts.js';
 import { Services } from './services.js';
 import type { Store } from './store/store.js';
 
@@ -34,6 +37,8 @@ export interface HubConfig {
   resyncIntervalMs: number;
   /** More than this share of the nodes away at once holds lost declarations (see fleet-disruption.ts). */
   disruptionShare: number;
+  /** Host paths (absolute, normalized) under which a spec's `binds` may mount; empty: none may. */
+  allowedHostPaths: readonly string[];
 }
 
 export const DEFAULT_HUB_CONFIG: HubConfig = {
@@ -46,6 +51,7 @@ export const DEFAULT_HUB_CONFIG: HubConfig = {
   maxPendingHandshakesPerAddress: null,
   resyncIntervalMs: 30_000,
   disruptionShare: DEFAULT_DISRUPTION_SHARE,
+  allowedHostPaths: [],
 };
 
 /**
@@ -75,6 +81,9 @@ export class Hub {
   /** Configs and secrets: named, versioned values (secrets sealed with the master key). */
   readonly configs: NamedValues<'config'>;
   readonly secrets: NamedValues<'secret'>;
+  /** Both, as specs and targets see them: versions held, and values for the nodes that need them. */
+  readonly values: HubValues;
+  private readonly valueRollouts: ValueRollouts;
   /** What metrics read. */
   readonly stats: HubStats;
 
@@ -102,6 +111,7 @@ export class Hub {
       store,
       (nodeId, frame) => this.gateway.send(nodeId, frame),
       (nodeId, replicaId) => this.observed.forget(nodeId, replicaId),
+      (source, name, version) => this.values.base64Of(source, name, version),
     );
     this.handovers = new Handovers({
       observed: this.observed,
@@ -183,10 +193,14 @@ export class Hub {
         this.handovers.forget(name);
         this.rollouts.forget(name);
       },
+      pinValues: (spec) => pinnedToCurrent(spec, this.values),
     });
-    // No spec field names a config or secret yet: nothing uses one.
-    this.configs = new NamedValues('config', { store, sealer, usedBy: usedByNone });
-    this.secrets = new NamedValues('secret', { store, sealer, usedBy: usedByNone });
+    const usedBy = valueUsers(store);
+    const changed = () => this.valueRollouts.followAll();
+    this.configs = new NamedValues('config', { store, sealer, usedBy, changed });
+    this.secrets = new NamedValues('secret', { store, sealer, usedBy, changed });
+    this.values = new HubValues(this.configs, this.secrets);
+    this.valueRollouts = new ValueRollouts({ store, services: this.services, values: this.values, logger });
     this.stats = { liveness: this.liveness, nodes: this.nodes, agents: this.gateway, scheduler: this.loop, store, services: this.services };
   }
 
@@ -197,6 +211,8 @@ export class Hub {
   start(opts: { loop?: boolean } = {}): void {
     this.liveness.start();
     this.dispatcher.load();
+    // A hub stopped between a value's change and its services' new revisions rolls them now.
+    this.valueRollouts.followAll();
     if (opts.loop !== false) this.startLoop();
   }
 

@@ -43,6 +43,11 @@ export interface ServicesDeps {
   markDirty: () => void;
   /** A service is gone: nothing of it waits for a hand-over any more. */
   deleted: (name: string) => void;
+  /**
+   * `spec` with the configs and secrets it names at their current versions (pinnedToCurrent):
+   * applied to every spec accepted, a rollback's included. Absent: specs as they come.
+   */
+  pinValues?: (spec: NormalizedSpec) => NormalizedSpec;
 }
 
 export class Services implements ServiceStats {
@@ -151,6 +156,17 @@ export class Services implements ServiceStats {
     });
   }
 
+  /**
+   * Accepts the service's spec again with the configs and secrets it names at their current
+   * versions: a new revision, rolled out under its update settings, when one of them changed.
+   */
+  followValues(name: string): Promise<PutServiceResult | null> {
+    return this.serviceWrites.run(name, async () => {
+      const before = this.deps.store.getService(name);
+      return before ? this.putNow(name, before.spec) : null;
+    });
+  }
+
   async delete(name: string): Promise<boolean> {
     return this.serviceWrites.run(name, () => this.deleteNow(name));
   }
@@ -161,8 +177,9 @@ export class Services implements ServiceStats {
    * it changes go on running their revision until its rolling update reaches them (startUpdate).
    * `rollbackOf`: the revision whose update this one undoes; `reason`: why, for the update's record.
    */
-  private async putNow(name: string, spec: NormalizedSpec, opts: { rollbackOf?: number; reason?: string } = {}): Promise<PutServiceResult> {
-    const { store, logger, clock } = this.deps;
+  private async putNow(name: string, given: NormalizedSpec, opts: { rollbackOf?: number; reason?: string } = {}): Promise<PutServiceResult> {
+    const { store, logger, clock, pinValues } = this.deps;
+    const spec = pinValues ? pinValues(given) : given;
     const before = store.getService(name);
     if (before && sameRecord(before.spec, spec)) return { outcome: 'unchanged', record: before };
     const now = new Date().toISOString();

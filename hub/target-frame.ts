@@ -1,21 +1,27 @@
 import { encodeFrame } from '../shared/codec.js';
-import type { AssignedReplica, HubFrame, TargetFrame } from '../shared/protocol.js';
+import type { AssignedReplica, HubFrame, TargetFrame, TargetValue } from '../shared/protocol.js';
 
 /**
  * A target frame's JSON text, built by concatenation: the same bytes as `encodeFrame` (that is,
- * JSON.stringify) of `{ type: 'target', generation, replicas }`, key order included, but with
+ * JSON.stringify) of `{ type: 'target', generation, replicas, values? }`, key order included, but with
  * each replica's container taken from `containerJson` instead of encoded again. Every replica of
  * a service carries the same container, so a fleet's targets would otherwise encode one container
  * once per replica. `containerJson` must give JSON.stringify(replica.container) exactly.
  */
-export function encodeTargetFrame(generation: number, replicas: readonly AssignedReplica[], containerJson: (replica: AssignedReplica) => string): string {
+export function encodeTargetFrame(
+  generation: number,
+  replicas: readonly AssignedReplica[],
+  containerJson: (replica: AssignedReplica) => string,
+  values?: readonly TargetValue[],
+): string {
   let text = `{"type":"target","generation":${JSON.stringify(generation)},"replicas":[`;
   for (let i = 0; i < replicas.length; i++) {
     const r = replicas[i]!;
     if (i > 0) text += ',';
     text += `{"replicaId":${JSON.stringify(r.replicaId)},"service":${JSON.stringify(r.service)},"specHash":${JSON.stringify(r.specHash)},"container":${containerJson(r)}}`;
   }
-  return `${text}]}`;
+  // Last, as JSON.stringify puts a frame's `values` after its replicas.
+  return values === undefined ? `${text}]}` : `${text}],"values":${JSON.stringify(values)}}`;
 }
 
 /**

@@ -4,6 +4,7 @@ import { Validator } from '../../shared/validation.js';
 import { keptRevisions } from '../revisions.js';
 import { redactSpec, SPEC_LIMITS, validateServiceName, validateServiceSpec } from '../spec/service-spec.js';
 import type { Services } from '../services.js';
+import type { MountContext } from '../spec/mounts.js';
 import type { ReplicaPage } from '../views.js';
 import { ApiError, invalid } from './errors.js';
 
@@ -37,7 +38,11 @@ function replicaPage(query: Record<string, string | undefined>, defaultLimit: nu
   };
 }
 
-export async function serviceRoutes(app: FastifyInstance, { services }: { services: Services }): Promise<void> {
+/**
+ * `specContext`: what a spec is checked against besides itself (the configs and secrets that
+ * exist, the host paths binds may mount); absent: none exist, none may.
+ */
+export async function serviceRoutes(app: FastifyInstance, { services, specContext = {} }: { services: Services; specContext?: MountContext }): Promise<void> {
   const notFound = (name: string) => new ApiError(404, 'service_not_found', `no service named "${name}"`);
   const find = (name: string) => {
     const record = services.get(name);
@@ -61,7 +66,7 @@ export async function serviceRoutes(app: FastifyInstance, { services }: { servic
   app.put<{ Params: { name: string } }>('/v1/services/:name', async (request, reply) => {
     const nameError = validateServiceName(request.params.name);
     if (nameError) throw invalid('invalid_service_name', [nameError]);
-    const checked = validateServiceSpec(request.body);
+    const checked = validateServiceSpec(request.body, specContext);
     if (!checked.ok) throw invalid('invalid_spec', checked.errors);
     const { outcome, record } = await services.put(request.params.name, checked.value);
     const view = services.view(record, { offset: 0, limit: DEFAULT_REPLICA_LIMIT });

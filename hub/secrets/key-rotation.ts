@@ -7,7 +7,7 @@ import { StoreKeyMismatchError } from '../store/store-key-mismatch.js';
 import { keyMismatchLine, loadMasterKey, MASTER_KEY_ENV, MasterKeyError, PREVIOUS_MASTER_KEY_ENV, PREVIOUS_MASTER_KEY_FILE, writeKeyFile, type LoadedMasterKey } from './master-key-file.js';
 import { keyIdOf, MasterKeyring } from './master-keyring.js';
 import { MASTER_KEY_BYTES, SealedValueError } from './sealed-value.js';
-import { secretAad } from './named-values.js';
+import { previousSecretAad, secretAad } from './named-values.js';
 
 export interface RotationOptions {
   dataDir: string;
@@ -91,15 +91,21 @@ async function reseal(opts: RotationOptions, loaded: LoadedMasterKey, keyring: M
   let secrets = 0;
   let services = 0;
   try {
-    let opened: Array<{ secret: SecretRecord; value: Buffer }>;
+    let opened: Array<{ secret: SecretRecord; value: Buffer; previous: Buffer | null }>;
     try {
-      opened = [...store.listSecrets()].map((secret) => ({ secret, value: keyring.open(secret.sealed, secretAad(secret.name)) }));
+      opened = [...store.listSecrets()].map((secret) => ({
+        secret,
+        value: keyring.open(secret.sealed, secretAad(secret.name)),
+        previous: secret.previous ? keyring.open(secret.previous.sealed, previousSecretAad(secret.name, secret.previous.version)) : null,
+      }));
     } catch (error) {
       throw asKeyError(loaded, error);
     }
     await beforeWrite();
-    for (const { secret, value } of opened) {
-      await store.putSecret({ ...secret, sealed: keyring.seal(value, secretAad(secret.name)) });
+    for (const { secret, value, previous } of opened) {
+      const resealed: SecretRecord = { ...secret, sealed: keyring.seal(value, secretAad(secret.name)) };
+      if (secret.previous && previous) resealed.previous = { ...secret.previous, sealed: keyring.seal(previous, previousSecretAad(secret.name, secret.previous.version)) };
+      await store.putSecret(resealed);
       secrets++;
     }
     for (const service of [...store.listServices()]) {

@@ -31,11 +31,12 @@ export type ValueKind = 'config' | 'secret';
 
 /** Associated data of a secret's sealed value: moved to another record, it does not open. */
 export const secretAad = (name: string): string => `secret:${name}`;
+/** Associated data of a secret's previous value: it never opens as the current one, nor as another version. */
+export const previousSecretAad = (name: string, version: number): string => `secret:${name}@${version}`;
 
 /**
- * Which services use a config or secret, by name. Services cannot name one yet: the spec fields
- * that do (`secrets`, `configs`, `env` references) fill this in, and a delete of one in use is
- * refused with them.
+ * Which services use a config or secret, by name (their specs' `secrets`, `configs` and `env`
+ * references): a delete of one in use is refused with them.
  */
 export type UsedByLookup = (kind: ValueKind, name: string) => string[];
 export const usedByNone: UsedByLookup = () => [];
@@ -84,7 +85,14 @@ type RecordOf<K extends ValueKind> = K extends 'config' ? ConfigRecord : SecretR
 export class NamedValues<K extends ValueKind> {
   constructor(
     readonly kind: K,
-    private readonly deps: { store: Store; sealer: ValueSealer; usedBy: UsedByLookup; limits?: ValueLimits },
+    private readonly deps: {
+      store: Store;
+      sealer: ValueSealer;
+      usedBy: UsedByLookup;
+      limits?: ValueLimits;
+      /** A new version of `name` is durable: the services that use it roll to it. */
+      changed?: (name: string) => void;
+    },
   ) {}
 
   get(name: string): RecordOf<K> | undefined {
@@ -112,16 +120,71 @@ export class NamedValues<K extends ValueKind> {
     const now = new Date().toISOString();
     const base = { name, version: (current?.version ?? 0) + 1, size: bytes.length, createdAt: current?.createdAt ?? now, updatedAt: now };
     const { store, sealer } = this.deps;
+    const outcome = current ? 'updated' : 'created';
     if (this.kind === 'config') {
+      const config = current as ConfigRecord | undefined;
       const record: ConfigRecord = { ...base, digest, value: bytes.toString('base64') };
+      if (config) record.previous = { version: config.version, size: config.size, digest: config.digest, updatedAt: config.updatedAt, value: config.value };
       await store.putConfig(record);
-      return { outcome: current ? 'updated' : 'created', record: record as RecordOf<K> };
+      this.deps.changed?.(name);
+      return { outcome, record: record as RecordOf<K> };
     }
     // Only the prefix the API shows is kept: a whole digest of a weak secret beside its ciphertext
     // would let a thief of the store test guesses against it at full length.
     const record: SecretRecord = { ...base, digest: digest.slice(0, DIGEST_PREFIX_CHARS), sealed: sealer.seal(bytes, secretAad(name)) };
+    const previous = current ? this.previousOf(current as SecretRecord) : null;
+    if (previous) record.previous = previous;
     await store.putSecret(record);
-    return { outcome: current ? 'updated' : 'created', record: record as RecordOf<K> };
+    this.deps.changed?.(name);
+    return { outcome, record: record as RecordOf<K> };
+  }
+
+  /** The current value of `secret`, sealed again as a previous one; null when it no longer opens (nothing to keep). */
+  private previousOf(secret: SecretRecord): SecretRecord['previous'] | null {
+    let value: Buffer;
+    try {
+      value = this.open(secret);
+    } catch (error) {
+      if (error instanceof SealedValueError) return null;
+      throw error;
+    }
+    const { version, size, digest, updatedAt } = secret;
+    return { version, size, digest, updatedAt, sealed: this.deps.sealer.seal(value, previousSecretAad(secret.name, version)) };
+  }
+
+  /** The current version of `name`; undefined when there is none. */
+  currentVersion(name: string): number | undefined {
+    return this.get(name)?.version;
+  }
+
+  /** Whether the hub still holds `version` of `name`: the current one, or the one before it. */
+  holdsVersion(name: string, version: number): boolean {
+    const record = this.get(name);
+    return record !== undefined && (record.version === version || record.previous?.version === version);
+  }
+
+  /**
+   * The bytes of `version` of `name`, for a target that carries them to a node whose replica
+   * names it; undefined when the hub no longer holds that version (or a secret's no longer opens).
+   */
+  valueOf(name: string, version: number): Buffer | undefined {
+    const record = this.get(name);
+    if (!record) return undefined;
+    try {
+      if (this.kind === 'config') {
+        const config = record as ConfigRecord;
+        if (config.version === version) return Buffer.from(config.value, 'base64');
+        if (config.previous?.version === version) return Buffer.from(config.previous.value, 'base64');
+        return undefined;
+      }
+      const secret = record as SecretRecord;
+      if (secret.version === version) return this.open(secret);
+      if (secret.previous?.version === version) return this.deps.sealer.open(secret.previous.sealed, previousSecretAad(secret.name, version));
+      return undefined;
+    } catch (error) {
+      if (error instanceof SealedValueError) return undefined;
+      throw error;
+    }
   }
 
   /** Why a value of `size` bytes in place of `current` would take the kind past its limits; null when it fits. */
@@ -132,7 +195,9 @@ export class NamedValues<K extends ValueKind> {
     if (!current && all.length >= maxCount) {
       return { outcome: 'refused', code: `too_many_${plural}`, message: `the hub keeps at most ${maxCount} ${plural}: delete one first` };
     }
-    const totalBytes = all.reduce((n, r) => n + r.size, 0) - (current?.size ?? 0) + size;
+    // Previous values count: the hub holds them too. The new one's previous is the current one.
+    const held = (r: RecordOf<K>) => r.size + (r.previous?.size ?? 0);
+    const totalBytes = all.reduce((n, r) => n + held(r), 0) - (current ? held(current) : 0) + size + (current?.size ?? 0);
     if (totalBytes > maxTotalBytes) {
       return { outcome: 'refused', code: `${plural}_full`, message: `the hub keeps at most ${maxTotalBytes} bytes of ${plural} in all; this value would take them to ${totalBytes}: delete some first` };
     }

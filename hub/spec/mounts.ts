@@ -246,3 +246,22 @@ export function normalizeAllowedHostPath(text: string): { ok: true; path: string
   if (text.split('/').includes('..')) return { ok: false, error: `must not contain "..", got "${text}"` };
   return { ok: true, path: normalized };
 }
+
+/**
+ * `spec` with every config and secret it names at the version the hub holds now (the same object
+ * when none moved): a service runs the current value of each, and a rollback restores a spec, not
+ * an earlier value. A value the hub no longer holds keeps its version (it cannot be deleted while in use).
+ */
+export function pinnedToCurrent<S extends { files?: ValueFile[]; envFrom?: Record<string, EnvFrom> }>(spec: S, values: ValueCatalog): S {
+  let moved = false;
+  const current = <R extends { source: ValueSource; name: string; version: number }>(ref: R): R => {
+    const version = values.currentVersion(ref.source, ref.name);
+    if (version === undefined || version === ref.version) return ref;
+    moved = true;
+    return { ...ref, version };
+  };
+  const files = spec.files?.map(current);
+  const envFrom = spec.envFrom ? Object.fromEntries(Object.entries(spec.envFrom).map(([k, ref]) => [k, current(ref)])) : undefined;
+  if (!moved) return spec;
+  return { ...spec, ...(files ? { files } : {}), ...(envFrom ? { envFrom } : {}) };
+}

@@ -141,7 +141,10 @@ export class LowdbStore implements Store {
     const check = (keyId: string) => {
       if (!this.opts.sealer?.knows(keyId)) unknown.add(keyId);
     };
-    for (const secret of this.secrets.values()) check(secret.sealed.keyId);
+    for (const secret of this.secrets.values()) {
+      check(secret.sealed.keyId);
+      if (secret.previous) check(secret.previous.sealed.keyId);
+    }
     for (const service of this.services.values()) for (const keyId of sealedKeyIdsOf(service)) check(keyId);
     if (unknown.size > 0) throw new StoreKeyMismatchError([...unknown]);
     for (const service of this.services.values()) this.sealing.toPlain(service);

@@ -109,14 +109,29 @@ interface ValueRecordBase {
   updatedAt: string;
 }
 
+/**
+ * The version a value had before its last change, kept while replicas an update has not reached
+ * yet may still need it (a node that reboots meanwhile gets it again). One only: absent in records
+ * from before, and in a value never changed.
+ */
+interface PreviousValueBase {
+  version: number;
+  size: number;
+  digest: string;
+  updatedAt: string;
+}
+
 /** A config: a value that is not secret, kept as it is (base64 of its bytes). */
 export interface ConfigRecord extends ValueRecordBase {
   value: string;
+  previous?: PreviousValueBase & { value: string };
 }
 
 /** A secret: its value only ever sealed with the master key (see hub/secrets/sealed-value.ts). */
 export interface SecretRecord extends ValueRecordBase {
   sealed: SealedValue;
+  /** Sealed with its version in the associated data (previousSecretAad), so it never passes for the current one. */
+  previous?: PreviousValueBase & { sealed: SealedValue };
 }
 
 /**

@@ -43,15 +43,18 @@ describe.each(['config', 'secret'] as const)('%s limits', (kind) => {
     expect((await server.inject({ method: 'GET', url: `/v1/${kind}s` })).json()[`${kind}s`]).toHaveLength(2);
   });
 
-  it('refuses a value that would take the total past its bytes with a 409, counting a replaced value once', async () => {
+  it('refuses a value that would take the total past its bytes with a 409, counting a replaced value as the kept previous one', async () => {
     const server = await routesWith(kind, { maxCount: 10, maxTotalBytes: 100 });
     expect((await server.inject({ method: 'PUT', url: `/v1/${kind}s/a`, payload: { value: 'x'.repeat(60) } })).statusCode).toBe(201);
     const over = await server.inject({ method: 'PUT', url: `/v1/${kind}s/b`, payload: { value: 'x'.repeat(41) } });
     expect(over.statusCode).toBe(409);
     expect(over.json().error).toMatchObject({ code: `${kind}s_full` });
     expect(over.json().error.message).toMatch(/100 bytes/);
-    // Replacing a's 60 bytes with 100 fits: its old value goes.
-    expect((await server.inject({ method: 'PUT', url: `/v1/${kind}s/a`, payload: { value: 'y'.repeat(100) } })).statusCode).toBe(200);
+    // a's 60 bytes stay as its previous version (replicas an update has not reached may need them):
+    // 60 + 41 does not fit, 60 + 40 does; the next change lets the 60 go.
+    expect((await server.inject({ method: 'PUT', url: `/v1/${kind}s/a`, payload: { value: 'y'.repeat(41) } })).statusCode).toBe(409);
+    expect((await server.inject({ method: 'PUT', url: `/v1/${kind}s/a`, payload: { value: 'y'.repeat(40) } })).statusCode).toBe(200);
+    expect((await server.inject({ method: 'PUT', url: `/v1/${kind}s/a`, payload: { value: 'z'.repeat(60) } })).statusCode).toBe(200);
     expect((await server.inject({ method: 'GET', url: `/v1/${kind}s/b` })).statusCode).toBe(404);
   });
 });
