@@ -58,11 +58,16 @@ async function seed(env: Record<string, string> = {}): Promise<void> {
 }
 
 /** Opens the store as a start would, and reads back the secret and the password. */
-async function readBack(env: Record<string, string> = {}): Promise<{ secret: string; password: string | undefined }> {
+async function readBack(env: Record<string, string> = {}): Promise<{ secret: string; previous: string | undefined; password: string | undefined }> {
   const { opened: store, keyring: sealer } = await openWithMasterKey(dir, env, openStore);
   try {
     const secrets = new NamedValues('secret', { store, sealer, usedBy: usedByNone });
-    return { secret: secrets.open(secrets.get('db')!).toString(), password: store.getService('web')?.spec.registryAuth?.password };
+    return {
+      secret: secrets.open(secrets.get('db')!).toString(),
+      // The version before it, kept for replicas an update has not reached: re-sealed too.
+      previous: secrets.valueOf('db', 1)?.toString(),
+      password: store.getService('web')?.spec.registryAuth?.password,
+    };
   } finally {
     await store.close();
   }
@@ -90,7 +95,7 @@ describe('rotate-master-key', () => {
     expect(after.filter((s) => s.keyId !== keyIdOf(newKey))).toEqual([]);
     for (const old of before) expect(after.map((s) => s.ciphertext)).not.toContain(old.ciphertext);
 
-    expect(await readBack()).toEqual({ secret: SECRET, password: PASSWORD });
+    expect(await readBack()).toEqual({ secret: SECRET, previous: 'first value', password: PASSWORD });
   });
 
   it('finishes a rotation cut short after the new key was written, losing nothing', async () => {
@@ -101,14 +106,14 @@ describe('rotate-master-key', () => {
     await writeFile(`${keyFile()}.prev`, `${oldKey.toString('base64')}\n`, { mode: 0o600 });
     await writeFile(keyFile(), `${newKey.toString('base64')}\n`, { mode: 0o600 });
     // A hub started meanwhile reads every value.
-    expect(await readBack()).toEqual({ secret: SECRET, password: PASSWORD });
+    expect(await readBack()).toEqual({ secret: SECRET, previous: 'first value', password: PASSWORD });
 
     const result = await rotateMasterKey({ dataDir: dir, env: {}, openStore, print: quiet });
     expect(result).toMatchObject({ finished: true, toKeyId: keyIdOf(newKey) });
     expect((await readKey()).equals(newKey)).toBe(true);
     expect(await exists(`${keyFile()}.prev`)).toBe(false);
     expect((await sealedOnDisk()).every((s) => s.keyId === keyIdOf(newKey))).toBe(true);
-    expect(await readBack()).toEqual({ secret: SECRET, password: PASSWORD });
+    expect(await readBack()).toEqual({ secret: SECRET, previous: 'first value', password: PASSWORD });
   });
 
   it('with TETHER_MASTER_KEY, prints the new key once and writes no key file', async () => {
@@ -122,7 +127,7 @@ describe('rotate-master-key', () => {
     expect(printed.join('\n').split(newKey)).toHaveLength(2);
     expect(result.toKeyId).toBe(keyIdOf(Buffer.from(newKey, 'base64')));
     expect(await exists(keyFile())).toBe(false);
-    expect(await readBack({ TETHER_MASTER_KEY: newKey })).toEqual({ secret: SECRET, password: PASSWORD });
+    expect(await readBack({ TETHER_MASTER_KEY: newKey })).toEqual({ secret: SECRET, previous: 'first value', password: PASSWORD });
     await expect(readBack({ TETHER_MASTER_KEY: envKey })).rejects.toThrow(MasterKeyError);
   });
 

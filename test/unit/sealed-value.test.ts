@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { keyIdOf, MasterKeyring } from '../../hub/secrets/master-keyring.js';
+import { NamedValues } from '../../hub/secrets/named-values.js';
 import { openSealed, sealValue, SealedValueError, type SealedValue } from '../../hub/secrets/sealed-value.js';
+import type { SecretRecord, Store } from '../../hub/store/store.js';
 
 const key = randomBytes(32);
 const plain = Buffer.from('hunter2: the database password');
@@ -74,5 +76,30 @@ describe('the master keyring', () => {
 
   it('refuses a key that is not 32 bytes', () => {
     expect(() => new MasterKeyring(randomBytes(16))).toThrow(/32 bytes/);
+  });
+});
+
+describe('a secret\'s previous version', () => {
+  it('is kept sealed for its own version: it opens as that version only, never as the current one', async () => {
+    const records = new Map<string, SecretRecord>();
+    const store = {
+      getSecret: (name: string) => records.get(name),
+      listSecrets: () => records.values(),
+      putSecret: async (r: SecretRecord) => void records.set(r.name, r),
+    } as unknown as Store;
+    const secrets = new NamedValues('secret', { store, sealer: new MasterKeyring(randomBytes(32)), usedBy: () => [] });
+    await secrets.put('db', Buffer.from('one'));
+    await secrets.put('db', Buffer.from('two'));
+    expect(secrets.valueOf('db', 2)?.toString()).toBe('two');
+    expect(secrets.valueOf('db', 1)?.toString()).toBe('one');
+    expect(secrets.holdsVersion('db', 1)).toBe(true);
+    await secrets.put('db', Buffer.from('three'));
+    expect(secrets.holdsVersion('db', 1)).toBe(false);
+    expect(secrets.valueOf('db', 1)).toBeUndefined();
+    // Swapped into the current slot, the previous ciphertext does not open (an error, not the wrong value).
+    const record = records.get('db')!;
+    records.set('db', { ...record, sealed: record.previous!.sealed });
+    expect(() => secrets.open(records.get('db')!)).toThrow();
+    expect(secrets.valueOf('db', 3)).toBeUndefined();
   });
 });
