@@ -284,12 +284,15 @@ export class Dispatcher {
    * The node's whole desired state, in a stable order. Its hash covers the values it names: a
    * replica's spec hash includes each version, and a version's bytes never change.
    */
-  targetOf(nodeId: string): { replicas: AssignedReplica[]; hash: string } {
+  targetOf(nodeId: string): { replicas: AssignedReplica[]; hash: string; valueRefs: ValueRef[] } {
     const replicas: AssignedReplica[] = [];
+    // Gathered here, where each container is at hand: a fleet that uses no values pays nothing more.
+    const valueRefs: ValueRef[] = [];
     for (const [replicaId, service] of this.byNode.get(nodeId) ?? []) {
       const info = this.containerOf(service, replicaId);
       if (!info) continue;
       replicas.push({ replicaId, service, specHash: info.specHash, container: info.container });
+      for (const ref of info.valueRefs) valueRefs.push(ref);
     }
     replicas.sort((a, b) => (a.replicaId < b.replicaId ? -1 : a.replicaId > b.replicaId ? 1 : 0));
     // Credentials are outside the spec hash but must still reach the agent when they change.
@@ -298,7 +301,7 @@ export class Dispatcher {
       .update(targetHashText(replicas, (r) => this.containerOf(r.service, r.replicaId)?.authJson ?? ''))
       .digest('hex')
       .slice(0, 32);
-    return { replicas, hash };
+    return { replicas, hash, valueRefs };
   }
 
   /**
@@ -306,13 +309,10 @@ export class Dispatcher {
    * replicas use, so a node never receives a secret none of its replicas names. A version the hub
    * no longer holds is left out (the agent then reports why it cannot make the container).
    */
-  private valuesOf(replicas: readonly AssignedReplica[]): TargetValue[] {
+  private valuesOf(valueRefs: readonly ValueRef[]): TargetValue[] {
+    if (valueRefs.length === 0) return [];
     const refs = new Map<string, ValueRef>();
-    for (const r of replicas) {
-      const info = this.containerOf(r.service, r.replicaId);
-      const named = info?.container === r.container ? info.valueRefs : valueRefsOf(r.container);
-      for (const ref of named) refs.set(`${ref.source}\0${ref.name}\0${ref.version}`, ref);
-    }
+    for (const ref of valueRefs) refs.set(`${ref.source}\0${ref.name}\0${ref.version}`, ref);
     const values: TargetValue[] = [];
     for (const ref of [...refs.values()].sort(byRef)) {
       const data = this.valueBytes(ref.source, ref.name, ref.version);
@@ -322,8 +322,8 @@ export class Dispatcher {
   }
 
   /** A target frame of these replicas, with the values they name when there are any. */
-  private frameOf(generation: number, replicas: AssignedReplica[]): TargetFrame {
-    const values = this.valuesOf(replicas);
+  private frameOf(generation: number, { replicas, valueRefs }: { replicas: AssignedReplica[]; valueRefs: readonly ValueRef[] }): TargetFrame {
+    const values = this.valuesOf(valueRefs);
     return values.length > 0 ? { type: 'target', generation, replicas, values } : { type: 'target', generation, replicas };
   }
 
@@ -361,7 +361,8 @@ export class Dispatcher {
         this.behind.delete(nodeId);
         continue;
       }
-      const { replicas, hash } = this.targetOf(nodeId);
+      const target = this.targetOf(nodeId);
+      const { hash } = target;
       const applied = this.behind.get(nodeId);
       if (hash === node.targetHash && applied === undefined) continue;
       // A failed write leaves the record as the disk has it (lazy changes of other fields made
@@ -369,7 +370,7 @@ export class Dispatcher {
       const generation = Math.max(node.generation, applied ?? 0) + 1;
       writes.push(this.store.putNode({ ...node, generation, targetHash: hash }));
       this.writing.add(nodeId);
-      changed.push({ nodeId, frame: this.frameOf(generation, replicas), applied });
+      changed.push({ nodeId, frame: this.frameOf(generation, target), applied });
     }
     const outcomes = await Promise.allSettled(writes);
     let sent = 0;
@@ -411,13 +412,13 @@ export class Dispatcher {
       return null;
     }
     if (this.writing.has(nodeId)) return null;
-    const { replicas, hash } = this.targetOf(nodeId);
+    const target = this.targetOf(nodeId);
     // A target that changed but is not yet published is sent by publish(), with its new generation.
-    if (hash !== node.targetHash) {
+    if (target.hash !== node.targetHash) {
       this.dirtyNodes.add(nodeId);
       return null;
     }
-    return this.encoded(this.frameOf(node.generation, replicas));
+    return this.encoded(this.frameOf(node.generation, target));
   }
 }
 
