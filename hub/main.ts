@@ -11,6 +11,7 @@ import { MasterKeyError, openWithMasterKey } from './secrets/master-key-file.js'
 import type { MasterKeyring } from './secrets/master-keyring.js';
 import { DEFAULT_HUB_CONFIG } from './hub.js';
 import { timingsProblem } from './hub-config.js';
+import { normalizeAllowedHostPath } from './spec/mounts.js';
 import { startBanner } from './start-banner.js';
 import { LowdbStore } from './store/lowdb-store.js';
 import { StoreDamagedError } from './store/store-file-damaged.js';
@@ -43,6 +44,9 @@ Options:
   --max-pending-handshakes-per-address N
                               of those, at most N from one address (an IPv6 /64), so that one
                               device cannot starve the rest (default: three quarters of the pool)
+  --allow-host-path PATH      let services mount host paths under PATH into their containers
+                              (a spec's binds; repeat the flag for more paths). None by default:
+                              a bind gives a container the device's own files
   --recover                   restore each damaged store file from its previous good copy
                               (<file>.prev, with the change log kept with it: writes since that
                               copy are lost), cut a damaged change log at its first bad line,
@@ -100,6 +104,7 @@ async function main(): Promise<void> {
     'max-pending-handshakes-per-address': { type: 'string' },
     'disruption-percent': { type: 'string' },
     recover: { type: 'boolean' },
+    'allow-host-path': { type: 'string', multiple: true },
   });
   if (!parsed) return;
   const { values: args, logLevel: level } = parsed;
@@ -124,6 +129,13 @@ async function main(): Promise<void> {
   const maxPendingHandshakesPerAddress = perAddress === undefined ? null : positiveInt('max-pending-handshakes-per-address', perAddress, 1, 1);
   if (maxPendingHandshakesPerAddress !== null && maxPendingHandshakesPerAddress > maxPendingHandshakes) {
     fail(`--max-pending-handshakes-per-address (${maxPendingHandshakesPerAddress}) cannot be more than --max-pending-handshakes (${maxPendingHandshakes})`);
+  }
+
+  const allowedHostPaths: string[] = [];
+  for (const text of args['allow-host-path'] ?? []) {
+    const normalized = normalizeAllowedHostPath(text);
+    if (!normalized.ok) fail(`--allow-host-path ${normalized.error}`);
+    else if (!allowedHostPaths.includes(normalized.path)) allowedHostPaths.push(normalized.path);
   }
 
   let opened: { admin: Awaited<ReturnType<typeof loadOrCreateAdminToken>>; store: LowdbStore; keyring: MasterKeyring };
@@ -162,7 +174,7 @@ async function main(): Promise<void> {
     store,
     adminToken,
     sealer: opened.keyring,
-    config: { ...timings, maxPendingHandshakes, maxPendingHandshakesPerAddress, disruptionShare: disruptionPercent / 100 },
+    config: { ...timings, maxPendingHandshakes, maxPendingHandshakesPerAddress, disruptionShare: disruptionPercent / 100, allowedHostPaths },
     logger: { level },
     firstPassOnListen: true,
   });
@@ -199,6 +211,9 @@ async function main(): Promise<void> {
   process.stdout.write(
     startBanner({ url, dataDir, adminToken, adminTokenFile, adminTokenCreated, toTerminal: process.stdout.isTTY === true }),
   );
+  // Said at every start, in the log: which parts of the devices' disks services may reach.
+  if (allowedHostPaths.length > 0) app.log.warn({ allowedHostPaths }, 'services may mount these host paths into their containers');
+  else app.log.info('services may not mount host paths (no --allow-host-path)');
 }
 
 /**
