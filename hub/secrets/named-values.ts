@@ -92,6 +92,8 @@ export class NamedValues<K extends ValueKind> {
       limits?: ValueLimits;
       /** A new version of `name` is durable: the services that use it roll to it. */
       changed?: (name: string) => void;
+      /** Why `size` bytes for `name` would be too much for a service that names it; null when they fit. */
+      usersRefuse?: (kind: ValueKind, name: string, size: number) => string | null;
     },
   ) {}
 
@@ -190,6 +192,8 @@ export class NamedValues<K extends ValueKind> {
   /** Why a value of `size` bytes in place of `current` would take the kind past its limits; null when it fits. */
   private overLimit(current: RecordOf<K> | undefined, size: number): PutRefused | null {
     const { maxCount, maxTotalBytes } = this.deps.limits ?? VALUE_LIMITS;
+    const usersRefusal = current ? this.deps.usersRefuse?.(this.kind, current.name, size) : null;
+    if (usersRefusal) return { outcome: 'refused', code: `${this.kind}_too_large_for_service`, message: usersRefusal };
     const all = this.list();
     const plural = `${this.kind}s`;
     if (!current && all.length >= maxCount) {

@@ -1,5 +1,5 @@
 import type { ValueSource } from '../../shared/container-spec.js';
-import type { ValueCatalog } from '../spec/mounts.js';
+import { MAX_SERVICE_VALUE_BYTES, type ValueCatalog } from '../spec/mounts.js';
 import type { Store } from '../store/store.js';
 import type { NamedValues, UsedByLookup } from './named-values.js';
 
@@ -25,6 +25,10 @@ export class HubValues implements ValueCatalog {
     return this.of(source).holdsVersion(name, version);
   }
 
+  sizeOf(source: ValueSource, name: string): number | undefined {
+    return this.of(source).get(name)?.size;
+  }
+
   /** The value's bytes as base64 for a target; undefined when that version is no longer held. */
   base64Of(source: ValueSource, name: string, version: number): string | undefined {
     return this.of(source).valueOf(name, version)?.toString('base64');
@@ -43,5 +47,25 @@ export function valueUsers(store: Pick<Store, 'listServices'>): UsedByLookup {
       if (named) users.push(service);
     }
     return users.sort();
+  };
+}
+
+/**
+ * Why a new value of `size` bytes for a config or secret would take a service that names it past
+ * MAX_SERVICE_VALUE_BYTES (every node running it receives them all); null when none.
+ */
+export function serviceValueLimit(store: Pick<Store, 'listServices'>, values: Pick<HubValues, 'sizeOf'>) {
+  return (kind: ValueSource, name: string, size: number): string | null => {
+    for (const { name: service, spec } of store.listServices()) {
+      const named = new Map<string, { source: ValueSource; name: string }>();
+      for (const ref of [...(spec.files ?? []), ...Object.values(spec.envFrom ?? {})]) named.set(`${ref.source}\0${ref.name}`, ref);
+      if (!named.has(`${kind}\0${name}`)) continue;
+      let total = 0;
+      for (const ref of named.values()) total += ref.source === kind && ref.name === name ? size : (values.sizeOf(ref.source, ref.name) ?? 0);
+      if (total > MAX_SERVICE_VALUE_BYTES) {
+        return `service "${service}" names it, and its configs and secrets would total ${total} bytes; at most ${MAX_SERVICE_VALUE_BYTES} (4 MiB) in all`;
+      }
+    }
+    return null;
   };
 }

@@ -89,10 +89,19 @@ export const DEFAULT_TMPFS_MODE = 0o1777;
 export interface ValueCatalog {
   currentVersion(source: ValueSource, name: string): number | undefined;
   holds(source: ValueSource, name: string, version: number): boolean;
+  /** Bytes of the current value; undefined when there is none (a catalog that does not say counts 0). */
+  sizeOf?(source: ValueSource, name: string): number | undefined;
 }
 
 /** A catalog that holds nothing: every reference is refused. */
 export const emptyCatalog: ValueCatalog = { currentVersion: () => undefined, holds: () => false };
+
+/**
+ * Bytes of configs and secrets one service may name in all (each counted once). Every node that
+ * runs it receives them in its target, whose frames an agent takes up to 32 MiB: a few such
+ * services must still fit in one.
+ */
+export const MAX_SERVICE_VALUE_BYTES = 4 * 1024 * 1024;
 
 export interface MountContext {
   /** Configs and secrets references resolve against; absent: none exist. */
@@ -161,8 +170,18 @@ export function normalizeMounts(spec: MountSpec, ctx: MountContext, errors: Fiel
   };
   const pinnedFiles = new Map((ctx.pinned?.files ?? []).map((f) => [`${f.source}\0${f.name}`, f.version]));
   const pinnedEnv = new Map(Object.values(ctx.pinned?.envFrom ?? {}).map((e) => [`${e.source}\0${e.name}`, e.version]));
+  const counted = new Set<string>();
+  let valueBytes = 0;
   const versionOf = (source: ValueSource, name: string, field: string, pinned: Map<string, number>): number => {
-    const kept = pinned.get(`${source}\0${name}`);
+    const key = `${source}\0${name}`;
+    if (!counted.has(key)) {
+      counted.add(key);
+      valueBytes += values.sizeOf?.(source, name) ?? 0;
+      if (valueBytes > MAX_SERVICE_VALUE_BYTES && valueBytes - (values.sizeOf?.(source, name) ?? 0) <= MAX_SERVICE_VALUE_BYTES) {
+        errors.push({ path: field, message: `takes the configs and secrets this service names to ${valueBytes} bytes; at most ${MAX_SERVICE_VALUE_BYTES} (4 MiB) in all` });
+      }
+    }
+    const kept = pinned.get(key);
     if (kept !== undefined && values.holds(source, name, kept)) return kept;
     const current = values.currentVersion(source, name);
     if (current === undefined) errors.push({ path: field, message: `no ${source} named "${name}" exists: create it first (PUT /v1/${source}s/${name})` });

@@ -120,4 +120,25 @@ describe('services that use configs and secrets', () => {
     expect(view.spec.files[0].version).toBe(2);
     expect(view.revision).toBe(2);
   });
+
+  it('bounds what one service names in all (4 MiB): a spec past it is a 400, a value growing past it a 409', async () => {
+    await start();
+    const full = 'x'.repeat(512 * 1024);
+    for (let i = 0; i < 7; i++) expect((await call('PUT', `/v1/secrets/s${i}`, { value: full })).statusCode).toBe(201);
+    await call('PUT', '/v1/secrets/small', { value: 'tiny' });
+    await call('PUT', '/v1/configs/one', { value: 'x' });
+    const secrets = [...Array.from({ length: 7 }, (_, i) => ({ name: `s${i}` })), { name: 'small' }];
+    const fits = await call('PUT', '/v1/services/big', { image: 'app:1', secrets, env: { ONE: { fromConfig: 'one' } } });
+    expect(fits.statusCode).toBe(201);
+    // Growing "small" to 512 KiB takes "big" past 4 MiB (with the config's byte): refused, kept as it was.
+    const grown = await call('PUT', '/v1/secrets/small', { value: full });
+    expect(grown.statusCode).toBe(409);
+    expect(grown.json().error).toMatchObject({ code: 'secret_too_large_for_service', message: expect.stringMatching(/service "big"/) });
+    expect((await call('GET', '/v1/secrets/small')).json()).toMatchObject({ version: 1, size: 4 });
+    // A spec naming all of it at once is refused, naming the field that crossed the line.
+    await call('PUT', '/v1/secrets/s7', { value: full });
+    const over = await call('PUT', '/v1/services/bigger', { image: 'app:1', secrets: [...secrets, { name: 's7' }] });
+    expect(over.statusCode).toBe(400);
+    expect(over.json().error.details).toEqual([{ path: 'secrets[8].name', message: expect.stringMatching(/at most 4194304/) }]);
+  });
 });
