@@ -4,6 +4,7 @@
  * only the container engine simulated. For scheduler and fleet behaviour, never as proof that
  * Docker works.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import WebSocket from 'ws';
 import { Agent } from '../../agent/agent.js';
 import { SimulatedRuntime, simulatedFacts } from '../../agent/runtime/simulated-runtime.js';
 import { buildHub } from '../../hub/app.js';
+import { MasterKeyring } from '../../hub/secrets/master-keyring.js';
 import type { Hub, HubConfig } from '../../hub/hub.js';
 import { LowdbStore, type LowdbStoreOptions } from '../../hub/store/lowdb-store.js';
 import { PROTOCOL_VERSION, type HelloFrame, type NodeFacts } from '../../shared/protocol.js';
@@ -76,6 +78,8 @@ export class SimFleet {
   /** Numbers agents in the order addAgent is called, so that agents added at once differ. */
   private agentsAdded = 0;
   private beforeWrite: SimFleetOptions['beforeWrite'];
+  /** The master key of every hub this fleet starts: a restarted hub opens the secrets the last one sealed. */
+  readonly sealer = new MasterKeyring(randomBytes(32));
 
   static async start(config: Partial<HubConfig> = {}, opts: SimFleetOptions = {}): Promise<SimFleet> {
     const fleet = new SimFleet();
@@ -86,9 +90,9 @@ export class SimFleet {
   }
 
   async startHub(config: Partial<HubConfig> = {}): Promise<void> {
-    const store = new LowdbStore({ dir: this.storeDir, nodeShards: 4, serviceShards: 4, beforeWrite: this.beforeWrite });
+    const store = new LowdbStore({ dir: this.storeDir, nodeShards: 4, serviceShards: 4, beforeWrite: this.beforeWrite, sealer: this.sealer });
     await store.open();
-    const built = await buildHub({ store, adminToken: ADMIN_TOKEN, config: { heartbeatIntervalMs: 200, heartbeatGraceMs: 2000, ...config } });
+    const built = await buildHub({ store, adminToken: ADMIN_TOKEN, sealer: this.sealer, config: { heartbeatIntervalMs: 200, heartbeatGraceMs: 2000, ...config } });
     this.app = built.app;
     this.hub = built.hub;
     const port = this.url ? Number(new URL(this.url).port) : 0;
