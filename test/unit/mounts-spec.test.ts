@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { normalizeAllowedHostPath, pinnedToCurrent, type ValueCatalog } from '../../hub/spec/mounts.js';
+import { minProtocolVersionOf, MOUNTS_PROTOCOL_VERSION } from '../../hub/scheduler/feasibility.js';
 import { validateServiceSpec } from '../../hub/spec/service-spec.js';
 
 /** Holds secret "db" at version 3 (and 2 before it) and config "site" at version 1. */
@@ -107,5 +108,17 @@ describe('pinnedToCurrent', () => {
     expect(moved.files?.[0]?.version).toBe(4);
     expect(moved.envFrom?.DB?.version).toBe(4);
     expect(v.value.files?.[0]?.version).toBe(3);
+  });
+});
+
+describe('the protocol such containers need', () => {
+  it('is 6 for a container with files, env references or mounts, and stays what it was without', () => {
+    const withSecret = validateServiceSpec({ image: 'app:1', secrets: [{ name: 'db' }], restart: {} }, { values: catalog });
+    const withTmpfs = validateServiceSpec({ image: 'app:1', tmpfs: [{ target: '/t', sizeMB: 1 }] });
+    const plain = validateServiceSpec({ image: 'app:1', restart: {} });
+    if (!withSecret.ok || !withTmpfs.ok || !plain.ok) throw new Error('invalid');
+    expect(minProtocolVersionOf(withSecret.value)).toBe(MOUNTS_PROTOCOL_VERSION);
+    expect(minProtocolVersionOf(withTmpfs.value)).toBe(6);
+    expect(minProtocolVersionOf(plain.value)).toBe(4);
   });
 });
