@@ -93,6 +93,8 @@ export interface ObservedContainer {
   previousImage?: string | null;
   /** Of those two, the ones the agent pulled (LABELS.pulledImages); absent: none. */
   pulledImages?: string[];
+  /** The host paths bind-mounted into it, as the engine says (the agent's value files among them); absent: none. */
+  bindSources?: string[];
 }
 
 /**

@@ -215,6 +215,7 @@ interface ListedContainer {
   Labels?: Record<string, string> | null;
   /** The image as the container was created with (an id once its tag moved elsewhere). */
   Image?: string;
+  Mounts?: Array<{ Type?: string; Source?: string }> | null;
 }
 
 /** The fields of GET /containers/{id}/json the runtime reads. */
@@ -490,6 +491,8 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
     if (previousImage !== undefined) container.previousImage = previousImage;
     const pulledImages = info.Labels?.[LABELS.pulledImages];
     if (pulledImages) container.pulledImages = pulledImages.split(',');
+    const bindSources = (info.Mounts ?? []).flatMap((m) => (m.Type === 'bind' && m.Source ? [m.Source] : []));
+    if (bindSources.length > 0) container.bindSources = bindSources;
     // Only what a check needs, and only for a container that has one.
     if (healthCheck) {
       container.healthCheck = healthCheck;

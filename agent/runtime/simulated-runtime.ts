@@ -638,6 +638,8 @@ function observed(c: MutableContainer): ObservedContainer {
     previousImage: c.previousImage,
     pulledImages: c.pulledImages,
   };
+  const bindSources = (c.inputs?.mounts ?? []).flatMap((m) => (m.type === 'bind' ? [m.source] : []));
+  if (bindSources.length > 0) o.bindSources = bindSources;
   if (c.healthCheck) {
     o.healthCheck = c.healthCheck;
     o.engineHealth = c.state === 'running' ? simulatedHealth(c) : null;
