@@ -73,7 +73,8 @@ export function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
     // A move off its node (its replacement says where from), rather than a rolling update's
     // start-first hand-over, which is for the update to end.
     const move = replacement.movedFrom === old.nodeId;
-    if (move && state.node.downForMs === null && !mustLeave(state.node, plan)) {
+    // An operator's move goes on whatever the node it leaves does: it was asked for, not forced.
+    if (move && !replacement.movedOnRequest && state.node.downForMs === null && !mustLeave(state.node, plan)) {
       // Why it moved is gone before its replacement served (the node came back, was uncordoned,
       // or matches again): keep what already runs there.
       cancelled.add(replacement.replicaId);
@@ -157,9 +158,12 @@ export function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
 
 /**
  * Whether a replica on this node, which is up, must move off it: the node is draining, or no
- * longer matches the service's constraints (its labels changed, or the constraints did).
+ * longer matches the service's constraints (its labels changed, or the constraints did). Never a
+ * replica of a sticky service: its data is on the node, and a replica placed elsewhere would start
+ * empty, so it stays where it is (serving) until its operator moves it on purpose.
  */
 function mustLeave(node: SchedNode, plan: ServicePlan): boolean {
+  if (plan.sticky) return false;
   return node.scheduling === 'draining' || (plan.constraints.length > 0 && !matchesAll(node, plan.constraints));
 }
 
@@ -210,11 +214,12 @@ export function isSettled(plan: ServicePlan, ctx: KeepContext): boolean {
   if (!summary.allPlaced) return false;
   const lostAfterMs = plan.spec.lostAfterMs ?? ctx.defaultLostAfterMs;
   const reschedule = plan.spec.onNodeLost === 'reschedule';
-  const constrained = plan.constraints.length > 0;
+  // A sticky service's replicas stay on draining and no longer matching nodes (see mustLeave).
+  const constrained = plan.constraints.length > 0 && !plan.sticky;
   for (const nodeId of summary.countByNodeId.keys()) {
     const state = ctx.statesById.get(nodeId);
     if (!state || (constrained && !matchesAll(state.node, plan.constraints))) return false;
-    if (state.node.scheduling === 'draining') return false;
+    if (state.node.scheduling === 'draining' && !plan.sticky) return false;
     if (refusesDemand(state.node, plan.demand)) return false;
     const downForMs = state.node.downForMs;
     if (reschedule && downForMs !== null && downForMs >= lostAfterMs) return false;
@@ -255,6 +260,7 @@ export function summaryOf(placements: readonly Placement[]): PlacementSummary {
 function copyPlacement(p: Placement): Placement {
   const out: Placement = { replicaId: p.replicaId, nodeId: p.nodeId, pendingReason: p.pendingReason };
   if (p.movedFrom) out.movedFrom = p.movedFrom;
+  if (p.movedOnRequest) out.movedOnRequest = true;
   if (p.replacedBy) out.replacedBy = p.replacedBy;
   if (p.revision !== undefined) out.revision = p.revision;
   return out;

@@ -118,7 +118,7 @@ function describeReplicatedShortfall(plan: ServicePlan, states: readonly NodeSta
   return `${fitting} of ${counted(matching, 'matching node fits', 'matching nodes fit')}: ${parts.join(', ')}`;
 }
 
-function describeNodeMisfits(misfits: readonly Misfit[], spec: NormalizedSpec): string {
+export function describeNodeMisfits(misfits: readonly Misfit[], spec: NormalizedSpec): string {
   return misfits
     .map((m) => {
       switch (m.kind) {

@@ -4,7 +4,8 @@
  * value), and a replica of each global service on every matching node.
  */
 import { matchesAll } from '../spec/constraints.js';
-import { checkFit } from './feasibility.js';
+import { checkFit, type Misfit } from './feasibility.js';
+import { describeNodeMisfits } from './pending-reasons.js';
 import { MinHeap } from './min-heap.js';
 import type { NodeStates } from './node-states.js';
 import { addUnsettled, reserve, type NodeState } from './node-usage.js';
@@ -22,6 +23,8 @@ export function placeReplicated(plan: ServicePlan, statesById: NodeStates, newId
     plan.toPlace.push(p);
   }
   if (plan.toPlace.length === 0) return;
+  const free = plan.sticky ? placePinned(plan, statesById) : plan.toPlace;
+  if (free.length === 0) return;
 
   const candidates: Candidate[] = [];
   for (const state of statesById.all()) {
@@ -35,20 +38,70 @@ export function placeReplicated(plan: ServicePlan, statesById: NodeStates, newId
       ? new MinHeap<Candidate>(order, candidates)
       : new SpreadGroups(spreadBy, order, candidates, plan.countByNodeId, (id) => (statesById.get(id) as NodeState).node);
 
+  // A replica an operator moves never goes back to the node it leaves: that node is held aside
+  // while it is placed, and offered to the next replica again.
   let next = 0;
-  while (next < plan.toPlace.length) {
+  let heldAside: Candidate | null = null;
+  const giveBack = () => {
+    if (heldAside) heap.push(heldAside);
+    heldAside = null;
+  };
+  while (next < free.length) {
+    const p = free[next] as Placement;
     const best = heap.pop();
-    if (!best) break;
+    if (!best) {
+      if (!heldAside) break;
+      giveBack();
+      plan.unplaced.push(p);
+      next++;
+      continue;
+    }
     // Reservations only grow during a pass, so a node that does not fit now never will: drop it.
     if (!checkFit(best.state, plan.demand, 'all')) continue;
-    const p = plan.toPlace[next++] as Placement;
+    if (p.movedOnRequest && p.movedFrom === best.state.node.id) {
+      heldAside = best;
+      continue;
+    }
+    next++;
     p.nodeId = best.state.node.id;
     p.pendingReason = null;
     reserve(best.state, plan.demand);
     best.ownCount++;
     heap.push(best);
+    giveBack();
   }
-  for (let i = next; i < plan.toPlace.length; i++) plan.unplaced.push(plan.toPlace[i] as Placement);
+  for (let i = next; i < free.length; i++) plan.unplaced.push(free[i] as Placement);
+}
+
+/**
+ * A sticky service's start-first update (a replacement with no `movedFrom`) starts the new
+ * container on the node of the replica it replaces, where the data is, or waits for that node,
+ * pending with why. Returns the replicas left to place as usual (scale-up, operators' moves).
+ */
+function placePinned(plan: ServicePlan, statesById: NodeStates): Placement[] {
+  const nodeOf = new Map<string, string>();
+  for (const old of plan.draining) if (old.replacedBy && old.nodeId !== null) nodeOf.set(old.replacedBy, old.nodeId);
+  if (nodeOf.size === 0) return plan.toPlace;
+  const free: Placement[] = [];
+  for (const p of plan.toPlace) {
+    const nodeId = p.movedFrom ? undefined : nodeOf.get(p.replicaId);
+    if (nodeId === undefined) {
+      free.push(p);
+      continue;
+    }
+    const state = statesById.get(nodeId) as NodeState;
+    const misfits: Misfit[] = [];
+    if (state.node.downForMs === null && checkFit(state, plan.demand, 'all', misfits)) {
+      p.nodeId = nodeId;
+      p.pendingReason = null;
+      reserve(state, plan.demand);
+      plan.countByNodeId.set(nodeId, (plan.countByNodeId.get(nodeId) ?? 0) + 1);
+      continue;
+    }
+    const why = state.node.downForMs !== null ? 'the node is not ready' : describeNodeMisfits(misfits, plan.spec);
+    p.pendingReason = `waits for node ${state.node.name}, which holds its volumes' data: ${why}`;
+  }
+  return free;
 }
 
 export function placeGlobal(

@@ -212,7 +212,7 @@ function samePlacements(before: readonly Placement[], after: readonly Placement[
     const b = after[i] as Placement;
     if (a.replicaId !== b.replicaId || a.nodeId !== b.nodeId || a.pendingReason !== b.pendingReason) return false;
     if ((a.movedFrom ?? null) !== (b.movedFrom ?? null) || (a.replacedBy ?? null) !== (b.replacedBy ?? null)) return false;
-    if (a.revision !== b.revision) return false;
+    if (a.revision !== b.revision || a.movedOnRequest !== b.movedOnRequest) return false;
   }
   return true;
 }

@@ -32,6 +32,16 @@ export interface ServicePlan {
    * keepReplicated): a new id for it is checked against its own list instead.
    */
   idsUnseen: boolean;
+  /**
+   * Replicated with a named volume: each replica's data is on its node, so the scheduler never
+   * moves one on its own (see keep.ts and place.ts); only an operator's move does.
+   */
+  sticky: boolean;
+}
+
+/** Whether the scheduler keeps each replica of `spec` on its node (see ServicePlan.sticky). */
+export function isSticky(spec: NormalizedSpec): boolean {
+  return spec.mode === 'replicated' && spec.volumes !== undefined && spec.volumes.length > 0;
 }
 
 export function newPlan(service: SchedService): ServicePlan {
@@ -56,5 +66,6 @@ export function newPlan(service: SchedService): ServicePlan {
     settled: false,
     counted: false,
     idsUnseen: false,
+    sticky: isSticky(spec),
   };
 }

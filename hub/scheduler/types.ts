@@ -44,6 +44,11 @@ export interface Placement {
   /** The lost node this replica replaces a replica of. */
   movedFrom?: string | null;
   /**
+   * Set with `movedFrom` when an operator asked for the move (POST .../replicas/:id/move): it is
+   * not called off because the node it leaves is fine, and never placed back on that node.
+   */
+  movedOnRequest?: true;
+  /**
    * Set on a replica of a lost node once a replacement exists: it stays in its node's target (a
    * returning node keeps serving) until the replacement runs, and no longer counts as a replica.
    */
