@@ -11,6 +11,8 @@ import { HelloRenewal } from './hello-renewal.js';
 import { NodeConditionsTracker } from './node-conditions.js';
 import type { ContainerRuntime, EngineProbe } from './runtime/container-runtime.js';
 import type { TargetCache } from './target-cache.js';
+import { ValueDelivery } from './values/value-delivery.js';
+import type { ValueFileStore } from './values/value-file-store.js';
 import type { Logger } from '../shared/logger.js';
 
 /** Retries of a target cache save that failed: from a second, at most a minute apart. */
@@ -30,6 +32,13 @@ export interface AgentOptions {
   dataDir?: string;
   /** Null keeps no target on disk (simulated fleets); a real agent always has one. */
   targetCache: TargetCache | null;
+  /**
+   * Where the files of configs and secrets go (the secrets' one a tmpfs); none keeps no files, and
+   * a replica that mounts one fails (its env values still work).
+   */
+  valueFiles?: { secrets: ValueFileStore; configs: ValueFileStore };
+  /** See ValueDeliveryOptions.sweepIntervalMs. */
+  valueSweepIntervalMs?: number;
   /** Where restart counts survive an agent restart (the data dir); none keeps them in memory. */
   restartCounts?: RestartCountStore;
   facts: NodeFacts;
@@ -57,6 +66,8 @@ export const RUNTIME_UNKNOWN = 'unknown (engine unreachable)';
 export class Agent {
   readonly loop: ReconcileLoop;
   readonly link: HubLink;
+  /** The configs and secrets of the target, and their files. */
+  readonly values: ValueDelivery;
   private cacheWrite: Promise<void> = Promise.resolve();
   /** The newest target not yet on disk: a save that failed (a full disk) is retried until one works. */
   private unsavedTarget: TargetFrame | null = null;
@@ -85,6 +96,13 @@ export class Agent {
       retryIntervalMs: opts.engineRetryIntervalMs,
       onChange: (available, error) => this.engineChanged(available, error),
     });
+    this.values = new ValueDelivery({
+      nodeId: opts.identity.nodeId,
+      runtime: opts.runtime,
+      stores: opts.valueFiles ?? null,
+      logger: opts.logger,
+      sweepIntervalMs: opts.valueSweepIntervalMs,
+    });
     this.loop = new ReconcileLoop({
       nodeId: opts.identity.nodeId,
       runtime: opts.runtime,
@@ -94,7 +112,7 @@ export class Agent {
       imageReleaseGraceMs: opts.imageReleaseGraceMs,
       retryBaseMs: opts.retryBaseMs,
       restartCounts: opts.restartCounts,
-      containerInputs: containerInputsFor(opts.identity.nodeId),
+      containerInputs: containerInputsFor(opts.identity.nodeId, this.values),
       // The loop's outbox keeps each call within the protocol's limit for one status frame.
       onReport: (replicas) => void this.link.send({ type: 'status', replicas }),
       // `pending`: replicas of the generation still waiting for their image (a partial ack).
@@ -138,6 +156,7 @@ export class Agent {
   }
 
   async start(): Promise<void> {
+    await this.values.prepare();
     // The cached target first: after a reboot with no hub in sight the device runs its last
     // assignment at once instead of waiting for a hub that may be days away.
     const cached = await this.opts.targetCache?.load();
@@ -146,6 +165,8 @@ export class Agent {
         { generation: cached.generation, replicas: cached.replicas.length },
         'running the cached target until the hub speaks; nothing running is removed or replaced until then',
       );
+      // Its files before any pass: a container the engine restarts at boot finds them again.
+      await this.values.setTarget(cached, { provisional: true, missingWhy: this.cachedSecretsNote() });
       // The cache may be older than what runs (a save that failed): it only fills gaps.
       this.loop.setTarget(cached.generation, cached.replicas, { provisional: true });
     }
@@ -177,7 +198,15 @@ export class Agent {
     if (this.cacheRetryTimer) clearTimeout(this.cacheRetryTimer);
     await this.link.stop();
     await this.loop.stop();
+    await this.values.stop();
     await this.cacheWrite;
+  }
+
+  /** Why a secret the cached target names may be missing: said in the error of each replica that needs it. */
+  private cachedSecretsNote(): string {
+    return this.opts.targetCache?.offlineSecrets === false
+      ? 'secrets are kept in memory only (--no-offline-secrets) and the agent started without the hub: it comes with the hub\'s next target'
+      : 'the cached target did not hold it (a cached secret that could not be opened is logged at start): it comes with the hub\'s next target';
   }
 
   private hello(): HelloFrame {
@@ -238,6 +267,8 @@ export class Agent {
   }
 
   private onTarget(target: TargetFrame): void {
+    // Values first: the pass the loop starts now creates containers from them.
+    void this.values.setTarget(target);
     this.loop.setTarget(target.generation, target.replicas);
     if (!this.opts.targetCache) return;
     this.unsavedTarget = target;

@@ -15,6 +15,7 @@ import { loadRegistryAuthFile, type RegistryAuthMap } from './registry-auth-file
 import { DockerRuntime } from './runtime/docker-runtime.js';
 import { RestartCountsFile } from './restart-counts-file.js';
 import { TargetCache } from './target-cache.js';
+import { ValueFileStore } from './values/value-file-store.js';
 import type { Logger } from '../shared/logger.js';
 
 const HELP = `Usage: tether-agent --data-dir DIR [--hub URL --join-token TOKEN] [options]
@@ -36,6 +37,12 @@ Options:
   --docker-socket PATH       the Docker engine socket (default /var/run/docker.sock); the
                              agent also starts without an engine, reports it unavailable
                              and runs its containers once the engine answers
+  --secrets-dir DIR          where the files of secrets live: a tmpfs (memory only, never the
+                             device's disk), mounted there by the agent when it is not one
+                             (default DATA_DIR/secrets); configs' files are in DATA_DIR/configs
+  --no-offline-secrets       keep secrets in memory only, never in the cached target: after a
+                             reboot without the hub, a replica that needs a secret waits for
+                             the hub (by default they are cached, sealed with DATA_DIR/cache.key)
   --registry-auth-file PATH  registry credentials for pulls whose service spec has no
                              registryAuth: a JSON file keyed by registry host[:port], e.g.
                              { "127.0.0.1:5001": { "username": "u", "password": "p" } }
@@ -82,6 +89,8 @@ async function main(): Promise<void> {
     'publish-address': { type: 'string' },
     'docker-socket': { type: 'string' },
     'registry-auth-file': { type: 'string' },
+    'secrets-dir': { type: 'string' },
+    'no-offline-secrets': { type: 'boolean' },
   });
   if (!parsed) return;
   const { values: args, logLevel: level } = parsed;
@@ -133,7 +142,11 @@ async function main(): Promise<void> {
     publishAddress: args['publish-address'] ?? null,
     runtime,
     dataDir,
-    targetCache: new TargetCache(dataDir),
+    targetCache: new TargetCache(dataDir, { offlineSecrets: args['no-offline-secrets'] !== true, logger }),
+    valueFiles: {
+      secrets: new ValueFileStore({ source: 'secret', dir: path.resolve(args['secrets-dir'] ?? path.join(dataDir, 'secrets')) }),
+      configs: new ValueFileStore({ source: 'config', dir: path.join(dataDir, 'configs') }),
+    },
     restartCounts: new RestartCountsFile(dataDir, logger),
     facts: await readDeviceFacts(RUNTIME_UNKNOWN),
     logger,
