@@ -83,6 +83,11 @@ export class ValueDelivery {
     return resolveEnv(spec, this.values);
   }
 
+  /** How many values the node holds now (those of its target). */
+  get heldCount(): number {
+    return this.values.size;
+  }
+
   /** Resolves once the file writes and sweeps asked for so far are done (tests, stop). */
   async settled(): Promise<void> {
     let seen: Promise<void>;
