@@ -7,7 +7,7 @@ import { mkdtemp, readFile, readdir, rm, stat, unlink, writeFile } from 'node:fs
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { hubClient, randomPort, startProgram, stopProgram, waitForHealthy, type Proc } from '../helpers/processes.js';
+import { hubClient, startHub, startProgram, stopProgram, type Proc } from '../helpers/processes.js';
 
 let hub: Proc | undefined;
 let dataDir = '';
@@ -49,19 +49,19 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10
   }
 }
 
-/** A hub holding service `web` (written twice, so its shard has a previous copy), killed; returns the shard. */
-async function hubKilledWithService(port: number): Promise<string> {
+/** A hub holding service `web` (written twice, so its shard has a previous copy), killed; returns the shard and the hub's port. */
+async function hubKilledWithService(): Promise<{ shard: string; port: number }> {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'tether-damaged-store-'));
-  const url = `http://127.0.0.1:${port}`;
-  await start(port);
-  await waitForHealthy(url);
+  const started = await startHub({ dataDir });
+  hub = started;
+  const { url, port } = started;
   const api = await hubClient(url, dataDir);
   expect((await api('PUT', '/v1/services/web', { image: 'nginx:1' })).status).toBe(201);
   expect((await api('PUT', '/v1/services/web', { image: 'nginx:2' })).status).toBe(200);
   const shard = await shardOf('web');
   await until(`${shard}.prev`, () => stat(`${shard}.prev`).then(() => true, () => false));
   await stopProgram(hub, 'SIGKILL');
-  return shard;
+  return { shard, port };
 }
 
 /** Each way a shard was found damaged, as bytes made from the good file. */
@@ -77,8 +77,7 @@ const DAMAGE: Array<[string, (good: string) => Buffer, RegExp]> = [
 
 describe('hub with a damaged store file', () => {
   it.each(DAMAGE)('stops on %s in a shard with one line, and --recover restores the service', async (_what, damage, reason) => {
-    const port = randomPort();
-    const shard = await hubKilledWithService(port);
+    const { shard, port } = await hubKilledWithService();
     await writeFile(shard, damage(await readFile(shard, 'utf8')));
 
     const refused = await start(port);
@@ -89,9 +88,9 @@ describe('hub with a damaged store file', () => {
     expect(lines[0]).toMatch(reason);
     expect(lines[0]).toMatch(/its previous copy .*\.prev is good \(written \d+ s ago\): start with --recover to restore it/);
 
-    const url = `http://127.0.0.1:${port}`;
-    const recovered = await start(port, ['--recover']);
-    await waitForHealthy(url);
+    const recovered = await startHub({ dataDir, port, args: ['--recover'] });
+    hub = recovered;
+    const { url } = recovered;
     expect(recovered.output()).toContain(`restored store file ${shard} from its previous copy ${shard}.prev`);
     const api = await hubClient(url, dataDir);
     const web = await api('GET', '/v1/services/web');
@@ -102,8 +101,7 @@ describe('hub with a damaged store file', () => {
   });
 
   it('stops on a damaged shard with no previous copy, with or without --recover, and leaves it as it is', async () => {
-    const port = randomPort();
-    const shard = await hubKilledWithService(port);
+    const { shard, port } = await hubKilledWithService();
     await unlink(`${shard}.prev`);
     await writeFile(shard, 'null');
 

@@ -11,7 +11,7 @@ import { afterEach, expect, it, vi } from 'vitest';
 import { Agent } from '../../agent/agent.js';
 import { joinHub } from '../../agent/node-identity.js';
 import { SimulatedRuntime } from '../../agent/runtime/simulated-runtime.js';
-import { hubClient, randomPort, startProgram, stopProgram, waitForHealthy, type Proc } from '../helpers/processes.js';
+import { hubClient, startHub, stopProgram, type Proc } from '../helpers/processes.js';
 import { simFacts } from '../helpers/sim-fleet.js';
 import { silentLogger } from '../helpers/silent-logger.js';
 
@@ -38,13 +38,12 @@ interface Replica {
 
 it('a hub paused for 2x lostAfter with agents connected moves and restarts nothing', async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'tether-hub-pause-'));
-  const port = randomPort();
-  const url = `http://127.0.0.1:${port}`;
-  hub = startProgram('hub', [
-    '--port', String(port), '--data-dir', path.join(dir, 'hub'),
-    '--heartbeat-interval-ms', '200', '--heartbeat-grace-ms', '800', '--lost-after-ms', String(LOST_AFTER_MS),
-  ]);
-  await waitForHealthy(url);
+  const started = await startHub({
+    dataDir: path.join(dir, 'hub'),
+    args: ['--heartbeat-interval-ms', '200', '--heartbeat-grace-ms', '800', '--lost-after-ms', String(LOST_AFTER_MS)],
+  });
+  hub = started;
+  const { url } = started;
   const api = await hubClient(url, path.join(dir, 'hub'));
   const runtime = new SimulatedRuntime();
   const { body: join } = await api<{ token: string }>('POST', '/v1/join-tokens', {});

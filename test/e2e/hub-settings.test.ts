@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { randomPort, startProgram, stopProgram, type Proc } from '../helpers/processes.js';
+import { startProgram, stopProgram, type Proc } from '../helpers/processes.js';
 
 let hub: Proc | undefined;
 let dir = '';
@@ -25,7 +25,8 @@ it.each([
   [['--max-pending-handshakes-per-address', '0'], /^tether-hub: --max-pending-handshakes-per-address must be an integer >= 1, got "0"/m],
 ])('refuses %j with exit code 2', async (flags, message) => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'tether-hub-settings-'));
-  hub = startProgram('hub', ['--port', String(randomPort()), '--data-dir', dir, ...flags]);
+  // Port 0: refused before it listens; were it to start anyway, on a port no other test holds.
+  hub = startProgram('hub', ['--port', '0', '--data-dir', dir, ...flags]);
   expect(await hub.exited).toBe(2);
   expect(hub.output()).toMatch(message);
 });

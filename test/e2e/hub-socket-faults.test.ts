@@ -10,7 +10,7 @@ import path from 'node:path';
 import type net from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { helloFrame } from '../helpers/sim-fleet.js';
-import { hubClient, randomPort, startProgram, stopProgram, waitForHealthy, type Proc } from '../helpers/processes.js';
+import { hubClient, startHub as startHubProgram, stopProgram, type Proc } from '../helpers/processes.js';
 import { connectRaw, helloOnce, holdHandshake, maskedTextFrame, readResponseHead, upgradeRequest, upgradeStatus } from '../helpers/raw-upgrade.js';
 
 const BAD_CREDENTIAL = 'tnc_00000000-0000-0000-0000-000000000000.AAAAAAAAAAAAAAAAAAAAAAAA';
@@ -18,9 +18,9 @@ const BAD_CREDENTIAL = 'tnc_00000000-0000-0000-0000-000000000000.AAAAAAAAAAAAAAA
 const hello = (name: string) => JSON.stringify(helloFrame(name));
 
 describe('hub process under client socket faults', () => {
-  const port = randomPort();
-  const url = `http://127.0.0.1:${port}`;
-  const target = { host: '127.0.0.1', port };
+  let url = '';
+  /** The hub's address: its port is chosen at its first start and kept by its restarts. */
+  const target = { host: '127.0.0.1', port: 0 };
   let dir = '';
   let hub: Proc | undefined;
   let api: Awaited<ReturnType<typeof hubClient>>;
@@ -58,8 +58,11 @@ describe('hub process under client socket faults', () => {
 
   const startHub = async () => {
     // One handshake slot, so that one held handshake is enough to reach the busy refusal.
-    hub = startProgram('hub', ['--port', String(port), '--data-dir', path.join(dir, 'hub'), '--max-pending-handshakes', '1', '--log-level', 'warn']);
-    await waitForHealthy(url);
+    const args = ['--max-pending-handshakes', '1', '--log-level', 'warn'];
+    const started = await startHubProgram({ dataDir: path.join(dir, 'hub'), args, port: target.port === 0 ? undefined : target.port });
+    hub = started;
+    url = started.url;
+    target.port = started.port;
   };
 
   let holder: { nodeId: string; credential: string };
