@@ -4,11 +4,11 @@
  * so in one line. Needs root (mount); skipped otherwise.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { hubClient, randomPort, startProgram, stopProgram, waitForHealthy, type Proc } from '../helpers/processes.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { hubClient, startHub, startProgram, stopProgram, type Proc } from '../helpers/processes.js';
 
 const isRoot = process.getuid?.() === 0;
 /** Outside CI a developer without root skips it; in CI it runs, and fails without the privilege. */
@@ -42,12 +42,19 @@ afterAll(async () => {
 describe.skipIf(!runs)('hub on a full disk', () => {
   it('refuses a write with 507, keeps nothing of it, and takes it once space is freed', async () => {
     const dataDir = path.join(mountDir, 'hub');
-    const port = randomPort();
-    const url = `http://127.0.0.1:${port}`;
-    hub = startProgram('hub', ['--port', String(port), '--data-dir', dataDir]);
-    await waitForHealthy(url);
+    const started = await startHub({ dataDir });
+    hub = started;
+    const { url, port } = started;
     const api = await hubClient(url, dataDir);
     expect((await api('PUT', '/v1/services/web', { image: 'nginx:1' })).status).toBe(201);
+    // The hub's next pass writes the replica's pending placement, keeping the shard it replaces as
+    // `.prev`; a later write on the full disk finds room by replacing that copy. Whether the pass
+    // ran before the fill depended on how soon after the hub's start the PUT came: wait for it,
+    // and drop the copy, so that the hub has nothing to free.
+    const services = path.join(dataDir, 'store', 'services');
+    const copies = async () => (await readdir(services)).filter((f) => f.endsWith('.prev'));
+    await vi.waitFor(async () => expect(await copies()).toHaveLength(1), { timeout: 10_000, interval: 50 });
+    for (const copy of await copies()) await rm(path.join(services, copy));
 
     await fill(path.join(mountDir, 'filler'));
     const refused = await api('PUT', '/v1/services/web', { image: 'nginx:2' });
@@ -63,8 +70,7 @@ describe.skipIf(!runs)('hub on a full disk', () => {
     // What a restart loads is what the hub showed.
     await stopProgram(hub, 'SIGKILL');
     await rm(path.join(mountDir, 'filler'));
-    hub = startProgram('hub', ['--port', String(port), '--data-dir', dataDir]);
-    await waitForHealthy(url);
+    hub = await startHub({ dataDir, port });
     expect((await api('GET', '/v1/services/web')).body).toMatchObject({ revision: 1, spec: { image: 'nginx:1' } });
     const accepted = await api('PUT', '/v1/services/web', { image: 'nginx:2' });
     expect(accepted.status).toBe(200);
@@ -73,10 +79,9 @@ describe.skipIf(!runs)('hub on a full disk', () => {
 
   it('recovers without a restart once space is freed', async () => {
     const dataDir = path.join(mountDir, 'hub');
-    const port = randomPort();
-    const url = `http://127.0.0.1:${port}`;
-    hub = startProgram('hub', ['--port', String(port), '--data-dir', dataDir]);
-    await waitForHealthy(url);
+    const started = await startHub({ dataDir });
+    hub = started;
+    const { url } = started;
     const api = await hubClient(url, dataDir);
     await fill(path.join(mountDir, 'filler'));
     expect((await api('PUT', '/v1/services/web', { image: 'nginx:1' })).status).toBe(507);
@@ -89,7 +94,8 @@ describe.skipIf(!runs)('hub on a full disk', () => {
     const dataDir = path.join(mountDir, 'hub');
     await mkdir(dataDir);
     await fill(path.join(mountDir, 'filler'));
-    hub = startProgram('hub', ['--port', String(randomPort()), '--data-dir', dataDir]);
+    // Port 0: it stops before it listens; were it to start anyway, on a port no other test holds.
+    hub = startProgram('hub', ['--port', '0', '--data-dir', dataDir]);
     expect(await hub.exited).toBe(1);
     const output = hub.output().trim();
     expect(output).toMatch(/^tether-hub: cannot write to .*hub: no space left on the device \(disk full\) \(ENOSPC\)$/);
