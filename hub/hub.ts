@@ -194,6 +194,8 @@ export class Hub {
         this.rollouts.forget(name);
       },
       pinValues: (spec) => pinnedToCurrent(spec, this.values),
+      schedNodes: () => this.nodes.forPlacement(),
+      handingOver: (record) => this.handovers.track([record]),
     });
     const usedBy = valueUsers(store);
     const changed = () => this.valueRollouts.followAll();

@@ -16,6 +16,9 @@ import { historyAfter, rollbackTarget, specOfRevision, type RollbackRefusal } fr
 import { rolloutView } from './rollout/rollout-view.js';
 import { startUpdate } from './rollout/start-update.js';
 import type { ServiceRecord, Store } from './store/store.js';
+import { newReplicaId } from './replica-id.js';
+import { checkMove } from './scheduler/move-check.js';
+import type { Placement, SchedNode } from './scheduler/types.js';
 import { serviceView, type ReplicaPage } from './views.js';
 
 export type PutServiceResult = { outcome: 'created' | 'updated' | 'unchanged'; record: ServiceRecord };
@@ -29,6 +32,13 @@ export type RollbackResult = OnExisting<
 >;
 
 export type ScaleResult = OnExisting<{ kind: 'done'; outcome: 'updated' | 'unchanged'; record: ServiceRecord } | { kind: 'global' }>;
+
+/** An operator's move of one replica (see Services.move). */
+export type MoveResult = OnExisting<
+  | { kind: 'replica_missing' }
+  | { kind: 'refused'; code: string; message: string }
+  | { kind: 'done'; record: ServiceRecord; replicaId: string; replacement: string; fromNode: string; toNode: string | null; volumes: string[] }
+>;
 
 export type ResumeResult = OnExisting<{ kind: 'done'; record: ServiceRecord } | { kind: 'not_paused'; state: string | null }>;
 
@@ -48,6 +58,13 @@ export interface ServicesDeps {
    * applied to every spec accepted, a rollback's included. Absent: specs as they come.
    */
   pinValues?: (spec: NormalizedSpec) => NormalizedSpec;
+  /** The nodes as the scheduler sees them now: an operator's move is checked against them. Absent: none. */
+  schedNodes?: () => readonly SchedNode[];
+  /**
+   * A command (a move) gave the service a hand-over no pass made: the replacement's first report
+   * that it serves must end it, as for those a pass makes.
+   */
+  handingOver?: (record: ServiceRecord) => void;
 }
 
 export class Services implements ServiceStats {
@@ -164,6 +181,35 @@ export class Services implements ServiceStats {
     return this.serviceWrites.run(name, async () => {
       const before = this.deps.store.getService(name);
       return before ? this.putNow(name, before.spec) : null;
+    });
+  }
+
+  /**
+   * Moves one replica on purpose (a sticky one included): a replacement goes to `toNode` (checked
+   * now: a node that cannot take it is a refusal), or, none given, wherever the scheduler finds
+   * room on another node; the replica serves until its replacement does, as in any hand-over. The
+   * data of its volumes stays where it is: the replacement starts with the new node's volumes.
+   */
+  move(name: string, replicaId: string, toNode: string | null): Promise<MoveResult> {
+    return this.serviceWrites.run(name, async () => {
+      const { store, schedNodes } = this.deps;
+      const before = store.getService(name);
+      if (!before) return { kind: 'missing' };
+      const replica = before.placements.find((p) => p.replicaId === replicaId);
+      if (!replica) return { kind: 'replica_missing' };
+      const services = [...store.listServices()].map((s) => ({ name: s.name, spec: s.spec, placements: s.placements }));
+      const check = checkMove({ name, spec: before.spec, placements: before.placements }, replica, toNode, schedNodes?.() ?? [], services);
+      if (!check.ok) return { kind: 'refused', code: check.code, message: check.message };
+      const replacement: Placement = { replicaId: newReplicaId(name), nodeId: toNode, pendingReason: null, movedFrom: check.fromNodeId, movedOnRequest: true };
+      // As a pass lists them: what stays, the replacement, then the replica that hands over.
+      const placements = [...before.placements.filter((p) => p !== replica), replacement, { ...replica, replacedBy: replacement.replicaId }];
+      const record: ServiceRecord = { ...before, placements };
+      await store.putService(record);
+      this.deps.handingOver?.(record);
+      this.deps.markDirty();
+      this.deps.logger.info({ service: name, replicaId, replacement: replacement.replicaId, fromNode: check.fromNodeId, toNode }, 'replica moves on request');
+      const volumes = (before.spec.volumes ?? []).map((v) => v.name);
+      return { kind: 'done', record, replicaId, replacement: replacement.replicaId, fromNode: check.fromNodeId, toNode, volumes };
     });
   }
 

@@ -20,6 +20,9 @@ const rollbackBody = new Validator(Type.Object({ revision: Type.Optional(Type.In
 /** `POST .../scale`: the replica count and nothing else (other changes go through a PUT). */
 const scaleBody = new Validator(Type.Object({ replicas: Type.Integer({ minimum: 0, maximum: SPEC_LIMITS.maxReplicas }) }, { additionalProperties: false }));
 
+/** `POST .../replicas/:id/move`: the body is optional; without `toNode`, any other node that can take it. */
+const moveBody = new Validator(Type.Object({ toNode: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })) }, { additionalProperties: false }));
+
 function nonNegativeInt(query: Record<string, string | undefined>, field: 'offset' | 'limit', fallback: number, max: number): number {
   const text = query[field];
   if (text === undefined) return fallback;
@@ -120,6 +123,33 @@ export async function serviceRoutes(app: FastifyInstance, { services, specContex
     }
     const view = services.view(result.record, { offset: 0, limit: DEFAULT_REPLICA_LIMIT });
     return { ...view, outcome: result.outcome };
+  });
+
+  // A move no node can take is 409: the request is sound, the fleet's state refuses it now.
+  app.post<{ Params: { name: string; id: string } }>('/v1/services/:name/replicas/:id/move', async (request, reply) => {
+    const { name, id } = request.params;
+    find(name);
+    const checked = moveBody.validate(request.body ?? {});
+    if (!checked.ok) throw invalid('invalid_move', checked.errors);
+    const result = await services.move(name, id, checked.value.toNode ?? null);
+    if (result.kind === 'missing') throw notFound(name);
+    if (result.kind === 'replica_missing') throw new ApiError(404, 'replica_not_found', `service "${name}" has no replica "${id}"`);
+    if (result.kind === 'refused') throw new ApiError(409, result.code, result.message);
+    const where = result.toNode === null ? 'another node the scheduler picks' : `node ${result.toNode}`;
+    const data =
+      result.volumes.length === 0
+        ? ''
+        : ` Its volumes' data (${result.volumes.join(', ')}) does not move: it stays on node ${result.fromNode}, and the new replica starts with the volumes of its own node.`;
+    return reply.status(202).send({
+      service: name,
+      replicaId: result.replicaId,
+      replacement: result.replacement,
+      fromNode: result.fromNode,
+      toNode: result.toNode,
+      dataMoved: false,
+      volumesLeftOn: result.volumes.length === 0 ? null : result.fromNode,
+      message: `replica ${result.replicaId} moves to ${where} as ${result.replacement}; it serves until the new one does.${data}`,
+    });
   });
 
   app.delete<{ Params: { name: string } }>('/v1/services/:name', async (request) => {
