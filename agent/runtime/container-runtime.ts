@@ -138,6 +138,12 @@ export interface ImagesInUse {
   images: Set<string>;
 }
 
+/** What came of removing a service's volumes: the engine's names of those removed, and of those a container still uses. */
+export interface VolumeRemoval {
+  removed: string[];
+  inUse: string[];
+}
+
 /** What came of asking the engine to remove an image. */
 export type ImageRemoval = 'removed' | 'absent' | 'in-use';
 
@@ -190,6 +196,12 @@ export interface ContainerRuntime {
   stopContainer(id: string, timeoutS: number): Promise<void>;
   /** Removes (forcibly); a missing container is fine. */
   removeContainer(id: string): Promise<void>;
+  /**
+   * Removes the named volumes the agent made for `service` on this node: only those labelled
+   * with this node id and that service (spec-mounts.ts), never forced, so one any container still
+   * uses stays (`inUse`). Optional: an engine without it keeps every volume.
+   */
+  removeServiceVolumes?(nodeId: string, service: string): Promise<VolumeRemoval>;
   /**
    * Calls onEvent for lifecycle events of this node's containers until the returned function is
    * called. Reconnects by itself if the engine's event stream breaks, and sends a 'resync' after

@@ -23,9 +23,11 @@ import {
   type ObservedContainer,
   type RuntimeEvent,
   type StartResult,
+  type VolumeRemoval,
 } from './container-runtime.js';
 import { DockerLogTail } from './docker-logs.js';
 import { engineMountOf, type DockerMount } from './docker-mounts.js';
+import { VOLUME_LABEL } from './spec-mounts.js';
 import type { PullProgressTally } from './pull-progress.js';
 import { dockerHealthConfigOf, engineHealthOf, type DockerHealthConfig, type DockerHealthState } from './docker-health.js';
 import { healthCheckLabel, healthCheckOfLabel } from './health-check-label.js';
@@ -820,6 +822,37 @@ export class DockerRuntime implements ContainerRuntime, EngineProbe {
       if (statusCodeOf(err) === 409) return 'in-use';
       throw engineError(what, err);
     }
+  }
+
+  async removeServiceVolumes(nodeId: string, service: string): Promise<VolumeRemoval> {
+    let listed: { Volumes: Array<{ Name: string; Labels: Record<string, string> | null }> | null };
+    try {
+      listed = await this.call('list volumes', this.deadlines.queryMs, {
+        path: '/volumes?',
+        method: 'GET',
+        options: { filters: { label: [`${LABELS.managed}=true`, `${LABELS.nodeId}=${nodeId}`, `${LABELS.service}=${service}`, VOLUME_LABEL] } },
+        statusCodes: OK,
+      });
+    } catch (err) {
+      throw engineError('list volumes', err);
+    }
+    const result: VolumeRemoval = { removed: [], inUse: [] };
+    for (const v of listed.Volumes ?? []) {
+      // The engine filtered by label; checked again, since removing another's data cannot be undone.
+      const labels = v.Labels ?? {};
+      if (labels[LABELS.nodeId] !== nodeId || labels[LABELS.service] !== service || labels[VOLUME_LABEL] === undefined) continue;
+      const what = `remove volume ${v.Name}`;
+      try {
+        // Never forced: the engine refuses (409) a volume any container uses, ours or not.
+        await this.call(what, this.deadlines.removeMs, { path: `/volumes/${encodeURIComponent(v.Name)}?`, method: 'DELETE', options: {}, statusCodes: OK_NO_CONTENT });
+        result.removed.push(v.Name);
+      } catch (err) {
+        if (isNotFound(err)) result.removed.push(v.Name);
+        else if (statusCodeOf(err) === 409) result.inUse.push(v.Name);
+        else throw engineError(what, err);
+      }
+    }
+    return result;
   }
 
   async removeContainer(id: string): Promise<void> {
