@@ -14,7 +14,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { LABELS } from '../../agent/runtime/container-runtime.js';
 import { TMPFS_MAGIC } from '../../agent/values/tmpfs-dir.js';
-import { cleanupNode, describeDocker, docker } from '../helpers/docker.js';
+import { cleanupNode, describeDocker } from '../helpers/docker.js';
 import { hubClient, startHub, startProgram, stopProgram, type HubProc, type Proc } from '../helpers/processes.js';
 
 const IMAGE = 'tether-test/busybox:1';
