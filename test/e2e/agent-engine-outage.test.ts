@@ -17,7 +17,7 @@ import { containerSpecHash } from '../../shared/container-spec.js';
 import type { NodeConditions } from '../../shared/protocol.js';
 import { cleanupNode, describeDocker, docker, sleeperSpec } from '../helpers/docker.js';
 import { EngineProxy } from '../helpers/engine-proxy.js';
-import { hubClient, randomPort, startProgram, stopProgram, waitForHealthy, type Proc } from '../helpers/processes.js';
+import { hubClient, startHub, startProgram, stopProgram, type Proc } from '../helpers/processes.js';
 import { RecordingHub } from '../helpers/recording-hub.js';
 
 const IMAGE = 'tether-test/busybox:1';
@@ -43,11 +43,9 @@ const running = async (nodeId: string) =>
 describeDocker('the agent program and an engine that comes and goes', () => {
   it('starts with no engine, keeps running, and runs its container once the engine appears', async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'tether-engine-away-'));
-    const port = randomPort();
-    const url = `http://127.0.0.1:${port}`;
-    const hub = startProgram('hub', ['--port', String(port), '--data-dir', path.join(dir, 'hub')]);
+    const hub = await startHub({ dataDir: path.join(dir, 'hub') });
     procs.push(hub);
-    await waitForHealthy(url);
+    const { url } = hub;
     const api = await hubClient(url, path.join(dir, 'hub'));
     const { token } = (await api<{ token: string }>('POST', '/v1/join-tokens', {})).body;
 
@@ -87,11 +85,9 @@ describeDocker('the agent program and an engine that comes and goes', () => {
 
   it('started on a hung engine, reaches the hub and says so, then carries on once the engine answers', async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'tether-engine-hung-'));
-    const port = randomPort();
-    const url = `http://127.0.0.1:${port}`;
-    const hub = startProgram('hub', ['--port', String(port), '--data-dir', path.join(dir, 'hub')]);
+    const hub = await startHub({ dataDir: path.join(dir, 'hub') });
     procs.push(hub);
-    await waitForHealthy(url);
+    const { url } = hub;
     const api = await hubClient(url, path.join(dir, 'hub'));
     const { token } = (await api<{ token: string }>('POST', '/v1/join-tokens', {})).body;
     const socketPath = path.join(dir, 'docker.sock');

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { cleanupNode, describeDocker } from '../helpers/docker.js';
-import { hubClient, randomPort, startProgram, stopProgram, waitForHealthy, type Proc } from '../helpers/processes.js';
+import { hubClient, startHub, startProgram, stopProgram, type Proc } from '../helpers/processes.js';
 
 interface NodeView {
   id: string;
@@ -17,8 +17,7 @@ interface NodeView {
 }
 
 describeDocker('an agent whose host name is taken', () => {
-  const port = randomPort();
-  const url = `http://127.0.0.1:${port}`;
+  let url = '';
   let dir = '';
   let hub: Proc | undefined;
   let agent: Proc | undefined;
@@ -26,8 +25,9 @@ describeDocker('an agent whose host name is taken', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'tether-join-name-'));
-    hub = startProgram('hub', ['--port', String(port), '--data-dir', path.join(dir, 'hub')]);
-    await waitForHealthy(url);
+    const started = await startHub({ dataDir: path.join(dir, 'hub') });
+    hub = started;
+    url = started.url;
   });
   afterAll(async () => {
     await stopProgram(agent);

@@ -4,7 +4,7 @@
  * an image reference the engine refuses, an update whose image cannot be pulled. Asserted through
  * the reports the agent emits and through the engine itself.
  */
-import { randomInt, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,6 +18,7 @@ import { containerSpecHash, type ContainerSpec } from '../../shared/container-sp
 import type { AssignedReplica, ReplicaReport } from '../../shared/protocol.js';
 import { DOCKER_SOCKET, cleanupNode, describeDocker, docker, sleeperSpec } from '../helpers/docker.js';
 import { silentLogger } from '../helpers/silent-logger.js';
+import { freePort } from '../helpers/test-ports.js';
 
 const IMAGE = '127.0.0.1:5000/busybox:1';
 const UNPULLABLE = '127.0.0.1:5000/busybox:does-not-exist';
@@ -164,10 +165,10 @@ describeDocker('the agent on the real engine: kills, refused images, failed upda
     const id = a.latest('r1')!.containerId!;
 
     // Someone else holds the host port the new version wants: Docker refuses only at its start.
-    // A port picked at random may be in use by then (an outgoing connection's): try another.
+    // A port free a moment ago, of this worker's own (a test hub's never), may be taken by then: try another.
     let hostPort = 0;
     for (let attempt = 1; hostPort === 0; attempt++) {
-      const port = randomInt(20000, 32000);
+      const port = await freePort();
       const blocker = await docker.createContainer(`tether-${a.nodeId}-blocker-${attempt}`, {
         Image: IMAGE,
         Cmd: ['/bin/sleep', '300'],

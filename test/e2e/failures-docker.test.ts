@@ -9,7 +9,7 @@ import { afterEach, expect, it, vi } from 'vitest';
 import { LABELS } from '../../agent/runtime/container-runtime.js';
 import { cleanupNode, describeDocker, docker } from '../helpers/docker.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
-import { hubClient, randomPort, startProgram, stopProgram, waitForHealthy, type Proc } from '../helpers/processes.js';
+import { hubClient, startHub as startHubProgram, startProgram, stopProgram, type Proc } from '../helpers/processes.js';
 
 const IMAGE = '127.0.0.1:5000/busybox:1';
 const HTTPD = ['/bin/httpd', '-f', '-p', '8080', '-h', '/www'];
@@ -28,8 +28,11 @@ interface Cluster {
 let cluster: Cluster | undefined;
 
 async function startHub(c: Cluster): Promise<void> {
-  c.hub = startProgram('hub', c.hubArgs);
-  await waitForHealthy(c.url);
+  // A restart takes the port the agents know; the first start, a free one.
+  const hub = await startHubProgram({ dataDir: path.join(c.dir, 'hub'), args: c.hubArgs, port: c.hubPort === 0 ? undefined : c.hubPort });
+  c.hub = hub;
+  c.hubPort = hub.port;
+  c.url = hub.url;
   c.api = await hubClient(c.url, path.join(c.dir, 'hub'));
 }
 
@@ -42,12 +45,11 @@ function startAgent(a: Cluster['agents'][number], joinToken?: string): void {
 
 async function newCluster(agentCount: number, hubFlags: string[], proxied = 0): Promise<Cluster> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tether-e2e-fail-'));
-  const hubPort = randomPort();
   const c: Cluster = {
     dir,
-    hubPort,
-    url: `http://127.0.0.1:${hubPort}`,
-    hubArgs: ['--port', String(hubPort), '--data-dir', path.join(dir, 'hub'), '--heartbeat-interval-ms', '300', '--heartbeat-grace-ms', '1200', ...hubFlags],
+    hubPort: 0,
+    url: '',
+    hubArgs: ['--heartbeat-interval-ms', '300', '--heartbeat-grace-ms', '1200', ...hubFlags],
     agents: [],
     api: undefined as never,
     proxies: [],
@@ -58,7 +60,7 @@ async function newCluster(agentCount: number, hubFlags: string[], proxied = 0): 
   for (let i = 0; i < agentCount; i++) {
     let hubUrl = c.url;
     if (i < proxied) {
-      const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port: hubPort } });
+      const proxy = await FaultProxy.start({ target: { host: '127.0.0.1', port: c.hubPort } });
       c.proxies.push(proxy);
       hubUrl = proxy.url;
     }

@@ -9,16 +9,16 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { LABELS } from '../../agent/runtime/container-runtime.js';
 import { cleanupNode, describeDocker, docker } from '../helpers/docker.js';
-import { hubClient, randomPort, startProgram, stopProgram, waitForHealthy, type Proc } from '../helpers/processes.js';
+import { hubClient, startHub, startProgram, stopProgram, type Proc } from '../helpers/processes.js';
+import { freePort } from '../helpers/test-ports.js';
 
 const REGISTRY = '127.0.0.1:5000';
 
 describeDocker('hub + agents + Docker, end to end', () => {
   const tag = `e2e-${process.pid}-${Date.now()}`;
   const image = `${REGISTRY}/busybox:${tag}`;
-  const hostPort = randomPort();
-  const hubPort = randomPort();
-  const url = `http://127.0.0.1:${hubPort}`;
+  let hostPort = 0;
+  let url = '';
   const service = `web-${process.pid}`;
   let dir = '';
   let hub: Proc | undefined;
@@ -41,10 +41,10 @@ describeDocker('hub + agents + Docker, end to end', () => {
     execFileSync('docker', ['push', image], { stdio: 'ignore' });
     execFileSync('docker', ['rmi', image], { stdio: 'ignore' });
 
-    hub = startProgram('hub', ['--port', String(hubPort), '--data-dir', path.join(dir, 'hub'), '--heartbeat-interval-ms', '500', '--heartbeat-grace-ms', '3000']);
-    await waitForHealthy(url);
-    // The banner follows the first healthy answer by a moment.
-    await vi.waitFor(() => expect(hub!.output()).toContain('admin token:'), { timeout: 10_000 });
+    hostPort = await freePort();
+    const started = await startHub({ dataDir: path.join(dir, 'hub'), args: ['--heartbeat-interval-ms', '500', '--heartbeat-grace-ms', '3000'] });
+    hub = started;
+    url = started.url;
     api = await hubClient(url, path.join(dir, 'hub'));
 
     const { body } = await api<{ token: string }>('POST', '/v1/join-tokens', {});

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { cleanupNode, describeDocker } from '../helpers/docker.js';
-import { hubClient, randomPort, startProgram, stopProgram, waitForHealthy, type Proc } from '../helpers/processes.js';
+import { hubClient, startHub, startProgram, stopProgram, type Proc } from '../helpers/processes.js';
 
 /** Every dir and file below `dir`, with its permission bits. */
 async function modes(dir: string): Promise<Array<{ file: string; mode: number; isDir: boolean }>> {
@@ -26,8 +26,6 @@ function expectPrivate(found: Array<{ file: string; mode: number; isDir: boolean
 }
 
 describeDocker('files and output of the hub and the agent', () => {
-  const port = randomPort();
-  const url = `http://127.0.0.1:${port}`;
   let dir = '';
   let hub: Proc | undefined;
   let agent: Proc | undefined;
@@ -51,9 +49,9 @@ describeDocker('files and output of the hub and the agent', () => {
     // Dirs made by an operator (or an older version) with the usual 0755 are narrowed.
     await mkdir(hubDir, { mode: 0o755 });
     await mkdir(agentDir, { mode: 0o755 });
-    const hubArgs = ['--port', String(port), '--data-dir', hubDir];
-    hub = startProgram('hub', hubArgs);
-    await waitForHealthy(url);
+    const started = await startHub({ dataDir: hubDir });
+    hub = started;
+    const { url, port } = started;
     await vi.waitFor(() => expect(hub!.output()).toContain('admin token:'), { timeout: 10_000 });
     const api = await hubClient(url, hubDir);
     const { body: join } = await api<{ token: string }>('POST', '/v1/join-tokens', {});
@@ -88,8 +86,7 @@ describeDocker('files and output of the hub and the agent', () => {
 
     // A restart makes no join token: none piles up.
     const tokensBefore = execFileSync('cat', [path.join(hubDir, 'store', 'join-tokens-00.json')]).toString();
-    hub = startProgram('hub', hubArgs);
-    await waitForHealthy(url);
+    hub = await startHub({ dataDir: hubDir, port });
     await vi.waitFor(() => expect(hub!.output()).toContain('admin token:'), { timeout: 10_000 });
     await stopProgram(hub);
     expect(execFileSync('cat', [path.join(hubDir, 'store', 'join-tokens-00.json')]).toString()).toBe(tokensBefore);

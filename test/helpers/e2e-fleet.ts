@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect, vi } from 'vitest';
 import { cleanupNode } from './docker.js';
-import { hubClient, randomPort, startProgram, stopProgram, waitForHealthy, type Proc } from './processes.js';
+import { hubClient, startHub, startProgram, stopProgram, type Proc } from './processes.js';
 
 export interface E2eFleet {
   url: string;
@@ -24,10 +24,8 @@ export interface E2eFleet {
 
 /** `name` names the temp dir and the nodes; `publishAddresses`: one agent per address. */
 export async function startE2eFleet(name: string, publishAddresses: readonly string[]): Promise<E2eFleet> {
-  const port = randomPort();
-  const url = `http://127.0.0.1:${port}`;
   const dir = await mkdtemp(path.join(os.tmpdir(), `tether-e2e-${name}-`));
-  const hub = startProgram('hub', ['--port', String(port), '--data-dir', path.join(dir, 'hub'), '--heartbeat-interval-ms', '500', '--heartbeat-grace-ms', '3000']);
+  let hub: Proc | undefined;
   const agents: Proc[] = [];
   const nodeIds: string[] = [];
   const close = async () => {
@@ -37,8 +35,9 @@ export async function startE2eFleet(name: string, publishAddresses: readonly str
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    await waitForHealthy(url);
-    await vi.waitFor(() => expect(hub.output()).toContain('admin token:'), { timeout: 10_000 });
+    const started = await startHub({ dataDir: path.join(dir, 'hub'), args: ['--heartbeat-interval-ms', '500', '--heartbeat-grace-ms', '3000'] });
+    hub = started;
+    const url = started.url;
     const api = await hubClient(url, path.join(dir, 'hub'));
     for (const [i, address] of publishAddresses.entries()) {
       const { body } = await api<{ token: string }>('POST', '/v1/join-tokens', {});
@@ -54,7 +53,7 @@ export async function startE2eFleet(name: string, publishAddresses: readonly str
       },
       { timeout: 30_000, interval: 200 },
     );
-    return { url, dir, hub, agents, nodeIds, api, close };
+    return { url, dir, hub: started, agents, nodeIds, api, close };
   } catch (error) {
     await close();
     throw error;
