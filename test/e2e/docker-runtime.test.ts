@@ -2,7 +2,7 @@
  * DockerRuntime against the real engine and the registry on 127.0.0.1:5000 (scripts/test-env.sh).
  * Every test uses its own node id and removes what it created.
  */
-import { randomInt, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import { LABELS, type CreateContainerRequest, type RuntimeEvent } from '../../ag
 import { DockerRuntime, JsonLineReader, engineMessage, registryHostOf } from '../../agent/runtime/docker-runtime.js';
 import type { ContainerSpec } from '../../shared/container-spec.js';
 import { DOCKER_SOCKET, cleanupNode, describeDocker, docker, sleeperSpec } from '../helpers/docker.js';
+import { freePort } from '../helpers/test-ports.js';
 import { EngineProxy } from '../helpers/engine-proxy.js';
 
 const IMAGE_V1 = '127.0.0.1:5000/busybox:1';
@@ -89,7 +90,7 @@ describeDocker('DockerRuntime on the real engine', () => {
 
   it('creates and starts a container that serves on its published address, with the requested settings', async () => {
     const nodeId = node();
-    const hostPort = randomInt(20000, 30000);
+    const hostPort = await freePort();
     const containerSpec = spec({
       command: ['/bin/httpd', '-f', '-p', '8080', '-h', '/www'],
       env: { GREETING: 'hello world', EMPTY: '' },
@@ -162,7 +163,7 @@ describeDocker('DockerRuntime on the real engine', () => {
 
   it('reports a start failure (host port taken) as the container error', async () => {
     const nodeId = node();
-    const hostPort = randomInt(20000, 30000);
+    const hostPort = await freePort();
     const ports = [{ containerPort: 8080, hostPort, protocol: 'tcp' as const }];
     const first = await runtime.createContainer(request(nodeId, 'p1', spec({ ports })));
     await runtime.startContainer(first);

@@ -9,11 +9,13 @@
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { describeDocker } from '../helpers/docker.js';
 import { startE2eFleet, type E2eFleet } from '../helpers/e2e-fleet.js';
+import { freePort } from '../helpers/test-ports.js';
 
 const IMAGE = '127.0.0.1:5000/busybox:1';
 const MISSING = '127.0.0.1:5000/busybox:no-such-tag';
 const serveOn = (port: number) => ['sh', '-c', `mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p ${port} -h /www`];
-const HOST_PORT = 20_000 + Math.floor(Math.random() * 10_000);
+/** Published on both agents' addresses; drawn so that no other test's port is taken (test-ports.ts). */
+let HOST_PORT = 0;
 const ADDRESSES = ['127.0.0.2', '127.0.0.3'];
 
 interface Poll {
@@ -75,6 +77,7 @@ describeDocker('rolling updates, hub and two agents on the real engine', () => {
   const view = async () => (await api('GET', `/v1/services/${service}`)).body;
 
   beforeAll(async () => {
+    HOST_PORT = await freePort();
     fleet = await startE2eFleet('rollout', ADDRESSES);
     expect((await api('PUT', `/v1/services/${service}`, spec(serveOn(8080)))).status).toBe(201);
     await vi.waitFor(async () => expect((await view()).status.health.healthy).toBe(2), { timeout: 60_000, interval: 250 });
