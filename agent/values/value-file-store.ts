@@ -35,9 +35,11 @@ const TEMP_FILE = /^\..*\.tmp$/;
  * agent owns: one file per value, version, mode and owner (two services may read one secret as
  * different users). Written once, atomically, and never changed: a new version is a new file.
  *
- * Secrets live only on a tmpfs, never on the device's disk: a dir that is no tmpfs gets one
- * mounted over it, and if that fails the store refuses every secret (`unusable` says why) rather
- * than falling back to the disk, where a stolen device would give them up.
+ * Secrets live only on a tmpfs, never on the device's disk: before each secret is written the dir
+ * is checked (statfs), and a dir that is no tmpfs gets one mounted over it; if that fails the
+ * secret is refused (`unusable` says why) rather than written to the disk, where a stolen device
+ * would give it up. Mounted at the first need, not at start: a node that runs no secret has no
+ * mount, and a tmpfs unmounted under a running agent is mounted again at the next write.
  */
 export class ValueFileStore {
   readonly source: ValueSource;
@@ -60,11 +62,27 @@ export class ValueFileStore {
   }
 
   /**
-   * Makes the dir (0700), mounts the tmpfs secrets need, and removes the temp files an agent that
-   * died mid-write left. Never throws: what goes wrong is kept in `unusable`, and each write that
-   * needs the store fails with it.
+   * Makes the configs' dir (0700), and removes the temp files an agent that died mid-write left.
+   * Never throws: what goes wrong is kept in `unusable`, and each write fails with it.
    */
   async prepare(): Promise<void> {
+    try {
+      // Secrets: a dir that is no tmpfs yet holds nothing of ours, and gets its tmpfs at the first secret.
+      if (this.source === 'secret') {
+        if (!(await isTmpfs(this.dir))) return;
+      } else {
+        await this.ready();
+      }
+      for (const entry of await readdir(this.dir)) {
+        if (TEMP_FILE.test(entry)) await unlink(path.join(this.dir, entry)).catch(() => undefined);
+      }
+    } catch {
+      // Missing (made at the first write), or kept in `problem` by ready() and said again by each write.
+    }
+  }
+
+  /** The dir exists (0700) and, for secrets, is a tmpfs (mounted now if need be); else throws, with `unusable` set. */
+  private async ready(): Promise<void> {
     try {
       await mkdir(this.dir, { recursive: true, mode: 0o700 });
       if (this.source === 'secret' && !(await isTmpfs(this.dir))) {
@@ -76,13 +94,11 @@ export class ValueFileStore {
         if (!(await isTmpfs(this.dir))) throw new Error(`${this.dir} is not a tmpfs, even after mounting one there`);
       }
       await chmod(this.dir, 0o700);
-      for (const entry of await readdir(this.dir)) {
-        if (TEMP_FILE.test(entry)) await unlink(path.join(this.dir, entry)).catch(() => undefined);
-      }
       this.problem = null;
     } catch (err) {
       const message = (err as Error).message;
       this.problem = message.includes(this.dir) ? message : `${this.dir}: ${message}`;
+      throw err;
     }
   }
 
@@ -96,7 +112,9 @@ export class ValueFileStore {
    * already there holds the same bytes (a version's value never changes) and is kept as it is.
    */
   async write(key: ValueFileKey, data: Buffer): Promise<string> {
-    if (this.problem !== null) {
+    try {
+      await this.ready();
+    } catch {
       const never = this.source === 'secret' ? "; secrets are never written to the device's disk" : '';
       throw new Error(`cannot write the file of ${this.source} ${key.name} version ${key.version}: ${this.problem}${never}`);
     }

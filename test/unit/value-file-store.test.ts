@@ -30,13 +30,15 @@ describe('the secrets store', () => {
   it('mounts a tmpfs on a dir that is not one, and writes each file there with its mode and owner', async () => {
     const secretsDir = path.join(dir, 'secrets');
     const store = new ValueFileStore({ source: 'secret', dir: secretsDir, tmpfsSizeBytes: 1024 * 1024 });
+    // Not at start: a node that runs no secret gets no mount.
     await store.prepare();
+    expect(await readdir(dir)).toEqual([]);
+
+    const written = await store.write(file(), Buffer.from('hunter2'));
     mounted.push(secretsDir);
     expect(store.unusable).toBeNull();
     expect((await statfs(secretsDir)).type).toBe(TMPFS_MAGIC);
     expect((await stat(secretsDir)).mode & 0o777).toBe(0o700);
-
-    const written = await store.write(file(), Buffer.from('hunter2'));
     expect(path.dirname(written)).toBe(secretsDir);
     expect(await readFile(written, 'utf8')).toBe('hunter2');
     const st = await stat(written);
@@ -52,6 +54,7 @@ describe('the secrets store', () => {
     await writeFile(path.join(dir, 'marker'), 'x');
     const store = new ValueFileStore({ source: 'secret', dir, tmpfsSizeBytes: 1024 * 1024, mountTmpfs: async () => { throw new Error('must not mount again'); } });
     await store.prepare();
+    await store.write(file(), Buffer.from('hunter2'));
     expect(store.unusable).toBeNull();
     expect(await readdir(dir)).toContain('marker');
   });
@@ -67,9 +70,9 @@ describe('the secrets store', () => {
       },
     });
     await store.prepare();
+    await expect(store.write(file(), Buffer.from('hunter2'))).rejects.toThrow(/is not a tmpfs.*only root can do that.*never written to the device's disk/);
     expect(store.unusable).toContain(secretsDir);
     expect(store.unusable).toContain('only root can do that');
-    await expect(store.write(file(), Buffer.from('hunter2'))).rejects.toThrow(/is not a tmpfs.*only root can do that.*never written to the device's disk/);
     expect(await readdir(secretsDir).catch(() => [])).toEqual([]);
   });
 
