@@ -37,9 +37,10 @@ Options:
   --docker-socket PATH       the Docker engine socket (default /var/run/docker.sock); the
                              agent also starts without an engine, reports it unavailable
                              and runs its containers once the engine answers
-  --secrets-dir DIR          where the files of secrets live: a tmpfs (memory only, never the
-                             device's disk), mounted there by the agent when it is not one
-                             (default DATA_DIR/secrets); configs' files are in DATA_DIR/configs
+  --secrets-dir DIR          where the files of secrets live (default DATA_DIR/secrets): a
+                             tmpfs (memory only, never the device's disk), mounted there by
+                             the agent at the first secret when it is not one; configs'
+                             files are in DATA_DIR/configs
   --no-offline-secrets       keep secrets in memory only, never in the cached target: after a
                              reboot without the hub, a replica that needs a secret waits for
                              the hub (by default they are cached, sealed with DATA_DIR/cache.key)
