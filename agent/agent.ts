@@ -269,7 +269,7 @@ export class Agent {
   private onTarget(target: TargetFrame): void {
     // Values first: the pass the loop starts now creates containers from them.
     void this.values.setTarget(target);
-    this.loop.setTarget(target.generation, target.replicas);
+    this.loop.setTarget(target.generation, target.replicas, target.purgeVolumes ? { purgeVolumes: target.purgeVolumes } : {});
     if (!this.opts.targetCache) return;
     this.unsavedTarget = target;
     this.saveTarget();

@@ -24,7 +24,7 @@ import { StringRecord } from './string-record.js';
  * partial acks (`ack.pending`); version 3 health checks (a container's `healthcheck`, a report's
  * `health`); version 4 restart policies (a container's `restart`, a report's `crashLoop`);
  * version 5 pull progress (a report's `pull`); version 6 what a container needs besides its image
-(a container's `files`, `envFrom`, `volumes`, `tmpfs`, `binds`; a target's `values`). The additions are optional, so a hub serves
+(a container's `files`, `envFrom`, `volumes`, `tmpfs`, `binds`; a target's `values` and `purgeVolumes`). The additions are optional, so a hub serves
  * older agents as before, as long as it sends them
  * nothing they do not know (a version 1 or 2 agent refuses a container with a `healthcheck`, a
  * version 3 one a container with a `restart`). Upgrade the hub first: a hub refuses an agent
@@ -341,6 +341,9 @@ export const TargetValueSchema = Type.Object(
 );
 export type TargetValue = Static<typeof TargetValueSchema>;
 
+/** Deleted services whose volumes one target asks its node to remove, at most: the hub keeps the newest. */
+export const MAX_VOLUME_PURGES = 64;
+
 export const TargetSchema = Type.Object(
   {
     type: Type.Literal('target'),
@@ -348,6 +351,12 @@ export const TargetSchema = Type.Object(
     replicas: Type.Array(AssignedReplicaSchema),
     /** Version 6; absent when no replica of the target names a config or secret. */
     values: Type.Optional(Type.Array(TargetValueSchema, { minItems: 1, maxItems: MAX_TARGET_VALUES })),
+    /**
+     * Version 6: services deleted with their volumes (DELETE ?purgeVolumes=true). The agent removes
+     * the volumes it made for each, once none of its containers is left and the target names none
+     * of its replicas; a volume any container still uses stays. Absent when none.
+     */
+    purgeVolumes: Type.Optional(Type.Array(Id, { minItems: 1, maxItems: MAX_VOLUME_PURGES })),
   },
   { additionalProperties: false },
 );

@@ -27,6 +27,7 @@ import { HealthMonitor } from '../health/health-monitor.js';
 import { needsImage, planSteps, replicaIdOf, type Step } from './plan-steps.js';
 import { ImagePulls } from './image-pulls.js';
 import { ImageRetention } from './image-retention.js';
+import { VolumePurges } from './volume-purges.js';
 import { ReplicaReporter } from './replica-reporter.js';
 import { QUICK_SWAP_ATTEMPTS, RestartBackoff } from './restart-backoff.js';
 import { RestartPolicies } from './restart-policies.js';
@@ -90,6 +91,8 @@ interface Target {
   replicas: AssignedReplica[];
   /** Not yet confirmed by the hub (see PlanInput.provisional). */
   provisional: boolean;
+  /** Deleted services whose volumes are to go (the target's `purgeVolumes`). */
+  purgeVolumes: readonly string[];
 }
 
 export class ReconcileLoop {
@@ -115,6 +118,7 @@ export class ReconcileLoop {
   private readonly savedCounts: SavedRestartCounts;
   private readonly pulls: ImagePulls;
   private readonly images: ImageRetention;
+  private readonly volumePurges: VolumePurges;
   private readonly reporter: ReplicaReporter;
   /** The http and tcp checks the agent runs itself (exec checks are the engine's). */
   private readonly health: HealthMonitor;
@@ -175,6 +179,7 @@ export class ReconcileLoop {
       graceMs: opts.imageReleaseGraceMs,
       onDue: () => this.requestPass(),
     });
+    this.volumePurges = new VolumePurges({ nodeId: this.nodeId, runtime: this.runtime, logger: this.logger });
     this.pulls = new ImagePulls({
       runtime: this.runtime,
       maxConcurrent: this.maxConcurrentSteps,
@@ -272,7 +277,7 @@ export class ReconcileLoop {
    * `provisional`: a target read from the agent's cache, which may be older than what runs; until
    * the hub sends one, nothing running is removed or replaced.
    */
-  setTarget(generation: number, replicas: AssignedReplica[], opts: { provisional?: boolean } = {}): void {
+  setTarget(generation: number, replicas: AssignedReplica[], opts: { provisional?: boolean; purgeVolumes?: readonly string[] } = {}): void {
     const previous = this.target;
     // A provisional target (the cache) yields to the hub's, whatever its generation: a hub whose
     // data was restored from a backup counts from lower, and must not be ignored for good.
@@ -280,7 +285,7 @@ export class ReconcileLoop {
       this.logger.warn({ generation, current: previous.generation }, 'ignoring an older target');
       return;
     }
-    this.target = { generation, replicas, provisional: opts.provisional === true };
+    this.target = { generation, replicas, provisional: opts.provisional === true, purgeVolumes: opts.purgeVolumes ?? [] };
     // A failure belongs to the spec that failed: a replica given another spec tries it at once.
     const previousSpecOf = new Map(previous?.replicas.map((r) => [r.replicaId, r.specHash]));
     for (const r of replicas) {
@@ -392,6 +397,11 @@ export class ReconcileLoop {
           this.lastAckedPending = pending;
           this.notify('onApplied', () => this.opts.onApplied(target.generation, pending));
         }
+      }
+      // Volumes of deleted services, once their containers are gone (the listing above says so).
+      // Never from a provisional target: only the hub's own says what is deleted.
+      if (target && !target.provisional && target.purgeVolumes.length > 0 && !abort.signal.aborted) {
+        await this.volumePurges.run(target.purgeVolumes, target.replicas, current, abort.signal);
       }
       // Images of removed containers that nothing needs any more (not the target, not a pull in
       // flight): after the reports and the ack, which must not wait on a slow disk's removals.

@@ -31,8 +31,10 @@ import {
   type ObservedContainer,
   type RuntimeEvent,
   type StartResult,
+  type VolumeRemoval,
 } from './container-runtime.js';
 import { tailOf } from './output-tail.js';
+import { VOLUME_LABEL } from './spec-mounts.js';
 import type { PullProgressTally } from './pull-progress.js';
 
 export interface SimulatedRuntimeOptions {
@@ -129,6 +131,8 @@ export class SimulatedRuntime implements ContainerRuntime, EngineProbe {
   private readonly removeFails: (id: string) => string | null;
 
   private readonly byId = new Map<string, MutableContainer>();
+  /** Named volumes, by the engine's name: made on a container's first use, as Docker's are. */
+  private readonly volumesByName = new Map<string, Record<string, string>>();
   private readonly idByName = new Map<string, string>();
   private readonly idsByNode = new Map<string, Set<string>>();
   /** `protocol/hostPort` -> publish address (or ANY_ADDRESS) -> id of the running container holding it. */
@@ -282,6 +286,7 @@ export class SimulatedRuntime implements ContainerRuntime, EngineProbe {
     };
     this.byId.set(id, container);
     this.idByName.set(req.name, id);
+    for (const m of req.inputs?.mounts ?? []) if (m.type === 'volume' && !this.volumesByName.has(m.source)) this.volumesByName.set(m.source, { ...m.labels });
     let nodeIds = this.idsByNode.get(req.nodeId);
     if (!nodeIds) this.idsByNode.set(req.nodeId, (nodeIds = new Set()));
     nodeIds.add(id);
@@ -349,6 +354,26 @@ export class SimulatedRuntime implements ContainerRuntime, EngineProbe {
     if (refused !== null) throw new Error(refused);
     const c = this.byId.get(id);
     if (c) this.remove(c);
+  }
+
+  async removeServiceVolumes(nodeId: string, service: string): Promise<VolumeRemoval> {
+    this.reachEngine();
+    const result: VolumeRemoval = { removed: [], inUse: [] };
+    for (const [name, labels] of this.volumesByName) {
+      if (labels[LABELS.nodeId] !== nodeId || labels[LABELS.service] !== service || labels[VOLUME_LABEL] === undefined) continue;
+      const used = [...this.byId.values()].some((c) => c.inputs?.mounts.some((m) => m.type === 'volume' && m.source === name));
+      if (used) result.inUse.push(name);
+      else {
+        this.volumesByName.delete(name);
+        result.removed.push(name);
+      }
+    }
+    return result;
+  }
+
+  /** The engine's named volumes and their labels (tests). */
+  volumes(): Array<{ name: string; labels: Record<string, string> }> {
+    return [...this.volumesByName].map(([name, labels]) => ({ name, labels }));
   }
 
   watchEvents(nodeId: string, onEvent: (event: RuntimeEvent) => void): () => void {
