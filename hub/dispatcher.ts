@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
 import { containerSpecHash, containerSpecOf, valueRefsOf, type ContainerSpec, type ValueSource } from '../shared/container-spec.js';
-import type { AssignedReplica, TargetFrame, TargetValue } from '../shared/protocol.js';
+import { PROTOCOL_VERSION, type AssignedReplica, type TargetFrame, type TargetValue } from '../shared/protocol.js';
 import type { Placement } from './scheduler/types.js';
 import { specOfRevision } from './revisions.js';
 import { encodeTargetFrame, targetHashText, withText } from './target-frame.js';
 import type { RecordChange, ServiceRecord, Store } from './store/store.js';
+
+/** The first protocol version whose agents read a target's `purgeVolumes`. */
+const PURGE_PROTOCOL_VERSION = 6;
 
 /** Placed: a node that should run it now (pending replicas, even with a node, run nowhere). */
 const placedOn = (p: Placement): boolean => p.nodeId !== null && p.pendingReason === null;
@@ -80,17 +83,52 @@ export class Dispatcher {
    */
   private readonly releasing = new Map<string, Map<string, number>>();
 
+  /**
+   * Deleted service -> the nodes whose record asks them to purge its volumes (NodeRecord.volumePurges),
+   * so that the delete landing makes exactly those nodes' targets carry the purge. At most
+   * MAX_VOLUME_PURGES entries per node.
+   */
+  private readonly purgeNodes = new Map<string, Set<string>>();
+
   constructor(
     private readonly store: Store,
     private readonly send: SendTarget,
     private readonly onReleased: OnReleased = () => undefined,
     private readonly valueBytes: ValueBytes = () => undefined,
+    /** The protocol version the node's agent speaks while connected; absent or null: this hub's. */
+    private readonly protocolOf: (nodeId: string) => number | null = () => null,
   ) {
     // Every change of a service record reaches the index from the store itself, the undo of a
     // refused write included: no writer pairs a write with a call here.
     store.subscribe((change) => {
       if (change.collection === 'services') this.serviceRecordChanged(change);
+      else if (change.collection === 'nodes') this.nodePurgesChanged(change.key, change.before?.volumePurges, change.after?.volumePurges);
     });
+  }
+
+  /** A node record's purges changed (records are never edited in place: the same array is no change). */
+  private nodePurgesChanged(nodeId: string, before: readonly string[] | undefined, after: readonly string[] | undefined): void {
+    if (before === after) return;
+    for (const name of before ?? []) {
+      const nodes = this.purgeNodes.get(name);
+      nodes?.delete(nodeId);
+      if (nodes?.size === 0) this.purgeNodes.delete(name);
+    }
+    for (const name of after ?? []) {
+      let nodes = this.purgeNodes.get(name);
+      if (!nodes) this.purgeNodes.set(name, (nodes = new Set()));
+      nodes.add(nodeId);
+    }
+    this.dirtyNodes.add(nodeId);
+  }
+
+  /**
+   * The services whose volumes the node is to remove: those its record lists that exist no more.
+   * A name whose service exists (created again, or a delete still being written) waits.
+   */
+  private purgesOf(nodeId: string): string[] {
+    const listed = this.store.getNode(nodeId)?.volumePurges;
+    return listed === undefined ? [] : listed.filter((name) => !this.indexed.has(name));
   }
 
   private serviceRecordChanged({ key, after, written }: RecordChange<'services', ServiceRecord>): void {
@@ -123,6 +161,7 @@ export class Dispatcher {
 
   /** Builds the index from the store at start. */
   load(): void {
+    for (const node of this.store.listNodes()) this.nodePurgesChanged(node.id, undefined, node.volumePurges);
     for (const service of this.store.listServices()) this.serviceChanged(service.name, service);
     this.dirtyNodes.clear();
     for (const node of this.store.listNodes()) this.dirtyNodes.add(node.id);
@@ -145,6 +184,8 @@ export class Dispatcher {
     this.reassign(name, before, after);
     if (after) this.indexed.set(name, after);
     else this.indexed.delete(name);
+    // A service gone (or back) starts (or stops) the purges nodes hold for its name.
+    if (!before !== !after) for (const nodeId of this.purgeNodes.get(name) ?? []) this.dirtyNodes.add(nodeId);
     if (this.unassigned.length === 0) return;
     const released = this.unassigned.splice(0);
     if (!durable) return this.release(released);
@@ -284,7 +325,7 @@ export class Dispatcher {
    * The node's whole desired state, in a stable order. Its hash covers the values it names: a
    * replica's spec hash includes each version, and a version's bytes never change.
    */
-  targetOf(nodeId: string): { replicas: AssignedReplica[]; hash: string; valueRefs: ValueRef[] } {
+  targetOf(nodeId: string): { replicas: AssignedReplica[]; hash: string; valueRefs: ValueRef[]; purgeVolumes: string[] } {
     const replicas: AssignedReplica[] = [];
     // Gathered here, where each container is at hand: a fleet that uses no values pays nothing more.
     const valueRefs: ValueRef[] = [];
@@ -297,11 +338,12 @@ export class Dispatcher {
     replicas.sort((a, b) => (a.replicaId < b.replicaId ? -1 : a.replicaId > b.replicaId ? 1 : 0));
     // Credentials are outside the spec hash but must still reach the agent when they change.
     // One update of the whole text: the same digest as an update per piece, at a fraction of the cost.
-    const hash = createHash('sha256')
-      .update(targetHashText(replicas, (r) => this.containerOf(r.service, r.replicaId)?.authJson ?? ''))
-      .digest('hex')
-      .slice(0, 32);
-    return { replicas, hash, valueRefs };
+    const purgeVolumes = this.purgesOf(nodeId);
+    let text = targetHashText(replicas, (r) => this.containerOf(r.service, r.replicaId)?.authJson ?? '');
+    // Only a node with purges hashes more: every other target keeps the hash its record holds.
+    if (purgeVolumes.length > 0) text += `\0purge\0${purgeVolumes.join('\0')}`;
+    const hash = createHash('sha256').update(text).digest('hex').slice(0, 32);
+    return { replicas, hash, valueRefs, purgeVolumes };
   }
 
   /**
@@ -321,10 +363,21 @@ export class Dispatcher {
     return values;
   }
 
-  /** A target frame of these replicas, with the values they name when there are any. */
-  private frameOf(generation: number, { replicas, valueRefs }: { replicas: AssignedReplica[]; valueRefs: readonly ValueRef[] }): TargetFrame {
+  /**
+   * A target frame of these replicas, with the values they name and the purges the node is to
+   * make when there are any. Purges go only to agents that read them (protocol 6): an older one
+   * would refuse the whole target, and never made a volume to purge.
+   */
+  private frameOf(
+    nodeId: string,
+    generation: number,
+    { replicas, valueRefs, purgeVolumes }: { replicas: AssignedReplica[]; valueRefs: readonly ValueRef[]; purgeVolumes: string[] },
+  ): TargetFrame {
     const values = this.valuesOf(valueRefs);
-    return values.length > 0 ? { type: 'target', generation, replicas, values } : { type: 'target', generation, replicas };
+    const frame: TargetFrame = { type: 'target', generation, replicas };
+    if (values.length > 0) frame.values = values;
+    if (purgeVolumes.length > 0 && (this.protocolOf(nodeId) ?? PROTOCOL_VERSION) >= PURGE_PROTOCOL_VERSION) frame.purgeVolumes = purgeVolumes;
+    return frame;
   }
 
   /** The service's encodings of a replica's container, if it is still the service's container. */
@@ -339,7 +392,7 @@ export class Dispatcher {
    * for writes) is encoded from its own container.
    */
   private encoded(frame: TargetFrame): TargetFrame {
-    const text = encodeTargetFrame(frame.generation, frame.replicas, (r) => this.encodedContainer(r)?.containerJson ?? JSON.stringify(r.container), frame.values);
+    const text = encodeTargetFrame(frame.generation, frame.replicas, (r) => this.encodedContainer(r)?.containerJson ?? JSON.stringify(r.container), frame.values, frame.purgeVolumes);
     return withText(frame, text);
   }
 
@@ -370,7 +423,7 @@ export class Dispatcher {
       const generation = Math.max(node.generation, applied ?? 0) + 1;
       writes.push(this.store.putNode({ ...node, generation, targetHash: hash }));
       this.writing.add(nodeId);
-      changed.push({ nodeId, frame: this.frameOf(generation, target), applied });
+      changed.push({ nodeId, frame: this.frameOf(nodeId, generation, target), applied });
     }
     const outcomes = await Promise.allSettled(writes);
     let sent = 0;
@@ -418,7 +471,7 @@ export class Dispatcher {
       this.dirtyNodes.add(nodeId);
       return null;
     }
-    return this.encoded(this.frameOf(node.generation, target));
+    return this.encoded(this.frameOf(nodeId, node.generation, target));
   }
 }
 

@@ -112,6 +112,7 @@ export class Hub {
       (nodeId, frame) => this.gateway.send(nodeId, frame),
       (nodeId, replicaId) => this.observed.forget(nodeId, replicaId),
       (source, name, version) => this.values.base64Of(source, name, version),
+      (nodeId) => this.gateway.protocolVersion(nodeId),
     );
     this.handovers = new Handovers({
       observed: this.observed,

@@ -5,6 +5,7 @@
  */
 import type { Clock } from '../shared/clock.js';
 import { canonicalJson } from '../shared/container-spec.js';
+import { MAX_VOLUME_PURGES } from '../shared/protocol.js';
 import type { Logger } from '../shared/logger.js';
 import type { NormalizedSpec } from './spec/service-spec.js';
 import type { Dispatcher } from './dispatcher.js';
@@ -213,8 +214,13 @@ export class Services implements ServiceStats {
     });
   }
 
-  async delete(name: string): Promise<boolean> {
-    return this.serviceWrites.run(name, () => this.deleteNow(name));
+  /**
+   * Deletes the service. Its volumes stay on the nodes unless `purgeVolumes`: then every node is
+   * told to remove them once its containers of the service are gone (a node away does it when it
+   * returns). Null when there is no such service.
+   */
+  async delete(name: string, opts: { purgeVolumes?: boolean } = {}): Promise<DeleteResult | null> {
+    return this.serviceWrites.run(name, () => this.deleteNow(name, opts.purgeVolumes === true));
   }
 
   /** Accepts `spec` for `name`; runs only inside that name's write queue. */
@@ -228,6 +234,9 @@ export class Services implements ServiceStats {
     const spec = pinValues ? pinValues(given) : given;
     const before = store.getService(name);
     if (before && sameRecord(before.spec, spec)) return { outcome: 'unchanged', record: before };
+    // A service of a name deleted with its volumes: their purge is called off where it is still
+    // to happen, so that the new service's volumes are never taken for the old one's.
+    if (!before) await volumePurges(store, name, false);
     const now = new Date().toISOString();
     // A name deleted before goes on from the revision it reached: clients and caches rely on
     // revisions growing per name.
@@ -251,22 +260,65 @@ export class Services implements ServiceStats {
     return { outcome: before ? 'updated' : 'created', record };
   }
 
-  private async deleteNow(name: string): Promise<boolean> {
+  private async deleteNow(name: string, purge: boolean): Promise<DeleteResult | null> {
     const { store } = this.deps;
-    if (!store.getService(name)) return false;
+    const record = store.getService(name);
+    if (!record) return null;
+    const volumes = volumeNamesOf(record);
     // Durable before the delete, so that no crash between the two lets the name start over.
     const reached = store.getService(name)!.revision;
     await store.putServiceTombstone({ name, revision: reached, deletedAt: new Date().toISOString() });
     // Read again: a reconcile pass may have changed the placements meanwhile.
+    // Before the delete, so that no crash between the two forgets the purge: a node's purge of a
+    // service that still exists waits for it to be gone (see Dispatcher.purgesOf). A plain delete
+    // takes back a purge an earlier delete of the name asked for and never finished.
+    const nodesAsked = await volumePurges(store, name, purge && volumes.length > 0);
     const before = store.getService(name);
-    if (!before) return false;
+    if (!before) return null;
     // The dispatcher lets go of the replicas (and their observed states) only once the delete is
     // on disk. Writes of this name wait meanwhile, and a reconcile pass no longer sees the service.
     await store.deleteService(name);
     this.deps.deleted(name);
     this.deps.markDirty();
-    return true;
+    if (nodesAsked > 0) this.deps.logger.info({ service: name, volumes, nodes: nodesAsked }, 'service deleted; its volumes are to be removed from every node');
+    return { volumes, purged: purge && volumes.length > 0, nodesAsked };
   }
+}
+
+/** What a delete did: the volumes the service named (current spec or a kept revision), and whether they go. */
+export interface DeleteResult {
+  volumes: string[];
+  purged: boolean;
+  /** Nodes told to remove them. */
+  nodesAsked: number;
+}
+
+/** The named volumes of the service's current spec and of every revision it keeps, each once, sorted. */
+function volumeNamesOf(record: ServiceRecord): string[] {
+  const names = new Set<string>();
+  for (const spec of [record.spec, ...(record.history ?? []).map((r) => r.spec)]) for (const v of spec.volumes ?? []) names.add(v.name);
+  return [...names].sort();
+}
+
+/**
+ * Adds `service` to every node's purges (`add`), newest last and at most MAX_VOLUME_PURGES per
+ * node (the oldest go first), or takes it out of every node's that lists it. Every node, since
+ * the hub does not know which ones ever ran a replica of it (scale-downs, moves and lost nodes
+ * leave volumes behind); deletes are rare, and an agent with none of its volumes finds nothing to
+ * remove. Returns how many nodes were changed.
+ */
+async function volumePurges(store: Store, service: string, add: boolean): Promise<number> {
+  const writes: Array<Promise<void>> = [];
+  for (const node of store.listNodes()) {
+    const listed = node.volumePurges ?? [];
+    const has = listed.includes(service);
+    if (add === has) continue;
+    const next = add ? [...listed, service].slice(-MAX_VOLUME_PURGES) : listed.filter((n) => n !== service);
+    const { volumePurges: _, ...rest } = node;
+    writes.push(store.putNode(next.length > 0 ? { ...rest, volumePurges: next } : rest));
+  }
+  await Promise.all(writes);
+  return writes.length;
 }
 
 function sameRecord(a: unknown, b: unknown): boolean {

@@ -3,7 +3,7 @@ import type { AssignedReplica, HubFrame, TargetFrame, TargetValue } from '../sha
 
 /**
  * A target frame's JSON text, built by concatenation: the same bytes as `encodeFrame` (that is,
- * JSON.stringify) of `{ type: 'target', generation, replicas, values? }`, key order included, but with
+ * JSON.stringify) of `{ type: 'target', generation, replicas, values?, purgeVolumes? }`, key order included, but with
  * each replica's container taken from `containerJson` instead of encoded again. Every replica of
  * a service carries the same container, so a fleet's targets would otherwise encode one container
  * once per replica. `containerJson` must give JSON.stringify(replica.container) exactly.
@@ -13,6 +13,7 @@ export function encodeTargetFrame(
   replicas: readonly AssignedReplica[],
   containerJson: (replica: AssignedReplica) => string,
   values?: readonly TargetValue[],
+  purgeVolumes?: readonly string[],
 ): string {
   let text = `{"type":"target","generation":${JSON.stringify(generation)},"replicas":[`;
   for (let i = 0; i < replicas.length; i++) {
@@ -20,8 +21,11 @@ export function encodeTargetFrame(
     if (i > 0) text += ',';
     text += `{"replicaId":${JSON.stringify(r.replicaId)},"service":${JSON.stringify(r.service)},"specHash":${JSON.stringify(r.specHash)},"container":${containerJson(r)}}`;
   }
-  // Last, as JSON.stringify puts a frame's `values` after its replicas.
-  return values === undefined ? `${text}]}` : `${text}],"values":${JSON.stringify(values)}}`;
+  // Last, in the order JSON.stringify puts a frame's `values` and `purgeVolumes` after its replicas.
+  text += ']';
+  if (values !== undefined) text += `,"values":${JSON.stringify(values)}`;
+  if (purgeVolumes !== undefined) text += `,"purgeVolumes":${JSON.stringify(purgeVolumes)}`;
+  return `${text}}`;
 }
 
 /**

@@ -152,9 +152,22 @@ export async function serviceRoutes(app: FastifyInstance, { services, specContex
     });
   });
 
-  app.delete<{ Params: { name: string } }>('/v1/services/:name', async (request) => {
-    find(request.params.name);
-    await services.delete(request.params.name);
-    return { name: request.params.name, deleted: true };
+  // Volumes hold data no one can make again: a plain delete keeps them, and says so.
+  app.delete<{ Params: { name: string }; Querystring: { purgeVolumes?: string } }>('/v1/services/:name', async (request) => {
+    const { name } = request.params;
+    find(name);
+    const flag = request.query.purgeVolumes;
+    if (flag !== undefined && flag !== 'true' && flag !== 'false') {
+      throw invalid('invalid_query', [{ path: 'purgeVolumes', message: `must be "true" or "false", got "${flag.slice(0, 40)}"` }]);
+    }
+    const result = await services.delete(name, { purgeVolumes: flag === 'true' });
+    if (!result) throw notFound(name);
+    const { volumes, purged } = result;
+    // A service without volumes answers as it always did.
+    if (volumes.length === 0) return { name, deleted: true };
+    const message = purged
+      ? `service deleted; its volumes (${volumes.join(', ')}) are removed from every node once its containers are gone there (nodes away do it when they return)`
+      : `service deleted; its volumes (${volumes.join(', ')}) are kept on the nodes: DELETE with ?purgeVolumes=true removes them, and a service of the same name finds them again`;
+    return { name, deleted: true, volumesKept: purged ? [] : volumes, volumesPurged: purged ? volumes : [], message };
   });
 }

@@ -51,6 +51,12 @@ export interface NodeRecord {
    * replicas away. Absent: active.
    */
   scheduling?: 'cordoned' | 'draining';
+  /**
+   * Services deleted with `purgeVolumes`, oldest first, at most MAX_VOLUME_PURGES: the node's
+   * targets ask its agent to remove their volumes (a node away does it when it returns). A name
+   * leaves the list when a service of that name is created again. Absent: none.
+   */
+  volumePurges?: string[];
 }
 
 export interface ServiceRecord {
