@@ -47,6 +47,8 @@ export class ValueFileStore {
   private readonly tmpfsSizeBytes: number;
   private readonly mountTmpfs: MountTmpfs;
   private problem: string | null = null;
+  /** The check (and mount) in flight: writes at once share it, or two would each mount a tmpfs, one over the other's files. */
+  private readying: Promise<void> | null = null;
   private tempCount = 0;
 
   constructor(opts: ValueFileStoreOptions) {
@@ -82,7 +84,14 @@ export class ValueFileStore {
   }
 
   /** The dir exists (0700) and, for secrets, is a tmpfs (mounted now if need be); else throws, with `unusable` set. */
-  private async ready(): Promise<void> {
+  private ready(): Promise<void> {
+    this.readying ??= this.check().finally(() => {
+      this.readying = null;
+    });
+    return this.readying;
+  }
+
+  private async check(): Promise<void> {
     try {
       await mkdir(this.dir, { recursive: true, mode: 0o700 });
       if (this.source === 'secret' && !(await isTmpfs(this.dir))) {

@@ -100,3 +100,14 @@ describe('the secrets store', () => {
     expect(await store.held()).toEqual([]);
   });
 });
+
+it('mounts one tmpfs, not one per write, when secrets are written at once', async () => {
+  const secretsDir = path.join(dir, 'secrets');
+  const store = new ValueFileStore({ source: 'secret', dir: secretsDir, tmpfsSizeBytes: 1024 * 1024 });
+  const files = await Promise.all([1, 2, 3, 4].map((version) => store.write(file({ version }), Buffer.from(`v${version}`))));
+  const mounts = (await readFile('/proc/self/mounts', 'utf8')).split('\n').filter((l) => l.split(' ')[1] === secretsDir);
+  for (const _ of mounts) mounted.push(secretsDir);
+  expect(mounts).toHaveLength(1);
+  // Every file is on the one tmpfs there: none hidden under a second mount.
+  expect((await store.held()).sort()).toEqual([...files].sort());
+});
