@@ -34,6 +34,11 @@ export class ValueDelivery {
   private target: { generation: number; replicas: AssignedReplica[]; provisional: boolean } | null = null;
   /** File writes and sweeps, one at a time, in order. */
   private work: Promise<void> = Promise.resolve();
+  /**
+   * The writes and sweep queued for the newest target, not begun yet: targets that come meanwhile
+   * join it (it reads the target when it begins), so a burst of targets queues one, not one each.
+   */
+  private queuedRefresh: Promise<void> | null = null;
   private sweepTimer: NodeJS.Timeout | null = null;
   private stopped = false;
   private readonly sweepIntervalMs: number;
@@ -42,7 +47,7 @@ export class ValueDelivery {
     this.sweepIntervalMs = opts.sweepIntervalMs ?? VALUE_SWEEP_INTERVAL_MS;
   }
 
-  /** Makes the stores' dirs (and the secrets' tmpfs); what fails is logged, and said again by each replica it fails. */
+  /** Makes the stores' dirs (the secrets' tmpfs comes with the first secret); what fails is logged, and said again by each replica it fails. */
   async prepare(): Promise<void> {
     const stores = this.opts.stores;
     if (!stores) return;
@@ -65,9 +70,19 @@ export class ValueDelivery {
     if (previous && frame.generation < previous.generation && !previous.provisional) return Promise.resolve();
     this.target = { generation: frame.generation, replicas: frame.replicas, provisional: opts.provisional === true };
     this.values.replace(frame.values, opts.missingWhy);
-    const replicas = frame.replicas;
-    const written = this.enqueue(() => this.writeFiles(replicas));
-    void this.enqueue(() => this.sweep());
+    if (this.queuedRefresh) return this.queuedRefresh;
+    let markWritten = () => {};
+    const written = new Promise<void>((resolve) => (markWritten = resolve));
+    this.queuedRefresh = written;
+    void this.enqueue(async () => {
+      this.queuedRefresh = null;
+      try {
+        await this.writeFiles(this.target?.replicas ?? []);
+      } finally {
+        markWritten();
+      }
+      await this.sweep();
+    });
     return written;
   }
 
