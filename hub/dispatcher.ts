@@ -6,6 +6,8 @@ import { specOfRevision } from './revisions.js';
 import { encodeTargetFrame, targetHashText, withText } from './target-frame.js';
 import type { RecordChange, ServiceRecord, Store } from './store/store.js';
 
+const NO_NODES: ReadonlySet<string> = new Set();
+
 /** The first protocol version whose agents read a target's `purgeVolumes`. */
 const PURGE_PROTOCOL_VERSION = 6;
 
@@ -120,6 +122,11 @@ export class Dispatcher {
       nodes.add(nodeId);
     }
     this.dirtyNodes.add(nodeId);
+  }
+
+  /** The nodes whose record lists a purge of the service's volumes (see NodeRecord.volumePurges). */
+  nodesPurging(service: string): ReadonlySet<string> {
+    return this.purgeNodes.get(service) ?? NO_NODES;
   }
 
   /**

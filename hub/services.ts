@@ -236,7 +236,7 @@ export class Services implements ServiceStats {
     if (before && sameRecord(before.spec, spec)) return { outcome: 'unchanged', record: before };
     // A service of a name deleted with its volumes: their purge is called off where it is still
     // to happen, so that the new service's volumes are never taken for the old one's.
-    if (!before) await volumePurges(store, name, false);
+    if (!before) await dropVolumePurges(store, name, this.deps.dispatcher.nodesPurging(name));
     const now = new Date().toISOString();
     // A name deleted before goes on from the revision it reached: clients and caches rely on
     // revisions growing per name.
@@ -272,7 +272,9 @@ export class Services implements ServiceStats {
     // Before the delete, so that no crash between the two forgets the purge: a node's purge of a
     // service that still exists waits for it to be gone (see Dispatcher.purgesOf). A plain delete
     // takes back a purge an earlier delete of the name asked for and never finished.
-    const nodesAsked = await volumePurges(store, name, purge && volumes.length > 0);
+    let nodesAsked = 0;
+    if (purge && volumes.length > 0) nodesAsked = await addVolumePurges(store, name);
+    else await dropVolumePurges(store, name, this.deps.dispatcher.nodesPurging(name));
     const before = store.getService(name);
     if (!before) return null;
     // The dispatcher lets go of the replicas (and their observed states) only once the delete is
@@ -301,24 +303,32 @@ function volumeNamesOf(record: ServiceRecord): string[] {
 }
 
 /**
- * Adds `service` to every node's purges (`add`), newest last and at most MAX_VOLUME_PURGES per
- * node (the oldest go first), or takes it out of every node's that lists it. Every node, since
- * the hub does not know which ones ever ran a replica of it (scale-downs, moves and lost nodes
- * leave volumes behind); deletes are rare, and an agent with none of its volumes finds nothing to
- * remove. Returns how many nodes were changed.
+ * Adds `service` to every node's purges, newest last and at most MAX_VOLUME_PURGES per node (the
+ * oldest go first). Every node, since the hub does not know which ones ever ran a replica of it
+ * (scale-downs, moves and lost nodes leave volumes behind); purges are rare, and an agent with
+ * none of its volumes finds nothing to remove. Returns how many nodes were asked.
  */
-async function volumePurges(store: Store, service: string, add: boolean): Promise<number> {
+async function addVolumePurges(store: Store, service: string): Promise<number> {
   const writes: Array<Promise<void>> = [];
   for (const node of store.listNodes()) {
     const listed = node.volumePurges ?? [];
-    const has = listed.includes(service);
-    if (add === has) continue;
-    const next = add ? [...listed, service].slice(-MAX_VOLUME_PURGES) : listed.filter((n) => n !== service);
+    if (!listed.includes(service)) writes.push(store.putNode({ ...node, volumePurges: [...listed, service].slice(-MAX_VOLUME_PURGES) }));
+  }
+  await Promise.all(writes);
+  return writes.length;
+}
+
+/** Takes `service` out of the purges of the nodes that list it (`nodes`, the dispatcher's index: no walk over the fleet). */
+async function dropVolumePurges(store: Store, service: string, nodes: ReadonlySet<string>): Promise<void> {
+  const writes: Array<Promise<void>> = [];
+  for (const id of [...nodes]) {
+    const node = store.getNode(id);
+    if (!node?.volumePurges?.includes(service)) continue;
+    const next = node.volumePurges.filter((n) => n !== service);
     const { volumePurges: _, ...rest } = node;
     writes.push(store.putNode(next.length > 0 ? { ...rest, volumePurges: next } : rest));
   }
   await Promise.all(writes);
-  return writes.length;
 }
 
 function sameRecord(a: unknown, b: unknown): boolean {
