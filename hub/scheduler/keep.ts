@@ -92,6 +92,12 @@ export function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
   let pendingCount = 0;
   for (const old of olds) {
     if ((old.replacedBy && !restored.has(old)) || cancelled.has(old.replicaId)) continue;
+    const waiting = plan.sticky ? waitForItsNode(old, plan, statesById) : null;
+    if (waiting) {
+      kept.push(waiting.placement);
+      keptNodes.push(waiting.node);
+      continue;
+    }
     if (old.nodeId === null || old.pendingReason !== null) {
       // A replicated replica that is pending has no node (one may be left from global mode).
       const copy = copyPlacement(old);
@@ -131,6 +137,11 @@ export function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
     const p = kept[i] as Placement;
     if (removed?.has(p)) continue;
     const node = keptNodes[i];
+    if (p.pendingReason !== null && p.nodeId !== null) {
+      // A sticky replica waiting on its node (waitForItsNode): it stays, counted nowhere.
+      plan.placements.push(p);
+      continue;
+    }
     if (p.nodeId === null || !node) {
       plan.placements.push(p);
       plan.toPlace.push(p);
@@ -165,6 +176,24 @@ export function keepReplicated(plan: ServicePlan, ctx: KeepContext): void {
 function mustLeave(node: SchedNode, plan: ServicePlan): boolean {
   if (plan.sticky) return false;
   return node.scheduling === 'draining' || (plan.constraints.length > 0 && !matchesAll(node, plan.constraints));
+}
+
+/**
+ * A sticky replica whose node's agent is too old to mount its volumes (it came back older) waits
+ * on that node, pending with why, rather than start empty elsewhere; once the agent can, it runs
+ * there again. Null for any other replica (the usual rules apply; a node that is gone no longer
+ * holds its data, and the replica is placed anew).
+ */
+function waitForItsNode(old: Placement, plan: ServicePlan, statesById: NodeStateLookup): { placement: Placement; node: SchedNode } | null {
+  if (old.nodeId === null) return null;
+  const state = statesById.get(old.nodeId);
+  if (!state) return null;
+  const refused = refusesDemand(state.node, plan.demand);
+  if (!refused && old.pendingReason === null) return null;
+  const copy = copyPlacement(old);
+  delete copy.replacedBy;
+  copy.pendingReason = refused ? `waits for node ${state.node.name}, which holds its volumes' data: ${protocolMisfitText(plan.spec, state.node.protocolVersion ?? null)}` : null;
+  return { placement: copy, node: state.node };
 }
 
 /**

@@ -86,6 +86,18 @@ describe('sticky placement of services with a named volume', () => {
     expect(u1?.pendingReason).toMatch(/n1.*volume|volume.*n1/);
   });
 
+  it('leaves a replica pending on its node while that node\'s agent is too old to mount volumes, and runs it there again once it is not', async () => {
+    const old = node('n1', { protocolVersion: 5 });
+    const after = pass(service(twoOnTwo), [old, node('n2'), node('n3')]);
+    expect(after).toHaveLength(2);
+    const a = after.find((p) => p.replicaId === 'db.a');
+    expect(a).toMatchObject({ nodeId: 'n1' });
+    expect(a?.pendingReason).toMatch(/n1.*protocol 6.*speaks 5/);
+    // Stable while the agent stays old; back where it was once the agent speaks 6 again.
+    expect(planPlacements([service(after, { replicas: 2 })], [old, node('n2'), node('n3')], options())).toEqual([]);
+    expect(pass(service(after, { replicas: 2 }), [node('n1'), node('n2'), node('n3')])).toEqual(twoOnTwo);
+  });
+
   describe('a move the operator asked for', () => {
     // As a pass lists them: what stays, the replacement, then the replica handing over.
     const moving = (to: string | null): Placement[] => [
