@@ -8,7 +8,7 @@ import { writeFileAtomic } from '../shared/atomic-file.js';
 import { Validator } from '../shared/validation.js';
 import type { Logger } from '../shared/logger.js';
 import { CacheKeyFile } from './values/cache-key.js';
-import { openBytes, sealBytes } from './values/cache-seal.js';
+import { openSealed, sealValue } from '../shared/sealed-value.js';
 
 /** Marks the cache's own shape (below), told apart from a bare target frame an older agent wrote. */
 const CACHE_FORMAT = 'tether-target-cache-2';
@@ -115,7 +115,7 @@ export class TargetCache {
     const secrets: TargetValue[] = [];
     for (const s of sealed) {
       try {
-        const data = openBytes(key, s, associatedDataOf(s.name, s.version));
+        const data = openSealed(key, s, associatedDataOf(s.name, s.version), 'cache key');
         secrets.push({ source: 'secret', name: s.name, version: s.version, data: data.toString('base64') });
       } catch (err) {
         this.logger.error({ secret: s.name, version: s.version, err: (err as Error).message }, 'a secret of the cached target cannot be opened; dropped: the replicas that use it wait for the hub');
@@ -132,7 +132,7 @@ export class TargetCache {
     const content = {
       format: CACHE_FORMAT,
       target: withValues(target, values.filter((v) => v.source !== 'secret')),
-      sealedSecrets: secrets.map((s) => ({ name: s.name, version: s.version, ...sealBytes(key!, Buffer.from(s.data, 'base64'), associatedDataOf(s.name, s.version)) })),
+      sealedSecrets: secrets.map((s) => ({ name: s.name, version: s.version, ...sealValue(key!, Buffer.from(s.data, 'base64'), associatedDataOf(s.name, s.version)) })),
     };
     await writeFileAtomic(this.file, JSON.stringify(content), 0o600);
   }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../../shared/atomic-file.js';
-import { CACHE_KEY_BYTES } from './cache-seal.js';
+import { SEALING_KEY_BYTES as CACHE_KEY_BYTES } from '../../shared/sealed-value.js';
 
 export const CACHE_KEY_FILE = 'cache.key';
 

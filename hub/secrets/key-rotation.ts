@@ -6,7 +6,7 @@ import type { SecretRecord } from '../store/store.js';
 import { StoreKeyMismatchError } from '../store/store-key-mismatch.js';
 import { keyMismatchLine, loadMasterKey, MASTER_KEY_ENV, MasterKeyError, PREVIOUS_MASTER_KEY_ENV, PREVIOUS_MASTER_KEY_FILE, writeKeyFile, type LoadedMasterKey } from './master-key-file.js';
 import { keyIdOf, MasterKeyring } from './master-keyring.js';
-import { MASTER_KEY_BYTES, SealedValueError } from './sealed-value.js';
+import { MASTER_KEY_BYTES, SealedValueError } from '../../shared/sealed-value.js';
 import { previousSecretAad, secretAad } from './named-values.js';
 
 export interface RotationOptions {

@@ -5,7 +5,7 @@ import { ensurePrivateDir } from '../../shared/private-files.js';
 import { writeFileAtomic } from '../../shared/atomic-file.js';
 import { StoreKeyMismatchError } from '../store/store-key-mismatch.js';
 import { MasterKeyring } from './master-keyring.js';
-import { MASTER_KEY_BYTES, SealedValueError } from './sealed-value.js';
+import { MASTER_KEY_BYTES, SealedValueError } from '../../shared/sealed-value.js';
 
 /** The variable that gives the master key instead of the data dir's file (base64 of 32 bytes). */
 export const MASTER_KEY_ENV = 'TETHER_MASTER_KEY';

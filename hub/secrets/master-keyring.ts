@@ -1,6 +1,6 @@
-import { keyIdOf, MASTER_KEY_BYTES, openSealed, sealValue, SealedValueError, type SealedValue } from './sealed-value.js';
+import { keyIdOf, MASTER_KEY_BYTES, openSealed, sealValue, SealedValueError, type SealedValue } from '../../shared/sealed-value.js';
 
-export { keyIdOf } from './sealed-value.js';
+export { keyIdOf } from '../../shared/sealed-value.js';
 
 /**
  * What seals values for the store and opens them again: the small interface the store and the

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { VALUE_NAME_PATTERN } from '../../shared/container-spec.js';
 import type { FieldError } from '../../shared/validation.js';
 import type { ValueSealer } from './master-keyring.js';
-import { SealedValueError } from './sealed-value.js';
+import { SealedValueError } from '../../shared/sealed-value.js';
 import type { ConfigRecord, SecretRecord, Store } from '../store/store.js';
 
 /** Largest value a config or secret holds, in bytes (decoded): a target carries it whole. */

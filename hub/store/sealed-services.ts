@@ -1,5 +1,5 @@
 import type { ValueSealer } from '../secrets/master-keyring.js';
-import { isSealedValue, type SealedValue } from '../secrets/sealed-value.js';
+import { isSealedValue, type SealedValue } from '../../shared/sealed-value.js';
 import type { NormalizedSpec } from '../spec/service-spec.js';
 import type { RevisionRecord, ServiceRecord } from './store.js';
 

@@ -13,7 +13,7 @@ import type { NormalizedSpec } from '../spec/service-spec.js';
 import type { RolloutRecord } from '../rollout/rollout-record.js';
 import type { Placement } from '../scheduler/types.js';
 import type { StoreHealth } from './store-write-error.js';
-import type { SealedValue } from '../secrets/sealed-value.js';
+import type { SealedValue } from '../../shared/sealed-value.js';
 
 export interface NodeRecord {
   id: string;

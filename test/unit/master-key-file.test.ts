@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { keyIdOf } from '../../hub/secrets/master-keyring.js';
 import { loadMasterKey, MasterKeyError, openWithMasterKey } from '../../hub/secrets/master-key-file.js';
-import { SealedValueError } from '../../hub/secrets/sealed-value.js';
+import { SealedValueError } from '../../shared/sealed-value.js';
 import { StoreKeyMismatchError } from '../../hub/store/store-key-mismatch.js';
 
 let dir: string;

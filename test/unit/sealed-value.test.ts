@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { keyIdOf, MasterKeyring } from '../../hub/secrets/master-keyring.js';
 import { NamedValues } from '../../hub/secrets/named-values.js';
-import { openSealed, sealValue, SealedValueError, type SealedValue } from '../../hub/secrets/sealed-value.js';
+import { openSealed, sealValue, SealedValueError, type SealedValue } from '../../shared/sealed-value.js';
 import type { SecretRecord, Store } from '../../hub/store/store.js';
 
 const key = randomBytes(32);

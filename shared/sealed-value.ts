@@ -1,7 +1,13 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 
+/**
+ * Values sealed at rest with AES-256-GCM: the hub's secrets and registry passwords (under its
+ * master key), and the secrets of an agent's target cache (under the node's own cache key).
+ */
+
 /** AES-256-GCM: 32-byte keys, the 12-byte nonce GCM is built for, its full 16-byte tag. */
-export const MASTER_KEY_BYTES = 32;
+export const SEALING_KEY_BYTES = 32;
+export const MASTER_KEY_BYTES = SEALING_KEY_BYTES;
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
 
@@ -43,11 +49,11 @@ export function sealValue(key: Buffer, plaintext: Buffer, associatedData: string
 /**
  * Decrypts a sealed value, or throws a SealedValueError: GCM checks the tag over the ciphertext,
  * nonce and associated data, so any change is an error, never garbage. Messages name the record
- * and the key ids, never any of the value.
+ * and the key ids (`keyKind`: which key that is), never any of the value.
  */
-export function openSealed(key: Buffer, sealed: SealedValue, associatedData: string): Buffer {
+export function openSealed(key: Buffer, sealed: SealedValue, associatedData: string, keyKind = 'master key'): Buffer {
   const keyId = keyIdOf(key);
-  if (sealed.keyId !== keyId) throw new SealedValueError(`${associatedData}: encrypted with master key ${sealed.keyId}, not with this one (${keyId})`);
+  if (sealed.keyId !== keyId) throw new SealedValueError(`${associatedData}: encrypted with ${keyKind} ${sealed.keyId}, not with this one (${keyId})`);
   const nonce = Buffer.from(sealed.nonce, 'base64');
   const tag = Buffer.from(sealed.tag, 'base64');
   if (nonce.length !== NONCE_BYTES || tag.length !== TAG_BYTES) throw new SealedValueError(`${associatedData}: malformed encrypted value (nonce or tag of the wrong length)`);
