@@ -12,6 +12,7 @@ import { Agent } from '../../agent/agent.js';
 import { SimulatedRuntime, simulatedFacts } from '../../agent/runtime/simulated-runtime.js';
 import { TargetCache } from '../../agent/target-cache.js';
 import type { TargetFrame } from '../../shared/protocol.js';
+import { containerSpec } from '../helpers/container-spec.js';
 import { silentLogger } from '../helpers/silent-logger.js';
 
 const SECRET = 'offline-reboot-password';
@@ -24,16 +25,7 @@ const target: TargetFrame = {
       replicaId: 'api-1',
       service: 'api',
       specHash: 'hash-api',
-      container: {
-        image: 'tether-test/busybox:1',
-        command: null,
-        env: {},
-        ports: [],
-        resources: { cpus: null, memoryMB: null },
-        labels: {},
-        registryAuth: null,
-        envFrom: { DB_PASSWORD: { source: 'secret', name: 'db', version: 2 } },
-      },
+      container: containerSpec('tether-test/busybox:1', { envFrom: { DB_PASSWORD: { source: 'secret', name: 'db', version: 2 } } }),
     },
   ],
   values: [{ source: 'secret', name: 'db', version: 2, data: Buffer.from(SECRET).toString('base64') }],

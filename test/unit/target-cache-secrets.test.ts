@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TargetCache } from '../../agent/target-cache.js';
 import type { TargetFrame } from '../../shared/protocol.js';
+import { containerSpec } from '../helpers/container-spec.js';
 
 const SECRET = 'correct horse battery staple';
 const CONFIG = 'listen 8080';
@@ -18,17 +19,10 @@ const target: TargetFrame = {
       replicaId: 'web-1',
       service: 'web',
       specHash: 'h1',
-      container: {
-        image: 'busybox:1',
-        command: null,
-        env: {},
-        ports: [],
-        resources: { cpus: null, memoryMB: null },
-        labels: {},
-        registryAuth: null,
+      container: containerSpec('busybox:1', {
         files: [{ source: 'secret', name: 'db', version: 2, target: '/run/secrets/db', mode: 0o444, uid: 0, gid: 0 }],
         envFrom: { SITE: { source: 'config', name: 'site', version: 1 } },
-      },
+      }),
     },
   ],
   values: [
