@@ -1,7 +1,7 @@
 import { unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ValueSealer } from '../secrets/master-keyring.js';
-import type { ConfigRecord, JoinTokenRecord, NodeRecord, SecretRecord, ServiceRecord, ServiceTombstone, Store, StoreChange, StoreListener } from './store.js';
+import type { ApiTokenRecord, ConfigRecord, JoinTokenRecord, NodeRecord, SecretRecord, ServiceRecord, ServiceTombstone, Store, StoreChange, StoreListener } from './store.js';
 import { ShardedCollection, type CollectionOptions } from './sharded-collection.js';
 import { StoreDamagedError, StoreFileDamagedError } from './store-file-damaged.js';
 import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
@@ -42,6 +42,7 @@ export class LowdbStore implements Store {
   private readonly nodes: ShardedCollection<NodeRecord>;
   private readonly services: ShardedCollection<ServiceRecord>;
   private readonly joinTokens: ShardedCollection<JoinTokenRecord>;
+  private readonly apiTokens: ShardedCollection<ApiTokenRecord>;
   private readonly tombstones: ShardedCollection<ServiceTombstone>;
   private readonly configs: ShardedCollection<ConfigRecord>;
   private readonly secrets: ShardedCollection<SecretRecord>;
@@ -78,6 +79,7 @@ export class LowdbStore implements Store {
     this.nodes = new ShardedCollection<NodeRecord>(path.join(opts.dir, 'nodes'), 'nodes', opts.nodeShards ?? 64, { ...collection, keyField: 'id', layout: nodeLayout, onChange: tell('nodes') });
     this.services = new ShardedCollection<ServiceRecord>(path.join(opts.dir, 'services'), 'services', opts.serviceShards ?? 64, { ...collection, keyField: 'name', layout: serviceLayout, onChange: tell('services') });
     this.joinTokens = new ShardedCollection<JoinTokenRecord>(opts.dir, 'join-tokens', 1, { ...collection, keyField: 'tokenHash', onChange: tell('joinTokens') });
+    this.apiTokens = new ShardedCollection<ApiTokenRecord>(opts.dir, 'api-tokens', 1, { ...collection, keyField: 'id', onChange: tell('apiTokens') });
     // Few and small (one per name deleted and not created again): a handful of files is plenty.
     this.tombstones = new ShardedCollection<ServiceTombstone>(path.join(opts.dir, 'services'), 'deleted-services', TOMBSTONE_SHARDS, {
       ...collection,
@@ -218,6 +220,19 @@ export class LowdbStore implements Store {
     return this.joinTokens.delete(tokenHash);
   }
 
+  getApiToken(id: string) {
+    return this.apiTokens.get(id);
+  }
+  listApiTokens() {
+    return this.apiTokens.values();
+  }
+  putApiToken(token: ApiTokenRecord) {
+    return this.apiTokens.put(token.id, token);
+  }
+  deleteApiToken(id: string) {
+    return this.apiTokens.delete(id);
+  }
+
   getConfig(name: string) {
     return this.configs.get(name);
   }
@@ -276,7 +291,7 @@ export class LowdbStore implements Store {
   }
 
   private all(): Array<ShardedCollection<unknown>> {
-    return [this.nodes, this.services, this.joinTokens, this.tombstones, this.configs, this.secrets] as Array<ShardedCollection<unknown>>;
+    return [this.nodes, this.services, this.joinTokens, this.apiTokens, this.tombstones, this.configs, this.secrets] as Array<ShardedCollection<unknown>>;
   }
 
   stats() {

@@ -4,8 +4,8 @@
  * returns a promise that resolves when the change is on disk, so "2xx" can mean "durable". A
  * durable write that fails rejects with a StoreWriteError and leaves memory as it was.
  *
- * Only durable state lives here (nodes' identity, services, placements, join tokens, configs and
- * secrets). Heartbeats
+ * Only durable state lives here (nodes' identity, services, placements, join and API tokens,
+ * configs and secrets). Heartbeats
  * and observed container status are soft state kept in memory by the hub and never written.
  */
 import type { NodeFacts } from '../../shared/protocol.js';
@@ -102,6 +102,18 @@ export interface JoinTokenRecord {
   labels?: Record<string, string>;
 }
 
+/** A token of the API, for a role; the first admin token (the data dir's file) is not one of these. */
+export interface ApiTokenRecord {
+  id: string;
+  name: string;
+  role: 'admin' | 'operator' | 'viewer';
+  /** sha256 of the token's secret part; the token itself is shown once, at creation. */
+  secretHash: string;
+  createdAt: string;
+  /** Null: valid until revoked. */
+  expiresAt: string | null;
+}
+
 /** What configs and secrets share: a named value with a version that grows by one per change. */
 interface ValueRecordBase {
   name: string;
@@ -159,6 +171,7 @@ export type StoreChange =
   | RecordChange<'services', ServiceRecord>
   | RecordChange<'serviceTombstones', ServiceTombstone>
   | RecordChange<'joinTokens', JoinTokenRecord>
+  | RecordChange<'apiTokens', ApiTokenRecord>
   | RecordChange<'configs', ConfigRecord>
   | RecordChange<'secrets', SecretRecord>;
 
@@ -191,6 +204,11 @@ export interface Store {
   getJoinToken(tokenHash: string): JoinTokenRecord | undefined;
   putJoinToken(token: JoinTokenRecord): Promise<void>;
   deleteJoinToken(tokenHash: string): Promise<void>;
+
+  getApiToken(id: string): ApiTokenRecord | undefined;
+  listApiTokens(): Iterable<ApiTokenRecord>;
+  putApiToken(token: ApiTokenRecord): Promise<void>;
+  deleteApiToken(id: string): Promise<void>;
 
   getConfig(name: string): ConfigRecord | undefined;
   listConfigs(): Iterable<ConfigRecord>;
