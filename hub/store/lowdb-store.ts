@@ -213,6 +213,9 @@ export class LowdbStore implements Store {
   getJoinToken(tokenHash: string) {
     return this.joinTokens.get(tokenHash);
   }
+  listJoinTokens() {
+    return this.joinTokens.values();
+  }
   putJoinToken(token: JoinTokenRecord) {
     return this.joinTokens.put(token.tokenHash, token);
   }

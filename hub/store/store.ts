@@ -96,10 +96,19 @@ export interface ServiceTombstone {
 export interface JoinTokenRecord {
   /** sha256 of the token. */
   tokenHash: string;
+  /** Names the token in the API; random, never derived from the token (absent in records from before: given at first listing). */
+  id?: string;
   createdAt: string;
   expiresAt: string;
   /** Labels given to every node that joins with this token (absent in records from before). */
   labels?: Record<string, string>;
+  /** How many joins it allows; absent: any number until it expires. */
+  uses?: number;
+  /** Joins made with it; absent: none. */
+  used?: number;
+  lastUsedAt?: string;
+  /** A revoked token joins nothing; it is kept a while so that a join with it is told why. */
+  revokedAt?: string;
 }
 
 /** A token of the API, for a role; the first admin token (the data dir's file) is not one of these. */
@@ -202,6 +211,7 @@ export interface Store {
   deleteServiceTombstone(name: string): Promise<void>;
 
   getJoinToken(tokenHash: string): JoinTokenRecord | undefined;
+  listJoinTokens(): Iterable<JoinTokenRecord>;
   putJoinToken(token: JoinTokenRecord): Promise<void>;
   deleteJoinToken(tokenHash: string): Promise<void>;
 
