@@ -11,7 +11,8 @@
 import { randomUUID } from 'node:crypto';
 import { canonicalJson } from '../shared/container-spec.js';
 import type { HelloFrame, NodeFacts } from '../shared/protocol.js';
-import { makeNodeCredential, newSecret, sameDigest, sha256 } from './auth/secrets.js';
+import { makeNodeCredential } from './auth/secrets.js';
+import type { JoinTokens } from './join-tokens.js';
 import type { NodeRecord, Store } from './store/store.js';
 import type { Logger } from '../shared/logger.js';
 
@@ -75,16 +76,8 @@ export class NodeDirectory {
     private readonly logger: Pick<Logger, 'info' | 'warn' | 'error'>,
     /** A node's labels or capacity changed: where replicas belong may have changed. */
     private readonly placementInputsChanged: () => void,
+    private readonly joinTokens: Pick<JoinTokens, 'redeem'>,
   ) {}
-
-  /** A join token; nodes that join with it get `labels` (over any label of the same key the device asks for). */
-  async createJoinToken(ttlSeconds: number, labels: Record<string, string> = {}): Promise<{ token: string; expiresAt: string }> {
-    const token = newSecret('tjt_');
-    const now = Date.now();
-    const expiresAt = new Date(now + ttlSeconds * 1000).toISOString();
-    await this.store.putJoinToken({ tokenHash: sha256(token), createdAt: new Date(now).toISOString(), expiresAt, labels });
-    return { token, expiresAt };
-  }
 
   /** The node of that name, if any. O(nodes): joins and renames are rare, never per frame. */
   private named(name: string): NodeRecord | undefined {
@@ -92,19 +85,21 @@ export class NodeDirectory {
     return undefined;
   }
 
-  /** Trades a join token for a new node and its credential; null if the token is unknown or expired. */
-  async join(joinToken: string, name: string, labels: Record<string, string>): Promise<{ nodeId: string; credential: string } | null> {
-    const hash = sha256(joinToken);
-    const record = this.store.getJoinToken(hash);
-    if (!record || !sameDigest(record.tokenHash, hash) || Date.parse(record.expiresAt) <= Date.now()) return null;
-    const taken = this.named(name);
-    if (taken) throw new NodeNameTakenError(name, taken.id);
+  /**
+   * Trades a join token for a new node and its credential. Throws JoinTokenRefusedError when the
+   * token does not join, and NodeNameTakenError when the name is taken (the token keeps its use).
+   */
+  async join(joinToken: string, name: string, labels: Record<string, string>): Promise<{ nodeId: string; credential: string }> {
+    // The token's check and use, the name's check and the node's write happen in one tick (the
+    // store changes memory at once): two joins cannot both take a name, nor a token's last use.
+    const { admitted: tokenLabels, used, giveBack } = this.joinTokens.redeem(joinToken, (token) => {
+      const taken = this.named(name);
+      if (taken) throw new NodeNameTakenError(name, taken.id);
+      return token.labels ?? {};
+    });
     const nodeId = randomUUID();
     const { credential, hash: credentialHash } = makeNodeCredential(nodeId);
-    const tokenLabels = record.labels ?? {};
-    // The check above and this write happen in one tick (the store changes memory at once), so
-    // two joins cannot both take a name.
-    await this.store.putNode({
+    const written = this.store.putNode({
       id: nodeId,
       name,
       labels: { ...labels, ...tokenLabels },
@@ -116,6 +111,13 @@ export class NodeDirectory {
       joinedAt: new Date().toISOString(),
       ...(Object.keys(tokenLabels).length > 0 ? { declared: { name, labels }, tokenLabels } : {}),
     });
+    const [use, put] = await Promise.allSettled([used, written]);
+    if (use.status === 'rejected' || put.status === 'rejected') {
+      // Undo the write that landed: no use lost for a node never made, no node whose credential no device got.
+      if (use.status === 'fulfilled') await giveBack().catch((err: unknown) => this.logger.error({ err }, 'could not give back the use of a join token'));
+      if (put.status === 'fulfilled') await this.store.deleteNode(nodeId).catch((err: unknown) => this.logger.error({ err, nodeId }, 'could not remove a node whose join failed'));
+      throw use.status === 'rejected' ? use.reason : (put as PromiseRejectedResult).reason;
+    }
     this.logger.info({ nodeId, name }, 'node joined');
     return { nodeId, credential };
   }

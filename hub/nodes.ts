@@ -10,6 +10,7 @@ import type { AgentGateway } from './agents/gateway.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { FailureDetector } from './failure-detector.js';
 import type { Handovers } from './handovers.js';
+import { JoinTokens, type IssuedJoinToken } from './join-tokens.js';
 import type { NodeStats } from './hub-stats.js';
 import type { NodeChangeLog } from './node-change-log.js';
 import { diskWarning, type ConditionName, type ConditionTransition, type NodeConditionsTable } from './node-conditions.js';
@@ -41,6 +42,8 @@ export interface NodesDeps {
 }
 
 export class Nodes implements NodeStats {
+  /** Made, listed and revoked by the operator; each join uses one (see join-tokens.ts). */
+  readonly joinTokens: JoinTokens;
   /** Joining, and nodes' names and labels. */
   private readonly directory: NodeDirectory;
   /** Cordon, drain, uncordon. */
@@ -54,7 +57,8 @@ export class Nodes implements NodeStats {
   private readonly usableViews = new WeakMap<NodeRecord, SchedNode>();
 
   constructor(private readonly deps: NodesDeps) {
-    this.directory = new NodeDirectory(deps.store, deps.logger, () => deps.markDirty());
+    this.joinTokens = new JoinTokens({ store: deps.store, logger: deps.logger });
+    this.directory = new NodeDirectory(deps.store, deps.logger, () => deps.markDirty(), this.joinTokens);
     this.scheduling = new NodeScheduling(deps.store, deps.logger, () => deps.markDirty());
     this.refusalLog = new RateLimitedLog((obj, msg) => deps.logger.warn(obj, msg), { intervalMs: REFUSAL_LOG_INTERVAL_MS });
   }
@@ -62,11 +66,12 @@ export class Nodes implements NodeStats {
   // ---- joining, names and labels -----------------------------------------------------------
 
   /** A join token; nodes that join with it get `labels` (over any label of the same key the device asks for). */
-  createJoinToken(ttlSeconds: number, labels: Record<string, string> = {}): Promise<{ token: string; expiresAt: string }> {
-    return this.directory.createJoinToken(ttlSeconds, labels);
+  createJoinToken(ttlSeconds: number, labels: Record<string, string> = {}): Promise<IssuedJoinToken> {
+    return this.joinTokens.create({ ttlMs: ttlSeconds * 1000, labels });
   }
 
-  join(joinToken: string, name: string, labels: Record<string, string>): Promise<{ nodeId: string; credential: string } | null> {
+  /** Throws JoinTokenRefusedError or NodeNameTakenError (see NodeDirectory.join). */
+  join(joinToken: string, name: string, labels: Record<string, string>): Promise<{ nodeId: string; credential: string }> {
     return this.directory.join(joinToken, name, labels);
   }
 

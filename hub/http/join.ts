@@ -2,23 +2,46 @@ import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { NodeLabelsSchema, NodeNameSchema } from '../../shared/protocol.js';
 import { Validator } from '../../shared/validation.js';
+import { JoinTokenRefusedError, TooManyJoinTokensError } from '../join-tokens.js';
 import { NodeNameTakenError } from '../node-directory.js';
 import type { Nodes } from '../nodes.js';
+import { formatDuration, parseDuration } from '../spec/duration.js';
 import { requireAdmin } from './admin-auth.js';
 import { ApiError, invalid } from './errors.js';
 
 const DAY_S = 24 * 60 * 60;
+const MIN_TTL_MS = 60_000;
+const MAX_TTL_MS = 365 * DAY_S * 1000;
+/** Far more devices than one install provisions at once; a bound all the same, as on every number. */
+const MAX_USES = 100_000;
 
 const JoinTokenRequest = new Validator(
   Type.Object(
     {
-      ttlSeconds: Type.Optional(Type.Integer({ minimum: 60, maximum: 365 * DAY_S })),
+      /** How long the token joins, as a duration ("24h", "90m"); or ttlSeconds, as before. */
+      ttl: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+      ttlSeconds: Type.Optional(Type.Integer({ minimum: MIN_TTL_MS / 1000, maximum: MAX_TTL_MS / 1000 })),
+      /** How many nodes may join with it; any number until it expires without. */
+      uses: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_USES })),
       /** Given to every node that joins with the token, over labels of the same key the device asks for. */
       labels: Type.Optional(NodeLabelsSchema),
     },
     { additionalProperties: false },
   ),
 );
+
+/** The token's lifetime from a request: `ttl` or `ttlSeconds`, 24 hours without either. */
+function ttlMsOf(body: { ttl?: string; ttlSeconds?: number }): number {
+  const refuse = (message: string) => invalid('invalid_request', [{ path: 'ttl', message }]);
+  if (body.ttl !== undefined && body.ttlSeconds !== undefined) throw refuse('give one of ttl and ttlSeconds, not both');
+  if (body.ttlSeconds !== undefined) return body.ttlSeconds * 1000;
+  if (body.ttl === undefined) return DAY_S * 1000;
+  const parsed = parseDuration(body.ttl);
+  if (!parsed.ok) throw refuse(parsed.error);
+  if (parsed.ms < MIN_TTL_MS) throw refuse(`must be at least ${formatDuration(MIN_TTL_MS)}`);
+  if (parsed.ms > MAX_TTL_MS) throw refuse(`must be at most ${formatDuration(MAX_TTL_MS)}`);
+  return parsed.ms;
+}
 
 /** The device side of joining; the labels and name rules match the agent's hello. */
 const JoinRequest = new Validator(
@@ -32,30 +55,43 @@ const JoinRequest = new Validator(
   ),
 );
 
-/** Join tokens (admin) and the join call itself (authenticated by the join token). */
+/** Join tokens (admin: create, list, revoke) and the join call itself (authenticated by the join token). */
 export async function joinRoutes(app: FastifyInstance, { nodes, adminToken }: { nodes: Nodes; adminToken: string }): Promise<void> {
   await app.register(async (admin) => {
     requireAdmin(admin, adminToken);
     admin.post('/v1/join-tokens', async (request, reply) => {
       const checked = JoinTokenRequest.validate(request.body ?? {});
       if (!checked.ok) throw invalid('invalid_request', checked.errors);
-      return reply.status(201).send(await nodes.createJoinToken(checked.value.ttlSeconds ?? DAY_S, checked.value.labels ?? {}));
+      const { uses, labels = {} } = checked.value;
+      try {
+        const issued = await nodes.joinTokens.create({ ttlMs: ttlMsOf(checked.value), labels, ...(uses !== undefined ? { uses } : {}) });
+        return reply.status(201).send(issued);
+      } catch (error) {
+        if (error instanceof TooManyJoinTokensError) throw new ApiError(409, error.code, error.message);
+        throw error;
+      }
+    });
+
+    admin.get('/v1/join-tokens', async () => ({ joinTokens: await nodes.joinTokens.list() }));
+
+    admin.delete<{ Params: { id: string } }>('/v1/join-tokens/:id', async (request) => {
+      const revoked = await nodes.joinTokens.revoke(request.params.id);
+      if (!revoked) throw new ApiError(404, 'join_token_not_found', `no join token with id "${request.params.id}" (GET /v1/join-tokens lists them)`);
+      return revoked;
     });
   });
 
   app.post('/v1/join', async (request, reply) => {
     const checked = JoinRequest.validate(request.body);
     if (!checked.ok) throw invalid('invalid_request', checked.errors);
-    let joined: Awaited<ReturnType<Nodes['join']>>;
     try {
-      joined = await nodes.join(checked.value.joinToken, checked.value.name, checked.value.labels ?? {});
+      return reply.status(201).send(await nodes.join(checked.value.joinToken, checked.value.name, checked.value.labels ?? {}));
     } catch (error) {
+      if (error instanceof JoinTokenRefusedError) throw new ApiError(401, error.code, error.message, [{ path: 'joinToken', message: error.reason }]);
       if (error instanceof NodeNameTakenError) {
         throw new ApiError(409, error.code, `${error.message} (--name on the agent)`, [{ path: 'name', message: 'is taken by another node' }]);
       }
       throw error;
     }
-    if (!joined) throw new ApiError(401, 'invalid_join_token', 'join token is unknown or expired: ask the hub operator for a new one (POST /v1/join-tokens)');
-    return reply.status(201).send(joined);
   });
 }
