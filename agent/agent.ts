@@ -2,7 +2,7 @@ import { NODE_FACT_MAX_LENGTH, PROTOCOL_LIMITS, PROTOCOL_VERSION, type HelloFram
 import { Backoff } from '../shared/backoff.js';
 import { containerInputsFor } from './container-inputs.js';
 import { HubLink } from './hub-link.js';
-import type { NodeIdentity } from './node-identity.js';
+import { IdentityFile, type NodeIdentity } from './node-identity.js';
 import { ReconcileLoop } from './reconciler/reconcile-loop.js';
 import type { RestartCountStore } from './reconciler/restart-tally.js';
 import { readDiskUsage } from './device-facts.js';
@@ -30,6 +30,11 @@ export interface AgentOptions {
   runtime: ContainerRuntime & EngineProbe;
   /** The agent's data dir, whose filesystem the conditions describe; none (simulated fleets) reports no disks. */
   dataDir?: string;
+  /**
+   * Where the identity file is kept (the data dir), so that a rotated credential is stored there;
+   * none (simulated fleets) cannot take a new credential, and a rotation times out on the hub.
+   */
+  identityDir?: string;
   /** Null keeps no target on disk (simulated fleets); a real agent always has one. */
   targetCache: TargetCache | null;
   /**
@@ -74,6 +79,8 @@ export class Agent {
   private cacheRetryTimer: NodeJS.Timeout | null = null;
   private readonly cacheBackoff = new Backoff({ baseMs: CACHE_RETRY_BASE_MS, capMs: CACHE_RETRY_CAP_MS });
   private stopping = false;
+  /** The identity file, for rotated credentials; null without identityDir. */
+  private readonly identityFile: IdentityFile | null;
   readonly conditions: NodeConditionsTracker;
   readonly engine: EngineAvailability;
   private facts: NodeFacts;
@@ -118,9 +125,28 @@ export class Agent {
       // `pending`: replicas of the generation still waiting for their image (a partial ack).
       onApplied: (generation: number, pending = 0) => void this.link.send({ type: 'ack', generation, pending }),
     });
+    this.identityFile = opts.identityDir === undefined ? null : new IdentityFile(opts.identityDir, opts.identity);
+    const identityFile = this.identityFile;
     this.link = new HubLink({
       hubUrl: opts.identity.hubUrl,
       credential: opts.identity.credential,
+      fallbackCredential: opts.identity.previousCredential ?? null,
+      ...(identityFile
+        ? {
+            onCredential: (frame, current) => identityFile.rotated(frame.credential, current),
+            onWelcomed: (credential) => {
+              identityFile.confirmed(credential).catch((err: unknown) => opts.logger.warn({ err: (err as Error).message }, 'could not drop the unused node credential from the identity file'));
+            },
+          }
+        : {}),
+      // What a fleet operator expects of a removed device: nothing it runs stops by surprise (a
+      // removal by mistake must not take a shop's till down), and nothing new comes; the operator
+      // decides on site. The containers keep running from the last target, and the log says so.
+      onRemoved: (reason) =>
+        opts.logger.error(
+          { nodeId: opts.identity.nodeId, reason },
+          'this node was removed from the hub by its operator: no longer connecting; its containers keep running from the last target until an operator acts (stop the agent and remove them, or remove the identity file and join again with a new join token)',
+        ),
       logger: opts.logger,
       reconnectBaseMs: opts.reconnectBaseMs,
       reconnectCapMs: opts.reconnectCapMs,

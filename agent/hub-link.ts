@@ -1,6 +1,6 @@
 import WebSocket from 'ws';
 import { decodeHubFrame, encodeFrame } from '../shared/codec.js';
-import { AGENT_PATH, AGENT_RECONNECT_CAP_MS, CloseCode, PROTOCOL_LIMITS, type AgentFrame, type HelloFrame, type TargetFrame } from '../shared/protocol.js';
+import { AGENT_PATH, AGENT_RECONNECT_CAP_MS, CloseCode, NODE_REMOVED_ERROR_CODE, PROTOCOL_LIMITS, type AgentFrame, type CredentialFrame, type HelloFrame, type TargetFrame } from '../shared/protocol.js';
 import type { Logger } from '../shared/logger.js';
 import { ReconnectSchedule, type AttemptOutcome } from './reconnect-schedule.js';
 
@@ -8,12 +8,27 @@ export interface HubLinkOptions {
   /** The hub's base URL, http(s)://host:port. */
   hubUrl: string;
   credential: string;
+  /**
+   * The credential the agent connected with before a rotation the hub may not have stored (a hub
+   * that died between our answer and its write): tried after a 401 of `credential`.
+   */
+  fallbackCredential?: string | null;
   logger: Pick<Logger, 'info' | 'warn' | 'error'>;
   /** Built afresh for every connection, so it carries the agent's current picture. */
   hello: () => HelloFrame;
   /** The hello is on the wire: send() works from here on, for what the hello does not carry. */
   onHelloSent?: () => void;
   onTarget: (target: TargetFrame) => void;
+  /**
+   * A new credential (protocol 7): resolves once it is on disk, and the link then answers
+   * `credentialSaved` and connects again with it; rejects when it could not be kept (no answer:
+   * the hub keeps the old digest).
+   */
+  onCredential?: (frame: CredentialFrame, current: string) => Promise<void>;
+  /** Welcomed with `credential`: the other one, if any, is no longer needed. */
+  onWelcomed?: (credential: string) => void;
+  /** The hub removed this node: the link has stopped for good. */
+  onRemoved?: (reason: string) => void;
   onConnectionChange?: (connected: boolean) => void;
   /** Reconnect delays: full jitter from about baseMs, capped at capMs. */
   reconnectBaseMs?: number;
@@ -47,8 +62,19 @@ export class HubLink {
   /** Closed to say hello again: the next connection opens at once. */
   private reconnectNow = false;
   connects = 0;
+  /** The credential the next attempt uses, and the other one to try after a 401 (see fallbackCredential). */
+  private credential: string;
+  private fallback: string | null;
+  /** The credential of the current attempt. */
+  private attemptCredential = '';
+  /** The connection that carried a credential frame: it takes one, then the link connects again with it. */
+  private credentialTakenOn: WebSocket | null = null;
+  /** The hub removed this node: no attempt is made again. */
+  private removed = false;
 
   constructor(private readonly opts: HubLinkOptions) {
+    this.credential = opts.credential;
+    this.fallback = opts.fallbackCredential ?? null;
     this.schedule = new ReconnectSchedule({
       baseMs: opts.reconnectBaseMs ?? 500,
       capMs: opts.reconnectCapMs ?? AGENT_RECONNECT_CAP_MS,
@@ -60,7 +86,13 @@ export class HubLink {
     return this.ready;
   }
 
+  /** Whether the hub removed this node (a nodeRemoved close, or a 401 saying so): final. */
+  get nodeRemoved(): boolean {
+    return this.removed;
+  }
+
   start(): void {
+    if (this.removed) return;
     this.stopped = false;
     this.connect();
   }
@@ -119,8 +151,9 @@ export class HubLink {
     if (this.stopped) return;
     const url = new URL(AGENT_PATH, this.opts.hubUrl);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    this.attemptCredential = this.credential;
     const ws = new WebSocket(url, {
-      headers: { authorization: `Bearer ${this.opts.credential}` },
+      headers: { authorization: `Bearer ${this.attemptCredential}` },
       maxPayload: PROTOCOL_LIMITS.maxHubFrameBytes,
       perMessageDeflate: false,
       handshakeTimeout: 15_000,
@@ -153,8 +186,16 @@ export class HubLink {
         else this.opts.logger.info({ nodeId: frame.nodeId }, 'connected to the hub');
         this.lastProblem = '';
         this.startHeartbeat(frame.heartbeatIntervalMs);
+        if (this.fallback !== null) {
+          this.fallback = null;
+          this.opts.onWelcomed?.(this.attemptCredential);
+        }
         this.opts.onConnectionChange?.(true);
-      } else if (this.ready) {
+      } else if (!this.ready) {
+        return;
+      } else if (frame.type === 'credential') {
+        this.takeCredential(ws, frame);
+      } else {
         this.opts.onTarget(frame);
       }
     });
@@ -162,8 +203,27 @@ export class HubLink {
       this.lastHubActivityMs = performance.now();
     });
     ws.on('unexpected-response', (_req, res) => {
-      const problem = `hub refused the connection: HTTP ${res.statusCode}${res.statusCode === 401 ? ' (node credential unknown or revoked: the node may have been removed; join again with a new join token)' : ''}`;
       refused = true;
+      if (res.statusCode === 401) {
+        // The hub says why in a small JSON body; a removal is final, anything else may mend.
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (body.length < 4096) body += chunk;
+        });
+        // Ended only once the body is read: terminating first would drop it.
+        let done = false;
+        const end = (text: string) => {
+          if (done) return;
+          done = true;
+          this.unauthorized(text);
+          ws.terminate();
+        };
+        res.on('end', () => end(body));
+        res.on('error', () => end(''));
+        return;
+      }
+      const problem = `hub refused the connection: HTTP ${res.statusCode}`;
       this.report(problem);
       // A busy hub says when to come back: that is a wait, not a failure, so the backoff stays
       // where it was. Jitter spreads the agents it turned away over the window.
@@ -192,12 +252,15 @@ export class HubLink {
         this.schedule.lost();
         this.lastOutcome = null;
       }
-      if (renewed && code === 1000) {
-        // Closed to say hello again: back at once.
+      if (code === CloseCode.nodeRemoved) {
+        return this.removedByHub(reason.toString() || 'node removed');
+      }
+      if ((renewed && code === 1000) || (this.credentialTakenOn === ws && code === 1000)) {
+        // Closed to say hello again, or to connect with a new credential: back at once.
         this.reconnectNow = true;
       } else if (
         // Refusals a retry may not mend are reported as such; any other code (heartbeatTimeout too) is a lost link.
-        code === CloseCode.versionMismatch || code === CloseCode.unauthorized || code === CloseCode.nodeRemoved || code === CloseCode.badFrame
+        code === CloseCode.versionMismatch || code === CloseCode.unauthorized || code === CloseCode.badFrame
       ) {
         this.report(`hub closed the connection (${code}): ${reason.toString() || 'no reason'}`);
       } else if (wasReady && !this.stopped) {
@@ -206,6 +269,61 @@ export class HubLink {
       }
       this.scheduleReconnect();
     });
+  }
+
+  /** A 401 at the upgrade: final when the hub says the node was removed; else the other credential is tried next. */
+  private unauthorized(body: string): void {
+    let error: { code?: unknown; message?: unknown } = {};
+    try {
+      error = ((JSON.parse(body) as { error?: typeof error }).error ?? {}) as typeof error;
+    } catch {
+      // no JSON: an unknown credential as far as we can tell
+    }
+    const message = typeof error.message === 'string' ? error.message : 'unknown or invalid node credential';
+    if (error.code === NODE_REMOVED_ERROR_CODE) return this.removedByHub(message);
+    if (this.fallback !== null) {
+      // The hub did not store the credential of a rotation (it died first): the one kept works.
+      [this.credential, this.fallback] = [this.fallback, this.credential];
+      this.reconnectNow = true;
+    }
+    this.report(`hub refused the connection: HTTP 401 (${message}; if the node was removed, join again with a new join token)`);
+  }
+
+  /** Removed by the operator: no attempt again, one line, and the agent hears of it. */
+  private removedByHub(reason: string): void {
+    if (this.removed) return;
+    this.removed = true;
+    this.stopped = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    this.stopHeartbeat();
+    this.ws?.terminate();
+    this.opts.onRemoved?.(reason);
+  }
+
+  /**
+   * A new credential: kept on disk first (by the agent), then acknowledged, then this connection
+   * closes and the next one uses it. One per connection: a second is ignored (the hub allows one
+   * rotation at a time, and will time it out).
+   */
+  private takeCredential(ws: WebSocket, frame: CredentialFrame): void {
+    const onCredential = this.opts.onCredential;
+    if (!onCredential || this.credentialTakenOn === ws) return;
+    this.credentialTakenOn = ws;
+    const current = this.attemptCredential;
+    onCredential(frame, current).then(
+      () => {
+        this.credential = frame.credential;
+        this.fallback = current;
+        if (ws.readyState !== WebSocket.OPEN) return;
+        ws.send(encodeFrame({ type: 'credentialSaved', rotation: frame.rotation }));
+        this.opts.logger.info({}, 'stored a new node credential from the hub; connecting with it');
+        ws.close(1000, 'connecting with the new credential');
+      },
+      (error: unknown) => {
+        this.opts.logger.error({ err: (error as Error).message }, 'could not store the new node credential from the hub; keeping the current one');
+      },
+    );
   }
 
   private report(problem: string): void {

@@ -143,6 +143,7 @@ async function main(): Promise<void> {
     publishAddress: args['publish-address'] ?? null,
     runtime,
     dataDir,
+    identityDir: dataDir,
     targetCache: new TargetCache(dataDir, { offlineSecrets: args['no-offline-secrets'] !== true, logger }),
     valueFiles: {
       secrets: new ValueFileStore({ source: 'secret', dir: path.resolve(args['secrets-dir'] ?? path.join(dataDir, 'secrets')) }),

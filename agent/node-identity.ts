@@ -11,6 +11,12 @@ export interface NodeIdentity {
   credential: string;
   /** The name the node joined with (absent in files from before it was kept). */
   name?: string;
+  /**
+   * The credential the node connected with before the hub sent `credential` (a rotation), kept
+   * until the hub welcomes one of the two: a hub that died before storing the new one still holds
+   * this one. Absent otherwise.
+   */
+  previousCredential?: string;
 }
 
 const FILE = 'node.json';
@@ -35,6 +41,42 @@ export async function loadIdentity(dataDir: string): Promise<NodeIdentity | null
 
 export async function saveIdentity(dataDir: string, identity: NodeIdentity): Promise<void> {
   await writeFileAtomic(path.join(dataDir, FILE), `${JSON.stringify(identity, null, 2)}\n`, 0o600);
+}
+
+/**
+ * Keeps the agent's identity file in step with its credentials, one write at a time and in order
+ * (a rotation's write must never be overtaken by an older one): each write is atomic, so a crash
+ * leaves the file as it was before or after it.
+ */
+export class IdentityFile {
+  private writes: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly dataDir: string,
+    private identity: NodeIdentity,
+  ) {}
+
+  /** A rotation's credential, with the one connected with kept beside it (see NodeIdentity.previousCredential). */
+  rotated(credential: string, connectedWith: string): Promise<void> {
+    return this.write({ ...this.identity, credential, previousCredential: connectedWith });
+  }
+
+  /** The hub welcomed `credential`: it is the node's, and the other is dropped. */
+  confirmed(credential: string): Promise<void> {
+    const { previousCredential: _dropped, ...rest } = this.identity;
+    return this.write({ ...rest, credential });
+  }
+
+  private write(next: NodeIdentity): Promise<void> {
+    const written = this.writes.then(() => saveIdentity(this.dataDir, next));
+    this.writes = written.then(
+      () => {
+        this.identity = next;
+      },
+      () => undefined,
+    );
+    return written;
+  }
 }
 
 export class JoinRefusedError extends Error {

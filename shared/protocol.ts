@@ -11,6 +11,8 @@
  *   status {replicas (diff)}    ->
  *   conditions {conditions}     ->   (v2: when the engine, cache or disks change)
  *   heartbeat                   ->
+ *                               <- credential {rotation, credential} (v7: POST /v1/nodes/:id/rotate-credential)
+ *   credentialSaved {rotation}  ->   (v7: the new credential is on the device's disk)
  *
  * A target always carries the node's whole desired state, so a lost or reordered target can
  * never leave the agent half-updated; a newer generation supersedes any older one.
@@ -24,13 +26,17 @@ import { StringRecord } from './string-record.js';
  * partial acks (`ack.pending`); version 3 health checks (a container's `healthcheck`, a report's
  * `health`); version 4 restart policies (a container's `restart`, a report's `crashLoop`);
  * version 5 pull progress (a report's `pull`); version 6 what a container needs besides its image
-(a container's `files`, `envFrom`, `volumes`, `tmpfs`, `binds`; a target's `values` and `purgeVolumes`). The additions are optional, so a hub serves
+ * (a container's `files`, `envFrom`, `volumes`, `tmpfs`, `binds`; a target's `values` and `purgeVolumes`);
+ * version 7 credential rotation (the hub's `credential` frame, the agent's `credentialSaved`),
+ * sent only to agents that said version 7 or later. The additions are optional, so a hub serves
  * older agents as before, as long as it sends them
  * nothing they do not know (a version 1 or 2 agent refuses a container with a `healthcheck`, a
  * version 3 one a container with a `restart`). Upgrade the hub first: a hub refuses an agent
  * newer than itself.
  */
-export const PROTOCOL_VERSION = 6;
+export const PROTOCOL_VERSION = 7;
+/** The first version whose agents take a new credential over their connection. */
+export const CREDENTIAL_ROTATION_PROTOCOL_VERSION = 7;
 /** The oldest agent protocol the hub still serves: fleets are upgraded in batches, after their hub. */
 export const MIN_PROTOCOL_VERSION = 1;
 
@@ -68,10 +74,14 @@ export const CloseCode = {
   versionMismatch: 4002,
   helloTimeout: 4003,
   replaced: 4004,
+  /** The operator removed the node (DELETE /v1/nodes/:id): final, the agent does not come back. */
   nodeRemoved: 4005,
   /** Said hello, then went silent past the heartbeat grace; the agent reconnects as after any lost link. */
   heartbeatTimeout: 4006,
 } as const;
+
+/** The error code of the 401 an agent of a removed node gets at its upgrade: as final as the nodeRemoved close. */
+export const NODE_REMOVED_ERROR_CODE = 'node_removed';
 
 export const REPLICA_STATES = ['pending', 'starting', 'running', 'failed', 'stopped'] as const;
 export type ReplicaState = (typeof REPLICA_STATES)[number];
@@ -361,6 +371,25 @@ export const TargetSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** A node credential as the hub makes it (`tnc_<nodeId>.<secret>`); the hub checks its shape. */
+const NodeCredential = Type.String({ minLength: 1, maxLength: 256 });
+
+/**
+ * Version 7: the node's next credential. The agent writes it to its identity file (keeping the one
+ * it connected with, should the hub not have stored the new one), acknowledges with
+ * `credentialSaved`, then connects again with it. One per connection at most.
+ */
+export const CredentialSchema = Type.Object(
+  { type: Type.Literal('credential'), rotation: Id, credential: NodeCredential },
+  { additionalProperties: false },
+);
+
+/** Version 7: the credential of `rotation` is on the device's disk; the hub may forget the old one. */
+export const CredentialSavedSchema = Type.Object(
+  { type: Type.Literal('credentialSaved'), rotation: Id },
+  { additionalProperties: false },
+);
+
 export type HelloFrame = Static<typeof HelloSchema>;
 export type HeartbeatFrame = Static<typeof HeartbeatSchema>;
 export type AckFrame = Static<typeof AckSchema>;
@@ -368,9 +397,11 @@ export type StatusFrame = Static<typeof StatusSchema>;
 export type WelcomeFrame = Static<typeof WelcomeSchema>;
 export type TargetFrame = Static<typeof TargetSchema>;
 export type ConditionsFrame = Static<typeof ConditionsSchema>;
+export type CredentialFrame = Static<typeof CredentialSchema>;
+export type CredentialSavedFrame = Static<typeof CredentialSavedSchema>;
 
-export type AgentFrame = HelloFrame | HeartbeatFrame | AckFrame | StatusFrame | ConditionsFrame;
-export type HubFrame = WelcomeFrame | TargetFrame;
+export type AgentFrame = HelloFrame | HeartbeatFrame | AckFrame | StatusFrame | ConditionsFrame | CredentialSavedFrame;
+export type HubFrame = WelcomeFrame | TargetFrame | CredentialFrame;
 
 export const AGENT_FRAME_SCHEMAS = {
   hello: HelloSchema,
@@ -378,5 +409,6 @@ export const AGENT_FRAME_SCHEMAS = {
   ack: AckSchema,
   status: StatusSchema,
   conditions: ConditionsSchema,
+  credentialSaved: CredentialSavedSchema,
 } as const;
-export const HUB_FRAME_SCHEMAS = { welcome: WelcomeSchema, target: TargetSchema } as const;
+export const HUB_FRAME_SCHEMAS = { welcome: WelcomeSchema, target: TargetSchema, credential: CredentialSchema } as const;

@@ -8,6 +8,8 @@ import {
   AGENT_PATH,
   CloseCode,
   CONDITIONS_MIN_FRAME_INTERVAL_MS,
+  CREDENTIAL_ROTATION_PROTOCOL_VERSION,
+  NODE_REMOVED_ERROR_CODE,
   MIN_PROTOCOL_VERSION,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
@@ -36,6 +38,8 @@ export interface GatewayHandlers {
   onConditions?(nodeId: string, conditions: NodeConditions | null): void;
   onHello(nodeId: string, hello: HelloFrame): void;
   onStatus(nodeId: string, reports: ReplicaReport[]): void;
+  /** The agent stored the credential of `rotation` (version 7). */
+  onCredentialSaved?(nodeId: string, rotation: string): void;
   onDisconnect(nodeId: string): void;
 }
 
@@ -113,6 +117,13 @@ function reportFieldsBeyond(version: number, reports: readonly ReplicaReport[]):
   return null;
 }
 
+/**
+ * Removed nodes the hub remembers, so that their agents' upgrades hear they were removed (a final
+ * answer) rather than only that their credential is unknown: the newest this many, in memory. A
+ * hub restarted since answers such an agent as any unknown credential.
+ */
+export const MAX_REMEMBERED_REMOVALS = 10_000;
+
 /** The 123-byte limit of a WebSocket close reason. */
 function closeReason(text: string): string {
   const buf = Buffer.from(text);
@@ -132,8 +143,17 @@ export class AgentGateway {
   readonly socketFaults: SocketFaults;
   /** Upgrades refused because the whole handshake pool was in use. */
   refusedBusy = 0;
-  /** Upgrades refused with 401 (no, unknown or wrong node credential). */
+  /** Upgrades refused with 401 (no, unknown or wrong node credential, a removed node's included). */
   refusedUnauthorized = 0;
+  /** Of those, the upgrades of nodes the hub remembers removing. */
+  refusedRemoved = 0;
+  /** Removed node id -> when (ISO), oldest first, at most MAX_REMEMBERED_REMOVALS. */
+  private readonly removedNodes = new Map<string, string>();
+  /**
+   * Nodes whose new credential is being written to the store: their upgrades wait (503), since
+   * memory holds the new digest before the disk does, and a refused write puts the old one back.
+   */
+  private readonly credentialsStoring = new Set<string>();
   /** Upgrades refused with 404 (not the agent endpoint). */
   refusedNotFound = 0;
   sessionsReplaced = 0;
@@ -261,6 +281,24 @@ export class AgentGateway {
     this.closeSession(session, code, reason);
   }
 
+  /**
+   * The node was removed (its record is gone from the store): its connection closes with
+   * nodeRemoved, and later upgrades of its credential hear why. (A handshake already past its
+   * upgrade is closed the same way at its hello, which finds no record.)
+   */
+  nodeRemoved(nodeId: string, reason: string): void {
+    this.removedNodes.delete(nodeId);
+    this.removedNodes.set(nodeId, new Date().toISOString());
+    if (this.removedNodes.size > MAX_REMEMBERED_REMOVALS) this.removedNodes.delete(this.removedNodes.keys().next().value as string);
+    this.disconnect(nodeId, CloseCode.nodeRemoved, reason);
+  }
+
+  /** Holds the node's upgrades (503, retry soon) while its new credential is being stored; the returned call lets them in again. */
+  holdUpgrades(nodeId: string): () => void {
+    this.credentialsStoring.add(nodeId);
+    return () => this.credentialsStoring.delete(nodeId);
+  }
+
   async close(): Promise<void> {
     // Handshakes before hello too: the server's close would otherwise wait for their hello timeout.
     this.admission.endAll();
@@ -284,6 +322,16 @@ export class AgentGateway {
     const credential = bearerToken(req.headers.authorization);
     const parsed = credential ? parseNodeCredential(credential) : null;
     const node = parsed ? this.opts.store.getNode(parsed.nodeId) : undefined;
+    const removedAt = parsed && !node ? this.removedNodes.get(parsed.nodeId) : undefined;
+    if (removedAt !== undefined) {
+      // Said apart so that the agent stops for good (it cannot tell a removal from a hub that lost its record otherwise).
+      this.refusedUnauthorized++;
+      this.refusedRemoved++;
+      return this.refuse(socket, 401, 'Unauthorized', `node removed by the operator at ${removedAt}: join again with a new join token`, undefined, NODE_REMOVED_ERROR_CODE);
+    }
+    if (parsed && node && this.credentialsStoring.has(node.id)) {
+      return this.refuse(socket, 503, 'Service Unavailable', "the node's new credential is being stored; retry", 1);
+    }
     if (!parsed || !node || !sameDigest(node.credentialHash, parsed.secretHash)) {
       this.refusedUnauthorized++;
       this.refusedCredentialLog.log({ remote: req.socket.remoteAddress }, 'agent connection refused: unknown or invalid node credential');
@@ -318,12 +366,12 @@ export class AgentGateway {
     });
   }
 
-  private refuse(socket: Duplex, status: number, statusText: string, message: string, retryAfterS?: number): void {
+  private refuse(socket: Duplex, status: number, statusText: string, message: string, retryAfterS?: number, errorCode?: string): void {
     if (!socket.writable) {
       socket.destroy();
       return;
     }
-    const code = status === 401 ? 'unauthorized' : status === 503 ? 'busy' : 'not_found';
+    const code = errorCode ?? (status === 401 ? 'unauthorized' : status === 503 ? 'busy' : 'not_found');
     const body = JSON.stringify({ error: { code, message } });
     const retryAfter = retryAfterS === undefined ? '' : `Retry-After: ${retryAfterS}\r\n`;
     // Destroyed once the answer is out: a client that never closes its side must not leave the
@@ -458,6 +506,12 @@ export class AgentGateway {
         return this.offerConditions(session, frame.conditions);
       case 'hello':
         return this.reject(session, CloseCode.badFrame, 'hello sent twice on one connection');
+      case 'credentialSaved':
+        if (session.protocolVersion < CREDENTIAL_ROTATION_PROTOCOL_VERSION) {
+          return this.reject(session, CloseCode.badFrame, `credentialSaved frames are not part of protocol version ${session.protocolVersion}`);
+        }
+        this.opts.handlers.onCredentialSaved?.(session.nodeId, frame.rotation);
+        return;
     }
   }
 
