@@ -1,8 +1,15 @@
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { TETHER_VERSION } from '../shared/version.js';
-import { requireAdmin } from './http/admin-auth.js';
+import { FileAuditLog } from './audit/audit-log.js';
+import type { AuditTrail } from './audit/audit-trail.js';
+import { MemoryAuditTrail } from './audit/memory-audit-trail.js';
+import { installAccessControl } from './auth/access-control.js';
+import { ApiTokens } from './auth/api-tokens.js';
+import { apiTokenRoutes } from './http/api-tokens.js';
+import { auditRoutes } from './http/audit.js';
 import { namedValueRoutes } from './http/configs-and-secrets.js';
 import { frameworkErrors, registerErrorHandling } from './http/errors.js';
 import { joinRoutes } from './http/join.js';
@@ -15,7 +22,10 @@ import type { Store } from './store/store.js';
 
 export interface BuildHubOptions {
   store: Store;
+  /** The first admin token (the data dir's admin-token file): an admin named "admin", besides the API tokens. */
   adminToken: string;
+  /** The hub's data dir: the audit log goes in `<dataDir>/audit`. Absent (tests): the audit is kept in memory. */
+  dataDir?: string;
   config?: Partial<HubConfig>;
   clock?: Clock;
   /** fastify logger option: false in tests, pino options in main. */
@@ -46,9 +56,14 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
     frameworkErrors,
   });
   const sealer = opts.sealer ?? new MasterKeyring(randomBytes(32));
-  const hub = new Hub(opts.store, { ...DEFAULT_HUB_CONFIG, ...opts.config }, opts.clock ?? systemClock, app.log, sealer);
+  const clock = opts.clock ?? systemClock;
+  const hub = new Hub(opts.store, { ...DEFAULT_HUB_CONFIG, ...opts.config }, clock, app.log, sealer);
   hub.gateway.attach(app.server);
   registerErrorHandling(app);
+  // First, so that every route after it has a rule (route-rules.ts) and is checked against it.
+  const tokens = new ApiTokens({ store: opts.store, adminToken: opts.adminToken, clock });
+  const audit: AuditTrail = opts.dataDir ? new FileAuditLog(path.join(opts.dataDir, 'audit'), { logger: app.log }) : new MemoryAuditTrail();
+  installAccessControl(app, { tokens, audit, clock });
 
   // 503 while the store cannot write, so that a supervisor or load balancer can act on it.
   app.get('/healthz', async (_request, reply) => {
@@ -59,16 +74,19 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
   await app.register(joinRoutes, { nodes: hub.nodes, adminToken: opts.adminToken });
   const metrics = hubMetrics(hub.stats);
   await app.register(async (api) => {
-    requireAdmin(api, opts.adminToken);
     await api.register(nodeRoutes, { nodes: hub.nodes });
     await api.register(serviceRoutes, { services: hub.services, specContext: { values: hub.values, allowedHostPaths: hub.config.allowedHostPaths } });
     await api.register(namedValueRoutes<'config'>, { values: hub.configs });
     await api.register(namedValueRoutes<'secret'>, { values: hub.secrets });
-    // Behind the admin token like the rest: node names and counts are the operator's business.
+    await api.register(apiTokenRoutes, { tokens });
+    await api.register(auditRoutes, { audit });
+    // Behind a token like the rest: node names and counts are the fleet's business.
     api.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
   });
   // preClose: agent sockets are upgraded connections the HTTP server would otherwise wait for.
   app.addHook('preClose', async () => hub.close());
+  // After the last request has been answered, so that its record is written too.
+  app.addHook('onClose', async () => audit.close());
   if (opts.firstPassOnListen) {
     hub.start({ loop: false });
     app.addHook('onListen', async () => hub.startLoop());
