@@ -173,6 +173,7 @@ async function main(): Promise<void> {
   const { app } = await buildHub({
     store,
     adminToken,
+    dataDir,
     sealer: opened.keyring,
     config: { ...timings, maxPendingHandshakes, maxPendingHandshakesPerAddress, disruptionShare: disruptionPercent / 100, allowedHostPaths },
     logger: { level },
