@@ -160,6 +160,7 @@ export class Hub {
         onConditions: (nodeId, conditions) => this.nodes.conditionsReported(nodeId, conditions),
         onHello: (nodeId, hello) => this.nodes.hello(nodeId, hello),
         onStatus: (nodeId, reports) => this.nodes.status(nodeId, reports),
+        onCredentialSaved: (nodeId, rotation) => this.nodes.credentialSaved(nodeId, rotation),
         onDisconnect: () => undefined,
       },
     });

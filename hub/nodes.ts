@@ -7,6 +7,7 @@ import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { CloseCode, type HelloFrame, type NodeConditions, type ReplicaReport } from '../shared/protocol.js';
 import type { AgentGateway } from './agents/gateway.js';
+import { CredentialRotations, type RotationOutcome } from './credential-rotation.js';
 import type { Dispatcher } from './dispatcher.js';
 import type { FailureDetector } from './failure-detector.js';
 import type { Handovers } from './handovers.js';
@@ -19,6 +20,7 @@ import { NodeScheduling, schedulingOf, type NodeSchedulingState } from './node-s
 import type { ObservedState } from './observed-state.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import { minProtocolVersionOf } from './scheduler/feasibility.js';
+import { isSticky } from './scheduler/service-plan.js';
 import type { SchedNode } from './scheduler/types.js';
 import type { NodeRecord, Store } from './store/store.js';
 import { nodeView } from './views.js';
@@ -33,12 +35,26 @@ export interface NodesDeps {
   observed: ObservedState;
   conditions: NodeConditionsTable;
   detector: FailureDetector;
-  gateway: Pick<AgentGateway, 'send' | 'disconnect' | 'applied' | 'protocolVersion'>;
+  gateway: Pick<AgentGateway, 'send' | 'disconnect' | 'applied' | 'protocolVersion' | 'nodeRemoved' | 'holdUpgrades'>;
   dispatcher: Pick<Dispatcher, 'mayReport' | 'currentTarget' | 'targetOf'>;
   handovers: Pick<Handovers, 'reported'>;
   nodeLog: NodeChangeLog;
   /** A node's target or placement inputs changed: the next pass publishes or places. */
   markDirty: () => void;
+}
+
+/** What became of one replica of a removed node. */
+export interface RemovedReplica {
+  service: string;
+  replicaId: string;
+  /**
+   * `placed_anew`: the scheduler places it on another node per its service's rules (a sticky one
+   * starts there without the data of its volumes, which stays on the removed device); `gone`: a
+   * global service's replica, which runs one per node.
+   */
+  outcome: 'placed_anew' | 'gone';
+  /** A sticky replica (named volumes): its volumes' data stays on the removed device. */
+  volumeDataLeftBehind: boolean;
 }
 
 export class Nodes implements NodeStats {
@@ -55,11 +71,14 @@ export class Nodes implements NodeStats {
   private readonly refusalLog: RateLimitedLog;
   /** What the scheduler saw of each usable node at the last pass, by its record (see forPlacement). */
   private readonly usableViews = new WeakMap<NodeRecord, SchedNode>();
+  /** Fresh credentials over nodes' connections. */
+  private readonly rotations: CredentialRotations;
 
   constructor(private readonly deps: NodesDeps) {
     this.joinTokens = new JoinTokens({ store: deps.store, logger: deps.logger });
     this.directory = new NodeDirectory(deps.store, deps.logger, () => deps.markDirty(), this.joinTokens);
     this.scheduling = new NodeScheduling(deps.store, deps.logger, () => deps.markDirty());
+    this.rotations = new CredentialRotations({ store: deps.store, logger: deps.logger, gateway: deps.gateway });
     this.refusalLog = new RateLimitedLog((obj, msg) => deps.logger.warn(obj, msg), { intervalMs: REFUSAL_LOG_INTERVAL_MS });
   }
 
@@ -82,6 +101,42 @@ export class Nodes implements NodeStats {
   /** Cordons, drains or reactivates the node (see node-scheduling.ts); undefined for an unknown node. */
   setScheduling(id: string, state: NodeSchedulingState): Promise<NodeRecord | undefined> {
     return this.scheduling.set(id, state);
+  }
+
+  /**
+   * Removes the node for good: its record (and with it its credential's digest) goes first, durably,
+   * and only then is its connection closed (nodeRemoved) and the next pass told: a hub that dies
+   * in between has removed the node all the same. Its replicas are placed anew by their services'
+   * rules, as for a node that is gone. Undefined for an unknown node.
+   */
+  async remove(id: string): Promise<{ node: { id: string; name: string }; replicas: RemovedReplica[] } | undefined> {
+    const { store, dispatcher, gateway, observed, conditions, nodeLog, logger, clock } = this.deps;
+    const node = store.getNode(id);
+    if (!node) return undefined;
+    const replicas: RemovedReplica[] = dispatcher.targetOf(id).replicas.map(({ service, replicaId }) => {
+      const spec = store.getService(service)?.spec;
+      return { service, replicaId, outcome: spec?.mode === 'global' ? 'gone' : 'placed_anew', volumeDataLeftBehind: spec !== undefined && isSticky(spec) };
+    });
+    await store.deleteNode(id);
+    gateway.nodeRemoved(id, 'node removed by the operator: join again with a new join token');
+    this.rotations.forget(id);
+    // What the node said of its replicas and of itself no longer holds.
+    observed.replaceNode(id, [], clock.nowMs());
+    conditions.forget(id);
+    nodeLog.forget(id);
+    logger.warn({ nodeId: id, name: node.name, replicas: replicas.length }, 'node removed by the operator; its credential is refused from now on and its replicas are placed anew');
+    this.deps.markDirty();
+    return { node: { id, name: node.name }, replicas };
+  }
+
+  /** A fresh credential for the node, over its connection (see credential-rotation.ts). */
+  rotateCredential(id: string): Promise<RotationOutcome> {
+    return this.rotations.rotate(id);
+  }
+
+  /** The node's agent stored the credential of `rotation`. */
+  credentialSaved(nodeId: string, rotation: string): void {
+    this.rotations.saved(nodeId, rotation);
   }
 
   // ---- views -------------------------------------------------------------------------------

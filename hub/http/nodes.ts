@@ -60,6 +60,28 @@ export async function nodeRoutes(app: FastifyInstance, { nodes }: { nodes: Nodes
     }
   });
 
+  // Removes the node for good (see Nodes.remove); the answer lists its replicas and what becomes of each.
+  app.delete<{ Params: { id: string } }>('/v1/nodes/:id', async (request) => {
+    const removed = await nodes.remove(request.params.id);
+    if (!removed) throw notFound(request.params.id);
+    return {
+      removed: removed.node,
+      replicas: removed.replicas,
+      message: `node removed: its credential is refused from now on; ${removed.replicas.length} replica(s) it held are placed anew by their services' rules`,
+    };
+  });
+
+  // A fresh credential for a connected node, over its connection; answered once the store holds it.
+  app.post<{ Params: { id: string } }>('/v1/nodes/:id/rotate-credential', async (request) => {
+    if (request.body !== undefined && request.body !== null) {
+      const checked = NoParameters.validate(request.body);
+      if (!checked.ok) throw invalid('invalid_request', checked.errors);
+    }
+    const outcome = await nodes.rotateCredential(request.params.id);
+    if (!outcome.ok) throw new ApiError(outcome.status, outcome.code, outcome.message);
+    return { nodeId: outcome.nodeId, rotatedAt: outcome.rotatedAt, message: 'credential rotated: the node holds the new one, and the previous one is refused' };
+  });
+
   // An operator's hold on a node (see hub/node-scheduling.ts): a node already in the state asked
   // for answers 200 and nothing changes.
   for (const [action, state] of SCHEDULING_ROUTES) {
