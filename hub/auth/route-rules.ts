@@ -71,10 +71,12 @@ function routeKey(method: string, url: string): string {
   return `${method === 'HEAD' ? 'GET' : method} ${url.replace(/:[^/]+/g, ':')}`;
 }
 
-const RULES_BY_KEY = new Map(Object.entries(ROUTE_RULES).map(([key, rule]) => {
-  const space = key.indexOf(' ');
-  return [routeKey(key.slice(0, space), key.slice(space + 1)), rule] as const;
-}));
+const RULES_BY_KEY = new Map(
+  Object.entries(ROUTE_RULES).map(([key, rule]) => {
+    const [method, url] = key.split(' ') as [string, string];
+    return [routeKey(method, url), rule] as const;
+  }),
+);
 
 /** The rule of a route as fastify registered it; undefined: the route has none (a bug). */
 export function ruleOf(method: string, url: string): Role | 'open' | undefined {
