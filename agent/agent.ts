@@ -9,7 +9,7 @@ import { readDiskUsage } from './device-facts.js';
 import { EngineAvailability } from './engine-availability.js';
 import { HelloRenewal } from './hello-renewal.js';
 import { NodeConditionsTracker } from './node-conditions.js';
-import type { ContainerRuntime, EngineProbe } from './runtime/container-runtime.js';
+import { LABELS, type ContainerRuntime, type EngineProbe } from './runtime/container-runtime.js';
 import type { TargetCache } from './target-cache.js';
 import { ValueDelivery } from './values/value-delivery.js';
 import type { ValueFileStore } from './values/value-file-store.js';
@@ -142,11 +142,10 @@ export class Agent {
       // What a fleet operator expects of a removed device: nothing it runs stops by surprise (a
       // removal by mistake must not take a shop's till down), and nothing new comes; the operator
       // decides on site. The containers keep running from the last target, and the log says so.
-      onRemoved: (reason) =>
-        opts.logger.error(
-          { nodeId: opts.identity.nodeId, reason },
-          'this node was removed from the hub by its operator: no longer connecting; its containers keep running from the last target until an operator acts (stop the agent and remove them, or remove the identity file and join again with a new join token)',
-        ),
+      onRemoved: (reason) => {
+        this.logRemoved(reason);
+        identityFile?.removed(reason).catch((err: unknown) => opts.logger.warn({ err: (err as Error).message }, 'could not note the removal in the identity file'));
+      },
       logger: opts.logger,
       reconnectBaseMs: opts.reconnectBaseMs,
       reconnectCapMs: opts.reconnectCapMs,
@@ -171,6 +170,20 @@ export class Agent {
       },
       minIntervalMs: opts.helloRenewMinIntervalMs,
     });
+  }
+
+  /**
+   * One line, once per agent run. What a fleet operator expects of a removed device: nothing it
+   * runs stops by surprise (a removal by mistake must not take a shop's till down with it; the hub
+   * has placed its replicas elsewhere already), and nothing new comes; the operator decides on
+   * site. Its containers keep running from the last target, restarted by their policies.
+   */
+  private logRemoved(reason: string): void {
+    const nodeId = this.opts.identity.nodeId;
+    this.opts.logger.error(
+      { nodeId, reason },
+      `this node was removed from the hub by its operator: it no longer connects, and its containers keep running from the last target until an operator acts: stop the agent and remove them (docker rm -f $(docker ps -aq --filter label=${LABELS.nodeId}=${nodeId})), or remove node.json from the data dir and join again with a new join token`,
+    );
   }
 
   private factsAreStale(): boolean {
@@ -211,7 +224,9 @@ export class Agent {
     // engine): the hub hears of the outage first.
     const firstPass = this.loop.start();
     if (this.engine.isAvailable) await Promise.race([this.loop.firstListing, firstPass]);
-    this.link.start();
+    // A node the hub removed never connects again (see NodeIdentity.removed); it runs what it ran.
+    if (this.opts.identity.removed) this.logRemoved(this.opts.identity.removed.reason);
+    else this.link.start();
     await firstPass;
   }
 

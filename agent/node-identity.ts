@@ -17,6 +17,12 @@ export interface NodeIdentity {
    * this one. Absent otherwise.
    */
   previousCredential?: string;
+  /**
+   * The hub said this node was removed (a nodeRemoved close, or a 401 saying so): the agent never
+   * connects with this identity again, even after a restart or once a hub restarted has forgotten
+   * the removal. Remove the file and join again to come back as a new node.
+   */
+  removed?: { at: string; reason: string };
 }
 
 const FILE = 'node.json';
@@ -65,6 +71,11 @@ export class IdentityFile {
   confirmed(credential: string): Promise<void> {
     const { previousCredential: _dropped, ...rest } = this.identity;
     return this.write({ ...rest, credential });
+  }
+
+  /** The hub removed the node: kept, so that no later start of the agent tries again. */
+  removed(reason: string): Promise<void> {
+    return this.write({ ...this.identity, removed: { at: new Date().toISOString(), reason } });
   }
 
   private write(next: NodeIdentity): Promise<void> {

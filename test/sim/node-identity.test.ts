@@ -134,6 +134,24 @@ describe('removing a node', () => {
     await new Promise((r) => setTimeout(r, 700));
     expect(fleet.hub.gateway.refusedRemoved).toBe(refused);
   });
+
+  it('keeps the removal in the identity file: a device restarted after a hub restart (which forgot it) does not try again', async () => {
+    const device = await RawDevice.connect(fleet, 'gone-for-good');
+    await fleet.api('DELETE', `/v1/nodes/${device.nodeId}`);
+    await device.closedWith;
+    const identity: NodeIdentity = { hubUrl: fleet.url, nodeId: device.nodeId, credential: device.credential };
+    await saveIdentity(dir, identity);
+    const agent = await agentWithIdentityFile(identity, 'gone-for-good');
+    await vi.waitFor(async () => expect((await loadIdentity(dir))!.removed).toMatchObject({ reason: expect.stringMatching(/removed/) }), { timeout: 5_000, interval: 20 });
+    await agent.stop();
+
+    await fleet.stopHub();
+    await fleet.startHub();
+    const restarted = await agentWithIdentityFile((await loadIdentity(dir))!, 'gone-for-good');
+    await new Promise((r) => setTimeout(r, 700));
+    expect(fleet.hub.gateway.refusedUnauthorized).toBe(0);
+    expect(restarted.link.connected).toBe(false);
+  });
 });
 
 describe("rotating a node's credential", () => {
