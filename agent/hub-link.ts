@@ -321,6 +321,8 @@ export class HubLink {
         ws.close(1000, 'connecting with the new credential');
       },
       (error: unknown) => {
+        // Not acknowledged, so the hub keeps the current digest; an operator may try again on this connection.
+        if (this.credentialTakenOn === ws) this.credentialTakenOn = null;
         this.opts.logger.error({ err: (error as Error).message }, 'could not store the new node credential from the hub; keeping the current one');
       },
     );
