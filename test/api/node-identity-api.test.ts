@@ -2,49 +2,17 @@
  * The routes of a node's identity: removal (DELETE /v1/nodes/:id) and credential rotation
  * (POST /v1/nodes/:id/rotate-credential), their refusals, and that a removal survives a restart.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
-import { buildHub } from '../../hub/app.js';
-import type { Hub } from '../../hub/hub.js';
-import { LowdbStore } from '../../hub/store/lowdb-store.js';
+import { describe, expect, it } from 'vitest';
+import { apiHubPerTest } from '../helpers/api-hub.js';
 
 const TOKEN = 'tat_node_identity_test_token';
-
-let dir: string;
-let app: FastifyInstance | null = null;
-let hub: Hub;
-
-async function startHub(): Promise<void> {
-  const store = new LowdbStore({ dir });
-  await store.open();
-  ({ app, hub } = await buildHub({ store, adminToken: TOKEN }));
-}
-
-const call = (method: string, url: string, body?: unknown) =>
-  app!.inject({
-    method: method as 'GET',
-    url,
-    headers: { authorization: `Bearer ${TOKEN}` },
-    ...(body !== undefined ? { payload: body as object } : {}),
-  });
+const api = apiHubPerTest('tether-node-identity-', TOKEN);
+const call = api.call.bind(api);
 
 async function join(name: string): Promise<string> {
-  const { token } = await hub.nodes.createJoinToken(120);
-  return (await hub.nodes.join(token, name, {}))!.nodeId;
+  const { token } = await api.hub.nodes.createJoinToken(120);
+  return (await api.hub.nodes.join(token, name, {}))!.nodeId;
 }
-
-beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'tether-node-identity-'));
-  await startHub();
-});
-afterEach(async () => {
-  await app?.close();
-  app = null;
-  await rm(dir, { recursive: true, force: true });
-});
 
 describe('DELETE /v1/nodes/:id', () => {
   it('removes the node durably: gone after a restart, its name free again; 404 once gone and for an unknown id', async () => {
@@ -58,8 +26,7 @@ describe('DELETE /v1/nodes/:id', () => {
     expect(again.json().error.code).toBe('node_not_found');
     expect((await call('DELETE', '/v1/nodes/no-such-node')).statusCode).toBe(404);
 
-    await app!.close();
-    await startHub();
+    await api.restart();
     expect((await call('GET', `/v1/nodes/${id}`)).statusCode).toBe(404);
     expect((await call('GET', '/v1/nodes')).json().nodes).toEqual([]);
     await join('edge-1');
@@ -67,7 +34,7 @@ describe('DELETE /v1/nodes/:id', () => {
 
   it('needs the admin token', async () => {
     const id = await join('edge-2');
-    const res = await app!.inject({ method: 'DELETE', url: `/v1/nodes/${id}` });
+    const res = await api.app.inject({ method: 'DELETE', url: `/v1/nodes/${id}` });
     expect(res.statusCode).toBe(401);
     expect((await call('GET', `/v1/nodes/${id}`)).statusCode).toBe(200);
   });
@@ -77,11 +44,11 @@ describe('POST /v1/nodes/:id/rotate-credential', () => {
   it('404 for an unknown node, 409 for one not connected, 400 for a body with parameters; the credential stays', async () => {
     expect((await call('POST', '/v1/nodes/no-such-node/rotate-credential')).statusCode).toBe(404);
     const id = await join('edge-3');
-    const digest = hub.store.getNode(id)!.credentialHash;
+    const digest = api.hub.store.getNode(id)!.credentialHash;
     const away = await call('POST', `/v1/nodes/${id}/rotate-credential`, {});
     expect(away.statusCode).toBe(409);
     expect(away.json().error).toMatchObject({ code: 'node_not_connected', message: expect.stringMatching(/not connected/) });
     expect((await call('POST', `/v1/nodes/${id}/rotate-credential`, { ttl: '1h' })).statusCode).toBe(400);
-    expect(hub.store.getNode(id)!.credentialHash).toBe(digest);
+    expect(api.hub.store.getNode(id)!.credentialHash).toBe(digest);
   });
 });

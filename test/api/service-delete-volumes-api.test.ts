@@ -2,28 +2,12 @@
  * DELETE /v1/services/:name keeps the service's volumes and says so; ?purgeVolumes=true asks every
  * node to remove them (durably: it is in the node records, so a node away does it when it returns).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { buildHub } from '../../hub/app.js';
-import type { Hub } from '../../hub/hub.js';
-import { LowdbStore } from '../../hub/store/lowdb-store.js';
+import { describe, expect, it } from 'vitest';
+import { apiHubPerTest } from '../helpers/api-hub.js';
 
 const TOKEN = 'tat_delete_volumes_test_token';
-let dir: string;
-let app: FastifyInstance | null = null;
-let hub: Hub;
-
-async function startHub(): Promise<void> {
-  const store = new LowdbStore({ dir });
-  await store.open();
-  ({ app, hub } = await buildHub({ store, adminToken: TOKEN }));
-}
-
-const call = (method: string, url: string, body?: unknown) =>
-  app!.inject({ method: method as 'GET', url, headers: { authorization: `Bearer ${TOKEN}` }, ...(body !== undefined ? { payload: body as object } : {}) });
+const api = apiHubPerTest('tether-delete-volumes-', TOKEN);
+const call = api.call.bind(api);
 
 async function join(name: string): Promise<string> {
   const token = (await call('POST', '/v1/join-tokens', { ttlSeconds: 120 })).json().token as string;
@@ -31,16 +15,6 @@ async function join(name: string): Promise<string> {
 }
 
 const withVolumes = { image: 'busybox:1', replicas: 1, volumes: [{ name: 'data', target: '/data' }, { name: 'cache', target: '/cache' }] };
-
-beforeEach(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'tether-delete-volumes-'));
-  await startHub();
-});
-afterEach(async () => {
-  await app?.close();
-  app = null;
-  await rm(dir, { recursive: true, force: true });
-});
 
 describe('deleting a service with volumes', () => {
   it('keeps the volumes on a plain delete and says so', async () => {
@@ -50,7 +24,7 @@ describe('deleting a service with volumes', () => {
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ name: 'db', deleted: true, volumesKept: ['cache', 'data'], volumesPurged: [] });
     expect(res.json().message).toMatch(/kept/);
-    expect(hub.store.getNode(n1)?.volumePurges).toBeUndefined();
+    expect(api.hub.store.getNode(n1)?.volumePurges).toBeUndefined();
   });
 
   it('asks every node, durably, to remove them with ?purgeVolumes=true', async () => {
@@ -62,12 +36,10 @@ describe('deleting a service with volumes', () => {
     expect(res.json()).toMatchObject({ deleted: true, volumesKept: [], volumesPurged: ['cache', 'data'] });
     expect(res.json().message).toMatch(/removed from every node/);
     // Neither node is connected: the instruction waits in their records, across a restart.
-    await app!.close();
-    app = null;
-    await startHub();
-    expect(hub.store.getNode(n1)?.volumePurges).toEqual(['db']);
-    expect(hub.store.getNode(n2)?.volumePurges).toEqual(['db']);
-    expect(hub.dispatcher.targetOf(n1).purgeVolumes).toEqual(['db']);
+    await api.restart();
+    expect(api.hub.store.getNode(n1)?.volumePurges).toEqual(['db']);
+    expect(api.hub.store.getNode(n2)?.volumePurges).toEqual(['db']);
+    expect(api.hub.dispatcher.targetOf(n1).purgeVolumes).toEqual(['db']);
   });
 
   it('calls the purge off where it is pending when a service of that name is created again', async () => {
@@ -75,8 +47,8 @@ describe('deleting a service with volumes', () => {
     expect((await call('PUT', '/v1/services/db', withVolumes)).statusCode).toBe(201);
     expect((await call('DELETE', '/v1/services/db?purgeVolumes=true')).statusCode).toBe(200);
     expect((await call('PUT', '/v1/services/db', withVolumes)).statusCode).toBe(201);
-    expect(hub.store.getNode(n1)?.volumePurges).toBeUndefined();
-    expect(hub.dispatcher.targetOf(n1).purgeVolumes).toEqual([]);
+    expect(api.hub.store.getNode(n1)?.volumePurges).toBeUndefined();
+    expect(api.hub.dispatcher.targetOf(n1).purgeVolumes).toEqual([]);
   });
 
   it('answers as before for a service without volumes, and refuses a purgeVolumes that is not a boolean', async () => {
