@@ -1,0 +1,122 @@
+import { addressKey } from '../agents/handshake-admission.js';
+
+/** What was refused: an API token at the HTTP API, a join token at /v1/join, a node credential at the agent upgrade. */
+export type AuthKind = 'api_token' | 'join_token' | 'node_credential';
+
+export const AUTH_KINDS: readonly AuthKind[] = ['api_token', 'join_token', 'node_credential'];
+
+export interface AuthFailureLimits {
+  /** Failed authentications an address may make per window before its answers are slowed down. */
+  allowance: number;
+  /** Failures past the allowance, within the window, that are only slowed down; the next one starts a refusal. */
+  slowedFailures: number;
+  /** The window failures are counted over. */
+  windowMs: number;
+  /** How long a failed answer past the allowance is held before it goes out. */
+  slowDownMs: number;
+  /** How long an address's failed authentications are refused (429) once it has used its slowed ones. */
+  refuseForMs: number;
+  /** Addresses remembered at once; past it the oldest is forgotten. */
+  maxAddresses: number;
+}
+
+export const DEFAULT_AUTH_FAILURE_LIMITS: AuthFailureLimits = {
+  allowance: 10,
+  slowedFailures: 10,
+  windowMs: 60_000,
+  slowDownMs: 500,
+  refuseForMs: 60_000,
+  maxAddresses: 10_000,
+};
+
+/**
+ * What to do with a failed authentication: answer it now, answer it after `delayMs`, or refuse it
+ * (429) for `retryAfterS`; `burstStarted` on the one refusal that starts a burst (the one to log).
+ */
+export type FailureVerdict =
+  | { action: 'answer' }
+  | { action: 'slow'; delayMs: number }
+  | { action: 'refuse'; retryAfterS: number; burstStarted: boolean };
+
+/** What is kept per address: two numbers and a deadline. */
+interface AddressEntry {
+  windowStartMs: number;
+  failures: number;
+  /** 0: not refused. */
+  refusedUntilMs: number;
+}
+
+/**
+ * Failed authentications per client address (an IPv6 /64 counts as one, as for handshakes), so
+ * that one client cannot try credentials at the hub's full speed, nor fill its logs: past a small
+ * allowance its failures are answered late, then refused for a while. Only failures are seen
+ * here: a right credential is let through even from a refused address (the credentials are 256
+ * random bits, so refusing them would stop no guess, while one bad client behind a shared NAT
+ * address would lock out every good one behind it).
+ *
+ * Bounded: at most `maxAddresses` entries (the oldest forgotten first), and each forgotten once
+ * its window and refusal are over. Pure: time comes from `nowMs`.
+ */
+export class AuthFailures {
+  /** Insertion order is the order windows started in (an entry is re-inserted when its window starts again). */
+  private readonly byAddress = new Map<string, AddressEntry>();
+  readonly failuresByKind: Record<AuthKind, number> = { api_token: 0, join_token: 0, node_credential: 0 };
+  readonly refusedByKind: Record<AuthKind, number> = { api_token: 0, join_token: 0, node_credential: 0 };
+
+  constructor(
+    readonly limits: AuthFailureLimits,
+    private readonly nowMs: () => number,
+  ) {
+    for (const [name, value] of Object.entries(limits)) {
+      if (!(Number.isFinite(value) && value >= 0)) throw new RangeError(`auth failure limit ${name} must be a number >= 0, got ${value}`);
+    }
+    if (limits.maxAddresses < 1) throw new RangeError(`auth failure limit maxAddresses must be at least 1, got ${limits.maxAddresses}`);
+  }
+
+  /** Addresses remembered now. */
+  get addressCount(): number {
+    return this.byAddress.size;
+  }
+
+  /** Counts a failed authentication from `remoteAddress`, and says how to answer it. */
+  failed(remoteAddress: string | undefined, kind: AuthKind): FailureVerdict {
+    const now = this.nowMs();
+    this.forgetExpired(now);
+    const key = addressKey(remoteAddress);
+    let entry = this.byAddress.get(key);
+    if (entry && entry.refusedUntilMs > now) {
+      this.refusedByKind[kind]++;
+      return { action: 'refuse', retryAfterS: retryAfterS(entry.refusedUntilMs - now), burstStarted: false };
+    }
+    if (entry && (entry.refusedUntilMs > 0 || now - entry.windowStartMs >= this.limits.windowMs)) {
+      // A refusal served, or a quiet window: the address starts again with its allowance.
+      this.byAddress.delete(key);
+      entry = undefined;
+    }
+    if (!entry) {
+      if (this.byAddress.size >= this.limits.maxAddresses) this.byAddress.delete(this.byAddress.keys().next().value as string);
+      entry = { windowStartMs: now, failures: 0, refusedUntilMs: 0 };
+      this.byAddress.set(key, entry);
+    }
+    this.failuresByKind[kind]++;
+    entry.failures++;
+    if (entry.failures <= this.limits.allowance) return { action: 'answer' };
+    if (entry.failures <= this.limits.allowance + this.limits.slowedFailures) return { action: 'slow', delayMs: this.limits.slowDownMs };
+    entry.refusedUntilMs = now + this.limits.refuseForMs;
+    this.refusedByKind[kind]++;
+    return { action: 'refuse', retryAfterS: retryAfterS(this.limits.refuseForMs), burstStarted: true };
+  }
+
+  /** Forgets entries from the oldest while their window and refusal are over: amortized O(1) per call. */
+  private forgetExpired(now: number): void {
+    for (const [key, entry] of this.byAddress) {
+      if (now < Math.max(entry.windowStartMs + this.limits.windowMs, entry.refusedUntilMs)) return;
+      this.byAddress.delete(key);
+    }
+  }
+}
+
+/** Whole seconds, at least one: Retry-After carries no fractions. */
+function retryAfterS(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}
