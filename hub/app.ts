@@ -63,7 +63,7 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
   // First, so that every route after it has a rule (route-rules.ts) and is checked against it.
   const tokens = new ApiTokens({ store: opts.store, adminToken: opts.adminToken, clock });
   const audit: AuditTrail = opts.dataDir ? new FileAuditLog(path.join(opts.dataDir, 'audit'), { logger: app.log }) : new MemoryAuditTrail();
-  installAccessControl(app, { tokens, audit, clock });
+  installAccessControl(app, { tokens, audit, clock, failures: hub.authFailures });
 
   // 503 while the store cannot write, so that a supervisor or load balancer can act on it.
   app.get('/healthz', async (_request, reply) => {
@@ -71,7 +71,7 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
     const body = { status: ok ? 'ok' : 'failing', version: TETHER_VERSION, connectedNodes: hub.stats.agents.connectedCount, store: { ok, error, since } };
     return reply.status(ok ? 200 : 503).send(body);
   });
-  await app.register(joinRoutes, { nodes: hub.nodes, adminToken: opts.adminToken });
+  await app.register(joinRoutes, { nodes: hub.nodes, adminToken: opts.adminToken, authFailures: hub.authFailures });
   const metrics = hubMetrics(hub.stats);
   await app.register(async (api) => {
     await api.register(nodeRoutes, { nodes: hub.nodes });

@@ -2,6 +2,7 @@
  * What the hub's metrics read, and nothing more: each part of the hub implements its slice, so
  * that metrics need neither the hub nor its parts.
  */
+import type { AuthKind } from './auth/auth-failures.js';
 import type { FleetDisruption, NodeState } from './failure-detector.js';
 import type { ConditionName } from './node-conditions.js';
 import type { StoreHealth } from './store/store-write-error.js';
@@ -37,6 +38,13 @@ export interface AgentStats {
   readonly sessionsReplaced: number;
 }
 
+/** Failed authentications, by what was refused (see auth/auth-failures.ts). */
+export interface AuthStats {
+  readonly failuresByKind: Readonly<Record<AuthKind, number>>;
+  /** Of those, the ones refused (429) because their address had failed too often. */
+  readonly refusedByKind: Readonly<Record<AuthKind, number>>;
+}
+
 export interface SchedulerStats {
   readonly passes: number;
   /** Calls `listener` with each pass's planning time, until the returned function is called. */
@@ -59,4 +67,5 @@ export interface HubStats {
   scheduler: SchedulerStats;
   store: StoreStats;
   services: ServiceStats;
+  auth: AuthStats;
 }

@@ -2,6 +2,7 @@ import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/logger.js';
 import { AGENT_RECONNECT_CAP_MS } from '../shared/protocol.js';
 import { AgentGateway } from './agents/gateway.js';
+import { AuthFailures, DEFAULT_AUTH_FAILURE_LIMITS, type AuthFailureLimits } from './auth/auth-failures.js';
 import { Dispatcher } from './dispatcher.js';
 import type { FailureDetector } from './failure-detector.js';
 import { DEFAULT_DISRUPTION_SHARE } from './fleet-disruption.js';
@@ -39,6 +40,12 @@ export interface HubConfig {
   disruptionShare: number;
   /** Host paths (absolute, normalized) under which a spec's `binds` may mount; empty: none may. */
   allowedHostPaths: readonly string[];
+  /**
+   * Failed authentications per address (API tokens, join tokens, node credentials alike): past the
+   * allowance slowed down, then refused for a while (see auth/auth-failures.ts). Loopback is not
+   * exempt; tests that fail on purpose many times raise the allowance.
+   */
+  authFailures: AuthFailureLimits;
 }
 
 export const DEFAULT_HUB_CONFIG: HubConfig = {
@@ -52,6 +59,7 @@ export const DEFAULT_HUB_CONFIG: HubConfig = {
   resyncIntervalMs: 30_000,
   disruptionShare: DEFAULT_DISRUPTION_SHARE,
   allowedHostPaths: [],
+  authFailures: DEFAULT_AUTH_FAILURE_LIMITS,
 };
 
 /**
@@ -84,6 +92,8 @@ export class Hub {
   /** Both, as specs and targets see them: versions held, and values for the nodes that need them. */
   readonly values: HubValues;
   private readonly valueRollouts: ValueRollouts;
+  /** Failed authentications per client address, of every kind: shared, so that one table bounds them all. */
+  readonly authFailures: AuthFailures;
   /** What metrics read. */
   readonly stats: HubStats;
 
@@ -95,6 +105,12 @@ export class Hub {
     sealer: ValueSealer,
   ) {
     const nodeLog = new NodeChangeLog(logger);
+    this.authFailures = new AuthFailures(
+      config.authFailures,
+      () => clock.nowMs(),
+      ({ address, kind, failures, refuseForMs }) =>
+        logger.warn({ address, kind, failures, refuseForMs }, 'too many failed authentications from this address: refusing its failures for a while'),
+    );
     this.liveness = new Liveness({
       store,
       clock,
@@ -155,6 +171,7 @@ export class Hub {
       logger,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       maxPendingHandshakes: config.maxPendingHandshakes,
+      authFailures: this.authFailures,
       ...(config.maxPendingHandshakesPerAddress === null ? {} : { maxPendingHandshakesPerAddress: config.maxPendingHandshakesPerAddress }),
       handlers: {
         onConditions: (nodeId, conditions) => this.nodes.conditionsReported(nodeId, conditions),
@@ -206,7 +223,7 @@ export class Hub {
     this.secrets = new NamedValues('secret', { store, sealer, usedBy, changed, usersRefuse });
     this.values = new HubValues(this.configs, this.secrets);
     this.valueRollouts = new ValueRollouts({ store, services: this.services, values: this.values, logger });
-    this.stats = { liveness: this.liveness, nodes: this.nodes, agents: this.gateway, scheduler: this.loop, store, services: this.services };
+    this.stats = { liveness: this.liveness, nodes: this.nodes, agents: this.gateway, scheduler: this.loop, store, services: this.services, auth: this.authFailures };
   }
 
   /**

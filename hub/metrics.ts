@@ -127,6 +127,26 @@ export function hubMetrics(stats: HubStats): Registry {
       this.set(stats.nodes.observedReplicas);
     },
   });
+  new Counter({
+    name: 'tether_auth_failures_total',
+    help: 'Failed authentications, by kind: api_token (HTTP API), join_token (/v1/join), node_credential (agent upgrade); the refused ones included',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [kind, n] of Object.entries(stats.auth.failuresByKind)) this.inc({ kind }, n);
+    },
+  });
+  new Counter({
+    name: 'tether_auth_refused_total',
+    help: 'Failed authentications answered 429 because their address (IPv6: its /64) had failed too often lately, by kind',
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [kind, n] of Object.entries(stats.auth.refusedByKind)) this.inc({ kind }, n);
+    },
+  });
   counterFrom(registry, 'tether_scheduler_passes_total', 'Scheduling passes run', () => stats.scheduler.passes);
   counterFrom(registry, 'tether_store_writes_total', 'Store file writes', () => stats.store.stats().writes);
   counterFrom(registry, 'tether_store_written_bytes_total', 'Bytes of store files written', () => stats.store.stats().bytesWritten);

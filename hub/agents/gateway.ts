@@ -18,6 +18,7 @@ import {
   type NodeConditions,
   type ReplicaReport,
 } from '../../shared/protocol.js';
+import { AuthFailures, DEFAULT_AUTH_FAILURE_LIMITS } from '../auth/auth-failures.js';
 import { bearerToken, parseNodeCredential, sameDigest } from '../auth/secrets.js';
 import { MAX_BELIEVED_GENERATION } from '../dispatcher.js';
 import type { FailureDetector, NodeLiveness } from '../failure-detector.js';
@@ -52,6 +53,11 @@ export interface GatewayOptions {
   heartbeatIntervalMs: number;
   /** Handshakes (upgrade to hello) in progress at once; beyond it agents get 503 and back off. */
   maxPendingHandshakes: number;
+  /**
+   * Refused credentials count against their address: slowed, then refused with 429 before the
+   * upgrade. The hub's table, shared with the API; absent, one of the gateway's own with the defaults.
+   */
+  authFailures?: AuthFailures;
   /** Of those, at most this many from one remote address (or IPv6 /64); three quarters of the pool by default. */
   maxPendingHandshakesPerAddress?: number;
   /** At most one `conditions` frame per node is applied per this long; CONDITIONS_MIN_FRAME_INTERVAL_MS by default. */
@@ -139,6 +145,7 @@ export class AgentGateway {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Map<string, Session>();
   private readonly admission: HandshakeAdmission;
+  private readonly authFailures: AuthFailures;
   /** Errors on clients' sockets (resets and the like): counted, never fatal. */
   readonly socketFaults: SocketFaults;
   /** Upgrades refused because the whole handshake pool was in use. */
@@ -194,6 +201,7 @@ export class AgentGateway {
       maxPendingPerAddress: opts.maxPendingHandshakesPerAddress ?? defaultPerAddressLimit(opts.maxPendingHandshakes),
     });
     this.socketFaults = new SocketFaults(opts.logger);
+    this.authFailures = opts.authFailures ?? new AuthFailures(DEFAULT_AUTH_FAILURE_LIMITS, () => performance.now());
     this.conditionsIntervalMs = opts.conditionsIntervalMs ?? CONDITIONS_MIN_FRAME_INTERVAL_MS;
     this.refusedCredentialLog = new RateLimitedLog((obj, msg) => opts.logger.warn(obj, msg));
     this.wss = new WebSocketServer({
@@ -327,7 +335,7 @@ export class AgentGateway {
       // Said apart so that the agent stops for good (it cannot tell a removal from a hub that lost its record otherwise).
       this.refusedUnauthorized++;
       this.refusedRemoved++;
-      return this.refuse(socket, 401, 'Unauthorized', `node removed by the operator at ${removedAt}: join again with a new join token`, undefined, NODE_REMOVED_ERROR_CODE);
+      return this.refuseCredential(req, socket, `node removed by the operator at ${removedAt}: join again with a new join token`, NODE_REMOVED_ERROR_CODE);
     }
     if (parsed && node && this.credentialsStoring.has(node.id)) {
       return this.refuse(socket, 503, 'Service Unavailable', "the node's new credential is being stored; retry", 1);
@@ -335,7 +343,7 @@ export class AgentGateway {
     if (!parsed || !node || !sameDigest(node.credentialHash, parsed.secretHash)) {
       this.refusedUnauthorized++;
       this.refusedCredentialLog.log({ remote: req.socket.remoteAddress }, 'agent connection refused: unknown or invalid node credential');
-      return this.refuse(socket, 401, 'Unauthorized', 'unknown or invalid node credential');
+      return this.refuseCredential(req, socket, 'unknown or invalid node credential');
     }
     // A reconnect storm (every agent after a hub restart) is admitted a slice at a time; the
     // rest back off with jitter and come again, instead of all handshakes starving each other.
@@ -364,6 +372,20 @@ export class AgentGateway {
       socket.removeListener('close', release);
       this.onConnection(ws, node.id, ticket);
     });
+  }
+
+  /**
+   * A refused credential: 401, counted against the upgrade's address. Past its allowance the
+   * answer comes late (the socket is held that long, a few at a time per address), then, for a
+   * while, a 429 before any upgrade, without the credential's reason.
+   */
+  private refuseCredential(req: IncomingMessage, socket: Duplex, message: string, errorCode?: string): void {
+    const verdict = this.authFailures.failed(req.socket.remoteAddress, 'node_credential');
+    if (verdict.action === 'refuse') {
+      return this.refuse(socket, 429, 'Too Many Requests', 'too many failed authentications from this address; retry later', verdict.retryAfterS, 'too_many_failures');
+    }
+    if (verdict.action === 'answer') return this.refuse(socket, 401, 'Unauthorized', message, undefined, errorCode);
+    setTimeout(() => this.refuse(socket, 401, 'Unauthorized', message, undefined, errorCode), verdict.delayMs).unref();
   }
 
   private refuse(socket: Duplex, status: number, statusText: string, message: string, retryAfterS?: number, errorCode?: string): void {

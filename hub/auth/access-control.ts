@@ -1,9 +1,11 @@
-import type { FastifyInstance } from 'fastify';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Clock } from '../../shared/clock.js';
 import { auditRecordOf } from '../audit/audit-record.js';
 import type { AuditTrail } from '../audit/audit-trail.js';
 import { ApiError } from '../http/errors.js';
 import type { ApiTokens, Principal } from './api-tokens.js';
+import type { AuthFailures, AuthKind } from './auth-failures.js';
 import { roleReaches } from './roles.js';
 import { ruleOf } from './route-rules.js';
 import { bearerToken } from './secrets.js';
@@ -26,20 +28,36 @@ export class MissingRouteRuleError extends Error {
 const isRead = (method: string) => method === 'GET' || method === 'HEAD';
 
 /**
+ * Counts a failed authentication against the request's address, and answers as the count says:
+ * returns at once or after a delay (the caller then answers 401), or throws a 429 with
+ * Retry-After. A failure is never answered sooner than its allowance says, whatever its kind.
+ */
+export async function holdFailedAuthentication(failures: AuthFailures, request: FastifyRequest, reply: FastifyReply, kind: AuthKind): Promise<void> {
+  const verdict = failures.failed(request.ip, kind);
+  if (verdict.action === 'slow') await sleep(verdict.delayMs);
+  if (verdict.action !== 'refuse') return;
+  void reply.header('Retry-After', String(verdict.retryAfterS));
+  throw new ApiError(429, 'too_many_failures', `too many failed authentications from this address; retry in ${verdict.retryAfterS} s`);
+}
+
+/**
  * Who may do what, for the whole app, in one place: every request to a route is checked against
  * its rule in route-rules.ts (401 without a valid token, 403 for a role below the rule), and every
  * change asked of the API (any method but GET and HEAD, whatever its outcome) is handed to the
  * audit trail once answered. Install it before registering any route: the routes registered after
  * it are checked for a rule, and the hub does not start with one that has none.
  */
-export function installAccessControl(app: FastifyInstance, { tokens, audit, clock }: { tokens: ApiTokens; audit: AuditTrail; clock: Clock }): void {
+export function installAccessControl(
+  app: FastifyInstance,
+  { tokens, audit, clock, failures }: { tokens: ApiTokens; audit: AuditTrail; clock: Clock; /** Absent: failures are not throttled (rules checked alone). */ failures?: AuthFailures },
+): void {
   app.decorateRequest('principal', null);
 
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) if (ruleOf(method, route.url) === undefined) throw new MissingRouteRuleError(method, route.url);
   });
 
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     const url = request.routeOptions.url;
     // No route: the 404 answer guards nothing and says nothing.
     if (url === undefined) return;
@@ -47,7 +65,11 @@ export function installAccessControl(app: FastifyInstance, { tokens, audit, cloc
     if (rule === undefined) throw new MissingRouteRuleError(request.method, url);
     if (rule === 'open') return;
     const authenticated = tokens.authenticate(bearerToken(request.headers.authorization));
-    if (!authenticated.ok) throw new ApiError(401, 'unauthorized', authenticated.reason);
+    if (!authenticated.ok) {
+      // A right token is never held here, even from an address refused for its failures: see auth-failures.ts.
+      if (failures) await holdFailedAuthentication(failures, request, reply, 'api_token');
+      throw new ApiError(401, 'unauthorized', authenticated.reason);
+    }
     const { principal } = authenticated;
     request.principal = principal;
     if (!roleReaches(principal.role, rule)) {

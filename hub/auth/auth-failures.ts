@@ -63,9 +63,14 @@ export class AuthFailures {
   readonly failuresByKind: Record<AuthKind, number> = { api_token: 0, join_token: 0, node_credential: 0 };
   readonly refusedByKind: Record<AuthKind, number> = { api_token: 0, join_token: 0, node_credential: 0 };
 
+  /**
+   * `onBurst` hears of each refusal that starts a burst (an address that has just used its slowed
+   * failures), so that the log gets one line per burst, never one per refused request.
+   */
   constructor(
     readonly limits: AuthFailureLimits,
     private readonly nowMs: () => number,
+    private readonly onBurst: (burst: { address: string; kind: AuthKind; failures: number; refuseForMs: number }) => void = () => undefined,
   ) {
     for (const [name, value] of Object.entries(limits)) {
       if (!(Number.isFinite(value) && value >= 0)) throw new RangeError(`auth failure limit ${name} must be a number >= 0, got ${value}`);
@@ -83,6 +88,7 @@ export class AuthFailures {
     const now = this.nowMs();
     this.forgetExpired(now);
     const key = addressKey(remoteAddress);
+    this.failuresByKind[kind]++;
     let entry = this.byAddress.get(key);
     if (entry && entry.refusedUntilMs > now) {
       this.refusedByKind[kind]++;
@@ -98,12 +104,12 @@ export class AuthFailures {
       entry = { windowStartMs: now, failures: 0, refusedUntilMs: 0 };
       this.byAddress.set(key, entry);
     }
-    this.failuresByKind[kind]++;
     entry.failures++;
     if (entry.failures <= this.limits.allowance) return { action: 'answer' };
     if (entry.failures <= this.limits.allowance + this.limits.slowedFailures) return { action: 'slow', delayMs: this.limits.slowDownMs };
     entry.refusedUntilMs = now + this.limits.refuseForMs;
     this.refusedByKind[kind]++;
+    this.onBurst({ address: key, kind, failures: entry.failures, refuseForMs: this.limits.refuseForMs });
     return { action: 'refuse', retryAfterS: retryAfterS(this.limits.refuseForMs), burstStarted: true };
   }
 

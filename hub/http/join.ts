@@ -2,6 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { NodeLabelsSchema, NodeNameSchema } from '../../shared/protocol.js';
 import { Validator } from '../../shared/validation.js';
+import { holdFailedAuthentication } from '../auth/access-control.js';
+import type { AuthFailures } from '../auth/auth-failures.js';
 import { JoinTokenRefusedError, TooManyJoinTokensError } from '../join-tokens.js';
 import { NodeNameTakenError } from '../node-directory.js';
 import type { Nodes } from '../nodes.js';
@@ -56,7 +58,10 @@ const JoinRequest = new Validator(
 );
 
 /** Join tokens (admin: create, list, revoke) and the join call itself (authenticated by the join token). */
-export async function joinRoutes(app: FastifyInstance, { nodes, adminToken }: { nodes: Nodes; adminToken: string }): Promise<void> {
+export async function joinRoutes(
+  app: FastifyInstance,
+  { nodes, adminToken, authFailures }: { nodes: Nodes; adminToken: string; /** Refused join tokens count against their address. */ authFailures?: AuthFailures },
+): Promise<void> {
   await app.register(async (admin) => {
     requireAdmin(admin, adminToken);
     admin.post('/v1/join-tokens', async (request, reply) => {
@@ -87,7 +92,10 @@ export async function joinRoutes(app: FastifyInstance, { nodes, adminToken }: { 
     try {
       return reply.status(201).send(await nodes.join(checked.value.joinToken, checked.value.name, checked.value.labels ?? {}));
     } catch (error) {
-      if (error instanceof JoinTokenRefusedError) throw new ApiError(401, error.code, error.message, [{ path: 'joinToken', message: error.reason }]);
+      if (error instanceof JoinTokenRefusedError) {
+        if (authFailures) await holdFailedAuthentication(authFailures, request, reply, 'join_token');
+        throw new ApiError(401, error.code, error.message, [{ path: 'joinToken', message: error.reason }]);
+      }
       if (error instanceof NodeNameTakenError) {
         throw new ApiError(409, error.code, `${error.message} (--name on the agent)`, [{ path: 'name', message: 'is taken by another node' }]);
       }

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildHub } from '../../hub/app.js';
 import { installAccessControl } from '../../hub/auth/access-control.js';
 import { ApiTokens } from '../../hub/auth/api-tokens.js';
+import { DEFAULT_AUTH_FAILURE_LIMITS } from '../../hub/auth/auth-failures.js';
 import { MemoryAuditTrail } from '../../hub/audit/memory-audit-trail.js';
 import { roleReaches, type Role } from '../../hub/auth/roles.js';
 import { ruleOf } from '../../hub/auth/route-rules.js';
@@ -65,7 +66,9 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'tether-route-roles-'));
   store = new LowdbStore({ dir: path.join(dir, 'store'), nodeShards: 2, serviceShards: 2 });
   await store.open();
-  ({ app } = await buildHub({ store, adminToken: ADMIN, clock: { nowMs: () => clock.ms }, dataDir: dir }));
+  // Hundreds of refused tokens from one address, on purpose: past the default allowance they would be 429s.
+  const authFailures = { ...DEFAULT_AUTH_FAILURE_LIMITS, allowance: 100_000 };
+  ({ app } = await buildHub({ store, adminToken: ADMIN, clock: { nowMs: () => clock.ms }, dataDir: dir, config: { authFailures } }));
   await app.listen({ host: '127.0.0.1', port: 0 });
   tokens.viewer = (await makeToken('viewer', 'dash')).token;
   tokens.operator = (await makeToken('operator', 'ci')).token;

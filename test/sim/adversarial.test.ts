@@ -165,7 +165,8 @@ describe(`adversarial devices against a fleet (seed ${SEED})`, () => {
       },
       async badCredential() {
         const { status } = await upgrade(pick(['tnc_00000000-0000-0000-0000-000000000000.AAAAAAAAAAAAAAAAAAAAAAAA', 'garbage', `${rogue.credential}x`]));
-        expect(status).toBe(401);
+        // Past the address's allowance of failures (every device here is 127.0.0.1), a 429 instead.
+        expect([401, 429]).toContain(status);
       },
       async partition() {
         const { proxy } = pick(honest);

@@ -17,7 +17,7 @@ describe('AuthFailures', () => {
     expect(failures.failed('203.0.113.7', 'api_token')).toEqual({ action: 'refuse', retryAfterS: 60, burstStarted: true });
     // The burst is logged once: later refusals do not start one.
     expect(failures.failed('203.0.113.7', 'join_token')).toEqual({ action: 'refuse', retryAfterS: 60, burstStarted: false });
-    expect(failures.failuresByKind).toEqual({ api_token: 21, join_token: 0, node_credential: 0 });
+    expect(failures.failuresByKind).toEqual({ api_token: 21, join_token: 1, node_credential: 0 });
     expect(failures.refusedByKind).toEqual({ api_token: 1, join_token: 1, node_credential: 0 });
   });
 
@@ -75,6 +75,17 @@ describe('AuthFailures', () => {
     clock.ms += 60_000;
     failures.failed('10.5.0.1', 'join_token');
     expect(failures.addressCount).toBe(1);
+  });
+
+  it('tells of each burst once, when its refusal starts', () => {
+    const clock = { ms: 0 };
+    const bursts: unknown[] = [];
+    const failures = new AuthFailures({ ...DEFAULT_AUTH_FAILURE_LIMITS, allowance: 1, slowedFailures: 1 }, () => clock.ms, (burst) => bursts.push(burst));
+    repeat(50, () => failures.failed('2001:db8::7', 'join_token'));
+    expect(bursts).toEqual([{ address: '2001:db8:0:0::/64', kind: 'join_token', failures: 3, refuseForMs: 60_000 }]);
+    clock.ms += 60_000;
+    repeat(3, () => failures.failed('2001:db8::7', 'join_token'));
+    expect(bursts).toHaveLength(2);
   });
 
   it('refuses limits that are not numbers >= 0', () => {

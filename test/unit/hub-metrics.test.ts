@@ -45,6 +45,10 @@ function stats(): HubStats {
       stats: () => ({ writes: 11, bytesWritten: 2048 }),
     },
     services: { count: () => 3 },
+    auth: {
+      failuresByKind: { api_token: 12, join_token: 2, node_credential: 5 },
+      refusedByKind: { api_token: 4, join_token: 0, node_credential: 1 },
+    },
   };
 }
 
@@ -70,6 +74,10 @@ describe('hub metrics', () => {
     expect(text).toContain('tether_store_written_bytes_total 2048');
     expect(text).toContain('tether_services 3');
     expect(text).toContain('tether_scheduler_plan_seconds_count 1');
+    expect(text).toContain('tether_auth_failures_total{kind="api_token"} 12');
+    expect(text).toContain('tether_auth_failures_total{kind="node_credential"} 5');
+    expect(text).toContain('tether_auth_refused_total{kind="api_token"} 4');
+    expect(text).toContain('tether_auth_refused_total{kind="join_token"} 0');
   });
 
   it('a second registry times passes beside the first, not in its place', async () => {
