@@ -26,6 +26,7 @@ import { RateLimitedLog } from '../rate-limited-log.js';
 import type { Store } from '../store/store.js';
 import { defaultPerAddressLimit, HandshakeAdmission, type HandshakeTicket } from './handshake-admission.js';
 import { HandshakeLoad } from './handshake-load.js';
+import { AgentSocket } from './agent-socket.js';
 import { SocketFaults } from './socket-faults.js';
 import type { Logger } from '../../shared/logger.js';
 
@@ -207,6 +208,8 @@ export class AgentGateway {
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: PROTOCOL_LIMITS.maxAgentFrameBytes,
+      // Gives the closes ws makes over a refused frame (1002, 1007, 1009) a reason.
+      WebSocket: AgentSocket,
       // Frames are small JSON; compression would cost memory per connection for little gain.
       perMessageDeflate: false,
       clientTracking: false,
