@@ -95,11 +95,11 @@ export interface HubStartOptions {
   extraExecArgv?: string[];
 }
 
-/** Starts `node dist/hub/main.js ...` and waits until /healthz answers. */
+/** Starts `node dist/hub/main.js --insecure-http ...` (the benches speak plain HTTP) and waits until /healthz answers. */
 export async function startHub(url: string, opts: HubStartOptions, timeoutMs = 60_000): Promise<NodeProc> {
   const fd = openSync(opts.logFile, 'a');
   const execArgv = [...(opts.inspect ? ['--inspect=127.0.0.1:0'] : []), ...(opts.extraExecArgv ?? [])];
-  const child = spawn(process.execPath, [...execArgv, path.join(distDir, 'hub', 'main.js'), ...opts.args], {
+  const child = spawn(process.execPath, [...execArgv, path.join(distDir, 'hub', 'main.js'), '--insecure-http', ...opts.args], {
     stdio: ['ignore', fd, 'pipe'],
     env: { ...process.env, NODE_ENV: 'production' },
   });

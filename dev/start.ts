@@ -64,7 +64,8 @@ async function waitForHub(deadlineMs: number): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  run('hub/main.js', ['--port', String(port), '--host', '127.0.0.1', '--data-dir', hubDir]);
+  // Plain HTTP on loopback for local development: the hub says so at start.
+  run('hub/main.js', ['--port', String(port), '--host', '127.0.0.1', '--data-dir', hubDir, '--insecure-http']);
   await waitForHub(Date.now() + 30_000);
 
   if (!(await dockerReachable())) {

@@ -19,6 +19,7 @@ import { DEFAULT_HUB_CONFIG, Hub, type HubConfig } from './hub.js';
 import { hubMetrics } from './metrics.js';
 import { MasterKeyring, type ValueSealer } from './secrets/master-keyring.js';
 import type { Store } from './store/store.js';
+import type { HubTls } from './tls/hub-certificates.js';
 
 export interface BuildHubOptions {
   store: Store;
@@ -41,6 +42,8 @@ export interface BuildHubOptions {
    * Absent (tests that keep no secret across a restart): a key of this process alone.
    */
   sealer?: ValueSealer;
+  /** Serve HTTPS and WSS with this key and certificate chain; absent (--insecure-http, tests): plain HTTP. */
+  tls?: HubTls;
 }
 
 /**
@@ -54,7 +57,8 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
     // The hub holds tens of thousands of agent sockets; HTTP keep-alive sockets are for operators.
     keepAliveTimeout: 10_000,
     frameworkErrors,
-  });
+    ...(opts.tls ? { https: { key: opts.tls.key, cert: opts.tls.cert } } : {}),
+  }) as unknown as FastifyInstance;
   const sealer = opts.sealer ?? new MasterKeyring(randomBytes(32));
   const clock = opts.clock ?? systemClock;
   const hub = new Hub(opts.store, { ...DEFAULT_HUB_CONFIG, ...opts.config }, clock, app.log, sealer);
@@ -71,7 +75,7 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
     const body = { status: ok ? 'ok' : 'failing', version: TETHER_VERSION, connectedNodes: hub.stats.agents.connectedCount, store: { ok, error, since } };
     return reply.status(ok ? 200 : 503).send(body);
   });
-  await app.register(joinRoutes, { nodes: hub.nodes, adminToken: opts.adminToken, authFailures: hub.authFailures });
+  await app.register(joinRoutes, { nodes: hub.nodes, adminToken: opts.adminToken, authFailures: hub.authFailures, caFingerprint: opts.tls?.caFingerprint });
   const metrics = hubMetrics(hub.stats);
   await app.register(async (api) => {
     await api.register(nodeRoutes, { nodes: hub.nodes });

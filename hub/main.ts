@@ -13,6 +13,7 @@ import { DEFAULT_HUB_CONFIG } from './hub.js';
 import { timingsProblem } from './hub-config.js';
 import { normalizeAllowedHostPath } from './spec/mounts.js';
 import { startBanner } from './start-banner.js';
+import { loadOperatorTls, loadOrCreateHubTls, serverNames, type HubTls } from './tls/hub-certificates.js';
 import { LowdbStore } from './store/lowdb-store.js';
 import { StoreDamagedError } from './store/store-file-damaged.js';
 import { restoreFromPrevious, restoredText } from './store/store-recovery.js';
@@ -20,7 +21,9 @@ import { restoreFromPrevious, restoredText } from './store/store-recovery.js';
 const HELP = `Usage: tether-hub [options]
        tether-hub rotate-master-key [--data-dir DIR]
 
-Runs the Tether hub: the HTTP API for operators and the WebSocket endpoint agents connect to.
+Runs the Tether hub: the HTTPS API for operators and the WSS endpoint agents connect to.
+The hub makes its own CA and server certificate at the first start (<data-dir>/tls/); agents pin
+the CA by its fingerprint, which the join command printed at start carries.
 Secrets and registry passwords are encrypted in the store with a master key: the one in
 TETHER_MASTER_KEY (base64 of 32 bytes) when set, else <data-dir>/master.key, generated at the
 first start. Keep a copy of it apart from the data dir: without it the secrets are lost.
@@ -51,6 +54,14 @@ Options:
                               (<file>.prev, with the change log kept with it: writes since that
                               copy are lost), cut a damaged change log at its first bad line,
                               then start; a damaged file without a good copy still stops the start
+  --tls-cert FILE             serve HTTPS with this certificate (PEM: the server certificate, then
+                              its chain up to the CA agents are to pin, last); with --tls-key
+  --tls-key FILE              the private key of --tls-cert (PEM)
+  --tls-san NAME              another name or address for the hub's own server certificate (by
+                              default: localhost, 127.0.0.1, ::1, the host name and --host);
+                              repeat the flag for more
+  --insecure-http             serve plain HTTP and WebSocket, for local development only: anyone
+                              on the path can read and change what the hub and agents say
   --log-level LEVEL           fatal, error, warn, info, debug (default info)
   -h, --help                  show this help
   -v, --version               show the version
@@ -105,6 +116,10 @@ async function main(): Promise<void> {
     'disruption-percent': { type: 'string' },
     recover: { type: 'boolean' },
     'allow-host-path': { type: 'string', multiple: true },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'tls-san': { type: 'string', multiple: true },
+    'insecure-http': { type: 'boolean' },
   });
   if (!parsed) return;
   const { values: args, logLevel: level } = parsed;
@@ -130,6 +145,11 @@ async function main(): Promise<void> {
   if (maxPendingHandshakesPerAddress !== null && maxPendingHandshakesPerAddress > maxPendingHandshakes) {
     fail(`--max-pending-handshakes-per-address (${maxPendingHandshakesPerAddress}) cannot be more than --max-pending-handshakes (${maxPendingHandshakes})`);
   }
+
+  const insecureHttp = args['insecure-http'] === true;
+  if ((args['tls-cert'] === undefined) !== (args['tls-key'] === undefined)) fail('--tls-cert and --tls-key go together');
+  if (insecureHttp && (args['tls-cert'] !== undefined || args['tls-san'] !== undefined)) fail('--insecure-http serves no certificate: drop --tls-cert, --tls-key and --tls-san');
+  if (args['tls-cert'] !== undefined && args['tls-san'] !== undefined) fail('--tls-san names the hub\'s own certificate: with --tls-cert, the names are those of your certificate');
 
   const allowedHostPaths: string[] = [];
   for (const text of args['allow-host-path'] ?? []) {
@@ -169,6 +189,13 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const { token: adminToken, file: adminTokenFile, created: adminTokenCreated } = opened.admin;
+  let tls: HubTls | undefined;
+  try {
+    tls = insecureHttp ? undefined : await hubTls(dataDir, host, args);
+  } catch (error) {
+    process.stderr.write(`tether-hub: cannot set up TLS: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
   const store = opened.store;
   const { app } = await buildHub({
     store,
@@ -178,6 +205,7 @@ async function main(): Promise<void> {
     config: { ...timings, maxPendingHandshakes, maxPendingHandshakesPerAddress, disruptionShare: disruptionPercent / 100, allowedHostPaths },
     logger: { level },
     firstPassOnListen: true,
+    ...(tls ? { tls } : {}),
   });
 
   let closing = false;
@@ -208,13 +236,32 @@ async function main(): Promise<void> {
   const address = app.server.address();
   const actualPort = typeof address === 'object' && address ? address.port : port;
   const shownHost = host === '0.0.0.0' || host === '::' ? '<this-machine-address>' : host.includes(':') ? `[${host}]` : host;
-  const url = `http://${shownHost}:${actualPort}`;
+  const url = `${tls ? 'https' : 'http'}://${shownHost}:${actualPort}`;
   process.stdout.write(
-    startBanner({ url, dataDir, adminToken, adminTokenFile, adminTokenCreated, toTerminal: process.stdout.isTTY === true }),
+    startBanner({
+      url,
+      dataDir,
+      adminToken,
+      adminTokenFile,
+      adminTokenCreated,
+      toTerminal: process.stdout.isTTY === true,
+      caFingerprint: tls?.caFingerprint ?? null,
+      caFile: tls && args['tls-cert'] === undefined ? path.join(dataDir, 'tls', 'ca.crt') : null,
+    }),
   );
+  if (!tls) app.log.warn('--insecure-http: serving plain HTTP and WebSocket; anyone on the path can read the fleet\'s traffic and impersonate the hub');
   // Said at every start, in the log: which parts of the devices' disks services may reach.
   if (allowedHostPaths.length > 0) app.log.warn({ allowedHostPaths }, 'services may mount these host paths into their containers');
   else app.log.info('services may not mount host paths (no --allow-host-path)');
+}
+
+/** The operator's certificate, or the hub's own CA and server certificate in <data-dir>/tls. */
+async function hubTls(dataDir: string, host: string, args: { 'tls-cert'?: string; 'tls-key'?: string; 'tls-san'?: string[] }): Promise<HubTls> {
+  if (args['tls-cert'] !== undefined && args['tls-key'] !== undefined) return loadOperatorTls(path.resolve(args['tls-cert']), path.resolve(args['tls-key']));
+  const own = await loadOrCreateHubTls(path.join(dataDir, 'tls'), serverNames(host, args['tls-san'] ?? []));
+  if (own.caCreated) process.stderr.write(`tether-hub: made a new CA in ${path.join(dataDir, 'tls')} (fingerprint ${own.caFingerprint})\n`);
+  else if (own.serverIssuedBecause !== null) process.stderr.write(`tether-hub: issued a new server certificate (the previous one: ${own.serverIssuedBecause})\n`);
+  return own;
 }
 
 /**

@@ -9,6 +9,10 @@ export interface StartBannerInput {
   adminTokenCreated: boolean;
   /** The banner goes to a terminal (a person), not to a log file or a journal. */
   toTerminal: boolean;
+  /** The fingerprint agents pin (`sha256:<hex>`); null over plain HTTP (--insecure-http). */
+  caFingerprint: string | null;
+  /** The hub's own CA certificate, for curl's --cacert; null with the operator's certificate or plain HTTP. */
+  caFile: string | null;
 }
 
 /**
@@ -20,6 +24,8 @@ export interface StartBannerInput {
 export function startBanner(b: StartBannerInput): string {
   const showToken = b.adminTokenCreated && b.toTerminal;
   const bearer = showToken ? b.adminToken : `$(cat ${b.adminTokenFile})`;
+  const curl = b.caFile ? `curl --cacert ${b.caFile}` : 'curl';
+  const pin = b.caFingerprint ? ` --ca-fingerprint ${b.caFingerprint}` : '';
   return [
     '',
     `Tether hub ${TETHER_VERSION} is listening on ${b.url}`,
@@ -27,11 +33,12 @@ export function startBanner(b: StartBannerInput): string {
     showToken
       ? `  admin token:  ${b.adminToken}\n                (shown this once; kept in ${b.adminTokenFile}, readable by this user only)`
       : `  admin token:  in ${b.adminTokenFile}${b.adminTokenCreated ? ' (made now)' : ''}`,
-    `  try:          curl -H "Authorization: Bearer ${bearer}" ${b.url}/v1/nodes`,
+    ...(b.caFingerprint ? [`  CA:           ${b.caFingerprint}${b.caFile ? ` (${b.caFile})` : ''}`] : []),
+    `  try:          ${curl} -H "Authorization: Bearer ${bearer}" ${b.url}/v1/nodes`,
     '  join another machine: make a join token (valid 24 h unless you say otherwise),',
-    `    curl -X POST -H "Authorization: Bearer ${bearer}" ${b.url}/v1/join-tokens`,
+    `    ${curl} -X POST -H "Authorization: Bearer ${bearer}" ${b.url}/v1/join-tokens`,
     '  then run on that machine:',
-    `    tether-agent --hub ${b.url} --join-token <token> --data-dir /var/lib/tether-agent`,
+    `    tether-agent --hub ${b.url} --join-token <token>${pin} --data-dir /var/lib/tether-agent`,
     '',
     '',
   ].join('\n');

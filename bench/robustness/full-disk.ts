@@ -60,7 +60,7 @@ let disk: SmallDisk | null = null;
 let hub: ChildProcess | null = null;
 
 function startHub(dataDir: string, port: number): ChildProcess {
-  const child = spawn(process.execPath, [HUB_MAIN, '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], {
+  const child = spawn(process.execPath, [HUB_MAIN, '--insecure-http', '--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let err = '';

@@ -20,7 +20,7 @@ import { SimulatedRuntime, simulatedFacts } from '../../agent/runtime/simulated-
 import { distDir, freePort } from '../processes.js';
 
 const LOST_AFTER_MS = 1500;
-const HUB_FLAGS = ['--heartbeat-interval-ms', '200', '--heartbeat-grace-ms', '800', '--lost-after-ms', String(LOST_AFTER_MS), '--log-level', 'warn'];
+const HUB_FLAGS = ['--insecure-http', '--heartbeat-interval-ms', '200', '--heartbeat-grace-ms', '800', '--lost-after-ms', String(LOST_AFTER_MS), '--log-level', 'warn'];
 const AGENTS = 4;
 const REPLICAS = 8;
 const quiet = { info() {}, warn() {}, error() {} };

@@ -160,7 +160,7 @@ async function main(): Promise<void> {
   const filler = path.join(mountDir, 'filler');
   const port = 20_000 + Math.floor(Math.random() * 20_000);
   const url = `http://127.0.0.1:${port}`;
-  const hubArgs = ['--host', '127.0.0.1', '--port', String(port), '--data-dir', hubDir];
+  const hubArgs = ['--insecure-http', '--host', '127.0.0.1', '--port', String(port), '--data-dir', hubDir];
   let hub: ChildProcess | null = startProgram(HUB_MAIN, hubArgs, 'hub');
   const healthy = () => waitUntil('hub healthy', WAIT_MS, async () => ((await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1_000) })).ok ? true : undefined));
   await healthy();

@@ -60,7 +60,18 @@ const JoinRequest = new Validator(
 /** Join tokens (admin: create, list, revoke) and the join call itself (authenticated by the join token). */
 export async function joinRoutes(
   app: FastifyInstance,
-  { nodes, adminToken, authFailures }: { nodes: Nodes; adminToken: string; /** Refused join tokens count against their address. */ authFailures?: AuthFailures },
+  {
+    nodes,
+    adminToken,
+    authFailures,
+    caFingerprint,
+  }: {
+    nodes: Nodes;
+    adminToken: string;
+    /** Refused join tokens count against their address. */ authFailures?: AuthFailures;
+    /** The CA agents pin at join (`sha256:<hex>`), given with each join token; absent over plain HTTP. */
+    caFingerprint?: string;
+  },
 ): Promise<void> {
   await app.register(async (admin) => {
     requireAdmin(admin, adminToken);
@@ -70,7 +81,7 @@ export async function joinRoutes(
       const { uses, labels = {} } = checked.value;
       try {
         const issued = await nodes.joinTokens.create({ ttlMs: ttlMsOf(checked.value), labels, ...(uses !== undefined ? { uses } : {}) });
-        return reply.status(201).send(issued);
+        return reply.status(201).send(caFingerprint === undefined ? issued : { ...issued, caFingerprint });
       } catch (error) {
         if (error instanceof TooManyJoinTokensError) throw new ApiError(409, error.code, error.message);
         throw error;

@@ -19,7 +19,7 @@ afterEach(async () => {
 });
 
 async function start(port: number, extra: string[] = []): Promise<Proc> {
-  hub = startProgram('hub', ['--port', String(port), '--data-dir', dataDir, ...extra]);
+  hub = startProgram('hub', ['--port', String(port), '--data-dir', dataDir, '--insecure-http', ...extra]);
   return hub;
 }
 

@@ -95,7 +95,7 @@ describe.skipIf(!runs)('hub on a full disk', () => {
     await mkdir(dataDir);
     await fill(path.join(mountDir, 'filler'));
     // Port 0: it stops before it listens; were it to start anyway, on a port no other test holds.
-    hub = startProgram('hub', ['--port', '0', '--data-dir', dataDir]);
+    hub = startProgram('hub', ['--port', '0', '--data-dir', dataDir, '--insecure-http']);
     expect(await hub.exited).toBe(1);
     const output = hub.output().trim();
     expect(output).toMatch(/^tether-hub: cannot write to .*hub: no space left on the device \(disk full\) \(ENOSPC\)$/);

@@ -51,7 +51,7 @@ describe('hub --allow-host-path', () => {
     for (const bad of ['data', '/srv/../etc']) {
       const dir = await mkdtemp(path.join(os.tmpdir(), 'tether-host-paths-'));
       dirs.push(dir);
-      const proc = startProgram('hub', ['--port', '0', '--data-dir', dir, '--allow-host-path', bad]);
+      const proc = startProgram('hub', ['--port', '0', '--data-dir', dir, '--insecure-http', '--allow-host-path', bad]);
       procs.push(proc);
       expect(await proc.exited).toBe(2);
       await proc.closed;

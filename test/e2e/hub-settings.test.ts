@@ -26,7 +26,7 @@ it.each([
 ])('refuses %j with exit code 2', async (flags, message) => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'tether-hub-settings-'));
   // Port 0: refused before it listens; were it to start anyway, on a port no other test holds.
-  hub = startProgram('hub', ['--port', '0', '--data-dir', dir, ...flags]);
+  hub = startProgram('hub', ['--port', '0', '--data-dir', dir, '--insecure-http', ...flags]);
   expect(await hub.exited).toBe(2);
   expect(hub.output()).toMatch(message);
 });

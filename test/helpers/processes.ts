@@ -131,7 +131,7 @@ export interface HubProc extends Proc {
 
 export interface StartHubOptions {
   dataDir: string;
-  /** Flags besides --port and --data-dir. */
+  /** Flags besides --port, --data-dir and --insecure-http (these tests speak plain HTTP; hub-tls.test.ts tests TLS). */
   args?: string[];
   /** The port of a hub restarted where its agents know it; by default a free one of this worker's. */
   port?: number;
@@ -154,7 +154,7 @@ export async function startHub(opts: StartHubOptions): Promise<HubProc> {
   for (let attempt = 1; ; attempt++) {
     const port = opts.port ?? (await freePort());
     const url = `http://127.0.0.1:${port}`;
-    const proc = startProgram('hub', ['--port', String(port), '--data-dir', opts.dataDir, ...(opts.args ?? [])]);
+    const proc = startProgram('hub', ['--port', String(port), '--data-dir', opts.dataDir, '--insecure-http', ...(opts.args ?? [])]);
     try {
       await waitForHub(proc, url, opts.dataDir, opts.timeoutMs);
       return { ...proc, url, port, dataDir: opts.dataDir };

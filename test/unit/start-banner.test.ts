@@ -8,6 +8,8 @@ const base: StartBannerInput = {
   adminTokenFile: '/var/lib/tether-hub/admin-token',
   adminTokenCreated: true,
   toTerminal: true,
+  caFingerprint: null,
+  caFile: null,
 };
 
 describe('the start banner', () => {
@@ -33,5 +35,16 @@ describe('the start banner', () => {
     expect(text).not.toMatch(/tjt_/);
     expect(text).toContain('POST');
     expect(text).toContain('/v1/join-tokens');
+  });
+
+  it("gives the join command the CA's fingerprint over HTTPS, and curl the CA file", () => {
+    const fingerprint = `sha256:${'ab'.repeat(32)}`;
+    const text = startBanner({ ...base, url: 'https://127.0.0.1:7070', caFingerprint: fingerprint, caFile: '/var/lib/tether-hub/tls/ca.crt' });
+    expect(text).toContain(`tether-agent --hub https://127.0.0.1:7070 --join-token <token> --ca-fingerprint ${fingerprint}`);
+    expect(text).toContain('curl --cacert /var/lib/tether-hub/tls/ca.crt -X POST');
+  });
+
+  it('has no fingerprint over plain HTTP', () => {
+    expect(startBanner(base)).not.toContain('--ca-fingerprint');
   });
 });
