@@ -77,6 +77,17 @@ describe('AuthFailures', () => {
     expect(failures.addressCount).toBe(1);
   });
 
+  it('keeps its bound and its counts as addresses come and go many times over', () => {
+    const { clock, failures } = throttle({ allowance: 1, slowedFailures: 0, maxAddresses: 7 });
+    for (let round = 0; round < 20; round++) {
+      for (let i = 0; i < 5 + (round % 4); i++) failures.failed(`10.9.${round}.${i}`, 'api_token');
+      expect(failures.addressCount).toBeLessThanOrEqual(7);
+      // The newest address of the round is still counted: its second failure starts its refusal.
+      expect(failures.failed(`10.9.${round}.4`, 'api_token')).toMatchObject({ action: 'refuse', burstStarted: true });
+      clock.ms += round % 2 === 0 ? 1_000 : 120_000;
+    }
+  });
+
   it('tells of each burst once, when its refusal starts', () => {
     const clock = { ms: 0 };
     const bursts: unknown[] = [];
