@@ -42,10 +42,11 @@ export async function holdFailedAuthentication(failures: AuthFailures, request: 
 
 /**
  * Who may do what, for the whole app, in one place: every request to a route is checked against
- * its rule in route-rules.ts (401 without a valid token, 403 for a role below the rule), and every
- * change asked of the API (any method but GET and HEAD, whatever its outcome) is handed to the
- * audit trail once answered. Install it before registering any route: the routes registered after
- * it are checked for a rule, and the hub does not start with one that has none.
+ * its rule in route-rules.ts (401 without a valid token, 403 for a role below the rule, 429 for
+ * an address that failed too often: see auth-failures.ts), and every change asked of the API (any
+ * method but GET and HEAD, whatever its outcome but a 429 of that kind) is handed to the audit
+ * trail once answered. Install it before registering any route: the routes registered after it
+ * are checked for a rule, and the hub does not start with one that has none.
  */
 export function installAccessControl(
   app: FastifyInstance,
@@ -80,6 +81,9 @@ export function installAccessControl(
   app.addHook('onResponse', async (request, reply) => {
     const url = request.routeOptions.url;
     if (url === undefined || isRead(request.method) || ruleOf(request.method, url) === 'open') return;
+    // A failure refused for its address's earlier ones is counted and logged once per burst: a
+    // record each would let a flood rotate the real history out of the log.
+    if (reply.statusCode === 429 && request.principal === null) return;
     audit.record(auditRecordOf(request, reply, request.principal, clock.nowMs()));
   });
 }

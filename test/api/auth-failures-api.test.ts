@@ -60,6 +60,15 @@ describe('failed authentications from one address', () => {
     expect((await get('/v1/nodes', WRONG, '2001:db8:0:2::1')).statusCode).toBe(401);
   });
 
+  it('leave the audit log one record per failure up to the refusal, none after it', async () => {
+    const write = () => api.app.inject({ method: 'PUT', url: '/v1/services/web', remoteAddress: GREEDY, headers: { authorization: WRONG }, payload: { image: 'busybox:1' } });
+    const answers = await Promise.all(Array.from({ length: 100 }, write));
+    expect(answers.filter((r) => r.statusCode === 429)).toHaveLength(80);
+    const audit = await get('/v1/audit?limit=1000', `Bearer ${ADMIN}`, '127.0.0.1');
+    const statuses = (audit.json().records as Array<{ status: number }>).map((r) => r.status);
+    expect(statuses).toEqual(Array(20).fill(401));
+  });
+
   it('count wrong join tokens at /v1/join, and leave a right one from elsewhere alone', async () => {
     const wrong = () => api.app.inject({ method: 'POST', url: '/v1/join', remoteAddress: GREEDY, payload: { joinToken: 'tjt_wrong', name: 'dev-1' } });
     const answers = await Promise.all(Array.from({ length: 21 }, wrong));
