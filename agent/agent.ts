@@ -11,6 +11,7 @@ import { HelloRenewal } from './hello-renewal.js';
 import { NodeConditionsTracker } from './node-conditions.js';
 import { LABELS, type ContainerRuntime, type EngineProbe } from './runtime/container-runtime.js';
 import type { TargetCache } from './target-cache.js';
+import type { PinnedCa } from './tls/pinned-ca.js';
 import { ValueDelivery } from './values/value-delivery.js';
 import type { ValueFileStore } from './values/value-file-store.js';
 import type { Logger } from '../shared/logger.js';
@@ -23,6 +24,8 @@ export const DISK_REFRESH_INTERVAL_MS = 60_000;
 
 export interface AgentOptions {
   identity: NodeIdentity;
+  /** The hub's CA pinned at join (an https:// hub); absent for a plain-HTTP one. */
+  pinnedCa?: PinnedCa | null;
   name: string;
   labels: Record<string, string>;
   advertiseAddress: string | null;
@@ -129,6 +132,7 @@ export class Agent {
     const identityFile = this.identityFile;
     this.link = new HubLink({
       hubUrl: opts.identity.hubUrl,
+      pinnedCa: opts.pinnedCa ?? null,
       credential: opts.identity.credential,
       fallbackCredential: opts.identity.previousCredential ?? null,
       ...(identityFile

@@ -3,10 +3,13 @@ import { decodeHubFrame, encodeFrame } from '../shared/codec.js';
 import { AGENT_PATH, AGENT_RECONNECT_CAP_MS, CloseCode, NODE_REMOVED_ERROR_CODE, PROTOCOL_LIMITS, type AgentFrame, type CredentialFrame, type HelloFrame, type TargetFrame } from '../shared/protocol.js';
 import type { Logger } from '../shared/logger.js';
 import { ReconnectSchedule, type AttemptOutcome } from './reconnect-schedule.js';
+import { isCertificateError, PinMismatchError, pinnedTlsOptions, presentedCaFingerprint, type PinnedCa } from './tls/pinned-ca.js';
 
 export interface HubLinkOptions {
   /** The hub's base URL, http(s)://host:port. */
   hubUrl: string;
+  /** The hub's CA pinned at join: every wss:// connection must chain to it (see agent/tls/pinned-ca.ts). */
+  pinnedCa?: PinnedCa | null;
   credential: string;
   /**
    * The credential the agent connected with before a rotation the hub may not have stored (a hub
@@ -157,6 +160,7 @@ export class HubLink {
       maxPayload: PROTOCOL_LIMITS.maxHubFrameBytes,
       perMessageDeflate: false,
       handshakeTimeout: 15_000,
+      ...(this.opts.pinnedCa ? pinnedTlsOptions(this.opts.pinnedCa.pem) : {}),
     });
     this.ws = ws;
     let refused = false;
@@ -234,7 +238,8 @@ export class HubLink {
     });
     ws.on('error', (error: Error) => {
       // After a refused upgrade the abort also surfaces as an error; the refusal was reported.
-      if (!refused) this.report(`cannot reach the hub: ${error.message}`);
+      if (!refused && this.opts.pinnedCa && isCertificateError(error)) this.reportPinMismatch(url, this.opts.pinnedCa.fingerprint);
+      else if (!refused) this.report(`cannot reach the hub: ${error.message}`);
       // Nothing listens (a hub restarting, say): trying again soon costs it nothing.
       if ((error as NodeJS.ErrnoException).code === 'ECONNREFUSED') this.lastOutcome = { kind: 'refused' };
     });
@@ -326,6 +331,18 @@ export class HubLink {
         this.opts.logger.error({ err: (error as Error).message }, 'could not store the new node credential from the hub; keeping the current one');
       },
     );
+  }
+
+  /**
+   * The hub's certificate does not chain to the pinned CA: said with both fingerprints (read by
+   * a second connection that trusts nothing), and tried again like any failure: the hub that
+   * belongs on that address may come back.
+   */
+  private reportPinMismatch(url: URL, pinned: string): void {
+    const httpsUrl = new URL(url.origin.replace(/^wss:/, 'https:'));
+    void presentedCaFingerprint(httpsUrl).then((presented) => {
+      if (!this.stopped) this.report(new PinMismatchError(httpsUrl.origin, pinned, presented).message);
+    });
   }
 
   private report(problem: string): void {

@@ -10,7 +10,9 @@ import { ensurePrivateDir, restrictNewFiles } from '../shared/private-files.js';
 import { TETHER_VERSION } from '../shared/version.js';
 import { Agent, RUNTIME_UNKNOWN } from './agent.js';
 import { defaultAdvertiseAddress, readDeviceFacts } from './device-facts.js';
+import { normalizeCaFingerprint } from '../shared/ca-fingerprint.js';
 import { joinHub, JoinRefusedError, loadIdentity, saveIdentity, type NodeIdentity } from './node-identity.js';
+import { fetchPinnedCa, loadPinnedCa, PinMismatchError, savePinnedCa, type PinnedCa } from './tls/pinned-ca.js';
 import { loadRegistryAuthFile, type RegistryAuthMap } from './registry-auth-file.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
 import { RestartCountsFile } from './restart-counts-file.js';
@@ -24,8 +26,13 @@ Runs the Tether agent: joins a hub, runs the containers the hub assigns to this 
 the Docker engine, and keeps running them while the hub is unreachable.
 
 Options:
-  --hub URL                  the hub, e.g. http://hub.example:7070 (needed to join)
+  --hub URL                  the hub, e.g. https://hub.example:7070 (needed to join)
   --join-token TOKEN         a join token from the hub (needed once, at the first start)
+  --ca-fingerprint sha256:HEX
+                             the hub's CA, as the hub prints it in its join command (needed
+                             once, with an https:// hub): the agent keeps that CA
+                             (DATA_DIR/hub-ca.pem) and refuses any hub certificate it did
+                             not sign
   --data-dir DIR             where the node credential and the cached target live
                              (default /var/lib/tether-agent)
   --name NAME                node name, unique among the hub's nodes (default: the host name,
@@ -92,6 +99,7 @@ async function main(): Promise<void> {
     'registry-auth-file': { type: 'string' },
     'secrets-dir': { type: 'string' },
     'no-offline-secrets': { type: 'boolean' },
+    'ca-fingerprint': { type: 'string' },
   });
   if (!parsed) return;
   const { values: args, logLevel: level } = parsed;
@@ -107,6 +115,11 @@ async function main(): Promise<void> {
       fail(`--registry-auth-file: ${(error as Error).message}`);
     }
   }
+  let givenFingerprint: string | null = null;
+  if (args['ca-fingerprint'] !== undefined) {
+    givenFingerprint = normalizeCaFingerprint(args['ca-fingerprint']);
+    if (givenFingerprint === null) fail(`--ca-fingerprint must be sha256: and 64 hex digits, as the hub prints it; got "${args['ca-fingerprint']}"`);
+  }
   await ensurePrivateDir(dataDir);
 
   let identity: NodeIdentity | null;
@@ -120,9 +133,10 @@ async function main(): Promise<void> {
     identity = { ...identity, hubUrl };
     await saveIdentity(dataDir, identity);
   }
+  if (!identity && (!hubUrl || !args['join-token'])) fail(`this node has not joined a hub yet: pass --hub URL and --join-token TOKEN (data dir ${dataDir})`);
+  const pinnedCa = await hubCa(dataDir, (identity?.hubUrl ?? hubUrl)!, givenFingerprint, logger);
   if (!identity) {
-    if (!hubUrl || !args['join-token']) fail(`this node has not joined a hub yet: pass --hub URL and --join-token TOKEN (data dir ${dataDir})`);
-    identity = await joinWithRetry(hubUrl, args['join-token'], args.name ?? null, labels, logger);
+    identity = await joinWithRetry(hubUrl!, args['join-token']!, args.name ?? null, labels, logger, pinnedCa?.pem ?? null);
     await saveIdentity(dataDir, identity);
     logger.info({ nodeId: identity.nodeId, hub: hubUrl }, 'joined the hub; the node credential is stored in the data dir');
   }
@@ -137,6 +151,7 @@ async function main(): Promise<void> {
   const name = args.name ?? identity.name ?? os.hostname();
   const agent = new Agent({
     identity,
+    pinnedCa,
     name,
     labels,
     advertiseAddress: args['advertise-address'] ?? defaultAdvertiseAddress(),
@@ -173,6 +188,47 @@ async function main(): Promise<void> {
   logger.info({ nodeId: identity.nodeId, hub: identity.hubUrl, version: TETHER_VERSION }, 'agent started');
 }
 
+/**
+ * The CA every connection to an https:// hub must chain to: the one pinned in the data dir, or,
+ * at the first start, the one with the given fingerprint in the chain the hub presents (pinned
+ * then). Never trust on first use: an https:// hub without either is refused.
+ */
+async function hubCa(dataDir: string, hubUrl: string, givenFingerprint: string | null, logger: Pick<Logger, 'warn' | 'info'>): Promise<PinnedCa | null> {
+  let pinned: PinnedCa | null;
+  try {
+    pinned = await loadPinnedCa(dataDir);
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  if (!hubUrl.startsWith('https:')) {
+    if (givenFingerprint !== null) fail(`--ca-fingerprint pins the CA of an https:// hub; the hub is ${hubUrl}`);
+    return null;
+  }
+  if (pinned) {
+    if (givenFingerprint !== null && givenFingerprint !== pinned.fingerprint) {
+      fail(`this node pinned the hub CA ${pinned.fingerprint}, not ${givenFingerprint}: remove ${path.join(dataDir, 'hub-ca.pem')} to pin another (only if the hub's CA was truly replaced)`);
+    }
+    return pinned;
+  }
+  if (givenFingerprint === null) {
+    fail(`the hub ${hubUrl} is https: pass --ca-fingerprint sha256:... (in the join command the hub prints at start, and in each join token's answer) so that the agent knows which hub to trust`);
+  }
+  const backoff = new Backoff({ baseMs: 1000, capMs: 30_000 });
+  for (;;) {
+    try {
+      const pem = await fetchPinnedCa(new URL(hubUrl), givenFingerprint);
+      await savePinnedCa(dataDir, pem);
+      logger.info({ hub: hubUrl, ca: givenFingerprint }, "pinned the hub's CA: every connection to the hub must chain to it");
+      return { pem, fingerprint: givenFingerprint };
+    } catch (error) {
+      if (error instanceof PinMismatchError) fail(error.message);
+      const delayMs = Math.max(500, backoff.nextDelayMs());
+      logger.warn({ hub: hubUrl, err: (error as Error).message, retryInMs: delayMs }, "cannot reach the hub to read its CA; retrying");
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
+  }
+}
+
 /** The hub may not be up yet (a device provisioned first): retry until it answers yes or no. */
 async function joinWithRetry(
   hubUrl: string,
@@ -180,12 +236,13 @@ async function joinWithRetry(
   givenName: string | null,
   labels: Record<string, string>,
   logger: Pick<Logger, 'warn'>,
+  caPem: string | null,
 ): Promise<NodeIdentity> {
   const backoff = new Backoff({ baseMs: 1000, capMs: 30_000 });
   let name = givenName ?? os.hostname();
   for (;;) {
     try {
-      return await joinHub(hubUrl, joinToken, name, labels);
+      return await joinHub(hubUrl, joinToken, name, labels, caPem);
     } catch (error) {
       // Node names are unique, and devices flashed from one image share a host name: without
       // --name, the agent joins once more as <hostname>-<6 random hex digits> (kept in node.json).

@@ -3,6 +3,7 @@ import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import { writeFileAtomic } from '../shared/atomic-file.js';
+import { pinnedTlsOptions } from './tls/pinned-ca.js';
 
 /** What the agent keeps after joining: who it is and how it proves it (file mode 0600). */
 export interface NodeIdentity {
@@ -102,11 +103,12 @@ export class JoinRefusedError extends Error {
 }
 
 /**
- * Trades a join token for this node's id and credential. A refusal (bad or expired token) is
+ * Trades a join token for this node's id and credential; over https, with the chain checked
+ * against the pinned CA `caPem` (see agent/tls/pinned-ca.ts). A refusal (bad or expired token) is
  * final and thrown as JoinRefusedError; a hub that cannot be reached is a plain Error to retry.
  */
-export async function joinHub(hubUrl: string, joinToken: string, name: string, labels: Record<string, string>): Promise<NodeIdentity> {
-  const response = await postJson(new URL('/v1/join', hubUrl), JSON.stringify({ joinToken, name, labels }));
+export async function joinHub(hubUrl: string, joinToken: string, name: string, labels: Record<string, string>, caPem: string | null = null): Promise<NodeIdentity> {
+  const response = await postJson(new URL('/v1/join', hubUrl), JSON.stringify({ joinToken, name, labels }), caPem);
   let parsed: unknown = null;
   try {
     parsed = JSON.parse(response.body);
@@ -130,7 +132,7 @@ export async function joinHub(hubUrl: string, joinToken: string, name: string, l
  * One POST with node:http(s), which `ws` has loaded already. Not fetch: its first call loads undici,
  * which stays in a freshly joined agent's memory for good (about 1.5 MiB of live heap, several MiB of RSS).
  */
-function postJson(url: URL, payload: string): Promise<{ status: number; location: string | undefined; body: string }> {
+function postJson(url: URL, payload: string, caPem: string | null): Promise<{ status: number; location: string | undefined; body: string }> {
   return new Promise((resolve, reject) => {
     const request = (url.protocol === 'https:' ? https : http).request(
       url,
@@ -138,6 +140,7 @@ function postJson(url: URL, payload: string): Promise<{ status: number; location
         method: 'POST',
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
         signal: AbortSignal.timeout(JOIN_TIMEOUT_MS),
+        ...(caPem !== null ? pinnedTlsOptions(caPem) : {}),
       },
       (response) => {
         let body = '';
