@@ -55,7 +55,7 @@ Options:
                               copy are lost), cut a damaged change log at its first bad line,
                               then start; a damaged file without a good copy still stops the start
   --tls-cert FILE             serve HTTPS with this certificate (PEM: the server certificate, then
-                              its chain up to the CA agents are to pin, last); with --tls-key
+                              its chain, ending with the root CA that agents pin); with --tls-key
   --tls-key FILE              the private key of --tls-cert (PEM)
   --tls-san NAME              another name or address for the hub's own server certificate (by
                               default: localhost, 127.0.0.1, ::1, the host name and --host);

@@ -206,7 +206,7 @@ export function pemCertificates(text: string): string[] {
 /**
  * The operator's certificate and key (`--tls-cert`, `--tls-key`). The certificate file holds the
  * server certificate first and its chain after it; the last one is what agents pin (the CA, or
- * the certificate itself when it is self-signed), so the file should end with the root CA.
+ * the certificate itself when it is self-signed), so the file must end with the root CA.
  */
 export async function loadOperatorTls(certFile: string, keyFile: string): Promise<HubTls> {
   const certText = await readFile(certFile, 'utf8');
@@ -220,5 +220,11 @@ export async function loadOperatorTls(certFile: string, keyFile: string): Promis
     throw new Error(`${keyFile} is not a PEM private key: ${(error as Error).message}`);
   }
   if (!new X509Certificate(certs[0]!).checkPrivateKey(privateKey)) throw new Error(`${keyFile} is not the key of the first certificate in ${certFile}`);
-  return { key, cert: certText, caFingerprint: caFingerprint(certs[certs.length - 1]!) };
+  // Agents trust only the pinned certificate, as the root of the chain: OpenSSL (as Node 20 runs
+  // it) verifies no chain that ends at a certificate that is not self-signed.
+  const root = new X509Certificate(certs[certs.length - 1]!);
+  if (!root.checkIssued(root) || !root.verify(root.publicKey)) {
+    throw new Error(`${certFile} must end with the root CA certificate (self-signed) that agents are to pin; its last certificate is issued by "${root.issuer.replaceAll('\n', ', ')}"`);
+  }
+  return { key, cert: certText, caFingerprint: caFingerprint(root) };
 }

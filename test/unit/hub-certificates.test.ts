@@ -84,6 +84,9 @@ describe('the hub CA and server certificate', () => {
     const other = await loadOrCreateHubTls(path.join(dir, 'other'), names);
     await writeFile(path.join(dir, 'other-key.pem'), other.key);
     await expect(loadOperatorTls(path.join(dir, 'cert.pem'), path.join(dir, 'other-key.pem'))).rejects.toThrow(/is not the key of the first certificate/);
+    // A file without its root: agents could not pin anything that verifies.
+    await writeFile(path.join(dir, 'leaf.pem'), pemCertificates(own.cert)[0]!);
+    await expect(loadOperatorTls(path.join(dir, 'leaf.pem'), path.join(dir, 'key.pem'))).rejects.toThrow(/must end with the root CA/);
     await writeFile(path.join(dir, 'empty.pem'), 'nothing\n');
     await expect(loadOperatorTls(path.join(dir, 'empty.pem'), path.join(dir, 'key.pem'))).rejects.toThrow(/holds no PEM certificate/);
     expect(await readFile(path.join(dir, 'key.pem'), 'utf8')).toBe(own.key);
