@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach } from 'vitest';
-import { buildHub } from '../../hub/app.js';
+import { buildHub, type BuildHubOptions } from '../../hub/app.js';
 import type { Hub } from '../../hub/hub.js';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 
@@ -43,6 +43,29 @@ export function apiHubPerTest(prefix: string, token: string) {
     },
     call(method: string, url: string, body?: unknown) {
       return app!.inject({ method: method as 'GET', url, headers: { authorization: `Bearer ${token}` }, ...(body !== undefined ? { payload: body as object } : {}) });
+    },
+  };
+}
+
+/**
+ * A hub built in process on a store in a fresh temp dir and listening on a loopback port of its
+ * own, for tests that speak raw HTTP or WebSocket to it. `close` stops it and removes the dir.
+ */
+export async function listeningHub(prefix: string, opts: Omit<BuildHubOptions, 'store'>) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  const store = new LowdbStore({ dir });
+  await store.open();
+  const { app, hub } = await buildHub({ store, ...opts });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const bound = app.server.address();
+  if (typeof bound !== 'object' || !bound) throw new Error('not listening');
+  return {
+    app,
+    hub,
+    address: { host: '127.0.0.1', port: bound.port },
+    async close(): Promise<void> {
+      await app.close();
+      await rm(dir, { recursive: true, force: true });
     },
   };
 }

@@ -3,43 +3,26 @@
  * refused tokens: past the allowance the 401 comes late, then a 429 with Retry-After before any
  * upgrade, logged once per burst; other addresses and right credentials are unaffected.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildHub } from '../../hub/app.js';
 import { DEFAULT_AUTH_FAILURE_LIMITS } from '../../hub/auth/auth-failures.js';
 import type { Hub } from '../../hub/hub.js';
-import { LowdbStore } from '../../hub/store/lowdb-store.js';
+import { listeningHub } from '../helpers/api-hub.js';
 import { connectRaw, readResponseHead, upgradeRequest, type HubAddress } from '../helpers/raw-upgrade.js';
 
-let dir = '';
-let app: FastifyInstance;
 let hub: Hub;
 let address: HubAddress;
+let close: () => Promise<void>;
 const logLines: Array<{ msg: string; address?: string; kind?: string }> = [];
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'tether-auth-upgrade-'));
-  const store = new LowdbStore({ dir });
-  await store.open();
-  ({ app, hub } = await buildHub({
-    store,
+  ({ hub, address, close } = await listeningHub('tether-auth-upgrade-', {
     adminToken: 'admin-token-for-upgrade-failures',
     config: { authFailures: { ...DEFAULT_AUTH_FAILURE_LIMITS, allowance: 3, slowedFailures: 2, slowDownMs: 50 } },
     logger: { level: 'warn', stream: { write: (line: string) => logLines.push(JSON.parse(line)) } },
   }));
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const bound = app.server.address();
-  if (typeof bound !== 'object' || !bound) throw new Error('not listening');
-  address = { host: '127.0.0.1', port: bound.port };
 });
 
-afterAll(async () => {
-  await app.close();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => close());
 
 async function upgrade(credential: string, localAddress: string): Promise<{ status: number; head: string }> {
   const socket = await connectRaw(address, localAddress);

@@ -2,35 +2,21 @@
  * The limits a request meets before any route: headers (Node's 16 KiB, on the API and the agent
  * upgrade alike) and bodies (1 MiB). Each is a clear refusal of that request, and the hub goes on.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildHub } from '../../hub/app.js';
-import { LowdbStore } from '../../hub/store/lowdb-store.js';
+import { listeningHub } from '../helpers/api-hub.js';
 import { connectRaw, readResponseHead, upgradeRequest, type HubAddress } from '../helpers/raw-upgrade.js';
 
 const ADMIN = 'admin-token-for-request-limits';
-let dir = '';
 let app: FastifyInstance;
 let address: HubAddress;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'tether-request-limits-'));
-  const store = new LowdbStore({ dir });
-  await store.open();
-  ({ app } = await buildHub({ store, adminToken: ADMIN }));
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const bound = app.server.address();
-  if (typeof bound !== 'object' || !bound) throw new Error('not listening');
-  address = { host: '127.0.0.1', port: bound.port };
+  ({ app, address, close } = await listeningHub('tether-request-limits-', { adminToken: ADMIN }));
 });
 
-afterAll(async () => {
-  await app.close();
-  await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => close());
 
 async function statusOf(request: string): Promise<number> {
   const socket = await connectRaw(address);
