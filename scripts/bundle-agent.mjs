@@ -30,7 +30,6 @@ await build({
   banner: { js: BANNER },
   // Optional native speed-ups that their libraries load inside try/catch: absent on a device is fine.
   external: ['*.node', 'bufferutil', 'utf-8-validate', 'cpu-features', 'osx-temperature-sensor'],
-  legalComments: 'linked',
   logLevel: 'warning',
 });
 chmodSync(OUT, 0o755);
