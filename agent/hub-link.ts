@@ -229,9 +229,10 @@ export class HubLink {
       }
       const problem = `hub refused the connection: HTTP ${res.statusCode}`;
       this.report(problem);
-      // A busy hub says when to come back: that is a wait, not a failure, so the backoff stays
-      // where it was. Jitter spreads the agents it turned away over the window.
-      const retryAfterS = res.statusCode === 503 ? Number(res.headers['retry-after']) : Number.NaN;
+      // A busy hub (503), or one that refuses this address for a while after failed
+      // authentications (429), says when to come back: that is a wait, not a failure, so the
+      // backoff stays where it was. Jitter spreads the agents it turned away over the window.
+      const retryAfterS = res.statusCode === 503 || res.statusCode === 429 ? Number(res.headers['retry-after']) : Number.NaN;
       if (Number.isInteger(retryAfterS) && retryAfterS > 0) this.lastOutcome = { kind: 'retryAfter', seconds: retryAfterS };
       res.resume();
       ws.terminate();

@@ -19,8 +19,8 @@ afterEach(async () => {
   server = null;
 });
 
-/** A hub stand-in that answers every agent upgrade with 503 and the given Retry-After. */
-async function busyHub(retryAfter: string | null): Promise<{ url: string; attempts: number[] }> {
+/** A hub stand-in that answers every agent upgrade with the status (503 unless told) and the given Retry-After. */
+async function busyHub(retryAfter: string | null, status = '503 Service Unavailable'): Promise<{ url: string; attempts: number[] }> {
   const attempts: number[] = [];
   server = http.createServer();
   server.on('upgrade', (_req, socket) => {
@@ -28,7 +28,7 @@ async function busyHub(retryAfter: string | null): Promise<{ url: string; attemp
     // it (the agent gives up on the refused upgrade) must not throw past the test.
     socket.on('error', () => undefined);
     attempts.push(performance.now());
-    socket.end(`HTTP/1.1 503 Service Unavailable\r\n${retryAfter === null ? '' : `Retry-After: ${retryAfter}\r\n`}Content-Length: 0\r\nConnection: close\r\n\r\n`);
+    socket.end(`HTTP/1.1 ${status}\r\n${retryAfter === null ? '' : `Retry-After: ${retryAfter}\r\n`}Content-Length: 0\r\nConnection: close\r\n\r\n`);
   });
   await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
   return { url: `http://127.0.0.1:${(server!.address() as AddressInfo).port}`, attempts };
@@ -51,6 +51,13 @@ function startLink(url: string): void {
 describe('HubLink against a busy hub', () => {
   it('waits out a Retry-After (jittered to 0.5-1.5x) instead of its own short backoff', async () => {
     const hub = await busyHub('2');
+    startLink(hub.url);
+    await new Promise((r) => setTimeout(r, 900));
+    expect(hub.attempts).toHaveLength(1);
+  });
+
+  it('waits out the Retry-After of a 429 (its address failed authentication too often) the same way', async () => {
+    const hub = await busyHub('2', '429 Too Many Requests');
     startLink(hub.url);
     await new Promise((r) => setTimeout(r, 900));
     expect(hub.attempts).toHaveLength(1);
