@@ -76,7 +76,7 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
     return reply.status(ok ? 200 : 503).send(body);
   });
   await app.register(joinRoutes, { nodes: hub.nodes, adminToken: opts.adminToken, authFailures: hub.authFailures, caFingerprint: opts.tls?.caFingerprint });
-  const metrics = hubMetrics(hub.stats);
+  const metrics = hubMetrics(hub.stats, audit);
   await app.register(async (api) => {
     await api.register(nodeRoutes, { nodes: hub.nodes });
     await api.register(serviceRoutes, { services: hub.services, specContext: { values: hub.values, allowedHostPaths: hub.config.allowedHostPaths } });

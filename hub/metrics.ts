@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AuditTrail } from './audit/audit-trail.js';
 import type { HubStats } from './hub-stats.js';
 import { LOW_DISK_TEXT } from './node-conditions.js';
 
@@ -7,7 +8,7 @@ import { LOW_DISK_TEXT } from './node-conditions.js';
  * read at scrape time, so nothing here costs anything per agent frame; node states are counted
  * at scrape, O(nodes).
  */
-export function hubMetrics(stats: HubStats): Registry {
+export function hubMetrics(stats: HubStats, audit?: Pick<AuditTrail, 'stats'>): Registry {
   const registry = new Registry();
   // Process CPU, memory, heap, event-loop delay and GC, under the usual names.
   collectDefaultMetrics({ register: registry });
@@ -167,6 +168,22 @@ export function hubMetrics(stats: HubStats): Registry {
     registers: [registry],
   });
   stats.scheduler.onPlan((ms) => planSeconds.observe(ms / 1000));
+  if (audit) {
+    // Lost records mean changes nobody can account for later: worth an alert when they grow.
+    new Counter({
+      name: 'tether_audit_records_total',
+      help: 'Audit records since the hub started, by outcome: written, dropped (the queue was full: the disk is slow) or failed (the write failed)',
+      labelNames: ['outcome'],
+      registers: [registry],
+      collect() {
+        const { written, dropped, failed } = audit.stats();
+        this.reset();
+        this.inc({ outcome: 'written' }, written);
+        this.inc({ outcome: 'dropped' }, dropped);
+        this.inc({ outcome: 'failed' }, failed);
+      },
+    });
+  }
   return registry;
 }
 

@@ -80,6 +80,14 @@ describe('hub metrics', () => {
     expect(text).toContain('tether_auth_refused_total{kind="join_token"} 0');
   });
 
+  it("count the audit log's records written, dropped at its full queue and lost to failed writes", async () => {
+    const registry = hubMetrics(stats(), { stats: () => ({ written: 120, dropped: 3, failed: 2 }) });
+    const text = await registry.metrics();
+    expect(text).toContain('tether_audit_records_total{outcome="written"} 120');
+    expect(text).toContain('tether_audit_records_total{outcome="dropped"} 3');
+    expect(text).toContain('tether_audit_records_total{outcome="failed"} 2');
+  });
+
   it('a second registry times passes beside the first, not in its place', async () => {
     const s = stats();
     const first = hubMetrics(s);
