@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** `tether-hub`: the hub process. The only place that exits the process. */
+import type https from 'node:https';
 import path from 'node:path';
 import { parseCommandLine, usageError } from '../shared/command-line.js';
 import { AGENT_RECONNECT_CAP_MS } from '../shared/protocol.js';
@@ -13,6 +14,7 @@ import { DEFAULT_HUB_CONFIG } from './hub.js';
 import { timingsProblem } from './hub-config.js';
 import { normalizeAllowedHostPath } from './spec/mounts.js';
 import { startBanner } from './start-banner.js';
+import { CertificateReload } from './tls/certificate-reload.js';
 import { loadOperatorTls, loadOrCreateHubTls, serverNames, type HubTls } from './tls/hub-certificates.js';
 import { LowdbStore } from './store/lowdb-store.js';
 import { StoreDamagedError } from './store/store-file-damaged.js';
@@ -249,6 +251,19 @@ async function main(): Promise<void> {
       caFile: tls && args['tls-cert'] === undefined ? path.join(dataDir, 'tls', 'ca.crt') : null,
     }),
   );
+  if (tls) {
+    // Renewed certificates are served without a restart; see certificate-reload.ts.
+    const server = app.server as https.Server;
+    const reload = new CertificateReload({
+      load: () => reloadTls(dataDir, host, args),
+      apply: (next) => server.setSecureContext({ key: next.key, cert: next.cert }),
+      current: tls,
+      logger: app.log,
+    });
+    reload.start();
+    // As web servers do: an operator who replaced the files need not wait for the hourly look.
+    process.on('SIGHUP', () => void reload.check());
+  }
   if (!tls) app.log.warn('--insecure-http: serving plain HTTP and WebSocket; anyone on the path can read the fleet\'s traffic and impersonate the hub');
   // Said at every start, in the log: which parts of the devices' disks services may reach.
   if (allowedHostPaths.length > 0) app.log.warn({ allowedHostPaths }, 'services may mount these host paths into their containers');
@@ -262,6 +277,12 @@ async function hubTls(dataDir: string, host: string, args: { 'tls-cert'?: string
   if (own.caCreated) process.stderr.write(`tether-hub: made a new CA in ${path.join(dataDir, 'tls')} (fingerprint ${own.caFingerprint})\n`);
   else if (own.serverIssuedBecause !== null) process.stderr.write(`tether-hub: issued a new server certificate (the previous one: ${own.serverIssuedBecause})\n`);
   return own;
+}
+
+/** What a running hub serves now: the operator's files as they are, or its own server certificate, issued again near its end. */
+async function reloadTls(dataDir: string, host: string, args: { 'tls-cert'?: string; 'tls-key'?: string; 'tls-san'?: string[] }): Promise<HubTls> {
+  if (args['tls-cert'] !== undefined && args['tls-key'] !== undefined) return loadOperatorTls(path.resolve(args['tls-cert']), path.resolve(args['tls-key']));
+  return loadOrCreateHubTls(path.join(dataDir, 'tls'), serverNames(host, args['tls-san'] ?? []), new Date(), { makeCa: false });
 }
 
 /**

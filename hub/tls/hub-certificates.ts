@@ -166,7 +166,7 @@ export interface GeneratedHubTls extends HubTls {
  * The hub's own CA and server certificate in `dir` (`<data-dir>/tls`): made at the first start,
  * the server certificate issued again when it nears its end or misses a name. Keys are 0600.
  */
-export async function loadOrCreateHubTls(dir: string, names: ServerNames, now = new Date()): Promise<GeneratedHubTls> {
+export async function loadOrCreateHubTls(dir: string, names: ServerNames, now = new Date(), { makeCa = true }: { makeCa?: boolean } = {}): Promise<GeneratedHubTls> {
   await ensurePrivateDir(dir);
   const files = { caCert: path.join(dir, 'ca.crt'), caKey: path.join(dir, 'ca.key'), cert: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key') };
   let caCert = await readIfThere(files.caCert);
@@ -177,6 +177,8 @@ export async function loadOrCreateHubTls(dir: string, names: ServerNames, now = 
       // Half a CA cannot sign: making a new one would silently break every agent's pin.
       throw new Error(`${dir} holds ${caCert !== null ? 'ca.crt without ca.key' : 'ca.key without ca.crt'}: restore the missing file, or remove both to make a new CA (every agent then has to join again)`);
     }
+    // A running hub that finds its CA gone does not make another: agents pinned the one it serves.
+    if (!makeCa) throw new Error(`${dir} no longer holds the hub's CA (ca.crt and ca.key)`);
     const ca = createCa(now);
     // The key first: a crash between the two leaves a key without certificate, which the check above names.
     await writeFileAtomic(files.caKey, ca.keyPem, 0o600);
