@@ -19,6 +19,7 @@ import { NodeDirectory, type NodeChange } from './node-directory.js';
 import { NodeScheduling, schedulingOf, type NodeSchedulingState } from './node-scheduling.js';
 import type { ObservedState } from './observed-state.js';
 import { RateLimitedLog } from './rate-limited-log.js';
+import { serviceOfReplicaId } from './replica-id.js';
 import { minProtocolVersionOf } from './scheduler/feasibility.js';
 import { isSticky } from './scheduler/service-plan.js';
 import type { SchedNode } from './scheduler/types.js';
@@ -271,9 +272,11 @@ export class Nodes implements NodeStats {
   }
 
   /**
-   * The reports a node may make: about the replicas assigned to it, nothing else. A report about
-   * another node's replica (forged, or from a device that missed a move) would mislead the hub
-   * about that node, and reports about unknown replicas would grow its memory without bound.
+   * The reports a node may make: about the replicas assigned to it, each under its own service,
+   * nothing else. A report about another node's replica (forged, or from a device that missed a
+   * move) would mislead the hub about that node, one under another service would have its replica
+   * judged against that service's spec, and reports about unknown replicas would grow its memory
+   * without bound.
    * 'removed' of an unassigned replica is the normal end of a move and counts as nothing. Refusals
    * from a node that has not yet applied its newest target are routine (it reports on what it ran
    * before the move reached it, or while part of its target still pulls) and are counted apart, so
@@ -282,7 +285,7 @@ export class Nodes implements NodeStats {
   private acceptedReports(nodeId: string, reports: readonly ReplicaReport[]): ReplicaReport[] {
     let refused = 0;
     const accepted = reports.filter((r) => {
-      if (this.deps.dispatcher.mayReport(nodeId, r.replicaId)) return true;
+      if (this.deps.dispatcher.mayReport(nodeId, r.replicaId) && serviceOfReplicaId(r.replicaId) === r.service) return true;
       if (r.state !== 'removed') refused++;
       return false;
     });

@@ -22,3 +22,9 @@ export function newReplicaId(service: string): string {
   next += ID_BYTES;
   return `${service}.${hex}`;
 }
+
+/** The service a replica id belongs to (ids are `<service>.<ten hex digits>`); null: no replica id of ours. */
+export function serviceOfReplicaId(replicaId: string): string | null {
+  const dot = replicaId.length - ID_BYTES * 2 - 1;
+  return dot > 0 && replicaId[dot] === '.' && /^[0-9a-f]+$/.test(replicaId.slice(dot + 1)) ? replicaId.slice(0, dot) : null;
+}

@@ -82,6 +82,34 @@ describe('a node reports on its own replicas only', () => {
     rogue.close();
   });
 
+  it("refuses a report about its own replica that names another service than the replica's", async () => {
+    const { nodeId, credential } = await joinNode('misnamer');
+    const ws = await rawNode(credential, { name: 'misnamer' });
+    const targets: Array<{ type: string; generation: number; replicas?: Array<{ replicaId: string }> }> = [];
+    ws.on('message', (data) => targets.push(JSON.parse(data.toString())));
+    await fleet.api('PUT', '/v1/services/web', { ...busybox, replicas: 1 });
+    const target = await vi.waitFor(
+      () => {
+        const t = targets.find((f) => f.type === 'target' && (f.replicas?.length ?? 0) === 1);
+        expect(t).toBeDefined();
+        return t!;
+      },
+      { timeout: 5_000, interval: 20 },
+    );
+    const replicaId = target.replicas![0]!.replicaId;
+    ws.send(JSON.stringify({ type: 'ack', generation: target.generation }));
+    await vi.waitFor(async () => expect((await fleet.api<{ generation: { applied: number | null } }>('GET', `/v1/nodes/${nodeId}`)).body.generation.applied).toBe(target.generation), { timeout: 5_000, interval: 20 });
+
+    ws.send(JSON.stringify({ type: 'status', replicas: [{ ...report(replicaId), service: 'db' }] }));
+    await vi.waitFor(() => expect(fleet.hub.nodes.refusedReports).toBe(1), { timeout: 5_000, interval: 20 });
+    expect(fleet.hub.observed.get(replicaId)).toBeUndefined();
+    // The same report naming the replica's own service is taken.
+    ws.send(JSON.stringify({ type: 'status', replicas: [report(replicaId)] }));
+    await vi.waitFor(() => expect(fleet.hub.observed.get(replicaId)?.report.state).toBe('failed'), { timeout: 5_000, interval: 20 });
+    expect(fleet.hub.nodes.refusedReports).toBe(1);
+    ws.close();
+  });
+
   it('counts refusals from a node that has not applied its newest target apart (routine after a move)', async () => {
     const { credential } = await joinNode('behind');
     const ws = await rawNode(credential, { name: 'behind' });
