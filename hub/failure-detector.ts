@@ -186,6 +186,11 @@ export class FailureDetector {
     entry.lastSeenMs = this.opts.clock.nowMs();
   }
 
+  /** The node was removed: nothing of it is kept, and its connection's close changes no state. */
+  forget(nodeId: string): void {
+    this.nodes.delete(nodeId);
+  }
+
   disconnected(nodeId: string): void {
     const entry = this.nodes.get(nodeId);
     if (!entry || !entry.connected) return;

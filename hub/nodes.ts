@@ -125,6 +125,7 @@ export class Nodes implements NodeStats {
     observed.replaceNode(id, [], clock.nowMs());
     conditions.forget(id);
     nodeLog.forget(id);
+    this.deps.detector.forget(id);
     logger.warn({ nodeId: id, name: node.name, replicas: replicas.length }, 'node removed by the operator; its credential is refused from now on and its replicas are placed anew');
     this.deps.markDirty();
     return { node: { id, name: node.name }, replicas };

@@ -107,6 +107,8 @@ describe('removing a node', () => {
     // The agent heard it was removed, and stopped trying for good.
     await vi.waitFor(() => expect(doomed.link.nodeRemoved).toBe(true), { timeout: 5_000, interval: 20 });
     expect(doomed.link.connected).toBe(false);
+    // Nothing of it stays in the hub's per-node memory: removed nodes would add up otherwise.
+    expect(fleet.hub.detector.liveness(doomed.nodeId)).toBeUndefined();
     const refusedBefore = fleet.hub.gateway.refusedUnauthorized;
     await new Promise((r) => setTimeout(r, 700));
     expect(fleet.hub.gateway.refusedUnauthorized).toBe(refusedBefore);
