@@ -22,7 +22,8 @@ class ScriptedEngine implements Pick<DockerModem, 'dial'> {
 
   dial(options: DockerModem.DialOptions, callback?: DockerModem.RequestCallback): void {
     const answer = (result: unknown) => queueMicrotask(() => callback?.(null, result as object));
-    const path = options.path ?? '';
+    // dockerode ends a path that may take a query with '?'; the modem drops it when there is none.
+    const path = (options.path ?? '').replace(/\?$/, '');
     if (path.startsWith('/containers/json')) {
       const labels = {
         [LABELS.managed]: 'true',

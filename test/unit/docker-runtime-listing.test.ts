@@ -29,7 +29,8 @@ class ScriptedEngine implements Pick<DockerModem, 'dial'> {
   dial(options: DockerModem.DialOptions, callback?: DockerModem.RequestCallback): void {
     // docker-modem rejects with a plain object carrying statusCode and json, not an Error.
     const answer = (err: object | null, result?: unknown) => queueMicrotask(() => callback?.(err as Error | null, result as object));
-    const path = options.path ?? '';
+    // dockerode ends a path that may take a query with '?'; the modem drops it when there is none.
+    const path = (options.path ?? '').replace(/\?$/, '');
     if (path.startsWith('/containers/json')) {
       const labels = { [LABELS.managed]: 'true', [LABELS.nodeId]: NODE, [LABELS.service]: 'web', [LABELS.replicaId]: 'r1', [LABELS.specHash]: SPEC_HASH };
       return answer(null, [{ Id: ID, Names: ['/tether-node-f-r1'], State: this.listedState, Labels: labels }]);
