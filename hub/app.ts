@@ -12,6 +12,7 @@ import { apiTokenRoutes } from './http/api-tokens.js';
 import { auditRoutes } from './http/audit.js';
 import { namedValueRoutes } from './http/configs-and-secrets.js';
 import { frameworkErrors, registerErrorHandling } from './http/errors.js';
+import { installerRoutes } from './http/installer.js';
 import { joinRoutes } from './http/join.js';
 import { nodeRoutes } from './http/nodes.js';
 import { serviceRoutes } from './http/services.js';
@@ -20,6 +21,7 @@ import { hubMetrics } from './metrics.js';
 import { MasterKeyring, type ValueSealer } from './secrets/master-keyring.js';
 import type { Store } from './store/store.js';
 import type { HubTls } from './tls/hub-certificates.js';
+import { serverKeyPin } from './tls/server-key-pin.js';
 
 export interface BuildHubOptions {
   store: Store;
@@ -75,7 +77,13 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
     const body = { status: ok ? 'ok' : 'failing', version: TETHER_VERSION, connectedNodes: hub.stats.agents.connectedCount, store: { ok, error, since } };
     return reply.status(ok ? 200 : 503).send(body);
   });
-  await app.register(joinRoutes, { nodes: hub.nodes, adminToken: opts.adminToken, authFailures: hub.authFailures, caFingerprint: opts.tls?.caFingerprint });
+  await app.register(joinRoutes, {
+    nodes: hub.nodes,
+    adminToken: opts.adminToken,
+    authFailures: hub.authFailures,
+    ...(opts.tls ? { caFingerprint: opts.tls.caFingerprint, serverKeyPin: serverKeyPin(opts.tls.key) } : {}),
+  });
+  await app.register(installerRoutes);
   const metrics = hubMetrics(hub.stats, audit);
   await app.register(async (api) => {
     await api.register(nodeRoutes, { nodes: hub.nodes });

@@ -14,6 +14,7 @@ import { DEFAULT_HUB_CONFIG } from './hub.js';
 import { timingsProblem } from './hub-config.js';
 import { normalizeAllowedHostPath } from './spec/mounts.js';
 import { startBanner } from './start-banner.js';
+import { serverKeyPin } from './tls/server-key-pin.js';
 import { CertificateReload } from './tls/certificate-reload.js';
 import { loadOperatorTls, loadOrCreateHubTls, serverNames, type HubTls } from './tls/hub-certificates.js';
 import { LowdbStore } from './store/lowdb-store.js';
@@ -249,6 +250,7 @@ async function main(): Promise<void> {
       toTerminal: process.stdout.isTTY === true,
       caFingerprint: tls?.caFingerprint ?? null,
       caFile: tls && args['tls-cert'] === undefined ? path.join(dataDir, 'tls', 'ca.crt') : null,
+      serverKeyPin: tls ? serverKeyPin(tls.key) : null,
     }),
   );
   if (tls) {

@@ -1,4 +1,5 @@
 import { TETHER_VERSION } from '../shared/version.js';
+import { installCommand } from './install-command.js';
 
 export interface StartBannerInput {
   url: string;
@@ -13,6 +14,8 @@ export interface StartBannerInput {
   caFingerprint: string | null;
   /** The hub's own CA certificate, for curl's --cacert; null with the operator's certificate or plain HTTP. */
   caFile: string | null;
+  /** curl's pin of the hub's server key (tls/server-key-pin.ts) for the install line; null over plain HTTP. */
+  serverKeyPin: string | null;
 }
 
 /**
@@ -25,7 +28,7 @@ export function startBanner(b: StartBannerInput): string {
   const showToken = b.adminTokenCreated && b.toTerminal;
   const bearer = showToken ? b.adminToken : `$(cat ${b.adminTokenFile})`;
   const curl = b.caFile ? `curl --cacert ${b.caFile}` : 'curl';
-  const pin = b.caFingerprint ? ` --ca-fingerprint ${b.caFingerprint}` : '';
+  const install = installCommand({ hubUrl: b.url, joinToken: null, caFingerprint: b.caFingerprint, serverKeyPin: b.serverKeyPin }, { quote: false });
   return [
     '',
     `Tether hub ${TETHER_VERSION} is listening on ${b.url}`,
@@ -37,8 +40,8 @@ export function startBanner(b: StartBannerInput): string {
     `  try:          ${curl} -H "Authorization: Bearer ${bearer}" ${b.url}/v1/nodes`,
     '  join another machine: make a join token (valid 24 h unless you say otherwise),',
     `    ${curl} -X POST -H "Authorization: Bearer ${bearer}" ${b.url}/v1/join-tokens`,
-    '  then run on that machine:',
-    `    tether-agent --hub ${b.url} --join-token <token>${pin} --data-dir /var/lib/tether-agent`,
+    '  then run on that machine, as root (the answer\'s installCommand is this line with the token):',
+    `    ${install}`,
     '',
     '',
   ].join('\n');

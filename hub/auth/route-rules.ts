@@ -64,6 +64,12 @@ export const ROUTE_RULES: Readonly<Record<string, Role | 'open'>> = {
   'DELETE /v1/api-tokens/:id': 'admin',
 
   'GET /v1/audit': 'admin',
+
+  // What a device installs the agent from (hub/http/installer.ts): no secret in them, and a
+  // device has no credential before it joins.
+  'GET /install.sh': 'open',
+  'GET /agent/tether-agent.js': 'open',
+  'GET /agent/tether-agent.js.sha256': 'open',
 };
 
 /** `METHOD /path/:`: the table's key without parameter names. */

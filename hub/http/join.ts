@@ -1,13 +1,16 @@
-import type { FastifyInstance } from 'fastify';
+import type { TLSSocket } from 'node:tls';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import { NodeLabelsSchema, NodeNameSchema } from '../../shared/protocol.js';
 import { Validator } from '../../shared/validation.js';
 import { holdFailedAuthentication } from '../auth/access-control.js';
 import type { AuthFailures } from '../auth/auth-failures.js';
+import { installCommand } from '../install-command.js';
 import { JoinTokenRefusedError, TooManyJoinTokensError } from '../join-tokens.js';
 import { NodeNameTakenError } from '../node-directory.js';
 import type { Nodes } from '../nodes.js';
 import { formatDuration, parseDuration } from '../spec/duration.js';
+import { certificateKeyPin } from '../tls/server-key-pin.js';
 import { requireAdmin } from './admin-auth.js';
 import { ApiError, invalid } from './errors.js';
 
@@ -45,6 +48,17 @@ function ttlMsOf(body: { ttl?: string; ttlSeconds?: number }): number {
   return parsed.ms;
 }
 
+/**
+ * The key pin of the certificate this request came in over: the one the device will see, even
+ * after a certificate reload; `fallback` (the key at start) when the request has no TLS socket.
+ */
+function presentedKeyPin(request: FastifyRequest, fallback: string | undefined): string | undefined {
+  const socket = request.raw.socket as Partial<TLSSocket>;
+  const presented = socket.encrypted ? socket.getCertificate?.() : null;
+  const der = presented && 'raw' in presented ? (presented.raw as Buffer | undefined) : undefined;
+  return der ? certificateKeyPin(der) : fallback;
+}
+
 /** The device side of joining; the labels and name rules match the agent's hello. */
 const JoinRequest = new Validator(
   Type.Object(
@@ -65,12 +79,15 @@ export async function joinRoutes(
     adminToken,
     authFailures,
     caFingerprint,
+    serverKeyPin,
   }: {
     nodes: Nodes;
     adminToken: string;
     /** Refused join tokens count against their address. */ authFailures?: AuthFailures;
     /** The CA agents pin at join (`sha256:<hex>`), given with each join token; absent over plain HTTP. */
     caFingerprint?: string;
+    /** curl's pin of the hub's server key (tls/server-key-pin.ts), with caFingerprint. */
+    serverKeyPin?: string;
   },
 ): Promise<void> {
   await app.register(async (admin) => {
@@ -81,7 +98,11 @@ export async function joinRoutes(
       const { uses, labels = {} } = checked.value;
       try {
         const issued = await nodes.joinTokens.create({ ttlMs: ttlMsOf(checked.value), labels, ...(uses !== undefined ? { uses } : {}) });
-        return reply.status(201).send(caFingerprint === undefined ? issued : { ...issued, caFingerprint });
+        // The hub as this request reached it: the address the operator uses is the likeliest one a device reaches too.
+        const hubUrl = `${request.protocol}://${request.host}`;
+        const pin = caFingerprint === undefined ? undefined : presentedKeyPin(request, serverKeyPin);
+        const command = installCommand({ hubUrl, joinToken: issued.token, caFingerprint: caFingerprint ?? null, serverKeyPin: pin ?? null });
+        return reply.status(201).send({ ...issued, ...(caFingerprint === undefined ? {} : { caFingerprint }), installCommand: command });
       } catch (error) {
         if (error instanceof TooManyJoinTokensError) throw new ApiError(409, error.code, error.message);
         throw error;

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildHub } from '../../hub/app.js';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import { loadOrCreateHubTls, pemCertificates, serverNames } from '../../hub/tls/hub-certificates.js';
+import { serverKeyPin } from '../../hub/tls/server-key-pin.js';
 
 const TOKEN = 'tat_admin-for-tls';
 const dirs: string[] = [];
@@ -46,9 +47,14 @@ describe("a join token carries the hub's CA fingerprint", () => {
       request.end('{}');
     });
     expect(answer.status).toBe(201);
-    const body = JSON.parse(answer.body) as { token: string; caFingerprint: string };
+    const body = JSON.parse(answer.body) as { token: string; caFingerprint: string; installCommand: string };
     expect(body.token).toBeTruthy();
     expect(body.caFingerprint).toBe(material!.caFingerprint);
+    // The install line pins the key of the certificate served, and hands the CA's fingerprint on.
+    expect(body.installCommand).toBe(
+      `curl -fsSL --insecure --pinnedpubkey ${serverKeyPin(material!.key)} https://127.0.0.1:${port}/install.sh | ` +
+        `sh -s -- --hub https://127.0.0.1:${port} --join-token ${body.token} --ca-fingerprint ${material!.caFingerprint}`,
+    );
   });
 
   it('over plain HTTP (--insecure-http) there is none to give', async () => {

@@ -86,6 +86,17 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/**
+ * Outside the roles: health, the device's join (its own token), and what a device installs the
+ * agent from (no secret in it); nothing else.
+ */
+const OPEN_ROUTES = [
+  'GET /healthz',
+  'HEAD /healthz',
+  'POST /v1/join',
+  ...['/install.sh', '/agent/tether-agent.js', '/agent/tether-agent.js.sha256'].flatMap((url) => [`GET ${url}`, `HEAD ${url}`]),
+];
+
 describe('the role table over every route', () => {
   it('finds the whole route table, and a rule for every route in it', () => {
     const routes = registeredRoutes(app);
@@ -100,7 +111,7 @@ describe('the role table over every route', () => {
       const rule = ruleOf(method, url)!;
       const route = `${method} ${url}`;
       // Outside the roles: health, and the device's join (its own token); nothing else.
-      if (rule === 'open') expect(['GET /healthz', 'HEAD /healthz', 'POST /v1/join']).toContain(route);
+      if (rule === 'open') expect(OPEN_ROUTES).toContain(route);
       // A viewer only reads.
       if (rule === 'viewer') expect(isRead(method), route).toBe(true);
       // Not for an operator: secrets' values, tokens, node removal and credentials, the audit log.

@@ -10,6 +10,7 @@ const base: StartBannerInput = {
   toTerminal: true,
   caFingerprint: null,
   caFile: null,
+  serverKeyPin: null,
 };
 
 describe('the start banner', () => {
@@ -37,14 +38,24 @@ describe('the start banner', () => {
     expect(text).toContain('/v1/join-tokens');
   });
 
-  it("gives the join command the CA's fingerprint over HTTPS, and curl the CA file", () => {
+  it('joins another machine with one line: the hub\'s install.sh piped into sh', () => {
+    expect(startBanner(base)).toContain(
+      '    curl -fsSL http://127.0.0.1:7070/install.sh | sh -s -- --hub http://127.0.0.1:7070 --join-token <token>\n',
+    );
+  });
+
+  it("over HTTPS, pins the hub's key for curl and gives the agent the CA's fingerprint; curl of the API gets the CA file", () => {
     const fingerprint = `sha256:${'ab'.repeat(32)}`;
-    const text = startBanner({ ...base, url: 'https://127.0.0.1:7070', caFingerprint: fingerprint, caFile: '/var/lib/tether-hub/tls/ca.crt' });
-    expect(text).toContain(`tether-agent --hub https://127.0.0.1:7070 --join-token <token> --ca-fingerprint ${fingerprint}`);
+    const pin = `sha256//${'A'.repeat(43)}=`;
+    const text = startBanner({ ...base, url: 'https://127.0.0.1:7070', caFingerprint: fingerprint, caFile: '/var/lib/tether-hub/tls/ca.crt', serverKeyPin: pin });
+    expect(text).toContain(
+      `    curl -fsSL --insecure --pinnedpubkey ${pin} https://127.0.0.1:7070/install.sh | sh -s -- --hub https://127.0.0.1:7070 --join-token <token> --ca-fingerprint ${fingerprint}\n`,
+    );
     expect(text).toContain('curl --cacert /var/lib/tether-hub/tls/ca.crt -X POST');
   });
 
-  it('has no fingerprint over plain HTTP', () => {
+  it('has no fingerprint and no pin over plain HTTP', () => {
     expect(startBanner(base)).not.toContain('--ca-fingerprint');
+    expect(startBanner(base)).not.toContain('--pinnedpubkey');
   });
 });
