@@ -10,6 +10,7 @@ import { installAccessControl } from './auth/access-control.js';
 import { ApiTokens } from './auth/api-tokens.js';
 import { apiTokenRoutes } from './http/api-tokens.js';
 import { auditRoutes } from './http/audit.js';
+import { eventRoutes } from './http/events.js';
 import { namedValueRoutes } from './http/configs-and-secrets.js';
 import { frameworkErrors, registerErrorHandling } from './http/errors.js';
 import { installerRoutes } from './http/installer.js';
@@ -92,6 +93,7 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
     await api.register(namedValueRoutes<'secret'>, { values: hub.secrets });
     await api.register(apiTokenRoutes, { tokens });
     await api.register(auditRoutes, { audit });
+    await api.register(eventRoutes, { streams: hub.eventStreams });
     // Behind a token like the rest: node names and counts are the fleet's business.
     api.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
   });

@@ -4,6 +4,9 @@ import { AGENT_RECONNECT_CAP_MS } from '../shared/protocol.js';
 import { AgentGateway } from './agents/gateway.js';
 import { AuthFailures, DEFAULT_AUTH_FAILURE_LIMITS, type AuthFailureLimits } from './auth/auth-failures.js';
 import { Dispatcher } from './dispatcher.js';
+import { wireEventSources } from './events/event-sources.js';
+import { DEFAULT_EVENT_STREAM_LIMITS, EventStreams, type EventStreamLimits } from './events/event-streams.js';
+import { FleetEvents } from './events/fleet-events.js';
 import type { FailureDetector } from './failure-detector.js';
 import { DEFAULT_DISRUPTION_SHARE } from './fleet-disruption.js';
 import { Handovers } from './handovers.js';
@@ -46,6 +49,8 @@ export interface HubConfig {
    * exempt; tests that fail on purpose many times raise the allowance.
    */
   authFailures: AuthFailureLimits;
+  /** GET /v1/events' Server-Sent Events clients: how many, how far behind, keep-alives (see events/event-streams.ts). */
+  eventStreams: EventStreamLimits;
 }
 
 export const DEFAULT_HUB_CONFIG: HubConfig = {
@@ -60,6 +65,7 @@ export const DEFAULT_HUB_CONFIG: HubConfig = {
   disruptionShare: DEFAULT_DISRUPTION_SHARE,
   allowedHostPaths: [],
   authFailures: DEFAULT_AUTH_FAILURE_LIMITS,
+  eventStreams: DEFAULT_EVENT_STREAM_LIMITS,
 };
 
 /**
@@ -96,6 +102,9 @@ export class Hub {
   readonly authFailures: AuthFailures;
   /** What metrics read. */
   readonly stats: HubStats;
+  /** What happened in the fleet (a bounded history), and the clients that follow it. */
+  readonly events = new FleetEvents();
+  readonly eventStreams: EventStreams;
 
   constructor(
     readonly store: Store,
@@ -223,6 +232,8 @@ export class Hub {
     this.secrets = new NamedValues('secret', { store, sealer, usedBy, changed, usersRefuse });
     this.values = new HubValues(this.configs, this.secrets);
     this.valueRollouts = new ValueRollouts({ store, services: this.services, values: this.values, logger });
+    wireEventSources({ store, observed: this.observed, liveness: this.liveness, events: this.events });
+    this.eventStreams = new EventStreams(this.events, config.eventStreams);
     this.stats = { liveness: this.liveness, nodes: this.nodes, agents: this.gateway, scheduler: this.loop, store, services: this.services, auth: this.authFailures };
   }
 
@@ -243,6 +254,7 @@ export class Hub {
   }
 
   async close(): Promise<void> {
+    this.eventStreams.close();
     this.liveness.stop();
     this.rollouts.stop();
     await this.gateway.close();

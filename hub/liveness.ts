@@ -42,9 +42,19 @@ export interface LivenessDeps {
   nodesChanged: () => void;
 }
 
+/** Told of each change of a node's state (previous null: the first since the hub started); must not throw. */
+export type NodeStateListener = (nodeId: string, state: NodeState, previous: NodeState | null) => void;
+
 export class Liveness implements LivenessStats {
   readonly detector: FailureDetector;
   private sweepTimer: NodeJS.Timeout | null = null;
+  private readonly stateListeners = new Set<NodeStateListener>();
+
+  /** Calls `listener` for every change of a node's state from now on (events); returns the call that stops it. */
+  subscribe(listener: NodeStateListener): () => void {
+    this.stateListeners.add(listener);
+    return () => this.stateListeners.delete(listener);
+  }
 
   constructor(private readonly deps: LivenessDeps) {
     const { clock, config, logger } = deps;
@@ -58,6 +68,7 @@ export class Liveness implements LivenessStats {
       onStateChange: (nodeId, state, previous) => {
         this.logStateChange(nodeId, state, previous);
         this.rememberLost(nodeId, state);
+        for (const listener of this.stateListeners) listener(nodeId, state, previous);
         if (state === 'lost') deps.markDirty();
         else deps.nodesChanged();
       },

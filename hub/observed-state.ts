@@ -10,6 +10,9 @@ export interface ObservedReplica {
   updatedAtMs: number;
 }
 
+/** Told of each report kept, with the one it replaces (undefined: none held); must not throw. */
+export type ReportListener = (nodeId: string, report: ReplicaReport, previous: ReplicaReport | undefined) => void;
+
 /**
  * What agents last reported about their replicas. Soft state: held in memory only, rebuilt from
  * each agent's hello after a hub restart, never written to the store. Work per report is O(1).
@@ -17,6 +20,13 @@ export interface ObservedReplica {
 export class ObservedState {
   private readonly byReplica = new Map<string, ObservedReplica>();
   private readonly byNode = new Map<string, Set<string>>();
+  private readonly listeners = new Set<ReportListener>();
+
+  /** Calls `listener` for every report kept from now on (events); returns the call that stops it. */
+  subscribe(listener: ReportListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
 
   get(replicaId: string): ObservedReplica | undefined {
     return this.byReplica.get(replicaId);
@@ -25,8 +35,9 @@ export class ObservedState {
   /** A hello carries the node's whole picture: whatever it no longer mentions is gone. */
   replaceNode(nodeId: string, reports: readonly ReplicaReport[], nowMs: number): void {
     const old = this.byNode.get(nodeId);
-    if (old) for (const id of old) this.byReplica.delete(id);
-    this.byNode.delete(nodeId);
+    // What it mentions again is replaced in apply, so that a reconnect is seen as no change.
+    const mentioned = old && reports.length > 0 ? new Set(reports.map((r) => r.replicaId)) : null;
+    if (old) for (const id of old) if (!mentioned?.has(id)) this.forget(nodeId, id);
     this.apply(nodeId, reports, nowMs);
   }
 
@@ -59,6 +70,7 @@ export class ObservedState {
       }
       if (previous && previous.nodeId !== nodeId) this.byNode.get(previous.nodeId)?.delete(report.replicaId);
       this.byReplica.set(report.replicaId, { nodeId, report, updatedAtMs: nowMs });
+      for (const listener of this.listeners) listener(nodeId, report, previous?.report);
       let set = this.byNode.get(nodeId);
       if (!set) this.byNode.set(nodeId, (set = new Set()));
       set.add(report.replicaId);

@@ -65,6 +65,9 @@ export const ROUTE_RULES: Readonly<Record<string, Role | 'open'>> = {
 
   'GET /v1/audit': 'admin',
 
+  // What happened to services, replicas and nodes: what the views show, as it changes.
+  'GET /v1/events': 'viewer',
+
   // What a device installs the agent from (hub/http/installer.ts): no secret in them, and a
   // device has no credential before it joins.
   'GET /install.sh': 'open',

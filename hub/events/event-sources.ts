@@ -1,0 +1,83 @@
+/**
+ * Where fleet events come from, wired once: the parts that already tell of their changes (the
+ * store, what agents report, the failure detector) are followed, so that no command or handler
+ * has to remember to publish an event. Heartbeats change none of them and are never events.
+ */
+import type { ReplicaReport } from '../../shared/protocol.js';
+import type { NodeState } from '../failure-detector.js';
+import type { Liveness } from '../liveness.js';
+import type { ObservedState } from '../observed-state.js';
+import type { Store, StoreChange } from '../store/store.js';
+import type { FleetEventType, FleetEvents, NewFleetEvent } from './fleet-events.js';
+import { nodeRecordEvents, serviceEvents } from './record-events.js';
+
+/** The node states that are events; `not_ready` (an engine outage) is told by the node's conditions instead. */
+const STATE_EVENTS: Partial<Record<NodeState, FleetEventType>> = { ready: 'node.ready', unreachable: 'node.unreachable', lost: 'node.lost' };
+
+export interface EventSources {
+  store: Store;
+  observed: Pick<ObservedState, 'subscribe'>;
+  liveness: Pick<Liveness, 'subscribe'>;
+  events: FleetEvents;
+}
+
+/** Follows every source; returns the call that stops following them. */
+export function wireEventSources({ store, observed, liveness, events }: EventSources): () => void {
+  const nodeName = (nodeId: string) => store.getNode(nodeId)?.name;
+  const publishAll = (list: readonly NewFleetEvent[]) => {
+    for (const event of list) events.publish(event);
+  };
+  const stops = [
+    store.subscribe((change) => recordChanged(change, nodeName, publishAll)),
+    observed.subscribe((nodeId, report, previous) => {
+      const event = replicaEvent(report, previous);
+      if (event) events.publish({ ...event, node: nodeId, ...named(nodeName(nodeId)) });
+    }),
+    liveness.subscribe((nodeId, state) => {
+      const type = STATE_EVENTS[state];
+      const name = nodeName(nodeId);
+      // A removed node's connection closing is no news: node.removed told it.
+      if (type && name !== undefined) events.publish({ type, node: nodeId, nodeName: name });
+    }),
+  ];
+  return () => {
+    for (const stop of stops) stop();
+  };
+}
+
+const named = (nodeName: string | undefined) => (nodeName === undefined ? {} : { nodeName });
+
+/**
+ * Events are told once a change is durable: a write the store refuses (and undoes) was never
+ * the fleet's state. Most changes of a node record (a new target's generation, facts) are no
+ * event and cost one comparison.
+ */
+function recordChanged(change: StoreChange, nodeName: (nodeId: string) => string | undefined, publish: (events: readonly NewFleetEvent[]) => void): void {
+  if (change.written === null) return;
+  if (change.collection === 'services') {
+    const { key, before, after } = change;
+    change.written.then(
+      () => publish(serviceEvents(key, before, after, nodeName)),
+      () => undefined,
+    );
+  } else if (change.collection === 'nodes' && !change.before !== !change.after) {
+    const { key, before, after } = change;
+    change.written.then(
+      () => publish(nodeRecordEvents(key, before, after)),
+      () => undefined,
+    );
+  }
+}
+
+/**
+ * A replica's report that is news: it runs where it did not (started), or it failed where it had
+ * not. The same state again (a reconnecting agent's hello, a health or pull update) is none. After
+ * a hub restart, the first report of each running replica tells it started: the hub cannot know.
+ */
+export function replicaEvent(report: ReplicaReport, previous: ReplicaReport | undefined): NewFleetEvent | null {
+  if (report.state === previous?.state) return null;
+  const base = { replica: report.replicaId, service: report.service };
+  if (report.state === 'running') return { type: 'replica.started', ...base, ...(report.restarts > 0 ? { message: `restarts: ${report.restarts}` } : {}) };
+  if (report.state === 'failed') return { type: 'replica.failed', ...base, ...(report.error ? { message: report.error } : {}) };
+  return null;
+}
