@@ -1,0 +1,138 @@
+import type { Command } from 'commander';
+import { CliError } from '../cli-error.js';
+import type { HubClient } from '../client.js';
+import { age, printJson, printYaml, renderTable } from '../output.js';
+import { DEFAULT_PAGE_SIZE, listAll, MAX_PAGE_SIZE } from '../pages.js';
+import { collect, wholeNumber, type CommandContext } from '../program.js';
+import { labelSelector } from '../selector.js';
+
+/** The service view's fields the tables show (GET /v1/services/:name). */
+export interface ServiceView {
+  name: string;
+  revision: number;
+  updatedAt: string;
+  spec: { image: string; mode?: string; replicas?: number };
+  status: {
+    desired: number;
+    running: number;
+    states: Record<string, number>;
+    replicas: ReplicaView[];
+    replicaPage: { offset: number; limit: number; total: number };
+  };
+  rollout?: { state: string } | null;
+}
+
+interface ReplicaView {
+  replicaId: string;
+  nodeId: string | null;
+  state: string;
+  health: string | null;
+  restarts: number;
+  revision: number | null;
+  error: string | null;
+}
+
+/** The most the hub lists of a service's replicas in one answer. */
+const REPLICA_PAGE = 10_000;
+
+export const servicePath = (name: string) => `/v1/services/${encodeURIComponent(name)}`;
+
+const notFound = (name: string) => new CliError(`no service named "${name}" (tether services ls lists them)`);
+
+export async function findService(client: HubClient, name: string, replicaLimit?: number): Promise<ServiceView> {
+  const view = await client.find<ServiceView>(servicePath(name), replicaLimit === undefined ? undefined : { limit: replicaLimit });
+  if (!view) throw notFound(name);
+  return view;
+}
+
+/** `running=2 pending=1`, the replicas per state. */
+function statesText(states: Record<string, number>): string {
+  return Object.entries(states)
+    .filter(([, n]) => n > 0)
+    .map(([state, n]) => `${state}=${n}`)
+    .join(' ');
+}
+
+export function registerServices(program: Command, ctx: CommandContext): void {
+  const services = program.command('services').description('services: list, their replicas, inspect, remove, scale');
+
+  services
+    .command('ls')
+    .description('list services with their counts, a page at a time from the hub until the last')
+    .option('-l, --selector <label>', "only services with this label: key=value or key!=value (repeatable: all must hold)", collect, [])
+    .option('--state <state>', 'only services in this state (as the hub defines it)')
+    .option('--limit <n>', 'list at most this many', wholeNumber(1, 1_000_000))
+    .option('--page-size <n>', `services asked of the hub at once (default ${DEFAULT_PAGE_SIZE})`, wholeNumber(1, MAX_PAGE_SIZE))
+    .action(async (options: { selector: string[]; state?: string; limit?: number; pageSize?: number }, command: Command) => {
+      const selector = labelSelector('service.labels', options.selector);
+      const client = await ctx.client(command);
+      const list = await listAll<ServiceView>(client, '/v1/services', 'services', { selector, state: options.state }, options.limit, options.pageSize);
+      if (ctx.flags(command).json) return printJson(ctx.io, { services: list });
+      const now = ctx.nowMs();
+      const rows = list.map((s) => [
+        s.name,
+        s.revision,
+        s.spec.mode ?? 'replicated',
+        `${s.status.running}/${s.status.desired}`,
+        statesText(s.status.states),
+        s.rollout?.state,
+        s.spec.image,
+        age(s.updatedAt, now),
+      ]);
+      ctx.io.stdout.write(renderTable(['name', 'revision', 'mode', 'running', 'states', 'rollout', 'image', 'updated'], rows));
+    });
+
+  services
+    .command('ps')
+    .description("a service's replicas: where each runs, its state and its last error")
+    .argument('<service>')
+    .action(async (name: string, _options: unknown, command: Command) => {
+      const client = await ctx.client(command);
+      const replicas: ReplicaView[] = [];
+      for (let offset = 0; ; ) {
+        const view = await client.find<ServiceView>(servicePath(name), { offset, limit: REPLICA_PAGE });
+        if (!view) throw notFound(name);
+        replicas.push(...view.status.replicas);
+        offset += view.status.replicas.length;
+        if (view.status.replicas.length === 0 || offset >= view.status.replicaPage.total) break;
+      }
+      if (ctx.flags(command).json) return printJson(ctx.io, { service: name, replicas });
+      const rows = replicas.map((r) => [r.replicaId, r.nodeId, r.state, r.health, r.restarts, r.revision, r.error]);
+      ctx.io.stdout.write(renderTable(['replica', 'node', 'state', 'health', 'restarts', 'revision', 'error'], rows));
+    });
+
+  services
+    .command('inspect')
+    .description("a service's whole view: spec, revision, status, rollout, and its first replicas")
+    .argument('<service>')
+    .action(async (name: string, _options: unknown, command: Command) => {
+      const view = await findService(await ctx.client(command), name);
+      if (ctx.flags(command).json) printJson(ctx.io, view);
+      else printYaml(ctx.io, view);
+    });
+
+  services
+    .command('rm')
+    .description('remove a service and its containers; its volumes are kept unless --purge-volumes')
+    .argument('<service>')
+    .option('--purge-volumes', "remove the service's volumes from every node too")
+    .action(async (name: string, options: { purgeVolumes?: boolean }, command: Command) => {
+      const client = await ctx.client(command);
+      const removed = await client.call<{ message?: string }>('DELETE', servicePath(name), { query: { purgeVolumes: options.purgeVolumes ? 'true' : undefined } });
+      if (ctx.flags(command).json) return printJson(ctx.io, removed);
+      ctx.io.stdout.write(`service ${name} removed${removed.message ? `: ${removed.message}` : ''}\n`);
+    });
+
+  services
+    .command('scale')
+    .description("change a replicated service's replica count, and nothing else")
+    .argument('<service>')
+    .argument('<replicas>', 'the new count', wholeNumber(0, 100_000))
+    .action(async (name: string, replicas: number, _options: unknown, command: Command) => {
+      const client = await ctx.client(command);
+      const scaled = await client.call<ServiceView & { outcome: string }>('POST', `${servicePath(name)}/scale`, { body: { replicas } });
+      if (ctx.flags(command).json) return printJson(ctx.io, scaled);
+      const what = scaled.outcome === 'unchanged' ? 'already has' : 'scaled to';
+      ctx.io.stdout.write(`service ${name} ${what} ${replicas} replica(s) (revision ${scaled.revision})\n`);
+    });
+}

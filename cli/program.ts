@@ -1,0 +1,91 @@
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { TETHER_VERSION } from '../shared/version.js';
+import { Aborted, HubClient } from './client.js';
+import { CliError, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './cli-error.js';
+import { resolveConnection, type GlobalFlags } from './config.js';
+import type { CliIo } from './io.js';
+import { registerApply } from './commands/apply.js';
+import { registerEvents } from './commands/events.js';
+import { registerJoinToken } from './commands/join-token.js';
+import { registerLogin } from './commands/login.js';
+import { registerLogs } from './commands/logs.js';
+import { registerNodes } from './commands/nodes.js';
+import { registerServices } from './commands/services.js';
+
+/** What each command file is given: the I/O, the global flags, and a client built from them. */
+export interface CommandContext {
+  io: CliIo;
+  flags(command: Command): GlobalFlags;
+  client(command: Command): Promise<HubClient>;
+  nowMs(): number;
+}
+
+/** A whole number option or argument from `min` to `max`; anything else is a usage error (exit 2). */
+export function wholeNumber(min: number, max: number) {
+  return (text: string): number => {
+    const n = /^\d{1,9}$/.test(text) ? Number(text) : Number.NaN;
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+/** For repeatable options: `-l a=b -l c=d`. */
+export const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+function buildProgram(ctx: CommandContext): Command {
+  const program = new Command('tether')
+    .description("Tether's command line: the hub's API for operators")
+    .version(TETHER_VERSION, '-V, --version')
+    .option('--hub <url>', 'the hub (or TETHER_HUB, or the one tether login saved)')
+    .option('--token <token>', 'API token (or TETHER_TOKEN, or the one tether login saved)')
+    .option('--config <file>', 'config file (or TETHER_CONFIG; default ~/.config/tether/config.json)')
+    .option('--ca-cert <file>', "trust the hub's certificate through this CA (PEM; or TETHER_CA_CERT)")
+    .option('--ca-fingerprint <sha256>', "trust the hub's own CA with this fingerprint, as agents pin it (or TETHER_CA_FINGERPRINT)")
+    .addOption(new Option('--json', 'print JSON instead of tables'))
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => ctx.io.stdout.write(s), writeErr: (s) => ctx.io.stderr.write(s) });
+  registerLogin(program, ctx);
+  registerNodes(program, ctx);
+  registerServices(program, ctx);
+  registerApply(program, ctx);
+  registerLogs(program, ctx);
+  registerEvents(program, ctx);
+  registerJoinToken(program, ctx);
+  // Subcommands inherit exitOverride and output only when made after these calls: set them on every one.
+  const all = (command: Command): Command[] => [command, ...command.commands.flatMap(all)];
+  for (const command of all(program)) {
+    command.exitOverride().configureOutput({ writeOut: (s) => ctx.io.stdout.write(s), writeErr: (s) => ctx.io.stderr.write(s) });
+  }
+  return program;
+}
+
+/**
+ * Runs one command line (without `node` and the script) and answers the exit code: 0 done, 1
+ * failed (the hub refused, could not be reached, a file did not parse), 2 usage (an unknown
+ * command or flag, a missing argument). Never exits the process: main.ts does.
+ */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const ctx: CommandContext = {
+    io,
+    flags: (command) => command.optsWithGlobals<GlobalFlags>(),
+    client: async (command) => HubClient.connect(await resolveConnection(command.optsWithGlobals<GlobalFlags>(), io), io.signal),
+    nowMs: () => Date.now(),
+  };
+  try {
+    await buildProgram(ctx).parseAsync([...argv], { from: 'user' });
+    return EXIT_OK;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return EXIT_OK;
+      // Commander has printed what was wrong (or the help, for a command given no subcommand).
+      return EXIT_USAGE;
+    }
+    if (error instanceof Aborted) return EXIT_OK;
+    if (error instanceof CliError) {
+      io.stderr.write(`tether: ${error.message}\n`);
+      return error.exitCode;
+    }
+    io.stderr.write(`tether: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
+    return EXIT_FAILED;
+  }
+}
