@@ -69,6 +69,9 @@ export class FleetEvents {
   private lastSeq: number;
   private readonly listeners = new Set<FleetEventListener>();
   private readonly wallNowMs: () => number;
+  /** The last event's time, made once per millisecond: formatting a date costs more than the rest of publishing. */
+  private timeMs = Number.NaN;
+  private timeText = '';
 
   constructor(opts: { capacity?: number; wallNowMs?: () => number; firstSeq?: number } = {}) {
     const capacity = opts.capacity ?? EVENT_HISTORY_CAPACITY;
@@ -94,7 +97,12 @@ export class FleetEvents {
 
   /** Numbers the event, holds it (dropping the oldest when full) and tells every subscriber: O(1) plus O(subscribers). */
   publish(fields: NewFleetEvent): FleetEvent {
-    const event: FleetEvent = { seq: ++this.lastSeq, time: new Date(this.wallNowMs()).toISOString(), ...fields };
+    const nowMs = this.wallNowMs();
+    if (nowMs !== this.timeMs) {
+      this.timeMs = nowMs;
+      this.timeText = new Date(nowMs).toISOString();
+    }
+    const event: FleetEvent = { seq: ++this.lastSeq, time: this.timeText, ...fields };
     const slot = (this.head + this.held) % this.ring.length;
     this.ring[slot] = event;
     if (this.held < this.ring.length) this.held++;
