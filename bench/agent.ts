@@ -1,14 +1,17 @@
 #!/usr/bin/env node
 /**
- * `npm run bench:agent`: the footprint of one real agent (node dist/agent/main.js) on the real
- * Docker engine, idle with a few containers, next to a bare Node process holding one `ws`
- * connection (bench/bare-ws-client.ts) measured over the same window. Needs the engine and the
- * registry of scripts/test-env.sh. Measures, never asserts; appends to docs/benchmarks.md.
+ * `npm run bench:agent`: the footprint of the agent as installed (the bundle, node
+ * dist/agent/tether-agent.js) on the real Docker engine, idle with a few containers, next to a
+ * bare Node process holding one `ws` connection (bench/bare-ws-client.ts), all measured over the
+ * same window. For the record, the same agent loaded from dist/agent/main.js and node_modules
+ * runs beside it (its own node and containers), and a second bare process without the agent's
+ * node flags. Needs the engine and the registry of scripts/test-env.sh; everything on loopback.
+ * Measures, never asserts; appends to docs/benchmarks.md unless --no-doc.
  *
- * Everything it starts is killed by pid at the end, and the agent's containers (label
- * io.tether.node-id=<node id>) are removed.
+ * Bounded: a watchdog ends the run after settle + window + 300 s. Everything it starts is killed
+ * by pid at the end, and the agents' containers (label io.tether.node-id=<node id>) are removed.
  */
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,7 +23,7 @@ import { CpuWindow, gitState, machineFacts, rssBytes } from './proc-stats.js';
 
 const HELP = `Usage: npm run bench:agent -- [options]
 
-  --containers N     containers the agent runs (default 5)
+  --containers N     containers each agent runs (default 5)
   --image IMAGE      (default 127.0.0.1:5000/busybox:1, from scripts/test-env.sh)
   --window-s S       the idle window measured (default 30)
   --settle-s S       wait after the containers run, before the window (default 10)
@@ -31,6 +34,12 @@ const HELP = `Usage: npm run bench:agent -- [options]
 
 /** The node flags install.sh's systemd unit runs the agent with: the agent is measured as installed. */
 const AGENT_EXEC_ARGV = ['--max-semi-space-size=1'];
+/** The agent as install.sh installs it: one file with its dependencies inside (scripts/bundle-agent.mjs). */
+const BUNDLE = 'tether-agent.js';
+/** Issue 14's targets for the bundled agent. */
+const TARGET_RSS_RATIO = 1.3;
+/** KubeEdge's EdgeCore, about 70 MB: in MiB. */
+const TARGET_RSS_MIB = (70 * 1000 * 1000) / 1024 / 1024;
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (text: string) => process.stderr.write(`[bench:agent ${new Date().toISOString().slice(11, 19)}] ${text}\n`);
@@ -50,8 +59,15 @@ interface AgentFigures {
   containers: number;
   image: string;
   windowS: number;
+  bundleBytes: number;
+  /** The agent as installed: the bundle. */
   agent: Sampled | null;
+  /** The same agent loaded from dist/agent/main.js and node_modules. */
+  unbundled: Sampled | null;
+  /** The reference: bare Node with one ws connection, under the agent's node flags. */
   bare: Sampled | null;
+  /** The same reference without the flags. */
+  bareDefault: Sampled | null;
   othersPct: number | null;
   errors: string[];
 }
@@ -87,8 +103,11 @@ async function main(): Promise<void> {
     containers,
     image,
     windowS,
+    bundleBytes: 0,
     agent: null,
+    unbundled: null,
     bare: null,
+    bareDefault: null,
     othersPct: null,
     errors: [],
   };
@@ -113,16 +132,17 @@ async function main(): Promise<void> {
     process.stderr.write(`bench:agent: ${image} is not in the registry ${registry} (${(error as Error).message}): run scripts/test-env.sh first\n`);
     process.exit(2);
   }
-  if (!existsSync(path.join(distDir, 'agent', 'main.js'))) throw new Error('dist/ is missing: run npm run build first');
+  if (!existsSync(path.join(distDir, 'agent', BUNDLE))) throw new Error('dist/agent/tether-agent.js is missing: run npm run build first');
+  figures.bundleBytes = statSync(path.join(distDir, 'agent', BUNDLE)).size;
 
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'tether-bench-agent-'));
-  let nodeId: string | null = null;
+  const nodeIds: string[] = [];
   let hub: NodeProc | null = null;
-  let agent: NodeProc | null = null;
+  const agents: NodeProc[] = [];
   const cleanup = async () => {
-    await terminate(agent, 15_000).catch(() => undefined);
-    if (nodeId) {
-      // Every container the agent creates carries all its labels, so the runtime's own list finds them.
+    await Promise.all(agents.map((a) => terminate(a, 15_000).catch(() => undefined)));
+    for (const nodeId of nodeIds) {
+      // Every container an agent creates carries all its labels, so the runtime's own list finds them.
       const list = await docker.listContainers(nodeId).catch(() => []);
       await Promise.all(list.map((c) => docker.removeContainer(c.id).catch(() => undefined)));
       log(`removed ${list.length} containers labelled ${LABELS.nodeId}=${nodeId}`);
@@ -154,46 +174,63 @@ async function main(): Promise<void> {
       });
       return { status: res.status, body: (await res.json()) as any };
     };
-    const join = await api('POST', '/v1/join-tokens', {});
-    const name = `bench-agent-${process.pid}`;
-    agent = startProgram(
-      'agent/main.js',
-      ['--hub', url, '--join-token', join.body.token, '--data-dir', path.join(tmp, 'agent'), '--name', name, '--publish-address', '127.0.0.1', '--log-level', 'warn'],
-      path.join(tmp, 'agent.log'),
-      AGENT_EXEC_ARGV,
-    );
-    const deadline = Date.now() + 60_000;
-    while (!nodeId) {
-      const nodes = (await api('GET', '/v1/nodes')).body.nodes as Array<{ id: string; name: string; state: string }>;
-      nodeId = nodes.find((n) => n.name === name && n.state === 'ready')?.id ?? null;
-      if (!nodeId) {
-        if (Date.now() > deadline) throw new Error(`the agent did not connect:\n${readFileSync(path.join(tmp, 'agent.log'), 'utf8').slice(-2000)}`);
+    // Each agent its own node (label bench=<kind>) and its own service pinned there.
+    const kinds = [
+      { kind: 'bundled', script: `agent/${BUNDLE}` },
+      { kind: 'unbundled', script: 'agent/main.js' },
+    ] as const;
+    for (const { kind, script } of kinds) {
+      const join = await api('POST', '/v1/join-tokens', {});
+      const name = `bench-agent-${kind}-${process.pid}`;
+      const agent = startProgram(
+        script,
+        ['--hub', url, '--join-token', join.body.token, '--data-dir', path.join(tmp, kind), '--name', name, '--label', `bench=${kind}`, '--publish-address', '127.0.0.1', '--log-level', 'warn'],
+        path.join(tmp, `${kind}.log`),
+        AGENT_EXEC_ARGV,
+      );
+      agents.push(agent);
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const nodes = (await api('GET', '/v1/nodes')).body.nodes as Array<{ id: string; name: string; state: string }>;
+        const nodeId = nodes.find((n) => n.name === name && n.state === 'ready')?.id;
+        if (nodeId) {
+          nodeIds.push(nodeId);
+          break;
+        }
+        if (Date.now() > deadline) throw new Error(`the ${kind} agent did not connect:\n${readFileSync(path.join(tmp, `${kind}.log`), 'utf8').slice(-2000)}`);
         await sleep(200);
       }
+      log(`${kind} agent ${nodeIds.at(-1)} connected`);
     }
-    log(`agent ${nodeId} connected; deploying ${containers} containers of ${image}`);
-    const service = `bench-agent-${process.pid}`;
-    const put = await api('PUT', `/v1/services/${service}`, { image, command: ['/bin/sleep', '3600'], replicas: containers });
-    if (put.status >= 300) throw new Error(`PUT: HTTP ${put.status} ${JSON.stringify(put.body)}`);
+    const services = kinds.map(({ kind }) => `bench-agent-${kind}-${process.pid}`);
+    for (const [i, { kind }] of kinds.entries()) {
+      const put = await api('PUT', `/v1/services/${services[i]}`, { image, command: ['/bin/sleep', '3600'], replicas: containers, constraints: [`node.labels.bench==${kind}`] });
+      if (put.status >= 300) throw new Error(`PUT: HTTP ${put.status} ${JSON.stringify(put.body)}`);
+    }
+    log(`deploying ${containers} containers of ${image} on each agent`);
     const runDeadline = Date.now() + 120_000;
-    for (;;) {
-      const view = (await api('GET', `/v1/services/${service}`)).body as { status: { running: number } };
-      if (view.status.running === containers) break;
-      if (Date.now() > runDeadline) throw new Error(`${view.status.running} of ${containers} running after 120 s`);
-      await sleep(250);
+    for (const service of services) {
+      for (;;) {
+        const view = (await api('GET', `/v1/services/${service}`)).body as { status: { running: number } };
+        if (view.status.running === containers) break;
+        if (Date.now() > runDeadline) throw new Error(`${service}: ${view.status.running} of ${containers} running after 120 s`);
+        await sleep(250);
+      }
     }
-    log(`${containers} containers running; starting the bare ws reference`);
+    log(`${containers} containers running on each; starting the bare ws references`);
     const baseline = await startBaseline(false);
-    const bare = startProgram('bench/bare-ws-client.js', ['--url', `ws://127.0.0.1:${baseline.port}/`, '--heartbeat-ms', '5000'], path.join(tmp, 'bare.log'));
+    const bareArgs = ['--url', `ws://127.0.0.1:${baseline.port}/`, '--heartbeat-ms', '5000'];
+    const bare = startProgram('bench/bare-ws-client.js', bareArgs, path.join(tmp, 'bare.log'), AGENT_EXEC_ARGV);
+    const bareDefault = startProgram('bench/bare-ws-client.js', bareArgs, path.join(tmp, 'bare-default.log'));
     log(`settling ${settleS} s, then measuring ${windowS} s`);
     await sleep(settleS * 1000);
 
-    const window = new CpuWindow([agent.pid, bare.pid]);
-    const samples = { agent: [] as number[], bare: [] as number[] };
+    const measured = [agents[0]!.pid, agents[1]!.pid, bare.pid, bareDefault.pid];
+    const window = new CpuWindow(measured);
+    const samples = measured.map(() => [] as number[]);
     for (let i = 0; i < windowS; i++) {
       await sleep(1000);
-      samples.agent.push(rssBytes(agent.pid) ?? NaN);
-      samples.bare.push(rssBytes(bare.pid) ?? NaN);
+      measured.forEach((pid, j) => samples[j]!.push(rssBytes(pid) ?? NaN));
     }
     const cpu = window.finish();
     const sampled = (xs: number[], pid: number): Sampled => ({
@@ -201,10 +238,13 @@ async function main(): Promise<void> {
       maxMiB: round(Math.max(...xs) / 1024 / 1024),
       cpuPct: round(cpu.pct.get(pid) ?? NaN, 3),
     });
-    figures.agent = sampled(samples.agent, agent.pid);
-    figures.bare = sampled(samples.bare, bare.pid);
+    const [agent, unbundled, bareFigures, bareDefaultFigures] = measured.map((pid, j) => sampled(samples[j]!, pid));
+    figures.agent = agent ?? null;
+    figures.unbundled = unbundled ?? null;
+    figures.bare = bareFigures ?? null;
+    figures.bareDefault = bareDefaultFigures ?? null;
     figures.othersPct = round(cpu.othersPct, 1);
-    await api('DELETE', `/v1/services/${service}`).catch(() => undefined);
+    for (const service of services) await api('DELETE', `/v1/services/${service}`).catch(() => undefined);
   } catch (error) {
     figures.errors.push((error as Error).message);
   } finally {
@@ -226,19 +266,28 @@ async function main(): Promise<void> {
 
 function formatAgentReport(f: AgentFigures): string {
   const a = f.agent;
+  const u = f.unbundled;
   const b = f.bare;
+  const d = f.bareDefault;
   const ratio = a && b ? a.meanMiB / b.meanMiB : null;
+  const rss = (x: Sampled | null) => (x ? `${x.meanMiB} MiB (max ${x.maxMiB})` : 'n/a');
+  const versus = (x: Sampled | null) => (x && b ? `${round(x.meanMiB / b.meanMiB)}x` : 'n/a');
+  const verdict = (ok: boolean | null) => (ok === null ? 'not measured' : ok ? 'met' : 'missed');
   const rows = [
-    ['idle RSS (mean over the window)', a ? `${a.meanMiB} MiB (max ${a.maxMiB})` : 'n/a', b ? `${b.meanMiB} MiB (max ${b.maxMiB})` : 'n/a', ratio !== null ? `${round(ratio)}x` : 'n/a', '<= 1.25x', ratio === null ? 'not measured' : ratio <= 1.25 ? 'met' : 'missed'],
-    ['idle CPU', a ? `${a.cpuPct} % of a core` : 'n/a', b ? `${b.cpuPct} % of a core` : 'n/a', '', '< 1 % of a core', a ? (a.cpuPct < 1 ? 'met' : 'missed') : 'not measured'],
+    ['idle RSS, the bundle (mean over the window)', rss(a), rss(b), versus(a), `<= ${TARGET_RSS_RATIO}x`, verdict(ratio === null ? null : ratio <= TARGET_RSS_RATIO)],
+    ['idle RSS, the bundle, absolute', rss(a), '', '', `< 70 MB (${round(TARGET_RSS_MIB, 1)} MiB)`, verdict(a ? a.meanMiB < TARGET_RSS_MIB : null)],
+    ['idle CPU, the bundle', a ? `${a.cpuPct} % of a core` : 'n/a', b ? `${b.cpuPct} % of a core` : 'n/a', '', '< 1 % of a core', verdict(a ? a.cpuPct < 1 : null)],
+    ['for the record: idle RSS, dist/agent/main.js from node_modules', rss(u), rss(b), versus(u), '', ''],
+    ['for the record: idle CPU, dist/agent/main.js', u ? `${u.cpuPct} % of a core` : 'n/a', '', '', '', ''],
+    ['for the record: bare node + ws without the node flags', rss(d), rss(b), versus(d), '', ''],
   ];
   return [
-    `## One agent on Docker: ${f.containers} containers, idle ${f.windowS} s (${f.date.slice(0, 16).replace('T', ' ')} UTC)`,
+    `## One agent on Docker, bundled: ${f.containers} containers, idle ${f.windowS} s (${f.date.slice(0, 16).replace('T', ' ')} UTC)`,
     '',
     `- command: \`${f.command}\``,
     `- machine: ${machineLine(f.machine, f.loadAvgEnd)}`,
     `- commit: ${f.git}`,
-    `- setup: a hub process and \`node ${AGENT_EXEC_ARGV.join(' ')} dist/agent/main.js\` (log level warn; the node flags install.sh's unit uses) with ${f.containers} x \`${f.image}\` running \`/bin/sleep 3600\`; reference: bench/bare-ws-client.ts, one ws connection to bench/baseline-server.ts with a heartbeat frame and a ping every 5 s; RSS from /proc/<pid>/status each second, CPU from /proc/<pid>/stat over the window; others used ${f.othersPct ?? 'n/a'} % of a core meanwhile`,
+    `- setup: a hub process; \`node ${AGENT_EXEC_ARGV.join(' ')} dist/agent/${BUNDLE}\` (${round(f.bundleBytes / 1024 / 1024)} MiB, the file install.sh installs, with install.sh's node flags) and beside it the same agent as \`dist/agent/main.js\` loaded from node_modules, each its own node (log level warn) with ${f.containers} x \`${f.image}\` running \`/bin/sleep 3600\`; reference: bench/bare-ws-client.ts under the same node flags, one ws connection to bench/baseline-server.ts with a heartbeat frame and a ping every 5 s; RSS from /proc/<pid>/status each second, CPU from /proc/<pid>/stat over the same window for all; others used ${f.othersPct ?? 'n/a'} % of a core meanwhile`,
     '',
     '| figure | agent | bare node + ws | agent / bare | target | verdict |',
     '| --- | --- | --- | --- | --- | --- |',
