@@ -2,7 +2,8 @@
 # Brings up the real parts the end-to-end tests use: a Docker engine, a private registry on
 # 127.0.0.1:5000, a second one on 127.0.0.1:5001 that needs credentials (tether / s3cret), and
 # the test images. Idempotent: whatever is already there is left alone.
-# Needs root and Debian's packages (docker.io, busybox-static, docker-registry, apache2-utils).
+# Needs root and Debian's packages (docker.io, busybox-static, docker-registry, apache2-utils,
+# shellcheck, systemd).
 set -euo pipefail
 
 REGISTRY=127.0.0.1:5000
@@ -17,6 +18,10 @@ command -v dockerd >/dev/null || need_pkgs+=(docker.io)
 [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx httpd || need_pkgs+=(busybox-static)
 command -v docker-registry >/dev/null || need_pkgs+=(docker-registry)
 command -v htpasswd >/dev/null || need_pkgs+=(apache2-utils)
+# The install test checks install.sh and its unit with these; Debian's systemd package brings
+# systemd-analyze without systemd running.
+command -v shellcheck >/dev/null || need_pkgs+=(shellcheck)
+command -v systemd-analyze >/dev/null || need_pkgs+=(systemd)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "test-env: installing ${need_pkgs[*]}"
   apt-get update -qq
