@@ -15,6 +15,17 @@ function seqOf(text: string | undefined, field: string): number | null {
   return seq;
 }
 
+/** What the API reference says of the route (hub/http/openapi.ts); the query is checked by hand below. */
+const DOC = {
+  summary: 'What happens to services, replicas and nodes, as Server-Sent Events or as JSON',
+  description: [
+    'Events: service.created, service.updated, service.deleted, replica.placed, replica.started, replica.failed, replica.moved, node.joined, node.ready, node.unreachable, node.lost, node.removed; each `{ seq, time, type, service?, replica?, node?, nodeName?, message? }`.',
+    'With `Accept: text/event-stream`: the events after `Last-Event-ID` (or `?since=`; neither: only new ones), then live ones, each `id: <seq>`, `event: <type>`, `data: <json>`; a `: keep-alive` comment every 15 s. A seq the hub no longer holds (or from before a restart) starts with `event: reset` (`{ oldestSeq }`) and everything held. A client too far behind is cut with `event: overflow` (`{ lastSeq, latestSeq }`) and resumes with Last-Event-ID. At most 100 streams at once (429).',
+    'Otherwise JSON `{ events, latestSeq, oldestSeq }`: the events after `?since=` (none: the newest), oldest first, at most `?limit=` (default 100, max 1000).',
+  ].join('\n\n'),
+  tags: ['hub'],
+};
+
 /**
  * `GET /v1/events` (viewer): with `Accept: text/event-stream`, Server-Sent Events: the history
  * after Last-Event-ID (or `?since=`; neither: none), then live events. Otherwise a page of the
@@ -22,7 +33,7 @@ function seqOf(text: string | undefined, field: string): number | null {
  */
 export async function eventRoutes(app: FastifyInstance, { streams }: { streams: EventStreams }): Promise<void> {
   const { events } = streams;
-  app.get<{ Querystring: { since?: string; limit?: string }; Headers: { 'last-event-id'?: string } }>('/v1/events', async (request, reply) => {
+  app.get<{ Querystring: { since?: string; limit?: string }; Headers: { 'last-event-id'?: string } }>('/v1/events', { schema: DOC }, async (request, reply) => {
     const since = seqOf(request.query.since, 'since');
     const wantsStream = request.method === 'GET' && (request.headers.accept ?? '').includes('text/event-stream');
     if (wantsStream) {
