@@ -13,6 +13,7 @@ import { canonicalJson } from '../shared/container-spec.js';
 import type { HelloFrame, NodeFacts } from '../shared/protocol.js';
 import { makeNodeCredential } from './auth/secrets.js';
 import type { JoinTokens } from './join-tokens.js';
+import { nextNodeRevision } from './node-revision.js';
 import type { NodeRecord, Store } from './store/store.js';
 import type { Logger } from '../shared/logger.js';
 
@@ -135,7 +136,7 @@ export class NodeDirectory {
     if (change.acceptRequested) {
       const wish = node.requested;
       if (!wish) throw new NothingRequestedError(id);
-      updated = { ...node, name: wish.name, labels: { ...wish.labels, ...(node.tokenLabels ?? {}) }, declared: wish, requested: null };
+      updated = { ...node, name: wish.name, labels: { ...wish.labels, ...(node.tokenLabels ?? {}) }, declared: wish, requested: null, revision: nextNodeRevision(node) };
     } else {
       // What the device declared stays what it was, whatever the operator calls the node now. New
       // labels replace the operator's; the token's stay, as they do whatever the device asks for.
@@ -146,7 +147,7 @@ export class NodeDirectory {
         }
       }
       const labels = change.labels ? { ...change.labels, ...tokenLabels } : node.labels;
-      updated = { ...node, name: change.name ?? node.name, labels, declared: declaredOf(node) };
+      updated = { ...node, name: change.name ?? node.name, labels, declared: declaredOf(node), revision: nextNodeRevision(node) };
     }
     const taken = updated.name === node.name ? undefined : this.named(updated.name);
     if (taken) throw new NodeNameTakenError(updated.name, taken.id);

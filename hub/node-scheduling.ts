@@ -5,6 +5,7 @@
  * it from each node's view (SchedNode.scheduling) and does the moving (hub/scheduler/keep.ts).
  */
 import type { Logger } from '../shared/logger.js';
+import { nextNodeRevision } from './node-revision.js';
 import type { NodeRecord, Store } from './store/store.js';
 
 export type NodeSchedulingState = 'active' | 'cordoned' | 'draining';
@@ -35,7 +36,8 @@ export class NodeScheduling {
     if (before === state) return node;
     // Active is no key at all: most records never have one.
     const { scheduling: _before, ...rest } = node;
-    const updated: NodeRecord = state === 'active' ? rest : { ...rest, scheduling: state };
+    const held: NodeRecord = { ...rest, revision: nextNodeRevision(node) };
+    const updated: NodeRecord = state === 'active' ? held : { ...held, scheduling: state };
     await this.store.putNode(updated);
     this.logger.info({ nodeId: id, name: node.name, scheduling: state, before }, `node ${state === 'active' ? 'uncordoned' : state} by the operator`);
     this.placementInputsChanged();

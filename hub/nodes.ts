@@ -9,7 +9,7 @@ import { CloseCode, type HelloFrame, type NodeConditions, type ReplicaReport } f
 import type { AgentGateway } from './agents/gateway.js';
 import { CredentialRotations, type RotationOutcome } from './credential-rotation.js';
 import type { Dispatcher } from './dispatcher.js';
-import type { FailureDetector } from './failure-detector.js';
+import type { FailureDetector, NodeState } from './failure-detector.js';
 import type { Handovers } from './handovers.js';
 import { JoinTokens, type IssuedJoinToken } from './join-tokens.js';
 import type { NodeStats } from './hub-stats.js';
@@ -25,6 +25,10 @@ import { isSticky } from './scheduler/service-plan.js';
 import type { SchedNode } from './scheduler/types.js';
 import type { NodeRecord, Store } from './store/store.js';
 import { nodeView } from './views.js';
+import { nodeRevisionOf } from './node-revision.js';
+import { checkRevision, type RevisionCondition } from './revision-match.js';
+import { nodeMatches, type Selector } from './selector.js';
+import { SortedKeys, type KeyPage } from './sorted-keys.js';
 
 /** At most one log line per this interval about refused replica reports. */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
@@ -74,6 +78,8 @@ export class Nodes implements NodeStats {
   private readonly usableViews = new WeakMap<NodeRecord, SchedNode>();
   /** Fresh credentials over nodes' connections. */
   private readonly rotations: CredentialRotations;
+  /** Node ids in order, for pages of the list. */
+  private readonly order: SortedKeys;
 
   constructor(private readonly deps: NodesDeps) {
     this.joinTokens = new JoinTokens({ store: deps.store, logger: deps.logger });
@@ -81,6 +87,9 @@ export class Nodes implements NodeStats {
     this.scheduling = new NodeScheduling(deps.store, deps.logger, () => deps.markDirty());
     this.rotations = new CredentialRotations({ store: deps.store, logger: deps.logger, gateway: deps.gateway });
     this.refusalLog = new RateLimitedLog((obj, msg) => deps.logger.warn(obj, msg), { intervalMs: REFUSAL_LOG_INTERVAL_MS });
+    this.order = SortedKeys.following(deps.store, 'nodes', function* () {
+      for (const node of deps.store.listNodes()) yield node.id;
+    }).keys;
   }
 
   // ---- joining, names and labels -----------------------------------------------------------
@@ -95,13 +104,27 @@ export class Nodes implements NodeStats {
     return this.directory.join(joinToken, name, labels);
   }
 
-  update(id: string, change: NodeChange): Promise<NodeRecord | undefined> {
+  /** `ifRevision`: refused (RevisionMismatchError) unless the node is at it; checked as the change reads the node. */
+  update(id: string, change: NodeChange, ifRevision?: RevisionCondition): Promise<NodeRecord | undefined> {
+    this.checkRevision(id, ifRevision);
     return this.directory.update(id, change);
   }
 
   /** Cordons, drains or reactivates the node (see node-scheduling.ts); undefined for an unknown node. */
-  setScheduling(id: string, state: NodeSchedulingState): Promise<NodeRecord | undefined> {
+  setScheduling(id: string, state: NodeSchedulingState, ifRevision?: RevisionCondition): Promise<NodeRecord | undefined> {
+    this.checkRevision(id, ifRevision);
     return this.scheduling.set(id, state);
+  }
+
+  /**
+   * Throws when the node is not at the revision asked for. The change that follows reads the
+   * record in the same turn (nothing is awaited between), so no other write lands in between.
+   */
+  private checkRevision(id: string, ifRevision: RevisionCondition | undefined): void {
+    if (ifRevision === undefined) return;
+    const node = this.deps.store.getNode(id);
+    // An unknown node is the change's own 404.
+    if (node) checkRevision(ifRevision, nodeRevisionOf(node), `node ${id}`);
   }
 
   /**
@@ -151,11 +174,24 @@ export class Nodes implements NodeStats {
     return this.deps.store.listNodes();
   }
 
+  /** One page of node views by id, after `after`, of the nodes that match (see SortedKeys.page). */
+  page(q: { after: string | null; limit: number; selector: Selector; states: ReadonlySet<NodeState> | null }): KeyPage<ReturnType<Nodes['view']>> {
+    const nowMs = this.deps.clock.nowMs();
+    return this.order.page(q.after, q.limit, (id) => {
+      const node = this.deps.store.getNode(id);
+      if (!node || !nodeMatches(node, q.selector)) return undefined;
+      if (q.states && !q.states.has(this.deps.detector.state(id, nowMs))) return undefined;
+      return this.view(node);
+    });
+  }
+
   view(node: NodeRecord) {
     const { detector, gateway, conditions, clock, dispatcher } = this.deps;
     const scheduling = schedulingOf(node);
     return {
       ...nodeView(node, detector, gateway.applied(node.id), conditions.get(node.id), clock.nowMs()),
+      /** Send it back in If-Match to change the node only if no one else changed it meanwhile. */
+      revision: nodeRevisionOf(node),
       /** The operator's hold: `cordoned` takes no new replicas, `draining` also moves them all off. */
       scheduling,
       /**

@@ -20,9 +20,22 @@ import type { ServiceRecord, Store } from './store/store.js';
 import { newReplicaId } from './replica-id.js';
 import { checkMove } from './scheduler/move-check.js';
 import type { Placement, SchedNode } from './scheduler/types.js';
-import { serviceView, type ReplicaPage } from './views.js';
+import { serviceStateOf, serviceView, type ReplicaPage, type ServiceState } from './views.js';
+import { previewPlacement, type PlacementPreview } from './placement-preview.js';
+import { checkRevision, type RevisionCondition } from './revision-match.js';
+import { serviceMatches, type Selector } from './selector.js';
+import { SortedKeys, type KeyPage } from './sorted-keys.js';
 
 export type PutServiceResult = { outcome: 'created' | 'updated' | 'unchanged'; record: ServiceRecord };
+
+/** What a PUT would do (see Services.preview): the record it would store, and where replicas would go. */
+export interface PutPreview {
+  outcome: PutServiceResult['outcome'];
+  before: NormalizedSpec | undefined;
+  /** The spec as it would be stored (configs and secrets pinned to their current versions). */
+  after: NormalizedSpec;
+  placement: PlacementPreview;
+}
 
 /** A command on a service that must exist: `missing` when it does not. */
 type OnExisting<T> = T | { kind: 'missing' };
@@ -71,8 +84,14 @@ export interface ServicesDeps {
 export class Services implements ServiceStats {
   /** Writes of one service, one at a time: each builds on the record the previous one left. */
   private readonly serviceWrites = new PerKeyQueue();
+  /** Service names in order, for pages of the list. */
+  private readonly order: SortedKeys;
 
-  constructor(private readonly deps: ServicesDeps) {}
+  constructor(private readonly deps: ServicesDeps) {
+    this.order = SortedKeys.following(deps.store, 'services', function* () {
+      for (const s of deps.store.listServices()) yield s.name;
+    }).keys;
+  }
 
   get(name: string): ServiceRecord | undefined {
     return this.deps.store.getService(name);
@@ -93,22 +112,57 @@ export class Services implements ServiceStats {
     const { observed, dispatcher, detector, clock } = this.deps;
     const nowMs = clock.nowMs();
     const view = serviceView(record, observed, (replicaId) => dispatcher.expectedContainerOf(record.name, replicaId), (nodeId) => detector.state(nodeId, nowMs), page);
-    return { ...view, rollout: rolloutView(record) };
+    return { ...view, state: serviceStateOf(view.status, record.rollout?.state ?? null), rollout: rolloutView(record) };
+  }
+
+  /** One page of service views by name, after `after`, of the services that match (see SortedKeys.page). */
+  page(q: { after: string | null; limit: number; selector: Selector; states: ReadonlySet<ServiceState> | null }, replicas: ReplicaPage): KeyPage<ReturnType<Services['view']>> {
+    return this.order.page(q.after, q.limit, (name) => {
+      const record = this.deps.store.getService(name);
+      if (!record || !serviceMatches(record, q.selector)) return undefined;
+      const view = this.view(record, replicas);
+      return q.states && !q.states.has(view.state) ? undefined : view;
+    });
+  }
+
+  /**
+   * What `put` would do, doing none of it: the outcome, the spec before and as it would be stored,
+   * and where the scheduler would place new replicas on the fleet as it is (placement-preview.ts).
+   */
+  preview(name: string, given: NormalizedSpec, ifRevision?: RevisionCondition): PutPreview {
+    const { store, pinValues, schedNodes, clock } = this.deps;
+    const before = store.getService(name);
+    checkRevision(ifRevision, before?.revision ?? null, `service "${name}"`);
+    const after = pinValues ? pinValues(given) : given;
+    if (before && sameRecord(before.spec, after)) {
+      const pending = before.placements.filter((p) => !p.replacedBy && (p.pendingReason !== null || p.nodeId === null)).length;
+      return { outcome: 'unchanged', before: before.spec, after: before.spec, placement: { placed: [], pending, removed: 0, moving: 0, replacing: 0 } };
+    }
+    const candidate = candidateRecord(name, after, before, store.getServiceTombstone(name)?.revision ?? 0, clock.nowMs());
+    const others = (function* () {
+      for (const s of store.listServices()) yield { name: s.name, spec: s.spec, placements: s.placements };
+    })();
+    const placement = previewPlacement({ name, spec: candidate.spec, placements: candidate.placements }, others, schedNodes?.() ?? [], newReplicaId);
+    return { outcome: before ? 'updated' : 'created', before: before?.spec, after, placement };
   }
 
   /** Creates or replaces a service. The same spec again changes nothing and restarts nothing. */
-  put(name: string, spec: NormalizedSpec): Promise<PutServiceResult> {
-    return this.serviceWrites.run(name, () => this.putNow(name, spec));
+  put(name: string, spec: NormalizedSpec, ifRevision?: RevisionCondition): Promise<PutServiceResult> {
+    return this.serviceWrites.run(name, () => {
+      checkRevision(ifRevision, this.deps.store.getService(name)?.revision ?? null, `service "${name}"`);
+      return this.putNow(name, spec);
+    });
   }
 
   /**
    * Accepts a kept revision's spec again, as a new revision (as `kubectl rollout undo` does):
    * `toRevision`, or the one before the current. A spec equal to the current one changes nothing.
    */
-  rollback(name: string, toRevision?: number): Promise<RollbackResult> {
+  rollback(name: string, toRevision?: number, ifRevision?: RevisionCondition): Promise<RollbackResult> {
     return this.serviceWrites.run(name, async () => {
       const before = this.deps.store.getService(name);
       if (!before) return { kind: 'missing' };
+      checkRevision(ifRevision, before.revision, `service "${name}"`);
       const target = rollbackTarget(before, toRevision);
       if ('code' in target) return { kind: 'refused', ...target };
       // The revision goes out in batches under the update settings it carries, as any change does.
@@ -121,10 +175,11 @@ export class Services implements ServiceStats {
    * Changes a replicated service's replica count alone. It is a new revision, as any accepted
    * spec change is (the same change by PUT is one too): `revision` keeps naming one spec.
    */
-  scale(name: string, replicas: number): Promise<ScaleResult> {
+  scale(name: string, replicas: number, ifRevision?: RevisionCondition): Promise<ScaleResult> {
     return this.serviceWrites.run(name, async () => {
       const before = this.deps.store.getService(name);
       if (!before) return { kind: 'missing' };
+      checkRevision(ifRevision, before.revision, `service "${name}"`);
       if (before.spec.mode === 'global') return { kind: 'global' };
       const { outcome, record } = await this.putNow(name, { ...before.spec, replicas });
       return { kind: 'done', outcome: outcome === 'unchanged' ? 'unchanged' : 'updated', record };
@@ -219,8 +274,13 @@ export class Services implements ServiceStats {
    * told to remove them once its containers of the service are gone (a node away does it when it
    * returns). Null when there is no such service.
    */
-  async delete(name: string, opts: { purgeVolumes?: boolean } = {}): Promise<DeleteResult | null> {
-    return this.serviceWrites.run(name, () => this.deleteNow(name, opts.purgeVolumes === true));
+  async delete(name: string, opts: { purgeVolumes?: boolean; ifRevision?: RevisionCondition } = {}): Promise<DeleteResult | null> {
+    return this.serviceWrites.run(name, () => {
+      const record = this.deps.store.getService(name);
+      // An unknown service is the delete's own null (404).
+      if (record) checkRevision(opts.ifRevision, record.revision, `service "${name}"`);
+      return this.deleteNow(name, opts.purgeVolumes === true);
+    });
   }
 
   /** Accepts `spec` for `name`; runs only inside that name's write queue. */
@@ -237,17 +297,7 @@ export class Services implements ServiceStats {
     // A service of a name deleted with its volumes: their purge is called off where it is still
     // to happen, so that the new service's volumes are never taken for the old one's.
     if (!before) await dropVolumePurges(store, name, this.deps.dispatcher.nodesPurging(name));
-    const now = new Date().toISOString();
-    // A name deleted before goes on from the revision it reached: clients and caches rely on
-    // revisions growing per name.
-    let record: ServiceRecord = before
-      ? { ...before, spec, revision: before.revision + 1, updatedAt: now, history: historyAfter(before) }
-      : { name, spec, revision: (store.getServiceTombstone(name)?.revision ?? 0) + 1, createdAt: now, updatedAt: now, placements: [] };
-    if (before) {
-      const update = startUpdate(before, record, clock.nowMs(), opts.rollbackOf ?? null);
-      record = { ...record, placements: update.placements };
-      if (update.rollout) record.rollout = opts.reason && update.rollout.reason === null ? { ...update.rollout, reason: opts.reason } : update.rollout;
-    }
+    const record = candidateRecord(name, spec, before, store.getServiceTombstone(name)?.revision ?? 0, clock.nowMs(), opts);
     // A refused write is undone by the store (and any change planned on top of it), the
     // dispatcher's index with it: nothing of it stays (a retried PUT is a change again).
     await store.putService(record);
@@ -329,6 +379,28 @@ async function dropVolumePurges(store: Store, service: string, nodes: ReadonlySe
     writes.push(store.putNode(next.length > 0 ? { ...rest, volumePurges: next } : rest));
   }
   await Promise.all(writes);
+}
+
+/**
+ * The record `spec` makes of `before` (undefined: a new service, going on from `deletedRevision`,
+ * the revision a deleted one of the name reached: clients and caches rely on revisions growing per
+ * name). Replicas whose container it changes are pinned to their revision (startUpdate).
+ */
+function candidateRecord(
+  name: string,
+  spec: NormalizedSpec,
+  before: ServiceRecord | undefined,
+  deletedRevision: number,
+  nowMs: number,
+  opts: { rollbackOf?: number; reason?: string } = {},
+): ServiceRecord {
+  const now = new Date().toISOString();
+  if (!before) return { name, spec, revision: deletedRevision + 1, createdAt: now, updatedAt: now, placements: [] };
+  const record: ServiceRecord = { ...before, spec, revision: before.revision + 1, updatedAt: now, history: historyAfter(before) };
+  const update = startUpdate(before, record, nowMs, opts.rollbackOf ?? null);
+  const out: ServiceRecord = { ...record, placements: update.placements };
+  if (update.rollout) out.rollout = opts.reason && update.rollout.reason === null ? { ...update.rollout, reason: opts.reason } : update.rollout;
+  return out;
 }
 
 function sameRecord(a: unknown, b: unknown): boolean {

@@ -4,6 +4,7 @@ import { redactSpec, type NormalizedSpec } from './spec/service-spec.js';
 import type { FailureDetector, NodeState } from './failure-detector.js';
 import { conditionWarnings, engineUnavailableText, type NodeConditionsEntry } from './node-conditions.js';
 import type { ObservedState } from './observed-state.js';
+import type { RolloutState } from './rollout/rollout-record.js';
 import type { Placement } from './scheduler/types.js';
 import type { NodeRecord, ServiceRecord } from './store/store.js';
 
@@ -184,6 +185,20 @@ export function serviceView(
       replicaPage: { offset: page.offset, limit: page.limit, total: placements.length },
     },
   };
+}
+
+/**
+ * A service's state in one word, for lists to filter on: `updating` while a rolling update or
+ * rollback runs, `paused` while one waits for an operator, else `ready` when every desired
+ * replica runs and `degraded` when some do not.
+ */
+export const SERVICE_STATES = ['ready', 'degraded', 'updating', 'paused'] as const;
+export type ServiceState = (typeof SERVICE_STATES)[number];
+
+export function serviceStateOf(status: Pick<ServiceStatus, 'desired' | 'running'>, rollout: RolloutState | null): ServiceState {
+  if (rollout === 'paused') return 'paused';
+  if (rollout === 'updating' || rollout === 'rolling-back') return 'updating';
+  return status.running >= status.desired ? 'ready' : 'degraded';
 }
 
 /** The container a replica should run: the one its agent's report is judged against. */

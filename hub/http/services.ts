@@ -2,11 +2,16 @@ import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import { Validator } from '../../shared/validation.js';
 import { keptRevisions } from '../revisions.js';
-import { redactSpec, SPEC_LIMITS, validateServiceName, validateServiceSpec } from '../spec/service-spec.js';
+import { redactSpec, ServiceSpecSchema, SPEC_LIMITS, validateServiceName, validateServiceSpec } from '../spec/service-spec.js';
 import type { Services } from '../services.js';
 import type { MountContext } from '../spec/mounts.js';
 import type { ReplicaPage } from '../views.js';
 import { ApiError, invalid } from './errors.js';
+import { routeSchema, type RouteDoc } from './route-schema.js';
+import { answerStaleRevisions, ifMatchOf, withEtag } from './if-match.js';
+import { continueToken, parseListQuery, type ListQueryString } from './list-query.js';
+import { SERVICE_STATES } from '../views.js';
+import { shownChanges } from '../spec-diff.js';
 
 /** Replicas listed per service view unless asked otherwise; counts always cover them all. */
 export const DEFAULT_REPLICA_LIMIT = 1000;
@@ -15,15 +20,28 @@ export const MAX_REPLICA_LIMIT = 10_000;
 type PageQuery = { Querystring: { offset?: string; limit?: string } };
 
 /** `POST .../rollback`: the body is optional; without `revision`, the one before the current. */
-const rollbackBody = new Validator(Type.Object({ revision: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })) }, { additionalProperties: false }));
+export const RollbackSchema = Type.Object({ revision: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })) }, { additionalProperties: false });
+const rollbackBody = new Validator(RollbackSchema);
 
 /** `POST .../scale`: the replica count and nothing else (other changes go through a PUT). */
-const scaleBody = new Validator(Type.Object({ replicas: Type.Integer({ minimum: 0, maximum: SPEC_LIMITS.maxReplicas }) }, { additionalProperties: false }));
+export const ScaleSchema = Type.Object({ replicas: Type.Integer({ minimum: 0, maximum: SPEC_LIMITS.maxReplicas }) }, { additionalProperties: false });
+const scaleBody = new Validator(ScaleSchema);
 
 /** `POST .../replicas/:id/move`: the body is optional; without `toNode`, any other node that can take it. */
-const moveBody = new Validator(Type.Object({ toNode: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })) }, { additionalProperties: false }));
+export const MoveSchema = Type.Object({ toNode: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })) }, { additionalProperties: false });
+const moveBody = new Validator(MoveSchema);
 
-function nonNegativeInt(query: Record<string, string | undefined>, field: 'offset' | 'limit', fallback: number, max: number): number {
+const ServiceParams = Type.Object({ name: Type.String({ description: '1-63 lower-case letters, digits or "-"' }) });
+const ReplicaParams = Type.Object({ name: ServiceParams.properties.name, id: Type.String({ description: "the replica's id" }) });
+/** `?offset=&limit=` of a service's replicas, as strings: the handler reads them and names what is wrong with one. */
+const ReplicaPageQuery = Type.Object({
+  offset: Type.Optional(Type.String({ description: 'the first replica shown (default 0)' })),
+  limit: Type.Optional(Type.String({ description: `replicas shown, 0 to ${MAX_REPLICA_LIMIT} (default ${DEFAULT_REPLICA_LIMIT}); 0: the counts alone` })),
+});
+const DeleteQuery = Type.Object({ purgeVolumes: Type.Optional(Type.String({ description: '"true": remove its volumes from the nodes too (default "false": kept)' })) });
+const serviceDoc = (summary: string, more: Omit<RouteDoc, 'summary' | 'tags'> = {}) => routeSchema({ summary, tags: ['services'], params: ServiceParams, ...more });
+
+function nonNegativeInt(query: Record<string, string | undefined>, field: string, fallback: number, max: number): number {
   const text = query[field];
   if (text === undefined) return fallback;
   const n = /^\d{1,9}$/.test(text) ? Number(text) : Number.NaN;
@@ -46,6 +64,7 @@ function replicaPage(query: Record<string, string | undefined>, defaultLimit: nu
  * exist, the host paths binds may mount); absent: none exist, none may.
  */
 export async function serviceRoutes(app: FastifyInstance, { services, specContext = {} }: { services: Services; specContext?: MountContext }): Promise<void> {
+  answerStaleRevisions(app);
   const notFound = (name: string) => new ApiError(404, 'service_not_found', `no service named "${name}"`);
   const find = (name: string) => {
     const record = services.get(name);
@@ -53,30 +72,49 @@ export async function serviceRoutes(app: FastifyInstance, { services, specContex
     return record;
   };
 
-  // The list shows each service's counts; its replicas only when a limit asks for them.
-  app.get<PageQuery>('/v1/services', async (request) => {
-    const page = replicaPage(request.query, 0);
-    return {
-      services: services.list().map((s) => services.view(s, page)),
+  // A page of services at a time, by name (`continue`: see hub/sorted-keys.ts), each with its
+  // counts; its replicas only when `replicaLimit` asks for them (`limit` is the page's size).
+  app.get<{ Querystring: ListQueryString & { replicaOffset?: string; replicaLimit?: string } }>('/v1/services', routeSchema({ summary: 'List the services, a page at a time', tags: ['services'] }), async (request) => {
+    const query = parseListQuery(request.query, 'services', SERVICE_STATES);
+    const replicas = {
+      offset: nonNegativeInt(request.query, 'replicaOffset', 0, 999_999_999),
+      limit: nonNegativeInt(request.query, 'replicaLimit', 0, MAX_REPLICA_LIMIT),
     };
+    const page = services.page(query, replicas);
+    const next = continueToken('services', page.lastKey);
+    return { services: page.items, ...(next === undefined ? {} : { continue: next }) };
   });
 
-  app.get<PageQuery & { Params: { name: string } }>('/v1/services/:name', async (request) => {
+  app.get<PageQuery & { Params: { name: string } }>('/v1/services/:name', serviceDoc('A service, its replicas a page at a time', { querystring: ReplicaPageQuery }), async (request, reply) => {
     const page = replicaPage(request.query, DEFAULT_REPLICA_LIMIT);
-    return services.view(find(request.params.name), page);
+    const record = find(request.params.name);
+    withEtag(reply, record.revision);
+    return services.view(record, page);
   });
 
-  app.put<{ Params: { name: string } }>('/v1/services/:name', async (request, reply) => {
+  // `?dryRun=true`: checked as a PUT is, then answered with what it would change and where new
+  // replicas would go (see Services.preview); nothing is stored or sent to a node.
+  app.put<{ Params: { name: string }; Querystring: { dryRun?: string } }>('/v1/services/:name', serviceDoc('Create or update a service', { body: ServiceSpecSchema, invalidCode: 'invalid_spec' }), async (request, reply) => {
+    const flag = request.query.dryRun;
+    if (flag !== undefined && flag !== 'true' && flag !== 'false') {
+      throw invalid('invalid_query', [{ path: 'dryRun', message: `must be "true" or "false", got ${JSON.stringify(String(flag).slice(0, 40))}` }]);
+    }
+    const ifRevision = ifMatchOf(request);
     const nameError = validateServiceName(request.params.name);
     if (nameError) throw invalid('invalid_service_name', [nameError]);
     const checked = validateServiceSpec(request.body, specContext);
     if (!checked.ok) throw invalid('invalid_spec', checked.errors);
-    const { outcome, record } = await services.put(request.params.name, checked.value);
+    if (flag === 'true') {
+      const preview = services.preview(request.params.name, checked.value, ifRevision);
+      const { changes, truncated } = shownChanges(preview.before, preview.after);
+      return { dryRun: true, outcome: preview.outcome, changes, ...(truncated ? { changesTruncated: true } : {}), placement: preview.placement };
+    }
+    const { outcome, record } = await services.put(request.params.name, checked.value, ifRevision);
     const view = services.view(record, { offset: 0, limit: DEFAULT_REPLICA_LIMIT });
     return reply.status(outcome === 'created' ? 201 : 200).send({ ...view, outcome });
   });
 
-  app.get<{ Params: { name: string } }>('/v1/services/:name/revisions', async (request) => {
+  app.get<{ Params: { name: string } }>('/v1/services/:name/revisions', serviceDoc('The specs a service kept, to roll back to'), async (request) => {
     const record = find(request.params.name);
     return {
       name: record.name,
@@ -86,12 +124,13 @@ export async function serviceRoutes(app: FastifyInstance, { services, specContex
 
   // A rollback that cannot go where asked is 409, not 400: the request is sound, but what the
   // service keeps now refuses it (the same request succeeds on a service that kept that revision).
-  app.post<{ Params: { name: string } }>('/v1/services/:name/rollback', async (request) => {
+  app.post<{ Params: { name: string } }>('/v1/services/:name/rollback', serviceDoc('Roll a service back to a kept revision (default: the one before)', { body: RollbackSchema, bodyOptional: true, invalidCode: 'invalid_rollback' }), async (request) => {
     const { name } = request.params;
+    const ifRevision = ifMatchOf(request);
     find(name);
     const checked = rollbackBody.validate(request.body ?? {});
     if (!checked.ok) throw invalid('invalid_rollback', checked.errors);
-    const result = await services.rollback(name, checked.value.revision);
+    const result = await services.rollback(name, checked.value.revision, ifRevision);
     if (result.kind === 'missing') throw notFound(name);
     if (result.kind === 'refused') throw new ApiError(409, result.code, result.message);
     const view = services.view(result.record, { offset: 0, limit: DEFAULT_REPLICA_LIMIT });
@@ -99,7 +138,7 @@ export async function serviceRoutes(app: FastifyInstance, { services, specContex
   });
 
   // Resuming what is not paused is 409: the request is sound, the update's state refuses it.
-  app.post<{ Params: { name: string } }>('/v1/services/:name/resume', async (request) => {
+  app.post<{ Params: { name: string } }>('/v1/services/:name/resume', serviceDoc("Resume a service's paused update"), async (request) => {
     const { name } = request.params;
     find(name);
     const result = await services.resume(name);
@@ -111,12 +150,13 @@ export async function serviceRoutes(app: FastifyInstance, { services, specContex
     return services.view(result.record, { offset: 0, limit: DEFAULT_REPLICA_LIMIT });
   });
 
-  app.post<{ Params: { name: string } }>('/v1/services/:name/scale', async (request) => {
+  app.post<{ Params: { name: string } }>('/v1/services/:name/scale', serviceDoc('Scale a replicated service', { body: ScaleSchema, invalidCode: 'invalid_scale' }), async (request) => {
     const { name } = request.params;
+    const ifRevision = ifMatchOf(request);
     find(name);
     const checked = scaleBody.validate(request.body);
     if (!checked.ok) throw invalid('invalid_scale', checked.errors);
-    const result = await services.scale(name, checked.value.replicas);
+    const result = await services.scale(name, checked.value.replicas, ifRevision);
     if (result.kind === 'missing') throw notFound(name);
     if (result.kind === 'global') {
       throw invalid('invalid_scale', [{ path: 'replicas', message: `scale applies to replicated services; "${name}" is global` }]);
@@ -126,7 +166,7 @@ export async function serviceRoutes(app: FastifyInstance, { services, specContex
   });
 
   // A move no node can take is 409: the request is sound, the fleet's state refuses it now.
-  app.post<{ Params: { name: string; id: string } }>('/v1/services/:name/replicas/:id/move', async (request, reply) => {
+  app.post<{ Params: { name: string; id: string } }>('/v1/services/:name/replicas/:id/move', serviceDoc('Move a replica to another node (default: any that can take it)', { params: ReplicaParams, body: MoveSchema, bodyOptional: true, invalidCode: 'invalid_move' }), async (request, reply) => {
     const { name, id } = request.params;
     find(name);
     const checked = moveBody.validate(request.body ?? {});
@@ -153,14 +193,15 @@ export async function serviceRoutes(app: FastifyInstance, { services, specContex
   });
 
   // Volumes hold data no one can make again: a plain delete keeps them, and says so.
-  app.delete<{ Params: { name: string }; Querystring: { purgeVolumes?: string } }>('/v1/services/:name', async (request) => {
+  app.delete<{ Params: { name: string }; Querystring: { purgeVolumes?: string } }>('/v1/services/:name', serviceDoc('Delete a service (its volumes are kept unless purged)', { querystring: DeleteQuery }), async (request) => {
     const { name } = request.params;
+    const ifRevision = ifMatchOf(request);
     find(name);
     const flag = request.query.purgeVolumes;
     if (flag !== undefined && flag !== 'true' && flag !== 'false') {
       throw invalid('invalid_query', [{ path: 'purgeVolumes', message: `must be "true" or "false", got "${flag.slice(0, 40)}"` }]);
     }
-    const result = await services.delete(name, { purgeVolumes: flag === 'true' });
+    const result = await services.delete(name, { purgeVolumes: flag === 'true', ifRevision });
     if (!result) throw notFound(name);
     const { volumes, purged } = result;
     // A service without volumes answers as it always did.

@@ -57,6 +57,8 @@ export interface NodeRecord {
    * leaves the list when a service of that name is created again. Absent: none.
    */
   volumePurges?: string[];
+  /** Grows by one at each operator's change of the node (see hub/node-revision.ts); absent: 1. */
+  revision?: number;
 }
 
 export interface ServiceRecord {

@@ -106,7 +106,7 @@ describe('secret values and registry passwords', () => {
     const spec = { image: 'busybox:1', mode: 'global', registryAuth: { username: 'u', password: PASSWORD } };
     await record('service PUT', call('PUT', '/v1/services/web', { body: spec }), 201);
     await record('service GET', call('GET', '/v1/services/web'), 200);
-    await record('service list', call('GET', '/v1/services?limit=10'), 200);
+    await record('service list', call('GET', '/v1/services?limit=10&replicaLimit=10'), 200);
     await record('revisions', call('GET', '/v1/services/web/revisions'), 200);
     await record('bad spec', call('PUT', '/v1/services/web', { body: { ...spec, registryAuth: { username: 'u', password: PASSWORD, extra: PASSWORD } } }), 400);
     await record('bad spec password type', call('PUT', '/v1/services/web', { body: { ...spec, registryAuth: { username: 'u', password: [PASSWORD] } } }), 400);
