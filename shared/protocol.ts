@@ -13,6 +13,11 @@
  *   heartbeat                   ->
  *                               <- credential {rotation, credential} (v7: POST /v1/nodes/:id/rotate-credential)
  *   credentialSaved {rotation}  ->   (v7: the new credential is on the device's disk)
+ *                               <- logs.open {stream, replicaId, tail, follow, credit} (v8: GET /v1/services/:name/logs)
+ *   logs.chunk {stream, lines}  ->   (v8: one per chunk of credit, LOG_LIMITS.maxChunkBytes of lines at most)
+ *                               <- logs.credit {stream, chunks}   (v8: as the HTTP client takes them)
+ *   logs.end / logs.error       ->   (v8: the engine's stream ended, or could not be read)
+ *                               <- logs.close {stream}            (v8: the client went away)
  *
  * A target always carries the node's whole desired state, so a lost or reordered target can
  * never leave the agent half-updated; a newer generation supersedes any older one.
@@ -28,15 +33,18 @@ import { StringRecord } from './string-record.js';
  * version 5 pull progress (a report's `pull`); version 6 what a container needs besides its image
  * (a container's `files`, `envFrom`, `volumes`, `tmpfs`, `binds`; a target's `values` and `purgeVolumes`);
  * version 7 credential rotation (the hub's `credential` frame, the agent's `credentialSaved`),
- * sent only to agents that said version 7 or later. The additions are optional, so a hub serves
+ * sent only to agents that said version 7 or later; version 8 container logs streamed through
+ * the link (the `logs.*` frames), asked only of agents that said version 8 or later. The additions are optional, so a hub serves
  * older agents as before, as long as it sends them
  * nothing they do not know (a version 1 or 2 agent refuses a container with a `healthcheck`, a
  * version 3 one a container with a `restart`). Upgrade the hub first: a hub refuses an agent
  * newer than itself.
  */
-export const PROTOCOL_VERSION = 7;
+export const PROTOCOL_VERSION = 8;
 /** The first version whose agents take a new credential over their connection. */
 export const CREDENTIAL_ROTATION_PROTOCOL_VERSION = 7;
+/** The first version whose agents stream their containers' logs (the `logs.*` frames). */
+export const LOGS_PROTOCOL_VERSION = 8;
 /** The oldest agent protocol the hub still serves: fleets are upgraded in batches, after their hub. */
 export const MIN_PROTOCOL_VERSION = 1;
 
@@ -390,6 +398,90 @@ export const CredentialSavedSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * Limits of the log frames (version 8). A stream moves by credit: the hub grants chunks, the
+ * agent sends one chunk per credit and pauses its engine stream while it has none, so a slow or
+ * gone HTTP client holds at most `creditChunks` chunks in flight per stream, and the engine's
+ * output waits on the device's disk, where it is anyway.
+ */
+export const LOG_LIMITS = {
+  /** Bytes of line text one `logs.chunk` carries at most (a line alone may make it up to maxLineBytes more). */
+  maxChunkBytes: 64 * 1024,
+  /** Lines one `logs.chunk` carries at most. */
+  maxChunkLines: 4096,
+  /** A longer line is cut to this many bytes (the engine's json-file driver splits lines at 16 KiB too). */
+  maxLineBytes: 16 * 1024,
+  /** Chunks a stream may have in flight: the hub's grant at open, and most it ever has outstanding. */
+  creditChunks: 4,
+  /** Lines of a tail at most. */
+  maxTailLines: 10_000,
+  /** Log streams one node serves at once; the hub asks no more of it, and the agent refuses more. */
+  maxStreamsPerNode: 8,
+  /** Longest error text of a `logs.error`. */
+  maxErrorLength: 512,
+} as const;
+
+const LogStreamId = Type.String({ minLength: 1, maxLength: 64 });
+
+/** One line of a container's output. `time`: the engine's timestamp (RFC 3339), only when asked for. */
+export const LogLineSchema = Type.Object(
+  {
+    stream: Type.Union([Type.Literal('stdout'), Type.Literal('stderr')]),
+    time: Type.Optional(Type.String({ maxLength: 64 })),
+    line: Type.String({ maxLength: LOG_LIMITS.maxLineBytes }),
+  },
+  { additionalProperties: false },
+);
+export type LogLine = Static<typeof LogLineSchema>;
+
+/**
+ * Version 8: read the output of the container of `replicaId` on this node (only this node's own:
+ * the agent looks it up by its replica and node labels). `tail` last lines first (0: none), then,
+ * with `follow`, new lines as they come until the container stops or `logs.close`. `since`: only
+ * lines from then on (epoch seconds). `credit`: chunks the agent may send before more is granted.
+ */
+export const LogsOpenSchema = Type.Object(
+  {
+    type: Type.Literal('logs.open'),
+    stream: LogStreamId,
+    replicaId: Id,
+    tail: Type.Integer({ minimum: 0, maximum: LOG_LIMITS.maxTailLines }),
+    follow: Type.Boolean(),
+    timestamps: Type.Boolean(),
+    since: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 40 })),
+    credit: Type.Integer({ minimum: 1, maximum: LOG_LIMITS.creditChunks }),
+  },
+  { additionalProperties: false },
+);
+
+/** Version 8: the agent may send `chunks` more chunks of the stream. */
+export const LogsCreditSchema = Type.Object(
+  { type: Type.Literal('logs.credit'), stream: LogStreamId, chunks: Type.Integer({ minimum: 1, maximum: LOG_LIMITS.creditChunks }) },
+  { additionalProperties: false },
+);
+
+/** Version 8: the hub needs no more of the stream (its client went away, or asked no more): the agent ends its engine stream. */
+export const LogsCloseSchema = Type.Object({ type: Type.Literal('logs.close'), stream: LogStreamId }, { additionalProperties: false });
+
+/** Version 8: lines of a stream, in the engine's order; one per credit. */
+export const LogsChunkSchema = Type.Object(
+  {
+    type: Type.Literal('logs.chunk'),
+    stream: LogStreamId,
+    lines: Type.Array(LogLineSchema, { minItems: 1, maxItems: LOG_LIMITS.maxChunkLines }),
+  },
+  { additionalProperties: false },
+);
+
+/** Version 8: the stream is over (a tail sent whole, a followed container stopped); no credit needed. */
+export const LogsEndSchema = Type.Object({ type: Type.Literal('logs.end'), stream: LogStreamId }, { additionalProperties: false });
+
+/** Version 8: the stream could not be read (no such container here, the engine refused, too many streams). */
+export const LogsErrorSchema = Type.Object(
+  { type: Type.Literal('logs.error'), stream: LogStreamId, message: Type.String({ maxLength: LOG_LIMITS.maxErrorLength }) },
+  { additionalProperties: false },
+);
+
 export type HelloFrame = Static<typeof HelloSchema>;
 export type HeartbeatFrame = Static<typeof HeartbeatSchema>;
 export type AckFrame = Static<typeof AckSchema>;
@@ -399,9 +491,18 @@ export type TargetFrame = Static<typeof TargetSchema>;
 export type ConditionsFrame = Static<typeof ConditionsSchema>;
 export type CredentialFrame = Static<typeof CredentialSchema>;
 export type CredentialSavedFrame = Static<typeof CredentialSavedSchema>;
+export type LogsOpenFrame = Static<typeof LogsOpenSchema>;
+export type LogsCreditFrame = Static<typeof LogsCreditSchema>;
+export type LogsCloseFrame = Static<typeof LogsCloseSchema>;
+export type LogsChunkFrame = Static<typeof LogsChunkSchema>;
+export type LogsEndFrame = Static<typeof LogsEndSchema>;
+export type LogsErrorFrame = Static<typeof LogsErrorSchema>;
+/** What the hub sends of a log stream, and what the agent answers. */
+export type HubLogsFrame = LogsOpenFrame | LogsCreditFrame | LogsCloseFrame;
+export type AgentLogsFrame = LogsChunkFrame | LogsEndFrame | LogsErrorFrame;
 
-export type AgentFrame = HelloFrame | HeartbeatFrame | AckFrame | StatusFrame | ConditionsFrame | CredentialSavedFrame;
-export type HubFrame = WelcomeFrame | TargetFrame | CredentialFrame;
+export type AgentFrame = HelloFrame | HeartbeatFrame | AckFrame | StatusFrame | ConditionsFrame | CredentialSavedFrame | AgentLogsFrame;
+export type HubFrame = WelcomeFrame | TargetFrame | CredentialFrame | HubLogsFrame;
 
 export const AGENT_FRAME_SCHEMAS = {
   hello: HelloSchema,
@@ -410,5 +511,15 @@ export const AGENT_FRAME_SCHEMAS = {
   status: StatusSchema,
   conditions: ConditionsSchema,
   credentialSaved: CredentialSavedSchema,
+  'logs.chunk': LogsChunkSchema,
+  'logs.end': LogsEndSchema,
+  'logs.error': LogsErrorSchema,
 } as const;
-export const HUB_FRAME_SCHEMAS = { welcome: WelcomeSchema, target: TargetSchema, credential: CredentialSchema } as const;
+export const HUB_FRAME_SCHEMAS = {
+  welcome: WelcomeSchema,
+  target: TargetSchema,
+  credential: CredentialSchema,
+  'logs.open': LogsOpenSchema,
+  'logs.credit': LogsCreditSchema,
+  'logs.close': LogsCloseSchema,
+} as const;
