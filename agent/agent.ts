@@ -2,6 +2,8 @@ import { NODE_FACT_MAX_LENGTH, PROTOCOL_LIMITS, PROTOCOL_VERSION, type HelloFram
 import { Backoff } from '../shared/backoff.js';
 import { containerInputsFor } from './container-inputs.js';
 import { HubLink } from './hub-link.js';
+import type { ContainerLogSource } from './logs/container-logs.js';
+import { AgentLogStreams } from './logs/log-streams.js';
 import { IdentityFile, type NodeIdentity } from './node-identity.js';
 import { ReconcileLoop } from './reconciler/reconcile-loop.js';
 import type { RestartCountStore } from './reconciler/restart-tally.js';
@@ -31,6 +33,8 @@ export interface AgentOptions {
   advertiseAddress: string | null;
   publishAddress: string | null;
   runtime: ContainerRuntime & EngineProbe;
+  /** Where containers' logs are read for the hub (protocol 8); absent (simulated fleets): the agent says it reads none. */
+  logs?: ContainerLogSource;
   /** The agent's data dir, whose filesystem the conditions describe; none (simulated fleets) reports no disks. */
   dataDir?: string;
   /**
@@ -76,6 +80,8 @@ export class Agent {
   readonly link: HubLink;
   /** The configs and secrets of the target, and their files. */
   readonly values: ValueDelivery;
+  /** Containers' logs streamed to the hub, as it asks. */
+  readonly logStreams: AgentLogStreams;
   private cacheWrite: Promise<void> = Promise.resolve();
   /** The newest target not yet on disk: a save that failed (a full disk) is retried until one works. */
   private unsavedTarget: TargetFrame | null = null;
@@ -128,6 +134,7 @@ export class Agent {
       // `pending`: replicas of the generation still waiting for their image (a partial ack).
       onApplied: (generation: number, pending = 0) => void this.link.send({ type: 'ack', generation, pending }),
     });
+    this.logStreams = new AgentLogStreams({ source: opts.logs ?? null, send: (frame) => this.link.send(frame), logger: opts.logger });
     this.identityFile = opts.identityDir === undefined ? null : new IdentityFile(opts.identityDir, opts.identity);
     const identityFile = this.identityFile;
     this.link = new HubLink({
@@ -161,8 +168,11 @@ export class Agent {
         if (pending > 0) this.link.send({ type: 'ack', generation: this.loop.appliedGeneration, pending });
       },
       onTarget: (target) => this.onTarget(target),
+      onLogs: (frame) => this.logStreams.handle(frame),
       onConnectionChange: (connected) => {
         if (connected) this.conditions.connected();
+        // The hub forgets a connection's log streams with it; so does the agent.
+        else this.logStreams.closeAll('the link to the hub was lost');
       },
     });
     this.helloRenewal = new HelloRenewal({
@@ -239,6 +249,7 @@ export class Agent {
     this.engine.stop();
     this.conditions.stop();
     this.helloRenewal.stop();
+    this.logStreams.closeAll('the agent is stopping');
     if (this.diskTimer) clearInterval(this.diskTimer);
     if (this.cacheRetryTimer) clearTimeout(this.cacheRetryTimer);
     await this.link.stop();

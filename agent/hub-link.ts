@@ -1,6 +1,6 @@
 import WebSocket from 'ws';
 import { decodeHubFrame, encodeFrame } from '../shared/codec.js';
-import { AGENT_PATH, AGENT_RECONNECT_CAP_MS, CloseCode, NODE_REMOVED_ERROR_CODE, PROTOCOL_LIMITS, type AgentFrame, type CredentialFrame, type HelloFrame, type TargetFrame } from '../shared/protocol.js';
+import { AGENT_PATH, AGENT_RECONNECT_CAP_MS, CloseCode, NODE_REMOVED_ERROR_CODE, PROTOCOL_LIMITS, type AgentFrame, type CredentialFrame, type HelloFrame, type HubLogsFrame, type TargetFrame } from '../shared/protocol.js';
 import type { Logger } from '../shared/logger.js';
 import { ReconnectSchedule, type AttemptOutcome } from './reconnect-schedule.js';
 import { isCertificateError, PinMismatchError, pinnedTlsOptions, presentedCaFingerprint, type PinnedCa } from './tls/pinned-ca.js';
@@ -22,6 +22,8 @@ export interface HubLinkOptions {
   /** The hello is on the wire: send() works from here on, for what the hello does not carry. */
   onHelloSent?: () => void;
   onTarget: (target: TargetFrame) => void;
+  /** A log stream's frame from the hub (protocol 8); absent: log streams are refused. */
+  onLogs?: (frame: HubLogsFrame) => void;
   /**
    * A new credential (protocol 7): resolves once it is on disk, and the link then answers
    * `credentialSaved` and connects again with it; rejects when it could not be kept (no answer:
@@ -199,6 +201,9 @@ export class HubLink {
         return;
       } else if (frame.type === 'credential') {
         this.takeCredential(ws, frame);
+      } else if (frame.type === 'logs.open' || frame.type === 'logs.credit' || frame.type === 'logs.close') {
+        if (this.opts.onLogs) this.opts.onLogs(frame);
+        else if (frame.type === 'logs.open') ws.send(encodeFrame({ type: 'logs.error', stream: frame.stream, message: 'this agent reads no container logs' }));
       } else {
         this.opts.onTarget(frame);
       }

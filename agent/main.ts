@@ -15,6 +15,7 @@ import { joinHub, JoinRefusedError, loadIdentity, saveIdentity, type NodeIdentit
 import { fetchPinnedCa, loadPinnedCa, PinMismatchError, savePinnedCa, type PinnedCa } from './tls/pinned-ca.js';
 import { loadRegistryAuthFile, type RegistryAuthMap } from './registry-auth-file.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
+import { DockerContainerLogs } from './logs/container-logs.js';
 import { RestartCountsFile } from './restart-counts-file.js';
 import { TargetCache } from './target-cache.js';
 import { ValueFileStore } from './values/value-file-store.js';
@@ -157,6 +158,7 @@ async function main(): Promise<void> {
     advertiseAddress: args['advertise-address'] ?? defaultAdvertiseAddress(),
     publishAddress: args['publish-address'] ?? null,
     runtime,
+    logs: new DockerContainerLogs({ socketPath: args['docker-socket'] ?? '/var/run/docker.sock', nodeId: identity.nodeId }),
     dataDir,
     identityDir: dataDir,
     targetCache: new TargetCache(dataDir, { offlineSecrets: args['no-offline-secrets'] !== true, logger }),
