@@ -22,6 +22,11 @@ export interface EventStreamLimits {
   keepAliveMs: number;
   /** Time a cut client gets to read its last bytes before its socket is destroyed. */
   closeGraceMs: number;
+  /**
+   * A stream ends after this long (at the next keep-alive) and the client reconnects with
+   * Last-Event-ID: its token is checked again, so a revoked or expired one stops reading.
+   */
+  maxStreamMs: number;
 }
 
 export const DEFAULT_EVENT_STREAM_LIMITS: EventStreamLimits = {
@@ -30,6 +35,7 @@ export const DEFAULT_EVENT_STREAM_LIMITS: EventStreamLimits = {
   maxWriteBytes: 16 * 1024,
   keepAliveMs: 15_000,
   closeGraceMs: 30_000,
+  maxStreamMs: 30 * 60_000,
 };
 
 /** What a stream writes to: an HTTP response (ServerResponse), or anything that behaves as one. */
@@ -38,6 +44,8 @@ export interface EventSink {
   end(): void;
   destroy(): void;
   readonly writableLength: number;
+  /** The connection is already gone. */
+  readonly destroyed: boolean;
   once(event: 'drain', listener: () => void): unknown;
   on(event: 'close', listener: () => void): unknown;
   on(event: 'error', listener: (err: Error) => void): unknown;
@@ -77,6 +85,7 @@ export class EventStreams {
   constructor(
     readonly events: FleetEvents,
     readonly limits: EventStreamLimits = DEFAULT_EVENT_STREAM_LIMITS,
+    private readonly nowMs: () => number = () => performance.now(),
   ) {
     // Per event: one check. The writes happen once per turn of the event loop, for every client
     // at once, so a burst of events costs a write per client, not one per event and client.
@@ -102,7 +111,9 @@ export class EventStreams {
    * then live events. Null: only new events. A seq the history does not know (older than it
    * holds, or from before a hub restart) starts with `event: reset` and everything held.
    */
-  open(sink: EventSink, afterSeq: number | null): EventStream {
+  open(sink: EventSink, afterSeq: number | null): EventStream | null {
+    // Gone while its request was checked: its 'close' has been and gone.
+    if (sink.destroyed) return null;
     const { events } = this;
     let cursor = events.latestSeq + 1;
     let preface = '';
@@ -113,7 +124,7 @@ export class EventStreams {
         preface = `event: reset\ndata: ${JSON.stringify({ oldestSeq: cursor })}\n\n`;
       }
     }
-    const stream = new EventStream(this, sink, cursor);
+    const stream = new EventStream(this, sink, cursor, this.nowMs() + this.limits.maxStreamMs);
     this.clients.add(stream);
     sink.on('close', () => this.closedStream(stream));
     // The socket's own errors (a reset peer) end in 'close'; nothing else to do.
@@ -156,7 +167,11 @@ export class EventStreams {
   }
 
   private keepAlive(): void {
-    for (const stream of this.clients) stream.comment('keep-alive');
+    const nowMs = this.nowMs();
+    for (const stream of this.clients) {
+      if (nowMs >= stream.endsAtMs) stream.shutdown();
+      else stream.comment('keep-alive');
+    }
   }
 }
 
@@ -174,6 +189,8 @@ export class EventStream {
     private readonly owner: EventStreams,
     private readonly sink: EventSink,
     cursor: number,
+    /** When it ends (maxStreamMs), so that the client's token is checked again. */
+    readonly endsAtMs: number,
   ) {
     this.cursor = cursor;
   }
@@ -209,7 +226,7 @@ export class EventStream {
     if (!this.ending && !this.blocked) this.write(`: ${text}\n\n`);
   }
 
-  /** @internal The hub is closing. */
+  /** @internal The hub is closing, or the stream is old enough to end. */
   shutdown(): void {
     if (this.ending) return;
     this.ending = true;

@@ -20,7 +20,7 @@ const DOC = {
   summary: 'What happens to services, replicas and nodes, as Server-Sent Events or as JSON',
   description: [
     'Events: service.created, service.updated, service.deleted, replica.placed, replica.started, replica.failed, replica.moved, node.joined, node.ready, node.unreachable, node.lost, node.removed; each `{ seq, time, type, service?, replica?, node?, nodeName?, message? }`.',
-    'With `Accept: text/event-stream`: the events after `Last-Event-ID` (or `?since=`; neither: only new ones), then live ones, each `id: <seq>`, `event: <type>`, `data: <json>`; a `: keep-alive` comment every 15 s. A seq the hub no longer holds (or from before a restart) starts with `event: reset` (`{ oldestSeq }`) and everything held. A client too far behind is cut with `event: overflow` (`{ lastSeq, latestSeq }`) and resumes with Last-Event-ID. At most 100 streams at once (429).',
+    'With `Accept: text/event-stream`: the events after `Last-Event-ID` (or `?since=`; neither: only new ones), then live ones, each `id: <seq>`, `event: <type>`, `data: <json>`; a `: keep-alive` comment every 15 s. A seq the hub no longer holds (or from before a restart) starts with `event: reset` (`{ oldestSeq }`) and everything held. A client too far behind is cut with `event: overflow` (`{ lastSeq, latestSeq }`) and resumes with Last-Event-ID. A stream ends after 30 minutes, for the client to reconnect with Last-Event-ID and its token to be checked again. At most 100 streams at once (429).',
     'Otherwise JSON `{ events, latestSeq, oldestSeq }`: the events after `?since=` (none: the newest), oldest first, at most `?limit=` (default 100, max 1000).',
   ].join('\n\n'),
   tags: ['hub'],

@@ -261,6 +261,18 @@ describe('GET /v1/events as Server-Sent Events', () => {
     expect(nobody.status).toBe(401);
   });
 
+  it('ends a stream after maxStreamMs, so that a reconnecting client shows its token again: a revoked one is refused', async () => {
+    await start({}, { keepAliveMs: 20, maxStreamMs: 200 });
+    const made = await fleet!.api('POST', '/v1/api-tokens', { role: 'viewer', name: 'wall' });
+    const stream = await open({ token: made.body.token });
+    expect(stream.status).toBe(200);
+    expect((await fleet!.api('DELETE', `/v1/api-tokens/${made.body.id}`)).status).toBe(200);
+    await vi.waitFor(() => expect(stream.ended).toBe(true), WAIT);
+    expect(fleet!.hub.eventStreams.stats().overflows).toBe(0);
+    const again = await open({ token: made.body.token });
+    expect(again.status).toBe(401);
+  });
+
   it('ends open streams when the hub closes', async () => {
     await start();
     const stream = await open();
