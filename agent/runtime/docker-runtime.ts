@@ -34,8 +34,8 @@ import { pullImage, type AgentRegistryAuth } from './docker/image-pull.js';
 import { hasImage, imagesInUse, removeImage } from './docker/images.js';
 import { removeServiceVolumes } from './docker/service-volumes.js';
 
-export { CONTAINER_LOG_CONFIG } from './docker/container-create.js';
-export { DockerEngineError, engineMessage, isEngineUnreachable } from './docker/engine-errors.js';
+// Where tests and benchmarks found them before the split.
+export { engineMessage } from './docker/engine-errors.js';
 export { registryHostOf } from './docker/image-refs.js';
 export { JsonLineReader } from './docker/json-lines.js';
 
