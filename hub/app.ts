@@ -16,6 +16,8 @@ import { frameworkErrors, registerErrorHandling } from './http/errors.js';
 import { installerRoutes } from './http/installer.js';
 import { joinRoutes } from './http/join.js';
 import { nodeRoutes } from './http/nodes.js';
+import { registerApiReference } from './http/openapi.js';
+import { requestValidatorCompiler, routeSchema } from './http/route-schema.js';
 import { serviceRoutes } from './http/services.js';
 import { DEFAULT_HUB_CONFIG, Hub, type HubConfig } from './hub.js';
 import { hubMetrics } from './metrics.js';
@@ -71,9 +73,13 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
   const tokens = new ApiTokens({ store: opts.store, adminToken: opts.adminToken, clock });
   const audit: AuditTrail = opts.dataDir ? new FileAuditLog(path.join(opts.dataDir, 'audit'), { logger: app.log }) : new MemoryAuditTrail();
   installAccessControl(app, { tokens, audit, clock, failures: hub.authFailures });
+  // Before the routes: a schema a route declares checks its requests with our Validator and our
+  // 400 (route-schema.ts), and the API reference learns each route as it is added.
+  app.setValidatorCompiler(requestValidatorCompiler());
+  await registerApiReference(app);
 
   // 503 while the store cannot write, so that a supervisor or load balancer can act on it.
-  app.get('/healthz', async (_request, reply) => {
+  app.get('/healthz', routeSchema({ summary: "The hub's health: 503 while its store cannot write", tags: ['hub'] }), async (_request, reply) => {
     const { ok, error, since } = hub.stats.store.health();
     const body = { status: ok ? 'ok' : 'failing', version: TETHER_VERSION, connectedNodes: hub.stats.agents.connectedCount, store: { ok, error, since } };
     return reply.status(ok ? 200 : 503).send(body);
@@ -95,7 +101,7 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
     await api.register(auditRoutes, { audit });
     await api.register(eventRoutes, { streams: hub.eventStreams });
     // Behind a token like the rest: node names and counts are the fleet's business.
-    api.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
+    api.get('/metrics', routeSchema({ summary: 'Prometheus metrics', tags: ['hub'] }), async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));
   });
   // preClose: agent sockets are upgraded connections the HTTP server would otherwise wait for.
   app.addHook('preClose', async () => hub.close());

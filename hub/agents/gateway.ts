@@ -9,10 +9,12 @@ import {
   CloseCode,
   CONDITIONS_MIN_FRAME_INTERVAL_MS,
   CREDENTIAL_ROTATION_PROTOCOL_VERSION,
+  LOGS_PROTOCOL_VERSION,
   NODE_REMOVED_ERROR_CODE,
   MIN_PROTOCOL_VERSION,
   PROTOCOL_LIMITS,
   PROTOCOL_VERSION,
+  type AgentLogsFrame,
   type HelloFrame,
   type HubFrame,
   type NodeConditions,
@@ -43,6 +45,13 @@ export interface GatewayHandlers {
   /** The agent stored the credential of `rotation` (version 7). */
   onCredentialSaved?(nodeId: string, rotation: string): void;
   onDisconnect(nodeId: string): void;
+}
+
+/** Where the agents' log frames go (hub/logs/log-relay.ts); the gateway only checks they belong to the protocol. */
+export interface AgentLogsSink {
+  frame(nodeId: string, frame: AgentLogsFrame): void;
+  /** A connection that said hello ended: its log streams are over. */
+  connectionEnded(nodeId: string): void;
 }
 
 export interface GatewayOptions {
@@ -168,6 +177,7 @@ export class AgentGateway {
   /** `conditions` frames that came within the interval of the one before: held back, and the older of them never applied. */
   conditionsHeld = 0;
   private readonly conditionsIntervalMs: number;
+  private logSink: AgentLogsSink | null = null;
   /**
    * Acks claiming a generation never made for the node, and hellos claiming one past
    * MAX_BELIEVED_GENERATION: forged (see onMessage). Worth an alert.
@@ -280,6 +290,11 @@ export class AgentGateway {
     if (!session || session.closed || session.liveness === null) return false;
     session.ws.send(frameText(frame));
     return true;
+  }
+
+  /** Log frames from agents go to `sink` from now on; before, they are dropped. */
+  attachLogs(sink: AgentLogsSink): void {
+    this.logSink = sink;
   }
 
   /** Drops a node's connection (silent node, removed node). */
@@ -537,6 +552,14 @@ export class AgentGateway {
         }
         this.opts.handlers.onCredentialSaved?.(session.nodeId, frame.rotation);
         return;
+      case 'logs.chunk':
+      case 'logs.end':
+      case 'logs.error':
+        if (session.protocolVersion < LOGS_PROTOCOL_VERSION) {
+          return this.reject(session, CloseCode.badFrame, `${frame.type} frames are not part of protocol version ${session.protocolVersion}`);
+        }
+        this.logSink?.frame(session.nodeId, frame);
+        return;
     }
   }
 
@@ -609,6 +632,8 @@ export class AgentGateway {
     session.heldConditions = null;
     session.handshake?.release();
     session.handshake = null;
+    // Replaced or gone, this connection's log streams are over: the agent ends its side too.
+    if (session.liveness !== null) this.logSink?.connectionEnded(session.nodeId);
     if (this.sessions.get(session.nodeId) === session) {
       // The node's last word lands before it counts as away: an engine back again, held by the
       // rate limit, must not date the node's away-time from the engine's outage.

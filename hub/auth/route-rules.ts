@@ -68,6 +68,18 @@ export const ROUTE_RULES: Readonly<Record<string, Role | 'open'>> = {
   // What happened to services, replicas and nodes: what the views show, as it changes.
   'GET /v1/events': 'viewer',
 
+  // The API reference (hub/http/openapi.ts): what the routes are, never what the fleet holds;
+  // open, so that a client can read it before it has a token. /docs/* are the page's own files.
+  'GET /openapi.json': 'open',
+  'GET /docs': 'open',
+  'GET /docs/': 'open',
+  'GET /docs/*': 'open',
+  'GET /docs/json': 'open',
+  'GET /docs/yaml': 'open',
+  'GET /docs/static/*': 'open',
+  'GET /docs/static/index.html': 'open',
+  'GET /docs/static/swagger-initializer.js': 'open',
+
   // What a device installs the agent from (hub/http/installer.ts): no secret in them, and a
   // device has no credential before it joins.
   'GET /install.sh': 'open',

@@ -5,22 +5,24 @@ import { ApiTokenNameTakenError, TooManyApiTokensError, validTokenName, type Api
 import { isRole, ROLES } from '../auth/roles.js';
 import { parseTokenTtl } from '../auth/token-ttl.js';
 import { ApiError, invalid } from './errors.js';
+import { routeSchema } from './route-schema.js';
 
-const ApiTokenRequest = new Validator(
-  Type.Object(
-    {
-      role: Type.String({ maxLength: 16 }),
-      name: Type.String({ maxLength: 64 }),
-      /** "30d", "12h": valid until revoked when absent. */
-      ttl: Type.Optional(Type.String({ maxLength: 16 })),
-    },
-    { additionalProperties: false },
-  ),
+export const ApiTokenRequestSchema = Type.Object(
+  {
+    role: Type.String({ maxLength: 16 }),
+    name: Type.String({ maxLength: 64 }),
+    /** "30d", "12h": valid until revoked when absent. */
+    ttl: Type.Optional(Type.String({ maxLength: 16 })),
+  },
+  { additionalProperties: false },
 );
+const ApiTokenRequest = new Validator(ApiTokenRequestSchema);
+
+const ApiTokenParams = Type.Object({ id: Type.String({ description: "the token's id (not its secret)" }) });
 
 /** Tokens for the roles (admin only, as the route table says): made, listed, revoked. */
 export async function apiTokenRoutes(app: FastifyInstance, { tokens }: { tokens: ApiTokens }): Promise<void> {
-  app.post('/v1/api-tokens', async (request, reply) => {
+  app.post('/v1/api-tokens', routeSchema({ summary: 'Make an API token of a role', tags: ['tokens'], body: ApiTokenRequestSchema, bodyOptional: true }), async (request, reply) => {
     const checked = ApiTokenRequest.validate(request.body ?? {});
     if (!checked.ok) throw invalid('invalid_request', checked.errors);
     const { role, name, ttl } = checked.value;
@@ -43,9 +45,9 @@ export async function apiTokenRoutes(app: FastifyInstance, { tokens }: { tokens:
     }
   });
 
-  app.get('/v1/api-tokens', async () => ({ apiTokens: tokens.list() }));
+  app.get('/v1/api-tokens', routeSchema({ summary: 'List the API tokens, without their secrets', tags: ['tokens'] }), async () => ({ apiTokens: tokens.list() }));
 
-  app.delete<{ Params: { id: string } }>('/v1/api-tokens/:id', async (request) => {
+  app.delete<{ Params: { id: string } }>('/v1/api-tokens/:id', routeSchema({ summary: 'Revoke an API token', tags: ['tokens'], params: ApiTokenParams }), async (request) => {
     const revoked = await tokens.revoke(request.params.id);
     if (!revoked) throw new ApiError(404, 'api_token_not_found', `no API token with id "${request.params.id}"`);
     return { ...revoked, revoked: true };

@@ -3,17 +3,19 @@ import Type from 'typebox';
 import { Validator, type FieldError } from '../../shared/validation.js';
 import { MAX_VALUE_BYTES, validateValueName, type NamedValues, type ValueKind } from '../secrets/named-values.js';
 import { ApiError, invalid } from './errors.js';
+import { routeSchema } from './route-schema.js';
 
 /** `PUT /v1/configs/:name` and `/v1/secrets/:name`: the value as text or as base64 bytes, exactly one. */
-const valueBody = new Validator(
-  Type.Object(
-    {
-      value: Type.Optional(Type.String()),
-      valueBase64: Type.Optional(Type.String()),
-    },
-    { additionalProperties: false },
-  ),
+export const ValueBodySchema = Type.Object(
+  {
+    value: Type.Optional(Type.String({ description: 'the value as UTF-8 text' })),
+    valueBase64: Type.Optional(Type.String({ description: 'the value as base64 bytes (standard alphabet, padded)' })),
+  },
+  { additionalProperties: false },
 );
+const valueBody = new Validator(ValueBodySchema);
+
+const ValueParams = Type.Object({ name: Type.String({ description: '1-63 lower-case letters, digits, ".", "_" or "-"' }) });
 
 /** Standard base64 with its padding: what Buffer writes, and nothing Buffer would quietly skip. */
 const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -51,11 +53,14 @@ export async function namedValueRoutes<K extends ValueKind>(app: FastifyInstance
     return record;
   };
 
-  app.get(base, async () => ({ [`${kind}s`]: values.list().map((r) => values.view(r)) }));
+  const tags = [`${kind}s`];
+  app.get(base, routeSchema({ summary: `List the ${kind}s`, tags }), async () => ({ [`${kind}s`]: values.list().map((r) => values.view(r)) }));
 
-  app.get<{ Params: { name: string } }>(`${base}/:name`, async (request) => values.view(find(request.params.name), true));
+  const shown = kind === 'secret' ? 'without its value' : 'with its value';
+  app.get<{ Params: { name: string } }>(`${base}/:name`, routeSchema({ summary: `A ${kind}, ${shown}`, tags, params: ValueParams }), async (request) => values.view(find(request.params.name), true));
 
-  app.put<{ Params: { name: string } }>(`${base}/:name`, async (request, reply) => {
+  const putSchema = routeSchema({ summary: `Create a ${kind}, or give it a new version`, tags, params: ValueParams, body: ValueBodySchema, invalidCode: `invalid_${kind}` });
+  app.put<{ Params: { name: string } }>(`${base}/:name`, putSchema, async (request, reply) => {
     const nameError = validateValueName(request.params.name);
     if (nameError) throw invalid(`invalid_${kind}_name`, [nameError]);
     const decoded = decodeValueBody(request.body);
@@ -67,7 +72,7 @@ export async function namedValueRoutes<K extends ValueKind>(app: FastifyInstance
   });
 
   // In use is 409, not 400: the request is sound, what the services name refuses it.
-  app.delete<{ Params: { name: string } }>(`${base}/:name`, async (request) => {
+  app.delete<{ Params: { name: string } }>(`${base}/:name`, routeSchema({ summary: `Delete a ${kind} no service uses`, tags, params: ValueParams }), async (request) => {
     const { name } = request.params;
     const result = await values.delete(name);
     if (result.kind === 'missing') throw notFound(name);

@@ -13,6 +13,7 @@ import { formatDuration, parseDuration } from '../spec/duration.js';
 import { certificateKeyPin } from '../tls/server-key-pin.js';
 import { requireAdmin } from './admin-auth.js';
 import { ApiError, invalid } from './errors.js';
+import { routeSchema } from './route-schema.js';
 
 const DAY_S = 24 * 60 * 60;
 const MIN_TTL_MS = 60_000;
@@ -20,20 +21,19 @@ const MAX_TTL_MS = 365 * DAY_S * 1000;
 /** Far more devices than one install provisions at once; a bound all the same, as on every number. */
 const MAX_USES = 100_000;
 
-const JoinTokenRequest = new Validator(
-  Type.Object(
-    {
-      /** How long the token joins, as a duration ("24h", "90m"); or ttlSeconds, as before. */
-      ttl: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
-      ttlSeconds: Type.Optional(Type.Integer({ minimum: MIN_TTL_MS / 1000, maximum: MAX_TTL_MS / 1000 })),
-      /** How many nodes may join with it; any number until it expires without. */
-      uses: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_USES })),
-      /** Given to every node that joins with the token, over labels of the same key the device asks for. */
-      labels: Type.Optional(NodeLabelsSchema),
-    },
-    { additionalProperties: false },
-  ),
+export const JoinTokenRequestSchema = Type.Object(
+  {
+    /** How long the token joins, as a duration ("24h", "90m"); or ttlSeconds, as before. */
+    ttl: Type.Optional(Type.String({ minLength: 1, maxLength: 32 })),
+    ttlSeconds: Type.Optional(Type.Integer({ minimum: MIN_TTL_MS / 1000, maximum: MAX_TTL_MS / 1000 })),
+    /** How many nodes may join with it; any number until it expires without. */
+    uses: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_USES })),
+    /** Given to every node that joins with the token, over labels of the same key the device asks for. */
+    labels: Type.Optional(NodeLabelsSchema),
+  },
+  { additionalProperties: false },
 );
+const JoinTokenRequest = new Validator(JoinTokenRequestSchema);
 
 /** The token's lifetime from a request: `ttl` or `ttlSeconds`, 24 hours without either. */
 function ttlMsOf(body: { ttl?: string; ttlSeconds?: number }): number {
@@ -60,16 +60,17 @@ function presentedKeyPin(request: FastifyRequest, fallback: string | undefined):
 }
 
 /** The device side of joining; the labels and name rules match the agent's hello. */
-const JoinRequest = new Validator(
-  Type.Object(
-    {
-      joinToken: Type.String({ minLength: 1, maxLength: 256 }),
-      name: NodeNameSchema,
-      labels: Type.Optional(NodeLabelsSchema),
-    },
-    { additionalProperties: false },
-  ),
+export const JoinRequestSchema = Type.Object(
+  {
+    joinToken: Type.String({ minLength: 1, maxLength: 256 }),
+    name: NodeNameSchema,
+    labels: Type.Optional(NodeLabelsSchema),
+  },
+  { additionalProperties: false },
 );
+const JoinRequest = new Validator(JoinRequestSchema);
+
+const JoinTokenParams = Type.Object({ id: Type.String({ description: "the join token's id (not its secret)" }) });
 
 /** Join tokens (admin: create, list, revoke) and the join call itself (authenticated by the join token). */
 export async function joinRoutes(
@@ -92,7 +93,7 @@ export async function joinRoutes(
 ): Promise<void> {
   await app.register(async (admin) => {
     requireAdmin(admin, adminToken);
-    admin.post('/v1/join-tokens', async (request, reply) => {
+    admin.post('/v1/join-tokens', routeSchema({ summary: 'Make a join token, and the command that joins a device with it', tags: ['tokens'], body: JoinTokenRequestSchema, bodyOptional: true }), async (request, reply) => {
       const checked = JoinTokenRequest.validate(request.body ?? {});
       if (!checked.ok) throw invalid('invalid_request', checked.errors);
       const { uses, labels = {} } = checked.value;
@@ -109,16 +110,16 @@ export async function joinRoutes(
       }
     });
 
-    admin.get('/v1/join-tokens', async () => ({ joinTokens: await nodes.joinTokens.list() }));
+    admin.get('/v1/join-tokens', routeSchema({ summary: 'List the join tokens, without their secrets', tags: ['tokens'] }), async () => ({ joinTokens: await nodes.joinTokens.list() }));
 
-    admin.delete<{ Params: { id: string } }>('/v1/join-tokens/:id', async (request) => {
+    admin.delete<{ Params: { id: string } }>('/v1/join-tokens/:id', routeSchema({ summary: 'Revoke a join token', tags: ['tokens'], params: JoinTokenParams }), async (request) => {
       const revoked = await nodes.joinTokens.revoke(request.params.id);
       if (!revoked) throw new ApiError(404, 'join_token_not_found', `no join token with id "${request.params.id}" (GET /v1/join-tokens lists them)`);
       return revoked;
     });
   });
 
-  app.post('/v1/join', async (request, reply) => {
+  app.post('/v1/join', routeSchema({ summary: "A device joins (the agent's call, with the join token in the body)", tags: ['nodes'], body: JoinRequestSchema }), async (request, reply) => {
     const checked = JoinRequest.validate(request.body);
     if (!checked.ok) throw invalid('invalid_request', checked.errors);
     try {

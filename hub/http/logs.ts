@@ -1,0 +1,146 @@
+/**
+ * `GET /v1/services/:name/logs`: the containers' output of a service's replicas, streamed from
+ * the agents that run them as NDJSON, one object per line, interleaved by replica:
+ * `{ replica, node, stream, time?, line }`, and `{ replica, node, error }` for a replica that
+ * cannot be read. Nothing is stored on the hub (see hub/logs/log-relay.ts).
+ */
+import type { FastifyInstance } from 'fastify';
+import { Gauge, Counter, type Registry } from 'prom-client';
+import { LOG_LIMITS, LOGS_PROTOCOL_VERSION } from '../../shared/protocol.js';
+import type { LogRelay } from '../logs/log-relay.js';
+import type { ServiceRecord } from '../store/store.js';
+import { ApiError, invalid } from './errors.js';
+
+export const DEFAULT_LOG_TAIL = 100;
+
+type LogsQuery = { follow?: string; tail?: string; replica?: string; timestamps?: string; since?: string };
+
+function flag(query: LogsQuery, field: 'follow' | 'timestamps'): boolean {
+  const text = query[field];
+  if (text === undefined || text === '0' || text === 'false') return false;
+  if (text === '' || text === '1' || text === 'true') return true;
+  throw invalid('invalid_query', [{ path: field, message: `must be 1 or 0 (true or false), got "${text.slice(0, 40)}"` }]);
+}
+
+function tailOf(query: LogsQuery): number {
+  const text = query.tail;
+  if (text === undefined) return DEFAULT_LOG_TAIL;
+  const n = /^\d{1,6}$/.test(text) ? Number(text) : Number.NaN;
+  if (!(n <= LOG_LIMITS.maxTailLines)) {
+    throw invalid('invalid_query', [{ path: 'tail', message: `must be a whole number from 0 to ${LOG_LIMITS.maxTailLines}, got "${text.slice(0, 40)}"` }]);
+  }
+  return n;
+}
+
+/** Epoch seconds, or an RFC 3339 time. */
+function sinceOf(query: LogsQuery): number | undefined {
+  const text = query.since;
+  if (text === undefined) return undefined;
+  const ms = /^\d{1,12}$/.test(text) ? Number(text) * 1000 : /^\d{4}-\d\d-\d\dT/.test(text) ? Date.parse(text) : Number.NaN;
+  if (!Number.isFinite(ms) || ms < 0) {
+    throw invalid('invalid_query', [{ path: 'since', message: `must be epoch seconds or an RFC 3339 time, got "${text.slice(0, 40)}"` }]);
+  }
+  return Math.floor(ms / 1000);
+}
+
+export interface LogRouteDeps {
+  relay: LogRelay;
+  services: { get(name: string): ServiceRecord | undefined };
+  /** The protocol each node's agent said hello with; null: not connected. */
+  agents: { protocolVersion(nodeId: string): number | null };
+  /** Where the relay's figures are published (the hub's /metrics); absent: nowhere. */
+  metrics?: Registry;
+}
+
+export async function logRoutes(app: FastifyInstance, { relay, services, agents, metrics }: LogRouteDeps): Promise<void> {
+  if (metrics) publishLogMetrics(metrics, relay);
+
+  app.get<{ Params: { name: string }; Querystring: LogsQuery }>('/v1/services/:name/logs', async (request, reply) => {
+    const { name } = request.params;
+    const query = request.query;
+    const follow = flag(query, 'follow');
+    const timestamps = flag(query, 'timestamps');
+    const tail = tailOf(query);
+    const since = sinceOf(query);
+    const record = services.get(name);
+    if (!record) throw new ApiError(404, 'service_not_found', `no service named "${name}"`);
+    let placements = record.placements;
+    if (query.replica !== undefined) {
+      placements = placements.filter((p) => p.replicaId === query.replica);
+      if (placements.length === 0) throw new ApiError(404, 'replica_not_found', `service "${name}" has no replica "${query.replica.slice(0, 128)}"`);
+    }
+    const targets: Array<{ replicaId: string; nodeId: string }> = [];
+    const errors: Array<{ replicaId: string; nodeId: string | null; error: string }> = [];
+    for (const p of placements) {
+      if (p.nodeId === null) {
+        errors.push({ replicaId: p.replicaId, nodeId: null, error: `not placed on any node: ${p.pendingReason ?? 'pending'}` });
+        continue;
+      }
+      const version = agents.protocolVersion(p.nodeId);
+      if (version === null) errors.push({ replicaId: p.replicaId, nodeId: p.nodeId, error: `node ${p.nodeId} is not connected` });
+      else if (version < LOGS_PROTOCOL_VERSION) errors.push({ replicaId: p.replicaId, nodeId: p.nodeId, error: `agent too old for logs (protocol < ${LOGS_PROTOCOL_VERSION})` });
+      else targets.push({ replicaId: p.replicaId, nodeId: p.nodeId });
+    }
+
+    const refused = relay.refusal(targets);
+    if (refused !== null) {
+      relay.countRefused();
+      throw new ApiError(429, 'too_many_log_streams', refused);
+    }
+    // From here the answer is ours to write, line by line, as the agents send them.
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+    // A followed service that prints nothing yet still answers at once.
+    raw.flushHeaders();
+    const output = {
+      write: (text: string) => raw.write(text),
+      end: () => raw.end(),
+      get bufferedBytes() {
+        return raw.writableLength;
+      },
+    };
+    const opened = relay.open({ targets, errors, tail, follow, timestamps, ...(since === undefined ? {} : { since }), output });
+    if (!opened.ok) {
+      // Not after refusal() said yes in the same turn; should it happen, the client hears why.
+      raw.end(`${JSON.stringify({ error: opened.message })}\n`);
+      return;
+    }
+    const streams = opened.request;
+    raw.on('error', () => undefined); // a client reset: 'close' follows and ends the streams
+    raw.on('drain', () => streams.drained());
+    raw.once('close', () => {
+      streams.close();
+      relay.forget(streams);
+    });
+  });
+}
+
+function publishLogMetrics(registry: Registry, relay: LogRelay): void {
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  const counter = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  gauge('tether_log_streams', 'Log streams open from agents to HTTP clients', () => relay.stats().streams);
+  gauge('tether_log_chunks_in_flight', `Log chunks granted to agents and not received yet (at most ${LOG_LIMITS.creditChunks} per stream)`, () => relay.stats().chunksInFlight);
+  gauge('tether_log_buffered_bytes', 'Bytes of logs written to responses and not yet taken by their clients', () => relay.stats().bufferedBytes);
+  gauge('tether_log_blocked_requests', 'Log requests whose client is behind: their agents wait', () => relay.stats().blockedRequests);
+  counter('tether_log_chunks_total', 'Log chunks relayed from agents to clients', () => relay.stats().chunksRelayed);
+  counter('tether_log_credit_violations_total', 'Log chunks an agent sent past its credit (the stream was ended)', () => relay.stats().creditViolations);
+  counter('tether_log_requests_refused_total', 'Log requests refused for the stream limits (429)', () => relay.stats().refusedRequests);
+}
