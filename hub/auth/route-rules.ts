@@ -44,6 +44,8 @@ export const ROUTE_RULES: Readonly<Record<string, Role | 'open'>> = {
   'POST /v1/services/:name/resume': 'operator',
   'POST /v1/services/:name/scale': 'operator',
   'POST /v1/services/:name/replicas/:id/move': 'operator',
+  // Containers' output may hold data a viewer must not see (tokens printed at start, customers' records).
+  'GET /v1/services/:name/logs': 'operator',
 
   'GET /v1/configs': 'viewer',
   'GET /v1/configs/:name': 'viewer',
