@@ -13,8 +13,13 @@ import { planPlacements } from './scheduler/placement.js';
 import type { Placement, SchedNode, SchedService } from './scheduler/types.js';
 
 export interface PlacementPreview {
-  /** New replicas the pass would place, with their nodes (ids are made by the real pass, so none is shown). */
+  /**
+   * New replicas the pass would place, with their nodes (ids are made by the real pass, so none is
+   * shown), the first MAX_PLACED_SHOWN of them (a global service on a large fleet has one per node).
+   */
   placed: Array<{ node: string; nodeName?: string }>;
+  /** All of them. */
+  placedTotal: number;
   /** Replicas of the service that would wait for a node. */
   pending: number;
   /** Why they wait, each reason once (at most MAX_REASONS). */
@@ -32,6 +37,7 @@ export interface PlacementPreview {
 }
 
 const MAX_REASONS = 10;
+export const MAX_PLACED_SHOWN = 1000;
 
 export function previewPlacement(
   candidate: SchedService,
@@ -50,6 +56,7 @@ export function previewPlacement(
   const placed: PlacementPreview['placed'] = [];
   const reasons = new Set<string>();
   let pending = 0;
+  let placedTotal = 0;
   for (const p of after) {
     if (p.replacedBy) continue;
     if (p.pendingReason !== null || p.nodeId === null) {
@@ -58,11 +65,13 @@ export function previewPlacement(
       continue;
     }
     if (had.has(p.replicaId)) continue;
+    if (placedTotal++ >= MAX_PLACED_SHOWN) continue;
     const nodeName = nameOf.get(p.nodeId);
     placed.push({ node: p.nodeId, ...(nodeName === undefined ? {} : { nodeName }) });
   }
   return {
     placed,
+    placedTotal,
     pending,
     ...(reasons.size > 0 ? { reasons: [...reasons] } : {}),
     removed: candidate.placements.filter((p) => !kept.has(p.replicaId)).length,

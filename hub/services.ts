@@ -136,7 +136,7 @@ export class Services implements ServiceStats {
     const after = pinValues ? pinValues(given) : given;
     if (before && sameRecord(before.spec, after)) {
       const pending = before.placements.filter((p) => !p.replacedBy && (p.pendingReason !== null || p.nodeId === null)).length;
-      return { outcome: 'unchanged', before: before.spec, after: before.spec, placement: { placed: [], pending, removed: 0, moving: 0, replacing: 0 } };
+      return { outcome: 'unchanged', before: before.spec, after: before.spec, placement: { placed: [], placedTotal: 0, pending, removed: 0, moving: 0, replacing: 0 } };
     }
     const candidate = candidateRecord(name, after, before, store.getServiceTombstone(name)?.revision ?? 0, clock.nowMs());
     const others = (function* () {

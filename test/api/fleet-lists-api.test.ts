@@ -57,6 +57,8 @@ describe('node selectors and states', () => {
     expect(await q('node.name==edge-n3')).toEqual(['n3']);
     expect(await q('node.hostname==host-n2,node.arch==arm64')).toEqual(['n2']);
     expect(await q('node.labels.zone==mars')).toEqual([]);
+    // As people type it, unencoded.
+    expect(ids(await nodesPage('?selector=node.labels.zone==eu-1,node.labels.ring!=canary'))).toEqual(['n1']);
   });
 
   it('filters on state, one or several', async () => {
