@@ -23,8 +23,8 @@ export interface CommandContext {
 /** A whole number option or argument from `min` to `max`; anything else is a usage error (exit 2). */
 export function wholeNumber(min: number, max: number) {
   return (text: string): number => {
-    const n = /^\d{1,9}$/.test(text) ? Number(text) : Number.NaN;
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
+    const n = /^\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
     return n;
   };
 }

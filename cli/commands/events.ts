@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.js';
+import { Aborted, HubApiError, type HubClient } from '../client.js';
 import { printJson, renderTable } from '../output.js';
 import { wholeNumber, type CommandContext } from '../program.js';
 import { SseParser } from '../sse.js';
@@ -26,6 +27,77 @@ export function eventLine(e: HubEvent): string {
   return `${e.time}  ${e.type}${subject ? `  ${subject}` : ''}${e.message ? `  ${e.message}` : ''}\n`;
 }
 
+/** Reconnections in a row that fail before `events -f` gives up; each waits twice the one before. */
+const MAX_RECONNECTS = 5;
+const FIRST_RECONNECT_DELAY_MS = 1000;
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * Server-Sent Events until interrupted. The stream resumes where it broke off (Last-Event-ID):
+ * at once when the hub cut it for reading too slowly (`overflow`), after a pause when it ended or
+ * broke; after MAX_RECONNECTS failures in a row, the command fails.
+ */
+async function followEvents(client: HubClient, ctx: CommandContext, since: number | undefined, json: boolean): Promise<void> {
+  const { io } = ctx;
+  let lastSeq: number | null = null;
+  let failures = 0;
+  for (;;) {
+    let why = 'the hub closed the event stream';
+    try {
+      const response = await client.open('/v1/events', lastSeq === null ? { since } : {}, 'text/event-stream', lastSeq === null ? {} : { 'last-event-id': String(lastSeq) });
+      const parser = new SseParser();
+      try {
+        for await (const line of streamLines(response, 'the event stream', io.signal)) {
+          const sse = parser.push(line);
+          if (!sse) continue;
+          if (sse.event === 'reset') {
+            io.stderr.write(`tether: the hub no longer holds every event asked for; going on from the oldest it has (${sse.data})\n`);
+            continue;
+          }
+          if (sse.event === 'overflow') {
+            why = 'overflow';
+            break;
+          }
+          let event: HubEvent;
+          try {
+            event = JSON.parse(sse.data) as HubEvent;
+          } catch {
+            throw new CliError(`the hub sent an event that is not JSON: ${sse.data.slice(0, 120)}`);
+          }
+          failures = 0;
+          if (typeof event.seq === 'number') lastSeq = event.seq;
+          io.stdout.write(json ? `${JSON.stringify(event)}\n` : eventLine(event));
+        }
+      } finally {
+        response.destroy();
+      }
+    } catch (error) {
+      // A refusal (401, 429, a bad query) is final; a broken connection is retried.
+      if (error instanceof Aborted || error instanceof HubApiError || !(error instanceof CliError)) throw error;
+      why = error.message;
+    }
+    if (io.signal?.aborted) return;
+    if (why === 'overflow') continue;
+    failures++;
+    if (failures > MAX_RECONNECTS) throw new CliError(`${why}; gave up after ${MAX_RECONNECTS} reconnections`);
+    io.stderr.write(`tether: ${why}; reconnecting\n`);
+    await sleep(FIRST_RECONNECT_DELAY_MS * 2 ** (failures - 1), io.signal);
+    if (io.signal?.aborted) return;
+  }
+}
+
 export function registerEvents(program: Command, ctx: CommandContext): void {
   program
     .command('events')
@@ -42,27 +114,6 @@ export function registerEvents(program: Command, ctx: CommandContext): void {
         ctx.io.stdout.write(renderTable(HEADERS, answer.events.map(row)));
         return;
       }
-      const response = await client.open('/v1/events', { since: options.since }, 'text/event-stream');
-      const parser = new SseParser();
-      try {
-        for await (const line of streamLines(response, 'the event stream', ctx.io.signal)) {
-          const sse = parser.push(line);
-          if (!sse) continue;
-          if (sse.event === 'reset') {
-            ctx.io.stderr.write(`tether: the hub no longer holds every event asked for; going on from the oldest it has (${sse.data})\n`);
-            continue;
-          }
-          let event: HubEvent;
-          try {
-            event = JSON.parse(sse.data) as HubEvent;
-          } catch {
-            throw new CliError(`the hub sent an event that is not JSON: ${sse.data.slice(0, 120)}`);
-          }
-          ctx.io.stdout.write(json ? `${JSON.stringify(event)}\n` : eventLine(event));
-        }
-      } finally {
-        response.destroy();
-      }
-      if (!ctx.io.signal?.aborted) throw new CliError('the hub closed the event stream');
+      await followEvents(client, ctx, options.since, json === true);
     });
 }

@@ -1,0 +1,64 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startTether, tempHome, tether } from './cli-harness.js';
+import { ADMIN, cliHub, type CliHub } from './cli-hub.js';
+
+const IMAGE = '127.0.0.1:5000/busybox:1';
+
+let hub: CliHub;
+let home: Awaited<ReturnType<typeof tempHome>>;
+beforeEach(async () => {
+  hub = await cliHub();
+  home = await tempHome();
+});
+afterEach(async () => {
+  await hub.close();
+  await home.remove();
+});
+
+const where = () => ({ homeDir: home.dir, env: { TETHER_HUB: hub.url, TETHER_TOKEN: ADMIN } });
+
+describe('tether events', () => {
+  it('without -f: a table of the newest events; --json gives the answer', async () => {
+    await hub.call('PUT', '/v1/services/web', { image: IMAGE });
+    const { code, stdout } = await tether(['events'], where());
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^SEQ\s+TIME\s+TYPE\s+SERVICE\s+REPLICA\s+NODE\s+MESSAGE\n/);
+    expect(stdout).toMatch(/\n\d+\s+\S+Z\s+service\.created\s+web\s/);
+    const json = JSON.parse((await tether(['events', '--json'], where())).stdout) as { events: Array<{ type: string; service?: string }> };
+    expect(json.events).toContainEqual(expect.objectContaining({ type: 'service.created', service: 'web' }));
+  });
+
+  it('-f prints the history after --since, then events as they happen, until interrupted (exit 0)', async () => {
+    await hub.call('PUT', '/v1/services/web', { image: IMAGE });
+    const { events } = (await hub.call('GET', '/v1/events')).body as { events: Array<{ seq: number }> };
+    const since = String(events[0]!.seq - 1);
+    const followed = startTether(['events', '-f', '--since', since], where());
+    await followed.waitForOutput('service.created  service=web');
+    await hub.call('PUT', '/v1/services/api', { image: IMAGE });
+    await followed.waitForOutput('service.created  service=api');
+    followed.stop();
+    const { code, stderr } = await followed.done;
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(hub.requests.filter((r) => r.url.startsWith('/v1/events?since')).map((r) => r.url)).toEqual([`/v1/events?since=${since}`]);
+  });
+
+  it('-f --json prints one JSON event per line', async () => {
+    const followed = startTether(['events', '-f', '--json'], where());
+    // Without --since only new events come: wait for the stream before making one.
+    await waitForStream(hub);
+    await hub.call('PUT', '/v1/services/web', { image: IMAGE });
+    await followed.waitForOutput('"service":"web"');
+    followed.stop();
+    expect((await followed.done).code).toBe(0);
+    const first = JSON.parse(followed.stdout.split('\n')[0]!) as { seq: number; type: string };
+    expect(first).toMatchObject({ seq: expect.any(Number), type: 'service.created' });
+  });
+});
+
+/** The hub has the CLI's stream request (it answers with the headers at once, then events). */
+async function waitForStream(h: CliHub): Promise<void> {
+  while (!h.requests.some((r) => r.url.startsWith('/v1/events'))) await new Promise((resolve) => setTimeout(resolve, 10));
+  // The request is seen before its handler subscribes; a round trip after it makes sure it has.
+  await h.call('GET', '/v1/events?limit=1');
+}
