@@ -6,12 +6,34 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Gauge, Counter, type Registry } from 'prom-client';
+import Type from 'typebox';
 import { LOG_LIMITS, LOGS_PROTOCOL_VERSION } from '../../shared/protocol.js';
 import type { LogRelay } from '../logs/log-relay.js';
 import type { ServiceRecord } from '../store/store.js';
 import { ApiError, invalid } from './errors.js';
+import { routeSchema } from './route-schema.js';
 
 export const DEFAULT_LOG_TAIL = 100;
+
+/** Strings here; their values are checked below, with messages that say what each takes. */
+const LogsQuerySchema = Type.Object({
+  follow: Type.Optional(Type.String({ maxLength: 8, description: '1: go on with new lines as they come, until the client goes away' })),
+  tail: Type.Optional(Type.String({ maxLength: 8, description: `Last lines of each replica first: 0 to ${LOG_LIMITS.maxTailLines}, default ${DEFAULT_LOG_TAIL}` })),
+  replica: Type.Optional(Type.String({ maxLength: 128, description: 'One replica only (its id)' })),
+  timestamps: Type.Optional(Type.String({ maxLength: 8, description: "1: each line carries the engine's time" })),
+  since: Type.Optional(Type.String({ maxLength: 40, description: 'Only lines from then on: epoch seconds or an RFC 3339 time' })),
+});
+
+const LOGS_DOC = routeSchema({
+  summary: "Stream a service's container logs",
+  description:
+    'NDJSON, one object per line, interleaved by replica: `{ replica, node, stream, time?, line }`, and `{ replica, node, error }` for a replica that cannot be read. ' +
+    "Streamed from the agents that run the replicas, never stored on the hub. Without follow the answer ends once every replica's tail was sent. " +
+    `429 past ${LOG_LIMITS.maxStreamsPerNode} streams on one node or 256 on the hub.`,
+  tags: ['services'],
+  params: Type.Object({ name: Type.String({ minLength: 1, maxLength: 128 }) }),
+  querystring: LogsQuerySchema,
+});
 
 type LogsQuery = { follow?: string; tail?: string; replica?: string; timestamps?: string; since?: string };
 
@@ -55,7 +77,7 @@ export interface LogRouteDeps {
 export async function logRoutes(app: FastifyInstance, { relay, services, agents, metrics }: LogRouteDeps): Promise<void> {
   if (metrics) publishLogMetrics(metrics, relay);
 
-  app.get<{ Params: { name: string }; Querystring: LogsQuery }>('/v1/services/:name/logs', async (request, reply) => {
+  app.get<{ Params: { name: string }; Querystring: LogsQuery }>('/v1/services/:name/logs', LOGS_DOC, async (request, reply) => {
     const { name } = request.params;
     const query = request.query;
     const follow = flag(query, 'follow');
