@@ -97,11 +97,6 @@ export class Services implements ServiceStats {
     return this.deps.store.getService(name);
   }
 
-  /** Every service, by name. */
-  list(): ServiceRecord[] {
-    return [...this.deps.store.listServices()].sort((a, b) => a.name.localeCompare(b.name));
-  }
-
   count(): number {
     let n = 0;
     for (const _ of this.deps.store.listServices()) n++;
