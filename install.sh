@@ -289,7 +289,8 @@ download() {
       ;;
     *)
       if command -v curl >/dev/null 2>&1; then
-        status=$(curl -sS -L --max-time 600 -o "$2" -w '%{http_code}' "$1") || die "GET $1 failed (curl above)"
+        # --retry: a hub answers 503 for the few seconds a build of the bundle takes.
+        status=$(curl -sS -L --max-time 600 --retry 3 --retry-delay 2 -o "$2" -w '%{http_code}' "$1") || die "GET $1 failed (curl above)"
         [ "$status" = 200 ] || die "GET $1 answered HTTP $status: $(head -c 2000 "$2")"
       else
         wget -q -O "$2" "$1" || die "GET $1 failed (wget exit $?)"
