@@ -170,6 +170,10 @@ export class Nodes implements NodeStats {
     return this.deps.store.getNode(id);
   }
 
+  list(): Iterable<NodeRecord> {
+    return this.deps.store.listNodes();
+  }
+
   /** One page of node views by id, after `after`, of the nodes that match (see SortedKeys.page). */
   page(q: { after: string | null; limit: number; selector: Selector; states: ReadonlySet<NodeState> | null }): KeyPage<ReturnType<Nodes['view']>> {
     const nowMs = this.deps.clock.nowMs();
