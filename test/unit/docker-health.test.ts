@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dockerHealthConfigOf, engineHealthOf } from '../../agent/runtime/docker-health.js';
+import { dockerHealthConfigOf, engineHealthOf } from '../../agent/runtime/docker/engine-health-checks.js';
 import { healthCheckLabel, healthCheckOfLabel } from '../../agent/runtime/health-check-label.js';
 import { HEALTH_OUTPUT_MAX_LENGTH } from '../../shared/container-spec.js';
 import { execCheck } from '../helpers/health-checks.js';

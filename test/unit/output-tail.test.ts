@@ -1,6 +1,6 @@
 /** The tail of a crash-looping container's output: the engine's log frames read back, the last lines kept, clipped. */
 import { describe, expect, it } from 'vitest';
-import { DockerLogTail } from '../../agent/runtime/docker-logs.js';
+import { DockerLogTail } from '../../agent/runtime/docker/log-frames.js';
 import { tailOf } from '../../agent/runtime/output-tail.js';
 
 function frame(stream: 1 | 2, text: string): Buffer {

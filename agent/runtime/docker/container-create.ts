@@ -5,8 +5,8 @@
  */
 import type Dockerode from 'dockerode';
 import { enginePolicyOf, LABELS, type CreateContainerRequest } from '../container-runtime.js';
-import { dockerHealthConfigOf, type DockerHealthConfig } from '../docker-health.js';
-import { engineMountOf, type DockerMount } from '../docker-mounts.js';
+import { dockerHealthConfigOf, type DockerHealthConfig } from './engine-health-checks.js';
+import { engineMountOf, type DockerMount } from './mounts.js';
 import { healthCheckLabel } from '../health-check-label.js';
 import type { EngineClient } from './engine-client.js';
 import { DockerEngineError, engineError, engineMessage, statusCodeOf } from './engine-errors.js';

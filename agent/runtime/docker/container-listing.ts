@@ -7,7 +7,7 @@
 import type { HealthCheck } from '../../../shared/container-spec.js';
 import type { ReplicaHealth } from '../../../shared/protocol.js';
 import { LABELS, type EngineState, type ObservedContainer } from '../container-runtime.js';
-import { engineHealthOf, type DockerHealthState } from '../docker-health.js';
+import { engineHealthOf, type DockerHealthState } from './engine-health-checks.js';
 import { EngineTimeoutError } from '../engine-deadlines.js';
 import { healthCheckOfLabel } from '../health-check-label.js';
 import type { EngineClient } from './engine-client.js';

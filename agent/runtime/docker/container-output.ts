@@ -1,6 +1,6 @@
 /** The last lines of a container's output, for a crash loop's report (DockerLogTail reads the engine's frames). */
 import type { IncomingMessage } from 'node:http';
-import { DockerLogTail } from '../docker-logs.js';
+import { DockerLogTail } from './log-frames.js';
 import { EngineTimeoutError } from '../engine-deadlines.js';
 import { OK, type EngineClient } from './engine-client.js';
 import { engineError } from './engine-errors.js';

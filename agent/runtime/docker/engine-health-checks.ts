@@ -3,9 +3,9 @@
  * an agent restart and cost the agent nothing. This maps a check to the create body's Healthcheck
  * and the engine's State.Health back to a replica's health.
  */
-import type { HealthCheck } from '../../shared/container-spec.js';
-import type { ReplicaHealth } from '../../shared/protocol.js';
-import { clipHealthOutput } from '../health/probe-result.js';
+import type { HealthCheck } from '../../../shared/container-spec.js';
+import type { ReplicaHealth } from '../../../shared/protocol.js';
+import { clipHealthOutput } from '../../health/probe-result.js';
 
 /** Healthcheck of POST /containers/create: durations in nanoseconds. */
 export interface DockerHealthConfig {

@@ -4,7 +4,7 @@
  * endian) and the payload. Read as it arrives, keeping only the end, so a container that logged a
  * huge last line costs the agent no more than `keepBytes`.
  */
-import { tailOf } from './output-tail.js';
+import { tailOf } from '../output-tail.js';
 
 /** Bytes of output kept while reading, before the tail is cut: the tail wanted is far smaller. */
 export const LOG_READ_KEEP_BYTES = 64 * 1024;

@@ -1,4 +1,4 @@
-import type { ContainerMount } from './container-runtime.js';
+import type { ContainerMount } from '../container-runtime.js';
 
 /** A mount as the Engine API's HostConfig.Mounts takes it. */
 export interface DockerMount {
