@@ -108,6 +108,10 @@ parse_args() {
   else
     prefix=$root$DEFAULT_PREFIX
   fi
+  # The unit names the launcher by this path, and systemd gives spaces, %, $ and \ meanings of its own.
+  case $prefix in
+    *[!A-Za-z0-9/._+@:-]*) usage_error "the install path $prefix may hold only letters, digits and / . _ + @ : -" ;;
+  esac
   env_file=$root/etc/tether/agent.env
   unit_file=$root/etc/systemd/system/$UNIT_NAME
   data_dir=$root$DEFAULT_DATA_DIR

@@ -143,6 +143,7 @@ describe('install.sh', () => {
     [['--hub', 'https://h:1', '--join-token', 't', '--ca-fingerprint', 'ab:cd'], '--ca-fingerprint must be sha256: and 64 hex digits'],
     [['--hub', 'http://h:1', '--join-token', 't', '--prefix', 'opt'], '--prefix must be an absolute path'],
     [['--purge'], '--purge goes with --uninstall'],
+    [['--hub', 'http://h:1', '--join-token', 't', '--prefix', '/opt/my agent'], 'may hold only letters, digits and / . _ + @ : -'],
   ])('refuses %j with exit 2 and says why', async (args, message) => {
     const outcome = await install(['--root', path.join(dir, 'never'), ...args]);
     expect(outcome.code).toBe(2);
