@@ -8,10 +8,14 @@ import os from 'node:os';
 import path from 'node:path';
 import type { FastifyRequest } from 'fastify';
 import type WebSocket from 'ws';
+import { Agent } from '../../agent/agent.js';
+import type { ContainerLogSource } from '../../agent/logs/container-logs.js';
+import { SimulatedRuntime } from '../../agent/runtime/simulated-runtime.js';
 import { buildHub } from '../../hub/app.js';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import type { HubTls } from '../../hub/tls/hub-certificates.js';
-import { helloFrame, rawNode } from '../helpers/sim-fleet.js';
+import { helloFrame, rawNode, simFacts } from '../helpers/sim-fleet.js';
+import { silentLogger } from '../helpers/silent-logger.js';
 
 export const ADMIN = 'cli-test-admin-token';
 
@@ -28,6 +32,7 @@ export async function cliHub(opts: { tls?: HubTls } = {}) {
   const { app, hub } = await buildHub({ store, adminToken: ADMIN, ...(opts.tls ? { tls: opts.tls } : {}) });
   const requests: SeenRequest[] = [];
   const devices: WebSocket[] = [];
+  const agents: Agent[] = [];
   let beforeNextWrite: (() => Promise<void>) | null = null;
   app.addHook('onRequest', async (request: FastifyRequest) => {
     const ifMatch = request.headers['if-match'];
@@ -71,7 +76,33 @@ export async function cliHub(opts: { tls?: HubTls } = {}) {
       devices.push(await rawNode(url, credential, helloFrame(name, { labels })));
       return nodeId;
     },
+    /**
+     * A real agent in this process on a simulated container runtime, whose containers' output is
+     * `logs` (the engine's stream, faked): the hub's logs route reads it through the agent's link.
+     */
+    async agent(name: string, logs: ContainerLogSource): Promise<Agent> {
+      const { nodeId, credential } = await this.join(name);
+      const agent = new Agent({
+        identity: { hubUrl: url, nodeId, credential },
+        name,
+        labels: {},
+        advertiseAddress: null,
+        publishAddress: '127.0.0.2',
+        runtime: new SimulatedRuntime(),
+        logs,
+        targetCache: null,
+        facts: simFacts({ hostname: name }),
+        logger: silentLogger,
+        reconnectBaseMs: 50,
+        reconnectCapMs: 500,
+      });
+      agents.push(agent);
+      await agent.start();
+      while (!agent.link.connected) await new Promise((resolve) => setTimeout(resolve, 10));
+      return agent;
+    },
     async close(): Promise<void> {
+      await Promise.all(agents.map((a) => a.stop()));
       for (const ws of devices) ws.terminate();
       await app.close();
       await rm(dir, { recursive: true, force: true });
