@@ -6,6 +6,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { Backoff } from '../shared/backoff.js';
 import { parseCommandLine } from '../shared/command-line.js';
+import { logDestination } from '../shared/log-format.js';
 import { ensurePrivateDir, restrictNewFiles } from '../shared/private-files.js';
 import { TETHER_VERSION } from '../shared/version.js';
 import { Agent, RUNTIME_UNKNOWN } from './agent.js';
@@ -56,6 +57,8 @@ Options:
                              registryAuth: a JSON file keyed by registry host[:port], e.g.
                              { "127.0.0.1:5001": { "username": "u", "password": "p" } }
   --log-level LEVEL          fatal, error, warn, info, debug (default info)
+  --log-format FORMAT        json or pretty (readable lines); by default pretty on a terminal
+                             and json otherwise (systemd's journal); also TETHER_LOG_FORMAT
   -h, --help                 show this help
   -v, --version              show the version
 `;
@@ -103,8 +106,9 @@ async function main(): Promise<void> {
     'ca-fingerprint': { type: 'string' },
   });
   if (!parsed) return;
-  const { values: args, logLevel: level } = parsed;
-  const logger = pino({ level, name: 'tether-agent' });
+  const { values: args, logLevel: level, logFormat } = parsed;
+  const logStream = await logDestination(logFormat, { colorize: process.stdout.isTTY === true });
+  const logger = logStream ? pino({ level, name: 'tether-agent' }, logStream) : pino({ level, name: 'tether-agent' });
   const dataDir = path.resolve(args['data-dir'] ?? '/var/lib/tether-agent');
   const labels = parseLabels(args.label ?? []);
   const hubUrl = args.hub ? checkUrl(args.hub) : null;

@@ -16,6 +16,8 @@ const hubUrl = `http://127.0.0.1:${port}`;
 const hubDir = path.resolve('.tether/hub');
 const agentDir = path.resolve('.tether/agent');
 const dockerSocket = process.env.DOCKER_SOCKET ?? '/var/run/docker.sock';
+// People read npm start's output, even through a pipe (| tee): readable lines unless asked otherwise.
+const logFormat = process.env.TETHER_LOG_FORMAT || 'pretty';
 const children: ChildProcess[] = [];
 
 function run(script: string, args: string[]): ChildProcess {
@@ -65,14 +67,14 @@ async function waitForHub(deadlineMs: number): Promise<void> {
 
 async function main(): Promise<void> {
   // Plain HTTP on loopback for local development: the hub says so at start.
-  run('hub/main.js', ['--port', String(port), '--host', '127.0.0.1', '--data-dir', hubDir, '--insecure-http']);
+  run('hub/main.js', ['--port', String(port), '--host', '127.0.0.1', '--data-dir', hubDir, '--insecure-http', '--log-format', logFormat]);
   await waitForHub(Date.now() + 30_000);
 
   if (!(await dockerReachable())) {
     process.stdout.write(`No Docker engine reachable at ${dockerSocket}: the hub runs alone. Start Docker and run npm start again for a local agent.\n`);
     return;
   }
-  const args = ['--data-dir', agentDir, '--name', 'local', '--label', 'tether.local=true'];
+  const args = ['--data-dir', agentDir, '--name', 'local', '--label', 'tether.local=true', '--log-format', logFormat];
   if (!existsSync(path.join(agentDir, 'node.json'))) {
     const adminToken = (await readFile(path.join(hubDir, 'admin-token'), 'utf8')).trim();
     const res = await fetch(`${hubUrl}/v1/join-tokens`, {

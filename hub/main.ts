@@ -3,6 +3,7 @@
 import type https from 'node:https';
 import path from 'node:path';
 import { parseCommandLine, usageError } from '../shared/command-line.js';
+import { logDestination } from '../shared/log-format.js';
 import { AGENT_RECONNECT_CAP_MS } from '../shared/protocol.js';
 import { restrictNewFiles } from '../shared/private-files.js';
 import { buildHub } from './app.js';
@@ -66,6 +67,8 @@ Options:
   --insecure-http             serve plain HTTP and WebSocket, for local development only: anyone
                               on the path can read and change what the hub and agents say
   --log-level LEVEL           fatal, error, warn, info, debug (default info)
+  --log-format FORMAT         json or pretty (readable lines); by default pretty on a terminal
+                              and json otherwise; also TETHER_LOG_FORMAT
   -h, --help                  show this help
   -v, --version               show the version
 
@@ -125,7 +128,8 @@ async function main(): Promise<void> {
     'insecure-http': { type: 'boolean' },
   });
   if (!parsed) return;
-  const { values: args, logLevel: level } = parsed;
+  const { values: args, logLevel: level, logFormat } = parsed;
+  const logStream = await logDestination(logFormat, { colorize: process.stdout.isTTY === true });
 
   const port = positiveInt('port', args.port, 7070, 0);
   if (port > 65535) fail(`--port must be at most 65535, got ${port}`);
@@ -206,7 +210,7 @@ async function main(): Promise<void> {
     dataDir,
     sealer: opened.keyring,
     config: { ...timings, maxPendingHandshakes, maxPendingHandshakesPerAddress, disruptionShare: disruptionPercent / 100, allowedHostPaths },
-    logger: { level },
+    logger: { level, name: 'tether-hub', ...(logStream ? { stream: logStream } : {}) },
     firstPassOnListen: true,
     ...(tls ? { tls } : {}),
   });
