@@ -4,8 +4,9 @@
  * failures mean (engine-errors.ts), the node's containers read back from their labels
  * (container-listing.ts), creating (container-create.ts), starting, stopping and removing
  * (container-lifecycle.ts), images (images.ts) and pulls (image-pull.ts), the event stream
- * (event-watch.ts), a container's last output (container-output.ts) and the engine's own facts
- * (engine-facts.ts). dockerode's memory cost is kept down by the agent's bundle, which leaves out
+ * (event-watch.ts), a container's last output (container-output.ts, log-frames.ts), the engine's
+ * own facts (engine-facts.ts), and Docker's shapes of health checks (engine-health-checks.ts) and
+ * mounts (mounts.ts). dockerode's memory cost is kept down by the agent's bundle, which leaves out
  * the parts the agent never loads (scripts/bundle-agent.mjs).
  */
 import type { RegistryAuth } from '../../shared/container-spec.js';

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import DockerModem from 'docker-modem';
+import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LABELS, type CreateContainerRequest, type RuntimeEvent } from '../../agent/runtime/container-runtime.js';
 import { DockerRuntime, JsonLineReader, engineMessage, registryHostOf } from '../../agent/runtime/docker-runtime.js';
@@ -312,12 +312,7 @@ describeDocker('DockerRuntime on the real engine', () => {
       const probe = await runtime.createContainer(request(nodeId, 'probe', spec()));
       await runtime.removeContainer(probe);
       await vi.waitFor(() => expect(events).toContainEqual({ containerId: probe, action: 'destroy' }), { timeout: 10_000, interval: 20 });
-      await new Promise<void>((resolve, reject) =>
-        new DockerModem({ socketPath: DOCKER_SOCKET }).dial(
-          { method: 'POST', path: `/containers/${id}/kill`, statusCodes: { 204: true } },
-          (err) => (err ? reject(err) : resolve()),
-        ),
-      );
+      await new Dockerode({ socketPath: DOCKER_SOCKET }).getContainer(id).kill();
       await vi.waitFor(() => expect(listing).not.toBeNull(), { timeout: 10_000, interval: 10 });
       await listing;
       expect(seenAtDie).toEqual(['exited']);

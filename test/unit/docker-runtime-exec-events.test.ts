@@ -4,10 +4,10 @@
  * and a fresh inspect; the health_status event that follows a change must.
  */
 import { PassThrough } from 'node:stream';
-import type DockerModem from 'docker-modem';
 import { describe, expect, it, vi } from 'vitest';
 import { LABELS, type RuntimeEvent } from '../../agent/runtime/container-runtime.js';
 import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
+import type { DialOptions, EngineModem } from '../../agent/runtime/docker/engine-client.js';
 import { healthCheckLabel } from '../../agent/runtime/health-check-label.js';
 import { execCheck } from '../helpers/health-checks.js';
 
@@ -15,12 +15,12 @@ const NODE = 'node-x';
 const ID = 'e'.repeat(64);
 const CHECK = execCheck();
 
-class ScriptedEngine implements Pick<DockerModem, 'dial'> {
+class ScriptedEngine implements EngineModem {
   health = { Status: 'starting', Log: [] as Array<{ ExitCode: number; Output: string }> };
   inspectCalls = 0;
   readonly events = new PassThrough();
 
-  dial(options: DockerModem.DialOptions, callback?: DockerModem.RequestCallback): void {
+  dial(options: DialOptions, callback?: Parameters<EngineModem['dial']>[1]): void {
     const answer = (result: unknown) => queueMicrotask(() => callback?.(null, result as object));
     // dockerode ends a path that may take a query with '?'; the modem drops it when there is none.
     const path = (options.path ?? '').replace(/\?$/, '');

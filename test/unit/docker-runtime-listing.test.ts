@@ -4,11 +4,11 @@
  * an inspect that fails between two that work.
  */
 import { PassThrough } from 'node:stream';
-import type DockerModem from 'docker-modem';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ReconcileLoop } from '../../agent/reconciler/reconcile-loop.js';
 import { LABELS, type RuntimeEvent } from '../../agent/runtime/container-runtime.js';
 import { DockerRuntime } from '../../agent/runtime/docker-runtime.js';
+import type { DialOptions, EngineModem } from '../../agent/runtime/docker/engine-client.js';
 import type { ReplicaReport } from '../../shared/protocol.js';
 import { containerSpec } from '../helpers/container-spec.js';
 
@@ -19,14 +19,14 @@ const SPEC_HASH = 'abcdef0123456789';
 type Inspect = { Status: string; ExitCode?: number; RestartCount: number } | 'fail';
 
 /** An engine with one managed container: its listed state, and the answers to its inspects, in turn. */
-class ScriptedEngine implements Pick<DockerModem, 'dial'> {
+class ScriptedEngine implements EngineModem {
   listedState = 'running';
   readonly inspects: Inspect[] = [];
   inspectCalls = 0;
   starts = 0;
   readonly events = new PassThrough();
 
-  dial(options: DockerModem.DialOptions, callback?: DockerModem.RequestCallback): void {
+  dial(options: DialOptions, callback?: Parameters<EngineModem['dial']>[1]): void {
     // docker-modem rejects with a plain object carrying statusCode and json, not an Error.
     const answer = (err: object | null, result?: unknown) => queueMicrotask(() => callback?.(err as Error | null, result as object));
     // dockerode ends a path that may take a query with '?'; the modem drops it when there is none.

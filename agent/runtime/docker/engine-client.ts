@@ -6,14 +6,15 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type DockerModem from 'docker-modem';
 import Dockerode from 'dockerode';
 import type { Logger } from '../../../shared/logger.js';
 import { DEFAULT_ENGINE_DEADLINES, EngineTimeoutError, type EngineDeadlines } from '../engine-deadlines.js';
 import { isEngineUnreachable } from './engine-errors.js';
 
-/** What dockerode needs of a connection: tests give a fake one to play an engine exactly. */
-export type EngineModem = Pick<DockerModem, 'dial'>;
+/** What dockerode needs of a connection (docker-modem's dial): tests give a fake one to play an engine exactly. */
+export type EngineModem = Pick<Dockerode['modem'], 'dial'>;
+/** The options of one raw call, as docker-modem's dial takes them. */
+export type DialOptions = Parameters<EngineModem['dial']>[0];
 
 export interface EngineClientOptions {
   socketPath?: string;
@@ -107,7 +108,7 @@ export class EngineClient {
    * A call straight through dockerode's own modem, for the few that dockerode makes in a way that
    * does not fit (each caller says why). Same options as docker-modem's dial.
    */
-  dial<T>(options: DockerModem.DialOptions, abortSignal: AbortSignal): Promise<T> {
+  dial<T>(options: DialOptions, abortSignal: AbortSignal): Promise<T> {
     const modem = this.docker.modem as EngineModem;
     return new Promise<T>((resolve, reject) => {
       modem.dial({ ...options, abortSignal }, (err, result) => (err ? reject(err) : resolve(result as T)));
