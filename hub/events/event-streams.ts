@@ -4,7 +4,9 @@
  * so the hub's memory per client is a few numbers plus at most one write's bytes in the socket's
  * buffer, however slow the client and however many events a storm makes. A client that falls
  * more than `maxLagEvents` behind while its socket is full, or whose cursor the history no longer
- * holds, is cut with a final `event: overflow` and resumes with Last-Event-ID.
+ * holds, is cut with a final `event: overflow` and resumes with Last-Event-ID. A client still
+ * reading the history it asked for is not held to the lag (it starts far behind on purpose, and
+ * cutting it would only start it over): only to the history keeping what it has yet to read.
  */
 import type { FleetEvent, FleetEvents } from './fleet-events.js';
 
@@ -12,8 +14,9 @@ export interface EventStreamLimits {
   /** Streams open at once; more are refused (429). Each costs a socket and a share of every event's writes. */
   maxClients: number;
   /**
-   * Events a client whose socket is full may lag behind the newest before it is cut. Below the
-   * history's size, so that a cut client that reconnects soon resumes without a gap.
+   * Events a client whose socket is full may lag behind the newest before it is cut, once it has
+   * caught up. Below the history's size, so that a cut client that reconnects soon resumes
+   * without a gap.
    */
   maxLagEvents: number;
   /** Bytes of events gathered into one socket write: fewer system calls in a storm, and the bound on what one write buffers. */
@@ -181,6 +184,8 @@ export class EventStream {
   private cursor: number;
   /** The socket's buffer is full: wait for 'drain'. */
   private blocked = false;
+  /** It has had every event once: from then on it is held to maxLagEvents. */
+  private caughtUp: boolean;
   /** Cut (overflow) or shut down: nothing more is written. */
   private ending = false;
   private graceTimer: NodeJS.Timeout | null = null;
@@ -193,6 +198,7 @@ export class EventStream {
     readonly endsAtMs: number,
   ) {
     this.cursor = cursor;
+    this.caughtUp = cursor > owner.events.latestSeq;
   }
 
   /** @internal */
@@ -210,7 +216,7 @@ export class EventStream {
     // The history dropped events it had not written yet: it cannot go on without a gap.
     if (this.cursor < events.oldestSeq) return this.overflow();
     if (this.blocked) {
-      if (lag > limits.maxLagEvents) this.overflow();
+      if (this.caughtUp && lag > limits.maxLagEvents) this.overflow();
       return;
     }
     if (lag > this.owner.peakLagEvents) this.owner.peakLagEvents = lag;
@@ -219,6 +225,7 @@ export class EventStream {
       while (chunk.length < limits.maxWriteBytes && this.cursor <= events.latestSeq) chunk += sseText(events.at(this.cursor++)!);
       this.write(chunk);
     }
+    if (this.cursor > events.latestSeq) this.caughtUp = true;
   }
 
   /** A comment line (keep-alive), only to a socket that takes it: a full one is not idle. */

@@ -230,6 +230,27 @@ describe('GET /v1/events as Server-Sent Events', () => {
     expect(eventsOf(again)[0]!.seq).toBe(lastSeq + 1);
   });
 
+  it('does not cut a client still reading the history it asked for, however far behind it starts', async () => {
+    const maxLagEvents = 500;
+    await start({}, { maxLagEvents });
+    const { events, eventStreams: streams } = fleet!.hub;
+    // A full history of events of about 3 KB: some 30 MB, far more than the socket takes at once.
+    publishMany(events.capacity, 'm'.repeat(3000));
+    const reader = await open({ lastEventId: String(events.oldestSeq - 1) });
+    reader.pause();
+    await vi.waitFor(() => expect(streams.stats().clients).toBe(1), WAIT);
+    // Its socket is full and it is further behind than maxLagEvents; new events come.
+    for (let i = 0; i < 10; i++) {
+      publishMany(1);
+      await new Promise((r) => setImmediate(r));
+    }
+    reader.resume();
+    await vi.waitFor(() => expect(eventsOf(reader).at(-1)?.seq).toBe(events.latestSeq), WAIT);
+    expect(streams.stats().overflows).toBe(0);
+    expect(eventsOf(reader)).toHaveLength(events.capacity + 10);
+    expectConsecutive(eventsOf(reader));
+  });
+
   it('refuses streams past the limit with 429, and takes one again once a stream closes', async () => {
     await start({}, { maxClients: 2 });
     const one = await open();
