@@ -3,7 +3,8 @@
  * hub/selector.ts), `?state=` (one state or several, comma-separated), `?limit=` and `?continue=`
  * (the previous page's token). Every refusal is a 400 naming the parameter.
  */
-import { parseSelector, type Selector, type SelectorSubject } from '../selector.js';
+import Type, { type TSchema } from 'typebox';
+import { parseSelector, SELECTOR_LIMITS, type Selector, type SelectorSubject } from '../selector.js';
 import { invalid } from './errors.js';
 
 export const DEFAULT_LIST_LIMIT = 500;
@@ -33,6 +34,24 @@ export function parseListQuery<S extends string>(query: ListQueryString, list: '
     limit: parseLimit(single(query.limit, 'limit')),
     after: parseContinue(single(query.continue, 'continue'), list),
   };
+}
+
+/**
+ * The list's query for the API reference: strings all, as they come; the handler reads them and
+ * names what is wrong with one. `more`: the list's own parameters.
+ */
+export function listQuerySchema(list: 'nodes' | 'services', states: readonly string[], more: Record<string, TSchema> = {}) {
+  const example = list === 'nodes' ? 'node.labels.zone==eu-1,node.labels.ring!=canary' : 'service.labels.tier==front,name!=web';
+  const fields = list === 'nodes' ? 'node.labels.<key>, node.id, node.name, node.hostname, node.arch, node.os' : 'service.labels.<key> (the spec\'s labels), service.name';
+  return Type.Object({
+    selector: Type.Optional(
+      Type.String({ description: `terms in the placement constraint syntax, comma-separated, all of which must hold (==, !=, in (...), not in (...)) on ${fields}; e.g. ${example}; at most ${SELECTOR_LIMITS.maxTerms} terms` }),
+    ),
+    state: Type.Optional(Type.String({ description: `one or more of ${states.join(', ')}, comma-separated` })),
+    limit: Type.Optional(Type.String({ description: `${list} per page, 1 to ${MAX_LIST_LIMIT} (default ${DEFAULT_LIST_LIMIT})` })),
+    continue: Type.Optional(Type.String({ description: "the previous page's continue token; the last page has none" })),
+    ...more,
+  });
 }
 
 /** The token of the page that starts after `lastKey` (null: no next page). */

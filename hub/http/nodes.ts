@@ -8,7 +8,7 @@ import type { Nodes } from '../nodes.js';
 import { ApiError, invalid } from './errors.js';
 import { routeSchema } from './route-schema.js';
 import { answerStaleRevisions, ifMatchOf, withEtag } from './if-match.js';
-import { continueToken, parseListQuery, type ListQueryString } from './list-query.js';
+import { continueToken, listQuerySchema, parseListQuery, type ListQueryString } from './list-query.js';
 import { nodeRevisionOf } from '../node-revision.js';
 import type { NodeState } from '../failure-detector.js';
 
@@ -47,12 +47,14 @@ const SCHEDULING_SUMMARIES: Record<string, string> = {
   uncordon: 'Uncordon a node: it takes replicas again',
 };
 
+const NodeListQuery = listQuerySchema('nodes', NODE_STATES);
+
 const notFound = (id: string) => new ApiError(404, 'node_not_found', `no node with id "${id}"`);
 
 export async function nodeRoutes(app: FastifyInstance, { nodes }: { nodes: Nodes }): Promise<void> {
   answerStaleRevisions(app);
   // A page at a time, by id: `continue` is where the next page starts (see hub/sorted-keys.ts).
-  app.get<{ Querystring: ListQueryString }>('/v1/nodes', routeSchema({ summary: 'List the nodes, a page at a time', tags: ['nodes'] }), async (request) => {
+  app.get<{ Querystring: ListQueryString }>('/v1/nodes', routeSchema({ summary: 'List the nodes, a page at a time', tags: ['nodes'], querystring: NodeListQuery }), async (request) => {
     const query = parseListQuery(request.query, 'nodes', NODE_STATES);
     const page = nodes.page(query);
     const next = continueToken('nodes', page.lastKey);

@@ -9,7 +9,7 @@ import type { ReplicaPage } from '../views.js';
 import { ApiError, invalid } from './errors.js';
 import { routeSchema, type RouteDoc } from './route-schema.js';
 import { answerStaleRevisions, ifMatchOf, withEtag } from './if-match.js';
-import { continueToken, parseListQuery, type ListQueryString } from './list-query.js';
+import { continueToken, listQuerySchema, parseListQuery, type ListQueryString } from './list-query.js';
 import { SERVICE_STATES } from '../views.js';
 import { shownChanges } from '../spec-diff.js';
 
@@ -37,6 +37,13 @@ const ReplicaParams = Type.Object({ name: ServiceParams.properties.name, id: Typ
 const ReplicaPageQuery = Type.Object({
   offset: Type.Optional(Type.String({ description: 'the first replica shown (default 0)' })),
   limit: Type.Optional(Type.String({ description: `replicas shown, 0 to ${MAX_REPLICA_LIMIT} (default ${DEFAULT_REPLICA_LIMIT}); 0: the counts alone` })),
+});
+const ServiceListQuery = listQuerySchema('services', SERVICE_STATES, {
+  replicaOffset: Type.Optional(Type.String({ description: "each service's first replica listed (default 0)" })),
+  replicaLimit: Type.Optional(Type.String({ description: `replicas listed per service, 0 to ${MAX_REPLICA_LIMIT} (default 0: the counts alone)` })),
+});
+const PutQuery = Type.Object({
+  dryRun: Type.Optional(Type.String({ description: '"true": check the spec and answer what would change and where new replicas would go, storing nothing' })),
 });
 const DeleteQuery = Type.Object({ purgeVolumes: Type.Optional(Type.String({ description: '"true": remove its volumes from the nodes too (default "false": kept)' })) });
 const serviceDoc = (summary: string, more: Omit<RouteDoc, 'summary' | 'tags'> = {}) => routeSchema({ summary, tags: ['services'], params: ServiceParams, ...more });
@@ -74,7 +81,7 @@ export async function serviceRoutes(app: FastifyInstance, { services, specContex
 
   // A page of services at a time, by name (`continue`: see hub/sorted-keys.ts), each with its
   // counts; its replicas only when `replicaLimit` asks for them (`limit` is the page's size).
-  app.get<{ Querystring: ListQueryString & { replicaOffset?: string; replicaLimit?: string } }>('/v1/services', routeSchema({ summary: 'List the services, a page at a time', tags: ['services'] }), async (request) => {
+  app.get<{ Querystring: ListQueryString & { replicaOffset?: string; replicaLimit?: string } }>('/v1/services', routeSchema({ summary: 'List the services, a page at a time', tags: ['services'], querystring: ServiceListQuery }), async (request) => {
     const query = parseListQuery(request.query, 'services', SERVICE_STATES);
     const replicas = {
       offset: nonNegativeInt(request.query, 'replicaOffset', 0, 999_999_999),
@@ -94,7 +101,7 @@ export async function serviceRoutes(app: FastifyInstance, { services, specContex
 
   // `?dryRun=true`: checked as a PUT is, then answered with what it would change and where new
   // replicas would go (see Services.preview); nothing is stored or sent to a node.
-  app.put<{ Params: { name: string }; Querystring: { dryRun?: string } }>('/v1/services/:name', serviceDoc('Create or update a service', { body: ServiceSpecSchema, invalidCode: 'invalid_spec' }), async (request, reply) => {
+  app.put<{ Params: { name: string }; Querystring: { dryRun?: string } }>('/v1/services/:name', serviceDoc('Create or update a service', { body: ServiceSpecSchema, querystring: PutQuery, invalidCode: 'invalid_spec' }), async (request, reply) => {
     const flag = request.query.dryRun;
     if (flag !== undefined && flag !== 'true' && flag !== 'false') {
       throw invalid('invalid_query', [{ path: 'dryRun', message: `must be "true" or "false", got ${JSON.stringify(String(flag).slice(0, 40))}` }]);
