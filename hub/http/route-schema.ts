@@ -1,6 +1,6 @@
 import type { FastifySchema, FastifySchemaCompiler } from 'fastify';
 import type { TSchema } from 'typebox';
-import { Validator } from '../../shared/validation.js';
+import { Validator, type FieldError } from '../../shared/validation.js';
 import { invalid } from './errors.js';
 
 /**
@@ -42,6 +42,15 @@ function validatorOf(schema: TSchema): Validator<TSchema> {
 }
 
 /**
+ * A query's errors, where a parameter given twice (which arrives as an array) is said to be so,
+ * rather than "must be string": the URL, not the value, is what is wrong.
+ */
+function repeatedParameters(query: unknown, validator: Validator<TSchema>): FieldError[] {
+  const given = (query ?? {}) as Record<string, unknown>;
+  return validator.errors(query).map((e) => (Array.isArray(given[e.path]) ? { path: e.path, message: 'given more than once' } : e));
+}
+
+/**
  * A validator compiler for fastify that checks with our Validator and refuses with our 400 (the
  * error shape of hub/http/errors.ts: a code, a message naming the fields, the fields), so that a
  * schema declared on a route is the one that checks it. fastify passes a missing body as null.
@@ -55,7 +64,7 @@ export function requestValidatorCompiler({ bodyCode = DEFAULT_BODY_CODE, bodyOpt
       const value = data === null || data === undefined ? absentAs : data;
       // true, not { value }: the handler sees the request as it came (a missing body stays undefined).
       if (validator.check(value)) return true;
-      return { error: invalid(code, validator.errors(value)) };
+      return { error: invalid(code, httpPart === 'querystring' ? repeatedParameters(value, validator) : validator.errors(value)) };
     };
   };
 }

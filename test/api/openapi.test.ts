@@ -212,6 +212,9 @@ describe('a route schema', () => {
     expect(res.statusCode).toBe(400);
     expect(res.json().error).toMatchObject({ code: 'invalid_query', details: [expect.objectContaining({ path: 'limit' })] });
     expect((await app.inject({ method: 'GET', url: '/things?limit=5' })).statusCode).toBe(200);
+    // Given twice, a parameter arrives as an array: the error says what is wrong with the URL.
+    const twice = await app.inject({ method: 'GET', url: '/things?limit=5&limit=6' });
+    expect(twice.json().error).toMatchObject({ code: 'invalid_query', details: [{ path: 'limit', message: 'given more than once' }] });
     await app.close();
   });
 });
