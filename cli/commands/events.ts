@@ -30,6 +30,12 @@ export function eventLine(e: HubEvent): string {
 /** Reconnections in a row that fail before `events -f` gives up; each waits twice the one before. */
 const MAX_RECONNECTS = 5;
 const FIRST_RECONNECT_DELAY_MS = 1000;
+/**
+ * A stream the hub ends after at least this long is one it renews (it ends each after a while, to
+ * check the token again): resumed at once, quietly. One that ends sooner counts as a failure, so
+ * that a hub that ends every stream at once is not asked again in a tight loop.
+ */
+const RENEWED_AFTER_MS = 1000;
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve) => {
@@ -55,6 +61,7 @@ async function followEvents(client: HubClient, ctx: CommandContext, since: numbe
   let failures = 0;
   for (;;) {
     let why = 'the hub closed the event stream';
+    const openedAtMs = ctx.nowMs();
     try {
       const response = await client.open('/v1/events', lastSeq === null ? { since } : {}, 'text/event-stream', lastSeq === null ? {} : { 'last-event-id': String(lastSeq) });
       const parser = new SseParser();
@@ -90,6 +97,10 @@ async function followEvents(client: HubClient, ctx: CommandContext, since: numbe
     }
     if (io.signal?.aborted) return;
     if (why === 'overflow') continue;
+    if (why === 'the hub closed the event stream' && ctx.nowMs() - openedAtMs >= RENEWED_AFTER_MS) {
+      failures = 0;
+      continue;
+    }
     failures++;
     if (failures > MAX_RECONNECTS) throw new CliError(`${why}; gave up after ${MAX_RECONNECTS} reconnections`);
     io.stderr.write(`tether: ${why}; reconnecting\n`);

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startTether, tempHome, tether } from './cli-harness.js';
+import { DEFAULT_EVENT_STREAM_LIMITS } from '../../hub/events/event-streams.js';
+import { startTether, tempHome, tether, until } from './cli-harness.js';
 import { ADMIN, cliHub, type CliHub } from './cli-hub.js';
 
 const IMAGE = '127.0.0.1:5000/busybox:1';
@@ -53,6 +54,33 @@ describe('tether events', () => {
     expect((await followed.done).code).toBe(0);
     const first = JSON.parse(followed.stdout.split('\n')[0]!) as { seq: number; type: string };
     expect(first).toMatchObject({ seq: expect.any(Number), type: 'service.created' });
+  });
+});
+
+describe('tether events -f when the hub ends the stream', () => {
+  let renewing: CliHub;
+  beforeEach(async () => {
+    // Streams end after 1.5 s (the hub's is 30 minutes), at the next keep-alive.
+    renewing = await cliHub({ config: { eventStreams: { ...DEFAULT_EVENT_STREAM_LIMITS, keepAliveMs: 100, maxStreamMs: 1500 } } });
+  });
+  afterEach(async () => renewing.close());
+
+  it('resumes with Last-Event-ID, quietly, and prints no event twice', async () => {
+    await renewing.call('PUT', '/v1/services/web', { image: IMAGE });
+    const { events } = (await renewing.call('GET', '/v1/events')).body as { events: Array<{ seq: number }> };
+    const since = events[0]!.seq - 1;
+    const followed = startTether(['events', '-f', '--since', String(since)], { homeDir: home.dir, env: { TETHER_HUB: renewing.url, TETHER_TOKEN: ADMIN } });
+    await followed.waitForOutput('service=web');
+    const lastSeq = ((await renewing.call('GET', '/v1/events')).body as { latestSeq: number }).latestSeq;
+    await until(async () => renewing.requests.filter((r) => r.url.startsWith('/v1/events') && r.lastEventId !== undefined).length > 0);
+    await renewing.call('PUT', '/v1/services/api', { image: IMAGE });
+    await followed.waitForOutput('service=api');
+    followed.stop();
+    const { code, stdout, stderr } = await followed.done;
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    expect(stdout.match(/service\.created {2}service=web/g)).toHaveLength(1);
+    const resumed = renewing.requests.find((r) => r.lastEventId !== undefined)!;
+    expect(resumed).toMatchObject({ url: '/v1/events', lastEventId: String(lastSeq) });
   });
 });
 

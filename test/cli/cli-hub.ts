@@ -12,6 +12,7 @@ import { Agent } from '../../agent/agent.js';
 import type { ContainerLogSource } from '../../agent/logs/container-logs.js';
 import { SimulatedRuntime } from '../../agent/runtime/simulated-runtime.js';
 import { buildHub } from '../../hub/app.js';
+import type { HubConfig } from '../../hub/hub.js';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import type { HubTls } from '../../hub/tls/hub-certificates.js';
 import { helloFrame, rawNode, simFacts } from '../helpers/sim-fleet.js';
@@ -23,20 +24,27 @@ export interface SeenRequest {
   method: string;
   url: string;
   ifMatch: string | undefined;
+  lastEventId: string | undefined;
 }
 
-export async function cliHub(opts: { tls?: HubTls } = {}) {
+export async function cliHub(opts: { tls?: HubTls; config?: Partial<HubConfig> } = {}) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tether-cli-hub-'));
   const store = new LowdbStore({ dir });
   await store.open();
-  const { app, hub } = await buildHub({ store, adminToken: ADMIN, ...(opts.tls ? { tls: opts.tls } : {}) });
+  const { app, hub } = await buildHub({ store, adminToken: ADMIN, ...(opts.tls ? { tls: opts.tls } : {}), ...(opts.config ? { config: opts.config } : {}) });
   const requests: SeenRequest[] = [];
   const devices: WebSocket[] = [];
   const agents: Agent[] = [];
   let beforeNextWrite: (() => Promise<void>) | null = null;
   app.addHook('onRequest', async (request: FastifyRequest) => {
     const ifMatch = request.headers['if-match'];
-    requests.push({ method: request.method, url: request.url, ifMatch: typeof ifMatch === 'string' ? ifMatch : undefined });
+    const lastEventId = request.headers['last-event-id'];
+    requests.push({
+      method: request.method,
+      url: request.url,
+      ifMatch: typeof ifMatch === 'string' ? ifMatch : undefined,
+      lastEventId: typeof lastEventId === 'string' ? lastEventId : undefined,
+    });
     if (request.method !== 'GET' && beforeNextWrite) {
       const change = beforeNextWrite;
       beforeNextWrite = null;
