@@ -72,12 +72,12 @@ export function refusalLine(status: number, body: unknown, origin: string): { li
   const code = typeof error.code === 'string' ? error.code : `http_${status}`;
   let message = typeof error.message === 'string' ? oneLine(error.message) : `the hub answered HTTP ${status}`;
   const fields = (Array.isArray(error.details) ? error.details : [])
-    .filter((d) => typeof d.path === 'string' && d.path !== '' && !message.includes(d.path))
+    .filter((d) => typeof d.path === 'string' && d.path !== '' && !message.includes(`${d.path}:`))
     .slice(0, 3)
     .map((d) => `${String(d.path)}: ${oneLine(String(d.message ?? ''))}`);
   if (fields.length > 0) message = `${message} (${fields.join('; ')})`;
   const currentRevision = typeof parsed.currentRevision === 'number' ? parsed.currentRevision : null;
-  if (currentRevision !== null) message = `${message} (the current revision is ${currentRevision})`;
+  if (currentRevision !== null && !message.includes(`revision ${currentRevision}`)) message = `${message} (the current revision is ${currentRevision})`;
   if (status === 401) message = `the hub at ${origin} refused the token (${message}): check --token or TETHER_TOKEN, or run tether login`;
   return { line: `${message} [${status} ${code}]`, code, currentRevision };
 }

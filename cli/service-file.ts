@@ -1,5 +1,6 @@
 import { parseAllDocuments } from 'yaml';
 import { CliError } from './cli-error.js';
+import { jsonErrorOffset } from './json-error-offset.js';
 
 /** A service as `apply` sends it: its name, and its spec (the rest of the document). */
 export interface ServiceDocument {
@@ -51,10 +52,10 @@ function parseJson(text: string, source: string): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
-    const message = (error as Error).message;
-    const position = /position (\d+)/.exec(message);
-    const at = position ? lineAndColumn(text, Number(position[1])) : null;
-    const why = message.replace(/\s*in JSON at position \d+.*$/s, '').replace(/\s*\(line \d+ column \d+\)$/, '');
+    const offset = jsonErrorOffset(text);
+    const at = offset === null ? null : lineAndColumn(text, offset);
+    // V8's words, without the position (said as line and column) or its quote of the text.
+    const why = (error as Error).message.replace(/\s*in JSON at position \d+.*$/s, '').replace(/, ".*" is not valid JSON$/s, '');
     throw new CliError(`${source}${at ? `:${at.line}:${at.col}` : ''}: not valid JSON: ${why}`);
   }
 }
