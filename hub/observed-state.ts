@@ -10,8 +10,11 @@ export interface ObservedReplica {
   updatedAtMs: number;
 }
 
-/** Told of each report kept, with the one it replaces (undefined: none held); must not throw. */
-export type ReportListener = (nodeId: string, report: ReplicaReport, previous: ReplicaReport | undefined) => void;
+/**
+ * Told of each report kept, with the one it replaces (undefined: none held), and whether it came
+ * in a hello (the node's whole picture, as after a hub restart); must not throw.
+ */
+export type ReportListener = (nodeId: string, report: ReplicaReport, previous: ReplicaReport | undefined, inHello: boolean) => void;
 
 /**
  * What agents last reported about their replicas. Soft state: held in memory only, rebuilt from
@@ -38,7 +41,7 @@ export class ObservedState {
     // What it mentions again is replaced in apply, so that a reconnect is seen as no change.
     const mentioned = old && reports.length > 0 ? new Set(reports.map((r) => r.replicaId)) : null;
     if (old) for (const id of old) if (!mentioned?.has(id)) this.forget(nodeId, id);
-    this.apply(nodeId, reports, nowMs);
+    this.keep(nodeId, reports, nowMs, true);
   }
 
   /** The replica no longer belongs to the node: what the node said of it no longer applies. */
@@ -60,6 +63,10 @@ export class ObservedState {
    * to the node, so what is kept per node is bounded by its target.
    */
   apply(nodeId: string, reports: readonly ReplicaReport[], nowMs: number): void {
+    this.keep(nodeId, reports, nowMs, false);
+  }
+
+  private keep(nodeId: string, reports: readonly ReplicaReport[], nowMs: number, inHello: boolean): void {
     for (const report of reports) {
       const previous = this.byReplica.get(report.replicaId);
       if (report.state === 'removed') {
@@ -70,7 +77,7 @@ export class ObservedState {
       }
       if (previous && previous.nodeId !== nodeId) this.byNode.get(previous.nodeId)?.delete(report.replicaId);
       this.byReplica.set(report.replicaId, { nodeId, report, updatedAtMs: nowMs });
-      for (const listener of this.listeners) listener(nodeId, report, previous?.report);
+      for (const listener of this.listeners) listener(nodeId, report, previous?.report, inHello);
       let set = this.byNode.get(nodeId);
       if (!set) this.byNode.set(nodeId, (set = new Set()));
       set.add(report.replicaId);

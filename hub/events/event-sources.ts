@@ -29,8 +29,8 @@ export function wireEventSources({ store, observed, liveness, events }: EventSou
   };
   const stops = [
     store.subscribe((change) => recordChanged(change, nodeName, publishAll)),
-    observed.subscribe((nodeId, report, previous) => {
-      const event = replicaEvent(report, previous);
+    observed.subscribe((nodeId, report, previous, inHello) => {
+      const event = replicaEvent(report, previous, inHello);
       if (event) events.publish({ ...event, node: nodeId, ...named(nodeName(nodeId)) });
     }),
     liveness.subscribe((nodeId, state) => {
@@ -71,11 +71,13 @@ function recordChanged(change: StoreChange, nodeName: (nodeId: string) => string
 
 /**
  * A replica's report that is news: it runs where it did not (started), or it failed where it had
- * not. The same state again (a reconnecting agent's hello, a health or pull update) is none. After
- * a hub restart, the first report of each running replica tells it started: the hub cannot know.
+ * not. The same state again (a reconnecting agent's hello, a health or pull update) is none; so is
+ * a hello's report of a replica the hub held nothing of (after a hub restart: the hub learns what
+ * runs, nothing changed, and 100,000 `started` would push every other event out of the history).
  */
-export function replicaEvent(report: ReplicaReport, previous: ReplicaReport | undefined): NewFleetEvent | null {
+export function replicaEvent(report: ReplicaReport, previous: ReplicaReport | undefined, inHello = false): NewFleetEvent | null {
   if (report.state === previous?.state) return null;
+  if (inHello && previous === undefined) return null;
   const base = { replica: report.replicaId, service: report.service };
   if (report.state === 'running') return { type: 'replica.started', ...base, ...(report.restarts > 0 ? { message: `restarts: ${report.restarts}` } : {}) };
   if (report.state === 'failed') return { type: 'replica.failed', ...base, ...(report.error ? { message: report.error } : {}) };

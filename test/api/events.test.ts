@@ -131,6 +131,19 @@ describe('GET /v1/events as Server-Sent Events', () => {
     await vi.waitFor(() => expect(eventsOf(stream).map((e) => e.type)).toEqual(['node.unreachable', 'node.ready']), WAIT);
   });
 
+  it('tells a restarted hub\'s nodes ready again, and not every replica they already run as started', async () => {
+    await start();
+    const agent = await fleet!.addAgent({ name: 'edge-a' });
+    await fleet!.api('PUT', '/v1/services/web', { ...spec, replicas: 3 });
+    await vi.waitFor(async () => expect((await fleet!.api('GET', '/v1/services/web')).body.status.running).toBe(3), WAIT);
+    await fleet!.stopHub();
+    await fleet!.startHub(FAST);
+    await vi.waitFor(async () => expect((await fleet!.api('GET', '/v1/events?since=0')).body.events.map((e: FleetEvent) => e.type)).toContain('node.ready'), WAIT);
+    await vi.waitFor(async () => expect((await fleet!.api('GET', '/v1/services/web')).body.status.running).toBe(3), WAIT);
+    const after = (await fleet!.api('GET', '/v1/events?since=0')).body.events as FleetEvent[];
+    expect(after.map((e) => [e.type, e.node])).toEqual([['node.ready', agent.nodeId]]);
+  });
+
   it('resumes after Last-Event-ID with exactly the events missed, then goes on live', async () => {
     await start();
     const steady = await open();

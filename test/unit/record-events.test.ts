@@ -84,5 +84,9 @@ describe('replica report events', () => {
     expect(replicaEvent(report('failed', { error: 'exit 1' }), report('running'))).toEqual({ type: 'replica.failed', replica: 'web-1', service: 'web', message: 'exit 1' });
     expect(replicaEvent(report('failed', { error: 'exit 1' }), report('failed'))).toBeNull();
     expect(replicaEvent(report('starting'), report('pending'))).toBeNull();
+    // A hello: a change from what the hub held is news; what it held nothing of (a hub restart) is not.
+    expect(replicaEvent(report('running'), report('failed'), true)).toMatchObject({ type: 'replica.started' });
+    expect(replicaEvent(report('running'), undefined, true)).toBeNull();
+    expect(replicaEvent(report('failed'), undefined, true)).toBeNull();
   });
 });
