@@ -38,7 +38,7 @@ export class ObservedState {
   /** A hello carries the node's whole picture: whatever it no longer mentions is gone. */
   replaceNode(nodeId: string, reports: readonly ReplicaReport[], nowMs: number): void {
     const old = this.byNode.get(nodeId);
-    // What it mentions again is replaced in apply, so that a reconnect is seen as no change.
+    // What it mentions again is replaced in keep, so that a reconnect is seen as no change.
     const mentioned = old && reports.length > 0 ? new Set(reports.map((r) => r.replicaId)) : null;
     if (old) for (const id of old) if (!mentioned?.has(id)) this.forget(nodeId, id);
     this.keep(nodeId, reports, nowMs, true);
