@@ -210,7 +210,9 @@ async function main(): Promise<void> {
     dataDir,
     sealer: opened.keyring,
     config: { ...timings, maxPendingHandshakes, maxPendingHandshakesPerAddress, disruptionShare: disruptionPercent / 100, allowedHostPaths },
-    logger: { level, name: 'tether-hub', ...(logStream ? { stream: logStream } : {}) },
+    // Named in readable lines only, to tell it from the agent's in npm start: in JSON a base `name`
+    // would collide with the node `name` some records carry.
+    logger: { level, ...(logStream ? { name: 'tether-hub', stream: logStream } : {}) },
     firstPassOnListen: true,
     ...(tls ? { tls } : {}),
   });
