@@ -27,6 +27,11 @@ type Document = {
 };
 
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+/** The fields OpenAPI 3.1 allows (besides `x-` extensions) where it allows no others. */
+const DOCUMENT_FIELDS = ['openapi', 'info', 'jsonSchemaDialect', 'servers', 'paths', 'webhooks', 'components', 'security', 'tags', 'externalDocs'];
+const OPERATION_FIELDS = ['tags', 'summary', 'description', 'externalDocs', 'operationId', 'parameters', 'requestBody', 'responses', 'callbacks', 'deprecated', 'security', 'servers'];
+const COMPONENT_FIELDS = ['schemas', 'responses', 'parameters', 'examples', 'requestBodies', 'headers', 'securitySchemes', 'links', 'callbacks', 'pathItems'];
+const unknownFields = (value: object, allowed: string[]) => Object.keys(value).filter((k) => !allowed.includes(k) && !k.startsWith('x-'));
 
 async function documentOf(): Promise<Document> {
   // Open: no token, as a client reads it before it has one.
@@ -62,12 +67,15 @@ describe('the OpenAPI document', () => {
     expect(doc.components.securitySchemes.bearer).toEqual(expect.objectContaining({ type: 'http', scheme: 'bearer' }));
     expect(doc.security).toEqual([{ bearer: [] }]);
     const problems: string[] = [];
+    for (const field of unknownFields(doc, DOCUMENT_FIELDS)) problems.push(`document: unknown field ${field}`);
+    for (const field of unknownFields(doc.components, COMPONENT_FIELDS)) problems.push(`components: unknown field ${field}`);
     for (const [url, item] of Object.entries(doc.paths)) {
       if (!url.startsWith('/')) problems.push(`${url}: a path must start with /`);
       const templated = [...url.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!);
       for (const [method, op] of Object.entries(item)) {
         const where = `${method.toUpperCase()} ${url}`;
         if (!HTTP_METHODS.includes(method)) problems.push(`${where}: not an HTTP method`);
+        for (const field of unknownFields(op, OPERATION_FIELDS)) problems.push(`${where}: unknown field ${field}`);
         if (!op.responses || Object.keys(op.responses).length === 0) problems.push(`${where}: no responses`);
         for (const [status, response] of Object.entries(op.responses ?? {})) {
           if (!/^([1-5]\d\d|[1-5]XX|default)$/.test(status)) problems.push(`${where}: response key ${status}`);
@@ -77,6 +85,9 @@ describe('the OpenAPI document', () => {
         for (const name of templated) {
           const declared = op.parameters?.find((p) => p.in === 'path' && p.name === name);
           if (!declared || declared.required !== true) problems.push(`${where}: path parameter ${name} not declared as required`);
+        }
+        for (const p of op.parameters ?? []) {
+          if (!['query', 'header', 'path', 'cookie'].includes(p.in) || typeof p.name !== 'string') problems.push(`${where}: parameter ${JSON.stringify(p)}`);
         }
         if (op.requestBody && !op.requestBody.content['application/json']) problems.push(`${where}: a body that is not JSON`);
         for (const scheme of (op.security ?? []).flatMap((s) => Object.keys(s as object))) {
