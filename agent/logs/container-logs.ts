@@ -59,24 +59,28 @@ export class DockerContainerLogs implements ContainerLogSource {
       timestamps: request.timestamps,
     };
     if (request.since !== undefined) options.since = request.since;
+    // The engine has a while to answer; once it does, the stream lasts as long as the hub wants it.
+    const unanswered = new AbortController();
+    const answerTimer = setTimeout(() => unanswered.abort(new Error(`no answer within ${ENGINE_ANSWER_TIMEOUT_MS} ms`)), ENGINE_ANSWER_TIMEOUT_MS);
     try {
       // The modem's dial, not container.logs(): that one buffers a whole tail in memory unless it follows.
-      const stream = await new Promise<Readable>((resolve, reject) => {
+      return await new Promise<Readable>((resolve, reject) => {
         this.docker.modem.dial(
           {
             path: `/containers/${container.Id}/logs?`,
             method: 'GET',
             options,
             isStream: true,
-            abortSignal: signal,
+            abortSignal: AbortSignal.any([signal, unanswered.signal]),
             statusCodes: { 200: true, 404: 'no such container', 500: 'server error' },
           },
           (err: unknown, data: unknown) => (err ? reject(err as Error) : resolve(data as Readable)),
         );
       });
-      return stream;
     } catch (err) {
       throw new LogReadError(`the container engine refused the logs of ${container.Id.slice(0, 12)}: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(answerTimer);
     }
   }
 }
