@@ -33,6 +33,12 @@ export function wholeNumber(min: number, max: number) {
 export const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 function buildProgram(ctx: CommandContext): Command {
+  const output = {
+    writeOut: (s: string) => ctx.io.stdout.write(s),
+    writeErr: (s: string) => ctx.io.stderr.write(s),
+    // One line, as every other error: commander puts its suggestion on a line of its own.
+    outputError: (s: string, write: (s: string) => void) => write(`tether: ${s.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')}\n`),
+  };
   const program = new Command('tether')
     .description("Tether's command line: the hub's API for operators")
     .version(TETHER_VERSION, '-V, --version')
@@ -43,7 +49,7 @@ function buildProgram(ctx: CommandContext): Command {
     .option('--ca-fingerprint <sha256>', "trust the hub's own CA with this fingerprint, as agents pin it (or TETHER_CA_FINGERPRINT)")
     .addOption(new Option('--json', 'print JSON instead of tables'))
     .exitOverride()
-    .configureOutput({ writeOut: (s) => ctx.io.stdout.write(s), writeErr: (s) => ctx.io.stderr.write(s) });
+    .configureOutput(output);
   registerLogin(program, ctx);
   registerNodes(program, ctx);
   registerServices(program, ctx);
@@ -54,7 +60,7 @@ function buildProgram(ctx: CommandContext): Command {
   // Subcommands inherit exitOverride and output only when made after these calls: set them on every one.
   const all = (command: Command): Command[] => [command, ...command.commands.flatMap(all)];
   for (const command of all(program)) {
-    command.exitOverride().configureOutput({ writeOut: (s) => ctx.io.stdout.write(s), writeErr: (s) => ctx.io.stderr.write(s) });
+    command.exitOverride().configureOutput(output);
   }
   return program;
 }

@@ -28,6 +28,7 @@ describe('tether: usage errors exit 2 with one line on stderr, before any reques
     const { code, stdout, stderr } = await run(...argv);
     expect(code).toBe(2);
     expect(stderr).toMatch(message);
+    expect(stderr).toMatch(/^tether: [^\n]+\n$/);
     expect(stdout).toBe('');
   });
 
