@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
+import Type from 'typebox';
 import type { EventStreams } from '../events/event-streams.js';
 import { ApiError, invalid } from './errors.js';
+import { routeSchema } from './route-schema.js';
 
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
@@ -15,7 +17,13 @@ function seqOf(text: string | undefined, field: string): number | null {
   return seq;
 }
 
-/** What the API reference says of the route (hub/http/openapi.ts); the query is checked by hand below. */
+/** Strings as a URL carries them; the handler reads them and names what is wrong with one. */
+export const EventsQuerySchema = Type.Object({
+  since: Type.Optional(Type.String({ description: 'the events after this seq (a stream: when no Last-Event-ID is sent)' })),
+  limit: Type.Optional(Type.String({ description: `JSON only: at most this many events (1 to ${MAX_LIMIT}; default ${DEFAULT_LIMIT})` })),
+});
+
+/** What the API reference says of the route (hub/http/openapi.ts). */
 const DOC = {
   summary: 'What happens to services, replicas and nodes, as Server-Sent Events or as JSON',
   description: [
@@ -24,6 +32,7 @@ const DOC = {
     'Otherwise JSON `{ events, latestSeq, oldestSeq }`: the events after `?since=` (none: the newest), oldest first, at most `?limit=` (default 100, max 1000).',
   ].join('\n\n'),
   tags: ['hub'],
+  querystring: EventsQuerySchema,
 };
 
 /**
@@ -33,7 +42,7 @@ const DOC = {
  */
 export async function eventRoutes(app: FastifyInstance, { streams }: { streams: EventStreams }): Promise<void> {
   const { events } = streams;
-  app.get<{ Querystring: { since?: string; limit?: string }; Headers: { 'last-event-id'?: string } }>('/v1/events', { schema: DOC }, async (request, reply) => {
+  app.get<{ Querystring: { since?: string; limit?: string }; Headers: { 'last-event-id'?: string } }>('/v1/events', routeSchema(DOC), async (request, reply) => {
     const since = seqOf(request.query.since, 'since');
     const wantsStream = request.method === 'GET' && (request.headers.accept ?? '').includes('text/event-stream');
     if (wantsStream) {
