@@ -79,4 +79,21 @@ describe('log streams and agent versions', () => {
       { replica: b.opens[0]!.replicaId, node: b.d.nodeId, error: 'no container here' },
     ]));
   });
+
+  it('answers 429 for more streams on one node than it serves at once, naming ?replica=', async () => {
+    fleet = await SimFleet.start();
+    const one = await device('one', 8);
+    await fleet.api('PUT', '/v1/services/many', { image: 'busybox:1', replicas: 9 });
+    const placed = await placedOn('many', 9);
+    const res = await logs('many', 'follow=1');
+    expect(res.status).toBe(429);
+    expect((await res.json()).error).toEqual({ code: 'too_many_log_streams', message: expect.stringMatching(/serves 8 log streams at once.*\?replica=/) });
+    expect(one.opens).toEqual([]);
+    // One replica is fine.
+    const single = await logs('many', `replica=${placed[0]!.replicaId}`);
+    await vi.waitFor(() => expect(one.opens).toHaveLength(1));
+    one.d.send({ type: 'logs.end', stream: one.opens[0]!.stream });
+    expect(single.status).toBe(200);
+    expect(await single.text()).toBe('');
+  });
 });
