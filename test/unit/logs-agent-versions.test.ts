@@ -96,4 +96,18 @@ describe('log streams and agent versions', () => {
     expect(single.status).toBe(200);
     expect(await single.text()).toBe('');
   });
+
+  it('ends a followed replica with a line when its node disconnects, and says so of a node away before the request', async () => {
+    fleet = await SimFleet.start();
+    const a = await device('a', 8);
+    await fleet.api('PUT', '/v1/services/web', { image: 'busybox:1', replicas: 1 });
+    const [replica] = await placedOn('web', 1);
+    const res = await logs('web', 'follow=1');
+    await vi.waitFor(() => expect(a.opens).toHaveLength(1));
+    a.d.close();
+    const lines = (await res.text()).trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toEqual([{ replica: replica!.replicaId, node: a.d.nodeId, error: `the connection to node ${a.d.nodeId} ended` }]);
+    const later = await logs('web');
+    expect(await later.json()).toEqual({ replica: replica!.replicaId, node: a.d.nodeId, error: `node ${a.d.nodeId} is not connected` });
+  });
 });
