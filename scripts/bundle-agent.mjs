@@ -38,6 +38,8 @@ await build({
   // Optional native speed-ups that their libraries load inside try/catch: absent on a device is fine.
   external: ['*.node', 'bufferutil', 'utf-8-validate', 'cpu-features', 'osx-temperature-sensor'],
   plugins: [unusedDependencies()],
+  // Installed alone on a device, the bundle has no package.json to read its version from.
+  define: { __TETHER_VERSION__: JSON.stringify(JSON.parse(readFileSync('package.json', 'utf8')).version) },
   logLevel: 'warning',
 });
 chmodSync(OUT, 0o755);

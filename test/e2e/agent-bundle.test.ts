@@ -40,6 +40,10 @@ describe('the agent bundle', () => {
     expect(text).toContain('node_modules/dockerode/lib/docker.js');
     const help = await run(process.execPath, [outfile, '--help'], { cwd: dir, timeout: 30_000 });
     expect(help.stdout).toMatch(/^Usage: tether-agent/);
+    // Away from the checkout (as on a device) it still knows its version: the hub shows it per node.
+    const { version } = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')) as { version: string };
+    const said = await run(process.execPath, [outfile, '--version'], { cwd: dir, timeout: 30_000 });
+    expect(said.stdout.trim()).toBe(version);
   });
 
   it('a stub loads, and says what was left out and why when called', async () => {
