@@ -82,9 +82,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return EXIT_OK;
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') return EXIT_OK;
-      // Commander has printed what was wrong (or the help, for a command given no subcommand).
-      return EXIT_USAGE;
+      // Help asked for (--help, `tether help`) and --version exit 0; commander has printed what
+      // was wrong otherwise (or the help, for a command group given no subcommand).
+      return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
     }
     if (error instanceof Aborted) return EXIT_OK;
     if (error instanceof CliError) {

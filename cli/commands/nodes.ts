@@ -64,7 +64,7 @@ export function registerNodes(program: Command, ctx: CommandContext): void {
     .command('ls')
     .description('list nodes, a page at a time from the hub until the last')
     .option('-l, --selector <label>', 'only nodes with this label: key=value or key!=value (repeatable: all must hold)', collect, [])
-    .option('--state <state>', 'only nodes in this state (ready, not_ready, unreachable, lost)')
+    .option('--state <state>', 'only nodes in this state: ready, not_ready, unreachable, lost (comma-separated for several)')
     .option('--limit <n>', 'list at most this many', wholeNumber(1, 1_000_000))
     .option('--page-size <n>', `nodes asked of the hub at once (default ${DEFAULT_PAGE_SIZE})`, wholeNumber(1, MAX_PAGE_SIZE))
     .action(async (options: { selector: string[]; state?: string; limit?: number; pageSize?: number }, command: Command) => {

@@ -9,6 +9,8 @@ import { labelSelector } from '../selector.js';
 /** The service view's fields the tables show (GET /v1/services/:name). */
 export interface ServiceView {
   name: string;
+  /** ready, degraded, updating, paused (lists only). */
+  state?: string;
   revision: number;
   updatedAt: string;
   spec: { image: string; mode?: string; replicas?: number };
@@ -60,7 +62,7 @@ export function registerServices(program: Command, ctx: CommandContext): void {
     .command('ls')
     .description('list services with their counts, a page at a time from the hub until the last')
     .option('-l, --selector <label>', "only services with this label: key=value or key!=value (repeatable: all must hold)", collect, [])
-    .option('--state <state>', 'only services in this state (as the hub defines it)')
+    .option('--state <state>', 'only services in this state: ready, degraded, updating, paused (comma-separated for several)')
     .option('--limit <n>', 'list at most this many', wholeNumber(1, 1_000_000))
     .option('--page-size <n>', `services asked of the hub at once (default ${DEFAULT_PAGE_SIZE})`, wholeNumber(1, MAX_PAGE_SIZE))
     .action(async (options: { selector: string[]; state?: string; limit?: number; pageSize?: number }, command: Command) => {
@@ -71,15 +73,16 @@ export function registerServices(program: Command, ctx: CommandContext): void {
       const now = ctx.nowMs();
       const rows = list.map((s) => [
         s.name,
-        s.revision,
+        s.state,
         s.spec.mode ?? 'replicated',
         `${s.status.running}/${s.status.desired}`,
         statesText(s.status.states),
+        s.revision,
         s.rollout?.state,
         s.spec.image,
         age(s.updatedAt, now),
       ]);
-      ctx.io.stdout.write(renderTable(['name', 'revision', 'mode', 'running', 'states', 'rollout', 'image', 'updated'], rows));
+      ctx.io.stdout.write(renderTable(['name', 'state', 'mode', 'running', 'states', 'revision', 'rollout', 'image', 'updated'], rows));
     });
 
   services

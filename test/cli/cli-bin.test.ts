@@ -68,7 +68,7 @@ describe.skipIf(!existsSync(BIN))('the tether bin (dist/cli/main.js)', () => {
     expect(applied).toMatchObject({ code: 0, stdout: 'service web created (revision 1)\n', stderr: '' });
     const listed = await tether(['services', 'ls']);
     expect(listed.code).toBe(0);
-    expect(listed.stdout).toMatch(/^NAME\s+REVISION.*\nweb\s+1\s+replicated/);
+    expect(listed.stdout).toMatch(/^NAME\s+STATE.*\nweb\s+\S+\s+replicated/);
   });
 
   it('Ctrl-C ends events -f with the code of an interrupt (130), after what it printed', async () => {

@@ -97,12 +97,13 @@ describe('tether join-token', () => {
   it('prints the command to run on a device; --json gives the answer', async () => {
     const { code, stdout } = await run('join-token', '--ttl', '2h', '--uses', '3', '--label', 'zone=eu-2');
     expect(code).toBe(0);
-    expect(stdout).toMatch(/^join token \S+ \(expires \S+, 3 use\(s\)\); on the device, run:\n\n {2}\S.*--join-token \S+.*\n$/);
+    // The hub's one-liner (installCommand), for a device to paste.
+    expect(stdout).toMatch(/^join token \S+ \(expires \S+, 3 use\(s\)\); on the device, run:\n\n {2}curl -fsSL \S+\/install\.sh \| sh -s -- --hub \S+ --join-token \S+\n$/);
     const tokens = (await hub.call('GET', '/v1/join-tokens')).body.joinTokens as Array<{ uses: number; labels: Record<string, string> }>;
     expect(tokens.at(-1)).toMatchObject({ uses: 3, labels: { zone: 'eu-2' } });
 
-    const json = JSON.parse((await run('join-token', '--json')).stdout) as { token: string; expiresAt: string };
-    expect(json.token).toEqual(expect.any(String));
+    const json = JSON.parse((await run('join-token', '--json')).stdout) as { token: string; installCommand: string };
+    expect(json.installCommand).toContain(`--join-token ${json.token}`);
   });
 
   it("the hub's refusal of a ttl names the field", async () => {

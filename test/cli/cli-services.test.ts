@@ -122,9 +122,9 @@ describe('tether services', () => {
     const { code, stdout } = await run(['services', 'ls']);
     expect(code).toBe(0);
     const lines = stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^NAME\s+REVISION\s+MODE\s+RUNNING/);
+    expect(lines[0]).toMatch(/^NAME\s+STATE\s+MODE\s+RUNNING\s+STATES\s+REVISION\s+ROLLOUT\s+IMAGE\s+UPDATED$/);
     expect(lines.slice(1).map((l) => l.split(/\s+/)[0])).toEqual(['api', 'db', 'web']);
-    expect(stdout).toMatch(/web\s+1\s+replicated\s+0\/2/);
+    expect(stdout).toMatch(/\nweb\s+degraded\s+replicated\s+0\/2\s+\S+\s+1\s+-\s+127\.0\.0\.1:5000\/busybox:1\s+\d+s\n/);
 
     const edge = await run(['services', 'ls', '-l', 'team=edge', '--json']);
     expect((JSON.parse(edge.stdout) as { services: Array<{ name: string }> }).services.map((s) => s.name)).toEqual(['web']);
@@ -142,6 +142,12 @@ describe('tether services', () => {
     expect(pages[1]!.get('continue')).toMatch(/^[A-Za-z0-9_-]+$/);
     const two = await run(['services', 'ls', '--limit', '2', '--json']);
     expect((JSON.parse(two.stdout) as { services: Array<{ name: string }> }).services.map((s) => s.name)).toEqual(['api', 'db']);
+  });
+
+  it('ls --state filters by the state the hub gives each service', async () => {
+    await hub.call('PUT', '/v1/services/idle', { image: IMAGE, replicas: 0 });
+    const ready = await run(['services', 'ls', '--state', 'ready', '--json']);
+    expect((JSON.parse(ready.stdout) as { services: Array<{ name: string }> }).services.map((s) => s.name)).toEqual(['idle']);
   });
 
   it('ps lists the replicas; inspect shows the view as YAML or JSON', async () => {

@@ -38,6 +38,13 @@ describe('tether: usage errors exit 2 with one line on stderr, before any reques
     expect(stderr).toContain('Usage: tether nodes');
   });
 
+  it('help for a command (tether help nodes, tether nodes --help) exits 0', async () => {
+    expect((await run('help', 'nodes')).code).toBe(0);
+    const nodes = await run('nodes', '--help');
+    expect(nodes.code).toBe(0);
+    expect(nodes.stdout).toContain('Usage: tether nodes');
+  });
+
   it('--help exits 0 and lists every command', async () => {
     const { code, stdout } = await run('--help');
     expect(code).toBe(0);
