@@ -70,6 +70,11 @@ function parseYaml(text: string, source: string): unknown[] {
       const why = (error.message.split('\n')[0] ?? error.code).replace(/ at line \d+, column \d+:?$/, '');
       throw new CliError(`${source}${at ? `:${at.line}:${at.col}` : ''}: not valid YAML: ${why}`);
     }
-    return document.toJS({ maxAliasCount: 100 }) as unknown;
+    try {
+      return document.toJS({ maxAliasCount: 100 }) as unknown;
+    } catch (error) {
+      // Aliases that expand past the bound (a "billion laughs" file), and the like.
+      throw new CliError(`${source}: not valid YAML: ${(error as Error).message}`);
+    }
   });
 }

@@ -36,6 +36,23 @@ interface ReplicaView {
 
 /** The most the hub lists of a service's replicas in one answer. */
 const REPLICA_PAGE = 10_000;
+/** Values one `node.id in (...)` selector term takes (the constraint syntax's bound). */
+const IDS_PER_LOOKUP = 64;
+/** Beyond this many nodes, ps shows node ids rather than ask the hub for every name. */
+const MAX_NAMED_NODES = 512;
+
+/** Node names by id, for the nodes given (a few requests; none past MAX_NAMED_NODES). */
+async function nodeNames(client: HubClient, ids: ReadonlySet<string>): Promise<Map<string, string>> {
+  const names = new Map<string, string>();
+  if (ids.size > MAX_NAMED_NODES) return names;
+  const all = [...ids];
+  for (let i = 0; i < all.length; i += IDS_PER_LOOKUP) {
+    const some = all.slice(i, i + IDS_PER_LOOKUP);
+    const nodes = await listAll<{ id: string; name: string }>(client, '/v1/nodes', 'nodes', { selector: `node.id in (${some.join(', ')})` });
+    for (const n of nodes) names.set(n.id, n.name);
+  }
+  return names;
+}
 
 export const servicePath = (name: string) => `/v1/services/${encodeURIComponent(name)}`;
 
@@ -100,7 +117,8 @@ export function registerServices(program: Command, ctx: CommandContext): void {
         if (view.status.replicas.length === 0 || offset >= view.status.replicaPage.total) break;
       }
       if (ctx.flags(command).json) return printJson(ctx.io, { service: name, replicas });
-      const rows = replicas.map((r) => [r.replicaId, r.nodeId, r.state, r.health, r.restarts, r.revision, r.error]);
+      const names = await nodeNames(client, new Set(replicas.flatMap((r) => (r.nodeId === null ? [] : [r.nodeId]))));
+      const rows = replicas.map((r) => [r.replicaId, r.nodeId === null ? null : (names.get(r.nodeId) ?? r.nodeId), r.state, r.health, r.restarts, r.revision, r.error]);
       ctx.io.stdout.write(renderTable(['replica', 'node', 'state', 'health', 'restarts', 'revision', 'error'], rows));
     });
 

@@ -30,6 +30,7 @@ describe('parseServiceFile', () => {
     ['{\n  "name": "a",\n  "image": \n}', 'f.json', /^f\.json:4:1: not valid JSON: /],
     ['image: x\n', 'f.yaml', /^f\.yaml: service: name: a service needs a name$/],
     ['- name: a\n  image: x\n- name: a\n  image: y\n', 'f.yaml', /^f\.yaml: item 2: name: "a" appears twice in the file$/],
+    ['a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n', 'f.yaml', /^f\.yaml: not valid YAML: .*alias/i],
     ['name: a\n---\n- 3\n', 'f.yaml', /^f\.yaml: document 2, item 1: expected a service \(\{ name, image, \.\.\. \}\), got number$/],
   ])('refuses %j with where and why', (text, source, message) => {
     expect(() => parseServiceFile(text, source)).toThrow(message);

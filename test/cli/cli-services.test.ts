@@ -157,7 +157,8 @@ describe('tether services', () => {
     const rows = ps.stdout.trimEnd().split('\n');
     expect(rows[0]).toMatch(/^REPLICA\s+NODE\s+STATE/);
     expect(rows.slice(1)).toHaveLength(2);
-    expect(rows[1]).toMatch(/^web\.[0-9a-f]{10}\s+\S+\s+pending/);
+    // The node by its name, asked of the hub by id.
+    expect(rows[1]).toMatch(/^web\.[0-9a-f]{10}\s+edge-1\s+pending/);
 
     const inspect = await run(['services', 'inspect', 'web']);
     expect(inspect.stdout).toMatch(/^name: web\nrevision: 1\n/);
