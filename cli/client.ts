@@ -144,6 +144,8 @@ export class HubClient {
    */
   async open(path: string, query: Query, accept: string, headers: Record<string, string> = {}): Promise<http.IncomingMessage> {
     const response = await this.send('GET', this.url(path, query), { accept, ...headers }, undefined, false);
+    // A kept-alive socket may carry an earlier call's idle timeout; a followed stream may be quiet for hours.
+    response.socket?.setTimeout(0);
     if (response.statusCode === undefined || response.statusCode >= 400) {
       const status = response.statusCode ?? 0;
       throw this.refused(status, parseJson(await readBody(response, this.hub)));

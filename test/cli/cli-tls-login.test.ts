@@ -47,6 +47,15 @@ describe('tether over HTTPS', () => {
     expect(given).toMatchObject({ code: 0, stderr: '' });
   });
 
+  it('a --ca-cert that cannot be read, or holds no certificate, is one line and exit 1', async () => {
+    const missing = await run(['nodes', 'ls', '--ca-cert', path.join(home.dir, 'nope.pem')], { ...asAdmin, TETHER_HUB: hub.url });
+    expect(missing).toMatchObject({ code: 1, stderr: expect.stringMatching(/^tether: --ca-cert \S+nope\.pem: ENOENT[^\n]*\n$/) });
+    const notPem = path.join(home.dir, 'not.pem');
+    await writeFile(notPem, 'hello');
+    const refused = await run(['nodes', 'ls', '--ca-cert', notPem], { ...asAdmin, TETHER_HUB: hub.url });
+    expect(refused).toMatchObject({ code: 1, stderr: `tether: --ca-cert ${notPem}: no PEM certificate in it\n` });
+  });
+
   it('refuses a hub that presents another CA than the pinned one', async () => {
     const other = caFingerprint(createCa().certPem);
     const { code, stderr } = await run(['nodes', 'ls', '--ca-fingerprint', other], { ...asAdmin, TETHER_HUB: hub.url });
