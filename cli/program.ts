@@ -1,8 +1,9 @@
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { TETHER_VERSION } from '../shared/version.js';
 import { Aborted, HubClient } from './client.js';
 import { CliError, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './cli-error.js';
 import { resolveConnection, type GlobalFlags } from './config.js';
+import type { CommandContext } from './command-context.js';
 import type { CliIo } from './io.js';
 import { registerApply } from './commands/apply.js';
 import { registerEvents } from './commands/events.js';
@@ -11,26 +12,6 @@ import { registerLogin } from './commands/login.js';
 import { registerLogs } from './commands/logs.js';
 import { registerNodes } from './commands/nodes.js';
 import { registerServices } from './commands/services.js';
-
-/** What each command file is given: the I/O, the global flags, and a client built from them. */
-export interface CommandContext {
-  io: CliIo;
-  flags(command: Command): GlobalFlags;
-  client(command: Command): Promise<HubClient>;
-  nowMs(): number;
-}
-
-/** A whole number option or argument from `min` to `max`; anything else is a usage error (exit 2). */
-export function wholeNumber(min: number, max: number) {
-  return (text: string): number => {
-    const n = /^\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
-    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
-    return n;
-  };
-}
-
-/** For repeatable options: `-l a=b -l c=d`. */
-export const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 function buildProgram(ctx: CommandContext): Command {
   const output = {

@@ -4,7 +4,7 @@ import { CliError, UsageError } from '../cli-error.js';
 import { HubApiError, type HubClient } from '../client.js';
 import type { CliIo } from '../io.js';
 import { printJson } from '../output.js';
-import type { CommandContext } from '../program.js';
+import type { CommandContext } from '../command-context.js';
 import { parseServiceFile, type ServiceDocument } from '../service-file.js';
 import { servicePath, type ServiceView } from './services.js';
 

@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { CliError } from '../cli-error.js';
 import { Aborted, HubApiError, type HubClient } from '../client.js';
 import { printJson, renderTable } from '../output.js';
-import { wholeNumber, type CommandContext } from '../program.js';
+import type { CommandContext } from '../command-context.js';
+import { wholeNumber } from '../option-values.js';
 import { SseParser } from '../sse.js';
 import { streamLines } from '../stream-lines.js';
 

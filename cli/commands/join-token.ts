@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { printJson } from '../output.js';
-import { collect, wholeNumber, type CommandContext } from '../program.js';
+import type { CommandContext } from '../command-context.js';
+import { collect, wholeNumber } from '../option-values.js';
 import { labelPairs } from '../selector.js';
 
 interface IssuedToken {

@@ -3,7 +3,7 @@ import { HubClient } from '../client.js';
 import { UsageError } from '../cli-error.js';
 import { configPath, fingerprintFlag, hubUrl, readCaFile, saveConfig, type SavedConfig } from '../config.js';
 import { pinCa } from '../pinned-ca.js';
-import type { CommandContext } from '../program.js';
+import type { CommandContext } from '../command-context.js';
 
 /**
  * `tether login HUB --token T`: checks that the hub takes the token, then saves hub, token and

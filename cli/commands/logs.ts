@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.js';
-import { wholeNumber, type CommandContext } from '../program.js';
+import type { CommandContext } from '../command-context.js';
+import { wholeNumber } from '../option-values.js';
 import { streamLines } from '../stream-lines.js';
 import { servicePath } from './services.js';
 

@@ -3,7 +3,8 @@ import { CliError, UsageError } from '../cli-error.js';
 import type { HubClient } from '../client.js';
 import { age, labelsText, printJson, printYaml, renderTable } from '../output.js';
 import { DEFAULT_PAGE_SIZE, listAll, MAX_PAGE_SIZE } from '../pages.js';
-import { collect, wholeNumber, type CommandContext } from '../program.js';
+import type { CommandContext } from '../command-context.js';
+import { collect, wholeNumber } from '../option-values.js';
 import { labelSelector } from '../selector.js';
 
 /** The node view's fields the tables show (GET /v1/nodes). */

@@ -3,7 +3,8 @@ import { CliError } from '../cli-error.js';
 import type { HubClient } from '../client.js';
 import { age, printJson, printYaml, renderTable } from '../output.js';
 import { DEFAULT_PAGE_SIZE, listAll, MAX_PAGE_SIZE } from '../pages.js';
-import { collect, wholeNumber, type CommandContext } from '../program.js';
+import type { CommandContext } from '../command-context.js';
+import { collect, wholeNumber } from '../option-values.js';
 import { labelSelector } from '../selector.js';
 
 /** The service view's fields the tables show (GET /v1/services/:name). */
