@@ -60,7 +60,8 @@ const shown = (value: unknown) => (value === undefined ? '(none)' : JSON.stringi
 /** A dry run in words: what would change, where new replicas would go, what would wait. */
 export function dryRunText(name: string, answer: DryRunAnswer): string {
   const lines = [`service ${name}: would be ${answer.outcome} (dry run: nothing changed)`];
-  for (const change of answer.changes) lines.push(`  ${change.path}: ${shown(change.from)} -> ${shown(change.to)}`);
+  // A new service's changes are its whole spec, every default included: the file already says it.
+  if (answer.outcome !== 'created') for (const change of answer.changes) lines.push(`  ${change.path}: ${shown(change.from)} -> ${shown(change.to)}`);
   const placed = answer.placement.placed;
   if (placed.length > 0) {
     const where = placed.map((p) => `${p.replica ? `${p.replica} on ` : ''}${p.nodeName ? `${p.nodeName} (${p.node})` : p.node}`);

@@ -80,6 +80,18 @@ describe('output', () => {
   });
 });
 
+describe('dryRunText for a new service', () => {
+  it('lists no field changes (the whole spec is new), only where its replicas would go', () => {
+    const text = dryRunText('api', {
+      dryRun: true,
+      outcome: 'created',
+      changes: [{ path: 'image', to: 'a:1' }, { path: 'mode', to: 'replicated' }],
+      placement: { placed: [], pending: 1, reasons: ['no ready node'] },
+    });
+    expect(text).toBe('service api: would be created (dry run: nothing changed)\n  pending: 1 (no ready node)\n');
+  });
+});
+
 describe('refusalLine', () => {
   it("is the hub's message, the fields it does not name yet, status and code", () => {
     const body = { error: { code: 'name_taken', message: 'node name "a" is taken', details: [{ path: 'name', message: 'is taken by another node' }] } };
