@@ -86,6 +86,13 @@ export class DockerLogLines {
 
   /** The source ended: what is left of each stream's last line, if any. */
   end(): LogLine[] {
+    if (this.framed === null && this.header.length > 0) {
+      // Fewer bytes in all than a frame's header: a TTY's output (a framed stream has at least one header).
+      this.framed = false;
+      this.entryStarts('stdout');
+      this.payload('stdout', this.header, true);
+      this.header = Buffer.alloc(0);
+    }
     for (const p of Object.values(this.partial)) {
       if (p.timestampBytes !== null) this.flushTimestamp(p, true);
       if (p.bytes > 0) this.emit(p);

@@ -71,6 +71,12 @@ describe('docker log lines', () => {
     ]);
   });
 
+  it("gives a TTY container's whole output when it is shorter than a frame header", () => {
+    // Under 8 bytes in all: too short to tell raw from framed until the end, and then raw.
+    expect(feed(new DockerLogLines({ timestamps: false }), Buffer.from('three\n'), 2)).toEqual([{ stream: 'stdout', line: 'three' }]);
+    expect(feed(new DockerLogLines({ timestamps: false }), Buffer.from('ok'), 1)).toEqual([{ stream: 'stdout', line: 'ok' }]);
+  });
+
   it('gives the last line without a newline at the end', () => {
     expect(feed(new DockerLogLines({ timestamps: false }), frame(2, 'no newline'), 1000)).toEqual([{ stream: 'stderr', line: 'no newline' }]);
   });
