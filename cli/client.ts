@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import { CERTIFICATE_ERROR_CODES } from '../shared/presented-chain.js';
 import { CliError } from './cli-error.js';
 import type { Connection } from './config.js';
 import { pinCa } from './pinned-ca.js';
@@ -14,21 +15,8 @@ const MAX_BODY_BYTES = 64 * 1024 * 1024;
 /** A request (not a followed stream) whose hub says nothing for this long has failed. */
 const IDLE_TIMEOUT_MS = 30_000;
 
-/** OpenSSL's verdicts on a chain the client does not trust. */
-const CERTIFICATE_ERRORS = new Set([
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_SIGNATURE_FAILURE',
-  'CERT_UNTRUSTED',
-  'CERT_REJECTED',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'INVALID_CA',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
+/** OpenSSL's verdicts on a chain the client does not trust, and a name the certificate does not list (`--ca-cert` checks it). */
+const CERTIFICATE_ERRORS: ReadonlySet<string> = new Set([...CERTIFICATE_ERROR_CODES, 'ERR_TLS_CERT_ALTNAME_INVALID']);
 
 /** The hub refused a request: its status, its error code and its words. */
 export class HubApiError extends CliError {
