@@ -5,40 +5,15 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { caFingerprint } from '../../shared/ca-fingerprint.js';
 import { createCa, issueServerCertificate, pemCertificates, serverNames } from '../../hub/tls/hub-certificates.js';
 import { cleanupNode, describeDocker } from '../helpers/docker.js';
 import { startProgram, stopProgram, type Proc } from '../helpers/processes.js';
+import { httpsApi, servedCertificate } from '../helpers/https-api.js';
 import { freePort } from '../helpers/test-ports.js';
-
-function getJson(url: string, caPem: string, token: string): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const request = https.request(url, { ca: caPem, agent: false, headers: { authorization: `Bearer ${token}` } }, (res) => {
-      let text = '';
-      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
-      res.on('error', reject);
-    });
-    request.on('error', reject);
-    request.end();
-  });
-}
-
-/** The server certificate a new TLS connection is served. */
-function servedCertificate(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
-      resolve(socket.getPeerX509Certificate()!.fingerprint256);
-      socket.end();
-    });
-    socket.on('error', reject);
-  });
-}
 
 const leafFingerprint = (certPem: string) => new X509Certificate(pemCertificates(certPem)[0]!).fingerprint256;
 
@@ -88,19 +63,11 @@ describeDocker("the operator's own certificate, end to end", () => {
     expect(await servedCertificate(port)).toBe(leafFingerprint(first));
 
     const token = (await readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim();
-    const joinToken = await new Promise<string>((resolve, reject) => {
-      const request = https.request(`${url}/v1/join-tokens`, { method: 'POST', ca: ca.certPem, agent: false, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } }, (res) => {
-        let text = '';
-        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-        res.on('end', () => resolve(JSON.parse(text).token));
-      });
-      request.on('error', reject);
-      request.end('{}');
-    });
+    const joinToken = (await httpsApi(url, ca.certPem, token, 'POST', '/v1/join-tokens', {})).body.token as string;
     agent = startProgram('agent', ['--hub', url, '--join-token', joinToken, '--ca-fingerprint', fingerprint, '--data-dir', path.join(dir, 'agent'), '--name', `own-cert-${process.pid}`]);
     await vi.waitFor(
       async () => {
-        const nodes = (await getJson(`${url}/v1/nodes`, ca.certPem, token)).body.nodes as Array<{ id: string; state: string }>;
+        const nodes = (await httpsApi(url, ca.certPem, token, 'GET', '/v1/nodes')).body.nodes as Array<{ id: string; state: string }>;
         expect(nodes.map((n) => n.state)).toEqual(['ready']);
         nodeId = nodes[0]!.id;
       },
@@ -112,7 +79,7 @@ describeDocker("the operator's own certificate, end to end", () => {
     proc.child.kill('SIGHUP');
     await vi.waitFor(async () => expect(await servedCertificate(port)).toBe(leafFingerprint(renewed)), { timeout: 10_000, interval: 100 });
     expect(proc.output()).toContain('serving a new TLS certificate from now on');
-    expect((await getJson(`${url}/healthz`, ca.certPem, token)).status).toBe(200);
+    expect((await httpsApi(url, ca.certPem, token, 'GET', '/healthz')).status).toBe(200);
 
     // Under another root: every agent would refuse the hub, so it keeps serving the renewed one.
     const otherRoot = createCa();
@@ -122,7 +89,7 @@ describeDocker("the operator's own certificate, end to end", () => {
     expect(await servedCertificate(port)).toBe(leafFingerprint(renewed));
     expect(proc.child.exitCode).toBeNull();
     // The agent, pinned to the first root, is still connected.
-    const nodes = (await getJson(`${url}/v1/nodes`, ca.certPem, token)).body.nodes as Array<{ state: string }>;
+    const nodes = (await httpsApi(url, ca.certPem, token, 'GET', '/v1/nodes')).body.nodes as Array<{ state: string }>;
     expect(nodes.map((n) => n.state)).toEqual(['ready']);
   });
 });

@@ -4,35 +4,16 @@
  * is refused while the containers keep running; the first hub back, the agent reconnects.
  */
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { LABELS } from '../../agent/runtime/container-runtime.js';
 import { cleanupNode, describeDocker, docker } from '../helpers/docker.js';
 import { startProgram, stopProgram, type Proc } from '../helpers/processes.js';
+import { httpsApi } from '../helpers/https-api.js';
 import { freePort } from '../helpers/test-ports.js';
 
 const IMAGE = 'tether-test/busybox:1';
-
-/** A call to the hub's API over HTTPS, trusting only `caPem`. */
-function apiCall(url: string, caPem: string, token: string, method: string, route: string, body?: unknown): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const request = https.request(
-      `${url}${route}`,
-      { method, ca: caPem, agent: false, headers: { authorization: `Bearer ${token}`, ...(payload ? { 'content-type': 'application/json' } : {}) } },
-      (res) => {
-        let text = '';
-        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
-        res.on('error', reject);
-      },
-    );
-    request.on('error', reject);
-    request.end(payload);
-  });
-}
 
 describeDocker('hub over TLS, agent pinning its CA, end to end', () => {
   let dir = '';
@@ -53,7 +34,7 @@ describeDocker('hub over TLS, agent pinning its CA, end to end', () => {
   const apiOf = async (dataDir: string) => {
     const ca = await readFile(path.join(dataDir, 'tls', 'ca.crt'), 'utf8');
     const token = (await readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim();
-    return (method: string, route: string, body?: unknown) => apiCall(url, ca, token, method, route, body);
+    return (method: string, route: string, body?: unknown) => httpsApi(url, ca, token, method, route, body);
   };
 
   beforeAll(async () => {

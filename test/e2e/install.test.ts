@@ -7,7 +7,6 @@
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -16,6 +15,7 @@ import { LABELS } from '../../agent/runtime/container-runtime.js';
 import { caFingerprint } from '../../shared/ca-fingerprint.js';
 import { cleanupNode, describeDocker, docker, DOCKER_SOCKET } from '../helpers/docker.js';
 import { hubClient, startHub, startProgram, stopProgram, watchChild, type HubProc, type Proc } from '../helpers/processes.js';
+import { httpsApi } from '../helpers/https-api.js';
 import { freePort } from '../helpers/test-ports.js';
 
 const run = promisify(execFile);
@@ -185,25 +185,6 @@ describeDocker('installing an agent with one line from the hub', () => {
   });
 });
 
-/** A call to the hub's API over HTTPS, trusting only `caPem`. */
-function tlsApi(url: string, caPem: string, token: string, method: string, route: string, body?: unknown): Promise<{ status: number; body: any }> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const request = https.request(
-      `${url}${route}`,
-      { method, ca: caPem, agent: false, headers: { authorization: `Bearer ${token}`, ...(payload ? { 'content-type': 'application/json' } : {}) } },
-      (res) => {
-        let text = '';
-        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
-        res.on('error', reject);
-      },
-    );
-    request.on('error', reject);
-    request.end(payload);
-  });
-}
-
 describeDocker('installing an agent with one line from a hub over TLS', () => {
   const nodeName = `installed-tls-${process.pid}`;
   let dir = '';
@@ -230,7 +211,7 @@ describeDocker('installing an agent with one line from a hub over TLS', () => {
     await vi.waitFor(() => expect(proc.output()).toContain(`is listening on ${url}\n`), { timeout: 30_000, interval: 100 });
     const ca = await readFile(path.join(dataDir, 'tls', 'ca.crt'), 'utf8');
     const token = (await readFile(path.join(dataDir, 'admin-token'), 'utf8')).trim();
-    const api = (method: string, route: string, body?: unknown) => tlsApi(url, ca, token, method, route, body);
+    const api = (method: string, route: string, body?: unknown) => httpsApi(url, ca, token, method, route, body);
 
     const issued = await api('POST', '/v1/join-tokens', {});
     expect(issued.status).toBe(201);

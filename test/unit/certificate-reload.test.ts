@@ -4,10 +4,10 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CertificateReload } from '../../hub/tls/certificate-reload.js';
 import { loadOrCreateHubTls, pemCertificates, serverNames, type HubTls } from '../../hub/tls/hub-certificates.js';
+import { servedCertificate } from '../helpers/https-api.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -27,17 +27,6 @@ async function serve(start: HubTls): Promise<{ server: https.Server; port: numbe
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
   return { server, port: (server.address() as AddressInfo).port };
-}
-
-/** The certificate a new TLS connection is served. */
-function servedCertificate(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
-      resolve(socket.getPeerX509Certificate()!.fingerprint256);
-      socket.end();
-    });
-    socket.on('error', reject);
-  });
 }
 
 const fingerprint = (t: HubTls) => new X509Certificate(pemCertificates(t.cert)[0]!).fingerprint256;
