@@ -104,6 +104,9 @@ export async function logRoutes(app: FastifyInstance, { relay, services, agents,
       else targets.push({ replicaId: p.replicaId, nodeId: p.nodeId });
     }
 
+    const headers = { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' };
+    // A HEAD has no body to read lines into: asking agents for logs would stream them into the void.
+    if (request.method === 'HEAD') return reply.headers(headers).send();
     const refused = relay.refusal(targets);
     if (refused !== null) {
       relay.countRefused();
@@ -112,7 +115,10 @@ export async function logRoutes(app: FastifyInstance, { relay, services, agents,
     // From here the answer is ours to write, line by line, as the agents send them.
     reply.hijack();
     const raw = reply.raw;
-    raw.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+    // Gone while its request was checked: its 'close' has been and gone, and nothing would ever
+    // close the streams opened for it (each holds one of its node's few until the node reconnects).
+    if (raw.destroyed || request.raw.socket.destroyed) return;
+    raw.writeHead(200, headers);
     // A followed service that prints nothing yet still answers at once.
     raw.flushHeaders();
     const output = {
