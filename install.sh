@@ -174,14 +174,22 @@ $value"; fi
   if [ -z "$join_token" ] && [ ! -f "$data_dir/node.json" ]; then
     usage_error "--join-token is needed: this device has not joined a hub yet (make a token with POST /v1/join-tokens on the hub)"
   fi
-  case $ca_fingerprint in
-    '' | sha256:*) ;;
-    *) usage_error "--ca-fingerprint must be sha256: and 64 hex digits, as the hub prints it; got $ca_fingerprint" ;;
-  esac
+  if [ -n "$ca_fingerprint" ] && ! is_fingerprint "$ca_fingerprint"; then
+    usage_error "--ca-fingerprint must be sha256: and 64 hex digits, as the hub prints it; got $ca_fingerprint"
+  fi
   case $hub in
     https://*) [ -n "$ca_fingerprint" ] || usage_error "an https:// hub needs --ca-fingerprint sha256:HEX (the hub prints it in its join command)" ;;
   esac
   return 0
+}
+
+# Whether $1 is sha256: and 64 hex digits, colons between bytes allowed (what the agent accepts:
+# one it refuses would only fail at its start, in a restart loop).
+is_fingerprint() {
+  case $1 in sha256:*) ;; *) return 1 ;; esac
+  fingerprint_hex=$(printf '%s' "${1#sha256:}" | tr -d :)
+  case $fingerprint_hex in *[!0-9a-fA-F]*) return 1 ;; esac
+  [ ${#fingerprint_hex} -eq 64 ]
 }
 
 lack() {
@@ -336,7 +344,9 @@ write_launcher() {
     cat <<'ARGS'
 set -- --data-dir "$TETHER_DATA_DIR"
 [ -z "${TETHER_HUB:-}" ] || set -- "$@" --hub "$TETHER_HUB"
-[ -z "${TETHER_JOIN_TOKEN:-}" ] || set -- "$@" --join-token "$TETHER_JOIN_TOKEN"
+# The join token only until the node has joined (the agent reads it only then): any local user
+# can read a process's arguments.
+[ -z "${TETHER_JOIN_TOKEN:-}" ] || [ -f "$TETHER_DATA_DIR/node.json" ] || set -- "$@" --join-token "$TETHER_JOIN_TOKEN"
 [ -z "${TETHER_CA_FINGERPRINT:-}" ] || set -- "$@" --ca-fingerprint "$TETHER_CA_FINGERPRINT"
 [ -z "${TETHER_NAME:-}" ] || set -- "$@" --name "$TETHER_NAME"
 [ -z "${TETHER_DOCKER_SOCKET:-}" ] || set -- "$@" --docker-socket "$TETHER_DOCKER_SOCKET"
@@ -502,6 +512,9 @@ uninstall_agent() {
 }
 
 main() {
+  # Whatever umask root's shell has: a group- or world-writable directory on the path of the
+  # launcher, the settings or the unit would let another user change what root runs.
+  umask 022
   parse_args "$@"
   check_requirements
   if [ -n "$uninstall" ]; then

@@ -19,7 +19,8 @@ import { createCa, issueServerCertificate, serverNames } from '../../hub/tls/hub
 const run = promisify(execFile);
 const SCRIPT = path.resolve('install.sh');
 /** What the fake hub serves as the agent: enough to answer --version. */
-const FAKE_AGENT = '#!/usr/bin/env node\nif (process.argv.includes("--version")) console.log("9.9.9");\n';
+const FAKE_AGENT =
+  '#!/usr/bin/env node\nif (process.argv.includes("--version")) console.log("9.9.9");\nelse console.log(JSON.stringify(process.argv.slice(2)));\n';
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 interface Outcome {
@@ -141,6 +142,9 @@ describe('install.sh', () => {
     [['--hub', 'http://h:1', '--join-token', 't', '--label', 'zone'], '--label must be key=value, got zone'],
     [['--hub', 'https://h:1', '--join-token', 't'], 'an https:// hub needs --ca-fingerprint'],
     [['--hub', 'https://h:1', '--join-token', 't', '--ca-fingerprint', 'ab:cd'], '--ca-fingerprint must be sha256: and 64 hex digits'],
+    // The agent would refuse these at its start, in a restart loop: refused here, before anything is written.
+    [['--hub', 'http://h:1', '--join-token', 't', '--ca-fingerprint', 'sha256:abc'], '--ca-fingerprint must be sha256: and 64 hex digits'],
+    [['--hub', 'http://h:1', '--join-token', 't', '--ca-fingerprint', `sha256:${'zz'.repeat(32)}`], '--ca-fingerprint must be sha256: and 64 hex digits'],
     [['--hub', 'http://h:1', '--join-token', 't', '--prefix', 'opt'], '--prefix must be an absolute path'],
     [['--purge'], '--purge goes with --uninstall'],
     [['--hub', 'http://h:1', '--join-token', 't', '--prefix', '/opt/my agent'], 'may hold only letters, digits and / . _ + @ : -'],
@@ -260,5 +264,37 @@ describe('install.sh', () => {
     expect(stdout).toBe("pi's 7|zone=eu 1\nring=$(canary)");
     expect(outcome.stdout).toContain(`${root}/opt/tether-agent/bin/tether-agent`);
     expect(outcome.stdout).toContain('under your supervisor');
+  });
+
+  it('accepts a fingerprint as openssl prints it, with colons and upper case', async () => {
+    const { args } = staged(tlsHubUrl);
+    const spelled = `sha256:${tlsFingerprint.slice('sha256:'.length).toUpperCase().match(/../g)!.join(':')}`;
+    const outcome = await install([...args, '--ca-fingerprint', spelled]);
+    expect(outcome.stderr).toBe('');
+    expect(outcome.code).toBe(0);
+  });
+
+  it('passes the join token to the agent only until the node has joined (any local user reads process arguments)', async () => {
+    const { root, args } = staged();
+    expect((await install(args)).code).toBe(0);
+    const launcher = path.join(root, 'opt/tether-agent/bin/tether-agent');
+    const before = JSON.parse((await run(launcher, [])).stdout) as string[];
+    expect(before).toContain('--join-token');
+    expect(before).toContain('tjt_test');
+    await writeFile(path.join(root, 'var/lib/tether-agent/node.json'), '{}');
+    const after = JSON.parse((await run(launcher, [])).stdout) as string[];
+    expect(after).not.toContain('--join-token');
+    expect(after).not.toContain('tjt_test');
+    expect(after).toContain('--hub');
+  });
+
+  it('writes nothing another user could change, whatever the umask it is run with', async () => {
+    const { root, args } = staged();
+    const { stderr } = await run('/bin/sh', ['-c', 'umask 000; exec /bin/sh "$@"', 'sh', SCRIPT, ...args]);
+    expect(stderr).toBe('');
+    for (const made of ['opt/tether-agent', 'opt/tether-agent/bin', 'opt/tether-agent/bin/tether-agent', 'opt/tether-agent/tether-agent.mjs', 'etc/tether', 'etc', 'opt']) {
+      expect({ made, writableByOthers: ((await stat(path.join(root, made))).mode & 0o022) !== 0 }).toEqual({ made, writableByOthers: false });
+    }
+    expect((await stat(path.join(root, 'etc/tether/agent.env'))).mode & 0o777).toBe(0o600);
   });
 });
