@@ -57,12 +57,29 @@ const notBuilt = (file: string) =>
  */
 class AgentBundle {
   private loaded: LoadedBundle | null = null;
+  /**
+   * The read under way: devices that ask at once (a fleet installed by a script, right after a
+   * hub start or a build) share it, rather than each holding a copy of the bundle in memory.
+   */
+  private loading: { version: string; bundle: Promise<LoadedBundle> } | null = null;
 
   constructor(private readonly file: string) {}
 
   async get(): Promise<LoadedBundle> {
     const version = await this.version();
     if (this.loaded?.version === version) return this.loaded;
+    if (this.loading?.version !== version) {
+      const loading = { version, bundle: this.load(version) };
+      this.loading = loading;
+      const done = () => {
+        if (this.loading === loading) this.loading = null;
+      };
+      loading.bundle.then(done, done);
+    }
+    return this.loading!.bundle;
+  }
+
+  private async load(version: string): Promise<LoadedBundle> {
     const [bytes, checksumLine] = await Promise.all([readFile(this.file), readFile(`${this.file}.sha256`, 'utf8')]).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') throw notBuilt(this.file);
       throw error;
