@@ -1,11 +1,19 @@
 import { stringify } from 'yaml';
 import type { CliIo } from './io.js';
 
+/**
+ * Text a device may have written (a replica's error, a node's words), as one line without control
+ * characters: an escape sequence from a hostile device must not reach the operator's terminal.
+ */
+export function plainText(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ');
+}
+
 /** A cell is one line: a multi-line error or a control character would break the columns. */
 function cell(value: unknown): string {
   if (value === null || value === undefined || value === '') return '-';
-  // eslint-disable-next-line no-control-regex
-  return String(value).replace(/[\u0000-\u001f\u007f]+/g, ' ');
+  return plainText(String(value));
 }
 
 /** Columns padded to their widest cell, two spaces apart, upper-case headers (as kubectl prints). */

@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
 import { CliError } from '../cli-error.js';
 import { Aborted, HubApiError, type HubClient } from '../client.js';
-import { printJson, renderTable } from '../output.js';
+import { plainText, printJson, renderTable } from '../output.js';
 import type { CommandContext } from '../command-context.js';
 import { wholeNumber } from '../option-values.js';
 import { SseParser } from '../sse.js';
+import { writePaced } from '../paced-write.js';
 import { streamLines } from '../stream-lines.js';
 
 /** An event as the hub shows it (contracts: events). */
@@ -25,7 +26,8 @@ const row = (e: HubEvent) => [e.seq, e.time, e.type, e.service, e.replica, e.nod
 /** One followed event on one line: no table can be aligned over a stream. */
 export function eventLine(e: HubEvent): string {
   const subject = [e.service && `service=${e.service}`, e.replica && `replica=${e.replica}`, e.node && `node=${e.nodeName ?? e.node}`].filter(Boolean).join(' ');
-  return `${e.time}  ${e.type}${subject ? `  ${subject}` : ''}${e.message ? `  ${e.message}` : ''}\n`;
+  // A replica's error is a device's words: printed as plain text, like a table cell.
+  return `${plainText(`${e.time}  ${e.type}${subject ? `  ${subject}` : ''}${e.message ? `  ${e.message}` : ''}`)}\n`;
 }
 
 /** Reconnections in a row that fail before `events -f` gives up; each waits twice the one before. */
@@ -86,7 +88,7 @@ async function followEvents(client: HubClient, ctx: CommandContext, since: numbe
           }
           failures = 0;
           if (typeof event.seq === 'number') lastSeq = event.seq;
-          io.stdout.write(json ? `${JSON.stringify(event)}\n` : eventLine(event));
+          await writePaced(io.stdout, json ? `${JSON.stringify(event)}\n` : eventLine(event), io.signal);
         }
       } finally {
         response.destroy();

@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { CliError } from '../cli-error.js';
 import type { CommandContext } from '../command-context.js';
 import { wholeNumber } from '../option-values.js';
+import { plainText } from '../output.js';
+import { writePaced } from '../paced-write.js';
 import { streamLines } from '../stream-lines.js';
 import { servicePath } from './services.js';
 
@@ -46,7 +48,7 @@ export function registerLogs(program: Command, ctx: CommandContext): void {
         for await (const text of streamLines(response, `the log stream of ${ref}`, ctx.io.signal)) {
           if (text === '') continue;
           if (json) {
-            ctx.io.stdout.write(`${text}\n`);
+            await writePaced(ctx.io.stdout, `${text}\n`, ctx.io.signal);
             continue;
           }
           let entry: LogEntry;
@@ -58,11 +60,12 @@ export function registerLogs(program: Command, ctx: CommandContext): void {
           const who = entry.replica ?? '?';
           if (entry.error !== undefined) {
             unreadable.push(who);
-            ctx.io.stderr.write(`${who} | error: ${entry.error}\n`);
+            // The agent's words, not the container's output: plain text, whatever a hostile device sends.
+            ctx.io.stderr.write(`${plainText(`${who} | error: ${entry.error}`)}\n`);
             continue;
           }
           const time = options.timestamps && entry.time ? `${entry.time} ` : '';
-          ctx.io.stdout.write(`${who} | ${time}${entry.line ?? ''}\n`);
+          await writePaced(ctx.io.stdout, `${who} | ${time}${entry.line ?? ''}\n`, ctx.io.signal);
         }
       } finally {
         response.destroy();

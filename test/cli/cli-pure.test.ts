@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { refusalLine } from '../../cli/client.js';
 import { changedLabels } from '../../cli/commands/nodes.js';
 import { dryRunText } from '../../cli/commands/apply.js';
+import { eventLine } from '../../cli/commands/events.js';
 import { renderTable } from '../../cli/output.js';
 import { labelSelector } from '../../cli/selector.js';
 import { parseServiceFile } from '../../cli/service-file.js';
@@ -65,6 +66,11 @@ describe('output', () => {
     expect(renderTable(['name', 'state', 'error'], [['a', 'ready', null], ['bbbb', 'lost', 'line one\nline two']])).toBe(
       'NAME  STATE  ERROR\na     ready  -\nbbbb  lost   line one line two\n',
     );
+  });
+
+  it("prints a followed event as one plain line: a device's escape sequences never reach the terminal", () => {
+    const line = eventLine({ seq: 7, time: '2026-12-01T11:00:00.000Z', type: 'replica.failed', service: 'web', replica: 'web.1a', node: 'n1', nodeName: 'edge-1', message: 'boom\u001b]52;c;ZWNobyBwd25lZA==\u0007\r\nfake line\u009b2J' });
+    expect(line).toBe('2026-12-01T11:00:00.000Z  replica.failed  service=web replica=web.1a node=edge-1  boom ]52;c;ZWNobyBwd25lZA== fake line 2J\n');
   });
 
   it('a dry run says what would change, where replicas go and why others wait', () => {
