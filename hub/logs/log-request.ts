@@ -45,6 +45,12 @@ export class LogRequest {
   /** The last write was refused: grants wait for the drain. */
   private blocked = false;
   private over = false;
+  /**
+   * Streams that ended while the response was backed up: their last lines wait in it, so they
+   * keep their slots (the stream limits are what bounds the bytes slow clients hold in the hub)
+   * until the drain, or until the client goes away.
+   */
+  private held: RequestStream[] = [];
 
   constructor(
     private readonly output: LogOutput,
@@ -102,18 +108,24 @@ export class LogRequest {
   /** The response caught up: every stream gets what it was owed. */
   drained(): void {
     this.blocked = false;
+    this.releaseHeld();
     for (const s of this.streams) if (!s.done) this.grant(s);
   }
 
   /** The client went away: every agent stops reading. */
   close(): void {
-    if (this.over) return;
+    const wasOver = this.over;
     this.over = true;
-    for (const s of this.streams) {
-      if (s.done) continue;
-      this.link.close(s.nodeId, s.id);
-      this.release(s);
+    // Nothing waits in a response whose client is gone.
+    this.blocked = false;
+    if (!wasOver) {
+      for (const s of this.streams) {
+        if (s.done) continue;
+        this.link.close(s.nodeId, s.id);
+        this.release(s);
+      }
     }
+    this.releaseHeld();
   }
 
   /** Every stream ended before any was opened (all errors), or since: the answer ends. */
@@ -136,6 +148,13 @@ export class LogRequest {
 
   private release(stream: RequestStream): void {
     stream.done = true;
-    this.link.released(stream);
+    if (this.blocked) this.held.push(stream);
+    else this.link.released(stream);
+  }
+
+  private releaseHeld(): void {
+    const held = this.held;
+    this.held = [];
+    for (const s of held) this.link.released(s);
   }
 }

@@ -148,6 +148,39 @@ describe('log relay', () => {
     expect(t.output.ended).toBe(true);
   });
 
+  it("holds an ended stream's slot while its client has not taken its lines, so that slow clients cannot add up", () => {
+    const t = setup({ maxStreams: 256, maxStreamsPerNode: 1, creditChunks: 4 });
+    const opened = t.relay.open({ targets: [{ replicaId: 'r1', nodeId: 'n1' }], tail: 100, follow: false, timestamps: false, output: t.output });
+    if (!opened.ok) throw new Error('refused');
+    const id = t.opens()[0]!.frame.stream;
+    // The whole tail fits in the credit: the agent sends it and ends, the client reads nothing.
+    t.output.accepting = false;
+    t.sink().frame('n1', { type: 'logs.chunk', stream: id, lines: lines('a') });
+    t.sink().frame('n1', { type: 'logs.end', stream: id });
+    expect(t.output.ended).toBe(true);
+    // Its lines still wait in the response: another request would add as much again.
+    expect(t.relay.refusal([{ replicaId: 'r1', nodeId: 'n1' }])).toMatch(/node n1 serves 1 log streams at once/);
+    opened.request.drained();
+    expect(t.relay.refusal([{ replicaId: 'r1', nodeId: 'n1' }])).toBeNull();
+    expect(t.relay.stats().streams).toBe(0);
+  });
+
+  it("frees a held slot when the client of an ended answer goes away without reading", () => {
+    const t = setup({ maxStreams: 256, maxStreamsPerNode: 1, creditChunks: 4 });
+    const opened = t.relay.open({ targets: [{ replicaId: 'r1', nodeId: 'n1' }], tail: 100, follow: false, timestamps: false, output: t.output });
+    if (!opened.ok) throw new Error('refused');
+    const id = t.opens()[0]!.frame.stream;
+    t.output.accepting = false;
+    t.sink().frame('n1', { type: 'logs.chunk', stream: id, lines: lines('a') });
+    t.sink().frame('n1', { type: 'logs.end', stream: id });
+    opened.request.close();
+    t.relay.forget(opened.request);
+    expect(t.relay.stats()).toMatchObject({ streams: 0, requests: 0 });
+    expect(t.relay.refusal([{ replicaId: 'r1', nodeId: 'n1' }])).toBeNull();
+    // The agent's side was over already: nothing to close there.
+    expect(t.sent.filter((s) => s.frame.type === 'logs.close')).toEqual([]);
+  });
+
   it('closes every agent stream when the client goes away, and frees the slots', () => {
     const t = setup({ maxStreams: 256, maxStreamsPerNode: 1, creditChunks: 4 });
     const opened = t.relay.open({ targets: [{ replicaId: 'r1', nodeId: 'n1' }, { replicaId: 'r2', nodeId: 'n2' }], tail: 0, follow: true, timestamps: false, output: t.output });
