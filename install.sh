@@ -119,7 +119,7 @@ parse_args() {
   publish_address='' registry_auth_file='' no_systemd='' uninstall='' purge=''
   load_previous_settings
 
-  labels_given=''
+  labels_given='' fingerprint_given=''
   while [ $# -gt 0 ]; do
     opt=$1
     case $opt in
@@ -141,7 +141,7 @@ parse_args() {
     case $opt in
       --hub) hub=${value%/} ;;
       --join-token) join_token=$value ;;
-      --ca-fingerprint) ca_fingerprint=$value ;;
+      --ca-fingerprint) ca_fingerprint=$value fingerprint_given=yes ;;
       --name) name=$value ;;
       --label)
         case $value in
@@ -179,6 +179,12 @@ $value"; fi
   fi
   case $hub in
     https://*) [ -n "$ca_fingerprint" ] || usage_error "an https:// hub needs --ca-fingerprint sha256:HEX (the hub prints it in its join command)" ;;
+    *)
+      # The agent refuses to start with a fingerprint and an http:// hub. One kept from an https://
+      # hub's install goes with it; one given now is a mistake to say.
+      [ -z "$fingerprint_given" ] || usage_error "--ca-fingerprint pins the CA of an https:// hub; --hub is $hub"
+      ca_fingerprint=''
+      ;;
   esac
   return 0
 }

@@ -145,6 +145,7 @@ describe('install.sh', () => {
     // The agent would refuse these at its start, in a restart loop: refused here, before anything is written.
     [['--hub', 'http://h:1', '--join-token', 't', '--ca-fingerprint', 'sha256:abc'], '--ca-fingerprint must be sha256: and 64 hex digits'],
     [['--hub', 'http://h:1', '--join-token', 't', '--ca-fingerprint', `sha256:${'zz'.repeat(32)}`], '--ca-fingerprint must be sha256: and 64 hex digits'],
+    [['--hub', 'http://h:1', '--join-token', 't', '--ca-fingerprint', `sha256:${'ab'.repeat(32)}`], '--ca-fingerprint pins the CA of an https:// hub; --hub is http://h:1'],
     [['--hub', 'http://h:1', '--join-token', 't', '--prefix', 'opt'], '--prefix must be an absolute path'],
     [['--purge'], '--purge goes with --uninstall'],
     [['--hub', 'http://h:1', '--join-token', 't', '--prefix', '/opt/my agent'], 'may hold only letters, digits and / . _ + @ : -'],
@@ -296,5 +297,16 @@ describe('install.sh', () => {
       expect({ made, writableByOthers: ((await stat(path.join(root, made))).mode & 0o022) !== 0 }).toEqual({ made, writableByOthers: false });
     }
     expect((await stat(path.join(root, 'etc/tether/agent.env'))).mode & 0o777).toBe(0o600);
+  });
+
+  it("drops the CA fingerprint an https:// hub's install kept when run again with an http:// hub (the agent would refuse to start)", async () => {
+    const { root, args } = staged(tlsHubUrl);
+    expect((await install([...args, '--ca-fingerprint', tlsFingerprint])).code).toBe(0);
+    const again = await install(['--root', root, '--no-systemd', '--hub', hubUrl]);
+    expect(again.stderr).toBe('');
+    expect(again.code).toBe(0);
+    const envFile = await readFile(path.join(root, 'etc/tether/agent.env'), 'utf8');
+    expect(envFile).toContain(`TETHER_HUB='${hubUrl}'`);
+    expect(envFile).toContain("TETHER_CA_FINGERPRINT=''");
   });
 });
