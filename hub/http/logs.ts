@@ -14,6 +14,12 @@ import { ApiError, invalid } from './errors.js';
 import { routeSchema } from './route-schema.js';
 
 export const DEFAULT_LOG_TAIL = 100;
+/**
+ * Lines for replicas that cannot be read, at most; the rest are counted in one line. They are
+ * written at once, whether the client reads or not: a large service mostly pending or on nodes
+ * away would otherwise cost the hub megabytes per request.
+ */
+export const MAX_UNREADABLE_LINES = 100;
 
 /** Strings here; their values are checked below, with messages that say what each takes. */
 const LogsQuerySchema = Type.Object({
@@ -27,7 +33,8 @@ const LogsQuerySchema = Type.Object({
 const LOGS_DOC = routeSchema({
   summary: "Stream a service's container logs",
   description:
-    'NDJSON, one object per line, interleaved by replica: `{ replica, node, stream, time?, line }`, and `{ replica, node, error }` for a replica that cannot be read. ' +
+    'NDJSON, one object per line, interleaved by replica: `{ replica, node, stream, time?, line }`, and `{ replica, node, error }` for a replica that cannot be read ' +
+    `(at most ${MAX_UNREADABLE_LINES}; then one line with replica null counts the rest). ` +
     "Streamed from the agents that run the replicas, never stored on the hub. Without follow the answer ends once every replica's tail was sent. " +
     `429 past ${LOG_LIMITS.maxStreamsPerNode} streams on one node or 256 on the hub.`,
   tags: ['services'],
@@ -92,16 +99,24 @@ export async function logRoutes(app: FastifyInstance, { relay, services, agents,
       if (placements.length === 0) throw new ApiError(404, 'replica_not_found', `service "${name}" has no replica "${query.replica.slice(0, 128)}"`);
     }
     const targets: Array<{ replicaId: string; nodeId: string }> = [];
-    const errors: Array<{ replicaId: string; nodeId: string | null; error: string }> = [];
+    const errors: Array<{ replicaId: string | null; nodeId: string | null; error: string }> = [];
+    let unreadable = 0;
+    const cannotRead = (replicaId: string, nodeId: string | null, error: string) => {
+      if (unreadable++ < MAX_UNREADABLE_LINES) errors.push({ replicaId, nodeId, error });
+    };
     for (const p of placements) {
       if (p.nodeId === null) {
-        errors.push({ replicaId: p.replicaId, nodeId: null, error: `not placed on any node: ${p.pendingReason ?? 'pending'}` });
+        cannotRead(p.replicaId, null, `not placed on any node: ${p.pendingReason ?? 'pending'}`);
         continue;
       }
       const version = agents.protocolVersion(p.nodeId);
-      if (version === null) errors.push({ replicaId: p.replicaId, nodeId: p.nodeId, error: `node ${p.nodeId} is not connected` });
-      else if (version < LOGS_PROTOCOL_VERSION) errors.push({ replicaId: p.replicaId, nodeId: p.nodeId, error: `agent too old for logs (protocol < ${LOGS_PROTOCOL_VERSION})` });
+      if (version === null) cannotRead(p.replicaId, p.nodeId, `node ${p.nodeId} is not connected`);
+      else if (version < LOGS_PROTOCOL_VERSION) cannotRead(p.replicaId, p.nodeId, `agent too old for logs (protocol < ${LOGS_PROTOCOL_VERSION})`);
       else targets.push({ replicaId: p.replicaId, nodeId: p.nodeId });
+    }
+    if (unreadable > MAX_UNREADABLE_LINES) {
+      const more = unreadable - MAX_UNREADABLE_LINES;
+      errors.push({ replicaId: null, nodeId: null, error: `${more} more replicas cannot be read (not placed, or on nodes not connected): ask for one with ?replica=` });
     }
 
     const headers = { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' };

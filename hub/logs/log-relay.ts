@@ -36,8 +36,8 @@ export interface LogOpenRequest {
   /** Epoch seconds. */
   since?: number;
   output: LogOutput;
-  /** Lines for replicas that cannot be read, written before any stream's. */
-  errors?: ReadonlyArray<{ replicaId: string; nodeId: string | null; error: string }>;
+  /** Lines for replicas that cannot be read, written before any stream's (replicaId null: a line about several). */
+  errors?: ReadonlyArray<{ replicaId: string | null; nodeId: string | null; error: string }>;
 }
 
 export type LogOpenResult = { ok: true; request: LogRequest } | { ok: false; message: string };

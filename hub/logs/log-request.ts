@@ -71,7 +71,7 @@ export class LogRequest {
   }
 
   /** A replica that cannot be read: one line that says why. */
-  errorLine(replicaId: string, nodeId: string | null, error: string): void {
+  errorLine(replicaId: string | null, nodeId: string | null, error: string): void {
     this.write(`${JSON.stringify({ replica: replicaId, node: nodeId, error })}\n`);
   }
 

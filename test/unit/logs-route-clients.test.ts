@@ -19,7 +19,7 @@ const service = {
   placements: [{ replicaId: 'web-1', nodeId: 'n1', pendingReason: null }],
 } as unknown as ServiceRecord;
 
-async function setup(beforeHandler?: (request: http.IncomingMessage) => Promise<void>) {
+async function setup(beforeHandler?: (request: http.IncomingMessage) => Promise<void>, record: ServiceRecord = service) {
   const sent: HubLogsFrame[] = [];
   let serviceRead: () => void = () => undefined;
   const handled = new Promise<void>((resolve) => {
@@ -39,7 +39,7 @@ async function setup(beforeHandler?: (request: http.IncomingMessage) => Promise<
     services: {
       get: (name: string) => {
         serviceRead();
-        return name === 'web' ? service : undefined;
+        return name === record.name ? record : undefined;
       },
     },
     agents: { protocolVersion: () => 8 },
@@ -94,5 +94,17 @@ describe('GET /v1/services/:name/logs and clients that do not read', () => {
     await afterHandler(t.handled);
     expect(t.relay.stats()).toMatchObject({ streams: 0, requests: 0 });
     expect(t.sent.filter((f) => f.type === 'logs.open')).toEqual([]);
+  });
+
+  it('bounds the lines for replicas that cannot be read, whatever the size of the service', async () => {
+    // A large service mostly pending: a line each would be megabytes, written at once whether or not the client reads.
+    const placements = Array.from({ length: 5000 }, (_, i) => ({ replicaId: `big-${i}`, nodeId: null, pendingReason: 'no node fits' }));
+    const t = await setup(undefined, { name: 'big', placements } as unknown as ServiceRecord);
+    const res = await t.app.inject({ method: 'GET', url: '/v1/services/big/logs' });
+    expect(res.statusCode).toBe(200);
+    const lines = res.body.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { replica: string | null; error: string });
+    expect(lines.length).toBeLessThanOrEqual(101);
+    expect(lines[0]).toEqual({ replica: 'big-0', node: null, error: 'not placed on any node: no node fits' });
+    expect(lines.at(-1)).toEqual({ replica: null, node: null, error: expect.stringMatching(/^4900 more replicas cannot be read/) });
   });
 });
