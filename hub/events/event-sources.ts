@@ -7,6 +7,7 @@ import type { ReplicaReport } from '../../shared/protocol.js';
 import type { NodeState } from '../failure-detector.js';
 import type { Liveness } from '../liveness.js';
 import type { ObservedState } from '../observed-state.js';
+import { NodeLogBudget } from '../node-log-budget.js';
 import type { Store, StoreChange } from '../store/store.js';
 import type { FleetEventType, FleetEvents, NewFleetEvent } from './fleet-events.js';
 import { nodeRecordEvents, serviceEvents } from './record-events.js';
@@ -14,24 +15,43 @@ import { nodeRecordEvents, serviceEvents } from './record-events.js';
 /** The node states that are events; `not_ready` (an engine outage) is told by the node's conditions instead. */
 const STATE_EVENTS: Partial<Record<NodeState, FleetEventType>> = { ready: 'node.ready', unreachable: 'node.unreachable', lost: 'node.lost' };
 
+/**
+ * Replica events of one node told per window at most. An honest node's replicas change state at
+ * the pace of pulls and restart backoffs; a device that flips them as fast as it can send status
+ * frames would otherwise push every other event out of the history, and every client into overflow.
+ */
+export const REPLICA_EVENT_BUDGET = { eventsPerWindow: 100, windowMs: 10_000 };
+
 export interface EventSources {
   store: Store;
   observed: Pick<ObservedState, 'subscribe'>;
   liveness: Pick<Liveness, 'subscribe'>;
   events: FleetEvents;
+  /** Default REPLICA_EVENT_BUDGET on a monotonic clock. */
+  replicaEventBudget?: { eventsPerWindow: number; windowMs: number; nowMs?: () => number };
 }
 
 /** Follows every source; returns the call that stops following them. */
-export function wireEventSources({ store, observed, liveness, events }: EventSources): () => void {
+export function wireEventSources({ store, observed, liveness, events, replicaEventBudget = REPLICA_EVENT_BUDGET }: EventSources): () => void {
   const nodeName = (nodeId: string) => store.getNode(nodeId)?.name;
   const publishAll = (list: readonly NewFleetEvent[]) => {
     for (const event of list) events.publish(event);
   };
+  const { eventsPerWindow, windowMs, nowMs } = replicaEventBudget;
+  const budget = new NodeLogBudget({ linesPerWindow: eventsPerWindow, windowMs, ...(nowMs ? { nowMs } : {}) });
   const stops = [
-    store.subscribe((change) => recordChanged(change, nodeName, publishAll)),
+    store.subscribe((change) => {
+      // A removed node's budget goes with it: one entry per node at most.
+      if (change.collection === 'nodes' && change.before !== undefined && change.after === undefined) budget.forget(change.key);
+      recordChanged(change, nodeName, publishAll);
+    }),
     observed.subscribe((nodeId, report, previous, inHello) => {
       const event = replicaEvent(report, previous, inHello);
-      if (event) events.publish({ ...event, node: nodeId, ...named(nodeName(nodeId)) });
+      if (!event) return;
+      const leftOut = budget.take(nodeId);
+      if (leftOut === null) return;
+      const message = leftOut === 0 ? event.message : `${event.message ? `${event.message}; ` : ''}${leftOut} replica events of this node left out before this one (its replicas changed state too often)`;
+      events.publish({ ...event, ...(message === undefined ? {} : { message }), node: nodeId, ...named(nodeName(nodeId)) });
     }),
     liveness.subscribe((nodeId, state) => {
       const type = STATE_EVENTS[state];
