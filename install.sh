@@ -371,9 +371,9 @@ ARGS
     # A 1 MiB young generation: on a small device the footprint matters more than the few extra
     # scavenges it costs (the agent's idle allocation rate is low).
     echo "exec $(quote "$node_bin") --max-semi-space-size=1 $(quote "$prefix/tether-agent.mjs") \"\$@\""
-  } >"$work/launcher"
-  chmod 755 "$work/launcher"
-  mv -f "$work/launcher" "$prefix/bin/tether-agent"
+  } >"$prefix/bin/tether-agent.new"
+  chmod 755 "$prefix/bin/tether-agent.new"
+  mv -f "$prefix/bin/tether-agent.new" "$prefix/bin/tether-agent"
 }
 
 write_settings() {
@@ -405,7 +405,7 @@ write_settings() {
 
 write_unit() {
   mkdir -p "$(dirname "$unit_file")"
-  cat >"$work/unit" <<UNIT
+  cat >"$unit_file.new" <<UNIT
 [Unit]
 Description=Tether agent: runs this device's share of the fleet
 After=network-online.target docker.service
@@ -420,7 +420,7 @@ RestartSec=5
 [Install]
 WantedBy=multi-user.target
 UNIT
-  mv -f "$work/unit" "$unit_file"
+  mv -f "$unit_file.new" "$unit_file"
 }
 
 systemd_runs() { [ -z "$root" ] && [ "$(cat /proc/1/comm 2>/dev/null || true)" = systemd ]; }
@@ -431,10 +431,13 @@ install_agent() {
   fetch_agent
   mkdir -p "$prefix" "$data_dir"
   chmod 700 "$data_dir"
+  # Each file written beside its place and renamed into it: a rename within one file system is
+  # atomic, one across them (from $TMPDIR) is a copy that a power cut can leave half done.
   cp "$work/tether-agent.mjs" "$prefix/tether-agent.mjs.new"
   chmod 755 "$prefix/tether-agent.mjs.new"
   mv -f "$prefix/tether-agent.mjs.new" "$prefix/tether-agent.mjs"
-  cp "$work/tether-agent.js.sha256" "$prefix/tether-agent.js.sha256"
+  cp "$work/tether-agent.js.sha256" "$prefix/tether-agent.js.sha256.new"
+  mv -f "$prefix/tether-agent.js.sha256.new" "$prefix/tether-agent.js.sha256"
   write_settings
   write_launcher
   [ -n "$no_systemd" ] || write_unit
@@ -498,6 +501,8 @@ uninstall_agent() {
   for f in "$unit_file" "$prefix/bin/tether-agent" "$prefix/tether-agent.mjs" "$prefix/tether-agent.js.sha256" "$env_file"; do
     if [ -e "$f" ]; then rm -f "$f" && removed=yes; fi
   done
+  # And what a run cut short left beside them.
+  rm -f "$unit_file.new" "$prefix/bin/tether-agent.new" "$prefix/tether-agent.mjs.new" "$prefix/tether-agent.js.sha256.new" "$env_file.new"
   # Only what this script made: --prefix may name a directory that holds other things.
   rmdir "$prefix/bin" "$prefix" "$(dirname "$env_file")" 2>/dev/null || true
   if [ -f "$unit_file" ] || systemd_runs; then systemctl daemon-reload 2>/dev/null || true; fi

@@ -309,4 +309,22 @@ describe('install.sh', () => {
     expect(envFile).toContain(`TETHER_HUB='${hubUrl}'`);
     expect(envFile).toContain("TETHER_CA_FINGERPRINT=''");
   });
+
+  it('puts each file in place by a rename within its directory, never a copy from the temporary dir (a power cut halfway)', async () => {
+    const bin = path.join(dir, 'bin-mv-log');
+    await mkdir(bin);
+    const log = path.join(bin, 'mv.log');
+    const { stdout: realMv } = await run('sh', ['-c', 'command -v mv']);
+    await writeFile(path.join(bin, 'mv'), `#!/bin/sh\nprintf '%s\\n' "$*" >>'${log}'\nexec ${realMv.trim()} "$@"\n`);
+    await chmod(path.join(bin, 'mv'), 0o755);
+    const { root, args } = staged();
+    // With the systemd unit too (staged under --root, systemd is left alone).
+    const outcome = await install(args.filter((a) => a !== '--no-systemd'), { ...process.env, PATH: `${bin}:${process.env.PATH}` });
+    expect(outcome.stderr).toBe('');
+    const moves = (await readFile(log, 'utf8')).trim().split('\n').map((line) => line.split(' ').slice(-2));
+    expect(moves.map(([, to]) => path.relative(root, to!)).sort()).toEqual(
+      ['etc/systemd/system/tether-agent.service', 'etc/tether/agent.env', 'opt/tether-agent/bin/tether-agent', 'opt/tether-agent/tether-agent.js.sha256', 'opt/tether-agent/tether-agent.mjs'],
+    );
+    for (const [from, to] of moves) expect(path.dirname(from!)).toBe(path.dirname(to!));
+  });
 });
