@@ -42,6 +42,7 @@ Options:
   --registry-auth-file PATH  handed to the agent (tether-agent --help says what they do)
   --prefix DIR               where the agent goes (default /opt/tether-agent)
   --no-systemd               no systemd unit: print how to run the agent under another supervisor
+                             (kept when it is run again to upgrade)
   --uninstall                remove the agent, its unit and its settings; keep its data dir (the
                              node's identity) and its containers
   --purge                    with --uninstall: remove the data dir and the node's containers too
@@ -428,6 +429,12 @@ systemd_runs() { [ -z "$root" ] && [ "$(cat /proc/1/comm 2>/dev/null || true)" =
 install_agent() {
   upgrade=''
   [ ! -f "$prefix/tether-agent.mjs" ] || upgrade=yes
+  # An agent installed with --no-systemd runs under another supervisor: a unit started beside it
+  # would be a second agent with the same identity, both acting on the same containers.
+  if [ -n "$upgrade" ] && [ -z "$no_systemd" ] && [ -f "$env_file" ] && [ ! -f "$unit_file" ]; then
+    no_systemd=yes
+    say "installed with --no-systemd before: still no systemd unit (--uninstall, then install again, to change that)"
+  fi
   fetch_agent
   mkdir -p "$prefix" "$data_dir"
   chmod 700 "$data_dir"

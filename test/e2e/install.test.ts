@@ -135,6 +135,8 @@ describeDocker('installing an agent with one line from the hub', () => {
     expect(second.stderr).toBe('');
     expect(second.code).toBe(0);
     expect(second.stdout).toContain('restart the running agent to run the new version');
+    // Installed with --no-systemd: no unit beside the supervisor that runs it.
+    await expect(stat(path.join(root, 'etc/systemd/system/tether-agent.service'))).rejects.toMatchObject({ code: 'ENOENT' });
     expect(await readFile(path.join(root, 'etc/tether/agent.env'), 'utf8')).toBe(before);
 
     startInstalledAgent();
@@ -150,9 +152,16 @@ describeDocker('installing an agent with one line from the hub', () => {
   });
 
   it('writes a systemd unit that systemd-analyze verifies', async () => {
-    const unit = path.join(root, 'etc/systemd/system/tether-agent.service');
+    // The agent above was installed with --no-systemd, which its upgrade kept: a unit is another install's.
+    const unitRoot = path.join(dir, 'unit-root');
+    const installed = await shell(
+      `curl -fsSL ${hub!.url}/install.sh | sh -s -- --root ${quote(unitRoot)} --prefix ${PREFIX} --docker-socket ${quote(DOCKER_SOCKET)} --hub ${hub!.url} --join-token unused`,
+    );
+    expect(installed.stderr).toBe('');
+    expect(installed.code).toBe(0);
+    const unit = path.join(unitRoot, 'etc/systemd/system/tether-agent.service');
     const text = await readFile(unit, 'utf8');
-    expect(text).toContain(`ExecStart=${launcher}\n`);
+    expect(text).toContain(`ExecStart=${path.join(unitRoot, PREFIX, 'bin/tether-agent')}\n`);
     expect(text).toContain('Restart=on-failure\n');
     const analyze = await shell('command -v systemd-analyze');
     if (analyze.code !== 0) {

@@ -327,4 +327,16 @@ describe('install.sh', () => {
     );
     for (const [from, to] of moves) expect(path.dirname(from!)).toBe(path.dirname(to!));
   });
+
+  it('upgrades an agent installed with --no-systemd without adding a unit beside its own supervisor', async () => {
+    const { root, args } = staged();
+    expect((await install(args)).code).toBe(0);
+    // The hub's one line again, without --no-systemd.
+    const again = await install(args.filter((a) => a !== '--no-systemd'));
+    expect(again.stderr).toBe('');
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('installed with --no-systemd before: still no systemd unit');
+    await expect(stat(path.join(root, 'etc/systemd/system/tether-agent.service'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(again.stdout).toContain('restart the running agent to run the new version');
+  });
 });
