@@ -92,10 +92,11 @@ export class HubClient {
     private readonly token: string,
     private readonly tlsOptions: https.RequestOptions,
     private readonly signal: AbortSignal | undefined,
+    private readonly idleTimeoutMs: number,
   ) {}
 
   /** A client for the connection; a CA given by fingerprint is fetched and pinned first. */
-  static async connect(connection: Connection, signal?: AbortSignal): Promise<HubClient> {
+  static async connect(connection: Connection, signal?: AbortSignal, idleTimeoutMs = IDLE_TIMEOUT_MS): Promise<HubClient> {
     const { hub, token, trust } = connection;
     let tlsOptions: https.RequestOptions = {};
     if (trust.kind === 'fingerprint') {
@@ -103,7 +104,7 @@ export class HubClient {
     } else if (trust.kind === 'ca') {
       tlsOptions = { ca: trust.pem, ...(trust.checkName ? {} : { checkServerIdentity: () => undefined }) };
     }
-    return new HubClient(hub, token, tlsOptions, signal);
+    return new HubClient(hub, token, tlsOptions, signal, idleTimeoutMs);
   }
 
   /** A JSON call; any answer but 2xx is a HubApiError. */
@@ -128,11 +129,12 @@ export class HubClient {
 
   /**
    * A streamed answer (NDJSON, SSE), unread: the caller reads it and must consume or destroy it.
-   * A refusal is read and thrown here. No idle timeout: a followed stream may be quiet for long.
+   * A refusal is read and thrown here. The idle timeout holds until the answer starts (a hub that
+   * takes the connection and never answers would hang a script for good), and no longer: a
+   * followed stream may be quiet for hours.
    */
   async open(path: string, query: Query, accept: string, headers: Record<string, string> = {}): Promise<http.IncomingMessage> {
-    const response = await this.send('GET', this.url(path, query), { accept, ...headers }, undefined, false);
-    // A kept-alive socket may carry an earlier call's idle timeout; a followed stream may be quiet for hours.
+    const response = await this.send('GET', this.url(path, query), { accept, ...headers }, undefined);
     response.socket?.setTimeout(0);
     if (response.statusCode === undefined || response.statusCode >= 400) {
       const status = response.statusCode ?? 0;
@@ -154,7 +156,7 @@ export class HubClient {
       headers['content-type'] = 'application/json';
     }
     if (options.ifMatch !== undefined) headers['if-match'] = typeof options.ifMatch === 'number' ? `"${options.ifMatch}"` : options.ifMatch;
-    const response = await this.send(method, this.url(path, options.query ?? {}), headers, payload, true);
+    const response = await this.send(method, this.url(path, options.query ?? {}), headers, payload);
     const text = await readBody(response, this.hub);
     const etag = response.headers.etag;
     return { status: response.statusCode ?? 0, body: parseJson(text), etag: typeof etag === 'string' ? etag : null };
@@ -167,7 +169,7 @@ export class HubClient {
     return search ? `${path}?${search}` : path;
   }
 
-  private send(method: string, pathAndQuery: string, headers: Record<string, string>, payload: string | undefined, idleTimeout: boolean): Promise<http.IncomingMessage> {
+  private send(method: string, pathAndQuery: string, headers: Record<string, string>, payload: string | undefined): Promise<http.IncomingMessage> {
     const secure = this.hub.protocol === 'https:';
     const options: https.RequestOptions = {
       method,
@@ -181,9 +183,7 @@ export class HubClient {
     return new Promise((resolve, reject) => {
       const request = (secure ? https : http).request(options, resolve);
       request.on('error', (error) => reject(this.signal?.aborted ? new Aborted() : transportFailure(error, this.hub)));
-      if (idleTimeout) {
-        request.setTimeout(IDLE_TIMEOUT_MS, () => request.destroy(new Error(`no answer within ${IDLE_TIMEOUT_MS / 1000} s`)));
-      }
+      request.setTimeout(this.idleTimeoutMs, () => request.destroy(new Error(`no answer within ${this.idleTimeoutMs / 1000} s`)));
       request.end(payload);
     });
   }
