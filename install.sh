@@ -500,7 +500,19 @@ remove_containers() {
   ' "$data_dir/node.json" "${docker_socket:-/var/run/docker.sock}" </dev/null
 }
 
+# Refuses, before anything is removed, a purge of a directory that is not an agent's data dir: a
+# mistyped --data-dir (/srv for /srv/tether) must not take everything beside it.
+check_purge_target() {
+  case $data_dir in
+    '' | / | "$root") die "refusing to purge the data dir $data_dir; nothing was removed" ;;
+  esac
+  [ -d "$data_dir" ] && [ "$data_dir" != "$root$DEFAULT_DATA_DIR" ] || return 0
+  [ -f "$data_dir/node.json" ] || [ -z "$(ls -A "$data_dir")" ] ||
+    die "$data_dir holds no node.json: not an agent's data dir, so --purge leaves it (remove it yourself if it is); nothing was removed"
+}
+
 uninstall_agent() {
+  [ -z "$purge" ] || check_purge_target
   if [ -f "$unit_file" ] && systemd_runs; then
     systemctl disable --now "$UNIT_NAME" >/dev/null 2>&1 || true
   fi
@@ -518,9 +530,6 @@ uninstall_agent() {
     [ ! -d "$data_dir" ] || say "kept $data_dir (the node's identity) and its containers; --uninstall --purge removes them"
     return 0
   fi
-  case $data_dir in
-    '' | / | "$root") die "refusing to purge the data dir $data_dir" ;;
-  esac
   systemd_runs || say "stop the agent first if another supervisor runs it: it would start the containers again"
   remove_containers
   # The agent mounts a tmpfs for secrets there.

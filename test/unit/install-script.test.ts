@@ -339,4 +339,23 @@ describe('install.sh', () => {
     await expect(stat(path.join(root, 'etc/systemd/system/tether-agent.service'))).rejects.toMatchObject({ code: 'ENOENT' });
     expect(again.stdout).toContain('restart the running agent to run the new version');
   });
+
+  it('refuses to purge a data dir that is not an agent\'s (a mistyped --data-dir), before removing anything', async () => {
+    const { root, args } = staged();
+    expect((await install([...args, '--data-dir', '/srv/tether'])).code).toBe(0);
+    await writeFile(path.join(root, 'srv/other-data'), 'keep me');
+    const outcome = await install(['--root', root, '--uninstall', '--purge', '--data-dir', '/srv']);
+    expect(outcome.code).toBe(1);
+    expect(outcome.stderr).toContain(`${root}/srv holds no node.json: not an agent's data dir, so --purge leaves it`);
+    expect(await readFile(path.join(root, 'srv/other-data'), 'utf8')).toBe('keep me');
+    // Nothing else was removed either.
+    expect((await stat(path.join(root, 'etc/tether/agent.env'))).isFile()).toBe(true);
+
+    // The agent's own data dir (here still empty: it never ran), named right, goes.
+    const purged = await install(['--root', root, '--uninstall', '--purge']);
+    expect(purged.stderr).toBe('');
+    expect(purged.code).toBe(0);
+    await expect(stat(path.join(root, 'srv/tether'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await readFile(path.join(root, 'srv/other-data'), 'utf8')).toBe('keep me');
+  });
 });
