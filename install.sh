@@ -351,9 +351,9 @@ write_launcher() {
     cat <<'ARGS'
 set -- --data-dir "$TETHER_DATA_DIR"
 [ -z "${TETHER_HUB:-}" ] || set -- "$@" --hub "$TETHER_HUB"
-# The join token only until the node has joined (the agent reads it only then): any local user
-# can read a process's arguments.
-[ -z "${TETHER_JOIN_TOKEN:-}" ] || [ -f "$TETHER_DATA_DIR/node.json" ] || set -- "$@" --join-token "$TETHER_JOIN_TOKEN"
+# The join token in the agent's environment, never its arguments (any local user can read a
+# process's arguments, its environment only root), and only until the node has joined.
+if [ -n "${TETHER_JOIN_TOKEN:-}" ] && [ ! -f "$TETHER_DATA_DIR/node.json" ]; then export TETHER_JOIN_TOKEN; else unset TETHER_JOIN_TOKEN; fi
 [ -z "${TETHER_CA_FINGERPRINT:-}" ] || set -- "$@" --ca-fingerprint "$TETHER_CA_FINGERPRINT"
 [ -z "${TETHER_NAME:-}" ] || set -- "$@" --name "$TETHER_NAME"
 [ -z "${TETHER_DOCKER_SOCKET:-}" ] || set -- "$@" --docker-socket "$TETHER_DOCKER_SOCKET"

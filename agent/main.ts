@@ -12,7 +12,7 @@ import { TETHER_VERSION } from '../shared/version.js';
 import { Agent, RUNTIME_UNKNOWN } from './agent.js';
 import { defaultAdvertiseAddress, readDeviceFacts } from './device-facts.js';
 import { normalizeCaFingerprint } from '../shared/ca-fingerprint.js';
-import { joinHub, JoinRefusedError, loadIdentity, saveIdentity, type NodeIdentity } from './node-identity.js';
+import { joinHub, JoinRefusedError, JoinThrottledError, loadIdentity, saveIdentity, type NodeIdentity } from './node-identity.js';
 import { fetchPinnedCa, loadPinnedCa, PinMismatchError, savePinnedCa, type PinnedCa } from './tls/pinned-ca.js';
 import { loadRegistryAuthFile, type RegistryAuthMap } from './registry-auth-file.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
@@ -29,7 +29,9 @@ the Docker engine, and keeps running them while the hub is unreachable.
 
 Options:
   --hub URL                  the hub, e.g. https://hub.example:7070 (needed to join)
-  --join-token TOKEN         a join token from the hub (needed once, at the first start)
+  --join-token TOKEN         a join token from the hub (needed once, at the first start); or
+                             TETHER_JOIN_TOKEN, which keeps it out of the process's arguments
+                             (any local user can read those)
   --ca-fingerprint sha256:HEX
                              the hub's CA, as the hub prints it in its join command (needed
                              once, with an https:// hub): the agent keeps that CA
@@ -138,10 +140,13 @@ async function main(): Promise<void> {
     identity = { ...identity, hubUrl };
     await saveIdentity(dataDir, identity);
   }
-  if (!identity && (!hubUrl || !args['join-token'])) fail(`this node has not joined a hub yet: pass --hub URL and --join-token TOKEN (data dir ${dataDir})`);
+  const joinToken = args['join-token'] ?? (process.env.TETHER_JOIN_TOKEN || undefined);
+  // Used once, here: nothing the agent starts later inherits it.
+  delete process.env.TETHER_JOIN_TOKEN;
+  if (!identity && (!hubUrl || !joinToken)) fail(`this node has not joined a hub yet: pass --hub URL and --join-token TOKEN (or TETHER_JOIN_TOKEN) (data dir ${dataDir})`);
   const pinnedCa = await hubCa(dataDir, (identity?.hubUrl ?? hubUrl)!, givenFingerprint, logger);
   if (!identity) {
-    identity = await joinWithRetry(hubUrl!, args['join-token']!, args.name ?? null, labels, logger, pinnedCa?.pem ?? null);
+    identity = await joinWithRetry(hubUrl!, joinToken!, args.name ?? null, labels, logger, pinnedCa?.pem ?? null);
     await saveIdentity(dataDir, identity);
     logger.info({ nodeId: identity.nodeId, hub: hubUrl }, 'joined the hub; the node credential is stored in the data dir');
   }
@@ -259,6 +264,13 @@ async function joinWithRetry(
         continue;
       }
       if (error instanceof JoinRefusedError) fail(error.message);
+      if (error instanceof JoinThrottledError) {
+        // Jittered, so that devices behind one address do not come back together.
+        const waitMs = Math.round(error.retryAfterMs * (0.5 + Math.random()));
+        logger.warn({ hub: hubUrl, retryInMs: waitMs }, error.message);
+        await new Promise((r) => setTimeout(r, waitMs));
+        continue;
+      }
       const delayMs = Math.max(500, backoff.nextDelayMs());
       logger.warn({ hub: hubUrl, err: (error as Error).message, retryInMs: delayMs }, 'cannot reach the hub to join; retrying');
       await new Promise((r) => setTimeout(r, delayMs));

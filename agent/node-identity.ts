@@ -103,6 +103,22 @@ export class JoinRefusedError extends Error {
 }
 
 /**
+ * The hub refuses this address for a while (429: too many failed authentications from it, other
+ * devices behind the same NAT perhaps): a wait, then another try, never a reason to give up.
+ */
+export class JoinThrottledError extends Error {
+  readonly code = 'join_throttled';
+  constructor(readonly retryAfterMs: number) {
+    super(`the hub refuses joins from this address for now (HTTP 429); trying again in ${Math.round(retryAfterMs / 1000)} s`);
+  }
+}
+
+/** Without a Retry-After, a 429 is waited out this long. */
+const DEFAULT_THROTTLE_WAIT_MS = 60_000;
+/** A longer Retry-After is not believed: a device must not be parked for days by one answer. */
+const MAX_THROTTLE_WAIT_MS = 10 * 60_000;
+
+/**
  * Trades a join token for this node's id and credential; over https, with the chain checked
  * against the pinned CA `caPem` (see agent/tls/pinned-ca.ts). A refusal (bad or expired token) is
  * final and thrown as JoinRefusedError; a hub that cannot be reached is a plain Error to retry.
@@ -120,6 +136,10 @@ export async function joinHub(hubUrl: string, joinToken: string, name: string, l
   if (response.status >= 300 && response.status < 400) {
     throw new JoinRefusedError(`${hubUrl} redirects (HTTP ${response.status}) to ${response.location ?? 'nowhere'}: pass the hub's final address as --hub`);
   }
+  if (response.status === 429) {
+    const seconds = Number(response.retryAfter);
+    throw new JoinThrottledError(Number.isInteger(seconds) && seconds > 0 ? Math.min(seconds * 1000, MAX_THROTTLE_WAIT_MS) : DEFAULT_THROTTLE_WAIT_MS);
+  }
   if (response.status >= 400 && response.status < 500) {
     const hubCode = typeof body.error?.code === 'string' ? body.error.code : null;
     throw new JoinRefusedError(`the hub refused to join this node (HTTP ${response.status}): ${body.error?.message ?? 'no reason given'}`, hubCode);
@@ -132,7 +152,7 @@ export async function joinHub(hubUrl: string, joinToken: string, name: string, l
  * One POST with node:http(s), which `ws` has loaded already. Not fetch: its first call loads undici,
  * which stays in a freshly joined agent's memory for good (about 1.5 MiB of live heap, several MiB of RSS).
  */
-function postJson(url: URL, payload: string, caPem: string | null): Promise<{ status: number; location: string | undefined; body: string }> {
+function postJson(url: URL, payload: string, caPem: string | null): Promise<{ status: number; location: string | undefined; retryAfter: string | undefined; body: string }> {
   return new Promise((resolve, reject) => {
     const request = (url.protocol === 'https:' ? https : http).request(
       url,
@@ -149,7 +169,7 @@ function postJson(url: URL, payload: string, caPem: string | null): Promise<{ st
           body += chunk;
           if (body.length > JOIN_RESPONSE_MAX_BYTES) request.destroy(new Error(`join failed: the hub's answer is over ${JOIN_RESPONSE_MAX_BYTES} bytes`));
         });
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, location: response.headers.location, body }));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, location: response.headers.location, retryAfter: response.headers['retry-after'], body }));
         response.on('error', reject);
       },
     );

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { HubLink } from '../../agent/hub-link.js';
 import { ReconnectSchedule, type AttemptOutcome } from '../../agent/reconnect-schedule.js';
-import { JoinRefusedError, joinHub } from '../../agent/node-identity.js';
+import { JoinRefusedError, JoinThrottledError, joinHub } from '../../agent/node-identity.js';
 import { AGENT_PATH, PROTOCOL_VERSION } from '../../shared/protocol.js';
 import { encodeFrame } from '../../shared/codec.js';
 import { simFacts } from '../helpers/sim-fleet.js';
@@ -227,6 +227,17 @@ describe('joinHub', () => {
     const joining = joinHub(url, 'tjt_x', 'n', {});
     await expect(joining).rejects.toBeInstanceOf(JoinRefusedError);
     await expect(joining).rejects.toThrow(/redirects \(HTTP 307\) to https:\/\/hub\.example\/v1\/join/);
+  });
+
+  it("takes a 429 (its address failed authentication too often) as a wait of the hub's Retry-After, not a refusal", async () => {
+    server = http.createServer((_req, res) =>
+      res.writeHead(429, { 'retry-after': '42', 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'too_many_failures', message: 'wait' } })),
+    );
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const joining = joinHub(url, 'tjt_x', 'n', {});
+    await expect(joining).rejects.toBeInstanceOf(JoinThrottledError);
+    await expect(joining).rejects.toMatchObject({ retryAfterMs: 42_000 });
   });
 });
 

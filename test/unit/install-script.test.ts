@@ -20,7 +20,7 @@ const run = promisify(execFile);
 const SCRIPT = path.resolve('install.sh');
 /** What the fake hub serves as the agent: enough to answer --version. */
 const FAKE_AGENT =
-  '#!/usr/bin/env node\nif (process.argv.includes("--version")) console.log("9.9.9");\nelse console.log(JSON.stringify(process.argv.slice(2)));\n';
+  '#!/usr/bin/env node\nif (process.argv.includes("--version")) console.log("9.9.9");\nelse if (process.env.TETHER_JOIN_TOKEN) console.log(JSON.stringify([...process.argv.slice(2), "env:TETHER_JOIN_TOKEN=" + process.env.TETHER_JOIN_TOKEN]));\nelse console.log(JSON.stringify(process.argv.slice(2)));\n';
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 interface Outcome {
@@ -275,17 +275,18 @@ describe('install.sh', () => {
     expect(outcome.code).toBe(0);
   });
 
-  it('passes the join token to the agent only until the node has joined (any local user reads process arguments)', async () => {
+  it('passes the join token to the agent in its environment, never its arguments, and only until the node has joined', async () => {
     const { root, args } = staged();
     expect((await install(args)).code).toBe(0);
     const launcher = path.join(root, 'opt/tether-agent/bin/tether-agent');
+    // Any local user reads a process's arguments; its environment only root and its own user.
     const before = JSON.parse((await run(launcher, [])).stdout) as string[];
-    expect(before).toContain('--join-token');
-    expect(before).toContain('tjt_test');
+    expect(before).not.toContain('--join-token');
+    expect(before).not.toContain('tjt_test');
+    expect(before).toContain('env:TETHER_JOIN_TOKEN=tjt_test');
     await writeFile(path.join(root, 'var/lib/tether-agent/node.json'), '{}');
     const after = JSON.parse((await run(launcher, [])).stdout) as string[];
-    expect(after).not.toContain('--join-token');
-    expect(after).not.toContain('tjt_test');
+    expect(after.join(' ')).not.toContain('tjt_test');
     expect(after).toContain('--hub');
   });
 
