@@ -20,8 +20,8 @@ const dockerSocket = process.env.DOCKER_SOCKET ?? '/var/run/docker.sock';
 const logFormat = process.env.TETHER_LOG_FORMAT || 'pretty';
 const children: ChildProcess[] = [];
 
-function run(script: string, args: string[]): ChildProcess {
-  const child = spawn(process.execPath, [path.join(root, 'dist', script), ...args], { stdio: 'inherit' });
+function run(script: string, args: string[], env: Record<string, string> = {}): ChildProcess {
+  const child = spawn(process.execPath, [path.join(root, 'dist', script), ...args], { stdio: 'inherit', env: { ...process.env, ...env } });
   children.push(child);
   child.on('exit', (code, signal) => {
     if (stopping) return;
@@ -75,6 +75,8 @@ async function main(): Promise<void> {
     return;
   }
   const args = ['--data-dir', agentDir, '--name', 'local', '--label', 'tether.local=true', '--log-format', logFormat];
+  // The join token in the agent's environment, as install.sh passes it: arguments are anyone's to read.
+  const env: Record<string, string> = {};
   if (!existsSync(path.join(agentDir, 'node.json'))) {
     const adminToken = (await readFile(path.join(hubDir, 'admin-token'), 'utf8')).trim();
     const res = await fetch(`${hubUrl}/v1/join-tokens`, {
@@ -84,10 +86,11 @@ async function main(): Promise<void> {
     });
     if (!res.ok) throw new Error(`could not create a join token for the local agent: HTTP ${res.status}`);
     const { token } = (await res.json()) as { token: string };
-    args.push('--hub', hubUrl, '--join-token', token);
+    args.push('--hub', hubUrl);
+    env.TETHER_JOIN_TOKEN = token;
   }
   process.stdout.write(`Starting a local agent (data dir ${agentDir}) on the Docker engine at ${dockerSocket}.\n`);
-  run('agent/main.js', args);
+  run('agent/main.js', args, env);
 }
 
 main().catch((error: unknown) => {
