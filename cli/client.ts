@@ -41,6 +41,8 @@ export interface CallOptions {
    * string (an ETag the hub sent) as it came.
    */
   ifMatch?: number | string;
+  /** `*`: create only; the write is refused (412) if the thing exists by then. */
+  ifNoneMatch?: '*';
 }
 
 interface ErrorBody {
@@ -156,6 +158,7 @@ export class HubClient {
       headers['content-type'] = 'application/json';
     }
     if (options.ifMatch !== undefined) headers['if-match'] = typeof options.ifMatch === 'number' ? `"${options.ifMatch}"` : options.ifMatch;
+    if (options.ifNoneMatch !== undefined) headers['if-none-match'] = options.ifNoneMatch;
     const response = await this.send(method, this.url(path, options.query ?? {}), headers, payload);
     const text = await readBody(response, this.hub);
     const etag = response.headers.etag;

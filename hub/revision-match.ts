@@ -6,8 +6,11 @@
  * can land between the two.
  */
 
-/** `any`: the record must exist (`If-Match: *`); otherwise its revision must be one of these. */
-export type RevisionCondition = { kind: 'any' } | { kind: 'revisions'; revisions: readonly number[] };
+/**
+ * `any`: the record must exist (`If-Match: *`); `absent`: it must not (`If-None-Match: *`, a
+ * create that must not overwrite one made meanwhile); otherwise its revision must be one of these.
+ */
+export type RevisionCondition = { kind: 'any' } | { kind: 'absent' } | { kind: 'revisions'; revisions: readonly number[] };
 
 /** A write refused because the record is not at the revision its author expected. */
 export class RevisionMismatchError extends Error {
@@ -17,11 +20,14 @@ export class RevisionMismatchError extends Error {
     /** Null: there is no such record (If-Match asks for one that exists). */
     readonly currentRevision: number | null,
     what: string,
+    absentAsked = false,
   ) {
     super(
       currentRevision === null
         ? `${what} does not exist: If-Match names a revision of one that does`
-        : `${what} is at revision ${currentRevision}, not the one If-Match names: read it again and retry`,
+        : absentAsked
+          ? `${what} exists already (revision ${currentRevision}): If-None-Match: * creates only one that does not`
+          : `${what} is at revision ${currentRevision}, not the one If-Match names: read it again and retry`,
     );
   }
 }
@@ -29,6 +35,10 @@ export class RevisionMismatchError extends Error {
 /** Throws RevisionMismatchError unless `current` (null: no record) meets `condition`; none: always met. */
 export function checkRevision(condition: RevisionCondition | undefined, current: number | null, what: string): void {
   if (condition === undefined) return;
+  if (condition.kind === 'absent') {
+    if (current !== null) throw new RevisionMismatchError(current, what, true);
+    return;
+  }
   const met = current !== null && (condition.kind === 'any' || condition.revisions.includes(current));
   if (!met) throw new RevisionMismatchError(current, what);
 }

@@ -78,14 +78,15 @@ export function dryRunText(name: string, answer: DryRunAnswer): string {
 
 /**
  * One service: read its revision, then PUT with `If-Match` on it, so that a change someone made
- * between the two is refused (412), never overwritten.
+ * between the two is refused (412), never overwritten; a service not there is created with
+ * `If-None-Match: *`, so that one someone created meanwhile is not overwritten either.
  */
 async function applyOne(client: HubClient, doc: ServiceDocument, dryRun: boolean): Promise<Applied> {
   const current = await client.find<ServiceView>(servicePath(doc.name), { limit: 0 });
   const answer = await client.call<(ServiceView & { outcome: string }) | DryRunAnswer>('PUT', servicePath(doc.name), {
     body: doc.spec,
     query: { dryRun: dryRun ? 'true' : undefined },
-    ...(current ? { ifMatch: current.revision } : {}),
+    ...(current ? { ifMatch: current.revision } : { ifNoneMatch: '*' as const }),
   });
   if (dryRun) return { name: doc.name, outcome: answer.outcome, dryRun: answer as DryRunAnswer };
   return { name: doc.name, outcome: answer.outcome, revision: (answer as ServiceView).revision };

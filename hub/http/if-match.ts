@@ -6,9 +6,19 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { etagOf, parseIfMatch, RevisionMismatchError, type RevisionCondition } from '../revision-match.js';
 import { ApiError } from './errors.js';
 
-/** The request's If-Match as a condition; undefined without one; 400 when it does not parse. */
+/**
+ * The request's If-Match as a condition, or its `If-None-Match: *` (the record must not exist);
+ * undefined without either; 400 when one does not parse, or both are given.
+ */
 export function ifMatchOf(request: FastifyRequest): RevisionCondition | undefined {
   const header = request.headers['if-match'];
+  const noneMatch = request.headers['if-none-match'];
+  if (noneMatch !== undefined) {
+    const invalid = (message: string) => new ApiError(400, 'invalid_header', `If-None-Match: ${message}`, [{ path: 'If-None-Match', message }]);
+    if (noneMatch.trim() !== '*') throw invalid('only * is taken on a write (create only if it does not exist)');
+    if (header !== undefined) throw invalid('goes with no If-Match: the two ask for opposite things');
+    return { kind: 'absent' };
+  }
   if (header === undefined) return undefined;
   const parsed = parseIfMatch(Array.isArray(header) ? header.join(',') : header);
   if ('error' in parsed) throw new ApiError(400, 'invalid_header', `If-Match: ${parsed.error}`, [{ path: 'If-Match', message: parsed.error }]);

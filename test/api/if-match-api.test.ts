@@ -89,6 +89,23 @@ describe('If-Match on services', () => {
     expect((await call('GET', '/v1/services/web')).json().revision).toBe(1);
   });
 
+  it('creates with If-None-Match: * only a service that does not exist yet, so that two creates never overwrite each other', async () => {
+    const create = (replicas: number, header: string) =>
+      api.app.inject({ method: 'PUT', url: '/v1/services/web', headers: { authorization: `Bearer ${TOKEN}`, 'if-none-match': header }, payload: spec(replicas) });
+    expect((await create(1, '*')).statusCode).toBe(201);
+    const second = await create(2, '*');
+    expect(second.statusCode, second.body).toBe(412);
+    expect(second.json()).toMatchObject({ error: { code: 'revision_mismatch', message: expect.stringContaining('exists already') }, currentRevision: 1 });
+    expect((await call('GET', '/v1/services/web')).json().spec.replicas).toBe(1);
+    // Only * means anything on a write; with If-Match beside it, the two contradict.
+    const tagged = await create(2, '"1"');
+    expect(tagged.statusCode).toBe(400);
+    expect(tagged.json().error.details[0].path).toBe('If-None-Match');
+    const both = await api.app.inject({ method: 'PUT', url: '/v1/services/web', headers: { authorization: `Bearer ${TOKEN}`, 'if-none-match': '*', 'if-match': '"1"' }, payload: spec(2) });
+    expect(both.statusCode).toBe(400);
+    expect((await call('GET', '/v1/services/web')).json().revision).toBe(1);
+  });
+
   it('writes as before without the header', async () => {
     await call('PUT', '/v1/services/web', spec(1));
     expect((await call('PUT', '/v1/services/web', spec(2))).statusCode).toBe(200);

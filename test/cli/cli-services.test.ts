@@ -67,6 +67,18 @@ describe('tether apply', () => {
     expect((await hub.call('GET', '/v1/services/web')).body).toMatchObject({ revision: 2, spec: { replicas: 5 } });
   });
 
+  it('creates a new service only if no one created it meanwhile (If-None-Match: *), never overwriting theirs', async () => {
+    const at = await file('web.yaml', `name: web\nimage: ${IMAGE}\nreplicas: 3\n`);
+    // Another operator creates web between apply's read (not there) and its write.
+    hub.beforeNextWrite(async () => {
+      expect((await hub.call('PUT', '/v1/services/web', { image: IMAGE, replicas: 1 })).status).toBe(201);
+    });
+    const { code, stderr } = await run(['apply', '-f', at]);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/exists already.*\[412 revision_mismatch\]/);
+    expect((await hub.call('GET', '/v1/services/web')).body).toMatchObject({ revision: 1, spec: { replicas: 1 } });
+  });
+
   it('reads a JSON file, and YAML from stdin with -f -', async () => {
     const json = await file('api.json', JSON.stringify([{ name: 'api', image: IMAGE }]));
     expect((await run(['apply', '-f', json])).stdout).toBe('service api created (revision 1)\n');
