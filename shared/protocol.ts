@@ -405,8 +405,13 @@ export const CredentialSavedSchema = Type.Object(
  * output waits on the device's disk, where it is anyway.
  */
 export const LOG_LIMITS = {
-  /** Bytes of line text one `logs.chunk` carries at most (a line alone may make it up to maxLineBytes more). */
+  /**
+   * Bytes one `logs.chunk` makes at most as the hub writes it (a line alone may make it up to
+   * maxLineBytes more): each line counted as its JSON text plus lineOverheadBytes.
+   */
   maxChunkBytes: 64 * 1024,
+  /** What the hub's NDJSON adds to a line: `{"replica":...,"node":...,"stream":...,"line":...}` and a newline, ids at their longest. */
+  lineOverheadBytes: 256,
   /** Lines one `logs.chunk` carries at most. */
   maxChunkLines: 4096,
   /** A longer line is cut to this many bytes (the engine's json-file driver splits lines at 16 KiB too). */

@@ -22,6 +22,8 @@ export interface CreditedChunksOptions {
   sendEnd(): void;
   maxChunkBytes?: number;
   maxChunkLines?: number;
+  /** What the hub adds to each line it writes (see LOG_LIMITS.lineOverheadBytes). */
+  lineOverheadBytes?: number;
 }
 
 export class CreditedChunks {
@@ -41,11 +43,22 @@ export class CreditedChunks {
   pauses = 0;
   private readonly maxChunkBytes: number;
   private readonly maxChunkLines: number;
+  private readonly lineOverheadBytes: number;
 
   constructor(private readonly opts: CreditedChunksOptions) {
     this.credit = opts.credit;
     this.maxChunkBytes = opts.maxChunkBytes ?? LOG_LIMITS.maxChunkBytes;
     this.maxChunkLines = opts.maxChunkLines ?? LOG_LIMITS.maxChunkLines;
+    this.lineOverheadBytes = opts.lineOverheadBytes ?? LOG_LIMITS.lineOverheadBytes;
+  }
+
+  /**
+   * What a line costs of a chunk: the text the hub writes for it (its JSON, escapes included, and
+   * the envelope), so that a chunk of empty lines or control characters is no larger at the hub
+   * than one of plain text.
+   */
+  private costOf(line: LogLine): number {
+    return Buffer.byteLength(JSON.stringify(line.line)) + (line.time?.length ?? 0) + this.lineOverheadBytes;
   }
 
   get isPaused(): boolean {
@@ -59,7 +72,7 @@ export class CreditedChunks {
   /** Lines read from the engine; sent at once while credit lasts (a followed container's lines go out as they come). */
   push(lines: readonly LogLine[]): void {
     for (const line of lines) {
-      const bytes = Buffer.byteLength(line.line) + (line.time?.length ?? 0);
+      const bytes = this.costOf(line);
       if (this.current.length > 0 && (this.currentBytes + bytes > this.maxChunkBytes || this.current.length >= this.maxChunkLines)) this.seal();
       this.current.push(line);
       this.currentBytes += bytes;
@@ -96,7 +109,7 @@ export class CreditedChunks {
       const chunk = this.ready.shift()!;
       this.credit--;
       this.chunksSent++;
-      for (const line of chunk) this.heldBytes -= Buffer.byteLength(line.line) + (line.time?.length ?? 0);
+      for (const line of chunk) this.heldBytes -= this.costOf(line);
       this.opts.sendChunk(chunk);
     }
     if (this.ended) {

@@ -1,18 +1,32 @@
 import { describe, expect, it } from 'vitest';
 import { CreditedChunks } from '../../agent/logs/credited-chunks.js';
-import type { LogLine } from '../../shared/protocol.js';
+import { LOG_LIMITS, type LogLine } from '../../shared/protocol.js';
 
-const line = (i: number, bytes = 100): LogLine => ({ stream: 'stdout', line: `${i}`.padEnd(bytes, '.') });
+/** A line whose JSON text (what a chunk counts) is `bytes` long: its quotes included. */
+const line = (i: number, bytes = 100): LogLine => ({ stream: 'stdout', line: `${i}`.padEnd(bytes - 2, '.') });
 
 function setup(credit: number) {
   const sent: LogLine[][] = [];
   const source = { paused: false, pause() { this.paused = true; }, resume() { this.paused = false; } };
   let ended = 0;
-  const chunks = new CreditedChunks({ credit, source, sendChunk: (l) => sent.push(l), sendEnd: () => ended++, maxChunkBytes: 1000 });
+  const chunks = new CreditedChunks({ credit, source, sendChunk: (l) => sent.push(l), sendEnd: () => ended++, maxChunkBytes: 1000, lineOverheadBytes: 0 });
   return { sent, source, chunks, ended: () => ended };
 }
 
 describe('credited log chunks', () => {
+  it('bounds a chunk by the text the hub will write for it, not the raw bytes: empty lines and escaped control characters', () => {
+    // What the hub writes per line: its JSON text inside an envelope naming replica, node and stream.
+    const hubText = (l: LogLine) => JSON.stringify({ replica: 'web.0123456789', node: '3a4fe3a9-3537-40fd-b961-312af976270b', stream: l.stream, line: l.line }).length + 1;
+    for (const text of ['', '\u0001'.repeat(1000)]) {
+      const sent: LogLine[][] = [];
+      const chunks = new CreditedChunks({ credit: 1_000_000, source: { pause() {}, resume() {} }, sendChunk: (l) => sent.push(l), sendEnd: () => undefined });
+      chunks.push(Array.from({ length: 20_000 }, () => ({ stream: 'stdout' as const, line: text })));
+      chunks.end();
+      expect(sent.flat()).toHaveLength(20_000);
+      for (const chunk of sent) expect(chunk.reduce((n, l) => n + hubText(l), 0)).toBeLessThanOrEqual(LOG_LIMITS.maxChunkBytes);
+    }
+  });
+
   it('sends lines at once while credit lasts', () => {
     const { sent, chunks, source } = setup(2);
     chunks.push([line(1)]);
