@@ -312,7 +312,8 @@ download() {
         status=$(curl -sS -L --max-time 600 --retry 3 --retry-delay 2 -o "$2" -w '%{http_code}' "$1") || die "GET $1 failed (curl above)"
         [ "$status" = 200 ] || die "GET $1 answered HTTP $status: $(head -c 2000 "$2")"
       else
-        wget -q -O "$2" "$1" || die "GET $1 failed (wget exit $?)"
+        # -T and -t: wget's own defaults (15 minutes, 20 tries) would keep an install waiting on a dead hub.
+        wget -q -T 60 -t 3 -O "$2" "$1" || die "GET $1 failed (wget exit $?; 8 means the hub refused: see its answer with curl)"
       fi
       ;;
   esac
@@ -451,9 +452,9 @@ install_agent() {
   say "agent $version installed in $prefix; settings in $env_file; data in $data_dir"
 
   if [ -z "$no_systemd" ] && systemd_runs; then
-    systemctl daemon-reload
-    systemctl enable "$UNIT_NAME" >/dev/null 2>&1
-    systemctl restart "$UNIT_NAME"
+    systemctl daemon-reload || die "systemctl daemon-reload failed (above); the agent is installed, its unit in $unit_file"
+    out=$(systemctl enable "$UNIT_NAME" 2>&1) || die "systemctl enable $UNIT_NAME failed: $out"
+    systemctl restart "$UNIT_NAME" || die "systemctl restart $UNIT_NAME failed: see journalctl -u $UNIT_NAME"
     say "tether-agent is ${upgrade:+upgraded and }running under systemd (journalctl -u tether-agent -f)"
     return 0
   fi

@@ -237,6 +237,26 @@ describe('install.sh', () => {
     }
   });
 
+  it('downloads with wget where there is no curl, bounded in time, and says what its failure means', async () => {
+    // A PATH with every tool of this machine but curl, and a wget that records how it was called.
+    const bin = path.join(dir, 'bin-no-curl');
+    await mkdir(bin);
+    const { stdout: listed } = await run('sh', ['-c', 'ls /usr/local/bin /usr/bin /bin 2>/dev/null | sort -u']);
+    for (const name of listed.split('\n').filter((n) => n && !n.endsWith(':') && n !== 'curl' && n !== 'wget')) {
+      const { stdout: where } = await run('sh', ['-c', `command -v ${name} || true`]);
+      if (where.trim().startsWith('/')) await symlink(where.trim(), path.join(bin, name)).catch(() => undefined);
+    }
+    const log = path.join(bin, 'wget.log');
+    await writeFile(path.join(bin, 'wget'), `#!/bin/sh\nprintf '%s\\n' "$*" >>'${log}'\nexit 8\n`);
+    await chmod(path.join(bin, 'wget'), 0o755);
+    const { args } = staged();
+    const outcome = await install(args, { ...process.env, PATH: bin });
+    expect(outcome.code).toBe(1);
+    expect(outcome.stderr).toContain('failed (wget exit 8; 8 means the hub refused');
+    const calls = (await readFile(log, 'utf8')).trim().split('\n');
+    for (const call of calls) expect(call).toMatch(/^-q -T 60 -t 3 -O /);
+  });
+
   it('installs from an https:// hub whose CA has the given fingerprint', async () => {
     const { root, args } = staged(tlsHubUrl);
     const outcome = await install([...args, '--ca-fingerprint', tlsFingerprint]);
