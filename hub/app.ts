@@ -93,7 +93,7 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
     ...(opts.tls ? { caFingerprint: opts.tls.caFingerprint, serverKeyPin: serverKeyPin(opts.tls.key) } : {}),
   });
   await app.register(installerRoutes);
-  const metrics = hubMetrics(hub.stats, audit);
+  const metrics = hubMetrics(hub.stats, audit, hub.eventStreams);
   await app.register(async (api) => {
     await api.register(nodeRoutes, { nodes: hub.nodes });
     await api.register(serviceRoutes, { services: hub.services, specContext: { values: hub.values, allowedHostPaths: hub.config.allowedHostPaths } });

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AuditTrail } from './audit/audit-trail.js';
+import type { EventStreams } from './events/event-streams.js';
 import type { HubStats } from './hub-stats.js';
 import { LOW_DISK_TEXT } from './node-conditions.js';
 
@@ -8,7 +9,7 @@ import { LOW_DISK_TEXT } from './node-conditions.js';
  * read at scrape time, so nothing here costs anything per agent frame; node states are counted
  * at scrape, O(nodes).
  */
-export function hubMetrics(stats: HubStats, audit?: Pick<AuditTrail, 'stats'>): Registry {
+export function hubMetrics(stats: HubStats, audit?: Pick<AuditTrail, 'stats'>, eventStreams?: Pick<EventStreams, 'stats'>): Registry {
   const registry = new Registry();
   // Process CPU, memory, heap, event-loop delay and GC, under the usual names.
   collectDefaultMetrics({ register: registry });
@@ -181,6 +182,25 @@ export function hubMetrics(stats: HubStats, audit?: Pick<AuditTrail, 'stats'>): 
         this.inc({ outcome: 'written' }, written);
         this.inc({ outcome: 'dropped' }, dropped);
         this.inc({ outcome: 'failed' }, failed);
+      },
+    });
+  }
+  if (eventStreams) {
+    new Gauge({
+      name: 'tether_event_streams',
+      help: 'GET /v1/events streams open now',
+      registers: [registry],
+      collect() {
+        this.set(eventStreams.stats().clients);
+      },
+    });
+    new Counter({
+      name: 'tether_event_stream_overflows_total',
+      help: 'Event streams cut for falling too far behind (they resume with Last-Event-ID)',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(eventStreams.stats().overflows);
       },
     });
   }

@@ -88,6 +88,13 @@ describe('hub metrics', () => {
     expect(text).toContain('tether_audit_records_total{outcome="failed"} 2');
   });
 
+  it('show the event streams open and the clients cut for falling behind', async () => {
+    const registry = hubMetrics(stats(), undefined, { stats: () => ({ clients: 7, overflows: 2, peakBufferedBytes: 65_536, peakLagEvents: 900 }) });
+    const text = await registry.metrics();
+    expect(text).toContain('tether_event_streams 7');
+    expect(text).toContain('tether_event_stream_overflows_total 2');
+  });
+
   it('a second registry times passes beside the first, not in its place', async () => {
     const s = stats();
     const first = hubMetrics(s);
