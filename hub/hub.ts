@@ -259,6 +259,7 @@ export class Hub {
     this.rollouts.stop();
     await this.gateway.close();
     await this.loop.stop();
+    this.nodes.close();
     await this.store.close();
   }
 }

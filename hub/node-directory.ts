@@ -71,14 +71,52 @@ function declaredOf(node: NodeRecord): Identity {
   return node.declared ?? { name: node.name, labels: node.labels };
 }
 
+/** The first retry of removing the node of a failed join; each next one waits twice as long, up to the cap. */
+const REMOVAL_RETRY_BASE_MS = 500;
+const REMOVAL_RETRY_CAP_MS = 30_000;
+
 export class NodeDirectory {
+  /** Retries of removing nodes whose joins failed halfway, by node id: at most one each. */
+  private readonly removalRetries = new Map<string, NodeJS.Timeout>();
+  private closed = false;
+
   constructor(
     private readonly store: Store,
     private readonly logger: Pick<Logger, 'info' | 'warn' | 'error'>,
     /** A node's labels or capacity changed: where replicas belong may have changed. */
     private readonly placementInputsChanged: () => void,
     private readonly joinTokens: Pick<JoinTokens, 'redeem'>,
+    private readonly opts: { removalRetryBaseMs?: number } = {},
   ) {}
+
+  /** Stops retrying removals (the hub is closing: its store with it). */
+  close(): void {
+    this.closed = true;
+    for (const timer of this.removalRetries.values()) clearTimeout(timer);
+    this.removalRetries.clear();
+  }
+
+  /**
+   * Removes the node of a join that failed halfway, in `delayMs` and then as often as it takes: a
+   * node left behind would hold a credential no device was given, and stay in the fleet for good.
+   * The disk that failed the join often fails the first removal too. Level-triggered: each try
+   * removes the node only if it is still there.
+   */
+  private retryRemoval(nodeId: string, delayMs: number): void {
+    if (this.closed || this.removalRetries.has(nodeId)) return;
+    const timer = setTimeout(() => {
+      this.removalRetries.delete(nodeId);
+      if (this.closed || !this.store.getNode(nodeId)) return;
+      this.store.deleteNode(nodeId).catch((err: unknown) => {
+        const nextMs = Math.min(delayMs * 2, REMOVAL_RETRY_CAP_MS);
+        this.logger.warn({ err, nodeId, retryInMs: nextMs }, 'could not yet remove the node of a failed join; trying again');
+        this.retryRemoval(nodeId, nextMs);
+      });
+    }, delayMs);
+    // Nothing to keep a closing hub alive for.
+    timer.unref();
+    this.removalRetries.set(nodeId, timer);
+  }
 
   /** The node of that name, if any. O(nodes): joins and renames are rare, never per frame. */
   private named(name: string): NodeRecord | undefined {
@@ -116,7 +154,12 @@ export class NodeDirectory {
     if (use.status === 'rejected' || put.status === 'rejected') {
       // Undo the write that landed: no use lost for a node never made, no node whose credential no device got.
       if (use.status === 'fulfilled') await giveBack().catch((err: unknown) => this.logger.error({ err }, 'could not give back the use of a join token'));
-      if (put.status === 'fulfilled') await this.store.deleteNode(nodeId).catch((err: unknown) => this.logger.error({ err, nodeId }, 'could not remove a node whose join failed'));
+      if (put.status === 'fulfilled') {
+        await this.store.deleteNode(nodeId).catch((err: unknown) => {
+          this.logger.warn({ err, nodeId }, 'could not yet remove the node of a failed join; trying again');
+          this.retryRemoval(nodeId, this.opts.removalRetryBaseMs ?? REMOVAL_RETRY_BASE_MS);
+        });
+      }
       throw use.status === 'rejected' ? use.reason : (put as PromiseRejectedResult).reason;
     }
     this.logger.info({ nodeId, name }, 'node joined');
