@@ -207,8 +207,20 @@ export function hubMetrics(stats: HubStats, audit?: Pick<AuditTrail, 'stats'>, e
   return registry;
 }
 
+/** A gauge whose value the hub already keeps, read at scrape. */
+export function gaugeFrom(registry: Registry, name: string, help: string, read: () => number): void {
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(read());
+    },
+  });
+}
+
 /** A counter whose value is a total the hub already keeps. */
-function counterFrom(registry: Registry, name: string, help: string, read: () => number): void {
+export function counterFrom(registry: Registry, name: string, help: string, read: () => number): void {
   new Counter({
     name,
     help,

@@ -5,10 +5,11 @@
  * cannot be read. Nothing is stored on the hub (see hub/logs/log-relay.ts).
  */
 import type { FastifyInstance } from 'fastify';
-import { Gauge, Counter, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import Type from 'typebox';
 import { LOG_LIMITS, LOGS_PROTOCOL_VERSION } from '../../shared/protocol.js';
 import type { LogRelay } from '../logs/log-relay.js';
+import { counterFrom, gaugeFrom } from '../metrics.js';
 import type { ServiceRecord } from '../store/store.js';
 import { ApiError, invalid } from './errors.js';
 import { routeSchema } from './route-schema.js';
@@ -160,25 +161,8 @@ export async function logRoutes(app: FastifyInstance, { relay, services, agents,
 }
 
 function publishLogMetrics(registry: Registry, relay: LogRelay): void {
-  const gauge = (name: string, help: string, read: () => number) =>
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.set(read());
-      },
-    });
-  const counter = (name: string, help: string, read: () => number) =>
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(read());
-      },
-    });
+  const gauge = (name: string, help: string, read: () => number) => gaugeFrom(registry, name, help, read);
+  const counter = (name: string, help: string, read: () => number) => counterFrom(registry, name, help, read);
   gauge('tether_log_streams', 'Log streams open from agents to HTTP clients', () => relay.stats().streams);
   gauge('tether_log_chunks_in_flight', `Log chunks granted to agents and not received yet (at most ${LOG_LIMITS.creditChunks} per stream)`, () => relay.stats().chunksInFlight);
   gauge('tether_log_buffered_bytes', 'Bytes of logs written to responses and not yet taken by their clients', () => relay.stats().bufferedBytes);
