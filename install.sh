@@ -417,6 +417,9 @@ Wants=network-online.target
 ExecStart=$prefix/bin/tether-agent
 Restart=on-failure
 RestartSec=5
+# Exit 2: settings or a join the agent refuses (a bad flag, a revoked token, a hub whose CA is not
+# the pinned one). Restarting cannot mend them; the journal holds the line that says why.
+RestartPreventExitStatus=2
 # Stopping the agent leaves its containers running: the engine keeps them, not this unit.
 
 [Install]

@@ -163,6 +163,8 @@ describeDocker('installing an agent with one line from the hub', () => {
     const text = await readFile(unit, 'utf8');
     expect(text).toContain(`ExecStart=${path.join(unitRoot, PREFIX, 'bin/tether-agent')}\n`);
     expect(text).toContain('Restart=on-failure\n');
+    // Settings the agent refuses (exit 2) stay refused: no restart every 5 s, one line in the journal.
+    expect(text).toContain('RestartPreventExitStatus=2\n');
     const analyze = await shell('command -v systemd-analyze');
     if (analyze.code !== 0) {
       if (process.env.CI === 'true') throw new Error('systemd-analyze is missing (CI=true): run scripts/test-env.sh');
