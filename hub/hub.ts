@@ -105,6 +105,7 @@ export class Hub {
   /** What happened in the fleet (a bounded history), and the clients that follow it. */
   readonly events = new FleetEvents();
   readonly eventStreams: EventStreams;
+  private readonly stopEventSources: () => void;
 
   constructor(
     readonly store: Store,
@@ -232,7 +233,7 @@ export class Hub {
     this.secrets = new NamedValues('secret', { store, sealer, usedBy, changed, usersRefuse });
     this.values = new HubValues(this.configs, this.secrets);
     this.valueRollouts = new ValueRollouts({ store, services: this.services, values: this.values, logger });
-    wireEventSources({ store, observed: this.observed, liveness: this.liveness, events: this.events });
+    this.stopEventSources = wireEventSources({ store, observed: this.observed, liveness: this.liveness, events: this.events });
     this.eventStreams = new EventStreams(this.events, config.eventStreams);
     this.stats = { liveness: this.liveness, nodes: this.nodes, agents: this.gateway, scheduler: this.loop, store, services: this.services, auth: this.authFailures };
   }
@@ -255,6 +256,7 @@ export class Hub {
 
   async close(): Promise<void> {
     this.eventStreams.close();
+    this.stopEventSources();
     this.liveness.stop();
     this.rollouts.stop();
     await this.gateway.close();

@@ -22,27 +22,71 @@ const STATE_EVENTS: Partial<Record<NodeState, FleetEventType>> = { ready: 'node.
  */
 export const REPLICA_EVENT_BUDGET = { eventsPerWindow: 100, windowMs: 10_000 };
 
+/**
+ * `node.ready` / `node.unreachable` of one node told per window at most: a device reconnecting in
+ * a tight loop tells two a time. What it ends in is told once the window has passed, so that a
+ * watcher never keeps a state the node left; `node.lost` is always told.
+ */
+export const NODE_STATE_EVENT_BUDGET = { eventsPerWindow: 10, windowMs: 60_000 };
+
+type Budget = { eventsPerWindow: number; windowMs: number; nowMs?: () => number };
+
 export interface EventSources {
   store: Store;
   observed: Pick<ObservedState, 'subscribe'>;
   liveness: Pick<Liveness, 'subscribe'>;
   events: FleetEvents;
   /** Default REPLICA_EVENT_BUDGET on a monotonic clock. */
-  replicaEventBudget?: { eventsPerWindow: number; windowMs: number; nowMs?: () => number };
+  replicaEventBudget?: Budget;
+  /** Default NODE_STATE_EVENT_BUDGET on a monotonic clock. */
+  nodeStateEventBudget?: Budget;
 }
 
+const budgetOf = ({ eventsPerWindow, windowMs, nowMs }: Budget) => new NodeLogBudget({ linesPerWindow: eventsPerWindow, windowMs, ...(nowMs ? { nowMs } : {}) });
+
 /** Follows every source; returns the call that stops following them. */
-export function wireEventSources({ store, observed, liveness, events, replicaEventBudget = REPLICA_EVENT_BUDGET }: EventSources): () => void {
+export function wireEventSources({
+  store,
+  observed,
+  liveness,
+  events,
+  replicaEventBudget = REPLICA_EVENT_BUDGET,
+  nodeStateEventBudget = NODE_STATE_EVENT_BUDGET,
+}: EventSources): () => void {
   const nodeName = (nodeId: string) => store.getNode(nodeId)?.name;
   const publishAll = (list: readonly NewFleetEvent[]) => {
     for (const event of list) events.publish(event);
   };
-  const { eventsPerWindow, windowMs, nowMs } = replicaEventBudget;
-  const budget = new NodeLogBudget({ linesPerWindow: eventsPerWindow, windowMs, ...(nowMs ? { nowMs } : {}) });
+  const budget = budgetOf(replicaEventBudget);
+  const stateBudget = budgetOf(nodeStateEventBudget);
+  /** The state each node over its budget ended in, not told yet, and how many changes were left out: one entry per such node. */
+  const heldStates = new Map<string, { state: NodeState; leftOut: number }>();
+  const tellState = (nodeId: string, state: NodeState, leftOut: number) => {
+    const type = STATE_EVENTS[state];
+    const name = nodeName(nodeId);
+    // A removed node's connection closing is no news: node.removed told it.
+    if (!type || name === undefined) return;
+    const message = leftOut > 0 ? `${leftOut} state changes of this node left out before this one (its connection flapped)` : undefined;
+    events.publish({ type, node: nodeId, nodeName: name, ...(message ? { message } : {}) });
+  };
+  // Held states are told once their node's budget has room again.
+  const flush = setInterval(() => {
+    for (const [nodeId, held] of heldStates) {
+      const leftOutBefore = stateBudget.take(nodeId);
+      if (leftOutBefore === null) continue;
+      heldStates.delete(nodeId);
+      tellState(nodeId, held.state, held.leftOut);
+    }
+  }, nodeStateEventBudget.windowMs);
+  flush.unref();
   const stops = [
     store.subscribe((change) => {
-      // A removed node's budget goes with it: one entry per node at most.
-      if (change.collection === 'nodes' && change.before !== undefined && change.after === undefined) budget.forget(change.key);
+      // A removed node's budgets go with it: one entry per node at most.
+      if (change.collection === 'nodes' && change.before !== undefined && change.after === undefined) {
+        budget.forget(change.key);
+        stateBudget.forget(change.key);
+        heldStates.delete(change.key);
+      }
       recordChanged(change, nodeName, publishAll);
     }),
     observed.subscribe((nodeId, report, previous, inHello) => {
@@ -54,13 +98,26 @@ export function wireEventSources({ store, observed, liveness, events, replicaEve
       events.publish({ ...event, ...(message === undefined ? {} : { message }), node: nodeId, ...named(nodeName(nodeId)) });
     }),
     liveness.subscribe((nodeId, state) => {
-      const type = STATE_EVENTS[state];
-      const name = nodeName(nodeId);
-      // A removed node's connection closing is no news: node.removed told it.
-      if (type && name !== undefined) events.publish({ type, node: nodeId, nodeName: name });
+      if (!STATE_EVENTS[state]) return;
+      const held = heldStates.get(nodeId);
+      if (state === 'lost') {
+        // Always told: its replicas move. What was held back before it is stale now.
+        heldStates.delete(nodeId);
+        tellState(nodeId, state, held?.leftOut ?? 0);
+        return;
+      }
+      if (held) {
+        held.state = state;
+        held.leftOut++;
+        return;
+      }
+      const leftOut = stateBudget.take(nodeId);
+      if (leftOut === null) heldStates.set(nodeId, { state, leftOut: 0 });
+      else tellState(nodeId, state, 0);
     }),
   ];
   return () => {
+    clearInterval(flush);
     for (const stop of stops) stop();
   };
 }
