@@ -17,6 +17,27 @@ die() {
   printf 'install.sh: %s\n' "$*" >&2
   exit 1
 }
+# What the hub refuses at join (shared/protocol.ts: NodeNameSchema, NodeLabelsSchema), refused
+# here first: the agent would stop at join, after the install looked fine.
+check_name_and_labels() {
+  [ "${#name}" -le 128 ] || usage_error "--name may be 128 characters at most, got ${#name}"
+  n_labels=0
+  saved_ifs=$IFS
+  IFS='
+'
+  set -f
+  for one_label in $labels; do
+    n_labels=$((n_labels + 1))
+    label_key=${one_label%%=*}
+    label_value=${one_label#*=}
+    [ "${#label_key}" -le 256 ] || usage_error "--label: a key may be 256 characters at most, got ${#label_key}"
+    [ "${#label_value}" -le 1024 ] || usage_error "--label: a value may be 1024 characters at most, got ${#label_value} (key $label_key)"
+  done
+  set +f
+  IFS=$saved_ifs
+  [ "$n_labels" -le 64 ] || usage_error "a node has at most 64 labels, got $n_labels"
+}
+
 usage_error() {
   printf 'install.sh: %s\n(install.sh --help lists the options)\n' "$*" >&2
   exit 2
@@ -175,6 +196,7 @@ $value"; fi
   if [ -z "$join_token" ] && [ ! -f "$data_dir/node.json" ]; then
     usage_error "--join-token is needed: this device has not joined a hub yet (make a token with POST /v1/join-tokens on the hub)"
   fi
+  check_name_and_labels
   if [ -n "$ca_fingerprint" ] && ! is_fingerprint "$ca_fingerprint"; then
     usage_error "--ca-fingerprint must be sha256: and 64 hex digits, as the hub prints it; got $ca_fingerprint"
   fi

@@ -148,6 +148,7 @@ describe('install.sh', () => {
     [['--hub', 'http://h:1', '--join-token', 't', '--ca-fingerprint', `sha256:${'ab'.repeat(32)}`], '--ca-fingerprint pins the CA of an https:// hub; --hub is http://h:1'],
     [['--hub', 'http://h:1', '--join-token', 't', '--prefix', 'opt'], '--prefix must be an absolute path'],
     [['--purge'], '--purge goes with --uninstall'],
+
     [['--hub', 'http://h:1', '--join-token', 't', '--prefix', '/opt/my agent'], 'may hold only letters, digits and / . _ + @ : -'],
   ])('refuses %j with exit 2 and says why', async (args, message) => {
     const outcome = await install(['--root', path.join(dir, 'never'), ...args]);
@@ -155,6 +156,24 @@ describe('install.sh', () => {
     expect(outcome.stderr).toMatch(/^install\.sh: /);
     expect(outcome.stderr).toContain(message);
     expect(outcome.stderr).toContain('install.sh --help lists the options');
+  });
+
+  it('refuses a name and labels the hub would refuse at join (shared/protocol.ts), before anything is written', async () => {
+    const join = ['--root', path.join(dir, 'never'), '--hub', 'http://h:1', '--join-token', 't'];
+    const cases: Array<[string[], string]> = [
+      [['--name', 'n'.repeat(129)], '--name may be 128 characters at most'],
+      [['--label', `${'k'.repeat(257)}=v`], '--label: a key may be 256 characters at most'],
+      [['--label', `k=${'v'.repeat(1025)}`], '--label: a value may be 1024 characters at most'],
+      [Array.from({ length: 65 }, (_, i) => ['--label', `k${i}=v`]).flat(), 'at most 64 labels'],
+    ];
+    for (const [args, message] of cases) {
+      const outcome = await install([...join, ...args]);
+      expect(outcome.code, message).toBe(2);
+      expect(outcome.stderr).toContain(message);
+    }
+    // At the bounds: taken.
+    const { args } = staged();
+    expect((await install([...args, '--name', 'n'.repeat(128), '--label', `${'k'.repeat(256)}=${'v'.repeat(1024)}`])).code).toBe(0);
   });
 
   it('prints its options with --help', async () => {
