@@ -12,8 +12,8 @@ import type { Store, StoreChange } from '../store/store.js';
 import type { FleetEventType, FleetEvents, NewFleetEvent } from './fleet-events.js';
 import { nodeRecordEvents, serviceEvents } from './record-events.js';
 
-/** The node states that are events; `not_ready` (an engine outage) is told by the node's conditions instead. */
-const STATE_EVENTS: Partial<Record<NodeState, FleetEventType>> = { ready: 'node.ready', unreachable: 'node.unreachable', lost: 'node.lost' };
+/** The node states that are events: each of them (not_ready: connected, its engine does not answer). */
+const STATE_EVENTS: Partial<Record<NodeState, FleetEventType>> = { ready: 'node.ready', not_ready: 'node.not_ready', unreachable: 'node.unreachable', lost: 'node.lost' };
 
 /**
  * Replica events of one node told per window at most. An honest node's replicas change state at
@@ -23,7 +23,7 @@ const STATE_EVENTS: Partial<Record<NodeState, FleetEventType>> = { ready: 'node.
 export const REPLICA_EVENT_BUDGET = { eventsPerWindow: 100, windowMs: 10_000 };
 
 /**
- * `node.ready` / `node.unreachable` of one node told per window at most: a device reconnecting in
+ * `node.ready` / `node.not_ready` / `node.unreachable` of one node told per window at most: a device reconnecting in
  * a tight loop tells two a time. What it ends in is told once the window has passed, so that a
  * watcher never keeps a state the node left; `node.lost` is always told.
  */

@@ -14,6 +14,7 @@ export type FleetEventType =
   | 'replica.moved'
   | 'node.joined'
   | 'node.ready'
+  | 'node.not_ready'
   | 'node.unreachable'
   | 'node.lost'
   | 'node.removed';

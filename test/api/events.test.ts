@@ -131,6 +131,18 @@ describe('GET /v1/events as Server-Sent Events', () => {
     await vi.waitFor(() => expect(eventsOf(stream).map((e) => e.type)).toEqual(['node.unreachable', 'node.ready']), WAIT);
   });
 
+  it('tells a node whose engine stops answering as not ready, and ready again when it answers', async () => {
+    await start();
+    const runtime = new SimulatedRuntime();
+    const agent = await fleet!.addAgent({ name: 'edge-a', runtime });
+    const stream = await open();
+    runtime.setEngineAvailable(false);
+    await vi.waitFor(() => expect(eventsOf(stream).map((e) => e.type)).toContain('node.not_ready'), WAIT);
+    expect(eventsOf(stream).find((e) => e.type === 'node.not_ready')).toMatchObject({ node: agent.nodeId, nodeName: 'edge-a' });
+    runtime.setEngineAvailable(true);
+    await vi.waitFor(() => expect(eventsOf(stream).map((e) => e.type).at(-1)).toBe('node.ready'), WAIT);
+  });
+
   it('tells a restarted hub\'s nodes ready again, and not every replica they already run as started', async () => {
     await start();
     const agent = await fleet!.addAgent({ name: 'edge-a' });
