@@ -6,9 +6,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { tempHome } from './cli-harness.js';
-import { ADMIN, cliHub, type CliHub } from './cli-hub.js';
+import { describe, expect, it } from 'vitest';
+import { ADMIN, cliHubPerTest } from './cli-hub.js';
 
 const BIN = path.resolve('dist/cli/main.js');
 const IMAGE = '127.0.0.1:5000/busybox:1';
@@ -20,22 +19,13 @@ interface Spawned {
   stderr: string;
 }
 
-let hub: CliHub;
-let home: Awaited<ReturnType<typeof tempHome>>;
-beforeEach(async () => {
-  hub = await cliHub();
-  home = await tempHome();
-});
-afterEach(async () => {
-  await hub.close();
-  await home.remove();
-});
+const t = cliHubPerTest();
 
 /** Runs the bin; `whenPrinted` is called with the child once stdout holds its text (for Ctrl-C). */
 function tether(argv: string[], opts: { stdin?: string; whenPrinted?: [string, (child: ReturnType<typeof spawn>) => void] } = {}): Promise<Spawned> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...argv], {
-      env: { PATH: process.env.PATH, HOME: home.dir, TETHER_HUB: hub.url, TETHER_TOKEN: ADMIN },
+      env: { PATH: process.env.PATH, HOME: t.home.dir, TETHER_HUB: t.hub.url, TETHER_TOKEN: ADMIN },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -72,8 +62,8 @@ describe.skipIf(!existsSync(BIN))('the tether bin (dist/cli/main.js)', () => {
   });
 
   it('Ctrl-C ends events -f with the code of an interrupt (130), after what it printed', async () => {
-    await hub.call('PUT', '/v1/services/web', { image: IMAGE });
-    const { events } = (await hub.call('GET', '/v1/events')).body as { events: Array<{ seq: number }> };
+    await t.hub.call('PUT', '/v1/services/web', { image: IMAGE });
+    const { events } = (await t.hub.call('GET', '/v1/events')).body as { events: Array<{ seq: number }> };
     const run = await tether(['events', '-f', '--since', String(events[0]!.seq - 1)], { whenPrinted: ['service=web', (child) => child.kill('SIGINT')] });
     expect(run).toMatchObject({ code: 130, stderr: '' });
     expect(run.stdout).toMatch(/service\.created {2}service=web/);

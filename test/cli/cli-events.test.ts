@@ -1,26 +1,17 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_EVENT_STREAM_LIMITS } from '../../hub/events/event-streams.js';
-import { startTether, tempHome, tether, until } from './cli-harness.js';
-import { ADMIN, cliHub, type CliHub } from './cli-hub.js';
+import { startTether, tether, until } from './cli-harness.js';
+import { ADMIN, cliHub, cliHubPerTest, type CliHub } from './cli-hub.js';
 
 const IMAGE = '127.0.0.1:5000/busybox:1';
 
-let hub: CliHub;
-let home: Awaited<ReturnType<typeof tempHome>>;
-beforeEach(async () => {
-  hub = await cliHub();
-  home = await tempHome();
-});
-afterEach(async () => {
-  await hub.close();
-  await home.remove();
-});
+const t = cliHubPerTest();
 
-const where = () => ({ homeDir: home.dir, env: { TETHER_HUB: hub.url, TETHER_TOKEN: ADMIN } });
+const where = () => ({ homeDir: t.home.dir, env: { TETHER_HUB: t.hub.url, TETHER_TOKEN: ADMIN } });
 
 describe('tether events', () => {
   it('without -f: a table of the newest events; --json gives the answer', async () => {
-    await hub.call('PUT', '/v1/services/web', { image: IMAGE });
+    await t.hub.call('PUT', '/v1/services/web', { image: IMAGE });
     const { code, stdout } = await tether(['events'], where());
     expect(code).toBe(0);
     expect(stdout).toMatch(/^SEQ\s+TIME\s+TYPE\s+SERVICE\s+REPLICA\s+NODE\s+MESSAGE\n/);
@@ -30,25 +21,25 @@ describe('tether events', () => {
   });
 
   it('-f prints the history after --since, then events as they happen, until interrupted (exit 0)', async () => {
-    await hub.call('PUT', '/v1/services/web', { image: IMAGE });
-    const { events } = (await hub.call('GET', '/v1/events')).body as { events: Array<{ seq: number }> };
+    await t.hub.call('PUT', '/v1/services/web', { image: IMAGE });
+    const { events } = (await t.hub.call('GET', '/v1/events')).body as { events: Array<{ seq: number }> };
     const since = String(events[0]!.seq - 1);
     const followed = startTether(['events', '-f', '--since', since], where());
     await followed.waitForOutput('service.created  service=web');
-    await hub.call('PUT', '/v1/services/api', { image: IMAGE });
+    await t.hub.call('PUT', '/v1/services/api', { image: IMAGE });
     await followed.waitForOutput('service.created  service=api');
     followed.stop();
     const { code, stderr } = await followed.done;
     expect(stderr).toBe('');
     expect(code).toBe(0);
-    expect(hub.requests.filter((r) => r.url.startsWith('/v1/events?since')).map((r) => r.url)).toEqual([`/v1/events?since=${since}`]);
+    expect(t.hub.requests.filter((r) => r.url.startsWith('/v1/events?since')).map((r) => r.url)).toEqual([`/v1/events?since=${since}`]);
   });
 
   it('-f --json prints one JSON event per line', async () => {
     const followed = startTether(['events', '-f', '--json'], where());
     // Without --since only new events come: wait for the stream before making one.
-    await waitForStream(hub);
-    await hub.call('PUT', '/v1/services/web', { image: IMAGE });
+    await waitForStream(t.hub);
+    await t.hub.call('PUT', '/v1/services/web', { image: IMAGE });
     await followed.waitForOutput('"service":"web"');
     followed.stop();
     expect((await followed.done).code).toBe(0);
@@ -69,7 +60,7 @@ describe('tether events -f when the hub ends the stream', () => {
     await renewing.call('PUT', '/v1/services/web', { image: IMAGE });
     const { events } = (await renewing.call('GET', '/v1/events')).body as { events: Array<{ seq: number }> };
     const since = events[0]!.seq - 1;
-    const followed = startTether(['events', '-f', '--since', String(since)], { homeDir: home.dir, env: { TETHER_HUB: renewing.url, TETHER_TOKEN: ADMIN } });
+    const followed = startTether(['events', '-f', '--since', String(since)], { homeDir: t.home.dir, env: { TETHER_HUB: renewing.url, TETHER_TOKEN: ADMIN } });
     await followed.waitForOutput('service=web');
     const lastSeq = ((await renewing.call('GET', '/v1/events')).body as { latestSeq: number }).latestSeq;
     await until(async () => renewing.requests.filter((r) => r.url.startsWith('/v1/events') && r.lastEventId !== undefined).length > 0);

@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyRequest } from 'fastify';
+import { afterEach, beforeEach } from 'vitest';
 import type WebSocket from 'ws';
 import { Agent } from '../../agent/agent.js';
 import type { ContainerLogSource } from '../../agent/logs/container-logs.js';
@@ -17,6 +18,7 @@ import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import type { HubTls } from '../../hub/tls/hub-certificates.js';
 import { helloFrame, rawNode, simFacts } from '../helpers/sim-fleet.js';
 import { silentLogger } from '../helpers/silent-logger.js';
+import { tempHome } from './cli-harness.js';
 
 export const ADMIN = 'cli-test-admin-token';
 
@@ -25,6 +27,32 @@ export interface SeenRequest {
   url: string;
   ifMatch: string | undefined;
   lastEventId: string | undefined;
+}
+
+/**
+ * A hub and a fresh home dir (for the CLI's config file) for each test of the file, closed and
+ * removed after it. `opts` is read when each test starts (a TLS test makes its material first).
+ */
+export function cliHubPerTest(opts: () => Parameters<typeof cliHub>[0] = () => ({})) {
+  let hub: CliHub | null = null;
+  let home: Awaited<ReturnType<typeof tempHome>> | null = null;
+  beforeEach(async () => {
+    hub = await cliHub(opts());
+    home = await tempHome();
+  });
+  afterEach(async () => {
+    await hub?.close();
+    await home?.remove();
+    hub = home = null;
+  });
+  return {
+    get hub(): CliHub {
+      return hub!;
+    },
+    get home(): Awaited<ReturnType<typeof tempHome>> {
+      return home!;
+    },
+  };
 }
 
 export async function cliHub(opts: { tls?: HubTls; config?: Partial<HubConfig> } = {}) {

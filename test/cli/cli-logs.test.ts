@@ -1,8 +1,8 @@
 import { PassThrough, Readable } from 'node:stream';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { LogReadError, type ContainerLogSource, type LogRequest } from '../../agent/logs/container-logs.js';
-import { startTether, tempHome, tether, until } from './cli-harness.js';
-import { ADMIN, cliHub, type CliHub } from './cli-hub.js';
+import { startTether, tether, until } from './cli-harness.js';
+import { ADMIN, cliHubPerTest } from './cli-hub.js';
 
 const IMAGE = '127.0.0.1:5000/busybox:1';
 // Each at least 8 bytes: the agent tells a TTY's raw output from the engine's frames by the first 8.
@@ -28,26 +28,19 @@ class FakeLogs implements ContainerLogSource {
   }
 }
 
-let hub: CliHub;
-let home: Awaited<ReturnType<typeof tempHome>>;
+const t = cliHubPerTest();
 let logs: FakeLogs;
 let replicas: string[];
 beforeEach(async () => {
-  hub = await cliHub();
-  home = await tempHome();
   logs = new FakeLogs();
-  await hub.agent('edge-1', logs);
-  await hub.call('PUT', '/v1/services/web', { image: IMAGE, replicas: 2 });
+  await t.hub.agent('edge-1', logs);
+  await t.hub.call('PUT', '/v1/services/web', { image: IMAGE, replicas: 2 });
   type View = { status: { replicas: Array<{ replicaId: string; nodeId: string | null }> } };
-  await until(async () => ((await hub.call('GET', '/v1/services/web')).body as View).status.replicas.filter((r) => r.nodeId !== null).length === 2);
-  replicas = ((await hub.call('GET', '/v1/services/web')).body as View).status.replicas.map((r) => r.replicaId).sort();
-});
-afterEach(async () => {
-  await hub.close();
-  await home.remove();
+  await until(async () => ((await t.hub.call('GET', '/v1/services/web')).body as View).status.replicas.filter((r) => r.nodeId !== null).length === 2);
+  replicas = ((await t.hub.call('GET', '/v1/services/web')).body as View).status.replicas.map((r) => r.replicaId).sort();
 });
 
-const where = () => ({ homeDir: home.dir, env: { TETHER_HUB: hub.url, TETHER_TOKEN: ADMIN } });
+const where = () => ({ homeDir: t.home.dir, env: { TETHER_HUB: t.hub.url, TETHER_TOKEN: ADMIN } });
 const sorted = (text: string) => text.trimEnd().split('\n').sort();
 
 describe('tether logs', () => {

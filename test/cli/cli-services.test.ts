@@ -1,27 +1,18 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { tempHome, tether, until } from './cli-harness.js';
-import { ADMIN, cliHub, type CliHub } from './cli-hub.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { tether, until } from './cli-harness.js';
+import { ADMIN, cliHubPerTest } from './cli-hub.js';
 
 const IMAGE = '127.0.0.1:5000/busybox:1';
 
-let hub: CliHub;
-let home: Awaited<ReturnType<typeof tempHome>>;
-beforeEach(async () => {
-  hub = await cliHub();
-  home = await tempHome();
-});
-afterEach(async () => {
-  await hub.close();
-  await home.remove();
-});
+const t = cliHubPerTest();
 
 const run = (argv: string[], stdin?: string) =>
-  tether(argv, { homeDir: home.dir, env: { TETHER_HUB: hub.url, TETHER_TOKEN: ADMIN }, ...(stdin !== undefined ? { stdin } : {}) });
+  tether(argv, { homeDir: t.home.dir, env: { TETHER_HUB: t.hub.url, TETHER_TOKEN: ADMIN }, ...(stdin !== undefined ? { stdin } : {}) });
 
 async function file(name: string, text: string): Promise<string> {
-  const at = path.join(home.dir, name);
+  const at = path.join(t.home.dir, name);
   await writeFile(at, text);
   return at;
 }
@@ -44,7 +35,7 @@ describe('tether apply', () => {
     const at = await file('fleet.yaml', TWO_SERVICES);
     const first = await run(['apply', '-f', at]);
     expect(first).toEqual({ code: 0, stderr: '', stdout: 'service web created (revision 1)\nservice api created (revision 1)\nservice db created (revision 1)\n' });
-    expect((await hub.call('GET', '/v1/services/web')).body).toMatchObject({ revision: 1, spec: { image: IMAGE, replicas: 2 } });
+    expect((await t.hub.call('GET', '/v1/services/web')).body).toMatchObject({ revision: 1, spec: { image: IMAGE, replicas: 2 } });
 
     const again = await run(['apply', '-f', at]);
     expect(again.code).toBe(0);
@@ -52,31 +43,31 @@ describe('tether apply', () => {
   });
 
   it('sends If-Match with the revision it read, and a change made meanwhile is refused, not overwritten', async () => {
-    await hub.call('PUT', '/v1/services/web', { image: IMAGE, replicas: 1 });
+    await t.hub.call('PUT', '/v1/services/web', { image: IMAGE, replicas: 1 });
     const at = await file('web.yaml', `name: web\nimage: ${IMAGE}\nreplicas: 3\n`);
-    hub.requests.length = 0;
+    t.hub.requests.length = 0;
     // Another operator scales web between apply's read and its write.
-    hub.beforeNextWrite(async () => {
-      expect((await hub.call('POST', '/v1/services/web/scale', { replicas: 5 })).status).toBe(200);
+    t.hub.beforeNextWrite(async () => {
+      expect((await t.hub.call('POST', '/v1/services/web/scale', { replicas: 5 })).status).toBe(200);
     });
     const { code, stdout, stderr } = await run(['apply', '-f', at]);
     expect(code).toBe(1);
     expect(stdout).toBe('');
     expect(stderr).toMatch(/^tether: service web: .*revision 2.*\[412 revision_mismatch\]\ntether: 1 of 1 service\(s\) not applied\n$/);
-    expect(hub.requests.find((r) => r.method === 'PUT')?.ifMatch).toBe('"1"');
-    expect((await hub.call('GET', '/v1/services/web')).body).toMatchObject({ revision: 2, spec: { replicas: 5 } });
+    expect(t.hub.requests.find((r) => r.method === 'PUT')?.ifMatch).toBe('"1"');
+    expect((await t.hub.call('GET', '/v1/services/web')).body).toMatchObject({ revision: 2, spec: { replicas: 5 } });
   });
 
   it('creates a new service only if no one created it meanwhile (If-None-Match: *), never overwriting theirs', async () => {
     const at = await file('web.yaml', `name: web\nimage: ${IMAGE}\nreplicas: 3\n`);
     // Another operator creates web between apply's read (not there) and its write.
-    hub.beforeNextWrite(async () => {
-      expect((await hub.call('PUT', '/v1/services/web', { image: IMAGE, replicas: 1 })).status).toBe(201);
+    t.hub.beforeNextWrite(async () => {
+      expect((await t.hub.call('PUT', '/v1/services/web', { image: IMAGE, replicas: 1 })).status).toBe(201);
     });
     const { code, stderr } = await run(['apply', '-f', at]);
     expect(code).toBe(1);
     expect(stderr).toMatch(/exists already.*\[412 revision_mismatch\]/);
-    expect((await hub.call('GET', '/v1/services/web')).body).toMatchObject({ revision: 1, spec: { replicas: 1 } });
+    expect((await t.hub.call('GET', '/v1/services/web')).body).toMatchObject({ revision: 1, spec: { replicas: 1 } });
   });
 
   it('reads a JSON file, and YAML from stdin with -f -', async () => {
@@ -92,7 +83,7 @@ describe('tether apply', () => {
     expect(code).toBe(1);
     expect(stdout).toBe('');
     expect(stderr).toMatch(new RegExp(`^tether: ${at.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2:8: not valid YAML: .+\\n$`));
-    expect(hub.requests).toEqual([]);
+    expect(t.hub.requests).toEqual([]);
   });
 
   it("a spec the hub refuses is one line with the hub's field message; the others still apply", async () => {
@@ -104,10 +95,10 @@ describe('tether apply', () => {
   });
 
   it('--dry-run prints what would change and where replicas would go, and changes nothing', async () => {
-    const nodeId = await hub.connect('edge-1');
-    await hub.call('PUT', '/v1/services/web', { image: IMAGE, replicas: 1, ports: [{ containerPort: 80, hostPort: 8080 }] });
+    const nodeId = await t.hub.connect('edge-1');
+    await t.hub.call('PUT', '/v1/services/web', { image: IMAGE, replicas: 1, ports: [{ containerPort: 80, hostPort: 8080 }] });
     const at = await file('web.yaml', `name: web\nimage: ${IMAGE}\nreplicas: 3\nports: [{ containerPort: 80, hostPort: 8080 }]\n`);
-    hub.requests.length = 0;
+    t.hub.requests.length = 0;
     const { code, stdout } = await run(['apply', '-f', at, '--dry-run']);
     expect(code).toBe(0);
     expect(stdout).toContain('service web: would be updated (dry run: nothing changed)');
@@ -115,8 +106,8 @@ describe('tether apply', () => {
     expect(stdout).toContain(`edge-1 (${nodeId})`);
     // One node, one host port, already taken by web's replica: two would wait.
     expect(stdout).toContain('pending: 2 (0 of 1 matching node fits: 1 has host port tcp/8080 taken)');
-    expect(hub.requests.find((r) => r.method === 'PUT')?.url).toBe('/v1/services/web?dryRun=true');
-    expect((await hub.call('GET', '/v1/services/web')).body).toMatchObject({ revision: 1, spec: { replicas: 1 } });
+    expect(t.hub.requests.find((r) => r.method === 'PUT')?.url).toBe('/v1/services/web?dryRun=true');
+    expect((await t.hub.call('GET', '/v1/services/web')).body).toMatchObject({ revision: 1, spec: { replicas: 1 } });
 
     const json = await run(['apply', '-f', at, '--dry-run', '--json']);
     const answer = JSON.parse(json.stdout) as { services: Array<{ name: string; dryRun: { dryRun: boolean; outcome: string } }> };
@@ -126,7 +117,7 @@ describe('tether apply', () => {
 
 describe('tether services', () => {
   beforeEach(async () => {
-    await hub.connect('edge-1');
+    await t.hub.connect('edge-1');
     await run(['apply', '-f', await file('fleet.yaml', TWO_SERVICES)]);
   });
 
@@ -140,15 +131,15 @@ describe('tether services', () => {
 
     const edge = await run(['services', 'ls', '-l', 'team=edge', '--json']);
     expect((JSON.parse(edge.stdout) as { services: Array<{ name: string }> }).services.map((s) => s.name)).toEqual(['web']);
-    expect(hub.requests.at(-1)?.url).toBe('/v1/services?selector=service.labels.team%3D%3Dedge&limit=500');
+    expect(t.hub.requests.at(-1)?.url).toBe('/v1/services?selector=service.labels.team%3D%3Dedge&limit=500');
   });
 
   it('ls follows continue from page to page, and --limit stops early', async () => {
-    for (let i = 0; i < 3; i++) await hub.call('PUT', `/v1/services/extra-${i}`, { image: IMAGE });
-    hub.requests.length = 0;
+    for (let i = 0; i < 3; i++) await t.hub.call('PUT', `/v1/services/extra-${i}`, { image: IMAGE });
+    t.hub.requests.length = 0;
     const all = await run(['services', 'ls', '--json', '--page-size', '2']);
     expect((JSON.parse(all.stdout) as { services: Array<{ name: string }> }).services.map((s) => s.name)).toEqual(['api', 'db', 'extra-0', 'extra-1', 'extra-2', 'web']);
-    const pages = hub.requests.map((r) => new URL(r.url, hub.url).searchParams);
+    const pages = t.hub.requests.map((r) => new URL(r.url, t.hub.url).searchParams);
     expect(pages.map((q) => q.get('limit'))).toEqual(['2', '2', '2']);
     expect(pages[0]!.get('continue')).toBeNull();
     expect(pages[1]!.get('continue')).toMatch(/^[A-Za-z0-9_-]+$/);
@@ -157,13 +148,13 @@ describe('tether services', () => {
   });
 
   it('ls --state filters by the state the hub gives each service', async () => {
-    await hub.call('PUT', '/v1/services/idle', { image: IMAGE, replicas: 0 });
+    await t.hub.call('PUT', '/v1/services/idle', { image: IMAGE, replicas: 0 });
     const ready = await run(['services', 'ls', '--state', 'ready', '--json']);
     expect((JSON.parse(ready.stdout) as { services: Array<{ name: string }> }).services.map((s) => s.name)).toEqual(['idle']);
   });
 
   it('ps lists the replicas; inspect shows the view as YAML or JSON', async () => {
-    await until(async () => ((await hub.call('GET', '/v1/services/web')).body as { status: { replicaPage: { total: number } } }).status.replicaPage.total === 2);
+    await until(async () => ((await t.hub.call('GET', '/v1/services/web')).body as { status: { replicaPage: { total: number } } }).status.replicaPage.total === 2);
     const ps = await run(['services', 'ps', 'web']);
     expect(ps.code).toBe(0);
     const rows = ps.stdout.trimEnd().split('\n');
@@ -181,7 +172,7 @@ describe('tether services', () => {
   it('scale changes the count; rm removes; an unknown service is one line and exit 1', async () => {
     expect(await run(['services', 'scale', 'web', '4'])).toEqual({ code: 0, stderr: '', stdout: 'service web scaled to 4 replica(s) (revision 2)\n' });
     expect((await run(['services', 'rm', 'web'])).stdout).toBe('service web removed\n');
-    expect((await hub.call('GET', '/v1/services/web')).status).toBe(404);
+    expect((await t.hub.call('GET', '/v1/services/web')).status).toBe(404);
     const missing = await run(['services', 'inspect', 'web']);
     expect(missing).toEqual({ code: 1, stdout: '', stderr: 'tether: no service named "web" (tether services ls lists them)\n' });
     const scaleMissing = await run(['services', 'scale', 'web', '1']);
@@ -190,7 +181,7 @@ describe('tether services', () => {
   });
 
   it('a wrong token is one line naming the 401 and what to do', async () => {
-    const { code, stderr } = await tether(['services', 'ls'], { homeDir: home.dir, env: { TETHER_HUB: hub.url, TETHER_TOKEN: 'wrong' } });
+    const { code, stderr } = await tether(['services', 'ls'], { homeDir: t.home.dir, env: { TETHER_HUB: t.hub.url, TETHER_TOKEN: 'wrong' } });
     expect(code).toBe(1);
     expect(stderr).toMatch(/^tether: the hub at http:\/\/127\.0\.0\.1:\d+ refused the token \(.+\): check --token or TETHER_TOKEN, or run tether login \[401 [a-z_]+\]\n$/);
   });
