@@ -21,7 +21,6 @@ import { registerApiReference } from './http/openapi.js';
 import { requestValidatorCompiler, routeSchema } from './http/route-schema.js';
 import { serviceRoutes } from './http/services.js';
 import { DEFAULT_HUB_CONFIG, Hub, type HubConfig } from './hub.js';
-import { LogRelay } from './logs/log-relay.js';
 import { hubMetrics } from './metrics.js';
 import { MasterKeyring, type ValueSealer } from './secrets/master-keyring.js';
 import type { Store } from './store/store.js';
@@ -101,7 +100,7 @@ export async function buildHub(opts: BuildHubOptions): Promise<{ app: FastifyIns
     await api.register(namedValueRoutes<'secret'>, { values: hub.secrets });
     await api.register(apiTokenRoutes, { tokens });
     await api.register(auditRoutes, { audit });
-    await api.register(logRoutes, { relay: new LogRelay(hub.gateway), services: hub.services, agents: hub.gateway, metrics });
+    await api.register(logRoutes, { relay: hub.logs, services: hub.services, agents: hub.gateway, metrics });
     await api.register(eventRoutes, { streams: hub.eventStreams });
     // Behind a token like the rest: node names and counts are the fleet's business.
     api.get('/metrics', routeSchema({ summary: 'Prometheus metrics', tags: ['hub'] }), async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()));

@@ -7,6 +7,7 @@ import { Dispatcher } from './dispatcher.js';
 import { wireEventSources } from './events/event-sources.js';
 import { DEFAULT_EVENT_STREAM_LIMITS, EventStreams, type EventStreamLimits } from './events/event-streams.js';
 import { FleetEvents } from './events/fleet-events.js';
+import { LogRelay } from './logs/log-relay.js';
 import type { FailureDetector } from './failure-detector.js';
 import { DEFAULT_DISRUPTION_SHARE } from './fleet-disruption.js';
 import { Handovers } from './handovers.js';
@@ -105,6 +106,7 @@ export class Hub {
   /** What happened in the fleet (a bounded history), and the clients that follow it. */
   readonly events = new FleetEvents();
   readonly eventStreams: EventStreams;
+  readonly logs: LogRelay;
   private readonly stopEventSources: () => void;
 
   constructor(
@@ -191,6 +193,8 @@ export class Hub {
         onDisconnect: () => undefined,
       },
     });
+    // Agents' log streams to HTTP clients: routed by node, moved by credit (logs/log-relay.ts).
+    this.logs = new LogRelay(this.gateway);
     this.nodes = new Nodes({
       store,
       clock,
