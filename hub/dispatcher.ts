@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { containerSpecHash, containerSpecOf, valueRefsOf, type ContainerSpec, type ValueSource } from '../shared/container-spec.js';
 import { PROTOCOL_VERSION, type AssignedReplica, type TargetFrame, type TargetValue } from '../shared/protocol.js';
+import { diffPlacements } from './scheduler/placement-diff.js';
 import type { Placement } from './scheduler/types.js';
 import { specOfRevision } from './revisions.js';
 import { encodeTargetFrame, targetHashText, withText } from './target-frame.js';
@@ -13,6 +14,7 @@ const PURGE_PROTOCOL_VERSION = 6;
 
 /** Placed: a node that should run it now (pending replicas, even with a node, run nowhere). */
 const placedOn = (p: Placement): boolean => p.nodeId !== null && p.pendingReason === null;
+const nodeOfPlaced = (p: Placement): string | null => (placedOn(p) ? p.nodeId : null);
 
 interface ServiceContainer {
   container: ContainerSpec;
@@ -255,19 +257,21 @@ export class Dispatcher {
       return;
     }
     // Same spec: only replicas that came, went or moved matter. A pass keeps placements in their
-    // order (kept ones where they were, new ones appended), so compare position by position and
-    // look up only what differs: a failover in a 100,000-replica service costs a walk, not two maps.
+    // order (kept ones where they were, new ones appended), so the lists are walked in step and
+    // only what differs is looked up: a failover in a 100,000-replica service costs a walk, not two maps.
     const gone = new Map<string, string>();
     const come = new Map<string, Placement>();
-    for (let i = 0; i < Math.max(olds.length, news.length); i++) {
-      const a = olds[i];
-      const b = news[i];
-      const aNode = a && placedOn(a) ? a.nodeId : null;
-      const bNode = b && placedOn(b) ? b.nodeId : null;
-      if (a && b && a.replicaId === b.replicaId && aNode === bNode && a.revision === b.revision) continue;
-      if (a && aNode) gone.set(a.replicaId, aNode);
-      if (b && bNode) come.set(b.replicaId, b);
-    }
+    diffPlacements(
+      olds,
+      news,
+      (a, b) => nodeOfPlaced(a) === nodeOfPlaced(b) && a.revision === b.revision,
+      (a) => {
+        if (placedOn(a)) gone.set(a.replicaId, a.nodeId as string);
+      },
+      (b) => {
+        if (placedOn(b)) come.set(b.replicaId, b);
+      },
+    );
     for (const [replicaId, nodeId] of gone) {
       const stays = come.get(replicaId);
       if (stays?.nodeId !== nodeId) this.unassign(replicaId, nodeId);

@@ -2,6 +2,7 @@
  * The fleet events a change of a stored record stands for (pure): services created, updated
  * (a new revision) and deleted, replicas placed or moved, nodes joined and removed.
  */
+import { diffPlacements } from '../scheduler/placement-diff.js';
 import type { Placement } from '../scheduler/types.js';
 import type { NodeRecord, ServiceRecord } from '../store/store.js';
 import type { NewFleetEvent } from './fleet-events.js';
@@ -33,31 +34,28 @@ export function serviceEvents(
 /**
  * Replicas that came to be placed on a node: `replica.moved` for a replacement of a replica that
  * left a node (lost, removed, drained, or moved by an operator), or for a replica that changed
- * node; `replica.placed` otherwise. A pass keeps placements in their order (kept ones where they
- * were, new ones appended), so the walk compares position by position and looks up only what
- * differs, as the dispatcher does: a settled service costs one walk, no map.
+ * node; `replica.placed` otherwise. A settled service costs one walk, no map (see placement-diff.ts).
  */
 export function placementEvents(
   olds: readonly Placement[],
   news: readonly Placement[],
   nodeName: (nodeId: string) => string | undefined,
 ): NewFleetEvent[] {
-  let wasPlaced: Map<string, string | null> | null = null;
+  // Where each replica that did not stay in step was placed before (a walk in step by id, as the
+  // dispatcher's: a failover's drops do not make the rest of the list look changed).
+  const wasPlaced = new Map<string, string | null>();
   const came: Placement[] = [];
-  for (let i = 0; i < news.length; i++) {
-    const b = news[i]!;
-    const bNode = placedOn(b);
-    if (bNode === null) continue;
-    const a = olds[i];
-    if (a && a.replicaId === b.replicaId && placedOn(a) === bNode) continue;
-    came.push(b);
-  }
+  diffPlacements(
+    olds,
+    news,
+    (a, b) => placedOn(a) === placedOn(b),
+    (a) => wasPlaced.set(a.replicaId, placedOn(a)),
+    (b) => {
+      if (placedOn(b) !== null) came.push(b);
+    },
+  );
   const events: NewFleetEvent[] = [];
   for (const p of came) {
-    if (!wasPlaced) {
-      wasPlaced = new Map();
-      for (const a of olds) wasPlaced.set(a.replicaId, placedOn(a));
-    }
     const node = p.nodeId as string;
     const before = wasPlaced.get(p.replicaId);
     if (before === node) continue;

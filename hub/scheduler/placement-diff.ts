@@ -1,0 +1,69 @@
+/**
+ * What differs between two placement lists of one service, in a walk that costs what changed.
+ *
+ * A pass keeps placements in their order, drops some (a lost node's replicas move to the end as
+ * hand-overs), and appends new ones. Comparing position by position then finds every position
+ * after the first drop different: during a failover of a 100,000-replica service, each pass handed
+ * its readers (the dispatcher's index, the events) the whole list as changed. This walk stays in
+ * step by replica id instead: at a mismatch it looks a few places ahead on each side for where the
+ * lists meet again, so that a drop or an insertion costs itself, not the rest of the list.
+ */
+import type { Placement } from './types.js';
+
+/** How far ahead a mismatch looks for where the lists meet again; beyond it, the walk pairs positions as they come. */
+const RESYNC_WINDOW = 8;
+
+/**
+ * Calls `gone` for every placement of `olds` and `come` for every one of `news` that is not paired
+ * with an equal one (same replica id, and `same` true) in a walk that keeps both lists in order.
+ * Whatever the lists hold, every placement that is not so paired is passed on, so a reader that
+ * resolves gone and come by replica id (a replica that left one place and came to another) sees
+ * every change; the window only decides how few placements are passed on. Duplicate ids within a
+ * list (never in the planner's output) are passed on as any other.
+ */
+export function diffPlacements(
+  olds: readonly Placement[],
+  news: readonly Placement[],
+  same: (a: Placement, b: Placement) => boolean,
+  gone: (a: Placement) => void,
+  come: (b: Placement) => void,
+): void {
+  let i = 0;
+  let j = 0;
+  while (i < olds.length && j < news.length) {
+    const a = olds[i]!;
+    const b = news[j]!;
+    if (a.replicaId === b.replicaId) {
+      if (a !== b && !same(a, b)) {
+        gone(a);
+        come(b);
+      }
+      i++;
+      j++;
+      continue;
+    }
+    const skipOlds = aheadIn(olds, i, b.replicaId);
+    const skipNews = aheadIn(news, j, a.replicaId);
+    if (skipOlds > 0 && (skipNews === 0 || skipOlds <= skipNews)) {
+      // Dropped from here (or moved later): the olds before the meeting point.
+      for (const end = i + skipOlds; i < end; i++) gone(olds[i]!);
+    } else if (skipNews > 0) {
+      // Inserted here: the news before the meeting point.
+      for (const end = j + skipNews; j < end; j++) come(news[j]!);
+    } else {
+      gone(a);
+      come(b);
+      i++;
+      j++;
+    }
+  }
+  for (; i < olds.length; i++) gone(olds[i]!);
+  for (; j < news.length; j++) come(news[j]!);
+}
+
+/** How many places after `from` in `list` the id is, within the window; 0 when it is not there. */
+function aheadIn(list: readonly Placement[], from: number, replicaId: string): number {
+  const end = Math.min(list.length, from + 1 + RESYNC_WINDOW);
+  for (let k = from + 1; k < end; k++) if (list[k]!.replicaId === replicaId) return k - from;
+  return 0;
+}
