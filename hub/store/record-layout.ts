@@ -58,17 +58,22 @@ export function placeItems<T>(layout: RecordLayout<T>, value: T, previous: Store
   // Places of `previous` whose id an item took; ids taken that `previous` does not hold.
   const taken = new Uint8Array(previous ? previous.ids.length : 0);
   const takenNew = new Set<string>();
+  // How far the item found last was from its place: a drop or an insertion before it shifts the
+  // rest of the list by as much, so the next item is looked for there first.
+  let shift = 0;
   for (let i = 0; i < items.length; i++) {
     const item = items[i]!;
-    if (same && i < previousItems.length && previousItems[i] === item && taken[i] === 0) {
-      taken[i] = 1;
-      ids[i] = previous!.ids[i]!;
-      before[i] = previous!.seqs[i]!;
+    const k = i + shift;
+    if (same && k >= 0 && k < previousItems.length && previousItems[k] === item && taken[k] === 0) {
+      taken[k] = 1;
+      ids[i] = previous!.ids[k]!;
+      before[i] = previous!.seqs[k]!;
       continue;
     }
     const base = layout.itemId(item);
     let id = base;
-    let j = find(id, i);
+    let j = find(id, k);
+    if (j !== -1) shift = j - i;
     // Two items of one id (never meant to happen) must not share a part: the later one gets its
     // own, one that `previous` does not hold either (a later item may keep that one).
     if ((j !== -1 && taken[j] === 1) || (j === -1 && takenNew.has(id))) {
@@ -195,10 +200,12 @@ export function changedParts<T>(
     if (before === undefined || !sameFields(layout.main(before), main)) out[key] = main;
     const afterItems = layout.items(after);
     const find = beforeParts ? indexer(beforeParts.ids) : () => -1;
+    let shift = 0;
     for (let i = 0; i < afterItems.length; i++) {
       const id = afterParts.ids[i]!;
       const seq = afterParts.seqs[i]!;
-      const j = find(id, i);
+      const j = find(id, i + shift);
+      if (j !== -1) shift = j - i;
       if (j !== -1) removed[j] = 0;
       if (j !== -1 && beforeParts!.seqs[j] === seq && sameFields(beforeItems[j]!, afterItems[i]!)) continue;
       out[partKey(key, id)] = part(keyField, partKey(key, id), seq, afterItems[i]!);
@@ -321,15 +328,23 @@ function part(keyField: string, key: string, seq: number, item: object): Part {
 /** Each id's index, per ids array: arrays of part ids are never changed once made. */
 const indexes = new WeakMap<readonly string[], Map<string, number>>();
 
+/** How far around the expected place an id is looked for before the map of all ids is. */
+const NEAR_WINDOW = 8;
+
 /**
- * Finds an id's index in `ids`, looking first where it is expected (the usual change keeps items in
- * place): the map of all ids is built only once that guess misses, and once per array (a write
- * looks items up twice: to place them, then to see what changed).
+ * Finds an id's index in `ids`, looking first where it is expected (`hint`: the usual change keeps
+ * items in order, shifted by what was dropped or inserted before them), then a few places around
+ * it: the map of all ids is built only once those miss (an item new to the record), and once per
+ * array (a write looks items up twice: to place them, then to see what changed).
  */
 function indexer(ids: readonly string[]): (id: string, hint: number) => number {
   let byId: Map<string, number> | undefined;
   return (id, hint) => {
     if (ids[hint] === id) return hint;
+    for (let d = 1; d <= NEAR_WINDOW; d++) {
+      if (ids[hint + d] === id) return hint + d;
+      if (hint - d >= 0 && ids[hint - d] === id) return hint - d;
+    }
     byId ??= indexes.get(ids);
     if (byId === undefined) {
       byId = new Map();
