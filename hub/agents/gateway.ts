@@ -140,6 +140,17 @@ function reportFieldsBeyond(version: number, reports: readonly ReplicaReport[]):
  */
 export const MAX_REMEMBERED_REMOVALS = 10_000;
 
+/**
+ * Node keeps a socket's peer address (an object and a string, some 90 bytes) from its first read
+ * for as long as the socket lives; the gateway reads it only to admit the upgrade. Dropped once
+ * the connection is up, so tens of thousands of connections do not hold it: a later read asks
+ * the kernel again. (Set to undefined, not deleted: the socket keeps its shape.)
+ */
+function forgetPeerAddress(socket: Duplex): void {
+  const cached = socket as Duplex & { _peername?: unknown };
+  if (cached._peername) cached._peername = undefined;
+}
+
 /** The 123-byte limit of a WebSocket close reason. */
 function closeReason(text: string): string {
   const buf = Buffer.from(text);
@@ -388,6 +399,7 @@ export class AgentGateway {
       // From here the session releases the slot (at hello, or when its WebSocket closes): nothing
       // of the upgrade stays on a socket the hub holds for as long as the node is connected.
       socket.removeListener('close', release);
+      forgetPeerAddress(socket);
       this.onConnection(ws, node.id, ticket);
     });
   }

@@ -2,8 +2,8 @@
  * What the gateway keeps per connection once a node has said hello: the hub holds tens of
  * thousands of them, so the listeners it gives each socket and WebSocket are shared functions
  * (the connection's state lives in its session), never closures made per connection, and
- * nothing of the upgrade (its handshake slot, its close listener) outlives the hello. Every
- * socket keeps an error listener.
+ * nothing of the upgrade (its handshake slot, its close listener, the peer address read to admit
+ * it) outlives the hello. Every socket keeps an error listener.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -93,4 +93,9 @@ it('gives every connection the same shared listeners after hello, and keeps an e
   // The gateway's own message, close and error listeners on the WebSocket, besides ws's.
   expect(a!.ws['message']).toHaveLength(1);
   expect(a!.ws['close']).toHaveLength(1);
+  // The peer address read for admission is not kept per connection, yet can still be read.
+  for (const socket of sockets) {
+    expect((socket as Duplex & { _peername?: unknown })._peername, 'cached peer address').toBeFalsy();
+    expect((socket as import('node:net').Socket).remoteAddress).toBe('127.0.0.1');
+  }
 });
