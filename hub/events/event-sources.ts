@@ -95,7 +95,14 @@ export function wireEventSources({
       const leftOut = budget.take(nodeId);
       if (leftOut === null) return;
       const message = leftOut === 0 ? event.message : `${event.message ? `${event.message}; ` : ''}${leftOut} replica events of this node left out before this one (its replicas changed state too often)`;
-      events.publish({ ...event, ...(message === undefined ? {} : { message }), node: nodeId, ...named(nodeName(nodeId)) });
+      // Made field by field, in the order the others have: placing 100,000 replicas tells as many
+      // of these, and each spread of an object into another cost more than the rest of telling it.
+      const fields: NewFleetEvent = { type: event.type, replica: event.replica, service: event.service };
+      if (message !== undefined) fields.message = message;
+      fields.node = nodeId;
+      const name = nodeName(nodeId);
+      if (name !== undefined) fields.nodeName = name;
+      events.publish(fields);
     }),
     liveness.subscribe((nodeId, state) => {
       if (!STATE_EVENTS[state]) return;
@@ -121,8 +128,6 @@ export function wireEventSources({
     for (const stop of stops) stop();
   };
 }
-
-const named = (nodeName: string | undefined) => (nodeName === undefined ? {} : { nodeName });
 
 /**
  * Events are told once a change is durable: a write the store refuses (and undoes) was never
