@@ -24,21 +24,31 @@ function flagsOf(c: NodeConditions | null): number {
 const ENGINE_AVAILABLE: NodeConditions['engine'] = Object.freeze({ available: true, error: null });
 const TARGET_CACHE_CURRENT: NodeConditions['targetCache'] = Object.freeze({ current: true, error: null });
 
-/** The same conditions, with the usual parts shared (the frame's schema allows no other keys in them). */
-function sharingUsualParts(c: NodeConditions): NodeConditions {
-  const engine = c.engine.available && c.engine.error === null ? ENGINE_AVAILABLE : c.engine;
-  const targetCache = c.targetCache.current && c.targetCache.error === null ? TARGET_CACHE_CURRENT : c.targetCache;
-  if (engine === c.engine && targetCache === c.targetCache) return c;
-  return { engine, targetCache, dataDisk: c.dataDisk, engineDisk: c.engineDisk };
-}
+/** A report's engine and target-cache parts, the shared ones when usual (the frame's schema allows no other keys in them). */
+const usualEngine = (e: NodeConditions['engine']) => (e.available && e.error === null ? ENGINE_AVAILABLE : e);
+const usualTargetCache = (t: NodeConditions['targetCache']) => (t.current && t.error === null ? TARGET_CACHE_CURRENT : t);
 
-/** What a node last said of its conditions; kept while it is away, with when it said it. */
-export interface NodeConditionsEntry {
-  conditions: NodeConditions;
-  /** Hub clock time of the report. */
-  reportedAtMs: number;
-  /** Which CONDITION_NAMES hold, as bits: compared per report in O(1). */
-  flags: number;
+/**
+ * What a node last said of its conditions; kept while it is away, with when it said it. Its parts
+ * are held in the entry itself, not in an object of their own beside it: one object per node
+ * rather than two.
+ */
+export class NodeConditionsEntry {
+  constructor(
+    readonly engine: NodeConditions['engine'],
+    readonly targetCache: NodeConditions['targetCache'],
+    readonly dataDisk: NodeConditions['dataDisk'],
+    readonly engineDisk: NodeConditions['engineDisk'],
+    /** Hub clock time of the report. */
+    readonly reportedAtMs: number,
+    /** Which CONDITION_NAMES hold, as bits: compared per report in O(1). */
+    readonly flags: number,
+  ) {}
+
+  /** The conditions as the node said them; made at each read (views and state lines, never per frame). */
+  get conditions(): NodeConditions {
+    return { engine: this.engine, targetCache: this.targetCache, dataDisk: this.dataDisk, engineDisk: this.engineDisk };
+  }
 }
 
 /** One condition that began (`active`) or ended with a report. */
@@ -64,7 +74,10 @@ export class NodeConditionsTable {
     const before = this.byNode.get(nodeId)?.flags ?? 0;
     const flags = flagsOf(conditions);
     if (conditions === null) this.byNode.delete(nodeId);
-    else this.byNode.set(nodeId, { conditions: sharingUsualParts(conditions), reportedAtMs: nowMs, flags });
+    else {
+      const { engine, targetCache, dataDisk, engineDisk } = conditions;
+      this.byNode.set(nodeId, new NodeConditionsEntry(usualEngine(engine), usualTargetCache(targetCache), dataDisk, engineDisk, nowMs, flags));
+    }
     const changed = before ^ flags;
     if (changed === 0) return [];
     const out: ConditionTransition[] = [];
