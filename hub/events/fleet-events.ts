@@ -60,24 +60,38 @@ export interface EventsAfter {
   gap: boolean;
 }
 
-export type FleetEventListener = (event: FleetEvent) => void;
+/** Told the seq of each new event (`at` has it); the event itself is made only when read. */
+export type FleetEventListener = (seq: number) => void;
+
+/** A held event not read yet: the fields it was published with, its seq and time kept apart. */
+type Unread = NewFleetEvent & { seq?: undefined };
 
 export class FleetEvents {
-  private readonly ring: Array<FleetEvent | undefined>;
+  /**
+   * Each slot holds the fields an event was published with, until the event is first read: then
+   * the whole event (seq and time too), so that every reader gets the same object (and an event
+   * stream formats it once for all its clients). Most events are never read, and a whole one
+   * would cost each one an object of its own beside the caller's, a boxed seq and spill space,
+   * some 60 bytes: at the history's capacity, a few for every connected node.
+   */
+  private readonly ring: Array<FleetEvent | Unread | undefined>;
+  /** Wall clock of each slot's event, in ms. */
+  private readonly timesMs: Float64Array;
   /** Slot of the oldest event held. */
   private head = 0;
   private held = 0;
   private lastSeq: number;
   private readonly listeners = new Set<FleetEventListener>();
   private readonly wallNowMs: () => number;
-  /** The last event's time, made once per millisecond: formatting a date costs more than the rest of publishing. */
+  /** The last time made into text, made once per millisecond: formatting a date costs more than the rest of reading. */
   private timeMs = Number.NaN;
   private timeText = '';
 
   constructor(opts: { capacity?: number; wallNowMs?: () => number; firstSeq?: number } = {}) {
     const capacity = opts.capacity ?? EVENT_HISTORY_CAPACITY;
     if (!(Number.isInteger(capacity) && capacity > 0)) throw new Error(`event history capacity must be a positive integer, got ${capacity}`);
-    this.ring = new Array<FleetEvent | undefined>(capacity);
+    this.ring = new Array<FleetEvent | Unread | undefined>(capacity);
+    this.timesMs = new Float64Array(capacity);
     this.wallNowMs = opts.wallNowMs ?? Date.now;
     this.lastSeq = opts.firstSeq ?? firstSeqAt(this.wallNowMs());
   }
@@ -96,27 +110,39 @@ export class FleetEvents {
     return this.lastSeq - this.held + 1;
   }
 
-  /** Numbers the event, holds it (dropping the oldest when full) and tells every subscriber: O(1) plus O(subscribers). */
-  publish(fields: NewFleetEvent): FleetEvent {
-    const nowMs = this.wallNowMs();
-    if (nowMs !== this.timeMs) {
-      this.timeMs = nowMs;
-      this.timeText = new Date(nowMs).toISOString();
-    }
-    const event: FleetEvent = { seq: ++this.lastSeq, time: this.timeText, ...fields };
+  /**
+   * Numbers the event, holds it (dropping the oldest when full) and tells every subscriber its
+   * seq: O(1) plus O(subscribers). `fields` is held as it is: the caller makes a new one per event.
+   */
+  publish(fields: NewFleetEvent): number {
+    const seq = ++this.lastSeq;
     const slot = (this.head + this.held) % this.ring.length;
-    this.ring[slot] = event;
+    this.ring[slot] = fields as Unread;
+    this.timesMs[slot] = this.wallNowMs();
     if (this.held < this.ring.length) this.held++;
     else this.head = (this.head + 1) % this.ring.length;
-    for (const listener of this.listeners) listener(event);
-    return event;
+    for (const listener of this.listeners) listener(seq);
+    return seq;
   }
 
   /** The held event with this seq, if it is held: O(1), as seqs are consecutive. */
   at(seq: number): FleetEvent | undefined {
     const offset = seq - this.oldestSeq;
     if (!(offset >= 0 && offset < this.held)) return undefined;
-    return this.ring[(this.head + offset) % this.ring.length];
+    const slot = (this.head + offset) % this.ring.length;
+    const held = this.ring[slot]!;
+    if (held.seq !== undefined) return held;
+    const event: FleetEvent = { seq, time: this.timeAt(this.timesMs[slot]!), ...held };
+    this.ring[slot] = event;
+    return event;
+  }
+
+  private timeAt(ms: number): string {
+    if (ms !== this.timeMs) {
+      this.timeMs = ms;
+      this.timeText = new Date(ms).toISOString();
+    }
+    return this.timeText;
   }
 
   /** At most `limit` events after `seq`, oldest first; all the history holds when `seq` is unknown to it. */
@@ -142,7 +168,7 @@ export class FleetEvents {
     return Number.isInteger(seq) && seq >= this.oldestSeq - 1 && seq <= this.lastSeq;
   }
 
-  /** Calls `listener` with every event from now on, synchronously; it must not throw. Returns the call that stops it. */
+  /** Calls `listener` with the seq of every event from now on, synchronously; it must not throw. Returns the call that stops it. */
   subscribe(listener: FleetEventListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

@@ -26,7 +26,7 @@ describe('the fleet events history', () => {
       { seq: 101, time: '2026-12-01T10:00:00.000Z', type: 'node.ready', node: 'n0' },
       { seq: 102, time: '2026-12-01T10:00:01.500Z', type: 'node.lost', node: 'n9', nodeName: 'edge-9' },
     ]);
-    expect(second.seq).toBe(102);
+    expect(second).toBe(102);
   });
 
   it('holds the last `capacity` events, and says when a seq asked for is no longer held', () => {
@@ -50,10 +50,26 @@ describe('the fleet events history', () => {
     expect(events.at(112)?.node).toBe('n11');
   });
 
+  it('gives every reader of an event the same object, each with its own time, in whatever order they read', () => {
+    const { events, tick } = history(4);
+    const fields = { type: 'node.ready', node: 'n1' } as const;
+    events.publish(fields);
+    tick(2);
+    events.publish({ type: 'node.lost', node: 'n2' });
+    const later = events.at(102)!;
+    const earlier = events.at(101)!;
+    expect([earlier.time, later.time]).toEqual(['2026-12-01T10:00:00.000Z', '2026-12-01T10:00:00.002Z']);
+    expect(events.at(101)).toBe(earlier);
+    expect(events.after(100).events[0]).toBe(earlier);
+    // The publisher's fields are not changed: the event is a whole of its own.
+    expect(fields).toEqual({ type: 'node.ready', node: 'n1' });
+    expect(earlier).toEqual({ seq: 101, time: '2026-12-01T10:00:00.000Z', type: 'node.ready', node: 'n1' });
+  });
+
   it('tells subscribers each event as it is published, until they stop', () => {
     const { events, publish } = history(3);
     const seen: number[] = [];
-    const stop = events.subscribe((e) => seen.push(e.seq));
+    const stop = events.subscribe((seq) => seen.push(seq));
     publish(2);
     stop();
     publish(1);
