@@ -273,7 +273,26 @@ const summaries = new WeakMap<readonly Placement[], PlacementSummary>();
 export function summaryOf(placements: readonly Placement[]): PlacementSummary {
   let summary = summaries.get(placements);
   if (summary) return summary;
-  summary = { allPlaced: true, countByNodeId: new Map() };
+  summary = summarize(placements);
+  summaries.set(placements, summary);
+  return summary;
+}
+
+/**
+ * Remembers the summary of a replicated service's new list from what the pass counted while making
+ * it (`countByNodeId`: its placed replicas per node, none handing over): after a pass that changed
+ * a large service, the next pass and the loop's settled check would otherwise walk it again.
+ */
+export function rememberSummary(placements: readonly Placement[], countByNodeId: Map<string, number>): void {
+  let placed = 0;
+  for (const count of countByNodeId.values()) placed += count;
+  // Every placement counted on a node is every one placed (a pending or waiting one is not counted).
+  summaries.set(placements, { allPlaced: placed === placements.length, countByNodeId });
+}
+
+/** A list's summary, from its placements. */
+export function summarize(placements: readonly Placement[]): PlacementSummary {
+  const summary: PlacementSummary = { allPlaced: true, countByNodeId: new Map() };
   for (const p of placements) {
     if (p.nodeId === null || p.pendingReason !== null || p.replacedBy) {
       summary.allPlaced = false;
@@ -281,7 +300,6 @@ export function summaryOf(placements: readonly Placement[]): PlacementSummary {
     }
     summary.countByNodeId.set(p.nodeId, (summary.countByNodeId.get(p.nodeId) ?? 0) + 1);
   }
-  summaries.set(placements, summary);
   return summary;
 }
 

@@ -67,6 +67,8 @@ export function placeReplicated(plan: ServicePlan, statesById: NodeStates, newId
     p.pendingReason = null;
     reserve(best.state, plan.demand);
     best.ownCount++;
+    // Read by the heaps only when they are made: kept whole, it is the new list's count per node.
+    plan.countByNodeId.set(best.state.node.id, best.ownCount);
     heap.push(best);
     giveBack();
   }

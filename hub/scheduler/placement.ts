@@ -9,7 +9,7 @@
  * a plan, one list per changed service, that the hub's reconcile loop checks against the records
  * it planned from before it commits any of it.
  */
-import { keepGlobal, keepReplicated, isSettled, markIdsUnique, summaryOf, type KeepContext } from './keep.js';
+import { keepGlobal, keepReplicated, isSettled, markIdsUnique, rememberSummary, summaryOf, type KeepContext } from './keep.js';
 import { NodeStates } from './node-states.js';
 import { addUnsettled, reserve, type NodeState } from './node-usage.js';
 import { compareStrings } from './order.js';
@@ -140,7 +140,11 @@ export function planPlacements(
     const placements = plan.draining.length === 0 ? plan.placements : [...plan.placements, ...plan.draining];
     if (!samePlacements(plan.service.placements, placements)) {
       // Kept ids were distinct, and new ones were checked against them (globals: one per node).
-      if (plan.spec.mode === 'replicated') markIdsUnique(placements);
+      if (plan.spec.mode === 'replicated') {
+        markIdsUnique(placements);
+        // Counted while planned: only a list without hand-overs (which countByNodeId leaves out).
+        if (plan.draining.length === 0) rememberSummary(placements, plan.countByNodeId);
+      }
       // The new list's ids are the old list's, less some, plus those made now.
       const own = ownIds.get(plan.service.name);
       const known = own?.known.with(own.made, placements.length);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { summarize, summaryOf } from '../../hub/scheduler/keep.js';
 import { planPlacements } from '../../hub/scheduler/placement.js';
 import { newPlan } from '../../hub/scheduler/service-plan.js';
 import { SettledUsage } from '../../hub/scheduler/settled-usage.js';
@@ -216,6 +217,8 @@ describe('settled usage kept between passes', () => {
         const incremental = planPlacements(services, nodeList, options(pass, { settledUsage: memory, isRunning: running }));
         const scratch = planPlacements(services, nodeList, options(pass, { isRunning: running }));
         expect(incremental, `seed ${seed}, pass ${pass}`).toEqual(scratch);
+        // What a pass remembers of each new list (counted while planning) is what the list says.
+        for (const change of incremental) expect(summaryOf(change.placements), `seed ${seed}, pass ${pass}, ${change.service}`).toEqual(summarize(change.placements));
         services = apply(services, incremental);
       }
     });
