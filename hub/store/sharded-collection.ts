@@ -26,6 +26,27 @@ const APPEND_RATIO = 4;
  */
 const LARGE_SHARD_BYTES = 1024 * 1024;
 /**
+ * The fewest bytes one part record takes in a log line: `"k/i":{"id":"k/i","seq":0,"item":{}},`
+ * with a key and an id of one character each.
+ */
+const MIN_PART_LINE_BYTES = 32;
+
+/**
+ * Items the carried records hold beyond what the disk holds of them: each is at least a part
+ * record of a log line. A count of items, no look at any (a lower bound: items replaced in place
+ * are not counted).
+ */
+function addedItemsAtLeast<T>(layout: RecordLayout<T>, carried: ReadonlyMap<string, T | undefined>, unsaved: ReadonlyMap<string, { saved: T | undefined }>): number {
+  let added = 0;
+  for (const [key, value] of carried) {
+    if (value === undefined) continue;
+    const saved = unsaved.get(key)?.saved;
+    added += Math.max(0, layout.items(value).length - (saved === undefined ? 0 : layout.items(saved).length));
+  }
+  return added;
+}
+
+/**
  * The log may grow to this many times its shard's size before the shard is written whole: a log
  * that fills up to it is folded into the shard half as often as one bounded by the shard itself
  * (a line too big for the log still goes whole at once), for a start that reads at most three
@@ -438,10 +459,24 @@ export class ShardedCollection<T> {
     const log = this.logs[shard]!;
     const layout = this.opts.layout;
     const keyField = this.opts.keyField ?? '';
+    // A log that is not the current shard's is replaced, never appended to.
+    const fresh = log.bytes === 0 || log.stale;
+    const header = fresh && log.shardChecksum !== null ? encodeLogHeader(log.shardChecksum) : '';
+    // The longest line the log takes: small next to the shard (any size up to it for a large
+    // shard), and the log within the shard's size.
+    const roomBytes =
+      log.shardChecksum === null
+        ? -1
+        : Math.min(LOG_RATIO * log.shardBytes - (fresh ? Buffer.byteLength(header) : log.bytes), log.shardBytes >= LARGE_SHARD_BYTES ? log.shardBytes : log.shardBytes / APPEND_RATIO);
+    const unsaved = this.unsaved[shard]!;
+    // Records that gain so many items that their parts alone cannot fit go whole at once, their
+    // parts never made (the first placement of a large service: 100,000 part records).
+    const mayFit = roomBytes >= 0 && (!layout || addedItemsAtLeast(layout, carried, unsaved) * MIN_PART_LINE_BYTES <= roomBytes);
     const changes: LogChanges<unknown> = {};
-    if (layout) {
+    if (!mayFit) {
+      // Written whole below.
+    } else if (layout) {
       // Only the parts that differ from what the disk holds (the saved value, where each item sits).
-      const unsaved = this.unsaved[shard]!;
       for (const [key, value] of carried) {
         const saved = unsaved.get(key)?.saved;
         const before = this.storedParts(key, saved);
@@ -452,18 +487,9 @@ export class ShardedCollection<T> {
     } else {
       for (const [key, value] of carried) changes[key] = value ?? null;
     }
-    // A log that is not the current shard's is replaced, never appended to.
-    const fresh = log.bytes === 0 || log.stale;
-    const header = fresh && log.shardChecksum !== null ? encodeLogHeader(log.shardChecksum) : '';
-    // The longest line the log takes: small next to the shard (any size up to it for a large
-    // shard), and the log within the shard's size.
-    const roomBytes =
-      log.shardChecksum === null
-        ? -1
-        : Math.min(LOG_RATIO * log.shardBytes - (fresh ? Buffer.byteLength(header) : log.bytes), log.shardBytes >= LARGE_SHARD_BYTES ? log.shardBytes : log.shardBytes / APPEND_RATIO);
-    // A line that cannot fit is not encoded at all (the first placement of a large service: a
-    // 15 MB line thrown away before the shard is written whole).
-    const line = roomBytes >= 0 && lineBytesAtLeast(changes) <= roomBytes ? encodeLogLine(changes) : null;
+    // A line that cannot fit is not encoded at all (a large change: a line thrown away before the
+    // shard is written whole).
+    const line = mayFit && lineBytesAtLeast(changes) <= roomBytes ? encodeLogLine(changes) : null;
     const lineBytes = line === null ? -1 : Buffer.byteLength(line);
     if (line !== null && lineBytes <= roomBytes && !this.wholeOnly) {
       const logBytes = (fresh ? Buffer.byteLength(header) : log.bytes) + lineBytes;

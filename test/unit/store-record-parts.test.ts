@@ -1,4 +1,4 @@
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { tempStores } from '../helpers/temp-stores.js';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -105,6 +105,27 @@ describe('Store: placements and node targets as records of their own', () => {
     expect(store.getService('web')!.placements[4321]!.nodeId).toBe('node-elsewhere');
     const again = await reopen(store);
     expect(again.getService('web')).toEqual(service(moved));
+  });
+
+  it('writes a record that gains more items than its log could hold whole at once, without making a part of each', async () => {
+    const store = await openStore();
+    await store.putService(service([]));
+    const itemIds = vi.spyOn(serviceLayout, 'itemId');
+    try {
+      // The first placement of a large service: 10,000 part records could never fit the log of
+      // a shard that small, so none is made.
+      await store.putService(service(many(10_000)));
+      expect(itemIds).not.toHaveBeenCalled();
+    } finally {
+      itemIds.mockRestore();
+    }
+    expect(await readdir(stores.dir + '/services').then((files) => files.filter((f) => f.endsWith('.log')))).toEqual([]);
+    const again = await reopen(store);
+    expect(again.getService('web')).toEqual(service(many(10_000)));
+    // And a small change after it still goes to the log, in proportion to it.
+    const before = again.stats().bytesWritten;
+    await again.putService(service(many(10_000).map((p, i) => (i === 7 ? { ...p, nodeId: 'node-elsewhere' } : p))));
+    expect(again.stats().bytesWritten - before).toBeLessThan(2048);
   });
 
   it('after a restart, writes a change of one placement of a service the log never touched in proportion to it', async () => {
