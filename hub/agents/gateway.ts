@@ -23,7 +23,7 @@ import {
 import { AuthFailures, DEFAULT_AUTH_FAILURE_LIMITS } from '../auth/auth-failures.js';
 import { bearerToken, parseNodeCredential, sameDigest } from '../auth/secrets.js';
 import { MAX_BELIEVED_GENERATION } from '../dispatcher.js';
-import type { FailureDetector, NodeLiveness } from '../failure-detector.js';
+import type { FailureDetector } from '../failure-detector.js';
 import { RateLimitedLog } from '../rate-limited-log.js';
 import type { Store } from '../store/store.js';
 import { defaultPerAddressLimit, HandshakeAdmission, type HandshakeTicket } from './handshake-admission.js';
@@ -74,43 +74,14 @@ export interface GatewayOptions {
   conditionsIntervalMs?: number;
 }
 
-/** One agent connection. Kept small: the hub holds tens of thousands of them. */
-class Session {
-  helloTimer: NodeJS.Timeout | null = null;
-  /** This connection's slot among the pending handshakes, released at hello or on close. */
-  handshake: HandshakeTicket | null = null;
-  liveness: NodeLiveness | null = null;
-  appliedGeneration = 0;
-  /**
-   * A generation this connection's hello claimed ahead of the store (already counted and logged):
-   * acks up to it repeat the claim, not a forgery, until the node's next target goes above it.
-   */
-  aheadClaim = 0;
-  /** Replicas of `appliedGeneration` still waiting for their images (version 2); null: not said. */
-  pendingReplicas: number | null = null;
-  /** The version the hello said; frames beyond it are bad frames. */
-  protocolVersion = 0;
-  /** Monotonic time the last `conditions` frame was applied; null: none yet (no number boxed per session for it). */
-  conditionsAppliedMs: number | null = null;
-  /** The latest `conditions` frame held back until the interval ends, and the timer that applies it. */
-  heldConditions: NodeConditions | null = null;
-  conditionsTimer: NodeJS.Timeout | null = null;
-  closed = false;
-  constructor(
-    readonly nodeId: string,
-    readonly ws: WebSocket,
-  ) {}
-}
+/** One agent connection: the gateway's session is the socket itself (see agent-socket.ts). */
+type Session = AgentSocket;
 
-/** Where a WebSocket keeps its session: the listeners are shared, and find the session through it. */
-const SESSION = Symbol('session');
-type SessionSocket = WebSocket & { [SESSION]?: Session };
-
+/** The session of a WebSocket the gateway's server made: the listeners are shared, and find it through `this`. */
 function sessionOf(ws: WebSocket): Session {
-  const session = (ws as SessionSocket)[SESSION];
-  // Set before any listener is added (see onConnection).
-  if (!session) throw new Error('agent WebSocket without a session');
-  return session;
+  // Its node is set before any listener is added (see onConnection).
+  if (!(ws instanceof AgentSocket) || ws.nodeId === '') throw new Error('agent WebSocket without a session');
+  return ws;
 }
 
 /** Codes a WebSocket close frame may carry (RFC 6455 7.4; ws throws on the others). */
@@ -299,7 +270,7 @@ export class AgentGateway {
   send(nodeId: string, frame: HubFrame): boolean {
     const session = this.sessions.get(nodeId);
     if (!session || session.closed || session.liveness === null) return false;
-    session.ws.send(frameText(frame));
+    session.send(frameText(frame));
     return true;
   }
 
@@ -437,8 +408,8 @@ export class AgentGateway {
   private onConnection(ws: WebSocket, nodeId: string, handshake: HandshakeTicket): void {
     // The session joins the node's slot only at its hello: an upgrade its agent already gave up
     // on (stuck in a busy hub's queue) must never displace the node's live session.
-    const session = new Session(nodeId, ws);
-    (ws as SessionSocket)[SESSION] = session;
+    const session = ws as Session;
+    session.nodeId = nodeId;
     session.handshake = handshake;
     handshake.end = (why) => {
       // Not a protocol violation, and possibly a flood of them: counted, not logged.
@@ -513,7 +484,7 @@ export class AgentGateway {
       const conditions = frame.conditions ?? null;
       this.opts.handlers.onConditions?.(session.nodeId, conditions);
       session.liveness = this.opts.detector.connected(session.nodeId, conditions?.engine.available ?? true);
-      session.ws.send(
+      session.send(
         encodeFrame({
           type: 'welcome',
           // The agent's own version: the hub speaks it on this connection.
@@ -629,8 +600,8 @@ export class AgentGateway {
   private closeSession(session: Session, code: number, reason: string): void {
     if (session.closed) return;
     // Codes a close frame cannot carry (1005, 1006 and the like) end the connection without one.
-    if (sendableCloseCode(code)) session.ws.close(code, closeReason(reason));
-    setTimeout(() => session.ws.terminate(), 1000).unref();
+    if (sendableCloseCode(code)) session.close(code, closeReason(reason));
+    setTimeout(() => session.terminate(), 1000).unref();
     this.endSession(session);
   }
 

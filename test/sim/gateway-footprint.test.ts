@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import WebSocket from 'ws';
 import { afterEach, expect, it } from 'vitest';
 import { AgentGateway } from '../../hub/agents/gateway.js';
+import { AgentSocket } from '../../hub/agents/agent-socket.js';
 import { AGENT_PATH } from '../../shared/protocol.js';
 import { makeNodeCredential } from '../../hub/auth/secrets.js';
 import type { FailureDetector } from '../../hub/failure-detector.js';
@@ -93,6 +94,9 @@ it('gives every connection the same shared listeners after hello, and keeps an e
   // The gateway's own message, close and error listeners on the WebSocket, besides ws's.
   expect(a!.ws['message']).toHaveLength(1);
   expect(a!.ws['close']).toHaveLength(1);
+  // The session is the server's WebSocket itself, not an object beside it.
+  expect(sockets.map((socket) => webSocketOf(socket))).toEqual([expect.any(AgentSocket), expect.any(AgentSocket)]);
+  expect(sockets.map((socket) => (webSocketOf(socket) as unknown as AgentSocket).nodeId)).toEqual(['node-a', 'node-b']);
   // The peer address read for admission is not kept per connection, yet can still be read.
   for (const socket of sockets) {
     expect((socket as Duplex & { _peername?: unknown })._peername, 'cached peer address').toBeFalsy();
