@@ -99,6 +99,27 @@ function internedFacts(f: NodeFacts): NodeFacts {
   };
 }
 
+/**
+ * Label sets, one frozen object for all the nodes that have the same one (most nodes of a fleet
+ * share a few: none, or their site's): an object of its own costs each node record some 60
+ * bytes. At most MAX_INTERNED_LABEL_SETS sets of at most MAX_INTERNED_LABELS_TEXT characters as
+ * JSON; others are kept as they come. Keyed by their JSON, key order included, so that a node's
+ * labels read back in the order they were given.
+ */
+const MAX_INTERNED_LABEL_SETS = 1024;
+const MAX_INTERNED_LABELS_TEXT = 1024;
+const labelSets = new Map<string, Record<string, string>>();
+
+function internedLabels(labels: Record<string, string>): Record<string, string> {
+  const key = JSON.stringify(labels);
+  const known = labelSets.get(key);
+  if (known !== undefined) return known;
+  if (labelSets.size >= MAX_INTERNED_LABEL_SETS || key.length > MAX_INTERNED_LABELS_TEXT) return labels;
+  const shared = Object.freeze({ ...labels });
+  labelSets.set(key, shared);
+  return shared;
+}
+
 function declaredOf(node: NodeRecord): Identity {
   return node.declared ?? { name: node.name, labels: node.labels };
 }
@@ -173,7 +194,7 @@ export class NodeDirectory {
     const written = this.store.putNode({
       id: nodeId,
       name,
-      labels: { ...labels, ...tokenLabels },
+      labels: internedLabels({ ...labels, ...tokenLabels }),
       credentialHash,
       advertiseAddress: null,
       facts: null,
@@ -211,7 +232,7 @@ export class NodeDirectory {
     if (change.acceptRequested) {
       const wish = node.requested;
       if (!wish) throw new NothingRequestedError(id);
-      updated = { ...node, name: wish.name, labels: { ...wish.labels, ...(node.tokenLabels ?? {}) }, declared: wish, requested: null, revision: nextNodeRevision(node) };
+      updated = { ...node, name: wish.name, labels: internedLabels({ ...wish.labels, ...(node.tokenLabels ?? {}) }), declared: wish, requested: null, revision: nextNodeRevision(node) };
     } else {
       // What the device declared stays what it was, whatever the operator calls the node now. New
       // labels replace the operator's; the token's stay, as they do whatever the device asks for.
@@ -221,7 +242,7 @@ export class NodeDirectory {
           if (key in change.labels && change.labels[key] !== value) throw new TokenLabelError(key, value);
         }
       }
-      const labels = change.labels ? { ...change.labels, ...tokenLabels } : node.labels;
+      const labels = change.labels ? internedLabels({ ...change.labels, ...tokenLabels }) : node.labels;
       updated = { ...node, name: change.name ?? node.name, labels, declared: declaredOf(node), revision: nextNodeRevision(node) };
     }
     const taken = updated.name === node.name ? undefined : this.named(updated.name);

@@ -1,0 +1,42 @@
+/**
+ * Nodes with the same labels share one labels object: most of a fleet has one of a few sets, and
+ * an object per node record would cost tens of thousands of records some 60 bytes each. Shared,
+ * so frozen; and a node's labels still read back in the order they were given.
+ */
+import { describe, expect, it } from 'vitest';
+import { JoinTokens } from '../../hub/join-tokens.js';
+import { NodeDirectory } from '../../hub/node-directory.js';
+import { LowdbStore } from '../../hub/store/lowdb-store.js';
+import { silentLogger } from '../helpers/silent-logger.js';
+import { tempStores } from '../helpers/temp-stores.js';
+
+const stores = tempStores('tether-label-sets-');
+
+describe('node label sets', () => {
+  it('are one frozen object for every node with the same labels in the same order, at join and at an operator change', async () => {
+    const store = stores.keep(new LowdbStore({ dir: stores.dir }));
+    await store.open();
+    const tokens = new JoinTokens({ store, logger: silentLogger });
+    const directory = new NodeDirectory(store, silentLogger, () => undefined, tokens);
+    const { token } = await tokens.create({ ttlMs: 600_000, uses: 10 });
+    const join = async (name: string, labels: Record<string, string>) => store.getNode((await directory.join(token, name, labels)).nodeId)!;
+
+    const a = await join('edge-a', { zone: 'north', tier: 'edge' });
+    const b = await join('edge-b', { zone: 'north', tier: 'edge' });
+    const c = await join('edge-c', { tier: 'edge', zone: 'north' });
+    const d = await join('edge-d', {});
+    const e = await join('edge-e', {});
+    expect(b.labels).toBe(a.labels);
+    expect(e.labels).toBe(d.labels);
+    expect(Object.isFrozen(a.labels)).toBe(true);
+    expect(() => {
+      (a.labels as Record<string, string>).zone = 'south';
+    }).toThrow(TypeError);
+    expect(c.labels).toEqual(a.labels);
+    expect(Object.keys(c.labels)).toEqual(['tier', 'zone']);
+
+    const changed = await directory.update(d.id, { labels: { zone: 'north', tier: 'edge' } });
+    expect(changed!.labels).toBe(a.labels);
+    expect(store.getNode(a.id)!.labels).toEqual({ zone: 'north', tier: 'edge' });
+  });
+});
