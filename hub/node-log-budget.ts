@@ -20,17 +20,46 @@ interface NodeWindow {
  * and two disks). One small entry per node that has logged, dropped when the node is forgotten.
  *
  * Every node logs a line when it connects, so the entry of a node that wrote one line in its
- * window and had none dropped (nearly all of them) is only the window's start, a number: an
+ * window and had none dropped (nearly all of them) is only the window's start, a small integer: an
  * object per node would cost each of tens of thousands of connected nodes some 60 bytes more.
  */
+/**
+ * The largest of V8's small integers (31 bits on 64-bit builds, which compress pointers): a map
+ * holds one in place, where any other number is an object of its own (16 bytes).
+ */
+const SMALL_INT_MAX = 2 ** 30 - 1;
+
 export class NodeLogBudget {
-  /** A number: a window started then with one line written and none dropped. */
+  /**
+   * A number: a window started then, with one line written and none dropped; whole ms since
+   * `epochMs`, a small integer (a clock's own reading, fractional or large, would cost each node
+   * a number object beside its entry).
+   */
   private readonly byNode = new Map<string, number | NodeWindow>();
   private readonly nowMs: () => number;
+  private epochMs: number;
 
   constructor(private readonly opts: NodeLogBudgetOptions) {
     if (!(opts.linesPerWindow >= 1) || !(opts.windowMs > 0)) throw new RangeError('a node log budget needs at least one line per positive window');
     this.nowMs = opts.nowMs ?? (() => performance.now());
+    this.epochMs = Math.floor(this.nowMs());
+  }
+
+  /** `now` as a window start of a number entry; the epoch moves up when it would be too far (once in some 12 days). */
+  private sinceEpoch(now: number): number {
+    if (Math.floor(now) - this.epochMs > SMALL_INT_MAX) this.moveEpoch(Math.floor(now));
+    return Math.floor(now) - this.epochMs;
+  }
+
+  /** Restates every number entry from `epochMs`; an entry whose window has passed is as none, and goes. */
+  private moveEpoch(epochMs: number): void {
+    const shift = epochMs - this.epochMs;
+    this.epochMs = epochMs;
+    for (const [nodeId, w] of this.byNode) {
+      if (typeof w !== 'number') continue;
+      if (shift - w >= this.opts.windowMs) this.byNode.delete(nodeId);
+      else this.byNode.set(nodeId, w - shift);
+    }
   }
 
   /**
@@ -41,7 +70,8 @@ export class NodeLogBudget {
     const now = this.nowMs();
     let w = this.byNode.get(nodeId);
     if (typeof w === 'number') {
-      if (now - w < this.opts.windowMs) this.byNode.set(nodeId, (w = { startMs: w, lines: 1, suppressed: 0 }));
+      const startMs = this.epochMs + w;
+      if (now - startMs < this.opts.windowMs) this.byNode.set(nodeId, (w = { startMs, lines: 1, suppressed: 0 }));
       else w = undefined;
     }
     if (w !== undefined && now - w.startMs >= this.opts.windowMs) {
@@ -53,7 +83,7 @@ export class NodeLogBudget {
     }
     if (w === undefined) {
       // A new window, nothing dropped in the one before.
-      this.byNode.set(nodeId, now);
+      this.byNode.set(nodeId, this.sinceEpoch(now));
       return 0;
     }
     if (w.lines >= this.opts.linesPerWindow) {

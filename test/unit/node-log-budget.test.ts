@@ -57,6 +57,24 @@ describe('NodeLogBudget', () => {
     }
   });
 
+  it('keeps its windows across a clock that runs for weeks, forgetting only windows that have passed', () => {
+    let now = 0.25;
+    const budget = new NodeLogBudget({ linesPerWindow: 1, windowMs: 1000, nowMs: () => now });
+    now = 2 ** 30 - 5000;
+    expect(budget.take('old')).toBe(0);
+    now = 2 ** 30 - 200.5;
+    expect(budget.take('recent')).toBe(0);
+    // Past the small integers' range from the first reading: the window of 'recent' goes on.
+    now = 2 ** 30 + 300;
+    expect(budget.take('fresh')).toBe(0);
+    expect(budget.take('recent')).toBeNull();
+    expect(budget.take('old')).toBe(0);
+    now = 2 ** 31 + 5000;
+    expect(budget.take('fresh')).toBe(0);
+    expect(budget.take('recent')).toBe(1);
+    expect(budget.take('fresh')).toBeNull();
+  });
+
   it('refuses a budget that writes nothing', () => {
     expect(() => new NodeLogBudget({ linesPerWindow: 0, windowMs: 1000 })).toThrow(RangeError);
     expect(() => new NodeLogBudget({ linesPerWindow: 1, windowMs: 0 })).toThrow(RangeError);
