@@ -124,10 +124,17 @@ export function serviceView(
   record: ServiceRecord,
   observed: ObservedState,
   expected: ExpectedContainer,
-  nodeState: (nodeId: string) => NodeState,
+  stateOfNode: (nodeId: string) => NodeState,
   page: ReplicaPage,
 ): ServiceView {
   const placements = record.placements;
+  // Once per node, not per replica: a service of 100,000 replicas has them on a tenth as many nodes.
+  const nodeStates = new Map<string, NodeState>();
+  const nodeState = (nodeId: string): NodeState => {
+    let state = nodeStates.get(nodeId);
+    if (state === undefined) nodeStates.set(nodeId, (state = stateOfNode(nodeId)));
+    return state;
+  };
   const states: Partial<Record<ReplicaViewState, number>> = {};
   let running = 0;
   let active = 0;
