@@ -14,6 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../shared/logger.js';
+import { RateLimitedLog } from './rate-limited-log.js';
 import { newSecret, sameDigest, sha256 } from './auth/secrets.js';
 import type { JoinTokenRecord, Store } from './store/store.js';
 
@@ -105,7 +106,7 @@ export interface JoinTokenOptions {
 export interface Redemption<T> {
   /** What `admit` returned. */
   admitted: T;
-  /** The use, on disk. */
+  /** The use, on disk when it counts against a limit (else written within a second or so). */
   used: Promise<void>;
   /** Returns the use (the join it was for could not be completed). */
   giveBack(): Promise<void>;
@@ -117,8 +118,11 @@ export class JoinTokens {
   private readonly nowMs: () => number;
   private readonly maxTokens: number;
   private readonly keepDeadMs: number;
+  /** Gathered use counts share a write, and its failure: one line for all of them. */
+  private readonly useCountLog: RateLimitedLog;
 
   constructor(private readonly opts: JoinTokenOptions) {
+    this.useCountLog = new RateLimitedLog((obj, msg) => opts.logger.error(obj, msg));
     this.nowMs = opts.nowMs ?? Date.now;
     this.maxTokens = opts.maxTokens ?? MAX_JOIN_TOKENS;
     this.keepDeadMs = opts.keepDeadMs ?? KEEP_DEAD_JOIN_TOKENS_MS;
@@ -186,8 +190,17 @@ export class JoinTokens {
     const state = stateOf(record, now);
     if (state !== 'active') throw new JoinTokenRefusedError(state, record);
     const admitted = admit(record);
-    const used = this.opts.store.putJoinToken({ ...record, used: (record.used ?? 0) + 1, lastUsedAt: iso(now) });
-    return { admitted, used, giveBack: () => this.giveBack(hash) };
+    const next = { ...record, used: (record.used ?? 0) + 1, lastUsedAt: iso(now) };
+    if (record.uses !== undefined) {
+      // A use that counts against a limit is durable before the join answers: a hub restarted
+      // after a crash must never let a used-up token join once more.
+      return { admitted, used: this.opts.store.putJoinToken(next), giveBack: () => this.giveBack(hash) };
+    }
+    // Without a limit the count only informs, and a fleet installing at once would otherwise write
+    // the token once per join (some 3 MB for 10,000 joins): its writes are gathered, a second
+    // apart at most, retried should one fail, and a crash in between loses a few counts at most.
+    this.opts.store.putJoinToken(next, { lazy: true }).catch((err: unknown) => this.useCountLog.log({ err, joinTokenId: record.id }, 'could not yet store the use count of a join token; retrying'));
+    return { admitted, used: Promise.resolve(), giveBack: () => this.giveBack(hash) };
   }
 
   private async giveBack(tokenHash: string): Promise<void> {

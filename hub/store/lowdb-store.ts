@@ -216,8 +216,8 @@ export class LowdbStore implements Store {
   listJoinTokens() {
     return this.joinTokens.values();
   }
-  putJoinToken(token: JoinTokenRecord) {
-    return this.joinTokens.put(token.tokenHash, token);
+  putJoinToken(token: JoinTokenRecord, opts: { lazy?: boolean } = {}) {
+    return this.joinTokens.put(token.tokenHash, token, opts.lazy === true);
   }
   deleteJoinToken(tokenHash: string) {
     return this.joinTokens.delete(tokenHash);

@@ -214,7 +214,8 @@ export interface Store {
 
   getJoinToken(tokenHash: string): JoinTokenRecord | undefined;
   listJoinTokens(): Iterable<JoinTokenRecord>;
-  putJoinToken(token: JoinTokenRecord): Promise<void>;
+  /** `lazy`: as for putNode (a token's use count when it has no limit to enforce). */
+  putJoinToken(token: JoinTokenRecord, opts?: { lazy?: boolean }): Promise<void>;
   deleteJoinToken(tokenHash: string): Promise<void>;
 
   getApiToken(id: string): ApiTokenRecord | undefined;

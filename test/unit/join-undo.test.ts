@@ -28,7 +28,9 @@ describe('a join that fails halfway', () => {
     await store.open();
     const tokens = new JoinTokens({ store, logger: silentLogger });
     const directory = new NodeDirectory(store, silentLogger, () => undefined, tokens, { removalRetryBaseMs: 20 });
-    const { token } = await tokens.create({ ttlMs: 600_000 });
+    // A token with a limit: its use is durable before the join answers (one without a limit
+    // counts its uses lazily, and a join does not wait for that write).
+    const { token } = await tokens.create({ ttlMs: 600_000, uses: 5 });
 
     faults.tokenWrites = true;
     const joining = directory.join(token, 'edge-1', {});
@@ -44,5 +46,38 @@ describe('a join that fails halfway', () => {
     const again = stores.keep(new LowdbStore({ dir: stores.dir }));
     await again.open();
     expect([...again.listNodes()]).toHaveLength(0);
+  });
+
+  it('joins with a token without a limit although its use count cannot be written yet, and writes the count once it can', async () => {
+    const faults = { tokenWrites: false };
+    let tokenFileWrites = 0;
+    const beforeWrite = (file: string): void => {
+      if (!file.includes('join-tokens')) return;
+      tokenFileWrites++;
+      if (faults.tokenWrites) throw Object.assign(new Error('ENOSPC: simulated'), { code: 'ENOSPC' });
+    };
+    const store = stores.keep(new LowdbStore({ dir: stores.dir, beforeWrite }));
+    await store.open();
+    const tokens = new JoinTokens({ store, logger: silentLogger });
+    const directory = new NodeDirectory(store, silentLogger, () => undefined, tokens);
+    const { id, token } = await tokens.create({ ttlMs: 600_000 });
+
+    // A fleet installing: joins one after another (as they come over HTTP), whose uses share
+    // writes rather than one each.
+    tokenFileWrites = 0;
+    for (let i = 0; i < 20; i++) await directory.join(token, `edge-${i}`, {});
+    await vi.waitFor(() => expect(tokenFileWrites).toBeGreaterThan(0), { timeout: 5_000, interval: 20 });
+    expect(tokenFileWrites).toBeLessThanOrEqual(2);
+
+    // A count that cannot be written does not stop joins; it is written once the disk takes it.
+    faults.tokenWrites = true;
+    await directory.join(token, 'edge-20', {});
+    expect((await tokens.list()).find((t) => t.id === id)?.used).toBe(21);
+    faults.tokenWrites = false;
+    await store.close();
+    const again = stores.keep(new LowdbStore({ dir: stores.dir }));
+    await again.open();
+    expect([...again.listJoinTokens()][0]?.used).toBe(21);
+    expect([...again.listNodes()]).toHaveLength(21);
   });
 });
