@@ -474,7 +474,8 @@ export class ShardedCollection<T> {
     const mayFit = roomBytes >= 0 && (!layout || addedItemsAtLeast(layout, carried, unsaved) * MIN_PART_LINE_BYTES <= roomBytes);
     const changes: LogChanges<unknown> = {};
     if (!mayFit) {
-      // Written whole below.
+      // Written whole below, where no record has parts: those of a record it deletes go too.
+      if (layout) for (const key of carried.keys()) placed.set(key, undefined);
     } else if (layout) {
       // Only the parts that differ from what the disk holds (the saved value, where each item sits).
       for (const [key, value] of carried) {

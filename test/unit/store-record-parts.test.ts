@@ -128,6 +128,33 @@ describe('Store: placements and node targets as records of their own', () => {
     expect(again.stats().bytesWritten - before).toBeLessThan(2048);
   });
 
+  it('forgets the parts of a record deleted in a write that goes whole, so the name can be created again', async () => {
+    // One service shard, so that the delete and the big write are one write.
+    const open = async () => {
+      const opened = stores.keep(new LowdbStore({ dir: stores.dir, serviceShards: 1 }));
+      await opened.open();
+      return opened;
+    };
+    const store = await open();
+    const named = (name: string, count: number): ServiceRecord => ({ ...service(many(count).map((p) => ({ ...p, replicaId: `${name}.${p.replicaId}` }))), name });
+    await store.putService(named('big', 5));
+    await store.putService(named('web', 20));
+    // A change of one placement: web's placements are parts of a log line now.
+    const moved = named('web', 20);
+    moved.placements[3] = { ...moved.placements[3]!, nodeId: 'node-elsewhere' };
+    await store.putService(moved);
+    // One write deletes web and gives big more placements than the log could take: written whole.
+    await Promise.all([store.deleteService('web'), store.putService(named('big', 10_000))]);
+    // web again, with the same replica ids, is a write like any other.
+    await store.putService(named('web', 20));
+    expect(store.getService('web')).toEqual(named('web', 20));
+    await store.close();
+    stores.letGo(store);
+    const again = await open();
+    expect(again.getService('web')).toEqual(named('web', 20));
+    expect(again.getService('big')!.placements).toHaveLength(10_000);
+  });
+
   it('after a restart, writes a change of one placement of a service the log never touched in proportion to it', async () => {
     const store = await openStore();
     const placements = many(10_000);
