@@ -6,11 +6,12 @@
  * after the first drop different: during a failover of a 100,000-replica service, each pass handed
  * its readers (the dispatcher's index, the events) the whole list as changed. This walk stays in
  * step by replica id instead: at a mismatch it looks a few places ahead on each side for where the
- * lists meet again, so that a drop or an insertion costs itself, not the rest of the list.
+ * lists meet again (further, by id, when a run of drops or insertions is longer than that), so
+ * that a drop or an insertion costs itself, not the rest of the list.
  */
 import type { Placement } from './types.js';
 
-/** How far ahead a mismatch looks for where the lists meet again; beyond it, the walk pairs positions as they come. */
+/** How far ahead a mismatch looks for where the lists meet again before it asks each list's index by id. */
 const RESYNC_WINDOW = 8;
 
 /**
@@ -30,6 +31,10 @@ export function diffPlacements(
 ): void {
   let i = 0;
   let j = 0;
+  // Each list's index by id, made only when a mismatch is not resolved within the window (a run
+  // of drops longer than it: a rolling update's batch handed over, half a fleet lost at once).
+  let oldIndex: Map<string, number> | null = null;
+  let newIndex: Map<string, number> | null = null;
   while (i < olds.length && j < news.length) {
     const a = olds[i]!;
     const b = news[j]!;
@@ -42,8 +47,14 @@ export function diffPlacements(
       j++;
       continue;
     }
-    const skipOlds = aheadIn(olds, i, b.replicaId);
-    const skipNews = aheadIn(news, j, a.replicaId);
+    let skipOlds = aheadIn(olds, i, b.replicaId);
+    let skipNews = aheadIn(news, j, a.replicaId);
+    if (skipOlds === 0 && skipNews === 0) {
+      oldIndex ??= indexOf(olds);
+      newIndex ??= indexOf(news);
+      skipOlds = distanceAfter(oldIndex, i, b.replicaId);
+      skipNews = distanceAfter(newIndex, j, a.replicaId);
+    }
     if (skipOlds > 0 && (skipNews === 0 || skipOlds <= skipNews)) {
       // Dropped from here (or moved later): the olds before the meeting point.
       for (const end = i + skipOlds; i < end; i++) gone(olds[i]!);
@@ -59,6 +70,19 @@ export function diffPlacements(
   }
   for (; i < olds.length; i++) gone(olds[i]!);
   for (; j < news.length; j++) come(news[j]!);
+}
+
+/** Each id's first place. */
+function indexOf(list: readonly Placement[]): Map<string, number> {
+  const index = new Map<string, number>();
+  for (let k = 0; k < list.length; k++) if (!index.has(list[k]!.replicaId)) index.set(list[k]!.replicaId, k);
+  return index;
+}
+
+/** How many places after `from` the id's first place is; 0 when it is not after `from`. */
+function distanceAfter(index: ReadonlyMap<string, number>, from: number, replicaId: string): number {
+  const at = index.get(replicaId);
+  return at !== undefined && at > from ? at - from : 0;
 }
 
 /** How many places after `from` in `list` the id is, within the window; 0 when it is not there. */

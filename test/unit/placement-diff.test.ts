@@ -63,6 +63,20 @@ describe('diffPlacements', () => {
     expect(come.map((p) => p.replicaId).sort()).toEqual([...lost].map((id) => `${id}-new`).sort());
   });
 
+  it('gets back in step after a run of drops or insertions longer than it looks ahead', () => {
+    const olds = Array.from({ length: 10_000 }, (_, i) => placed(`r${i}`, `n${i % 100}`));
+    // A rolling update's batch of 50 neighbours handed over: they leave their places for the end
+    // of the list (as hand-overs, same ids), behind their replacements.
+    const batch = olds.slice(100, 150);
+    const news = [...olds.slice(0, 100), ...olds.slice(150), ...batch.map((p) => placed(`${p.replicaId}-new`, 'n7')), ...batch.map((p) => ({ ...p, replacedBy: `${p.replicaId}-new` }))];
+    const { gone, come } = diff(olds, news);
+    expect(gone.map((p) => p.replicaId)).toEqual(batch.map((p) => p.replicaId));
+    expect(come).toHaveLength(100);
+    // And 40 new ones inserted in the middle.
+    const inserted = [...olds.slice(0, 5000), ...Array.from({ length: 40 }, (_, i) => placed(`new${i}`, 'n1')), ...olds.slice(5000)];
+    expect(diff(olds, inserted)).toEqual({ gone: [], come: inserted.slice(5000, 5040) });
+  });
+
   it('passes on a replica whose node changed in place, and an insertion', () => {
     const olds = [placed('a'), placed('b'), placed('c'), placed('d')];
     const news = [placed('a'), placed('x', 'n2'), placed('b', 'n3'), placed('c'), placed('d')];
