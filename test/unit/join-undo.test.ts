@@ -51,10 +51,13 @@ describe('a join that fails halfway', () => {
   it('joins with a token without a limit although its use count cannot be written yet, and writes the count once it can', async () => {
     const faults = { tokenWrites: false };
     let tokenFileWrites = 0;
+    let tokenWritesFailed = 0;
     const beforeWrite = (file: string): void => {
       if (!file.includes('join-tokens')) return;
       tokenFileWrites++;
-      if (faults.tokenWrites) throw Object.assign(new Error('ENOSPC: simulated'), { code: 'ENOSPC' });
+      if (!faults.tokenWrites) return;
+      tokenWritesFailed++;
+      throw Object.assign(new Error('ENOSPC: simulated'), { code: 'ENOSPC' });
     };
     const store = stores.keep(new LowdbStore({ dir: stores.dir, beforeWrite }));
     await store.open();
@@ -73,6 +76,8 @@ describe('a join that fails halfway', () => {
     faults.tokenWrites = true;
     await directory.join(token, 'edge-20', {});
     expect((await tokens.list()).find((t) => t.id === id)?.used).toBe(21);
+    // The count's write is tried, and fails, while the disk refuses it; the store tries again.
+    await vi.waitFor(() => expect(tokenWritesFailed).toBeGreaterThan(0), { timeout: 5_000, interval: 20 });
     faults.tokenWrites = false;
     await store.close();
     const again = stores.keep(new LowdbStore({ dir: stores.dir }));
