@@ -16,9 +16,11 @@ const RETRY_BASE_MS = 1000;
 const RETRY_CAP_MS = 30_000;
 /**
  * A write goes to the shard's change log when it is at most this share of the shard (1 / ratio):
- * a shard of few records is written whole, as cheap as a line and simpler to restore.
+ * a shard of few records is written whole, as cheap as a line and simpler to restore. Half: a
+ * second of hellos from a fleet connecting (its facts, gathered per shard) is a quarter to a half
+ * of a node shard, and a quarter sent most of those batches to whole rewrites of their shards.
  */
-const APPEND_RATIO = 4;
+const APPEND_RATIO = 2;
 /**
  * In a shard at least this big (a large service's placements), a line of any size up to the shard
  * is appended: a failover moving a tenth of 100,000 replicas is a 2 MB line against an 8 MB shard,

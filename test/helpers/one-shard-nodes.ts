@@ -28,5 +28,12 @@ export const gen = (s: LowdbStore, i: number): number | undefined => s.getNode(n
 /** Nodes 0 to count - 1 at that generation, each its own put (a burst that one write carries). */
 export const fleetOf = (s: LowdbStore, count: number, generation = 0): Promise<void[]> => Promise.all(Array.from({ length: count }, (_, i) => s.putNode(node(i, generation))));
 
-/** One write of 90 records: too big for the log, so the shard is written whole (a compaction). */
-export const bigWrite = (s: LowdbStore, from: number, generation: number): Promise<void[]> => Promise.all(Array.from({ length: 90 }, (_, i) => s.putNode(node(i + from, generation))));
+/**
+ * One write of 90 records, each with labels new to it (a few hundred bytes each, more than half
+ * the shard in all): too big for the log, so the shard is written whole (a compaction).
+ */
+export const bigWrite = (s: LowdbStore, from: number, generation: number): Promise<void[]> => Promise.all(bigWriteRecords(from, generation).map((n) => s.putNode(n)));
+
+/** The records of bigWrite. */
+export const bigWriteRecords = (from: number, generation: number): NodeRecord[] =>
+  Array.from({ length: 90 }, (_, i) => ({ ...node(i + from, generation), labels: { zone: `z${(i + from) % 3}`, batch: `written at generation ${generation}`.padEnd(400, '.') } }));

@@ -48,6 +48,26 @@ describe('Store: a change log per shard', () => {
     expect(written).toBeLessThan(2 * recordBytes);
   });
 
+  it('appends a batch of changed records up to half the shard (a second of hellos), rather than rewriting it', async () => {
+    const store = await openStore();
+    await fleetOf(store, 100);
+    const shardBytes = await size(shardFile());
+    // 25 of the shard's 100 nodes report their facts: a batch between a quarter and half the shard.
+    const facts = { hostname: 'h', os: 'linux', osRelease: '6.1', arch: 'x64', cpus: 4, memoryBytes: 8e9, diskBytes: 6e10, diskFreeBytes: 3e10, agentVersion: '0.1.0', runtime: 'docker 27.0' };
+    const batch = Array.from({ length: 25 }, (_, i) => ({ ...node(i), facts }));
+    const batchBytes = batch.reduce((n, r) => n + JSON.stringify(r).length, 0);
+    expect(batchBytes).toBeGreaterThan(shardBytes / 4);
+    expect(batchBytes).toBeLessThan(shardBytes / 2);
+    const before = store.stats().bytesWritten;
+    await Promise.all(batch.map((r) => store.putNode(r)));
+    const written = store.stats().bytesWritten - before;
+    // One line in the log: about the batch, not the shard with it.
+    expect(await size(logFile())).toBeGreaterThan(0);
+    expect(written).toBeLessThan(1.2 * batchBytes);
+    const again = await openStore();
+    expect(again.getNode(node(7).id)?.facts).toEqual(facts);
+  });
+
   it('loads what the log holds over the shard, deletes included, and keeps the log within twice the shard size', async () => {
     const store = await openStore();
     await fleetOf(store, 100);

@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { tempStores } from '../helpers/temp-stores.js';
-import { bigWrite, fleetOf, gen, node, nodeLogFile, nodeShardFile } from '../helpers/one-shard-nodes.js';
+import { bigWrite, bigWriteRecords, fleetOf, gen, node, nodeLogFile, nodeShardFile } from '../helpers/one-shard-nodes.js';
 import { access, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
@@ -130,7 +130,7 @@ describe('Store: the change log is tied to its shard', () => {
     await fleetOf(s, 100);
     await s.putNode(node(1, 1));
     control.failLog = true;
-    const results = await Promise.allSettled(Array.from({ length: 90 }, (_, i) => s.putNode(node(i + 1, 2))));
+    const results = await Promise.allSettled(bigWriteRecords(1, 2).map((n) => s.putNode(n)));
     expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
     expect(gen(s, 2)).toBe(2);
     // The disk, as a crash now would leave it: the new shard, the old log beside it.

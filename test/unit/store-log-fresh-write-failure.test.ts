@@ -63,7 +63,8 @@ it('a log whose set-aside failed is kept as <log>.prev by the next append, for -
   await Promise.all(Array.from({ length: 100 }, (_, i) => s.putNode(node(i, 1)))); // whole: S1
   await s.putNode(node(1, 5)); // acknowledged: a line on S1
   control.failLogRename = true;
-  await Promise.all(Array.from({ length: 90 }, (_, i) => s.putNode(node(i + 10, 2)))); // whole: S2, its log not set aside
+  // Whole: S2, its log not set aside (labels new to each record: more than the log takes).
+  await Promise.all(Array.from({ length: 90 }, (_, i) => s.putNode({ ...node(i + 10, 2), labels: { batch: 'written at generation 2'.padEnd(400, '.') } })));
   control.failLogRename = false;
   await s.putNode(node(3, 7)); // a fresh log on S2
   await s.close();
