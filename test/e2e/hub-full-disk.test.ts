@@ -47,13 +47,15 @@ describe.skipIf(!runs)('hub on a full disk', () => {
     const { url, port } = started;
     const api = await hubClient(url, dataDir);
     expect((await api('PUT', '/v1/services/web', { image: 'nginx:1' })).status).toBe(201);
-    // The hub's next pass writes the replica's pending placement, keeping the shard it replaces as
-    // `.prev`; a later write on the full disk finds room by replacing that copy. Whether the pass
-    // ran before the fill depended on how soon after the hub's start the PUT came: wait for it,
-    // and drop the copy, so that the hub has nothing to free.
+    // The hub's next pass writes the replica's pending placement: a line of the shard's change log,
+    // or the shard written whole, keeping the one it replaces as `.prev`, which a later write on
+    // the full disk could replace to find room. Whether the pass ran before the fill depended on
+    // how soon after the hub's start the PUT came: wait for its write, and drop any copy, so that
+    // the hub has nothing to free.
     const services = path.join(dataDir, 'store', 'services');
     const copies = async () => (await readdir(services)).filter((f) => f.endsWith('.prev'));
-    await vi.waitFor(async () => expect(await copies()).toHaveLength(1), { timeout: 10_000, interval: 50 });
+    const passWritten = async () => (await readdir(services)).filter((f) => f.endsWith('.prev') || f.endsWith('.log'));
+    await vi.waitFor(async () => expect(await passWritten()).not.toHaveLength(0), { timeout: 10_000, interval: 50 });
     for (const copy of await copies()) await rm(path.join(services, copy));
 
     await fill(path.join(mountDir, 'filler'));
