@@ -58,6 +58,8 @@ export interface FleetFigures {
     rssAfterMiB: number;
     rssPerConnectionKiB: number;
     rssPerConnectionNoGcKiB: number;
+    /** V8 heap used per connection after GC (null without the inspector). */
+    heapPerConnectionKiB: number | null;
     idleCpu: CpuFigures | null;
     burst: BurstFigures | null;
   };
@@ -80,6 +82,8 @@ export interface FleetFigures {
       perConnectionKiB: number;
       perAgentNoGcKiB: number;
       heapPerAgentKiB: number | null;
+      /** V8 heap used per agent after the joins, before any connection (null without the inspector). */
+      heapJoinedPerAgentKiB: number | null;
     };
     idleCpu: CpuFigures | null;
     idleCpuWithReplicas: CpuFigures | null;

@@ -26,7 +26,7 @@ How the fleet figures are taken (bench/fleet.ts):
   first, alone, and is gone before the hub starts.
 - RSS per agent: (VmRSS once all agents are welcomed - VmRSS before any joined) / N, both after a
   forced GC ("of which connection": from after the joins); the baseline per connection the same
-  way. CPU: utime+stime from /proc/<pid>/stat over the window, as % of one core; "others" is what
+  way. The V8 heap figures are heapUsed after the same GCs (the hub's also after the joins). CPU: utime+stime from /proc/<pid>/stat over the window, as % of one core; "others" is what
   the rest of the machine used meanwhile (other people's tests).
 - Idle windows: first the benchmark waits (at most 120 s) for 5 s with no store write and no agent
   reconnecting; when the hub never goes quiet the window is measured anyway and the entry says how
@@ -117,8 +117,8 @@ export function formatReport(f: FleetFigures): string {
   ]);
   rows.push([
     '  of which connection + session (after join)',
-    h.rss ? `${fmt(h.rss.perConnectionKiB)} KiB; node record ${fmt(h.rss.perAgentKiB - h.rss.perConnectionKiB)} KiB; V8 heap ${fmt(h.rss.heapPerAgentKiB)} KiB/agent` : 'n/a',
-    '',
+    h.rss ? `${fmt(h.rss.perConnectionKiB)} KiB; node record ${fmt(h.rss.perAgentKiB - h.rss.perConnectionKiB)} KiB; V8 heap ${fmt(h.rss.heapPerAgentKiB)} KiB/agent (${fmt(h.rss.heapJoinedPerAgentKiB)} after the joins)` : 'n/a',
+    b ? `V8 heap ${fmt(b.heapPerConnectionKiB)} KiB per connection` : '',
     '',
     '',
     '',

@@ -44,6 +44,7 @@ export async function baseline(run: FleetRun): Promise<void> {
       rssAfterMiB: round(after.rss / MiB, 1),
       rssPerConnectionKiB: round((after.rss - before.rss) / 1024 / Math.max(1, opened)),
       rssPerConnectionNoGcKiB: round((afterNoGc - beforeNoGc) / 1024 / Math.max(1, opened)),
+      heapPerConnectionKiB: after.heapUsed !== null && before.heapUsed !== null ? round((after.heapUsed - before.heapUsed) / 1024 / Math.max(1, opened)) : null,
       idleCpu,
       burst,
     };

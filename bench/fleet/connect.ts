@@ -67,5 +67,6 @@ export async function connect(run: FleetRun): Promise<void> {
     perConnectionKiB: round((after.rss - joined!.rss) / 1024 / n),
     perAgentNoGcKiB: round((afterNoGc - beforeNoGc!) / 1024 / n),
     heapPerAgentKiB: after.heapUsed !== null && before!.heapUsed !== null ? round((after.heapUsed - before!.heapUsed) / 1024 / n) : null,
+    heapJoinedPerAgentKiB: joined!.heapUsed !== null && before!.heapUsed !== null ? round((joined!.heapUsed - before!.heapUsed) / 1024 / n) : null,
   };
 }

@@ -33,7 +33,7 @@ function figures(agents: number, over: { failoverS?: number; putP99Ms?: number; 
       profiled: false,
       skipped: [],
     },
-    baseline: { connected: agents, connectS: 2, rssBeforeMiB: 50, rssAfterMiB: 90, rssPerConnectionKiB: 4, rssPerConnectionNoGcKiB: 5, idleCpu: { ...cpu, pctOfCore: 9 }, burst: null },
+    baseline: { connected: agents, connectS: 2, rssBeforeMiB: 50, rssAfterMiB: 90, rssPerConnectionKiB: 4, rssPerConnectionNoGcKiB: 5, heapPerConnectionKiB: 2, idleCpu: { ...cpu, pctOfCore: 9 }, burst: null },
     hub: {
       joined: agents,
       joinS: 9,
@@ -41,7 +41,7 @@ function figures(agents: number, over: { failoverS?: number; putP99Ms?: number; 
       connectedNodes: agents,
       connectS: 6,
       connectCurve: {},
-      rss: { beforeMiB: 60, joinedMiB: 70, connectedMiB: 120, perAgentKiB: 5.6, perConnectionKiB: 4.5, perAgentNoGcKiB: 7, heapPerAgentKiB: 2 },
+      rss: { beforeMiB: 60, joinedMiB: 70, connectedMiB: 120, perAgentKiB: 5.6, perConnectionKiB: 4.5, perAgentNoGcKiB: 7, heapPerAgentKiB: 2, heapJoinedPerAgentKiB: 1 },
       idleCpu: cpu,
       idleCpuWithReplicas: cpu,
       burst: null,
