@@ -13,6 +13,7 @@ import { canonicalJson } from '../shared/container-spec.js';
 import type { HelloFrame, NodeFacts } from '../shared/protocol.js';
 import { makeNodeCredential } from './auth/secrets.js';
 import type { JoinTokens } from './join-tokens.js';
+import { internedFacts, internedLabels } from './node-interning.js';
 import { nextNodeRevision } from './node-revision.js';
 import type { NodeRecord, Store } from './store/store.js';
 import type { Logger } from '../shared/logger.js';
@@ -67,59 +68,6 @@ function sameFacts(a: NodeFacts | null, b: NodeFacts): boolean {
  * once it differs from the node's name and labels (a join token's labels, an operator's change):
  * for most nodes it is their name and labels, and the hub holds tens of thousands of records.
  */
-/**
- * The facts most devices of a fleet share (os, release, arch, agent version, runtime), one string
- * each for all the nodes that report them: a decoded hello holds its own copy of each, some 30
- * bytes per string longer than V8 shares by itself, on every node record. At most
- * MAX_INTERNED_FACTS distinct texts; past that, texts are kept as they come.
- */
-const MAX_INTERNED_FACTS = 4096;
-const internedFactTexts = new Map<string, string>();
-
-function interned(text: string): string {
-  const known = internedFactTexts.get(text);
-  if (known !== undefined) return known;
-  if (internedFactTexts.size < MAX_INTERNED_FACTS) internedFactTexts.set(text, text);
-  return text;
-}
-
-/** The same facts, with the shared texts interned; in the schema's key order (it allows no others). */
-function internedFacts(f: NodeFacts): NodeFacts {
-  return {
-    hostname: f.hostname,
-    os: interned(f.os),
-    osRelease: interned(f.osRelease),
-    arch: interned(f.arch),
-    cpus: f.cpus,
-    memoryBytes: f.memoryBytes,
-    diskBytes: f.diskBytes,
-    diskFreeBytes: f.diskFreeBytes,
-    agentVersion: interned(f.agentVersion),
-    runtime: interned(f.runtime),
-  };
-}
-
-/**
- * Label sets, one frozen object for all the nodes that have the same one (most nodes of a fleet
- * share a few: none, or their site's): an object of its own costs each node record some 60
- * bytes. At most MAX_INTERNED_LABEL_SETS sets of at most MAX_INTERNED_LABELS_TEXT characters as
- * JSON; others are kept as they come. Keyed by their JSON, key order included, so that a node's
- * labels read back in the order they were given.
- */
-const MAX_INTERNED_LABEL_SETS = 1024;
-const MAX_INTERNED_LABELS_TEXT = 1024;
-const labelSets = new Map<string, Record<string, string>>();
-
-function internedLabels(labels: Record<string, string>): Record<string, string> {
-  const key = JSON.stringify(labels);
-  const known = labelSets.get(key);
-  if (known !== undefined) return known;
-  if (labelSets.size >= MAX_INTERNED_LABEL_SETS || key.length > MAX_INTERNED_LABELS_TEXT) return labels;
-  const shared = Object.freeze({ ...labels });
-  labelSets.set(key, shared);
-  return shared;
-}
-
 function declaredOf(node: NodeRecord): Identity {
   return node.declared ?? { name: node.name, labels: node.labels };
 }

@@ -5,6 +5,7 @@ import type { ApiTokenRecord, ConfigRecord, JoinTokenRecord, NodeRecord, SecretR
 import { ShardedCollection, type CollectionOptions } from './sharded-collection.js';
 import { StoreDamagedError, StoreFileDamagedError } from './store-file-damaged.js';
 import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
+import { withSharedParts } from '../node-interning.js';
 import { nodeLayout, serviceLayout } from './layouts.js';
 import { holdsClearPassword, sealedKeyIdsOf, ServiceSealing } from './sealed-services.js';
 import { StoreKeyMismatchError } from './store-key-mismatch.js';
@@ -55,7 +56,7 @@ export class LowdbStore implements Store {
 
   constructor(private readonly opts: LowdbStoreOptions) {
     this.sealing = new ServiceSealing(opts.sealer ?? null);
-    const collection: Omit<CollectionOptions, 'layout'> = { health: this.healthTracker, beforeWrite: opts.beforeWrite };
+    const collection: Omit<CollectionOptions, 'layout' | 'readBack'> = { health: this.healthTracker, beforeWrite: opts.beforeWrite };
     const tell =
       (collection: StoreChange['collection']): CollectionOptions['onChange'] =>
       (key, before, after, written) => {
@@ -76,7 +77,7 @@ export class LowdbStore implements Store {
         }
       };
     // Each record carries its key: checked at read, so that a file of another collection is refused.
-    this.nodes = new ShardedCollection<NodeRecord>(path.join(opts.dir, 'nodes'), 'nodes', opts.nodeShards ?? 64, { ...collection, keyField: 'id', layout: nodeLayout, onChange: tell('nodes') });
+    this.nodes = new ShardedCollection<NodeRecord>(path.join(opts.dir, 'nodes'), 'nodes', opts.nodeShards ?? 64, { ...collection, keyField: 'id', layout: nodeLayout, readBack: withSharedParts, onChange: tell('nodes') });
     this.services = new ShardedCollection<ServiceRecord>(path.join(opts.dir, 'services'), 'services', opts.serviceShards ?? 64, { ...collection, keyField: 'name', layout: serviceLayout, onChange: tell('services') });
     this.joinTokens = new ShardedCollection<JoinTokenRecord>(opts.dir, 'join-tokens', 1, { ...collection, keyField: 'tokenHash', onChange: tell('joinTokens') });
     this.apiTokens = new ShardedCollection<ApiTokenRecord>(opts.dir, 'api-tokens', 1, { ...collection, keyField: 'id', onChange: tell('apiTokens') });

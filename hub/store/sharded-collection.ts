@@ -76,6 +76,11 @@ export interface CollectionOptions<T = unknown> {
    * that a write carries only the parts that changed; needs `keyField`.
    */
   layout?: RecordLayout<T>;
+  /**
+   * What a record read from disk at open becomes in memory: the same content, sharing what many
+   * records have in common (a node's labels). Unset: kept as read.
+   */
+  readBack?: (record: T) => T;
 }
 
 /** Where the items of each record written by a write sit on disk once it lands (undefined: record deleted). */
@@ -220,7 +225,12 @@ export class ShardedCollection<T> {
       this.files.push(file);
       this.logs.push(log);
       this.unsaved.push(new Map());
-      for (const [key, value] of Object.entries(db.data)) this.records.set(key, value);
+      const readBack = this.opts.readBack;
+      for (const [key, read] of Object.entries(db.data)) {
+        const value = readBack ? readBack(read) : read;
+        if (value !== read) db.data[key] = value;
+        this.records.set(key, value);
+      }
     }
     if (damaged.length > 0) throw new StoreDamagedError(damaged);
   }

@@ -1,7 +1,8 @@
 /**
  * Nodes with the same labels share one labels object: most of a fleet has one of a few sets, and
  * an object per node record would cost tens of thousands of records some 60 bytes each. Shared,
- * so frozen; and a node's labels still read back in the order they were given.
+ * so frozen; and a node's labels still read back in the order they were given. Records read back
+ * from disk after a restart share them the same way.
  */
 import { describe, expect, it } from 'vitest';
 import { JoinTokens } from '../../hub/join-tokens.js';
@@ -38,5 +39,32 @@ describe('node label sets', () => {
     const changed = await directory.update(d.id, { labels: { zone: 'north', tier: 'edge' } });
     expect(changed!.labels).toBe(a.labels);
     expect(store.getNode(a.id)!.labels).toEqual({ zone: 'north', tier: 'edge' });
+  });
+
+  it('are shared again by the records a restarted hub reads back, and the facts read back whole', async () => {
+    const first = new LowdbStore({ dir: stores.dir });
+    await first.open();
+    const tokens = new JoinTokens({ store: first, logger: silentLogger });
+    const directory = new NodeDirectory(first, silentLogger, () => undefined, tokens);
+    const { token } = await tokens.create({ ttlMs: 600_000, uses: 10 });
+    const ids: string[] = [];
+    for (const name of ['site-a', 'site-b', 'site-c']) ids.push((await directory.join(token, name, { site: 'harbour', tier: 'edge' })).nodeId);
+    const other = (await directory.join(token, 'lab-a', { site: 'lab' })).nodeId;
+    const facts = { hostname: 'site-a', os: 'linux', osRelease: '6.1.0', arch: 'arm64', cpus: 4, memoryBytes: 4 * 2 ** 30, diskBytes: 64 * 2 ** 30, diskFreeBytes: 20 * 2 ** 30, agentVersion: '0.1.0', runtime: 'docker 27.3.1' };
+    await first.putNode({ ...first.getNode(ids[0]!)!, facts });
+    await first.close();
+
+    const reopened = stores.keep(new LowdbStore({ dir: stores.dir }));
+    await reopened.open();
+    const [a, b, c] = ids.map((id) => reopened.getNode(id)!);
+    expect(b!.labels).toBe(a!.labels);
+    expect(c!.labels).toBe(a!.labels);
+    expect(Object.isFrozen(a!.labels)).toBe(true);
+    expect(a!.labels).toEqual({ site: 'harbour', tier: 'edge' });
+    expect(Object.keys(a!.labels)).toEqual(['site', 'tier']);
+    expect(reopened.getNode(other)!.labels).toEqual({ site: 'lab' });
+    expect(reopened.getNode(other)!.labels).not.toBe(a!.labels);
+    expect(a!.facts).toEqual(facts);
+    expect(b!.facts).toBeNull();
   });
 });
