@@ -45,6 +45,8 @@ export interface FleetFigures {
     processes: number;
     lostAfterMs: number;
     hubLogLevel: string;
+    /** The hub's own environment additions (--hub-env); absent in older runs. */
+    hubEnv?: Record<string, string>;
     gcViaInspector: boolean;
     sourceAddresses: boolean;
     profiled: boolean;

@@ -93,6 +93,8 @@ export interface HubStartOptions {
   logFile: string;
   inspect: boolean;
   extraExecArgv?: string[];
+  /** Added to the hub's environment. */
+  env?: Record<string, string>;
 }
 
 /** Starts `node dist/hub/main.js --insecure-http ...` (the benches speak plain HTTP) and waits until /healthz answers. */
@@ -101,7 +103,7 @@ export async function startHub(url: string, opts: HubStartOptions, timeoutMs = 6
   const execArgv = [...(opts.inspect ? ['--inspect=127.0.0.1:0'] : []), ...(opts.extraExecArgv ?? [])];
   const child = spawn(process.execPath, [...execArgv, path.join(distDir, 'hub', 'main.js'), '--insecure-http', ...opts.args], {
     stdio: ['ignore', fd, 'pipe'],
-    env: { ...process.env, NODE_ENV: 'production' },
+    env: { ...process.env, NODE_ENV: 'production', ...opts.env },
   });
   closeSync(fd);
   const exited = track(child);

@@ -25,6 +25,8 @@ export const HELP = `Usage: npm run bench:fleet -- --agents N [options]
   --profile DIR           CPU-profile the hub per phase (inspector) into DIR; figures then carry the overhead
   --profile-phases LIST   only these: connect, idle, burst, placement, api, reconnect, failover (default all)
   --hub-log-level LEVEL   (default warn: the hub's log goes to a file in the temp dir)
+  --hub-env LIST          comma-separated NAME=VALUE set for the hub process only, not the baseline
+                          (allocator experiments: MALLOC_TRIM_THRESHOLD_=131072)
   --timeout-s T           each run's deadline (default 900)
   --runs N                run the whole benchmark N times back to back, each on a fresh hub and
                           fleet; prints each run's table, then whether each target held in every
@@ -56,6 +58,8 @@ export interface Options {
   profileDir: string | null;
   profilePhases: Set<string> | null;
   hubLogLevel: string;
+  /** Set for the hub process only (--hub-env). */
+  hubEnv: Record<string, string>;
   timeoutS: number;
   runs: number;
   workDir: string;
@@ -85,6 +89,7 @@ export function parseOptions(argv: string[]): Options {
       profile: { type: 'string' },
       'profile-phases': { type: 'string' },
       'hub-log-level': { type: 'string' },
+      'hub-env': { type: 'string' },
       'timeout-s': { type: 'string' },
       runs: { type: 'string' },
       'work-dir': { type: 'string' },
@@ -132,6 +137,7 @@ export function parseOptions(argv: string[]): Options {
     profileDir: v.profile ? path.resolve(v.profile) : null,
     profilePhases: v['profile-phases'] ? new Set(v['profile-phases'].split(',')) : null,
     hubLogLevel: v['hub-log-level'] ?? 'warn',
+    hubEnv: envList(v['hub-env'] ?? ''),
     timeoutS: int('timeout-s', v['timeout-s'], 900, 10),
     runs: int('runs', v.runs, 1, 1),
     workDir: path.resolve(v['work-dir'] ?? os.tmpdir()),
@@ -139,4 +145,15 @@ export function parseOptions(argv: string[]): Options {
     doc: v['no-doc'] ? null : path.resolve(v.doc ?? path.join(repoRoot, 'docs', 'benchmarks.md')),
     command: `npm run bench:fleet -- ${argv.join(' ')}`,
   };
+}
+
+/** `A=1,B=2` as an object; a part without a name and `=` is refused. */
+function envList(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const part of text.split(',').filter(Boolean)) {
+    const at = part.indexOf('=');
+    if (at <= 0) throw new Error(`--hub-env: "${part}" is not NAME=VALUE`);
+    env[part.slice(0, at)] = part.slice(at + 1);
+  }
+  return env;
 }

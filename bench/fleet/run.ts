@@ -51,6 +51,7 @@ export class FleetRun {
         processes: opts.processes,
         lostAfterMs: opts.lostAfterMs,
         hubLogLevel: opts.hubLogLevel,
+        hubEnv: opts.hubEnv,
         gcViaInspector: opts.gc,
         sourceAddresses: opts.sourceAddresses,
         profiled: opts.profileDir !== null,
@@ -317,6 +318,7 @@ export class FleetRun {
         args: this.hubArgs,
         logFile: path.join(this.tmp, `hub-${this.hubCount}.log`),
         inspect: this.opts.gc || this.opts.profileDir !== null,
+        env: this.opts.hubEnv,
       },
       timeoutMs,
     );
