@@ -17,7 +17,9 @@ interface NodeWindow {
  * A budget of log lines per node: a node flapping (its engine, its disks, its connection) gets a
  * few lines a window, however often it changes, so one device cannot flood the hub's log. A
  * budget rather than one line per interval: one change can take several lines at once (an engine
- * and two disks). One small entry per node that has logged, dropped when the node is forgotten.
+ * and two disks). One small entry per node that has logged in the last window: the next line after
+ * a window has passed drops the entries of those that have nothing dropped to tell (an idle fleet
+ * holds none), and a forgotten node's goes at once.
  *
  * Every node logs a line when it connects, so the entry of a node that wrote one line in its
  * window and had none dropped (nearly all of them) is only the window's start, a small integer: an
@@ -38,11 +40,31 @@ export class NodeLogBudget {
   private readonly byNode = new Map<string, number | NodeWindow>();
   private readonly nowMs: () => number;
   private epochMs: number;
+  /** When take() next drops the entries that are as none (see sweep). */
+  private sweepAtMs: number;
 
   constructor(private readonly opts: NodeLogBudgetOptions) {
     if (!(opts.linesPerWindow >= 1) || !(opts.windowMs > 0)) throw new RangeError('a node log budget needs at least one line per positive window');
     this.nowMs = opts.nowMs ?? (() => performance.now());
     this.epochMs = Math.floor(this.nowMs());
+    this.sweepAtMs = this.nowMs() + opts.windowMs;
+  }
+
+  /** Nodes with an entry. */
+  get size(): number {
+    return this.byNode.size;
+  }
+
+  /**
+   * Drops the entries whose window has passed with no line dropped: take() treats them as none. At
+   * most once a window, so that it costs a line O(1) on average.
+   */
+  private sweep(now: number): void {
+    this.sweepAtMs = now + this.opts.windowMs;
+    for (const [nodeId, w] of this.byNode) {
+      const startMs = typeof w === 'number' ? this.epochMs + w : w.startMs;
+      if (now - startMs >= this.opts.windowMs && (typeof w === 'number' || w.suppressed === 0)) this.byNode.delete(nodeId);
+    }
   }
 
   /** `now` as a window start of a number entry; the epoch moves up when it would be too far (once in some 12 days). */
@@ -68,6 +90,7 @@ export class NodeLogBudget {
    */
   take(nodeId: string): number | null {
     const now = this.nowMs();
+    if (now >= this.sweepAtMs) this.sweep(now);
     let w = this.byNode.get(nodeId);
     if (typeof w === 'number') {
       const startMs = this.epochMs + w;

@@ -16,6 +16,22 @@ describe('NodeLogBudget', () => {
     expect(budget.take('a')).toBe(0);
   });
 
+  it('holds no entry for the nodes whose window passed with nothing dropped, and keeps the count of those that have some', () => {
+    let now = 0;
+    const budget = new NodeLogBudget({ linesPerWindow: 2, windowMs: 1000, nowMs: () => now });
+    for (let i = 0; i < 1000; i++) expect(budget.take(`node-${i}`)).toBe(0);
+    // One node went over its budget: two lines dropped, to be told with its next line.
+    expect([budget.take('node-7'), budget.take('node-7'), budget.take('node-7')]).toEqual([0, null, null]);
+    expect(budget.size).toBe(1000);
+    now = 1500;
+    expect(budget.take('node-1')).toBe(0);
+    // node-1's new window and node-7's untold count are all that is left.
+    expect(budget.size).toBe(2);
+    expect(budget.take('node-7')).toBe(2);
+    expect(budget.take('node-500')).toBe(0);
+    expect(budget.size).toBe(3);
+  });
+
   it('answers as a plain window per node would, whatever the order of lines and nodes', () => {
     // The reference: one window object per node, as the budget was first written.
     const model = (linesPerWindow: number, windowMs: number) => {
