@@ -1,5 +1,7 @@
+import type { Command } from 'commander';
 import { CliError } from './cli-error.js';
 import type { HubClient, Query } from './client.js';
+import { collect, wholeNumber } from './option-values.js';
 
 /** The hub's default page; at most 1000 are asked for at once. */
 export const DEFAULT_PAGE_SIZE = 500;
@@ -25,4 +27,21 @@ export async function listAll<T>(client: HubClient, path: string, key: string, q
     token = next;
   }
   return max === undefined ? items : items.slice(0, max);
+}
+
+/** What a paged list command (`nodes ls`, `services ls`) is given. */
+export interface ListOptions {
+  selector: string[];
+  state?: string;
+  limit?: number;
+  pageSize?: number;
+}
+
+/** Declares a paged list's options: `noun` is what it lists, `states` what its --state takes. */
+export function withListOptions(command: Command, noun: string, states: readonly string[]): Command {
+  return command
+    .option('-l, --selector <label>', `only ${noun} with this label: key=value or key!=value (repeatable: all must hold)`, collect, [])
+    .option('--state <state>', `only ${noun} in this state: ${states.join(', ')} (comma-separated for several)`)
+    .option('--limit <n>', 'list at most this many', wholeNumber(1, 1_000_000))
+    .option('--page-size <n>', `${noun} asked of the hub at once (default ${DEFAULT_PAGE_SIZE})`, wholeNumber(1, MAX_PAGE_SIZE));
 }

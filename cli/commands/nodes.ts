@@ -2,9 +2,8 @@ import type { Command } from 'commander';
 import { CliError, UsageError } from '../cli-error.js';
 import type { HubClient } from '../client.js';
 import { age, labelsText, printJson, printYaml, renderTable } from '../output.js';
-import { DEFAULT_PAGE_SIZE, listAll, MAX_PAGE_SIZE } from '../pages.js';
+import { listAll, withListOptions, type ListOptions } from '../pages.js';
 import type { CommandContext } from '../command-context.js';
-import { collect, wholeNumber } from '../option-values.js';
 import { labelSelector } from '../selector.js';
 
 /** The node view's fields the tables show (GET /v1/nodes). */
@@ -61,14 +60,8 @@ const NODE_HEADERS = ['name', 'id', 'state', 'scheduling', 'arch', 'labels', 'ad
 export function registerNodes(program: Command, ctx: CommandContext): void {
   const nodes = program.command('nodes').description('the fleet: list, inspect, label and remove nodes');
 
-  nodes
-    .command('ls')
-    .description('list nodes, a page at a time from the hub until the last')
-    .option('-l, --selector <label>', 'only nodes with this label: key=value or key!=value (repeatable: all must hold)', collect, [])
-    .option('--state <state>', 'only nodes in this state: ready, not_ready, unreachable, lost (comma-separated for several)')
-    .option('--limit <n>', 'list at most this many', wholeNumber(1, 1_000_000))
-    .option('--page-size <n>', `nodes asked of the hub at once (default ${DEFAULT_PAGE_SIZE})`, wholeNumber(1, MAX_PAGE_SIZE))
-    .action(async (options: { selector: string[]; state?: string; limit?: number; pageSize?: number }, command: Command) => {
+  withListOptions(nodes.command('ls').description('list nodes, a page at a time from the hub until the last'), 'nodes', ['ready', 'not_ready', 'unreachable', 'lost'])
+    .action(async (options: ListOptions, command: Command) => {
       const selector = labelSelector('node.labels', options.selector);
       const client = await ctx.client(command);
       const list = await listAll<NodeView>(client, '/v1/nodes', 'nodes', { selector, state: options.state }, options.limit, options.pageSize);

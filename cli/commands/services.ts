@@ -2,9 +2,9 @@ import type { Command } from 'commander';
 import { CliError } from '../cli-error.js';
 import type { HubClient } from '../client.js';
 import { age, printJson, printYaml, renderTable } from '../output.js';
-import { DEFAULT_PAGE_SIZE, listAll, MAX_PAGE_SIZE } from '../pages.js';
+import { listAll, withListOptions, type ListOptions } from '../pages.js';
 import type { CommandContext } from '../command-context.js';
-import { collect, wholeNumber } from '../option-values.js';
+import { wholeNumber } from '../option-values.js';
 import { labelSelector } from '../selector.js';
 
 /** The service view's fields the tables show (GET /v1/services/:name). */
@@ -76,14 +76,8 @@ function statesText(states: Record<string, number>): string {
 export function registerServices(program: Command, ctx: CommandContext): void {
   const services = program.command('services').description('services: list, their replicas, inspect, remove, scale');
 
-  services
-    .command('ls')
-    .description('list services with their counts, a page at a time from the hub until the last')
-    .option('-l, --selector <label>', "only services with this label: key=value or key!=value (repeatable: all must hold)", collect, [])
-    .option('--state <state>', 'only services in this state: ready, degraded, updating, paused (comma-separated for several)')
-    .option('--limit <n>', 'list at most this many', wholeNumber(1, 1_000_000))
-    .option('--page-size <n>', `services asked of the hub at once (default ${DEFAULT_PAGE_SIZE})`, wholeNumber(1, MAX_PAGE_SIZE))
-    .action(async (options: { selector: string[]; state?: string; limit?: number; pageSize?: number }, command: Command) => {
+  withListOptions(services.command('ls').description('list services with their counts, a page at a time from the hub until the last'), 'services', ['ready', 'degraded', 'updating', 'paused'])
+    .action(async (options: ListOptions, command: Command) => {
       const selector = labelSelector('service.labels', options.selector);
       const client = await ctx.client(command);
       const list = await listAll<ServiceView>(client, '/v1/services', 'services', { selector, state: options.state }, options.limit, options.pageSize);
