@@ -1,8 +1,8 @@
 /**
  * What most node records share, held once: the fact texts and label sets that devices of a fleet
  * have in common. Used where records are made (joins, relabels: node-directory.ts) and where they
- * are read back from disk (the node layout), so that a hub after a restart holds no more per node
- * than before it.
+ * are read back from disk (the nodes collection's read-back at open: lowdb-store.ts), so that a
+ * hub after a restart holds no more per node than before it.
  */
 import type { NodeFacts } from '../shared/protocol.js';
 import type { NodeRecord } from './store/store.js';
