@@ -7,6 +7,7 @@ import { closeSync, openSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hubLaunch } from '../dev/hub-launcher.js';
 import { inspectorUrlIn } from './inspector.js';
 import type { WorkerCommand, WorkerReply } from './fleet-messages.js';
 import { PendingCalls } from './pending-calls.js';
@@ -97,14 +98,22 @@ export interface HubStartOptions {
   env?: Record<string, string>;
 }
 
-/** Starts `node dist/hub/main.js --insecure-http ...` (the benches speak plain HTTP) and waits until /healthz answers. */
+/**
+ * Starts `tether-hub --insecure-http ...` (bin/tether-hub, as operators run it; the benches speak
+ * plain HTTP) and waits until /healthz answers. The launcher execs node, so the pid is the hub's.
+ */
 export async function startHub(url: string, opts: HubStartOptions, timeoutMs = 60_000): Promise<NodeProc> {
   const fd = openSync(opts.logFile, 'a');
   const execArgv = [...(opts.inspect ? ['--inspect=127.0.0.1:0'] : []), ...(opts.extraExecArgv ?? [])];
-  const child = spawn(process.execPath, [...execArgv, path.join(distDir, 'hub', 'main.js'), '--insecure-http', ...opts.args], {
-    stdio: ['ignore', fd, 'pipe'],
-    env: { ...process.env, NODE_ENV: 'production', ...opts.env },
+  // Node flags through NODE_OPTIONS: the launcher passes its arguments to the hub, not to node.
+  const nodeOptions = [process.env.NODE_OPTIONS, ...execArgv].filter(Boolean).join(' ');
+  const launch = hubLaunch(repoRoot, ['--insecure-http', ...opts.args], {
+    ...process.env,
+    NODE_ENV: 'production',
+    ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+    ...opts.env,
   });
+  const child = spawn(launch.command, launch.args, { stdio: ['ignore', fd, 'pipe'], env: launch.env });
   closeSync(fd);
   const exited = track(child);
   const output = collect(child);

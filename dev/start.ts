@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hubLaunch } from './hub-launcher.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const port = Number(process.env.TETHER_PORT ?? 7070);
@@ -20,12 +21,12 @@ const dockerSocket = process.env.DOCKER_SOCKET ?? '/var/run/docker.sock';
 const logFormat = process.env.TETHER_LOG_FORMAT || 'pretty';
 const children: ChildProcess[] = [];
 
-function run(script: string, args: string[], env: Record<string, string> = {}): ChildProcess {
-  const child = spawn(process.execPath, [path.join(root, 'dist', script), ...args], { stdio: 'inherit', env: { ...process.env, ...env } });
+function run(name: string, command: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  const child = spawn(command, args, { stdio: 'inherit', env });
   children.push(child);
   child.on('exit', (code, signal) => {
     if (stopping) return;
-    process.stderr.write(`${script} exited (${signal ?? code}); stopping\n`);
+    process.stderr.write(`${name} exited (${signal ?? code}); stopping\n`);
     stop(code ?? 1);
   });
   return child;
@@ -67,7 +68,8 @@ async function waitForHub(deadlineMs: number): Promise<void> {
 
 async function main(): Promise<void> {
   // Plain HTTP on loopback for local development: the hub says so at start.
-  run('hub/main.js', ['--port', String(port), '--host', '127.0.0.1', '--data-dir', hubDir, '--insecure-http', '--log-format', logFormat]);
+  const hub = hubLaunch(root, ['--port', String(port), '--host', '127.0.0.1', '--data-dir', hubDir, '--insecure-http', '--log-format', logFormat]);
+  run('the hub', hub.command, hub.args, hub.env);
   await waitForHub(Date.now() + 30_000);
 
   if (!(await dockerReachable())) {
@@ -90,7 +92,7 @@ async function main(): Promise<void> {
     env.TETHER_JOIN_TOKEN = token;
   }
   process.stdout.write(`Starting a local agent (data dir ${agentDir}) on the Docker engine at ${dockerSocket}.\n`);
-  run('agent/main.js', args, env);
+  run('the agent', process.execPath, [path.join(root, 'dist', 'agent', 'main.js'), ...args], { ...process.env, ...env });
 }
 
 main().catch((error: unknown) => {
