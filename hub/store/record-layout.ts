@@ -39,6 +39,25 @@ type Part = Record<string, unknown> & { seq: number; item: object };
 export const partKey = (key: string, id: string): string => `${key}${PART_SEPARATOR}${id}`;
 
 /**
+ * Where a one-item record's part sits, one frozen object for all records with the same: every node
+ * record's (its target, `target` at 0) and a one-replica service's. An object and two lists of its
+ * own cost each of tens of thousands of nodes some 150 bytes. At most MAX_SHARED_PARTS kept.
+ */
+const MAX_SHARED_PARTS = 256;
+const sharedOneItemParts = new Map<string, StoredParts>();
+
+export function sharedParts(parts: StoredParts): StoredParts {
+  if (parts.ids.length !== 1 || !Number.isInteger(parts.seqs[0])) return parts;
+  const key = `${parts.seqs[0]}${PART_SEPARATOR}${parts.ids[0]}`;
+  const known = sharedOneItemParts.get(key);
+  if (known !== undefined) return known;
+  if (sharedOneItemParts.size >= MAX_SHARED_PARTS) return parts;
+  const shared: StoredParts = Object.freeze({ ids: Object.freeze([...parts.ids]) as string[], seqs: Object.freeze([...parts.seqs]) as number[] });
+  sharedOneItemParts.set(key, shared);
+  return shared;
+}
+
+/**
  * Gives each item of `value` its part id and order key. The most items that can keep their keys
  * in order keep them (a longest increasing run: a replacement put where a lost replica was, or one
  * item moved to the front, renumbers nothing else); the others get keys between their kept

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Low } from 'lowdb';
 import { CheckedFile, inspectPrevious, previousCopyOf, readChecked } from './checked-file.js';
 import { changeLogOf, encodeLogHeader, encodeLogLine, lineBytesAtLeast, readChangeLog, type DecodedLog, type LogChanges } from './change-log.js';
-import { changedParts, layLog, PART_SEPARATOR, partRecordIn, placeItems, type RecordLayout, type StoredParts } from './record-layout.js';
+import { changedParts, layLog, PART_SEPARATOR, partRecordIn, placeItems, sharedParts, type RecordLayout, type StoredParts } from './record-layout.js';
 import { StoreDamagedError, StoreFileDamagedError, type LogCut } from './store-file-damaged.js';
 import { StoreHealthTracker, StoreWriteError } from './store-write-error.js';
 import { Backoff } from '../../shared/backoff.js';
@@ -212,7 +212,7 @@ export class ShardedCollection<T> {
         log.torn = changes.torn;
       }
       db.data = state.records;
-      for (const [key, parts] of state.parts) this.parts.set(key, parts);
+      for (const [key, parts] of state.parts) this.parts.set(key, sharedParts(parts));
       // Files written before data dirs were private may be readable by others; later writes are
       // covered by the process umask (restrictNewFiles).
       for (const f of [file, log.file]) {
@@ -433,7 +433,7 @@ export class ShardedCollection<T> {
     }
     for (const [key, parts] of placed) {
       if (parts === undefined) this.parts.delete(key);
-      else this.parts.set(key, parts);
+      else this.parts.set(key, sharedParts(parts));
     }
     for (const [key, value] of carried) {
       const unsaved = changed.get(key);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import { readChangeLog } from '../../hub/store/change-log.js';
 import { serviceLayout } from '../../hub/store/layouts.js';
-import { placeItems } from '../../hub/store/record-layout.js';
+import { placeItems, sharedParts, type StoredParts } from '../../hub/store/record-layout.js';
 import type { NodeRecord, ServiceRecord } from '../../hub/store/store.js';
 import type { Placement } from '../../hub/scheduler/types.js';
 import { validateServiceSpec } from '../../hub/spec/service-spec.js';
@@ -242,6 +242,21 @@ describe('Store: placements and node targets as records of their own', () => {
     expect(again.getNode('n-1')).toEqual(node('n-1', 2, 'h2'));
   });
 
+  it('holds one part list for all nodes, across writes and a restart: an object per node would cost each some 150 bytes', async () => {
+    let store = await openStore();
+    for (let i = 0; i < 20; i++) await store.putNode(node(`n-${i}`));
+    // A target published to each: parts in the log (a shard written whole holds its records whole).
+    for (let i = 0; i < 20; i++) await store.putNode(node(`n-${i}`, 2, 'h2'));
+    // The collection's own record of where each record's parts sit (private: what this test is about).
+    const heldParts = (s: LowdbStore) => [...(s as unknown as { nodes: { parts: Map<string, StoredParts> } }).nodes.parts.values()];
+    expect(heldParts(store).length).toBeGreaterThan(10);
+    expect(new Set(heldParts(store)).size).toBe(1);
+    store = await reopen(store);
+    expect(heldParts(store).length).toBeGreaterThan(10);
+    expect(new Set(heldParts(store)).size).toBe(1);
+    for (let i = 0; i < 20; i++) expect(store.getNode(`n-${i}`)).toMatchObject({ generation: 2, targetHash: 'h2' });
+  });
+
   it('keeps the placements order through close and open, removals, appends and moves included', async () => {
     let store = await openStore();
     await store.putService(service(many(300)));
@@ -331,6 +346,19 @@ describe('Store: placements and node targets as records of their own', () => {
     store = await reopen(store);
     expect(store.getService('web')).toEqual(service(next, 2));
     expect(store.getNode('n-1')).toEqual(node('n-1', 8, 'h8'));
+  });
+});
+
+describe('sharedParts', () => {
+  it('gives one frozen object for every one-item list of the same id and key, and leaves others as they are', () => {
+    const a = sharedParts({ ids: ['target'], seqs: [0] });
+    expect(sharedParts({ ids: ['target'], seqs: [0] })).toBe(a);
+    expect(Object.isFrozen(a) && Object.isFrozen(a.ids) && Object.isFrozen(a.seqs)).toBe(true);
+    expect(sharedParts({ ids: ['target'], seqs: [1] })).not.toBe(a);
+    const two = { ids: ['a', 'b'], seqs: [0, 1] };
+    expect(sharedParts(two)).toBe(two);
+    const fraction = { ids: ['a'], seqs: [0.5] };
+    expect(sharedParts(fraction)).toBe(fraction);
   });
 });
 
