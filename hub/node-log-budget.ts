@@ -18,8 +18,9 @@ interface NodeWindow {
  * few lines a window, however often it changes, so one device cannot flood the hub's log. A
  * budget rather than one line per interval: one change can take several lines at once (an engine
  * and two disks). One small entry per node that has logged in the last window: the next line after
- * a window has passed drops the entries of those that have nothing dropped to tell (an idle fleet
- * holds none), and a forgotten node's goes at once.
+ * a window has passed, or a timer a window after the last sweep (a fleet gone quiet writes no next
+ * line), drops the entries of those that have nothing dropped to tell (an idle fleet holds none),
+ * and a forgotten node's goes at once.
  *
  * Every node logs a line when it connects, so the entry of a node that wrote one line in its
  * window and had none dropped (nearly all of them) is only the window's start, a small integer: an
@@ -42,6 +43,8 @@ export class NodeLogBudget {
   private epochMs: number;
   /** When take() next drops the entries that are as none (see sweep). */
   private sweepAtMs: number;
+  /** Sweeps while any entry is held; one timer for all the nodes, not holding the process open. */
+  private sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: NodeLogBudgetOptions) {
     if (!(opts.linesPerWindow >= 1) || !(opts.windowMs > 0)) throw new RangeError('a node log budget needs at least one line per positive window');
@@ -65,6 +68,17 @@ export class NodeLogBudget {
       const startMs = typeof w === 'number' ? this.epochMs + w : w.startMs;
       if (now - startMs >= this.opts.windowMs && (typeof w === 'number' || w.suppressed === 0)) this.byNode.delete(nodeId);
     }
+  }
+
+  private armSweep(): void {
+    if (this.sweepTimer !== null || this.byNode.size === 0) return;
+    this.sweepTimer = setTimeout(() => {
+      this.sweepTimer = null;
+      const now = this.nowMs();
+      if (now >= this.sweepAtMs) this.sweep(now);
+      this.armSweep();
+    }, Math.max(1, this.sweepAtMs - this.nowMs()));
+    this.sweepTimer.unref();
   }
 
   /** `now` as a window start of a number entry; the epoch moves up when it would be too far (once in some 12 days). */
@@ -107,6 +121,7 @@ export class NodeLogBudget {
     if (w === undefined) {
       // A new window, nothing dropped in the one before.
       this.byNode.set(nodeId, this.sinceEpoch(now));
+      this.armSweep();
       return 0;
     }
     if (w.lines >= this.opts.linesPerWindow) {

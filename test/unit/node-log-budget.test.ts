@@ -32,6 +32,17 @@ describe('NodeLogBudget', () => {
     expect(budget.size).toBe(3);
   });
 
+  it('drops the entries of a fleet gone quiet a window after their lines, with no further line to do it', async () => {
+    const budget = new NodeLogBudget({ linesPerWindow: 2, windowMs: 40 });
+    for (let i = 0; i < 1000; i++) budget.take(`node-${i}`);
+    expect([budget.take('node-7'), budget.take('node-7'), budget.take('node-7')]).toEqual([0, null, null]);
+    expect(budget.size).toBe(1000);
+    await new Promise((r) => setTimeout(r, 150));
+    // node-7's untold count stays, to be told with its next line.
+    expect(budget.size).toBe(1);
+    expect(budget.take('node-7')).toBe(2);
+  });
+
   it('answers as a plain window per node would, whatever the order of lines and nodes', () => {
     // The reference: one window object per node, as the budget was first written.
     const model = (linesPerWindow: number, windowMs: number) => {
