@@ -21,9 +21,17 @@ export class NodeChangeLog {
    * before this one.
    */
   line(level: 'info' | 'warn', nodeId: string, obj: object, msg: string): void {
+    // A line the log level drops takes nothing of the budget: at warn, the info line every node
+    // writes when it connects would otherwise hold an entry per node for a window.
+    if (this.logger.isLevelEnabled?.(level) === false) return;
     const suppressed = this.budget.take(nodeId);
     if (suppressed === null) return;
     this.logger[level]({ nodeId, ...obj, ...(suppressed > 0 ? { suppressed } : {}) }, msg);
+  }
+
+  /** Nodes with an entry in the budget. */
+  get budgetSize(): number {
+    return this.budget.size;
   }
 
   /** The node is gone: its budget goes too. */

@@ -8,4 +8,6 @@ export interface Logger {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
+  /** pino's: whether a line at `level` would be written (absent: assume it would). */
+  isLevelEnabled?(level: string): boolean;
 }
