@@ -106,12 +106,12 @@ export async function startHub(url: string, opts: HubStartOptions, timeoutMs = 6
   const fd = openSync(opts.logFile, 'a');
   const execArgv = [...(opts.inspect ? ['--inspect=127.0.0.1:0'] : []), ...(opts.extraExecArgv ?? [])];
   // Node flags through NODE_OPTIONS: the launcher passes its arguments to the hub, not to node.
-  const nodeOptions = [process.env.NODE_OPTIONS, ...execArgv].filter(Boolean).join(' ');
+  const nodeOptions = [process.env.NODE_OPTIONS, opts.env?.NODE_OPTIONS, ...execArgv].filter(Boolean).join(' ');
   const launch = hubLaunch(repoRoot, ['--insecure-http', ...opts.args], {
     ...process.env,
     NODE_ENV: 'production',
-    ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
     ...opts.env,
+    ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
   });
   const child = spawn(launch.command, launch.args, { stdio: ['ignore', fd, 'pipe'], env: launch.env });
   closeSync(fd);
