@@ -47,6 +47,8 @@ export interface FleetFigures {
     hubLogLevel: string;
     /** The hub's own environment additions (--hub-env); absent in older runs. */
     hubEnv?: Record<string, string>;
+    /** Allocator and node settings in the benchmark's own environment, so every process's (baseline too); absent in older runs. */
+    sharedEnv?: Record<string, string>;
     gcViaInspector: boolean;
     sourceAddresses: boolean;
     profiled: boolean;

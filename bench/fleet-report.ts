@@ -247,7 +247,7 @@ export function formatReport(f: FleetFigures): string {
     `- command: \`${f.command}\``,
     `- machine: ${machineLine(f.machine, f.loadAvgEnd)}`,
     `- commit: ${f.git}`,
-    `- setup: ${c.processes} agent processes${c.sourceAddresses ? ' (each bound to its own 127.0.1.x)' : ''}, hub log level ${c.hubLogLevel}${c.hubEnv && Object.keys(c.hubEnv).length ? `, hub environment ${Object.entries(c.hubEnv).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}, lostAfter ${c.lostAfterMs} ms, idle windows ${c.durationS} s, GC ${c.gcViaInspector ? 'forced through the inspector' : 'not forced'}${c.skipped?.length ? `; skipped: ${c.skipped.join(', ')}` : ''}${c.profiled ? '; hub CPU-profiled during phases (figures carry the profiler overhead)' : ''}`,
+    `- setup: ${c.processes} agent processes${c.sourceAddresses ? ' (each bound to its own 127.0.1.x)' : ''}, hub log level ${c.hubLogLevel}${c.hubEnv && Object.keys(c.hubEnv).length ? `, hub environment ${Object.entries(c.hubEnv).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}${c.sharedEnv && Object.keys(c.sharedEnv).length ? `, every process's environment (baseline too) ${Object.entries(c.sharedEnv).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}, lostAfter ${c.lostAfterMs} ms, idle windows ${c.durationS} s, GC ${c.gcViaInspector ? 'forced through the inspector' : 'not forced'}${c.skipped?.length ? `; skipped: ${c.skipped.join(', ')}` : ''}${c.profiled ? '; hub CPU-profiled during phases (figures carry the profiler overhead)' : ''}`,
     '',
     table,
     ...(notes.length ? ['', ...notes.map((n) => `- ${n}`)] : []),

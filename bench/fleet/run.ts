@@ -52,6 +52,7 @@ export class FleetRun {
         lostAfterMs: opts.lostAfterMs,
         hubLogLevel: opts.hubLogLevel,
         hubEnv: opts.hubEnv,
+        sharedEnv: Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => /^(MALLOC_|GLIBC_TUNABLES$|NODE_OPTIONS$)/.test(e[0]) && e[1] !== undefined)),
         gcViaInspector: opts.gc,
         sourceAddresses: opts.sourceAddresses,
         profiled: opts.profileDir !== null,

@@ -120,6 +120,16 @@ describe('fleet benchmark targets', () => {
     expect(formatReport(figures(10_000))).toMatch(/of which, by phase \(hub counters\) \| join 20 MiB \(900 writes\); failover 10 MiB \(100 writes\) \|/);
   });
 
+  it("names the settings given to the hub alone and those every process had, the baseline's too", () => {
+    const run = figures(10_000);
+    expect(formatReport(run)).not.toMatch(/environment/);
+    run.config.hubEnv = { MALLOC_ARENA_MAX: '2' };
+    run.config.sharedEnv = { MALLOC_TRIM_THRESHOLD_: '131072' };
+    const setup = formatReport(run).split('\n').find((l) => l.startsWith('- setup:'))!;
+    expect(setup).toContain('hub environment MALLOC_ARENA_MAX=2');
+    expect(setup).toContain("every process's environment (baseline too) MALLOC_TRIM_THRESHOLD_=131072");
+  });
+
   it('holds a target over --runs only when every run met it', () => {
     const summary = formatRunsSummary([figures(10_000), figures(10_000, { failoverS: 1.4 }), figures(10_000)]);
     expect(summary).toMatch(/failover after lostAfter, <= 1 s after lostAfter: \*\*did not hold in every run: met in 2 of 3\*\*; run 1 0.5 s, run 2 1.4 s, run 3 0.5 s/);
