@@ -108,6 +108,7 @@ export class Hub {
   readonly eventStreams: EventStreams;
   readonly logs: LogRelay;
   private readonly stopEventSources: () => void;
+  private readonly nodeLog: NodeChangeLog;
 
   constructor(
     readonly store: Store,
@@ -116,7 +117,7 @@ export class Hub {
     logger: Logger,
     sealer: ValueSealer,
   ) {
-    const nodeLog = new NodeChangeLog(logger);
+    const nodeLog = (this.nodeLog = new NodeChangeLog(logger));
     this.authFailures = new AuthFailures(
       config.authFailures,
       () => clock.nowMs(),
@@ -266,6 +267,7 @@ export class Hub {
     await this.gateway.close();
     await this.loop.stop();
     this.nodes.close();
+    this.nodeLog.close();
     await this.store.close();
   }
 }

@@ -38,4 +38,8 @@ export class NodeChangeLog {
   forget(nodeId: string): void {
     this.budget.forget(nodeId);
   }
+
+  close(): void {
+    this.budget.close();
+  }
 }

@@ -137,4 +137,10 @@ export class NodeLogBudget {
   forget(nodeId: string): void {
     this.byNode.delete(nodeId);
   }
+
+  /** Stops the sweep's timer (its owner is closing); a later line starts it again. */
+  close(): void {
+    if (this.sweepTimer !== null) clearTimeout(this.sweepTimer);
+    this.sweepTimer = null;
+  }
 }

@@ -126,6 +126,8 @@ export function wireEventSources({
   return () => {
     clearInterval(flush);
     for (const stop of stops) stop();
+    budget.close();
+    stateBudget.close();
   };
 }
 

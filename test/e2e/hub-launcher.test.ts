@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, expect, it } from 'vitest';
+import { hubLaunch } from '../../dev/hub-launcher.js';
 import { stopProgram, waitForHub, watchChild, type Proc } from '../helpers/processes.js';
 import { freePort } from '../helpers/test-ports.js';
 
@@ -28,10 +29,9 @@ async function launch(env: NodeJS.ProcessEnv): Promise<{ hub: Proc; environ: Map
   await symlink(path.join(root, 'bin', 'tether-hub'), link);
   const port = await freePort();
   const dataDir = path.join(dir, 'hub');
-  const child = spawn(link, ['--port', String(port), '--data-dir', dataDir, '--insecure-http'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...env, NODE_ENV: 'test', PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH}` },
-  });
+  // As the scripts launch it, but through the link in place of bin/tether-hub.
+  const launch = hubLaunch(root, ['--port', String(port), '--data-dir', dataDir, '--insecure-http'], { ...env, NODE_ENV: 'test' });
+  const child = spawn(link, launch.args, { stdio: ['ignore', 'pipe', 'pipe'], env: launch.env });
   const hub = watchChild(child, 'hub');
   hubs.push(hub);
   await waitForHub(hub, `http://127.0.0.1:${port}`, dataDir);

@@ -43,6 +43,15 @@ describe('NodeLogBudget', () => {
     expect(budget.take('node-7')).toBe(2);
   });
 
+  it('holds no timer once closed', async () => {
+    const budget = new NodeLogBudget({ linesPerWindow: 2, windowMs: 40 });
+    budget.take('node-1');
+    budget.close();
+    await new Promise((r) => setTimeout(r, 120));
+    // The sweep never ran: the entry is still held (a closed budget is dropped whole).
+    expect(budget.size).toBe(1);
+  });
+
   it('answers as a plain window per node would, whatever the order of lines and nodes', () => {
     // The reference: one window object per node, as the budget was first written.
     const model = (linesPerWindow: number, windowMs: number) => {
