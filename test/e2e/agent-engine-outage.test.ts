@@ -76,7 +76,7 @@ describeDocker('the agent program and an engine that comes and goes', () => {
     proxy = await EngineProxy.start(socketPath);
     await vi.waitFor(async () => expect(await running(node.id)).toHaveLength(1), { timeout: 30_000, interval: 200 });
     await vi.waitFor(async () => expect((await mine())?.state).toBe('ready'), { timeout: 15_000, interval: 200 });
-    expect(agent.output()).toContain('the container engine answers again');
+    await vi.waitFor(() => expect(agent.output()).toContain('the container engine answers again'), { timeout: 10_000, interval: 100 });
     // The engine's version is known from its return: the agent says hello again to tell the hub.
     await vi.waitFor(async () => expect((await mine())?.facts.runtime).toMatch(/^docker \d+\.\d+/), { timeout: 15_000, interval: 200 });
     expect((await mine())?.state).toBe('ready');

@@ -45,7 +45,8 @@ describeDocker('an agent whose host name is taken', () => {
     nodeIds.push(((await first.json()) as { nodeId: string }).nodeId);
 
     const dataDir = path.join(dir, 'agent');
-    agent = startProgram('agent', ['--hub', url, '--join-token', await token(), '--data-dir', dataDir]);
+    const proc = startProgram('agent', ['--hub', url, '--join-token', await token(), '--data-dir', dataDir]);
+    agent = proc;
     const joined = await vi.waitFor(
       async () => {
         const nodes = (await api<{ nodes: NodeView[] }>('GET', '/v1/nodes')).body.nodes;
@@ -60,7 +61,7 @@ describeDocker('an agent whose host name is taken', () => {
     // Its hello says the name it joined with: no request for the host name.
     expect(joined.requested).toBeNull();
     expect(JSON.parse(await readFile(path.join(dataDir, 'node.json'), 'utf8')).name).toBe(joined.name);
-    expect(agent.output()).toContain('another node has this host name');
+    await vi.waitFor(() => expect(proc.output()).toContain('another node has this host name'), { timeout: 10_000, interval: 100 });
 
     // A name given with --name is the operator's choice: taken, it is an error, not a suffix.
     const named = startProgram('agent', ['--hub', url, '--join-token', await token(), '--data-dir', path.join(dir, 'agent-2'), '--name', joined.name]);

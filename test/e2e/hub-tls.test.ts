@@ -59,11 +59,13 @@ describeDocker('hub over TLS, agent pinning its CA, end to end', () => {
 
     const unpinned = startProgram('agent', ['--hub', url, '--join-token', issued.body.token, '--data-dir', path.join(dir, 'agent-unpinned')]);
     expect(await unpinned.exited).not.toBe(0);
+    await unpinned.closed;
     expect(unpinned.output()).toContain('pass --ca-fingerprint');
 
     const wrong = `sha256:${'0'.repeat(64)}`;
     const refused = startProgram('agent', ['--hub', url, '--join-token', issued.body.token, '--ca-fingerprint', wrong, '--data-dir', path.join(dir, 'agent-wrong')]);
     expect(await refused.exited).not.toBe(0);
+    await refused.closed;
     expect(refused.output()).toContain(`not from the pinned CA ${wrong}`);
     expect(refused.output()).toContain(`presents a certificate from CA ${fingerprint}`);
     await expect(stat(path.join(dir, 'agent-wrong', 'hub-ca.pem'))).rejects.toThrow(/ENOENT/);

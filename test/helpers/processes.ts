@@ -10,6 +10,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 export interface Proc {
   child: ChildProcess;
   output: () => string;
+  /** The exit code, once the output is read to the end too (or 2 s after the exit, whichever is first). */
   exited: Promise<number | null>;
   /** Resolves once the process exited and its output was read to the end. */
   closed: Promise<void>;
@@ -33,8 +34,14 @@ export function watchChild(child: ChildProcess, label: string): Proc {
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  // Its last lines may still be in the pipe at 'exit': wait for them too, unless a grandchild holds
+  // the pipe open, when 'close' would be late by that child's whole life.
+  const exitCode = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = exitCode.then(async (code) => {
+    await Promise.race([closed, new Promise<void>((r) => setTimeout(r, 2000).unref())]);
+    return code;
+  });
   return { child, output: () => out, exited, closed };
 }
 
