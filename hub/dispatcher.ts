@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
 import { containerSpecHash, containerSpecOf, valueRefsOf, type ContainerSpec, type ValueSource } from '../shared/container-spec.js';
 import { PROTOCOL_VERSION, type AssignedReplica, type TargetFrame, type TargetValue } from '../shared/protocol.js';
 import { diffPlacements } from './scheduler/placement-diff.js';
 import type { Placement } from './scheduler/types.js';
 import { specOfRevision } from './revisions.js';
-import { encodeTargetFrame, targetHashText, withText } from './target-frame.js';
+import { encodeTargetFrame, targetHash, targetHashText, withText } from './target-frame.js';
 import type { RecordChange, ServiceRecord, Store } from './store/store.js';
 
 const NO_NODES: ReadonlySet<string> = new Set();
@@ -353,9 +352,7 @@ export class Dispatcher {
     let text = targetHashText(replicas, (r) => this.containerOf(r.service, r.replicaId)?.authJson ?? '');
     // Only a node with purges hashes more: every other target keeps the hash its record holds.
     if (purgeVolumes.length > 0) text += `\0purge\0${purgeVolumes.join('\0')}`;
-    // Its first 16 bytes as text of their own: a slice of the whole digest's text would keep all
-    // of it alive in every node record (some 55 bytes more per node).
-    const hash = createHash('sha256').update(text).digest().toString('hex', 0, 16);
+    const hash = targetHash(text);
     return { replicas, hash, valueRefs, purgeVolumes };
   }
 

@@ -6,6 +6,7 @@
  */
 import type { NodeFacts } from '../shared/protocol.js';
 import type { NodeRecord } from './store/store.js';
+import { EMPTY_TARGET_HASH } from './target-frame.js';
 
 /**
  * The facts most devices of a fleet share (os, release, arch, agent version, runtime), one string
@@ -61,14 +62,18 @@ export function internedLabels(labels: Record<string, string>): Record<string, s
 }
 
 /**
- * A node record read back from disk with its labels and fact texts shared as at a join (the hello
+ * A node record read back from disk with its labels, fact texts and empty target's hash shared as at a join (the hello
  * of a device whose facts did not change leaves them as read). A record not of the usual shape (an
  * older hub's) keeps what it has.
  */
 export function withSharedParts(node: NodeRecord): NodeRecord {
   const labels = isPlainObject(node.labels) ? internedLabels(node.labels) : node.labels;
   const facts = isPlainObject(node.facts) && hasFactTexts(node.facts) ? internedFacts(node.facts) : node.facts;
-  return labels === node.labels && facts === node.facts ? node : { ...node, labels, facts };
+  // Strings compare by content: whether the hash is the shared one cannot be told, so a record
+  // with the empty target's hash is always made again (once, at open).
+  const emptyTarget = node.targetHash === EMPTY_TARGET_HASH;
+  if (labels === node.labels && facts === node.facts && !emptyTarget) return node;
+  return emptyTarget ? { ...node, labels, facts, targetHash: EMPTY_TARGET_HASH } : { ...node, labels, facts };
 }
 
 function isPlainObject(x: unknown): x is Record<string, unknown> {

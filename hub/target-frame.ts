@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { encodeFrame } from '../shared/codec.js';
 import type { AssignedReplica, HubFrame, TargetFrame, TargetValue } from '../shared/protocol.js';
 
@@ -38,6 +39,20 @@ export function targetHashText(replicas: readonly AssignedReplica[], authJson: (
   let text = '';
   for (const r of replicas) text += `${r.replicaId}\0${r.specHash}\0${authJson(r)}`;
   return text;
+}
+
+/** The empty target's hash, one string for every node without work (see targetHash). */
+export const EMPTY_TARGET_HASH = createHash('sha256').update('').digest().toString('hex', 0, 16);
+
+/**
+ * A node's target hash: the first 16 bytes of the text's sha256, as text of their own (a slice of
+ * the whole digest's text would keep all of it alive in every node record, some 55 bytes more).
+ * The empty target's is one string for all the nodes without work (a node just joined, a spare):
+ * each would otherwise hold its own copy of the same 48 bytes.
+ */
+export function targetHash(text: string): string {
+  if (text === '') return EMPTY_TARGET_HASH;
+  return createHash('sha256').update(text).digest().toString('hex', 0, 16);
 }
 
 /**

@@ -10,7 +10,7 @@ import { Dispatcher } from '../../hub/dispatcher.js';
 import { LowdbStore } from '../../hub/store/lowdb-store.js';
 import type { NodeRecord, ServiceRecord } from '../../hub/store/store.js';
 import { validateServiceSpec, type NormalizedSpec } from '../../hub/spec/service-spec.js';
-import { encodeTargetFrame, frameText, targetHashText } from '../../hub/target-frame.js';
+import { EMPTY_TARGET_HASH, encodeTargetFrame, frameText, targetHash, targetHashText } from '../../hub/target-frame.js';
 
 function spec(input: Record<string, unknown>): NormalizedSpec {
   const v = validateServiceSpec(input);
@@ -75,6 +75,15 @@ describe('targetHashText', () => {
     }
     const text = targetHashText(replicas, (r) => (r.container.registryAuth ? JSON.stringify(r.container.registryAuth) : ''));
     expect(createHash('sha256').update(text).digest('hex')).toBe(perPiece.digest('hex'));
+  });
+});
+
+describe('targetHash', () => {
+  it('is the first 16 bytes of the sha256, the empty target included (its shared text is the hash records hold)', () => {
+    const prefix = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 32);
+    expect(targetHash('r1\0h1\0')).toBe(prefix('r1\0h1\0'));
+    expect(targetHash('')).toBe(prefix(''));
+    expect(EMPTY_TARGET_HASH).toBe(prefix(''));
   });
 });
 
