@@ -1,5 +1,6 @@
 import type { Clock } from '../shared/clock.js';
 import { DEFAULT_DISRUPTION_SHARE, isFleetDisruption } from './fleet-disruption.js';
+import { grownTimes, NodeSlots } from './node-slots.js';
 import { StallDetector, stallAfterMsFor, sweepIntervalMsFor } from './stall-detector.js';
 
 /**
@@ -46,6 +47,8 @@ export interface FailureDetectorOptions {
   onDisruptionChange?: (disruption: FleetDisruption | null) => void;
   /** The hub was stalled for `stallMs`; every node was given that time back, but for the usual sweep interval. */
   onStall?: (stallMs: number) => void;
+  /** The node slots it shares with the hub's other per-node tables (its own when not given). */
+  slots?: NodeSlots;
 }
 
 /** Most of the fleet is away: away-time is held and no node becomes lost. */
@@ -85,7 +88,16 @@ export interface SweepResult {
  *   less the hub's usual pace (see stall-detector.ts).
  */
 export class FailureDetector {
-  private readonly nodes = new Map<string, NodeLiveness>();
+  private readonly slots: NodeSlots;
+  /** This table's bit in the shared slots. */
+  private readonly bit: number;
+  // One column per field of NodeLiveness, indexed by slot; NaN stands for null.
+  private isConnected = new Uint8Array(0);
+  private lastSeenMs = new Float64Array(0);
+  private connectedSinceMs = new Float64Array(0);
+  private downSinceMs = new Float64Array(0);
+  private engineDownSinceMs = new Float64Array(0);
+  private reconnects = new Int32Array(0);
   /** Where away-time starts for nodes not heard from since the hub started. */
   private awayFromMs: number;
   private lastSweepMs: number;
@@ -105,10 +117,38 @@ export class FailureDetector {
     this.disruptionShare = opts.disruptionShare ?? DEFAULT_DISRUPTION_SHARE;
     this.sweepIntervalMs = opts.sweepIntervalMs ?? sweepIntervalMsFor(opts.heartbeatGraceMs);
     this.stall = new StallDetector(opts.clock, opts.stallAfterMs ?? stallAfterMsFor(opts.heartbeatGraceMs), this.sweepIntervalMs);
+    this.slots = opts.slots ?? new NodeSlots();
+    this.bit = this.slots.register((capacity) => {
+      const connected = new Uint8Array(capacity);
+      connected.set(this.isConnected);
+      this.isConnected = connected;
+      const reconnects = new Int32Array(capacity);
+      reconnects.set(this.reconnects);
+      this.reconnects = reconnects;
+      this.lastSeenMs = grownTimes(this.lastSeenMs, capacity);
+      this.connectedSinceMs = grownTimes(this.connectedSinceMs, capacity);
+      this.downSinceMs = grownTimes(this.downSinceMs, capacity);
+      this.engineDownSinceMs = grownTimes(this.engineDownSinceMs, capacity);
+    });
   }
 
+  /** A copy of what is known of the node (views), or undefined if nothing is. */
   liveness(nodeId: string): NodeLiveness | undefined {
-    return this.nodes.get(nodeId);
+    const slot = this.slotOf(nodeId);
+    if (slot < 0) return undefined;
+    return {
+      connected: this.isConnected[slot] === 1,
+      lastSeenMs: orNull(this.lastSeenMs[slot]!),
+      connectedSinceMs: orNull(this.connectedSinceMs[slot]!),
+      downSinceMs: orNull(this.downSinceMs[slot]!),
+      reconnects: this.reconnects[slot]!,
+      engineDownSinceMs: orNull(this.engineDownSinceMs[slot]!),
+    };
+  }
+
+  /** The node's handle, as connected() gave it; -1 if nothing is known of the node. */
+  handleOf(nodeId: string): number {
+    return this.slotOf(nodeId);
   }
 
   /** The fleet disruption in progress, or null. */
@@ -129,9 +169,9 @@ export class FailureDetector {
   /** How long the node has been away, by the hub's clock and net of what is not held against it; null while connected. */
   downForMs(nodeId: string, nowMs = this.opts.clock.nowMs()): number | null {
     this.catchUp(nowMs);
-    const entry = this.nodes.get(nodeId);
-    if (entry?.connected) return null;
-    return this.awayMs(entry, nowMs);
+    const slot = this.slotOf(nodeId);
+    if (slot >= 0 && this.isConnected[slot] === 1) return null;
+    return this.awayMs(slot, nowMs);
   }
 
   /**
@@ -140,73 +180,82 @@ export class FailureDetector {
    */
   unusableForMs(nodeId: string, nowMs = this.opts.clock.nowMs()): number | null {
     this.catchUp(nowMs);
-    const entry = this.nodes.get(nodeId);
-    if (!entry?.connected) return this.awayMs(entry, nowMs);
-    return entry.engineDownSinceMs === null ? null : Math.max(0, nowMs - entry.engineDownSinceMs);
+    const slot = this.slotOf(nodeId);
+    if (slot < 0 || this.isConnected[slot] === 0) return this.awayMs(slot, nowMs);
+    const engineDownSinceMs = this.engineDownSinceMs[slot]!;
+    return Number.isNaN(engineDownSinceMs) ? null : Math.max(0, nowMs - engineDownSinceMs);
   }
 
   state(nodeId: string, nowMs = this.opts.clock.nowMs()): NodeState {
     const downForMs = this.downForMs(nodeId, nowMs);
-    if (downForMs === null) return this.nodes.get(nodeId)?.engineDownSinceMs == null ? 'ready' : 'not_ready';
+    if (downForMs === null) return this.connectedState(this.slotOf(nodeId));
     return downForMs >= this.opts.lostAfterMs ? 'lost' : 'unreachable';
   }
 
-  /** `engineAvailable`: what the hello says of the engine (version 1 agents say nothing: available). */
-  connected(nodeId: string, engineAvailable = true): NodeLiveness {
+  /**
+   * `engineAvailable`: what the hello says of the engine (version 1 agents say nothing: available).
+   * Returns the node's handle for `seen` and `engineReported`, which a connection keeps.
+   */
+  connected(nodeId: string, engineAvailable = true): number {
     const now = this.opts.clock.nowMs();
     this.catchUp(now);
-    let entry = this.nodes.get(nodeId);
-    const before = entry ? this.state(nodeId, now) : null;
-    if (!entry) {
-      entry = { connected: false, lastSeenMs: null, connectedSinceMs: null, downSinceMs: null, reconnects: -1, engineDownSinceMs: null };
-      this.nodes.set(nodeId, entry);
-    }
-    entry.reconnects++;
-    entry.lastSeenMs = now;
-    entry.connectedSinceMs = now;
-    entry.downSinceMs = null;
-    entry.connected = true;
+    let slot = this.slotOf(nodeId);
+    const before = slot >= 0 ? this.state(nodeId, now) : null;
+    if (slot < 0) slot = this.take(nodeId);
+    this.reconnects[slot]!++;
+    this.lastSeenMs[slot] = now;
+    this.connectedSinceMs[slot] = now;
+    this.downSinceMs[slot] = Number.NaN;
+    this.isConnected[slot] = 1;
     // An outage that went on while the node was away goes on from when it began.
-    entry.engineDownSinceMs = engineAvailable ? null : (entry.engineDownSinceMs ?? now);
-    const after = connectedState(entry);
+    if (engineAvailable) this.engineDownSinceMs[slot] = Number.NaN;
+    else if (Number.isNaN(this.engineDownSinceMs[slot]!)) this.engineDownSinceMs[slot] = now;
+    const after = this.connectedState(slot);
     if (before !== after) this.opts.onStateChange(nodeId, after, before);
-    return entry;
+    return slot;
   }
 
   /** The connected node's agent says its engine answers (true) or not; a change is a state change. */
-  engineReported(nodeId: string, entry: NodeLiveness, available: boolean): void {
-    if (!entry.connected || available === (entry.engineDownSinceMs === null)) return;
-    const before = connectedState(entry);
-    entry.engineDownSinceMs = available ? null : this.opts.clock.nowMs();
-    this.opts.onStateChange(nodeId, connectedState(entry), before);
+  engineReported(nodeId: string, handle: number, available: boolean): void {
+    if (!this.owns(nodeId, handle) || this.isConnected[handle] === 0) return;
+    if (available === Number.isNaN(this.engineDownSinceMs[handle]!)) return;
+    const before = this.connectedState(handle);
+    this.engineDownSinceMs[handle] = available ? Number.NaN : this.opts.clock.nowMs();
+    this.opts.onStateChange(nodeId, this.connectedState(handle), before);
   }
 
-  /** Any frame counts as a sign of life; callers keep the entry from connected() to skip the lookup. */
-  seen(entry: NodeLiveness): void {
-    entry.lastSeenMs = this.opts.clock.nowMs();
+  /**
+   * Any frame counts as a sign of life; callers keep the handle from connected() to skip the
+   * lookup. A handle the node no longer owns (it was forgotten meanwhile) changes nothing.
+   */
+  seen(nodeId: string, handle: number): void {
+    if (this.owns(nodeId, handle)) this.lastSeenMs[handle] = this.opts.clock.nowMs();
   }
 
   /** The node was removed: nothing of it is kept, and its connection's close changes no state. */
   forget(nodeId: string): void {
-    this.nodes.delete(nodeId);
+    const slot = this.slotOf(nodeId);
+    if (slot >= 0) this.slots.release(slot, this.bit);
   }
 
   disconnected(nodeId: string): void {
-    const entry = this.nodes.get(nodeId);
-    if (!entry || !entry.connected) return;
+    const slot = this.slotOf(nodeId);
+    if (slot < 0 || this.isConnected[slot] === 0) return;
     const now = this.opts.clock.nowMs();
     // After a stall, the closes queued meanwhile are often read before the next sweep.
     this.catchUp(now);
-    const before = connectedState(entry);
-    entry.connected = false;
-    entry.connectedSinceMs = null;
+    const before = this.connectedState(slot);
+    this.isConnected[slot] = 0;
+    this.connectedSinceMs[slot] = Number.NaN;
     // Away since it was last heard from: a node that went silent was gone before we noticed. A
     // node whose engine was unavailable before has been unusable since then, and its lostAfter
     // runs on from there rather than starting over.
-    entry.downSinceMs = Math.min(entry.lastSeenMs ?? now, entry.engineDownSinceMs ?? Number.POSITIVE_INFINITY);
+    const lastSeenMs = this.lastSeenMs[slot]!;
+    const engineDownSinceMs = this.engineDownSinceMs[slot]!;
+    this.downSinceMs[slot] = Math.min(Number.isNaN(lastSeenMs) ? now : lastSeenMs, Number.isNaN(engineDownSinceMs) ? Number.POSITIVE_INFINITY : engineDownSinceMs);
     // Unusable past lostAfter by the last sweep already (an outage as long): no sweep sees that
     // crossing, so it is announced here; one since the last sweep is the next sweep's to announce.
-    const lostBySweep = this.awayMs(entry, this.lastSweepMs) >= this.opts.lostAfterMs;
+    const lostBySweep = this.awayMs(slot, this.lastSweepMs) >= this.opts.lostAfterMs;
     this.opts.onStateChange(nodeId, lostBySweep ? 'lost' : 'unreachable', before);
   }
 
@@ -216,16 +265,9 @@ export class FailureDetector {
    * long-dead nodes could hold the fleet in a disruption for good.
    */
   restoreLost(nodeId: string, awayMs: number): void {
-    if (this.nodes.has(nodeId)) return;
-    const now = this.opts.clock.nowMs();
-    this.nodes.set(nodeId, {
-      connected: false,
-      lastSeenMs: null,
-      connectedSinceMs: null,
-      downSinceMs: now - Math.max(this.opts.lostAfterMs, awayMs),
-      reconnects: -1,
-      engineDownSinceMs: null,
-    });
+    if (this.slotOf(nodeId) >= 0) return;
+    const slot = this.take(nodeId);
+    this.downSinceMs[slot] = this.opts.clock.nowMs() - Math.max(this.opts.lostAfterMs, awayMs);
   }
 
   /**
@@ -246,16 +288,18 @@ export class FailureDetector {
     let counted = 0;
     let awayCounted = 0;
     for (const nodeId of nodeIds) {
-      const entry = this.nodes.get(nodeId);
-      if (entry?.connected) {
+      const slot = this.slotOf(nodeId);
+      if (slot >= 0 && this.isConnected[slot] === 1) {
         counted++;
-        if (entry.engineDownSinceMs !== null) {
+        const engineDownSinceMs = this.engineDownSinceMs[slot]!;
+        if (!Number.isNaN(engineDownSinceMs)) {
           // An engine outage crosses the same thresholds as away-time (see unusableForMs).
-          const downNow = now - entry.engineDownSinceMs;
-          const downBefore = previous - entry.engineDownSinceMs;
+          const downNow = now - engineDownSinceMs;
+          const downBefore = previous - engineDownSinceMs;
           for (const t of thresholdsMs) if (downBefore < t && downNow >= t) crossedThreshold = true;
         }
-        if (entry.lastSeenMs !== null && entry.lastSeenMs < silentBefore) {
+        // NaN (never seen) compares false, as null did.
+        if (this.lastSeenMs[slot]! < silentBefore) {
           silent.push(nodeId);
           // Dropped right after this sweep: it counts as away already.
           awayCounted++;
@@ -266,17 +310,17 @@ export class FailureDetector {
       // Nodes not heard from since the start are not judged during the startup grace; nodes
       // already lost have had their replicas moved, and a long-dead node must not hold the fleet
       // in disruption for good.
-      if (!entry && now < this.awayFromMs) continue;
-      if (this.awayMs(entry, now) >= this.opts.lostAfterMs) continue;
+      if (slot < 0 && now < this.awayFromMs) continue;
+      if (this.awayMs(slot, now) >= this.opts.lostAfterMs) continue;
       counted++;
       awayCounted++;
     }
     this.followDisruption(awayCounted, counted, previous, now);
 
     for (const nodeId of away) {
-      const entry = this.nodes.get(nodeId);
-      const downNow = this.awayMs(entry, now);
-      const downBefore = this.awayMs(entry, previous);
+      const slot = this.slotOf(nodeId);
+      const downNow = this.awayMs(slot, now);
+      const downBefore = this.awayMs(slot, previous);
       for (const t of thresholdsMs) {
         if (downBefore < t && downNow >= t) {
           crossedThreshold = true;
@@ -285,6 +329,33 @@ export class FailureDetector {
       }
     }
     return { silent, crossedThreshold };
+  }
+
+  /** The node's slot if this table holds it, else -1. */
+  private slotOf(nodeId: string): number {
+    const slot = this.slots.slotOf(nodeId);
+    return slot >= 0 && this.slots.holds(slot, this.bit) ? slot : -1;
+  }
+
+  /** Whether `handle` is still the node's slot in this table. */
+  private owns(nodeId: string, handle: number): boolean {
+    return handle >= 0 && this.slots.idAt(handle) === nodeId && this.slots.holds(handle, this.bit);
+  }
+
+  /** A slot for a node this table knew nothing of: as a node never connected. */
+  private take(nodeId: string): number {
+    const slot = this.slots.hold(nodeId, this.bit);
+    this.isConnected[slot] = 0;
+    this.lastSeenMs[slot] = Number.NaN;
+    this.connectedSinceMs[slot] = Number.NaN;
+    this.downSinceMs[slot] = Number.NaN;
+    this.engineDownSinceMs[slot] = Number.NaN;
+    this.reconnects[slot] = -1;
+    return slot;
+  }
+
+  private connectedState(slot: number): NodeState {
+    return slot < 0 || Number.isNaN(this.engineDownSinceMs[slot]!) ? 'ready' : 'not_ready';
   }
 
   private followDisruption(awayNodes: number, countedNodes: number, previousSweepMs: number, now: number): void {
@@ -304,15 +375,20 @@ export class FailureDetector {
       // from now, with a full lostAfter ahead (Kubernetes resets its probe times the same way).
       const resume = (awaySinceMs: number) =>
         sinceMs - awaySinceMs >= this.opts.lostAfterMs ? awaySinceMs + (now - sinceMs) : Math.max(awaySinceMs, now);
-      for (const entry of this.nodes.values()) if (!entry.connected && entry.downSinceMs !== null) entry.downSinceMs = resume(entry.downSinceMs);
+      for (let slot = 0; slot < this.slots.end; slot++) {
+        if (!this.slots.holds(slot, this.bit) || this.isConnected[slot] === 1) continue;
+        const downSinceMs = this.downSinceMs[slot]!;
+        if (!Number.isNaN(downSinceMs)) this.downSinceMs[slot] = resume(downSinceMs);
+      }
       this.awayFromMs = resume(this.awayFromMs);
       this.opts.onDisruptionChange?.(null);
     }
   }
 
-  /** Away-time of a node not connected, as of `atMs`: none accrues during a fleet disruption. */
-  private awayMs(entry: NodeLiveness | undefined, atMs: number): number {
-    const since = entry?.downSinceMs ?? this.awayFromMs;
+  /** Away-time of a node not connected (slot -1: one never heard from), as of `atMs`: none accrues during a fleet disruption. */
+  private awayMs(slot: number, atMs: number): number {
+    const downSinceMs = slot < 0 ? Number.NaN : this.downSinceMs[slot]!;
+    const since = Number.isNaN(downSinceMs) ? this.awayFromMs : downSinceMs;
     const until = this.disruptionNow === null ? atMs : Math.min(atMs, this.disruptionNow.sinceMs);
     return Math.max(0, until - since);
   }
@@ -320,16 +396,17 @@ export class FailureDetector {
   /**
    * After a stall of the hub, moves every node's last-seen and away-since forward by the time it
    * gives back: a stall of N seconds never makes a node silent or lost. Times set since the stall
-   * ended (a frame read before this ran) stay at most `now`.
+   * ended (a frame read before this ran) stay at most `now`. (NaN, none, stays NaN.)
    */
   private catchUp(now: number): void {
     const stall = this.stall.tick(now);
     if (stall === null) return;
     const shift = (ms: number) => Math.min(now, ms + stall.creditMs);
-    for (const entry of this.nodes.values()) {
-      if (entry.lastSeenMs !== null) entry.lastSeenMs = shift(entry.lastSeenMs);
-      if (entry.downSinceMs !== null) entry.downSinceMs = shift(entry.downSinceMs);
-      if (entry.engineDownSinceMs !== null) entry.engineDownSinceMs = shift(entry.engineDownSinceMs);
+    for (let slot = 0; slot < this.slots.end; slot++) {
+      if (!this.slots.holds(slot, this.bit)) continue;
+      this.lastSeenMs[slot] = shift(this.lastSeenMs[slot]!);
+      this.downSinceMs[slot] = shift(this.downSinceMs[slot]!);
+      this.engineDownSinceMs[slot] = shift(this.engineDownSinceMs[slot]!);
     }
     this.awayFromMs += stall.creditMs;
     this.lastSweepMs = shift(this.lastSweepMs);
@@ -338,6 +415,8 @@ export class FailureDetector {
   }
 }
 
-function connectedState(entry: NodeLiveness): NodeState {
-  return entry.engineDownSinceMs === null ? 'ready' : 'not_ready';
+/** A column's value as the NodeLiveness field it stands for. */
+function orNull(ms: number): number | null {
+  return Number.isNaN(ms) ? null : ms;
 }
+

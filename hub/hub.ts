@@ -14,6 +14,7 @@ import { Handovers } from './handovers.js';
 import type { HubStats } from './hub-stats.js';
 import { Liveness } from './liveness.js';
 import { NodeChangeLog } from './node-change-log.js';
+import { NodeSlots } from './node-slots.js';
 import { NodeConditionsTable } from './node-conditions.js';
 import { Nodes } from './nodes.js';
 import { ObservedState } from './observed-state.js';
@@ -79,8 +80,10 @@ export const DEFAULT_HUB_CONFIG: HubConfig = {
 export class Hub {
   /** What each node's agent last reported of its replicas (soft state). */
   readonly observed = new ObservedState();
+  /** Slots for the per-node soft state below: one id map for the conditions and the failure detector. */
+  private readonly nodeSlots = new NodeSlots();
   /** What each node last said of its engine, target cache and disks (soft state). */
-  readonly conditions = new NodeConditionsTable();
+  readonly conditions = new NodeConditionsTable(this.nodeSlots);
   readonly liveness: Liveness;
   readonly detector: FailureDetector;
   readonly handovers: Handovers;
@@ -130,6 +133,7 @@ export class Hub {
       logger,
       config,
       conditions: this.conditions,
+      slots: this.nodeSlots,
       nodeLog,
       disconnect: (nodeId, code, reason) => this.gateway.disconnect(nodeId, code, reason),
       markDirty: () => this.loop.markDirty(),

@@ -9,6 +9,7 @@ import { FailureDetector, type FleetDisruption, type NodeState } from './failure
 import type { LivenessStats } from './hub-stats.js';
 import type { NodeChangeLog } from './node-change-log.js';
 import type { NodeConditionsTable } from './node-conditions.js';
+import type { NodeSlots } from './node-slots.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import type { NodeRecord, Store } from './store/store.js';
 
@@ -33,6 +34,8 @@ export interface LivenessDeps {
   config: LivenessConfig;
   /** What nodes last said of their engines: a not-ready line says why. */
   conditions: NodeConditionsTable;
+  /** The node slots the detector shares with the conditions (see node-slots.ts). */
+  slots?: NodeSlots;
   nodeLog: NodeChangeLog;
   /** Drops a node's connection. */
   disconnect: (nodeId: string, code: number, reason: string) => void;
@@ -65,6 +68,7 @@ export class Liveness implements LivenessStats {
       lostAfterMs: config.lostAfterMs,
       startupGraceMs: config.startupGraceMs,
       disruptionShare: config.disruptionShare,
+      slots: deps.slots,
       onStateChange: (nodeId, state, previous) => {
         this.logStateChange(nodeId, state, previous);
         this.rememberLost(nodeId, state);

@@ -1,4 +1,5 @@
 import { isDiskLow, LOW_DISK, type DiskUsage, type NodeConditions } from '../shared/protocol.js';
+import { grownTimes, NodeSlots } from './node-slots.js';
 
 /** The conditions that are worth a count, a warning and a log line; each a bit of a node's flags. */
 export const CONDITION_NAMES = ['engine_unavailable', 'target_cache_stale', 'data_disk_low', 'engine_disk_low'] as const;
@@ -29,9 +30,8 @@ const usualEngine = (e: NodeConditions['engine']) => (e.available && e.error ===
 const usualTargetCache = (t: NodeConditions['targetCache']) => (t.current && t.error === null ? TARGET_CACHE_CURRENT : t);
 
 /**
- * What a node last said of its conditions; kept while it is away, with when it said it. Its parts
- * are held in the entry itself, not in an object of their own beside it: one object per node
- * rather than two.
+ * What a node last said of its conditions; kept while it is away, with when it said it. Made at
+ * each read (views and state lines, never per frame) from the table's columns.
  */
 export class NodeConditionsEntry {
   constructor(
@@ -41,11 +41,11 @@ export class NodeConditionsEntry {
     readonly engineDisk: NodeConditions['engineDisk'],
     /** Hub clock time of the report. */
     readonly reportedAtMs: number,
-    /** Which CONDITION_NAMES hold, as bits: compared per report in O(1). */
+    /** Which CONDITION_NAMES hold, as bits. */
     readonly flags: number,
   ) {}
 
-  /** The conditions as the node said them; made at each read (views and state lines, never per frame). */
+  /** The conditions as the node said them. */
   get conditions(): NodeConditions {
     return { engine: this.engine, targetCache: this.targetCache, dataDisk: this.dataDisk, engineDisk: this.engineDisk };
   }
@@ -60,23 +60,51 @@ export interface ConditionTransition {
 /**
  * Every node's last reported conditions. Soft state, like heartbeats: memory only, replaced whole
  * by each report (a hello or a `conditions` frame), O(1) per report; a version 1 agent reports
- * none. One entry per node that has reported, dropped when the node is forgotten.
+ * none. Held for each node that has reported, dropped when the node is forgotten; in columns by
+ * node slot (see node-slots.ts), shared with the failure detector, rather than an object and a
+ * map entry per node.
  */
 export class NodeConditionsTable {
-  private readonly byNode = new Map<string, NodeConditionsEntry>();
+  private readonly slots: NodeSlots;
+  private readonly bit: number;
+  private engine: Array<NodeConditions['engine'] | undefined> = [];
+  private targetCache: Array<NodeConditions['targetCache'] | undefined> = [];
+  private dataDisk: Array<NodeConditions['dataDisk'] | undefined> = [];
+  private engineDisk: Array<NodeConditions['engineDisk'] | undefined> = [];
+  private reportedAtMs = new Float64Array(0);
+  /** Which CONDITION_NAMES hold, as bits: compared per report in O(1). */
+  private flags = new Uint8Array(0);
+
+  constructor(slots: NodeSlots = new NodeSlots()) {
+    this.slots = slots;
+    this.bit = slots.register((capacity) => {
+      this.reportedAtMs = grownTimes(this.reportedAtMs, capacity);
+      const flags = new Uint8Array(capacity);
+      flags.set(this.flags);
+      this.flags = flags;
+    });
+  }
 
   get(nodeId: string): NodeConditionsEntry | undefined {
-    return this.byNode.get(nodeId);
+    const slot = this.slotOf(nodeId);
+    if (slot < 0) return undefined;
+    return new NodeConditionsEntry(this.engine[slot]!, this.targetCache[slot]!, this.dataDisk[slot]!, this.engineDisk[slot]!, this.reportedAtMs[slot]!, this.flags[slot]!);
   }
 
   /** Replaces the node's conditions (null: it reports none) and says which conditions changed. */
   report(nodeId: string, conditions: NodeConditions | null, nowMs: number): ConditionTransition[] {
-    const before = this.byNode.get(nodeId)?.flags ?? 0;
+    let slot = this.slotOf(nodeId);
+    const before = slot < 0 ? 0 : this.flags[slot]!;
     const flags = flagsOf(conditions);
-    if (conditions === null) this.byNode.delete(nodeId);
+    if (conditions === null) this.forget(nodeId);
     else {
-      const { engine, targetCache, dataDisk, engineDisk } = conditions;
-      this.byNode.set(nodeId, new NodeConditionsEntry(usualEngine(engine), usualTargetCache(targetCache), dataDisk, engineDisk, nowMs, flags));
+      if (slot < 0) slot = this.slots.hold(nodeId, this.bit);
+      this.engine[slot] = usualEngine(conditions.engine);
+      this.targetCache[slot] = usualTargetCache(conditions.targetCache);
+      this.dataDisk[slot] = conditions.dataDisk;
+      this.engineDisk[slot] = conditions.engineDisk;
+      this.reportedAtMs[slot] = nowMs;
+      this.flags[slot] = flags;
     }
     const changed = before ^ flags;
     if (changed === 0) return [];
@@ -86,18 +114,30 @@ export class NodeConditionsTable {
   }
 
   forget(nodeId: string): void {
-    this.byNode.delete(nodeId);
+    const slot = this.slotOf(nodeId);
+    if (slot < 0) return;
+    // Nothing of the node's report stays reachable from a free slot.
+    this.engine[slot] = this.targetCache[slot] = this.dataDisk[slot] = this.engineDisk[slot] = undefined;
+    this.flags[slot] = 0;
+    this.slots.release(slot, this.bit);
   }
 
   /** Nodes per condition among `nodeIds` (metrics, at scrape: O(nodes), nothing per frame). */
   counts(nodeIds: Iterable<string>): Record<ConditionName, number> {
     const counts: Record<ConditionName, number> = { engine_unavailable: 0, target_cache_stale: 0, data_disk_low: 0, engine_disk_low: 0 };
     for (const nodeId of nodeIds) {
-      const flags = this.byNode.get(nodeId)?.flags ?? 0;
+      const slot = this.slotOf(nodeId);
+      const flags = slot < 0 ? 0 : this.flags[slot]!;
       if (flags === 0) continue;
       for (const condition of CONDITION_NAMES) if (flags & BIT[condition]) counts[condition]++;
     }
     return counts;
+  }
+
+  /** The node's slot if this table holds it, else -1. */
+  private slotOf(nodeId: string): number {
+    const slot = this.slots.slotOf(nodeId);
+    return slot >= 0 && this.slots.holds(slot, this.bit) ? slot : -1;
   }
 }
 

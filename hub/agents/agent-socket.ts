@@ -1,6 +1,5 @@
 import { WebSocket } from 'ws';
 import { PROTOCOL_LIMITS, type NodeConditions } from '../../shared/protocol.js';
-import type { NodeLiveness } from '../failure-detector.js';
 import type { HandshakeTicket } from './handshake-admission.js';
 
 /**
@@ -27,7 +26,8 @@ export class AgentSocket extends WebSocket {
   helloTimer: NodeJS.Timeout | null = null;
   /** This connection's slot among the pending handshakes, released at hello or on close. */
   handshake: HandshakeTicket | null = null;
-  liveness: NodeLiveness | null = null;
+  /** The node's handle in the failure detector, from its hello on; -1 until then. */
+  livenessHandle = -1;
   appliedGeneration = 0;
   /**
    * A generation this connection's hello claimed ahead of the store (already counted and logged):

@@ -269,7 +269,7 @@ export class AgentGateway {
   /** Sends to a node that has said hello; false if it has no live session. */
   send(nodeId: string, frame: HubFrame): boolean {
     const session = this.sessions.get(nodeId);
-    if (!session || session.closed || session.liveness === null) return false;
+    if (!session || session.closed || session.livenessHandle < 0) return false;
     session.send(frameText(frame));
     return true;
   }
@@ -433,7 +433,7 @@ export class AgentGateway {
     if (!decoded.ok) return this.reject(session, CloseCode.badFrame, decoded.reason);
     const frame = decoded.frame;
 
-    if (session.liveness === null) {
+    if (session.livenessHandle < 0) {
       if (frame.type !== 'hello') return this.reject(session, CloseCode.badFrame, `expected hello first, got ${frame.type}`);
       if (frame.protocolVersion < MIN_PROTOCOL_VERSION || frame.protocolVersion > PROTOCOL_VERSION) {
         return this.reject(
@@ -483,7 +483,7 @@ export class AgentGateway {
       }
       const conditions = frame.conditions ?? null;
       this.opts.handlers.onConditions?.(session.nodeId, conditions);
-      session.liveness = this.opts.detector.connected(session.nodeId, conditions?.engine.available ?? true);
+      session.livenessHandle = this.opts.detector.connected(session.nodeId, conditions?.engine.available ?? true);
       session.send(
         encodeFrame({
           type: 'welcome',
@@ -497,7 +497,7 @@ export class AgentGateway {
       return;
     }
 
-    this.opts.detector.seen(session.liveness);
+    this.opts.detector.seen(session.nodeId, session.livenessHandle);
     switch (frame.type) {
       case 'heartbeat':
         return;
@@ -577,7 +577,7 @@ export class AgentGateway {
   private applyConditions(session: Session, conditions: NodeConditions): void {
     session.conditionsAppliedMs = performance.now();
     this.opts.handlers.onConditions?.(session.nodeId, conditions);
-    if (session.liveness !== null) this.opts.detector.engineReported(session.nodeId, session.liveness, conditions.engine.available);
+    if (session.livenessHandle >= 0) this.opts.detector.engineReported(session.nodeId, session.livenessHandle, conditions.engine.available);
   }
 
   /** Closes one connection over a bad frame, logged once; everyone else is unaffected. */
@@ -616,11 +616,11 @@ export class AgentGateway {
     session.handshake?.release();
     session.handshake = null;
     // Replaced or gone, this connection's log streams are over: the agent ends its side too.
-    if (session.liveness !== null) this.logSink?.connectionEnded(session.nodeId);
+    if (session.livenessHandle >= 0) this.logSink?.connectionEnded(session.nodeId);
     if (this.sessions.get(session.nodeId) === session) {
       // The node's last word lands before it counts as away: an engine back again, held by the
       // rate limit, must not date the node's away-time from the engine's outage.
-      if (held !== null && session.liveness !== null) {
+      if (held !== null && session.livenessHandle >= 0) {
         try {
           this.applyConditions(session, held);
         } catch (error) {
@@ -628,7 +628,7 @@ export class AgentGateway {
         }
       }
       this.sessions.delete(session.nodeId);
-      if (session.liveness !== null) {
+      if (session.livenessHandle >= 0) {
         this.opts.detector.disconnected(session.nodeId);
         this.opts.handlers.onDisconnect(session.nodeId);
       }

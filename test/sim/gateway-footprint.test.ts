@@ -53,7 +53,7 @@ it('gives every connection the same shared listeners after hello, and keeps an e
     nodes.set(id, { id, credentialHash: hash, generation: 0 });
     credentials.push(credential);
   }
-  const detector = { connected: () => ({ connected: true }), seen: () => undefined, disconnected: () => undefined } as unknown as FailureDetector;
+  const detector = { connected: () => 0, seen: () => undefined, disconnected: () => undefined } as unknown as FailureDetector;
   gateway = new AgentGateway({
     store: { getNode: (id: string) => nodes.get(id) } as unknown as Store,
     clock: systemClock,

@@ -31,7 +31,7 @@ it('closes the connection with 1011 when handling a frame throws, and keeps serv
     nodes.set(id, { id, credentialHash: hash });
     credentials.push(credential);
   }
-  const detector = { connected: () => ({ connected: true }), seen: () => undefined, disconnected: () => undefined } as unknown as FailureDetector;
+  const detector = { connected: () => 0, seen: () => undefined, disconnected: () => undefined } as unknown as FailureDetector;
   gateway = new AgentGateway({
     store: { getNode: (id: string) => nodes.get(id) } as unknown as Store,
     clock: systemClock,

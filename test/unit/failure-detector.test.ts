@@ -25,7 +25,7 @@ describe('failure detector (hub clock only)', () => {
     const entry = detector.connected('n1');
     expect(detector.state('n1')).toBe('ready');
     advance(10_000);
-    detector.seen(entry);
+    detector.seen('n1', entry);
     advance(14_000);
     expect(detector.sweep(['n1'], [60_000]).silent).toEqual([]);
     advance(2_000); // 16 s since the last frame
@@ -51,7 +51,7 @@ describe('failure detector (hub clock only)', () => {
     const entry = detector.connected('n1');
     for (let i = 0; i < 100; i++) {
       advance(5_000);
-      detector.seen(entry);
+      detector.seen('n1', entry);
       expect(detector.sweep(['n1'], [60_000]).silent).toEqual([]);
     }
     expect(detector.state('n1')).toBe('ready');
@@ -106,7 +106,7 @@ function fleetSetup(nodeCount: number, opts: { startMs?: number; connectAll?: bo
   const run = (ms: number) => {
     for (let t = 0; t < ms; t += 250) {
       clock.now += 250;
-      if (t % 5_000 === 0) for (const id of up) detector.seen(entries.get(id)!);
+      if (t % 5_000 === 0) for (const id of up) detector.seen(id, entries.get(id)!);
       const { silent } = detector.sweep(ids, [60_000]);
       for (const id of silent) detector.disconnected(id);
     }
@@ -244,7 +244,7 @@ describe('failure detector: a stalled hub (GC pause, suspended VM, SIGSTOP)', ()
     f.run(5_000);
     f.clock.now += 40_000;
     // The queued heartbeat of one node is read before the sweep; the others' after it.
-    f.detector.seen(f.detector.liveness('n0')!);
+    f.detector.seen('n0', f.detector.handleOf('n0'));
     expect(f.detector.sweep(f.ids, [60_000]).silent).toEqual([]);
     expect(f.ids.map((id) => f.detector.state(id))).toEqual(['ready', 'ready', 'ready', 'ready']);
   });
@@ -264,14 +264,14 @@ describe('failure detector: a stalled hub (GC pause, suspended VM, SIGSTOP)', ()
   it('finds a dead node silent, then lost, in a hub slow all the time (every call 1.1 s apart)', () => {
     // A CPU-starved hub, or one with a heavy pass every second: slow, never stopped.
     const f = fleetSetup(4);
-    const liveEntries = ['n1', 'n2', 'n3'].map((id) => f.detector.liveness(id)!);
+    const liveEntries = ['n1', 'n2', 'n3'].map((id) => [id, f.detector.handleOf(id)] as const);
     const stepMs = 1_100;
     let elapsedMs = 0;
     const step = () => {
       f.clock.now += stepMs;
       elapsedMs += stepMs;
       // n0 is dead but its connection stays open; the others heartbeat every 5 s.
-      if (elapsedMs % 5_500 === 0) for (const entry of liveEntries) f.detector.seen(entry);
+      if (elapsedMs % 5_500 === 0) for (const [id, handle] of liveEntries) f.detector.seen(id, handle);
       return f.detector.sweep(f.ids, [60_000]);
     };
     let silentAfterMs: number | null = null;
@@ -335,7 +335,7 @@ describe('failure detector: a node whose engine was down, then goes away', () =>
     const run = (ms: number) => {
       for (let t = 0; t < ms; t += 500) {
         s.advance(500);
-        for (const e of entries) if (e.connected) s.detector.seen(e);
+        ids.forEach((id, i) => { if (s.detector.liveness(id)?.connected) s.detector.seen(id, entries[i]!); });
         s.detector.sweep(ids, [60_000]);
       }
     };

@@ -118,13 +118,13 @@ describe('failure detector: a connected node whose engine is unavailable', () =>
     // Connected: not away, but unusable.
     expect(detector.downForMs('n1')).toBeNull();
     advance(59_999);
-    detector.seen(entry);
+    detector.seen('n1', entry);
     expect(detector.unusableForMs('n1')).toBe(59_999);
     expect(detector.sweep(['n1'], [60_000]).crossedThreshold).toBe(false);
     advance(1);
     expect(detector.sweep(['n1'], [60_000]).crossedThreshold).toBe(true);
     advance(1000);
-    detector.seen(entry);
+    detector.seen('n1', entry);
     expect(detector.sweep(['n1'], [60_000]).crossedThreshold).toBe(false);
     // Still connected: its state says why it is unusable, not that it is lost.
     expect(detector.state('n1')).toBe('not_ready');
@@ -142,7 +142,7 @@ describe('failure detector: a connected node whose engine is unavailable', () =>
     advance(1000);
     detector.engineReported('n1', entry, false);
     advance(20_000);
-    detector.seen(entry);
+    detector.seen('n1', entry);
     detector.disconnected('n1');
     // Unusable since the outage began, not since it was last heard from.
     expect(detector.downForMs('n1')).toBe(20_000);

@@ -1,0 +1,94 @@
+/**
+ * Slots for the hub's per-node soft state: one map from node id to a small integer, shared by the
+ * tables that keep something for every node (liveness, conditions). Each table holds its values
+ * in columns indexed by slot (typed arrays for numbers) rather than an object per node in a map
+ * of its own: at tens of thousands of nodes, an object with boxed times and a hash-table entry
+ * per table cost some 150 bytes a node more than the columns do.
+ *
+ * A table claims a node's slot with `hold` and gives it up with `release`; the slot is free once
+ * no table holds it, and may then go to another node. A table that keeps a slot beyond a call
+ * (a connection's handle) checks `idAt` before it writes through it.
+ */
+export class NodeSlots {
+  private readonly byId = new Map<string, number>();
+  private ids: Array<string | undefined> = [];
+  /** Per slot, a bit for each table that holds it. */
+  private held = new Uint8Array(INITIAL_CAPACITY);
+  private readonly free: number[] = [];
+  private used = 0;
+  private readonly tables: Array<(capacity: number) => void> = [];
+
+  /** Slots given out so far (a table's columns cover at least this many). */
+  get capacity(): number {
+    return this.held.length;
+  }
+
+  /** Slots in use: the upper bound of a scan over every slot. */
+  get end(): number {
+    return this.used;
+  }
+
+  /** Adds a table: `grow` is called at once and each time the slots outgrow its columns; returns the table's bit. */
+  register(grow: (capacity: number) => void): number {
+    if (this.tables.length >= MAX_TABLES) throw new Error(`at most ${MAX_TABLES} tables share node slots`);
+    this.tables.push(grow);
+    grow(this.capacity);
+    return 1 << (this.tables.length - 1);
+  }
+
+  /** The node's slot, or -1 if no table holds anything of it. */
+  slotOf(nodeId: string): number {
+    return this.byId.get(nodeId) ?? -1;
+  }
+
+  /** The node whose slot this is, or undefined if it is free. */
+  idAt(slot: number): string | undefined {
+    return this.ids[slot];
+  }
+
+  /** Whether the table of `bit` holds the slot. */
+  holds(slot: number, bit: number): boolean {
+    return (this.held[slot]! & bit) !== 0;
+  }
+
+  /** The node's slot, held for the table of `bit` from now on (given the node now if it had none). */
+  hold(nodeId: string, bit: number): number {
+    let slot = this.byId.get(nodeId);
+    if (slot === undefined) {
+      slot = this.free.pop() ?? this.used++;
+      if (slot >= this.capacity) this.grow();
+      this.byId.set(nodeId, slot);
+      this.ids[slot] = nodeId;
+    }
+    this.held[slot]! |= bit;
+    return slot;
+  }
+
+  /** The table of `bit` holds the slot no more; free once no table does. */
+  release(slot: number, bit: number): void {
+    const id = this.ids[slot];
+    if (id === undefined) return;
+    this.held[slot]! &= ~bit;
+    if (this.held[slot] !== 0) return;
+    this.byId.delete(id);
+    this.ids[slot] = undefined;
+    this.free.push(slot);
+  }
+
+  private grow(): void {
+    const held = new Uint8Array(this.capacity * 2);
+    held.set(this.held);
+    this.held = held;
+    for (const grow of this.tables) grow(held.length);
+  }
+}
+
+const INITIAL_CAPACITY = 64;
+const MAX_TABLES = 8;
+
+/** A Float64Array of `capacity` with `old`'s values first and NaN (none) after them. */
+export function grownTimes(old: Float64Array, capacity: number): Float64Array<ArrayBuffer> {
+  const next = new Float64Array(capacity).fill(Number.NaN);
+  next.set(old);
+  return next;
+}
