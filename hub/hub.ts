@@ -80,7 +80,7 @@ export const DEFAULT_HUB_CONFIG: HubConfig = {
 export class Hub {
   /** What each node's agent last reported of its replicas (soft state). */
   readonly observed = new ObservedState();
-  /** Slots for the per-node soft state below: one id map for the conditions and the failure detector. */
+  /** Slots for the per-node soft state: one id map for the conditions, the failure detector and the agents' sessions. */
   private readonly nodeSlots = new NodeSlots();
   /** What each node last said of its engine, target cache and disks (soft state). */
   readonly conditions = new NodeConditionsTable(this.nodeSlots);
@@ -185,6 +185,7 @@ export class Hub {
       store,
       clock,
       detector: this.detector,
+      slots: this.nodeSlots,
       logger,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       maxPendingHandshakes: config.maxPendingHandshakes,

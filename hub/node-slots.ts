@@ -83,6 +83,50 @@ export class NodeSlots {
   }
 }
 
+/**
+ * One value per node, by slot: what a Map from node id would hold, at a column's cost (a
+ * reference per slot) rather than a hash-table entry per node.
+ */
+export class NodeValues<T> {
+  private readonly bit: number;
+  private readonly values: Array<T | undefined> = [];
+  private count = 0;
+
+  constructor(private readonly slots: NodeSlots) {
+    // A plain array grows by itself: nothing to do when the slots do.
+    this.bit = slots.register(() => undefined);
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  get(nodeId: string): T | undefined {
+    const slot = this.slots.slotOf(nodeId);
+    return slot >= 0 && this.slots.holds(slot, this.bit) ? this.values[slot] : undefined;
+  }
+
+  set(nodeId: string, value: T): void {
+    const known = this.slots.slotOf(nodeId);
+    if (known < 0 || !this.slots.holds(known, this.bit)) this.count++;
+    this.values[this.slots.hold(nodeId, this.bit)] = value;
+  }
+
+  delete(nodeId: string): boolean {
+    const slot = this.slots.slotOf(nodeId);
+    if (slot < 0 || !this.slots.holds(slot, this.bit)) return false;
+    this.values[slot] = undefined;
+    this.count--;
+    this.slots.release(slot, this.bit);
+    return true;
+  }
+
+  /** Every value held, in slot order (not the order they were set in). */
+  *each(): Generator<T> {
+    for (let slot = 0; slot < this.slots.end; slot++) if (this.slots.holds(slot, this.bit)) yield this.values[slot]!;
+  }
+}
+
 const INITIAL_CAPACITY = 64;
 const MAX_TABLES = 8;
 

@@ -23,6 +23,7 @@ import {
 import { AuthFailures, DEFAULT_AUTH_FAILURE_LIMITS } from '../auth/auth-failures.js';
 import { bearerToken, parseNodeCredential, sameDigest } from '../auth/secrets.js';
 import { MAX_BELIEVED_GENERATION } from '../dispatcher.js';
+import { NodeSlots, NodeValues } from '../node-slots.js';
 import type { FailureDetector } from '../failure-detector.js';
 import { RateLimitedLog } from '../rate-limited-log.js';
 import type { Store } from '../store/store.js';
@@ -58,6 +59,8 @@ export interface GatewayOptions {
   store: Store;
   clock: Clock;
   detector: FailureDetector;
+  /** The node slots its sessions share with the hub's other per-node tables (its own when not given). */
+  slots?: NodeSlots;
   logger: Logger;
   handlers: GatewayHandlers;
   heartbeatIntervalMs: number;
@@ -135,7 +138,8 @@ function closeReason(text: string): string {
  */
 export class AgentGateway {
   private readonly wss: WebSocketServer;
-  private readonly sessions = new Map<string, Session>();
+  /** Sessions past their hello, by node. */
+  private readonly sessions: NodeValues<Session>;
   private readonly admission: HandshakeAdmission;
   private readonly authFailures: AuthFailures;
   /** Errors on clients' sockets (resets and the like): counted, never fatal. */
@@ -189,6 +193,7 @@ export class AgentGateway {
   };
 
   constructor(private readonly opts: GatewayOptions) {
+    this.sessions = new NodeValues(opts.slots ?? new NodeSlots());
     this.admission = new HandshakeAdmission({
       maxPending: opts.maxPendingHandshakes,
       maxPendingPerAddress: opts.maxPendingHandshakesPerAddress ?? defaultPerAddressLimit(opts.maxPendingHandshakes),
@@ -310,7 +315,7 @@ export class AgentGateway {
   async close(): Promise<void> {
     // Handshakes before hello too: the server's close would otherwise wait for their hello timeout.
     this.admission.endAll();
-    for (const session of [...this.sessions.values()]) this.closeSession(session, CloseCode.goingAway, 'hub shutting down');
+    for (const session of [...this.sessions.each()]) this.closeSession(session, CloseCode.goingAway, 'hub shutting down');
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 

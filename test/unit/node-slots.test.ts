@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FailureDetector } from '../../hub/failure-detector.js';
 import { NodeConditionsTable } from '../../hub/node-conditions.js';
-import { NodeSlots } from '../../hub/node-slots.js';
+import { NodeSlots, NodeValues } from '../../hub/node-slots.js';
 import type { NodeConditions } from '../../shared/protocol.js';
 
 const engineDown: NodeConditions = {
@@ -89,5 +89,30 @@ describe('node slots shared by the failure detector and the conditions table', (
     expect(detector.state('n998')).toBe('ready');
     expect(conditions.counts(ids).engine_unavailable).toBe(334);
     expect(conditions.get('n999')!.reportedAtMs).toBe(1_001_000);
+  });
+});
+
+describe('NodeValues', () => {
+  it('holds one value per node like a map, counts them, and frees the slot once deleted', () => {
+    const slots = new NodeSlots();
+    const values = new NodeValues<{ n: number }>(slots);
+    const other = new NodeValues<string>(slots);
+    values.set('a', { n: 1 });
+    values.set('b', { n: 2 });
+    values.set('a', { n: 3 });
+    other.set('b', 'kept');
+    expect(values.size).toBe(2);
+    expect(values.get('a')).toEqual({ n: 3 });
+    expect([...values.each()].map((v) => v.n).sort()).toEqual([2, 3]);
+    expect(values.delete('b')).toBe(true);
+    expect(values.delete('b')).toBe(false);
+    expect(values.get('b')).toBeUndefined();
+    expect(values.size).toBe(1);
+    // The other table still holds b's slot; a's goes once deleted.
+    expect(slots.slotOf('b')).toBeGreaterThanOrEqual(0);
+    expect(other.get('b')).toBe('kept');
+    values.delete('a');
+    expect(slots.slotOf('a')).toBe(-1);
+    expect(values.get('a')).toBeUndefined();
   });
 });
