@@ -1,21 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { FailureDetector, type NodeState } from '../../hub/failure-detector.js';
+import { testDetector } from '../helpers/test-detector.js';
 
 function setup(startMs = 1_000_000) {
-  const clock = { now: startMs, nowMs() { return this.now; } };
   const changes: Array<[string, NodeState]> = [];
-  const detector = new FailureDetector({
-    clock,
-    heartbeatGraceMs: 15_000,
-    lostAfterMs: 60_000,
-    startupGraceMs: 30_000,
-    // These tests jump the clock between sweeps, which a running hub only does when it stalls.
-    stallAfterMs: Number.POSITIVE_INFINITY,
-    onStateChange: (id, state) => changes.push([id, state]),
-  });
-  const advance = (ms: number) => {
-    clock.now += ms;
-  };
+  const { clock, detector, advance } = testDetector({ startMs, onStateChange: (id, state) => changes.push([id, state]) });
   return { clock, detector, changes, advance };
 }
 

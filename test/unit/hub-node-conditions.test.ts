@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FailureDetector, type NodeState } from '../../hub/failure-detector.js';
+import { testDetector } from '../helpers/test-detector.js';
 import { conditionWarnings, NodeConditionsTable } from '../../hub/node-conditions.js';
 import { isDiskLow, lowDiskThresholdBytes } from '../../shared/protocol.js';
 import type { NodeConditions } from '../../shared/protocol.js';
@@ -96,19 +96,7 @@ describe('node conditions table', () => {
 });
 
 describe('failure detector: a connected node whose engine is unavailable', () => {
-  function setup() {
-    const clock = { now: 1_000_000, nowMs() { return this.now; } };
-    const changes: Array<[string, NodeState, NodeState | null]> = [];
-    const detector = new FailureDetector({
-      clock,
-      heartbeatGraceMs: 15_000,
-      lostAfterMs: 60_000,
-      startupGraceMs: 30_000,
-      stallAfterMs: Number.POSITIVE_INFINITY,
-      onStateChange: (id, state, previous) => changes.push([id, state, previous]),
-    });
-    return { clock, detector, changes, advance: (ms: number) => (clock.now += ms) };
-  }
+  const setup = () => testDetector();
 
   it('is not_ready, unusable for as long as the outage lasts, and crosses lostAfter once', () => {
     const { detector, changes, advance } = setup();

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { FailureDetector } from '../../hub/failure-detector.js';
 import { NodeConditionsTable } from '../../hub/node-conditions.js';
 import { NodeSlots, NodeValues } from '../../hub/node-slots.js';
 import type { NodeConditions } from '../../shared/protocol.js';
+import { testDetector } from '../helpers/test-detector.js';
 
 const engineDown: NodeConditions = {
   engine: { available: false, error: 'no socket' },
@@ -12,17 +12,8 @@ const engineDown: NodeConditions = {
 };
 
 function fleet() {
-  const clock = { now: 1_000_000, nowMs() { return this.now; } };
   const slots = new NodeSlots();
-  const detector = new FailureDetector({
-    clock,
-    heartbeatGraceMs: 15_000,
-    lostAfterMs: 60_000,
-    startupGraceMs: 30_000,
-    stallAfterMs: Number.POSITIVE_INFINITY,
-    onStateChange: () => undefined,
-    slots,
-  });
+  const { clock, detector } = testDetector({ slots });
   const conditions = new NodeConditionsTable(slots);
   return { clock, slots, detector, conditions };
 }
