@@ -9,6 +9,7 @@ import { StallDetector, stallAfterMsFor, sweepIntervalMsFor } from './stall-dete
  */
 export type NodeState = 'ready' | 'not_ready' | 'unreachable' | 'lost';
 
+/** What the detector knows of one node, as `liveness()` reads it out (the detector keeps it in columns). */
 export interface NodeLiveness {
   connected: boolean;
   /** Hub clock time of the last frame from the node (the device's own clock is never trusted). */
@@ -69,7 +70,8 @@ export interface SweepResult {
 
 /**
  * Judges node liveness by the hub's own clock only (devices without a real-time clock are
- * common). Soft state: a heartbeat costs one number write, never a store write.
+ * common). Soft state: a heartbeat costs one number write, never a store write. Each field of
+ * NodeLiveness is a column indexed by the node's slot (see node-slots.ts).
  *
  * ready --(connection closed, or silent past heartbeatGraceMs)--> unreachable
  * unreachable --(away for lostAfterMs)--> lost;  any --(hello)--> ready
