@@ -261,9 +261,12 @@ export class Nodes implements NodeStats {
     const { store, conditions, nodeLog, gateway, observed, dispatcher, clock } = this.deps;
     const node = store.getNode(nodeId);
     if (!node) {
+      // Removed while this connection waited for its hello: the hello made its liveness anew.
+      gateway.disconnect(nodeId, CloseCode.nodeRemoved, 'node no longer exists');
       conditions.forget(nodeId);
       nodeLog.forget(nodeId);
-      return gateway.disconnect(nodeId, CloseCode.nodeRemoved, 'node no longer exists');
+      this.deps.detector.forget(nodeId);
+      return;
     }
     observed.replaceNode(nodeId, this.acceptedReports(nodeId, hello.replicas), clock.nowMs());
     this.directory.hello(node, hello);

@@ -12,7 +12,7 @@ import { Agent } from '../../agent/agent.js';
 import { loadIdentity, saveIdentity, type NodeIdentity } from '../../agent/node-identity.js';
 import { CloseCode } from '../../shared/protocol.js';
 import { RawDevice } from '../helpers/raw-device.js';
-import { ADMIN_TOKEN, SimFleet, simFacts } from '../helpers/sim-fleet.js';
+import { ADMIN_TOKEN, helloFrame, SimFleet, simFacts } from '../helpers/sim-fleet.js';
 import { silentLogger } from '../helpers/silent-logger.js';
 
 const busybox = { image: 'tether-test/busybox:1', command: ['/bin/httpd', '-f', '-p', '8080'] };
@@ -135,6 +135,21 @@ describe('removing a node', () => {
     const refused = fleet.hub.gateway.refusedRemoved;
     await new Promise((r) => setTimeout(r, 700));
     expect(fleet.hub.gateway.refusedRemoved).toBe(refused);
+  });
+
+  it('closes a connection whose hello comes after its node was removed, keeping nothing of the node', async () => {
+    const { token } = await fleet.hub.nodes.createJoinToken(60);
+    const { nodeId, credential } = (await fleet.hub.nodes.join(token, 'late-hello', {}))!;
+    // Upgraded (the credential was good then), no hello yet: the removal finds no session to close.
+    const ws = new WebSocket(`${fleet.url.replace('http', 'ws')}/v1/agent/connect`, { headers: { authorization: `Bearer ${credential}` } });
+    ws.on('error', () => undefined);
+    const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+    await new Promise<void>((resolve) => ws.once('open', () => resolve()));
+    expect((await fleet.api('DELETE', `/v1/nodes/${nodeId}`)).status).toBe(200);
+    ws.send(JSON.stringify(helloFrame('late-hello')));
+    expect(await closed).toBe(CloseCode.nodeRemoved);
+    expect(fleet.hub.detector.liveness(nodeId)).toBeUndefined();
+    expect(fleet.hub.conditions.get(nodeId)).toBeUndefined();
   });
 
   it('keeps the removal in the identity file: a device restarted after a hub restart (which forgot it) does not try again', async () => {
