@@ -1,6 +1,6 @@
 import type { Clock } from '../shared/clock.js';
 import { DEFAULT_DISRUPTION_SHARE, isFleetDisruption } from './fleet-disruption.js';
-import { grownTimes, NodeSlots } from './node-slots.js';
+import { grownColumn, grownTimes, NodeSlots } from './node-slots.js';
 import { StallDetector, stallAfterMsFor, sweepIntervalMsFor } from './stall-detector.js';
 
 /**
@@ -121,12 +121,8 @@ export class FailureDetector {
     this.stall = new StallDetector(opts.clock, opts.stallAfterMs ?? stallAfterMsFor(opts.heartbeatGraceMs), this.sweepIntervalMs);
     this.slots = opts.slots ?? new NodeSlots();
     this.bit = this.slots.register((capacity) => {
-      const connected = new Uint8Array(capacity);
-      connected.set(this.isConnected);
-      this.isConnected = connected;
-      const reconnects = new Int32Array(capacity);
-      reconnects.set(this.reconnects);
-      this.reconnects = reconnects;
+      this.isConnected = grownColumn(this.isConnected, capacity);
+      this.reconnects = grownColumn(this.reconnects, capacity);
       this.lastSeenMs = grownTimes(this.lastSeenMs, capacity);
       this.connectedSinceMs = grownTimes(this.connectedSinceMs, capacity);
       this.downSinceMs = grownTimes(this.downSinceMs, capacity);
@@ -335,8 +331,7 @@ export class FailureDetector {
 
   /** The node's slot if this table holds it, else -1. */
   private slotOf(nodeId: string): number {
-    const slot = this.slots.slotOf(nodeId);
-    return slot >= 0 && this.slots.holds(slot, this.bit) ? slot : -1;
+    return this.slots.slotOf(nodeId, this.bit);
   }
 
   /** Whether `handle` is still the node's slot in this table. */

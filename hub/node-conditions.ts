@@ -1,5 +1,5 @@
 import { isDiskLow, LOW_DISK, type DiskUsage, type NodeConditions } from '../shared/protocol.js';
-import { grownTimes, NodeSlots } from './node-slots.js';
+import { grownColumn, grownTimes, NodeSlots } from './node-slots.js';
 
 /** The conditions that are worth a count, a warning and a log line; each a bit of a node's flags. */
 export const CONDITION_NAMES = ['engine_unavailable', 'target_cache_stale', 'data_disk_low', 'engine_disk_low'] as const;
@@ -79,9 +79,7 @@ export class NodeConditionsTable {
     this.slots = slots;
     this.bit = slots.register((capacity) => {
       this.reportedAtMs = grownTimes(this.reportedAtMs, capacity);
-      const flags = new Uint8Array(capacity);
-      flags.set(this.flags);
-      this.flags = flags;
+      this.flags = grownColumn(this.flags, capacity);
     });
   }
 
@@ -136,8 +134,7 @@ export class NodeConditionsTable {
 
   /** The node's slot if this table holds it, else -1. */
   private slotOf(nodeId: string): number {
-    const slot = this.slots.slotOf(nodeId);
-    return slot >= 0 && this.slots.holds(slot, this.bit) ? slot : -1;
+    return this.slots.slotOf(nodeId, this.bit);
   }
 }
 

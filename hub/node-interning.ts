@@ -73,7 +73,7 @@ export function withSharedParts(node: NodeRecord): NodeRecord {
   // with the empty target's hash is always made again (once, at open).
   const emptyTarget = node.targetHash === EMPTY_TARGET_HASH;
   if (labels === node.labels && facts === node.facts && !emptyTarget) return node;
-  return emptyTarget ? { ...node, labels, facts, targetHash: EMPTY_TARGET_HASH } : { ...node, labels, facts };
+  return { ...node, labels, facts, targetHash: emptyTarget ? EMPTY_TARGET_HASH : node.targetHash };
 }
 
 function isPlainObject(x: unknown): x is Record<string, unknown> {

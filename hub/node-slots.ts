@@ -36,9 +36,11 @@ export class NodeSlots {
     return 1 << (this.tables.length - 1);
   }
 
-  /** The node's slot, or -1 if no table holds anything of it. */
-  slotOf(nodeId: string): number {
-    return this.byId.get(nodeId) ?? -1;
+  /** The node's slot, or -1 if no table holds anything of it (with `bit`: if that table does not hold it). */
+  slotOf(nodeId: string, bit?: number): number {
+    const slot = this.byId.get(nodeId);
+    if (slot === undefined || (bit !== undefined && (this.held[slot]! & bit) === 0)) return -1;
+    return slot;
   }
 
   /** The node whose slot this is, or undefined if it is free. */
@@ -76,10 +78,8 @@ export class NodeSlots {
   }
 
   private grow(): void {
-    const held = new Uint8Array(this.capacity * 2);
-    held.set(this.held);
-    this.held = held;
-    for (const grow of this.tables) grow(held.length);
+    this.held = grownColumn(this.held, this.capacity * 2);
+    for (const grow of this.tables) grow(this.held.length);
   }
 }
 
@@ -102,19 +102,18 @@ export class NodeValues<T> {
   }
 
   get(nodeId: string): T | undefined {
-    const slot = this.slots.slotOf(nodeId);
-    return slot >= 0 && this.slots.holds(slot, this.bit) ? this.values[slot] : undefined;
+    const slot = this.slots.slotOf(nodeId, this.bit);
+    return slot < 0 ? undefined : this.values[slot];
   }
 
   set(nodeId: string, value: T): void {
-    const known = this.slots.slotOf(nodeId);
-    if (known < 0 || !this.slots.holds(known, this.bit)) this.count++;
+    if (this.slots.slotOf(nodeId, this.bit) < 0) this.count++;
     this.values[this.slots.hold(nodeId, this.bit)] = value;
   }
 
   delete(nodeId: string): boolean {
-    const slot = this.slots.slotOf(nodeId);
-    if (slot < 0 || !this.slots.holds(slot, this.bit)) return false;
+    const slot = this.slots.slotOf(nodeId, this.bit);
+    if (slot < 0) return false;
     this.values[slot] = undefined;
     this.count--;
     this.slots.release(slot, this.bit);
@@ -130,9 +129,16 @@ export class NodeValues<T> {
 const INITIAL_CAPACITY = 64;
 const MAX_TABLES = 8;
 
-/** A Float64Array of `capacity` with `old`'s values first and NaN (none) after them. */
-export function grownTimes(old: Float64Array, capacity: number): Float64Array<ArrayBuffer> {
-  const next = new Float64Array(capacity).fill(Number.NaN);
+type Column = Uint8Array<ArrayBuffer> | Int32Array<ArrayBuffer> | Float64Array<ArrayBuffer>;
+
+/** A column of `capacity` of the same kind, `old`'s values first and zeros after them. */
+export function grownColumn<C extends Column>(old: C, capacity: number): C {
+  const next = new (old.constructor as new (length: number) => C)(capacity);
   next.set(old);
   return next;
+}
+
+/** A Float64Array of `capacity` with `old`'s values first and NaN (none) after them. */
+export function grownTimes(old: Float64Array<ArrayBuffer>, capacity: number): Float64Array<ArrayBuffer> {
+  return grownColumn(old, capacity).fill(Number.NaN, old.length);
 }
